@@ -1,0 +1,27 @@
+"""Tunables of the control plane shared by both worlds (thresholds, intervals, limits)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(slots=True)
+class CoreConfig:
+    """Knobs of the scheduler, store and GCS; one instance is shared by a cluster's components."""
+
+    policy: str = "bottom_up"
+    """Placement policy name, see ``runtime.core.policies.POLICIES``."""
+    spillback_threshold: int = 16
+    """A raylet queues at most this many tasks it cannot start yet before spilling the rest."""
+    report_interval: float = 0.1
+    """Seconds between a raylet's resource reports and task-event flushes."""
+    inline_threshold: int = 100 * 1024
+    """Return values smaller than this travel inline to the owner instead of the store."""
+    task_table_max: int = 100_000
+    """Finished tasks kept in the GCS task table (the oldest are dropped beyond it)."""
+    sample_size: int = 2
+    """Nodes sampled by the sampling policies (bottom-up's global step, power-of-two)."""
+    trace: bool = False
+    """Emit a ``Trace`` command for every placement decision (costly; for debugging)."""
+    record_task_events: bool = True
+    """Report task state changes to the GCS task table."""

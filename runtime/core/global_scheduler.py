@@ -1,0 +1,126 @@
+"""The global scheduler: places tasks that raylets spill, from a periodically refreshed view of the cluster."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from runtime.core.config import CoreConfig
+from runtime.core.ids import Address, NodeId
+from runtime.core.messages import (
+    NodeAdded,
+    ResourceReport,
+    ScheduleTask,
+    Send,
+    SpillTask,
+    Subscribe,
+    TaskDone,
+    Trace,
+)
+from runtime.core.policies import NodeView, PlacementPolicy, make_policy
+from runtime.core.resources import ShapeKey, describe, fits, shape_key
+from runtime.core.rng import Rng
+from runtime.core.task import ERR_UNSCHEDULABLE, TaskSpec
+
+
+class GlobalScheduler:
+    """Places spilled tasks on feasible nodes using a pluggable policy.
+
+    Feasibility (which nodes could ever run a resource shape) is cached per shape and
+    recomputed only when the node table changes, so a placement costs O(1) for the
+    sampling policies whatever the cluster size.
+    """
+
+    def __init__(
+        self,
+        addr: Address,
+        gcs_addr: Address,
+        rng: Rng,
+        config: CoreConfig | None = None,
+        policy: PlacementPolicy | None = None,
+    ) -> None:
+        self.addr = addr
+        self.gcs_addr = gcs_addr
+        self.rng = rng
+        self.config = config or CoreConfig()
+        self.policy = policy or make_policy(self.config.policy, self.config.sample_size)
+        self.views: dict[NodeId, NodeView] = {}
+        self.placed = 0
+        self.parked: list[TaskSpec] = []
+        """Tasks spilled before any node registered; placed when one does."""
+        self._feasible: dict[ShapeKey, list[NodeView]] = {}
+        self._handlers: dict[type, Callable[[Any, float, list[Any]], None]] = {
+            NodeAdded: self._on_node_added,
+            ResourceReport: self._on_report,
+            SpillTask: self._on_spill,
+        }
+
+    def start(self, now: float, out: list[Any]) -> None:
+        """Subscribe to the GCS node table."""
+        out.append(Send(self.gcs_addr, Subscribe(self.addr), 64))
+
+    def handle(self, msg: Any, now: float, out: list[Any]) -> None:
+        """React to one message, appending commands to ``out``."""
+        self._handlers[type(msg)](msg, now, out)
+
+    def feasible(self, spec: TaskSpec) -> list[NodeView]:
+        """The nodes whose total resources can ever satisfy ``spec`` (cached per shape)."""
+        key = shape_key(spec.resources)
+        nodes = self._feasible.get(key)
+        if nodes is None:
+            nodes = [v for _, v in sorted(self.views.items()) if fits(spec.resources, v.total)]
+            self._feasible[key] = nodes
+        return nodes
+
+    def _on_node_added(self, msg: NodeAdded, now: float, out: list[Any]) -> None:
+        self.views[msg.node] = NodeView(
+            msg.node, msg.addr, dict(msg.resources), dict(msg.resources)
+        )
+        self._feasible.clear()
+        parked, self.parked = self.parked, []
+        for spec in parked:
+            self._place(spec, now, out)
+
+    def _on_report(self, msg: ResourceReport, now: float, out: list[Any]) -> None:
+        view = self.views.get(msg.node)
+        if view is not None:
+            view.available = msg.available
+            view.queued = msg.queued
+            view.running = msg.running
+            view.assigned = 0
+
+    def _on_spill(self, msg: SpillTask, now: float, out: list[Any]) -> None:
+        self._place(msg.spec, now, out)
+
+    def _place(self, spec: TaskSpec, now: float, out: list[Any]) -> None:
+        if not self.views:
+            self.parked.append(spec)
+            return
+        candidates = self.feasible(spec)
+        if not candidates:
+            detail = (
+                f"task {spec.name or spec.task_id} requests {describe(spec.resources)} but no "
+                f"node of the {len(self.views)} in the cluster has that much "
+                f"(largest node: {describe(self._largest())})"
+            )
+            out.append(
+                Send(spec.owner, TaskDone(spec.task_id, -1, [], ERR_UNSCHEDULABLE, detail), 256)
+            )
+            return
+        view, reason = self.policy.choose(candidates, spec, self.rng)
+        view.assigned += 1
+        spec.spills += 1
+        spec.reason = reason
+        self.placed += 1
+        if self.config.trace:
+            out.append(
+                Trace("place", spec.task_id, view.node, f"{reason} (load {view.load():.3g})")
+            )
+        out.append(Send(view.addr, ScheduleTask(spec), spec.nbytes))
+
+    def _largest(self) -> dict[str, float]:
+        largest: dict[str, float] = {}
+        for view in self.views.values():
+            for name, amount in view.total.items():
+                largest[name] = max(largest.get(name, 0.0), amount)
+        return largest

@@ -1,0 +1,267 @@
+"""The whole protocol in one place: messages between components, events from the host, commands to it.
+
+Three kinds of plain slotted dataclasses:
+
+* **Messages** travel between components. A component asks for one to be delivered by
+  appending ``Send(dst, msg, nbytes)``; the host delivers it (after a simulated network
+  delay, or by a direct call on the event-loop thread) as an event to ``dst.handle``.
+* **Host events** report what the world did: a task body finished, an object transfer
+  completed, a timer fired.
+* **Commands** are what components ask the world to do: send, dispatch a task to a
+  worker, move an object between nodes, free store memory, set a timer, complete a
+  future, record a trace.
+
+Instances are treated as immutable once built (they are not ``frozen=True`` only because
+frozen dataclasses cost about twice as much to construct, and the simulator builds
+several per task; see docs/design.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from runtime.core.ids import Address, NodeId, ObjectId, TaskId
+from runtime.core.resources import Resources
+from runtime.core.task import ResultInfo, TaskSpec
+
+# ---------------------------------------------------------------------------------------
+# Messages between components
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True, eq=False)
+class SubmitTask:
+    """Owner -> its local raylet: schedule this task (bottom-up: try here first)."""
+
+    spec: TaskSpec
+
+
+@dataclass(slots=True, eq=False)
+class SpillTask:
+    """Raylet -> global scheduler: this node will not run the task; place it elsewhere."""
+
+    spec: TaskSpec
+    from_node: NodeId
+
+
+@dataclass(slots=True, eq=False)
+class ScheduleTask:
+    """Global scheduler -> raylet: run this task here (a placement decision, not a request)."""
+
+    spec: TaskSpec
+
+
+@dataclass(slots=True, eq=False)
+class TaskDone:
+    """Raylet (or the global scheduler, for an unschedulable task) -> owner: the task ended."""
+
+    task_id: TaskId
+    node: NodeId
+    results: list[ResultInfo]
+    error_kind: str | None = None
+    error: Any = None
+
+
+@dataclass(slots=True, eq=False)
+class RegisterNode:
+    """Raylet -> GCS: a node joined with these resources and this store capacity."""
+
+    node: NodeId
+    addr: Address
+    resources: Resources
+    store_capacity: int
+
+
+@dataclass(slots=True, eq=False)
+class Subscribe:
+    """Any component -> GCS: publish node-table changes to ``addr``."""
+
+    addr: Address
+
+
+@dataclass(slots=True, eq=False)
+class NodeAdded:
+    """GCS -> subscribers: a node joined the cluster."""
+
+    node: NodeId
+    addr: Address
+    resources: Resources
+
+
+@dataclass(slots=True, eq=False)
+class ResourceReport:
+    """Raylet -> global scheduler, periodically: what is free and how much is queued."""
+
+    node: NodeId
+    available: Resources
+    queued: int
+    running: int
+
+
+@dataclass(slots=True, eq=False)
+class ObjectAdded:
+    """Raylet -> GCS: a copy of ``oid`` (``size`` bytes) now lives on ``node``.
+
+    ``primary`` is True for the first copy (a task output or a put), False for a pulled one.
+    """
+
+    oid: ObjectId
+    node: NodeId
+    size: int
+    owner: Address
+    primary: bool = True
+
+
+@dataclass(slots=True, eq=False)
+class ObjectRemoved:
+    """Raylet -> GCS: the copy of ``oid`` on ``node`` is gone (evicted or freed)."""
+
+    oid: ObjectId
+    node: NodeId
+
+
+@dataclass(slots=True, eq=False)
+class FreeObjects:
+    """Owner -> GCS: no reference to these objects remains; drop every copy."""
+
+    oids: list[ObjectId]
+
+
+@dataclass(slots=True, eq=False)
+class EvictObjects:
+    """GCS -> raylet: delete your copies of these objects."""
+
+    oids: list[ObjectId]
+
+
+@dataclass(slots=True, eq=False)
+class PinObject:
+    """Owner -> its local raylet: ``put`` wrote ``oid`` into this node's store; account for it."""
+
+    oid: ObjectId
+    size: int
+    owner: Address
+
+
+@dataclass(slots=True, eq=False)
+class TaskEvents:
+    """Raylet -> GCS, batched: task state changes ``(task_id, state, node, time)``."""
+
+    node: NodeId
+    records: list[tuple[TaskId, str, NodeId, float]]
+
+
+# ---------------------------------------------------------------------------------------
+# Events from the host
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True, eq=False)
+class TaskFinished:
+    """Host -> raylet: the task body ended.
+
+    ``outputs`` holds one ``(size, payload)`` pair per return value on success. On
+    failure ``error_kind`` is one of the ``ERR_*`` constants of ``runtime.core.task`` and
+    ``error`` an opaque description (a serialized exception in the real world).
+    ``stored`` tells which outputs the worker already placed in the node's store (the
+    real world decides by size); ``None`` lets the raylet decide by its inline threshold.
+    """
+
+    task_id: TaskId
+    outputs: list[tuple[int, Any]] = field(default_factory=list)
+    error_kind: str | None = None
+    error: Any = None
+    stored: list[bool] | None = None
+
+
+@dataclass(slots=True, eq=False)
+class TransferDone:
+    """Host -> destination raylet: a copy of ``oid`` arrived from ``src``."""
+
+    oid: ObjectId
+    size: int
+    src: NodeId
+
+
+@dataclass(slots=True, eq=False)
+class TimerFired:
+    """Host -> component: the timer set with ``key`` expired."""
+
+    key: str
+
+
+# ---------------------------------------------------------------------------------------
+# Commands to the host
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True, eq=False)
+class Send:
+    """Deliver ``msg`` to the component at ``dst``; ``nbytes`` models its wire size."""
+
+    dst: Address
+    msg: Any
+    nbytes: int = 128
+
+
+@dataclass(slots=True, eq=False)
+class Dispatch:
+    """Run ``spec`` on a worker of ``node``; its resources are already reserved."""
+
+    node: NodeId
+    spec: TaskSpec
+
+
+@dataclass(slots=True, eq=False)
+class Transfer:
+    """Copy object ``oid`` (``nbytes``) from node ``src`` to node ``dst``; then TransferDone."""
+
+    oid: ObjectId
+    src: NodeId
+    dst: NodeId
+    nbytes: int
+
+
+@dataclass(slots=True, eq=False)
+class Free:
+    """Release the store memory of object ``oid`` on ``node``."""
+
+    node: NodeId
+    oid: ObjectId
+
+
+@dataclass(slots=True, eq=False)
+class SetTimer:
+    """Deliver ``TimerFired(key)`` to ``addr`` after ``delay`` seconds."""
+
+    addr: Address
+    delay: float
+    key: str
+
+
+@dataclass(slots=True, eq=False)
+class ObjectReady:
+    """Owner -> host: the future of ``oid`` is resolved (value or error).
+
+    On success ``result`` says where the value is (inline payload, or stored at ``node``).
+    On failure ``error_kind``/``error`` carry the reason; ``result`` is None.
+    """
+
+    owner: Address
+    oid: ObjectId
+    result: ResultInfo | None
+    node: NodeId
+    error_kind: str | None = None
+    error: Any = None
+    submitted_at: float = 0.0
+
+
+@dataclass(slots=True, eq=False)
+class Trace:
+    """A decision worth explaining (placement, spill, retry), for traces and logs."""
+
+    kind: str
+    task_id: TaskId
+    node: NodeId
+    detail: str

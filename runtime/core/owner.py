@@ -1,0 +1,275 @@
+"""The owner: submits tasks, holds their futures, resolves arguments, retries, and counts references.
+
+Each driver (and later each worker that submits tasks) has one owner. It owns the
+objects its tasks return and the values it ``put``: it knows whether each is pending,
+ready or failed, where it lives, and how many references to it remain. A task whose
+arguments are still pending waits here and is sent to the local raylet once they are
+ready; arguments too big to inline are described to the raylet (size and locations) so
+it can pull them. When the last reference to a stored object goes, the owner asks the
+GCS to drop every copy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from runtime.core.config import CoreConfig
+from runtime.core.ids import Address, NodeId, ObjectId, TaskId, TaskIdCounter, object_id
+from runtime.core.messages import FreeObjects, ObjectReady, PinObject, Send, SubmitTask, TaskDone
+from runtime.core.task import SYSTEM_ERRORS, DepInfo, TaskSpec
+
+PENDING = 0
+READY = 1
+FAILED = 2
+
+
+@dataclass(slots=True)
+class OwnedObject:
+    """What the owner knows of one of its objects."""
+
+    state: int = PENDING
+    size: int = 0
+    stored: bool = False
+    node: NodeId = -1
+    payload: Any = None
+    error_kind: str | None = None
+    error: Any = None
+    refs: int = 1
+    """References held by the program (ObjectRef handles)."""
+    task_refs: int = 0
+    """Pending tasks that take this object as an argument."""
+    dependents: list[TaskSpec] | None = None
+    """Submitted tasks waiting for this object to become ready."""
+
+
+class Owner:
+    """Task submission, futures, dependency resolution, retries and reference counting."""
+
+    def __init__(
+        self,
+        addr: Address,
+        node: NodeId,
+        owner_index: int,
+        raylet_addr: Address,
+        gcs_addr: Address,
+        config: CoreConfig | None = None,
+    ) -> None:
+        self.addr = addr
+        self.node = node
+        self.raylet_addr = raylet_addr
+        self.gcs_addr = gcs_addr
+        self.config = config or CoreConfig()
+        self.ids = TaskIdCounter(owner_index)
+        self.objects: dict[ObjectId, OwnedObject] = {}
+        self.pending: dict[TaskId, TaskSpec] = {}
+        """Submitted tasks that have not ended, by id (kept for retries)."""
+        self._blocked: dict[TaskId, int] = {}
+        """Tasks held back until this many of their arguments are ready."""
+        self.retries = 0
+        self._handlers: dict[type, Callable[[Any, float, list[Any]], None]] = {
+            TaskDone: self._on_task_done,
+        }
+
+    def handle(self, msg: Any, now: float, out: list[Any]) -> None:
+        """React to one message, appending commands to ``out``."""
+        self._handlers[type(msg)](msg, now, out)
+
+    # -- submission ---------------------------------------------------------------------
+
+    def new_task_id(self) -> TaskId:
+        """A fresh id for a task this owner will submit."""
+        return self.ids.next()
+
+    def submit(self, spec: TaskSpec, now: float, out: list[Any]) -> tuple[ObjectId, ...]:
+        """Submit ``spec`` (its ``task_id`` from ``new_task_id``); return its return object ids.
+
+        Every argument in ``spec.arg_refs`` must be an object of this owner that the
+        caller still references. The task is sent to the local raylet once all of them
+        are ready; if one has failed, the task fails with the same error without running.
+        """
+        spec.owner = self.addr
+        spec.owner_node = self.node
+        spec.submitted_at = now
+        tid = spec.task_id
+        objects = self.objects
+        returns = spec.return_ids()
+        for oid in returns:
+            objects[oid] = OwnedObject()
+        self.pending[tid] = spec
+        blocked = 0
+        failed: OwnedObject | None = None
+        for ref in spec.arg_refs:
+            obj = objects.get(ref)
+            if obj is None:
+                raise KeyError(f"argument object {ref:x} is not owned by owner {self.addr}")
+            obj.task_refs += 1
+            if obj.state == PENDING:
+                if obj.dependents is None:
+                    obj.dependents = []
+                obj.dependents.append(spec)
+                blocked += 1
+            elif obj.state == FAILED:
+                failed = obj
+        if failed is not None:
+            self._finish_failed(spec, failed.error_kind, failed.error, now, out)
+        elif blocked:
+            self._blocked[tid] = blocked
+        else:
+            self._send(spec, out)
+        return returns
+
+    def _send(self, spec: TaskSpec, out: list[Any]) -> None:
+        if spec.arg_refs:
+            objects = self.objects
+            deps: list[DepInfo] = []
+            inlined: dict[ObjectId, Any] = {}
+            nbytes = 256
+            for ref in spec.arg_refs:
+                obj = objects[ref]
+                if obj.stored:
+                    deps.append(DepInfo(ref, obj.size, (obj.node,)))
+                else:
+                    inlined[ref] = obj.payload
+                    nbytes += obj.size
+            spec.deps = tuple(deps)
+            spec.inlined = inlined or None
+            spec.nbytes = nbytes
+        out.append(Send(self.raylet_addr, SubmitTask(spec), spec.nbytes))
+
+    def put(self, size: int, payload: Any, stored: bool, now: float, out: list[Any]) -> ObjectId:
+        """Register a value the program put: inline (``payload``) or already in the local store."""
+        oid = object_id(self.ids.next(), 1)
+        self.objects[oid] = OwnedObject(READY, size, stored, self.node, None if stored else payload)
+        if stored:
+            out.append(Send(self.raylet_addr, PinObject(oid, size, self.addr), 96))
+        return oid
+
+    # -- references ---------------------------------------------------------------------
+
+    def add_ref(self, oid: ObjectId) -> None:
+        """The program made another handle to ``oid``."""
+        self.objects[oid].refs += 1
+
+    def remove_ref(self, oid: ObjectId, now: float, out: list[Any]) -> None:
+        """The program dropped a handle to ``oid``; free it when nothing references it."""
+        obj = self.objects.get(oid)
+        if obj is None:
+            return
+        obj.refs -= 1
+        if obj.refs <= 0 and obj.task_refs <= 0 and obj.state != PENDING:
+            self._free(oid, obj, out)
+
+    def _free(self, oid: ObjectId, obj: OwnedObject, out: list[Any]) -> None:
+        del self.objects[oid]
+        if obj.stored:
+            out.append(Send(self.gcs_addr, FreeObjects([oid]), 72))
+
+    def _release_args(self, spec: TaskSpec, out: list[Any]) -> None:
+        objects = self.objects
+        for ref in spec.arg_refs:
+            obj = objects.get(ref)
+            if obj is None:
+                continue
+            obj.task_refs -= 1
+            if obj.refs <= 0 and obj.task_refs <= 0 and obj.state != PENDING:
+                self._free(ref, obj, out)
+
+    # -- completion ---------------------------------------------------------------------
+
+    def _on_task_done(self, msg: TaskDone, now: float, out: list[Any]) -> None:
+        spec = self.pending.get(msg.task_id)
+        if spec is None:
+            return  # a duplicate report for a task already ended
+        if msg.error_kind is not None:
+            if self._should_retry(spec, msg.error_kind):
+                spec.attempt += 1
+                self.retries += 1
+                self._send(spec, out)
+                return
+            self._finish_failed(spec, msg.error_kind, msg.error, now, out)
+            return
+        del self.pending[msg.task_id]
+        objects = self.objects
+        for result in msg.results:
+            obj = objects.get(result.oid)
+            if obj is None:
+                continue
+            obj.state = READY
+            obj.size = result.size
+            obj.stored = result.stored
+            obj.node = msg.node
+            obj.payload = result.payload
+            out.append(
+                ObjectReady(self.addr, result.oid, result, msg.node, None, None, spec.submitted_at)
+            )
+            if obj.dependents is not None:
+                self._wake(obj.dependents, out)
+                obj.dependents = None
+            if obj.refs <= 0 and obj.task_refs <= 0:
+                self._free(result.oid, obj, out)
+        self._release_args(spec, out)
+
+    def _should_retry(self, spec: TaskSpec, error_kind: str) -> bool:
+        retryable = error_kind in SYSTEM_ERRORS or (
+            spec.retry_exceptions and error_kind == "application"
+        )
+        return retryable and (spec.max_retries < 0 or spec.attempt < spec.max_retries)
+
+    def _wake(self, dependents: list[TaskSpec], out: list[Any]) -> None:
+        blocked = self._blocked
+        for spec in dependents:
+            tid = spec.task_id
+            left = blocked.get(tid)
+            if left is None:
+                continue  # already failed because another argument failed
+            if left <= 1:
+                del blocked[tid]
+                self._send(spec, out)
+            else:
+                blocked[tid] = left - 1
+
+    def _finish_failed(
+        self, spec: TaskSpec, error_kind: str | None, error: Any, now: float, out: list[Any]
+    ) -> None:
+        """End ``spec`` with an error: its returns fail, and so do tasks waiting on them."""
+        self.pending.pop(spec.task_id, None)
+        self._blocked.pop(spec.task_id, None)
+        objects = self.objects
+        for oid in spec.return_ids():
+            obj = objects.get(oid)
+            if obj is None:
+                continue
+            obj.state = FAILED
+            obj.error_kind = error_kind
+            obj.error = error
+            out.append(ObjectReady(self.addr, oid, None, -1, error_kind, error, spec.submitted_at))
+            dependents, obj.dependents = obj.dependents, None
+            for dependent in dependents or ():
+                if dependent.task_id in self._blocked:
+                    self._finish_failed(dependent, error_kind, error, now, out)
+            if obj.refs <= 0 and obj.task_refs <= 0:
+                self._free(oid, obj, out)
+        self._release_args(spec, out)
+
+    # -- introspection ------------------------------------------------------------------
+
+    def explain(self, oid: ObjectId) -> str:
+        """Say what this owner knows of ``oid``: pending (and on what), ready where, or failed."""
+        obj = self.objects.get(oid)
+        if obj is None:
+            return f"object {oid:x} is not owned here or was freed"
+        if obj.state == READY:
+            where = f"stored on node {obj.node}" if obj.stored else "inline at its owner"
+            return f"object {oid:x} is ready, {obj.size} bytes, {where}"
+        if obj.state == FAILED:
+            return f"object {oid:x} failed ({obj.error_kind}): {obj.error}"
+        tid = oid >> 8
+        if tid in self._blocked:
+            return f"its task waits for {self._blocked[tid]} argument(s) to become ready"
+        spec = self.pending.get(tid)
+        if spec is None:
+            return f"object {oid:x} is pending"
+        where = f"node {spec.node}" if spec.node >= 0 else "the scheduler"
+        return f"its task was submitted and is with {where} ({spec.reason or 'no decision yet'})"

@@ -1,0 +1,216 @@
+"""Placement policies: small pluggable classes deciding where a task runs.
+
+A policy answers two questions. The raylet asks ``run_locally``: keep this task here
+(queue it if it cannot start yet) or hand it to the global scheduler? The global
+scheduler asks ``choose``: which of the feasible nodes should run it? Each answer
+carries a short reason, so the system can say why a task ran where it did.
+
+To add a policy, subclass ``PlacementPolicy``, give it a ``name`` and register it in
+``POLICIES``; scenarios and ``runtime.init(scheduling_policy=...)`` find it by name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from runtime.core.ids import Address, NodeId
+from runtime.core.resources import Resources
+from runtime.core.rng import Rng
+from runtime.core.task import TaskSpec
+
+
+@dataclass(slots=True)
+class NodeView:
+    """The global scheduler's picture of one node, refreshed by resource reports."""
+
+    node: NodeId
+    addr: Address
+    total: Resources
+    available: Resources = field(default_factory=dict)
+    queued: int = 0
+    running: int = 0
+    assigned: int = 0
+    """Tasks this scheduler sent to the node since its last report."""
+
+    def load(self) -> float:
+        """Estimated work per CPU on the node: the lower, the sooner a new task starts."""
+        slots = self.total.get("CPU", 0.0) or 1.0
+        return (self.queued + self.running + self.assigned) / slots
+
+
+@dataclass(slots=True)
+class LocalState:
+    """What a raylet tells the policy about itself when a task arrives."""
+
+    node: NodeId
+    fits_now: bool
+    queued: int
+    threshold: int
+    local_dep_bytes: int
+    remote_dep_bytes: int
+
+
+class PlacementPolicy:
+    """Base class: by default run locally when possible and pick the least-loaded node."""
+
+    name = "base"
+
+    def run_locally(self, state: LocalState, spec: TaskSpec) -> str | None:
+        """Return a reason to keep ``spec`` on this node, or None to spill it."""
+        raise NotImplementedError
+
+    def choose(
+        self, candidates: Sequence[NodeView], spec: TaskSpec, rng: Rng
+    ) -> tuple[NodeView, str]:
+        """Pick a node among ``candidates`` (non-empty, all feasible) and say why."""
+        raise NotImplementedError
+
+
+def _least_loaded_of_sample(candidates: Sequence[NodeView], k: int, rng: Rng) -> NodeView:
+    n = len(candidates)
+    if n <= k:
+        sample: Sequence[NodeView] = candidates
+    else:
+        sample = [candidates[int(rng.random() * n)] for _ in range(k)]
+    best = sample[0]
+    best_load = best.load()
+    for view in sample[1:]:
+        load = view.load()
+        if load < best_load:
+            best, best_load = view, load
+    return best
+
+
+class BottomUp(PlacementPolicy):
+    """The Ray paper's bottom-up scheduler.
+
+    A raylet keeps a task when it can start it now or its queue is below the spillback
+    threshold; otherwise the global scheduler places it on the least loaded of a few
+    sampled nodes (sampling keeps the decision O(1) in the cluster size).
+    """
+
+    name = "bottom_up"
+
+    def __init__(self, sample_size: int = 2) -> None:
+        self.sample_size = max(1, sample_size)
+
+    def run_locally(self, state: LocalState, spec: TaskSpec) -> str | None:
+        """Keep the task if it can start now or the local queue is below the threshold."""
+        if state.fits_now:
+            return "local: resources free"
+        if state.queued < state.threshold:
+            return "local: queued below spillback threshold"
+        return None
+
+    def choose(
+        self, candidates: Sequence[NodeView], spec: TaskSpec, rng: Rng
+    ) -> tuple[NodeView, str]:
+        """The least loaded of ``sample_size`` randomly sampled feasible nodes."""
+        return _least_loaded_of_sample(candidates, self.sample_size, rng), "global: least loaded"
+
+
+class Centralized(PlacementPolicy):
+    """Every task goes through the global scheduler, which picks the least loaded node.
+
+    The choice scans all feasible nodes (O(nodes) per task): that is the point of this
+    policy as a baseline whose scheduler saturates.
+    """
+
+    name = "centralized"
+
+    def run_locally(self, state: LocalState, spec: TaskSpec) -> str | None:
+        """Never: the global scheduler decides every placement."""
+        return None
+
+    def choose(
+        self, candidates: Sequence[NodeView], spec: TaskSpec, rng: Rng
+    ) -> tuple[NodeView, str]:
+        """The globally least loaded feasible node (ties broken by a random start offset)."""
+        n = len(candidates)
+        start = int(rng.random() * n)
+        best = candidates[start]
+        best_load = best.load()
+        for i in range(1, n):
+            view = candidates[(start + i) % n]
+            load = view.load()
+            if load < best_load:
+                best, best_load = view, load
+        return best, "global: least loaded of all"
+
+
+class RandomPlacement(PlacementPolicy):
+    """Every task goes to a uniformly random feasible node (a baseline)."""
+
+    name = "random"
+
+    def run_locally(self, state: LocalState, spec: TaskSpec) -> str | None:
+        """Never: placement is random."""
+        return None
+
+    def choose(
+        self, candidates: Sequence[NodeView], spec: TaskSpec, rng: Rng
+    ) -> tuple[NodeView, str]:
+        """A uniformly random feasible node."""
+        return candidates[int(rng.random() * len(candidates))], "global: random"
+
+
+class PowerOfTwo(PlacementPolicy):
+    """Every task goes to the less loaded of two random feasible nodes."""
+
+    name = "power_of_two"
+
+    def run_locally(self, state: LocalState, spec: TaskSpec) -> str | None:
+        """Never: the global scheduler samples for every task."""
+        return None
+
+    def choose(
+        self, candidates: Sequence[NodeView], spec: TaskSpec, rng: Rng
+    ) -> tuple[NodeView, str]:
+        """The less loaded of two sampled feasible nodes."""
+        return _least_loaded_of_sample(candidates, 2, rng), "global: power of two choices"
+
+
+class LocalityAware(BottomUp):
+    """Bottom-up, but tasks whose inputs mostly live elsewhere go where their bytes are."""
+
+    name = "locality"
+
+    def run_locally(self, state: LocalState, spec: TaskSpec) -> str | None:
+        """Keep the task unless more of its input bytes live on other nodes than here."""
+        if state.remote_dep_bytes > state.local_dep_bytes:
+            return None
+        return super().run_locally(state, spec)
+
+    def choose(
+        self, candidates: Sequence[NodeView], spec: TaskSpec, rng: Rng
+    ) -> tuple[NodeView, str]:
+        """The feasible node holding the most input bytes, else bottom-up's choice."""
+        if spec.deps:
+            weight: dict[NodeId, int] = {}
+            for dep in spec.deps:
+                for node in dep.locations:
+                    weight[node] = weight.get(node, 0) + dep.size
+            by_node = {view.node: view for view in candidates}
+            ranked = sorted(weight.items(), key=lambda item: (-item[1], item[0]))
+            for node, _ in ranked:
+                view = by_node.get(node)
+                if view is not None:
+                    return view, "global: holds most input bytes"
+        return super().choose(candidates, spec, rng)
+
+
+POLICIES: dict[str, type[PlacementPolicy]] = {
+    cls.name: cls for cls in (BottomUp, Centralized, RandomPlacement, PowerOfTwo, LocalityAware)
+}
+
+
+def make_policy(name: str, sample_size: int = 2) -> PlacementPolicy:
+    """Instantiate the policy registered as ``name``; unknown names list the known ones."""
+    cls = POLICIES.get(name)
+    if cls is None:
+        known = ", ".join(sorted(POLICIES))
+        raise ValueError(f"unknown scheduling policy {name!r}; expected one of: {known}")
+    if issubclass(cls, BottomUp):
+        return cls(sample_size)
+    return cls()

@@ -1,0 +1,350 @@
+"""A node's raylet: local scheduler (bottom-up with spillback), argument pulls, and store accounting."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from runtime.core.config import CoreConfig
+from runtime.core.ids import Address, NodeId, ObjectId, TaskId, object_id
+from runtime.core.messages import (
+    Dispatch,
+    EvictObjects,
+    Free,
+    ObjectAdded,
+    ObjectRemoved,
+    PinObject,
+    RegisterNode,
+    ResourceReport,
+    ScheduleTask,
+    Send,
+    SetTimer,
+    SpillTask,
+    SubmitTask,
+    TaskDone,
+    TaskEvents,
+    TaskFinished,
+    TimerFired,
+    Trace,
+    Transfer,
+    TransferDone,
+)
+from runtime.core.object_store import ObjectStore
+from runtime.core.policies import LocalState, PlacementPolicy, make_policy
+from runtime.core.resources import Resources, ShapeKey, acquire, describe, fits, release, shape_key
+from runtime.core.task import ERR_STORE_FULL, ResultInfo, TaskSpec
+
+REPORT_TIMER = "report"
+
+
+class Raylet:
+    """The per-node scheduler and store manager.
+
+    A task submitted by a local owner starts at once when its resources are free and its
+    arguments are local; otherwise the placement policy decides whether it waits here or
+    is spilled to the global scheduler. Tasks placed here by the global scheduler are
+    always accepted (no ping-pong). Arguments stored on other nodes are pulled before the
+    task is queued for resources, so a task never holds a CPU while waiting for bytes.
+    """
+
+    def __init__(
+        self,
+        node: NodeId,
+        addr: Address,
+        gcs_addr: Address,
+        gs_addr: Address,
+        resources: Resources,
+        store_capacity: int,
+        config: CoreConfig | None = None,
+        policy: PlacementPolicy | None = None,
+    ) -> None:
+        self.node = node
+        self.addr = addr
+        self.gcs_addr = gcs_addr
+        self.gs_addr = gs_addr
+        self.config = config or CoreConfig()
+        self.policy = policy or make_policy(self.config.policy, self.config.sample_size)
+        self.total: Resources = dict(resources)
+        self.available: Resources = dict(resources)
+        self.store = ObjectStore(store_capacity)
+        self.queues: dict[ShapeKey, deque[TaskSpec]] = {}
+        self.queued = 0
+        self.waiting: dict[TaskId, tuple[TaskSpec, set[ObjectId]]] = {}
+        """Tasks whose stored arguments are still being pulled here."""
+        self.pulls: dict[ObjectId, list[TaskId]] = {}
+        self.running: dict[TaskId, TaskSpec] = {}
+        self.task_events: list[tuple[TaskId, str, NodeId, float]] = []
+        self.dispatched = 0
+        self.spilled = 0
+        self._state = LocalState(node, False, 0, self.config.spillback_threshold, 0, 0)
+        self._handlers: dict[type, Callable[[Any, float, list[Any]], None]] = {
+            SubmitTask: self._on_submit,
+            ScheduleTask: self._on_scheduled,
+            TaskFinished: self._on_task_finished,
+            TransferDone: self._on_transfer_done,
+            EvictObjects: self._on_evict,
+            PinObject: self._on_pin,
+            TimerFired: self._on_timer,
+        }
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def start(self, now: float, out: list[Any]) -> None:
+        """Register with the GCS and start the periodic report timer."""
+        out.append(
+            Send(
+                self.gcs_addr,
+                RegisterNode(self.node, self.addr, dict(self.total), self.store.capacity),
+                256,
+            )
+        )
+        out.append(SetTimer(self.addr, self.config.report_interval, REPORT_TIMER))
+
+    def handle(self, msg: Any, now: float, out: list[Any]) -> None:
+        """React to one message or host event, appending commands to ``out``."""
+        self._handlers[type(msg)](msg, now, out)
+
+    # -- placement ----------------------------------------------------------------------
+
+    def _on_submit(self, msg: SubmitTask, now: float, out: list[Any]) -> None:
+        spec = msg.spec
+        if not fits(spec.resources, self.total):
+            self._spill(spec, "spill: node can never fit " + describe(spec.resources), out)
+            return
+        state = self._state
+        state.queued = self.queued + len(self.waiting)
+        local_bytes = remote_bytes = 0
+        if spec.deps:
+            store = self.store
+            for dep in spec.deps:
+                if dep.oid in store:
+                    local_bytes += dep.size
+                else:
+                    remote_bytes += dep.size
+        state.local_dep_bytes = local_bytes
+        state.remote_dep_bytes = remote_bytes
+        state.fits_now = (
+            remote_bytes == 0
+            and not self.queues.get(self._shape(spec))
+            and fits(spec.resources, self.available)
+        )
+        reason = self.policy.run_locally(state, spec)
+        if reason is None:
+            self._spill(spec, "spill: policy " + self.policy.name, out)
+            return
+        spec.reason = reason
+        self._admit(spec, now, out)
+
+    def _on_scheduled(self, msg: ScheduleTask, now: float, out: list[Any]) -> None:
+        self._admit(msg.spec, now, out)
+
+    def _spill(self, spec: TaskSpec, reason: str, out: list[Any]) -> None:
+        spec.reason = reason
+        self.spilled += 1
+        if self.config.trace:
+            out.append(Trace("spill", spec.task_id, self.node, reason))
+        out.append(Send(self.gs_addr, SpillTask(spec, self.node), spec.nbytes))
+
+    def _admit(self, spec: TaskSpec, now: float, out: list[Any]) -> None:
+        """Take responsibility for ``spec`` on this node: pull its inputs, then queue it."""
+        spec.node = self.node
+        if self.config.trace:
+            out.append(Trace("admit", spec.task_id, self.node, spec.reason))
+        if spec.deps:
+            store = self.store
+            missing: set[ObjectId] = set()
+            for dep in spec.deps:
+                if dep.oid in store:
+                    store.pin(dep.oid)
+                else:
+                    missing.add(dep.oid)
+                    self._pull(dep.oid, dep.size, dep.locations, spec.task_id, out)
+            if missing:
+                self.waiting[spec.task_id] = (spec, missing)
+                return
+        self._enqueue(spec, now, out)
+
+    def _pull(
+        self,
+        oid: ObjectId,
+        size: int,
+        locations: tuple[NodeId, ...],
+        task_id: TaskId,
+        out: list[Any],
+    ) -> None:
+        waiters = self.pulls.get(oid)
+        if waiters is not None:
+            waiters.append(task_id)
+            return
+        self.pulls[oid] = [task_id]
+        src = next((n for n in locations if n != self.node), locations[0] if locations else -1)
+        out.append(Transfer(oid, src, self.node, size))
+
+    def _enqueue(self, spec: TaskSpec, now: float, out: list[Any]) -> None:
+        key = self._shape(spec)
+        queue = self.queues.get(key)
+        if not queue and fits(spec.resources, self.available):
+            self._dispatch(spec, now, out)
+            return
+        if queue is None:
+            queue = self.queues[key] = deque()
+        queue.append(spec)
+        self.queued += 1
+
+    def _dispatch(self, spec: TaskSpec, now: float, out: list[Any]) -> None:
+        acquire(self.available, spec.resources)
+        self.running[spec.task_id] = spec
+        self.dispatched += 1
+        if self.config.record_task_events:
+            self.task_events.append((spec.task_id, "RUNNING", self.node, now))
+        out.append(Dispatch(self.node, spec))
+
+    def _dispatch_queued(self, now: float, out: list[Any]) -> None:
+        """Start queued tasks, per resource shape in FIFO order, while resources last."""
+        available = self.available
+        for queue in self.queues.values():
+            while queue and fits(queue[0].resources, available):
+                self.queued -= 1
+                self._dispatch(queue.popleft(), now, out)
+
+    @staticmethod
+    def _shape(spec: TaskSpec) -> ShapeKey:
+        return shape_key(spec.resources)
+
+    # -- completion ---------------------------------------------------------------------
+
+    def _on_task_finished(self, msg: TaskFinished, now: float, out: list[Any]) -> None:
+        spec = self.running.pop(msg.task_id, None)
+        if spec is None:
+            return  # cancelled or already failed over; nothing holds resources for it
+        release(self.available, spec.resources)
+        for dep in spec.deps:
+            self.store.unpin(dep.oid)
+        error_kind, error = msg.error_kind, msg.error
+        results: list[ResultInfo] = []
+        nbytes = 96
+        if error_kind is None:
+            results, nbytes, error = self._seal_outputs(spec, msg, out)
+            if error is not None:
+                error_kind = ERR_STORE_FULL
+        if self.config.record_task_events:
+            state = "FINISHED" if error_kind is None else "FAILED"
+            self.task_events.append((spec.task_id, state, self.node, now))
+        out.append(
+            Send(spec.owner, TaskDone(spec.task_id, self.node, results, error_kind, error), nbytes)
+        )
+        if self.queued:
+            self._dispatch_queued(now, out)
+
+    def _seal_outputs(
+        self, spec: TaskSpec, msg: TaskFinished, out: list[Any]
+    ) -> tuple[list[ResultInfo], int, str | None]:
+        """Account for a finished task's return values; small ones go inline to the owner."""
+        results: list[ResultInfo] = []
+        nbytes = 96
+        threshold = self.config.inline_threshold
+        stored_flags = msg.stored
+        tid = spec.task_id
+        for i, (size, payload) in enumerate(msg.outputs):
+            oid = object_id(tid, i + 1)
+            stored = stored_flags[i] if stored_flags is not None else size >= threshold
+            if not stored:
+                results.append(ResultInfo(oid, size, False, payload))
+                nbytes += size
+                continue
+            try:
+                evicted = self.store.add(oid, size, primary=True)
+            except MemoryError as exc:
+                return [], nbytes, f"object store of node {self.node} is full: {exc}"
+            self._forget(evicted, out)
+            out.append(Send(self.gcs_addr, ObjectAdded(oid, self.node, size, spec.owner, True), 96))
+            results.append(ResultInfo(oid, size, True, None))
+        return results, nbytes, None
+
+    def _on_transfer_done(self, msg: TransferDone, now: float, out: list[Any]) -> None:
+        waiters = self.pulls.pop(msg.oid, [])
+        try:
+            evicted = self.store.add(msg.oid, msg.size, primary=False)
+        except MemoryError as exc:
+            self._fail_waiters(waiters, f"object store of node {self.node} is full: {exc}", out)
+            return
+        self._forget(evicted, out)
+        out.append(Send(self.gcs_addr, ObjectAdded(msg.oid, self.node, msg.size, -1, False), 96))
+        for task_id in waiters:
+            entry = self.waiting.get(task_id)
+            if entry is None:
+                continue
+            spec, missing = entry
+            self.store.pin(msg.oid)
+            missing.discard(msg.oid)
+            if not missing:
+                del self.waiting[task_id]
+                self._enqueue(spec, now, out)
+
+    def _fail_waiters(self, waiters: list[TaskId], reason: str, out: list[Any]) -> None:
+        for task_id in waiters:
+            entry = self.waiting.pop(task_id, None)
+            if entry is None:
+                continue
+            spec = entry[0]
+            for dep in spec.deps:
+                if dep.oid not in entry[1]:
+                    self.store.unpin(dep.oid)
+            out.append(Send(spec.owner, TaskDone(task_id, self.node, [], ERR_STORE_FULL, reason)))
+
+    def _forget(self, evicted: list[ObjectId], out: list[Any]) -> None:
+        for oid in evicted:
+            out.append(Free(self.node, oid))
+            out.append(Send(self.gcs_addr, ObjectRemoved(oid, self.node), 64))
+
+    # -- objects and reports ------------------------------------------------------------
+
+    def _on_evict(self, msg: EvictObjects, now: float, out: list[Any]) -> None:
+        for oid in msg.oids:
+            if self.store.remove(oid):
+                out.append(Free(self.node, oid))
+
+    def _on_pin(self, msg: PinObject, now: float, out: list[Any]) -> None:
+        evicted = self.store.add(msg.oid, msg.size, primary=True)
+        self._forget(evicted, out)
+        out.append(Send(self.gcs_addr, ObjectAdded(msg.oid, self.node, msg.size, msg.owner), 96))
+
+    def _on_timer(self, msg: TimerFired, now: float, out: list[Any]) -> None:
+        out.append(
+            Send(
+                self.gs_addr,
+                ResourceReport(
+                    self.node,
+                    dict(self.available),
+                    self.queued + len(self.waiting),
+                    len(self.running),
+                ),
+                128,
+            )
+        )
+        if self.task_events:
+            events, self.task_events = self.task_events, []
+            out.append(Send(self.gcs_addr, TaskEvents(self.node, events), 32 * len(events)))
+        out.append(SetTimer(self.addr, self.config.report_interval, REPORT_TIMER))
+
+    # -- introspection ------------------------------------------------------------------
+
+    def explain(self, task_id: TaskId) -> str:
+        """Say why a task is where it is on this node: running, queued, or waiting for inputs."""
+        spec = self.running.get(task_id)
+        if spec is not None:
+            return f"running on node {self.node} ({spec.reason})"
+        entry = self.waiting.get(task_id)
+        if entry is not None:
+            missing = ", ".join(f"{oid:x}" for oid in sorted(entry[1]))
+            return f"waiting on node {self.node} for inputs to arrive: {missing}"
+        for queue in self.queues.values():
+            for position, spec in enumerate(queue):
+                if spec.task_id == task_id:
+                    return (
+                        f"queued on node {self.node} ({spec.reason}): needs "
+                        f"{describe(spec.resources)}, available {describe(self.available)}, "
+                        f"{position} task(s) ahead"
+                    )
+        return f"not known to node {self.node}"

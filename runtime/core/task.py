@@ -1,0 +1,88 @@
+"""Plain data describing a task: what it runs, what it needs, what it returns, and why it is where it is."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from runtime.core.ids import Address, NodeId, ObjectId, TaskId, object_id
+from runtime.core.resources import Resources
+
+# Error kinds a task can end with. System failures are retried up to max_retries;
+# application errors only when retry_exceptions is set.
+ERR_APPLICATION = "application"
+"""The task body raised an exception."""
+ERR_WORKER_DIED = "worker_died"
+"""The worker process running the task died (system failure, retried)."""
+ERR_NODE_DIED = "node_died"
+"""The node running the task died (system failure, retried)."""
+ERR_UNSCHEDULABLE = "unschedulable"
+"""No node in the cluster can ever satisfy the task's resource request."""
+ERR_STORE_FULL = "store_full"
+"""A return value did not fit in the object store."""
+ERR_DEPENDENCY = "dependency_failed"
+"""An argument of the task is the output of a task that failed."""
+ERR_CANCELLED = "cancelled"
+"""The task was cancelled before it finished."""
+
+SYSTEM_ERRORS = frozenset({ERR_WORKER_DIED, ERR_NODE_DIED})
+
+
+@dataclass(slots=True, eq=False)
+class DepInfo:
+    """Where a plasma-stored argument lives, as known to the owner at submission."""
+
+    oid: ObjectId
+    size: int
+    locations: tuple[NodeId, ...]
+
+
+@dataclass(slots=True, eq=False)
+class TaskSpec:
+    """One task invocation.
+
+    ``function`` and ``args`` are opaque to the core: in the simulator ``function`` is a
+    workload label and ``duration`` is the drawn run time; in the real world they carry
+    a function id and serialized arguments. ``deps`` are the arguments that live in an
+    object store and must be local before the task runs; small arguments travel inline
+    in ``inlined`` (object id -> owner-held payload).
+    """
+
+    task_id: TaskId
+    owner: Address
+    owner_node: NodeId
+    function: Any = None
+    args: Any = None
+    resources: Resources = field(default_factory=lambda: {"CPU": 1.0})
+    num_returns: int = 1
+    max_retries: int = 3
+    retry_exceptions: bool = False
+    name: str = ""
+    duration: float = 0.0
+    output_sizes: tuple[int, ...] = ()
+    arg_refs: tuple[ObjectId, ...] = ()
+    deps: tuple[DepInfo, ...] = ()
+    inlined: dict[ObjectId, Any] | None = None
+    nbytes: int = 256
+    attempt: int = 0
+    submitted_at: float = 0.0
+    spills: int = 0
+    reason: str = ""
+    node: NodeId = -1
+
+    def return_ids(self) -> tuple[ObjectId, ...]:
+        """The object ids of this task's return values."""
+        tid = self.task_id
+        return tuple(object_id(tid, i) for i in range(1, self.num_returns + 1))
+
+
+@dataclass(slots=True, eq=False)
+class ResultInfo:
+    """One return value of a finished task, as reported to its owner."""
+
+    oid: ObjectId
+    size: int
+    stored: bool
+    """True when the value lives in the object store of the reporting node."""
+    payload: Any = None
+    """The inline value (opaque) when not stored."""

@@ -1,0 +1,166 @@
+"""A tiny deterministic host for core tests: virtual time, a heap of deliveries, no SimPy, no processes."""
+
+from __future__ import annotations
+
+import heapq
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+from runtime.core.config import CoreConfig
+from runtime.core.gcs import Gcs
+from runtime.core.global_scheduler import GlobalScheduler
+from runtime.core.messages import (
+    Dispatch,
+    Free,
+    ObjectReady,
+    Send,
+    SetTimer,
+    TaskFinished,
+    TimerFired,
+    Trace,
+    Transfer,
+    TransferDone,
+)
+from runtime.core.owner import Owner
+from runtime.core.raylet import Raylet
+from runtime.core.task import ERR_APPLICATION, TaskSpec
+
+GCS_ADDR = 0
+GS_ADDR = 1
+
+
+def raylet_addr(node: int) -> int:
+    """Address of node ``node``'s raylet."""
+    return 100 + node
+
+
+def owner_addr(node: int) -> int:
+    """Address of the owner (driver) living on node ``node``."""
+    return 1000 + node
+
+
+@dataclass
+class FakeHost:
+    """Delivers every Send after ``latency`` and runs every task for its ``duration``.
+
+    Tasks whose ``function`` is ``"fail"`` end with an application error; a callable
+    ``fail_hook(spec)`` may return an error kind to inject (e.g. a worker death).
+    """
+
+    nodes: int = 2
+    cpus: float = 2
+    latency: float = 0.001
+    transfer_time: float = 0.01
+    store_capacity: int = 1 << 30
+    config: CoreConfig = field(default_factory=CoreConfig)
+    extra_resources: dict[int, dict[str, float]] = field(default_factory=dict)
+    timers: bool = False
+    fail_hook: Any = None
+
+    def __post_init__(self) -> None:
+        self.now = 0.0
+        self._seq = 0
+        self._heap: list[tuple[float, int, Any]] = []
+        self.ready: dict[int, ObjectReady] = {}
+        self.commands: list[Any] = []
+        self.freed: list[tuple[int, int]] = []
+        self.transfers: list[Transfer] = []
+        self.dispatched: list[Dispatch] = []
+        self.gcs = Gcs(GCS_ADDR, self.config)
+        self.gs = GlobalScheduler(GS_ADDR, GCS_ADDR, random.Random(7), self.config)
+        self.components: dict[int, Any] = {GCS_ADDR: self.gcs, GS_ADDR: self.gs}
+        self.raylets: list[Raylet] = []
+        self.owners: list[Owner] = []
+        out: list[Any] = []
+        self.gs.start(0.0, out)
+        for node in range(self.nodes):
+            res = {"CPU": float(self.cpus), **self.extra_resources.get(node, {})}
+            raylet = Raylet(
+                node, raylet_addr(node), GCS_ADDR, GS_ADDR, res, self.store_capacity, self.config
+            )
+            owner = Owner(owner_addr(node), node, node, raylet_addr(node), GCS_ADDR, self.config)
+            self.components[raylet.addr] = raylet
+            self.components[owner.addr] = owner
+            self.raylets.append(raylet)
+            self.owners.append(owner)
+            raylet.start(0.0, out)
+        self._effect(out)
+        self.run(until=10 * self.latency)  # registration settles before any task
+
+    # -- driving ------------------------------------------------------------------------
+
+    def _push(self, at: float, item: Any) -> None:
+        self._seq += 1
+        heapq.heappush(self._heap, (at, self._seq, item))
+
+    def _effect(self, out: list[Any]) -> None:
+        for cmd in out:
+            self.commands.append(cmd)
+            kind = type(cmd)
+            if kind is Send:
+                self._push(self.now + self.latency, (cmd.dst, cmd.msg))
+            elif kind is Dispatch:
+                self.dispatched.append(cmd)
+                self._push(self.now + cmd.spec.duration, ("finish", cmd))
+            elif kind is Transfer:
+                self.transfers.append(cmd)
+                done = TransferDone(cmd.oid, cmd.nbytes, cmd.src)
+                self._push(self.now + self.transfer_time, (raylet_addr(cmd.dst), done))
+            elif kind is SetTimer:
+                if self.timers:
+                    self._push(self.now + cmd.delay, (cmd.addr, TimerFired(cmd.key)))
+            elif kind is ObjectReady:
+                self.ready[cmd.oid] = cmd
+            elif kind is Free:
+                self.freed.append((cmd.node, cmd.oid))
+            elif kind is Trace:
+                pass
+            else:
+                raise AssertionError(f"unknown command {cmd!r}")
+
+    def _finish(self, cmd: Dispatch) -> None:
+        spec = cmd.spec
+        kind = self.fail_hook(spec) if self.fail_hook else None
+        if kind is None and spec.function == "fail":
+            kind = ERR_APPLICATION
+        if kind is not None:
+            event = TaskFinished(spec.task_id, [], kind, f"{kind} in {spec.name}")
+        else:
+            sizes = spec.output_sizes or (8,) * spec.num_returns
+            event = TaskFinished(spec.task_id, [(s, f"value-of-{spec.name}") for s in sizes])
+        out: list[Any] = []
+        self.components[raylet_addr(cmd.node)].handle(event, self.now, out)
+        self._effect(out)
+
+    def run(self, until: float | None = None) -> None:
+        """Process deliveries in time order until the heap is empty or ``until``."""
+        if until is None:
+            until = 1e9 if not self.timers else self.now + 60.0  # timers never run dry
+        while self._heap and self._heap[0][0] <= until:
+            at, _, item = heapq.heappop(self._heap)
+            self.now = at
+            if item[0] == "finish":
+                self._finish(item[1])
+                continue
+            dst, msg = item
+            out: list[Any] = []
+            self.components[dst].handle(msg, self.now, out)
+            self._effect(out)
+
+    # -- owner helpers ------------------------------------------------------------------
+
+    def submit(self, node: int = 0, **fields: Any) -> tuple[int, ...]:
+        """Submit a task from the owner on ``node``; returns its return object ids."""
+        owner = self.owners[node]
+        spec = TaskSpec(task_id=owner.new_task_id(), owner=owner.addr, owner_node=node, **fields)
+        out: list[Any] = []
+        returns = owner.submit(spec, self.now, out)
+        self._effect(out)
+        return returns
+
+    def release(self, oid: int, node: int = 0) -> None:
+        """Drop the program's reference to ``oid`` at the owner on ``node``."""
+        out: list[Any] = []
+        self.owners[node].remove_ref(oid, self.now, out)
+        self._effect(out)
