@@ -65,7 +65,9 @@ class GlobalScheduler:
 
     def feasible(self, spec: TaskSpec) -> list[NodeView]:
         """The nodes whose total resources can ever satisfy ``spec`` (cached per shape)."""
-        key = shape_key(spec.resources)
+        key = spec.shape
+        if key is None:
+            key = spec.shape = shape_key(spec.resources)
         nodes = self._feasible.get(key)
         if nodes is None:
             nodes = [v for _, v in sorted(self.views.items()) if fits(spec.resources, v.total)]

@@ -210,7 +210,10 @@ class Raylet:
 
     @staticmethod
     def _shape(spec: TaskSpec) -> ShapeKey:
-        return shape_key(spec.resources)
+        key = spec.shape
+        if key is None:
+            key = spec.shape = shape_key(spec.resources)
+        return key
 
     # -- completion ---------------------------------------------------------------------
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runtime.core.ids import Address, NodeId, ObjectId, TaskId, object_id
-from runtime.core.resources import Resources
+from runtime.core.resources import Resources, ShapeKey
 
 # Error kinds a task can end with. System failures are retried up to max_retries;
 # application errors only when retry_exceptions is set.
@@ -69,6 +69,8 @@ class TaskSpec:
     spills: int = 0
     reason: str = ""
     node: NodeId = -1
+    shape: ShapeKey | None = None
+    """``shape_key(resources)``, computed once (hosts may preset it for a whole workload)."""
 
     def return_ids(self) -> tuple[ObjectId, ...]:
         """The object ids of this task's return values."""
