@@ -9,17 +9,31 @@ from typing import Any
 from runtime.core.config import CoreConfig
 from runtime.core.ids import Address, NodeId, ObjectId, TaskId
 from runtime.core.messages import (
+    ACTOR_ALIVE,
+    ACTOR_DEAD,
+    ACTOR_PENDING,
+    ACTOR_RESTARTING,
+    ActorDied,
+    ActorLookupReply,
+    ActorStarted,
+    ActorUpdate,
     EvictObjects,
     FreeObjects,
+    KillActor,
+    LookupActor,
     NodeAdded,
     ObjectAdded,
     ObjectRemoved,
+    RegisterActor,
     RegisterNode,
     Send,
+    SpillTask,
     Subscribe,
+    SubscribeActor,
     TaskEvents,
 )
 from runtime.core.resources import Resources
+from runtime.core.task import TaskSpec
 
 
 @dataclass(slots=True)
@@ -52,17 +66,42 @@ class TaskRecord:
     updated_at: float
 
 
-class Gcs:
-    """The global control store, as one component (sharding comes with the simulated cluster)."""
+@dataclass(slots=True)
+class ActorRecord:
+    """A row of the actor table: where an actor lives, its state and who wants to know."""
 
-    def __init__(self, addr: Address, config: CoreConfig | None = None) -> None:
+    spec: TaskSpec
+    name: str
+    state: str
+    max_restarts: int
+    subscribers: list[Address]
+    restarts: int = 0
+    node: NodeId = -1
+    addr: Address = -1
+    no_restart: bool = False
+    error: Any = None
+
+
+class Gcs:
+    """The global control store, as one component (sharding comes with the simulated cluster).
+
+    Besides its tables it schedules actors, as Ray's GCS does: it sends an actor's creation
+    task to the global scheduler, and again (up to ``max_restarts``) when the actor dies.
+    """
+
+    def __init__(
+        self, addr: Address, config: CoreConfig | None = None, gs_addr: Address = -1
+    ) -> None:
         self.addr = addr
+        self.gs_addr = gs_addr
         self.config = config or CoreConfig()
         self.nodes: dict[NodeId, NodeInfo] = {}
         self.objects: dict[ObjectId, DirectoryEntry] = {}
         self.tasks: dict[TaskId, TaskRecord] = {}
         self.tasks_dropped = 0
         self.subscribers: list[Address] = []
+        self.actors: dict[int, ActorRecord] = {}
+        self.actor_names: dict[str, int] = {}
         self.freed_early: set[ObjectId] = set()
         """Objects freed before their primary copy registered (a race between paths)."""
         self._handlers: dict[type, Callable[[Any, float, list[Any]], None]] = {
@@ -72,6 +111,12 @@ class Gcs:
             ObjectRemoved: self._on_object_removed,
             FreeObjects: self._on_free_objects,
             TaskEvents: self._on_task_events,
+            RegisterActor: self._on_register_actor,
+            SubscribeActor: self._on_subscribe_actor,
+            LookupActor: self._on_lookup_actor,
+            ActorStarted: self._on_actor_started,
+            ActorDied: self._on_actor_died,
+            KillActor: self._on_kill_actor,
         }
 
     def handle(self, msg: Any, now: float, out: list[Any]) -> None:
@@ -155,3 +200,91 @@ class Gcs:
     def _oldest(self, n: int) -> list[TaskId]:
         it = iter(self.tasks)
         return [next(it) for _ in range(n)]
+
+    # -- actor table --------------------------------------------------------------------
+
+    def _publish(self, actor_id: int, rec: ActorRecord, out: list[Any]) -> None:
+        for sub in rec.subscribers:
+            update = ActorUpdate(actor_id, rec.state, rec.node, rec.addr, rec.error, 0, rec.name)
+            out.append(Send(sub, update, 128))
+
+    def _on_register_actor(self, msg: RegisterActor, now: float, out: list[Any]) -> None:
+        spec = msg.spec
+        owner = spec.owner
+        if msg.name:
+            existing_id = self.actor_names.get(msg.name)
+            existing = self.actors.get(existing_id) if existing_id else None
+            if existing is not None and existing_id is not None and existing.state != ACTOR_DEAD:
+                if msg.get_if_exists:
+                    existing.subscribers.append(owner)
+                    update = ActorUpdate(
+                        spec.actor_id, existing.state, existing.node, existing.addr,
+                        None, existing_id, msg.name,
+                    )  # fmt: skip
+                    out.append(Send(owner, update, 128))
+                else:
+                    error = f"an actor named {msg.name!r} already exists"
+                    out.append(Send(owner, ActorUpdate(spec.actor_id, ACTOR_DEAD, error=error)))
+                return
+            self.actor_names[msg.name] = spec.actor_id
+        rec = ActorRecord(spec, msg.name, ACTOR_PENDING, msg.max_restarts, [owner])
+        self.actors[spec.actor_id] = rec
+        out.append(Send(self.gs_addr, SpillTask(spec, -1), spec.nbytes))
+
+    def _on_subscribe_actor(self, msg: SubscribeActor, now: float, out: list[Any]) -> None:
+        rec = self.actors.get(msg.actor_id)
+        if rec is None:
+            error = f"no actor {msg.actor_id:x} is known to the GCS"
+            out.append(Send(msg.addr, ActorUpdate(msg.actor_id, ACTOR_DEAD, error=error)))
+            return
+        if msg.addr not in rec.subscribers:
+            rec.subscribers.append(msg.addr)
+        update = ActorUpdate(msg.actor_id, rec.state, rec.node, rec.addr, rec.error, 0, rec.name)
+        out.append(Send(msg.addr, update, 128))
+
+    def _on_lookup_actor(self, msg: LookupActor, now: float, out: list[Any]) -> None:
+        actor_id = self.actor_names.get(msg.name, 0)
+        rec = self.actors.get(actor_id)
+        if rec is None or rec.state == ACTOR_DEAD:
+            out.append(Send(msg.reply_to, ActorLookupReply(msg.request_id, 0, ACTOR_DEAD)))
+            return
+        reply = ActorLookupReply(msg.request_id, actor_id, rec.state, rec.node, rec.addr, rec.spec)
+        out.append(Send(msg.reply_to, reply, 256))
+
+    def _on_actor_started(self, msg: ActorStarted, now: float, out: list[Any]) -> None:
+        rec = self.actors.get(msg.actor_id)
+        if rec is None or rec.state == ACTOR_DEAD:
+            out.append(Send(msg.addr, KillActor(msg.actor_id, True), 64))  # killed meanwhile
+            return
+        rec.state, rec.node, rec.addr = ACTOR_ALIVE, msg.node, msg.addr
+        self._publish(msg.actor_id, rec, out)
+
+    def _on_actor_died(self, msg: ActorDied, now: float, out: list[Any]) -> None:
+        rec = self.actors.get(msg.actor_id)
+        if rec is None or rec.state == ACTOR_DEAD:
+            return
+        can_restart = rec.max_restarts < 0 or rec.restarts < rec.max_restarts
+        if msg.killed or rec.no_restart or not can_restart:
+            self._mark_dead(msg.actor_id, rec, msg.reason, out)
+            return
+        rec.restarts += 1
+        rec.state, rec.node, rec.addr = ACTOR_RESTARTING, -1, -1
+        self._publish(msg.actor_id, rec, out)
+        rec.spec.attempt += 1
+        out.append(Send(self.gs_addr, SpillTask(rec.spec, -1), rec.spec.nbytes))
+
+    def _on_kill_actor(self, msg: KillActor, now: float, out: list[Any]) -> None:
+        rec = self.actors.get(msg.actor_id)
+        if rec is None or rec.state == ACTOR_DEAD:
+            return
+        rec.no_restart = rec.no_restart or msg.no_restart
+        if rec.state == ACTOR_ALIVE:
+            out.append(Send(rec.addr, KillActor(msg.actor_id, msg.no_restart), 64))
+        elif msg.no_restart:
+            self._mark_dead(msg.actor_id, rec, "the actor was killed before it started", out)
+
+    def _mark_dead(self, actor_id: int, rec: ActorRecord, reason: str, out: list[Any]) -> None:
+        rec.state, rec.node, rec.addr, rec.error = ACTOR_DEAD, -1, -1, reason
+        if rec.name and self.actor_names.get(rec.name) == actor_id:
+            del self.actor_names[rec.name]
+        self._publish(actor_id, rec, out)

@@ -265,3 +265,137 @@ class Trace:
     task_id: TaskId
     node: NodeId
     detail: str
+
+
+# ---------------------------------------------------------------------------------------
+# Actors
+# ---------------------------------------------------------------------------------------
+
+ACTOR_PENDING = "PENDING"
+ACTOR_ALIVE = "ALIVE"
+ACTOR_RESTARTING = "RESTARTING"
+ACTOR_DEAD = "DEAD"
+
+
+@dataclass(slots=True, eq=False)
+class RegisterActor:
+    """Owner -> GCS: create an actor from ``spec`` (an ACTOR_CREATION task).
+
+    With a ``name`` already taken, the GCS answers ``ActorUpdate`` with ``alias_of`` set when
+    ``get_if_exists``, and with a DEAD state and an error otherwise.
+    """
+
+    spec: TaskSpec
+    name: str = ""
+    max_restarts: int = 0
+    get_if_exists: bool = False
+
+
+@dataclass(slots=True, eq=False)
+class SubscribeActor:
+    """Component -> GCS: send ``addr`` the state changes of ``actor_id`` (and its current state)."""
+
+    actor_id: int
+    addr: Address
+
+
+@dataclass(slots=True, eq=False)
+class ActorUpdate:
+    """GCS -> owner and subscribers: an actor's state changed (or is being reported)."""
+
+    actor_id: int
+    state: str
+    node: NodeId = -1
+    addr: Address = -1
+    error: Any = None
+    alias_of: int = 0
+    name: str = ""
+
+
+@dataclass(slots=True, eq=False)
+class LookupActor:
+    """Component -> GCS: which actor is registered under ``name``? Answered by ``ActorUpdate``."""
+
+    name: str
+    reply_to: Address
+    request_id: int
+
+
+@dataclass(slots=True, eq=False)
+class ActorLookupReply:
+    """GCS -> component: the answer to ``LookupActor`` (``actor_id`` 0 when no such name)."""
+
+    request_id: int
+    actor_id: int
+    state: str
+    node: NodeId = -1
+    addr: Address = -1
+    spec: TaskSpec | None = None
+
+
+@dataclass(slots=True, eq=False)
+class SubmitActorTask:
+    """Caller's owner -> the raylet hosting the actor: run this method call in order.
+
+    ``first_unfinished`` is the lowest sequence number of the caller's calls to this actor
+    that have not ended: a restarted actor, meeting the caller for the first time, starts
+    its expected sequence there (Ray's ``client_processed_up_to``).
+    """
+
+    spec: TaskSpec
+    first_unfinished: int = 1
+
+
+@dataclass(slots=True, eq=False)
+class ActorStarted:
+    """Raylet -> GCS: the actor's constructor finished on ``node``; it takes calls at ``addr``."""
+
+    actor_id: int
+    node: NodeId
+    addr: Address
+
+
+@dataclass(slots=True, eq=False)
+class ActorDied:
+    """Raylet -> GCS: the actor's worker is gone (``killed`` when on purpose)."""
+
+    actor_id: int
+    node: NodeId
+    reason: str
+    killed: bool = False
+
+
+@dataclass(slots=True, eq=False)
+class KillActor:
+    """Owner -> GCS -> hosting raylet: terminate the actor (``no_restart``: never bring it back)."""
+
+    actor_id: int
+    no_restart: bool = True
+
+
+@dataclass(slots=True, eq=False)
+class ActorWorkerDied:
+    """Host -> raylet: the worker process of ``actor_id`` exited unexpectedly."""
+
+    actor_id: int
+    reason: str = "the actor's worker process died"
+
+
+@dataclass(slots=True, eq=False)
+class KillWorker:
+    """Command: terminate the worker process that hosts ``actor_id`` on ``node``."""
+
+    node: NodeId
+    actor_id: int
+
+
+@dataclass(slots=True, eq=False)
+class ActorStateChanged:
+    """Owner -> host: what the program may need to know of an actor it created or looked up."""
+
+    actor_id: int
+    state: str
+    error: Any = None
+    request_id: int = 0
+    alias_of: int = 0
+    spec: TaskSpec | None = None

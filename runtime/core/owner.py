@@ -17,8 +17,34 @@ from typing import Any
 
 from runtime.core.config import CoreConfig
 from runtime.core.ids import Address, NodeId, ObjectId, TaskId, TaskIdCounter, object_id
-from runtime.core.messages import FreeObjects, ObjectReady, PinObject, Send, SubmitTask, TaskDone
-from runtime.core.task import SYSTEM_ERRORS, DepInfo, TaskSpec
+from runtime.core.messages import (
+    ACTOR_ALIVE,
+    ACTOR_DEAD,
+    ACTOR_PENDING,
+    ActorDied,
+    ActorLookupReply,
+    ActorStateChanged,
+    ActorUpdate,
+    FreeObjects,
+    KillActor,
+    LookupActor,
+    ObjectReady,
+    PinObject,
+    RegisterActor,
+    Send,
+    SubmitActorTask,
+    SubmitTask,
+    SubscribeActor,
+    TaskDone,
+)
+from runtime.core.task import (
+    ACTOR_CREATION,
+    ACTOR_METHOD,
+    ERR_ACTOR_DIED,
+    SYSTEM_ERRORS,
+    DepInfo,
+    TaskSpec,
+)
 
 PENDING = 0
 READY = 1
@@ -42,6 +68,24 @@ class OwnedObject:
     """Pending tasks that take this object as an argument."""
     dependents: list[TaskSpec] | None = None
     """Submitted tasks waiting for this object to become ready."""
+
+
+@dataclass(slots=True)
+class ActorHandleState:
+    """What a caller knows of an actor: where it is, and its calls not yet ended."""
+
+    state: str = ACTOR_PENDING
+    node: NodeId = -1
+    addr: Address = -1
+    error: Any = None
+    seq: int = 0
+    """The sequence number of the last call submitted."""
+    unsent: list[TaskSpec] | None = None
+    """Calls not sent yet, in order (waiting for arguments or for the actor to start)."""
+    inflight: dict[int, TaskSpec] | None = None
+    """Calls sent to the actor and not ended, by sequence number."""
+    alias_of: int = 0
+    """Set when ``get_if_exists`` resolved this handle to an existing actor with that id."""
 
 
 class Owner:
@@ -68,8 +112,11 @@ class Owner:
         self._blocked: dict[TaskId, int] = {}
         """Tasks held back until this many of their arguments are ready."""
         self.retries = 0
+        self.actors: dict[int, ActorHandleState] = {}
         self._handlers: dict[type, Callable[[Any, float, list[Any]], None]] = {
             TaskDone: self._on_task_done,
+            ActorUpdate: self._on_actor_update,
+            ActorLookupReply: self._on_lookup_reply,
         }
 
     def handle(self, msg: Any, now: float, out: list[Any]) -> None:
@@ -98,6 +145,8 @@ class Owner:
         for oid in returns:
             objects[oid] = OwnedObject()
         self.pending[tid] = spec
+        if spec.kind == ACTOR_METHOD:
+            self._enlist_call(spec)
         blocked = 0
         failed: OwnedObject | None = None
         for ref in spec.arg_refs:
@@ -121,6 +170,14 @@ class Owner:
         return returns
 
     def _send(self, spec: TaskSpec, out: list[Any]) -> None:
+        if spec.kind == ACTOR_METHOD:
+            self._flush_actor(spec.actor_id, out)
+            return
+        self._resolve_args(spec)
+        out.append(Send(self.raylet_addr, SubmitTask(spec), spec.nbytes))
+
+    def _resolve_args(self, spec: TaskSpec) -> None:
+        """Describe the task's arguments: stored ones by location, small ones inline."""
         if spec.arg_refs:
             objects = self.objects
             deps: list[DepInfo] = []
@@ -136,7 +193,6 @@ class Owner:
             spec.deps = tuple(deps)
             spec.inlined = inlined or None
             spec.nbytes = nbytes
-        out.append(Send(self.raylet_addr, SubmitTask(spec), spec.nbytes))
 
     def put(self, size: int, payload: Any, stored: bool, now: float, out: list[Any]) -> ObjectId:
         """Register a value the program put: inline (``payload``) or already in the local store."""
@@ -181,9 +237,17 @@ class Owner:
     def _on_task_done(self, msg: TaskDone, now: float, out: list[Any]) -> None:
         spec = self.pending.get(msg.task_id)
         if spec is None:
-            return  # a duplicate report for a task already ended
+            if msg.error_kind is not None and msg.task_id in self.actors:
+                # an actor's creation could not even be placed: it is dead, say why
+                died = ActorDied(msg.task_id, msg.node, str(msg.error), killed=True)
+                out.append(Send(self.gcs_addr, died, 128))
+            return  # otherwise a duplicate report for a task already ended
+        if spec.kind == ACTOR_METHOD:
+            handle = self.actors.get(spec.actor_id)
+            if handle is not None and handle.inflight is not None:
+                handle.inflight.pop(spec.seq, None)
         if msg.error_kind is not None:
-            if self._should_retry(spec, msg.error_kind):
+            if spec.kind != ACTOR_METHOD and self._should_retry(spec, msg.error_kind):
                 spec.attempt += 1
                 self.retries += 1
                 self._send(spec, out)
@@ -252,6 +316,119 @@ class Owner:
             if obj.refs <= 0 and obj.task_refs <= 0:
                 self._free(oid, obj, out)
         self._release_args(spec, out)
+
+    # -- actors -------------------------------------------------------------------------
+
+    def create_actor(
+        self,
+        spec: TaskSpec,
+        name: str,
+        max_restarts: int,
+        get_if_exists: bool,
+        now: float,
+        out: list[Any],
+    ) -> int:
+        """Ask the GCS to create an actor from ``spec``; return its id (``spec.task_id``).
+
+        ``spec.resources`` is what placing the actor needs, ``spec.hold`` what it keeps
+        while alive. The program learns how it went through ``ActorStateChanged`` commands.
+        """
+        spec.kind = ACTOR_CREATION
+        spec.actor_id = spec.task_id
+        spec.owner = self.addr
+        spec.owner_node = self.node
+        spec.submitted_at = now
+        self._resolve_args(spec)
+        self.actors[spec.actor_id] = ActorHandleState()
+        out.append(Send(self.gcs_addr, RegisterActor(spec, name, max_restarts, get_if_exists)))
+        return spec.actor_id
+
+    def attach_actor(self, actor_id: int, out: list[Any]) -> None:
+        """Start calling an actor created elsewhere (a handle passed to this owner)."""
+        if actor_id not in self.actors:
+            self.actors[actor_id] = ActorHandleState()
+            out.append(Send(self.gcs_addr, SubscribeActor(actor_id, self.addr), 64))
+
+    def lookup_actor(self, name: str, request_id: int, out: list[Any]) -> None:
+        """Ask the GCS for the actor named ``name``; answered by ``ActorStateChanged``."""
+        out.append(Send(self.gcs_addr, LookupActor(name, self.addr, request_id), 96))
+
+    def kill_actor(self, actor_id: int, no_restart: bool, out: list[Any]) -> None:
+        """Terminate an actor (for good when ``no_restart``)."""
+        out.append(Send(self.gcs_addr, KillActor(actor_id, no_restart), 64))
+
+    def actor_state(self, actor_id: int) -> ActorHandleState | None:
+        """What this owner knows of ``actor_id`` (None if it never used it)."""
+        return self.actors.get(actor_id)
+
+    def _enlist_call(self, spec: TaskSpec) -> None:
+        handle = self.actors.get(spec.actor_id)
+        if handle is None:
+            raise KeyError(f"actor {spec.actor_id:x} is unknown to owner {self.addr}")
+        handle.seq += 1
+        spec.seq = handle.seq
+        if handle.unsent is None:
+            handle.unsent = []
+        handle.unsent.append(spec)
+
+    def _flush_actor(self, actor_id: int, out: list[Any]) -> None:
+        """Send an actor's calls in order, stopping at the first whose arguments are pending."""
+        handle = self.actors[actor_id]
+        unsent = handle.unsent
+        if not unsent:
+            return
+        if handle.state == ACTOR_DEAD:
+            handle.unsent = None
+            for spec in unsent:
+                self._fail_call(spec, handle, out)
+            return
+        if handle.state != ACTOR_ALIVE:
+            return
+        sent = 0
+        for spec in unsent:
+            tid = spec.task_id
+            if tid in self._blocked:
+                break
+            sent += 1
+            if tid not in self.pending:
+                continue  # failed while waiting for an argument
+            if handle.alias_of:
+                spec.actor_id = handle.alias_of
+            self._resolve_args(spec)
+            if handle.inflight is None:
+                handle.inflight = {}
+            handle.inflight[spec.seq] = spec
+            first = next(iter(handle.inflight))  # calls end in order: the oldest is first
+            out.append(Send(handle.addr, SubmitActorTask(spec, first), spec.nbytes))
+        del unsent[:sent]
+
+    def _fail_call(self, spec: TaskSpec, handle: ActorHandleState, out: list[Any]) -> None:
+        if spec.task_id in self.pending:
+            error = handle.error or f"actor {spec.actor_id:x} is dead"
+            self._finish_failed(spec, ERR_ACTOR_DIED, error, spec.submitted_at, out)
+
+    def _on_actor_update(self, msg: ActorUpdate, now: float, out: list[Any]) -> None:
+        handle = self.actors.get(msg.actor_id)
+        if handle is None:
+            return
+        actor_id = msg.actor_id
+        if msg.alias_of:
+            # get_if_exists found a live actor under the name: calls go to that one
+            handle.alias_of = msg.alias_of
+            self.actors[msg.alias_of] = handle
+            out.append(ActorStateChanged(actor_id, msg.state, alias_of=msg.alias_of))
+        handle.state, handle.node, handle.addr = msg.state, msg.node, msg.addr
+        if msg.state == ACTOR_DEAD:
+            handle.error = msg.error
+        out.append(ActorStateChanged(actor_id, msg.state, msg.error))
+        if msg.state in (ACTOR_ALIVE, ACTOR_DEAD):
+            self._flush_actor(actor_id, out)
+
+    def _on_lookup_reply(self, msg: ActorLookupReply, now: float, out: list[Any]) -> None:
+        if msg.actor_id:
+            self.attach_actor(msg.actor_id, out)
+        changed = ActorStateChanged(msg.actor_id, msg.state, None, msg.request_id, 0, msg.spec)
+        out.append(changed)
 
     # -- introspection ------------------------------------------------------------------
 

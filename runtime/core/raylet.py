@@ -4,14 +4,20 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from runtime.core.config import CoreConfig
 from runtime.core.ids import Address, NodeId, ObjectId, TaskId, object_id
 from runtime.core.messages import (
+    ActorDied,
+    ActorStarted,
+    ActorWorkerDied,
     Dispatch,
     EvictObjects,
     Free,
+    KillActor,
+    KillWorker,
     ObjectAdded,
     ObjectRemoved,
     PinObject,
@@ -21,6 +27,7 @@ from runtime.core.messages import (
     Send,
     SetTimer,
     SpillTask,
+    SubmitActorTask,
     SubmitTask,
     TaskDone,
     TaskEvents,
@@ -33,9 +40,30 @@ from runtime.core.messages import (
 from runtime.core.object_store import ObjectStore
 from runtime.core.policies import LocalState, PlacementPolicy, make_policy
 from runtime.core.resources import Resources, ShapeKey, acquire, describe, fits, release, shape_key
-from runtime.core.task import ERR_STORE_FULL, ResultInfo, TaskSpec
+from runtime.core.task import (
+    ACTOR_CREATION,
+    ERR_ACTOR_DIED,
+    ERR_STORE_FULL,
+    TASK,
+    ResultInfo,
+    TaskSpec,
+)
 
 REPORT_TIMER = "report"
+
+
+@dataclass(slots=True)
+class LocalActor:
+    """An actor living on this node: its held resources and its ordered queue of calls."""
+
+    spec: TaskSpec
+    hold: Resources
+    queue: deque[TaskSpec] = field(default_factory=deque)
+    running: TaskSpec | None = None
+    next_seq: dict[Address, int] = field(default_factory=dict)
+    """Per caller: the sequence number of the next call to accept."""
+    early: dict[tuple[Address, int], TaskSpec] = field(default_factory=dict)
+    """Calls that arrived before an earlier call of the same caller."""
 
 
 class Raylet:
@@ -74,6 +102,7 @@ class Raylet:
         """Tasks whose stored arguments are still being pulled here."""
         self.pulls: dict[ObjectId, list[TaskId]] = {}
         self.running: dict[TaskId, TaskSpec] = {}
+        self.actors: dict[int, LocalActor] = {}
         self.task_events: list[tuple[TaskId, str, NodeId, float]] = []
         self.dispatched = 0
         self.spilled = 0
@@ -86,6 +115,9 @@ class Raylet:
             EvictObjects: self._on_evict,
             PinObject: self._on_pin,
             TimerFired: self._on_timer,
+            SubmitActorTask: self._on_actor_task,
+            ActorWorkerDied: self._on_actor_worker_died,
+            KillActor: self._on_kill_actor,
         }
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -221,9 +253,18 @@ class Raylet:
         spec = self.running.pop(msg.task_id, None)
         if spec is None:
             return  # cancelled or already failed over; nothing holds resources for it
+        if spec.kind != TASK:
+            self._actor_task_finished(spec, msg, now, out)
+            return
         release(self.available, spec.resources)
         for dep in spec.deps:
             self.store.unpin(dep.oid)
+        self._report_done(spec, msg, now, out)
+        if self.queued:
+            self._dispatch_queued(now, out)
+
+    def _report_done(self, spec: TaskSpec, msg: TaskFinished, now: float, out: list[Any]) -> None:
+        """Seal a finished task's outputs and tell its owner how it ended."""
         error_kind, error = msg.error_kind, msg.error
         results: list[ResultInfo] = []
         nbytes = 96
@@ -234,11 +275,8 @@ class Raylet:
         if self.config.record_task_events:
             state = "FINISHED" if error_kind is None else "FAILED"
             self.task_events.append((spec.task_id, state, self.node, now))
-        out.append(
-            Send(spec.owner, TaskDone(spec.task_id, self.node, results, error_kind, error), nbytes)
-        )
-        if self.queued:
-            self._dispatch_queued(now, out)
+        done = TaskDone(spec.task_id, self.node, results, error_kind, error)
+        out.append(Send(spec.owner, done, nbytes))
 
     def _seal_outputs(
         self, spec: TaskSpec, msg: TaskFinished, out: list[Any]
@@ -330,6 +368,107 @@ class Raylet:
             events, self.task_events = self.task_events, []
             out.append(Send(self.gcs_addr, TaskEvents(self.node, events), 32 * len(events)))
         out.append(SetTimer(self.addr, self.config.report_interval, REPORT_TIMER))
+
+    # -- actors -------------------------------------------------------------------------
+
+    def _actor_task_finished(
+        self, spec: TaskSpec, msg: TaskFinished, now: float, out: list[Any]
+    ) -> None:
+        if spec.kind == ACTOR_CREATION:
+            release(self.available, spec.resources)
+            if msg.error_kind is None:
+                hold = spec.hold if spec.hold is not None else spec.resources
+                acquire(self.available, hold)
+                self.actors[spec.actor_id] = LocalActor(spec, hold)
+                out.append(Send(self.gcs_addr, ActorStarted(spec.actor_id, self.node, self.addr)))
+            else:
+                # a constructor that raised is final; a worker that died may be restarted
+                killed = msg.error_kind == "application"
+                reason = f"the actor's constructor failed: {msg.error}"
+                out.append(Send(self.gcs_addr, ActorDied(spec.actor_id, self.node, reason, killed)))
+            if self.queued:
+                self._dispatch_queued(now, out)
+            return
+        actor = self.actors.get(spec.actor_id)
+        if actor is not None and actor.running is spec:
+            actor.running = None
+        self._report_done(spec, msg, now, out)
+        if actor is not None:
+            self._run_next_call(actor, now, out)
+
+    def _on_actor_task(self, msg: SubmitActorTask, now: float, out: list[Any]) -> None:
+        spec = msg.spec
+        actor = self.actors.get(spec.actor_id)
+        if actor is None:
+            error = f"actor {spec.actor_id:x} is not alive on node {self.node}"
+            out.append(
+                Send(spec.owner, TaskDone(spec.task_id, self.node, [], ERR_ACTOR_DIED, error))
+            )
+            return
+        caller = spec.owner
+        expected = actor.next_seq.get(caller, msg.first_unfinished)
+        if spec.seq != expected:
+            actor.early[(caller, spec.seq)] = spec
+            actor.next_seq.setdefault(caller, expected)
+            return
+        while True:
+            spec.node = self.node
+            actor.queue.append(spec)
+            expected += 1
+            nxt = actor.early.pop((caller, expected), None) if actor.early else None
+            if nxt is None:
+                break
+            spec = nxt
+        actor.next_seq[caller] = expected
+        self._run_next_call(actor, now, out)
+
+    def _run_next_call(self, actor: LocalActor, now: float, out: list[Any]) -> None:
+        if actor.running is not None or not actor.queue:
+            return
+        spec = actor.running = actor.queue.popleft()
+        self.running[spec.task_id] = spec
+        self.dispatched += 1
+        if self.config.record_task_events:
+            self.task_events.append((spec.task_id, "RUNNING", self.node, now))
+        out.append(Dispatch(self.node, spec))
+
+    def _on_actor_worker_died(self, msg: ActorWorkerDied, now: float, out: list[Any]) -> None:
+        self._actor_gone(msg.actor_id, msg.reason, False, now, out)
+
+    def _on_kill_actor(self, msg: KillActor, now: float, out: list[Any]) -> None:
+        if msg.actor_id in self.actors or self._creation_running(msg.actor_id) is not None:
+            out.append(KillWorker(self.node, msg.actor_id))
+            self._actor_gone(msg.actor_id, "the actor was killed", msg.no_restart, now, out)
+
+    def _creation_running(self, actor_id: int) -> TaskSpec | None:
+        for spec in self.running.values():
+            if spec.kind == ACTOR_CREATION and spec.actor_id == actor_id:
+                return spec
+        return None
+
+    def _actor_gone(
+        self, actor_id: int, reason: str, killed: bool, now: float, out: list[Any]
+    ) -> None:
+        """The actor's worker is gone: fail its calls, free what it held, tell the GCS."""
+        actor = self.actors.pop(actor_id, None)
+        if actor is None:
+            creation = self._creation_running(actor_id)
+            if creation is None:
+                return
+            del self.running[creation.task_id]
+            release(self.available, creation.resources)
+        else:
+            release(self.available, actor.hold)
+            calls = [actor.running] if actor.running is not None else []
+            calls += list(actor.queue) + [actor.early[k] for k in sorted(actor.early)]
+            for spec in calls:
+                self.running.pop(spec.task_id, None)
+                error = f"{reason} (actor {actor_id:x} on node {self.node})"
+                done = TaskDone(spec.task_id, self.node, [], ERR_ACTOR_DIED, error)
+                out.append(Send(spec.owner, done))
+        out.append(Send(self.gcs_addr, ActorDied(actor_id, self.node, reason, killed)))
+        if self.queued:
+            self._dispatch_queued(now, out)
 
     # -- introspection ------------------------------------------------------------------
 

@@ -24,6 +24,16 @@ ERR_DEPENDENCY = "dependency_failed"
 """An argument of the task is the output of a task that failed."""
 ERR_CANCELLED = "cancelled"
 """The task was cancelled before it finished."""
+ERR_ACTOR_DIED = "actor_died"
+"""The actor that should run this method call is dead (or died while running it)."""
+
+# What a task is.
+TASK = 0
+"""A plain remote function call."""
+ACTOR_CREATION = 1
+"""The constructor of an actor: placed like a task, then its worker stays with the actor."""
+ACTOR_METHOD = 2
+"""A method call on an actor: runs on the actor's worker, one at a time, in order."""
 
 SYSTEM_ERRORS = frozenset({ERR_WORKER_DIED, ERR_NODE_DIED})
 
@@ -71,6 +81,14 @@ class TaskSpec:
     node: NodeId = -1
     shape: ShapeKey | None = None
     """``shape_key(resources)``, computed once (hosts may preset it for a whole workload)."""
+    kind: int = TASK
+    """TASK, ACTOR_CREATION or ACTOR_METHOD."""
+    actor_id: int = 0
+    """The actor this task creates or calls (0 for plain tasks)."""
+    seq: int = 0
+    """For actor methods: the caller's sequence number for this actor, from 1."""
+    hold: Resources | None = None
+    """For actor creation: what the actor keeps while alive (None: same as ``resources``)."""
 
     def return_ids(self) -> tuple[ObjectId, ...]:
         """The object ids of this task's return values."""

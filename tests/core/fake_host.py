@@ -11,8 +11,10 @@ from runtime.core.config import CoreConfig
 from runtime.core.gcs import Gcs
 from runtime.core.global_scheduler import GlobalScheduler
 from runtime.core.messages import (
+    ActorStateChanged,
     Dispatch,
     Free,
+    KillWorker,
     ObjectReady,
     Send,
     SetTimer,
@@ -67,7 +69,9 @@ class FakeHost:
         self.freed: list[tuple[int, int]] = []
         self.transfers: list[Transfer] = []
         self.dispatched: list[Dispatch] = []
-        self.gcs = Gcs(GCS_ADDR, self.config)
+        self.actor_events: list[ActorStateChanged] = []
+        self.killed: list[KillWorker] = []
+        self.gcs = Gcs(GCS_ADDR, self.config, GS_ADDR)
         self.gs = GlobalScheduler(GS_ADDR, GCS_ADDR, random.Random(7), self.config)
         self.components: dict[int, Any] = {GCS_ADDR: self.gcs, GS_ADDR: self.gs}
         self.raylets: list[Raylet] = []
@@ -114,6 +118,10 @@ class FakeHost:
                 self.ready[cmd.oid] = cmd
             elif kind is Free:
                 self.freed.append((cmd.node, cmd.oid))
+            elif kind is ActorStateChanged:
+                self.actor_events.append(cmd)
+            elif kind is KillWorker:
+                self.killed.append(cmd)
             elif kind is Trace:
                 pass
             else:
@@ -158,6 +166,38 @@ class FakeHost:
         returns = owner.submit(spec, self.now, out)
         self._effect(out)
         return returns
+
+    def create_actor(
+        self,
+        node: int = 0,
+        name: str = "",
+        max_restarts: int = 0,
+        get_if_exists: bool = False,
+        **fields: Any,
+    ) -> int:
+        """Create an actor from the owner on ``node``; returns its id."""
+        owner = self.owners[node]
+        spec = TaskSpec(task_id=owner.new_task_id(), owner=owner.addr, owner_node=node, **fields)
+        out: list[Any] = []
+        actor_id = owner.create_actor(spec, name, max_restarts, get_if_exists, self.now, out)
+        self._effect(out)
+        return actor_id
+
+    def call(self, actor_id: int, node: int = 0, **fields: Any) -> tuple[int, ...]:
+        """Call a method of ``actor_id`` from the owner on ``node``."""
+        owner = self.owners[node]
+        if owner.actor_state(actor_id) is None:
+            out: list[Any] = []
+            owner.attach_actor(actor_id, out)
+            self._effect(out)
+        fields.setdefault("resources", {})
+        return self.submit(node=node, kind=2, actor_id=actor_id, **fields)
+
+    def inject(self, node: int, event: Any) -> None:
+        """Deliver a host event to the raylet of ``node`` now."""
+        out: list[Any] = []
+        self.raylets[node].handle(event, self.now, out)
+        self._effect(out)
 
     def release(self, oid: int, node: int = 0) -> None:
         """Drop the program's reference to ``oid`` at the owner on ``node``."""
