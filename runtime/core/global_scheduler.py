@@ -8,6 +8,7 @@ from typing import Any
 from runtime.core.config import CoreConfig
 from runtime.core.ids import Address, NodeId
 from runtime.core.messages import (
+    CancelTask,
     NodeAdded,
     ResourceReport,
     ScheduleTask,
@@ -53,6 +54,7 @@ class GlobalScheduler:
             NodeAdded: self._on_node_added,
             ResourceReport: self._on_report,
             SpillTask: self._on_spill,
+            CancelTask: self._on_cancel,
         }
 
     def start(self, now: float, out: list[Any]) -> None:
@@ -91,7 +93,16 @@ class GlobalScheduler:
             view.running = msg.running
             view.assigned = 0
 
+    def _on_cancel(self, msg: CancelTask, now: float, out: list[Any]) -> None:
+        view = self.views.get(msg.node)
+        if view is not None:
+            out.append(Send(view.addr, msg, 64))
+
     def _on_spill(self, msg: SpillTask, now: float, out: list[Any]) -> None:
+        if msg.queued >= 0:
+            view = self.views.get(msg.from_node)
+            if view is not None:
+                view.queued, view.running, view.assigned = msg.queued, msg.running, 0
         self._place(msg.spec, now, out)
 
     def _place(self, spec: TaskSpec, now: float, out: list[Any]) -> None:

@@ -39,10 +39,16 @@ class SubmitTask:
 
 @dataclass(slots=True, eq=False)
 class SpillTask:
-    """Raylet -> global scheduler: this node will not run the task; place it elsewhere."""
+    """Raylet -> global scheduler: this node will not run the task; place it elsewhere.
+
+    The spiller's current load rides along (``queued``, ``running``; -1 when unknown), so
+    the global scheduler's view of it is fresh exactly when it matters.
+    """
 
     spec: TaskSpec
     from_node: NodeId
+    queued: int = -1
+    running: int = -1
 
 
 @dataclass(slots=True, eq=False)
@@ -152,6 +158,42 @@ class TaskEvents:
     records: list[tuple[TaskId, str, NodeId, float]]
 
 
+@dataclass(slots=True, eq=False)
+class SubscribeObject:
+    """Borrower -> owner: tell ``reply_to`` when ``oid`` is ready, and keep it alive for it."""
+
+    oid: ObjectId
+    reply_to: Address
+
+
+@dataclass(slots=True, eq=False)
+class ObjectStatus:
+    """Owner -> borrower: ``oid`` is ready (where, how big) or failed (why)."""
+
+    oid: ObjectId
+    result: ResultInfo | None
+    node: NodeId
+    error_kind: str | None = None
+    error: Any = None
+
+
+@dataclass(slots=True, eq=False)
+class ReleaseBorrow:
+    """Borrower -> owner: ``borrower`` holds no more references to ``oid``."""
+
+    oid: ObjectId
+    borrower: Address
+
+
+@dataclass(slots=True, eq=False)
+class CancelTask:
+    """Owner -> raylet (forwarded through the global scheduler to ``node``): stop this task."""
+
+    task_id: TaskId
+    force: bool
+    node: NodeId
+
+
 # ---------------------------------------------------------------------------------------
 # Events from the host
 # ---------------------------------------------------------------------------------------
@@ -255,6 +297,15 @@ class ObjectReady:
     error_kind: str | None = None
     error: Any = None
     submitted_at: float = 0.0
+
+
+@dataclass(slots=True, eq=False)
+class CancelRunning:
+    """Interrupt the running task ``task_id`` on ``node`` (``force``: kill its worker)."""
+
+    node: NodeId
+    task_id: TaskId
+    force: bool
 
 
 @dataclass(slots=True, eq=False)

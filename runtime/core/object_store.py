@@ -42,12 +42,14 @@ class ObjectStore:
     def __len__(self) -> int:
         return len(self.objects)
 
-    def add(self, oid: ObjectId, size: int, primary: bool) -> list[ObjectId]:
+    def add(self, oid: ObjectId, size: int, primary: bool, force: bool = False) -> list[ObjectId]:
         """Account for a new copy of ``oid``; return the ids evicted to make room.
 
         Raises ``MemoryError`` when the object cannot fit even after evicting every
-        evictable copy (the caller turns it into its world's store-full error). Adding an
-        object already present only refreshes its LRU position (and upgrades it to primary).
+        evictable copy (the caller turns it into its world's store-full error), unless
+        ``force``: the bytes are already in place (the world's own allocator accepted
+        them), so the store records them even beyond its capacity. Adding an object
+        already present only refreshes its LRU position (and upgrades it to primary).
         """
         entry = self.objects.get(oid)
         if entry is not None:
@@ -57,7 +59,7 @@ class ObjectStore:
         evicted: list[ObjectId] = []
         if self.used + size > self.capacity:
             evicted = self._evict(self.used + size - self.capacity)
-            if self.used + size > self.capacity:
+            if self.used + size > self.capacity and not force:
                 raise MemoryError(
                     f"object of {size} bytes does not fit: {self.used} of {self.capacity} "
                     f"bytes used by {len(self.objects)} objects that cannot be evicted"

@@ -25,24 +25,31 @@ from runtime.core.messages import (
     ActorLookupReply,
     ActorStateChanged,
     ActorUpdate,
+    CancelTask,
     FreeObjects,
     KillActor,
     LookupActor,
     ObjectReady,
+    ObjectStatus,
     PinObject,
     RegisterActor,
+    ReleaseBorrow,
     Send,
     SubmitActorTask,
     SubmitTask,
     SubscribeActor,
+    SubscribeObject,
     TaskDone,
 )
 from runtime.core.task import (
     ACTOR_CREATION,
     ACTOR_METHOD,
     ERR_ACTOR_DIED,
+    ERR_CANCELLED,
+    ERR_OBJECT_LOST,
     SYSTEM_ERRORS,
     DepInfo,
+    ResultInfo,
     TaskSpec,
 )
 
@@ -68,6 +75,12 @@ class OwnedObject:
     """Pending tasks that take this object as an argument."""
     dependents: list[TaskSpec] | None = None
     """Submitted tasks waiting for this object to become ready."""
+    owner: Address = -1
+    """-1 for this owner's own objects; the real owner's address for a borrowed one."""
+    borrowers: int = 0
+    """Other owners that borrowed this object and have not released it."""
+    watchers: list[Address] | None = None
+    """Borrowers to tell when this pending object resolves."""
 
 
 @dataclass(slots=True)
@@ -117,6 +130,9 @@ class Owner:
             TaskDone: self._on_task_done,
             ActorUpdate: self._on_actor_update,
             ActorLookupReply: self._on_lookup_reply,
+            SubscribeObject: self._on_subscribe_object,
+            ObjectStatus: self._on_object_status,
+            ReleaseBorrow: self._on_release_borrow,
         }
 
     def handle(self, msg: Any, now: float, out: list[Any]) -> None:
@@ -132,8 +148,8 @@ class Owner:
     def submit(self, spec: TaskSpec, now: float, out: list[Any]) -> tuple[ObjectId, ...]:
         """Submit ``spec`` (its ``task_id`` from ``new_task_id``); return its return object ids.
 
-        Every argument in ``spec.arg_refs`` must be an object of this owner that the
-        caller still references. The task is sent to the local raylet once all of them
+        Every argument in ``spec.arg_refs`` must be in this owner's table, referenced by
+        the caller: one of its own objects, or one it ``borrow``-ed. The task is sent to the local raylet once all of them
         are ready; if one has failed, the task fails with the same error without running.
         """
         spec.owner = self.addr
@@ -152,7 +168,7 @@ class Owner:
         for ref in spec.arg_refs:
             obj = objects.get(ref)
             if obj is None:
-                raise KeyError(f"argument object {ref:x} is not owned by owner {self.addr}")
+                raise KeyError(f"argument {ref:x} is neither owned nor borrowed by {self.addr}")
             obj.task_refs += 1
             if obj.state == PENDING:
                 if obj.dependents is None:
@@ -194,9 +210,25 @@ class Owner:
             spec.inlined = inlined or None
             spec.nbytes = nbytes
 
-    def put(self, size: int, payload: Any, stored: bool, now: float, out: list[Any]) -> ObjectId:
-        """Register a value the program put: inline (``payload``) or already in the local store."""
-        oid = object_id(self.ids.next(), 1)
+    def new_put_id(self) -> ObjectId:
+        """Reserve the id of a future ``put`` (so a program thread can hand out its ref at once)."""
+        return object_id(self.ids.next(), 1)
+
+    def put(
+        self,
+        size: int,
+        payload: Any,
+        stored: bool,
+        now: float,
+        out: list[Any],
+        oid: ObjectId | None = None,
+    ) -> ObjectId:
+        """Register a value the program put: inline (``payload``) or already in the local store.
+
+        ``oid`` is an id from ``new_put_id``; by default a fresh one is taken.
+        """
+        if oid is None:
+            oid = self.new_put_id()
         self.objects[oid] = OwnedObject(READY, size, stored, self.node, None if stored else payload)
         if stored:
             out.append(Send(self.raylet_addr, PinObject(oid, size, self.addr), 96))
@@ -214,10 +246,36 @@ class Owner:
         if obj is None:
             return
         obj.refs -= 1
-        if obj.refs <= 0 and obj.task_refs <= 0 and obj.state != PENDING:
-            self._free(oid, obj, out)
+        self._maybe_free(oid, obj, out)
 
-    def _free(self, oid: ObjectId, obj: OwnedObject, out: list[Any]) -> None:
+    def borrow(self, oid: ObjectId, owner: Address, now: float, out: list[Any]) -> None:
+        """The program holds a handle to ``oid``, owned by ``owner``: track it here.
+
+        A borrowed object can be waited on and passed to tasks like an owned one; the
+        real owner keeps it alive until this owner releases it (when its last local
+        reference goes). Borrowing one's own object just adds a reference.
+        """
+        obj = self.objects.get(oid)
+        if obj is not None:
+            obj.refs += 1
+            return
+        if owner == self.addr:
+            error = f"object {oid:x} was already freed by its owner"
+            out.append(ObjectReady(self.addr, oid, None, -1, ERR_OBJECT_LOST, error))
+            return
+        self.objects[oid] = OwnedObject(owner=owner)
+        out.append(Send(owner, SubscribeObject(oid, self.addr), 64))
+
+    def _maybe_free(self, oid: ObjectId, obj: OwnedObject, out: list[Any]) -> None:
+        """Drop ``oid`` once neither the program, nor a pending task, nor a borrower needs it."""
+        if obj.refs > 0 or obj.task_refs > 0 or obj.borrowers > 0:
+            return
+        if obj.owner >= 0:  # a borrowed object, possibly still pending at its owner
+            del self.objects[oid]
+            out.append(Send(obj.owner, ReleaseBorrow(oid, self.addr), 64))
+            return
+        if obj.state == PENDING:
+            return  # freed when its task reports
         del self.objects[oid]
         if obj.stored:
             out.append(Send(self.gcs_addr, FreeObjects([oid]), 72))
@@ -229,8 +287,91 @@ class Owner:
             if obj is None:
                 continue
             obj.task_refs -= 1
-            if obj.refs <= 0 and obj.task_refs <= 0 and obj.state != PENDING:
-                self._free(ref, obj, out)
+            self._maybe_free(ref, obj, out)
+
+    def _on_subscribe_object(self, msg: SubscribeObject, now: float, out: list[Any]) -> None:
+        obj = self.objects.get(msg.oid)
+        if obj is None:
+            error = f"object {msg.oid:x} was freed: no reference to it remained at its owner"
+            out.append(Send(msg.reply_to, ObjectStatus(msg.oid, None, -1, ERR_OBJECT_LOST, error)))
+            return
+        obj.borrowers += 1
+        if obj.state == PENDING:
+            if obj.watchers is None:
+                obj.watchers = []
+            obj.watchers.append(msg.reply_to)
+        else:
+            self._tell(msg.reply_to, msg.oid, obj, out)
+
+    def _tell(self, addr: Address, oid: ObjectId, obj: OwnedObject, out: list[Any]) -> None:
+        if obj.state == READY:
+            result = ResultInfo(oid, obj.size, obj.stored, obj.payload)
+            status = ObjectStatus(oid, result, obj.node)
+            nbytes = 96 if obj.stored else 96 + obj.size
+        else:
+            status = ObjectStatus(oid, None, -1, obj.error_kind, obj.error)
+            nbytes = 256
+        out.append(Send(addr, status, nbytes))
+
+    def _on_object_status(self, msg: ObjectStatus, now: float, out: list[Any]) -> None:
+        obj = self.objects.get(msg.oid)
+        if obj is None or obj.state != PENDING:
+            return  # released meanwhile
+        if msg.result is not None:
+            result = msg.result
+            obj.state, obj.size, obj.stored = READY, result.size, result.stored
+            obj.node, obj.payload = msg.node, result.payload
+        else:
+            obj.state, obj.error_kind, obj.error = FAILED, msg.error_kind, msg.error
+        out.append(ObjectReady(self.addr, msg.oid, msg.result, msg.node, msg.error_kind, msg.error))
+        self._resolved(msg.oid, obj, now, out)
+
+    def _on_release_borrow(self, msg: ReleaseBorrow, now: float, out: list[Any]) -> None:
+        obj = self.objects.get(msg.oid)
+        if obj is None:
+            return
+        obj.borrowers -= 1
+        self._maybe_free(msg.oid, obj, out)
+
+    def _resolved(self, oid: ObjectId, obj: OwnedObject, now: float, out: list[Any]) -> None:
+        """``oid`` just became ready or failed: wake or fail its dependents, tell borrowers."""
+        dependents, obj.dependents = obj.dependents, None
+        if dependents is not None:
+            if obj.state == READY:
+                self._wake(dependents, out)
+            else:
+                for dependent in dependents:
+                    if dependent.task_id in self._blocked:
+                        self._finish_failed(dependent, obj.error_kind, obj.error, now, out)
+        watchers, obj.watchers = obj.watchers, None
+        for addr in watchers or ():
+            self._tell(addr, oid, obj, out)
+        self._maybe_free(oid, obj, out)
+
+    # -- cancellation -------------------------------------------------------------------
+
+    def cancel(self, oid: ObjectId, force: bool, now: float, out: list[Any]) -> bool:
+        """Cancel the task producing ``oid``; False when it already ended.
+
+        Its returns fail at once with ``ERR_CANCELLED`` (so waiting callers wake up); a
+        task already sent is also stopped where it is: dropped from a queue, or
+        interrupted (``force``: its worker killed) if running.
+        """
+        tid = oid >> 8
+        spec = self.pending.get(tid)
+        if spec is None:
+            return False
+        if force and spec.kind == ACTOR_METHOD:
+            raise ValueError("force=True is not supported for actor method calls")
+        was_sent = tid not in self._blocked
+        self._finish_failed(spec, ERR_CANCELLED, f"task {spec.name or tid} was cancelled", now, out)
+        if was_sent:
+            target = self.raylet_addr
+            if spec.kind == ACTOR_METHOD:
+                handle = self.actors.get(spec.actor_id)
+                target = handle.addr if handle is not None and handle.addr >= 0 else target
+            out.append(Send(target, CancelTask(tid, force, spec.node), 64))
+        return True
 
     # -- completion ---------------------------------------------------------------------
 
@@ -265,14 +406,11 @@ class Owner:
             obj.stored = result.stored
             obj.node = msg.node
             obj.payload = result.payload
-            out.append(
-                ObjectReady(self.addr, result.oid, result, msg.node, None, None, spec.submitted_at)
+            ready = ObjectReady(
+                self.addr, result.oid, result, msg.node, None, None, spec.submitted_at
             )
-            if obj.dependents is not None:
-                self._wake(obj.dependents, out)
-                obj.dependents = None
-            if obj.refs <= 0 and obj.task_refs <= 0:
-                self._free(result.oid, obj, out)
+            out.append(ready)
+            self._resolved(result.oid, obj, now, out)
         self._release_args(spec, out)
 
     def _should_retry(self, spec: TaskSpec, error_kind: str) -> bool:
@@ -309,12 +447,7 @@ class Owner:
             obj.error_kind = error_kind
             obj.error = error
             out.append(ObjectReady(self.addr, oid, None, -1, error_kind, error, spec.submitted_at))
-            dependents, obj.dependents = obj.dependents, None
-            for dependent in dependents or ():
-                if dependent.task_id in self._blocked:
-                    self._finish_failed(dependent, error_kind, error, now, out)
-            if obj.refs <= 0 and obj.task_refs <= 0:
-                self._free(oid, obj, out)
+            self._resolved(oid, obj, now, out)
         self._release_args(spec, out)
 
     # -- actors -------------------------------------------------------------------------

@@ -13,6 +13,8 @@ from runtime.core.messages import (
     ActorDied,
     ActorStarted,
     ActorWorkerDied,
+    CancelRunning,
+    CancelTask,
     Dispatch,
     EvictObjects,
     Free,
@@ -118,6 +120,7 @@ class Raylet:
             SubmitActorTask: self._on_actor_task,
             ActorWorkerDied: self._on_actor_worker_died,
             KillActor: self._on_kill_actor,
+            CancelTask: self._on_cancel,
         }
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -176,7 +179,9 @@ class Raylet:
         self.spilled += 1
         if self.config.trace:
             out.append(Trace("spill", spec.task_id, self.node, reason))
-        out.append(Send(self.gs_addr, SpillTask(spec, self.node), spec.nbytes))
+        queued = self.queued + len(self.waiting)
+        spill = SpillTask(spec, self.node, queued, len(self.running))
+        out.append(Send(self.gs_addr, spill, spec.nbytes))
 
     def _admit(self, spec: TaskSpec, now: float, out: list[Any]) -> None:
         """Take responsibility for ``spec`` on this node: pull its inputs, then queue it."""
@@ -347,7 +352,7 @@ class Raylet:
                 out.append(Free(self.node, oid))
 
     def _on_pin(self, msg: PinObject, now: float, out: list[Any]) -> None:
-        evicted = self.store.add(msg.oid, msg.size, primary=True)
+        evicted = self.store.add(msg.oid, msg.size, primary=True, force=True)
         self._forget(evicted, out)
         out.append(Send(self.gcs_addr, ObjectAdded(msg.oid, self.node, msg.size, msg.owner), 96))
 
@@ -469,6 +474,38 @@ class Raylet:
         out.append(Send(self.gcs_addr, ActorDied(actor_id, self.node, reason, killed)))
         if self.queued:
             self._dispatch_queued(now, out)
+
+    # -- cancellation -------------------------------------------------------------------
+
+    def _on_cancel(self, msg: CancelTask, now: float, out: list[Any]) -> None:
+        """Drop a queued or waiting task, or interrupt a running one (its owner already failed it)."""
+        tid = msg.task_id
+        if tid in self.running:
+            force = msg.force and self.running[tid].kind == TASK
+            out.append(CancelRunning(self.node, tid, force))
+            return
+        entry = self.waiting.pop(tid, None)
+        if entry is not None:
+            spec, missing = entry
+            for dep in spec.deps:
+                if dep.oid not in missing:
+                    self.store.unpin(dep.oid)
+            return
+        for queue in self.queues.values():
+            for spec in queue:
+                if spec.task_id == tid:
+                    queue.remove(spec)
+                    self.queued -= 1
+                    for dep in spec.deps:
+                        self.store.unpin(dep.oid)
+                    return
+        for actor in self.actors.values():
+            for spec in actor.queue:
+                if spec.task_id == tid:
+                    actor.queue.remove(spec)
+                    return
+        if msg.node >= 0 and msg.node != self.node:
+            out.append(Send(self.gs_addr, msg, 64))  # it went elsewhere: forward
 
     # -- introspection ------------------------------------------------------------------
 

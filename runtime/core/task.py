@@ -26,6 +26,8 @@ ERR_CANCELLED = "cancelled"
 """The task was cancelled before it finished."""
 ERR_ACTOR_DIED = "actor_died"
 """The actor that should run this method call is dead (or died while running it)."""
+ERR_OBJECT_LOST = "object_lost"
+"""The object is gone: freed by its owner, or every copy was lost."""
 
 # What a task is.
 TASK = 0

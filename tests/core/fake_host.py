@@ -12,6 +12,7 @@ from runtime.core.gcs import Gcs
 from runtime.core.global_scheduler import GlobalScheduler
 from runtime.core.messages import (
     ActorStateChanged,
+    CancelRunning,
     Dispatch,
     Free,
     KillWorker,
@@ -71,6 +72,7 @@ class FakeHost:
         self.dispatched: list[Dispatch] = []
         self.actor_events: list[ActorStateChanged] = []
         self.killed: list[KillWorker] = []
+        self.interrupted: set[int] = set()
         self.gcs = Gcs(GCS_ADDR, self.config, GS_ADDR)
         self.gs = GlobalScheduler(GS_ADDR, GCS_ADDR, random.Random(7), self.config)
         self.components: dict[int, Any] = {GCS_ADDR: self.gcs, GS_ADDR: self.gs}
@@ -122,6 +124,10 @@ class FakeHost:
                 self.actor_events.append(cmd)
             elif kind is KillWorker:
                 self.killed.append(cmd)
+            elif kind is CancelRunning:
+                self.interrupted.add(cmd.task_id)
+                stop = TaskFinished(cmd.task_id, [], ERR_APPLICATION, "KeyboardInterrupt")
+                self._push(self.now, (raylet_addr(cmd.node), stop))
             elif kind is Trace:
                 pass
             else:
@@ -129,6 +135,8 @@ class FakeHost:
 
     def _finish(self, cmd: Dispatch) -> None:
         spec = cmd.spec
+        if spec.task_id in self.interrupted:
+            return  # the body was interrupted; its raylet already heard
         kind = self.fail_hook(spec) if self.fail_hook else None
         if kind is None and spec.function == "fail":
             kind = ERR_APPLICATION
