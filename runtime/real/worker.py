@@ -1,0 +1,318 @@
+"""Worker process: the loop that runs tasks sent by the driver, and the fork that starts one.
+
+A worker reads batches of messages, runs them in order and answers once per batch (one
+write). Functions arrive once (REGISTER_FUNCTION) and are cached by id. Arguments are
+encoded values (see `protocol`); arena values are read zero-copy. Large results go into
+the arena: the worker asks the driver for a range (ALLOC_REQUEST, blocking on ALLOC_REPLY)
+because the allocator lives in the driver only; messages that arrive while it waits are
+kept for after the current one. The worker exits on SHUTDOWN, on EOF (driver gone) and,
+through PR_SET_PDEATHSIG, when the driver dies.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+import os
+import signal
+import socket
+import struct
+import sys
+import time
+import traceback
+from collections import deque
+from collections.abc import Iterable
+from typing import Any
+
+from runtime.exceptions import ObjectStoreFullError
+from runtime.real import protocol as p
+from runtime.real.arena import Arena
+from runtime.real.serialization import (
+    INLINE_THRESHOLD,
+    deserialize_from_arena,
+    loads,
+    loads_function,
+    serialize,
+    write_to_arena,
+)
+from runtime.real.transport import Connection
+
+__all__ = [
+    "ZYGOTE_REPLY",
+    "ZYGOTE_REQUEST",
+    "fork_worker",
+    "set_parent_death_signal",
+    "start_zygote",
+    "worker_main",
+]
+
+_PR_SET_PDEATHSIG = 1
+_FLUSH_AFTER_S = 1e-3  # answer right away after a task this long, not at the end of the batch
+
+
+class _DriverGone(BaseException):
+    """The driver closed the connection: leave the loop (not catchable as a task error)."""
+
+
+def set_parent_death_signal(sig: int = signal.SIGKILL) -> None:
+    """Ask the kernel to send `sig` to this process when its parent thread exits (Linux)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+class _Worker:
+    """State of one worker loop: function cache, inbox, replies waiting for the next write."""
+
+    __slots__ = ("conn", "arena", "worker_id", "threshold", "functions", "inbox", "replies")
+
+    def __init__(self, conn: Connection, arena: Arena, worker_id: int, threshold: int) -> None:
+        self.conn = conn
+        self.arena = arena
+        self.worker_id = worker_id
+        self.threshold = threshold
+        self.functions: dict[int, Any] = {}
+        self.inbox: deque[tuple] = deque()
+        self.replies: list[tuple] = []
+
+    def run(self) -> None:
+        """Process messages until SHUTDOWN or EOF."""
+        handlers = {
+            p.REGISTER_FUNCTION: self._register,
+            p.EXECUTE_TASK: self._execute,
+            p.SHUTDOWN: self._shutdown,
+        }
+        inbox, conn = self.inbox, self.conn
+        try:
+            while True:
+                if not inbox:
+                    self._flush()
+                    inbox.extend(self._recv())
+                msg = inbox.popleft()
+                if handlers[msg[0]](msg) is False:
+                    self._flush()
+                    return
+        except _DriverGone:
+            return
+        finally:
+            conn.close()
+
+    def _recv(self) -> list[tuple]:
+        try:
+            return self.conn.recv_many()
+        except (EOFError, ConnectionError) as exc:
+            raise _DriverGone from exc
+
+    def _flush(self) -> None:
+        if self.replies:
+            try:
+                self.conn.send_many(self.replies)
+            except (BrokenPipeError, ConnectionError) as exc:
+                raise _DriverGone from exc
+            self.replies.clear()
+            _flush_stdio()
+
+    def _register(self, msg: tuple) -> None:
+        _, fn_id, pickled = msg
+        self.functions[fn_id] = loads_function(pickled)
+
+    def _shutdown(self, msg: tuple) -> bool:
+        return False
+
+    def _execute(self, msg: tuple) -> None:
+        _, task_id, fn_id, args, kwargs, n_returns = msg
+        fn = self.functions.get(fn_id)
+        name = getattr(fn, "__qualname__", f"function#{fn_id}")
+        start = time.perf_counter()
+        a: list[Any] | None = None
+        kw: dict[str, Any] | None = None
+        try:
+            if fn is None:
+                raise KeyError(f"function id {fn_id} was never registered with this worker")
+            decode = self._decode
+            a = [decode(v) for v in args]
+            kw = {k: decode(v) for k, v in kwargs.items()} if kwargs else {}
+            try:
+                result = fn(*a, **kw)
+            except Exception as exc:
+                tb = exc.__traceback__
+                tb = tb.tb_next if tb is not None and tb.tb_next is not None else tb
+                text = "".join(traceback.format_exception(type(exc), exc, tb))
+                self.replies.append(p.task_result(task_id, False, p.encode_error(exc, name, text)))
+                return
+            values = _split_returns(result, n_returns)
+            payload = tuple(self._encode(v, task_id) for v in values)
+        except Exception as exc:
+            text = traceback.format_exc()
+            self.replies.append(p.task_result(task_id, False, p.encode_error(exc, name, text)))
+            return
+        finally:
+            a = kw = None  # drop argument views into the arena before answering
+        self.replies.append(p.task_result(task_id, True, payload))
+        if time.perf_counter() - start > _FLUSH_AFTER_S:
+            self._flush()
+
+    def _decode(self, value: tuple) -> Any:
+        if value[0] == p.VALUE_INLINE:
+            return loads(value[1])
+        return deserialize_from_arena(self.arena, value[1], value[2])
+
+    def _encode(self, value: Any, task_id: Any) -> tuple:
+        obj = serialize(value, "return value")
+        if obj.total_size < self.threshold:
+            return (p.VALUE_INLINE, obj.to_bytes())
+        offset = self._allocate(task_id, obj.total_size)
+        write_to_arena(self.arena, offset, obj)
+        return (p.VALUE_ARENA, offset, obj.total_size)
+
+    def _allocate(self, task_id: Any, nbytes: int) -> int:
+        """Ask the driver for an arena range; keep other messages for later."""
+        self.replies.append(p.alloc_request(task_id, nbytes))
+        self._flush()
+        offset = None
+        while offset is None:
+            for msg in self._recv():
+                if msg[0] == p.ALLOC_REPLY and offset is None:
+                    offset = msg[1]
+                else:
+                    self.inbox.append(msg)
+        if offset < 0:
+            raise ObjectStoreFullError(f"object store full: no room for a {nbytes}-byte result")
+        return offset
+
+
+def _split_returns(result: Any, n_returns: int) -> tuple:
+    """Turn a function result into a tuple of `n_returns` values (Ray's num_returns)."""
+    if n_returns == 1:
+        return (result,)
+    if n_returns == 0:
+        return ()
+    values = tuple(result)
+    if len(values) != n_returns:
+        raise ValueError(f"task declared num_returns={n_returns} but returned {len(values)} values")
+    return values
+
+
+def _flush_stdio() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+
+
+def worker_main(
+    conn: Connection, arena: Arena, worker_id: int, inline_threshold: int = INLINE_THRESHOLD
+) -> None:
+    """Run the worker loop on `conn` until SHUTDOWN or EOF; results above the threshold go
+    into `arena`."""
+    set_parent_death_signal()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
+    _Worker(conn, arena, worker_id, inline_threshold).run()
+
+
+def fork_worker(
+    arena: Arena,
+    worker_id: int,
+    close_in_child: Iterable[Connection | socket.socket] = (),
+    inline_threshold: int = INLINE_THRESHOLD,
+) -> tuple[int, Connection]:
+    """Fork a worker process; return `(pid, driver-side Connection)`.
+
+    Call it before any other thread exists in the driver. `close_in_child` lists the driver's
+    other connections so that the child does not hold them open (EOF must reach workers).
+    """
+    parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    pid = os.fork()
+    if pid == 0:  # child
+        code = 0
+        try:
+            parent_sock.close()
+            for other in close_in_child:
+                other.close()
+            gc.freeze()  # keep the inherited heap shared copy-on-write
+            worker_main(Connection(child_sock), arena, worker_id, inline_threshold)
+        except BaseException:
+            code = 1
+            traceback.print_exc()
+        finally:
+            _flush_stdio()
+            os._exit(code)
+    child_sock.close()
+    return pid, Connection(parent_sock)
+
+
+ZYGOTE_REQUEST = struct.Struct("<I")  # worker id
+ZYGOTE_REPLY = struct.Struct("<Ii")  # worker id, pid (+ the driver-side socket as SCM_RIGHTS)
+
+
+def start_zygote(
+    arena: Arena,
+    close_in_child: Iterable[Connection | socket.socket] = (),
+    inline_threshold: int = INLINE_THRESHOLD,
+) -> tuple[int, socket.socket]:
+    """Fork a fork server; return `(pid, driver-side SOCK_SEQPACKET socket)`.
+
+    Workers that replace dead ones must be started while the driver has threads, where
+    `os.fork` is unsafe. The zygote is forked at init (no threads yet) and forks workers on
+    request: send `ZYGOTE_REQUEST.pack(worker_id)`, receive `ZYGOTE_REPLY` plus the
+    driver's end of the new worker's socketpair. Its workers die with it (PDEATHSIG); it
+    exits when the driver closes the socket, after reaping them.
+    """
+    driver_sock, zygote_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            driver_sock.close()
+            for other in close_in_child:
+                other.close()
+            set_parent_death_signal()
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            _zygote_main(zygote_sock, arena, inline_threshold)
+        except BaseException:
+            code = 1
+            traceback.print_exc()
+        finally:
+            _flush_stdio()
+            os._exit(code)
+    zygote_sock.close()
+    return pid, driver_sock
+
+
+def _zygote_main(sock: socket.socket, arena: Arena, inline_threshold: int) -> None:
+    """Serve fork requests until EOF, then reap every worker forked here."""
+    children: set[int] = set()
+    while True:
+        data = sock.recv(64)
+        if not data:
+            break
+        (worker_id,) = ZYGOTE_REQUEST.unpack(data)
+        pid, conn = fork_worker(arena, worker_id, [sock], inline_threshold)
+        socket.send_fds(sock, [ZYGOTE_REPLY.pack(worker_id, pid)], [conn.fileno()])
+        conn.close()
+        children.add(pid)
+        _reap_exited(children)
+    deadline = time.monotonic() + 5.0
+    while children and time.monotonic() < deadline:
+        _reap_exited(children)
+        time.sleep(0.005)
+    for pid in children:
+        try:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+
+
+def _reap_exited(children: set[int]) -> None:
+    """Reap the children in `children` that have exited."""
+    for pid in list(children):
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            done = pid
+        if done:
+            children.discard(pid)

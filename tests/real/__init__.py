@@ -1,0 +1,1 @@
+"""Tests of the real world: arena, serialization, transport, workers and the public API."""
