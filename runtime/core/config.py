@@ -25,3 +25,5 @@ class CoreConfig:
     """Emit a ``Trace`` command for every placement decision (costly; for debugging)."""
     record_task_events: bool = True
     """Report task state changes to the GCS task table."""
+    lineage: bool = True
+    """Keep the lineage of stored objects so lost ones can be recomputed (as Ray does)."""

@@ -20,9 +20,14 @@ from runtime.core.messages import (
     EvictObjects,
     FreeObjects,
     KillActor,
+    LocateObject,
     LookupActor,
     NodeAdded,
+    NodeDied,
+    NodeRemoved,
     ObjectAdded,
+    ObjectLocations,
+    ObjectLost,
     ObjectRemoved,
     RegisterActor,
     RegisterNode,
@@ -100,6 +105,9 @@ class Gcs:
         self.tasks: dict[TaskId, TaskRecord] = {}
         self.tasks_dropped = 0
         self.subscribers: list[Address] = []
+        """Hear of nodes joining (and leaving)."""
+        self.death_subscribers: list[Address] = []
+        """Hear of nodes leaving."""
         self.actors: dict[int, ActorRecord] = {}
         self.actor_names: dict[str, int] = {}
         self.freed_early: set[ObjectId] = set()
@@ -117,6 +125,8 @@ class Gcs:
             ActorStarted: self._on_actor_started,
             ActorDied: self._on_actor_died,
             KillActor: self._on_kill_actor,
+            NodeDied: self._on_node_died,
+            LocateObject: self._on_locate_object,
         }
 
     def handle(self, msg: Any, now: float, out: list[Any]) -> None:
@@ -133,14 +143,50 @@ class Gcs:
             out.append(Send(sub, NodeAdded(msg.node, msg.addr, dict(msg.resources)), 256))
 
     def _on_subscribe(self, msg: Subscribe, now: float, out: list[Any]) -> None:
+        self.death_subscribers.append(msg.addr)
+        if not msg.joins:
+            return
         self.subscribers.append(msg.addr)
         for info in self.nodes.values():
             if info.alive:
                 out.append(Send(msg.addr, NodeAdded(info.node, info.addr, dict(info.resources))))
 
+    def _on_node_died(self, msg: NodeDied, now: float, out: list[Any]) -> None:
+        """Forget a dead node: tell subscribers, report objects it took with it, move actors.
+
+        The directory and actor table are scanned once per death (a rare event).
+        """
+        info = self.nodes.get(msg.node)
+        if info is None or not info.alive:
+            return
+        info.alive = False
+        for sub in self.death_subscribers:
+            out.append(Send(sub, NodeRemoved(msg.node), 64))
+        lost: dict[Address, list[ObjectId]] = {}
+        for oid, entry in self.objects.items():
+            if msg.node in entry.locations:
+                entry.locations.remove(msg.node)
+                if not entry.locations and entry.owner >= 0:
+                    lost.setdefault(entry.owner, []).append(oid)
+        for owner in sorted(lost):
+            out.append(Send(owner, ObjectLost(lost[owner]), 64 + 8 * len(lost[owner])))
+        for actor_id, rec in list(self.actors.items()):
+            on_node = rec.node == msg.node or (rec.node < 0 and rec.spec.node == msg.node)
+            if on_node and rec.state != ACTOR_DEAD:
+                reason = f"the node {msg.node} hosting the actor died"
+                self._on_actor_died(ActorDied(actor_id, msg.node, reason), now, out)
+
+    def _on_locate_object(self, msg: LocateObject, now: float, out: list[Any]) -> None:
+        entry = self.objects.get(msg.oid)
+        locations = list(entry.locations) if entry is not None else []
+        out.append(Send(msg.reply_to, ObjectLocations(msg.oid, locations), 64))
+
     # -- object directory ---------------------------------------------------------------
 
     def _on_object_added(self, msg: ObjectAdded, now: float, out: list[Any]) -> None:
+        info = self.nodes.get(msg.node)
+        if info is not None and not info.alive:
+            return  # a registration that left a node just before it died
         entry = self.objects.get(msg.oid)
         if entry is None:
             # A copy of an object nobody references any more: the owner's free overtook

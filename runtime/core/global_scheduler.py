@@ -10,6 +10,7 @@ from runtime.core.ids import Address, NodeId
 from runtime.core.messages import (
     CancelTask,
     NodeAdded,
+    NodeRemoved,
     ResourceReport,
     ScheduleTask,
     Send,
@@ -55,6 +56,7 @@ class GlobalScheduler:
             ResourceReport: self._on_report,
             SpillTask: self._on_spill,
             CancelTask: self._on_cancel,
+            NodeRemoved: self._on_node_removed,
         }
 
     def start(self, now: float, out: list[Any]) -> None:
@@ -84,6 +86,10 @@ class GlobalScheduler:
         parked, self.parked = self.parked, []
         for spec in parked:
             self._place(spec, now, out)
+
+    def _on_node_removed(self, msg: NodeRemoved, now: float, out: list[Any]) -> None:
+        if self.views.pop(msg.node, None) is not None:
+            self._feasible.clear()
 
     def _on_report(self, msg: ResourceReport, now: float, out: list[Any]) -> None:
         view = self.views.get(msg.node)
@@ -122,6 +128,7 @@ class GlobalScheduler:
             return
         view, reason = self.policy.choose(candidates, spec, self.rng)
         view.assigned += 1
+        spec.node = view.node
         spec.spills += 1
         spec.reason = reason
         self.placed += 1

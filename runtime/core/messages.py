@@ -81,9 +81,13 @@ class RegisterNode:
 
 @dataclass(slots=True, eq=False)
 class Subscribe:
-    """Any component -> GCS: publish node-table changes to ``addr``."""
+    """Any component -> GCS: publish node-table changes to ``addr``.
+
+    ``joins`` False subscribes to removals only (owners need to hear of deaths, not births).
+    """
 
     addr: Address
+    joins: bool = True
 
 
 @dataclass(slots=True, eq=False)
@@ -93,6 +97,36 @@ class NodeAdded:
     node: NodeId
     addr: Address
     resources: Resources
+
+
+@dataclass(slots=True, eq=False)
+class NodeRemoved:
+    """GCS -> subscribers: a node died; whatever ran or was stored there is gone."""
+
+    node: NodeId
+
+
+@dataclass(slots=True, eq=False)
+class ObjectLost:
+    """GCS -> owner: the last copy of each of these objects was on a node that died."""
+
+    oids: list[ObjectId]
+
+
+@dataclass(slots=True, eq=False)
+class LocateObject:
+    """Raylet -> GCS: where are the copies of ``oid`` now? Answered by ``ObjectLocations``."""
+
+    oid: ObjectId
+    reply_to: Address
+
+
+@dataclass(slots=True, eq=False)
+class ObjectLocations:
+    """GCS -> raylet: the live nodes holding ``oid`` (empty when it is lost or freed)."""
+
+    oid: ObjectId
+    locations: list[NodeId]
 
 
 @dataclass(slots=True, eq=False)
@@ -224,6 +258,21 @@ class TransferDone:
     oid: ObjectId
     size: int
     src: NodeId
+
+
+@dataclass(slots=True, eq=False)
+class TransferFailed:
+    """Host -> destination raylet: the copy of ``oid`` from ``src`` cannot complete (src died)."""
+
+    oid: ObjectId
+    src: NodeId
+
+
+@dataclass(slots=True, eq=False)
+class NodeDied:
+    """Host -> GCS: ``node`` is gone (its raylet, workers, store and resident owners)."""
+
+    node: NodeId
 
 
 @dataclass(slots=True, eq=False)

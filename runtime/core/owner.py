@@ -29,6 +29,8 @@ from runtime.core.messages import (
     FreeObjects,
     KillActor,
     LookupActor,
+    NodeRemoved,
+    ObjectLost,
     ObjectReady,
     ObjectStatus,
     PinObject,
@@ -37,6 +39,7 @@ from runtime.core.messages import (
     Send,
     SubmitActorTask,
     SubmitTask,
+    Subscribe,
     SubscribeActor,
     SubscribeObject,
     TaskDone,
@@ -46,6 +49,7 @@ from runtime.core.task import (
     ACTOR_METHOD,
     ERR_ACTOR_DIED,
     ERR_CANCELLED,
+    ERR_NODE_DIED,
     ERR_OBJECT_LOST,
     SYSTEM_ERRORS,
     DepInfo,
@@ -56,6 +60,8 @@ from runtime.core.task import (
 PENDING = 0
 READY = 1
 FAILED = 2
+FREED = 3
+"""The value was freed, but its lineage is kept because a live stored object was computed from it."""
 
 
 @dataclass(slots=True)
@@ -81,6 +87,10 @@ class OwnedObject:
     """Other owners that borrowed this object and have not released it."""
     watchers: list[Address] | None = None
     """Borrowers to tell when this pending object resolves."""
+    lineage: TaskSpec | None = None
+    """The task that computed this stored value, kept to recompute it if every copy is lost."""
+    lineage_refs: int = 0
+    """Live stored objects whose lineage takes this object as an argument."""
 
 
 @dataclass(slots=True)
@@ -133,7 +143,15 @@ class Owner:
             SubscribeObject: self._on_subscribe_object,
             ObjectStatus: self._on_object_status,
             ReleaseBorrow: self._on_release_borrow,
+            NodeRemoved: self._on_node_removed,
+            ObjectLost: self._on_object_lost,
         }
+        self.dead_nodes: set[NodeId] = set()
+        self.reconstructions = 0
+
+    def start(self, now: float, out: list[Any]) -> None:
+        """Subscribe to node deaths (needed only where nodes can die: tasks there are retried)."""
+        out.append(Send(self.gcs_addr, Subscribe(self.addr, joins=False), 64))
 
     def handle(self, msg: Any, now: float, out: list[Any]) -> None:
         """React to one message, appending commands to ``out``."""
@@ -149,8 +167,9 @@ class Owner:
         """Submit ``spec`` (its ``task_id`` from ``new_task_id``); return its return object ids.
 
         Every argument in ``spec.arg_refs`` must be in this owner's table, referenced by
-        the caller: one of its own objects, or one it ``borrow``-ed. The task is sent to the local raylet once all of them
-        are ready; if one has failed, the task fails with the same error without running.
+        the caller: one of its own objects, or one it ``borrow``-ed. The task is sent to
+        the local raylet once all of them are ready; if one has failed, the task fails with
+        the same error without running.
         """
         spec.owner = self.addr
         spec.owner_node = self.node
@@ -163,6 +182,12 @@ class Owner:
         self.pending[tid] = spec
         if spec.kind == ACTOR_METHOD:
             self._enlist_call(spec)
+        self._track_args(spec, now, out)
+        return returns
+
+    def _track_args(self, spec: TaskSpec, now: float, out: list[Any]) -> None:
+        """Reference the task's arguments; send it, hold it until they are ready, or fail it."""
+        objects = self.objects
         blocked = 0
         failed: OwnedObject | None = None
         for ref in spec.arg_refs:
@@ -180,10 +205,9 @@ class Owner:
         if failed is not None:
             self._finish_failed(spec, failed.error_kind, failed.error, now, out)
         elif blocked:
-            self._blocked[tid] = blocked
+            self._blocked[spec.task_id] = blocked
         else:
             self._send(spec, out)
-        return returns
 
     def _send(self, spec: TaskSpec, out: list[Any]) -> None:
         if spec.kind == ACTOR_METHOD:
@@ -276,9 +300,37 @@ class Owner:
             return
         if obj.state == PENDING:
             return  # freed when its task reports
+        if obj.lineage_refs > 0:
+            if obj.stored and obj.state == READY:
+                # the value goes; its lineage stays for objects computed from it
+                obj.state, obj.stored = FREED, False
+                out.append(Send(self.gcs_addr, FreeObjects([oid]), 72))
+            return  # an inline value is kept: it is small and cannot be lost
         del self.objects[oid]
-        if obj.stored:
+        if obj.stored and obj.state == READY:
             out.append(Send(self.gcs_addr, FreeObjects([oid]), 72))
+        if obj.lineage is not None:
+            self._release_lineage(obj.lineage, out)
+
+    def _release_lineage(self, spec: TaskSpec, out: list[Any]) -> None:
+        """A stored object computed by ``spec`` is gone: its arguments' lineage may go too."""
+        work = [spec]
+        objects = self.objects
+        while work:
+            for ref in work.pop().arg_refs:
+                arg = objects.get(ref)
+                if arg is None:
+                    continue
+                arg.lineage_refs -= 1
+                if arg.lineage_refs > 0 or arg.refs > 0 or arg.task_refs > 0 or arg.borrowers > 0:
+                    continue
+                if arg.state == PENDING or arg.owner >= 0:
+                    continue
+                del objects[ref]
+                if arg.stored and arg.state == READY:
+                    out.append(Send(self.gcs_addr, FreeObjects([ref]), 72))
+                if arg.lineage is not None:
+                    work.append(arg.lineage)
 
     def _release_args(self, spec: TaskSpec, out: list[Any]) -> None:
         objects = self.objects
@@ -348,7 +400,95 @@ class Owner:
             self._tell(addr, oid, obj, out)
         self._maybe_free(oid, obj, out)
 
-    # -- cancellation -------------------------------------------------------------------
+    # -- failures of nodes: retries and lineage reconstruction -----------------------------
+
+    def _on_node_removed(self, msg: NodeRemoved, now: float, out: list[Any]) -> None:
+        """Tasks that were placed on the dead node will never report: retry or fail them."""
+        self.dead_nodes.add(msg.node)
+        lost = [s for s in self.pending.values() if s.node == msg.node]
+        for spec in lost:
+            if spec.task_id in self._blocked or spec.task_id not in self.pending:
+                continue
+            reason = f"node {msg.node} died while it had task {spec.name or spec.task_id}"
+            if spec.kind == ACTOR_METHOD:
+                self._finish_failed(spec, ERR_ACTOR_DIED, reason, now, out)
+            elif self._should_retry(spec, ERR_NODE_DIED):
+                spec.attempt += 1
+                spec.node = -1
+                self.retries += 1
+                self._send(spec, out)
+            else:
+                self._finish_failed(spec, ERR_NODE_DIED, reason, now, out)
+
+    def _on_object_lost(self, msg: ObjectLost, now: float, out: list[Any]) -> None:
+        for oid in msg.oids:
+            obj = self.objects.get(oid)
+            if obj is not None and obj.state == READY and obj.stored:
+                self._reconstruct(oid, now, out)
+
+    def _recover_inputs(self, spec: TaskSpec, now: float, out: list[Any]) -> bool:
+        """A task could not fetch an input: recompute lost inputs and hold the task for them."""
+        objects = self.objects
+        lost = [
+            ref
+            for ref in spec.arg_refs
+            if (obj := objects.get(ref)) is not None
+            and obj.state == READY
+            and obj.stored
+            and obj.node in self.dead_nodes
+        ]
+        for ref in lost:
+            self._reconstruct(ref, now, out)
+        waiting = [ref for ref in spec.arg_refs if (o := objects.get(ref)) and o.state == PENDING]
+        if not waiting:
+            return False
+        for ref in waiting:
+            obj = objects[ref]
+            if obj.dependents is None:
+                obj.dependents = []
+            obj.dependents.append(spec)
+        spec.node = -1
+        self._blocked[spec.task_id] = len(waiting)
+        return True
+
+    def _needs_recompute(self, obj: OwnedObject) -> bool:
+        return obj.state == FREED or (
+            obj.state == READY and obj.stored and obj.node in self.dead_nodes
+        )
+
+    def _reconstruct(self, oid: ObjectId, now: float, out: list[Any]) -> None:
+        """Recompute a lost stored object from its lineage, and any lost inputs first."""
+        objects = self.objects
+        order: list[TaskSpec] = []
+        seen: set[TaskId] = set()
+        stack = [oid]
+        while stack:
+            obj = objects[stack.pop()]
+            spec = obj.lineage
+            budget_left = spec is not None and (
+                spec.max_retries < 0 or spec.attempt < spec.max_retries
+            )
+            if spec is None or not budget_left:
+                obj.state, obj.error_kind = FAILED, ERR_OBJECT_LOST
+                obj.error = "every copy of the object was lost and it cannot be recomputed"
+                ready = ObjectReady(self.addr, oid, None, -1, obj.error_kind, obj.error)
+                out.append(ready)
+                continue
+            obj.state = PENDING
+            if spec.task_id in seen or spec.task_id in self.pending:
+                continue
+            seen.add(spec.task_id)
+            order.append(spec)
+            for ref in spec.arg_refs:
+                arg = objects.get(ref)
+                if arg is not None and self._needs_recompute(arg):
+                    stack.append(ref)
+        for spec in reversed(order):  # producers before consumers
+            self.reconstructions += 1
+            spec.attempt += 1
+            spec.node = -1
+            self.pending[spec.task_id] = spec
+            self._track_args(spec, now, out)
 
     def cancel(self, oid: ObjectId, force: bool, now: float, out: list[Any]) -> bool:
         """Cancel the task producing ``oid``; False when it already ended.
@@ -384,9 +524,9 @@ class Owner:
                 out.append(Send(self.gcs_addr, died, 128))
             return  # otherwise a duplicate report for a task already ended
         if spec.kind == ACTOR_METHOD:
-            handle = self.actors.get(spec.actor_id)
-            if handle is not None and handle.inflight is not None:
-                handle.inflight.pop(spec.seq, None)
+            self._call_ended(spec)
+        if msg.error_kind == ERR_OBJECT_LOST and self._recover_inputs(spec, now, out):
+            return
         if msg.error_kind is not None:
             if spec.kind != ACTOR_METHOD and self._should_retry(spec, msg.error_kind):
                 spec.attempt += 1
@@ -406,6 +546,12 @@ class Owner:
             obj.stored = result.stored
             obj.node = msg.node
             obj.payload = result.payload
+            if result.stored and obj.lineage is None and self.config.lineage:
+                obj.lineage = spec
+                for ref in spec.arg_refs:
+                    arg = objects.get(ref)
+                    if arg is not None:
+                        arg.lineage_refs += 1
             ready = ObjectReady(
                 self.addr, result.oid, result, msg.node, None, None, spec.submitted_at
             )
@@ -437,6 +583,8 @@ class Owner:
     ) -> None:
         """End ``spec`` with an error: its returns fail, and so do tasks waiting on them."""
         self.pending.pop(spec.task_id, None)
+        if spec.kind == ACTOR_METHOD:
+            self._call_ended(spec)
         self._blocked.pop(spec.task_id, None)
         objects = self.objects
         for oid in spec.return_ids():
@@ -534,6 +682,11 @@ class Owner:
             first = next(iter(handle.inflight))  # calls end in order: the oldest is first
             out.append(Send(handle.addr, SubmitActorTask(spec, first), spec.nbytes))
         del unsent[:sent]
+
+    def _call_ended(self, spec: TaskSpec) -> None:
+        handle = self.actors.get(spec.actor_id)
+        if handle is not None and handle.inflight is not None:
+            handle.inflight.pop(spec.seq, None)
 
     def _fail_call(self, spec: TaskSpec, handle: ActorHandleState, out: list[Any]) -> None:
         if spec.task_id in self.pending:

@@ -20,7 +20,9 @@ from runtime.core.messages import (
     Free,
     KillActor,
     KillWorker,
+    LocateObject,
     ObjectAdded,
+    ObjectLocations,
     ObjectRemoved,
     PinObject,
     RegisterNode,
@@ -38,6 +40,7 @@ from runtime.core.messages import (
     Trace,
     Transfer,
     TransferDone,
+    TransferFailed,
 )
 from runtime.core.object_store import ObjectStore
 from runtime.core.policies import LocalState, PlacementPolicy, make_policy
@@ -45,6 +48,7 @@ from runtime.core.resources import Resources, ShapeKey, acquire, describe, fits,
 from runtime.core.task import (
     ACTOR_CREATION,
     ERR_ACTOR_DIED,
+    ERR_OBJECT_LOST,
     ERR_STORE_FULL,
     TASK,
     ResultInfo,
@@ -121,6 +125,8 @@ class Raylet:
             ActorWorkerDied: self._on_actor_worker_died,
             KillActor: self._on_kill_actor,
             CancelTask: self._on_cancel,
+            TransferFailed: self._on_transfer_failed,
+            ObjectLocations: self._on_object_locations,
         }
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -328,7 +334,35 @@ class Raylet:
                 del self.waiting[task_id]
                 self._enqueue(spec, now, out)
 
-    def _fail_waiters(self, waiters: list[TaskId], reason: str, out: list[Any]) -> None:
+    def _on_transfer_failed(self, msg: TransferFailed, now: float, out: list[Any]) -> None:
+        if msg.oid in self.pulls:
+            out.append(Send(self.gcs_addr, LocateObject(msg.oid, self.addr), 64))
+
+    def _on_object_locations(self, msg: ObjectLocations, now: float, out: list[Any]) -> None:
+        waiters = self.pulls.get(msg.oid)
+        if waiters is None:
+            return
+        sources = [n for n in msg.locations if n != self.node]
+        if sources:
+            size = self._pull_size(msg.oid, waiters)
+            out.append(Transfer(msg.oid, sources[0], self.node, size))
+            return
+        del self.pulls[msg.oid]
+        reason = f"object {msg.oid:x} was lost: no live node holds a copy"
+        self._fail_waiters(waiters, reason, out, ERR_OBJECT_LOST)
+
+    def _pull_size(self, oid: ObjectId, waiters: list[TaskId]) -> int:
+        for task_id in waiters:
+            entry = self.waiting.get(task_id)
+            if entry is not None:
+                for dep in entry[0].deps:
+                    if dep.oid == oid:
+                        return dep.size
+        return 0
+
+    def _fail_waiters(
+        self, waiters: list[TaskId], reason: str, out: list[Any], kind: str = ERR_STORE_FULL
+    ) -> None:
         for task_id in waiters:
             entry = self.waiting.pop(task_id, None)
             if entry is None:
@@ -337,7 +371,7 @@ class Raylet:
             for dep in spec.deps:
                 if dep.oid not in entry[1]:
                     self.store.unpin(dep.oid)
-            out.append(Send(spec.owner, TaskDone(task_id, self.node, [], ERR_STORE_FULL, reason)))
+            out.append(Send(spec.owner, TaskDone(task_id, self.node, [], kind, reason)))
 
     def _forget(self, evicted: list[ObjectId], out: list[Any]) -> None:
         for oid in evicted:

@@ -16,6 +16,7 @@ from runtime.core.messages import (
     Dispatch,
     Free,
     KillWorker,
+    NodeDied,
     ObjectReady,
     Send,
     SetTimer,
@@ -24,6 +25,7 @@ from runtime.core.messages import (
     Trace,
     Transfer,
     TransferDone,
+    TransferFailed,
 )
 from runtime.core.owner import Owner
 from runtime.core.raylet import Raylet
@@ -73,6 +75,7 @@ class FakeHost:
         self.actor_events: list[ActorStateChanged] = []
         self.killed: list[KillWorker] = []
         self.interrupted: set[int] = set()
+        self.dead: set[int] = set()
         self.gcs = Gcs(GCS_ADDR, self.config, GS_ADDR)
         self.gs = GlobalScheduler(GS_ADDR, GCS_ADDR, random.Random(7), self.config)
         self.components: dict[int, Any] = {GCS_ADDR: self.gcs, GS_ADDR: self.gs}
@@ -91,6 +94,7 @@ class FakeHost:
             self.raylets.append(raylet)
             self.owners.append(owner)
             raylet.start(0.0, out)
+            owner.start(0.0, out)
         self._effect(out)
         self.run(until=10 * self.latency)  # registration settles before any task
 
@@ -111,7 +115,10 @@ class FakeHost:
                 self._push(self.now + cmd.spec.duration, ("finish", cmd))
             elif kind is Transfer:
                 self.transfers.append(cmd)
-                done = TransferDone(cmd.oid, cmd.nbytes, cmd.src)
+                if cmd.src in self.dead or cmd.src < 0:
+                    done: Any = TransferFailed(cmd.oid, cmd.src)
+                else:
+                    done = TransferDone(cmd.oid, cmd.nbytes, cmd.src)
                 self._push(self.now + self.transfer_time, (raylet_addr(cmd.dst), done))
             elif kind is SetTimer:
                 if self.timers:
@@ -135,6 +142,8 @@ class FakeHost:
 
     def _finish(self, cmd: Dispatch) -> None:
         spec = cmd.spec
+        if cmd.node in self.dead:
+            return  # the node died with the task on it
         if spec.task_id in self.interrupted:
             return  # the body was interrupted; its raylet already heard
         kind = self.fail_hook(spec) if self.fail_hook else None
@@ -160,9 +169,25 @@ class FakeHost:
                 self._finish(item[1])
                 continue
             dst, msg = item
+            if self._node_of(dst) in self.dead:
+                continue  # nothing is delivered to a dead node
             out: list[Any] = []
             self.components[dst].handle(msg, self.now, out)
             self._effect(out)
+
+    def _node_of(self, addr: int) -> int:
+        if addr >= 1000:
+            return addr - 1000
+        if addr >= 100:
+            return addr - 100
+        return -1
+
+    def kill_node(self, node: int) -> None:
+        """The node dies now: its raylet, owner, store and running tasks are gone."""
+        self.dead.add(node)
+        out: list[Any] = []
+        self.gcs.handle(NodeDied(node), self.now, out)
+        self._effect(out)
 
     # -- owner helpers ------------------------------------------------------------------
 
