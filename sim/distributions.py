@@ -1,0 +1,85 @@
+"""Turn scenario distribution specs into fast, seeded zero-argument sampler closures."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+from collections.abc import Callable
+from functools import partial
+
+from sim.scenario import (
+    ConstantDist,
+    ExponentialDist,
+    LognormalDist,
+    NormalDist,
+    UniformDist,
+)
+
+Sampler = Callable[[], float]
+"""A zero-argument callable returning one draw; called once per simulated task."""
+
+DistModel = ConstantDist | ExponentialDist | UniformDist | LognormalDist | NormalDist
+
+
+def _constant(spec: ConstantDist, rng: random.Random) -> Sampler:
+    """A C-level iterator's `__next__`: the cheapest callable returning a fixed value."""
+    return itertools.repeat(float(spec.value)).__next__
+
+
+def _exponential(spec: ExponentialDist, rng: random.Random) -> Sampler:
+    """`rng.expovariate` bound to the rate 1/mean."""
+    return partial(rng.expovariate, 1.0 / spec.mean)
+
+
+def _uniform(spec: UniformDist, rng: random.Random) -> Sampler:
+    """`rng.uniform` bound to [low, high]."""
+    return partial(rng.uniform, spec.low, spec.high)
+
+
+def _lognormal(spec: LognormalDist, rng: random.Random) -> Sampler:
+    """`rng.lognormvariate` with mu chosen so that the distribution's mean is `spec.mean`."""
+    mu = math.log(spec.mean) - 0.5 * spec.sigma * spec.sigma
+    return partial(rng.lognormvariate, mu, spec.sigma)
+
+
+def _normal(spec: NormalDist, rng: random.Random) -> Sampler:
+    """Normal draws truncated at 0 by redrawing negatives.
+
+    The mean of the result exceeds `spec.mean` when `stddev` is comparable to `mean`.
+    """
+    if spec.stddev == 0:
+        return itertools.repeat(float(spec.mean)).__next__
+    gauss, mean, stddev = rng.gauss, spec.mean, spec.stddev
+
+    def draw() -> float:
+        x = gauss(mean, stddev)
+        while x < 0.0:
+            x = gauss(mean, stddev)
+        return x
+
+    return draw
+
+
+_BUILDERS: dict[type, Callable[..., Sampler]] = {
+    ConstantDist: _constant,
+    ExponentialDist: _exponential,
+    UniformDist: _uniform,
+    LognormalDist: _lognormal,
+    NormalDist: _normal,
+}
+
+
+def make_sampler(spec: DistModel | float, rng: random.Random) -> Sampler:
+    """Return a sampler for `spec` (a distribution model or a bare number) drawing from `rng`.
+
+    Samplers are deterministic for a seeded `rng`; several samplers may share one `rng`, in
+    which case their draws interleave in call order.
+    """
+    if isinstance(spec, int | float) and not isinstance(spec, bool):
+        return itertools.repeat(float(spec)).__next__
+    try:
+        builder = _BUILDERS[type(spec)]
+    except KeyError:
+        raise TypeError(f"not a distribution spec: {spec!r}") from None
+    return builder(spec, rng)

@@ -1,0 +1,242 @@
+"""Streaming, fixed-memory run metrics (histograms, counters, throughput) and JSON output."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+SIGNIFICANT_DIGITS = 9
+"""Floats in summaries are rounded to this many significant digits (stable JSON)."""
+
+
+def round_sig(x: float, digits: int = SIGNIFICANT_DIGITS) -> float:
+    """Round `x` to `digits` significant digits."""
+    return float(f"{x:.{digits}g}")
+
+
+class LogHistogram:
+    """Log-bucketed histogram of non-negative values with bounded relative error.
+
+    A value x > 0 falls in bucket i = ceil(log(x) / log(gamma)), gamma = (1+a)/(1-a),
+    and is reported as 2 gamma^i / (gamma + 1), within relative error `a` of x (the
+    DDSketch mapping). Values <= 0 share one bucket reported as 0. Memory is bounded by
+    the dynamic range: about 1,700 buckets span 1 ns to 10^6 s at a = 1%. Exact count,
+    sum, min and max are kept beside the buckets. Deterministic: no sampling.
+    """
+
+    __slots__ = ("count", "total", "min", "max", "_buckets", "_inv_log_gamma", "_gamma")
+
+    _ZERO = -(2**62)
+
+    def __init__(self, relative_accuracy: float = 0.01) -> None:
+        """Create an empty histogram with the given relative accuracy (0 < a < 1)."""
+        if not 0.0 < relative_accuracy < 1.0:
+            raise ValueError("relative_accuracy must be in (0, 1)")
+        self._gamma = (1.0 + relative_accuracy) / (1.0 - relative_accuracy)
+        self._inv_log_gamma = 1.0 / math.log(self._gamma)
+        self._buckets: dict[int, int] = {}
+        self.count = 0
+        self.total = 0.0
+        self.min = math.inf
+        self.max = -math.inf
+
+    def add(self, x: float) -> None:
+        """Record one value, O(1)."""
+        self.count += 1
+        self.total += x
+        if x < self.min:
+            self.min = x
+        if x > self.max:
+            self.max = x
+        key = math.ceil(math.log(x) * self._inv_log_gamma) if x > 0.0 else self._ZERO
+        buckets = self._buckets
+        buckets[key] = buckets.get(key, 0) + 1
+
+    @property
+    def mean(self) -> float:
+        """Exact arithmetic mean (nan when empty)."""
+        return self.total / self.count if self.count else math.nan
+
+    def _value(self, key: int) -> float:
+        """Representative value of bucket `key`."""
+        if key == self._ZERO:
+            return 0.0
+        return 2.0 * self._gamma**key / (self._gamma + 1.0)
+
+    def percentile(self, p: float) -> float:
+        """Approximate p-th percentile (0..100) of the recorded values (nan when empty).
+
+        The value of rank round(p/100 * (count-1)) (0-based) in sorted order, within the
+        relative accuracy, clamped to the exact [min, max]; ranks 0 and count-1 are exact.
+        """
+        if not self.count:
+            return math.nan
+        rank = round(p / 100.0 * (self.count - 1))
+        if rank <= 0:
+            return self.min
+        if rank >= self.count - 1:
+            return self.max
+        seen = 0
+        for key in sorted(self._buckets):
+            seen += self._buckets[key]
+            if seen > rank:
+                return min(max(self._value(key), self.min), self.max)
+        return self.max
+
+    def summary(self) -> dict[str, float | None]:
+        """`{"mean", "p50", "p90", "p99", "max"}` rounded for stable JSON (None when empty)."""
+        if not self.count:
+            return dict.fromkeys(("mean", "p50", "p90", "p99", "max"))
+        return {
+            "mean": round_sig(self.mean),
+            "p50": round_sig(self.percentile(50)),
+            "p90": round_sig(self.percentile(90)),
+            "p99": round_sig(self.percentile(99)),
+            "max": round_sig(self.max),
+        }
+
+
+class ThroughputSeries:
+    """Completions per fixed-width time bin; bins merge pairwise (width doubles) at the cap.
+
+    Memory is `max_bins` counters whatever the makespan.
+    """
+
+    __slots__ = ("bin_s", "max_bins", "_counts", "_used")
+
+    def __init__(self, bin_s: float = 1e-3, max_bins: int = 512) -> None:
+        """Start with bins of `bin_s` seconds; keep at most `max_bins` (even, >= 2) bins."""
+        if max_bins < 2 or max_bins % 2:
+            raise ValueError("max_bins must be an even number >= 2")
+        self.bin_s = bin_s
+        self.max_bins = max_bins
+        self._counts = [0] * max_bins
+        self._used = 0
+
+    def add(self, now: float, n: int = 1) -> None:
+        """Count `n` completions at simulated time `now` (seconds, >= 0)."""
+        index = int(now / self.bin_s)
+        while index >= self.max_bins:
+            self._merge()
+            index = int(now / self.bin_s)
+        self._counts[index] += n
+        if index >= self._used:
+            self._used = index + 1
+
+    def _merge(self) -> None:
+        """Double the bin width by summing neighbouring bins."""
+        counts = self._counts
+        half = self.max_bins // 2
+        merged = [counts[2 * i] + counts[2 * i + 1] for i in range(half)]
+        self._counts = merged + [0] * half
+        self._used = (self._used + 1) // 2
+        self.bin_s *= 2.0
+
+    def summary(self) -> dict[str, Any]:
+        """`{"bin_s", "counts"}` with trailing empty bins dropped."""
+        return {"bin_s": round_sig(self.bin_s), "counts": self._counts[: self._used]}
+
+
+class MetricsRecorder:
+    """Collects per-event run metrics in O(1) time and fixed memory; see `summary`."""
+
+    __slots__ = (
+        "latency",
+        "queue",
+        "series",
+        "started",
+        "running",
+        "peak_running",
+        "busy_s",
+        "spilled",
+        "failed",
+        "messages",
+        "message_bytes",
+        "transfers",
+        "bytes_transferred",
+    )
+
+    def __init__(self, relative_accuracy: float = 0.01, bin_s: float = 1e-3) -> None:
+        """Create empty metrics; `bin_s` is the initial throughput bin width."""
+        self.latency = LogHistogram(relative_accuracy)
+        self.queue = LogHistogram(relative_accuracy)
+        self.series = ThroughputSeries(bin_s)
+        self.started = 0
+        self.running = 0
+        self.peak_running = 0
+        self.busy_s = 0.0
+        self.spilled = 0
+        self.failed = 0
+        self.messages = 0
+        self.message_bytes = 0
+        self.transfers = 0
+        self.bytes_transferred = 0
+
+    def task_started(self, node: int, now: float) -> None:
+        """A task began executing on `node` at `now`."""
+        self.started += 1
+        self.running += 1
+        if self.running > self.peak_running:
+            self.peak_running = self.running
+
+    def task_finished(self, run_s: float, queue_s: float, node: int, now: float) -> None:
+        """A task body ended on `node` at `now` after `run_s`, having waited `queue_s`."""
+        self.running -= 1
+        self.queue.add(queue_s)
+        self.busy_s += run_s
+
+    def task_done(self, latency_s: float, now: float) -> None:
+        """The owner learned at `now` that a task succeeded, `latency_s` after submitting it."""
+        self.latency.add(latency_s)
+        self.series.add(now)
+
+    def task_failed(self, now: float) -> None:
+        """The owner learned at `now` that a task failed for good."""
+        self.failed += 1
+
+    def message(self, nbytes: int) -> None:
+        """A control message of `nbytes` was sent."""
+        self.messages += 1
+        self.message_bytes += nbytes
+
+    def transfer(self, nbytes: int) -> None:
+        """An object transfer of `nbytes` between nodes happened."""
+        self.transfers += 1
+        self.bytes_transferred += nbytes
+
+    def spill(self) -> None:
+        """A task was spilled from its local scheduler to the global scheduler."""
+        self.spilled += 1
+
+    def summary(self, makespan_s: float, total_slots: int) -> dict[str, Any]:
+        """The shared metrics schema, floats rounded for byte-stable JSON.
+
+        `total_slots` is the number of CPU slots in the cluster; utilisation is busy slot
+        time over `makespan_s * total_slots`.
+        """
+        tasks = self.latency.count
+        capacity = makespan_s * total_slots
+        return {
+            "tasks": tasks,
+            "makespan_s": round_sig(makespan_s),
+            "throughput_tps": round_sig(tasks / makespan_s) if makespan_s > 0 else 0.0,
+            "latency_s": self.latency.summary(),
+            "queue_s": self.queue.summary(),
+            "cpu_utilization": round_sig(self.busy_s / capacity) if capacity > 0 else 0.0,
+            "spilled_tasks": self.spilled,
+            "messages": self.messages,
+            "message_bytes": self.message_bytes,
+            "transfers": self.transfers,
+            "bytes_transferred": self.bytes_transferred,
+            "throughput_series": self.series.summary(),
+        }
+
+
+def write_json(path: str | Path, data: dict[str, Any]) -> Path:
+    """Write `data` as sorted, indented JSON (parent directories created); return the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, sort_keys=True, indent=2) + "\n", encoding="utf-8")
+    return path

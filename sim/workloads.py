@@ -1,0 +1,225 @@
+"""Workload drivers: programs that submit tasks through their owner with bounded in-flight work.
+
+A driver reacts to its futures resolving (ObjectReady) by dropping the result and
+submitting more, so memory is proportional to the tasks in flight, never to the total.
+Each call a driver makes on its owner is a service request at that owner (it costs
+``owner_us`` like a message). The reaction to a resolved future is served right after
+the owner's handling of the TaskDone that resolved it: driver and owner share a process.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from runtime.core.ids import ObjectId
+from runtime.core.messages import ObjectReady
+from runtime.core.owner import Owner
+from runtime.core.resources import shape_key
+from runtime.core.task import TaskSpec
+from sim.distributions import Sampler, make_sampler
+from sim.host import Host
+from sim.metrics import MetricsRecorder
+from sim.scenario import ChainWorkload, IndependentWorkload
+
+
+@dataclass(slots=True)
+class Completion:
+    """Counts finished tasks of all drivers; stops the host when all are done."""
+
+    host: Host
+    total: int
+    progress: Callable[[int], None] | None = None
+    progress_every: int = 1
+    done: int = 0
+    finished_at: float = 0.0
+
+    def task_ended(self, at: float) -> None:
+        """One task ended (success or failure) at `at`."""
+        self.done += 1
+        if at > self.finished_at:
+            self.finished_at = at
+        if self.done >= self.total:
+            self.host.stopped = True
+            if self.progress is not None:
+                self.progress(self.done)
+        elif self.progress is not None and self.done % self.progress_every == 0:
+            self.progress(self.done)
+
+
+class _DriverBase:
+    """What every driver has: its owner, samplers, shared resources dict and accounting."""
+
+    def __init__(
+        self,
+        host: Host,
+        owner: Owner,
+        metrics: MetricsRecorder,
+        completion: Completion,
+        spec: IndependentWorkload | ChainWorkload,
+        rng: random.Random,
+    ) -> None:
+        self.host = host
+        self.owner = owner
+        self.metrics = metrics
+        self.completion = completion
+        self.duration_ms: Sampler = make_sampler(spec.duration_ms, rng)
+        self.output_bytes: Sampler = make_sampler(spec.output_bytes, rng)
+        self.resources = {"CPU": float(spec.num_cpus)}  # one dict shared by all tasks
+        self.shape = shape_key(self.resources)
+        host.on_ready(owner.addr, self._on_ready)
+
+    def _new_spec(self, function: str, arg_refs: tuple[ObjectId, ...] = ()) -> TaskSpec:
+        """A task with freshly drawn duration and output size."""
+        owner = self.owner
+        return TaskSpec(
+            task_id=owner.new_task_id(),
+            owner=owner.addr,
+            owner_node=owner.node,
+            function=function,
+            resources=self.resources,
+            duration=self.duration_ms() * 1e-3,
+            output_sizes=(int(self.output_bytes()),),
+            arg_refs=arg_refs,
+            shape=self.shape,
+        )
+
+    def _record(self, cmd: ObjectReady, at: float) -> None:
+        """Account for a resolved future."""
+        if cmd.error_kind is None:
+            self.metrics.task_done(at - cmd.submitted_at, at)
+        else:
+            self.metrics.task_failed(at)
+        self.completion.task_ended(at)
+
+    def _on_ready(self, cmd: ObjectReady, at: float) -> None:
+        raise NotImplementedError
+
+
+class IndependentDriver(_DriverBase):
+    """Submits `tasks` independent tasks, keeping at most `window` in flight."""
+
+    def __init__(
+        self,
+        host: Host,
+        owner: Owner,
+        metrics: MetricsRecorder,
+        completion: Completion,
+        spec: IndependentWorkload,
+        rng: random.Random,
+        tasks: int,
+    ) -> None:
+        """A driver for `tasks` of the workload `spec` (its share of the total)."""
+        super().__init__(host, owner, metrics, completion, spec, rng)
+        self.remaining = tasks
+        self.window = spec.window
+        self._retire: ObjectId = 0
+        self._submit_fn = self._submit
+        self._retire_fn = self._retire_and_submit
+
+    def start(self) -> None:
+        """Fill the window (one owner call per submission)."""
+        serve, addr = self.host.serve_call, self.owner.addr
+        for _ in range(min(self.window, self.remaining)):
+            serve(addr, self._submit_fn)
+
+    def _submit(self, now: float, out: list[Any]) -> None:
+        self.remaining -= 1
+        self.owner.submit(self._new_spec("independent"), now, out)
+
+    def _retire_and_submit(self, now: float, out: list[Any]) -> None:
+        owner = self.owner
+        owner.remove_ref(self._retire, now, out)
+        if self.remaining > 0:
+            self.remaining -= 1
+            owner.submit(self._new_spec("independent"), now, out)
+
+    def _on_ready(self, cmd: ObjectReady, at: float) -> None:
+        if cmd.error_kind is None:
+            self.metrics.task_done(at - cmd.submitted_at, at)
+        else:
+            self.metrics.task_failed(at)
+        self.completion.task_ended(at)
+        self._retire = cmd.oid
+        self.host.serve_call(self.owner.addr, self._retire_fn, at)
+
+
+@dataclass(slots=True)
+class ChainState:
+    """Progress of one chain: next task index, its driver's newest reference, total work."""
+
+    index: int
+    submitted: int = 0
+    last_oid: ObjectId = 0
+    work_s: float = 0.0
+
+
+class ChainDriver(_DriverBase):
+    """Runs chains of dependent tasks, each task consuming the previous task's output.
+
+    Each chain keeps two tasks submitted: the one running (or about to) and its successor
+    waiting at the owner for its argument, so dependency resolution is the owner's job and
+    memory stays proportional to the number of chains.
+    """
+
+    LOOKAHEAD = 2
+
+    def __init__(
+        self,
+        host: Host,
+        owner: Owner,
+        metrics: MetricsRecorder,
+        completion: Completion,
+        spec: ChainWorkload,
+        rng: random.Random,
+        chain_indices: list[int],
+    ) -> None:
+        """A driver for the chains numbered `chain_indices` of the workload `spec`."""
+        super().__init__(host, owner, metrics, completion, spec, rng)
+        self.length = spec.length
+        self.chains = [ChainState(i) for i in chain_indices]
+        self._chain_of: dict[ObjectId, ChainState] = {}
+        self._current: ChainState | None = None
+        self._retire: ObjectId = 0
+        self._extend_fn = self._extend
+        self._retire_fn = self._retire_and_extend
+
+    def start(self) -> None:
+        """Submit the first tasks of every chain."""
+        serve, addr = self.host.serve_call, self.owner.addr
+        for chain in self.chains:
+            self._current = chain
+            for _ in range(min(self.LOOKAHEAD, self.length)):
+                serve(addr, self._extend_fn)
+
+    def _extend(self, now: float, out: list[Any]) -> None:
+        """Submit the next task of the current chain, consuming its newest output."""
+        chain = self._current
+        assert chain is not None
+        previous = chain.last_oid
+        spec = self._new_spec("chain", (previous,) if previous else ())
+        chain.work_s += spec.duration
+        chain.submitted += 1
+        (oid,) = spec.return_ids()
+        self._chain_of[oid] = chain  # before submit: a failed argument resolves it at once
+        chain.last_oid = oid
+        self.owner.submit(spec, now, out)
+        if previous:
+            self.owner.remove_ref(previous, now, out)  # the new task holds it now
+
+    def _retire_and_extend(self, now: float, out: list[Any]) -> None:
+        chain = self._current
+        assert chain is not None
+        if self._retire == chain.last_oid and chain.submitted >= self.length:
+            self.owner.remove_ref(self._retire, now, out)  # the chain's final result
+        elif chain.submitted < self.length:
+            self._extend(now, out)
+
+    def _on_ready(self, cmd: ObjectReady, at: float) -> None:
+        self._record(cmd, at)
+        chain = self._chain_of.pop(cmd.oid)
+        self._current = chain
+        self._retire = cmd.oid
+        self.host.serve_call(self.owner.addr, self._retire_fn, at)
