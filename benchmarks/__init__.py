@@ -1,0 +1,1 @@
+"""Benchmarks of twinray's real mode against peer systems (Ray, Dask, multiprocessing)."""
