@@ -1,6 +1,23 @@
 """twinray's public API: Ray's names (`import runtime as ray`) over the one shared control plane."""
 
-from runtime.api import get, init, is_initialized, put, remote, shutdown, wait
+from runtime.actor import ActorClass, ActorHandle, method
+from runtime.api import (
+    available_resources,
+    cancel,
+    cluster_resources,
+    get,
+    get_actor,
+    get_runtime_context,
+    init,
+    is_initialized,
+    kill,
+    nodes,
+    put,
+    remote,
+    shutdown,
+    timeline,
+    wait,
+)
 from runtime.exceptions import (
     ActorDiedError,
     GetTimeoutError,
@@ -18,6 +35,14 @@ from runtime.object_ref import ObjectRef
 from runtime.remote_function import RemoteFunction
 
 __all__ = [
+    "timeline",
+    "nodes",
+    "get_runtime_context",
+    "cluster_resources",
+    "cancel",
+    "available_resources",
+    "ActorClass",
+    "ActorHandle",
     "ActorDiedError",
     "GetTimeoutError",
     "ObjectLostError",
@@ -32,8 +57,11 @@ __all__ = [
     "UnserializableArgumentError",
     "WorkerCrashedError",
     "get",
+    "get_actor",
     "init",
     "is_initialized",
+    "kill",
+    "method",
     "put",
     "remote",
     "shutdown",

@@ -9,11 +9,29 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from runtime.actor import ActorClass, ActorHandle, ActorOptions
+from runtime.context import RuntimeContext, current_context
 from runtime.exceptions import RayError
 from runtime.object_ref import ObjectRef
 from runtime.remote_function import RemoteFunction, TaskOptions
 
-__all__ = ["get", "init", "is_initialized", "put", "remote", "shutdown", "wait"]
+__all__ = [
+    "available_resources",
+    "cancel",
+    "cluster_resources",
+    "get",
+    "get_actor",
+    "get_runtime_context",
+    "init",
+    "is_initialized",
+    "kill",
+    "nodes",
+    "put",
+    "remote",
+    "shutdown",
+    "timeline",
+    "wait",
+]
 
 _node: Any = None
 _init_lock = threading.Lock()
@@ -98,7 +116,7 @@ def _current_node() -> Any:
 
 
 def remote(*args: Any, **options: Any) -> Any:
-    """Decorator: `@remote` or `@remote(num_cpus=..., num_returns=..., ...)` on a function."""
+    """Decorator: `@remote` or `@remote(num_cpus=..., ...)` on a function (task) or class (actor)."""
     if len(args) == 1 and not options and callable(args[0]):
         return _make_remote(args[0], {})
     if args:
@@ -110,10 +128,20 @@ def remote(*args: Any, **options: Any) -> Any:
     return decorate
 
 
-def _make_remote(fn: Any, options: dict[str, Any]) -> RemoteFunction:
+def _make_remote(fn: Any, options: dict[str, Any]) -> Any:
     if isinstance(fn, type):
-        raise TypeError("actors (@remote on a class) are not supported yet")
+        return ActorClass(fn, ActorOptions().replace(**options))
     return RemoteFunction(fn, TaskOptions().replace(**options))
+
+
+def get_actor(name: str, namespace: str | None = None) -> ActorHandle:
+    """The handle of the live actor named `name`; `ValueError` when there is none."""
+    return _require_node().get_actor(name)
+
+
+def kill(actor: ActorHandle, *, no_restart: bool = True) -> None:
+    """Terminate `actor` at once (its pending calls fail with `ActorDiedError`)."""
+    _require_node().kill_actor(actor, no_restart)
 
 
 def get(object_refs: ObjectRef | Sequence[ObjectRef], *, timeout: float | None = None) -> Any:
@@ -153,6 +181,49 @@ def wait(
     if not 0 <= num_returns <= len(refs):
         raise ValueError(f"num_returns must be between 0 and {len(refs)}, got {num_returns}")
     return _require_node().wait(refs, num_returns, timeout)
+
+
+def cancel(object_ref: ObjectRef, *, force: bool = False, recursive: bool = True) -> None:
+    """Cancel the task producing `object_ref`; `get` on it then raises `TaskCancelledError`.
+
+    A running task gets a KeyboardInterrupt (`force=True`: its worker is killed; not
+    allowed for actor calls).
+    """
+    _require_node().cancel(object_ref, force)
+
+
+def cluster_resources() -> dict[str, float]:
+    """Total resources of the cluster (one node here)."""
+    return dict(_require_node().runtime_info()["total"])
+
+
+def available_resources() -> dict[str, float]:
+    """Resources not in use right now (a snapshot)."""
+    return {k: v for k, v in _require_node().runtime_info()["available"].items() if v > 0}
+
+
+def nodes() -> list[dict[str, Any]]:
+    """The node table, with Ray's keys."""
+    info = _require_node().runtime_info()
+    return [
+        {
+            "NodeID": info["node_id"],
+            "Alive": True,
+            "NodeManagerAddress": "127.0.0.1",
+            "Resources": dict(info["total"]),
+            "ObjectStoreMemory": info["store"],
+        }
+    ]
+
+
+def get_runtime_context() -> RuntimeContext:
+    """Ids of the job, task, actor and node the caller runs in."""
+    return current_context(_require_node())
+
+
+def timeline(filename: str | None = None) -> list[dict[str, Any]]:
+    """Task executions as Chrome trace / Perfetto `X` events; written as JSON to `filename`."""
+    return _require_node().timeline(filename)
 
 
 def _require_node() -> Any:

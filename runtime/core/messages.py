@@ -252,6 +252,24 @@ class TaskFinished:
 
 
 @dataclass(slots=True, eq=False)
+class WorkerBlocked:
+    """Host -> raylet: the worker running ``task_id`` waits for objects (a nested ``get``).
+
+    Its resources are lent back to the node until ``WorkerUnblocked``, so that the tasks
+    it waits for can run (Ray releases a blocked worker's CPU the same way).
+    """
+
+    task_id: TaskId
+
+
+@dataclass(slots=True, eq=False)
+class WorkerUnblocked:
+    """Host -> raylet: the worker running ``task_id`` resumed; it takes its resources back."""
+
+    task_id: TaskId
+
+
+@dataclass(slots=True, eq=False)
 class TransferDone:
     """Host -> destination raylet: a copy of ``oid`` arrived from ``src``."""
 

@@ -136,6 +136,8 @@ class Owner:
         """Tasks held back until this many of their arguments are ready."""
         self.retries = 0
         self.actors: dict[int, ActorHandleState] = {}
+        self._aliases: dict[int, int] = {}
+        """Actor ids that ``get_if_exists`` resolved to an actor this owner already called."""
         self._handlers: dict[type, Callable[[Any, float, list[Any]], None]] = {
             TaskDone: self._on_task_done,
             ActorUpdate: self._on_actor_update,
@@ -648,6 +650,8 @@ class Owner:
             raise KeyError(f"actor {spec.actor_id:x} is unknown to owner {self.addr}")
         handle.seq += 1
         spec.seq = handle.seq
+        if self._aliases:
+            spec.actor_id = self._aliases.get(spec.actor_id, spec.actor_id)
         if handle.unsent is None:
             handle.unsent = []
         handle.unsent.append(spec)
@@ -699,6 +703,11 @@ class Owner:
             return
         actor_id = msg.actor_id
         if msg.alias_of:
+            existing = self.actors.get(msg.alias_of)
+            if existing is not None and existing is not handle:
+                # this owner already calls that actor: share its sequence numbers
+                self._merge_alias(actor_id, handle, msg.alias_of, existing, out)
+                return
             # get_if_exists found a live actor under the name: calls go to that one
             handle.alias_of = msg.alias_of
             self.actors[msg.alias_of] = handle
@@ -709,6 +718,27 @@ class Owner:
         out.append(ActorStateChanged(actor_id, msg.state, msg.error))
         if msg.state in (ACTOR_ALIVE, ACTOR_DEAD):
             self._flush_actor(actor_id, out)
+
+    def _merge_alias(
+        self,
+        actor_id: int,
+        handle: ActorHandleState,
+        alias_of: int,
+        existing: ActorHandleState,
+        out: list[Any],
+    ) -> None:
+        """Point ``actor_id`` at ``alias_of``'s state; its early calls join that actor's order."""
+        for spec in handle.unsent or ():
+            spec.actor_id = alias_of
+            existing.seq += 1
+            spec.seq = existing.seq
+            if existing.unsent is None:
+                existing.unsent = []
+            existing.unsent.append(spec)
+        self.actors[actor_id] = existing
+        self._aliases[actor_id] = alias_of
+        out.append(ActorStateChanged(actor_id, existing.state, alias_of=alias_of))
+        self._flush_actor(alias_of, out)
 
     def _on_lookup_reply(self, msg: ActorLookupReply, now: float, out: list[Any]) -> None:
         if msg.actor_id:

@@ -41,6 +41,8 @@ from runtime.core.messages import (
     Transfer,
     TransferDone,
     TransferFailed,
+    WorkerBlocked,
+    WorkerUnblocked,
 )
 from runtime.core.object_store import ObjectStore
 from runtime.core.policies import LocalState, PlacementPolicy, make_policy
@@ -109,6 +111,8 @@ class Raylet:
         self.pulls: dict[ObjectId, list[TaskId]] = {}
         self.running: dict[TaskId, TaskSpec] = {}
         self.actors: dict[int, LocalActor] = {}
+        self.blocked: set[TaskId] = set()
+        """Running tasks whose worker waits (nested get): their resources are lent out."""
         self.task_events: list[tuple[TaskId, str, NodeId, float]] = []
         self.dispatched = 0
         self.spilled = 0
@@ -127,6 +131,8 @@ class Raylet:
             CancelTask: self._on_cancel,
             TransferFailed: self._on_transfer_failed,
             ObjectLocations: self._on_object_locations,
+            WorkerBlocked: self._on_worker_blocked,
+            WorkerUnblocked: self._on_worker_unblocked,
         }
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -267,7 +273,10 @@ class Raylet:
         if spec.kind != TASK:
             self._actor_task_finished(spec, msg, now, out)
             return
-        release(self.available, spec.resources)
+        if self.blocked and msg.task_id in self.blocked:
+            self.blocked.discard(msg.task_id)  # its resources were already lent back
+        else:
+            release(self.available, spec.resources)
         for dep in spec.deps:
             self.store.unpin(dep.oid)
         self._report_done(spec, msg, now, out)
@@ -377,6 +386,23 @@ class Raylet:
         for oid in evicted:
             out.append(Free(self.node, oid))
             out.append(Send(self.gcs_addr, ObjectRemoved(oid, self.node), 64))
+
+    def _on_worker_blocked(self, msg: WorkerBlocked, now: float, out: list[Any]) -> None:
+        spec = self.running.get(msg.task_id)
+        if spec is None or spec.kind != TASK or msg.task_id in self.blocked:
+            return
+        self.blocked.add(msg.task_id)
+        release(self.available, spec.resources)
+        if self.queued:
+            self._dispatch_queued(now, out)
+
+    def _on_worker_unblocked(self, msg: WorkerUnblocked, now: float, out: list[Any]) -> None:
+        if msg.task_id not in self.blocked:
+            return
+        self.blocked.discard(msg.task_id)
+        spec = self.running.get(msg.task_id)
+        if spec is not None:
+            acquire(self.available, spec.resources)  # may oversubscribe briefly, as in Ray
 
     # -- objects and reports ------------------------------------------------------------
 

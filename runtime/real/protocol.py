@@ -16,10 +16,18 @@ Driver -> worker
                                                             kwargs: dict name -> value
     (ALLOC_REPLY, offset)                                  offset >= 0, or -1 if the store is full
     (SHUTDOWN,)                                            exit the loop
+    (REPLY, req_id, ok, value)                             the answer to a REQUEST (value is
+                                                            the exception when not ok)
+    (CREATE_ACTOR, task_id, fn_id, args, kwargs)           build the actor (fn_id: its class);
+                                                            answered by TASK_RESULT with ()
+    (CALL_ACTOR, task_id, method, args, kwargs, n_returns) run a method of this worker's actor
 
 Worker -> driver
     (TASK_RESULT, task_id, True, values)        values: tuple of n_returns encoded values
     (TASK_RESULT, task_id, False, error)        error: see `encode_error`
+    (REQUEST, req_id, op, payload)              an API call from code in the worker (nested
+                                                task, get, put, wait, actors); op names the
+                                                handler in the driver; req_id 0: no reply
     (ALLOC_REQUEST, task_id, nbytes)            block until ALLOC_REPLY; the driver owns the
                                                 allocator, the range belongs to task_id
 """
@@ -36,18 +44,26 @@ from runtime.exceptions import RayTaskError
 __all__ = [
     "ALLOC_REPLY",
     "ALLOC_REQUEST",
+    "CALL_ACTOR",
+    "CREATE_ACTOR",
     "EXECUTE_TASK",
     "REGISTER_FUNCTION",
+    "REPLY",
+    "REQUEST",
     "SHUTDOWN",
     "TASK_RESULT",
     "VALUE_ARENA",
     "VALUE_INLINE",
     "alloc_reply",
     "alloc_request",
+    "call_actor",
+    "create_actor",
     "decode_error",
     "encode_error",
     "execute_task",
     "register_function",
+    "reply",
+    "request",
     "shutdown",
     "task_result",
 ]
@@ -61,10 +77,14 @@ REGISTER_FUNCTION = 1
 EXECUTE_TASK = 2
 ALLOC_REPLY = 3
 SHUTDOWN = 4
+CREATE_ACTOR = 5
+CALL_ACTOR = 6
+REPLY = 7
 
 # worker -> driver
 TASK_RESULT = 10
 ALLOC_REQUEST = 11
+REQUEST = 12
 
 
 def register_function(fn_id: int, pickled_fn: bytes) -> tuple:
@@ -77,6 +97,18 @@ def execute_task(
 ) -> tuple:
     """Build an EXECUTE_TASK message (args/kwargs hold encoded values)."""
     return (EXECUTE_TASK, task_id, fn_id, args, kwargs, n_returns)
+
+
+def create_actor(task_id: Any, fn_id: int, args: tuple, kwargs: dict[str, tuple]) -> tuple:
+    """Build a CREATE_ACTOR message (args/kwargs hold encoded values)."""
+    return (CREATE_ACTOR, task_id, fn_id, args, kwargs)
+
+
+def call_actor(
+    task_id: Any, method: str, args: tuple, kwargs: dict[str, tuple], n_returns: int = 1
+) -> tuple:
+    """Build a CALL_ACTOR message (args/kwargs hold encoded values)."""
+    return (CALL_ACTOR, task_id, method, args, kwargs, n_returns)
 
 
 def alloc_reply(offset: int) -> tuple:
@@ -92,6 +124,16 @@ def shutdown() -> tuple:
 def task_result(task_id: Any, ok: bool, payload: tuple) -> tuple:
     """Build a TASK_RESULT message."""
     return (TASK_RESULT, task_id, ok, payload)
+
+
+def request(req_id: int, op: str, payload: Any) -> tuple:
+    """Build a REQUEST message (worker -> driver API call)."""
+    return (REQUEST, req_id, op, payload)
+
+
+def reply(req_id: int, ok: bool, value: Any) -> tuple:
+    """Build a REPLY message (driver -> worker)."""
+    return (REPLY, req_id, ok, value)
 
 
 def alloc_request(task_id: Any, nbytes: int) -> tuple:

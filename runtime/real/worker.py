@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import gc
+import io
 import os
 import signal
 import socket
@@ -22,6 +23,7 @@ import time
 import traceback
 from collections import deque
 from collections.abc import Iterable
+from functools import partial
 from typing import Any
 
 from runtime.exceptions import ObjectStoreFullError
@@ -66,7 +68,20 @@ def set_parent_death_signal(sig: int = signal.SIGKILL) -> None:
 class _Worker:
     """State of one worker loop: function cache, inbox, replies waiting for the next write."""
 
-    __slots__ = ("conn", "arena", "worker_id", "threshold", "functions", "inbox", "replies")
+    __slots__ = (
+        "conn",
+        "arena",
+        "worker_id",
+        "threshold",
+        "functions",
+        "inbox",
+        "replies",
+        "actor",
+        "client",
+        "task_id",
+        "actor_id",
+        "in_body",
+    )
 
     def __init__(self, conn: Connection, arena: Arena, worker_id: int, threshold: int) -> None:
         self.conn = conn
@@ -76,12 +91,19 @@ class _Worker:
         self.functions: dict[int, Any] = {}
         self.inbox: deque[tuple] = deque()
         self.replies: list[tuple] = []
+        self.actor: Any = None
+        self.client: Any = None
+        self.task_id: Any = None
+        self.actor_id: Any = None
+        self.in_body = False
 
     def run(self) -> None:
         """Process messages until SHUTDOWN or EOF."""
         handlers = {
             p.REGISTER_FUNCTION: self._register,
             p.EXECUTE_TASK: self._execute,
+            p.CREATE_ACTOR: self._create_actor,
+            p.CALL_ACTOR: self._call_actor,
             p.SHUTDOWN: self._shutdown,
         }
         inbox, conn = self.inbox, self.conn
@@ -106,6 +128,14 @@ class _Worker:
             raise _DriverGone from exc
 
     def _flush(self) -> None:
+        client = self.client
+        if client is not None and (client.releases or client.unpins):
+            if client.releases:
+                oids, client.releases = client.releases, []
+                self.replies.insert(0, p.request(0, "release", oids))
+            if client.unpins:
+                offsets, client.unpins = client.unpins, []
+                self.replies.insert(0, p.request(0, "unpin", offsets))
         if self.replies:
             try:
                 self.conn.send_many(self.replies)
@@ -125,23 +155,63 @@ class _Worker:
         _, task_id, fn_id, args, kwargs, n_returns = msg
         fn = self.functions.get(fn_id)
         name = getattr(fn, "__qualname__", f"function#{fn_id}")
+        if fn is None:
+            fn = _unregistered(fn_id)
+        self._run(task_id, fn, name, args, kwargs, n_returns, False)
+
+    def _create_actor(self, msg: tuple) -> None:
+        _, task_id, fn_id, args, kwargs = msg
+        self.actor_id = task_id  # an actor's id is its creation task's id
+        cls = self.functions.get(fn_id)
+        name = getattr(cls, "__qualname__", f"class#{fn_id}") + ".__init__"
+        if cls is None:
+            cls = _unregistered(fn_id)
+        self._run(task_id, cls, name, args, kwargs, 0, True)
+
+    def _call_actor(self, msg: tuple) -> None:
+        _, task_id, method, args, kwargs, n_returns = msg
+        actor = self.actor
+        name = f"{type(actor).__qualname__}.{method}"
+        try:
+            fn = getattr(actor, method)
+        except AttributeError as exc:
+            fn = _raiser(exc)
+        self._run(task_id, fn, name, args, kwargs, n_returns, False)
+
+    def _run(
+        self,
+        task_id: Any,
+        fn: Any,
+        name: str,
+        args: tuple,
+        kwargs: dict,
+        n_returns: int,
+        keep: bool,
+    ) -> None:
+        """Run one body; answer with its encoded returns (``keep``: the result is the actor)."""
         start = time.perf_counter()
+        self.task_id = task_id
         a: list[Any] | None = None
         kw: dict[str, Any] | None = None
         try:
-            if fn is None:
-                raise KeyError(f"function id {fn_id} was never registered with this worker")
             decode = self._decode
             a = [decode(v) for v in args]
             kw = {k: decode(v) for k, v in kwargs.items()} if kwargs else {}
             try:
-                result = fn(*a, **kw)
-            except Exception as exc:
+                self.in_body = True
+                try:
+                    result = fn(*a, **kw)
+                finally:
+                    self.in_body = False
+            except (Exception, KeyboardInterrupt) as exc:
                 tb = exc.__traceback__
                 tb = tb.tb_next if tb is not None and tb.tb_next is not None else tb
                 text = "".join(traceback.format_exception(type(exc), exc, tb))
                 self.replies.append(p.task_result(task_id, False, p.encode_error(exc, name, text)))
                 return
+            if keep:
+                self.actor = result
+                result = None
             values = _split_returns(result, n_returns)
             payload = tuple(self._encode(v, task_id) for v in values)
         except Exception as exc:
@@ -151,7 +221,7 @@ class _Worker:
         finally:
             a = kw = None  # drop argument views into the arena before answering
         self.replies.append(p.task_result(task_id, True, payload))
-        if time.perf_counter() - start > _FLUSH_AFTER_S:
+        if keep or time.perf_counter() - start > _FLUSH_AFTER_S:
             self._flush()
 
     def _decode(self, value: tuple) -> Any:
@@ -183,6 +253,20 @@ class _Worker:
         return offset
 
 
+def _unregistered(fn_id: int) -> Any:
+    """A body that fails: the function id was never registered with this worker."""
+    return _raiser(KeyError(f"function id {fn_id} was never registered with this worker"))
+
+
+def _raiser(exc: BaseException) -> Any:
+    """A body that raises ``exc``."""
+
+    def body(*args: Any, **kwargs: Any) -> Any:
+        raise exc
+
+    return body
+
+
 def _split_returns(result: Any, n_returns: int) -> tuple:
     """Turn a function result into a tuple of `n_returns` values (Ray's num_returns)."""
     if n_returns == 1:
@@ -193,6 +277,86 @@ def _split_returns(result: Any, n_returns: int) -> tuple:
     if len(values) != n_returns:
         raise ValueError(f"task declared num_returns={n_returns} but returned {len(values)} values")
     return values
+
+
+CANCEL_SIGNAL = signal.SIGUSR2
+"""Sent by the driver to cancel the running task: it raises KeyboardInterrupt, as in Ray."""
+
+
+def _interrupt(worker: _Worker, signum: int, frame: Any) -> None:
+    """Raise KeyboardInterrupt in the task body (ignored between tasks)."""
+    if worker.in_body:
+        raise KeyboardInterrupt("the task was cancelled")
+
+
+class _PrefixedStream(io.TextIOBase):
+    """A text stream that writes whole lines to a file descriptor, each with a prefix."""
+
+    def __init__(self, fd: int, prefix: str) -> None:
+        self._fd = fd
+        self._prefix = prefix
+        self._partial = ""
+
+    def writable(self) -> bool:
+        """Always True."""
+        return True
+
+    def write(self, text: str) -> int:
+        """Buffer `text`; write out every completed line with the prefix (one write)."""
+        data = self._partial + text
+        head, sep, tail = data.rpartition("\n")
+        self._partial = tail
+        if sep:
+            lines = head.split("\n")
+            out = "".join(f"{self._prefix}{line}\n" for line in lines)
+            _write_all(self._fd, out.encode("utf-8", "replace"))
+        return len(text)
+
+    def flush(self) -> None:
+        """Write a pending partial line."""
+        if self._partial:
+            data, self._partial = self._partial, ""
+            _write_all(self._fd, f"{self._prefix}{data}\n".encode("utf-8", "replace"))
+
+    def fileno(self) -> int:
+        """The underlying descriptor."""
+        return self._fd
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    while data:
+        try:
+            n = os.write(fd, data)
+        except OSError:
+            return
+        data = data[n:]
+
+
+def _prefix_output(worker_id: int) -> None:
+    """Prefix this worker's print and logging output with `(worker N, pid P) `.
+
+    The worker inherits the driver's stdout/stderr descriptors, so its output reaches the
+    driver's terminal directly; replacing `sys.stdout`/`sys.stderr` (and the streams of
+    logging handlers that point at the old ones) adds the prefix, line by line.
+    """
+    import logging
+
+    prefix = f"(worker {worker_id}, pid {os.getpid()}) "
+    old = {id(sys.stdout): None, id(sys.stderr): None}
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+    out = _PrefixedStream(1, prefix)
+    err = _PrefixedStream(2, prefix)
+    replaced = {id(sys.stdout): out, id(sys.stderr): err}
+    sys.stdout, sys.stderr = out, err
+    for logger in [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]:
+        for handler in getattr(logger, "handlers", ()):
+            stream = getattr(handler, "stream", None)
+            if isinstance(handler, logging.StreamHandler) and id(stream) in old:
+                handler.setStream(replaced[id(stream)])
 
 
 def _flush_stdio() -> None:
@@ -210,7 +374,14 @@ def worker_main(
     into `arena`."""
     set_parent_death_signal()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
-    _Worker(conn, arena, worker_id, inline_threshold).run()
+    worker = _Worker(conn, arena, worker_id, inline_threshold)
+    signal.signal(CANCEL_SIGNAL, partial(_interrupt, worker))
+    _prefix_output(worker_id)
+    import runtime.api as api
+    from runtime.real.worker_client import WorkerClient
+
+    worker.client = api._node = WorkerClient(worker)
+    worker.run()
 
 
 def fork_worker(
@@ -229,6 +400,7 @@ def fork_worker(
     if pid == 0:  # child
         code = 0
         try:
+            signal.signal(CANCEL_SIGNAL, signal.SIG_IGN)  # until the worker's handler is set
             parent_sock.close()
             for other in close_in_child:
                 other.close()
@@ -271,6 +443,7 @@ def start_zygote(
                 other.close()
             set_parent_death_signal()
             signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(CANCEL_SIGNAL, signal.SIG_IGN)  # inherited by its workers
             _zygote_main(zygote_sock, arena, inline_threshold)
         except BaseException:
             code = 1

@@ -151,3 +151,21 @@ def test_an_actor_that_needs_an_absent_resource_dies_with_a_clear_reason() -> No
     events = [e for e in host.actor_events if e.actor_id == actor]
     assert events[-1].state == "DEAD" and "GPU" in events[-1].error
     assert host.ready[call].error_kind == ERR_ACTOR_DIED and "GPU" in host.ready[call].error
+
+
+def test_get_if_exists_on_an_actor_this_owner_already_calls_keeps_one_call_order() -> None:
+    host = FakeHost(nodes=1)
+    first = host.create_actor(name="svc")
+    before = [host.call(first, name=f"a{i}")[0] for i in range(3)]
+    host.run()
+    second = host.create_actor(name="svc", get_if_exists=True)
+    early = host.call(second, name="early")[0]  # before the GCS answered
+    host.run()
+    late = host.call(second, name="late")[0]
+    again = host.call(first, name="again")[0]
+    host.run()
+    for oid in before + [early, late, again]:
+        assert host.ready[oid].error_kind is None
+    order = [d.spec.name for d in host.dispatched if d.spec.kind == 2]
+    assert order == ["a0", "a1", "a2", "early", "late", "again"]
+    assert [d.spec.seq for d in host.dispatched if d.spec.kind == 2] == [1, 2, 3, 4, 5, 6]

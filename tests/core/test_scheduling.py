@@ -135,3 +135,24 @@ def test_resource_reports_reach_the_global_scheduler_when_timers_run() -> None:
     view = host.gs.views[0]
     assert view.running == 1 and view.available == {"CPU": 1.0}
     assert host.gcs.tasks, "task events should have been flushed to the GCS task table"
+
+
+def test_a_blocked_worker_lends_its_cpu_to_the_tasks_it_waits_for() -> None:
+    from runtime.core.messages import WorkerBlocked, WorkerUnblocked
+
+    host = FakeHost(nodes=1, cpus=1, config=CoreConfig(spillback_threshold=100))
+    (parent,) = host.submit(duration=10.0, name="parent")
+    (child,) = host.submit(duration=1.0, name="child")
+    host.run(until=0.5)
+    assert [d.spec.name for d in host.dispatched] == ["parent"]
+    parent_tid = parent >> 8
+    host.inject(0, WorkerBlocked(parent_tid))
+    assert [d.spec.name for d in host.dispatched] == ["parent", "child"]
+    host.run(until=2.0)
+    assert host.ready[child].error_kind is None
+    host.inject(0, WorkerUnblocked(parent_tid))
+    assert host.raylets[0].available == {"CPU": 0.0}
+    host.run()
+    assert host.raylets[0].available == {"CPU": 1.0}
+    host.inject(0, WorkerBlocked(parent_tid))  # already finished: ignored
+    assert host.raylets[0].available == {"CPU": 1.0}

@@ -1,0 +1,252 @@
+"""The user-thread mixin of the node: submit, put, get, wait and releases, handed to the loop."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+from runtime.core.ids import object_id
+from runtime.core.task import (
+    TaskSpec,
+)
+from runtime.exceptions import (
+    GetTimeoutError,
+    ObjectLostError,
+    ObjectStoreFullError,
+    RayError,
+)
+from runtime.object_ref import ObjectRef
+from runtime.real import protocol as p
+from runtime.real.addresses import NODE_ID, OWNER_ADDR
+from runtime.real.futures import PENDING, READY, Future, ObjectEntry, error_of
+from runtime.real.serialization import (
+    SerializedObject,
+    deserialize_pinned,
+    loads,
+    serialize,
+    write_to_arena,
+)
+
+__all__ = ["ClientMixin"]
+
+
+class ClientMixin:
+    """What program threads call: they never touch core objects, only queue ops and wait."""
+
+    def register_function(self, pickled: bytes) -> int:
+        """Give a pickled function an id on this node (workers receive it on first use)."""
+        fn_id = next(self._fn_ids)
+        self._functions[fn_id] = pickled
+        return fn_id
+
+    def submit(self, rf: Any, args: tuple, kwargs: dict, options: Any) -> Any:
+        """Submit a task of remote function `rf`; return its ObjectRef(s)."""
+        self._check_open()
+        fn_id = rf._function_id(self)
+        name = rf.__qualname__
+        a, kw, arg_refs, implicit = self._encode_args(name, args, kwargs)
+        with self._ids_lock:
+            tid = self.owner.new_task_id()
+        spec = TaskSpec(
+            task_id=tid,
+            owner=OWNER_ADDR,
+            owner_node=NODE_ID,
+            function=fn_id,
+            args=(a, kw),
+            resources=options.resource_demand(),
+            num_returns=options.num_returns,
+            max_retries=options.max_retries,
+            retry_exceptions=options.retry_exceptions,
+            name=options.name or name,
+            arg_refs=tuple(arg_refs),
+        )
+        return self._submit_spec(spec, implicit)
+
+    def _submit_spec(self, spec: TaskSpec, implicit: list[int]) -> Any:
+        """Create the table entries of `spec`'s returns, hand it to the loop, return its refs."""
+        n = spec.num_returns
+        returns = [object_id(spec.task_id, i) for i in range(1, n + 1)]
+        with self._lock:
+            for oid in returns:
+                self.table[oid] = ObjectEntry()
+        ops = self._ops
+        ops.append((self._op_submit, spec))
+        for oid in implicit:
+            ops.append((self._op_release, oid))
+        self._wake()
+        refs = [ObjectRef(oid, self) for oid in returns]
+        if n == 1:
+            return refs[0]
+        return refs if n else None
+
+    def _encode_args(
+        self, name: str, args: tuple, kwargs: dict
+    ) -> tuple[tuple, dict, list[int], list[int]]:
+        """Encode call arguments: `(args, kwargs, referenced oids, implicit put oids)`."""
+        arg_refs: list[int] = []
+        implicit: list[int] = []
+        try:
+            a = tuple(
+                self._encode_arg(v, f"argument {i} of {name}()", arg_refs, implicit)
+                for i, v in enumerate(args)
+            )
+            kw = {
+                k: self._encode_arg(v, f"argument '{k}' of {name}()", arg_refs, implicit)
+                for k, v in kwargs.items()
+            }
+        except BaseException:
+            for oid in implicit:
+                self._ops.append((self._op_release, oid))
+            raise
+        return a, kw, arg_refs, implicit
+
+    def _encode_arg(self, value: Any, what: str, arg_refs: list[int], implicit: list[int]) -> Any:
+        """An encoded value tuple, or an object id (int) for refs and large values."""
+        if isinstance(value, ObjectRef):
+            if value._node is not self:
+                raise ValueError(f"{value!r} ({what}) belongs to another session")
+            arg_refs.append(value._oid)
+            return value._oid
+        obj = serialize(value, what)
+        if obj.total_size < self.inline_threshold:
+            return (p.VALUE_INLINE, obj.to_bytes())
+        oid = self._put_serialized(obj)  # large arguments become implicit puts, like Ray
+        implicit.append(oid)
+        arg_refs.append(oid)
+        return oid
+
+    def put(self, value: Any) -> ObjectRef:
+        """Store `value` (inline or in the arena) and return its ObjectRef."""
+        self._check_open()
+        if isinstance(value, ObjectRef):
+            raise TypeError("put() of an ObjectRef is not supported")
+        oid = self._put_serialized(serialize(value, "value passed to put()"))
+        return ObjectRef(oid, self)
+
+    def _put_serialized(self, obj: SerializedObject) -> int:
+        with self._ids_lock:
+            oid = self.owner.new_put_id()
+        size = obj.total_size
+        if size < self.inline_threshold:
+            payload: bytes | None = obj.to_bytes()
+            entry = ObjectEntry(READY, payload)
+        else:
+            payload = None
+            offset = self._allocate(size)
+            write_to_arena(self.arena, offset, obj)  # the copy runs on the caller's thread
+            entry = ObjectEntry(READY, None, True)
+            with self._lock:
+                self.arena_objects[oid] = (offset, size)
+        with self._lock:
+            self.table[oid] = entry
+        self._ops.append((self._op_put, (oid, size, payload, entry.stored)))
+        return oid
+
+    def get(self, refs: list[ObjectRef], timeout: float | None) -> list[Any]:
+        """Wait for `refs` and return their values (raising a task's error)."""
+        entries = self._entries(refs)
+        fut = None
+        with self._lock:
+            pending = [e for e in entries if e.state == PENDING]
+            if pending:
+                fut = Future(len(pending))
+                for e in pending:
+                    if e.waiters is None:
+                        e.waiters = []
+                    e.waiters.append(fut)
+        if fut is not None and not fut.wait(timeout):
+            with self._lock:
+                self._unregister(fut, pending)
+                left = sum(e.state == PENDING for e in pending)
+            if left:
+                raise GetTimeoutError(
+                    f"get() timed out after {timeout} s: {left} of {len(refs)} object(s) not ready"
+                )
+        return [self._value(r._oid, e) for r, e in zip(refs, entries)]
+
+    def wait(
+        self, refs: list[ObjectRef], num_returns: int, timeout: float | None
+    ) -> tuple[list[ObjectRef], list[ObjectRef]]:
+        """Return `(ready, not_ready)` once `num_returns` are ready or `timeout` passed."""
+        entries = self._entries(refs)
+        fut = None
+        with self._lock:
+            done = sum(e.state != PENDING for e in entries)
+            pending = [e for e in entries if e.state == PENDING]
+            if done < num_returns and (timeout is None or timeout > 0):
+                fut = Future(num_returns - done)
+                for e in pending:
+                    if e.waiters is None:
+                        e.waiters = []
+                    e.waiters.append(fut)
+        if fut is not None:
+            fut.wait(timeout)
+            with self._lock:
+                self._unregister(fut, pending)
+        ready: list[ObjectRef] = []
+        not_ready: list[ObjectRef] = []
+        for r, e in zip(refs, entries):
+            if e.state != PENDING and len(ready) < num_returns:
+                ready.append(r)
+            else:
+                not_ready.append(r)
+        return ready, not_ready
+
+    def release_ref(self, oid: int) -> None:
+        """Drop the program's reference to `oid` (called from `ObjectRef.__del__`)."""
+        if not self.closed:
+            self._ops.append((self._op_release, oid))
+
+    def _entries(self, refs: list[ObjectRef]) -> list[ObjectEntry]:
+        self._check_open()
+        table = self.table
+        entries = []
+        for r in refs:
+            if not isinstance(r, ObjectRef):
+                raise TypeError(f"expected an ObjectRef, got {type(r).__name__}")
+            e = table.get(r._oid)
+            if e is None or r._node is not self:
+                raise ObjectLostError(f"{r!r} is not known to this session")
+            entries.append(e)
+        return entries
+
+    @staticmethod
+    def _unregister(fut: Future, entries: list[ObjectEntry]) -> None:
+        for e in entries:
+            if e.waiters:
+                while fut in e.waiters:
+                    e.waiters.remove(fut)
+
+    def _value(self, oid: int, e: ObjectEntry) -> Any:
+        if e.state == READY:
+            if not e.stored:
+                return loads(e.payload)
+            with self._lock:
+                offset, size = self.arena_objects[oid]
+                self._pins[offset] = self._pins.get(offset, 0) + 1
+            release = partial(self._unpins.append, offset)
+            return deserialize_pinned(self.arena.view(offset, size), release)
+        raise error_of(e.error_kind, e.error)
+
+    def _allocate(self, nbytes: int) -> int:
+        """Reserve an arena range (any thread); retry once after applying pending unpins."""
+        with self._lock:
+            try:
+                return self.arena.allocate(nbytes)
+            except ObjectStoreFullError:
+                self._apply_unpins_locked()
+                return self.arena.allocate(nbytes)
+
+    def _wake(self) -> None:
+        if not self._wake_pending:
+            self._wake_pending = True
+            try:
+                self._wake_w.send(b"\0")
+            except (BlockingIOError, OSError):
+                pass
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise RayError("the twinray node is shut down; call init() first")
+        if self.loop_error is not None:
+            raise RayError(f"the twinray event loop crashed: {self.loop_error!r}")

@@ -1,0 +1,73 @@
+"""The introspection mixin of the node: cancel, resources, runtime context and the task timeline."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from runtime.core.task import ACTOR_CREATION, ACTOR_METHOD
+from runtime.object_ref import ObjectRef
+from runtime.real.futures import Future
+
+__all__ = ["IntrospectMixin"]
+
+_KIND_NAMES = {0: "task", ACTOR_CREATION: "actor_creation", ACTOR_METHOD: "actor_method"}
+
+
+class IntrospectMixin:
+    """Program-thread calls that ask about or steer the node rather than run work."""
+
+    def cancel(self, ref: ObjectRef, force: bool) -> None:
+        """Cancel the task producing `ref`; `get` on it raises `TaskCancelledError`."""
+        self._check_open()
+        if not isinstance(ref, ObjectRef):
+            raise TypeError(f"cancel() expects an ObjectRef, got {type(ref).__name__}")
+        slot: list[Any] = [Future(1), None]
+        self._ops.append((self._op_cancel, (ref._oid, force, slot)))
+        self._wake()
+        slot[0].wait(None)
+        if slot[1] is not None:
+            raise slot[1]
+
+    def _op_cancel(self, item: tuple, now: float) -> None:
+        oid, force, slot = item
+        try:
+            self.owner.cancel(oid, force, now, self._out)
+        except Exception as exc:  # e.g. force=True on an actor call
+            slot[1] = exc
+        slot[0].hit()
+
+    def runtime_info(self) -> dict[str, Any]:
+        """Total and available resources of the node (a snapshot)."""
+        raylet = self.raylet
+        return {
+            "total": dict(raylet.total),
+            "available": {k: max(0.0, v) for k, v in dict(raylet.available).items()},
+            "node_id": f"{raylet.node:056x}",
+            "store": self.arena.capacity,
+        }
+
+    def timeline(self, filename: str | None = None) -> list[dict[str, Any]]:
+        """Task executions as Chrome trace / Perfetto events; written to `filename` if given."""
+        t0 = self._t0
+        events = []
+        for name, kind, worker_id, pid, start, end, status in list(self.spans):
+            events.append(
+                {
+                    "name": name,
+                    "cat": _KIND_NAMES.get(kind, "task"),
+                    "ph": "X",
+                    "pid": f"worker {worker_id}",
+                    "tid": pid,
+                    "ts": (start - t0) * 1e6,
+                    "dur": max(0.0, (end - start) * 1e6),
+                    "args": {"status": status},
+                }
+            )
+        if filename is not None:
+            tmp = f"{filename}.tmp{os.getpid()}"
+            with open(tmp, "w") as f:
+                json.dump({"traceEvents": events, "displayTimeUnit": "ms"}, f)
+            os.replace(tmp, filename)
+        return events

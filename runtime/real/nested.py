@@ -1,0 +1,256 @@
+"""The nested-API mixin of the node: serve REQUESTs from code running in workers.
+
+Each worker process gets its own core `Owner` (address ``WORKER_OWNER_BASE + worker_id``,
+owner index ``worker_id + 1``), created on its first request, so objects a task creates
+are owned by the worker that created them, as in Ray. A `get` or `wait` that has to wait
+tells the raylet the worker is blocked (``WorkerBlocked``: its CPU is lent out) and, when
+no pool worker is idle, starts one more through the fork server, so nested waits cannot
+deadlock the pool; ``WorkerUnblocked`` takes the CPU back when the reply goes out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from runtime.core.messages import ObjectReady, WorkerBlocked, WorkerUnblocked
+from runtime.core.owner import FAILED, PENDING, Owner
+from runtime.core.task import ACTOR_METHOD, ERR_OBJECT_LOST, TASK, TaskSpec
+from runtime.real import protocol as p
+from runtime.real.addresses import GCS_ADDR, NODE_ID, RAYLET_ADDR, WORKER_OWNER_BASE
+
+__all__ = ["NestedMixin", "NestedWait"]
+
+
+@dataclass(slots=True)
+class NestedWait:
+    """A worker's `get` or `wait` that waits for objects of its owner."""
+
+    w: Any
+    req_id: int
+    oids: list[int]
+    need: int
+    num_returns: int = -1
+    """-1 for get; the requested count for wait."""
+    task_id: int = 0
+    """The task whose CPU was lent out meanwhile (0: none)."""
+    done: bool = False
+
+
+class NestedMixin:
+    """Loop-thread handlers of worker REQUESTs."""
+
+    def _on_request(self, w: Any, msg: tuple, now: float) -> None:
+        _, req_id, op, payload = msg
+        try:
+            self._request_ops[op](w, req_id, payload, now)
+        except Exception as exc:  # answer with the error rather than crash the loop
+            if req_id:
+                self._reply(w, req_id, False, exc)
+
+    def _reply(self, w: Any, req_id: int, ok: bool, value: Any) -> None:
+        if w.alive:
+            w.outbox.append(p.reply(req_id, ok, value))
+            self._dirty.append(w)
+
+    def _owner_of(self, w: Any) -> Owner:
+        owner = w.owner
+        if owner is None:
+            addr = WORKER_OWNER_BASE + w.worker_id
+            owner = Owner(addr, NODE_ID, w.worker_id + 1, RAYLET_ADDR, GCS_ADDR, self.config)
+            self.components[addr] = owner
+            w.owner = owner
+            self._owner_workers[addr] = w
+        return owner
+
+    # -- requests --------------------------------------------------------------------------
+
+    def _req_register(self, w: Any, req_id: int, pickled: bytes, now: float) -> None:
+        self._reply(w, req_id, True, self.register_function(pickled))
+
+    def _req_submit(self, w: Any, req_id: int, payload: tuple, now: float) -> None:
+        fn_id, args, refs, resources, n, max_retries, retry_exceptions, name = payload
+        owner = self._owner_of(w)
+        spec = TaskSpec(
+            task_id=owner.new_task_id(),
+            owner=owner.addr,
+            owner_node=NODE_ID,
+            function=fn_id,
+            args=args,
+            resources=resources,
+            num_returns=n,
+            max_retries=max_retries,
+            retry_exceptions=retry_exceptions,
+            name=name,
+            arg_refs=refs,
+        )
+        self._reply(w, req_id, True, list(owner.submit(spec, now, self._out)))
+
+    def _req_call_actor(self, w: Any, req_id: int, payload: tuple, now: float) -> None:
+        actor_id, method, args, refs, n, name = payload
+        owner = self._owner_of(w)
+        owner.attach_actor(actor_id, self._out)
+        spec = TaskSpec(
+            task_id=owner.new_task_id(),
+            owner=owner.addr,
+            owner_node=NODE_ID,
+            function=method,
+            args=args,
+            resources={},
+            num_returns=n,
+            max_retries=0,
+            name=name,
+            arg_refs=refs,
+            kind=ACTOR_METHOD,
+            actor_id=actor_id,
+        )
+        self._reply(w, req_id, True, list(owner.submit(spec, now, self._out)))
+
+    def _req_create_actor(self, w: Any, req_id: int, payload: tuple, now: float) -> None:
+        fn_id, args, refs, demand, hold, class_name, methods, name, restarts, if_exists = payload
+        owner = self._owner_of(w)
+        self._class_meta[fn_id] = (class_name, methods)
+        spec = TaskSpec(
+            task_id=owner.new_task_id(),
+            owner=owner.addr,
+            owner_node=NODE_ID,
+            function=fn_id,
+            args=args,
+            resources=demand,
+            hold=hold,
+            max_retries=0,
+            name=class_name,
+            arg_refs=refs,
+        )
+        actor_id = owner.create_actor(spec, name, restarts, if_exists, now, self._out)
+        self._reply(w, req_id, True, actor_id)
+
+    def _req_get_actor(self, w: Any, req_id: int, name: str, now: float) -> None:
+        gcs = self.gcs
+        actor_id = gcs.actor_names.get(name, 0)
+        rec = gcs.actors.get(actor_id)
+        if rec is None or rec.state == "DEAD":
+            self._reply(w, req_id, False, ValueError(f"Failed to look up actor named '{name}'"))
+            return
+        class_name, methods = self._class_meta.get(rec.spec.function, ("Actor", {}))
+        self._reply(w, req_id, True, (actor_id, class_name, methods))
+
+    def _req_kill_actor(self, w: Any, req_id: int, payload: tuple, now: float) -> None:
+        self._owner_of(w).kill_actor(payload[0], payload[1], self._out)
+        self._reply(w, req_id, True, None)
+
+    def _req_put(self, w: Any, req_id: int, data: bytes, now: float) -> None:
+        owner = self._owner_of(w)
+        size = len(data)
+        oid = owner.new_put_id()
+        if size < self.inline_threshold:
+            owner.put(size, data, False, now, self._out, oid=oid)
+        else:
+            offset = self._allocate(size)
+            self.arena.writable_view(offset, size)[:] = data
+            with self._lock:
+                self.arena_objects[oid] = (offset, size)
+            owner.put(size, None, True, now, self._out, oid=oid)
+        self._reply(w, req_id, True, oid)
+
+    def _req_release(self, w: Any, req_id: int, oids: list[int], now: float) -> None:
+        owner = self._owner_of(w)
+        for oid in oids:
+            owner.remove_ref(oid, now, self._out)
+
+    def _req_unpin(self, w: Any, req_id: int, offsets: list[int], now: float) -> None:
+        self._unpins.extend(offsets)  # values from a nested get no longer alias these ranges
+
+    def drop_worker_refs(self, w: Any, now: float) -> None:
+        """A worker died: every reference its code held is gone (its objects may be freed)."""
+        owner = w.owner
+        if owner is None:
+            return
+        for oid in list(owner.objects):
+            obj = owner.objects.get(oid)
+            while obj is not None and obj.refs > 0:
+                owner.remove_ref(oid, now, self._out)
+                obj = owner.objects.get(oid)
+
+    def _req_cancel(self, w: Any, req_id: int, payload: tuple, now: float) -> None:
+        oid, force = payload
+        self._owner_of(w).cancel(oid, force, now, self._out)
+        self._reply(w, req_id, True, None)
+
+    def _req_get(self, w: Any, req_id: int, oids: list[int], now: float) -> None:
+        self._wait_for(w, req_id, oids, -1, now)
+
+    def _req_wait(self, w: Any, req_id: int, payload: tuple, now: float) -> None:
+        oids, num_returns = payload
+        self._wait_for(w, req_id, oids, num_returns, now)
+
+    def _req_unwait(self, w: Any, req_id: int, timed_out: int, now: float) -> None:
+        rec = self._worker_waits.pop((w.worker_id, timed_out), None)
+        if rec is not None and not rec.done:
+            rec.done = True
+            self._unblock(rec, now)
+
+    def _req_info(self, w: Any, req_id: int, payload: Any, now: float) -> None:
+        self._reply(w, req_id, True, self.runtime_info())
+
+    # -- waiting ---------------------------------------------------------------------------
+
+    def _wait_for(self, w: Any, req_id: int, oids: list[int], num_returns: int, now: float) -> None:
+        owner = self._owner_of(w)
+        objects = owner.objects
+        pending = [oid for oid in oids if oid in objects and objects[oid].state == PENDING]
+        ready = len(oids) - len(pending)
+        need = len(pending) if num_returns < 0 else max(0, num_returns - ready)
+        rec = NestedWait(w, req_id, oids, need, num_returns)
+        if need == 0:
+            self._answer(rec)
+            return
+        waits = self._nested_waits
+        for oid in pending:
+            waits.setdefault((owner.addr, oid), []).append(rec)
+        self._worker_waits[(w.worker_id, req_id)] = rec
+        spec = w.spec
+        if spec is not None and spec.kind == TASK:
+            rec.task_id = spec.task_id
+            self.raylet.handle(WorkerBlocked(spec.task_id), now, self._out)
+            if not self._idle and not self._stopping:
+                self._spawn_worker()  # the pool grows so that the awaited tasks can run
+
+    def _nested_ready(self, cmd: ObjectReady, now: float) -> None:
+        recs = self._nested_waits.pop((cmd.owner, cmd.oid), None)
+        for rec in recs or ():
+            if rec.done:
+                continue
+            rec.need -= 1
+            if rec.need <= 0:
+                self._worker_waits.pop((rec.w.worker_id, rec.req_id), None)
+                self._unblock(rec, now)
+                self._answer(rec)
+
+    def _unblock(self, rec: NestedWait, now: float) -> None:
+        if rec.task_id:
+            self.raylet.handle(WorkerUnblocked(rec.task_id), now, self._out)
+            rec.task_id = 0
+
+    def _answer(self, rec: NestedWait) -> None:
+        rec.done = True
+        objects = self._owner_of(rec.w).objects
+        if rec.num_returns >= 0:
+            ready = [o for o in rec.oids if o in objects and objects[o].state != PENDING]
+            self._reply(rec.w, rec.req_id, True, ready[: rec.num_returns])
+            return
+        items: list[tuple] = []
+        for oid in rec.oids:
+            obj = objects.get(oid)
+            if obj is None:
+                items.append((False, ERR_OBJECT_LOST, f"object {oid:x} was freed"))
+            elif obj.state == FAILED:
+                items.append((False, obj.error_kind, obj.error))
+            elif obj.stored:
+                with self._lock:
+                    offset, size = self.arena_objects[oid]
+                    self._pins[offset] = self._pins.get(offset, 0) + 1  # until "unpin"
+                items.append((True, (p.VALUE_ARENA, offset, size)))
+            else:
+                items.append((True, (p.VALUE_INLINE, obj.payload)))
+        self._reply(rec.w, rec.req_id, True, items)

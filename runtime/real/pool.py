@@ -1,0 +1,290 @@
+"""The worker pool mixin of the node: start tasks on workers, read their replies, replace dead ones."""
+
+from __future__ import annotations
+
+import os
+import selectors
+import signal
+import socket
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from runtime.core.ids import object_id
+from runtime.core.messages import (
+    TaskFinished,
+)
+from runtime.core.task import (
+    ACTOR_METHOD,
+    ERR_APPLICATION,
+    ERR_WORKER_DIED,
+    TASK,
+    TaskSpec,
+)
+from runtime.exceptions import (
+    ObjectStoreFullError,
+)
+from runtime.real import protocol as p
+from runtime.real.futures import ERR_NO_WORKERS
+from runtime.real.transport import Connection
+from runtime.real.worker import ZYGOTE_REPLY, ZYGOTE_REQUEST
+
+__all__ = ["PoolMixin", "WorkerHandle", "reap"]
+
+
+@dataclass(slots=True)
+class WorkerHandle:
+    """The driver's side of one worker process."""
+
+    worker_id: int
+    pid: int
+    conn: Connection
+    functions: set[int] = field(default_factory=set)
+    spec: TaskSpec | None = None
+    outbox: list[tuple] = field(default_factory=list)
+    alive: bool = True
+    actor_id: int = 0
+    """Non-zero for a worker dedicated to that actor (not part of the task pool)."""
+    killed: bool = False
+    owner: Any = None
+    started: float = 0.0
+    """When the current task was handed to the worker (for the timeline)."""
+    """The core Owner of the objects this worker's code creates (made on first use)."""
+    """The host terminated it on purpose: its exit is not a failure to report."""
+
+
+class PoolMixin:
+    """Worker processes of a `Node`: task hand-off, replies, deaths and replacements (loop thread)."""
+
+    def _start_task(self, w: WorkerHandle, spec: TaskSpec) -> None:
+        fn_id = spec.function
+        if spec.kind != ACTOR_METHOD and fn_id not in w.functions:
+            w.outbox.append(p.register_function(fn_id, self._functions[fn_id]))
+            w.functions.add(fn_id)
+        args, kwargs = spec.args
+        resolve = self._resolve_arg
+        a = tuple(resolve(spec, v) for v in args)
+        kw = {k: resolve(spec, v) for k, v in kwargs.items()} if kwargs else {}
+        kind = spec.kind
+        if kind == TASK:
+            w.outbox.append(p.execute_task(spec.task_id, fn_id, a, kw, spec.num_returns))
+        elif kind == ACTOR_METHOD:
+            w.outbox.append(p.call_actor(spec.task_id, fn_id, a, kw, spec.num_returns))
+        else:
+            w.outbox.append(p.create_actor(spec.task_id, fn_id, a, kw))
+        w.spec = spec
+        w.started = time.monotonic()
+        self._dirty.append(w)
+
+    def _resolve_arg(self, spec: TaskSpec, value: Any) -> tuple:
+        if type(value) is not int:
+            return value
+        inlined = spec.inlined
+        if inlined is not None and value in inlined:
+            return (p.VALUE_INLINE, inlined[value])
+        with self._lock:
+            offset, size = self.arena_objects[value]
+        return (p.VALUE_ARENA, offset, size)
+
+    def _flush_workers(self) -> None:
+        for w in self._dirty:
+            if w.outbox and w.alive:
+                try:
+                    done = w.conn.send_many(w.outbox)
+                except OSError:
+                    done = True  # the EOF on read reports the death
+                w.outbox.clear()
+                if not done:
+                    self._sel.modify(
+                        w.conn,
+                        selectors.EVENT_READ | selectors.EVENT_WRITE,
+                        (self._on_worker_io, w),
+                    )
+        self._dirty.clear()
+
+    def _on_worker_io(self, w: WorkerHandle, mask: int, now: float) -> None:
+        if mask & selectors.EVENT_WRITE and w.conn.flush():
+            self._sel.modify(w.conn, selectors.EVENT_READ, (self._on_worker_io, w))
+        if not mask & selectors.EVENT_READ:
+            return
+        try:
+            msgs = w.conn.recv_many()
+        except (EOFError, OSError):
+            self._on_worker_died(w, now)
+            return
+        handlers = self._worker_handlers
+        for msg in msgs:
+            handlers[msg[0]](w, msg, now)
+
+    def _on_task_result(self, w: WorkerHandle, msg: tuple, now: float) -> None:
+        _, task_id, ok, payload = msg
+        spec, w.spec = w.spec, None
+        if spec is not None:
+            self._record_span(w, spec, "ok" if ok else "error")
+        allocs = self._task_allocs.pop(task_id, None)
+        if ok:
+            outputs: list[tuple[int, Any]] = []
+            stored: list[bool] = []
+            for i, enc in enumerate(payload):
+                if enc[0] == p.VALUE_INLINE:
+                    outputs.append((len(enc[1]), enc[1]))
+                    stored.append(False)
+                else:
+                    with self._lock:
+                        self.arena_objects[object_id(task_id, i + 1)] = (enc[1], enc[2])
+                    outputs.append((enc[2], None))
+                    stored.append(True)
+            event = TaskFinished(task_id, outputs, None, None, stored)
+        else:
+            if allocs:
+                with self._lock:
+                    for offset in allocs:
+                        self.arena.free(offset)
+            event = TaskFinished(task_id, [], ERR_APPLICATION, payload)
+        self.raylet.handle(event, now, self._out)
+        if w.actor_id:
+            self._actor_task_done(w, spec, ok)
+        else:
+            self._worker_idle(w)
+
+    def _record_span(self, w: WorkerHandle, spec: TaskSpec, status: str) -> None:
+        """Remember one task execution for `timeline()` (bounded; oldest dropped)."""
+        end = time.monotonic()
+        self.spans.append((spec.name, spec.kind, w.worker_id, w.pid, w.started, end, status))
+
+    def _on_alloc_request(self, w: WorkerHandle, msg: tuple, now: float) -> None:
+        _, task_id, nbytes = msg
+        try:
+            offset = self._allocate(nbytes)
+            self._task_allocs.setdefault(task_id, []).append(offset)
+        except ObjectStoreFullError:
+            offset = -1
+        w.outbox.append(p.alloc_reply(offset))
+        self._dirty.append(w)
+
+    def _worker_idle(self, w: WorkerHandle) -> None:
+        if self._backlog:
+            self._start_task(w, self._backlog.popleft())
+        else:
+            self._idle.append(w)
+
+    def _on_worker_died(self, w: WorkerHandle, now: float) -> None:
+        w.alive = False
+        self._sel.unregister(w.conn)
+        w.conn.close()
+        reap(w.pid, 1.0)  # its socket closed: it is exiting
+        if w.spec is not None:
+            self._record_span(w, w.spec, "worker died")
+        self.drop_worker_refs(w, now)
+        if w.actor_id:
+            self._actor_worker_died(w, now)
+            return
+        if w in self._idle:
+            self._idle.remove(w)
+        if not self._stopping:
+            self._spawn_worker()
+        spec, w.spec = w.spec, None
+        if spec is None:
+            return
+        allocs = self._task_allocs.pop(spec.task_id, None)
+        if allocs:
+            with self._lock:
+                for offset in allocs:
+                    self.arena.free(offset)
+        detail = f"worker {w.worker_id} (pid {w.pid}) died while running {spec.name}()"
+        self.raylet.handle(TaskFinished(spec.task_id, [], ERR_WORKER_DIED, detail), now, self._out)
+        if not self._spawning and not self._pool_alive():
+            backlog, self._backlog = self._backlog, deque()
+            for queued in backlog:
+                event = TaskFinished(
+                    queued.task_id, [], ERR_NO_WORKERS, "no worker process is left on this node"
+                )
+                self.raylet.handle(event, now, self._out)
+
+    def _pool_alive(self) -> bool:
+        """True while a task-pool worker (not an actor's) is alive."""
+        return any(x.alive and not x.actor_id for x in self.workers)
+
+    def _spawn_worker(self) -> None:
+        """Ask the zygote for a replacement worker (fork is unsafe in this threaded process)."""
+        worker_id = self._next_worker_id
+        self._next_worker_id += 1
+        try:
+            self._zygote.send(ZYGOTE_REQUEST.pack(worker_id))
+        except OSError:
+            return
+        self._spawning += 1
+
+    def _on_zygote_reply(self, _: Any, mask: int, now: float) -> None:
+        try:
+            data, fds, _flags, _addr = socket.recv_fds(self._zygote, 64, 1)
+        except BlockingIOError:
+            return
+        except OSError:
+            data, fds = b"", []
+        if not data:
+            self._sel.unregister(self._zygote)
+            self._spawning = 0
+            return
+        worker_id, pid = ZYGOTE_REPLY.unpack(data)
+        sock = socket.socket(fileno=fds[0])
+        sock.setblocking(False)
+        w = WorkerHandle(worker_id, pid, Connection(sock))
+        self.workers.append(w)
+        self._sel.register(w.conn, selectors.EVENT_READ, (self._on_worker_io, w))
+        actor_spec = self._actor_spawns.pop(worker_id, None)
+        if actor_spec is not None:
+            self._adopt_actor_worker(w, actor_spec, now)
+            return
+        self._spawning -= 1
+        self._worker_idle(w)
+
+    def _teardown_workers(self) -> None:
+        for w in self.workers:
+            if w.alive and w.spec is not None:  # busy: do not wait for the task to finish
+                try:
+                    os.kill(w.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            elif w.alive:
+                try:
+                    w.conn.sock.setblocking(True)
+                    w.conn.sock.settimeout(1.0)
+                    w.conn.send_many([p.shutdown()])
+                except OSError:
+                    pass
+        for w in self.workers:
+            if not w.conn.closed:
+                w.conn.close()
+            w.alive = False
+        deadline = time.monotonic() + 5.0
+        for w in self.workers:
+            reap(w.pid, max(0.0, deadline - time.monotonic()))  # no-op for the zygote's
+        zygote = getattr(self, "_zygote", None)
+        if zygote is not None:
+            zygote.close()  # the zygote reaps its workers and exits
+            reap(self._zygote_pid, 10.0)
+
+
+def reap(pid: int, timeout: float) -> None:
+    """Wait up to `timeout` s for `pid` to exit, then SIGKILL it; never leave a zombie."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if done:
+            return
+        if time.monotonic() >= deadline:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
+            return
+        time.sleep(0.002)

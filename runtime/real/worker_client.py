@@ -1,0 +1,216 @@
+"""The API inside a worker process: nested `.remote`, `get`, `put`, `wait` and actors via the driver.
+
+Code running in a worker calls the same `runtime` functions as the driver; there,
+`runtime.api._node` is a `WorkerClient`. Each call is one REQUEST to the driver over the
+worker's socket, answered by one REPLY (the worker blocks for it). The driver hosts one
+core `Owner` per worker process, so objects created here are owned by this worker, as in
+Ray. Reference drops are batched and sent with the next message.
+"""
+
+from __future__ import annotations
+
+import itertools
+from functools import partial
+from typing import Any
+
+from runtime.exceptions import GetTimeoutError, RayError
+from runtime.object_ref import ObjectRef
+from runtime.real import protocol as p
+from runtime.real.serialization import deserialize_pinned, dumps, loads
+
+__all__ = ["WorkerClient"]
+
+_sessions = itertools.count(1 << 30)  # disjoint from driver sessions (function id caches)
+
+
+class WorkerClient:
+    """The `node` of a worker process: forwards API calls to the driver and waits for replies."""
+
+    def __init__(self, worker: Any) -> None:
+        self.worker = worker
+        self.session = next(_sessions)
+        self.releases: list[int] = []
+        self.unpins: list[int] = []
+        self.closed = False
+        self.loop_error = None
+        self._req_ids = itertools.count(1)
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    def request(self, op: str, payload: Any, timeout: float | None = None) -> Any:
+        """Send one request and block for its reply (raising its error)."""
+        w = self.worker
+        req_id = next(self._req_ids)
+        w.replies.append(p.request(req_id, op, payload))
+        w._flush()
+        sock = w.conn.sock
+        try:
+            if timeout is not None:
+                sock.settimeout(max(timeout, 1e-6))
+            while True:
+                try:
+                    msgs = w._recv()
+                except TimeoutError:
+                    w.replies.append(p.request(0, "unwait", req_id))
+                    w._flush()
+                    raise GetTimeoutError(f"timed out after {timeout} s") from None
+                found = None
+                for msg in msgs:
+                    if msg[0] == p.REPLY and msg[1] == req_id:
+                        found = msg
+                    elif msg[0] != p.REPLY:
+                        w.inbox.append(msg)
+                if found is not None:
+                    break
+        finally:
+            if timeout is not None:
+                sock.settimeout(None)
+        _, _, ok, value = found
+        if not ok:
+            raise value if isinstance(value, BaseException) else RayError(str(value))
+        return value
+
+    def release_ref(self, oid: int) -> None:
+        """Drop a reference (called from `ObjectRef.__del__`; sent with the next message)."""
+        self.releases.append(oid)
+
+    def register_function(self, pickled: bytes) -> int:
+        """Register a pickled function with the driver; return its id."""
+        return self.request("register", pickled)
+
+    def _encode(self, name: str, args: tuple, kwargs: dict) -> tuple[tuple, dict, list[int]]:
+        refs: list[int] = []
+
+        def enc(v: Any, what: str) -> Any:
+            if isinstance(v, ObjectRef):
+                refs.append(v._oid)
+                return v._oid
+            return (p.VALUE_INLINE, dumps(v, what))
+
+        a = tuple(enc(v, f"argument {i} of {name}()") for i, v in enumerate(args))
+        kw = {k: enc(v, f"argument '{k}' of {name}()") for k, v in kwargs.items()}
+        return a, kw, refs
+
+    def _refs(self, oids: list[int], n: int) -> Any:
+        refs = [ObjectRef(oid, self) for oid in oids]
+        if n == 1:
+            return refs[0]
+        return refs if n else None
+
+    # -- the API ---------------------------------------------------------------------------
+
+    def submit(self, rf: Any, args: tuple, kwargs: dict, options: Any) -> Any:
+        """Submit a nested task; this worker owns its results."""
+        fn_id = rf._function_id(self)
+        name = rf.__qualname__
+        a, kw, refs = self._encode(name, args, kwargs)
+        spec = (
+            fn_id,
+            (a, kw),
+            tuple(refs),
+            options.resource_demand(),
+            options.num_returns,
+            options.max_retries,
+            options.retry_exceptions,
+            options.name or name,
+        )
+        return self._refs(self.request("submit", spec), options.num_returns)
+
+    def put(self, value: Any) -> ObjectRef:
+        """Store `value`; this worker owns it."""
+        if isinstance(value, ObjectRef):
+            raise TypeError("put() of an ObjectRef is not supported")
+        return ObjectRef(self.request("put", dumps(value, "value passed to put()")), self)
+
+    def get(self, refs: list[ObjectRef], timeout: float | None) -> list[Any]:
+        """Wait for `refs` (the driver lends this worker's CPU out meanwhile); return values."""
+        items = self.request("get", [self._oid(r) for r in refs], timeout)
+        return [self._value(item) for item in items]
+
+    def wait(
+        self, refs: list[ObjectRef], num_returns: int, timeout: float | None
+    ) -> tuple[list[ObjectRef], list[ObjectRef]]:
+        """Return `(ready, not_ready)` like the driver's `wait`."""
+        oids = [self._oid(r) for r in refs]
+        try:
+            ready = set(self.request("wait", (oids, num_returns), timeout))
+        except GetTimeoutError:
+            ready = set(self.request("wait", (oids, 0)))
+        ready_refs = [r for r in refs if r._oid in ready][:num_returns]
+        chosen = {r._oid for r in ready_refs}
+        return ready_refs, [r for r in refs if r._oid not in chosen]
+
+    def cancel(self, ref: ObjectRef, force: bool) -> None:
+        """Cancel the task producing `ref` (owned by this worker)."""
+        self.request("cancel", (self._oid(ref), force))
+
+    def create_actor(self, ac: Any, args: tuple, kwargs: dict, options: Any) -> Any:
+        """Create an actor owned by this worker."""
+        from runtime.actor import ActorHandle
+
+        fn_id = ac._function._function_id(self)
+        a, kw, refs = self._encode(ac.__qualname__, args, kwargs)
+        demand, hold = options.demand_and_hold()
+        payload = (
+            fn_id,
+            (a, kw),
+            tuple(refs),
+            demand,
+            hold,
+            ac.__qualname__,
+            ac._methods,
+            options.name,
+            options.max_restarts,
+            options.get_if_exists,
+        )
+        actor_id = self.request("create_actor", payload)
+        return ActorHandle(actor_id, ac.__qualname__, ac._methods)
+
+    def call_actor(
+        self, handle: Any, method: str, args: tuple, kwargs: dict, num_returns: int
+    ) -> Any:
+        """Call a method of an actor (created anywhere) from this worker."""
+        name = f"{handle._class_name}.{method}"
+        a, kw, refs = self._encode(name, args, kwargs)
+        payload = (handle._actor_id, method, (a, kw), tuple(refs), num_returns, name)
+        return self._refs(self.request("call_actor", payload), num_returns)
+
+    def get_actor(self, name: str) -> Any:
+        """The handle of the live actor named `name`."""
+        from runtime.actor import ActorHandle
+
+        actor_id, class_name, methods = self.request("get_actor", name)
+        return ActorHandle(actor_id, class_name, methods)
+
+    def kill_actor(self, handle: Any, no_restart: bool) -> None:
+        """Terminate an actor."""
+        self.request("kill_actor", (handle._actor_id, no_restart))
+
+    def timeline(self, filename: str | None = None) -> list:
+        """Not available inside a worker."""
+        raise RuntimeError("timeline() can only be called from the driver")
+
+    def runtime_info(self) -> dict[str, Any]:
+        """Resources and context as the driver sees them."""
+        return self.request("info", None)
+
+    # -- values ----------------------------------------------------------------------------
+
+    def _oid(self, ref: Any) -> int:
+        if not isinstance(ref, ObjectRef):
+            raise TypeError(f"expected an ObjectRef, got {type(ref).__name__}")
+        if ref._node is not self:
+            raise ValueError(f"{ref!r} was not created in this worker process")
+        return ref._oid
+
+    def _value(self, item: tuple) -> Any:
+        from runtime.real.futures import error_of
+
+        if not item[0]:
+            raise error_of(item[1], item[2])
+        enc = item[1]
+        if enc[0] == p.VALUE_INLINE:
+            return loads(enc[1])
+        offset, size = enc[1], enc[2]
+        view = self.worker.arena.view(offset, size)
+        return deserialize_pinned(view, partial(self.unpins.append, offset))
