@@ -116,6 +116,8 @@ class Raylet:
         self.task_events: list[tuple[TaskId, str, NodeId, float]] = []
         self.dispatched = 0
         self.spilled = 0
+        self._feasible: dict[ShapeKey, bool] = {}
+        """Per resource shape: can this node ever run it (its totals never change)."""
         self._state = LocalState(node, False, 0, self.config.spillback_threshold, 0, 0)
         self._handlers: dict[type, Callable[[Any, float, list[Any]], None]] = {
             SubmitTask: self._on_submit,
@@ -156,7 +158,11 @@ class Raylet:
 
     def _on_submit(self, msg: SubmitTask, now: float, out: list[Any]) -> None:
         spec = msg.spec
-        if not fits(spec.resources, self.total):
+        key = self._shape(spec)
+        feasible = self._feasible.get(key)
+        if feasible is None:
+            feasible = self._feasible[key] = fits(spec.resources, self.total)
+        if not feasible:
             self._spill(spec, "spill: node can never fit " + describe(spec.resources), out)
             return
         state = self._state
@@ -245,8 +251,7 @@ class Raylet:
         acquire(self.available, spec.resources)
         self.running[spec.task_id] = spec
         self.dispatched += 1
-        if self.config.record_task_events:
-            self.task_events.append((spec.task_id, "RUNNING", self.node, now))
+        spec.started_at = now
         out.append(Dispatch(self.node, spec))
 
     def _dispatch_queued(self, now: float, out: list[Any]) -> None:
@@ -429,6 +434,12 @@ class Raylet:
                 128,
             )
         )
+        if self.config.record_task_events:
+            # finished tasks were recorded as they ended; running ones are reported here,
+            # once per interval, so the table shows them without a record per dispatch
+            node = self.node
+            for tid, spec in self.running.items():
+                self.task_events.append((tid, "RUNNING", node, spec.started_at))
         if self.task_events:
             events, self.task_events = self.task_events, []
             out.append(Send(self.gcs_addr, TaskEvents(self.node, events), 32 * len(events)))
@@ -493,8 +504,7 @@ class Raylet:
         spec = actor.running = actor.queue.popleft()
         self.running[spec.task_id] = spec
         self.dispatched += 1
-        if self.config.record_task_events:
-            self.task_events.append((spec.task_id, "RUNNING", self.node, now))
+        spec.started_at = now
         out.append(Dispatch(self.node, spec))
 
     def _on_actor_worker_died(self, msg: ActorWorkerDied, now: float, out: list[Any]) -> None:

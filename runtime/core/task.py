@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from runtime.core.ids import Address, NodeId, ObjectId, TaskId, object_id
+from runtime.core.ids import RETURN_BITS, Address, NodeId, ObjectId, TaskId, object_id
 from runtime.core.resources import Resources, ShapeKey
 
 # Error kinds a task can end with. System failures are retried up to max_retries;
@@ -78,6 +78,8 @@ class TaskSpec:
     nbytes: int = 256
     attempt: int = 0
     submitted_at: float = 0.0
+    started_at: float = 0.0
+    """When the raylet last dispatched it (for the task table)."""
     spills: int = 0
     reason: str = ""
     node: NodeId = -1
@@ -95,6 +97,8 @@ class TaskSpec:
     def return_ids(self) -> tuple[ObjectId, ...]:
         """The object ids of this task's return values."""
         tid = self.task_id
+        if self.num_returns == 1:
+            return ((tid << RETURN_BITS) | 1,)
         return tuple(object_id(tid, i) for i in range(1, self.num_returns + 1))
 
 
