@@ -21,6 +21,8 @@ from runtime.core.messages import (
     KillActor,
     KillWorker,
     LocateObject,
+    NodeAdded,
+    NodeRemoved,
     ObjectAdded,
     ObjectLocations,
     ObjectRemoved,
@@ -33,6 +35,7 @@ from runtime.core.messages import (
     SpillTask,
     SubmitActorTask,
     SubmitTask,
+    Subscribe,
     TaskDone,
     TaskEvents,
     TaskFinished,
@@ -116,6 +119,8 @@ class Raylet:
         self.task_events: list[tuple[TaskId, str, NodeId, float]] = []
         self.dispatched = 0
         self.spilled = 0
+        self.peers: set[NodeId] = set()
+        """The other live nodes (from the GCS node table): none means nowhere to spill."""
         self._feasible: dict[ShapeKey, bool] = {}
         """Per resource shape: can this node ever run it (its totals never change)."""
         self._state = LocalState(node, False, 0, self.config.spillback_threshold, 0, 0)
@@ -131,6 +136,8 @@ class Raylet:
             ActorWorkerDied: self._on_actor_worker_died,
             KillActor: self._on_kill_actor,
             CancelTask: self._on_cancel,
+            NodeAdded: self._on_node_added,
+            NodeRemoved: self._on_node_removed,
             TransferFailed: self._on_transfer_failed,
             ObjectLocations: self._on_object_locations,
             WorkerBlocked: self._on_worker_blocked,
@@ -149,6 +156,7 @@ class Raylet:
             )
         )
         out.append(SetTimer(self.addr, self.config.report_interval, REPORT_TIMER))
+        out.append(Send(self.gcs_addr, Subscribe(self.addr), 64))
 
     def handle(self, msg: Any, now: float, out: list[Any]) -> None:
         """React to one message or host event, appending commands to ``out``."""
@@ -183,6 +191,8 @@ class Raylet:
             and fits(spec.resources, self.available)
         )
         reason = self.policy.run_locally(state, spec)
+        if reason is None and not self.peers:
+            reason = "local: no other node to spill to"
         if reason is None:
             self._spill(spec, "spill: policy " + self.policy.name, out)
             return
@@ -408,6 +418,15 @@ class Raylet:
         spec = self.running.get(msg.task_id)
         if spec is not None:
             acquire(self.available, spec.resources)  # may oversubscribe briefly, as in Ray
+
+    # -- cluster membership -------------------------------------------------------------
+
+    def _on_node_added(self, msg: NodeAdded, now: float, out: list[Any]) -> None:
+        if msg.node != self.node:
+            self.peers.add(msg.node)
+
+    def _on_node_removed(self, msg: NodeRemoved, now: float, out: list[Any]) -> None:
+        self.peers.discard(msg.node)
 
     # -- objects and reports ------------------------------------------------------------
 

@@ -92,12 +92,11 @@ class Node(ClientMixin, ActorMixin, IntrospectMixin, NestedMixin, EffectsMixin, 
         inline_threshold: int = INLINE_THRESHOLD,
         num_workers: int | None = None,
         prefault_bytes: int = 16 << 20,
-        spillback_threshold: int = 1 << 30,
+        spillback_threshold: int = 16,
         seed: int = 0,
     ) -> None:
         self.session = next(_sessions)
         self.inline_threshold = inline_threshold
-        # one node: spilling to the global scheduler can only bring the task back here
         self.config = CoreConfig(
             policy=scheduling_policy,
             inline_threshold=inline_threshold,

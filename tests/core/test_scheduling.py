@@ -156,3 +156,20 @@ def test_a_blocked_worker_lends_its_cpu_to_the_tasks_it_waits_for() -> None:
     assert host.raylets[0].available == {"CPU": 1.0}
     host.inject(0, WorkerBlocked(parent_tid))  # already finished: ignored
     assert host.raylets[0].available == {"CPU": 1.0}
+
+
+def test_a_lone_node_never_spills_to_the_global_scheduler() -> None:
+    host = FakeHost(nodes=1, cpus=1, config=CoreConfig(spillback_threshold=0))
+    oids = [host.submit(duration=0.1, name=f"t{i}")[0] for i in range(10)]
+    host.run()
+    assert host.raylets[0].spilled == 0 and host.gs.placed == 0
+    assert all(host.ready[o].error_kind is None for o in oids)
+    assert "no other node" in host.dispatched[-1].spec.reason
+
+
+def test_a_raylet_learns_its_peers_from_the_gcs_and_forgets_dead_ones() -> None:
+    host = FakeHost(nodes=3)
+    assert host.raylets[0].peers == {1, 2}
+    host.kill_node(2)
+    host.run()
+    assert host.raylets[0].peers == {1}
