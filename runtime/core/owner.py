@@ -296,6 +296,8 @@ class Owner:
         """Drop ``oid`` once neither the program, nor a pending task, nor a borrower needs it."""
         if obj.refs > 0 or obj.task_refs > 0 or obj.borrowers > 0:
             return
+        if self.objects.get(oid) is not obj:
+            return  # already dropped (a failure cascade can reach an object twice)
         if obj.owner >= 0:  # a borrowed object, possibly still pending at its owner
             del self.objects[oid]
             out.append(Send(obj.owner, ReleaseBorrow(oid, self.addr), 64))

@@ -304,7 +304,7 @@ class Raylet:
         results: list[ResultInfo] = []
         nbytes = 96
         if error_kind is None:
-            results, nbytes, error = self._seal_outputs(spec, msg, out)
+            results, nbytes, error = self._seal_outputs(spec, msg, now, out)
             if error is not None:
                 error_kind = ERR_STORE_FULL
         if self.config.record_task_events:
@@ -314,7 +314,7 @@ class Raylet:
         out.append(Send(spec.owner, done, nbytes))
 
     def _seal_outputs(
-        self, spec: TaskSpec, msg: TaskFinished, out: list[Any]
+        self, spec: TaskSpec, msg: TaskFinished, now: float, out: list[Any]
     ) -> tuple[list[ResultInfo], int, str | None]:
         """Account for a finished task's return values; small ones go inline to the owner."""
         results: list[ResultInfo] = []
@@ -336,24 +336,33 @@ class Raylet:
             self._forget(evicted, out)
             out.append(Send(self.gcs_addr, ObjectAdded(oid, self.node, size, spec.owner, True), 96))
             results.append(ResultInfo(oid, size, True, None))
+            if self.pulls:
+                self._object_local(oid, now, out)
         return results, nbytes, None
 
     def _on_transfer_done(self, msg: TransferDone, now: float, out: list[Any]) -> None:
-        waiters = self.pulls.pop(msg.oid, [])
         try:
             evicted = self.store.add(msg.oid, msg.size, primary=False)
         except MemoryError as exc:
+            waiters = self.pulls.pop(msg.oid, [])
             self._fail_waiters(waiters, f"object store of node {self.node} is full: {exc}", out)
             return
         self._forget(evicted, out)
         out.append(Send(self.gcs_addr, ObjectAdded(msg.oid, self.node, msg.size, -1, False), 96))
+        self._object_local(msg.oid, now, out)
+
+    def _object_local(self, oid: ObjectId, now: float, out: list[Any]) -> None:
+        """``oid`` is now in this node's store (pulled, computed or put here): wake its waiters."""
+        waiters = self.pulls.pop(oid, None)
+        if waiters is None:
+            return
         for task_id in waiters:
             entry = self.waiting.get(task_id)
             if entry is None:
                 continue
             spec, missing = entry
-            self.store.pin(msg.oid)
-            missing.discard(msg.oid)
+            self.store.pin(oid)
+            missing.discard(oid)
             if not missing:
                 del self.waiting[task_id]
                 self._enqueue(spec, now, out)
@@ -365,6 +374,9 @@ class Raylet:
     def _on_object_locations(self, msg: ObjectLocations, now: float, out: list[Any]) -> None:
         waiters = self.pulls.get(msg.oid)
         if waiters is None:
+            return
+        if msg.oid in self.store:
+            self._object_local(msg.oid, now, out)  # recomputed or put here meanwhile
             return
         sources = [n for n in msg.locations if n != self.node]
         if sources:

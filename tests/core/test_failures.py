@@ -116,3 +116,48 @@ def test_an_actor_on_a_dead_node_restarts_elsewhere() -> None:
     (after,) = host.call(actor, node=0, name="after")
     host.run()
     assert host.ready[after].error_kind is None
+
+
+def test_a_failure_cascade_reaching_a_released_object_twice_frees_it_once() -> None:
+    # regression: the failed task's output was freed by its dependent's release of
+    # arguments, then freed again by the outer resolution (KeyError in _maybe_free)
+    host = FakeHost(nodes=1)
+    (a,) = host.submit(function="fail", name="a")
+    (b,) = host.submit(arg_refs=(a,), name="b")
+    host.release(a)
+    host.run()
+    assert host.ready[b].error_kind == "application"
+    assert a not in host.owners[0].objects
+
+
+def test_an_input_recomputed_on_the_puller_node_is_used_instead_of_declared_lost() -> None:
+    # regression: the pull's source died, the input was recomputed on this very node, and
+    # the GCS's answer (only this node holds it) was read as "no copy left"
+    from runtime.core.ids import object_id
+    from runtime.core.messages import (
+        Dispatch,
+        LocateObject,
+        ObjectLocations,
+        ScheduleTask,
+        Send,
+        TaskFinished,
+        TransferFailed,
+    )
+    from runtime.core.raylet import Raylet
+    from runtime.core.task import DepInfo, TaskSpec
+
+    raylet = Raylet(0, 100, 0, 1, {"CPU": 2.0}, 1 << 30)
+    producer = TaskSpec(task_id=7, owner=1000, owner_node=0)
+    lost = object_id(7, 1)
+    consumer = TaskSpec(task_id=8, owner=1000, owner_node=0, deps=(DepInfo(lost, BIG, (1,)),))
+    out: list = []
+    raylet.handle(ScheduleTask(consumer), 0.0, out)
+    raylet.handle(TransferFailed(lost, 1), 0.1, out)
+    assert any(isinstance(c, Send) and isinstance(c.msg, LocateObject) for c in out)
+    raylet.handle(ScheduleTask(producer), 0.2, out)  # lineage re-execution lands here
+    raylet.handle(TaskFinished(7, [(BIG, None)]), 0.3, out)
+    dispatched = [c.spec.task_id for c in out if isinstance(c, Dispatch)]
+    assert dispatched == [7, 8]  # the consumer ran as soon as its input was computed here
+    out.clear()
+    raylet.handle(ObjectLocations(lost, [0]), 0.4, out)  # the late answer changes nothing
+    assert out == []
