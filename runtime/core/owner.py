@@ -445,7 +445,18 @@ class Owner:
             self._reconstruct(ref, now, out)
         waiting = [ref for ref in spec.arg_refs if (o := objects.get(ref)) and o.state == PENDING]
         if not waiting:
-            return False
+            # every input is ready on a live node as far as this owner knows (the GCS may
+            # not have registered a recomputed copy yet): send again with fresh locations
+            ready = all(
+                (o := objects.get(ref)) is not None and o.state == READY for ref in spec.arg_refs
+            )
+            if not ready or not self._should_retry(spec, ERR_NODE_DIED):
+                return False
+            spec.attempt += 1
+            spec.node = -1
+            self.retries += 1
+            self._send(spec, out)
+            return True
         for ref in waiting:
             obj = objects[ref]
             if obj.dependents is None:

@@ -161,3 +161,21 @@ def test_an_input_recomputed_on_the_puller_node_is_used_instead_of_declared_lost
     out.clear()
     raylet.handle(ObjectLocations(lost, [0]), 0.4, out)  # the late answer changes nothing
     assert out == []
+
+
+def test_a_task_told_its_input_is_lost_while_the_owner_sees_it_ready_is_sent_again() -> None:
+    # regression: the GCS, backlogged, had not yet registered a recomputed copy and
+    # answered "no copy"; the owner saw every input ready and failed the task for good
+    from runtime.core.messages import TaskDone
+
+    host = FakeHost(nodes=2)
+    (a,) = host.submit(node=0, name="a", output_sizes=(BIG,))
+    host.run()
+    (b,) = host.submit(node=0, arg_refs=(a,), duration=5.0, name="b")
+    host.run(until=host.now + 0.5)
+    out: list = []
+    host.owners[0].handle(TaskDone(b >> 8, 1, [], ERR_OBJECT_LOST, "no copy"), host.now, out)
+    host._effect(out)
+    host.run()
+    assert host.ready[b].error_kind is None
+    assert host.owners[0].retries == 1
