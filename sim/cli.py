@@ -13,6 +13,7 @@ from typing import Any
 from sim.metrics import write_json
 from sim.runner import SimulationStalled, build
 from sim.scenario import Scenario, ScenarioError, load_scenario
+from sim.sweep import parse_sweeps, run_sweep, write_schema
 
 EXIT_BAD_SCENARIO = 2
 EXIT_STALLED = 1
@@ -23,7 +24,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="run-scenario", description="Run a scenario in the simulated cluster."
     )
-    parser.add_argument("file", type=Path, help="scenario YAML file")
+    parser.add_argument("file", type=Path, nargs="?", help="scenario YAML file")
     parser.add_argument(
         "--set",
         dest="overrides",
@@ -32,9 +33,45 @@ def _parser() -> argparse.ArgumentParser:
         metavar="PATH=VALUE",
         help="override a scenario field, e.g. --set cluster.nodes=50 (repeatable)",
     )
+    parser.add_argument(
+        "--sweep",
+        action="append",
+        default=[],
+        metavar="PATH=V1,V2,...",
+        help="run one simulation per value (in parallel; repeat for a grid), write sweep.md/csv",
+    )
+    parser.add_argument(
+        "--schema",
+        action="store_true",
+        help="write the JSON Schema of scenarios to scenarios/scenario.schema.json and exit",
+    )
     parser.add_argument("--seed", type=int, help="override the scenario's seed")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--out", type=Path, help="report directory (default: output.report_dir)")
+    parser.add_argument(
+        "--mode",
+        choices=("sim", "real", "both"),
+        default="sim",
+        help="simulate (default), run on real worker processes, or both side by side",
+    )
+    parser.add_argument(
+        "--scale-down",
+        action="store_true",
+        help="real mode: map a cluster larger than this machine onto 1 node x its CPUs",
+    )
+    parser.add_argument(
+        "--trace",
+        action="store_true",
+        help="also write trace.json (Chrome trace / Perfetto) of task executions",
+    )
+    parser.add_argument(
+        "--calibrate",
+        nargs="?",
+        const="scenarios/calibration/this_machine.yaml",
+        metavar="PROFILE",
+        help="measure this machine's real-mode overheads and write a calibration profile "
+        "(default scenarios/calibration/this_machine.yaml); no scenario file needed",
+    )
     return parser
 
 
@@ -74,27 +111,53 @@ def _fmt_s(seconds: float | None) -> str:
 def summary_lines(scenario: Scenario, metrics: dict[str, Any], wall_s: float) -> list[str]:
     """The human-readable run summary."""
     latency = metrics["latency_s"]
-    return [
+    lines = [
         f"scenario            {scenario.name} (seed {scenario.seed})",
         f"tasks               {metrics['tasks']:,}",
         f"simulated makespan  {_fmt_s(metrics['makespan_s'])}",
         f"throughput          {metrics['throughput_tps']:,.0f} tasks per simulated s",
         f"latency p50 / p99   {_fmt_s(latency['p50'])} / {_fmt_s(latency['p99'])}",
         f"CPU utilisation     {metrics['cpu_utilization'] * 100:.1f} %",
+    ]
+    others = {k: v for k, v in metrics.get("utilization", {}).items() if k != "CPU"}
+    if others:
+        text = ", ".join(f"{k} {v * 100:.1f} %" for k, v in sorted(others.items()))
+        lines.append(f"other utilisation   {text}")
+    lines += [
         f"spilled tasks       {metrics['spilled_tasks']:,}",
         f"messages            {metrics['messages']:,}",
+    ]
+    if metrics.get("bytes_transferred"):
+        lines.append(f"bytes transferred   {metrics['bytes_transferred']:,}")
+    recovery = metrics.get("recovery")
+    if recovery:
+        back = recovery["recovery_s"]
+        lines.append(
+            f"faults              {len(metrics['faults'])}: throughput dip"
+            f" {recovery['dip_throughput_tps']:,.0f} tasks/s (baseline"
+            f" {recovery['baseline_tps']:,.0f}), recovered in"
+            f" {_fmt_s(back) if back is not None else 'never (run ended)'}"
+        )
+    lines += [
         f"wall time           {wall_s:.2f} s",
         f"peak RSS            {_peak_rss_mb():.0f} MiB",
     ]
+    return lines
 
 
-def run(scenario: Scenario) -> tuple[dict[str, Any], Path, float]:
+def run(scenario: Scenario, trace: bool = False) -> tuple[dict[str, Any], Path, float]:
     """Simulate `scenario` with an optional progress bar; write metrics.json.
 
+    With `trace`, also writes trace.json (Chrome trace / Perfetto) beside it.
     Returns (metrics, path of metrics.json, wall seconds).
     """
     started = time.perf_counter()
     sim = build(scenario)
+    tracer = None
+    if trace:
+        from sim.report import TaskTracer
+
+        tracer = TaskTracer().attach(sim)
     total = sim.completion.total if sim.completion is not None else 0
     bar = None
     progress = None
@@ -113,26 +176,63 @@ def run(scenario: Scenario) -> tuple[dict[str, Any], Path, float]:
             bar.close()
     wall = time.perf_counter() - started
     path = write_json(Path(scenario.output.report_dir) / scenario.name / "metrics.json", metrics)
+    if tracer is not None:
+        tracer.write(path.parent / "trace.json")
     return metrics, path, wall
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `run-scenario`; returns the process exit code."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.calibrate:
+        from sim.calibrate import main as calibrate
+
+        return calibrate(args.calibrate)
+    if args.schema:
+        print(f"schema              {write_schema()}")
+        return 0
+    if args.file is None:
+        parser.error("the following arguments are required: file")
+    if args.sweep:
+        return _sweep(args)
     try:
         scenario = load_scenario(args.file, _overrides(args))
     except ScenarioError as exc:
         print(f"run-scenario: invalid scenario\n{exc}", file=sys.stderr)
         return EXIT_BAD_SCENARIO
+    if args.mode != "sim":
+        from sim.real_mode import run_mode
+
+        return run_mode(scenario, args.mode, args.scale_down)
     try:
-        metrics, path, wall = run(scenario)
+        metrics, path, wall = run(scenario, args.trace)
     except SimulationStalled as exc:
         print(f"run-scenario: simulation stalled: {exc}", file=sys.stderr)
         return EXIT_STALLED
     for line in summary_lines(scenario, metrics, wall):
         print(line)
     print(f"metrics             {path}")
+    from sim.report import write_report  # after the run: matplotlib costs ~45 MiB of RSS
+
+    report = write_report(
+        metrics, path.parent, f"{scenario.name} (sim)", intro=scenario.description
+    )
+    print(f"report              {report}")
     return 0
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    """Run `--sweep` points in parallel and write one table."""
+    try:
+        sweeps = parse_sweeps(args.sweep, str(args.file))
+        rows, out_dir = run_sweep(args.file, _overrides(args), sweeps)
+    except ScenarioError as exc:
+        print(f"run-scenario: invalid scenario\n{exc}", file=sys.stderr)
+        return EXIT_BAD_SCENARIO
+    print((out_dir / "sweep.md").read_text(encoding="utf-8"), end="")
+    print(f"sweep               {out_dir / 'sweep.md'} (and sweep.csv)")
+    return EXIT_STALLED if any("error" in row for row in rows) else 0
 
 
 if __name__ == "__main__":

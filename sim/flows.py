@@ -134,36 +134,50 @@ class FlowNetwork:
 
     def start(self, flow_id: FlowId, src: int, dst: int, nbytes: float, now: float) -> None:
         """Start a transfer of `nbytes` from node `src` to node `dst` at time `now`."""
+        self.start_many([(flow_id, src, dst, nbytes)], now)
+
+    def start_many(self, flows: Sequence[tuple[FlowId, int, int, float]], now: float) -> None:
+        """Start several `(flow_id, src, dst, nbytes)` transfers at `now`, rating them once.
+
+        The same as starting them one by one at `now` (rates set and replaced at one
+        instant move no bytes), but one max-min recomputation instead of one per flow.
+        """
         self._run_until(now)
-        if flow_id in self._flows:
-            raise ValueError(f"flow {flow_id!r} is already in flight")
-        if not (nbytes >= 0 and math.isfinite(nbytes)):
-            raise ValueError(f"flow {flow_id!r}: nbytes must be finite and >= 0, got {nbytes!r}")
         stats = self._stats
-        self._seq += 1
-        if src == dst:
-            self.routes.route(src, dst)  # validates the node
-            links: tuple[int, ...] = ()
-            latency = self.local_latency_s + nbytes / self.local_bandwidth_Bps
-            stats.local_bytes += nbytes
-        else:
-            links, latency = self.routes.route(src, dst)
-        flow = _Flow(
-            flow_id, self._seq, src, dst, float(nbytes), links, latency, now, float(nbytes), now
-        )
-        self._flows[flow_id] = flow
-        self._by_seq[flow.seq] = flow
-        stats.flows_started += 1
-        stats.max_concurrent_flows = max(stats.max_concurrent_flows, len(self._flows))
-        if not links or nbytes == 0:
-            flow.drain_at = now
-            self._deliver_later(flow)
-            return
-        for link in links:
-            self._link_flows[link][flow.seq] = flow
-        self._sharing += 1
-        stats.max_sharing_flows = max(stats.max_sharing_flows, self._sharing)
-        self._rerate(links, now)
+        touched: dict[int, None] = {}
+        for flow_id, src, dst, nbytes in flows:
+            if flow_id in self._flows:
+                raise ValueError(f"flow {flow_id!r} is already in flight")
+            if not (nbytes >= 0 and math.isfinite(nbytes)):
+                raise ValueError(
+                    f"flow {flow_id!r}: nbytes must be finite and >= 0, got {nbytes!r}"
+                )
+            self._seq += 1
+            if src == dst:
+                self.routes.route(src, dst)  # validates the node
+                links: tuple[int, ...] = ()
+                latency = self.local_latency_s + nbytes / self.local_bandwidth_Bps
+                stats.local_bytes += nbytes
+            else:
+                links, latency = self.routes.route(src, dst)
+            flow = _Flow(
+                flow_id, self._seq, src, dst, float(nbytes), links, latency, now, float(nbytes), now
+            )
+            self._flows[flow_id] = flow
+            self._by_seq[flow.seq] = flow
+            stats.flows_started += 1
+            stats.max_concurrent_flows = max(stats.max_concurrent_flows, len(self._flows))
+            if not links or nbytes == 0:
+                flow.drain_at = now
+                self._deliver_later(flow)
+                continue
+            for link in links:
+                self._link_flows[link][flow.seq] = flow
+                touched[link] = None
+            self._sharing += 1
+            stats.max_sharing_flows = max(stats.max_sharing_flows, self._sharing)
+        if touched:
+            self._rerate(tuple(touched), now)
 
     def cancel(self, flow_id: FlowId, now: float) -> bool:
         """Abort a flow at `now`, freeing its links; False if unknown or already finished."""

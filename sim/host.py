@@ -13,6 +13,15 @@ Time model, per component (owner, raylet, global scheduler, GCS):
   (``sim.network``). Each (sender, receiver) channel is FIFO like a TCP connection: a
   message never overtakes an earlier one on the same channel.
 * Tasks run on the CPU slots the raylet reserved; the host only adds their duration.
+* Object transfers (``Transfer``) are flows of ``sim.flows`` sharing links max-min fairly
+  when ``flows`` is set (the runner always sets it), else latency + size / bandwidth.
+  Actor calls' stored arguments are fetched by the host (the raylet pulls only tasks').
+* Faults: ``kill_node`` (its components hear nothing more, its bodies never end, the GCS
+  hears ``NodeDied``, transfers from it fail), ``kill_worker`` (the oldest body on a node
+  ends with ``worker_died``, or its actor's worker dies), ``stall`` (a component, e.g. the
+  GCS, serves nothing for a while: what arrives waits), ``partition`` (messages and
+  transfers across a cut wait until it heals).
+* A sharded GCS (``shard_gcs``): what is sent to the GCS is routed by ``sim.shards``.
 * Same-time events are ordered by a random priority from a seeded generator, so results
   never depend on insertion order yet are identical for identical seeds.
 
@@ -27,6 +36,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable
+from functools import partial
 from heapq import heappop, heappush
 from typing import Any
 
@@ -34,10 +44,12 @@ import simpy
 
 from runtime.core.messages import (
     ActorStateChanged,
+    ActorWorkerDied,
     CancelRunning,
     Dispatch,
     Free,
     KillWorker,
+    NodeDied,
     ObjectReady,
     Send,
     SetTimer,
@@ -46,10 +58,14 @@ from runtime.core.messages import (
     Trace,
     Transfer,
     TransferDone,
+    TransferFailed,
 )
-from runtime.core.task import ERR_APPLICATION, TaskSpec
+from runtime.core.resources import shape_key
+from runtime.core.task import ACTOR_METHOD, ERR_APPLICATION, ERR_WORKER_DIED, TASK, TaskSpec
+from sim.flows import FlowNetwork
 from sim.metrics import MetricsRecorder
 from sim.network import Network
+from sim.shards import route as route_to_shards
 
 Component = Any
 """A core component: anything with ``handle(msg, now, out)``."""
@@ -74,12 +90,15 @@ class _Arrival:
 class _TaskEnd:
     """Calendar entry: the body of ``spec`` (started at ``started``) ends on its node."""
 
-    __slots__ = ("callbacks", "dst", "spec", "started")
+    __slots__ = ("callbacks", "dst", "node", "spec", "started")
     _ok = True
 
-    def __init__(self, callbacks: list[Any], dst: int, spec: TaskSpec, started: float) -> None:
+    def __init__(
+        self, callbacks: list[Any], dst: int, node: int, spec: TaskSpec, started: float
+    ) -> None:
         self.callbacks = callbacks
         self.dst = dst
+        self.node = node
         self.spec = spec
         self.started = started
 
@@ -135,6 +154,14 @@ class Host:
         self.stopped = False
         """Set (by a workload or the watchdog) to end `run`."""
         self.transfers_in_flight = 0
+        self.flows: FlowNetwork | None = None
+        """Object transfers share links max-min fairly here when set (else: latency model)."""
+        self._flow_done: dict[int, tuple[int, int, Callable[[], None]]] = {}
+        """Flows in progress: id -> (source node, destination node, what to do at the end)."""
+        self._flow_ids = 0
+        self._flow_batches: dict[float, list[tuple[Callable[[], None], int, int, int]]] = {}
+        """Flows to start at a time (started together: one max-min recomputation)."""
+        self._flow_wake = math.inf
         self._commands: dict[type, Callable[[Any, int, float], None]] = {
             Send: self._send,
             Dispatch: self._dispatch,
@@ -149,6 +176,21 @@ class Host:
         }
         self._interrupted: dict[int, float] = {}
         """Running tasks whose body was interrupted: task id -> interruption time."""
+        self.dead_nodes: set[int] = set()
+        self._dead_addrs: set[int] = set()
+        self._cut: tuple[frozenset[int], float] | None = None
+        """An active network partition: (one side's nodes, heal time)."""
+        self.gcs_addr = 0
+        self._gcs_addrs: set[int] = set()
+        """The GCS (and its shards): their backlog is recorded as the GCS's."""
+        self._special: set[int] = set()
+        """Addresses whose arrivals take the slow path: watched (GCS, global scheduler) or dead."""
+        self._shard_addrs: list[int] = []
+        """GCS shard addresses (shard 0 first) when the GCS is sharded, else empty."""
+        self._slow_sends = False
+        self._stalled_until = -math.inf
+        """True while Sends need more than the channel arithmetic (GCS shards, a partition)."""
+        """Addresses below this (GCS and global scheduler) have their backlog recorded."""
 
     # -- wiring -------------------------------------------------------------------------
 
@@ -186,9 +228,15 @@ class Host:
         """Current simulated time in seconds."""
         return self.env.now
 
-    def call_at(self, at: float, fn: Callable[[], None]) -> None:
-        """Run `fn()` at simulated time `at` (>= now)."""
-        heappush(self._queue, (at, self._rand(), next(self._eid), _Call(self._call_cbs, fn)))
+    def call_at(self, at: float, fn: Callable[[], None], observer: bool = False) -> None:
+        """Run `fn()` at simulated time `at` (>= now).
+
+        An `observer` (a metrics sampler that changes nothing) runs after every other
+        same-time event and draws no tie-breaking number, so adding one never changes
+        the simulation itself.
+        """
+        tie = 1.0 if observer else self._rand()
+        heappush(self._queue, (at, tie, next(self._eid), _Call(self._call_cbs, fn)))
 
     def _on_call(self, event: _Call) -> None:
         event.fn()
@@ -221,8 +269,15 @@ class Host:
         """A message or host event reaches its component: serve it FIFO."""
         dst = event.dst
         now = self.env._now
-        busy = self._busy[dst]
-        done = (now if now > busy else busy) + self._cost[dst] + event.nbytes * self._per_byte_s
+        if dst in self._special:
+            if dst in self._dead_addrs:
+                return  # nothing is delivered to a dead node
+            busy = self._busy[dst]
+            done = (now if now > busy else busy) + self._cost[dst] + event.nbytes * self._per_byte_s
+            self._record_backlog(dst, now, done)
+        else:
+            busy = self._busy[dst]
+            done = (now if now > busy else busy) + self._cost[dst] + event.nbytes * self._per_byte_s
         self._busy[dst] = done
         out = self._out
         self.components[dst].handle(event.msg, done, out)
@@ -238,11 +293,22 @@ class Host:
         if self._interrupted and spec.task_id in self._interrupted:
             stopped = self._interrupted.pop(spec.task_id)
             metrics.task_finished(stopped - started, started - spec.submitted_at, -1, now)
+            self._account(event, stopped - started)
             return  # its raylet already heard at the interruption
+        if self._dead_addrs and event.dst in self._dead_addrs:
+            metrics.running -= 1
+            return  # the node died with the task on it
         # inlined metrics.task_finished (hot path)
         metrics.running -= 1
         metrics.queue.add(started - spec.submitted_at)
-        metrics.busy_s += now - started
+        run = now - started
+        metrics.busy_s += run
+        shape = spec.shape
+        if shape is None or spec.kind:
+            self._account(event, run)
+        else:
+            acc = metrics.node_busy[event.node]
+            acc[shape] = acc.get(shape, 0.0) + run
         sizes = spec.output_sizes
         outputs = [(sizes[0], None)] if len(sizes) == 1 else [(s, None) for s in sizes]
         dst = event.dst
@@ -254,9 +320,29 @@ class Host:
         if out:
             self._execute(out, dst, done)
 
+    def _account(self, event: _TaskEnd, run: float) -> None:
+        """Busy time of a body whose shape is not preset (actor calls: what the actor holds)."""
+        spec = event.spec
+        resources = spec.resources
+        if spec.kind == ACTOR_METHOD:
+            actor = getattr(self.components[event.dst], "actors", {}).get(spec.actor_id)
+            resources = actor.hold if actor is not None else {}
+        shape = shape_key(resources)
+        if shape:
+            self.metrics.busy(event.node, shape, run)
+
+    def _record_backlog(self, dst: int, now: float, done: float) -> None:
+        """Record how many messages the GCS or global scheduler has waiting or in service."""
+        cost = self._cost[dst]
+        if cost > 0:
+            gcs = dst in self._gcs_addrs
+            self.metrics.queues.backlog(gcs, now, round((done - now) / cost))
+
     def _on_transfer_done(self, event: _Arrival) -> None:
-        """An object copy arrived at its destination raylet."""
+        """An object copy arrived at its destination raylet (or failed: its source died)."""
         self.transfers_in_flight -= 1
+        if self.dead_nodes and event.msg.src in self.dead_nodes:
+            event.msg = TransferFailed(event.msg.oid, event.msg.src)
         self._on_arrival(event)
 
     # -- commands -----------------------------------------------------------------------
@@ -270,9 +356,13 @@ class Host:
         channels = self._channels
         queue = self._queue
         metrics = self.metrics
+        slow = self._slow_sends
         for cmd in out:
             cls = cmd.__class__
             if cls is Send:
+                if slow:
+                    self._post_send(cmd, src, at)
+                    continue
                 dst = cmd.dst
                 nbytes = cmd.nbytes
                 metrics.messages += 1
@@ -294,6 +384,45 @@ class Host:
             handler(cmd, src, at)
         out.clear()
 
+    def watch(self, addrs: list[int], gcs: bool) -> None:
+        """Record the backlog of the components at `addrs` (as the GCS's when `gcs`)."""
+        self._special.update(addrs)
+        if gcs:
+            self._gcs_addrs.update(addrs)
+
+    def shard_gcs(self, addrs: list[int]) -> None:
+        """Route what is sent to the GCS over these shard addresses (shard 0 = the GCS's)."""
+        self._shard_addrs = list(addrs)
+        self.watch(addrs, gcs=True)
+        self._update_slow_sends()
+
+    def _update_slow_sends(self) -> None:
+        self._slow_sends = len(self._shard_addrs) > 1 or self._cut is not None
+
+    def _post_send(self, cmd: Send, src: int, at: float) -> None:
+        """A Send on the slow path: to the GCS's shard(s) if sharded, across a cut maybe."""
+        addrs = self._shard_addrs
+        if cmd.dst == self.gcs_addr and len(addrs) > 1:
+            for shard, msg, nbytes in route_to_shards(cmd.msg, cmd.nbytes, len(addrs)):
+                self._post(src, addrs[shard], msg, nbytes, at)
+        else:
+            self._post(src, cmd.dst, cmd.msg, cmd.nbytes, at)
+
+    def _post(self, src: int, dst: int, msg: Any, nbytes: int, at: float) -> None:
+        """Deliver `msg` from `src` to `dst` over their FIFO channel (the Send logic)."""
+        self.metrics.message(nbytes)
+        channel = self._channels.get(src << 32 | dst)
+        if channel is None:
+            channel = self._open_channel(src, dst)
+        arrive = at + channel[0] + nbytes * channel[1]
+        if self._cut is not None:
+            arrive = self._across_cut(src, dst, at, arrive, channel[0])
+        if arrive <= channel[2]:
+            arrive = math.nextafter(channel[2], math.inf)
+        channel[2] = arrive
+        event = _Arrival(self._arrival_cbs, dst, msg, nbytes)
+        heappush(self._queue, (arrive, self._rand(), next(self._eid), event))
+
     def _open_channel(self, src: int, dst: int) -> list[float]:
         """Create the FIFO channel src -> dst: [latency s, s per byte, last arrival]."""
         latency, inv_bw = self.network.path(self._node_of[src], self._node_of[dst])
@@ -302,23 +431,129 @@ class Host:
 
     def _send(self, cmd: Send, src: int, at: float) -> None:
         """Deliver `cmd.msg` after the channel's delay (the slow path of `_execute`)."""
-        out = [cmd]
-        self._execute(out, src, at)
+        self._post_send(cmd, src, at)
 
     def _dispatch(self, cmd: Dispatch, src: int, at: float) -> None:
         spec = cmd.spec
         self.metrics.task_started(cmd.node, at)
-        event = _TaskEnd(self._task_end_cbs, self._raylet_of_node[cmd.node], spec, at)
+        if spec.kind and spec.deps and spec.kind == ACTOR_METHOD:
+            if self.flows is not None and self._fetch_flows(spec, cmd.node, at):
+                return  # the body starts when its arguments have arrived
+            at += self._fetch_args(spec, cmd.node, at)
+        event = _TaskEnd(self._task_end_cbs, self._raylet_of_node[cmd.node], cmd.node, spec, at)
         heappush(self._queue, (at + spec.duration, self._rand(), next(self._eid), event))
 
     def _transfer(self, cmd: Transfer, src: int, at: float) -> None:
-        self.metrics.transfer(cmd.nbytes)
+        self.metrics.transfer(cmd.nbytes, at)
         src_node = cmd.src if cmd.src >= 0 else cmd.dst
-        arrive = at + self.network.delay(src_node, cmd.dst, cmd.nbytes)
         self.transfers_in_flight += 1
         done = TransferDone(cmd.oid, cmd.nbytes, cmd.src)
         event = _Arrival(self._transfer_cbs, self._raylet_of_node[cmd.dst], done, 0)
+        cut = self._cut
+        crossing = cut is not None and at < cut[1] and (src_node in cut[0]) != (cmd.dst in cut[0])
+        if self.flows is not None:
+            start = cut[1] if crossing and cut is not None else at  # a cut link carries nothing
+            done_fn = partial(self._on_transfer_done, event)
+            self._start_flow(done_fn, src_node, cmd.dst, cmd.nbytes, start)
+            return
+        arrive = at + self.network.delay(src_node, cmd.dst, cmd.nbytes)
+        if crossing and cut is not None:
+            arrive = max(arrive, cut[1] + self.network.delay(src_node, cmd.dst, 0))
         heappush(self._queue, (arrive, self._rand(), next(self._eid), event))
+
+    def _start_flow(
+        self, done: Callable[[], None], src: int, dst: int, nbytes: int, at: float
+    ) -> None:
+        """Start a flow at `at`; `done()` runs when the flow model says it finished.
+
+        Flows starting at the same time are started together (see `_start_flows`).
+        """
+        batch = self._flow_batches.get(at)
+        if batch is None:
+            batch = self._flow_batches[at] = []
+            self.call_at(at, partial(self._start_flows, at))
+        batch.append((done, src, dst, nbytes))
+
+    def _start_flows(self, at: float) -> None:
+        """Start the flows batched for time `at` (now)."""
+        flows = self.flows
+        assert flows is not None
+        items = []
+        for done, src, dst, nbytes in self._flow_batches.pop(at):
+            fid = self._flow_ids = self._flow_ids + 1
+            self._flow_done[fid] = (src, dst, done)
+            items.append((fid, src, dst, nbytes))
+        flows.start_many(items, self.env._now)
+        self._wake_flows_at_next()
+
+    def _cancel_flows_of(self, node: int) -> None:
+        """A node died: its flows stop now and end at once (transfers from it fail)."""
+        flows = self.flows
+        if flows is None:
+            return
+        now = self.env._now
+        ended = [f for f, (src, dst, _) in self._flow_done.items() if node in (src, dst)]
+        for fid in sorted(ended):
+            flows.cancel(fid, now)
+            self._flow_done.pop(fid)[2]()
+        self._wake_flows_at_next()
+
+    def _wake_flows_at_next(self) -> None:
+        """Make sure an event runs at the flow model's next completion."""
+        flows = self.flows
+        assert flows is not None
+        nxt = flows.next_completion()
+        if nxt is not None and nxt[0] < self._flow_wake:
+            self._flow_wake = nxt[0]
+            self.call_at(nxt[0], self._advance_flows)
+
+    def _advance_flows(self) -> None:
+        """Deliver the transfers whose flows finished by now."""
+        flows = self.flows
+        assert flows is not None
+        now = self.env._now
+        if self._flow_wake <= now:
+            self._flow_wake = math.inf
+        for fid in flows.advance(now):
+            self._flow_done.pop(fid)[2]()
+        self._wake_flows_at_next()
+
+    def _fetch_flows(self, spec: TaskSpec, node: int, at: float) -> bool:
+        """Fetch an actor call's remote stored arguments as flows; False if all are local.
+
+        The body starts when the last one has arrived (see `_fetch_args`).
+        """
+        remote = [d for d in spec.deps if d.locations and node not in d.locations]
+        if not remote:
+            return False
+        left = [len(remote)]
+
+        def arrived() -> None:
+            left[0] -= 1
+            if left[0] == 0:
+                now = self.env._now
+                event = _TaskEnd(self._task_end_cbs, self._raylet_of_node[node], node, spec, now)
+                heappush(self._queue, (now + spec.duration, self._rand(), next(self._eid), event))
+
+        for dep in remote:
+            self.metrics.transfer(dep.size, at)
+            self._start_flow(arrived, dep.locations[0], node, dep.size, at)
+        return True
+
+    def _fetch_args(self, spec: TaskSpec, node: int, at: float) -> float:
+        """Seconds an actor call waits for its stored arguments from other nodes.
+
+        The core's raylet pulls the arguments of tasks but not of actor calls (their worker
+        fetches them), so the host models the fetch: all arguments in parallel, each for
+        latency + size / bandwidth, counted as transfers.
+        """
+        wait = 0.0
+        for dep in spec.deps:
+            if node in dep.locations or not dep.locations:
+                continue
+            self.metrics.transfer(dep.size, at)
+            wait = max(wait, self.network.delay(dep.locations[0], node, dep.size))
+        return wait
 
     def _set_timer(self, cmd: SetTimer, src: int, at: float) -> None:
         key = (cmd.addr, cmd.key)
@@ -342,6 +577,78 @@ class Host:
 
     def _ignore(self, cmd: Any, src: int, at: float) -> None:
         pass
+
+    # -- faults -----------------------------------------------------------------------
+
+    def _across_cut(self, src: int, dst: int, at: float, arrive: float, latency: float) -> float:
+        """Delay a message crossing an active partition until it heals (then the latency)."""
+        cut = self._cut
+        assert cut is not None
+        side, heal = cut
+        if at < heal and (self._node_of[src] in side) != (self._node_of[dst] in side):
+            return max(arrive, heal + latency)
+        return arrive
+
+    def fault_pending(self, now: float) -> bool:
+        """Whether a partition or a stalled component may still be holding work back."""
+        return self._cut is not None or now < self._stalled_until
+
+    def kill_node(self, node: int) -> None:
+        """`node` dies now: its components hear nothing more, its running bodies never end.
+
+        The GCS hears ``NodeDied`` at once (no detection delay is modelled); transfers from
+        the node fail when they would have completed.
+        """
+        self.dead_nodes.add(node)
+        dead = [a for a, n in self._node_of.items() if n == node]
+        self._dead_addrs.update(dead)
+        self._special.update(dead)
+        self._cancel_flows_of(node)
+        for addr in self._shard_addrs or [self.gcs_addr]:
+            self._deliver(addr, NodeDied(node))
+
+    def kill_worker(self, node: int) -> str:
+        """Kill the worker of the oldest body running on `node`; return what it ran.
+
+        A plain task ends with ``worker_died`` (its owner retries it); an actor's worker
+        death is reported as ``ActorWorkerDied`` (the GCS may restart the actor).
+        """
+        raylet = self.components[self._raylet_of_node[node]]
+        for spec in raylet.running.values():
+            if spec.task_id in self._interrupted:
+                continue
+            self._interrupted[spec.task_id] = self.env._now
+            if spec.kind == TASK:
+                died = TaskFinished(spec.task_id, [], ERR_WORKER_DIED, "worker killed (fault)")
+                self._deliver(raylet.addr, died)
+                return f"task {spec.task_id:x}"
+            self._deliver(raylet.addr, ActorWorkerDied(spec.actor_id, "worker killed (fault)"))
+            return f"actor {spec.actor_id:x}"
+        return "idle"
+
+    def stall(self, addr: int, duration: float) -> None:
+        """Component `addr` is unavailable for `duration`: what arrives meanwhile waits."""
+        now = self.env._now
+        self._busy[addr] = max(self._busy[addr], now + duration)
+        self._stalled_until = max(self._stalled_until, now + duration)
+
+    def partition(self, nodes: frozenset[int], duration: float) -> None:
+        """Cut `nodes` off from the others for `duration` (crossing messages wait)."""
+        heal = self.env._now + duration
+        self._cut = (nodes, heal)
+        self._update_slow_sends()
+        self.call_at(heal, self._heal)
+
+    def _heal(self) -> None:
+        cut = self._cut
+        if cut is not None and cut[1] <= self.env._now:
+            self._cut = None
+            self._update_slow_sends()
+
+    def _deliver(self, addr: int, msg: Any) -> None:
+        """A host event reaches component `addr` now."""
+        event = _Arrival(self._arrival_cbs, addr, msg, 0)
+        heappush(self._queue, (self.env._now, self._rand(), next(self._eid), event))
 
     # -- running ------------------------------------------------------------------------
 

@@ -139,6 +139,103 @@ class ThroughputSeries:
         return {"bin_s": round_sig(self.bin_s), "counts": self._counts[: self._used]}
 
 
+class QueueSeries:
+    """Control-plane queue lengths per fixed-width time bin, merged pairwise at the cap.
+
+    Three series share one bin width: the largest backlog (messages waiting or in
+    service) seen at the global scheduler and at the GCS in each bin, and the number of
+    tasks queued across all raylets at the bin's last sample. Memory is fixed.
+    """
+
+    __slots__ = ("bin_s", "max_bins", "gs", "gcs", "raylet_tasks", "_used")
+
+    def __init__(self, bin_s: float = 1e-3, max_bins: int = 512) -> None:
+        """Start with bins of `bin_s` seconds; keep at most `max_bins` (even) bins."""
+        self.bin_s = bin_s
+        self.max_bins = max_bins
+        self.gs = [0] * max_bins
+        self.gcs = [0] * max_bins
+        self.raylet_tasks = [0] * max_bins
+        self._used = 0
+
+    def _index(self, now: float) -> int:
+        index = int(now / self.bin_s)
+        while index >= self.max_bins:
+            half = self.max_bins // 2
+            for name in ("gs", "gcs"):
+                old = getattr(self, name)
+                merged = [max(old[2 * i], old[2 * i + 1]) for i in range(half)]
+                setattr(self, name, merged + [0] * half)
+            old = self.raylet_tasks
+            self.raylet_tasks = [old[2 * i + 1] or old[2 * i] for i in range(half)] + [0] * half
+            self._used = (self._used + 1) // 2
+            self.bin_s *= 2.0
+            index = int(now / self.bin_s)
+        if index >= self._used:
+            self._used = index + 1
+        return index
+
+    def backlog(self, gcs: bool, now: float, n: int) -> None:
+        """The GCS's (else the global scheduler's) backlog was `n` messages at `now`."""
+        index = int(now / self.bin_s)
+        if index >= self._used:
+            index = self._index(now)
+        series = self.gcs if gcs else self.gs
+        if n > series[index]:
+            series[index] = n
+
+    def sample_raylets(self, now: float, n: int) -> None:
+        """`n` tasks were queued across all raylets at `now`."""
+        index = self._index(now)  # may replace the lists (merge): index first
+        self.raylet_tasks[index] = n
+
+    def summary(self) -> dict[str, Any]:
+        """`{"bin_s", "global_scheduler", "gcs", "raylet_tasks"}`."""
+        used = self._used
+        return {
+            "bin_s": round_sig(self.bin_s),
+            "global_scheduler": self.gs[:used],
+            "gcs": self.gcs[:used],
+            "raylet_tasks": self.raylet_tasks[:used],
+        }
+
+
+def recovery(
+    series: ThroughputSeries, fault_s: float, start_s: float, threshold: float = 0.9
+) -> dict[str, float | None]:
+    """Throughput dip and recovery time after a fault at `fault_s`, from the series.
+
+    The baseline is the mean rate of the whole bins between the workload's start and the
+    fault; the dip is the lowest bin rate from the fault's bin until recovery; recovery
+    is the start of the first bin after the fault's whose rate is back to `threshold` x
+    baseline (None when it never is: the workload ended first).
+    """
+    width = series.bin_s
+    counts = series._counts[: series._used]
+    fault_bin = int(fault_s / width)
+    first = int(math.ceil(start_s / width))
+    before = counts[first:fault_bin]
+    if before:
+        baseline = sum(before) / (len(before) * width)
+    else:
+        baseline = sum(counts) / (max(1, len(counts)) * width)
+    dip = math.inf
+    recovered: float | None = None
+    for i in range(fault_bin, len(counts)):
+        rate = counts[i] / width
+        if i > fault_bin and rate >= threshold * baseline:
+            recovered = i * width - fault_s
+            break
+        dip = min(dip, rate)
+    if dip is math.inf:
+        dip = 0.0
+    return {
+        "baseline_tps": round_sig(baseline),
+        "dip_throughput_tps": round_sig(dip),
+        "recovery_s": None if recovered is None else round_sig(max(0.0, recovered)),
+    }
+
+
 class MetricsRecorder:
     """Collects per-event run metrics in O(1) time and fixed memory; see `summary`."""
 
@@ -156,6 +253,10 @@ class MetricsRecorder:
         "message_bytes",
         "transfers",
         "bytes_transferred",
+        "node_busy",
+        "queues",
+        "bytes_series",
+        "faults",
     )
 
     def __init__(self, relative_accuracy: float = 0.01, bin_s: float = 1e-3) -> None:
@@ -173,6 +274,11 @@ class MetricsRecorder:
         self.message_bytes = 0
         self.transfers = 0
         self.bytes_transferred = 0
+        self.node_busy: list[dict[tuple[tuple[str, float], ...], float]] = []
+        """Per node: busy seconds of task bodies per resource shape."""
+        self.queues = QueueSeries(bin_s)
+        self.bytes_series = ThroughputSeries(bin_s)
+        self.faults: list[dict[str, Any]] = []
 
     def task_started(self, node: int, now: float) -> None:
         """A task began executing on `node` at `now`."""
@@ -201,10 +307,53 @@ class MetricsRecorder:
         self.messages += 1
         self.message_bytes += nbytes
 
-    def transfer(self, nbytes: int) -> None:
-        """An object transfer of `nbytes` between nodes happened."""
+    def transfer(self, nbytes: int, now: float = 0.0) -> None:
+        """An object transfer of `nbytes` between nodes started at `now`."""
         self.transfers += 1
         self.bytes_transferred += nbytes
+        if nbytes:
+            self.bytes_series.add(now, nbytes)
+
+    def busy(self, node: int, shape: tuple[tuple[str, float], ...], run_s: float) -> None:
+        """A task body of resource `shape` kept `node` busy for `run_s` seconds."""
+        acc = self.node_busy[node]
+        acc[shape] = acc.get(shape, 0.0) + run_s
+
+    def fault(self, now: float, kind: str, target: Any) -> None:
+        """A fault was injected at `now`."""
+        self.faults.append({"time_s": round_sig(now), "kind": kind, "target": target})
+
+    def utilization(
+        self, makespan_s: float, capacity: list[dict[str, float]]
+    ) -> tuple[dict[str, float], dict[str, list[float]]]:
+        """Cluster-wide and per-node busy fraction of each resource over the makespan.
+
+        `capacity[node]` is the node's resources. Busy time counts task bodies (and actor
+        method calls, against what their actor holds).
+        """
+        names = sorted({name for res in capacity for name in res})
+        per_node: dict[str, list[float]] = {name: [] for name in names}
+        busy_total = dict.fromkeys(names, 0.0)
+        cap_total = dict.fromkeys(names, 0.0)
+        for node, res in enumerate(capacity):
+            acc = self.node_busy[node] if node < len(self.node_busy) else {}
+            used = dict.fromkeys(names, 0.0)
+            for shape in sorted(acc):
+                for name, amount in shape:
+                    if name in used:
+                        used[name] += amount * acc[shape]
+            for name in names:
+                cap = res.get(name, 0.0) * makespan_s
+                busy_total[name] += used[name]
+                cap_total[name] += cap
+                per_node[name].append(round_sig(min(1.0, used[name] / cap)) if cap > 0 else 0.0)
+        overall = {
+            name: round_sig(min(1.0, busy_total[name] / cap_total[name]))
+            if cap_total[name] > 0
+            else 0.0
+            for name in names
+        }
+        return overall, per_node
 
     def spill(self) -> None:
         """A task was spilled from its local scheduler to the global scheduler."""
@@ -231,6 +380,11 @@ class MetricsRecorder:
             "transfers": self.transfers,
             "bytes_transferred": self.bytes_transferred,
             "throughput_series": self.series.summary(),
+            "queues": self.queues.summary(),
+            "bytes_series": {
+                "bin_s": round_sig(self.bytes_series.bin_s),
+                "bytes": self.bytes_series.summary()["counts"],
+            },
         }
 
 

@@ -6,9 +6,10 @@ from collections.abc import Callable
 
 import networkx as nx
 
+from sim import topology
 from sim.scenario import NetworkSpec
 
-SWITCH = "switch"
+SWITCH = topology.STAR_SWITCH
 """Graph node name of the single switch of a star topology."""
 
 LOCAL_BANDWIDTH_BPS = 10e9
@@ -17,16 +18,50 @@ LOCAL_BANDWIDTH_BPS = 10e9
 
 def _star(spec: NetworkSpec, nodes: int) -> nx.Graph:
     """A single switch with one link to each of nodes 0..nodes-1."""
-    graph = nx.Graph()
-    latency_s = spec.link_latency_us * 1e-6
-    bandwidth = spec.link_bandwidth_gbps * 1e9 / 8.0
-    graph.add_node(SWITCH)
-    for node in range(nodes):
-        graph.add_edge(node, SWITCH, latency_s=latency_s, bandwidth_Bps=bandwidth)
-    return graph
+    return topology.star(nodes, spec.link_latency_us * 1e-6, spec.link_bandwidth_gbps * 1e9 / 8)
 
 
-_TOPOLOGIES: dict[str, Callable[[NetworkSpec, int], nx.Graph]] = {"star": _star}
+def _two_tier(spec: NetworkSpec, nodes: int) -> nx.Graph:
+    """Racks under top-of-rack switches and one spine, with oversubscribed uplinks."""
+    return topology.two_tier(
+        nodes,
+        spec.nodes_per_rack,
+        spec.link_latency_us * 1e-6,
+        spec.link_bandwidth_gbps * 1e9 / 8,
+        spec.uplink_latency_us * 1e-6,
+        spec.oversubscription,
+    )
+
+
+def fat_tree_k(spec: NetworkSpec, nodes: int) -> int:
+    """The scenario's k, or the smallest even k whose fat-tree has room for `nodes` hosts."""
+    if spec.fat_tree_k is not None:
+        return spec.fat_tree_k
+    k = 2
+    while k**3 // 4 < nodes:
+        k += 2
+    return k
+
+
+def _fat_tree(spec: NetworkSpec, nodes: int) -> nx.Graph:
+    """A k-ary fat-tree keeping hosts 0..nodes-1."""
+    k = fat_tree_k(spec, nodes)
+    return topology.fat_tree(
+        k, spec.link_latency_us * 1e-6, spec.link_bandwidth_gbps * 1e9 / 8, nodes
+    )
+
+
+def _edges(spec: NetworkSpec, nodes: int) -> nx.Graph:
+    """An explicit edge list."""
+    return topology.from_edges(nodes, [e.model_dump() for e in spec.edges])
+
+
+_TOPOLOGIES: dict[str, Callable[[NetworkSpec, int], nx.Graph]] = {
+    "star": _star,
+    "two_tier": _two_tier,
+    "fat_tree": _fat_tree,
+    "edges": _edges,
+}
 
 
 def build_graph(spec: NetworkSpec, nodes: int) -> nx.Graph:
@@ -41,8 +76,8 @@ class Network:
     first use from each source node (one single-source search) and cached per pair. Messages between components on the same
     node cost `local_latency_us` plus size over `local_bandwidth_Bps`.
 
-    Not modelled yet: link sharing. Concurrent transfers on a link do not slow each other
-    down, so bandwidth contention (and hence incast) is underestimated.
+    This latency model serves control messages (small, so they are not slowed by object
+    traffic); object transfers share links max-min fairly in `sim.flows` (see the host).
     """
 
     __slots__ = ("graph", "_local_latency_s", "_local_inv_bw", "_paths")
@@ -73,8 +108,8 @@ class Network:
         graph = self.graph
         paths = nx.single_source_dijkstra_path(graph, src, weight="latency_s")
         for dst, hops in paths.items():
-            if dst == SWITCH:
-                continue
+            if isinstance(dst, str):
+                continue  # a switch
             if dst == src:
                 self._paths[(src, dst)] = (self._local_latency_s, self._local_inv_bw)
                 continue

@@ -7,6 +7,7 @@ import random
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from runtime.core.config import CoreConfig
@@ -14,10 +15,37 @@ from runtime.core.gcs import Gcs
 from runtime.core.global_scheduler import GlobalScheduler
 from runtime.core.owner import Owner
 from runtime.core.raylet import Raylet
+from sim.drivers import (
+    ActorDriver,
+    GraphDriver,
+    GraphNode,
+    IterativeDriver,
+    PoissonDriver,
+    SearchDriver,
+    graph_template,
+    ps_roles,
+    rl_roles,
+    shuffle_template,
+    split,
+    tree_template,
+)
+from sim.flows import FlowNetwork
 from sim.host import Host
-from sim.metrics import MetricsRecorder
+from sim.metrics import MetricsRecorder, recovery
 from sim.network import Network
-from sim.scenario import ChainWorkload, IndependentWorkload, Scenario
+from sim.scenario import (
+    ActorWorkload,
+    ChainWorkload,
+    GraphWorkload,
+    HyperparameterSearchWorkload,
+    IndependentWorkload,
+    ParameterServerWorkload,
+    RLWorkload,
+    Scenario,
+    ShuffleWorkload,
+    TreeWorkload,
+)
+from sim.topology import Routes
 from sim.workloads import ChainDriver, Completion, IndependentDriver
 
 GCS_ADDR = 0
@@ -81,6 +109,10 @@ class Simulation:
     drivers: list[Any] = field(default_factory=list)
     completion: Completion | None = None
     started_at: float = 0.0
+    capacity: list[dict[str, float]] = field(default_factory=list)
+    """Resources of each node."""
+    gcs_shards: list[Gcs] = field(default_factory=list)
+    """Every GCS shard (shard 0 is `gcs`)."""
 
     def run(self, progress: Callable[[int], None] | None = None) -> dict[str, Any]:
         """Settle start-up, run the workload to completion and return the metrics summary.
@@ -98,6 +130,9 @@ class Simulation:
         completion.progress_every = max(1, completion.total // 100)
         for driver in self.drivers:
             host.call_at(host.now, driver.start)
+        for fault in self.scenario.faults:
+            host.call_at(self.started_at + fault.at_s, partial(self._inject, fault))
+        self._sample_queues()
         self._watch(host.now, -1)
         with _gc_tuned():
             host.run()
@@ -107,7 +142,12 @@ class Simulation:
         """Periodic stall check: fail loudly instead of simulating idle timers forever."""
         completion, host = self.completion, self.host
         assert completion is not None
-        idle = self.metrics.running == 0 and host.transfers_in_flight == 0
+        idle = (
+            self.metrics.running == 0
+            and host.transfers_in_flight == 0
+            and not host.fault_pending(now)
+            and not any(getattr(d, "arrivals_pending", False) for d in self.drivers)
+        )
         if completion.done == last_done and idle and not host.stopped:
             raise SimulationStalled(
                 f"no progress for {WATCHDOG_S:g} simulated s at t={now:.6g} s: "
@@ -116,34 +156,171 @@ class Simulation:
         done = completion.done
         host.call_at(now + WATCHDOG_S, lambda: self._watch(now + WATCHDOG_S, done))
 
+    def _inject(self, fault: Any) -> None:
+        """Apply one scenario fault now and record it."""
+        now = self.host.now
+        target = _FAULTS[fault.kind](self, fault)
+        self.metrics.fault(now - self.started_at, fault.kind, target)
+
+    def _sample_queues(self) -> None:
+        """Record the tasks queued across raylets, once per queue-series bin (an observer)."""
+        host, metrics = self.host, self.metrics
+        if host.stopped:
+            return
+        queued = sum(r.queued + len(r.waiting) for r in self.raylets)
+        metrics.queues.sample_raylets(host.now, queued)
+        step = metrics.queues.bin_s
+        host.call_at((int(host.now / step) + 1) * step, self._sample_queues, observer=True)
+
     def summary(self) -> dict[str, Any]:
         """The shared metrics schema for this run (makespan from the workload's start)."""
         completion = self.completion
         assert completion is not None
-        self.metrics.spilled = sum(r.spilled for r in self.raylets)
+        metrics = self.metrics
+        metrics.spilled = sum(r.spilled for r in self.raylets)
         makespan = max(0.0, completion.finished_at - self.started_at)
-        cluster = self.scenario.cluster
-        return self.metrics.summary(makespan, cluster.nodes * cluster.cpus_per_node)
+        cpus = int(sum(res.get("CPU", 0.0) for res in self.capacity))
+        result = metrics.summary(makespan, cpus)
+        result["utilization"], result["node_utilization"] = metrics.utilization(
+            makespan, self.capacity
+        )
+        result["faults"] = list(metrics.faults)
+        if metrics.faults:
+            first = min(f["time_s"] for f in metrics.faults) + self.started_at
+            result["recovery"] = recovery(metrics.series, first, self.started_at)
+        return result
 
 
-def _node_resources(scenario: Scenario) -> dict[str, float]:
-    cluster = scenario.cluster
-    resources = {"CPU": float(cluster.cpus_per_node)}
-    if cluster.gpus_per_node:
-        resources["GPU"] = float(cluster.gpus_per_node)
-    resources.update(cluster.custom_resources)
-    return resources
+def _kill_node(sim: Simulation, fault: Any) -> Any:
+    sim.host.kill_node(fault.node)
+    return fault.node
+
+
+def _kill_worker(sim: Simulation, fault: Any) -> Any:
+    return f"node {fault.node}: {sim.host.kill_worker(fault.node)}"
+
+
+def _gcs_down(sim: Simulation, fault: Any) -> Any:
+    for shard in sim.gcs_shards or [sim.gcs]:
+        sim.host.stall(shard.addr, fault.duration_s)
+    return "gcs"
+
+
+def _partition(sim: Simulation, fault: Any) -> Any:
+    nodes = sorted(set(fault.nodes))
+    sim.host.partition(frozenset(nodes), fault.duration_s)
+    return nodes
+
+
+_FAULTS: dict[str, Callable[[Simulation, Any], Any]] = {
+    "node": _kill_node,
+    "worker": _kill_worker,
+    "gcs": _gcs_down,
+    "partition": _partition,
+}
+"""Fault kind -> injector (returns the target recorded in metrics)."""
+
+
+def node_capacities(scenario: Scenario) -> list[tuple[dict[str, float], int]]:
+    """(resources, object store bytes) of every node, group by group."""
+    nodes = []
+    for group in scenario.cluster.node_groups():
+        res, store = group.resources(), int(group.object_store_mb * 2**20)
+        nodes.extend((dict(res), store) for _ in range(group.count))
+    return nodes
 
 
 def _independent_drivers(sim: Simulation, spec: IndependentWorkload) -> int:
-    """One driver per owner; tasks split as evenly as possible."""
+    """One driver per owner; tasks split as evenly as possible (open loop with a rate)."""
     seed, n = sim.scenario.seed, len(sim.owners)
     for i, owner in enumerate(sim.owners):
-        tasks = spec.tasks // n + (1 if i < spec.tasks % n else 0)
+        tasks = split(spec.tasks, n, i)
         rng = _rng(seed, f"workload:{i}")
-        driver = IndependentDriver(sim.host, owner, sim.metrics, sim.completion, spec, rng, tasks)
-        sim.drivers.append(driver)
+        args = (sim.host, owner, sim.metrics, sim.completion, spec, rng, tasks)
+        if spec.poisson_rate_tps is not None:
+            sim.drivers.append(PoissonDriver(*args, spec.poisson_rate_tps / n))
+        else:
+            sim.drivers.append(IndependentDriver(*args))
     return spec.tasks
+
+
+def _graph_drivers(
+    sim: Simulation, spec: Any, template: Callable[[random.Random], list[GraphNode]], copies: int
+) -> int:
+    """One GraphDriver per owner running its share of `copies` copies of a graph."""
+    seed, n = sim.scenario.seed, len(sim.owners)
+    total = 0
+    for i, owner in enumerate(sim.owners):
+        rng = _rng(seed, f"workload:{i}")
+        nodes = template(rng)
+        share = split(copies, n, i)
+        driver = GraphDriver(
+            sim.host, owner, sim.metrics, sim.completion, spec, rng, nodes, share, spec.window
+        )
+        sim.drivers.append(driver)
+        total += share * len(nodes)
+    return total
+
+
+def _tree_drivers(sim: Simulation, spec: TreeWorkload) -> int:
+    return _graph_drivers(
+        sim, spec, lambda rng: tree_template(spec.leaves, spec.fan_in), spec.trees
+    )
+
+
+def _shuffle_drivers(sim: Simulation, spec: ShuffleWorkload) -> int:
+    template = lambda rng: shuffle_template(spec.maps, spec.reduces)  # noqa: E731
+    return _graph_drivers(sim, spec, template, spec.rounds * len(sim.owners))
+
+
+def _file_graph_drivers(sim: Simulation, spec: GraphWorkload) -> int:
+    template = lambda rng: graph_template(spec, rng)  # noqa: E731
+    return _graph_drivers(sim, spec, template, spec.repeats * len(sim.owners))
+
+
+def _actor_drivers(sim: Simulation, spec: ActorWorkload) -> int:
+    seed, n = sim.scenario.seed, len(sim.owners)
+    for i, owner in enumerate(sim.owners):
+        rng = _rng(seed, f"workload:{i}")
+        actors = split(spec.actors, n, i)
+        sim.drivers.append(
+            ActorDriver(sim.host, owner, sim.metrics, sim.completion, spec, rng, actors)
+        )
+    return spec.actors * spec.calls
+
+
+def _iterative_drivers(sim: Simulation, spec: Any) -> int:
+    """One driver per owner, each running the whole training loop."""
+    roles = rl_roles if isinstance(spec, RLWorkload) else ps_roles
+    total = 0
+    for i, owner in enumerate(sim.owners):
+        rng = _rng(sim.scenario.seed, f"workload:{i}")
+        workers, servers = roles(spec, rng)
+        driver = IterativeDriver(
+            sim.host,
+            owner,
+            sim.metrics,
+            sim.completion,
+            spec,
+            rng,
+            workers,
+            servers,
+            spec.iterations,
+        )
+        sim.drivers.append(driver)
+        total += spec.iterations * (workers.count + servers.count)
+    return total
+
+
+def _search_drivers(sim: Simulation, spec: HyperparameterSearchWorkload) -> int:
+    seed, n = sim.scenario.seed, len(sim.owners)
+    for i, owner in enumerate(sim.owners):
+        rng = _rng(seed, f"workload:{i}")
+        trials = split(spec.trials, n, i)
+        sim.drivers.append(
+            SearchDriver(sim.host, owner, sim.metrics, sim.completion, spec, rng, trials)
+        )
+    return spec.trials * spec.epochs
 
 
 def _chain_drivers(sim: Simulation, spec: ChainWorkload) -> int:
@@ -160,7 +337,15 @@ def _chain_drivers(sim: Simulation, spec: ChainWorkload) -> int:
 _WORKLOADS: dict[type, Callable[[Simulation, Any], int]] = {
     IndependentWorkload: _independent_drivers,
     ChainWorkload: _chain_drivers,
+    TreeWorkload: _tree_drivers,
+    ShuffleWorkload: _shuffle_drivers,
+    GraphWorkload: _file_graph_drivers,
+    ActorWorkload: _actor_drivers,
+    RLWorkload: _iterative_drivers,
+    ParameterServerWorkload: _iterative_drivers,
+    HyperparameterSearchWorkload: _search_drivers,
 }
+"""Workload kind -> builder of its drivers (returns the number of tasks to run)."""
 
 
 def build(scenario: Scenario) -> Simulation:
@@ -175,14 +360,25 @@ def build(scenario: Scenario) -> Simulation:
     metrics = MetricsRecorder()
     network = Network(scenario.network, cluster.nodes)
     host = Host(network, metrics, _rng(scenario.seed, "ties"), plane.per_kib_us * 1e-6)
-    gcs = Gcs(GCS_ADDR, config)
+    host.flows = FlowNetwork(
+        Routes(network.graph), local_latency_s=scenario.network.local_latency_us * 1e-6
+    )
+    host.gcs_addr = GCS_ADDR
+    host.watch([GS_ADDR], gcs=False)
+    gcs = Gcs(GCS_ADDR, config, GS_ADDR)
     gs = GlobalScheduler(GS_ADDR, GCS_ADDR, _rng(scenario.seed, "core"), config)
     host.add(GCS_ADDR, gcs, HEAD_NODE, plane.gcs_us * 1e-6)
     host.add(GS_ADDR, gs, HEAD_NODE, plane.global_scheduler_us * 1e-6)
-    resources = _node_resources(scenario)
-    store_bytes = int(cluster.object_store_mb * 2**20)
+    shards = [gcs]
+    for shard in range(1, plane.gcs_shards):
+        addr = owner_addr(cluster.nodes, scenario.workload.drivers) + shard - 1
+        shards.append(Gcs(addr, config, GS_ADDR))
+        host.add(addr, shards[-1], HEAD_NODE, plane.gcs_us * 1e-6)
+    host.shard_gcs([g.addr for g in shards])
+    capacity = node_capacities(scenario)
+    metrics.node_busy = [{} for _ in capacity]
     raylets = []
-    for node in range(cluster.nodes):
+    for node, (resources, store_bytes) in enumerate(capacity):
         addr = raylet_addr(node)
         raylet = Raylet(node, addr, GCS_ADDR, GS_ADDR, resources, store_bytes, config)
         host.add_raylet(addr, raylet, node, plane.raylet_us * 1e-6)
@@ -194,6 +390,8 @@ def build(scenario: Scenario) -> Simulation:
         host.add(addr, owner, driver, plane.owner_us * 1e-6)
         owners.append(owner)
     sim = Simulation(scenario, host, metrics, gcs, gs, raylets, owners)
+    sim.gcs_shards = shards
+    sim.capacity = [res for res, _ in capacity]
     sim.completion = Completion(host, 0)
     sim.completion.total = _WORKLOADS[type(scenario.workload)](sim, scenario.workload)
     return sim

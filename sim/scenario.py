@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import typing
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -119,23 +120,107 @@ DistSpec = Annotated[
 # --- sections ------------------------------------------------------------------------------
 
 
+class NodeGroupSpec(_Spec):
+    """A group of identical nodes (e.g. 64 CPU nodes, or 8 GPU nodes)."""
+
+    name: str = Field("default", pattern=r"^[A-Za-z0-9_-]+$")
+    count: int = Field(1, ge=1)
+    cpus: int = Field(32, ge=0)
+    gpus: int = Field(0, ge=0)
+    memory_gb: float = Field(0, ge=0)
+    """Schedulable memory, as the resource ``memory`` in GB (0: not a resource)."""
+    object_store_mb: float = Field(2048, gt=0)
+    custom_resources: dict[str, Annotated[float, Field(ge=0)]] = Field(default_factory=dict)
+
+    def resources(self) -> dict[str, float]:
+        """The resources of one node of this group (zero entries left out)."""
+        res = {"CPU": float(self.cpus)}
+        if self.gpus:
+            res["GPU"] = float(self.gpus)
+        if self.memory_gb:
+            res["memory"] = float(self.memory_gb)
+        res.update(self.custom_resources)
+        return res
+
+
 class ClusterSpec(_Spec):
-    """Size and per-node resources of the simulated cluster."""
+    """Size and per-node resources of the simulated cluster.
+
+    Either one homogeneous group described by ``nodes``/``cpus_per_node``/... or explicit
+    ``groups`` (heterogeneous clusters); with groups, ``nodes`` is their total count and
+    nodes are numbered group by group, in order.
+    """
 
     nodes: int = Field(100, ge=1)
     cpus_per_node: int = Field(32, ge=1)
     gpus_per_node: int = Field(0, ge=0)
+    memory_gb_per_node: float = Field(0, ge=0)
     custom_resources: dict[str, Annotated[float, Field(ge=0)]] = Field(default_factory=dict)
     object_store_mb: float = Field(2048, gt=0)
+    groups: list[NodeGroupSpec] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _count_groups(self) -> ClusterSpec:
+        if self.groups:
+            total = sum(g.count for g in self.groups)
+            if "nodes" in self.model_fields_set and self.nodes != total:
+                raise ValueError(
+                    f"expected nodes to be left out or equal the groups' total ({total}),"
+                    f" got {self.nodes}"
+                )
+            object.__setattr__(self, "nodes", total)
+        return self
+
+    def node_groups(self) -> list[NodeGroupSpec]:
+        """The node groups, a single default one when none are given."""
+        if self.groups:
+            return list(self.groups)
+        return [
+            NodeGroupSpec(
+                name="default",
+                count=self.nodes,
+                cpus=self.cpus_per_node,
+                gpus=self.gpus_per_node,
+                memory_gb=self.memory_gb_per_node,
+                object_store_mb=self.object_store_mb,
+                custom_resources=dict(self.custom_resources),
+            )
+        ]
+
+
+class EdgeSpec(_Spec):
+    """One link of an explicit topology: ints are compute nodes, strings are switches."""
+
+    a: int | str
+    b: int | str
+    latency_us: float = Field(ge=0)
+    bandwidth_gbps: float = Field(gt=0)
 
 
 class NetworkSpec(_Spec):
-    """Network topology and link parameters (node<->switch links in a star)."""
+    """Network topology and link parameters.
 
-    topology: Literal["star"] = "star"
+    * ``star``: one switch, one link (``link_*``) per node.
+    * ``two_tier``: racks of ``nodes_per_rack`` nodes under top-of-rack switches, each
+      linked to one spine by an uplink of ``nodes_per_rack x link bandwidth /
+      oversubscription`` and ``uplink_latency_us``.
+    * ``fat_tree``: the k-ary fat-tree (``fat_tree_k``; default the smallest even k with
+      k^3/4 >= nodes), every link ``link_*``.
+    * ``edges``: an explicit edge list (networkx-style), ``{a, b, latency_us, bandwidth_gbps}``.
+
+    Control messages cost path latency + size / bottleneck bandwidth; object transfers share
+    links max-min fairly (``sim.flows``).
+    """
+
+    topology: Literal["star", "two_tier", "fat_tree", "edges"] = "star"
     link_latency_us: float = Field(25, ge=0)
     link_bandwidth_gbps: float = Field(10, gt=0)
     local_latency_us: float = Field(2, ge=0)
+    nodes_per_rack: int = Field(16, ge=1)
+    uplink_latency_us: float = Field(25, ge=0)
+    oversubscription: float = Field(4.0, gt=0)
+    fat_tree_k: int | None = Field(None, ge=2)
+    edges: list[EdgeSpec] = Field(default_factory=list)
 
 
 class ControlPlaneSpec(_Spec):
@@ -146,8 +231,13 @@ class ControlPlaneSpec(_Spec):
     global_scheduler_us: float = Field(10, ge=0)
     gcs_us: float = Field(10, ge=0)
     per_kib_us: float = Field(0.05, ge=0)
+    gcs_shards: int = Field(1, ge=1)
+    """GCS shards (objects and tasks hashed by id over them; see sim/shards.py)."""
     record_task_events: bool = True
     """Raylets batch task state changes to the GCS task table (costs GCS time and memory)."""
+    profile: str | None = None
+    """Calibration profile (`run-scenario --calibrate`): its control_plane and network
+    values are this scenario's defaults; fields given here win (see sim/calibrate.py)."""
 
 
 class SchedulerSpec(_Spec):
@@ -171,20 +261,52 @@ class SchedulerSpec(_Spec):
 
 
 class _WorkloadBase(_Spec):
-    """Fields shared by every workload kind."""
+    """Fields shared by every workload kind: drivers, durations, sizes and resource demands.
+
+    ``gpu_duration_ms``, when given, is the duration model of tasks that request GPUs
+    (GPU work has its own speed); otherwise they use ``duration_ms`` too.
+    """
 
     drivers: int = Field(1, ge=1)
     duration_ms: DistSpec = ExponentialDist(dist="exponential", mean=1.0)
+    gpu_duration_ms: DistSpec | None = None
     output_bytes: DistSpec = ConstantDist(dist="constant", value=0.0)
-    num_cpus: float = Field(1.0, gt=0)
+    num_cpus: float = Field(1.0, ge=0)
+    num_gpus: float = Field(0.0, ge=0)
+    resources: dict[str, Annotated[float, Field(ge=0)]] = Field(default_factory=dict)
+    """Custom resources each task requests, e.g. {accelerator_x: 1}."""
+
+    def demand(self) -> dict[str, float]:
+        """The resource request of one task (zero entries left out)."""
+        return _demand(self.num_cpus, self.num_gpus, self.resources)
+
+    def demands(self) -> list[tuple[str, dict[str, float]]]:
+        """(field path, request) of every kind of task or actor this workload runs."""
+        return [("workload", self.demand())]
+
+
+def _demand(
+    cpus: float, gpus: float, custom: Mapping[str, float] | None = None
+) -> dict[str, float]:
+    """A resource request from its parts (zero entries left out)."""
+    res = {"CPU": float(cpus)} if cpus else {}
+    if gpus:
+        res["GPU"] = float(gpus)
+    res.update({k: float(v) for k, v in (custom or {}).items() if v})
+    return res
 
 
 class IndependentWorkload(_WorkloadBase):
-    """`tasks` independent tasks submitted by `drivers` drivers, each with a window."""
+    """`tasks` independent tasks submitted by `drivers` drivers, each with a window.
+
+    With ``poisson_rate_tps`` set, submission is open-loop instead: Poisson arrivals at
+    that total rate (split evenly over drivers), whatever is in flight.
+    """
 
     kind: Literal["independent"]
     tasks: int = Field(1000, ge=1)
     window: int = Field(1000, ge=1)
+    poisson_rate_tps: float | None = Field(None, gt=0)
 
 
 class ChainWorkload(_WorkloadBase):
@@ -195,8 +317,227 @@ class ChainWorkload(_WorkloadBase):
     chains: int = Field(1, ge=1)
 
 
-WorkloadSpec = Annotated[IndependentWorkload | ChainWorkload, Field(discriminator="kind")]
+class TreeWorkload(_WorkloadBase):
+    """Tree reductions: `leaves` leaf tasks, combined `fan_in` at a time up to one root.
+
+    Each driver runs its share of `trees`, keeping `window` trees in flight.
+    """
+
+    kind: Literal["tree"]
+    trees: int = Field(1, ge=1)
+    leaves: int = Field(16, ge=1)
+    fan_in: int = Field(2, ge=2)
+    window: int = Field(1, ge=1)
+
+
+class ShuffleWorkload(_WorkloadBase):
+    """Map-reduce shuffle: `maps` tasks each emit one partition (`output_bytes`) per reducer.
+
+    Every reducer reads its partition of every map (maps x reduces transfers); `rounds`
+    shuffles per driver, `window` in flight.
+    """
+
+    kind: Literal["shuffle"]
+    maps: int = Field(8, ge=1)
+    reduces: int = Field(8, ge=1, le=255)
+    rounds: int = Field(1, ge=1)
+    window: int = Field(1, ge=1)
+
+
+class GraphWorkload(_WorkloadBase):
+    """A task graph read from a JSON or YAML file (relative paths: from the scenario's folder).
+
+    The file holds ``{"tasks": [{"id": str, "deps": [ids], "duration_ms": f,
+    "output_bytes": n, "num_cpus": f, "num_gpus": f, "resources": {...}}, ...]}``; missing
+    fields take the workload's values (distributions) and demands. Tasks are listed in
+    any order; the graph must be acyclic. Each driver runs it `repeats` times, `window`
+    copies in flight.
+    """
+
+    kind: Literal["graph"]
+    file: str
+    repeats: int = Field(1, ge=1)
+    window: int = Field(1, ge=1)
+
+    def demands(self) -> list[tuple[str, dict[str, float]]]:
+        """The distinct requests of the file's tasks (unreadable files are reported apart)."""
+        try:
+            tasks = read_task_graph(Path(self.file))
+        except (OSError, ValueError, yaml.YAMLError):
+            return []
+        demands: list[tuple[str, dict[str, float]]] = []
+        for i, entry in enumerate(tasks):
+            demand = _demand(
+                entry.get("num_cpus", self.num_cpus),
+                entry.get("num_gpus", self.num_gpus),
+                entry.get("resources", self.resources),
+            )
+            if all(d != demand for _, d in demands):
+                demands.append((f"workload.file (task {entry.get('id', i)!r})", demand))
+        return demands
+
+
+def read_task_graph(path: Path) -> list[dict[str, Any]]:
+    """The task entries of a graph file: JSON, or YAML for .yaml/.yml files."""
+    text = path.read_text(encoding="utf-8")
+    data = yaml.safe_load(text) if path.suffix in (".yaml", ".yml") else json.loads(text)
+    tasks = data.get("tasks") if isinstance(data, dict) else None
+    if not isinstance(tasks, list) or not tasks or not all(isinstance(t, dict) for t in tasks):
+        raise ValueError("expected a mapping with a non-empty list 'tasks' of mappings")
+    if not all("id" in t for t in tasks):
+        raise ValueError("expected an 'id' in every task")
+    return tasks
+
+
+class ActorWorkload(_WorkloadBase):
+    """`actors` stateful actors (split over drivers), each called `calls` times in order.
+
+    Calls run one at a time on their actor (``duration_ms`` each); a driver keeps `window`
+    calls in flight per actor. Actors hold ``actor_cpus``/``actor_gpus`` while alive.
+    """
+
+    kind: Literal["actors"]
+    actors: int = Field(4, ge=1)
+    calls: int = Field(100, ge=1)
+    window: int = Field(4, ge=1)
+    actor_cpus: float = Field(1.0, ge=0)
+    actor_gpus: float = Field(0.0, ge=0)
+
+    def demands(self) -> list[tuple[str, dict[str, float]]]:
+        """An actor's request."""
+        return [("workload.actor_cpus", _demand(self.actor_cpus, self.actor_gpus, self.resources))]
+
+
+class RLWorkload(_WorkloadBase):
+    """RL training: rollout actors on CPUs feed a learner actor on a GPU, iterating.
+
+    Each iteration every rollout actor produces `sample_bytes` of experience from the
+    latest weights (``rollout_ms``); the learner trains on all of it (``train_ms``) and
+    produces `weights_bytes` of new weights for the next iteration. One driver.
+    """
+
+    kind: Literal["rl"]
+    rollout_actors: int = Field(8, ge=1)
+    iterations: int = Field(10, ge=1)
+    rollout_ms: DistSpec = ConstantDist(dist="constant", value=10.0)
+    train_ms: DistSpec = ConstantDist(dist="constant", value=20.0)
+    sample_bytes: DistSpec = ConstantDist(dist="constant", value=1e6)
+    weights_bytes: DistSpec = ConstantDist(dist="constant", value=1e6)
+    rollout_cpus: float = Field(1.0, ge=0)
+    learner_cpus: float = Field(1.0, ge=0)
+    learner_gpus: float = Field(1.0, ge=0)
+
+    def demands(self) -> list[tuple[str, dict[str, float]]]:
+        """Rollout actors and the learner."""
+        return [
+            ("workload.rollout_cpus", _demand(self.rollout_cpus, 0)),
+            ("workload.learner_gpus", _demand(self.learner_cpus, self.learner_gpus)),
+        ]
+
+
+class ParameterServerWorkload(_WorkloadBase):
+    """Data-parallel training with `servers` parameter-server actors (the weights sharded).
+
+    Each iteration `workers` tasks (``duration_ms``, ``num_cpus``/``num_gpus``) read all
+    weight shards and emit one gradient shard (`gradient_bytes`) per server; each server
+    applies its shards (``update_ms``) and emits its new weight shard. One driver.
+    """
+
+    kind: Literal["parameter_server"]
+    servers: int = Field(1, ge=1, le=255)
+    workers: int = Field(8, ge=1)
+    iterations: int = Field(10, ge=1)
+    update_ms: DistSpec = ConstantDist(dist="constant", value=1.0)
+    gradient_bytes: DistSpec = ConstantDist(dist="constant", value=1e6)
+    server_cpus: float = Field(1.0, ge=0)
+
+    def demands(self) -> list[tuple[str, dict[str, float]]]:
+        """Workers and servers."""
+        return [
+            ("workload", self.demand()),
+            ("workload.server_cpus", _demand(self.server_cpus, 0)),
+        ]
+
+
+class HyperparameterSearchWorkload(_WorkloadBase):
+    """Hyperparameter search with early stopping (asynchronous successive halving).
+
+    `trials` trials of up to `epochs` epochs (one task each, ``duration_ms`` or
+    ``gpu_duration_ms``), at most `concurrent_trials` at a time per driver. Each trial has
+    a hidden quality drawn uniformly; at epochs grace, grace*rf, grace*rf^2, ... a trial
+    continues only if its quality is in the top 1/rf of the trials seen at that rung.
+    """
+
+    kind: Literal["hyperparameter_search"]
+    trials: int = Field(32, ge=1)
+    epochs: int = Field(9, ge=1)
+    concurrent_trials: int = Field(8, ge=1)
+    grace_epochs: int = Field(1, ge=1)
+    reduction_factor: int = Field(3, ge=2)
+
+
+WorkloadSpec = Annotated[
+    IndependentWorkload
+    | ChainWorkload
+    | TreeWorkload
+    | ShuffleWorkload
+    | GraphWorkload
+    | ActorWorkload
+    | RLWorkload
+    | ParameterServerWorkload
+    | HyperparameterSearchWorkload,
+    Field(discriminator="kind"),
+]
 """A workload spec, discriminated on `kind`."""
+
+
+# --- faults --------------------------------------------------------------------------------
+
+
+class NodeFault(_Spec):
+    """Kill node `node` at `at_s` (seconds after the workload starts): raylet, workers, store."""
+
+    kind: Literal["node"]
+    at_s: float = Field(ge=0)
+    node: int = Field(ge=0)
+
+
+class WorkerFault(_Spec):
+    """Kill one worker on `node` at `at_s`: the oldest task running there fails (worker_died)."""
+
+    kind: Literal["worker"]
+    at_s: float = Field(ge=0)
+    node: int = Field(ge=0)
+
+
+class GcsFault(_Spec):
+    """The GCS is unavailable from `at_s` for `duration_s`: messages to it wait until it is back.
+
+    Its tables survive (as with Ray's GCS fault tolerance backed by external storage).
+    """
+
+    kind: Literal["gcs"]
+    at_s: float = Field(ge=0)
+    duration_s: float = Field(gt=0)
+
+
+class PartitionFault(_Spec):
+    """Cut `nodes` off from the rest of the cluster from `at_s` for `duration_s`.
+
+    Messages and transfers crossing the cut are delayed until it heals (TCP retransmits;
+    the control plane has no message timeouts, so dropping them would hang it).
+    """
+
+    kind: Literal["partition"]
+    at_s: float = Field(ge=0)
+    duration_s: float = Field(gt=0)
+    nodes: list[int] = Field(min_length=1)
+
+
+FaultSpec = Annotated[
+    NodeFault | WorkerFault | GcsFault | PartitionFault, Field(discriminator="kind")
+]
+"""A fault, discriminated on `kind`."""
 
 
 class OutputSpec(_Spec):
@@ -217,6 +558,7 @@ class Scenario(_Spec):
     control_plane: ControlPlaneSpec = ControlPlaneSpec()
     scheduler: SchedulerSpec = SchedulerSpec()
     workload: WorkloadSpec = IndependentWorkload(kind="independent")
+    faults: list[FaultSpec] = Field(default_factory=list)
     output: OutputSpec = OutputSpec()
 
 
@@ -286,6 +628,8 @@ def _user_path(
     path: list[str] = []
     node, found = raw, True
     for i, key in enumerate(loc):
+        if isinstance(node, dict) and i < len(loc) - 1 and any(node.get(t) == key for t in _TAGS):
+            continue  # a union tag pydantic put in the location (it may equal a field name)
         hit, child = _child(node, key)
         if hit:
             path.append(str(key))
@@ -327,12 +671,27 @@ def _model_at(path: Iterable[str], raw: Any) -> type[BaseModel] | None:
     """The model class that validates the mapping at `path`, or None (dict or scalar)."""
     model: type[BaseModel] | None = Scenario
     node = raw
+    item: Any = None
+    """The element annotation of a list field, awaiting the item's index."""
     for key in path:
+        if item is not None:  # `key` indexes a list of models (faults.0, cluster.groups.1)
+            ok = isinstance(node, list) and key.isdigit() and int(key) < len(node)
+            node = node[int(key)] if ok else None
+            if typing.get_origin(item) is Annotated:
+                item = typing.get_args(item)[0]
+            is_model = isinstance(item, type) and issubclass(item, BaseModel)
+            model = item if is_model else _union_member(item, node)
+            item = None
+            continue
         if model is None or key not in model.model_fields:
             return None
         field = model.model_fields[key]
         annotation = field.annotation
         node = node.get(key) if isinstance(node, dict) else None
+        if typing.get_origin(annotation) is list:
+            item = typing.get_args(annotation)[0]
+            model = None
+            continue
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             model = annotation
         else:
@@ -341,7 +700,7 @@ def _model_at(path: Iterable[str], raw: Any) -> type[BaseModel] | None:
                 tags = [t for t in _TAGS if t in type(field.default).model_fields]
                 if node is None or (isinstance(node, dict) and not any(t in node for t in tags)):
                     model = type(field.default)
-    return model
+    return model if item is None else None
 
 
 def _describe(error: Mapping[str, Any], raw: Any) -> str:
@@ -402,10 +761,83 @@ def _cross_checks(scenario: Scenario, policies: tuple[str, ...]) -> list[str]:
             f"workload.drivers: expected an integer <= cluster.nodes ({cluster.nodes}),"
             f" got {workload.drivers}"
         )
-    if workload.num_cpus > cluster.cpus_per_node:
+    problems.extend(_topology_problems(scenario))
+    if isinstance(workload, GraphWorkload):
+        try:
+            read_task_graph(Path(workload.file))
+        except (OSError, ValueError, yaml.YAMLError) as exc:
+            problems.append(
+                f"workload.file: expected a readable JSON/YAML task graph, got"
+                f" {workload.file!r} ({getattr(exc, 'strerror', None) or exc})"
+            )
+    groups = cluster.node_groups()
+    for path, demand in workload.demands():
+        problem = _infeasible(path, demand, groups)
+        if problem:
+            problems.append(problem)
+    for i, fault in enumerate(scenario.faults):
+        problems.extend(_fault_problems(f"faults.{i}", fault, cluster.nodes, workload.drivers))
+    return problems
+
+
+def _topology_problems(scenario: Scenario) -> list[str]:
+    """Build the topology graph once to report what is wrong with it."""
+    from sim.network import build_graph
+    from sim.topology import TopologyError
+
+    net = scenario.network
+    if net.topology == "edges" and not net.edges:
+        return ["network.edges: expected a non-empty list of edges for topology 'edges'"]
+    try:
+        build_graph(net, scenario.cluster.nodes)
+    except TopologyError as exc:
+        field = {"edges": "network.edges", "fat_tree": "network.fat_tree_k"}.get(
+            net.topology, "network"
+        )
+        return [f"{field}: {exc}"]
+    return []
+
+
+_DEMAND_FIELDS = {"CPU": "num_cpus", "GPU": "num_gpus"}
+
+
+def _infeasible(path: str, demand: dict[str, float], groups: list[NodeGroupSpec]) -> str | None:
+    """A problem text if no node group can ever satisfy `demand`, else None."""
+    node_res = [(g.name, g.resources()) for g in groups]
+    if any(all(res.get(k, 0.0) + 1e-9 >= v for k, v in demand.items()) for _, res in node_res):
+        return None
+    offered = "; ".join(f"{name}: {_describe_res(res)}" for name, res in node_res)
+    for key, amount in sorted(demand.items()):
+        if all(res.get(key, 0.0) + 1e-9 < amount for _, res in node_res):
+            where = path
+            if path == "workload":
+                where += "." + _DEMAND_FIELDS.get(key, f"resources.{key}")
+            return (
+                f"{where}: expected a request some node group can satisfy ({offered}),"
+                f" got {_describe_res(demand)}: no node has {_fmt(amount)} {key}"
+            )
+    return (
+        f"{path}: expected a request some node group can satisfy ({offered}),"
+        f" got {_describe_res(demand)}: no single node has all of it"
+    )
+
+
+def _describe_res(res: Mapping[str, float]) -> str:
+    """`{CPU: 32, GPU: 8}`."""
+    return "{" + ", ".join(f"{k}: {v:g}" for k, v in sorted(res.items())) + "}"
+
+
+def _fault_problems(path: str, fault: Any, nodes: int, drivers: int) -> list[str]:
+    """Problems with one fault's targets."""
+    problems = []
+    targets = [fault.node] if hasattr(fault, "node") else list(getattr(fault, "nodes", []))
+    for node in targets:
+        if node >= nodes:
+            problems.append(f"{path}: expected node < cluster.nodes ({nodes}), got {node}")
+    if fault.kind == "node" and fault.node < max(1, drivers):
         problems.append(
-            f"workload.num_cpus: expected a number <= cluster.cpus_per_node"
-            f" ({cluster.cpus_per_node}) so tasks are feasible, got {_fmt(workload.num_cpus)}"
+            f"{path}.node: expected a node hosting neither the head (0) nor a driver"
+            f" (nodes 0..{drivers - 1}): >= {max(1, drivers)}, got {fault.node}"
         )
     return problems
 
@@ -455,6 +887,11 @@ def apply_overrides(raw: dict[str, Any], overrides: Mapping[str, str]) -> list[s
     """Set dotted-path overrides (values parsed as YAML) into `raw`; return problem texts."""
     problems = []
     for dotted, text in overrides.items():
+        if any(part.isdigit() for part in dotted.split(".")):
+            problem = _set_in_list(raw, dotted, text)
+            if problem is not None:
+                problems.append(problem)
+            continue
         problem = _check_override_path(dotted, raw)
         if problem is None:
             try:
@@ -472,6 +909,39 @@ def apply_overrides(raw: dict[str, Any], overrides: Mapping[str, str]) -> list[s
             node = node[key]
         node[leaf] = value
     return problems
+
+
+def _set_in_list(raw: dict[str, Any], dotted: str, text: str) -> str | None:
+    """Set a path through list items (`faults.0.at_s`, `cluster.groups.1.count`).
+
+    The list and the item must exist in the file; unknown fields below an item are
+    reported by validation like any other.
+    """
+    *parents, leaf = dotted.split(".")
+    node: Any = raw
+    for depth, key in enumerate(parents):
+        where = ".".join(parents[: depth + 1])
+        if isinstance(node, list):
+            if not key.isdigit() or int(key) >= len(node):
+                return f"--set {dotted}: no item {key} in {'.'.join(parents[:depth])} (has {len(node)})"
+            node = node[int(key)]
+        elif isinstance(node, dict) and key in node:
+            node = node[key]
+        else:
+            return f"--set {dotted}: {where!r} is not in the scenario file"
+    try:
+        value = yaml.safe_load(text) if isinstance(text, str) else text
+    except yaml.YAMLError as exc:
+        return f"--set {dotted}: value is not valid YAML: {exc}".replace("\n", " ")
+    if isinstance(node, list):
+        if not leaf.isdigit() or int(leaf) >= len(node):
+            return f"--set {dotted}: no item {leaf} in {'.'.join(parents)} (has {len(node)})"
+        node[int(leaf)] = value
+    elif isinstance(node, dict):
+        node[leaf] = value
+    else:
+        return f"--set {dotted}: {'.'.join(parents)!r} is not a mapping"
+    return None
 
 
 # --- loading -------------------------------------------------------------------------------
@@ -526,6 +996,17 @@ def load_scenario(
     raw = _read_yaml(path)
     if overrides and isinstance(raw, dict):
         problems = apply_overrides(raw, overrides)
+        if problems:
+            raise ScenarioError([f"{path}: {p}" for p in problems])
+    workload = raw.get("workload") if isinstance(raw, dict) else None
+    if isinstance(workload, dict) and isinstance(workload.get("file"), str):
+        graph = Path(workload["file"])
+        if not graph.is_absolute():  # relative to the scenario's folder
+            workload["file"] = str(path.parent / graph)
+    if isinstance(raw, dict):
+        from sim.calibrate import apply_profile
+
+        problems = apply_profile(raw, path)
         if problems:
             raise ScenarioError([f"{path}: {p}" for p in problems])
     return validate_scenario(raw, str(path), policies)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from runtime.core.ids import ObjectId
+from runtime.core.ids import MAX_RETURNS, ObjectId
 from runtime.core.messages import ObjectReady
 from runtime.core.owner import Owner
 from runtime.core.resources import shape_key
@@ -35,6 +35,12 @@ class Completion:
     progress_every: int = 1
     done: int = 0
     finished_at: float = 0.0
+
+    def shrink(self, n: int, at: float) -> None:
+        """`n` planned tasks will not run after all (a trial stopped early)."""
+        self.total -= n
+        self.done -= 1
+        self.task_ended(at)
 
     def task_ended(self, at: float) -> None:
         """One task ended (success or failure) at `at`."""
@@ -58,17 +64,21 @@ class _DriverBase:
         owner: Owner,
         metrics: MetricsRecorder,
         completion: Completion,
-        spec: IndependentWorkload | ChainWorkload,
+        spec: Any,
         rng: random.Random,
     ) -> None:
         self.host = host
         self.owner = owner
         self.metrics = metrics
         self.completion = completion
-        self.duration_ms: Sampler = make_sampler(spec.duration_ms, rng)
-        self.output_bytes: Sampler = make_sampler(spec.output_bytes, rng)
-        self.resources = {"CPU": float(spec.num_cpus)}  # one dict shared by all tasks
+        self.rng = rng
+        self.resources = spec.demand()  # one dict shared by all tasks
         self.shape = shape_key(self.resources)
+        dist = spec.duration_ms
+        if spec.gpu_duration_ms is not None and self.resources.get("GPU", 0.0) > 0:
+            dist = spec.gpu_duration_ms  # GPU work has its own duration model
+        self.duration_ms: Sampler = make_sampler(dist, rng)
+        self.output_bytes: Sampler = make_sampler(spec.output_bytes, rng)
         host.on_ready(owner.addr, self._on_ready)
 
     def _new_spec(self, function: str, arg_refs: tuple[ObjectId, ...] = ()) -> TaskSpec:
@@ -87,7 +97,9 @@ class _DriverBase:
         )
 
     def _record(self, cmd: ObjectReady, at: float) -> None:
-        """Account for a resolved future."""
+        """Account for a resolved future (one per task: its first return value)."""
+        if cmd.oid & MAX_RETURNS != 1:
+            return
         if cmd.error_kind is None:
             self.metrics.task_done(at - cmd.submitted_at, at)
         else:
@@ -218,8 +230,10 @@ class ChainDriver(_DriverBase):
             self._extend(now, out)
 
     def _on_ready(self, cmd: ObjectReady, at: float) -> None:
+        chain = self._chain_of.pop(cmd.oid, None)
+        if chain is None:
+            return  # resolved again after a lineage reconstruction: counted already
         self._record(cmd, at)
-        chain = self._chain_of.pop(cmd.oid)
         self._current = chain
         self._retire = cmd.oid
         self.host.serve_call(self.owner.addr, self._retire_fn, at)

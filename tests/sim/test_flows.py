@@ -180,3 +180,15 @@ def test_start_and_cancel_buffer_finishes_for_the_next_advance() -> None:
     net.start("b", 2, 3, MB, 1.0)  # "a" finished at 1e-3 + LAT, before this call
     assert net.advance(1.0) == ["a"]
     assert net.advance(1.0) == []
+
+
+def test_starting_flows_together_equals_starting_them_one_by_one() -> None:
+    starts = [(i, i % 3, 3 - i % 2, (i + 1) * MB) for i in range(6)]
+    one = star_net()
+    for fid, src, dst, nbytes in starts:
+        one.start(fid, src, dst, nbytes, 0.5)
+    many = star_net()
+    many.start_many(starts, 0.5)
+    assert many.stats().rate_recomputations == 1
+    assert [many.rate(f) for f, *_ in starts] == [one.rate(f) for f, *_ in starts]
+    assert drive(many, []) == drive(one, [])

@@ -86,6 +86,8 @@ def test_recorder_summary_schema_and_values() -> None:
         "transfers",
         "bytes_transferred",
         "throughput_series",
+        "queues",
+        "bytes_series",
     }
     assert summary["tasks"] == 10
     assert summary["throughput_tps"] == 10.0
@@ -113,3 +115,48 @@ def test_write_json_is_sorted_and_stable(tmp_path: Path) -> None:
     assert first == second
     assert json.loads(first) == data
     assert first.index(b'"a"') < first.index(b'"b"')
+
+
+def test_queue_series_keeps_bin_maxima_and_merges_at_the_cap() -> None:
+    from sim.metrics import QueueSeries
+
+    q = QueueSeries(bin_s=1.0, max_bins=4)
+    q.backlog(False, 0.5, 3)
+    q.backlog(False, 0.7, 2)
+    q.backlog(True, 1.5, 7)
+    q.sample_raylets(1.9, 5)
+    assert q.summary() == {
+        "bin_s": 1.0,
+        "global_scheduler": [3, 0],
+        "gcs": [0, 7],
+        "raylet_tasks": [0, 5],
+    }
+    q.sample_raylets(4.5, 9)  # beyond 4 bins: width doubles, maxima and last samples kept
+    summary = q.summary()
+    assert summary["bin_s"] == 2.0
+    assert summary["global_scheduler"][0] == 3 and summary["gcs"][0] == 7
+    assert summary["raylet_tasks"] == [5, 0, 9]
+
+
+def test_recovery_measures_the_dip_and_the_time_back_to_baseline() -> None:
+    from sim.metrics import recovery
+
+    series = ThroughputSeries(bin_s=1.0, max_bins=16)
+    for second, n in enumerate([10, 10, 10, 10, 2, 4, 9, 10, 10]):
+        series.add(second + 0.5, n)
+    result = recovery(series, fault_s=4.0, start_s=0.0)
+    assert result == {"baseline_tps": 10.0, "dip_throughput_tps": 2.0, "recovery_s": 2.0}
+    never = ThroughputSeries(bin_s=1.0, max_bins=16)
+    for second, n in enumerate([10, 10, 1, 1]):
+        never.add(second + 0.5, n)
+    assert recovery(never, fault_s=2.0, start_s=0.0)["recovery_s"] is None
+
+
+def test_utilization_per_resource_and_node() -> None:
+    rec = MetricsRecorder()
+    rec.node_busy = [{}, {}]
+    rec.busy(0, (("CPU", 1.0),), 2.0)
+    rec.busy(1, (("CPU", 2.0), ("GPU", 1.0)), 1.0)
+    overall, per_node = rec.utilization(2.0, [{"CPU": 2.0}, {"CPU": 2.0, "GPU": 1.0}])
+    assert overall == {"CPU": 0.5, "GPU": 0.5}
+    assert per_node == {"CPU": [0.5, 0.5], "GPU": [0.0, 0.5]}

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from sim.scenario import (
     ChainWorkload,
@@ -15,6 +17,7 @@ from sim.scenario import (
     ScenarioError,
     load_scenario,
     scenario_json_schema,
+    validate_scenario,
 )
 
 GOOD = """\
@@ -75,9 +78,9 @@ def test_scenario_error_is_value_error() -> None:
         (GOOD.replace("output_bytes: 10", "output_bytes: -3"), "workload.output_bytes", ">= 0"),
         (GOOD + "scheduler: {policy: magic}\n", "scheduler.policy", "expected one of 'bottom_up'"),
         (
-            GOOD.replace("kind: independent", "kind: tree"),
+            GOOD.replace("kind: independent", "kind: forest"),
             "workload.kind",
-            "'independent', 'chain'",
+            "'independent', 'chain', 'tree'",
         ),
         (GOOD.replace("kind: independent", ""), "workload.kind", "missing; expected one of"),
         (GOOD.replace("name: tiny", "name: Tiny Name"), "name", "expected a string matching"),
@@ -198,3 +201,110 @@ def test_json_schema_forbids_extra_fields() -> None:
     assert schema["additionalProperties"] is False
     assert "name" in schema["required"]
     assert schema["$defs"]["ClusterSpec"]["additionalProperties"] is False
+
+
+# --- node groups, resource requests, topologies -------------------------------------------
+
+
+def _validate(raw_text: str) -> Any:
+    return validate_scenario(yaml.safe_load(raw_text), "x.yaml")
+
+
+HETERO_TEXT = """
+name: h
+cluster:
+  groups:
+    - {name: cpu, count: 3, cpus: 16}
+    - {name: gpu, count: 2, cpus: 8, gpus: 4, custom_resources: {nvlink: 2}}
+workload: {kind: independent, tasks: 10, num_gpus: 1}
+"""
+
+
+def test_node_groups_set_the_node_count_and_resources() -> None:
+    scenario = _validate(HETERO_TEXT)
+    assert scenario.cluster.nodes == 5
+    groups = scenario.cluster.node_groups()
+    assert [g.resources() for g in groups] == [
+        {"CPU": 16.0},
+        {"CPU": 8.0, "GPU": 4.0, "nvlink": 2.0},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ("num_gpus: 1", "workload.num_gpus: expected a request some node group can satisfy"),
+        ("num_gpus: 1, resources: {tpu: 1}", "workload.resources.tpu: expected a request"),
+        ("num_cpus: 64", "no node has 64 CPU"),
+    ],
+)
+def test_impossible_resource_requests_are_rejected(change: str, expected: str) -> None:
+    text = HETERO_TEXT.replace("num_gpus: 1", change).replace("gpus: 4", "gpus: 0")
+    if "tpu" in change or "num_cpus" in change:
+        text = HETERO_TEXT.replace("num_gpus: 1", change)
+    with pytest.raises(ScenarioError) as info:
+        _validate(text)
+    assert expected in str(info.value)
+    assert str(info.value).startswith("x.yaml: ")
+
+
+def test_a_request_split_across_groups_is_rejected() -> None:
+    text = HETERO_TEXT.replace("num_gpus: 1", "num_gpus: 1, num_cpus: 12")
+    with pytest.raises(ScenarioError, match="no single node has all of it"):
+        _validate(text)
+
+
+def test_groups_conflicting_with_nodes_are_rejected() -> None:
+    with pytest.raises(ScenarioError, match="cluster: expected nodes to be left out"):
+        _validate(HETERO_TEXT.replace("  groups:", "  nodes: 4\n  groups:"))
+
+
+@pytest.mark.parametrize(
+    ("network", "expected"),
+    [
+        ("{topology: fat_tree, fat_tree_k: 2}", "network.fat_tree_k: fat_tree(k=2) has 2 hosts"),
+        ("{topology: edges}", "network.edges: expected a non-empty list"),
+        (
+            "{topology: edges, edges: [{a: 0, b: s, latency_us: 1, bandwidth_gbps: 1}]}",
+            "network.edges: compute nodes without any edge",
+        ),
+    ],
+)
+def test_bad_topologies_are_rejected(network: str, expected: str) -> None:
+    with pytest.raises(ScenarioError) as info:
+        _validate(HETERO_TEXT + f"network: {network}\n")
+    assert expected in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "network",
+    [
+        "{topology: two_tier, nodes_per_rack: 2, oversubscription: 2}",
+        "{topology: fat_tree}",
+        "{topology: edges, edges: [{a: 0, b: s, latency_us: 1, bandwidth_gbps: 1},"
+        " {a: 1, b: s, latency_us: 1, bandwidth_gbps: 1}, {a: 2, b: s, latency_us: 1,"
+        " bandwidth_gbps: 1}, {a: 3, b: 0, latency_us: 5, bandwidth_gbps: 1},"
+        " {a: 4, b: 1, latency_us: 5, bandwidth_gbps: 1}]}",
+    ],
+)
+def test_every_topology_runs_a_shuffle(network: str) -> None:
+    from sim.runner import run_scenario
+
+    text = HETERO_TEXT.replace(
+        "workload: {kind: independent, tasks: 10, num_gpus: 1}",
+        "workload: {kind: shuffle, maps: 4, reduces: 4, output_bytes: 1000000}",
+    )
+    metrics = run_scenario(_validate(text + f"network: {network}\noutput: {{progress: false}}\n"))
+    assert metrics["tasks"] == 8
+
+
+def test_overrides_reach_into_list_items() -> None:
+    root = Path(__file__).resolve().parents[2] / "scenarios"
+    scenario = load_scenario(root / "fault_node.yaml", {"faults.0.at_s": "0.5"})
+    assert scenario.faults[0].at_s == 0.5
+    graph = load_scenario(root / "graph.yaml", {"cluster.groups.1.count": "5"})
+    assert graph.cluster.nodes == 9
+    with pytest.raises(ScenarioError, match=r"--set faults.3.at_s: no item 3 in faults \(has 1\)"):
+        load_scenario(root / "fault_node.yaml", {"faults.3.at_s": "1"})
+    with pytest.raises(ScenarioError, match="faults.0.when: unknown field"):
+        load_scenario(root / "fault_node.yaml", {"faults.0.when": "1"})

@@ -1,0 +1,680 @@
+"""More workload drivers: open-loop arrivals, task graphs (tree, shuffle, file), actors, RL, PS, HPO.
+
+Every driver submits through its owner (one owner service request per call, as in
+``sim.workloads``) and counts a task when the future of its first return value resolves.
+Graph-shaped workloads submit a whole graph at once and drop their references to every
+output straight away: pending tasks hold their arguments, so values are freed as soon as
+their consumers ran, and memory follows the graphs in flight.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from bisect import insort
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from runtime.core.ids import MAX_RETURNS, ObjectId, return_index
+from runtime.core.messages import ObjectReady
+from runtime.core.owner import Owner
+from runtime.core.resources import shape_key
+from runtime.core.task import ACTOR_METHOD, TaskSpec
+from sim.distributions import Sampler, make_sampler
+from sim.host import Host
+from sim.metrics import MetricsRecorder
+from sim.scenario import ConstantDist, GraphWorkload, read_task_graph
+from sim.workloads import Completion, _DriverBase
+
+ArgRef = tuple[int, int]
+"""An argument inside a graph: (index of the producing node, its return index from 1)."""
+
+
+@dataclass(slots=True)
+class GraphNode:
+    """One task of a graph template."""
+
+    name: str
+    args: tuple[ArgRef, ...] = ()
+    num_returns: int = 1
+    duration: Sampler | None = None
+    """None: the driver's duration model."""
+    output: Sampler | None = None
+    """None: the driver's output size model."""
+    resources: dict[str, float] | None = None
+    """None: the workload's demand."""
+    shape: Any = None
+
+
+class PoissonDriver(_DriverBase):
+    """Open-loop independent tasks: Poisson arrivals at `rate` per simulated second."""
+
+    def __init__(
+        self,
+        host: Host,
+        owner: Owner,
+        metrics: MetricsRecorder,
+        completion: Completion,
+        spec: Any,
+        rng: random.Random,
+        tasks: int,
+        rate: float,
+    ) -> None:
+        """A driver submitting `tasks` tasks at `rate`."""
+        super().__init__(host, owner, metrics, completion, spec, rng)
+        self.remaining = tasks
+        self.rate = rate
+        self._submit_fn = self._submit
+        self._retire: ObjectId = 0
+        self._retire_fn = self._retire_ref
+
+    @property
+    def arrivals_pending(self) -> bool:
+        """More tasks will arrive (idle gaps between arrivals are not a stall)."""
+        return self.remaining > 0
+
+    def start(self) -> None:
+        """Schedule the first arrival."""
+        if self.remaining > 0:
+            self.host.call_at(self.host.now + self.rng.expovariate(self.rate), self._arrive)
+
+    def _arrive(self) -> None:
+        self.host.serve_call(self.owner.addr, self._submit_fn)
+        if self.remaining > 0:
+            self.host.call_at(self.host.now + self.rng.expovariate(self.rate), self._arrive)
+
+    def _submit(self, now: float, out: list[Any]) -> None:
+        self.remaining -= 1
+        self.owner.submit(self._new_spec("poisson"), now, out)
+
+    def _retire_ref(self, now: float, out: list[Any]) -> None:
+        self.owner.remove_ref(self._retire, now, out)
+
+    def _on_ready(self, cmd: ObjectReady, at: float) -> None:
+        self._record(cmd, at)
+        self._retire = cmd.oid
+        self.host.serve_call(self.owner.addr, self._retire_fn, at)
+
+
+class GraphDriver(_DriverBase):
+    """Runs `instances` copies of a task graph, at most `window` at a time."""
+
+    def __init__(
+        self,
+        host: Host,
+        owner: Owner,
+        metrics: MetricsRecorder,
+        completion: Completion,
+        spec: Any,
+        rng: random.Random,
+        template: list[GraphNode],
+        instances: int,
+        window: int,
+    ) -> None:
+        """`template` lists the graph's tasks, each after the tasks it reads."""
+        super().__init__(host, owner, metrics, completion, spec, rng)
+        self.template = template
+        for node in template:
+            if node.resources is not None:
+                node.shape = shape_key(node.resources)
+        self.remaining = instances
+        self.window = window
+        self._left: dict[int, int] = {}
+        """Instance number -> tasks not yet ended."""
+        self._instance_of: dict[ObjectId, int] = {}
+        self._next = 0
+        self._submit_fn = self._submit_instance
+
+    def start(self) -> None:
+        """Submit the first `window` instances."""
+        for _ in range(min(self.window, self.remaining)):
+            self.host.serve_call(self.owner.addr, self._submit_fn)
+
+    def _submit_instance(self, now: float, out: list[Any]) -> None:
+        self.remaining -= 1
+        instance = self._next
+        self._next += 1
+        owner = self.owner
+        produced: list[tuple[ObjectId, ...]] = []
+        for node in self.template:
+            duration = (node.duration or self.duration_ms)() * 1e-3
+            output = node.output or self.output_bytes
+            spec = TaskSpec(
+                task_id=owner.new_task_id(),
+                owner=owner.addr,
+                owner_node=owner.node,
+                function=node.name,
+                name=node.name,
+                resources=node.resources if node.resources is not None else self.resources,
+                shape=node.shape if node.resources is not None else self.shape,
+                duration=duration,
+                num_returns=node.num_returns,
+                output_sizes=tuple(int(output()) for _ in range(node.num_returns)),
+                arg_refs=tuple(produced[i][r - 1] for i, r in node.args),
+            )
+            returns = owner.submit(spec, now, out)
+            produced.append(returns)
+            self._instance_of[returns[0]] = instance
+        self._left[instance] = len(self.template)
+        for returns in produced:
+            for oid in returns:
+                owner.remove_ref(oid, now, out)  # pending consumers hold what they read
+
+    def _on_ready(self, cmd: ObjectReady, at: float) -> None:
+        if return_index(cmd.oid) != 1:
+            return
+        instance = self._instance_of.pop(cmd.oid, None)
+        if instance is None:
+            return  # resolved again after a lineage reconstruction: counted already
+        self._record(cmd, at)
+        left = self._left[instance] - 1
+        if left:
+            self._left[instance] = left
+            return
+        del self._left[instance]
+        if self.remaining > 0:
+            self.host.serve_call(self.owner.addr, self._submit_fn, at)
+
+
+def tree_template(leaves: int, fan_in: int) -> list[GraphNode]:
+    """Leaves, then reducers combining `fan_in` values per level, down to one root."""
+    nodes = [GraphNode(f"leaf{i}") for i in range(leaves)]
+    level = list(range(leaves))
+    depth = 0
+    while len(level) > 1:
+        depth += 1
+        nxt = []
+        for j in range(0, len(level), fan_in):
+            args = tuple((i, 1) for i in level[j : j + fan_in])
+            nodes.append(GraphNode(f"reduce{depth}.{j // fan_in}", args))
+            nxt.append(len(nodes) - 1)
+        level = nxt
+    return nodes
+
+
+def shuffle_template(maps: int, reduces: int) -> list[GraphNode]:
+    """`maps` tasks with one output per reducer; reducer j reads output j of every map."""
+    nodes = [GraphNode(f"map{i}", num_returns=reduces) for i in range(maps)]
+    for j in range(reduces):
+        nodes.append(GraphNode(f"reduce{j}", tuple((i, j + 1) for i in range(maps))))
+    return nodes
+
+
+def graph_template(spec: GraphWorkload, rng: random.Random) -> list[GraphNode]:
+    """Read and topologically order the task graph of `spec.file` (stable: file order)."""
+    path = Path(spec.file)
+    tasks = read_task_graph(path)
+    ids = [str(t["id"]) for t in tasks]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"{path}: task ids must be unique")
+    deps = {str(t["id"]): [str(d) for d in t.get("deps", [])] for t in tasks}
+    for tid, ds in deps.items():
+        for d in ds:
+            if d not in deps:
+                raise ValueError(f"{path}: task {tid!r} depends on unknown task {d!r}")
+    order: list[str] = []
+    placed: set[str] = set()
+    while len(order) < len(ids):  # Kahn's algorithm in file order; fine for file-sized graphs
+        progress = [t for t in ids if t not in placed and all(d in placed for d in deps[t])]
+        if not progress:
+            raise ValueError(f"{path}: the task graph has a cycle")
+        order.extend(progress)
+        placed.update(progress)
+    index = {tid: i for i, tid in enumerate(order)}
+    by_id = {str(t["id"]): t for t in tasks}
+    nodes = []
+    for tid in order:
+        entry = by_id[tid]
+        node = GraphNode(tid, tuple((index[d], 1) for d in deps[tid]))
+        if "duration_ms" in entry:
+            node.duration = make_sampler(
+                ConstantDist(dist="constant", value=float(entry["duration_ms"])), rng
+            )
+        if "output_bytes" in entry:
+            node.output = make_sampler(
+                ConstantDist(dist="constant", value=float(entry["output_bytes"])), rng
+            )
+        if any(k in entry for k in ("num_cpus", "num_gpus", "resources")):
+            res = {"CPU": float(entry.get("num_cpus", spec.num_cpus))}
+            if entry.get("num_gpus"):
+                res["GPU"] = float(entry["num_gpus"])
+            res.update({k: float(v) for k, v in (entry.get("resources") or {}).items()})
+            node.resources = {k: v for k, v in res.items() if v}
+        nodes.append(node)
+    return nodes
+
+
+# --- actors --------------------------------------------------------------------------------
+
+
+class _ActorDriverBase(_DriverBase):
+    """Creating actors and calling their methods."""
+
+    def _create_actor(
+        self, name: str, resources: dict[str, float], now: float, out: list[Any]
+    ) -> int:
+        owner = self.owner
+        spec = TaskSpec(
+            task_id=owner.new_task_id(),
+            owner=owner.addr,
+            owner_node=owner.node,
+            function=name,
+            name=name,
+            resources=resources,
+            max_retries=0,
+        )
+        return owner.create_actor(spec, "", 0, False, now, out)  # anonymous
+
+    def _call(
+        self,
+        actor_id: int,
+        name: str,
+        duration_s: float,
+        sizes: tuple[int, ...],
+        arg_refs: tuple[ObjectId, ...],
+        now: float,
+        out: list[Any],
+    ) -> tuple[ObjectId, ...]:
+        owner = self.owner
+        spec = TaskSpec(
+            task_id=owner.new_task_id(),
+            owner=owner.addr,
+            owner_node=owner.node,
+            function=name,
+            name=name,
+            resources={},
+            shape=(),
+            duration=duration_s,
+            num_returns=len(sizes),
+            output_sizes=sizes,
+            arg_refs=arg_refs,
+            kind=ACTOR_METHOD,
+            actor_id=actor_id,
+        )
+        return owner.submit(spec, now, out)
+
+
+class ActorDriver(_ActorDriverBase):
+    """Creates `actors` actors and calls each `calls` times, `window` calls in flight each."""
+
+    def __init__(
+        self,
+        host: Host,
+        owner: Owner,
+        metrics: MetricsRecorder,
+        completion: Completion,
+        spec: Any,
+        rng: random.Random,
+        actors: int,
+    ) -> None:
+        """A driver owning `actors` of the workload's actors."""
+        super().__init__(host, owner, metrics, completion, spec, rng)
+        self.actor_resources = {"CPU": spec.actor_cpus} if spec.actor_cpus else {}
+        if spec.actor_gpus:
+            self.actor_resources["GPU"] = spec.actor_gpus
+        self.actor_resources.update(spec.resources)
+        self.count = actors
+        self.calls = spec.calls
+        self.window = spec.window
+        self.actor_ids: list[int] = []
+        self._left: dict[int, int] = {}
+        """Actor id -> calls not yet submitted."""
+        self._actor_of: dict[ObjectId, int] = {}
+        self._current = 0
+        self._retire: ObjectId = 0
+        self._call_fn = self._call_current
+        self._retire_fn = self._retire_and_call
+
+    def start(self) -> None:
+        """Create the actors, then fill each one's window of calls."""
+        self.host.serve_call(self.owner.addr, self._create_all)
+        for actor_id in self.actor_ids:
+            self._current = actor_id
+            for _ in range(min(self.window, self.calls)):
+                self.host.serve_call(self.owner.addr, self._call_fn)
+
+    def _create_all(self, now: float, out: list[Any]) -> None:
+        for i in range(self.count):
+            actor_id = self._create_actor(f"actor{i}", self.actor_resources, now, out)
+            self.actor_ids.append(actor_id)
+            self._left[actor_id] = self.calls
+
+    def _call_current(self, now: float, out: list[Any]) -> None:
+        actor_id = self._current
+        self._left[actor_id] -= 1
+        size = int(self.output_bytes())
+        (oid,) = self._call(actor_id, "step", self.duration_ms() * 1e-3, (size,), (), now, out)
+        self._actor_of[oid] = actor_id
+
+    def _retire_and_call(self, now: float, out: list[Any]) -> None:
+        self.owner.remove_ref(self._retire, now, out)
+        if self._left[self._current] > 0:
+            self._call_current(now, out)
+
+    def _on_ready(self, cmd: ObjectReady, at: float) -> None:
+        actor_id = self._actor_of.pop(cmd.oid, None)
+        if actor_id is None:
+            return
+        self._record(cmd, at)
+        self._current = actor_id
+        self._retire = cmd.oid
+        self.host.serve_call(self.owner.addr, self._retire_fn, at)
+
+
+@dataclass(slots=True)
+class Role:
+    """One side of an iterative training loop: what it runs and how long it takes."""
+
+    name: str
+    count: int
+    duration_ms: Sampler
+    output_bytes: Sampler
+    resources: dict[str, float]
+    actors: bool
+    """True: `count` actors run it; False: plain tasks (``resources`` each)."""
+    actor_ids: list[int] = field(default_factory=list)
+
+
+class IterativeDriver(_ActorDriverBase):
+    """Iterations of: workers read all weight shards and emit one gradient per server;
+    each server reads its gradients and emits its new weight shard.
+
+    RL is this with rollout actors as workers and one learner actor as the server; a
+    parameter server with worker tasks and ``servers`` server actors. Two iterations are
+    submitted ahead, as dependencies serialize them anyway.
+    """
+
+    LOOKAHEAD = 2
+
+    def __init__(
+        self,
+        host: Host,
+        owner: Owner,
+        metrics: MetricsRecorder,
+        completion: Completion,
+        spec: Any,
+        rng: random.Random,
+        workers: Role,
+        servers: Role,
+        iterations: int,
+    ) -> None:
+        """A driver running `iterations` of the loop."""
+        super().__init__(host, owner, metrics, completion, spec, rng)
+        self.workers = workers
+        self.servers = servers
+        self.iterations = iterations
+        self.submitted = 0
+        self._weights: tuple[ObjectId, ...] = ()
+        self._left: dict[int, int] = {}
+        self._iteration_of: dict[ObjectId, int] = {}
+        self._submit_fn = self._submit_iteration
+
+    def start(self) -> None:
+        """Create the actors, then submit the first iterations."""
+        self.host.serve_call(self.owner.addr, self._create_all)
+        for _ in range(min(self.LOOKAHEAD, self.iterations)):
+            self.host.serve_call(self.owner.addr, self._submit_fn)
+
+    def _create_all(self, now: float, out: list[Any]) -> None:
+        for role in (self.workers, self.servers):
+            if role.actors:
+                for i in range(role.count):
+                    actor = self._create_actor(f"{role.name}{i}", role.resources, now, out)
+                    role.actor_ids.append(actor)
+
+    def _run(
+        self,
+        role: Role,
+        i: int,
+        sizes: tuple[int, ...],
+        args: tuple[ObjectId, ...],
+        now: float,
+        out: list[Any],
+    ) -> tuple[ObjectId, ...]:
+        duration = role.duration_ms() * 1e-3
+        if role.actors:
+            return self._call(role.actor_ids[i], role.name, duration, sizes, args, now, out)
+        owner = self.owner
+        spec = TaskSpec(
+            task_id=owner.new_task_id(),
+            owner=owner.addr,
+            owner_node=owner.node,
+            function=role.name,
+            name=role.name,
+            resources=role.resources,
+            duration=duration,
+            num_returns=len(sizes),
+            output_sizes=sizes,
+            arg_refs=args,
+        )
+        return owner.submit(spec, now, out)
+
+    def _submit_iteration(self, now: float, out: list[Any]) -> None:
+        iteration = self.submitted
+        self.submitted += 1
+        workers, servers, owner = self.workers, self.servers, self.owner
+        previous = self._weights
+        grads = []
+        for w in range(workers.count):
+            sizes = tuple(int(workers.output_bytes()) for _ in range(servers.count))
+            grads.append(self._run(workers, w, sizes, previous, now, out))
+        weights = []
+        for s in range(servers.count):
+            args = tuple(g[s] for g in grads)
+            (oid,) = self._run(servers, s, (int(servers.output_bytes()),), args, now, out)
+            weights.append(oid)
+        for returns in grads:
+            self._iteration_of[returns[0]] = iteration
+            for oid in returns:
+                owner.remove_ref(oid, now, out)
+        for oid in weights:
+            self._iteration_of[oid] = iteration
+        for oid in previous:
+            owner.remove_ref(oid, now, out)
+        self._weights = tuple(weights)
+        self._left[iteration] = workers.count + servers.count
+
+    def _finish(self, now: float, out: list[Any]) -> None:
+        for oid in self._weights:
+            self.owner.remove_ref(oid, now, out)
+        self._weights = ()
+
+    def _on_ready(self, cmd: ObjectReady, at: float) -> None:
+        if cmd.oid & MAX_RETURNS != 1:
+            return
+        iteration = self._iteration_of.pop(cmd.oid, None)
+        if iteration is None:
+            return  # resolved again after a lineage reconstruction: counted already
+        self._record(cmd, at)
+        left = self._left[iteration] - 1
+        if left:
+            self._left[iteration] = left
+            return
+        del self._left[iteration]
+        if self.submitted < self.iterations:
+            self.host.serve_call(self.owner.addr, self._submit_fn, at)
+        elif not self._left:
+            self.host.serve_call(self.owner.addr, self._finish, at)
+
+
+# --- hyperparameter search -----------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Trial:
+    """One trial: its hidden quality, epochs submitted, newest checkpoint."""
+
+    number: int
+    quality: float
+    epochs: int = 0
+    checkpoint: ObjectId = 0
+
+
+class SearchDriver(_DriverBase):
+    """Trials of epoch tasks with asynchronous successive halving (ASHA) early stopping."""
+
+    def __init__(
+        self,
+        host: Host,
+        owner: Owner,
+        metrics: MetricsRecorder,
+        completion: Completion,
+        spec: Any,
+        rng: random.Random,
+        trials: int,
+    ) -> None:
+        """A driver running `trials` trials."""
+        super().__init__(host, owner, metrics, completion, spec, rng)
+        self.trials_left = trials
+        self.epochs = spec.epochs
+        self.concurrent = spec.concurrent_trials
+        rungs, epoch = set(), spec.grace_epochs
+        while epoch < spec.epochs:
+            rungs.add(epoch)
+            epoch *= spec.reduction_factor
+        self.rungs = rungs
+        self.reduction_factor = spec.reduction_factor
+        self.results: dict[int, list[float]] = {r: [] for r in rungs}
+        self.stopped_early = 0
+        self._trial_of: dict[ObjectId, Trial] = {}
+        self._numbered = 0
+        self._current: Trial | None = None
+        self._retire: ObjectId = 0
+        self._new_fn = self._new_trial
+        self._step_fn = self._step
+
+    def start(self) -> None:
+        """Start the first trials."""
+        for _ in range(min(self.concurrent, self.trials_left)):
+            self.host.serve_call(self.owner.addr, self._new_fn)
+
+    def _new_trial(self, now: float, out: list[Any]) -> None:
+        self.trials_left -= 1
+        trial = Trial(self._numbered, self.rng.random())
+        self._numbered += 1
+        self._epoch(trial, now, out)
+
+    def _epoch(self, trial: Trial, now: float, out: list[Any]) -> None:
+        previous = trial.checkpoint
+        spec = self._new_spec("epoch", (previous,) if previous else ())
+        (oid,) = self.owner.submit(spec, now, out)
+        if previous:
+            self.owner.remove_ref(previous, now, out)
+        trial.epochs += 1
+        trial.checkpoint = oid
+        self._trial_of[oid] = trial
+
+    def _continues(self, trial: Trial) -> bool:
+        """ASHA's rule at a rung: carry on only in the top 1/rf of the results seen there."""
+        if trial.epochs >= self.epochs:
+            return False
+        if trial.epochs not in self.rungs:
+            return True
+        seen = self.results[trial.epochs]
+        insort(seen, trial.quality)
+        better = len(seen) - 1 - seen.index(trial.quality)
+        return better < max(1, math.floor(len(seen) / self.reduction_factor))
+
+    def _step(self, now: float, out: list[Any]) -> None:
+        trial = self._current
+        assert trial is not None
+        if self._retire != trial.checkpoint:
+            return
+        if self._continues(trial):
+            self._epoch(trial, now, out)
+            return
+        self.owner.remove_ref(trial.checkpoint, now, out)
+        trial.checkpoint = 0
+        if trial.epochs < self.epochs:
+            self.stopped_early += 1
+            self.completion.shrink(self.epochs - trial.epochs, now)
+        if self.trials_left > 0:
+            self._new_trial(now, out)
+
+    def _on_ready(self, cmd: ObjectReady, at: float) -> None:
+        trial = self._trial_of.pop(cmd.oid, None)
+        if trial is None:
+            return  # resolved again after a lineage reconstruction: counted already
+        self._record(cmd, at)
+        if cmd.error_kind is not None and trial.epochs < self.epochs:
+            self.completion.shrink(self.epochs - trial.epochs, at)  # a failed trial ends
+            trial.epochs = self.epochs
+        self._current = trial
+        self._retire = cmd.oid
+        self.host.serve_call(self.owner.addr, self._step_fn, at)
+
+
+def split(total: int, parts: int, i: int) -> int:
+    """Share `i` of `total` split as evenly as possible into `parts`."""
+    return total // parts + (1 if i < total % parts else 0)
+
+
+RoleFactory = Callable[[Any, random.Random], tuple[Role, Role]]
+
+
+def rl_roles(spec: Any, rng: random.Random) -> tuple[Role, Role]:
+    """Rollout actors (workers) and the learner actor (server)."""
+    workers = Role(
+        "rollout",
+        spec.rollout_actors,
+        make_sampler(spec.rollout_ms, rng),
+        make_sampler(spec.sample_bytes, rng),
+        {"CPU": spec.rollout_cpus} if spec.rollout_cpus else {},
+        True,
+    )
+    learner_res = {"CPU": spec.learner_cpus} if spec.learner_cpus else {}
+    if spec.learner_gpus:
+        learner_res["GPU"] = spec.learner_gpus
+    learner = Role(
+        "learner",
+        1,
+        make_sampler(spec.train_ms, rng),
+        make_sampler(spec.weights_bytes, rng),
+        learner_res,
+        True,
+    )
+    return workers, learner
+
+
+def ps_roles(spec: Any, rng: random.Random) -> tuple[Role, Role]:
+    """Worker tasks and parameter-server actors."""
+    dist = spec.duration_ms
+    demand = spec.demand()
+    if spec.gpu_duration_ms is not None and demand.get("GPU"):
+        dist = spec.gpu_duration_ms
+    workers = Role(
+        "gradient",
+        spec.workers,
+        make_sampler(dist, rng),
+        make_sampler(spec.gradient_bytes, rng),
+        demand,
+        False,
+    )
+    servers = Role(
+        "apply",
+        spec.servers,
+        make_sampler(spec.update_ms, rng),
+        make_sampler(spec.output_bytes, rng),
+        {"CPU": spec.server_cpus} if spec.server_cpus else {},
+        True,
+    )
+    return workers, servers
+
+
+__all__ = [
+    "ActorDriver",
+    "GraphDriver",
+    "GraphNode",
+    "IterativeDriver",
+    "PoissonDriver",
+    "Role",
+    "SearchDriver",
+    "graph_template",
+    "ps_roles",
+    "rl_roles",
+    "shuffle_template",
+    "split",
+    "tree_template",
+]
