@@ -1,0 +1,183 @@
+"""Tests of running scenarios on real workers: fitting to the machine, metrics schema, CLI modes."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from sim.cli import main
+from sim.metrics import MetricsRecorder
+from sim.real_mode import RealModeRefused, fit_to_machine, run_real, work
+from sim.scenario import load_scenario
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = ROOT / "scenarios" / "small_independent.yaml"
+CHAIN = ROOT / "scenarios" / "chain.yaml"
+
+
+@pytest.fixture(autouse=True)
+def no_leftovers():
+    before = set(os.listdir("/dev/shm"))
+    yield
+    assert set(os.listdir("/dev/shm")) <= before
+    import runtime
+
+    assert not runtime.is_initialized()
+
+
+def test_a_cluster_larger_than_the_machine_is_refused_with_a_clear_message() -> None:
+    scenario = load_scenario(SMALL)
+    with pytest.raises(RealModeRefused, match=r"4 node\(s\) x 4 CPUs = 16 CPUs.*--scale-down"):
+        fit_to_machine(scenario, scale_down=False, cpus=2)
+
+
+def test_unsupported_workloads_and_faults_are_refused() -> None:
+    scenario = load_scenario(ROOT / "scenarios" / "ray_paper" / "fault_tolerance.yaml")
+    with pytest.raises(RealModeRefused, match="fault"):
+        fit_to_machine(scenario, scale_down=True, cpus=2)
+
+
+def test_scale_down_maps_onto_one_node_and_keeps_the_work() -> None:
+    scenario = load_scenario(SMALL)
+    fit = fit_to_machine(scenario, scale_down=True, cpus=2)
+    assert fit.cpus == 2 and "scaled down" in fit.note
+    cluster, workload = fit.scenario.cluster, fit.scenario.workload
+    assert (cluster.nodes, cluster.cpus_per_node, workload.drivers) == (1, 2, 1)
+    assert workload.tasks == scenario.workload.tasks
+    assert workload.window == scenario.workload.window * scenario.workload.drivers
+
+
+def test_a_fitting_scenario_is_unchanged() -> None:
+    scenario = load_scenario(
+        SMALL, {"cluster.nodes": "1", "cluster.cpus_per_node": "2", "workload.drivers": "1"}
+    )
+    fit = fit_to_machine(scenario, scale_down=False, cpus=2)
+    assert fit.scenario is scenario and fit.note == ""
+
+
+def test_task_body_returns_the_drawn_size() -> None:
+    assert work(0.0, 10) == bytes(10)
+    assert work(1e-4, 200_000).nbytes == 200_000
+
+
+def test_real_run_has_the_sim_schema() -> None:
+    scenario = load_scenario(
+        SMALL, {"workload.tasks": "40", "workload.duration_ms": "{dist: constant, value: 0.5}"}
+    )
+    fit = fit_to_machine(scenario, scale_down=True, cpus=2)
+    metrics = run_real(fit.scenario, fit.cpus)
+    expected = set(MetricsRecorder().summary(1.0, 1))
+    assert expected <= set(metrics)
+    assert metrics["tasks"] == 40 and metrics["world"] == "real"
+    assert metrics["makespan_s"] > 0 and metrics["latency_s"]["p50"] > 0
+    assert sum(metrics["throughput_series"]["counts"]) == 40
+
+
+def test_cli_both_writes_side_by_side_reports(tmp_path: Path, capsys) -> None:
+    code = main(
+        [
+            str(CHAIN),
+            "--mode",
+            "both",
+            "--scale-down",
+            "--out",
+            str(tmp_path),
+            "--set",
+            "workload.length=5",
+            "--set",
+            "workload.output_bytes=200000",
+        ]
+    )
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "scaled down" in out and "sim vs real" in out
+    base = tmp_path / "chain"
+    for path in (
+        "real/metrics.json",
+        "real/report.md",
+        "sim/metrics.json",
+        "sim/report.md",
+        "comparison.md",
+        "report.md",
+        "compare_latency.png",
+        "real/trace.json",
+    ):
+        assert (base / path).exists(), path
+
+
+def test_cli_real_refuses_without_scale_down(tmp_path: Path, capsys) -> None:
+    code = main([str(SMALL), "--mode", "real", "--out", str(tmp_path)])
+    assert code == 2
+    assert "--scale-down" in capsys.readouterr().err
+
+
+# --- calibration ---------------------------------------------------------------------------
+
+
+def _write_profile(path: Path) -> Path:
+    path.write_text(
+        "measured: {noop_tps: 1000.0}\n"
+        "control_plane: {owner_us: 30.0, raylet_us: 50.0, global_scheduler_us: 100.0,"
+        " gcs_us: 100.0, per_kib_us: 0.1}\n"
+        "network: {local_latency_us: 40.0}\n"
+    )
+    return path
+
+
+def test_a_profile_supplies_control_plane_defaults_and_explicit_fields_win(tmp_path) -> None:
+    _write_profile(tmp_path / "prof.yaml")
+    scenario_file = tmp_path / "s.yaml"
+    scenario_file.write_text(
+        "name: s\ncontrol_plane: {profile: prof.yaml, raylet_us: 7}\nnetwork: {link_latency_us: 9}\n"
+    )
+    scenario = load_scenario(scenario_file)
+    plane, net = scenario.control_plane, scenario.network
+    assert (plane.owner_us, plane.raylet_us, plane.gcs_us) == (30.0, 7.0, 100.0)
+    assert (net.local_latency_us, net.link_latency_us) == (40.0, 9.0)
+    assert plane.profile == str(tmp_path / "prof.yaml")
+    over = load_scenario(scenario_file, {"control_plane.owner_us": "1"})
+    assert over.control_plane.owner_us == 1.0
+
+
+def test_a_missing_profile_is_a_clear_scenario_error(tmp_path) -> None:
+    from sim.scenario import ScenarioError
+
+    scenario_file = tmp_path / "s.yaml"
+    scenario_file.write_text("name: s\ncontrol_plane: {profile: nowhere.yaml}\n")
+    with pytest.raises(ScenarioError, match="control_plane.profile.*--calibrate"):
+        load_scenario(scenario_file)
+
+
+def test_fit_recovers_known_costs_from_simulated_measurements() -> None:
+    from sim.calibrate import BASE_COSTS_US, CHAIN, NOOP, _scenario, fit
+    from sim.runner import run_scenario
+
+    truth = {k: v * 10 for k, v in BASE_COSTS_US.items()} | {"local_latency_us": 50.0}
+    noop = run_scenario(_scenario(NOOP, 2, truth))["throughput_tps"]
+    chain = run_scenario(_scenario(CHAIN, 2, truth))["throughput_tps"]
+    fitted = fit(2, noop, chain)
+    assert fitted["owner_us"] == pytest.approx(truth["owner_us"], rel=0.05)
+    assert fitted["local_latency_us"] == pytest.approx(50.0, rel=0.1)
+
+
+def test_profile_task_overhead_lengthens_simulated_tasks(tmp_path) -> None:
+    from sim.calibrate import simulate_with_overhead, task_overhead_ms
+    from sim.real_mode import _sim
+    from sim.runner import run_scenario
+
+    profile = _write_profile(tmp_path / "prof.yaml")
+    with profile.open("a") as fh:
+        fh.write("task_overhead: {per_task_ms: 0.5, stored_output_ms: 1.0}\n")
+    scenario = load_scenario(
+        CHAIN, {"control_plane.profile": str(profile), "workload.length": "10"}
+    )
+    assert (
+        task_overhead_ms(scenario, {"task_overhead": {"per_task_ms": 0.5, "stored_output_ms": 1.0}})
+        == 1.5
+    )
+    plain = run_scenario(scenario)
+    longer = simulate_with_overhead(scenario, 1.5)
+    assert longer["makespan_s"] > plain["makespan_s"]
+    assert _sim(scenario) == longer
