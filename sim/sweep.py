@@ -122,7 +122,7 @@ def _cell(value: Any) -> str:
 
 
 def write_table(rows: list[dict[str, Any]], keys: list[str], out_dir: Path) -> None:
-    """Write `sweep.md` and `sweep.csv` (swept keys first, then COLUMNS, then `error`)."""
+    """Write `sweep.md` (table + scaling plots) and `sweep.csv` (keys, COLUMNS, `error`)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     header = keys + [c for c, _ in COLUMNS]
     if any("error" in r for r in rows):
@@ -134,6 +134,11 @@ def write_table(rows: list[dict[str, Any]], keys: list[str], out_dir: Path) -> N
             writer.writerow([_cell(row.get(h)) for h in header])
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(_cell(row.get(h)) for h in header) + " |" for row in rows]
+    from sim.report import plot_sweep  # matplotlib only once the sweep has run
+
+    plots = plot_sweep([r for r in rows if "error" not in r], keys, out_dir)
+    if plots:
+        lines += ["", "## Scaling plots", "", *plots]
     (out_dir / "sweep.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import Path
 
 import pytest
@@ -32,7 +33,11 @@ def test_sweep_runs_points_in_processes_and_writes_one_table(tmp_path: Path) -> 
         table = list(csv.DictReader(fh))
     assert [t["cluster.nodes"] for t in table] == ["2", "4"]
     assert float(table[0]["throughput_tps"]) > 0
-    assert (out / "sweep.md").read_text().startswith("| cluster.nodes | tasks |")
+    sweep_md = (out / "sweep.md").read_text()
+    assert sweep_md.startswith("| cluster.nodes | tasks |")
+    images = re.findall(r"!\[[^\]]*\]\(([^)]+\.png)\)", sweep_md)
+    assert images, "a sweep draws scaling plots (metric vs swept parameter)"
+    assert all((out / image).is_file() for image in images)
 
 
 def test_a_bad_sweep_value_fails_before_running(capsys: pytest.CaptureFixture[str]) -> None:
