@@ -430,14 +430,14 @@ for name in plot_comparison(sim, real, out):
 real-mode overheads, the per-message costs fitted to them, and the CPU time a real task
 spends beyond its body (`task_overhead`: dispatch and completion latency, storing a large
 output). A scenario uses it with `control_plane: {profile: ...}` (here through an
-override). The simulator's task model has no per-task worker cost yet, so we apply the
-measured one by lengthening every drawn duration. Real timings on a busy 2-core machine
+override); the measured per-task cost becomes `control_plane.task_overhead_us`, CPU-slot
+time each simulated task holds beyond its body. Real timings on a busy 2-core machine
 vary by 10-30 % from run to run, so expect some scatter.""",
     ),
     (
         "code",
         """\
-from sim.calibrate import load_profile, simulate_with_overhead, task_overhead_ms
+from sim.runner import run_scenario
 
 profile = SCENARIOS / "calibration" / "this_machine.yaml"
 if profile.exists():
@@ -446,9 +446,9 @@ if profile.exists():
         {"workload.tasks": "600", "control_plane.profile": str(profile)},
     )
     calibrated = fit_to_machine(calibrated, scale_down=True).scenario
-    overhead = task_overhead_ms(calibrated, load_profile(profile))
-    print(f"per-task overhead from the profile: {overhead:.3f} ms")
-    sim_calibrated = simulate_with_overhead(calibrated, overhead)
+    overhead = calibrated.control_plane.task_overhead_us
+    print(f"per-task overhead from the profile: {overhead:.0f} us")
+    sim_calibrated = run_scenario(calibrated)
     display(Markdown("\\n".join(comparison_table(sim_calibrated, real))))
 else:
     print("no calibration profile yet: run `run-scenario --calibrate` first")""",

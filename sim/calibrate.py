@@ -14,7 +14,7 @@ import platform
 import statistics
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +71,13 @@ def apply_profile(raw: dict[str, Any], scenario_path: Path) -> list[str]:
         profile = load_profile(found)
     except ProfileError as exc:
         return [f"control_plane.profile: {exc}"]
-    raw["control_plane"] = {**profile["control_plane"], **plane, "profile": str(found)}
+    defaults = dict(profile["control_plane"])
+    overhead = profile.get("task_overhead") or {}
+    if overhead.get("per_task_ms"):
+        defaults["task_overhead_us"] = round(float(overhead["per_task_ms"]) * 1e3, 3)
+    if overhead.get("stored_output_ms"):  # measured with 1 MiB outputs
+        defaults["store_put_us_per_mib"] = round(float(overhead["stored_output_ms"]) * 1e3, 3)
+    raw["control_plane"] = {**defaults, **plane, "profile": str(found)}
     network = profile.get("network")
     if isinstance(network, dict):
         current = raw.get("network") if isinstance(raw.get("network"), dict) else {}
@@ -297,8 +303,6 @@ def validate(
         calibrated_scenario = load_scenario(path, {"control_plane.profile": str(profile_path)})
         calibrated_fit = fit_to_machine(calibrated_scenario, True).scenario
         calibrated = run_scenario(calibrated_fit)
-        overhead = task_overhead_ms(calibrated_fit, load_profile(profile_path))
-        with_overhead = simulate_with_overhead(calibrated_fit, overhead)
         lines += [
             f"## {name}",
             "",
@@ -319,25 +323,14 @@ def validate(
             lines.append(
                 f"| {label} | {r:.4g} | {_g(d)} | {_pct(ed)} | {_g(c)} | {_pct(ec)} | {verdict} |"
             )
+        plane = calibrated_fit.control_plane
         lines += [
             "",
-            "The simulator's task model has no per-task worker cost: a task holds its CPU for "
-            "exactly its drawn duration. The profile measures what a real task adds "
-            f"(`task_overhead`; {overhead:.3f} ms per task for this scenario: dispatch and "
-            "completion latency, plus storing a large output). Lengthening every drawn "
-            "duration by it, the calibrated sim predicts:",
-            "",
-            "| metric | real (median) | sim calibrated + task overhead | error | target |",
-            "|---|---:|---:|---:|---|",
+            "The calibrated costs include what a real task adds beyond its body, which the "
+            f"profile measured: {plane.task_overhead_us:.0f} us of CPU-slot time per task "
+            f"(dispatch, result return) and {plane.store_put_us_per_mib:.0f} us per MiB of "
+            "output written to the object store.",
         ]
-        for label, x, r, e in comparison_rows(with_overhead, real):
-            if r is None:
-                continue
-            target = TARGETS.get(label)
-            verdict = (
-                "" if target is None or e is None else ("met" if abs(e) <= target else "missed")
-            )
-            lines.append(f"| {label} | {_g(r)} | {_g(x)} | {_pct(e)} | {verdict} |")
         spread = [metric_at(m, "throughput_tps") or 0.0 for m in runs]
         lines += [
             "",
@@ -346,42 +339,11 @@ def validate(
             + " tasks/s.",
             "",
         ]
-        for png in plot_comparison(with_overhead, real, out / name):
+        for png in plot_comparison(calibrated, real, out / name):
             lines += [f"![{name}: {png[:-4]}]({name}/{png})", ""]
     path = out / "report.md"
     path.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
     return path
-
-
-INLINE_BYTES = 100 * 1024
-"""Outputs above this go to the object store (the core's inline threshold)."""
-
-
-def task_overhead_ms(scenario: Any, profile: Mapping[str, Any]) -> float:
-    """The profile's per-task slot overhead for this scenario's tasks (ms; 0 without one)."""
-    from sim.scenario import ConstantDist
-
-    extra = profile.get("task_overhead") or {}
-    cost = float(extra.get("per_task_ms") or 0.0)
-    out = scenario.workload.output_bytes
-    if isinstance(out, ConstantDist) and out.value > INLINE_BYTES:
-        cost += float(extra.get("stored_output_ms") or 0.0)
-    return cost
-
-
-def simulate_with_overhead(scenario: Any, overhead_ms: float) -> dict[str, Any]:
-    """Simulate `scenario` with every drawn task duration lengthened by `overhead_ms`.
-
-    The same draws as a plain run, plus a constant: a stand-in for a per-task worker cost,
-    which the simulator's task model does not have yet.
-    """
-    from sim.runner import build
-
-    sim = build(scenario)
-    for driver in sim.drivers:
-        draw = driver.duration_ms
-        driver.duration_ms = lambda draw=draw: draw() + overhead_ms
-    return sim.run()
 
 
 def _g(x: float | None) -> str:

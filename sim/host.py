@@ -136,6 +136,10 @@ class Host:
         self._eid = self.env._eid  # SimPy's tie counter, shared so entries never compare
         self._rand = tie_rng.random
         self._per_byte_s = per_kib_s / 1024.0
+        self._slot_extra = False
+        self._task_overhead_s = 0.0
+        self._store_s_per_byte = 0.0
+        self._inline_threshold = 0
         self.components: dict[int, Component] = {}
         self._node_of: dict[int, int] = {}
         self._cost: dict[int, float] = {}
@@ -441,7 +445,26 @@ class Host:
                 return  # the body starts when its arguments have arrived
             at += self._fetch_args(spec, cmd.node, at)
         event = _TaskEnd(self._task_end_cbs, self._raylet_of_node[cmd.node], cmd.node, spec, at)
-        heappush(self._queue, (at + spec.duration, self._rand(), next(self._eid), event))
+        end = at + spec.duration
+        if self._slot_extra:
+            end += self._overhead(spec)
+        heappush(self._queue, (end, self._rand(), next(self._eid), event))
+
+    def set_task_overhead(
+        self, per_task_s: float, store_s_per_byte: float, inline_threshold: int
+    ) -> None:
+        """Slot time each task holds beyond its body, plus per byte of stored output."""
+        self._task_overhead_s = per_task_s
+        self._store_s_per_byte = store_s_per_byte
+        self._inline_threshold = inline_threshold
+        self._slot_extra = per_task_s > 0 or store_s_per_byte > 0
+
+    def _overhead(self, spec: TaskSpec) -> float:
+        extra = self._task_overhead_s
+        if self._store_s_per_byte:
+            stored = sum(s for s in spec.output_sizes if s >= self._inline_threshold)
+            extra += stored * self._store_s_per_byte
+        return extra
 
     def _transfer(self, cmd: Transfer, src: int, at: float) -> None:
         self.metrics.transfer(cmd.nbytes, at)
@@ -533,7 +556,10 @@ class Host:
             if left[0] == 0:
                 now = self.env._now
                 event = _TaskEnd(self._task_end_cbs, self._raylet_of_node[node], node, spec, now)
-                heappush(self._queue, (now + spec.duration, self._rand(), next(self._eid), event))
+                end = now + spec.duration
+                if self._slot_extra:
+                    end += self._overhead(spec)
+                heappush(self._queue, (end, self._rand(), next(self._eid), event))
 
         for dep in remote:
             self.metrics.transfer(dep.size, at)

@@ -265,20 +265,9 @@ def comparison_lines(sim: dict[str, Any], real: dict[str, Any]) -> list[str]:
 
 
 def _sim(scenario: Scenario) -> dict[str, Any]:
-    """Simulate `scenario`; with a calibration profile, include its per-task overhead.
-
-    The simulator's task model has no per-task worker cost yet; the profile's measured
-    `task_overhead` is applied by lengthening each drawn duration (`simulate_with_overhead`).
-    """
-    from sim.calibrate import load_profile, simulate_with_overhead, task_overhead_ms
+    """Simulate `scenario` (a calibration profile's per-task overhead is in its costs)."""
     from sim.runner import run_scenario
 
-    profile = scenario.control_plane.profile
-    if profile:
-        overhead = task_overhead_ms(scenario, load_profile(profile))
-        if overhead > 0:
-            _print(f"sim task overhead   {overhead:.3f} ms per task (calibration profile)")
-            return simulate_with_overhead(scenario, overhead)
     return run_scenario(scenario)
 
 

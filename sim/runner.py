@@ -375,6 +375,11 @@ def build(scenario: Scenario) -> Simulation:
         shards.append(Gcs(addr, config, GS_ADDR))
         host.add(addr, shards[-1], HEAD_NODE, plane.gcs_us * 1e-6)
     host.shard_gcs([g.addr for g in shards])
+    host.set_task_overhead(
+        plane.task_overhead_us * 1e-6,
+        plane.store_put_us_per_mib * 1e-6 / (1 << 20),
+        config.inline_threshold,
+    )
     capacity = node_capacities(scenario)
     metrics.node_busy = [{} for _ in capacity]
     raylets = []

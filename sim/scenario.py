@@ -238,6 +238,11 @@ class ControlPlaneSpec(_Spec):
     profile: str | None = None
     """Calibration profile (`run-scenario --calibrate`): its control_plane and network
     values are this scenario's defaults; fields given here win (see sim/calibrate.py)."""
+    task_overhead_us: float = Field(0, ge=0)
+    """CPU-slot time every task holds beyond its body: dispatch to a worker and the return
+    of its result (a calibration profile measures it on real workers)."""
+    store_put_us_per_mib: float = Field(0, ge=0)
+    """Further slot time per MiB of output written to the object store."""
 
 
 class SchedulerSpec(_Spec):

@@ -163,21 +163,26 @@ def test_fit_recovers_known_costs_from_simulated_measurements() -> None:
 
 
 def test_profile_task_overhead_lengthens_simulated_tasks(tmp_path) -> None:
-    from sim.calibrate import simulate_with_overhead, task_overhead_ms
     from sim.real_mode import _sim
     from sim.runner import run_scenario
 
     profile = _write_profile(tmp_path / "prof.yaml")
     with profile.open("a") as fh:
         fh.write("task_overhead: {per_task_ms: 0.5, stored_output_ms: 1.0}\n")
-    scenario = load_scenario(
-        CHAIN, {"control_plane.profile": str(profile), "workload.length": "10"}
+    overrides = {"control_plane.profile": str(profile), "workload.length": "10"}
+    scenario = load_scenario(CHAIN, overrides)
+    assert scenario.control_plane.task_overhead_us == 500
+    assert scenario.control_plane.store_put_us_per_mib == 1000
+    without = load_scenario(
+        CHAIN,
+        {
+            **overrides,
+            "control_plane.task_overhead_us": "0",
+            "control_plane.store_put_us_per_mib": "0",
+        },
     )
-    assert (
-        task_overhead_ms(scenario, {"task_overhead": {"per_task_ms": 0.5, "stored_output_ms": 1.0}})
-        == 1.5
-    )
-    plain = run_scenario(scenario)
-    longer = simulate_with_overhead(scenario, 1.5)
-    assert longer["makespan_s"] > plain["makespan_s"]
+    plain = run_scenario(without)
+    longer = run_scenario(scenario)
+    # chain tasks output 1 MiB each, stored: each of the 10 links holds its slot 1.5 ms longer
+    assert longer["makespan_s"] - plain["makespan_s"] >= 10 * 1.5e-3 * 0.99
     assert _sim(scenario) == longer
