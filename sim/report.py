@@ -117,6 +117,12 @@ def plot_throughput(metrics: Mapping[str, Any], ax: Axes) -> bool:
     mean = _num(metrics.get("throughput_tps"))
     if mean:
         ax.axhline(mean, color="C3", ls="--", lw=1, label=f"mean {mean:,.0f} tasks/s")
+    for i, fault in enumerate(metrics.get("faults") or []):
+        at = _num(fault.get("time_s")) if isinstance(fault, Mapping) else None
+        if at is not None:
+            label = f"fault: {fault.get('kind')} {fault.get('target')}"
+            ax.axvline(at, color="C1", ls=":", lw=1.5, label=label if i < 4 else None)
+    if mean or metrics.get("faults"):
         ax.legend(loc="lower right", fontsize=8)
     ax.set(title="Throughput over time", xlabel="time since start (s)", ylabel="tasks/s")
     ax.set_ylim(bottom=0)
@@ -291,18 +297,26 @@ def summary_table(metrics: Mapping[str, Any]) -> list[str]:
             f"{metrics.get('transfers', 'n/a')} ({_fmt_bytes(metrics.get('bytes_transferred'))})",
         ),
     ]
-    for key in ("faults", "recovery"):
-        if metrics.get(key):
-            rows.append((key, f"`{_compact(metrics[key])}`"))
+    faults = [f for f in metrics.get("faults") or [] if isinstance(f, Mapping)]
+    if faults:
+        text = ", ".join(
+            f"{f.get('kind')} {f.get('target')} at {_fmt_s(f.get('time_s'))}" for f in faults
+        )
+        rows.append(("faults", text))
+    recovery = metrics.get("recovery")
+    if isinstance(recovery, Mapping):
+        back = recovery.get("recovery_s")
+        rows.append(
+            (
+                "throughput dip / recovery",
+                f"{_num(recovery.get('dip_throughput_tps')) or 0:,.0f} tasks/s at the lowest "
+                f"(baseline {_num(recovery.get('baseline_tps')) or 0:,.0f} tasks/s); back to 90 % "
+                + (f"after {_fmt_s(back)}" if back is not None else "not before the run ended"),
+            )
+        )
     lines = ["| metric | value |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in rows]
     return lines
-
-
-def _compact(value: Any, limit: int = 160) -> str:
-    """A one-line rendering of a JSON value, shortened to `limit` characters."""
-    text = repr(value).replace("|", "/")
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def write_report(
