@@ -14,6 +14,7 @@ from sim.metrics import write_json
 from sim.runner import SimulationStalled, build
 from sim.scenario import Scenario, ScenarioError, load_scenario
 from sim.sweep import parse_sweeps, run_sweep, write_schema
+from sim.units import fmt_s as _fmt_s
 
 EXIT_BAD_SCENARIO = 2
 EXIT_STALLED = 1
@@ -95,17 +96,6 @@ def _overrides(args: argparse.Namespace) -> dict[str, str]:
 def _peak_rss_mb() -> float:
     """Peak resident set size of this process in MiB (Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-def _fmt_s(seconds: float | None) -> str:
-    """Seconds with a readable unit."""
-    if seconds is None:
-        return "n/a"
-    if seconds < 1e-3:
-        return f"{seconds * 1e6:.1f} us"
-    if seconds < 1.0:
-        return f"{seconds * 1e3:.3f} ms"
-    return f"{seconds:.3f} s"
 
 
 def summary_lines(scenario: Scenario, metrics: dict[str, Any], wall_s: float) -> list[str]:

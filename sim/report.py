@@ -14,6 +14,10 @@ from typing import Any
 
 import matplotlib
 
+from sim.units import fmt_bytes as _fmt_bytes
+from sim.units import fmt_s as _fmt_s
+from sim.units import num as _num
+
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
@@ -27,37 +31,6 @@ PlotFn = Callable[[Mapping[str, Any], Axes], bool]
 
 
 # --- small helpers -------------------------------------------------------------------------
-
-
-def _num(x: Any) -> float | None:
-    """`x` as a finite float, or None."""
-    if isinstance(x, bool) or not isinstance(x, int | float):
-        return None
-    return float(x) if math.isfinite(x) else None
-
-
-def _fmt_s(seconds: Any) -> str:
-    """Seconds with a readable unit ('n/a' when missing)."""
-    s = _num(seconds)
-    if s is None:
-        return "n/a"
-    if s < 1e-3:
-        return f"{s * 1e6:.1f} us"
-    if s < 1.0:
-        return f"{s * 1e3:.3f} ms"
-    return f"{s:.3f} s"
-
-
-def _fmt_bytes(n: Any) -> str:
-    """Bytes with a binary unit."""
-    x = _num(n)
-    if x is None:
-        return "n/a"
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(x) < 1024 or unit == "GiB":
-            return f"{x:,.0f} {unit}" if unit == "B" else f"{x:,.2f} {unit}"
-        x /= 1024.0
-    return f"{x:.2f} TiB"  # pragma: no cover
 
 
 def _save(fig: Figure, path: Path) -> None:
