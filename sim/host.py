@@ -182,6 +182,8 @@ class Host:
         """Running tasks whose body was interrupted: task id -> interruption time."""
         self.dead_nodes: set[int] = set()
         self._dead_addrs: set[int] = set()
+        self._revived_at: dict[int, float] = {}
+        """Restarted nodes: when their new incarnation started."""
         self._cut: tuple[frozenset[int], float] | None = None
         """An active network partition: (one side's nodes, heal time)."""
         self.gcs_addr = 0
@@ -299,7 +301,9 @@ class Host:
             metrics.task_finished(stopped - started, started - spec.submitted_at, -1, now)
             self._account(event, stopped - started)
             return  # its raylet already heard at the interruption
-        if self._dead_addrs and event.dst in self._dead_addrs:
+        if (self._dead_addrs and event.dst in self._dead_addrs) or (
+            self._revived_at and started < self._revived_at.get(event.node, -1.0)
+        ):
             metrics.running -= 1
             return  # the node died with the task on it
         # inlined metrics.task_finished (hot path)
@@ -632,6 +636,25 @@ class Host:
         self._cancel_flows_of(node)
         for addr in self._shard_addrs or [self.gcs_addr]:
             self._deliver(addr, NodeDied(node))
+
+    def revive_node(self, node: int, raylet: Component) -> None:
+        """`node` comes back empty: `raylet` (fresh, no tasks or objects) starts on it now.
+
+        Bodies that were running when the node died still never end, and whatever was
+        in flight to the old incarnation reaches the new one (which ignores what it does
+        not know).
+        """
+        now = self.env._now
+        self.dead_nodes.discard(node)
+        addrs = [a for a, n in self._node_of.items() if n == node]
+        self._dead_addrs.difference_update(addrs)
+        self._special.difference_update(a for a in addrs if a not in self._gcs_addrs)
+        self._revived_at[node] = now
+        addr = self._raylet_of_node[node]
+        self.components[addr] = raylet
+        self._busy[addr] = now
+        raylet.start(now, self._out)
+        self._execute(self._out, addr, now)
 
     def kill_worker(self, node: int) -> str:
         """Kill the worker of the oldest body running on `node`; return what it ran.

@@ -193,7 +193,20 @@ class Simulation:
 
 def _kill_node(sim: Simulation, fault: Any) -> Any:
     sim.host.kill_node(fault.node)
+    if fault.restart_after_s is not None:
+        at = sim.host.now + fault.restart_after_s
+        sim.host.call_at(at, lambda: _restart_node(sim, fault.node))
     return fault.node
+
+
+def _restart_node(sim: Simulation, node: int) -> None:
+    """Bring `node` back with a fresh raylet of the same capacity, and record it."""
+    resources, store_bytes = node_capacities(sim.scenario)[node]
+    old = sim.raylets[node]
+    raylet = Raylet(node, old.addr, old.gcs_addr, old.gs_addr, resources, store_bytes, old.config)
+    sim.raylets[node] = raylet
+    sim.host.revive_node(node, raylet)
+    sim.metrics.fault(sim.host.now - sim.started_at, "node_restart", node)
 
 
 def _kill_worker(sim: Simulation, fault: Any) -> Any:

@@ -505,6 +505,9 @@ class NodeFault(_Spec):
     kind: Literal["node"]
     at_s: float = Field(ge=0)
     node: int = Field(ge=0)
+    restart_after_s: float | None = Field(None, gt=0)
+    """When set, the node comes back this long after it died: empty (no tasks, no
+    objects), with a fresh raylet that registers with the GCS like a new node."""
 
 
 class WorkerFault(_Spec):

@@ -143,10 +143,13 @@ class Gcs:
             out.append(Send(sub, NodeAdded(msg.node, msg.addr, dict(msg.resources)), 256))
 
     def _on_subscribe(self, msg: Subscribe, now: float, out: list[Any]) -> None:
-        self.death_subscribers.append(msg.addr)
+        # a restarted node's raylet subscribes again from the same address: once is enough
+        if msg.addr not in self.death_subscribers:
+            self.death_subscribers.append(msg.addr)
         if not msg.joins:
             return
-        self.subscribers.append(msg.addr)
+        if msg.addr not in self.subscribers:
+            self.subscribers.append(msg.addr)
         for info in self.nodes.values():
             if info.alive:
                 out.append(Send(msg.addr, NodeAdded(info.node, info.addr, dict(info.resources))))

@@ -40,6 +40,22 @@ def test_killed_node_loses_its_work_which_is_retried() -> None:
     assert late[3] < min(late[:3])  # dead for most of the run
 
 
+def test_a_restarted_node_rejoins_empty_and_takes_work_again() -> None:
+    fault = {"kind": "node", "at_s": 0.1, "node": 3, "restart_after_s": 0.1}
+    sim = build(scenario([fault]))
+    metrics = sim.run()
+    assert metrics["tasks"] == 6000
+    assert 3 in sim.global_scheduler.views  # registered again
+    assert sim.gcs.nodes[3].alive
+    assert sim.raylets[3].dispatched > 0  # the new incarnation ran tasks
+    assert sim.raylets[0].peers == {1, 2, 3}
+    kinds = [(f["kind"], f["target"]) for f in metrics["faults"]]
+    assert kinds == [("node", 3), ("node_restart", 3)]
+    assert metrics["faults"][1]["time_s"] == pytest.approx(0.2)
+    again = build(scenario([fault])).run()
+    assert again == metrics  # deterministic
+
+
 def test_node_kill_fails_transfers_from_it_and_rebuilds_lost_objects() -> None:
     sim = build(
         scenario(
