@@ -291,14 +291,17 @@ def _file_graph_drivers(sim: Simulation, spec: GraphWorkload) -> int:
     return _graph_drivers(sim, spec, template, spec.repeats * len(sim.owners))
 
 
-def _actor_drivers(sim: Simulation, spec: ActorWorkload) -> int:
+def _shared_drivers(sim: Simulation, spec: Any, cls: type, units: int) -> None:
+    """One `cls` driver per owner, `units` (actors, trials) split as evenly as possible."""
     seed, n = sim.scenario.seed, len(sim.owners)
     for i, owner in enumerate(sim.owners):
         rng = _rng(seed, f"workload:{i}")
-        actors = split(spec.actors, n, i)
-        sim.drivers.append(
-            ActorDriver(sim.host, owner, sim.metrics, sim.completion, spec, rng, actors)
-        )
+        share = split(units, n, i)
+        sim.drivers.append(cls(sim.host, owner, sim.metrics, sim.completion, spec, rng, share))
+
+
+def _actor_drivers(sim: Simulation, spec: ActorWorkload) -> int:
+    _shared_drivers(sim, spec, ActorDriver, spec.actors)
     return spec.actors * spec.calls
 
 
@@ -326,13 +329,7 @@ def _iterative_drivers(sim: Simulation, spec: Any) -> int:
 
 
 def _search_drivers(sim: Simulation, spec: HyperparameterSearchWorkload) -> int:
-    seed, n = sim.scenario.seed, len(sim.owners)
-    for i, owner in enumerate(sim.owners):
-        rng = _rng(seed, f"workload:{i}")
-        trials = split(spec.trials, n, i)
-        sim.drivers.append(
-            SearchDriver(sim.host, owner, sim.metrics, sim.completion, spec, rng, trials)
-        )
+    _shared_drivers(sim, spec, SearchDriver, spec.trials)
     return spec.trials * spec.epochs
 
 
