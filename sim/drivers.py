@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runtime.core.ids import MAX_RETURNS, ObjectId, return_index
+from runtime.core.ids import ObjectId
 from runtime.core.messages import ObjectReady
 from runtime.core.owner import Owner
 from runtime.core.resources import shape_key
@@ -163,18 +163,7 @@ class GraphDriver(_DriverBase):
                 owner.remove_ref(oid, now, out)  # pending consumers hold what they read
 
     def _on_ready(self, cmd: ObjectReady, at: float) -> None:
-        if return_index(cmd.oid) != 1:
-            return
-        instance = self._instance_of.pop(cmd.oid, None)
-        if instance is None:
-            return  # resolved again after a lineage reconstruction: counted already
-        self._record(cmd, at)
-        left = self._left[instance] - 1
-        if left:
-            self._left[instance] = left
-            return
-        del self._left[instance]
-        if self.remaining > 0:
+        if self._group_completed(self._instance_of, self._left, cmd, at) and self.remaining > 0:
             self.host.serve_call(self.owner.addr, self._submit_fn, at)
 
 
@@ -482,17 +471,8 @@ class IterativeDriver(_ActorDriverBase):
         self._weights = ()
 
     def _on_ready(self, cmd: ObjectReady, at: float) -> None:
-        if cmd.oid & MAX_RETURNS != 1:
+        if not self._group_completed(self._iteration_of, self._left, cmd, at):
             return
-        iteration = self._iteration_of.pop(cmd.oid, None)
-        if iteration is None:
-            return  # resolved again after a lineage reconstruction: counted already
-        self._record(cmd, at)
-        left = self._left[iteration] - 1
-        if left:
-            self._left[iteration] = left
-            return
-        del self._left[iteration]
         if self.submitted < self.iterations:
             self.host.serve_call(self.owner.addr, self._submit_fn, at)
         elif not self._left:

@@ -106,6 +106,28 @@ class _DriverBase:
             self.metrics.task_failed(at)
         self.completion.task_ended(at)
 
+    def _group_completed(
+        self, group_of: dict[ObjectId, int], left: dict[int, int], cmd: ObjectReady, at: float
+    ) -> bool:
+        """Count a task of a group (graph instance, iteration) done; True when it was the last.
+
+        ``group_of`` maps each task's first return to its group, ``left`` counts the
+        group's tasks not yet done. A future resolving again after a lineage reconstruction
+        is not counted twice.
+        """
+        if cmd.oid & MAX_RETURNS != 1:
+            return False
+        group = group_of.pop(cmd.oid, None)
+        if group is None:
+            return False  # resolved again after a lineage reconstruction: counted already
+        self._record(cmd, at)
+        remaining = left[group] - 1
+        if remaining:
+            left[group] = remaining
+            return False
+        del left[group]
+        return True
+
     def _on_ready(self, cmd: ObjectReady, at: float) -> None:
         raise NotImplementedError
 
