@@ -1,38 +1,66 @@
 """Run a scenario's workload on real worker processes and report it in the sim's metrics schema.
 
-Task bodies sleep (or spin, below a millisecond) for their drawn durations and return
-outputs of their drawn sizes through the real object store; submission is windowed like
-the simulated drivers'; times are wall-clock. `run_mode` is what `run-scenario --mode
-real|both` calls.
+Every workload kind runs here (the drivers are in `sim.real_workloads`): task bodies
+sleep (or spin, below a millisecond) for their drawn durations and return outputs of
+their drawn sizes through the real object store; times are wall-clock. `fit_to_machine`
+maps a cluster onto this machine (`--scale-down`: one node, one driver, GPU requests as
+CPUs, a time budget); `run_mode` is what `run-scenario --mode real|both` calls.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import math
 import os
-import random
 import sys
+import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sim.distributions import make_sampler
-from sim.metrics import MetricsRecorder, write_json
+from sim.drivers import tree_template
+from sim.metrics import write_json
+from sim.real_workloads import RUNNERS, SPIN_BELOW_S, RealDriver, work
 from sim.report import comparison_rows, write_comparison, write_report
-from sim.scenario import ChainWorkload, IndependentWorkload, Scenario, validate_scenario
+from sim.scenario import (
+    ActorWorkload,
+    GraphWorkload,
+    HyperparameterSearchWorkload,
+    ParameterServerWorkload,
+    RLWorkload,
+    Scenario,
+    read_task_graph,
+    validate_scenario,
+)
 
-SPIN_BELOW_S = 1e-3
-"""Durations shorter than this are busy-waited; longer ones sleep, then spin the last 0.2 ms."""
+__all__ = [
+    "SPIN_BELOW_S",
+    "Fit",
+    "comparison_lines",
+    "RealModeRefused",
+    "fit_to_machine",
+    "run_mode",
+    "run_real",
+    "work",
+]
 
 STORE_CAP_BYTES = 1 << 30
 """Real object store size: the scenario's, capped at 1 GiB (this machine is not a cluster node)."""
 
 WARMUP_TASKS = 8
 
+BUDGET_S = 4.0
+"""Scaling down also shortens a workload whose estimated real run exceeds this (seconds)."""
+
+TASK_OVERHEAD_S = 1e-3
+"""Estimated real cost of one task beyond its body (submission, dispatch, result)."""
+
 
 class RealModeRefused(ValueError):
-    """The scenario's cluster does not fit this machine (and scaling down was not asked for)."""
+    """The scenario cannot run on this machine as asked (and scaling down was not asked for)."""
 
 
 @dataclass(frozen=True)
@@ -42,163 +70,301 @@ class Fit:
     scenario: Scenario
     cpus: int
     note: str = ""
+    resources: dict[str, float] = field(default_factory=dict)
+    """Custom resources of the one node (passed to `runtime.init`)."""
 
 
 def fit_to_machine(scenario: Scenario, scale_down: bool, cpus: int | None = None) -> Fit:
     """Check that `scenario` fits this machine, or map it onto 1 node x `cpus` when allowed.
 
-    A cluster fits when it has one node and no more CPUs than the machine (`cpus`,
-    default `os.cpu_count()`). Otherwise `RealModeRefused` explains why, unless
-    `scale_down`, which returns a scenario with 1 node x `cpus` CPUs and one driver whose
-    window is the sum of the drivers' windows (chains keep their count and length).
+    A cluster fits when it has one node, no more CPUs than the machine (`cpus`, default
+    `os.cpu_count()`), no GPUs (real workers run on CPUs only) and room for the CPUs its
+    actors hold. Otherwise `RealModeRefused` explains why, unless `scale_down`, which
+    returns a scenario with 1 node x `cpus` CPUs and one driver doing all drivers' work,
+    GPU requests mapped to CPUs, actor counts cut to fit, and a workload estimated to run
+    longer than `BUDGET_S` shortened; the note says what changed.
     """
     cpus = cpus or os.cpu_count() or 1
-    cluster, workload = scenario.cluster, scenario.workload
-    if not isinstance(workload, IndependentWorkload | ChainWorkload):
-        raise RealModeRefused(
-            f"scenario {scenario.name!r}: real mode runs the 'independent' and 'chain' "
-            f"workloads, not {workload.kind!r} (use --mode sim)"
-        )
     faults = getattr(scenario, "faults", None)
     if faults:
         raise RealModeRefused(
             f"scenario {scenario.name!r} injects {len(faults)} fault(s); real mode does not "
             "inject faults (use --mode sim, or --set faults=[] to run it without them)"
         )
-    total = cluster.nodes * cluster.cpus_per_node
-    if cluster.nodes == 1 and total <= cpus:
-        return Fit(scenario, cluster.cpus_per_node)
+    problem = _misfit(scenario, cpus)
+    if problem is None:
+        group = scenario.cluster.node_groups()[0]
+        custom = dict(group.custom_resources)
+        return Fit(scenario, group.cpus, "", custom)
     if not scale_down:
         raise RealModeRefused(
-            f"scenario {scenario.name!r} needs {cluster.nodes} node(s) x "
-            f"{cluster.cpus_per_node} CPUs = {total} CPUs, but real mode runs on this one "
-            f"machine with {cpus} CPUs; pass --scale-down to run it on 1 node x {cpus} CPUs "
-            "(the simulator can run the full cluster: --mode sim)"
+            f"scenario {scenario.name!r} {problem}; pass --scale-down to run it on 1 node x "
+            f"{cpus} CPUs (the simulator can run the full cluster: --mode sim)"
         )
+    return _scale_down(scenario, cpus)
+
+
+def _misfit(scenario: Scenario, cpus: int) -> str | None:
+    """Why `scenario` does not fit a machine of `cpus` CPUs as it is (None: it fits)."""
+    cluster, workload = scenario.cluster, scenario.workload
+    groups = cluster.node_groups()
+    total = sum(g.count * g.cpus for g in groups)
+    problems = []
+    if cluster.nodes != 1 or total > cpus:
+        shape = f"{cluster.cpus_per_node} CPUs" if not cluster.groups else "CPUs (groups)"
+        problems.append(
+            f"needs {cluster.nodes} node(s) x {shape} = {total} CPUs, but real mode runs on "
+            f"this one machine with {cpus} CPUs"
+        )
+    gpus = [path for path, demand in workload.demands() if demand.get("GPU")]
+    if gpus or any(g.gpus for g in groups):
+        where = ", ".join(gpus) or "cluster"
+        problems.append(f"requests GPUs ({where}), but real mode runs on CPUs only")
+    held = _held_cpus(workload)
+    if held and held[0] > total:
+        problems.append(
+            f"has actors holding {held[0]:g} CPUs ({held[1]}), more than its {total} CPUs"
+        )
+    return "; it ".join(problems) or None
+
+
+def _held_cpus(workload: Any) -> tuple[float, str] | None:
+    """CPUs held by the workload's actors while alive (plus one task's, for iterative ones)."""
+    if isinstance(workload, ActorWorkload):
+        return workload.actors * workload.actor_cpus, "workload.actors x actor_cpus"
+    if isinstance(workload, RLWorkload):
+        held = workload.rollout_actors * workload.rollout_cpus + workload.learner_cpus
+        return held, "workload.rollout_actors x rollout_cpus + learner_cpus"
+    if isinstance(workload, ParameterServerWorkload):
+        held = workload.servers * workload.server_cpus + workload.num_cpus
+        return held, "workload.servers x server_cpus + one worker's num_cpus"
+    return None
+
+
+# --- scaling down --------------------------------------------------------------------------
+
+
+def _scale_down(scenario: Scenario, cpus: int) -> Fit:
+    """The scenario mapped onto 1 node x `cpus` CPUs and one driver, with a note of changes."""
+    cluster, workload = scenario.cluster, scenario.workload
+    groups = cluster.node_groups()
+    custom: dict[str, float] = {}
+    for group in groups:
+        for key, value in group.custom_resources.items():
+            custom[key] = max(custom.get(key, 0.0), value)
     raw = scenario.model_dump(mode="json")
-    raw["cluster"].update(nodes=1, cpus_per_node=cpus)
-    raw["workload"]["drivers"] = 1
-    raw["workload"]["num_cpus"] = min(workload.num_cpus, float(cpus))
-    if isinstance(workload, IndependentWorkload):
-        raw["workload"]["window"] = workload.window * workload.drivers
+    raw["cluster"] = {
+        "nodes": 1,
+        "cpus_per_node": cpus,
+        "object_store_mb": min(g.object_store_mb for g in groups),
+        "custom_resources": custom,
+    }
+    wl = raw["workload"]
+    drivers, wl["drivers"] = wl["drivers"], 1
+    shape = f"{cluster.cpus_per_node} CPUs" if not cluster.groups else "CPUs in groups"
+    notes = [
+        f"scaled down from {cluster.nodes} node(s) x {shape} and {drivers} driver(s) to "
+        f"1 node x {cpus} CPUs and 1 driver"
+    ]
+    gpu_fields = _map_gpus(wl, workload, cpus)
+    if gpu_fields:
+        notes.append(
+            f"GPU requests mapped to CPU ({', '.join(gpu_fields)}; real workers have no "
+            "GPUs: a GPU request becomes a request of that many CPUs, at least)"
+        )
+    _SCALERS[workload.kind](wl, drivers, cpus, notes)
     scaled = validate_scenario(raw, f"{scenario.name} (scaled down)")
-    note = (
-        f"scaled down from {cluster.nodes} node(s) x {cluster.cpus_per_node} CPUs and "
-        f"{workload.drivers} driver(s) to 1 node x {cpus} CPUs and 1 driver"
+    held = _held_cpus(scaled.workload)
+    if held and held[0] > cpus:
+        raise RealModeRefused(
+            f"scenario {scenario.name!r}: its actors hold {held[0]:g} CPUs ({held[1]}) even "
+            f"scaled down, more than this machine's {cpus}"
+        )
+    scaled = _fit_budget(scaled, raw, cpus, notes)
+    return Fit(scaled, cpus, "; ".join(notes), custom)
+
+
+def _gpus_to_cpus(item: dict[str, Any], cpu_key: str, gpu_key: str, cpus: int) -> bool:
+    """Turn `item[gpu_key]` GPUs into CPUs under `cpu_key` (at least as many); True if any."""
+    gpus = float(item.get(gpu_key) or 0)
+    if not gpus:
+        return False
+    item[cpu_key] = min(max(float(item.get(cpu_key, 1.0)), gpus), float(cpus))
+    item[gpu_key] = 0.0
+    return True
+
+
+def _map_gpus(wl: dict[str, Any], workload: Any, cpus: int) -> list[str]:
+    """Map every GPU request of the raw workload `wl` to CPUs; return the fields changed."""
+    changed = []
+    if _gpus_to_cpus(wl, "num_cpus", "num_gpus", cpus):
+        changed.append("workload.num_gpus")
+        if wl.get("gpu_duration_ms") is not None:  # GPU tasks keep their duration model
+            wl["duration_ms"], wl["gpu_duration_ms"] = wl["gpu_duration_ms"], None
+    wl["num_cpus"] = min(float(wl["num_cpus"]), float(cpus))
+    for cpu_key, gpu_key in (("actor_cpus", "actor_gpus"), ("learner_cpus", "learner_gpus")):
+        if _gpus_to_cpus(wl, cpu_key, gpu_key, cpus):
+            changed.append(f"workload.{gpu_key}")
+    if isinstance(workload, GraphWorkload):
+        tasks = read_task_graph(Path(workload.file))
+        mapped = [dict(t) for t in tasks]
+        hits = [t for t in mapped if _gpus_to_cpus(t, "num_cpus", "num_gpus", cpus)]
+        for t in mapped:
+            if "num_cpus" in t:
+                t["num_cpus"] = min(float(t["num_cpus"]), float(cpus))
+        if hits:
+            wl["file"] = str(_write_graph(Path(workload.file), mapped))
+            changed.append(f"num_gpus of {len(hits)} task(s) in {Path(workload.file).name}")
+    return changed
+
+
+def _write_graph(source: Path, tasks: list[dict[str, Any]]) -> Path:
+    """A copy of a task graph with CPU-only requests, in the temp dir (named by content)."""
+    text = json.dumps({"tasks": tasks}, sort_keys=True)
+    digest = hashlib.sha256(text.encode()).hexdigest()[:12]
+    path = Path(tempfile.gettempdir()) / "twinray-real" / f"{source.stem}-cpu-{digest}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _merge_windows(wl: dict[str, Any], drivers: int, *keys: str) -> None:
+    """One driver does the work of `drivers`: windows (and per-driver counts) multiply."""
+    for key in keys:
+        wl[key] = wl[key] * drivers
+
+
+def _cap(wl: dict[str, Any], key: str, room: float, each: float, notes: list[str]) -> None:
+    """At most `room // each` of `wl[key]` (at least 1), announced when cut."""
+    if each <= 0:
+        return
+    most = max(1, int(room // each + 1e-9))
+    if wl[key] > most:
+        notes.append(f"workload.{key} {wl[key]} -> {most} (each holds {each:g} CPU)")
+        wl[key] = most
+
+
+def _scale_actors(wl: dict[str, Any], drivers: int, cpus: int, notes: list[str]) -> None:
+    _cap(wl, "actors", cpus, float(wl["actor_cpus"]), notes)
+
+
+def _scale_rl(wl: dict[str, Any], drivers: int, cpus: int, notes: list[str]) -> None:
+    room = cpus - float(wl["learner_cpus"])
+    _cap(wl, "rollout_actors", room, float(wl["rollout_cpus"]), notes)
+
+
+def _scale_ps(wl: dict[str, Any], drivers: int, cpus: int, notes: list[str]) -> None:
+    _cap(wl, "servers", cpus - float(wl["num_cpus"]), float(wl["server_cpus"]), notes)
+
+
+_SCALERS: dict[str, Callable[[dict[str, Any], int, int, list[str]], None]] = {
+    "independent": lambda wl, d, c, n: _merge_windows(wl, d, "window"),
+    "chain": lambda wl, d, c, n: None,
+    "tree": lambda wl, d, c, n: _merge_windows(wl, d, "window"),
+    "shuffle": lambda wl, d, c, n: _merge_windows(wl, d, "window", "rounds"),
+    "graph": lambda wl, d, c, n: _merge_windows(wl, d, "window", "repeats"),
+    "actors": _scale_actors,
+    "rl": _scale_rl,
+    "parameter_server": _scale_ps,
+    "hyperparameter_search": lambda wl, d, c, n: _merge_windows(wl, d, "concurrent_trials"),
+}
+"""Workload kind -> how one driver on 1 node x `cpus` CPUs takes over the workload."""
+
+
+# --- the time budget of a scaled-down run --------------------------------------------------
+
+
+def _mean(dist: Any) -> float:
+    """The mean of a distribution spec (normal: its untruncated mean)."""
+    for name in ("value", "mean"):
+        if hasattr(dist, name):
+            return float(getattr(dist, name))
+    return (dist.low + dist.high) / 2
+
+
+def _slots(per_task: float, cpus: int) -> int:
+    """How many tasks requesting `per_task` CPUs run at once on `cpus` CPUs."""
+    return max(1, int(cpus // per_task)) if per_task > 0 else cpus
+
+
+def _task_s(w: Any) -> float:
+    """Estimated real seconds of one task of the workload's default model."""
+    return _mean(w.duration_ms) * 1e-3 + TASK_OVERHEAD_S
+
+
+def _graph_unit_s(w: GraphWorkload, cpus: int) -> float:
+    tasks = read_task_graph(Path(w.file))
+    total = sum(float(t.get("duration_ms", _mean(w.duration_ms))) * 1e-3 for t in tasks)
+    return (total + len(tasks) * TASK_OVERHEAD_S) / _slots(w.num_cpus, cpus)
+
+
+def _iteration_s(w: RLWorkload | ParameterServerWorkload, cpus: int) -> float:
+    if isinstance(w, RLWorkload):
+        return _mean(w.rollout_ms) * 1e-3 + _mean(w.train_ms) * 1e-3 + 2 * TASK_OVERHEAD_S
+    free = _slots(w.num_cpus, max(1, int(cpus - w.servers * w.server_cpus)))
+    return math.ceil(w.workers / free) * _task_s(w) + _mean(w.update_ms) * 1e-3
+
+
+def _expected_epochs(w: HyperparameterSearchWorkload) -> float:
+    """Epochs per trial if each rung passes 1/rf of the trials on (ASHA, roughly)."""
+    rungs, epoch = [], w.grace_epochs
+    while epoch < w.epochs:
+        rungs.append(epoch)
+        epoch *= w.reduction_factor
+    return sum(
+        w.reduction_factor ** -sum(1 for r in rungs if r < e) for e in range(1, w.epochs + 1)
     )
-    return Fit(scaled, cpus, note)
 
 
-# --- the task body (runs in worker processes) ----------------------------------------------
+_BUDGETS: dict[str, tuple[str, Callable[[Any, int], float]]] = {
+    "independent": ("tasks", lambda w, c: _task_s(w) / _slots(w.num_cpus, c)),
+    "chain": ("length", lambda w, c: w.chains * _task_s(w) / min(w.chains, _slots(w.num_cpus, c))),
+    "tree": (
+        "trees",
+        lambda w, c: len(tree_template(w.leaves, w.fan_in)) * _task_s(w) / _slots(w.num_cpus, c),
+    ),
+    "shuffle": ("rounds", lambda w, c: (w.maps + w.reduces) * _task_s(w) / _slots(w.num_cpus, c)),
+    "graph": ("repeats", _graph_unit_s),
+    "actors": ("calls", lambda w, c: _task_s(w)),
+    "rl": ("iterations", _iteration_s),
+    "parameter_server": ("iterations", _iteration_s),
+    "hyperparameter_search": (
+        "trials",
+        lambda w, c: (
+            _expected_epochs(w) * _task_s(w) / min(w.concurrent_trials, _slots(w.num_cpus, c))
+        ),
+    ),
+}
+"""Workload kind -> (the count that repeats its shape, estimated seconds per unit of it)."""
 
 
-def work(duration_s: float, nbytes: int, *_args: Any) -> Any:
-    """Occupy a CPU slot for `duration_s` and return `nbytes` of output (numpy above 100 KiB)."""
-    deadline = time.perf_counter() + duration_s
-    if duration_s >= SPIN_BELOW_S:
-        time.sleep(duration_s - 2e-4)
-    while time.perf_counter() < deadline:
-        pass
-    if nbytes > 100 * 1024:
-        import numpy as np
-
-        return np.zeros(nbytes, dtype=np.uint8)
-    return bytes(nbytes)
-
-
-# --- the driver ----------------------------------------------------------------------------
-
-
-class _Driver:
-    """Windowed submission of one scenario's tasks; records metrics as results arrive."""
-
-    def __init__(self, ray: Any, scenario: Scenario) -> None:
-        spec = scenario.workload
-        rng = random.Random(f"{scenario.seed}:workload:0")  # the sim's stream of driver 0
-        self.ray = ray
-        self.duration_ms = make_sampler(spec.duration_ms, rng)
-        self.output_bytes = make_sampler(spec.output_bytes, rng)
-        self.remote = ray.remote(num_cpus=spec.num_cpus)(work)
-        self.metrics = MetricsRecorder()
-        self.submitted_at: dict[str, float] = {}
-        self.pending: dict[Any, tuple[str, Any]] = {}
-        self.t0 = 0.0
-        self.last = 0.0
-        self.count = 0
-
-    def submit(self, tag: Any, *args: Any) -> Any:
-        """Submit one task with freshly drawn duration and size (sim's draw order)."""
-        duration = self.duration_ms() * 1e-3
-        nbytes = int(self.output_bytes())
-        name = f"t{self.count}"
-        self.count += 1
-        self.submitted_at[name] = time.monotonic()
-        ref = self.remote.options(name=name).remote(duration, nbytes, *args)
-        self.pending[ref] = (name, tag)
-        return ref
-
-    def next_done(self) -> list[tuple[Any, Any]]:
-        """Block until at least one pending task finishes; return (ref, tag) of finished ones."""
-        refs = list(self.pending)
-        ready, rest = self.ray.wait(refs, num_returns=1)
-        if rest:
-            more, _ = self.ray.wait(rest, num_returns=len(rest), timeout=0)
-            ready += more
-        now = time.monotonic()
-        done = []
-        for ref in ready:
-            name, tag = self.pending.pop(ref)
-            try:
-                self.ray.get(ref)  # read the output through the store
-                self.metrics.task_done(now - self.submitted_at[name], now - self.t0)
-            except Exception:
-                self.metrics.task_failed(now - self.t0)
-            done.append((ref, tag))
-        self.last = now
-        return done
-
-    def run_independent(self, spec: IndependentWorkload) -> None:
-        """`tasks` independent tasks, at most `window` in flight."""
-        remaining = spec.tasks
-        for _ in range(min(spec.window, remaining)):
-            self.submit(None)
-            remaining -= 1
-        while self.pending:
-            for _ in self.next_done():
-                if remaining > 0:
-                    self.submit(None)
-                    remaining -= 1
-
-    def run_chains(self, spec: ChainWorkload) -> None:
-        """`chains` chains of `length` tasks, each consuming its predecessor; 2 submitted each."""
-        submitted = [0] * spec.chains
-        last: list[Any] = [None] * spec.chains
-
-        def extend(chain: int) -> None:
-            args = () if last[chain] is None else (last[chain],)
-            last[chain] = self.submit(chain, *args)
-            submitted[chain] += 1
-
-        for chain in range(spec.chains):
-            for _ in range(min(2, spec.length)):
-                extend(chain)
-        while self.pending:
-            for _, chain in self.next_done():
-                if submitted[chain] < spec.length:
-                    extend(chain)
-
-    def record_spans(self, spans: Any) -> None:
-        """Execution start/end of each task from the node's timeline spans (queueing, busy time)."""
-        for span in list(spans):
-            name, start, end = span[0], span[4], span[5]
-            submitted = self.submitted_at.get(name)
-            if submitted is None:
-                continue
-            self.metrics.task_started(0, start - self.t0)
-            self.metrics.task_finished(end - start, max(0.0, start - submitted), 0, end - self.t0)
+def _fit_budget(scaled: Scenario, raw: dict[str, Any], cpus: int, notes: list[str]) -> Scenario:
+    """Cut the repeating count of a workload estimated to run longer than `BUDGET_S`."""
+    w = scaled.workload
+    key, unit_s = _BUDGETS[w.kind]
+    count = getattr(w, key)
+    estimate = count * unit_s(w, cpus)
+    if estimate <= BUDGET_S:
+        return scaled
+    fewer = max(1, int(count * BUDGET_S / estimate))
+    raw["workload"][key] = fewer
+    notes.append(
+        f"workload.{key} {count} -> {fewer} to run in about {BUDGET_S:g} s "
+        f"(estimated {estimate:.0f} s on {cpus} CPUs)"
+    )
+    return validate_scenario(raw, f"{scaled.name}")
 
 
-def run_real(scenario: Scenario, cpus: int, trace: str | Path | None = None) -> dict[str, Any]:
+# --- running -------------------------------------------------------------------------------
+
+
+def run_real(
+    scenario: Scenario,
+    cpus: int,
+    trace: str | Path | None = None,
+    resources: dict[str, float] | None = None,
+) -> dict[str, Any]:
     """Run the (fitting) scenario's workload on `cpus` real workers; return the metrics dict.
 
     Starts and shuts down the runtime; the metrics follow `MetricsRecorder.summary` with
@@ -209,10 +375,14 @@ def run_real(scenario: Scenario, cpus: int, trace: str | Path | None = None) -> 
 
     if ray.is_initialized():
         raise RuntimeError("run_real starts its own runtime: call runtime.shutdown() first")
+    workload = scenario.workload
+    run = RUNNERS.get(workload.kind)
+    if run is None:  # pragma: no cover - new workload kinds
+        raise RealModeRefused(f"real mode does not support workload {workload.kind!r}")
     store = min(int(scenario.cluster.object_store_mb * 2**20), STORE_CAP_BYTES)
-    ray.init(num_cpus=cpus, object_store_memory=store)
+    ray.init(num_cpus=cpus, object_store_memory=store, resources=dict(resources or {}))
     try:
-        driver = _Driver(ray, scenario)
+        driver = RealDriver(ray, scenario)
         warm = ray.remote(work)
         ray.get([warm.remote(0.0, 0) for _ in range(max(WARMUP_TASKS, 2 * cpus))])
         node = _current_node()
@@ -220,15 +390,9 @@ def run_real(scenario: Scenario, cpus: int, trace: str | Path | None = None) -> 
         if spans is not None:
             spans.clear()
         driver.t0 = time.monotonic()
-        workload = scenario.workload
-        if isinstance(workload, IndependentWorkload):
-            driver.run_independent(workload)
-        elif isinstance(workload, ChainWorkload):
-            driver.run_chains(workload)
-        else:  # pragma: no cover - new workload kinds
-            raise RealModeRefused(f"real mode does not support workload {workload.kind!r}")
+        run(driver, workload)
         if spans is not None:
-            driver.record_spans(spans)
+            driver.record_spans(spans, getattr(node, "workers", ()))
         if trace is not None:
             Path(trace).parent.mkdir(parents=True, exist_ok=True)
             ray.timeline(str(trace))
@@ -241,6 +405,7 @@ def run_real(scenario: Scenario, cpus: int, trace: str | Path | None = None) -> 
         message_bytes=None,
         utilization={"CPU": cpu},
         node_utilization={"CPU": [cpu]},
+        faults=[],
         world="real",
     )
     return metrics
@@ -294,7 +459,7 @@ def run_mode(
         _print(f"note                {fit.note}")
     base = Path(scenario.output.report_dir) / scenario.name
     intro = " ".join(x for x in (scenario.description, fit.note and f"Real mode: {fit.note}.") if x)
-    real = run_real(fit.scenario, fit.cpus, trace=base / "real" / "trace.json")
+    real = run_real(fit.scenario, fit.cpus, base / "real" / "trace.json", fit.resources)
     write_json(base / "real" / "metrics.json", real)
     write_report(real, base / "real", f"{scenario.name} (real)", intro=intro)
     _print(f"real throughput     {real['throughput_tps']:,.0f} tasks/s over {real['tasks']} tasks")

@@ -113,6 +113,92 @@ def test_cli_real_refuses_without_scale_down(tmp_path: Path, capsys) -> None:
     assert "--scale-down" in capsys.readouterr().err
 
 
+# --- every workload kind ------------------------------------------------------------------
+
+SCENARIOS = ROOT / "scenarios"
+TINY: dict[str, tuple[str, dict[str, str], int | None]] = {
+    "tree": (
+        "tree.yaml",
+        {"workload.trees": "2", "workload.leaves": "8", "workload.output_bytes": "200000"},
+        2 * (8 + 2 + 1),
+    ),
+    "shuffle": (
+        "shuffle.yaml",
+        {"workload.maps": "4", "workload.reduces": "3", "workload.rounds": "1"},
+        2 * (4 + 3),  # rounds per driver: the scenario's 2 drivers' rounds
+    ),
+    "graph": ("graph.yaml", {"workload.repeats": "2"}, 2 * 2 * 7),
+    "actors": ("actors.yaml", {"workload.actors": "3", "workload.calls": "10"}, 2 * 10),
+    "rl": ("rl.yaml", {"workload.iterations": "3"}, 3 * (1 + 1)),
+    "parameter_server": (
+        "parameter_server.yaml",
+        {"workload.iterations": "3", "workload.workers": "4", "workload.update_ms": "1"},
+        3 * (4 + 1),
+    ),
+    "hyperparameter_search": (
+        "hyperparameter_search.yaml",
+        {"workload.trials": "6", "workload.epochs": "4", "workload.concurrent_trials": "3"},
+        None,  # early stopping depends on the order results arrive in
+    ),
+}
+"""Kind -> (scenario, overrides for a tiny run, tasks expected in both worlds)."""
+
+
+@pytest.mark.parametrize("kind", sorted(TINY))
+def test_every_workload_kind_runs_on_real_workers_with_the_sim_schema(kind: str) -> None:
+    from sim.real_mode import _sim
+
+    name, overrides, tasks = TINY[kind]
+    fast = {"workload.duration_ms": "2"} if kind != "graph" else {}
+    scenario = load_scenario(SCENARIOS / name, {**overrides, **fast})
+    assert scenario.workload.kind == kind
+    fit = fit_to_machine(scenario, scale_down=True, cpus=2)
+    real = run_real(fit.scenario, fit.cpus, resources=fit.resources)
+    sim = _sim(fit.scenario)
+    assert set(sim) <= set(real), set(sim) - set(real)
+    assert real["world"] == "real"
+    assert real["tasks"] > 0 and real["makespan_s"] > 0 and real["latency_s"]["p50"] > 0
+    assert 0 < real["cpu_utilization"] <= 1.0
+    if tasks is not None:
+        assert real["tasks"] == sim["tasks"] == tasks
+    else:
+        assert 6 <= real["tasks"] <= 6 * 4
+
+
+def test_gpu_requests_are_refused_unless_scaled_down_then_mapped_to_cpus() -> None:
+    one_node = {"cluster.nodes": "1", "cluster.cpus_per_node": "2", "cluster.gpus_per_node": "1"}
+    scenario = load_scenario(SCENARIOS / "hyperparameter_search.yaml", one_node)
+    with pytest.raises(RealModeRefused, match="GPUs.*CPUs only.*--scale-down"):
+        fit_to_machine(scenario, scale_down=False, cpus=2)
+    fit = fit_to_machine(scenario, scale_down=True, cpus=2)
+    workload = fit.scenario.workload
+    assert "GPU requests mapped to CPU" in fit.note
+    assert (workload.num_gpus, workload.num_cpus) == (0.0, 1.0)
+    assert workload.duration_ms == scenario.workload.gpu_duration_ms  # GPU epochs' model
+
+
+def test_scale_down_maps_a_graph_files_gpus_and_cuts_actors_to_fit() -> None:
+    from sim.scenario import read_task_graph
+
+    fit = fit_to_machine(load_scenario(SCENARIOS / "graph.yaml"), scale_down=True, cpus=2)
+    tasks = read_task_graph(Path(fit.scenario.workload.file))
+    assert not any(t.get("num_gpus") for t in tasks) and "graph_pipeline.json" in fit.note
+    fit = fit_to_machine(load_scenario(SCENARIOS / "rl.yaml"), scale_down=True, cpus=2)
+    assert fit.scenario.workload.rollout_actors == 1 and "rollout_actors 32 -> 1" in fit.note
+    fit = fit_to_machine(load_scenario(SCENARIOS / "parameter_server.yaml"), True, cpus=2)
+    assert "iterations 40 ->" in fit.note  # the time budget
+
+
+def test_cli_both_runs_a_graph_workload(tmp_path: Path, capsys) -> None:
+    args = [str(SCENARIOS / "tree.yaml"), "--mode", "both", "--scale-down", "--out", str(tmp_path)]
+    overrides = ["workload.trees=2", "workload.leaves=16", "workload.duration_ms=2"]
+    code = main(args + [x for o in overrides for x in ("--set", o)])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "scaled down" in out and "sim vs real" in out
+    assert (tmp_path / "tree" / "comparison.md").exists()
+
+
 # --- calibration ---------------------------------------------------------------------------
 
 
