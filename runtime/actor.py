@@ -41,7 +41,15 @@ def method(*, num_returns: int = 1) -> Callable[[Callable[..., Any]], Callable[.
 class ActorOptions:
     """Options of an actor class, with Ray's names; unknown names raise `TypeError`."""
 
-    __slots__ = ("num_cpus", "num_gpus", "resources", "name", "get_if_exists", "max_restarts")
+    __slots__ = (
+        "num_cpus",
+        "num_gpus",
+        "resources",
+        "name",
+        "get_if_exists",
+        "max_restarts",
+        "lifetime",
+    )
 
     def __init__(
         self,
@@ -51,6 +59,7 @@ class ActorOptions:
         name: str = "",
         get_if_exists: bool = False,
         max_restarts: int = 0,
+        lifetime: str | None = None,
         **ignored: Any,
     ) -> None:
         self.num_cpus = num_cpus
@@ -59,6 +68,8 @@ class ActorOptions:
         self.name = name or ""
         self.get_if_exists = get_if_exists
         self.max_restarts = max_restarts
+        self.lifetime = lifetime
+        """``"detached"``: the actor outlives its handles (as does a named one)."""
 
     def replace(self, **changes: Any) -> ActorOptions:
         """Return a copy with `changes` applied."""
@@ -161,6 +172,8 @@ class ActorHandle:
         self._class_name = class_name
         self._methods = methods
         self._attached: Any = None
+        self._counted: Any = None
+        """The driver node counting this handle (the actor dies with its last handle)."""
 
     @property
     def actor_id(self) -> int:
@@ -181,7 +194,15 @@ class ActorHandle:
         return _current_node().call_actor(self, name, args, kwargs, num_returns)
 
     def __reduce__(self) -> Any:
+        node = self.__dict__.get("_counted")
+        if node is not None:
+            node.actor_handle_escaped(self._actor_id)  # copies elsewhere: never collected
         return (ActorHandle, (self._actor_id, self._class_name, self._methods))
+
+    def __del__(self) -> None:
+        node = self.__dict__.get("_counted")
+        if node is not None:
+            node.release_actor_handle(self._actor_id)
 
     def __repr__(self) -> str:
         return f"Actor({self._class_name}, {self._actor_id:x})"

@@ -48,6 +48,8 @@ def init(
     scheduling_policy: str = "bottom_up",
     inline_threshold: int | None = None,
     ignore_reinit_error: bool = False,
+    object_spilling: bool = True,
+    spill_dir: str | None = None,
     **ignored: Any,
 ) -> dict[str, Any]:
     """Start the single-node runtime in this process: forked workers, arena, event loop.
@@ -55,6 +57,10 @@ def init(
     `num_cpus` defaults to the machine's CPU count (one worker process per CPU);
     `object_store_memory` (bytes) to 512 MiB. Ray options that do not apply here
     (`include_dashboard`, `log_to_driver`, ...) are accepted and ignored.
+
+    When the store is full, objects spill to a nameless file in `spill_dir` (the system
+    temp dir by default) and come back transparently; `object_spilling=False` makes a
+    full store raise `ObjectStoreFullError` instead.
     """
     global _node, _atexit_registered
     from runtime.real.node import Node
@@ -75,6 +81,8 @@ def init(
             resources=res,
             scheduling_policy=scheduling_policy,
             inline_threshold=inline_threshold or INLINE_THRESHOLD,
+            object_spilling=object_spilling,
+            spill_dir=spill_dir,
         )
         if not _atexit_registered:
             atexit.register(shutdown)
@@ -176,8 +184,6 @@ def wait(
     if isinstance(object_refs, ObjectRef) or not isinstance(object_refs, (list, tuple)):
         raise TypeError("wait() expects a list of ObjectRefs")
     refs = list(object_refs)
-    if len(set(refs)) != len(refs):
-        raise ValueError("wait() got duplicate ObjectRefs")
     if not 0 <= num_returns <= len(refs):
         raise ValueError(f"num_returns must be between 0 and {len(refs)}, got {num_returns}")
     return _require_node().wait(refs, num_returns, timeout)

@@ -49,13 +49,28 @@ class ObjectRef:
     def __deepcopy__(self, memo: dict) -> ObjectRef:
         return self
 
-    def __reduce__(self):
-        raise TypeError(
-            f"{self!r} cannot be serialized: pass ObjectRefs as top-level task arguments "
-            "(they are resolved before the task runs); nested ObjectRefs are not supported"
-        )
+    def __reduce__(self) -> tuple[Any, tuple[int, int]]:
+        """Pickle as `(oid, owner address)`; unpickling registers a borrow where it lands.
+
+        The node that serializes records the ref (a task's nested arguments are kept
+        alive until the task ends; a worker lends the refs it returns to the driver).
+        """
+        node = self._node
+        if node is None or not hasattr(node, "reduce_ref"):
+            raise TypeError(f"{self!r} cannot be serialized outside a running session")
+        return (_rebuild_ref, (self._oid, node.reduce_ref(self._oid)))
 
     def __del__(self) -> None:
         node = self._node
         if node is not None:
             node.release_ref(self._oid)
+
+
+def _rebuild_ref(oid: int, owner: int) -> ObjectRef:
+    """Unpickle a nested ObjectRef: the current process's node borrows it from `owner`."""
+    from runtime import api
+
+    node = api._node
+    if node is None or not hasattr(node, "adopt_ref"):
+        return ObjectRef(oid, None)
+    return node.adopt_ref(oid, owner)

@@ -51,8 +51,10 @@ from runtime.core.messages import (
     KillWorker,
     NodeDied,
     ObjectReady,
+    Restore,
     Send,
     SetTimer,
+    Spill,
     TaskFinished,
     TimerFired,
     Trace,
@@ -177,6 +179,8 @@ class Host:
             Trace: self._ignore,
             ActorStateChanged: self._ignore,  # no actor workloads in the simulator yet
             KillWorker: self._ignore,
+            Spill: self._ignore,  # the simulator never asks for room (MakeRoom): no spilling yet
+            Restore: self._ignore,
         }
         self._interrupted: dict[int, float] = {}
         """Running tasks whose body was interrupted: task id -> interruption time."""

@@ -27,3 +27,11 @@ class CoreConfig:
     """Report task state changes to the GCS task table."""
     lineage: bool = True
     """Keep the lineage of stored objects so lost ones can be recomputed (as Ray does)."""
+    object_spilling: bool = True
+    """When a store is full, spill unpinned primary copies to disk (else: store-full errors)."""
+    actor_pipeline: int = 1
+    """Calls of one actor dispatched to its worker before the previous ones finish (the
+    worker still runs them one at a time, in order); 1: the next call waits for the last."""
+    worker_prefetch: int = 0
+    """Queued tasks a raylet may hand its host ahead of free resources, so a busy worker
+    starts its next task without a round trip (Ray's pipelining to leased workers); 0: off."""

@@ -249,6 +249,9 @@ class TaskFinished:
     error_kind: str | None = None
     error: Any = None
     stored: list[bool] | None = None
+    started: TaskId = 0
+    """The prefetched task (``Dispatch.ahead``) the same worker started next, if any: it
+    takes over the finished task's resources."""
 
 
 @dataclass(slots=True, eq=False)
@@ -287,6 +290,41 @@ class TransferFailed:
 
 
 @dataclass(slots=True, eq=False)
+class Unassigned:
+    """Host -> raylet: prefetched ``task_id`` was not started and is back with the raylet."""
+
+    task_id: TaskId
+
+
+@dataclass(slots=True, eq=False)
+class MakeRoom:
+    """Host -> raylet: the world's store has no room for ``nbytes``; spill if allowed.
+
+    The raylet answers with ``Spill`` commands (LRU primary copies no running task pins)
+    or with none when spilling is off or nothing can be spilled: the host then fails the
+    allocation with its store-full error.
+    """
+
+    nbytes: int
+
+
+@dataclass(slots=True, eq=False)
+class Spilled:
+    """Host -> raylet: the bytes of ``oid`` were written to disk (``ok``) and freed from memory."""
+
+    oid: ObjectId
+    ok: bool = True
+
+
+@dataclass(slots=True, eq=False)
+class Restored:
+    """Host -> raylet: spilled ``oid`` is back in memory, or ``error`` says why it is not."""
+
+    oid: ObjectId
+    error: str | None = None
+
+
+@dataclass(slots=True, eq=False)
 class NodeDied:
     """Host -> GCS: ``node`` is gone (its raylet, workers, store and resident owners)."""
 
@@ -320,6 +358,10 @@ class Dispatch:
 
     node: NodeId
     spec: TaskSpec
+    ahead: bool = False
+    """A prefetched task: no resources are reserved yet; queue it behind a running task of
+    a busy worker (it becomes running when ``TaskFinished.started`` names it), or hand it
+    back with ``Unassigned``."""
 
 
 @dataclass(slots=True, eq=False)
@@ -347,6 +389,24 @@ class SetTimer:
     addr: Address
     delay: float
     key: str
+
+
+@dataclass(slots=True, eq=False)
+class Spill:
+    """Write object ``oid`` (``nbytes``) of ``node``'s store to disk, free its memory; then Spilled."""
+
+    node: NodeId
+    oid: ObjectId
+    nbytes: int
+
+
+@dataclass(slots=True, eq=False)
+class Restore:
+    """Read spilled ``oid`` (``nbytes``) of ``node`` back into memory; then Restored."""
+
+    node: NodeId
+    oid: ObjectId
+    nbytes: int
 
 
 @dataclass(slots=True, eq=False)

@@ -21,6 +21,7 @@ from runtime.core.messages import (
     KillActor,
     KillWorker,
     LocateObject,
+    MakeRoom,
     NodeAdded,
     NodeRemoved,
     ObjectAdded,
@@ -29,9 +30,13 @@ from runtime.core.messages import (
     PinObject,
     RegisterNode,
     ResourceReport,
+    Restore,
+    Restored,
     ScheduleTask,
     Send,
     SetTimer,
+    Spill,
+    Spilled,
     SpillTask,
     SubmitActorTask,
     SubmitTask,
@@ -44,6 +49,7 @@ from runtime.core.messages import (
     Transfer,
     TransferDone,
     TransferFailed,
+    Unassigned,
     WorkerBlocked,
     WorkerUnblocked,
 )
@@ -53,6 +59,7 @@ from runtime.core.resources import Resources, ShapeKey, acquire, describe, fits,
 from runtime.core.task import (
     ACTOR_CREATION,
     ERR_ACTOR_DIED,
+    ERR_CANCELLED,
     ERR_OBJECT_LOST,
     ERR_STORE_FULL,
     TASK,
@@ -70,7 +77,9 @@ class LocalActor:
     spec: TaskSpec
     hold: Resources
     queue: deque[TaskSpec] = field(default_factory=deque)
-    running: TaskSpec | None = None
+    inflight: deque[TaskSpec] = field(default_factory=deque)
+    """Calls dispatched to the actor's worker and not finished, oldest first (at most
+    ``CoreConfig.actor_pipeline`` of them; the worker runs them one at a time, in order)."""
     next_seq: dict[Address, int] = field(default_factory=dict)
     """Per caller: the sequence number of the next call to accept."""
     early: dict[tuple[Address, int], TaskSpec] = field(default_factory=dict)
@@ -114,6 +123,12 @@ class Raylet:
         self.pulls: dict[ObjectId, list[TaskId]] = {}
         self.running: dict[TaskId, TaskSpec] = {}
         self.actors: dict[int, LocalActor] = {}
+        self.ahead: dict[TaskId, TaskSpec] = {}
+        """Prefetched tasks handed to the host without resources (``worker_prefetch``)."""
+        self._prefetch_paused = False
+        """The host handed a prefetched task back: send no more until a task finishes."""
+        self._ahead_cancelled: set[TaskId] = set()
+        """Prefetched tasks cancelled while at the host: dropped if handed back."""
         self.blocked: set[TaskId] = set()
         """Running tasks whose worker waits (nested get): their resources are lent out."""
         self.task_events: list[tuple[TaskId, str, NodeId, float]] = []
@@ -142,6 +157,10 @@ class Raylet:
             ObjectLocations: self._on_object_locations,
             WorkerBlocked: self._on_worker_blocked,
             WorkerUnblocked: self._on_worker_unblocked,
+            MakeRoom: self._on_make_room,
+            Spilled: self._on_spilled,
+            Restored: self._on_restored,
+            Unassigned: self._on_unassigned,
         }
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -220,8 +239,11 @@ class Raylet:
             store = self.store
             missing: set[ObjectId] = set()
             for dep in spec.deps:
-                if dep.oid in store:
+                if store.in_memory(dep.oid):
                     store.pin(dep.oid)
+                elif dep.oid in store:
+                    missing.add(dep.oid)  # spilled: restore it before the task runs
+                    self._restore(dep.oid, spec.task_id, out)
                 else:
                     missing.add(dep.oid)
                     self._pull(dep.oid, dep.size, dep.locations, spec.task_id, out)
@@ -246,6 +268,14 @@ class Raylet:
         src = next((n for n in locations if n != self.node), locations[0] if locations else -1)
         out.append(Transfer(oid, src, self.node, size))
 
+    def _restore(self, oid: ObjectId, task_id: TaskId, out: list[Any]) -> None:
+        waiters = self.pulls.get(oid)
+        if waiters is not None:
+            waiters.append(task_id)
+            return
+        self.pulls[oid] = [task_id]
+        out.append(Restore(self.node, oid, self.store.objects[oid].size))
+
     def _enqueue(self, spec: TaskSpec, now: float, out: list[Any]) -> None:
         key = self._shape(spec)
         queue = self.queues.get(key)
@@ -256,6 +286,44 @@ class Raylet:
             queue = self.queues[key] = deque()
         queue.append(spec)
         self.queued += 1
+        if self.config.worker_prefetch:
+            self._prefetch(out)
+
+    def _prefetch(self, out: list[Any]) -> None:
+        """Hand queued plain tasks to the host ahead of resources, up to ``worker_prefetch``."""
+        limit = self.config.worker_prefetch
+        if self._prefetch_paused or len(self.ahead) >= limit:
+            return
+        for queue in self.queues.values():
+            while queue and len(self.ahead) < limit and queue[0].kind == TASK:
+                spec = queue.popleft()
+                self.queued -= 1
+                self.ahead[spec.task_id] = spec
+                out.append(Dispatch(self.node, spec, True))
+            if len(self.ahead) >= limit:
+                return
+
+    def _on_unassigned(self, msg: Unassigned, now: float, out: list[Any]) -> None:
+        spec = self.ahead.pop(msg.task_id, None)
+        if spec is None:
+            return
+        if msg.task_id in self._ahead_cancelled:  # its owner failed it already: drop it
+            self._ahead_cancelled.discard(msg.task_id)
+            for dep in spec.deps:
+                self.store.unpin(dep.oid)
+            error = "cancelled before it started"
+            out.append(
+                Send(spec.owner, TaskDone(spec.task_id, self.node, [], ERR_CANCELLED, error))
+            )
+            return
+        self._prefetch_paused = True
+        key = self._shape(spec)
+        queue = self.queues.get(key)
+        if queue is None:
+            queue = self.queues[key] = deque()
+        queue.appendleft(spec)
+        self.queued += 1
+        self._dispatch_queued(now, out)
 
     def _dispatch(self, spec: TaskSpec, now: float, out: list[Any]) -> None:
         acquire(self.available, spec.resources)
@@ -284,7 +352,14 @@ class Raylet:
     def _on_task_finished(self, msg: TaskFinished, now: float, out: list[Any]) -> None:
         spec = self.running.pop(msg.task_id, None)
         if spec is None:
-            return  # cancelled or already failed over; nothing holds resources for it
+            spec = self.ahead.pop(msg.task_id, None) if self.ahead else None
+            if spec is None:
+                return  # cancelled or already failed over; nothing holds resources for it
+            self._ahead_cancelled.discard(msg.task_id)
+            for dep in spec.deps:  # a prefetched task that never started (its worker died)
+                self.store.unpin(dep.oid)
+            self._report_done(spec, msg, now, out)
+            return
         if spec.kind != TASK:
             self._actor_task_finished(spec, msg, now, out)
             return
@@ -292,11 +367,21 @@ class Raylet:
             self.blocked.discard(msg.task_id)  # its resources were already lent back
         else:
             release(self.available, spec.resources)
+        nxt = self.ahead.pop(msg.started, None) if msg.started else None
+        if nxt is not None:  # the worker went on to a prefetched task: it runs now
+            self._ahead_cancelled.discard(nxt.task_id)  # too late to take back: it ran
+            acquire(self.available, nxt.resources)
+            self.running[nxt.task_id] = nxt
+            self.dispatched += 1
+            nxt.started_at = now
         for dep in spec.deps:
             self.store.unpin(dep.oid)
         self._report_done(spec, msg, now, out)
+        self._prefetch_paused = False
         if self.queued:
             self._dispatch_queued(now, out)
+            if self.config.worker_prefetch:
+                self._prefetch(out)
 
     def _report_done(self, spec: TaskSpec, msg: TaskFinished, now: float, out: list[Any]) -> None:
         """Seal a finished task's outputs and tell its owner how it ended."""
@@ -447,6 +532,29 @@ class Raylet:
             if self.store.remove(oid):
                 out.append(Free(self.node, oid))
 
+    def _on_make_room(self, msg: MakeRoom, now: float, out: list[Any]) -> None:
+        """Spill LRU unpinned primary copies until ``nbytes`` fit (at least one, if any)."""
+        if not self.config.object_spilling:
+            return
+        store = self.store
+        needed = store.used + msg.nbytes - store.capacity
+        for oid in store.spill_candidates(needed):
+            out.append(Spill(self.node, oid, store.objects[oid].size))
+
+    def _on_spilled(self, msg: Spilled, now: float, out: list[Any]) -> None:
+        if msg.ok:
+            self.store.mark_spilled(msg.oid)
+        else:
+            self.store.spill_failed(msg.oid)
+
+    def _on_restored(self, msg: Restored, now: float, out: list[Any]) -> None:
+        if msg.error is None:
+            self.store.mark_restored(msg.oid)
+            self._object_local(msg.oid, now, out)
+            return
+        waiters = self.pulls.pop(msg.oid, [])
+        self._fail_waiters(waiters, f"cannot restore spilled object {msg.oid:x}: {msg.error}", out)
+
     def _on_pin(self, msg: PinObject, now: float, out: list[Any]) -> None:
         evicted = self.store.add(msg.oid, msg.size, primary=True, force=True)
         self._forget(evicted, out)
@@ -497,8 +605,12 @@ class Raylet:
                 self._dispatch_queued(now, out)
             return
         actor = self.actors.get(spec.actor_id)
-        if actor is not None and actor.running is spec:
-            actor.running = None
+        if actor is not None:
+            inflight = actor.inflight
+            if inflight and inflight[0] is spec:
+                inflight.popleft()
+            elif spec in inflight:
+                inflight.remove(spec)
         self._report_done(spec, msg, now, out)
         if actor is not None:
             self._run_next_call(actor, now, out)
@@ -530,13 +642,15 @@ class Raylet:
         self._run_next_call(actor, now, out)
 
     def _run_next_call(self, actor: LocalActor, now: float, out: list[Any]) -> None:
-        if actor.running is not None or not actor.queue:
-            return
-        spec = actor.running = actor.queue.popleft()
-        self.running[spec.task_id] = spec
-        self.dispatched += 1
-        spec.started_at = now
-        out.append(Dispatch(self.node, spec))
+        queue, inflight = actor.queue, actor.inflight
+        depth = self.config.actor_pipeline
+        while queue and len(inflight) < depth:
+            spec = queue.popleft()
+            inflight.append(spec)
+            self.running[spec.task_id] = spec
+            self.dispatched += 1
+            spec.started_at = now
+            out.append(Dispatch(self.node, spec))
 
     def _on_actor_worker_died(self, msg: ActorWorkerDied, now: float, out: list[Any]) -> None:
         self._actor_gone(msg.actor_id, msg.reason, False, now, out)
@@ -565,8 +679,11 @@ class Raylet:
             release(self.available, creation.resources)
         else:
             release(self.available, actor.hold)
-            calls = [actor.running] if actor.running is not None else []
-            calls += list(actor.queue) + [actor.early[k] for k in sorted(actor.early)]
+            calls = (
+                list(actor.inflight)
+                + list(actor.queue)
+                + [actor.early[k] for k in sorted(actor.early)]
+            )
             for spec in calls:
                 self.running.pop(spec.task_id, None)
                 error = f"{reason} (actor {actor_id:x} on node {self.node})"
@@ -581,6 +698,10 @@ class Raylet:
     def _on_cancel(self, msg: CancelTask, now: float, out: list[Any]) -> None:
         """Drop a queued or waiting task, or interrupt a running one (its owner already failed it)."""
         tid = msg.task_id
+        if tid in self.ahead:  # handed to the host, not started: it takes it back
+            self._ahead_cancelled.add(tid)
+            out.append(CancelRunning(self.node, tid, False))
+            return
         if tid in self.running:
             force = msg.force and self.running[tid].kind == TASK
             out.append(CancelRunning(self.node, tid, force))

@@ -8,6 +8,7 @@ actor's worker through the fork server, routes its calls there, kills it on
 
 from __future__ import annotations
 
+import heapq
 import os
 import signal
 from dataclasses import dataclass
@@ -24,11 +25,15 @@ from runtime.core.messages import (
 )
 from runtime.core.task import ACTOR_CREATION, ACTOR_METHOD, TaskSpec
 from runtime.real import protocol as p
-from runtime.real.addresses import NODE_ID, OWNER_ADDR
+from runtime.real.addresses import HOST_ADDR, NODE_ID, OWNER_ADDR
 from runtime.real.futures import Future
 from runtime.real.worker import ZYGOTE_REQUEST
 
 __all__ = ["ActorInfo", "ActorMixin"]
+
+
+ACTOR_COLLECT_RETRY = 0.01
+"""Seconds between checks that an actor whose last handle died has no call left."""
 
 
 @dataclass(slots=True)
@@ -60,7 +65,8 @@ class ActorMixin:
         name = ac.__qualname__
         if any(type(v).__name__ == "ObjectRef" for v in (*args, *kwargs.values())):
             # the core resolves constructor arguments at registration: they must be ready
-            self.wait([v for v in (*args, *kwargs.values()) if _is_ref(v)], 10**9, None)
+            refs = list(dict.fromkeys(v for v in (*args, *kwargs.values()) if _is_ref(v)))
+            self.wait(refs, len(refs), None)
         a, kw, arg_refs, implicit = self._encode_args(name, args, kwargs)
         demand, hold = options.demand_and_hold()
         with self._ids_lock:
@@ -89,7 +95,46 @@ class ActorMixin:
         if options.get_if_exists and options.name:
             answered.wait(None)  # learn whether an actor of that name exists
             actor_id = info.alias_of or tid
-        return ActorHandle(actor_id, name, ac._methods)
+        handle = ActorHandle(actor_id, name, ac._methods)
+        if not options.name and options.lifetime != "detached":
+            with self._lock:
+                self._actor_handles[actor_id] = self._actor_handles.get(actor_id, 0) + 1
+            handle._counted = self
+        return handle
+
+    def actor_handle_escaped(self, actor_id: int) -> None:
+        """A handle was pickled (passed to a task or stored): the actor is never collected."""
+        with self._lock:
+            self._actor_handles.pop(actor_id, None)
+
+    def release_actor_handle(self, actor_id: int) -> None:
+        """A counted handle died (any thread): kill the actor after its last handle.
+
+        Calls submitted before still run: the kill waits until the driver's owner has
+        no call of that actor in flight or unsent (checked on a host timer).
+        """
+        if self.closed:
+            return
+        with self._lock:
+            left = self._actor_handles.get(actor_id)
+            if left is None:
+                return
+            if left > 1:
+                self._actor_handles[actor_id] = left - 1
+                return
+            del self._actor_handles[actor_id]
+        self._ops.append((self._op_collect_actor, actor_id))
+        self._wake()
+
+    def _op_collect_actor(self, actor_id: int, now: float) -> None:
+        state = self.owner.actor_state(actor_id)
+        if state is not None and (state.unsent or state.inflight or state.state == ACTOR_PENDING):
+            at = now + ACTOR_COLLECT_RETRY
+            heapq.heappush(
+                self._timers, (at, next(self._timer_seq), HOST_ADDR, f"collect:{actor_id}")
+            )
+            return
+        self.owner.kill_actor(actor_id, True, self._out)
 
     def call_actor(
         self, handle: ActorHandle, method: str, args: tuple, kwargs: dict, num_returns: int
@@ -246,6 +291,7 @@ class ActorMixin:
         if self._actor_workers.get(w.actor_id) is w:
             del self._actor_workers[w.actor_id]
         spec, w.spec = w.spec, None
+        w.queue.clear()
         if w.killed or self._stopping:
             return
         detail = f"the actor's worker {w.worker_id} (pid {w.pid}) died"

@@ -123,6 +123,9 @@ class Arena:
         anchor = ctypes.c_char.from_buffer(self._mmap)
         self._address = ctypes.addressof(anchor)
         del anchor  # release the buffer export so close() can unmap
+        self.control = -1
+        """Offset of the cancel-target slots (`CANCEL_SLOTS` int64s, one per worker id
+        modulo): the driver writes a task id there before signalling the worker."""
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.closed = False

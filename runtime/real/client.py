@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from functools import partial
 from typing import Any
 
@@ -28,6 +29,9 @@ from runtime.real.serialization import (
 )
 
 __all__ = ["ClientMixin"]
+
+_collector = threading.local()
+"""Per thread: the list collecting nested refs while the driver serializes task arguments."""
 
 
 class ClientMixin:
@@ -107,13 +111,40 @@ class ClientMixin:
                 raise ValueError(f"{value!r} ({what}) belongs to another session")
             arg_refs.append(value._oid)
             return value._oid
-        obj = serialize(value, what)
+        nested: list[int] = []
+        _collector.refs = nested
+        try:
+            obj = serialize(value, what)
+        finally:
+            _collector.refs = None
+        arg_refs.extend(nested)  # kept alive (and ready) until the task ends
         if obj.total_size < self.inline_threshold:
             return (p.VALUE_INLINE, obj.to_bytes())
         oid = self._put_serialized(obj)  # large arguments become implicit puts, like Ray
         implicit.append(oid)
         arg_refs.append(oid)
         return oid
+
+    def reduce_ref(self, oid: int) -> int:
+        """A ref is being pickled inside a value: record it; return its owner's address."""
+        refs = getattr(_collector, "refs", None)
+        if refs is not None:
+            refs.append(oid)
+        obj = self.owner.objects.get(oid)
+        if obj is not None and obj.owner >= 0:
+            return obj.owner  # borrowed: name the real owner
+        return OWNER_ADDR
+
+    def adopt_ref(self, oid: int, owner: int) -> ObjectRef:
+        """A ref unpickled here (a value returned by a task): borrow it from `owner`."""
+        with self._lock:
+            if oid in self.table:
+                self._extra_refs[oid] = self._extra_refs.get(oid, 0) + 1
+            else:
+                self.table[oid] = ObjectEntry()
+        self._ops.append((self._op_borrow, (oid, owner)))
+        self._wake()
+        return ObjectRef(oid, self)
 
     def put(self, value: Any) -> ObjectRef:
         """Store `value` (inline or in the arena) and return its ObjectRef."""
@@ -167,8 +198,27 @@ class ClientMixin:
     def wait(
         self, refs: list[ObjectRef], num_returns: int, timeout: float | None
     ) -> tuple[list[ObjectRef], list[ObjectRef]]:
-        """Return `(ready, not_ready)` once `num_returns` are ready or `timeout` passed."""
+        """Return `(ready, not_ready)` once `num_returns` are ready or `timeout` passed.
+
+        Raises ValueError on duplicate refs. The common case (enough refs ready already)
+        is one pass over `refs` without the lock: an entry's state only moves forward.
+        """
         entries = self._entries(refs)
+        if len(set(map(id, entries))) != len(entries):
+            raise ValueError("wait() got duplicate ObjectRefs")
+        if PENDING not in [e.state for e in entries]:
+            return refs[:num_returns], refs[num_returns:]
+        ready: list[ObjectRef] = []
+        not_ready: list[ObjectRef] = []
+        n = 0
+        for r, e in zip(refs, entries):
+            if n < num_returns and e.state != PENDING:
+                ready.append(r)
+                n += 1
+            else:
+                not_ready.append(r)
+        if n >= num_returns or timeout == 0:
+            return ready, not_ready
         fut = None
         with self._lock:
             done = sum(e.state != PENDING for e in entries)
@@ -200,15 +250,16 @@ class ClientMixin:
     def _entries(self, refs: list[ObjectRef]) -> list[ObjectEntry]:
         self._check_open()
         table = self.table
-        entries = []
-        for r in refs:
+        try:  # -1 is never an object id: a ref of another session fails the lookup
+            return [table[r._oid if r._node is self else -1] for r in refs]
+        except (KeyError, AttributeError):
+            pass
+        for r in refs:  # slow path: say what is wrong
             if not isinstance(r, ObjectRef):
                 raise TypeError(f"expected an ObjectRef, got {type(r).__name__}")
-            e = table.get(r._oid)
-            if e is None or r._node is not self:
+            if r._node is not self or r._oid not in table:
                 raise ObjectLostError(f"{r!r} is not known to this session")
-            entries.append(e)
-        return entries
+        raise AssertionError("unreachable")
 
     @staticmethod
     def _unregister(fut: Future, entries: list[ObjectEntry]) -> None:
@@ -222,13 +273,39 @@ class ClientMixin:
             if not e.stored:
                 return loads(e.payload)
             with self._lock:
-                offset, size = self.arena_objects[oid]
-                self._pins[offset] = self._pins.get(offset, 0) + 1
+                loc = self.arena_objects.get(oid)
+                if loc is None:  # spilled: read it from disk, it stays there
+                    data = self._spilled_bytes_locked(oid)
+                else:
+                    offset, size = loc
+                    self._pins[offset] = self._pins.get(offset, 0) + 1
+            if loc is None:
+                return loads(data)
             release = partial(self._unpins.append, offset)
             return deserialize_pinned(self.arena.view(offset, size), release)
         raise error_of(e.error_kind, e.error)
 
     def _allocate(self, nbytes: int) -> int:
+        """Reserve an arena range from a program thread, spilling through the loop if full.
+
+        On a full arena the loop thread is asked to make room (the raylet decides what to
+        spill); the caller waits and retries while spilling frees something.
+        """
+        while True:
+            try:
+                return self._allocate_now(nbytes)
+            except ObjectStoreFullError:
+                if not self.config.object_spilling:
+                    raise
+                done = Future(1)
+                box = [False]
+                self._ops.append((self._op_make_room, (nbytes, done, box)))
+                self._wake()
+                done.wait(None)
+                if not box[0]:
+                    raise
+
+    def _allocate_now(self, nbytes: int) -> int:
         """Reserve an arena range (any thread); retry once after applying pending unpins."""
         with self._lock:
             try:

@@ -11,18 +11,27 @@ from runtime.core.messages import (
     CancelRunning,
     Dispatch,
     Free,
+    MakeRoom,
     ObjectReady,
+    Restore,
+    Restored,
     Send,
     SetTimer,
+    Spill,
+    Spilled,
     TaskFinished,
     TimerFired,
     Trace,
     Transfer,
+    Unassigned,
 )
 from runtime.core.task import ERR_CANCELLED, TASK
+from runtime.exceptions import ObjectStoreFullError
+from runtime.real import protocol as p
 from runtime.real.addresses import HOST_ADDR, OWNER_ADDR
+from runtime.real.arena import ALIGNMENT
 from runtime.real.futures import ERR_NO_WORKERS, FAILED, READY
-from runtime.real.worker import CANCEL_SIGNAL
+from runtime.real.worker import CANCEL_SIGNAL, write_cancel_target
 
 __all__ = ["EffectsMixin"]
 
@@ -57,6 +66,9 @@ class EffectsMixin:
         if spec.kind != TASK:
             self._actor_dispatchers[spec.kind](spec, now)
             return
+        if cmd.ahead:
+            self._prefetch_to_worker(spec, now)
+            return
         if self._idle:
             self._start_task(self._idle.pop(), spec)
         elif self._spawning or self._pool_alive():
@@ -67,16 +79,59 @@ class EffectsMixin:
             )
             self.raylet.handle(event, now, self._out)
 
+    def _prefetch_to_worker(self, spec: Any, now: float) -> None:
+        """Queue a prefetched task behind the running task of a busy, unblocked worker."""
+        blocked = self.raylet.blocked
+        for w in self.workers:
+            if (
+                w.alive
+                and not w.actor_id
+                and w.spec is not None
+                and not w.queue
+                and w.spec.task_id not in blocked
+            ):
+                self._start_task(w, spec)
+                return
+        self.raylet.handle(Unassigned(spec.task_id), now, self._out)
+
+    def _revoke(self, w: Any, task_ids: list[int], reason: str) -> None:
+        """Ask a worker to drop prefetched tasks it has not started (answer: REVOKED)."""
+        for tid in task_ids:
+            if reason == "cancel" or tid not in self._revoking:
+                self._revoking[tid] = reason  # a cancel is never downgraded to a give-back
+        w.outbox.append(p.revoke(task_ids))
+        self._dirty.append(w)
+
+    def _on_revoked(self, w: Any, msg: tuple, now: float) -> None:
+        dropped = set(msg[1])
+        for tid in list(self._revoking):
+            spec = next((s for s in w.queue if s.task_id == tid), None)
+            if spec is None and tid not in dropped:
+                continue
+            reason = self._revoking.pop(tid)
+            if tid not in dropped:
+                if reason == "cancel":
+                    self._interrupt(tid, False, now)  # it started meanwhile: interrupt it
+                continue
+            if spec is not None:
+                w.queue.remove(spec)
+            self._release_arg_pins(tid)
+            if reason == "cancel":
+                event: Any = TaskFinished(tid, [], ERR_CANCELLED, "cancelled before it started")
+            else:
+                event = Unassigned(tid)
+            self.raylet.handle(event, now, self._out)
+
     def _effect_object_ready(self, cmd: ObjectReady, now: float) -> None:
         oid = cmd.oid
         if cmd.owner != OWNER_ADDR:
-            if cmd.error_kind is not None and oid in self.arena_objects:
+            if cmd.error_kind is not None and (oid in self.arena_objects or oid in self.spilled):
                 with self._lock:
                     self._free_locked(oid)
             self._nested_ready(cmd, now)
             return
         with self._lock:
-            if cmd.error_kind is not None and oid in self.arena_objects:
+            if cmd.error_kind is not None and (oid in self.arena_objects or oid in self.spilled):
                 self._free_locked(oid)  # a stored output the store refused, or a failed retry
             e = self.table.get(oid)
             if e is None:
@@ -106,15 +161,25 @@ class EffectsMixin:
         the worker can be given another task.
         """
         for w in self.workers:
-            if w.alive and w.spec is not None and w.spec.task_id == task_id:
+            if not w.alive:
+                continue
+            if w.spec is not None and w.spec.task_id == task_id:
+                if not force:
+                    # the worker may have moved on to a pipelined or prefetched body:
+                    # it ignores a signal whose named target is not the body it runs
+                    write_cancel_target(self.arena, w.worker_id, task_id)
                 try:
                     os.kill(w.pid, signal.SIGKILL if force else CANCEL_SIGNAL)
                 except ProcessLookupError:
                     return
                 if not force:
-                    at = now + INTERRUPT_RETRY
-                    entry = (at, next(self._timer_seq), HOST_ADDR, f"interrupt:{task_id}")
-                    heapq.heappush(self._timers, entry)
+                    self._retry_interrupt(task_id, now)
+                return
+            if w.queue and any(s.task_id == task_id for s in w.queue):
+                if w.actor_id:
+                    self._retry_interrupt(task_id, now)  # sent, not started: wait for its turn
+                else:
+                    self._revoke(w, [task_id], "cancel")  # a prefetched task: take it back
                 return
         for spec in self._backlog:  # dispatched by the raylet, still waiting for a worker
             if spec.task_id == task_id:
@@ -123,10 +188,16 @@ class EffectsMixin:
                 self.raylet.handle(event, now, self._out)
                 return
 
+    def _retry_interrupt(self, task_id: int, now: float) -> None:
+        entry = (now + INTERRUPT_RETRY, next(self._timer_seq), HOST_ADDR, f"interrupt:{task_id}")
+        heapq.heappush(self._timers, entry)
+
     def _on_host_timer(self, key: str, now: float) -> None:
         kind, _, arg = key.partition(":")
         if kind == "interrupt":
             self._interrupt(int(arg), False, now)
+        elif kind == "collect":
+            self._op_collect_actor(int(arg), now)
 
     def _effect_free(self, cmd: Free, now: float) -> None:
         with self._lock:
@@ -146,12 +217,111 @@ class EffectsMixin:
     def _free_locked(self, oid: int) -> None:
         loc = self.arena_objects.pop(oid, None)
         if loc is None:
+            spilled = self.spilled.pop(oid, None)
+            if spilled is not None:
+                self.spill.free(*spilled)
             return
-        offset = loc[0]
+        self._release_range_locked(loc[0])
+
+    def _release_range_locked(self, offset: int) -> None:
+        """Free an arena range now, or when the last value aliasing it is dropped."""
         if self._pins.get(offset):
             self._doomed.add(offset)  # a value from get() still aliases it
         else:
             self.arena.free(offset)
+
+    def _release_arg_pins(self, task_id: int) -> None:
+        """A task ended: drop the pins its arena arguments held (loop thread)."""
+        offsets = self._arg_pins.pop(task_id, None)
+        if offsets:
+            with self._lock:
+                self._unpins.extend(offsets)
+                self._apply_unpins_locked()
+
+    def _spilled_bytes_locked(self, oid: int) -> bytes:
+        """The layout of spilled `oid`, read from disk (call with `_lock` held)."""
+        offset, size = self.spilled[oid]
+        return self.spill.read(offset, size)
+
+    # -- spilling ---------------------------------------------------------------------------
+
+    def _allocate_loop(self, nbytes: int, now: float) -> int:
+        """Reserve an arena range on the loop thread, asking the raylet to spill while full."""
+        while True:
+            try:
+                return self._allocate_now(nbytes)
+            except ObjectStoreFullError:
+                if not self._make_room(nbytes, now):
+                    raise
+
+    def _op_make_room(self, item: tuple[int, Any, list[bool]], now: float) -> None:
+        nbytes, done, box = item
+        try:
+            if self._out:
+                self._execute(now)  # puts and frees queued before this op are done first
+            with self._lock:
+                self._apply_unpins_locked()
+                fits = self.arena.allocator.largest_free() >= nbytes + ALIGNMENT
+            box[0] = fits or self._make_room(nbytes, now)  # True: worth another try
+        finally:
+            done.hit()
+
+    def _make_room(self, nbytes: int, now: float) -> bool:
+        """Ask the raylet what to spill for `nbytes`, spill it now; True if anything was."""
+        cmds: list[Any] = []
+        self.raylet.handle(MakeRoom(nbytes), now, cmds)
+        spilled = False
+        for cmd in cmds:
+            if type(cmd) is Spill:
+                ok = self._spill_object(cmd.oid)
+                spilled = spilled or ok
+                self.raylet.handle(Spilled(cmd.oid, ok), now, self._out)
+            else:
+                self._out.append(cmd)
+        return spilled
+
+    def _spill_object(self, oid: int) -> bool:
+        """Write `oid` from the arena to the spill file and free its range (synchronously)."""
+        with self._lock:
+            loc = self.arena_objects.get(oid)
+            if loc is None:
+                return False
+            offset, size = loc
+            try:
+                file_offset = self.spill.write(self.arena.view(offset, size))
+            except OSError:
+                return False
+            del self.arena_objects[oid]
+            self.spilled[oid] = (file_offset, size)
+            self._release_range_locked(offset)
+        return True
+
+    def _effect_spill(self, cmd: Spill, now: float) -> None:
+        ok = self._spill_object(cmd.oid)
+        self.raylet.handle(Spilled(cmd.oid, ok), now, self._out)
+
+    def _effect_restore(self, cmd: Restore, now: float) -> None:
+        oid = cmd.oid
+        with self._lock:
+            loc = self.spilled.get(oid)
+        if loc is None:
+            if oid in self.arena_objects:
+                self.raylet.handle(Restored(oid), now, self._out)
+            else:
+                self.raylet.handle(Restored(oid, "it is not on disk"), now, self._out)
+            return
+        file_offset, size = loc
+        try:
+            offset = self._allocate_loop(size, now)
+        except ObjectStoreFullError as exc:
+            self.raylet.handle(Restored(oid, str(exc)), now, self._out)
+            return
+        self.spill.read_into(file_offset, self.arena.writable_view(offset, size))
+        with self._lock:
+            del self.spilled[oid]
+            self.arena_objects[oid] = (offset, size)
+            self.spill.free(file_offset, size)
+        self.raylet.handle(Restored(oid), now, self._out)
 
     def _apply_unpins_locked(self) -> None:
         unpins, pins = self._unpins, self._pins

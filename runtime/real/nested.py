@@ -146,12 +146,26 @@ class NestedMixin:
         if size < self.inline_threshold:
             owner.put(size, data, False, now, self._out, oid=oid)
         else:
-            offset = self._allocate(size)
+            offset = self._allocate_loop(size, now)
             self.arena.writable_view(offset, size)[:] = data
             with self._lock:
                 self.arena_objects[oid] = (offset, size)
             owner.put(size, None, True, now, self._out, oid=oid)
         self._reply(w, req_id, True, oid)
+
+    def _req_borrow(self, w: Any, req_id: int, items: list[tuple[int, int]], now: float) -> None:
+        """The worker unpickled refs: its owner borrows them from their owners."""
+        owner = self._owner_of(w)
+        for oid, owner_addr in items:
+            owner.borrow(oid, owner_addr, now, self._out)
+        self._execute(now)  # the subscriptions land before any later release
+
+    def _req_lend(self, w: Any, req_id: int, items: list[tuple[int, int]], now: float) -> None:
+        """The worker pickled refs into a value it sends out: the driver's owner borrows
+        them, so they outlive the worker's own handles (held until shutdown)."""
+        for oid, owner_addr in items:
+            self.owner.borrow(oid, owner_addr, now, self._out)
+        self._execute(now)
 
     def _req_release(self, w: Any, req_id: int, oids: list[int], now: float) -> None:
         owner = self._owner_of(w)
@@ -213,6 +227,8 @@ class NestedMixin:
         if spec is not None and spec.kind == TASK:
             rec.task_id = spec.task_id
             self.raylet.handle(WorkerBlocked(spec.task_id), now, self._out)
+            if w.queue:  # prefetched tasks must not wait behind a blocked one
+                self._revoke(w, [s.task_id for s in w.queue], "blocked")
             if not self._idle and not self._stopping:
                 self._spawn_worker()  # the pool grows so that the awaited tasks can run
 
@@ -248,7 +264,11 @@ class NestedMixin:
                 items.append((False, obj.error_kind, obj.error))
             elif obj.stored:
                 with self._lock:
-                    offset, size = self.arena_objects[oid]
+                    loc = self.arena_objects.get(oid)
+                    if loc is None:  # spilled: send the bytes read from disk
+                        items.append((True, (p.VALUE_INLINE, self._spilled_bytes_locked(oid))))
+                        continue
+                    offset, size = loc
                     self._pins[offset] = self._pins.get(offset, 0) + 1  # until "unpin"
                 items.append((True, (p.VALUE_ARENA, offset, size)))
             else:

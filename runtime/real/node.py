@@ -45,8 +45,10 @@ from runtime.core.messages import (
     Free,
     KillWorker,
     ObjectReady,
+    Restore,
     Send,
     SetTimer,
+    Spill,
     TimerFired,
     Trace,
     Transfer,
@@ -64,19 +66,23 @@ from runtime.real.addresses import GCS_ADDR, GS_ADDR, HOST_ADDR, NODE_ID, OWNER_
 from runtime.real.arena import Arena
 from runtime.real.client import ClientMixin
 from runtime.real.effects import EffectsMixin, HostTimers
-from runtime.real.futures import ERR_SHUTDOWN, FAILED, PENDING, Future, ObjectEntry
+from runtime.real.futures import ERR_SHUTDOWN, FAILED, PENDING, READY, Future, ObjectEntry
 from runtime.real.introspect import IntrospectMixin
 from runtime.real.nested import NestedMixin, NestedWait
 from runtime.real.pool import PoolMixin, WorkerHandle
 from runtime.real.serialization import (
     INLINE_THRESHOLD,
 )
-from runtime.real.worker import fork_worker, start_zygote
+from runtime.real.spill import SpillFile
+from runtime.real.worker import CANCEL_SLOTS, fork_worker, start_zygote
 
 __all__ = ["Future", "Node"]
 
 
 _sessions = itertools.count(1)
+
+ACTOR_PIPELINE = 64
+"""Actor calls sent to an actor's worker ahead of the one it runs (see CoreConfig.actor_pipeline)."""
 
 
 class Node(ClientMixin, ActorMixin, IntrospectMixin, NestedMixin, EffectsMixin, PoolMixin):
@@ -94,6 +100,9 @@ class Node(ClientMixin, ActorMixin, IntrospectMixin, NestedMixin, EffectsMixin, 
         prefault_bytes: int = 16 << 20,
         spillback_threshold: int = 16,
         seed: int = 0,
+        object_spilling: bool = True,
+        spill_dir: str | None = None,
+        prefetch: bool = True,
     ) -> None:
         self.session = next(_sessions)
         self.inline_threshold = inline_threshold
@@ -101,8 +110,12 @@ class Node(ClientMixin, ActorMixin, IntrospectMixin, NestedMixin, EffectsMixin, 
             policy=scheduling_policy,
             inline_threshold=inline_threshold,
             spillback_threshold=spillback_threshold,
+            object_spilling=object_spilling,
+            actor_pipeline=ACTOR_PIPELINE,
+            worker_prefetch=max(1, int(num_workers or num_cpus)) if prefetch else 0,
         )
         self.arena = Arena(object_store_memory, prefault_bytes=prefault_bytes)
+        self.arena.control = self.arena.allocate(CANCEL_SLOTS * 8)  # before any fork
         total = {"CPU": float(num_cpus), **{k: float(v) for k, v in (resources or {}).items()}}
         self.gcs = Gcs(GCS_ADDR, self.config, GS_ADDR)
         self.gs = GlobalScheduler(GS_ADDR, GCS_ADDR, random.Random(seed), self.config)
@@ -122,8 +135,19 @@ class Node(ClientMixin, ActorMixin, IntrospectMixin, NestedMixin, EffectsMixin, 
         self._ids_lock = threading.Lock()
         self.table: dict[int, ObjectEntry] = {}
         self.arena_objects: dict[int, tuple[int, int]] = {}
+        self.spilled: dict[int, tuple[int, int]] = {}
+        """Objects on disk: oid -> (offset in the spill file, size)."""
+        self.spill = SpillFile(spill_dir)
+        self._arg_pins: dict[int, list[int]] = {}
+        self._revoking: dict[int, str] = {}
+        """Prefetched tasks asked back from their worker: task id -> "cancel" or "blocked"."""
+        """Arena ranges handed to a running task as arguments (kept until it ends)."""
         self._pins: dict[int, int] = {}
         self._doomed: set[int] = set()
+        self._extra_refs: dict[int, int] = {}
+        self._actor_handles: dict[int, int] = {}
+        """Live driver handles per collectable actor (not named, detached or escaped)."""
+        """Objects with more than one live ObjectRef instance (refs unpickled from values)."""
         self._ops: deque[tuple[Callable[[Any, float], None], Any]] = deque()
         self._unpins: deque[int] = deque()
         self._functions: dict[int, bytes] = {}
@@ -152,11 +176,14 @@ class Node(ClientMixin, ActorMixin, IntrospectMixin, NestedMixin, EffectsMixin, 
             ActorStateChanged: self._effect_actor_state,
             KillWorker: self._effect_kill_worker,
             CancelRunning: self._effect_cancel_running,
+            Spill: self._effect_spill,
+            Restore: self._effect_restore,
         }
         self._worker_handlers: dict[int, Callable[[WorkerHandle, tuple, float], None]] = {
             p.TASK_RESULT: self._on_task_result,
             p.ALLOC_REQUEST: self._on_alloc_request,
             p.REQUEST: self._on_request,
+            p.REVOKED: self._on_revoked,
         }
         # workers: fork before any thread exists ------------------------------------------
         self.workers: list[WorkerHandle] = []
@@ -197,6 +224,8 @@ class Node(ClientMixin, ActorMixin, IntrospectMixin, NestedMixin, EffectsMixin, 
             "wait": self._req_wait,
             "unwait": self._req_unwait,
             "release": self._req_release,
+            "borrow": self._req_borrow,
+            "lend": self._req_lend,
             "unpin": self._req_unpin,
             "cancel": self._req_cancel,
             "create_actor": self._req_create_actor,
@@ -288,8 +317,33 @@ class Node(ClientMixin, ActorMixin, IntrospectMixin, NestedMixin, EffectsMixin, 
 
     def _op_release(self, oid: int, now: float) -> None:
         with self._lock:
-            self.table.pop(oid, None)
+            extra = self._extra_refs.get(oid)
+            if extra:  # another handle of this object is still alive
+                if extra == 1:
+                    del self._extra_refs[oid]
+                else:
+                    self._extra_refs[oid] = extra - 1
+            else:
+                self.table.pop(oid, None)
         self.owner.remove_ref(oid, now, self._out)
+
+    def _op_borrow(self, item: tuple[int, int], now: float) -> None:
+        oid, owner_addr = item
+        self.owner.borrow(oid, owner_addr, now, self._out)
+        obj = self.owner.objects.get(oid)
+        if obj is None or obj.state == PENDING:
+            return  # ObjectReady will resolve the table entry
+        with self._lock:  # known already (e.g. lent by a worker): resolve the entry now
+            e = self.table.get(oid)
+            if e is None or e.state != PENDING:
+                return
+            if obj.state == READY:
+                e.stored, e.payload, e.state = obj.stored, obj.payload, READY
+            else:
+                e.error_kind, e.error, e.state = obj.error_kind, obj.error, FAILED
+            waiters, e.waiters = e.waiters, None
+            for fut in waiters or ():
+                fut.hit()
 
     def _op_stop(self, _: Any, now: float) -> None:
         self._stopping = True
@@ -324,6 +378,7 @@ class Node(ClientMixin, ActorMixin, IntrospectMixin, NestedMixin, EffectsMixin, 
         self._wake_r.close()
         self._wake_w.close()
         self.arena.close()
+        self.spill.close()
 
     def _fail_all_pending(self, kind: str, detail: str) -> None:
         with self._lock:

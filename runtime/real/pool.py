@@ -42,6 +42,8 @@ class WorkerHandle:
     conn: Connection
     functions: set[int] = field(default_factory=set)
     spec: TaskSpec | None = None
+    queue: deque[TaskSpec] = field(default_factory=deque)
+    """Actor calls sent after ``spec`` (pipelined): the worker runs them in this order."""
     outbox: list[tuple] = field(default_factory=list)
     alive: bool = True
     actor_id: int = 0
@@ -73,8 +75,11 @@ class PoolMixin:
             w.outbox.append(p.call_actor(spec.task_id, fn_id, a, kw, spec.num_returns))
         else:
             w.outbox.append(p.create_actor(spec.task_id, fn_id, a, kw))
-        w.spec = spec
-        w.started = time.monotonic()
+        if w.spec is None:
+            w.spec = spec
+            w.started = time.monotonic()
+        else:
+            w.queue.append(spec)  # a pipelined actor call: it starts when the others end
         self._dirty.append(w)
 
     def _resolve_arg(self, spec: TaskSpec, value: Any) -> tuple:
@@ -84,7 +89,12 @@ class PoolMixin:
         if inlined is not None and value in inlined:
             return (p.VALUE_INLINE, inlined[value])
         with self._lock:
-            offset, size = self.arena_objects[value]
+            loc = self.arena_objects.get(value)
+            if loc is None:  # spilled and not restored (e.g. an actor call's argument)
+                return (p.VALUE_INLINE, self._spilled_bytes_locked(value))
+            offset, size = loc
+            self._pins[offset] = self._pins.get(offset, 0) + 1  # until the task ends
+            self._arg_pins.setdefault(spec.task_id, []).append(offset)
         return (p.VALUE_ARENA, offset, size)
 
     def _flush_workers(self) -> None:
@@ -119,10 +129,21 @@ class PoolMixin:
 
     def _on_task_result(self, w: WorkerHandle, msg: tuple, now: float) -> None:
         _, task_id, ok, payload = msg
-        spec, w.spec = w.spec, None
+        spec = w.spec
+        started = 0
+        if w.queue:
+            w.spec = w.queue.popleft()
+            end = w.started = time.monotonic()
+            if not w.actor_id:
+                started = w.spec.task_id  # a prefetched task: it runs now
+        else:
+            w.spec = None
+            end = 0.0
         if spec is not None:
-            self._record_span(w, spec, "ok" if ok else "error")
+            self._record_span(w, spec, "ok" if ok else "error", end)
         allocs = self._task_allocs.pop(task_id, None)
+        if self._arg_pins:
+            self._release_arg_pins(task_id)
         if ok:
             outputs: list[tuple[int, Any]] = []
             stored: list[bool] = []
@@ -135,28 +156,28 @@ class PoolMixin:
                         self.arena_objects[object_id(task_id, i + 1)] = (enc[1], enc[2])
                     outputs.append((enc[2], None))
                     stored.append(True)
-            event = TaskFinished(task_id, outputs, None, None, stored)
+            event = TaskFinished(task_id, outputs, None, None, stored, started)
         else:
             if allocs:
                 with self._lock:
                     for offset in allocs:
                         self.arena.free(offset)
-            event = TaskFinished(task_id, [], ERR_APPLICATION, payload)
+            event = TaskFinished(task_id, [], ERR_APPLICATION, payload, None, started)
         self.raylet.handle(event, now, self._out)
         if w.actor_id:
             self._actor_task_done(w, spec, ok)
-        else:
+        elif w.spec is None:
             self._worker_idle(w)
 
-    def _record_span(self, w: WorkerHandle, spec: TaskSpec, status: str) -> None:
+    def _record_span(self, w: WorkerHandle, spec: TaskSpec, status: str, end: float = 0.0) -> None:
         """Remember one task execution for `timeline()` (bounded; oldest dropped)."""
-        end = time.monotonic()
+        end = end or time.monotonic()
         self.spans.append((spec.name, spec.kind, w.worker_id, w.pid, w.started, end, status))
 
     def _on_alloc_request(self, w: WorkerHandle, msg: tuple, now: float) -> None:
         _, task_id, nbytes = msg
         try:
-            offset = self._allocate(nbytes)
+            offset = self._allocate_loop(nbytes, now)
             self._task_allocs.setdefault(task_id, []).append(offset)
         except ObjectStoreFullError:
             offset = -1
@@ -177,6 +198,8 @@ class PoolMixin:
         if w.spec is not None:
             self._record_span(w, w.spec, "worker died")
         self.drop_worker_refs(w, now)
+        if w.spec is not None and self._arg_pins:
+            self._release_arg_pins(w.spec.task_id)
         if w.actor_id:
             self._actor_worker_died(w, now)
             return
@@ -194,6 +217,15 @@ class PoolMixin:
                     self.arena.free(offset)
         detail = f"worker {w.worker_id} (pid {w.pid}) died while running {spec.name}()"
         self.raylet.handle(TaskFinished(spec.task_id, [], ERR_WORKER_DIED, detail), now, self._out)
+        queued, w.queue = list(w.queue), deque()
+        for nxt in queued:  # prefetched behind it: they die unstarted (and are retried)
+            self._revoking.pop(nxt.task_id, None)
+            if self._arg_pins:
+                self._release_arg_pins(nxt.task_id)
+            detail = f"worker {w.worker_id} (pid {w.pid}) died before running {nxt.name}()"
+            self.raylet.handle(
+                TaskFinished(nxt.task_id, [], ERR_WORKER_DIED, detail), now, self._out
+            )
         if not self._spawning and not self._pool_alive():
             backlog, self._backlog = self._backlog, deque()
             for queued in backlog:

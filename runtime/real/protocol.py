@@ -64,6 +64,8 @@ __all__ = [
     "register_function",
     "reply",
     "request",
+    "revoke",
+    "revoked",
     "shutdown",
     "task_result",
 ]
@@ -80,11 +82,13 @@ SHUTDOWN = 4
 CREATE_ACTOR = 5
 CALL_ACTOR = 6
 REPLY = 7
+REVOKE = 8
 
 # worker -> driver
 TASK_RESULT = 10
 ALLOC_REQUEST = 11
 REQUEST = 12
+REVOKED = 13
 
 
 def register_function(fn_id: int, pickled_fn: bytes) -> tuple:
@@ -134,6 +138,16 @@ def request(req_id: int, op: str, payload: Any) -> tuple:
 def reply(req_id: int, ok: bool, value: Any) -> tuple:
     """Build a REPLY message (driver -> worker)."""
     return (REPLY, req_id, ok, value)
+
+
+def revoke(task_ids: list[Any]) -> tuple:
+    """Build a REVOKE message: drop these prefetched tasks if they have not started."""
+    return (REVOKE, task_ids)
+
+
+def revoked(task_ids: list[Any]) -> tuple:
+    """Build a REVOKED message: the prefetched tasks the worker dropped unstarted."""
+    return (REVOKED, task_ids)
 
 
 def alloc_request(task_id: Any, nbytes: int) -> tuple:

@@ -105,6 +105,7 @@ class _Worker:
             p.CREATE_ACTOR: self._create_actor,
             p.CALL_ACTOR: self._call_actor,
             p.SHUTDOWN: self._shutdown,
+            p.REVOKE: self.revoke,
         }
         inbox, conn = self.inbox, self.conn
         try:
@@ -129,13 +130,24 @@ class _Worker:
 
     def _flush(self) -> None:
         client = self.client
-        if client is not None and (client.releases or client.unpins):
+        if client is not None and (
+            client.releases or client.unpins or client.borrows or client.lent
+        ):
+            # all go before the replies; borrows and loans before releases
             if client.releases:
                 oids, client.releases = client.releases, []
                 self.replies.insert(0, p.request(0, "release", oids))
             if client.unpins:
                 offsets, client.unpins = client.unpins, []
                 self.replies.insert(0, p.request(0, "unpin", offsets))
+            if client.lent:
+                lent, client.lent = client.lent, []
+                owners = client.owners
+                items = [(oid, owners.get(oid, client.addr)) for oid in lent]
+                self.replies.insert(0, p.request(0, "lend", items))
+            if client.borrows:
+                borrows, client.borrows = client.borrows, []
+                self.replies.insert(0, p.request(0, "borrow", borrows))
         if self.replies:
             try:
                 self.conn.send_many(self.replies)
@@ -143,6 +155,15 @@ class _Worker:
                 raise _DriverGone from exc
             self.replies.clear()
             _flush_stdio()
+
+    def revoke(self, msg: tuple) -> None:
+        """Drop the named prefetched tasks still in the inbox; say which were dropped."""
+        wanted = set(msg[1])
+        kept = [m for m in self.inbox if not (m[0] == p.EXECUTE_TASK and m[1] in wanted)]
+        dropped = [m[1] for m in self.inbox if m[0] == p.EXECUTE_TASK and m[1] in wanted]
+        self.inbox.clear()
+        self.inbox.extend(kept)
+        self.replies.append(p.revoked(dropped))
 
     def _register(self, msg: tuple) -> None:
         _, fn_id, pickled = msg
@@ -189,6 +210,10 @@ class _Worker:
         keep: bool,
     ) -> None:
         """Run one body; answer with its encoded returns (``keep``: the result is the actor)."""
+        if self.replies:
+            # answers of earlier bodies go out first: this one may be long (pipelined
+            # actor calls and prefetched tasks arrive while others run)
+            self._flush()
         start = time.perf_counter()
         self.task_id = task_id
         a: list[Any] | None = None
@@ -283,10 +308,40 @@ CANCEL_SIGNAL = signal.SIGUSR2
 """Sent by the driver to cancel the running task: it raises KeyboardInterrupt, as in Ray."""
 
 
+CANCEL_SLOTS = 4096
+"""Cancel-target slots in the arena (`Arena.control`); worker `i` reads slot `i % CANCEL_SLOTS`."""
+_SLOT = struct.Struct("<q")
+
+
+def cancel_slot(worker_id: int) -> int:
+    """Byte offset of a worker's cancel-target slot within the control block."""
+    return (worker_id % CANCEL_SLOTS) * _SLOT.size
+
+
+def write_cancel_target(arena: Arena, worker_id: int, task_id: int) -> None:
+    """Name the task a cancel signal to `worker_id` is meant for (driver side)."""
+    if arena.control >= 0:
+        _SLOT.pack_into(
+            arena.writable_view(arena.control, CANCEL_SLOTS * _SLOT.size),
+            cancel_slot(worker_id),
+            task_id,
+        )
+
+
 def _interrupt(worker: _Worker, signum: int, frame: Any) -> None:
-    """Raise KeyboardInterrupt in the task body (ignored between tasks)."""
-    if worker.in_body:
-        raise KeyboardInterrupt("the task was cancelled")
+    """Raise KeyboardInterrupt in the task body the signal is meant for (else ignore it).
+
+    With pipelined calls and prefetched tasks the worker may already run the next body
+    when a signal for the previous one lands: the driver names its target in the arena.
+    """
+    if not worker.in_body:
+        return
+    arena = worker.arena
+    if arena.control >= 0:
+        view = arena.view(arena.control, CANCEL_SLOTS * _SLOT.size)
+        if _SLOT.unpack_from(view, cancel_slot(worker.worker_id))[0] != worker.task_id:
+            return
+    raise KeyboardInterrupt("the task was cancelled")
 
 
 class _PrefixedStream(io.TextIOBase):

@@ -16,6 +16,7 @@ from typing import Any
 from runtime.exceptions import GetTimeoutError, RayError
 from runtime.object_ref import ObjectRef
 from runtime.real import protocol as p
+from runtime.real.addresses import WORKER_OWNER_BASE
 from runtime.real.serialization import deserialize_pinned, dumps, loads
 
 __all__ = ["WorkerClient"]
@@ -31,6 +32,13 @@ class WorkerClient:
         self.session = next(_sessions)
         self.releases: list[int] = []
         self.unpins: list[int] = []
+        self.borrows: list[tuple[int, int]] = []
+        """Refs unpickled here, to register with this worker's owner (sent before releases)."""
+        self.lent: list[int] = []
+        """Refs pickled into values leaving this worker: the driver holds them (see `lend`)."""
+        self.owners: dict[int, int] = {}
+        """The owner of each borrowed object (absent: this worker owns it)."""
+        self.addr = WORKER_OWNER_BASE + worker.worker_id
         self.closed = False
         self.loop_error = None
         self._req_ids = itertools.count(1)
@@ -58,6 +66,9 @@ class WorkerClient:
                 for msg in msgs:
                     if msg[0] == p.REPLY and msg[1] == req_id:
                         found = msg
+                    elif msg[0] == p.REVOKE:  # blocked here: give prefetched tasks back
+                        w.revoke(msg)
+                        w._flush()
                     elif msg[0] != p.REPLY:
                         w.inbox.append(msg)
                 if found is not None:
@@ -69,6 +80,18 @@ class WorkerClient:
         if not ok:
             raise value if isinstance(value, BaseException) else RayError(str(value))
         return value
+
+    def reduce_ref(self, oid: int) -> int:
+        """A ref is pickled into a value leaving this worker: lend it; return its owner."""
+        self.lent.append(oid)
+        return self.owners.get(oid, self.addr)
+
+    def adopt_ref(self, oid: int, owner: int) -> ObjectRef:
+        """A ref unpickled here (inside an argument or a fetched value): borrow it."""
+        if owner != self.addr:
+            self.owners[oid] = owner
+        self.borrows.append((oid, owner))
+        return ObjectRef(oid, self)
 
     def release_ref(self, oid: int) -> None:
         """Drop a reference (called from `ObjectRef.__del__`; sent with the next message)."""

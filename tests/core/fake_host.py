@@ -18,18 +18,23 @@ from runtime.core.messages import (
     KillWorker,
     NodeDied,
     ObjectReady,
+    Restore,
+    Restored,
     Send,
     SetTimer,
+    Spill,
+    Spilled,
     TaskFinished,
     TimerFired,
     Trace,
     Transfer,
     TransferDone,
     TransferFailed,
+    Unassigned,
 )
 from runtime.core.owner import Owner
 from runtime.core.raylet import Raylet
-from runtime.core.task import ERR_APPLICATION, TaskSpec
+from runtime.core.task import ERR_APPLICATION, ERR_CANCELLED, TaskSpec
 
 GCS_ADDR = 0
 GS_ADDR = 1
@@ -76,6 +81,14 @@ class FakeHost:
         self.killed: list[KillWorker] = []
         self.interrupted: set[int] = set()
         self.dead: set[int] = set()
+        self.prefetched: dict[int, list[Dispatch]] = {}
+        """Per node: prefetched tasks (``Dispatch.ahead``) queued behind running ones."""
+        self.refuse_prefetch = False
+        """Hand every prefetched task straight back (``Unassigned``)."""
+        self.spilled: list[Spill] = []
+        self.restored: list[Restore] = []
+        self.disk: set[tuple[int, int]] = set()
+        """(node, oid) of the objects written to the fake disk and not yet restored or freed."""
         self.gcs = Gcs(GCS_ADDR, self.config, GS_ADDR)
         self.gs = GlobalScheduler(GS_ADDR, GCS_ADDR, random.Random(7), self.config)
         self.components: dict[int, Any] = {GCS_ADDR: self.gcs, GS_ADDR: self.gs}
@@ -110,6 +123,12 @@ class FakeHost:
             kind = type(cmd)
             if kind is Send:
                 self._push(self.now + self.latency, (cmd.dst, cmd.msg))
+            elif kind is Dispatch and cmd.ahead:
+                if self.refuse_prefetch:
+                    back = Unassigned(cmd.spec.task_id)
+                    self._push(self.now, (raylet_addr(cmd.node), back))
+                else:
+                    self.prefetched.setdefault(cmd.node, []).append(cmd)
             elif kind is Dispatch:
                 self.dispatched.append(cmd)
                 self._push(self.now + cmd.spec.duration, ("finish", cmd))
@@ -127,10 +146,27 @@ class FakeHost:
                 self.ready[cmd.oid] = cmd
             elif kind is Free:
                 self.freed.append((cmd.node, cmd.oid))
+                self.disk.discard((cmd.node, cmd.oid))
+            elif kind is Spill:
+                self.spilled.append(cmd)
+                self.disk.add((cmd.node, cmd.oid))
+                self._push(self.now + self.transfer_time, (raylet_addr(cmd.node), Spilled(cmd.oid)))
+            elif kind is Restore:
+                self.restored.append(cmd)
+                self.disk.discard((cmd.node, cmd.oid))
+                event = Restored(cmd.oid)
+                self._push(self.now + self.transfer_time, (raylet_addr(cmd.node), event))
             elif kind is ActorStateChanged:
                 self.actor_events.append(cmd)
             elif kind is KillWorker:
                 self.killed.append(cmd)
+            elif kind is CancelRunning and any(
+                d.spec.task_id == cmd.task_id for d in self.prefetched.get(cmd.node, [])
+            ):
+                queue = self.prefetched[cmd.node]
+                queue[:] = [d for d in queue if d.spec.task_id != cmd.task_id]
+                stop = TaskFinished(cmd.task_id, [], ERR_CANCELLED, "cancelled before it started")
+                self._push(self.now, (raylet_addr(cmd.node), stop))
             elif kind is CancelRunning:
                 self.interrupted.add(cmd.task_id)
                 stop = TaskFinished(cmd.task_id, [], ERR_APPLICATION, "KeyboardInterrupt")
@@ -154,6 +190,12 @@ class FakeHost:
         else:
             sizes = spec.output_sizes or (8,) * spec.num_returns
             event = TaskFinished(spec.task_id, [(s, f"value-of-{spec.name}") for s in sizes])
+        queue = self.prefetched.get(cmd.node)
+        if queue:  # the worker goes on to a prefetched task at once
+            nxt = queue.pop(0)
+            event.started = nxt.spec.task_id
+            self.dispatched.append(nxt)
+            self._push(self.now + nxt.spec.duration, ("finish", nxt))
         out: list[Any] = []
         self.components[raylet_addr(cmd.node)].handle(event, self.now, out)
         self._effect(out)
