@@ -196,29 +196,20 @@ class RealDriver:
 
         Actor calls are named by their method, so they are matched by order: the calls of
         an actor run in submission order on its worker (`workers`: the node's handles).
-        Their spans' start times are not usable (the runtime stamps a call's span with the
-        dispatch time of the call pipelined after it), so a call is taken to start when it
-        was submitted or its predecessor (or the constructor) ended, whichever is later.
         """
         from runtime.core.task import ACTOR_CREATION, ACTOR_METHOD
 
         actor_of = {w.worker_id: w.actor_id for w in workers if getattr(w, "actor_id", 0)}
-        ends: dict[int, list[float]] = {}
-        created: dict[int, float] = {}
+        calls: dict[int, list[tuple[float, float]]] = {}
         for span in list(spans):
             name, kind, worker_id, start, end = span[0], span[1], span[2], span[4], span[5]
             if kind == ACTOR_METHOD:
-                ends.setdefault(actor_of.get(worker_id, 0), []).append(end)
-            elif kind == ACTOR_CREATION:
-                created[actor_of.get(worker_id, 0)] = end
-            else:
+                calls.setdefault(actor_of.get(worker_id, 0), []).append((start, end))
+            elif kind != ACTOR_CREATION:
                 self._span(name, start, end)
         for actor_id, names in self.actor_calls.items():
-            previous = created.get(actor_id, self.t0)
-            for name, end in zip(names, sorted(ends.get(actor_id, [])), strict=False):
-                start = max(previous, self.submitted_at.get(name, previous))
-                self._span(name, min(start, end), end)
-                previous = end
+            for name, (start, end) in zip(names, sorted(calls.get(actor_id, [])), strict=False):
+                self._span(name, start, end)
 
     def _span(self, name: str, start: float, end: float) -> None:
         submitted = self.submitted_at.get(name)

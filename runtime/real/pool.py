@@ -130,6 +130,7 @@ class PoolMixin:
     def _on_task_result(self, w: WorkerHandle, msg: tuple, now: float) -> None:
         _, task_id, ok, payload = msg
         spec = w.spec
+        began = w.started
         started = 0
         if w.queue:
             w.spec = w.queue.popleft()
@@ -140,7 +141,7 @@ class PoolMixin:
             w.spec = None
             end = 0.0
         if spec is not None:
-            self._record_span(w, spec, "ok" if ok else "error", end)
+            self._record_span(w, spec, "ok" if ok else "error", end, began)
         allocs = self._task_allocs.pop(task_id, None)
         if self._arg_pins:
             self._release_arg_pins(task_id)
@@ -169,10 +170,22 @@ class PoolMixin:
         elif w.spec is None:
             self._worker_idle(w)
 
-    def _record_span(self, w: WorkerHandle, spec: TaskSpec, status: str, end: float = 0.0) -> None:
-        """Remember one task execution for `timeline()` (bounded; oldest dropped)."""
+    def _record_span(
+        self,
+        w: WorkerHandle,
+        spec: TaskSpec,
+        status: str,
+        end: float = 0.0,
+        start: float | None = None,
+    ) -> None:
+        """Remember one task execution for `timeline()` (bounded; oldest dropped).
+
+        ``start`` defaults to when the worker began its current body; a caller that has
+        already moved the worker on to its next queued body passes the old start.
+        """
         end = end or time.monotonic()
-        self.spans.append((spec.name, spec.kind, w.worker_id, w.pid, w.started, end, status))
+        began = w.started if start is None else start
+        self.spans.append((spec.name, spec.kind, w.worker_id, w.pid, began, end, status))
 
     def _on_alloc_request(self, w: WorkerHandle, msg: tuple, now: float) -> None:
         _, task_id, nbytes = msg

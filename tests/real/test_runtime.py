@@ -128,6 +128,29 @@ def test_timeline_writes_chrome_trace_events(cluster, tmp_path) -> None:
     for e in mine:
         assert e["ph"] == "X" and e["dur"] >= 0 and e["ts"] >= 0
         assert e["pid"].startswith("worker ") and isinstance(e["tid"], int)
+        assert e["dur"] >= 10_000  # a span covers the whole 10 ms body
+
+
+def test_timeline_spans_of_queued_actor_calls_cover_their_bodies(cluster, tmp_path) -> None:
+    # regression: a finished call was recorded with the start time of the call the actor
+    # moved on to, so back-to-back calls showed a duration of zero
+    @ray.remote
+    class Napper:
+        def nap(self, seconds):
+            time.sleep(seconds)
+            return seconds
+
+    napper = Napper.remote()
+    ray.get([napper.nap.remote(0.02) for _ in range(3)])
+    path = tmp_path / "trace.json"
+    ray.timeline(str(path))
+    calls = [
+        e for e in json.loads(path.read_text())["traceEvents"] if e["name"].endswith("Napper.nap")
+    ]
+    assert len(calls) == 3
+    assert all(e["dur"] >= 20_000 for e in calls)
+    starts = sorted(e["ts"] for e in calls)
+    assert starts[1] >= starts[0] + 20_000 and starts[2] >= starts[1] + 20_000
 
 
 def test_worker_print_and_logging_reach_the_driver_with_a_prefix() -> None:
