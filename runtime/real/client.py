@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from functools import partial
 from typing import Any
 
@@ -77,7 +78,7 @@ class ClientMixin:
         ops.append((self._op_submit, spec))
         for oid in implicit:
             ops.append((self._op_release, oid))
-        self._wake()
+        self._kick()
         refs = [ObjectRef(oid, self) for oid in returns]
         if n == 1:
             return refs[0]
@@ -185,7 +186,7 @@ class ClientMixin:
                     if e.waiters is None:
                         e.waiters = []
                     e.waiters.append(fut)
-        if fut is not None and not fut.wait(timeout):
+        if fut is not None and not self._wait_future(fut, timeout):
             with self._lock:
                 self._unregister(fut, pending)
                 left = sum(e.state == PENDING for e in pending)
@@ -230,7 +231,7 @@ class ClientMixin:
                         e.waiters = []
                     e.waiters.append(fut)
         if fut is not None:
-            fut.wait(timeout)
+            self._wait_future(fut, timeout)
             with self._lock:
                 self._unregister(fut, pending)
         ready: list[ObjectRef] = []
@@ -241,6 +242,15 @@ class ClientMixin:
             else:
                 not_ready.append(r)
         return ready, not_ready
+
+    def _wait_future(self, fut: Future, timeout: float | None) -> bool:
+        """Wait for `fut`, driving the event loop on this thread when nobody else does."""
+        if timeout is None:
+            self._drive(fut, None)
+            return fut.wait(None)
+        deadline = time.monotonic() + timeout
+        self._drive(fut, deadline)
+        return fut.wait(max(0.0, deadline - time.monotonic()))
 
     def release_ref(self, oid: int) -> None:
         """Drop the program's reference to `oid` (called from `ObjectRef.__del__`)."""

@@ -23,14 +23,12 @@ construction, the event loop and shutdown.
 
 from __future__ import annotations
 
-import heapq
 import itertools
 import random
 import selectors
 import socket
 import threading
 import time
-import traceback
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -49,7 +47,6 @@ from runtime.core.messages import (
     Send,
     SetTimer,
     Spill,
-    TimerFired,
     Trace,
     Transfer,
 )
@@ -68,6 +65,7 @@ from runtime.real.client import ClientMixin
 from runtime.real.effects import EffectsMixin, HostTimers
 from runtime.real.futures import ERR_SHUTDOWN, FAILED, PENDING, READY, Future, ObjectEntry
 from runtime.real.introspect import IntrospectMixin
+from runtime.real.loop import LoopMixin
 from runtime.real.nested import NestedMixin, NestedWait
 from runtime.real.pool import PoolMixin, WorkerHandle
 from runtime.real.serialization import (
@@ -85,7 +83,9 @@ ACTOR_PIPELINE = 64
 """Actor calls sent to an actor's worker ahead of the one it runs (see CoreConfig.actor_pipeline)."""
 
 
-class Node(ClientMixin, ActorMixin, IntrospectMixin, NestedMixin, EffectsMixin, PoolMixin):
+class Node(
+    LoopMixin, ClientMixin, ActorMixin, IntrospectMixin, NestedMixin, EffectsMixin, PoolMixin
+):
     """The driver-side host of one node: core components, workers, arena and event loop."""
 
     def __init__(
@@ -242,8 +242,7 @@ class Node(ClientMixin, ActorMixin, IntrospectMixin, NestedMixin, EffectsMixin, 
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
-        self._sel = selectors.DefaultSelector()
-        self._sel.register(self._wake_r, selectors.EVENT_READ, (self._on_wakeup, None))
+        self._sel = selectors.EpollSelector()  # worker I/O; the loop sleeps on its fd
         self._zygote.setblocking(False)
         self._sel.register(self._zygote, selectors.EVENT_READ, (self._on_zygote_reply, None))
         for w in self.workers:
@@ -254,6 +253,7 @@ class Node(ClientMixin, ActorMixin, IntrospectMixin, NestedMixin, EffectsMixin, 
         self.gs.start(0.0, out)
         self.raylet.start(0.0, out)
         self._execute(0.0)
+        self._init_loop()
         self.arena.prefault_in_background()
         self._thread = threading.Thread(target=self._loop, name="twinray-node", daemon=True)
         self._thread.start()
@@ -261,40 +261,6 @@ class Node(ClientMixin, ActorMixin, IntrospectMixin, NestedMixin, EffectsMixin, 
     # =====================================================================================
     # event loop
     # =====================================================================================
-
-    def _loop(self) -> None:
-        sel, ops, timers = self._sel, self._ops, self._timers
-        clock, t0 = time.monotonic, self._t0
-        try:
-            while not self._stopping:
-                if ops or self._unpins:
-                    timeout: float | None = 0.0
-                elif timers:
-                    timeout = max(0.0, timers[0][0] - (clock() - t0))
-                else:
-                    timeout = None
-                events = sel.select(timeout)
-                now = clock() - t0
-                for key, mask in events:
-                    handler, arg = key.data
-                    handler(arg, mask, now)
-                while timers and timers[0][0] <= now:
-                    _, _, addr, key = heapq.heappop(timers)
-                    self.components[addr].handle(TimerFired(key), now, self._out)
-                if self._unpins:
-                    with self._lock:
-                        self._apply_unpins_locked()
-                while ops:
-                    fn, arg = ops.popleft()
-                    fn(arg, now)
-                if self._out:
-                    self._execute(now)
-                if self._dirty:
-                    self._flush_workers()
-        except BaseException as exc:  # keep user threads from hanging on a dead loop
-            self.loop_error = exc
-            traceback.print_exc()
-            self._fail_all_pending(ERR_SHUTDOWN, f"event loop crashed: {exc!r}")
 
     def _execute(self, now: float) -> None:
         """Turn every queued command into its effect (effects may queue more)."""
@@ -348,17 +314,6 @@ class Node(ClientMixin, ActorMixin, IntrospectMixin, NestedMixin, EffectsMixin, 
     def _op_stop(self, _: Any, now: float) -> None:
         self._stopping = True
 
-    def _on_wakeup(self, _: Any, mask: int, now: float) -> None:
-        # Drain first, then clear the flag: clearing first let a user thread set it and
-        # send a byte that this drain swallowed, leaving the flag stuck (no more wakeups;
-        # the loop then only woke on timers, ~100 ms per sync call).
-        try:
-            while self._wake_r.recv(4096):
-                pass
-        except BlockingIOError:
-            pass
-        self._wake_pending = False
-
     # =====================================================================================
     # shutdown
     # =====================================================================================
@@ -371,14 +326,21 @@ class Node(ClientMixin, ActorMixin, IntrospectMixin, NestedMixin, EffectsMixin, 
         self._wake_pending = False
         self._wake()
         self._thread.join(timeout=10)
-        self.closed = True
-        self._teardown_workers()
-        self._fail_all_pending(ERR_SHUTDOWN, "the node was shut down")
-        self._sel.close()
-        self._wake_r.close()
-        self._wake_w.close()
-        self.arena.close()
-        self.spill.close()
+        held = self._core_lock.acquire(True, 10)  # a thread driving the loop lets go of it
+        try:
+            self.closed = True
+            self._teardown_workers()
+            self._fail_all_pending(ERR_SHUTDOWN, "the node was shut down")
+            self._sel.close()
+            self._close_loop()
+            self._wake_r.close()
+            self._wake_w.close()
+            self.arena.close()
+            self.spill.close()
+        finally:
+            if held:
+                self._core_lock.release()
+        self._close_loop_after()
 
     def _fail_all_pending(self, kind: str, detail: str) -> None:
         with self._lock:
