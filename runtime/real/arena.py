@@ -14,6 +14,7 @@ import mmap
 import os
 import threading
 from collections.abc import Iterable
+from typing import Any
 
 from runtime.exceptions import ObjectStoreFullError
 
@@ -123,6 +124,8 @@ class Arena:
         anchor = ctypes.c_char.from_buffer(self._mmap)
         self._address = ctypes.addressof(anchor)
         del anchor  # release the buffer export so close() can unmap
+        self.claims: Any = None
+        """The `Claims` on prefetched tasks (set by the node before it forks workers)."""
         self.control = -1
         """Offset of the cancel-target slots (`CANCEL_SLOTS` int64s, one per worker id
         modulo): the driver writes a task id there before signalling the worker."""

@@ -88,9 +88,11 @@ class EffectsMixin:
                 and not w.actor_id
                 and w.spec is not None
                 and not w.queue
+                and not w.no_prefetch
                 and w.spec.task_id not in blocked
+                and self.claims.offer(w.worker_id, spec.task_id)
             ):
-                self._start_task(w, spec)
+                self._start_task(w, spec, True)
                 return
         self.raylet.handle(Unassigned(spec.task_id), now, self._out)
 
@@ -115,6 +117,9 @@ class EffectsMixin:
                 continue
             if spec is not None:
                 w.queue.remove(spec)
+            if w.offered == tid:
+                w.offered = 0
+            self.claims.steal(w.worker_id, tid)  # clear its offer: the worker never saw it
             self._release_arg_pins(tid)
             if reason == "cancel":
                 event: Any = TaskFinished(tid, [], ERR_CANCELLED, "cancelled before it started")

@@ -111,6 +111,10 @@ class LoopMixin:
                 fn(arg, now)
         if self._out:
             self._execute(now)
+        if self._idle and busy:
+            self._steal_prefetched(now)
+            if self._out:
+                self._execute(now)
         if self._dirty:
             self._flush_workers()
         return busy

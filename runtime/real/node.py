@@ -61,6 +61,7 @@ from runtime.real import protocol as p
 from runtime.real.actors import ActorInfo, ActorMixin
 from runtime.real.addresses import GCS_ADDR, GS_ADDR, HOST_ADDR, NODE_ID, OWNER_ADDR, RAYLET_ADDR
 from runtime.real.arena import Arena
+from runtime.real.claims import Claims
 from runtime.real.client import ClientMixin
 from runtime.real.effects import EffectsMixin, HostTimers
 from runtime.real.futures import ERR_SHUTDOWN, FAILED, PENDING, READY, Future, ObjectEntry
@@ -116,6 +117,7 @@ class Node(
         )
         self.arena = Arena(object_store_memory, prefault_bytes=prefault_bytes)
         self.arena.control = self.arena.allocate(CANCEL_SLOTS * 8)  # before any fork
+        self.claims = self.arena.claims = Claims(self.arena, CANCEL_SLOTS)
         total = {"CPU": float(num_cpus), **{k: float(v) for k, v in (resources or {}).items()}}
         self.gcs = Gcs(GCS_ADDR, self.config, GS_ADDR)
         self.gs = GlobalScheduler(GS_ADDR, GCS_ADDR, random.Random(seed), self.config)

@@ -14,6 +14,7 @@ from typing import Any
 from runtime.core.ids import object_id
 from runtime.core.messages import (
     TaskFinished,
+    Unassigned,
 )
 from runtime.core.task import (
     ACTOR_METHOD,
@@ -51,6 +52,10 @@ class WorkerHandle:
     killed: bool = False
     owner: Any = None
     started: float = 0.0
+    offered: int = 0
+    """The prefetched task on offer in its claim slot (0: none); see `runtime.real.claims`."""
+    no_prefetch: bool = False
+    """A prefetched task was taken back from it: queue none behind its running task."""
     """When the current task was handed to the worker (for the timeline)."""
     """The core Owner of the objects this worker's code creates (made on first use)."""
     """The host terminated it on purpose: its exit is not a failure to report."""
@@ -59,7 +64,8 @@ class WorkerHandle:
 class PoolMixin:
     """Worker processes of a `Node`: task hand-off, replies, deaths and replacements (loop thread)."""
 
-    def _start_task(self, w: WorkerHandle, spec: TaskSpec) -> None:
+    def _start_task(self, w: WorkerHandle, spec: TaskSpec, claimed: bool = False) -> None:
+        """Send `spec` to `w`; ``claimed``: a prefetched task already on offer (`Claims.offer`)."""
         fn_id = spec.function
         if spec.kind != ACTOR_METHOD and fn_id not in w.functions:
             w.outbox.append(p.register_function(fn_id, self._functions[fn_id]))
@@ -70,7 +76,9 @@ class PoolMixin:
         kw = {k: resolve(spec, v) for k, v in kwargs.items()} if kwargs else {}
         kind = spec.kind
         if kind == TASK:
-            w.outbox.append(p.execute_task(spec.task_id, fn_id, a, kw, spec.num_returns))
+            if claimed:
+                w.offered = spec.task_id
+            w.outbox.append(p.execute_task(spec.task_id, fn_id, a, kw, spec.num_returns, claimed))
         elif kind == ACTOR_METHOD:
             w.outbox.append(p.call_actor(spec.task_id, fn_id, a, kw, spec.num_returns))
         else:
@@ -132,11 +140,14 @@ class PoolMixin:
         spec = w.spec
         began = w.started
         started = 0
+        w.no_prefetch = False
         if w.queue:
             w.spec = w.queue.popleft()
             end = w.started = time.monotonic()
             if not w.actor_id:
                 started = w.spec.task_id  # a prefetched task: it runs now
+                if w.offered == started:
+                    w.offered = 0
         else:
             w.spec = None
             end = 0.0
@@ -200,14 +211,41 @@ class PoolMixin:
     def _worker_idle(self, w: WorkerHandle) -> None:
         if self._backlog:
             self._start_task(w, self._backlog.popleft())
-        else:
-            self._idle.append(w)
+            return
+        self._idle.append(w)
+
+    def _steal_prefetched(self, now: float) -> None:
+        """A worker is idle: take back a task prefetched behind a busy worker's running one.
+
+        Prefetching queues a task behind a running one to hide the hand-off; if that one
+        runs long, the queued task would wait for it while a worker sits idle. If the busy
+        worker has not started it (`Claims.steal`), it goes back to the raylet's queue,
+        which dispatches it to the idle worker; the busy one will skip it.
+        """
+        for x in self.workers:
+            if not x.offered or not x.queue or not x.alive:
+                continue
+            spec = x.queue[0]
+            tid = spec.task_id
+            if tid != x.offered or tid in self._revoking:
+                continue
+            x.offered = 0
+            if not self.claims.steal(x.worker_id, tid):
+                continue  # it started meanwhile: its worker reports it with the next result
+            x.queue.popleft()
+            x.no_prefetch = True  # until its running task ends
+            if self._arg_pins:
+                self._release_arg_pins(tid)
+            self.raylet.handle(Unassigned(tid), now, self._out)
+            return
 
     def _on_worker_died(self, w: WorkerHandle, now: float) -> None:
         w.alive = False
         self._sel.unregister(w.conn)
         w.conn.close()
         reap(w.pid, 1.0)  # its socket closed: it is exiting
+        if w.offered or w.queue:
+            self.claims.clear(w.worker_id)
         if w.spec is not None:
             self._record_span(w, w.spec, "worker died")
         self.drop_worker_refs(w, now)

@@ -12,8 +12,11 @@ Values (task arguments and results) are encoded as
 
 Driver -> worker
     (REGISTER_FUNCTION, fn_id, pickled_fn)                 cache a function by id
-    (EXECUTE_TASK, task_id, fn_id, args, kwargs, n_returns) run it; args: tuple of values,
-                                                            kwargs: dict name -> value
+    (EXECUTE_TASK, task_id, fn_id, args, kwargs, n_returns, claimed)
+                                                           run it; args: tuple of values,
+                                                            kwargs: dict name -> value;
+                                                            claimed: prefetched, claim it
+                                                            first (`runtime.real.claims`)
     (ALLOC_REPLY, offset)                                  offset >= 0, or -1 if the store is full
     (SHUTDOWN,)                                            exit the loop
     (REPLY, req_id, ok, value)                             the answer to a REQUEST (value is
@@ -97,10 +100,19 @@ def register_function(fn_id: int, pickled_fn: bytes) -> tuple:
 
 
 def execute_task(
-    task_id: Any, fn_id: int, args: tuple, kwargs: dict[str, tuple], n_returns: int = 1
+    task_id: Any,
+    fn_id: int,
+    args: tuple,
+    kwargs: dict[str, tuple],
+    n_returns: int = 1,
+    claimed: bool = False,
 ) -> tuple:
-    """Build an EXECUTE_TASK message (args/kwargs hold encoded values)."""
-    return (EXECUTE_TASK, task_id, fn_id, args, kwargs, n_returns)
+    """Build an EXECUTE_TASK message (args/kwargs hold encoded values).
+
+    `claimed`: a prefetched task; the worker claims it (`Claims.take`) before running it and
+    skips it if the host took it back.
+    """
+    return (EXECUTE_TASK, task_id, fn_id, args, kwargs, n_returns, claimed)
 
 
 def create_actor(task_id: Any, fn_id: int, args: tuple, kwargs: dict[str, tuple]) -> tuple:

@@ -1,0 +1,75 @@
+"""Claims on prefetched tasks: whether the busy worker or an idle one runs it, decided once.
+
+The host may queue a task behind the running task of a busy worker (prefetch), so the
+worker starts it without waiting for the host. If the running task then takes long while
+another worker sits idle, the host takes the queued task back and hands it to the idle
+one. A REVOKE message cannot do that in time (the busy worker reads its socket only between
+tasks), so the decision goes through shared memory: one int64 slot per worker id in the
+arena holds the id of the task on offer, and a lock orders the two sides.
+
+* host, before sending a prefetched task: ``offer(worker, task)`` (slot 0 -> task; if the
+  slot still holds an earlier offer the worker has not reached, the host sends the task
+  elsewhere: overwriting it would make the worker skip that earlier task);
+* worker, before starting a prefetched task: ``take(worker, task)`` (slot == task -> 0, run
+  it; anything else: the host took it back, skip it silently);
+* host, stealing: ``steal(worker, task)`` (slot == task -> 0, it is the host's again;
+  otherwise the worker has started it).
+
+The lock is a POSIX record lock (``lockf``) on one byte of the arena's memfd, past its end:
+the kernel arbitrates it between processes and drops it if its holder dies, so a worker
+killed at the wrong moment cannot leave it held.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import struct
+from typing import Any
+
+__all__ = ["Claims"]
+
+_SLOT = struct.Struct("<q")
+
+
+class Claims:
+    """Per-worker claim slots in the arena plus the lock that makes offer/take/steal atomic."""
+
+    def __init__(self, arena: Any, slots: int) -> None:
+        self.slots = slots
+        self.offset = arena.allocate(slots * _SLOT.size)  # before any fork: workers inherit it
+        self._view = arena.writable_view(self.offset, slots * _SLOT.size)
+        self._fd = arena.fd
+        self._lock_at = arena.capacity + 1  # a byte past the data: locks there touch nothing
+
+    def _swap_if(self, worker_id: int, expect: int, new: int) -> bool:
+        """Atomically: if the slot of `worker_id` holds `expect`, store `new`; say if it did."""
+        fd, at = self._fd, self._lock_at
+        fcntl.lockf(fd, fcntl.LOCK_EX, 1, at, 0)
+        try:
+            pos = (worker_id % self.slots) * _SLOT.size
+            if expect >= 0 and _SLOT.unpack_from(self._view, pos)[0] != expect:
+                return False
+            _SLOT.pack_into(self._view, pos, new)
+            return True
+        finally:
+            fcntl.lockf(fd, fcntl.LOCK_UN, 1, at, 0)
+
+    def offer(self, worker_id: int, task_id: int) -> bool:
+        """Host: put `task_id` on offer to `worker_id` (before sending it).
+
+        False if an earlier offer to that worker is still undecided (the worker has not
+        reached it yet): one slot holds one offer, so the task must go elsewhere.
+        """
+        return self._swap_if(worker_id, 0, task_id)
+
+    def clear(self, worker_id: int) -> None:
+        """Host: forget any offer to `worker_id` (it died; its slot may be reused)."""
+        self._swap_if(worker_id, -1, 0)
+
+    def take(self, worker_id: int, task_id: int) -> bool:
+        """Worker: claim `task_id` before starting it; False if the host took it back."""
+        return self._swap_if(worker_id, task_id, 0)
+
+    def steal(self, worker_id: int, task_id: int) -> bool:
+        """Host: take `task_id` back from `worker_id`; False if the worker has started it."""
+        return self._swap_if(worker_id, task_id, 0)
