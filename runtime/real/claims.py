@@ -23,12 +23,11 @@ killed at the wrong moment cannot leave it held.
 from __future__ import annotations
 
 import fcntl
-import struct
 from typing import Any
 
 __all__ = ["Claims"]
 
-_SLOT = struct.Struct("<q")
+_SLOT_BYTES = 8
 
 
 class Claims:
@@ -36,8 +35,9 @@ class Claims:
 
     def __init__(self, arena: Any, slots: int) -> None:
         self.slots = slots
-        self.offset = arena.allocate(slots * _SLOT.size)  # before any fork: workers inherit it
-        self._view = arena.writable_view(self.offset, slots * _SLOT.size)
+        self.offset = arena.allocate(slots * _SLOT_BYTES)  # before any fork: workers inherit it
+        self._slots = arena.writable_view(self.offset, slots * _SLOT_BYTES).cast("q")
+        """One aligned int64 per worker id: loads and stores of one are single instructions."""
         self._fd = arena.fd
         self._lock_at = arena.capacity + 1  # a byte past the data: locks there touch nothing
 
@@ -46,10 +46,10 @@ class Claims:
         fd, at = self._fd, self._lock_at
         fcntl.lockf(fd, fcntl.LOCK_EX, 1, at, 0)
         try:
-            pos = (worker_id % self.slots) * _SLOT.size
-            if expect >= 0 and _SLOT.unpack_from(self._view, pos)[0] != expect:
+            i = worker_id % self.slots
+            if expect >= 0 and self._slots[i] != expect:
                 return False
-            _SLOT.pack_into(self._view, pos, new)
+            self._slots[i] = new
             return True
         finally:
             fcntl.lockf(fd, fcntl.LOCK_UN, 1, at, 0)
@@ -59,8 +59,15 @@ class Claims:
 
         False if an earlier offer to that worker is still undecided (the worker has not
         reached it yet): one slot holds one offer, so the task must go elsewhere.
+
+        No lock: only the host stores a non-zero value, and the worker stores only over a
+        non-zero one, so a slot read as 0 here cannot change before the store below.
         """
-        return self._swap_if(worker_id, 0, task_id)
+        slots, i = self._slots, worker_id % self.slots
+        if slots[i] != 0:
+            return False
+        slots[i] = task_id
+        return True
 
     def clear(self, worker_id: int) -> None:
         """Host: forget any offer to `worker_id` (it died; its slot may be reused)."""
@@ -68,6 +75,8 @@ class Claims:
 
     def take(self, worker_id: int, task_id: int) -> bool:
         """Worker: claim `task_id` before starting it; False if the host took it back."""
+        if self._slots[worker_id % self.slots] != task_id:
+            return False  # decided already: once taken back, a slot never names it again
         return self._swap_if(worker_id, task_id, 0)
 
     def steal(self, worker_id: int, task_id: int) -> bool:

@@ -15,7 +15,8 @@ Everything that touches core objects, worker sockets or the I/O selector runs in
 
 Only one thread drives at a time; other waiters sleep on their futures as before. When the
 loop thread takes a step that did something while a thread drives, it pokes the driver
-through a socketpair, because that step may have resolved what the driver waits for.
+through a socketpair registered in the I/O selector, because that step may have resolved
+what the driver waits for.
 
 Ctrl-C: signal handlers run in the main thread between bytecodes, so a KeyboardInterrupt
 could land in the middle of a core handler and leave the control plane half-updated. The
@@ -29,6 +30,7 @@ from __future__ import annotations
 import _thread
 import heapq
 import select
+import selectors
 import signal
 import socket
 import threading
@@ -64,9 +66,9 @@ class LoopMixin:
         self._outer.register(self._wake_r.fileno(), select.EPOLLIN)
         self._outer.register(self._io_fd, select.EPOLLIN)
         self._drv_r, self._drv_w = _nonblocking_socketpair()
-        self._drv_poll = select.poll()
-        self._drv_poll.register(self._io_fd, select.POLLIN)
-        self._drv_poll.register(self._drv_r.fileno(), select.POLLIN)
+        self._sel.register(self._drv_r, selectors.EVENT_READ, (self._on_poke, None))
+        self._sel_gen = 0
+        """Bumped when an fd leaves the I/O selector: events read before are then stale."""
         self._install_sigint_shield()
 
     def _close_loop(self) -> None:
@@ -163,6 +165,14 @@ class LoopMixin:
             pass
         self._wake_pending = False
 
+    def _on_poke(self, _: Any, mask: int, now: float) -> None:
+        _drain(self._drv_r)
+
+    def _unregister_io(self, fileobj: Any) -> None:
+        """Take `fileobj` out of the I/O selector (core lock held)."""
+        self._sel.unregister(fileobj)
+        self._sel_gen += 1
+
     def _poke_driver(self) -> None:
         try:
             self._drv_w.send(b"\0")
@@ -234,8 +244,7 @@ class LoopMixin:
             return
         self._driver = me
         self._outer.unregister(self._io_fd)
-        sel, poll, t0 = self._sel, self._drv_poll, self._t0
-        drv_fd = self._drv_r.fileno()
+        sel, t0 = self._sel, self._t0
         clock = time.monotonic
         limit = _INF if deadline is None else deadline - t0
         try:
@@ -250,23 +259,25 @@ class LoopMixin:
                 if fut.needed <= 0 or self._stopping or now >= limit:
                     return
                 self._after_guest_step()  # timers stay the loop thread's to wait for
+                gen = self._sel_gen
                 core.release()
                 if main:
                     self._main_in_core = False
                 try:
                     if self._sigint_deferred is not None:
                         self._deliver_sigint()
-                    ready = poll.poll(None if limit == _INF else max(0.0, limit - now) * 1e3)
+                    # Only the driver reads worker I/O, so it may wait on the selector
+                    # without the lock; a step elsewhere meanwhile may only add fds or
+                    # drop them (then the events are re-read under the lock).
+                    events = sel.select(None if limit == _INF else max(0.0, limit - now))
                 finally:
                     if main:
                         self._main_in_core = True
                     core.acquire()
                 if self.closed:
                     return
-                for fd, _ in ready:
-                    if fd == drv_fd:
-                        _drain(self._drv_r)
-                events = sel.select(0)
+                if self._sel_gen != gen:
+                    events = sel.select(0)
         finally:
             self._driver = 0
             if not self.closed:

@@ -44,21 +44,21 @@ class WorkerHandle:
     functions: set[int] = field(default_factory=set)
     spec: TaskSpec | None = None
     queue: deque[TaskSpec] = field(default_factory=deque)
-    """Actor calls sent after ``spec`` (pipelined): the worker runs them in this order."""
+    """Bodies sent after ``spec`` (pipelined actor calls, prefetched tasks), run in order."""
     outbox: list[tuple] = field(default_factory=list)
     alive: bool = True
     actor_id: int = 0
     """Non-zero for a worker dedicated to that actor (not part of the task pool)."""
     killed: bool = False
+    """The host terminated it on purpose: its exit is not a failure to report."""
     owner: Any = None
+    """The core Owner of the objects this worker's code creates (made on first use)."""
     started: float = 0.0
+    """When the current task was handed to the worker (for the timeline)."""
     offered: int = 0
     """The prefetched task on offer in its claim slot (0: none); see `runtime.real.claims`."""
     no_prefetch: bool = False
     """A prefetched task was taken back from it: queue none behind its running task."""
-    """When the current task was handed to the worker (for the timeline)."""
-    """The core Owner of the objects this worker's code creates (made on first use)."""
-    """The host terminated it on purpose: its exit is not a failure to report."""
 
 
 class PoolMixin:
@@ -241,7 +241,7 @@ class PoolMixin:
 
     def _on_worker_died(self, w: WorkerHandle, now: float) -> None:
         w.alive = False
-        self._sel.unregister(w.conn)
+        self._unregister_io(w.conn)
         w.conn.close()
         reap(w.pid, 1.0)  # its socket closed: it is exiting
         if w.offered or w.queue:
@@ -307,7 +307,7 @@ class PoolMixin:
         except OSError:
             data, fds = b"", []
         if not data:
-            self._sel.unregister(self._zygote)
+            self._unregister_io(self._zygote)
             self._spawning = 0
             return
         worker_id, pid = ZYGOTE_REPLY.unpack(data)
