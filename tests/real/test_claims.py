@@ -71,8 +71,13 @@ def test_take_and_steal_race_across_processes_with_exactly_one_winner(claims) ->
     stolen = 0
     for tid in range(1, rounds + 1):
         assert claims.offer(0, tid)  # the last one was decided: the slot is free
-        for _ in range(tid % 50):
-            pass  # vary the head start the worker gets
+        if tid % 4 == 0:  # give the worker its chance, so both sides surely win some
+            deadline = time.monotonic() + 2.0
+            while _slot(claims, 0) == tid and time.monotonic() < deadline:
+                time.sleep(0.0001)
+        else:
+            for _ in range(tid % 50):
+                pass  # vary the head start the worker gets: a real race
         if claims.steal(0, tid):
             stolen += 1
     assert claims.offer(7, 1)  # stop
