@@ -91,6 +91,8 @@ class OwnedObject:
     """The task that computed this stored value, kept to recompute it if every copy is lost."""
     lineage_refs: int = 0
     """Live stored objects whose lineage takes this object as an argument."""
+    contained: list[ObjectId] | None = None
+    """Objects whose refs are inside this value: each holds one reference from it."""
 
 
 @dataclass(slots=True)
@@ -130,6 +132,8 @@ class Owner:
         self.config = config or CoreConfig()
         self.ids = TaskIdCounter(owner_index)
         self.objects: dict[ObjectId, OwnedObject] = {}
+        self._uncontain: list[ObjectId] | None = None
+        """Refs held by freed values, still to drop (iteratively: chains can be long)."""
         self.pending: dict[TaskId, TaskSpec] = {}
         """Submitted tasks that have not ended, by id (kept for retries)."""
         self._blocked: dict[TaskId, int] = {}
@@ -292,6 +296,43 @@ class Owner:
         self.objects[oid] = OwnedObject(owner=owner)
         out.append(Send(owner, SubscribeObject(oid, self.addr), 64))
 
+    def contain(
+        self, outer: ObjectId, inner: ObjectId, inner_owner: Address, now: float, out: list[Any]
+    ) -> None:
+        """The value of ``outer`` holds a ref to ``inner``: keep ``inner`` while it lives.
+
+        As in Ray, an object nested in another one stays alive as long as the outer
+        object does, whoever dropped their own handles meanwhile. ``outer`` must be
+        this owner's; ``inner_owner`` is the address of the owner of ``inner``. Nothing
+        happens if ``outer`` is gone already.
+        """
+        obj = self.objects.get(outer)
+        if obj is None or obj.owner >= 0 or obj.state == FREED:
+            return
+        self.borrow(inner, inner_owner, now, out)
+        if obj.contained is None:
+            obj.contained = []
+        obj.contained.append(inner)
+
+    def _drop_contained(self, obj: OwnedObject, out: list[Any]) -> None:
+        """``obj``'s value is gone: drop the references it held (see `contain`)."""
+        inner, obj.contained = obj.contained, None
+        if not inner:
+            return
+        if self._uncontain is not None:  # already draining, further up the stack
+            self._uncontain.extend(inner)
+            return
+        work = self._uncontain = list(inner)
+        try:
+            while work:
+                oid = work.pop()
+                held = self.objects.get(oid)
+                if held is not None:
+                    held.refs -= 1
+                    self._maybe_free(oid, held, out)
+        finally:
+            self._uncontain = None
+
     def _maybe_free(self, oid: ObjectId, obj: OwnedObject, out: list[Any]) -> None:
         """Drop ``oid`` once neither the program, nor a pending task, nor a borrower needs it."""
         if obj.refs > 0 or obj.task_refs > 0 or obj.borrowers > 0:
@@ -309,12 +350,16 @@ class Owner:
                 # the value goes; its lineage stays for objects computed from it
                 obj.state, obj.stored = FREED, False
                 out.append(Send(self.gcs_addr, FreeObjects([oid]), 72))
+                if obj.contained:
+                    self._drop_contained(obj, out)
             return  # an inline value is kept: it is small and cannot be lost
         del self.objects[oid]
         if obj.stored and obj.state == READY:
             out.append(Send(self.gcs_addr, FreeObjects([oid]), 72))
         if obj.lineage is not None:
             self._release_lineage(obj.lineage, out)
+        if obj.contained:
+            self._drop_contained(obj, out)
 
     def _release_lineage(self, spec: TaskSpec, out: list[Any]) -> None:
         """A stored object computed by ``spec`` is gone: its arguments' lineage may go too."""
@@ -335,6 +380,8 @@ class Owner:
                     out.append(Send(self.gcs_addr, FreeObjects([ref]), 72))
                 if arg.lineage is not None:
                     work.append(arg.lineage)
+                if arg.contained:
+                    self._drop_contained(arg, out)
 
     def _release_args(self, spec: TaskSpec, out: list[Any]) -> None:
         objects = self.objects

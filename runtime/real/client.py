@@ -152,10 +152,16 @@ class ClientMixin:
         self._check_open()
         if isinstance(value, ObjectRef):
             raise TypeError("put() of an ObjectRef is not supported")
-        oid = self._put_serialized(serialize(value, "value passed to put()"))
-        return ObjectRef(oid, self)
+        nested: list[int] = []
+        _collector.refs = nested
+        try:
+            obj = serialize(value, "value passed to put()")
+        finally:
+            _collector.refs = None
+        return ObjectRef(self._put_serialized(obj, nested), self)
 
-    def _put_serialized(self, obj: SerializedObject) -> int:
+    def _put_serialized(self, obj: SerializedObject, nested: list[int] | None = None) -> int:
+        """Store a serialized value under a new id; `nested`: refs inside it (it holds them)."""
         with self._ids_lock:
             oid = self.owner.new_put_id()
         size = obj.total_size
@@ -171,7 +177,7 @@ class ClientMixin:
                 self.arena_objects[oid] = (offset, size)
         with self._lock:
             self.table[oid] = entry
-        self._ops.append((self._op_put, (oid, size, payload, entry.stored)))
+        self._ops.append((self._op_put, (oid, size, payload, entry.stored, nested)))
         return oid
 
     def get(self, refs: list[ObjectRef], timeout: float | None) -> list[Any]:

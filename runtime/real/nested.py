@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from runtime.core.ids import task_of
 from runtime.core.messages import ObjectReady, WorkerBlocked, WorkerUnblocked
 from runtime.core.owner import FAILED, PENDING, Owner
 from runtime.core.task import ACTOR_METHOD, ERR_OBJECT_LOST, TASK, TaskSpec
@@ -139,7 +140,8 @@ class NestedMixin:
         self._owner_of(w).kill_actor(payload[0], payload[1], self._out)
         self._reply(w, req_id, True, None)
 
-    def _req_put(self, w: Any, req_id: int, data: bytes, now: float) -> None:
+    def _req_put(self, w: Any, req_id: int, payload: tuple, now: float) -> None:
+        data, nested = payload
         owner = self._owner_of(w)
         size = len(data)
         oid = owner.new_put_id()
@@ -151,6 +153,10 @@ class NestedMixin:
             with self._lock:
                 self.arena_objects[oid] = (offset, size)
             owner.put(size, None, True, now, self._out, oid=oid)
+        for inner, inner_owner in nested:  # refs inside the value live as long as it does
+            owner.contain(oid, inner, inner_owner, now, self._out)
+        if nested:
+            self._execute(now)
         self._reply(w, req_id, True, oid)
 
     def _req_borrow(self, w: Any, req_id: int, items: list[tuple[int, int]], now: float) -> None:
@@ -160,11 +166,20 @@ class NestedMixin:
             owner.borrow(oid, owner_addr, now, self._out)
         self._execute(now)  # the subscriptions land before any later release
 
-    def _req_lend(self, w: Any, req_id: int, items: list[tuple[int, int]], now: float) -> None:
-        """The worker pickled refs into a value it sends out: the driver's owner borrows
-        them, so they outlive the worker's own handles (held until shutdown)."""
-        for oid, owner_addr in items:
-            self.owner.borrow(oid, owner_addr, now, self._out)
+    def _req_lend(self, w: Any, req_id: int, items: list[tuple[int, int, int]], now: float) -> None:
+        """The worker pickled refs into a value it sends out, so they outlive its handles.
+
+        Refs inside a return value of the running task are held by that object (its
+        owner's `Owner.contain`) and dropped when it is freed, as in Ray; any other
+        (container 0) is borrowed by the driver's owner and held until shutdown.
+        """
+        spec = w.spec
+        for oid, owner_addr, container in items:
+            if container and spec is not None and task_of(container) == spec.task_id:
+                owner = self.components[spec.owner]
+                owner.contain(container, oid, owner_addr, now, self._out)
+            else:
+                self.owner.borrow(oid, owner_addr, now, self._out)
         self._execute(now)
 
     def _req_release(self, w: Any, req_id: int, oids: list[int], now: float) -> None:

@@ -279,9 +279,12 @@ class Node(
     def _op_submit(self, spec: TaskSpec, now: float) -> None:
         self.owner.submit(spec, now, self._out)
 
-    def _op_put(self, item: tuple[int, int, bytes | None, bool], now: float) -> None:
-        oid, size, payload, stored = item
-        self.owner.put(size, payload, stored, now, self._out, oid=oid)
+    def _op_put(self, item: tuple[int, int, bytes | None, bool, Any], now: float) -> None:
+        oid, size, payload, stored, nested = item
+        owner = self.owner
+        owner.put(size, payload, stored, now, self._out, oid=oid)
+        for inner in nested or ():  # refs inside the value live as long as it does
+            owner.contain(oid, inner, OWNER_ADDR, now, self._out)
 
     def _op_release(self, oid: int, now: float) -> None:
         with self._lock:

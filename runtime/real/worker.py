@@ -26,6 +26,7 @@ from collections.abc import Iterable
 from functools import partial
 from typing import Any
 
+from runtime.core.ids import object_id
 from runtime.exceptions import ObjectStoreFullError
 from runtime.real import protocol as p
 from runtime.real.arena import Arena
@@ -131,7 +132,7 @@ class _Worker:
     def _flush(self) -> None:
         client = self.client
         if client is not None and (
-            client.releases or client.unpins or client.borrows or client.lent
+            client.releases or client.unpins or client.borrows or client.lent or client.loans
         ):
             # all go before the replies; borrows and loans before releases
             if client.releases:
@@ -141,10 +142,10 @@ class _Worker:
                 offsets, client.unpins = client.unpins, []
                 self.replies.insert(0, p.request(0, "unpin", offsets))
             if client.lent:
-                lent, client.lent = client.lent, []
-                owners = client.owners
-                items = [(oid, owners.get(oid, client.addr)) for oid in lent]
-                self.replies.insert(0, p.request(0, "lend", items))
+                client.lend_into(0, 0)  # pickled outside any value of ours: the driver holds them
+            if client.loans:
+                loans, client.loans = client.loans, []
+                self.replies.insert(0, p.request(0, "lend", loans))
             if client.borrows:
                 borrows, client.borrows = client.borrows, []
                 self.replies.insert(0, p.request(0, "borrow", borrows))
@@ -240,7 +241,7 @@ class _Worker:
                 self.actor = result
                 result = None
             values = _split_returns(result, n_returns)
-            payload = tuple(self._encode(v, task_id) for v in values)
+            payload = self._encode_returns(values, task_id)
         except Exception as exc:
             text = traceback.format_exc()
             self.replies.append(p.task_result(task_id, False, p.encode_error(exc, name, text)))
@@ -255,6 +256,19 @@ class _Worker:
         if value[0] == p.VALUE_INLINE:
             return loads(value[1])
         return deserialize_from_arena(self.arena, value[1], value[2])
+
+    def _encode_returns(self, values: tuple, task_id: Any) -> tuple:
+        """Encode return values; refs pickled inside one are held by that object."""
+        client = self.client
+        if client is None:
+            return tuple(self._encode(v, task_id) for v in values)
+        encoded = []
+        for i, value in enumerate(values):
+            mark = len(client.lent)
+            encoded.append(self._encode(value, task_id))
+            if len(client.lent) > mark:
+                client.lend_into(mark, object_id(task_id, i + 1))
+        return tuple(encoded)
 
     def _encode(self, value: Any, task_id: Any) -> tuple:
         obj = serialize(value, "return value")

@@ -35,7 +35,11 @@ class WorkerClient:
         self.borrows: list[tuple[int, int]] = []
         """Refs unpickled here, to register with this worker's owner (sent before releases)."""
         self.lent: list[int] = []
-        """Refs pickled into values leaving this worker: the driver holds them (see `lend`)."""
+        """Refs pickled since the last `take_lent`: each is claimed by what carries it out."""
+        self.loans: list[tuple[int, int, int]] = []
+        """``(oid, owner, container)`` for refs inside this worker's return values (held by
+        that value, see `Owner.contain`) or pickled elsewhere (container 0: the driver
+        holds them); sent as one ``lend`` request before anything else."""
         self.owners: dict[int, int] = {}
         """The owner of each borrowed object (absent: this worker owns it)."""
         self.addr = WORKER_OWNER_BASE + worker.worker_id
@@ -86,6 +90,17 @@ class WorkerClient:
         self.lent.append(oid)
         return self.owners.get(oid, self.addr)
 
+    def take_lent(self, mark: int) -> list[int]:
+        """The refs pickled since ``len(self.lent)`` was `mark`; they are claimed now."""
+        oids = self.lent[mark:]
+        del self.lent[mark:]
+        return oids
+
+    def lend_into(self, mark: int, container: int) -> None:
+        """Refs pickled since `mark` are inside object `container` (0: no object)."""
+        owners, addr = self.owners, self.addr
+        self.loans.extend((oid, owners.get(oid, addr), container) for oid in self.take_lent(mark))
+
     def adopt_ref(self, oid: int, owner: int) -> ObjectRef:
         """A ref unpickled here (inside an argument or a fetched value): borrow it."""
         if owner != self.addr:
@@ -108,7 +123,10 @@ class WorkerClient:
             if isinstance(v, ObjectRef):
                 refs.append(v._oid)
                 return v._oid
-            return (p.VALUE_INLINE, dumps(v, what))
+            mark = len(self.lent)
+            data = dumps(v, what)
+            refs.extend(self.take_lent(mark))  # nested refs: kept alive until the task ends
+            return (p.VALUE_INLINE, data)
 
         a = tuple(enc(v, f"argument {i} of {name}()") for i, v in enumerate(args))
         kw = {k: enc(v, f"argument '{k}' of {name}()") for k, v in kwargs.items()}
@@ -143,7 +161,11 @@ class WorkerClient:
         """Store `value`; this worker owns it."""
         if isinstance(value, ObjectRef):
             raise TypeError("put() of an ObjectRef is not supported")
-        return ObjectRef(self.request("put", dumps(value, "value passed to put()")), self)
+        mark = len(self.lent)
+        data = dumps(value, "value passed to put()")
+        owners, addr = self.owners, self.addr
+        nested = [(oid, owners.get(oid, addr)) for oid in self.take_lent(mark)]
+        return ObjectRef(self.request("put", (data, nested)), self)
 
     def get(self, refs: list[ObjectRef], timeout: float | None) -> list[Any]:
         """Wait for `refs` (the driver lends this worker's CPU out meanwhile); return values."""

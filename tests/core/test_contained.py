@@ -1,0 +1,93 @@
+"""Refs nested in a value: the outer object keeps them alive, and lets go when it is freed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.core.fake_host import FakeHost, owner_addr
+
+BIG = 1 << 20
+
+
+def _put(host: FakeHost, node: int = 0, size: int = 10) -> int:
+    out: list[Any] = []
+    oid = host.owners[node].put(size, b"x", False, host.now, out)
+    host._effect(out)
+    return oid
+
+
+def _contain(host: FakeHost, outer: int, inner: int, node: int = 0, inner_node: int = 0) -> None:
+    out: list[Any] = []
+    host.owners[node].contain(outer, inner, owner_addr(inner_node), host.now, out)
+    host._effect(out)
+    host.run()
+
+
+def test_an_inner_object_lives_while_the_outer_one_does() -> None:
+    host = FakeHost(nodes=1)
+    owner = host.owners[0]
+    inner = _put(host)
+    outer = _put(host)
+    _contain(host, outer, inner)
+    host.release(inner)  # the program's own handle goes
+    host.run()
+    assert inner in owner.objects
+    host.release(outer)
+    host.run()
+    assert inner not in owner.objects and outer not in owner.objects
+
+
+def test_a_task_result_holding_a_ref_frees_it_when_the_result_is_freed() -> None:
+    host = FakeHost(nodes=1)
+    owner = host.owners[0]
+    inner = _put(host)
+    (outer,) = host.submit(output_sizes=(BIG,))
+    _contain(host, outer, inner)  # the worker returned [inner] (while the task ran)
+    host.release(inner)
+    host.run()
+    assert owner.objects[outer].state == 1  # READY
+    assert inner in owner.objects
+    host.release(outer)
+    host.run()
+    assert inner not in owner.objects
+
+
+def test_containing_into_a_freed_object_holds_nothing() -> None:
+    host = FakeHost(nodes=1)
+    owner = host.owners[0]
+    inner = _put(host)
+    outer = _put(host)
+    host.release(outer)
+    _contain(host, outer, inner)
+    host.release(inner)
+    host.run()
+    assert inner not in owner.objects
+
+
+def test_an_inner_object_of_another_owner_is_borrowed_then_released() -> None:
+    host = FakeHost(nodes=2)
+    inner = _put(host, node=1)
+    outer = _put(host, node=0)
+    _contain(host, outer, inner, node=0, inner_node=1)
+    host.release(inner, node=1)
+    host.run()
+    assert inner in host.owners[1].objects  # owner 0 borrows it for the outer value
+    host.release(outer, node=0)
+    host.run()
+    assert inner not in host.owners[1].objects and inner not in host.owners[0].objects
+
+
+def test_a_long_chain_of_nested_values_is_freed_without_deep_recursion() -> None:
+    host = FakeHost(nodes=1)
+    owner = host.owners[0]
+    first = prev = _put(host)
+    for _ in range(5000):  # each value holds a ref to the one before it
+        nxt = _put(host)
+        _contain(host, nxt, prev)
+        host.release(prev)
+        prev = nxt
+    host.run()
+    assert first in owner.objects
+    host.release(prev)
+    host.run()
+    assert not owner.objects
