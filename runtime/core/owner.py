@@ -208,6 +208,11 @@ class Owner:
                 blocked += 1
             elif obj.state == FAILED:
                 failed = obj
+        for ref in spec.held_refs:
+            obj = objects.get(ref)
+            if obj is None:
+                raise KeyError(f"nested ref {ref:x} is neither owned nor borrowed by {self.addr}")
+            obj.task_refs += 1  # alive while the task may use it; neither awaited nor failed on
         if failed is not None:
             self._finish_failed(spec, failed.error_kind, failed.error, now, out)
         elif blocked:
@@ -385,12 +390,13 @@ class Owner:
 
     def _release_args(self, spec: TaskSpec, out: list[Any]) -> None:
         objects = self.objects
-        for ref in spec.arg_refs:
-            obj = objects.get(ref)
-            if obj is None:
-                continue
-            obj.task_refs -= 1
-            self._maybe_free(ref, obj, out)
+        for refs in (spec.arg_refs, spec.held_refs):
+            for ref in refs:
+                obj = objects.get(ref)
+                if obj is None:
+                    continue
+                obj.task_refs -= 1
+                self._maybe_free(ref, obj, out)
 
     def _on_subscribe_object(self, msg: SubscribeObject, now: float, out: list[Any]) -> None:
         obj = self.objects.get(msg.oid)

@@ -73,6 +73,9 @@ class TaskSpec:
     duration: float = 0.0
     output_sizes: tuple[int, ...] = ()
     arg_refs: tuple[ObjectId, ...] = ()
+    held_refs: tuple[ObjectId, ...] = ()
+    """Refs nested inside argument values: kept alive until the task ends but not waited
+    for, and passed as they are (Ray does not resolve nested refs)."""
     deps: tuple[DepInfo, ...] = ()
     inlined: dict[ObjectId, Any] | None = None
     nbytes: int = 256

@@ -67,7 +67,8 @@ class ActorMixin:
             # the core resolves constructor arguments at registration: they must be ready
             refs = list(dict.fromkeys(v for v in (*args, *kwargs.values()) if _is_ref(v)))
             self.wait(refs, len(refs), None)
-        a, kw, arg_refs, implicit = self._encode_args(name, args, kwargs)
+        a, kw, arg_refs, held, implicit = self._encode_args(name, args, kwargs)
+        arg_refs += held  # the core registers an actor once its constructor's refs are ready
         demand, hold = options.demand_and_hold()
         with self._ids_lock:
             tid = self.owner.new_task_id()
@@ -150,7 +151,7 @@ class ActorMixin:
                 self._ops.append((self._op_attach_actor, actor_id))
             handle._attached = self
         name = f"{handle._class_name}.{method}"
-        a, kw, arg_refs, implicit = self._encode_args(name, args, kwargs)
+        a, kw, arg_refs, held, implicit = self._encode_args(name, args, kwargs)
         with self._ids_lock:
             tid = self.owner.new_task_id()
         spec = TaskSpec(
@@ -164,6 +165,7 @@ class ActorMixin:
             max_retries=0,
             name=name,
             arg_refs=tuple(arg_refs),
+            held_refs=tuple(held),
             kind=ACTOR_METHOD,
             actor_id=actor_id,
         )

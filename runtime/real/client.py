@@ -49,7 +49,7 @@ class ClientMixin:
         self._check_open()
         fn_id = rf._function_id(self)
         name = rf.__qualname__
-        a, kw, arg_refs, implicit = self._encode_args(name, args, kwargs)
+        a, kw, arg_refs, held, implicit = self._encode_args(name, args, kwargs)
         with self._ids_lock:
             tid = self.owner.new_task_id()
         spec = TaskSpec(
@@ -64,6 +64,7 @@ class ClientMixin:
             retry_exceptions=options.retry_exceptions,
             name=options.name or name,
             arg_refs=tuple(arg_refs),
+            held_refs=tuple(held),
         )
         return self._submit_spec(spec, implicit)
 
@@ -86,26 +87,33 @@ class ClientMixin:
 
     def _encode_args(
         self, name: str, args: tuple, kwargs: dict
-    ) -> tuple[tuple, dict, list[int], list[int]]:
-        """Encode call arguments: `(args, kwargs, referenced oids, implicit put oids)`."""
+    ) -> tuple[tuple, dict, list[int], list[int], list[int]]:
+        """Encode call arguments: `(args, kwargs, argument oids, nested oids, implicit puts)`.
+
+        Argument oids are refs passed as arguments (resolved to values before the call);
+        nested oids are refs inside argument values (passed as refs, kept alive only).
+        """
         arg_refs: list[int] = []
+        held: list[int] = []
         implicit: list[int] = []
         try:
             a = tuple(
-                self._encode_arg(v, f"argument {i} of {name}()", arg_refs, implicit)
+                self._encode_arg(v, f"argument {i} of {name}()", arg_refs, held, implicit)
                 for i, v in enumerate(args)
             )
             kw = {
-                k: self._encode_arg(v, f"argument '{k}' of {name}()", arg_refs, implicit)
+                k: self._encode_arg(v, f"argument '{k}' of {name}()", arg_refs, held, implicit)
                 for k, v in kwargs.items()
             }
         except BaseException:
             for oid in implicit:
                 self._ops.append((self._op_release, oid))
             raise
-        return a, kw, arg_refs, implicit
+        return a, kw, arg_refs, held, implicit
 
-    def _encode_arg(self, value: Any, what: str, arg_refs: list[int], implicit: list[int]) -> Any:
+    def _encode_arg(
+        self, value: Any, what: str, arg_refs: list[int], held: list[int], implicit: list[int]
+    ) -> Any:
         """An encoded value tuple, or an object id (int) for refs and large values."""
         if isinstance(value, ObjectRef):
             if value._node is not self:
@@ -118,7 +126,7 @@ class ClientMixin:
             obj = serialize(value, what)
         finally:
             _collector.refs = None
-        arg_refs.extend(nested)  # kept alive (and ready) until the task ends
+        held.extend(nested)  # kept alive until the task ends, not waited for
         if obj.total_size < self.inline_threshold:
             return (p.VALUE_INLINE, obj.to_bytes())
         oid = self._put_serialized(obj)  # large arguments become implicit puts, like Ray

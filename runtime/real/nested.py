@@ -70,7 +70,7 @@ class NestedMixin:
         self._reply(w, req_id, True, self.register_function(pickled))
 
     def _req_submit(self, w: Any, req_id: int, payload: tuple, now: float) -> None:
-        fn_id, args, refs, resources, n, max_retries, retry_exceptions, name = payload
+        fn_id, args, refs, held, resources, n, max_retries, retry_exceptions, name = payload
         owner = self._owner_of(w)
         spec = TaskSpec(
             task_id=owner.new_task_id(),
@@ -84,11 +84,12 @@ class NestedMixin:
             retry_exceptions=retry_exceptions,
             name=name,
             arg_refs=refs,
+            held_refs=held,
         )
         self._reply(w, req_id, True, list(owner.submit(spec, now, self._out)))
 
     def _req_call_actor(self, w: Any, req_id: int, payload: tuple, now: float) -> None:
-        actor_id, method, args, refs, n, name = payload
+        actor_id, method, args, refs, held, n, name = payload
         owner = self._owner_of(w)
         owner.attach_actor(actor_id, self._out)
         spec = TaskSpec(
@@ -102,6 +103,7 @@ class NestedMixin:
             max_retries=0,
             name=name,
             arg_refs=refs,
+            held_refs=held,
             kind=ACTOR_METHOD,
             actor_id=actor_id,
         )

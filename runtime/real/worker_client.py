@@ -116,8 +116,12 @@ class WorkerClient:
         """Register a pickled function with the driver; return its id."""
         return self.request("register", pickled)
 
-    def _encode(self, name: str, args: tuple, kwargs: dict) -> tuple[tuple, dict, list[int]]:
+    def _encode(
+        self, name: str, args: tuple, kwargs: dict
+    ) -> tuple[tuple, dict, list[int], list[int]]:
+        """`(args, kwargs, argument oids, nested oids)`, as the driver's `_encode_args`."""
         refs: list[int] = []
+        held: list[int] = []
 
         def enc(v: Any, what: str) -> Any:
             if isinstance(v, ObjectRef):
@@ -125,12 +129,12 @@ class WorkerClient:
                 return v._oid
             mark = len(self.lent)
             data = dumps(v, what)
-            refs.extend(self.take_lent(mark))  # nested refs: kept alive until the task ends
+            held.extend(self.take_lent(mark))  # nested refs: kept alive until the task ends
             return (p.VALUE_INLINE, data)
 
         a = tuple(enc(v, f"argument {i} of {name}()") for i, v in enumerate(args))
         kw = {k: enc(v, f"argument '{k}' of {name}()") for k, v in kwargs.items()}
-        return a, kw, refs
+        return a, kw, refs, held
 
     def _refs(self, oids: list[int], n: int) -> Any:
         refs = [ObjectRef(oid, self) for oid in oids]
@@ -144,11 +148,12 @@ class WorkerClient:
         """Submit a nested task; this worker owns its results."""
         fn_id = rf._function_id(self)
         name = rf.__qualname__
-        a, kw, refs = self._encode(name, args, kwargs)
+        a, kw, refs, held = self._encode(name, args, kwargs)
         spec = (
             fn_id,
             (a, kw),
             tuple(refs),
+            tuple(held),
             options.resource_demand(),
             options.num_returns,
             options.max_retries,
@@ -194,7 +199,8 @@ class WorkerClient:
         from runtime.actor import ActorHandle
 
         fn_id = ac._function._function_id(self)
-        a, kw, refs = self._encode(ac.__qualname__, args, kwargs)
+        a, kw, refs, held = self._encode(ac.__qualname__, args, kwargs)
+        refs += held  # the core registers an actor once its constructor's refs are ready
         demand, hold = options.demand_and_hold()
         payload = (
             fn_id,
@@ -216,8 +222,8 @@ class WorkerClient:
     ) -> Any:
         """Call a method of an actor (created anywhere) from this worker."""
         name = f"{handle._class_name}.{method}"
-        a, kw, refs = self._encode(name, args, kwargs)
-        payload = (handle._actor_id, method, (a, kw), tuple(refs), num_returns, name)
+        a, kw, refs, held = self._encode(name, args, kwargs)
+        payload = (handle._actor_id, method, (a, kw), tuple(refs), tuple(held), num_returns, name)
         return self._refs(self.request("call_actor", payload), num_returns)
 
     def get_actor(self, name: str) -> Any:

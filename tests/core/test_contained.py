@@ -91,3 +91,26 @@ def test_a_long_chain_of_nested_values_is_freed_without_deep_recursion() -> None
     host.release(prev)
     host.run()
     assert not owner.objects
+
+
+def test_a_nested_ref_in_an_argument_is_held_but_not_awaited() -> None:
+    host = FakeHost(nodes=1, cpus=2)
+    owner = host.owners[0]
+    (slow,) = host.submit(duration=10.0, name="slow", output_sizes=(BIG,))
+    (quick,) = host.submit(duration=1.0, name="quick", held_refs=(slow,))
+    host.release(slow)  # the program's handle goes; the pending task still holds it
+    host.run(until=2.0)
+    assert host.ready[quick].error_kind is None  # ran while `slow` was still running
+    assert slow not in host.ready
+    assert slow in owner.objects
+    host.run()
+    assert slow not in owner.objects  # released when `quick` ended and `slow` reported
+
+
+def test_a_nested_ref_to_a_failed_object_does_not_fail_the_task() -> None:
+    host = FakeHost(nodes=1)
+    (bad,) = host.submit(function="fail", name="bad")
+    host.run()
+    (ok,) = host.submit(name="ok", held_refs=(bad,))
+    host.run()
+    assert host.ready[ok].error_kind is None

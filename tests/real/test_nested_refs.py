@@ -146,3 +146,27 @@ def test_a_value_put_by_a_worker_keeps_the_refs_inside_it(node) -> None:
 
 def test_a_worker_passes_refs_nested_in_an_argument_to_a_task(node) -> None:
     assert ray.get(pass_nested_from_worker.remote(100_000)) == sum(range(100_000))
+
+
+@ray.remote
+def sleeper(t):
+    import time
+
+    time.sleep(t)
+    return t
+
+
+@ray.remote
+def count_ready(refs):
+    ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
+    return len(ready)
+
+
+def test_a_task_does_not_wait_for_refs_nested_in_its_arguments(node) -> None:
+    # As in Ray: refs inside an argument are passed as refs, not awaited (the task used
+    # to be held until every nested ref was ready).
+    slow = sleeper.remote(30)
+    try:
+        assert ray.get(count_ready.remote([slow]), timeout=15) == 0
+    finally:
+        ray.cancel(slow, force=True)
