@@ -163,17 +163,20 @@ class ActorMethod:
 class ActorHandle:
     """A handle to a live actor; it can be passed to tasks and to other actors.
 
-    It pickles as its actor id plus the class's method table; the side that unpickles it
-    attaches to the actor through its own owner.
+    It pickles as its actor id, the class's method table and a ref to the actor's token
+    (see `_token`); the side that unpickles it attaches to the actor through its own owner.
     """
 
-    def __init__(self, actor_id: int, class_name: str, methods: dict[str, int]) -> None:
+    def __init__(
+        self, actor_id: int, class_name: str, methods: dict[str, int], token: Any = None
+    ) -> None:
         self._actor_id = actor_id
         self._class_name = class_name
         self._methods = methods
         self._attached: Any = None
-        self._counted: Any = None
-        """The driver node counting this handle (the actor dies with its last handle)."""
+        self._token = token
+        """An ObjectRef to the actor's token object (None: the actor is never collected).
+        Each copy of the handle, in any process, holds one: the actor dies with the last."""
 
     @property
     def actor_id(self) -> int:
@@ -194,15 +197,8 @@ class ActorHandle:
         return _current_node().call_actor(self, name, args, kwargs, num_returns)
 
     def __reduce__(self) -> Any:
-        node = self.__dict__.get("_counted")
-        if node is not None:
-            node.actor_handle_escaped(self._actor_id)  # copies elsewhere: never collected
-        return (ActorHandle, (self._actor_id, self._class_name, self._methods))
-
-    def __del__(self) -> None:
-        node = self.__dict__.get("_counted")
-        if node is not None:
-            node.release_actor_handle(self._actor_id)
+        # the token ref pickles like any nested ref: where the copy lands, it is borrowed
+        return (ActorHandle, (self._actor_id, self._class_name, self._methods, self._token))
 
     def __repr__(self) -> str:
         return f"Actor({self._class_name}, {self._actor_id:x})"

@@ -50,6 +50,7 @@ from runtime.core.messages import (
     Free,
     KillWorker,
     NodeDied,
+    ObjectFreed,
     ObjectReady,
     Restore,
     Send,
@@ -176,6 +177,7 @@ class Host:
             ObjectReady: self._object_ready,
             CancelRunning: self._cancel_running,
             Free: self._ignore,  # the simulator holds no bytes
+            ObjectFreed: self._ignore,  # the simulator watches no object's end
             Trace: self._ignore,
             ActorStateChanged: self._ignore,  # no actor workloads in the simulator yet
             KillWorker: self._ignore,

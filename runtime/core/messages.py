@@ -383,6 +383,15 @@ class Free:
 
 
 @dataclass(slots=True, eq=False)
+class ObjectFreed:
+    """Owner ``owner`` dropped object ``oid``, which its host asked to hear of
+    (``Owner.watch_free``): no reference to it is left anywhere."""
+
+    owner: Address
+    oid: ObjectId
+
+
+@dataclass(slots=True, eq=False)
 class SetTimer:
     """Deliver ``TimerFired(key)`` to ``addr`` after ``delay`` seconds."""
 

@@ -30,6 +30,7 @@ from runtime.core.messages import (
     KillActor,
     LookupActor,
     NodeRemoved,
+    ObjectFreed,
     ObjectLost,
     ObjectReady,
     ObjectStatus,
@@ -134,6 +135,8 @@ class Owner:
         self.objects: dict[ObjectId, OwnedObject] = {}
         self._uncontain: list[ObjectId] | None = None
         """Refs held by freed values, still to drop (iteratively: chains can be long)."""
+        self._watched: set[ObjectId] = set()
+        """Objects whose end the host wants to hear of (`watch_free`)."""
         self.pending: dict[TaskId, TaskSpec] = {}
         """Submitted tasks that have not ended, by id (kept for retries)."""
         self._blocked: dict[TaskId, int] = {}
@@ -319,6 +322,23 @@ class Owner:
             obj.contained = []
         obj.contained.append(inner)
 
+    def watch_free(self, oid: ObjectId) -> None:
+        """Emit ``ObjectFreed`` when ``oid`` (one of this owner's) is dropped for good.
+
+        A host uses it to tie something to an object's lifetime across processes, e.g.
+        an actor to the token object its handles carry.
+        """
+        if oid in self.objects:
+            self._watched.add(oid)
+
+    def _dropped(self, oid: ObjectId, obj: OwnedObject, out: list[Any]) -> None:
+        """``oid`` left the table: drop the refs its value held, tell a watching host."""
+        if obj.contained:
+            self._drop_contained(obj, out)
+        if self._watched and oid in self._watched:
+            self._watched.discard(oid)
+            out.append(ObjectFreed(self.addr, oid))
+
     def _drop_contained(self, obj: OwnedObject, out: list[Any]) -> None:
         """``obj``'s value is gone: drop the references it held (see `contain`)."""
         inner, obj.contained = obj.contained, None
@@ -363,8 +383,7 @@ class Owner:
             out.append(Send(self.gcs_addr, FreeObjects([oid]), 72))
         if obj.lineage is not None:
             self._release_lineage(obj.lineage, out)
-        if obj.contained:
-            self._drop_contained(obj, out)
+        self._dropped(oid, obj, out)
 
     def _release_lineage(self, spec: TaskSpec, out: list[Any]) -> None:
         """A stored object computed by ``spec`` is gone: its arguments' lineage may go too."""
@@ -385,8 +404,7 @@ class Owner:
                     out.append(Send(self.gcs_addr, FreeObjects([ref]), 72))
                 if arg.lineage is not None:
                     work.append(arg.lineage)
-                if arg.contained:
-                    self._drop_contained(arg, out)
+                self._dropped(ref, arg, out)
 
     def _release_args(self, spec: TaskSpec, out: list[Any]) -> None:
         objects = self.objects

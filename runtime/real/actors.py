@@ -21,12 +21,15 @@ from runtime.core.messages import (
     ActorStateChanged,
     ActorWorkerDied,
     KillWorker,
+    ObjectFreed,
     TaskFinished,
 )
 from runtime.core.task import ACTOR_CREATION, ACTOR_METHOD, TaskSpec
+from runtime.object_ref import ObjectRef
 from runtime.real import protocol as p
 from runtime.real.addresses import HOST_ADDR, NODE_ID, OWNER_ADDR
 from runtime.real.futures import Future
+from runtime.real.serialization import serialize
 from runtime.real.worker import ZYGOTE_REQUEST
 
 __all__ = ["ActorInfo", "ActorMixin"]
@@ -96,36 +99,37 @@ class ActorMixin:
         if options.get_if_exists and options.name:
             answered.wait(None)  # learn whether an actor of that name exists
             actor_id = info.alias_of or tid
-        handle = ActorHandle(actor_id, name, ac._methods)
-        if not options.name and options.lifetime != "detached":
-            with self._lock:
-                self._actor_handles[actor_id] = self._actor_handles.get(actor_id, 0) + 1
-            handle._counted = self
-        return handle
+        token = None
+        if not options.name and options.lifetime != "detached" and actor_id == tid:
+            token = self._actor_token(actor_id)
+        return ActorHandle(actor_id, name, ac._methods, token)
 
-    def actor_handle_escaped(self, actor_id: int) -> None:
-        """A handle was pickled (passed to a task or stored): the actor is never collected."""
-        with self._lock:
-            self._actor_handles.pop(actor_id, None)
+    def _actor_token(self, actor_id: int) -> ObjectRef:
+        """A token object whose refs the actor's handles carry: the actor dies with it.
 
-    def release_actor_handle(self, actor_id: int) -> None:
-        """A counted handle died (any thread): kill the actor after its last handle.
+        Every copy of a handle, in any process, holds a ref to the token (pickling a
+        handle pickles the ref, which is borrowed where it is unpickled), so the token is
+        freed exactly when no handle is left anywhere; the owner then emits
+        ``ObjectFreed`` and the host collects the actor (`_effect_object_freed`).
+        """
+        oid = self._put_serialized(serialize(None, "actor token"))
+        self._actor_tokens[oid] = actor_id  # single dict operations: safe on any thread
+        self._ops.append((self._op_watch_token, oid))
+        self._wake()
+        return ObjectRef(oid, self)
+
+    def _op_watch_token(self, oid: int, now: float) -> None:
+        self.owner.watch_free(oid)
+
+    def _effect_object_freed(self, cmd: ObjectFreed, now: float) -> None:
+        """The last handle of an actor is gone everywhere: collect the actor.
 
         Calls submitted before still run: the kill waits until the driver's owner has
         no call of that actor in flight or unsent (checked on a host timer).
         """
-        if self.closed:
-            return
-        with self._lock:
-            left = self._actor_handles.get(actor_id)
-            if left is None:
-                return
-            if left > 1:
-                self._actor_handles[actor_id] = left - 1
-                return
-            del self._actor_handles[actor_id]
-        self._ops.append((self._op_collect_actor, actor_id))
-        self._wake()
+        actor_id = self._actor_tokens.pop(cmd.oid, None)
+        if actor_id is not None:
+            self._op_collect_actor(actor_id, now)
 
     def _op_collect_actor(self, actor_id: int, now: float) -> None:
         state = self.owner.actor_state(actor_id)

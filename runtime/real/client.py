@@ -270,6 +270,8 @@ class ClientMixin:
         """Drop the program's reference to `oid` (called from `ObjectRef.__del__`)."""
         if not self.closed:
             self._ops.append((self._op_release, oid))
+            if oid in self._actor_tokens:  # maybe an actor's last handle: collect it now
+                self._wake()
 
     def _entries(self, refs: list[ObjectRef]) -> list[ObjectEntry]:
         self._check_open()

@@ -42,6 +42,7 @@ from runtime.core.messages import (
     Dispatch,
     Free,
     KillWorker,
+    ObjectFreed,
     ObjectReady,
     Restore,
     Send,
@@ -147,7 +148,8 @@ class Node(
         self._pins: dict[int, int] = {}
         self._doomed: set[int] = set()
         self._extra_refs: dict[int, int] = {}
-        self._actor_handles: dict[int, int] = {}
+        self._actor_tokens: dict[int, int] = {}
+        """Token object id -> the actor its handles keep alive (see `_actor_token`)."""
         """Live driver handles per collectable actor (not named, detached or escaped)."""
         """Objects with more than one live ObjectRef instance (refs unpickled from values)."""
         self._ops: deque[tuple[Callable[[Any, float], None], Any]] = deque()
@@ -172,6 +174,7 @@ class Node(
             Dispatch: self._effect_dispatch,
             ObjectReady: self._effect_object_ready,
             Free: self._effect_free,
+            ObjectFreed: self._effect_object_freed,
             SetTimer: self._effect_set_timer,
             Trace: self._effect_trace,
             Transfer: self._effect_transfer,

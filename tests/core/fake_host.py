@@ -17,6 +17,7 @@ from runtime.core.messages import (
     Free,
     KillWorker,
     NodeDied,
+    ObjectFreed,
     ObjectReady,
     Restore,
     Restored,
@@ -75,6 +76,8 @@ class FakeHost:
         self.ready: dict[int, ObjectReady] = {}
         self.commands: list[Any] = []
         self.freed: list[tuple[int, int]] = []
+        self.ended: list[int] = []
+        """Watched objects the owners dropped (``ObjectFreed``)."""
         self.transfers: list[Transfer] = []
         self.dispatched: list[Dispatch] = []
         self.actor_events: list[ActorStateChanged] = []
@@ -173,6 +176,8 @@ class FakeHost:
                 self._push(self.now, (raylet_addr(cmd.node), stop))
             elif kind is Trace:
                 pass
+            elif kind is ObjectFreed:
+                self.ended.append(cmd.oid)
             else:
                 raise AssertionError(f"unknown command {cmd!r}")
 

@@ -114,3 +114,21 @@ def test_a_nested_ref_to_a_failed_object_does_not_fail_the_task() -> None:
     (ok,) = host.submit(name="ok", held_refs=(bad,))
     host.run()
     assert host.ready[ok].error_kind is None
+
+
+def test_a_watched_object_reports_its_end_once_no_ref_is_left_anywhere() -> None:
+    host = FakeHost(nodes=2)
+    token = _put(host, node=0)
+    other = _put(host, node=0)
+    host.owners[0].watch_free(token)
+    out: list[Any] = []
+    host.owners[1].borrow(token, owner_addr(0), host.now, out)  # a handle elsewhere
+    host._effect(out)
+    host.run()
+    host.release(token, node=0)
+    host.release(other, node=0)
+    host.run()
+    assert host.ended == []  # node 1 still holds it
+    host.release(token, node=1)
+    host.run()
+    assert host.ended == [token]  # and `other`, not watched, ended silently

@@ -86,11 +86,60 @@ def test_named_and_detached_actors_outlive_their_handles(node) -> None:
     assert ray.get(again.incr.remote()) == 1
 
 
-def test_an_actor_whose_handle_was_passed_to_a_task_is_not_collected(node) -> None:
+def test_an_actor_whose_handle_was_passed_to_a_task_dies_after_the_task_and_the_driver(
+    node,
+) -> None:
+    # Used to be never collected: a pickled handle could not be counted. Every copy now
+    # carries a ref to the actor's token object, counted like any borrowed ref.
     c = Counter.remote()
-    actor_id = c.actor_id
+    pid = ray.get(c.pid.remote())
     assert ray.get(call_it.remote(c)) == 1
     del c
     gc.collect()
-    time.sleep(0.2)
-    assert _actor_alive(node, actor_id)
+    assert _wait_dead(pid)
+
+
+@ray.remote
+class Holder:
+    def __init__(self) -> None:
+        self.held = None
+
+    def keep(self, handles) -> None:
+        self.held = handles[0]
+
+    def use(self) -> int:
+        return ray.get(self.held.incr.remote())
+
+    def drop(self) -> None:
+        self.held = None
+
+
+@ray.remote
+def hand_back(handles):
+    return handles
+
+
+def test_an_actor_lives_while_another_actor_holds_its_handle(node) -> None:
+    holder = Holder.remote()
+    c = Counter.remote()
+    pid = ray.get(c.pid.remote())
+    ray.get(holder.keep.remote([c]))
+    del c
+    gc.collect()
+    assert not _wait_dead(pid, 0.5)
+    assert ray.get(holder.use.remote()) == 1  # the held copy still works
+    ray.get(holder.drop.remote())
+    assert _wait_dead(pid)
+
+
+def test_a_handle_returned_by_a_task_keeps_the_actor_alive(node) -> None:
+    c = Counter.remote()
+    pid = ray.get(c.pid.remote())
+    (again,) = ray.get(hand_back.remote([c]))
+    del c
+    gc.collect()
+    assert not _wait_dead(pid, 0.5)
+    assert ray.get(again.incr.remote()) == 1
+    del again
+    gc.collect()
+    assert _wait_dead(pid)
