@@ -129,17 +129,19 @@ class ActorMixin:
         """
         actor_id = self._actor_tokens.pop(cmd.oid, None)
         if actor_id is not None:
-            self._op_collect_actor(actor_id, now)
+            self._op_collect_actor((actor_id, cmd.owner), now)
 
-    def _op_collect_actor(self, actor_id: int, now: float) -> None:
-        state = self.owner.actor_state(actor_id)
+    def _op_collect_actor(self, item: tuple[int, int], now: float) -> None:
+        """Kill actor `item[0]` for good once owner `item[1]` has no call of it left."""
+        actor_id, owner_addr = item
+        owner = self.components[owner_addr]
+        state = owner.actor_state(actor_id)
         if state is not None and (state.unsent or state.inflight or state.state == ACTOR_PENDING):
             at = now + ACTOR_COLLECT_RETRY
-            heapq.heappush(
-                self._timers, (at, next(self._timer_seq), HOST_ADDR, f"collect:{actor_id}")
-            )
+            key = f"collect:{actor_id}:{owner_addr}"
+            heapq.heappush(self._timers, (at, next(self._timer_seq), HOST_ADDR, key))
             return
-        self.owner.kill_actor(actor_id, True, self._out)
+        owner.kill_actor(actor_id, True, self._out)
 
     def call_actor(
         self, handle: ActorHandle, method: str, args: tuple, kwargs: dict, num_returns: int

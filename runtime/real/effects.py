@@ -202,7 +202,8 @@ class EffectsMixin:
         if kind == "interrupt":
             self._interrupt(int(arg), False, now)
         elif kind == "collect":
-            self._op_collect_actor(int(arg), now)
+            actor_id, _, owner_addr = arg.partition(":")
+            self._op_collect_actor((int(actor_id), int(owner_addr)), now)
 
     def _effect_free(self, cmd: Free, now: float) -> None:
         with self._lock:

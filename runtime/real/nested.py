@@ -19,8 +19,12 @@ from runtime.core.owner import FAILED, PENDING, Owner
 from runtime.core.task import ACTOR_METHOD, ERR_OBJECT_LOST, TASK, TaskSpec
 from runtime.real import protocol as p
 from runtime.real.addresses import GCS_ADDR, NODE_ID, RAYLET_ADDR, WORKER_OWNER_BASE
+from runtime.real.serialization import dumps
 
 __all__ = ["NestedMixin", "NestedWait"]
+
+_TOKEN = dumps(None, "actor token")
+"""The value of an actor's token object (see `ActorMixin._actor_token`)."""
 
 
 @dataclass(slots=True)
@@ -110,7 +114,9 @@ class NestedMixin:
         self._reply(w, req_id, True, list(owner.submit(spec, now, self._out)))
 
     def _req_create_actor(self, w: Any, req_id: int, payload: tuple, now: float) -> None:
-        fn_id, args, refs, demand, hold, class_name, methods, name, restarts, if_exists = payload
+        fn_id, args, refs, demand, hold, class_name, methods, name, restarts, if_exists, gc = (
+            payload
+        )
         owner = self._owner_of(w)
         self._class_meta[fn_id] = (class_name, methods)
         spec = TaskSpec(
@@ -126,7 +132,12 @@ class NestedMixin:
             arg_refs=refs,
         )
         actor_id = owner.create_actor(spec, name, restarts, if_exists, now, self._out)
-        self._reply(w, req_id, True, actor_id)
+        token = 0
+        if gc and actor_id == spec.task_id:  # its handles carry a ref to a token it dies with
+            token = owner.put(len(_TOKEN), _TOKEN, False, now, self._out)
+            owner.watch_free(token)
+            self._actor_tokens[token] = actor_id
+        self._reply(w, req_id, True, (actor_id, token))
 
     def _req_get_actor(self, w: Any, req_id: int, name: str, now: float) -> None:
         gcs = self.gcs

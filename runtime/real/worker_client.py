@@ -213,9 +213,11 @@ class WorkerClient:
             options.name,
             options.max_restarts,
             options.get_if_exists,
+            not options.name and options.lifetime != "detached",  # collected with its handles
         )
-        actor_id = self.request("create_actor", payload)
-        return ActorHandle(actor_id, ac.__qualname__, ac._methods)
+        actor_id, token = self.request("create_actor", payload)
+        ref = ObjectRef(token, self) if token else None
+        return ActorHandle(actor_id, ac.__qualname__, ac._methods, ref)
 
     def call_actor(
         self, handle: Any, method: str, args: tuple, kwargs: dict, num_returns: int

@@ -143,3 +143,32 @@ def test_a_handle_returned_by_a_task_keeps_the_actor_alive(node) -> None:
     del again
     gc.collect()
     assert _wait_dead(pid)
+
+
+@ray.remote
+def make_and_use_actor():
+    c = Counter.remote()
+    ray.get(c.incr.remote())
+    return ray.get(c.pid.remote())
+
+
+@ray.remote
+def make_actor_and_return_it():
+    c = Counter.remote()
+    ray.get(c.incr.remote())
+    return [c]
+
+
+def test_an_actor_created_by_a_task_dies_with_the_task_s_handle(node) -> None:
+    pid = ray.get(make_and_use_actor.remote())
+    assert _wait_dead(pid)
+
+
+def test_an_actor_a_task_created_and_returned_lives_while_the_driver_holds_it(node) -> None:
+    (c,) = ray.get(make_actor_and_return_it.remote())
+    pid = ray.get(c.pid.remote())
+    assert not _wait_dead(pid, 0.5)
+    assert ray.get(c.incr.remote()) == 2
+    del c
+    gc.collect()
+    assert _wait_dead(pid)
