@@ -109,3 +109,19 @@ def test_refs_held_by_an_actor_are_freed_when_it_drops_them_or_dies(cluster) -> 
     assert _settle_to(cluster, base, timeout=0.2) > base
     ray.kill(holder)
     assert _settle_to(cluster, base) == base
+
+
+def test_a_dropped_ref_is_freed_even_if_the_program_makes_no_further_call(cluster) -> None:
+    # Reference drops are queued without waking the loop (a wakeup per drop would slow
+    # every sync call); the loop thread's periodic timer (the raylet's resource report)
+    # bounds how long they wait.
+    base = _settle_to(cluster, _used(cluster))
+    ref = ray.put(np.ones(N))
+    ray.get(ref)  # a step: the put is applied
+    assert _used(cluster) > base
+    del ref
+    gc.collect()
+    deadline = time.monotonic() + 5.0
+    while _used(cluster) != base and time.monotonic() < deadline:
+        time.sleep(0.02)  # no API call, no manual wakeup
+    assert _used(cluster) == base
