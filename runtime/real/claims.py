@@ -5,14 +5,16 @@ worker starts it without waiting for the host. If the running task then takes lo
 another worker sits idle, the host takes the queued task back and hands it to the idle
 one. A REVOKE message cannot do that in time (the busy worker reads its socket only between
 tasks), so the decision goes through shared memory: one int64 slot per worker id in the
-arena holds the id of the task on offer, and a lock orders the two sides.
+arena holds the *ticket* of the task on offer (a number the host draws once per offer and
+sends with the task, so a message left over from an earlier offer can never match again),
+and a lock orders the two sides.
 
-* host, before sending a prefetched task: ``offer(worker, task)`` (slot 0 -> task; if the
-  slot still holds an earlier offer the worker has not reached, the host sends the task
+* host, before sending a prefetched task: ``offer(worker, ticket)`` (slot 0 -> ticket; if
+  the slot still holds an earlier offer the worker has not reached, the host sends the task
   elsewhere: overwriting it would make the worker skip that earlier task);
-* worker, before starting a prefetched task: ``take(worker, task)`` (slot == task -> 0, run
-  it; anything else: the host took it back, skip it silently);
-* host, stealing: ``steal(worker, task)`` (slot == task -> 0, it is the host's again;
+* worker, before starting a prefetched task: ``take(worker, ticket)`` (slot == ticket -> 0,
+  run it; anything else: the host took it back, skip it silently);
+* host, stealing: ``steal(worker, ticket)`` (slot == ticket -> 0, it is the host's again;
   otherwise the worker has started it).
 
 The lock is a POSIX record lock (``lockf``) on one byte of the arena's memfd, past its end:
@@ -54,8 +56,8 @@ class Claims:
         finally:
             fcntl.lockf(fd, fcntl.LOCK_UN, 1, at, 0)
 
-    def offer(self, worker_id: int, task_id: int) -> bool:
-        """Host: put `task_id` on offer to `worker_id` (before sending it).
+    def offer(self, worker_id: int, ticket: int) -> bool:
+        """Host: put the task of `ticket` on offer to `worker_id` (before sending it).
 
         False if an earlier offer to that worker is still undecided (the worker has not
         reached it yet): one slot holds one offer, so the task must go elsewhere.
@@ -66,19 +68,19 @@ class Claims:
         slots, i = self._slots, worker_id % self.slots
         if slots[i] != 0:
             return False
-        slots[i] = task_id
+        slots[i] = ticket
         return True
 
     def clear(self, worker_id: int) -> None:
         """Host: forget any offer to `worker_id` (it died; its slot may be reused)."""
         self._swap_if(worker_id, -1, 0)
 
-    def take(self, worker_id: int, task_id: int) -> bool:
-        """Worker: claim `task_id` before starting it; False if the host took it back."""
-        if self._slots[worker_id % self.slots] != task_id:
-            return False  # decided already: once taken back, a slot never names it again
-        return self._swap_if(worker_id, task_id, 0)
+    def take(self, worker_id: int, ticket: int) -> bool:
+        """Worker: claim `ticket`'s task before starting it; False if the host took it back."""
+        if self._slots[worker_id % self.slots] != ticket:
+            return False  # decided already: tickets are never reused
+        return self._swap_if(worker_id, ticket, 0)
 
-    def steal(self, worker_id: int, task_id: int) -> bool:
-        """Host: take `task_id` back from `worker_id`; False if the worker has started it."""
-        return self._swap_if(worker_id, task_id, 0)
+    def steal(self, worker_id: int, ticket: int) -> bool:
+        """Host: take `ticket`'s task back from `worker_id`; False if the worker started it."""
+        return self._swap_if(worker_id, ticket, 0)

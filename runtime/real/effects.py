@@ -82,6 +82,7 @@ class EffectsMixin:
     def _prefetch_to_worker(self, spec: Any, now: float) -> None:
         """Queue a prefetched task behind the running task of a busy, unblocked worker."""
         blocked = self.raylet.blocked
+        ticket = next(self._tickets)
         for w in self.workers:
             if (
                 w.alive
@@ -90,9 +91,9 @@ class EffectsMixin:
                 and not w.queue
                 and not w.no_prefetch
                 and w.spec.task_id not in blocked
-                and self.claims.offer(w.worker_id, spec.task_id)
+                and self.claims.offer(w.worker_id, ticket)
             ):
-                self._start_task(w, spec, True)
+                self._start_task(w, spec, ticket)
                 return
         self.raylet.handle(Unassigned(spec.task_id), now, self._out)
 
@@ -119,7 +120,7 @@ class EffectsMixin:
                 w.queue.remove(spec)
             if w.offered == tid:
                 w.offered = 0
-            self.claims.steal(w.worker_id, tid)  # clear its offer: the worker never saw it
+                self.claims.steal(w.worker_id, w.ticket)  # clear the offer: never seen
             self._release_arg_pins(tid)
             if reason == "cancel":
                 event: Any = TaskFinished(tid, [], ERR_CANCELLED, "cancelled before it started")

@@ -163,6 +163,8 @@ class Node(
         self._out: list[Any] = []
         self._timers: list[tuple[float, int, int, str]] = []
         self._timer_seq = itertools.count()
+        self._tickets = itertools.count(1)
+        """Claim tickets for prefetched tasks (`runtime.real.claims`): one per offer."""
         self._task_allocs: dict[int, list[int]] = {}
         self._backlog: deque[TaskSpec] = deque()
         self._idle: list[WorkerHandle] = []

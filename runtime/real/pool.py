@@ -57,6 +57,8 @@ class WorkerHandle:
     """When the current task was handed to the worker (for the timeline)."""
     offered: int = 0
     """The prefetched task on offer in its claim slot (0: none); see `runtime.real.claims`."""
+    ticket: int = 0
+    """The claim ticket of that offer: unique per offer, so a stale message never matches."""
     no_prefetch: bool = False
     """A prefetched task was taken back from it: queue none behind its running task."""
 
@@ -64,8 +66,8 @@ class WorkerHandle:
 class PoolMixin:
     """Worker processes of a `Node`: task hand-off, replies, deaths and replacements (loop thread)."""
 
-    def _start_task(self, w: WorkerHandle, spec: TaskSpec, claimed: bool = False) -> None:
-        """Send `spec` to `w`; ``claimed``: a prefetched task already on offer (`Claims.offer`)."""
+    def _start_task(self, w: WorkerHandle, spec: TaskSpec, ticket: int = 0) -> None:
+        """Send `spec` to `w`; ``ticket``: a prefetched task on offer under it (`Claims.offer`)."""
         fn_id = spec.function
         if spec.kind != ACTOR_METHOD and fn_id not in w.functions:
             w.outbox.append(p.register_function(fn_id, self._functions[fn_id]))
@@ -76,9 +78,9 @@ class PoolMixin:
         kw = {k: resolve(spec, v) for k, v in kwargs.items()} if kwargs else {}
         kind = spec.kind
         if kind == TASK:
-            if claimed:
-                w.offered = spec.task_id
-            w.outbox.append(p.execute_task(spec.task_id, fn_id, a, kw, spec.num_returns, claimed))
+            if ticket:
+                w.offered, w.ticket = spec.task_id, ticket
+            w.outbox.append(p.execute_task(spec.task_id, fn_id, a, kw, spec.num_returns, ticket))
         elif kind == ACTOR_METHOD:
             w.outbox.append(p.call_actor(spec.task_id, fn_id, a, kw, spec.num_returns))
         else:
@@ -230,7 +232,7 @@ class PoolMixin:
             if tid != x.offered or tid in self._revoking:
                 continue
             x.offered = 0
-            if not self.claims.steal(x.worker_id, tid):
+            if not self.claims.steal(x.worker_id, x.ticket):
                 continue  # it started meanwhile: its worker reports it with the next result
             x.queue.popleft()
             x.no_prefetch = True  # until its running task ends

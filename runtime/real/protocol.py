@@ -12,11 +12,12 @@ Values (task arguments and results) are encoded as
 
 Driver -> worker
     (REGISTER_FUNCTION, fn_id, pickled_fn)                 cache a function by id
-    (EXECUTE_TASK, task_id, fn_id, args, kwargs, n_returns, claimed)
+    (EXECUTE_TASK, task_id, fn_id, args, kwargs, n_returns, ticket)
                                                            run it; args: tuple of values,
                                                             kwargs: dict name -> value;
-                                                            claimed: prefetched, claim it
-                                                            first (`runtime.real.claims`)
+                                                            ticket: a prefetched task's claim
+                                                            ticket, taken before it runs
+                                                            (0: none; `runtime.real.claims`)
     (ALLOC_REPLY, offset)                                  offset >= 0, or -1 if the store is full
     (SHUTDOWN,)                                            exit the loop
     (REPLY, req_id, ok, value)                             the answer to a REQUEST (value is
@@ -105,14 +106,14 @@ def execute_task(
     args: tuple,
     kwargs: dict[str, tuple],
     n_returns: int = 1,
-    claimed: bool = False,
+    ticket: int = 0,
 ) -> tuple:
     """Build an EXECUTE_TASK message (args/kwargs hold encoded values).
 
-    `claimed`: a prefetched task; the worker claims it (`Claims.take`) before running it and
-    skips it if the host took it back.
+    `ticket`: a prefetched task's claim ticket; the worker takes it (`Claims.take`) before
+    running the task and skips the task if the host took it back.
     """
-    return (EXECUTE_TASK, task_id, fn_id, args, kwargs, n_returns, claimed)
+    return (EXECUTE_TASK, task_id, fn_id, args, kwargs, n_returns, ticket)
 
 
 def create_actor(task_id: Any, fn_id: int, args: tuple, kwargs: dict[str, tuple]) -> tuple:

@@ -174,8 +174,8 @@ class _Worker:
         return False
 
     def _execute(self, msg: tuple) -> None:
-        _, task_id, fn_id, args, kwargs, n_returns, claimed = msg
-        if claimed and not self.arena.claims.take(self.worker_id, task_id):
+        _, task_id, fn_id, args, kwargs, n_returns, ticket = msg
+        if ticket and not self.arena.claims.take(self.worker_id, ticket):
             return  # the host took it back and gave it to an idle worker
         fn = self.functions.get(fn_id)
         name = getattr(fn, "__qualname__", f"function#{fn_id}")
