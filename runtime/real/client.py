@@ -120,12 +120,7 @@ class ClientMixin:
                 raise ValueError(f"{value!r} ({what}) belongs to another session")
             arg_refs.append(value._oid)
             return value._oid
-        nested: list[int] = []
-        _collector.refs = nested
-        try:
-            obj = serialize(value, what)
-        finally:
-            _collector.refs = None
+        obj, nested = self._serialize_nested(value, what)
         held.extend(nested)  # kept alive until the task ends, not waited for
         if obj.total_size < self.inline_threshold:
             return (p.VALUE_INLINE, obj.to_bytes())
@@ -160,13 +155,18 @@ class ClientMixin:
         self._check_open()
         if isinstance(value, ObjectRef):
             raise TypeError("put() of an ObjectRef is not supported")
+        obj, nested = self._serialize_nested(value, "value passed to put()")
+        return ObjectRef(self._put_serialized(obj, nested), self)
+
+    @staticmethod
+    def _serialize_nested(value: Any, what: str) -> tuple[SerializedObject, list[int]]:
+        """Serialize `value`; also return the ids of the refs pickled inside it."""
         nested: list[int] = []
         _collector.refs = nested
         try:
-            obj = serialize(value, "value passed to put()")
+            return serialize(value, what), nested
         finally:
             _collector.refs = None
-        return ObjectRef(self._put_serialized(obj, nested), self)
 
     def _put_serialized(self, obj: SerializedObject, nested: list[int] | None = None) -> int:
         """Store a serialized value under a new id; `nested`: refs inside it (it holds them)."""

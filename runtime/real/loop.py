@@ -158,11 +158,7 @@ class LoopMixin:
         # Drain first, then clear the flag: clearing first let a user thread set it and
         # send a byte that this drain swallowed, leaving the flag stuck (no more wakeups;
         # the loop then only woke on timers, ~100 ms per sync call).
-        try:
-            while self._wake_r.recv(4096):
-                pass
-        except BlockingIOError:
-            pass
+        _drain(self._wake_r)
         self._wake_pending = False
 
     def _on_poke(self, _: Any, mask: int, now: float) -> None:

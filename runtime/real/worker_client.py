@@ -96,10 +96,14 @@ class WorkerClient:
         del self.lent[mark:]
         return oids
 
+    def take_lent_owned(self, mark: int) -> list[tuple[int, int]]:
+        """`take_lent`, each ref with the address of its owner."""
+        owners, addr = self.owners, self.addr
+        return [(oid, owners.get(oid, addr)) for oid in self.take_lent(mark)]
+
     def lend_into(self, mark: int, container: int) -> None:
         """Refs pickled since `mark` are inside object `container` (0: no object)."""
-        owners, addr = self.owners, self.addr
-        self.loans.extend((oid, owners.get(oid, addr), container) for oid in self.take_lent(mark))
+        self.loans.extend((oid, owner, container) for oid, owner in self.take_lent_owned(mark))
 
     def adopt_ref(self, oid: int, owner: int) -> ObjectRef:
         """A ref unpickled here (inside an argument or a fetched value): borrow it."""
@@ -168,8 +172,7 @@ class WorkerClient:
             raise TypeError("put() of an ObjectRef is not supported")
         mark = len(self.lent)
         data = dumps(value, "value passed to put()")
-        owners, addr = self.owners, self.addr
-        nested = [(oid, owners.get(oid, addr)) for oid in self.take_lent(mark)]
+        nested = self.take_lent_owned(mark)
         return ObjectRef(self.request("put", (data, nested)), self)
 
     def get(self, refs: list[ObjectRef], timeout: float | None) -> list[Any]:
