@@ -1,0 +1,45 @@
+"""Ray-compatibility fixtures: each test runs against twinray and, when installed, real Ray.
+
+A test takes the `ray` fixture (the module under test, not yet initialised) or
+`ray_started` (initialised with 2 CPUs, shut down afterwards) and must behave the same
+under both. The Ray variant is skipped when `ray` is not importable (CI has no Ray: it
+comes with the `peers` extra) or when `TWINRAY_COMPAT_RAY=0` (to keep local runs quick).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Iterator
+from types import ModuleType
+
+import pytest
+
+IMPLEMENTATIONS = ("twinray", "ray")
+
+
+def _load(name: str) -> ModuleType:
+    if name == "twinray":
+        return importlib.import_module("runtime")
+    if os.environ.get("TWINRAY_COMPAT_RAY", "1") == "0":
+        pytest.skip("real-Ray variant disabled by TWINRAY_COMPAT_RAY=0")
+    return pytest.importorskip("ray", reason="real Ray not installed (the peers extra)")
+
+
+@pytest.fixture(params=IMPLEMENTATIONS)
+def ray(request: pytest.FixtureRequest) -> Iterator[ModuleType]:
+    """The implementation under test: `runtime` or real `ray`; shut down after the test."""
+    module = _load(request.param)
+    yield module
+    if module.is_initialized():
+        module.shutdown()
+
+
+@pytest.fixture
+def ray_started(ray: ModuleType) -> ModuleType:
+    """`ray`, initialised with 2 CPUs (Ray: no dashboard, quiet)."""
+    if ray.__name__ == "ray":
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    else:
+        ray.init(num_cpus=2)
+    return ray
