@@ -26,22 +26,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from benchmarks.api_rows import collect as _collect_api_rows
+from benchmarks.rowkit import HIGHER, LOWER, Result, Row, Unsupported
+
 __all__ = ["ROWS", "SYSTEMS", "Params", "Row", "main", "run_system"]
 
-HIGHER = "higher"  # rate-like: a bigger figure is better
-LOWER = "lower"  # time-like: a smaller figure is better
 GET_TIMEOUT = 300.0  # s: a get that waits longer than this is a hang, reported as an error
 REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-@dataclass(frozen=True)
-class Row:
-    """One line of the table: JSON key, label (formatted with the Params), unit, direction."""
-
-    key: str
-    label: str
-    unit: str
-    better: str
 
 
 ROWS: tuple[Row, ...] = (
@@ -62,6 +53,8 @@ ROWS: tuple[Row, ...] = (
     Row("sleep_efficiency", "{sleep_tasks} 1-ms tasks: efficiency vs ideal", "%", HIGHER),
     Row("init_ms", "init() in a fresh process", "ms", LOWER),
 )
+_API_ROWS, _API_GROUPS = _collect_api_rows()
+ROWS = ROWS[:-1] + _API_ROWS + ROWS[-1:]  # init_ms stays last
 ROW_KEYS = tuple(row.key for row in ROWS)
 
 
@@ -86,10 +79,6 @@ MODES: dict[str, Params] = {
     "quick": Params("quick", 0.25, 20, 1000, 1000, 1000, 1000, 100, 2, 300.0),
     "smoke": Params("smoke", 0.0, 20, 20, 20, 20, 20, 1, 1, 120.0),
 }
-
-
-class Unsupported(Exception):
-    """The system has no equivalent of this row (reported as "n/a")."""
 
 
 # --- task and actor bodies: module level, so every system pickles them by reference ----------
@@ -463,8 +452,6 @@ DISPLAY_NAMES = {"multiprocessing": "mp.Pool"}  # table headers
 
 # --- rows ---------------------------------------------------------------------------------------
 
-Result = dict[str, tuple[float, str]]  # key -> (value, note)
-
 
 def _until(p: Params, min_reps: int, step: Callable[[], Any]) -> tuple[int, float]:
     """Call `step` until `min_reps` calls and `p.budget` s have passed; return (calls, seconds)."""
@@ -652,6 +639,7 @@ ROW_GROUPS: tuple[tuple[Callable[[System, Params, int], Result], tuple[str, ...]
     (row_chain, ("chain",)),
     (row_sleep, ("sleep_wall", "sleep_efficiency")),
     (row_actor_nn, ("actor_nn_async",)),
+    *_API_GROUPS,
 )
 
 

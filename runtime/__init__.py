@@ -1,5 +1,6 @@
 """twinray's public API: Ray's names (`import runtime as ray`) over the one shared control plane."""
 
+from runtime import util  # noqa: E402  (lazy: its submodules load on first use)
 from runtime.actor import ActorClass, ActorHandle, method
 from runtime.api import (
     available_resources,
@@ -65,5 +66,6 @@ __all__ = [
     "put",
     "remote",
     "shutdown",
+    "util",
     "wait",
 ]
