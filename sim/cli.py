@@ -128,11 +128,20 @@ def summary_lines(scenario: Scenario, metrics: dict[str, Any], wall_s: float) ->
             f" {recovery['baseline_tps']:,.0f}), recovered in"
             f" {_fmt_s(back) if back is not None else 'never (run ended)'}"
         )
+    for warning in metrics.get("warnings") or ():
+        lines.append(f"warning             {warning}")
     lines += [
         f"wall time           {wall_s:.2f} s",
         f"peak RSS            {_peak_rss_mb():.0f} MiB",
     ]
     return lines
+
+
+def _show_progress(scenario: Scenario) -> bool:
+    """`output.progress` if set, else whether stderr is a terminal (quiet when piped or in tests)."""
+    if scenario.output.progress is not None:
+        return scenario.output.progress
+    return sys.stderr.isatty()
 
 
 def run(scenario: Scenario, trace: bool = False) -> tuple[dict[str, Any], Path, float]:
@@ -151,7 +160,7 @@ def run(scenario: Scenario, trace: bool = False) -> tuple[dict[str, Any], Path, 
     total = sim.completion.total if sim.completion is not None else 0
     bar = None
     progress = None
-    if scenario.output.progress:
+    if _show_progress(scenario):
         from tqdm import tqdm
 
         bar = tqdm(total=total, unit="task", unit_scale=True, file=sys.stderr, mininterval=0.5)

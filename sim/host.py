@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections import deque
 from collections.abc import Callable
 from functools import partial
 from heapq import heappop, heappush
@@ -201,6 +202,8 @@ class Host:
         """GCS shard addresses (shard 0 first) when the GCS is sharded, else empty."""
         self._slow_sends = False
         self._stalled_until = -math.inf
+        self._pending_done: dict[int, deque[float]] = {}
+        """Watched components: completion times of the messages waiting or in service."""
         """True while Sends need more than the channel arithmetic (GCS shards, a partition)."""
         """Addresses below this (GCS and global scheduler) have their backlog recorded."""
 
@@ -346,11 +349,19 @@ class Host:
             self.metrics.busy(event.node, shape, run)
 
     def _record_backlog(self, dst: int, now: float, done: float) -> None:
-        """Record how many messages the GCS or global scheduler has waiting or in service."""
-        cost = self._cost[dst]
-        if cost > 0:
-            gcs = dst in self._gcs_addrs
-            self.metrics.queues.backlog(gcs, now, round((done - now) / cost))
+        """Record how many messages the GCS or global scheduler has waiting or in service.
+
+        A component serves FIFO, so the completion times of its messages never decrease:
+        those still ahead of ``now`` are a deque whose length is the real queue length
+        (during an outage, where the service time says nothing about the count).
+        """
+        pending = self._pending_done.get(dst)
+        if pending is None:
+            pending = self._pending_done[dst] = deque()
+        while pending and pending[0] <= now:
+            pending.popleft()
+        pending.append(done)
+        self.metrics.queues.backlog(dst in self._gcs_addrs, now, len(pending))
 
     def _on_transfer_done(self, event: _Arrival) -> None:
         """An object copy arrived at its destination raylet (or failed: its source died)."""

@@ -311,6 +311,9 @@ def write_report(
     if intro:
         lines += [intro, ""]
     lines += ["## Summary", "", *summary_table(metrics), ""]
+    warnings = [str(w) for w in metrics.get("warnings") or ()]
+    if warnings:
+        lines += ["## Warnings", "", *(f"- {w}" for w in warnings), ""]
     absent: list[str] = []
     for name, heading, plot in PLOTS:
         fig, ax = plt.subplots(figsize=FIGSIZE)

@@ -113,6 +113,8 @@ class Simulation:
     """Resources of each node."""
     gcs_shards: list[Gcs] = field(default_factory=list)
     """Every GCS shard (shard 0 is `gcs`)."""
+    injected: list[Any] = field(default_factory=list)
+    """The scenario's faults injected so far (a fault due after the workload ended is not)."""
 
     def run(self, progress: Callable[[int], None] | None = None) -> dict[str, Any]:
         """Settle start-up, run the workload to completion and return the metrics summary.
@@ -160,6 +162,7 @@ class Simulation:
         """Apply one scenario fault now and record it."""
         now = self.host.now
         target = _FAULTS[fault.kind](self, fault)
+        self.injected.append(fault)
         self.metrics.fault(now - self.started_at, fault.kind, target)
 
     def _sample_queues(self) -> None:
@@ -185,10 +188,21 @@ class Simulation:
             makespan, self.capacity
         )
         result["faults"] = list(metrics.faults)
+        result["warnings"] = self.warnings(makespan)
         if metrics.faults:
             first = min(f["time_s"] for f in metrics.faults) + self.started_at
             result["recovery"] = recovery(metrics.series, first, self.started_at)
         return result
+
+    def warnings(self, makespan_s: float) -> list[str]:
+        """What the run did not do as the scenario asked: faults due after the workload ended."""
+        done = {id(f) for f in self.injected}
+        return [
+            f"fault {fault.kind} at {fault.at_s:g} s was not injected: the workload "
+            f"ended first, at {makespan_s:.6g} s"
+            for fault in self.scenario.faults
+            if id(fault) not in done
+        ]
 
 
 def _kill_node(sim: Simulation, fault: Any) -> Any:

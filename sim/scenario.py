@@ -552,7 +552,10 @@ class OutputSpec(_Spec):
     """Where and how results are reported."""
 
     report_dir: str = "reports"
-    progress: bool = True
+    progress: bool | None = Field(
+        default=None,
+        description="show a progress bar on stderr; unset: shown when stderr is a terminal",
+    )
 
 
 class Scenario(_Spec):
