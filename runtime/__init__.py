@@ -6,12 +6,14 @@ from runtime.api import (
     available_resources,
     cancel,
     cluster_resources,
+    explain,
     get,
     get_actor,
     get_runtime_context,
     init,
     is_initialized,
     kill,
+    memory_summary,
     nodes,
     put,
     remote,
@@ -37,6 +39,8 @@ from runtime.remote_function import RemoteFunction
 
 __all__ = [
     "timeline",
+    "explain",
+    "memory_summary",
     "nodes",
     "get_runtime_context",
     "cluster_resources",

@@ -19,12 +19,14 @@ __all__ = [
     "available_resources",
     "cancel",
     "cluster_resources",
+    "explain",
     "get",
     "get_actor",
     "get_runtime_context",
     "init",
     "is_initialized",
     "kill",
+    "memory_summary",
     "nodes",
     "put",
     "remote",
@@ -230,6 +232,25 @@ def get_runtime_context() -> RuntimeContext:
 def timeline(filename: str | None = None) -> list[dict[str, Any]]:
     """Task executions as Chrome trace / Perfetto `X` events; written as JSON to `filename`."""
     return _require_node().timeline(filename)
+
+
+def explain(target: Any) -> Any:
+    """Why `target` (an ObjectRef, actor handle or placement group) is pending or ran where it did.
+
+    Returns a `runtime.core.explain.Explanation`: `str(e)` is a readable sentence, and its
+    fields (`state`, `cause`, `node`, `reason`, `waiting_for`, `missing`, ...) the same
+    facts as data. Read from the control plane's own records: the owner (waiting for
+    arguments), the raylet (fetching inputs, queued for resources, an actor's queue), the
+    global scheduler (spilled) and the GCS tables (where a finished task ran, and why).
+    """
+    return _require_node().explain(target)
+
+
+def memory_summary(stats_only: bool = False) -> str:
+    """A `ray memory`-like report of this node's memory: store, objects by owner, worker heaps."""
+    from runtime.real.memory import memory_summary as summary
+
+    return summary(_require_node(), stats_only=stats_only)
 
 
 def _require_node() -> Any:

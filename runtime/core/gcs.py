@@ -62,13 +62,43 @@ class DirectoryEntry:
     locations: list[NodeId] = field(default_factory=list)
 
 
+TASK_STATE_RANK: dict[str, int] = {
+    "PENDING_ARGS_AVAIL": 0,
+    "PENDING_NODE_ASSIGNMENT": 1,
+    "SUBMITTED_TO_WORKER": 2,
+    "RUNNING": 3,
+    "FINISHED": 4,
+    "FAILED": 4,
+}
+"""Task states (Ray's names) in the order an attempt goes through them: owner and raylet
+report on their own schedules, so a record only ever moves a task forward (a later
+attempt, or a later state of the same attempt)."""
+
+
 @dataclass(slots=True)
 class TaskRecord:
-    """A row of the task table: the latest known state of a task."""
+    """A row of the task table: the latest known state of a task, and what it is."""
 
     state: str
     node: NodeId
     updated_at: float
+    name: str = ""
+    kind: int = 0
+    """TASK, ACTOR_CREATION or ACTOR_METHOD (``runtime.core.task``)."""
+    actor_id: int = 0
+    attempt: int = 0
+    owner: Address = -1
+    error_kind: str | None = None
+    error: str = ""
+    created_at: float = 0.0
+    """When its owner submitted it."""
+    started_at: float = -1.0
+    """When it last started running (-1: never, as far as the GCS heard)."""
+    ended_at: float = -1.0
+    resources: Resources | None = None
+    reason: str = ""
+    """The placement decision that put it on ``node`` (``TaskSpec.reason``)."""
+    spills: int = 0
 
 
 @dataclass(slots=True)
@@ -233,12 +263,32 @@ class Gcs:
 
     def _on_task_events(self, msg: TaskEvents, now: float, out: list[Any]) -> None:
         tasks = self.tasks
-        for task_id, state, node, at in msg.records:
+        for task_id, state, node, at, spec, attempt, error_kind, error in msg.records:
             record = tasks.pop(task_id, None)
             if record is None:
-                record = TaskRecord(state, node, at)
+                record = TaskRecord(
+                    state, node, at, spec.name, spec.kind, spec.actor_id, attempt, spec.owner,
+                    created_at=spec.submitted_at, resources=spec.resources,
+                )  # fmt: skip
+            elif (attempt, TASK_STATE_RANK[state]) < (
+                record.attempt, TASK_STATE_RANK[record.state]
+            ):  # fmt: skip
+                tasks[task_id] = record  # stale: the table knows a later state already
+                continue
             else:
-                record.state, record.node, record.updated_at = state, node, at
+                record.state, record.updated_at, record.attempt = state, at, attempt
+                if node >= 0:  # an owner's record (-1) never hides where the task ran
+                    record.node = node
+            if node >= 0:
+                record.reason, record.spills = spec.reason, spec.spills
+            if state == "RUNNING":
+                record.started_at = at
+            elif state == "FINISHED" or state == "FAILED":
+                record.ended_at = at
+                record.error_kind = error_kind
+                record.error = "" if error is None else str(error)
+                if record.started_at < 0 and spec.started_at > 0 and node >= 0:
+                    record.started_at = spec.started_at
             tasks[task_id] = record  # most recently updated last
         excess = len(tasks) - self.config.task_table_max
         if excess > 0:
@@ -278,6 +328,18 @@ class Gcs:
             self.actor_names[msg.name] = spec.actor_id
         rec = ActorRecord(spec, msg.name, ACTOR_PENDING, msg.max_restarts, [owner])
         self.actors[spec.actor_id] = rec
+        if self.config.record_task_events:
+            pending = (
+                spec.task_id,
+                "PENDING_NODE_ASSIGNMENT",
+                -1,
+                now,
+                spec,
+                spec.attempt,
+                None,
+                None,
+            )
+            self._on_task_events(TaskEvents(-1, [pending]), now, out)
         out.append(Send(self.gs_addr, SpillTask(spec, -1), spec.nbytes))
 
     def _on_subscribe_actor(self, msg: SubscribeActor, now: float, out: list[Any]) -> None:

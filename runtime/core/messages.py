@@ -186,10 +186,17 @@ class PinObject:
 
 @dataclass(slots=True, eq=False)
 class TaskEvents:
-    """Raylet -> GCS, batched: task state changes ``(task_id, state, node, time)``."""
+    """Raylet or owner -> GCS, batched: task state changes.
+
+    Each record is ``(task_id, state, node, time, spec, attempt, error_kind, error)``:
+    ``state`` one of Ray's task states (``gcs.TASK_STATE_RANK``), ``spec`` the task's
+    ``TaskSpec`` (the GCS copies what it shows: name, kind, actor, owner, resources) and
+    ``attempt`` its attempt number when the state was observed. ``node`` is -1 for
+    records of the owner (the task is not on a node yet, or failed before reaching one).
+    """
 
     node: NodeId
-    records: list[tuple[TaskId, str, NodeId, float]]
+    records: list[tuple[Any, ...]]
 
 
 @dataclass(slots=True, eq=False)

@@ -38,12 +38,15 @@ from runtime.core.messages import (
     RegisterActor,
     ReleaseBorrow,
     Send,
+    SetTimer,
     SubmitActorTask,
     SubmitTask,
     Subscribe,
     SubscribeActor,
     SubscribeObject,
     TaskDone,
+    TaskEvents,
+    TimerFired,
 )
 from runtime.core.task import (
     ACTOR_CREATION,
@@ -57,6 +60,8 @@ from runtime.core.task import (
     ResultInfo,
     TaskSpec,
 )
+
+TASK_EVENTS_TIMER = "task_events"
 
 PENDING = 0
 READY = 1
@@ -157,6 +162,12 @@ class Owner:
         }
         self.dead_nodes: set[NodeId] = set()
         self.reconstructions = 0
+        self._submitted: list[TaskSpec] = []
+        """Tasks submitted since the last task-event flush (``record_task_events``)."""
+        self._failed_events: list[tuple[Any, ...]] = []
+        """Tasks that ended with an error here, at the owner, since the last flush."""
+        self._flush_armed = False
+        self._handlers[TimerFired] = self._on_timer
 
     def start(self, now: float, out: list[Any]) -> None:
         """Subscribe to node deaths (needed only where nodes can die: tasks there are retried)."""
@@ -189,10 +200,50 @@ class Owner:
         for oid in returns:
             objects[oid] = OwnedObject()
         self.pending[tid] = spec
+        if self.config.record_task_events:
+            self._submitted.append(spec)
+            if not self._flush_armed:
+                self._arm_flush(out)
         if spec.kind == ACTOR_METHOD:
             self._enlist_call(spec)
         self._track_args(spec, now, out)
         return returns
+
+    # -- task events (the GCS task table) -----------------------------------------------
+
+    def _arm_flush(self, out: list[Any]) -> None:
+        self._flush_armed = True
+        out.append(SetTimer(self.addr, self.config.report_interval, TASK_EVENTS_TIMER))
+
+    def _on_timer(self, msg: TimerFired, now: float, out: list[Any]) -> None:
+        self._flush_armed = False
+        self.flush_task_events(now, out)
+
+    def flush_task_events(self, now: float, out: list[Any]) -> None:
+        """Report to the GCS the tasks submitted since the last flush that are still here.
+
+        A task that finished meanwhile is left to its raylet's record (one record per
+        task, not per transition); one still pending is ``PENDING_ARGS_AVAIL`` while this
+        owner holds it for its arguments, else ``PENDING_NODE_ASSIGNMENT`` (an actor call:
+        ``SUBMITTED_TO_WORKER``); raylets' later records supersede it. Failures decided
+        here (cancelled, a failed dependency, a dead actor) are reported as ``FAILED``.
+        """
+        submitted, self._submitted = self._submitted, []
+        records, self._failed_events = self._failed_events, []
+        pending, blocked = self.pending, self._blocked
+        for spec in submitted:
+            tid = spec.task_id
+            if tid not in pending:
+                continue
+            if tid in blocked:
+                state = "PENDING_ARGS_AVAIL"
+            elif spec.kind == ACTOR_METHOD:
+                state = "SUBMITTED_TO_WORKER"
+            else:
+                state = "PENDING_NODE_ASSIGNMENT"
+            records.append((tid, state, -1, spec.submitted_at, spec, spec.attempt, None, None))
+        if records:
+            out.append(Send(self.gcs_addr, TaskEvents(-1, records), 32 * len(records)))
 
     def _track_args(self, spec: TaskSpec, now: float, out: list[Any]) -> None:
         """Reference the task's arguments; send it, hold it until they are ready, or fail it."""
@@ -668,6 +719,11 @@ class Owner:
         self, spec: TaskSpec, error_kind: str | None, error: Any, now: float, out: list[Any]
     ) -> None:
         """End ``spec`` with an error: its returns fail, and so do tasks waiting on them."""
+        if self.config.record_task_events and spec.task_id in self.pending:
+            record = (spec.task_id, "FAILED", -1, now, spec, spec.attempt, error_kind, error)
+            self._failed_events.append(record)
+            if not self._flush_armed:
+                self._arm_flush(out)
         self.pending.pop(spec.task_id, None)
         if spec.kind == ACTOR_METHOD:
             self._call_ended(spec)
@@ -831,6 +887,18 @@ class Owner:
         out.append(changed)
 
     # -- introspection ------------------------------------------------------------------
+
+    def waiting_arguments(self, task_id: TaskId) -> list[ObjectId] | None:
+        """The arguments this owner holds ``task_id`` back for (None: not held back)."""
+        if task_id not in self._blocked:
+            return None
+        spec = self.pending.get(task_id)
+        if spec is None:
+            return []
+        objects = self.objects
+        return [
+            r for r in spec.arg_refs if (o := objects.get(r)) is not None and o.state == PENDING
+        ]
 
     def explain(self, oid: ObjectId) -> str:
         """Say what this owner knows of ``oid``: pending (and on what), ready where, or failed."""

@@ -131,7 +131,8 @@ class Raylet:
         """Prefetched tasks cancelled while at the host: dropped if handed back."""
         self.blocked: set[TaskId] = set()
         """Running tasks whose worker waits (nested get): their resources are lent out."""
-        self.task_events: list[tuple[TaskId, str, NodeId, float]] = []
+        self.task_events: list[tuple[Any, ...]] = []
+        """Task state changes not yet sent to the GCS (records of ``TaskEvents``)."""
         self.dispatched = 0
         self.spilled = 0
         self.peers: set[NodeId] = set()
@@ -394,7 +395,8 @@ class Raylet:
                 error_kind = ERR_STORE_FULL
         if self.config.record_task_events:
             state = "FINISHED" if error_kind is None else "FAILED"
-            self.task_events.append((spec.task_id, state, self.node, now))
+            record = (spec.task_id, state, self.node, now, spec, spec.attempt, error_kind, error)
+            self.task_events.append(record)
         done = TaskDone(spec.task_id, self.node, results, error_kind, error)
         out.append(Send(spec.owner, done, nbytes))
 
@@ -573,16 +575,25 @@ class Raylet:
                 128,
             )
         )
+        self.flush_task_events(now, out)
+        out.append(SetTimer(self.addr, self.config.report_interval, REPORT_TIMER))
+
+    def flush_task_events(self, now: float, out: list[Any]) -> None:
+        """Send the task state changes gathered since the last report to the GCS.
+
+        Finished tasks were recorded as they ended; running ones are reported here, once
+        per interval, so the table shows them without a record per dispatch. Called by
+        the report timer, and by a host that wants the table current (the state API).
+        """
         if self.config.record_task_events:
-            # finished tasks were recorded as they ended; running ones are reported here,
-            # once per interval, so the table shows them without a record per dispatch
-            node = self.node
+            node, events = self.node, self.task_events
             for tid, spec in self.running.items():
-                self.task_events.append((tid, "RUNNING", node, spec.started_at))
+                events.append(
+                    (tid, "RUNNING", node, spec.started_at, spec, spec.attempt, None, None)
+                )
         if self.task_events:
             events, self.task_events = self.task_events, []
             out.append(Send(self.gcs_addr, TaskEvents(self.node, events), 32 * len(events)))
-        out.append(SetTimer(self.addr, self.config.report_interval, REPORT_TIMER))
 
     # -- actors -------------------------------------------------------------------------
 
@@ -591,6 +602,11 @@ class Raylet:
     ) -> None:
         if spec.kind == ACTOR_CREATION:
             release(self.available, spec.resources)
+            if self.config.record_task_events:
+                state = "FINISHED" if msg.error_kind is None else "FAILED"
+                record = (spec.task_id, state, self.node, now, spec, spec.attempt,
+                          msg.error_kind, msg.error)  # fmt: skip
+                self.task_events.append(record)
             if msg.error_kind is None:
                 hold = spec.hold if spec.hold is not None else spec.resources
                 acquire(self.available, hold)

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from runtime.core.task import ACTOR_CREATION, ACTOR_METHOD
 from runtime.object_ref import ObjectRef
 from runtime.real.futures import Future
 
 __all__ = ["IntrospectMixin"]
+
+T = TypeVar("T")
 
 _KIND_NAMES = {0: "task", ACTOR_CREATION: "actor_creation", ACTOR_METHOD: "actor_method"}
 
@@ -37,6 +40,85 @@ class IntrospectMixin:
         except Exception as exc:  # e.g. force=True on an actor call
             slot[1] = exc
         slot[0].hit()
+
+    def inspect(self, read: Callable[[Any], T]) -> T:
+        """Run `read(view)` on the loop thread over fresh core tables; return its result.
+
+        Owners and the raylet first flush their task events to the GCS, so the task table
+        is current; `view` is a `runtime.util.state.ClusterView` of the core components.
+        The read runs between steps, so it sees one consistent state.
+        """
+        self._check_open()
+        slot: list[Any] = [Future(1), None, None]
+        self._ops.append((self._op_inspect, (read, slot)))
+        self._wake()
+        slot[0].wait(None)
+        if slot[2] is not None:
+            raise slot[2]
+        return slot[1]  # type: ignore[no-any-return]
+
+    def _op_inspect(self, item: tuple, now: float) -> None:
+        read, slot = item
+        try:
+            view = self._cluster_view(now)
+            out = self._out
+            for owner in view.owners.values():
+                owner.flush_task_events(now, out)
+            self.raylet.flush_task_events(now, out)
+            self._execute(now)
+            slot[1] = read(view)
+        except Exception as exc:
+            slot[2] = exc
+        slot[0].hit()
+
+    def _cluster_view(self, now: float) -> Any:
+        from runtime.real.addresses import OWNER_ADDR
+        from runtime.util.state import ClusterView
+
+        owners = {OWNER_ADDR: self.owner}
+        pids = {OWNER_ADDR: os.getpid()}
+        for addr, w in self._owner_workers.items():
+            if w.owner is not None:
+                owners[addr] = w.owner
+                pids[addr] = w.pid
+        actor_pids = {aid: w.pid for aid, w in self._actor_workers.items()}
+        return ClusterView(
+            self.gcs, [self.raylet], owners, now, pids, OWNER_ADDR, actor_pids,
+            dict(self._actor_tokens),
+        )  # fmt: skip
+
+    def explain(self, target: Any) -> Any:
+        """Why the task behind `target` (an ObjectRef, actor handle or placement group) is where it is."""
+        from runtime.actor import ActorHandle
+        from runtime.core import explain as ex
+
+        gs = self.gs
+        if isinstance(target, ObjectRef):
+            oid = target._oid
+
+            def read(view: Any) -> Any:
+                raylets = {r.node: r for r in view.raylets}
+                return ex.explain_object(oid, view.owners.values(), raylets, view.gcs, gs)
+
+        elif isinstance(target, ActorHandle):
+            actor_id = target._actor_id
+
+            def read(view: Any) -> Any:
+                raylets = {r.node: r for r in view.raylets}
+                return ex.explain_actor(actor_id, view.owners.values(), raylets, view.gcs, gs)
+
+        elif type(target).__name__ == "PlacementGroup" and hasattr(target, "id"):
+            pg_id = _placement_group_key(target)
+
+            def read(view: Any) -> Any:
+                return ex.explain_placement_group(pg_id, view.gcs)
+
+        else:
+            raise TypeError(
+                "explain() takes an ObjectRef, an actor handle or a placement group, "
+                f"got {type(target).__name__}"
+            )
+        return self.inspect(read)
 
     def runtime_info(self) -> dict[str, Any]:
         """Total and available resources of the node (a snapshot)."""
@@ -71,3 +153,14 @@ class IntrospectMixin:
                 json.dump({"traceEvents": events, "displayTimeUnit": "ms"}, f)
             os.replace(tmp, filename)
         return events
+
+
+def _placement_group_key(pg: Any) -> Any:
+    """The key of a placement group in the GCS table: its integer id (or its hex id)."""
+    key = pg.id
+    if isinstance(key, str):
+        try:
+            return int(key, 16)
+        except ValueError:
+            return key
+    return getattr(key, "_id", key)
