@@ -388,6 +388,19 @@ class MetricsRecorder:
         }
 
 
+def wait_summary(seconds: dict[str, float], tasks: int) -> dict[str, dict[str, float]]:
+    """Per wait cause: total simulated seconds, share of all waiting, mean per finished task."""
+    total = sum(seconds.values())
+    return {
+        cause: {
+            "seconds": round_sig(value),
+            "share": round_sig(value / total) if total > 0 else 0.0,
+            "per_task_s": round_sig(value / tasks) if tasks else 0.0,
+        }
+        for cause, value in seconds.items()
+    }
+
+
 def write_json(path: str | Path, data: dict[str, Any]) -> Path:
     """Write `data` as sorted, indented JSON (parent directories created); return the path."""
     path = Path(path)

@@ -236,12 +236,63 @@ def plot_bytes(metrics: Mapping[str, Any], ax: Axes) -> bool:
     return True
 
 
+WAIT_LABELS = {
+    "arguments": "arguments (held at the owner)",
+    "global_scheduler": "spilled (global scheduler)",
+    "transfers": "fetching arguments",
+    "resources": "queued for resources",
+    "actor_queue": "actor queue",
+}
+"""Wait cause (`wait_breakdown` key) -> readable label."""
+
+
+def _waits(metrics: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    waits = metrics.get("wait_breakdown")
+    if not isinstance(waits, Mapping):
+        return {}
+    order = [k for k in WAIT_LABELS if k in waits] + sorted(set(waits) - set(WAIT_LABELS))
+    return {k: waits[k] for k in order if isinstance(waits[k], Mapping)}
+
+
+def plot_waits(metrics: Mapping[str, Any], ax: Axes) -> bool:
+    """Where tasks waited, in simulated seconds per cause (`wait_breakdown`)."""
+    waits = _waits(metrics)
+    values = {k: _num(v.get("seconds")) or 0.0 for k, v in waits.items()}
+    if not values or not any(values.values()):
+        return False
+    labels = [WAIT_LABELS.get(k, k) for k in values]
+    ax.barh(labels, list(values.values()), color=[f"C{i}" for i in range(len(values))])
+    ax.invert_yaxis()
+    ax.set(
+        title="Why tasks waited (summed over tasks)",
+        xlabel="waiting time (simulated s)",
+        ylabel="cause",
+    )
+    return True
+
+
+def wait_table(metrics: Mapping[str, Any]) -> list[str]:
+    """The wait breakdown as a markdown table (empty when the run has none)."""
+    waits = _waits(metrics)
+    if not waits:
+        return []
+    lines = ["| cause | waiting (s, summed) | share | mean per task |", "|---|---|---|---|"]
+    for key, row in waits.items():
+        share = (_num(row.get("share")) or 0.0) * 100
+        lines.append(
+            f"| {WAIT_LABELS.get(key, key)} | {_num(row.get('seconds')) or 0.0:.6g} "
+            f"| {share:.1f} % | {_fmt_s(row.get('per_task_s'))} |"
+        )
+    return lines
+
+
 PLOTS: tuple[tuple[str, str, PlotFn], ...] = (
     ("throughput.png", "Throughput over time", plot_throughput),
     ("latency.png", "Task latency distribution", plot_latency),
     ("utilization.png", "Utilisation per node and resource", plot_utilization),
     ("queues.png", "Scheduler and GCS queue lengths", plot_queues),
     ("bytes.png", "Bytes moved over the network", plot_bytes),
+    ("waits.png", "Why tasks waited", plot_waits),
 )
 """(file name, section heading, plot function) of every per-run plot."""
 
@@ -314,6 +365,17 @@ def write_report(
     warnings = [str(w) for w in metrics.get("warnings") or ()]
     if warnings:
         lines += ["## Warnings", "", *(f"- {w}" for w in warnings), ""]
+    waits = wait_table(metrics)
+    if waits:
+        lines += [
+            "## Waiting time by cause",
+            "",
+            "Simulated time tasks spent before they ran, summed over tasks, by where they "
+            "waited (measured in the core's own transitions).",
+            "",
+            *waits,
+            "",
+        ]
     absent: list[str] = []
     for name, heading, plot in PLOTS:
         fig, ax = plt.subplots(figsize=FIGSIZE)

@@ -11,10 +11,11 @@ from functools import partial
 from typing import Any
 
 from runtime.core.config import CoreConfig
+from runtime.core.explain import Explanation, explain_task
 from runtime.core.gcs import Gcs
 from runtime.core.global_scheduler import GlobalScheduler
 from runtime.core.owner import Owner
-from runtime.core.raylet import Raylet
+from runtime.core.raylet import WAIT_CAUSES, Raylet
 from sim.drivers import (
     ActorDriver,
     GraphDriver,
@@ -31,7 +32,7 @@ from sim.drivers import (
 )
 from sim.flows import FlowNetwork
 from sim.host import Host
-from sim.metrics import MetricsRecorder, recovery
+from sim.metrics import MetricsRecorder, recovery, wait_summary
 from sim.network import Network
 from sim.scenario import (
     ActorWorkload,
@@ -113,32 +114,75 @@ class Simulation:
     """Resources of each node."""
     gcs_shards: list[Gcs] = field(default_factory=list)
     """Every GCS shard (shard 0 is `gcs`)."""
+    retired_waits: dict[str, float] = field(default_factory=lambda: dict.fromkeys(WAIT_CAUSES, 0.0))
+    """Wait seconds by cause accumulated by raylets replaced since (a restarted node's)."""
+    prepared: bool = False
+    """Whether `prepare` ran (start-up settled, drivers and faults scheduled)."""
     injected: list[Any] = field(default_factory=list)
     """The scenario's faults injected so far (a fault due after the workload ended is not)."""
 
     def run(self, progress: Callable[[int], None] | None = None) -> dict[str, Any]:
         """Settle start-up, run the workload to completion and return the metrics summary.
 
-        `progress(done)` is called about every 1% of tasks.
+        `progress(done)` is called about every 1% of tasks. A simulation advanced with
+        `run_until` first carries on from where it paused.
         """
+        self.prepare(progress)
+        with _gc_tuned():
+            self.host.run()
+        return self.summary()
+
+    def prepare(self, progress: Callable[[int], None] | None = None) -> None:
+        """Start the components, let registration settle, schedule drivers and faults (once)."""
+        completion = self.completion
+        assert completion is not None
+        completion.progress = progress
+        completion.progress_every = max(1, completion.total // 100)
+        if self.prepared:
+            return
+        self.prepared = True
         host, nodes = self.host, self.scenario.cluster.nodes
         host.start()
         views = self.global_scheduler.views
         host.run_while(lambda: len(views) < nodes)  # registration settles first
         self.started_at = host.now
-        completion = self.completion
-        assert completion is not None
-        completion.progress = progress
-        completion.progress_every = max(1, completion.total // 100)
         for driver in self.drivers:
             host.call_at(host.now, driver.start)
         for fault in self.scenario.faults:
             host.call_at(self.started_at + fault.at_s, partial(self._inject, fault))
         self._sample_queues()
         self._watch(host.now, -1)
-        with _gc_tuned():
-            host.run()
-        return self.summary()
+
+    def run_until(self, time_s: float) -> None:
+        """Advance the simulation to `time_s` simulated seconds after the workload's start.
+
+        The run pauses there (or earlier, when the workload ends): inspect it (`explain`,
+        the components), then call `run_until` again or `run` to finish it.
+        """
+        self.prepare()
+        host = self.host
+        until = self.started_at + time_s
+        queue = host._queue
+        host.run_while(lambda: not host.stopped and bool(queue) and queue[0][0] <= until)
+
+    def explain(self, task_id: int) -> Explanation:
+        """Why task `task_id` is pending, where it runs or ran and why, or how it ended.
+
+        The same core function as `runtime.explain`, over this simulation's owners,
+        raylets, global scheduler and GCS task table; works paused or finished.
+        """
+        shards = self.gcs_shards or [self.gcs]
+        gcs = shards[task_id % len(shards)]  # the task table is split by task id
+        raylets = {r.node: r for r in self.raylets}
+        return explain_task(task_id, self.owners, raylets, gcs, self.global_scheduler)
+
+    def wait_breakdown(self) -> dict[str, float]:
+        """Simulated seconds tasks spent waiting, by cause (`raylet.WAIT_CAUSES`), in total."""
+        totals = dict(self.retired_waits)
+        for raylet in self.raylets:
+            for cause, seconds in raylet.waited.items():
+                totals[cause] += seconds
+        return totals
 
     def _watch(self, now: float, last_done: int) -> None:
         """Periodic stall check: fail loudly instead of simulating idle timers forever."""
@@ -188,6 +232,7 @@ class Simulation:
             makespan, self.capacity
         )
         result["faults"] = list(metrics.faults)
+        result["wait_breakdown"] = wait_summary(self.wait_breakdown(), result["tasks"])
         result["warnings"] = self.warnings(makespan)
         if metrics.faults:
             first = min(f["time_s"] for f in metrics.faults) + self.started_at
@@ -217,6 +262,8 @@ def _restart_node(sim: Simulation, node: int) -> None:
     """Bring `node` back with a fresh raylet of the same capacity, and record it."""
     resources, store_bytes = node_capacities(sim.scenario)[node]
     old = sim.raylets[node]
+    for cause, seconds in old.waited.items():
+        sim.retired_waits[cause] += seconds
     raylet = Raylet(node, old.addr, old.gcs_addr, old.gs_addr, resources, store_bytes, old.config)
     sim.raylets[node] = raylet
     sim.host.revive_node(node, raylet)

@@ -97,7 +97,11 @@ def _hex(value: int) -> str:
 
 
 def _label(spec_or_name: Any, task_id: int) -> str:
-    name = spec_or_name if isinstance(spec_or_name, str) else spec_or_name.name
+    if isinstance(spec_or_name, str):
+        name = spec_or_name
+    else:  # a simulated task's function is its workload label
+        fn = spec_or_name.function
+        name = spec_or_name.name or (fn if isinstance(fn, str) else "")
     return f"task {name or '?'} ({task_id:x})"
 
 
@@ -272,14 +276,15 @@ def _pending(
             reason=spec.reason, spills=spec.spills, **base,
         )  # fmt: skip
     if spec.reason.startswith("spill"):
+        spills = spec.spills + 1  # the one in progress counts
         text = (
             f"{label} was spilled by node {spec.node if spec.node >= 0 else owner.node} "
-            f"({spec.reason}; {spec.spills} spill(s)) and waits for the global scheduler "
-            "to place it"
+            f"({spec.reason}) and waits for the global scheduler to place it"
+            + (f" (spill {spills})" if spills > 1 else "")
         )
         return Explanation(
             state="PENDING_NODE_ASSIGNMENT", cause=AT_GLOBAL_SCHEDULER, text=text,
-            reason=spec.reason, spills=spec.spills, **base,
+            reason=spec.reason, spills=spills, **base,
         )  # fmt: skip
     where = f"node {spec.node}" if spec.node >= 0 else "its local raylet"
     text = f"{label} was submitted and is on its way to {where} (no placement decision yet)"
@@ -299,7 +304,7 @@ def _ended_at_owner(owner: Any, tid: TaskId, gcs: Any) -> Explanation | None:
     name = spec.name if spec is not None else (record.name if record is not None else "")
     if obj.state == 2:  # FAILED
         return _failed(tid, name, obj.error_kind, obj.error, record)
-    node = obj.node if obj.stored else (record.node if record is not None else obj.node)
+    node = record.node if record is not None and record.node >= 0 else obj.node
     reason = spec.reason if spec is not None else (record.reason if record is not None else "")
     spills = spec.spills if spec is not None else (record.spills if record is not None else 0)
     where = f"stored on node {obj.node}" if obj.stored else "held inline by its owner"
@@ -328,7 +333,10 @@ def _from_record(tid: TaskId, record: Any) -> Explanation:
     where = f" on node {record.node}" if record.node >= 0 else ""
     why = f" ({record.reason})" if record.reason else ""
     state = record.state
-    text = f"{_label(record.name, tid)} is {state}{where}{why} (from the GCS task table)"
+    if state == "FINISHED":
+        text = f"{_label(record.name, tid)} finished{where}{why}"
+    else:
+        text = f"{_label(record.name, tid)} is {state}{where}{why} (from the GCS task table)"
     cause = {"FINISHED": FINISHED, "RUNNING": RUNNING}.get(state, UNKNOWN)
     return Explanation(
         "task", _hex(tid), record.name, state, cause, text, record.node, record.reason,
@@ -384,6 +392,11 @@ def explain_actor(
     rec = gcs.actors.get(actor_id)
     ident = _hex(actor_id)
     if rec is None:
+        if any(o.actor_state(actor_id) is not None for o in owners):
+            text = (
+                f"actor {actor_id:x} is being registered with the GCS (its request is on the way)"
+            )
+            return Explanation("actor", ident, "", "PENDING_CREATION", IN_TRANSIT, text)
         text = f"actor {actor_id:x} is not in the GCS actor table"
         return Explanation("actor", ident, "", "NIL", UNKNOWN, text)
     spec = rec.spec
@@ -394,7 +407,8 @@ def explain_actor(
         text = f"{label} is dead: {first}"
         return Explanation("actor", ident, spec.name, "DEAD", cause, text, error=first)
     if rec.state == "ALIVE":
-        text = f"{label} is alive on node {rec.node}{_placed(spec)}"
+        placed = f" ({spec.reason})" if spec.reason else ""  # actors are placed by the GCS
+        text = f"{label} is alive on node {rec.node}{placed}"
         if rec.restarts:
             text += f", after {rec.restarts} restart(s)"
         return Explanation(

@@ -266,8 +266,10 @@ class Gcs:
         for task_id, state, node, at, spec, attempt, error_kind, error in msg.records:
             record = tasks.pop(task_id, None)
             if record is None:
+                fn = spec.function
+                name = spec.name or (fn if isinstance(fn, str) else "")
                 record = TaskRecord(
-                    state, node, at, spec.name, spec.kind, spec.actor_id, attempt, spec.owner,
+                    state, node, at, name, spec.kind, spec.actor_id, attempt, spec.owner,
                     created_at=spec.submitted_at, resources=spec.resources,
                 )  # fmt: skip
             elif (attempt, TASK_STATE_RANK[state]) < (
@@ -382,6 +384,7 @@ class Gcs:
         rec.state, rec.node, rec.addr = ACTOR_RESTARTING, -1, -1
         self._publish(msg.actor_id, rec, out)
         rec.spec.attempt += 1
+        rec.spec.since = now
         out.append(Send(self.gs_addr, SpillTask(rec.spec, -1), rec.spec.nbytes))
 
     def _on_kill_actor(self, msg: KillActor, now: float, out: list[Any]) -> None:

@@ -247,6 +247,7 @@ class Owner:
 
     def _track_args(self, spec: TaskSpec, now: float, out: list[Any]) -> None:
         """Reference the task's arguments; send it, hold it until they are ready, or fail it."""
+        spec.since = now
         objects = self.objects
         blocked = 0
         failed: OwnedObject | None = None
@@ -540,6 +541,7 @@ class Owner:
                 self._finish_failed(spec, ERR_ACTOR_DIED, reason, now, out)
             elif self._should_retry(spec, ERR_NODE_DIED):
                 spec.attempt += 1
+                spec.since = now
                 spec.node = -1
                 self.retries += 1
                 self._send(spec, out)
@@ -575,6 +577,7 @@ class Owner:
             if not ready or not self._should_retry(spec, ERR_NODE_DIED):
                 return False
             spec.attempt += 1
+            spec.since = now
             spec.node = -1
             self.retries += 1
             self._send(spec, out)
@@ -667,6 +670,7 @@ class Owner:
         if msg.error_kind is not None:
             if spec.kind != ACTOR_METHOD and self._should_retry(spec, msg.error_kind):
                 spec.attempt += 1
+                spec.since = now
                 self.retries += 1
                 self._send(spec, out)
                 return
@@ -760,7 +764,7 @@ class Owner:
         spec.actor_id = spec.task_id
         spec.owner = self.addr
         spec.owner_node = self.node
-        spec.submitted_at = now
+        spec.submitted_at = spec.since = now
         self._resolve_args(spec)
         self.actors[spec.actor_id] = ActorHandleState()
         out.append(Send(self.gcs_addr, RegisterActor(spec, name, max_restarts, get_if_exists)))

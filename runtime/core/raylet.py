@@ -69,6 +69,19 @@ from runtime.core.task import (
 
 REPORT_TIMER = "report"
 
+WAIT_CAUSES = ("arguments", "global_scheduler", "transfers", "resources", "actor_queue")
+"""Why a task waited before it ran, as accumulated in ``Raylet.waited`` (seconds):
+
+* ``arguments``: from submission until the task reached a raylet: held by its owner
+  until its arguments were computed (and, for an actor call, its actor started), plus
+  the submission itself;
+* ``global_scheduler``: spilled, until the global scheduler placed it on a node (an
+  actor's creation: from registration with the GCS until placed);
+* ``transfers``: on its node, pulling (or restoring) its stored arguments;
+* ``resources``: queued on its node until resources were free;
+* ``actor_queue``: at its actor, behind the actor's earlier calls.
+"""
+
 
 @dataclass(slots=True)
 class LocalActor:
@@ -131,6 +144,8 @@ class Raylet:
         """Prefetched tasks cancelled while at the host: dropped if handed back."""
         self.blocked: set[TaskId] = set()
         """Running tasks whose worker waits (nested get): their resources are lent out."""
+        self.waited: dict[str, float] = dict.fromkeys(WAIT_CAUSES, 0.0)
+        """Seconds tasks spent waiting here, by cause (``WAIT_CAUSES``), summed over tasks."""
         self.task_events: list[tuple[Any, ...]] = []
         """Task state changes not yet sent to the GCS (records of ``TaskEvents``)."""
         self.dispatched = 0
@@ -186,6 +201,8 @@ class Raylet:
 
     def _on_submit(self, msg: SubmitTask, now: float, out: list[Any]) -> None:
         spec = msg.spec
+        self.waited["arguments"] += now - spec.since
+        spec.since = now
         key = self._shape(spec)
         feasible = self._feasible.get(key)
         if feasible is None:
@@ -220,7 +237,10 @@ class Raylet:
         self._admit(spec, now, out)
 
     def _on_scheduled(self, msg: ScheduleTask, now: float, out: list[Any]) -> None:
-        self._admit(msg.spec, now, out)
+        spec = msg.spec
+        self.waited["global_scheduler"] += now - spec.since
+        spec.since = now
+        self._admit(spec, now, out)
 
     def _spill(self, spec: TaskSpec, reason: str, out: list[Any]) -> None:
         spec.reason = reason
@@ -324,6 +344,7 @@ class Raylet:
             queue = self.queues[key] = deque()
         queue.appendleft(spec)
         self.queued += 1
+        spec.since = now
         self._dispatch_queued(now, out)
 
     def _dispatch(self, spec: TaskSpec, now: float, out: list[Any]) -> None:
@@ -335,11 +356,13 @@ class Raylet:
 
     def _dispatch_queued(self, now: float, out: list[Any]) -> None:
         """Start queued tasks, per resource shape in FIFO order, while resources last."""
-        available = self.available
+        available, waited = self.available, self.waited
         for queue in self.queues.values():
             while queue and fits(queue[0].resources, available):
                 self.queued -= 1
-                self._dispatch(queue.popleft(), now, out)
+                spec = queue.popleft()
+                waited["resources"] += now - spec.since
+                self._dispatch(spec, now, out)
 
     @staticmethod
     def _shape(spec: TaskSpec) -> ShapeKey:
@@ -452,6 +475,8 @@ class Raylet:
             missing.discard(oid)
             if not missing:
                 del self.waiting[task_id]
+                self.waited["transfers"] += now - spec.since
+                spec.since = now
                 self._enqueue(spec, now, out)
 
     def _on_transfer_failed(self, msg: TransferFailed, now: float, out: list[Any]) -> None:
@@ -633,6 +658,8 @@ class Raylet:
 
     def _on_actor_task(self, msg: SubmitActorTask, now: float, out: list[Any]) -> None:
         spec = msg.spec
+        self.waited["arguments"] += now - spec.since
+        spec.since = now
         actor = self.actors.get(spec.actor_id)
         if actor is None:
             error = f"actor {spec.actor_id:x} is not alive on node {self.node}"
@@ -662,6 +689,7 @@ class Raylet:
         depth = self.config.actor_pipeline
         while queue and len(inflight) < depth:
             spec = queue.popleft()
+            self.waited["actor_queue"] += now - spec.since
             inflight.append(spec)
             self.running[spec.task_id] = spec
             self.dispatched += 1

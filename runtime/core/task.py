@@ -83,6 +83,8 @@ class TaskSpec:
     submitted_at: float = 0.0
     started_at: float = 0.0
     """When the raylet last dispatched it (for the task table)."""
+    since: float = 0.0
+    """When it entered its current wait (for the wait breakdown, ``Raylet.waited``)."""
     spills: int = 0
     reason: str = ""
     node: NodeId = -1
