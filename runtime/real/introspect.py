@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from runtime.core.task import ACTOR_CREATION, ACTOR_METHOD
+from runtime.exceptions import RayError
 from runtime.object_ref import ObjectRef
 from runtime.real.futures import Future
 
@@ -52,7 +53,9 @@ class IntrospectMixin:
         slot: list[Any] = [Future(1), None, None]
         self._ops.append((self._op_inspect, (read, slot)))
         self._wake()
-        slot[0].wait(None)
+        while not slot[0].wait(0.1):
+            if self.closed or self._stopping or self.loop_error is not None:
+                raise RayError("the node stopped before the state could be read")
         if slot[2] is not None:
             raise slot[2]
         return slot[1]  # type: ignore[no-any-return]

@@ -68,6 +68,7 @@ from runtime.real.effects import EffectsMixin, HostTimers
 from runtime.real.futures import ERR_SHUTDOWN, FAILED, PENDING, READY, Future, ObjectEntry
 from runtime.real.introspect import IntrospectMixin
 from runtime.real.loop import LoopMixin
+from runtime.real.memory import MemoryServer
 from runtime.real.nested import NestedMixin, NestedWait
 from runtime.real.pool import PoolMixin, WorkerHandle
 from runtime.real.serialization import (
@@ -264,6 +265,7 @@ class Node(
         self.arena.prefault_in_background()
         self._thread = threading.Thread(target=self._loop, name="twinray-node", daemon=True)
         self._thread.start()
+        self._memory_server = MemoryServer(self)  # answers `twinray memory`
 
     # =====================================================================================
     # event loop
@@ -332,6 +334,7 @@ class Node(
         """Stop the loop, stop and reap every worker, release the arena. Idempotent."""
         if self.closed:
             return
+        self._memory_server.close()
         self._ops.append((self._op_stop, None))
         self._wake_pending = False
         self._wake()

@@ -1,0 +1,60 @@
+"""The `twinray` command: `twinray memory` prints the memory report of running drivers."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from runtime.real.memory import find_sessions, request_summary
+
+EXIT_NO_SESSION = 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="twinray", description="Inspect running twinray drivers.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    memory = commands.add_parser(
+        "memory",
+        help="object store, objects by owner and reference, and process memory of a driver",
+        description="Ask each running twinray driver of this user (or the one given with "
+        "--pid) for its memory report, like `ray memory`.",
+    )
+    memory.add_argument("--pid", type=int, help="only the driver with this process id")
+    memory.add_argument("--stats-only", action="store_true", help="totals only, no line per object")
+    return parser
+
+
+def memory(pid: int | None, stats_only: bool) -> int:
+    """Print the memory report of the running drivers; 1 when there is none."""
+    sessions = [s for s in find_sessions() if pid is None or s[0] == pid]
+    if not sessions:
+        which = f"with pid {pid}" if pid is not None else "on this machine"
+        print(
+            f"twinray memory: no running twinray session {which} (a driver answers while "
+            "it is between runtime.init() and runtime.shutdown())",
+            file=sys.stderr,
+        )
+        return EXIT_NO_SESSION
+    for driver_pid, name in sessions:
+        try:
+            text = request_summary(name, stats_only)
+        except OSError as exc:
+            print(f"twinray memory: driver {driver_pid} did not answer: {exc}", file=sys.stderr)
+            continue
+        if len(sessions) > 1:
+            print(f"# driver pid {driver_pid}")
+        print(text, end="")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `twinray` console script; returns the exit code."""
+    args = _parser().parse_args(argv)
+    if args.command == "memory":
+        return memory(args.pid, args.stats_only)
+    return 2  # pragma: no cover - argparse requires a command
+
+
+if __name__ == "__main__":
+    sys.exit(main())
