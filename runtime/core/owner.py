@@ -162,8 +162,6 @@ class Owner:
         }
         self.dead_nodes: set[NodeId] = set()
         self.reconstructions = 0
-        self._submitted: list[TaskSpec] = []
-        """Tasks submitted since the last task-event flush (``record_task_events``)."""
         self._failed_events: list[tuple[Any, ...]] = []
         """Tasks that ended with an error here, at the owner, since the last flush."""
         self._flush_armed = False
@@ -200,10 +198,6 @@ class Owner:
         for oid in returns:
             objects[oid] = OwnedObject()
         self.pending[tid] = spec
-        if self.config.record_task_events:
-            self._submitted.append(spec)
-            if not self._flush_armed:
-                self._arm_flush(out)
         if spec.kind == ACTOR_METHOD:
             self._enlist_call(spec)
         self._track_args(spec, now, out)
@@ -219,29 +213,27 @@ class Owner:
         self._flush_armed = False
         self.flush_task_events(now, out)
 
-    def flush_task_events(self, now: float, out: list[Any]) -> None:
-        """Report to the GCS the tasks submitted since the last flush that are still here.
+    def flush_task_events(self, now: float, out: list[Any], pending: bool = False) -> None:
+        """Send the GCS the task states decided here; with `pending`, also every pending task.
 
-        A task that finished meanwhile is left to its raylet's record (one record per
-        task, not per transition); one still pending is ``PENDING_ARGS_AVAIL`` while this
-        owner holds it for its arguments, else ``PENDING_NODE_ASSIGNMENT`` (an actor call:
-        ``SUBMITTED_TO_WORKER``); raylets' later records supersede it. Failures decided
-        here (cancelled, a failed dependency, a dead actor) are reported as ``FAILED``.
+        Failures decided at the owner (cancelled, a failed dependency, a dead actor) are
+        reported as ``FAILED`` by a timer armed when they happen. Pending tasks cost
+        nothing until someone asks: a host that wants the table complete (the state API)
+        calls this with ``pending=True``, and each task this owner still holds is reported
+        ``PENDING_ARGS_AVAIL`` (held for its arguments) or ``PENDING_NODE_ASSIGNMENT`` (an
+        actor call: ``SUBMITTED_TO_WORKER``); raylets' records supersede them.
         """
-        submitted, self._submitted = self._submitted, []
         records, self._failed_events = self._failed_events, []
-        pending, blocked = self.pending, self._blocked
-        for spec in submitted:
-            tid = spec.task_id
-            if tid not in pending:
-                continue
-            if tid in blocked:
-                state = "PENDING_ARGS_AVAIL"
-            elif spec.kind == ACTOR_METHOD:
-                state = "SUBMITTED_TO_WORKER"
-            else:
-                state = "PENDING_NODE_ASSIGNMENT"
-            records.append((tid, state, -1, spec.submitted_at, spec, spec.attempt, None, None))
+        if pending:
+            blocked = self._blocked
+            for tid, spec in self.pending.items():
+                if tid in blocked:
+                    state = "PENDING_ARGS_AVAIL"
+                elif spec.kind == ACTOR_METHOD:
+                    state = "SUBMITTED_TO_WORKER"
+                else:
+                    state = "PENDING_NODE_ASSIGNMENT"
+                records.append((tid, state, -1, spec.submitted_at, spec, spec.attempt, None, None))
         if records:
             out.append(Send(self.gcs_addr, TaskEvents(-1, records), 32 * len(records)))
 

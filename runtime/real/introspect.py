@@ -66,7 +66,7 @@ class IntrospectMixin:
             view = self._cluster_view(now)
             out = self._out
             for owner in view.owners.values():
-                owner.flush_task_events(now, out)
+                owner.flush_task_events(now, out, pending=True)
             self.raylet.flush_task_events(now, out)
             self._execute(now)
             slot[1] = read(view)

@@ -174,6 +174,12 @@ def test_pending_tasks_reach_the_task_table_from_their_owner() -> None:
     (consumer,) = host.submit(duration=1.0, name="consumer", arg_refs=(producer,))
     host.run(until=1.0)
     tasks = host.gcs.tasks
+    assert consumer >> 8 not in tasks  # pending tasks cost nothing until asked for
+    out: list[Any] = []
+    host.owners[0].flush_task_events(host.now, out, pending=True)
+    host.raylets[0].flush_task_events(host.now, out)
+    host._effect(out)
+    host.run(until=host.now + 0.01)
     assert tasks[consumer >> 8].state == "PENDING_ARGS_AVAIL"
     assert tasks[producer >> 8].state == "RUNNING"
     host.run(until=10.0)
