@@ -158,11 +158,14 @@ def _check(filters: Iterable[Filter] | None, columns: frozenset[str], what: str)
     return checked
 
 
+def _check_limit(limit: Any) -> None:
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
+        raise StateApiError(f"limit must be a non-negative integer, got {limit!r}")
+
+
 def _select(
     rows: Iterable[dict[str, Any]], filters: list[Filter], limit: int
 ) -> list[dict[str, Any]]:
-    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
-        raise StateApiError(f"limit must be a non-negative integer, got {limit!r}")
     chosen: list[dict[str, Any]] = []
     for row in rows:
         if len(chosen) >= limit:
@@ -309,7 +312,8 @@ def object_rows(view: ClusterView) -> list[dict[str, Any]]:
             entry = directory.get(oid)
             size = entry.size if entry is not None else obj.size
             if obj.state == 0:
-                status = "WAITING_FOR_DEPENDENCIES" if oid >> 8 in owner._blocked else "SCHEDULED"
+                held = owner.waiting_arguments(oid >> 8) is not None
+                status = "WAITING_FOR_DEPENDENCIES" if held else "SCHEDULED"
             else:
                 status = _TASK_STATUS.get(obj.state, "NIL")
             spec = owner.pending.get(oid >> 8)
@@ -424,8 +428,7 @@ def _list(
 ) -> list[dict[str, Any]]:
     _check_address(address)
     checked = _check(filters, resource.filterable, resource.what)
-    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
-        raise StateApiError(f"limit must be a non-negative integer, got {limit!r}")
+    _check_limit(limit)
     rows = _select(_read(resource.build), checked, limit)
     if detail:
         return rows
