@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from sim.drivers import tree_template
-from sim.metrics import write_json
+from sim.metrics import wait_summary, write_json
 from sim.real_workloads import RUNNERS, SPIN_BELOW_S, RealDriver, work
 from sim.report import comparison_rows, write_comparison, write_report
 from sim.scenario import (
@@ -389,8 +389,10 @@ def run_real(
         spans = getattr(node, "spans", None)
         if spans is not None:
             spans.clear()
+        waited = dict(node.raylet.waited)  # the core's wait clock, net of the warm-up
         driver.t0 = time.monotonic()
         run(driver, workload)
+        waited = {cause: s - waited[cause] for cause, s in node.raylet.waited.items()}
         if spans is not None:
             driver.record_spans(spans, getattr(node, "workers", ()))
         if trace is not None:
@@ -406,8 +408,10 @@ def run_real(
         utilization={"CPU": cpu},
         node_utilization={"CPU": [cpu]},
         faults=[],
+        warnings=[],
         world="real",
     )
+    metrics["wait_breakdown"] = wait_summary(waited, metrics["tasks"])
     return metrics
 
 
