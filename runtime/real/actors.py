@@ -30,7 +30,7 @@ from runtime.real import protocol as p
 from runtime.real.addresses import HOST_ADDR, NODE_ID, OWNER_ADDR
 from runtime.real.futures import Future
 from runtime.real.serialization import serialize
-from runtime.real.worker import ZYGOTE_REQUEST
+from runtime.real.zygote import ZYGOTE_REQUEST
 
 __all__ = ["ActorInfo", "ActorMixin"]
 
