@@ -269,7 +269,9 @@ class ActorMixin:
         try:
             self._zygote.send(ZYGOTE_REQUEST.pack(worker_id))
         except OSError:
-            event = TaskFinished(spec.task_id, [], "application", "the fork server is gone")
+            event = TaskFinished(
+                spec.task_id, [], "application", "the worker zygote is gone: no worker can start"
+            )
             self.raylet.handle(event, now, self._out)
             return
         self._actor_spawns[worker_id] = spec

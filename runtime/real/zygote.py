@@ -13,8 +13,10 @@ the worker-side API; numpy when the driver has it), then serves requests: the dr
 ``ZYGOTE_REQUEST.pack(worker_id)`` and receives ``ZYGOTE_REPLY.pack(worker_id, pid)`` with
 the driver's end of the new worker's socketpair as ``SCM_RIGHTS``. The zygote has no
 thread, so its forks are safe; the initial pool, replacements of dead workers and actors'
-dedicated workers all come from it. It dies with the driver (``PR_SET_PDEATHSIG``, and EOF
-on its socket), its workers with it; on EOF it reaps them first.
+dedicated workers all come from it. It dies with the driver (EOF on its socket, which only
+the driver holds, and ``PR_SET_PDEATHSIG`` when started from the main thread: the signal
+follows the starting *thread*), its workers with it (``PR_SET_PDEATHSIG``); on EOF it
+reaps them first.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
 import traceback
 from dataclasses import asdict, dataclass, field
@@ -71,6 +74,9 @@ class ZygoteConfig:
     claims_slots: int
     inline_threshold: int
     parent_pid: int
+    death_signal: bool = True
+    """Die with the driver's thread that started it (PR_SET_PDEATHSIG): only when that is
+    the main thread; a zygote started from another thread relies on EOF on its socket."""
     sys_path: list[str] = field(default_factory=list)
     preload: list[str] = field(default_factory=list)
 
@@ -119,6 +125,7 @@ def start_zygote(arena: Arena, inline_threshold: int) -> Zygote:
         claims_slots=claims.slots if claims is not None else 0,
         inline_threshold=inline_threshold,
         parent_pid=os.getpid(),
+        death_signal=threading.current_thread() is threading.main_thread(),
         sys_path=[os.getcwd() if entry == "" else entry for entry in sys.path],
         preload=[m for m in OPTIONAL_PRELOAD if m in sys.modules],
     )
@@ -141,7 +148,8 @@ def main(raw: dict[str, Any]) -> None:
     from runtime.real.worker import CANCEL_SIGNAL, set_parent_death_signal
 
     config = ZygoteConfig(**raw)
-    set_parent_death_signal()
+    if config.death_signal:
+        set_parent_death_signal()
     if os.getppid() != config.parent_pid:
         os._exit(0)  # the driver died before the death signal was armed
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle

@@ -276,3 +276,64 @@ def test_exit_after_an_actor_restart_prints_nothing() -> None:
         proc = _run(RESTART_THEN_EXIT)
         assert proc.returncode == 0, proc.stderr
         assert proc.stderr == "", proc.stderr
+
+
+def test_init_from_a_thread_that_ends_keeps_the_workers() -> None:
+    # PR_SET_PDEATHSIG follows the thread that started the zygote: one started from a
+    # short-lived thread must not die with it
+    script = """
+        import threading, time
+        import runtime as ray
+        t = threading.Thread(target=lambda: ray.init(num_cpus=1, object_store_memory=32 << 20))
+        t.start()
+        t.join()
+        time.sleep(0.5)
+
+        @ray.remote
+        def f(x):
+            return x * 2
+
+        assert ray.get(f.remote(21), timeout=60) == 42
+        ray.shutdown()
+        print("OK")
+    """
+    proc = _run(script)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "OK", proc.stdout
+
+
+def test_a_zygote_that_cannot_start_fails_tasks_and_actors_clearly() -> None:
+    script = """
+        import runtime as ray
+        import runtime.real.zygote as z
+        z._BOOT = "import sys; sys.stderr.write('zygote: broken on purpose\\\\n'); sys.exit(3)"
+        ray.init(num_cpus=1, object_store_memory=32 << 20)
+
+        @ray.remote
+        def f():
+            return 1
+
+        @ray.remote
+        class A:
+            def ping(self):
+                return 1
+
+        try:
+            ray.get(f.remote(), timeout=60)
+        except ray.WorkerCrashedError as exc:
+            assert "zygote" in str(exc), exc
+        else:
+            raise AssertionError("the task ran without workers")
+        try:
+            ray.get(A.remote().ping.remote(), timeout=60)
+        except ray.RayError as exc:
+            assert "zygote" in str(exc), exc
+        else:
+            raise AssertionError("the actor ran without workers")
+        ray.shutdown()
+        print("OK")
+    """
+    proc = _run(script)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "OK", proc.stdout
+    assert "broken on purpose" in proc.stderr
