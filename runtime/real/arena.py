@@ -105,7 +105,7 @@ class Arena:
     """A memfd-backed shared mapping of `capacity` bytes with an `Allocator` over it.
 
     `prefault_bytes` are faulted in at construction; call `prefault_in_background()` after
-    forking the workers to fault in the rest on a thread (madvise releases the GIL).
+    starting the workers to fault in the rest on a thread (madvise releases the GIL).
     """
 
     def __init__(self, capacity: int, prefault_bytes: int = 32 << 20, *, fd: int = -1) -> None:
@@ -130,7 +130,7 @@ class Arena:
         self._address = ctypes.addressof(anchor)
         del anchor  # release the buffer export so close() can unmap
         self.claims: Any = None
-        """The `Claims` on prefetched tasks (set by the node before it forks workers)."""
+        """The `Claims` on prefetched tasks (set by the node before the zygote starts)."""
         self.control = -1
         """Offset of the cancel-target slots (`CANCEL_SLOTS` int64s, one per worker id
         modulo): the driver writes a task id there before signalling the worker."""
