@@ -313,6 +313,9 @@ class PoolMixin:
             self._zygote_gone(now)
             return
         worker_id, pid = ZYGOTE_REPLY.unpack(data)
+        if pid < 0 or not fds:
+            self._spawn_failed(worker_id, -pid, now)
+            return
         sock = socket.socket(fileno=fds[0])
         sock.setblocking(False)
         w = WorkerHandle(worker_id, pid, Connection(sock))
@@ -324,6 +327,30 @@ class PoolMixin:
             return
         self._spawning -= 1
         self._worker_idle(w)
+
+    def _spawn_failed(self, worker_id: int, errno: int, now: float) -> None:
+        """The zygote could not fork worker `worker_id` (``errno``): fail what waited for it.
+
+        An actor's constructor fails as a worker death (the core may restart it); a pool
+        worker is not replaced, and tasks waiting for one fail if no pool worker is left.
+        """
+        detail = f"the worker zygote could not start worker {worker_id}: {os.strerror(errno)}"
+        spec = self._actor_spawns.pop(worker_id, None)
+        if spec is not None:
+            if spec.actor_id in self._killed_early:  # killed meanwhile: nothing to report
+                self._killed_early.discard(spec.actor_id)
+            elif not self._stopping:
+                event = TaskFinished(spec.task_id, [], ERR_WORKER_DIED, detail)
+                self.raylet.handle(event, now, self._out)
+            return
+        self._spawning -= 1
+        if self._spawning or self._pool_alive() or self._stopping:
+            return
+        backlog, self._backlog = self._backlog, deque()
+        for queued in backlog:
+            self.raylet.handle(
+                TaskFinished(queued.task_id, [], ERR_NO_WORKERS, detail), now, self._out
+            )
 
     def _zygote_gone(self, now: float) -> None:
         """The zygote exited (it failed to start, or was killed): no worker can start now.

@@ -11,7 +11,8 @@ its working directory and environment (``subprocess`` passes both), the arena's 
 The zygote maps the arena, imports what workers need once (cloudpickle, the worker loop,
 the worker-side API; numpy when the driver has it), then serves requests: the driver sends
 ``ZYGOTE_REQUEST.pack(worker_id)`` and receives ``ZYGOTE_REPLY.pack(worker_id, pid)`` with
-the driver's end of the new worker's socketpair as ``SCM_RIGHTS``. The zygote has no
+the driver's end of the new worker's socketpair as ``SCM_RIGHTS`` (or, if the fork
+failed, a negative errno as the pid and no descriptor). The zygote has no
 thread, so its forks are safe; the initial pool, replacements of dead workers and actors'
 dedicated workers all come from it. It dies with the driver (EOF on its socket, which only
 the driver holds, and ``PR_SET_PDEATHSIG`` when started from the main thread: the signal
@@ -47,7 +48,7 @@ __all__ = [
 ]
 
 ZYGOTE_REQUEST = struct.Struct("<I")  # worker id
-ZYGOTE_REPLY = struct.Struct("<Ii")  # worker id, pid (+ the driver-side socket as SCM_RIGHTS)
+ZYGOTE_REPLY = struct.Struct("<Ii")  # worker id, pid or -errno (+ the driver's socket end)
 
 PRELOAD = ("cloudpickle", "runtime.api", "runtime.real.worker", "runtime.real.worker_client")
 """Imported by the zygote before it forks: every worker needs them."""
@@ -191,7 +192,15 @@ def serve(sock: socket.socket, arena: Arena, inline_threshold: int) -> None:
         if not data:
             break
         (worker_id,) = ZYGOTE_REQUEST.unpack(data)
-        pid, conn = fork_worker(arena, worker_id, [sock], inline_threshold)
+        try:
+            pid, conn = fork_worker(arena, worker_id, [sock], inline_threshold)
+        except OSError as exc:  # e.g. EAGAIN: too many processes; the driver fails the request
+            print(f"twinray zygote: cannot start worker {worker_id}: {exc}", file=sys.stderr)
+            try:
+                sock.send(ZYGOTE_REPLY.pack(worker_id, -(exc.errno or 1)))
+            except OSError:
+                break
+            continue
         try:
             socket.send_fds(sock, [ZYGOTE_REPLY.pack(worker_id, pid)], [conn.fileno()])
         except OSError:

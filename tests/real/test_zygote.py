@@ -229,6 +229,7 @@ def test_zygote_and_workers_die_with_a_killed_driver() -> None:
         print(*pids, flush=True)
         time.sleep(120)
     """
+    shm_before = set(os.listdir("/dev/shm"))
     env = dict(os.environ, PYTHONPATH=ROOT)
     proc = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(script)], stdout=subprocess.PIPE, env=env
@@ -245,6 +246,7 @@ def test_zygote_and_workers_die_with_a_killed_driver() -> None:
     while time.monotonic() < deadline and any(_running(pid) for pid in pids):
         time.sleep(0.02)
     assert not any(_running(pid) for pid in pids)
+    assert set(os.listdir("/dev/shm")) <= shm_before  # the arena is a memfd: nothing named
 
 
 RESTART_THEN_EXIT = """
@@ -337,3 +339,49 @@ def test_a_zygote_that_cannot_start_fails_tasks_and_actors_clearly() -> None:
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "OK", proc.stdout
     assert "broken on purpose" in proc.stderr
+
+
+def test_a_failed_fork_fails_only_what_waited_for_that_worker() -> None:
+    # the zygote's second fork fails (as EAGAIN would): the actor that waited for it fails
+    # naming the cause; the zygote lives on, and the pool and later actors still work
+    script = """
+        import runtime as ray
+        import runtime.real.zygote as z
+        z._BOOT = z._BOOT.replace(
+            "from runtime.real.zygote import main",
+            "import runtime.real.worker as w; real = w.fork_worker; calls = []\\n"
+            "def flaky(*a, **k):\\n"
+            "    calls.append(1)\\n"
+            "    if len(calls) == 2:\\n"
+            "        raise BlockingIOError(11, 'Resource temporarily unavailable')\\n"
+            "    return real(*a, **k)\\n"
+            "w.fork_worker = flaky\\n"
+            "from runtime.real.zygote import main",
+        )
+        ray.init(num_cpus=1, object_store_memory=32 << 20)
+
+        @ray.remote
+        def f(x):
+            return x + 1
+
+        @ray.remote
+        class A:
+            def ping(self):
+                return "pong"
+
+        assert ray.get(f.remote(1), timeout=60) == 2  # worker 0: the first fork
+        try:
+            ray.get(A.remote().ping.remote(), timeout=60)  # the second fork fails
+        except ray.ActorDiedError as exc:
+            assert "could not start worker" in str(exc), exc
+        else:
+            raise AssertionError("the actor started without a worker")
+        assert ray.get(A.remote().ping.remote(), timeout=60) == "pong"
+        assert ray.get(f.remote(2), timeout=60) == 3
+        ray.shutdown()
+        print("OK")
+    """
+    proc = _run(script)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "OK", proc.stdout
+    assert "cannot start worker 1" in proc.stderr, proc.stderr
