@@ -57,10 +57,12 @@ OPTIONAL_PRELOAD = ("numpy",)
 """Imported by the zygote too when the driver has imported them (a worker would anyway)."""
 
 _BOOT = (
+    "import signal; signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
     "import json, sys; c = json.loads(sys.argv[1]); sys.path[:] = c['sys_path']; "
     "del sys.argv[1:]; from runtime.real.zygote import main; main(c)"
 )
-"""The zygote's ``-c`` program: take the driver's sys.path before importing anything of ours."""
+"""The zygote's ``-c`` program (run with ``-P``: no cwd on the path until the driver's is
+set): ignore Ctrl-C (the driver's to handle), take the driver's sys.path, then import ours."""
 
 
 @dataclass(slots=True)
@@ -132,7 +134,7 @@ def start_zygote(arena: Arena, inline_threshold: int) -> Zygote:
     )
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-c", _BOOT, json.dumps(asdict(config))],
+            [sys.executable, "-P", "-c", _BOOT, json.dumps(asdict(config))],
             pass_fds=(zygote_sock.fileno(), arena.fd),
             close_fds=True,
         )
@@ -153,7 +155,6 @@ def main(raw: dict[str, Any]) -> None:
         set_parent_death_signal()
     if os.getppid() != config.parent_pid:
         os._exit(0)  # the driver died before the death signal was armed
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
     signal.signal(CANCEL_SIGNAL, signal.SIG_IGN)  # inherited by its workers until they set theirs
     code = 0
     try:
