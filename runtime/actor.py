@@ -163,7 +163,26 @@ class ActorClass:
         """Create the actor (its constructor runs in a dedicated worker); return its handle."""
         from runtime.api import _current_node
 
-        return _current_node().create_actor(self, args, kwargs, self._options)
+        node = _current_node()
+        options = self._options
+        if options.name and not options.get_if_exists:
+            _check_name_free(node, options.name)
+        return node.create_actor(self, args, kwargs, options)
+
+
+def _check_name_free(node: Any, name: str) -> None:
+    """Raise `ActorAlreadyExistsError` if a live actor is named `name` (Ray checks the same
+    way at `.remote()`; the GCS still refuses a name taken in between)."""
+    from runtime.exceptions import ActorAlreadyExistsError
+
+    try:
+        node.get_actor(name)
+    except ValueError:
+        return
+    raise ActorAlreadyExistsError(
+        f"The name {name} (namespace=None) is already taken. Please use a different name or "
+        f"get the existing actor using ray.get_actor('{name}', namespace='None')"
+    )
 
 
 def is_async_class(cls: Any) -> bool:

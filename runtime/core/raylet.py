@@ -63,6 +63,7 @@ from runtime.core.task import (
     ERR_OBJECT_LOST,
     ERR_STORE_FULL,
     TASK,
+    ActorError,
     ResultInfo,
     TaskSpec,
 )
@@ -603,7 +604,9 @@ class Raylet:
             else:
                 # a constructor that raised is final; a worker that died may be restarted
                 killed = msg.error_kind == "application"
-                reason = f"the actor's constructor failed: {msg.error}"
+                reason: Any = f"the actor's worker died in its constructor: {msg.error}"
+                if killed:
+                    reason = ActorError("the actor's constructor raised an exception", msg.error)
                 out.append(Send(self.gcs_addr, ActorDied(spec.actor_id, self.node, reason, killed)))
             if self.queued:
                 self._dispatch_queued(now, out)

@@ -113,6 +113,20 @@ class TaskSpec:
 
 
 @dataclass(slots=True, eq=False)
+class ActorError:
+    """Why an actor died, when the cause is a task error: ``cause`` is the host's encoded
+    error of the constructor (opaque to the core); ``str()`` gives the message."""
+
+    message: str
+    cause: Any = None
+
+    def __str__(self) -> str:
+        if self.cause is None or not isinstance(self.cause, str):
+            return self.message
+        return f"{self.message}: {self.cause}"
+
+
+@dataclass(slots=True, eq=False)
 class ResultInfo:
     """One return value of a finished task, as reported to its owner."""
 
