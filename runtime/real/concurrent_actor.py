@@ -304,11 +304,25 @@ class ConcurrentActor:
     # -- cancellation --------------------------------------------------------------------
 
     def cancel(self, task_id: Any) -> None:
-        """Cancel a running async call (signal handler, main thread); threaded calls run on."""
+        """Cancel an async call, running or waiting for its turn (called by the signal
+        handler on the main thread); threaded calls run on, as in Ray."""
         loop = self.loop
+        if loop is not None:
+            loop.call_soon_threadsafe(self._cancel_in_loop, task_id)
+
+    def _cancel_in_loop(self, task_id: Any) -> None:
         task = self.tasks.get(task_id)
-        if loop is not None and task is not None:
-            loop.call_soon_threadsafe(task.cancel)
+        if task is not None:
+            task.cancel()
+            return
+        for msg in self._waiting:
+            if msg[1] == task_id:
+                self._waiting.remove(msg)
+                error = asyncio.CancelledError("the call was cancelled before it started")
+                name = f"{type(self.worker.actor).__qualname__}.{msg[2]}"
+                self._out.append(_error_reply(task_id, error, name, ""))
+                self._flush_out()
+                return
 
 
 def _format_body_error(exc: BaseException) -> str:

@@ -276,3 +276,16 @@ def test_driver_futures_and_awaits(cluster) -> None:
     assert slow == "slow"
     assert values == [0, 1, 4, 9, 16]
     assert ticks > 1
+
+
+def test_cancel_an_async_call_waiting_for_its_turn(cluster) -> None:
+    a = AsyncActor.options(max_concurrency=1).remote()
+    running = a.sleep_then.remote(WAIT, "long")
+    waiting = a.sleep_then.remote(0.0, "waiting")
+    ray.cancel(waiting)
+    with pytest.raises(TaskCancelledError):
+        ray.get(waiting, timeout=WAIT)
+    ray.cancel(running)
+    with pytest.raises(TaskCancelledError):
+        ray.get(running, timeout=WAIT)
+    assert ray.get(a.sleep_then.remote(0.0, "next"), timeout=WAIT) == "next"
