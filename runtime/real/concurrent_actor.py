@@ -77,6 +77,10 @@ class ConcurrentActor:
         self._waiting: deque[tuple] = deque()
         self._out: list[tuple] = []
         self._flush_scheduled = False
+        self.out_lock = threading.Lock()
+        self._pending: list[tuple] = []
+        """Answers of pool threads waiting for the thread that writes (`_send_threaded`)."""
+        self._writing = False
         if is_async:
             self.loop = asyncio.new_event_loop()
             self.loop_thread = threading.Thread(
@@ -287,7 +291,23 @@ class ConcurrentActor:
                     reply = self._result_reply(task_id, result, n_returns, name)
         finally:
             self.tasks.pop(task_id, None)
-        self.send([reply])
+        self._send_threaded(reply)
+
+    def _send_threaded(self, reply: tuple) -> None:
+        """Queue a pool thread's answer; the first thread to find no writer writes every
+        answer queued meanwhile (answers of concurrent calls share writes)."""
+        with self.out_lock:
+            self._pending.append(reply)
+            if self._writing:
+                return
+            self._writing = True
+        while True:
+            with self.out_lock:
+                batch, self._pending = self._pending, []
+                if not batch:
+                    self._writing = False
+                    return
+            self.send(batch)
 
     def _result_reply(self, task_id: Any, result: Any, n_returns: int, name: str) -> tuple:
         from runtime.real.worker import _split_returns
