@@ -123,10 +123,9 @@ class ConcurrentActor:
                 slot.deliver(msg)
         elif tag == p.REGISTER_FUNCTION:
             self.worker._register(msg)
-        elif tag == p.REVOKE:
-            with self.send_lock:
-                self.worker.revoke(msg)
-                self.worker._flush()
+        elif tag == p.REVOKE:  # an actor has no prefetched tasks: none to give back
+            with self.send_lock:  # (never the pickling lock: a body may hold it for an alloc)
+                self.worker.conn.send_many([p.revoked([])])
         elif tag == p.SHUTDOWN:
             return False
         return True
@@ -144,7 +143,7 @@ class ConcurrentActor:
     def send(self, msgs: list[tuple]) -> None:
         """Write `msgs` (and the client's pending releases, borrows, ...) in one write."""
         w = self.worker
-        with self.send_lock:
+        with w.client.pickling, self.send_lock:  # no body is between pickling and `lent`
             w.replies.extend(msgs)
             w._flush()
 
@@ -153,7 +152,7 @@ class ConcurrentActor:
         w = self.worker
         client = w.client
         slot = _Slot()
-        with self.send_lock:
+        with client.pickling, self.send_lock:
             req_id = next(client._req_ids)
             self.slots[req_id] = slot
             w.replies.append(p.request(req_id, op, payload))
@@ -161,7 +160,7 @@ class ConcurrentActor:
         if timeout is None:
             slot.lock.acquire()
         elif not slot.lock.acquire(True, max(timeout, 0.0)):
-            with self.send_lock:
+            with client.pickling, self.send_lock:
                 gone = self.slots.pop(req_id, None)
                 if gone is not None:
                     w.replies.append(p.request(0, "unwait", req_id))
@@ -175,7 +174,7 @@ class ConcurrentActor:
         """Send an API call whose reply runs `callback(reply)` on the reader thread."""
         w = self.worker
         client = w.client
-        with self.send_lock:
+        with client.pickling, self.send_lock:
             req_id = next(client._req_ids)
             self.slots[req_id] = _Slot(callback)
             w.replies.append(p.request(req_id, op, payload))

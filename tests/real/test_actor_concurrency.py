@@ -138,6 +138,9 @@ class ThreadedActor:
     def big(self, i):
         return np.full(300_000, i, dtype=np.int64)  # a result in the arena
 
+    def boxed(self, i):
+        return [ray.put(np.full(50_000, i, dtype=np.int64))]  # a ref inside the result
+
 
 def test_async_actor_runs_its_calls_at_once(cluster) -> None:
     a = AsyncActor.remote()
@@ -289,3 +292,10 @@ def test_cancel_an_async_call_waiting_for_its_turn(cluster) -> None:
     with pytest.raises(TaskCancelledError):
         ray.get(running, timeout=WAIT)
     assert ray.get(a.sleep_then.remote(0.0, "next"), timeout=WAIT) == "next"
+
+
+def test_refs_returned_inside_values_from_concurrent_calls(cluster) -> None:
+    t = ThreadedActor.remote()
+    boxes = ray.get([t.boxed.remote(i) for i in range(12)], timeout=WAIT)
+    values = ray.get([box[0] for box in boxes], timeout=WAIT)
+    assert [int(v[0]) for v in values] == list(range(12))
