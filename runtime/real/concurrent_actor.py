@@ -96,17 +96,31 @@ class ConcurrentActor:
         """Handle `inbox`, then read messages until SHUTDOWN; raises the worker's
         `_DriverGone` on EOF."""
         w = self.worker
-        dispatch = self._dispatch
         try:
-            while inbox:
-                if not dispatch(inbox.popleft()):
-                    return
-            while True:
-                for msg in w._recv():
-                    if not dispatch(msg):
-                        return
+            msgs = list(inbox)
+            inbox.clear()
+            while self._dispatch_batch(msgs):
+                msgs = w._recv()
         finally:
             self.close()
+
+    def _dispatch_batch(self, msgs: list[tuple]) -> bool:
+        """Route a batch of messages (its calls handed to the loop at once); False on SHUTDOWN."""
+        calls: list[tuple] = []
+        going = True
+        for msg in msgs:
+            if msg[0] == p.CALL_ACTOR:
+                calls.append(msg)
+            elif not self._dispatch(msg):
+                going = False
+                break
+        if calls:
+            if self.loop is not None:
+                self.loop.call_soon_threadsafe(self._admit_many, calls)  # one wakeup
+            else:
+                for msg in calls:
+                    self.submit(msg)
+        return going
 
     def _dispatch(self, msg: tuple) -> bool:
         """Route one message from the driver; False on SHUTDOWN."""
@@ -214,6 +228,10 @@ class ConcurrentActor:
                 loop.close()
             except Exception:
                 pass
+
+    def _admit_many(self, msgs: list[tuple]) -> None:
+        for msg in msgs:
+            self._admit(msg)
 
     def _admit(self, msg: tuple) -> None:
         """Loop thread: run `msg` if under the limit, else queue it."""
