@@ -17,11 +17,11 @@ from __future__ import annotations
 import _thread
 import asyncio
 import inspect
+import queue
 import threading
 import traceback
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from runtime.actor import is_async_class
@@ -71,7 +71,9 @@ class ConcurrentActor:
         self.tasks: dict[Any, Any] = {}
         """Running calls by task id: the asyncio task (async actors) or the thread ident."""
         self.loop: asyncio.AbstractEventLoop | None = None
-        self.pool: ThreadPoolExecutor | None = None
+        self.calls: queue.SimpleQueue[tuple | None] | None = None
+        """Calls waiting for one of a threaded actor's threads (None: stop)."""
+        self.threads: list[threading.Thread] = []
         self.loop_thread: threading.Thread | None = None
         self._running = 0
         self._waiting: deque[tuple] = deque()
@@ -88,7 +90,11 @@ class ConcurrentActor:
             )
             self.loop_thread.start()
         else:
-            self.pool = ThreadPoolExecutor(max_workers=limit, thread_name_prefix="actor")
+            self.calls = queue.SimpleQueue()
+            for i in range(limit):  # started on demand would save little: they only block
+                thread = threading.Thread(target=self._serve_calls, name=f"actor_{i}", daemon=True)
+                self.threads.append(thread)
+                thread.start()
 
     # -- the reader (main thread) ------------------------------------------------------
 
@@ -149,8 +155,9 @@ class ConcurrentActor:
         loop = self.loop
         if loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(loop.stop)
-        if self.pool is not None:
-            self.pool.shutdown(wait=False, cancel_futures=True)
+        if self.calls is not None:
+            for _ in self.threads:
+                self.calls.put(None)
 
     # -- sending -------------------------------------------------------------------------
 
@@ -214,8 +221,8 @@ class ConcurrentActor:
         if self.loop is not None:
             self.loop.call_soon_threadsafe(self._admit, msg)
         else:
-            assert self.pool is not None
-            self.pool.submit(self._run_threaded, msg)
+            assert self.calls is not None
+            self.calls.put(msg)
 
     def _run_loop(self) -> None:
         loop = self.loop
@@ -285,6 +292,19 @@ class ConcurrentActor:
         finally:
             a = kw = None  # drop argument views into the arena before answering
         return self._result_reply(task_id, result, n_returns, name)
+
+    def _serve_calls(self) -> None:
+        """A threaded actor's thread: run calls until told to stop."""
+        calls = self.calls
+        assert calls is not None
+        while True:
+            msg = calls.get()
+            if msg is None:
+                return
+            try:
+                self._run_threaded(msg)
+            except BaseException:  # the driver is gone (or the process is exiting)
+                return
 
     def _run_threaded(self, msg: tuple) -> None:
         _, task_id, method, args, kwargs, n_returns = msg
