@@ -325,10 +325,15 @@ class Spilled:
 
 @dataclass(slots=True, eq=False)
 class Restored:
-    """Host -> raylet: spilled ``oid`` is back in memory, or ``error`` says why it is not."""
+    """Host -> raylet: spilled ``oid`` is back in memory, or ``error`` says why it is not.
+
+    ``no_room``: the error is only that memory is short now (the raylet retries the
+    restore when room appears); any other error is final for the tasks waiting on it.
+    """
 
     oid: ObjectId
     error: str | None = None
+    no_room: bool = False
 
 
 @dataclass(slots=True, eq=False)
@@ -504,6 +509,8 @@ class ActorUpdate:
     error: Any = None
     alias_of: int = 0
     name: str = ""
+    restarts: int = 0
+    """How many times the actor was restarted (its incarnation)."""
 
 
 @dataclass(slots=True, eq=False)
@@ -555,7 +562,8 @@ class ActorDied:
 
     actor_id: int
     node: NodeId
-    reason: str
+    reason: Any
+    """A message, or an `ActorError` carrying the constructor's error."""
     killed: bool = False
 
 

@@ -183,7 +183,14 @@ class EffectsMixin:
                 return
             if w.queue and any(s.task_id == task_id for s in w.queue):
                 if w.actor_id:
-                    self._retry_interrupt(task_id, now)  # sent, not started: wait for its turn
+                    # sent, maybe running (an async actor runs many): a sync actor's worker
+                    # ignores a signal naming a call it does not run, so repeat until it does
+                    write_cancel_target(self.arena, w.worker_id, task_id)
+                    try:
+                        os.kill(w.pid, CANCEL_SIGNAL)
+                    except ProcessLookupError:
+                        return
+                    self._retry_interrupt(task_id, now)
                 else:
                     self._revoke(w, [task_id], "cancel")  # a prefetched task: take it back
                 return
@@ -320,8 +327,8 @@ class EffectsMixin:
         file_offset, size = loc
         try:
             offset = self._allocate_loop(size, now)
-        except ObjectStoreFullError as exc:
-            self.raylet.handle(Restored(oid, str(exc)), now, self._out)
+        except ObjectStoreFullError as exc:  # the raylet retries it when room appears
+            self.raylet.handle(Restored(oid, str(exc), no_room=True), now, self._out)
             return
         self.spill.read_into(file_offset, self.arena.writable_view(offset, size))
         with self._lock:
