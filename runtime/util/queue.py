@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import queue
 from collections.abc import Iterable
 from typing import Any
@@ -43,9 +44,10 @@ class Queue:
                 f"'actor_options' must be a dict of actor options, got {type(actor_options).__name__}"
             )
         self.maxsize = maxsize
-        self.actor: Any = (
-            api.remote(_QueueActor).options(**(actor_options or {})).remote(self.maxsize)
-        )
+        actor_class = _queue_actor_class()
+        if actor_options:
+            actor_class = actor_class.options(**actor_options)
+        self.actor: Any = actor_class.remote(self.maxsize)
 
     def __len__(self) -> int:
         return self.size()
@@ -156,6 +158,12 @@ class Queue:
         if actor is None:
             raise AttributeError("this Queue was shut down: it has no actor any more")
         return actor
+
+
+@functools.cache
+def _queue_actor_class() -> Any:
+    """The remote class of queue actors, made once per process (it pickles once per session)."""
+    return api.remote(_QueueActor)
 
 
 def _check_timeout(timeout: float | None) -> float | None:
