@@ -178,7 +178,12 @@ class _QueueActor:
     def __init__(self, maxsize: int) -> None:
         self.maxsize = maxsize
         self.queue: asyncio.Queue[Any] = asyncio.Queue(maxsize)
-        self.waiting: set[asyncio.Task[Any]] = set()
+        self.waiting: set[asyncio.Future[Any]] = set()
+        """The puts and gets now waiting (each an `asyncio.Queue` call wrapped in a task)."""
+        self.idle = asyncio.Event()
+        """Set while nothing waits (`close` waits for it)."""
+        self.idle.set()
+        self.closing = False
 
     def qsize(self) -> int:
         """The number of items."""
@@ -193,7 +198,7 @@ class _QueueActor:
         return self.queue.full()
 
     async def put(self, item: Any, timeout: float | None = None) -> None:
-        """Add `item`, waiting up to `timeout` s for room; `Full` on timeout."""
+        """Add `item`, waiting up to `timeout` s for room; `Full` on timeout or `close`."""
         if not self.queue.full():
             self.queue.put_nowait(item)
             return
@@ -201,7 +206,7 @@ class _QueueActor:
             raise Full
 
     async def get(self, timeout: float | None = None) -> Any:
-        """Remove the first item, waiting up to `timeout` s for one; `Empty` on timeout."""
+        """Remove the first item, waiting up to `timeout` s for one; `Empty` on timeout or `close`."""
         if not self.queue.empty():
             return self.queue.get_nowait()
         task = asyncio.ensure_future(self.queue.get())
@@ -212,19 +217,23 @@ class _QueueActor:
     async def _wait(self, awaitable: Any, timeout: float | None) -> bool:
         """Run `awaitable` for up to `timeout` s; False when it timed out or `close` ended it."""
         task = asyncio.ensure_future(awaitable)
+        if self.closing:
+            task.cancel()
         self.waiting.add(task)
+        self.idle.clear()
         try:
             done, _ = await asyncio.wait([task], timeout=timeout)
+            if not done:
+                task.cancel()
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    pass
         finally:
             self.waiting.discard(task)
-        if not done:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
-            # asyncio.Queue leaves an item that reached a cancelled get in the queue
-            return not task.cancelled()
+            if not self.waiting:
+                self.idle.set()
+        # asyncio.Queue leaves an item that reached a cancelled get in the queue
         return not task.cancelled()
 
     def put_nowait(self, item: Any) -> bool:
@@ -256,7 +265,13 @@ class _QueueActor:
             raise Empty(f"Cannot get {num_items} items from queue of size {self.queue.qsize()}.")
         return [self.queue.get_nowait() for _ in range(num_items)]
 
-    def close(self) -> None:
-        """End every waiting `put`/`get` (they raise `Full` / `Empty`) before the actor goes."""
+    async def close(self) -> None:
+        """End every waiting `put`/`get` (they raise `Full` / `Empty`) and refuse to wait again.
+
+        Returns once they have all answered, so their answers leave before this one.
+        """
+        self.closing = True
         for task in list(self.waiting):
             task.cancel()
+        while self.waiting:
+            await self.idle.wait()

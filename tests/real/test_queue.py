@@ -178,23 +178,27 @@ def test_a_timed_out_put_from_a_task_raises_full(cluster) -> None:
 
 
 def test_waiting_calls_hold_no_cpu(cluster) -> None:
-    q = Queue()
+    q, left, right = Queue(), Queue(), Queue()
     result: list = []
     getter = threading.Thread(target=lambda: result.append(q.get(timeout=60)))
     getter.start()
     try:
-        # the queue actor and its waiting get hold no CPU: tasks still get both
-        @ray.remote
-        def one():
-            return 1
+        # two tasks that only finish if they run at the same time: both CPUs are free
+        # although three queue actors live and one get waits
 
-        assert ray.get([one.remote() for _ in range(4)], timeout=60) == [1] * 4
-        assert ray.available_resources().get("CPU") == 2.0
+        @ray.remote
+        def meet(mine, theirs):
+            mine.put("here")
+            return theirs.get(timeout=60)
+
+        pair = [meet.remote(left, right), meet.remote(right, left)]
+        assert ray.get(pair, timeout=90) == ["here", "here"]
     finally:
         q.put("done")
         getter.join(60)
     assert result == ["done"]
-    q.shutdown()
+    for each in (q, left, right):
+        each.shutdown()
 
 
 def test_many_producers_and_consumers_see_each_item_once(cluster) -> None:
@@ -328,9 +332,12 @@ def test_queue_actor_waits_without_losing_items() -> None:
         # close ends waiting calls: gets with Empty
         waiting = asyncio.ensure_future(actor.get(timeout=10))
         await asyncio.sleep(0)
-        actor.close()
+        await actor.close()
         with pytest.raises(Empty):
             await waiting
+        with pytest.raises(Full):  # a closed queue waits no more
+            await actor.put("x")
+            await actor.put("y")
         return [actor.qsize(), actor.empty(), actor.full()]
 
-    assert asyncio.run(scenario()) == [0, True, False]
+    assert asyncio.run(scenario()) == [1, False, True]
