@@ -99,20 +99,24 @@ class Queue:
         """`put` for coroutines: awaits the actor instead of blocking the thread."""
         actor = self._actor()
         if not block:
-            if not await actor.put_nowait.remote(item):
+            ref = actor.put_nowait.remote(item)  # held while awaited: a dropped ref is freed
+            if not await ref:
                 raise Full
             return
-        await actor.put.remote(item, _check_timeout(timeout))
+        ref = actor.put.remote(item, _check_timeout(timeout))
+        await ref
 
     async def get_async(self, block: bool = True, timeout: float | None = None) -> Any:
         """`get` for coroutines: awaits the actor instead of blocking the thread."""
         actor = self._actor()
         if not block:
-            found, item = await actor.get_nowait.remote()
+            ref = actor.get_nowait.remote()  # held while awaited: a dropped ref is freed
+            found, item = await ref
             if not found:
                 raise Empty
             return item
-        return await actor.get.remote(_check_timeout(timeout))
+        ref = actor.get.remote(_check_timeout(timeout))
+        return await ref
 
     def put_nowait(self, item: Any) -> None:
         """`put(item, block=False)`: raise `Full` when there is no room."""

@@ -304,6 +304,56 @@ def test_graceful_shutdown_ends_waiting_gets_with_empty(cluster) -> None:
     assert q.actor is None
 
 
+def test_put_async_and_get_async_in_a_driver_loop(cluster) -> None:
+    q = Queue(maxsize=1)
+
+    @ray.remote
+    def produce(q, n):
+        for i in range(n):
+            q.put(i, timeout=60)
+
+    async def main() -> list:
+        await q.put_async("first")
+        with pytest.raises(Full):
+            await q.put_async("no room", block=False)
+        with pytest.raises(Full):
+            await q.put_async("no room", timeout=0.05)
+        got = [await q.get_async()]
+        with pytest.raises(Empty):
+            await q.get_async(block=False)
+        with pytest.raises(Empty):
+            await q.get_async(timeout=0.05)
+        done = produce.remote(q, 3)
+        # the loop is not blocked while the gets wait for the task's puts
+        ticks = asyncio.ensure_future(asyncio.sleep(0))
+        got += [await q.get_async(timeout=60) for _ in range(3)]
+        assert ticks.done()
+        await done
+        with pytest.raises(ValueError):
+            await q.get_async(timeout=-1)
+        return got
+
+    assert asyncio.run(main()) == ["first", 0, 1, 2]
+    q.shutdown()
+
+
+def test_an_async_actor_consumes_with_get_async(cluster) -> None:
+    q = Queue()
+
+    @ray.remote
+    class Collector:
+        async def take(self, q, n):
+            return [await q.get_async(timeout=60) for _ in range(n)]
+
+    collector = Collector.remote()
+    taken = [collector.take.remote(q, 2), collector.take.remote(q, 2)]
+    assert _not_ready(taken[0]) and _not_ready(taken[1], 0.0)
+    q.put_nowait_batch([1, 2, 3, 4])
+    got = ray.get(taken, timeout=60)
+    assert sorted(got[0] + got[1]) == [1, 2, 3, 4]
+    q.shutdown()
+
+
 # -- the actor's logic on a bare event loop (no runtime) ------------------------------------
 
 
