@@ -171,7 +171,12 @@ def _queue_actor_class() -> Any:
 
 
 def _check_timeout(timeout: float | None) -> float | None:
-    if timeout is not None and timeout < 0:
+    """`timeout`, checked: None or a non-negative number of seconds."""
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise TypeError(f"'timeout' must be a number of seconds or None, got {timeout!r}")
+    if timeout < 0:
         raise ValueError("'timeout' must be a non-negative number")
     return timeout
 

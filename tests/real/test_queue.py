@@ -100,6 +100,8 @@ def test_bad_arguments_are_refused(cluster) -> None:
         q.put(1, timeout=-1)
     with pytest.raises(ValueError, match="non-negative"):
         q.get(timeout=-0.5)
+    with pytest.raises(TypeError, match="timeout"):
+        q.get(timeout="1")
     with pytest.raises(TypeError, match="Iterable"):
         q.put_nowait_batch(5)
     with pytest.raises(TypeError, match="int"):
