@@ -56,6 +56,17 @@ def run_stage(source, pool, downstream) -> int:
     return n
 
 
+@ray.remote
+class Stage:
+    """The parallel stage as an actor of its own: it drives an ActorPool of workers."""
+
+    def __init__(self, workers):
+        self.pool = ActorPool(workers)
+
+    def run(self, source, downstream):
+        return run_stage(source, self.pool, downstream)
+
+
 @pytest.fixture(scope="module")
 def cluster():
     before = set(os.listdir("/dev/shm"))
@@ -80,6 +91,19 @@ def test_a_bounded_pipeline_streams_every_item_in_order(cluster) -> None:
     assert ray.get(done, timeout=120) == n
     assert ray.get(collected, timeout=120) == [x * x for x in range(n)]
     assert source.empty() and results.empty()
+    source.shutdown()
+    results.shutdown()
+
+
+def test_every_stage_runs_in_the_cluster(cluster) -> None:
+    n = 40
+    source, results = Queue(maxsize=3), Queue(maxsize=3)
+    stage = Stage.remote([Square.remote() for _ in range(3)])
+    collected = Sink.remote().drain.remote(results)
+    passed = stage.run.remote(source, results)
+    done = produce.remote(source, n)
+    assert ray.get([done, passed], timeout=120) == [n, n]
+    assert ray.get(collected, timeout=120) == [x * x for x in range(n)]
     source.shutdown()
     results.shutdown()
 
