@@ -117,14 +117,15 @@ class ActorPool:
         if not self.has_next():
             raise StopIteration("No more results to get")
         future = _first_ready(list(self._index_to_future.values()), timeout)
-        if future is None:
+        timed_out = future is None
+        if timed_out:
             if not ignore_if_timedout:
                 raise TimeoutError(_TIMEOUT_MSG)
             future = self._index_to_future[min(self._index_to_future)]
         index, actor = self._future_to_actor.pop(_key(future))
         del self._index_to_future[index]
         self._next_return_index = max(self._next_return_index, index + 1)
-        if not _is_ready_now(future):
+        if timed_out:
             self._return_actor(actor)
             raise TimeoutError(f"{_TIMEOUT_MSG}. The task {future} has been ignored.")
         return self._get_result(future, actor)
