@@ -261,6 +261,8 @@ class ActorMixin:
                 return
             if cmd.alias_of:
                 info.alias_of = cmd.alias_of
+                rec = self.gcs.actors.get(cmd.alias_of)  # the live actor's own options hold
+                info.retry_options = _retry_options(rec.spec if rec is not None else None)
             info.state = cmd.state
             if cmd.state == ACTOR_DEAD:
                 info.error = cmd.error

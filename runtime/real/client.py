@@ -393,7 +393,12 @@ class _FutureWaiter:
         self.fut = fut
 
     def hit(self) -> None:
-        """The entry is ready: resolve the future on the next step."""
+        """The entry is ready: resolve the future on the next step (a failure at once: it
+        needs no lock, and the failures of shutdown come after the last step)."""
+        e = self.entry
+        if e.state != READY:
+            self.fut.set_exception(error_of(e.error_kind, e.error))
+            return
         node = self.node
-        node._ops.append((node._resolve_future, (self.fut, self.ref, self.entry)))
+        node._ops.append((node._resolve_future, (self.fut, self.ref, e)))
         node._wake()

@@ -77,6 +77,10 @@ class ConcurrentActor:
         self._waiting: deque[tuple] = deque()
         self._out: list[tuple] = []
         self._flush_scheduled = False
+        self.out_lock = threading.Lock()
+        self._pending: list[tuple] = []
+        """Answers of pool threads waiting for the thread that writes (`_send_threaded`)."""
+        self._writing = False
         if is_async:
             self.loop = asyncio.new_event_loop()
             self.loop_thread = threading.Thread(
@@ -92,17 +96,31 @@ class ConcurrentActor:
         """Handle `inbox`, then read messages until SHUTDOWN; raises the worker's
         `_DriverGone` on EOF."""
         w = self.worker
-        dispatch = self._dispatch
         try:
-            while inbox:
-                if not dispatch(inbox.popleft()):
-                    return
-            while True:
-                for msg in w._recv():
-                    if not dispatch(msg):
-                        return
+            msgs = list(inbox)
+            inbox.clear()
+            while self._dispatch_batch(msgs):
+                msgs = w._recv()
         finally:
             self.close()
+
+    def _dispatch_batch(self, msgs: list[tuple]) -> bool:
+        """Route a batch of messages (its calls handed to the loop at once); False on SHUTDOWN."""
+        calls: list[tuple] = []
+        going = True
+        for msg in msgs:
+            if msg[0] == p.CALL_ACTOR:
+                calls.append(msg)
+            elif not self._dispatch(msg):
+                going = False
+                break
+        if calls:
+            if self.loop is not None:
+                self.loop.call_soon_threadsafe(self._admit_many, calls)  # one wakeup
+            else:
+                for msg in calls:
+                    self.submit(msg)
+        return going
 
     def _dispatch(self, msg: tuple) -> bool:
         """Route one message from the driver; False on SHUTDOWN."""
@@ -119,10 +137,9 @@ class ConcurrentActor:
                 slot.deliver(msg)
         elif tag == p.REGISTER_FUNCTION:
             self.worker._register(msg)
-        elif tag == p.REVOKE:
-            with self.send_lock:
-                self.worker.revoke(msg)
-                self.worker._flush()
+        elif tag == p.REVOKE:  # an actor has no prefetched tasks: none to give back
+            with self.send_lock:  # (never the pickling lock: a body may hold it for an alloc)
+                self.worker.conn.send_many([p.revoked([])])
         elif tag == p.SHUTDOWN:
             return False
         return True
@@ -140,7 +157,7 @@ class ConcurrentActor:
     def send(self, msgs: list[tuple]) -> None:
         """Write `msgs` (and the client's pending releases, borrows, ...) in one write."""
         w = self.worker
-        with self.send_lock:
+        with w.client.pickling, self.send_lock:  # no body is between pickling and `lent`
             w.replies.extend(msgs)
             w._flush()
 
@@ -149,7 +166,7 @@ class ConcurrentActor:
         w = self.worker
         client = w.client
         slot = _Slot()
-        with self.send_lock:
+        with client.pickling, self.send_lock:
             req_id = next(client._req_ids)
             self.slots[req_id] = slot
             w.replies.append(p.request(req_id, op, payload))
@@ -157,7 +174,7 @@ class ConcurrentActor:
         if timeout is None:
             slot.lock.acquire()
         elif not slot.lock.acquire(True, max(timeout, 0.0)):
-            with self.send_lock:
+            with client.pickling, self.send_lock:
                 gone = self.slots.pop(req_id, None)
                 if gone is not None:
                     w.replies.append(p.request(0, "unwait", req_id))
@@ -171,7 +188,7 @@ class ConcurrentActor:
         """Send an API call whose reply runs `callback(reply)` on the reader thread."""
         w = self.worker
         client = w.client
-        with self.send_lock:
+        with client.pickling, self.send_lock:
             req_id = next(client._req_ids)
             self.slots[req_id] = _Slot(callback)
             w.replies.append(p.request(req_id, op, payload))
@@ -211,6 +228,10 @@ class ConcurrentActor:
                 loop.close()
             except Exception:
                 pass
+
+    def _admit_many(self, msgs: list[tuple]) -> None:
+        for msg in msgs:
+            self._admit(msg)
 
     def _admit(self, msg: tuple) -> None:
         """Loop thread: run `msg` if under the limit, else queue it."""
@@ -287,7 +308,23 @@ class ConcurrentActor:
                     reply = self._result_reply(task_id, result, n_returns, name)
         finally:
             self.tasks.pop(task_id, None)
-        self.send([reply])
+        self._send_threaded(reply)
+
+    def _send_threaded(self, reply: tuple) -> None:
+        """Queue a pool thread's answer; the first thread to find no writer writes every
+        answer queued meanwhile (answers of concurrent calls share writes)."""
+        with self.out_lock:
+            self._pending.append(reply)
+            if self._writing:
+                return
+            self._writing = True
+        while True:
+            with self.out_lock:
+                batch, self._pending = self._pending, []
+                if not batch:
+                    self._writing = False
+                    return
+            self.send(batch)
 
     def _result_reply(self, task_id: Any, result: Any, n_returns: int, name: str) -> tuple:
         from runtime.real.worker import _split_returns
@@ -304,11 +341,25 @@ class ConcurrentActor:
     # -- cancellation --------------------------------------------------------------------
 
     def cancel(self, task_id: Any) -> None:
-        """Cancel a running async call (signal handler, main thread); threaded calls run on."""
+        """Cancel an async call, running or waiting for its turn (called by the signal
+        handler on the main thread); threaded calls run on, as in Ray."""
         loop = self.loop
+        if loop is not None:
+            loop.call_soon_threadsafe(self._cancel_in_loop, task_id)
+
+    def _cancel_in_loop(self, task_id: Any) -> None:
         task = self.tasks.get(task_id)
-        if loop is not None and task is not None:
-            loop.call_soon_threadsafe(task.cancel)
+        if task is not None:
+            task.cancel()
+            return
+        for msg in self._waiting:
+            if msg[1] == task_id:
+                self._waiting.remove(msg)
+                error = asyncio.CancelledError("the call was cancelled before it started")
+                name = f"{type(self.worker.actor).__qualname__}.{msg[2]}"
+                self._out.append(_error_reply(task_id, error, name, ""))
+                self._flush_out()
+                return
 
 
 def _format_body_error(exc: BaseException) -> str:

@@ -48,9 +48,10 @@ class WorkerClient:
         self.closed = False
         self.loop_error = None
         self._req_ids = itertools.count(1)
-        self.pickling = threading.Lock()
-        """Held while pickling a value whose nested refs are found through `lent` (bodies
-        of a concurrent actor pickle on several threads)."""
+        self.pickling = threading.RLock()
+        """Held while pickling a value whose nested refs are found through `lent`, and
+        around a concurrent actor's writes (whose flush claims what is left in `lent`):
+        bodies of a concurrent actor pickle on several threads."""
 
     # -- plumbing --------------------------------------------------------------------------
 

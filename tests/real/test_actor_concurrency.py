@@ -138,6 +138,9 @@ class ThreadedActor:
     def big(self, i):
         return np.full(300_000, i, dtype=np.int64)  # a result in the arena
 
+    def boxed(self, i):
+        return [ray.put(np.full(50_000, i, dtype=np.int64))]  # a ref inside the result
+
 
 def test_async_actor_runs_its_calls_at_once(cluster) -> None:
     a = AsyncActor.remote()
@@ -276,3 +279,23 @@ def test_driver_futures_and_awaits(cluster) -> None:
     assert slow == "slow"
     assert values == [0, 1, 4, 9, 16]
     assert ticks > 1
+
+
+def test_cancel_an_async_call_waiting_for_its_turn(cluster) -> None:
+    a = AsyncActor.options(max_concurrency=1).remote()
+    running = a.sleep_then.remote(WAIT, "long")
+    waiting = a.sleep_then.remote(0.0, "waiting")
+    ray.cancel(waiting)
+    with pytest.raises(TaskCancelledError):
+        ray.get(waiting, timeout=WAIT)
+    ray.cancel(running)
+    with pytest.raises(TaskCancelledError):
+        ray.get(running, timeout=WAIT)
+    assert ray.get(a.sleep_then.remote(0.0, "next"), timeout=WAIT) == "next"
+
+
+def test_refs_returned_inside_values_from_concurrent_calls(cluster) -> None:
+    t = ThreadedActor.remote()
+    boxes = ray.get([t.boxed.remote(i) for i in range(12)], timeout=WAIT)
+    values = ray.get([box[0] for box in boxes], timeout=WAIT)
+    assert [int(v[0]) for v in values] == list(range(12))

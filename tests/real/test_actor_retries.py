@@ -158,3 +158,13 @@ def test_retry_options_are_validated(cluster) -> None:
     f = Flaky.remote()
     with pytest.raises(TypeError, match="max_task_retries"):
         f.fail_twice.options(max_task_retries="3")
+
+
+def test_handles_found_by_name_keep_the_actors_retry_options(cluster, tmp_path) -> None:
+    m = Mortal.options(name="mortal", max_task_retries=2).remote(str(tmp_path / "died"))
+    found = Mortal.options(name="mortal", get_if_exists=True).remote("unused")
+    assert found.actor_id == m.actor_id
+    assert ray.get(found.die_once.remote(), timeout=WAIT) == "survived"
+    looked_up = ray.get_actor("mortal")
+    assert looked_up._max_task_retries == 2
+    ray.kill(m)
