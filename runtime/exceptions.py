@@ -10,6 +10,7 @@ __all__ = [
     "RayError",
     "RayTaskError",
     "TaskCancelledError",
+    "TaskPlacementGroupRemoved",
     "TaskUnschedulableError",
     "TwinrayError",
     "UnserializableArgumentError",
@@ -139,6 +140,10 @@ class WorkerCrashedError(RayError):
 
 class TaskUnschedulableError(RayError):
     """Raised when a task asks for resources no node in the cluster can ever provide."""
+
+
+class TaskPlacementGroupRemoved(RayError):
+    """Raised by `get` on a task (or `pg.ready()`) whose placement group was removed."""
 
 
 class TaskCancelledError(RayError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -55,6 +56,9 @@ from runtime.core.placement import (
 )
 from runtime.core.resources import Resources
 from runtime.core.task import TaskSpec
+
+REMOVED_PGS_KEPT = 1000
+"""Removed placement groups the table keeps (the oldest go first), as Ray's GCS does."""
 
 
 @dataclass(slots=True)
@@ -130,6 +134,10 @@ class Gcs:
         """The placement-group table, by group id (removed groups stay, state REMOVED)."""
         self.placement_group_names: dict[str, int] = {}
         """Names of the groups not removed."""
+        self._pgs_of_actor: dict[int, list[int]] = {}
+        """Per creating actor: its groups that are not detached (removed when it dies)."""
+        self._removed_pgs: deque[int] = deque()
+        """Removed groups, oldest first: the table keeps the last ``REMOVED_PGS_KEPT``."""
         self.freed_early: set[ObjectId] = set()
         """Objects freed before their primary copy registered (a race between paths)."""
         self._handlers: dict[type, Callable[[Any, float, list[Any]], None]] = {
@@ -363,6 +371,8 @@ class Gcs:
         if rec.name and self.actor_names.get(rec.name) == actor_id:
             del self.actor_names[rec.name]
         self._publish(actor_id, rec, out)
+        for pg_id in self._pgs_of_actor.pop(actor_id, ()):  # its groups fate-share with it
+            self._on_remove_pg(RemovePlacementGroup(pg_id), 0.0, out)
 
     # -- placement groups ---------------------------------------------------------------
 
@@ -370,11 +380,13 @@ class Gcs:
         rec = PlacementGroupRecord(
             msg.pg_id, msg.name, [dict(b) for b in msg.bundles], msg.strategy, msg.lifetime,
             msg.owner, PG_PENDING, [-1] * len(msg.bundles), "waiting to be scheduled", now,
-            subscribers=[msg.owner],
+            creator_actor=msg.creator_actor, subscribers=[msg.owner],
         )  # fmt: skip
         self.placement_groups[msg.pg_id] = rec
         if msg.name:
             self.placement_group_names[msg.name] = msg.pg_id
+        if msg.creator_actor and msg.lifetime != "detached":
+            self._pgs_of_actor.setdefault(msg.creator_actor, []).append(msg.pg_id)
         rec.attempts += 1
         schedule = SchedulePlacementGroup(msg.pg_id, rec.bundles, msg.strategy)
         out.append(Send(self.gs_addr, schedule, 128 + 32 * len(rec.bundles)))
@@ -395,6 +407,10 @@ class Gcs:
                 actor.no_restart = True  # the raylets kill them as they return the bundles
         out.append(Send(self.gs_addr, CancelPlacementGroup(msg.pg_id, reason), 64))
         self._publish_pg(rec, out)
+        rec.subscribers = []
+        self._removed_pgs.append(msg.pg_id)
+        if len(self._removed_pgs) > REMOVED_PGS_KEPT:
+            self.placement_groups.pop(self._removed_pgs.popleft(), None)
 
     def _on_subscribe_pg(self, msg: SubscribePlacementGroup, now: float, out: list[Any]) -> None:
         rec = self.placement_groups.get(msg.pg_id)

@@ -603,6 +603,8 @@ class CreatePlacementGroup:
     owner: Address
     name: str = ""
     lifetime: str | None = None
+    creator_actor: int = 0
+    """The actor that created it (0: the job): the group dies with it unless detached."""
 
 
 @dataclass(slots=True, eq=False)

@@ -735,10 +735,17 @@ class Owner:
         name: str,
         lifetime: str | None,
         out: list[Any],
+        creator_actor: int = 0,
     ) -> None:
-        """Ask the GCS to reserve ``bundles`` (``pg_id`` from ``new_task_id``); all or nothing."""
+        """Ask the GCS to reserve ``bundles`` (``pg_id`` from ``new_task_id``); all or nothing.
+
+        ``creator_actor``: the actor creating it, if any (the group dies with it unless
+        ``lifetime`` is ``"detached"``).
+        """
         self.pg_states[pg_id] = PlacementGroupUpdate(pg_id, "PENDING", [-1] * len(bundles))
-        msg = CreatePlacementGroup(pg_id, bundles, strategy, self.addr, name, lifetime)
+        msg = CreatePlacementGroup(
+            pg_id, bundles, strategy, self.addr, name, lifetime, creator_actor
+        )
         out.append(Send(self.gcs_addr, msg, 128 + 32 * len(bundles)))
 
     def remove_placement_group(self, pg_id: int, out: list[Any]) -> None:
@@ -746,13 +753,21 @@ class Owner:
         out.append(Send(self.gcs_addr, RemovePlacementGroup(pg_id), 64))
 
     def placement_group_ready(
-        self, pg_id: int, payload: Any, size: int, now: float, out: list[Any]
+        self,
+        pg_id: int,
+        payload: Any,
+        size: int,
+        now: float,
+        out: list[Any],
+        oid: ObjectId | None = None,
     ) -> ObjectId:
         """A new object that becomes ``payload`` when the group is created (Ray's ``pg.ready()``).
 
-        It fails with ``ERR_PG_REMOVED`` if the group is removed first.
+        It fails with ``ERR_PG_REMOVED`` if the group is removed first. ``oid``: an id from
+        ``new_put_id`` (by default a fresh one).
         """
-        oid = self.new_put_id()
+        if oid is None:
+            oid = self.new_put_id()
         self.objects[oid] = OwnedObject(size=size)
         waiting = self._pg_ready.get(pg_id)
         if waiting is None:

@@ -155,6 +155,8 @@ class PlacementGroupRecord:
     created_at: float = 0.0
     placed_at: float = -1.0
     attempts: int = 0
+    creator_actor: int = 0
+    """The actor that created the group (0: the job); it dies with it unless detached."""
     subscribers: list[Address] = field(default_factory=list)
 
 
