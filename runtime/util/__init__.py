@@ -26,6 +26,17 @@ _SUBMODULES = frozenset(
 
 __all__ = sorted(_EXPORTS)
 
+# Eager, as in Ray: importing the submodule `placement_group` binds that name on this
+# package to the module, so the function of the same name is bound here after it.
+from runtime.util.placement_group import (  # noqa: E402, F401
+    PlacementGroup,
+    get_current_placement_group,
+    get_placement_group,
+    placement_group,
+    placement_group_table,
+    remove_placement_group,
+)
+
 
 def __getattr__(name: str) -> Any:
     if name in _SUBMODULES:
