@@ -43,7 +43,7 @@ def test_packing_strategies_fit_on_one_node_and_reserve(ray_started) -> None:
         # the reservation shows in the available resources, under Ray's names
         wildcard, first = f"CPU_group_{pg.id.hex()}", f"CPU_group_0_{pg.id.hex()}"
         assert _until(lambda: ray.available_resources().get("CPU") == 1.0)
-        assert _until(lambda: wildcard in ray.available_resources())
+        assert _until(lambda name=wildcard: name in ray.available_resources())
         assert ray.available_resources()[first] == 0.5
         assert ray.cluster_resources()[wildcard] == 1.0
         ray.util.remove_placement_group(pg)
