@@ -173,10 +173,8 @@ class RayletBundles:
         strategy = spec.strategy
         if isinstance(strategy, PlacementGroupStrategy):
             if fits(spec.resources, self.total):
-                spec.reason = "local: holds the task's bundle"
-                self._admit(spec, now, out)  # type: ignore[attr-defined]
-            else:
-                self._spill(spec, "spill: " + describe_strategy(strategy), out)  # type: ignore[attr-defined]
+                return False  # it holds the bundle: run or spill as the policy says
+            self._spill(spec, "spill: " + describe_strategy(strategy), out)  # type: ignore[attr-defined]
             return True
         if isinstance(strategy, NodeAffinity):
             if strategy.node == self.node and fits(spec.resources, self.total):

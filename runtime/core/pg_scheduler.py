@@ -296,7 +296,8 @@ class PlacementGroupScheduling:
         if not views:
             group.waiting.append(spec)  # placed when the group (or its bundle) is
             return
-        view = min(views, key=lambda v: (v.load(), v.node))
+        free = [v for v in views if v.assigned == 0 and fits(spec.resources, v.available)]
+        view = min(free or views, key=lambda v: (v.load(), v.node))
         self._send_to(spec, view, "global: " + describe_strategy(strategy), out)
 
     def _send_to(self, spec: TaskSpec, view: NodeView, reason: str, out: list[Any]) -> None:

@@ -80,6 +80,9 @@ def bundle_demand(resources: Resources, pg_id: int, index: int) -> Resources:
     Idempotent: names already of this group are kept (a retried task is not renamed twice).
     """
     suffix = group_suffix(pg_id)
+    wildcard = f"bundle_group_{suffix}"
+    if wildcard in resources:
+        return resources  # renamed already (a retry, or a host that renamed it once)
     out: Resources = {}
     for name, amount in resources.items():
         if name.endswith("_" + suffix) and "_group_" in name:
@@ -90,7 +93,6 @@ def bundle_demand(resources: Resources, pg_id: int, index: int) -> Resources:
         out[f"{name}_group_{suffix}"] = amount
         if index >= 0:
             out[f"{name}_group_{index}_{suffix}"] = amount
-    wildcard = f"bundle_group_{suffix}"
     if wildcard not in out:
         out[wildcard] = BUNDLE_DEMAND
         if index >= 0:
@@ -125,11 +127,16 @@ def original_demand(resources: Resources, pg_id: int) -> Resources:
     return out
 
 
-def fits_some_bundle(demand: Resources, bundles: Sequence[Resources], index: int) -> bool:
-    """Can ``demand`` (plain names) ever run in bundle ``index`` (-1: in at least one)?"""
-    if index >= 0:
-        return fits(demand, bundles[index])
-    return any(fits(demand, b) for b in bundles)
+def plain_name(name: str) -> str:
+    """The resource a bundle resource stands for: ``CPU`` for the wildcard ``CPU_group_<pg>``.
+
+    Indexed names (``CPU_group_<i>_<pg>``) and ``bundle_group_*`` give ``""``: each task in
+    a bundle also holds the wildcard, which is what to count.
+    """
+    head, sep, tail = name.partition("_group_")
+    if not sep or head == "bundle" or "_" in tail:
+        return ""
+    return head
 
 
 # -- the GCS table row ---------------------------------------------------------------------
@@ -309,7 +316,9 @@ def apply_strategy(spec: Any) -> None:
     """Rename a placement-group task's request to its bundle's resources (idempotent)."""
     strategy = spec.strategy
     if isinstance(strategy, PlacementGroupStrategy):
-        spec.resources = bundle_demand(spec.resources, strategy.pg_id, strategy.bundle_index)
+        renamed = bundle_demand(spec.resources, strategy.pg_id, strategy.bundle_index)
+        if renamed is not spec.resources:
+            spec.resources = renamed
+            spec.shape = None
         if spec.hold is not None:
             spec.hold = bundle_demand(spec.hold, strategy.pg_id, strategy.bundle_index)
-        spec.shape = None
