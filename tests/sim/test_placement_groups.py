@@ -130,3 +130,31 @@ def test_placement_group_fields_are_validated(workload: dict[str, Any], expected
     with pytest.raises(ScenarioError) as info:
         scenario(workload)
     assert any(line.startswith(expected) for line in info.value.problems), info.value.problems
+
+
+def test_a_placement_group_workload_runs_the_same_on_real_workers() -> None:
+    from sim.real_mode import _sim, fit_to_machine, run_real
+
+    raw_pg = {"bundles": [{"CPU": 1}, {"CPU": 1}], "strategy": "STRICT_PACK"}
+    one_node = validate_scenario(
+        {
+            "name": "pg-real",
+            "cluster": {"nodes": 1, "cpus_per_node": 2},
+            "workload": {
+                "kind": "independent",
+                "tasks": 20,
+                "window": 4,
+                "duration_ms": 2,
+                "placement_group": raw_pg,
+            },
+            "output": {"progress": False},
+        },
+        "pg-real.yaml",
+    )
+    fit = fit_to_machine(one_node, scale_down=False, cpus=2)
+    real = run_real(fit.scenario, fit.cpus, resources=fit.resources)
+    sim = _sim(fit.scenario)
+    assert real["tasks"] == sim["tasks"] == 20
+    for metrics in (real, sim):
+        (group,) = metrics["placement_groups"]
+        assert group["state"] == "CREATED" and group["bundle_nodes"] == [0, 0]
