@@ -30,7 +30,7 @@ from runtime.core.placement import (
     place_bundles,
 )
 from runtime.core.policies import NodeView
-from runtime.core.resources import Resources, acquire, describe, fits
+from runtime.core.resources import Resources, acquire, describe, fits, release
 from runtime.core.task import ERR_PG_REMOVED, ERR_UNSCHEDULABLE, TaskSpec
 
 
@@ -163,6 +163,8 @@ class PlacementGroupScheduling:
                 if view is not None:
                     back = ReturnBundles(group.pg_id, "prepare refused elsewhere", group.attempt)
                     out.append(Send(view.addr, back, 64))
+            prepared = set(group.prepared)
+            self._credit({i: n for i, n in group.tentative.items() if n in prepared}, group)
             group.tentative = {}
             group.reason = "a node refused its bundles: " + "; ".join(group.refusals)
             out.append(Send(self.gcs_addr, PlacementGroupPending(group.pg_id, group.reason)))
@@ -188,13 +190,26 @@ class PlacementGroupScheduling:
         waiting = self.early_tasks.pop(msg.pg_id, [])
         if group is not None:
             waiting += group.waiting
-            nodes = set(group.placed.values()) | set(group.tentative.values())
-            for node in sorted(nodes):
+            held = {**group.placed, **group.tentative}
+            for node in sorted(set(held.values())):
                 view = self.views.get(node)
                 if view is not None:
                     out.append(Send(view.addr, ReturnBundles(msg.pg_id, msg.reason), 64))
+            self._credit(held, group)
         for spec in waiting:
             self._fail(spec, ERR_PG_REMOVED, msg.reason, out)
+        if group is not None and self.pending_groups:  # what it held may place others now
+            self._groups_on_report(now, out)
+
+    def _credit(self, held: dict[int, NodeId], group: GroupPlacement) -> None:
+        """Bundles given back: the view shows them free until the next report says more.
+
+        Channels are FIFO, so a raylet handles the return before any later preparation.
+        """
+        for index, node in held.items():
+            view = self.views.get(node)
+            if view is not None:
+                release(view.available, group.bundles[index])
 
     def _groups_on_report(self, now: float, out: list[Any]) -> None:
         """Fresh availability: try the groups waiting for resources again."""
