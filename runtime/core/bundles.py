@@ -159,9 +159,10 @@ class RayletBundles:
                 self.store.unpin(dep.oid)  # type: ignore[attr-defined]
             out.append(Send(spec.owner, TaskDone(tid, self.node, [], ERR_PG_REMOVED, error)))
         for tid, spec in list(self.ahead.items()):  # type: ignore[attr-defined]
-            if _in_group(spec, pg_id):
-                self._ahead_cancelled.add(tid)  # type: ignore[attr-defined]
+            if _in_group(spec, pg_id):  # prefetched: the host takes it back (a late report
+                self._ahead_cancelled.add(tid)  # type: ignore[attr-defined]  # is ignored)
                 out.append(CancelRunning(self.node, tid, False))
+                out.append(Send(spec.owner, TaskDone(tid, self.node, [], ERR_PG_REMOVED, error)))
 
     def _drop_task(self, spec: TaskSpec, error: str, out: list[Any]) -> None:
         for dep in spec.deps:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from runtime.core.config import CoreConfig
 from runtime.core.messages import ACTOR_ALIVE, ACTOR_DEAD
 from runtime.core.placement import (
     PG_CREATED,
@@ -298,3 +299,19 @@ def test_node_affinity_hard_and_soft() -> None:
     assert host.ready[gone].error_kind == ERR_UNSCHEDULABLE
     assert "node 7" in host.ready[gone].error
     assert host.ready[soft].error_kind is None
+
+
+def test_prefetched_task_of_a_removed_group_fails_as_removed() -> None:
+    config = CoreConfig(worker_prefetch=2)
+    host = FakeHost(nodes=1, cpus=1, config=config)
+    pg = create_pg(host, [{"CPU": 1.0}], "PACK")
+    host.run()
+    strategy = PlacementGroupStrategy(pg, 0)
+    (first,) = host.submit(0, name="first", duration=5.0, strategy=strategy)
+    (second,) = host.submit(0, name="second", duration=5.0, strategy=strategy)
+    host.run(until=host.now + 0.1)
+    assert host.raylets[0].ahead  # the second one waits behind the first, at the host
+    remove_pg(host, pg)
+    host.run()
+    assert host.ready[first].error_kind == ERR_PG_REMOVED
+    assert host.ready[second].error_kind == ERR_PG_REMOVED
