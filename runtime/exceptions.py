@@ -8,6 +8,7 @@ __all__ = [
     "ObjectLostError",
     "ObjectStoreFullError",
     "RayError",
+    "RaySystemError",
     "RayTaskError",
     "TaskCancelledError",
     "TaskPlacementGroupRemoved",
@@ -140,6 +141,10 @@ class WorkerCrashedError(RayError):
 
 class TaskUnschedulableError(RayError):
     """Raised when a task asks for resources no node in the cluster can ever provide."""
+
+
+class RaySystemError(RayError):
+    """Raised when the control plane refuses a request (e.g. a placement group name in use)."""
 
 
 class TaskPlacementGroupRemoved(RayError):

@@ -383,6 +383,11 @@ class Gcs:
             creator_actor=msg.creator_actor, subscribers=[msg.owner],
         )  # fmt: skip
         self.placement_groups[msg.pg_id] = rec
+        if msg.name and msg.name in self.placement_group_names:  # names are unique, as in Ray
+            rec.state, rec.reason = PG_REMOVED, f"name {msg.name!r} already exists"
+            rec.bundle_nodes = [-1] * len(rec.bundles)
+            self._publish_pg(rec, out)
+            return
         if msg.name:
             self.placement_group_names[msg.name] = msg.pg_id
         if msg.creator_actor and msg.lifetime != "detached":

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from runtime.core.placement import PG_REMOVED, PG_STRATEGIES
-from runtime.exceptions import RayError
+from runtime.exceptions import RayError, RaySystemError
 
 __all__ = [
     "PlacementGroup",
@@ -205,7 +205,12 @@ def placement_group(
     if not isinstance(name, str):
         raise TypeError(f"placement group name must be a str, got {type(name).__name__}")
     specs = [{k: float(v) for k, v in b.items()} for b in bundles]
-    pg_id = _current_node().create_placement_group(specs, strategy or "PACK", name, lifetime)
+    node = _current_node()
+    if name and node.placement_group_rows(None, name):
+        raise RaySystemError(
+            f"System error: Failed to create placement group because name {name!r} already exists."
+        )
+    pg_id = node.create_placement_group(specs, strategy or "PACK", name, lifetime)
     return PlacementGroup(PlacementGroupID(pg_id), bundle_cache=specs)
 
 

@@ -71,6 +71,8 @@ def test_tasks_and_actors_in_bundles(ray_started) -> None:
     assert ray.util.get_placement_group("compat-pg") == pg
     with pytest.raises(ValueError):
         ray.util.get_placement_group("no-such-group")
+    with pytest.raises(ray.exceptions.RaySystemError, match="already exists"):
+        ray.util.placement_group([{"CPU": 0.5}], name="compat-pg")
 
     @ray.remote
     def where():

@@ -315,3 +315,19 @@ def test_prefetched_task_of_a_removed_group_fails_as_removed() -> None:
     host.run()
     assert host.ready[first].error_kind == ERR_PG_REMOVED
     assert host.ready[second].error_kind == ERR_PG_REMOVED
+
+
+def test_names_are_unique_among_live_groups() -> None:
+    host = FakeHost(nodes=1, cpus=2)
+    first = create_pg(host, [{"CPU": 1.0}], "PACK", name="g")
+    second = create_pg(host, [{"CPU": 1.0}], "PACK", name="g")
+    ready = ready_ref(host, second)
+    host.run()
+    assert host.gcs.placement_groups[first].state == PG_CREATED
+    assert host.gcs.placement_groups[second].state == PG_REMOVED
+    assert "already exists" in host.ready[ready].error
+    remove_pg(host, first)
+    host.run()
+    third = create_pg(host, [{"CPU": 1.0}], "PACK", name="g")  # the name is free again
+    host.run()
+    assert host.gcs.placement_group_names["g"] == third
