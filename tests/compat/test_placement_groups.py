@@ -92,8 +92,12 @@ def test_tasks_and_actors_in_bundles(ray_started) -> None:
         def ping(self):
             return "pong"
 
+        def group(self):
+            return ray.util.get_current_placement_group().id.hex()
+
     actor = Pinger.options(scheduling_strategy=S(pg, 0)).remote()
     assert ray.get(actor.ping.remote(), timeout=PATIENCE) == "pong"
+    assert ray.get(actor.group.remote(), timeout=PATIENCE) == pg.id.hex()
 
     @ray.remote(num_cpus=1)
     def stuck():
@@ -138,7 +142,12 @@ def test_spread_node_affinity_and_bad_input(ray_started) -> None:
     def node():
         return ray.get_runtime_context().get_node_id()
 
+    @ray.remote(scheduling_strategy="SPREAD")
+    def spread_node():
+        return ray.get_runtime_context().get_node_id()
+
     here = ray.get_runtime_context().get_node_id()
+    assert ray.get(spread_node.remote(), timeout=PATIENCE) == here
     assert ray.get(node.options(scheduling_strategy="SPREAD").remote(), timeout=PATIENCE) == here
     assert ray.get(node.options(scheduling_strategy="DEFAULT").remote(), timeout=PATIENCE) == here
     hard = strat.NodeAffinitySchedulingStrategy(here, soft=False)
