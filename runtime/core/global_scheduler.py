@@ -94,8 +94,8 @@ class GlobalScheduler(PlacementGroupScheduling):
         parked, self.parked = self.parked, []
         for spec in parked:
             self._place(spec, now, out)
-        if self.pending_groups:
-            self._groups_on_report(now, out)
+        if self.pending_groups or self.infeasible_groups:
+            self._groups_on_node_added(now, out)
 
     def _on_node_removed(self, msg: NodeRemoved, now: float, out: list[Any]) -> None:
         if self.views.pop(msg.node, None) is not None:

@@ -86,7 +86,9 @@ class PlacementGroupScheduling:
     def _init_groups(self) -> None:
         self.groups: dict[int, GroupPlacement] = {}
         self.pending_groups: dict[int, GroupPlacement] = {}
-        """Groups not fully placed and not in flight, tried again on reports / node joins."""
+        """Groups waiting for resources (not in flight), tried again on each report."""
+        self.infeasible_groups: dict[int, GroupPlacement] = {}
+        """Groups no set of live nodes could ever hold, tried again only when a node joins."""
         self.removed_groups: set[int] = set()
         self.early_tasks: dict[int, list[TaskSpec]] = {}
         """Tasks for a group this scheduler has not heard of yet (it overtook the group)."""
@@ -107,8 +109,9 @@ class PlacementGroupScheduling:
 
     def _try_group(self, group: GroupPlacement, now: float, out: list[Any]) -> None:
         """Place ``group``'s missing bundles if the view allows; else record why not."""
+        self.pending_groups.pop(group.pg_id, None)
+        self.infeasible_groups.pop(group.pg_id, None)
         if group.awaiting or group.complete():
-            self.pending_groups.pop(group.pg_id, None)
             return
         live = sorted(self.views.items())
         nodes = [Candidate(n, v.available) for n, v in live]
@@ -118,13 +121,13 @@ class PlacementGroupScheduling:
             ever, why = place_bundles(group.strategy, group.bundles, totals, group.placed)
             infeasible = ever is None
             reason = why if infeasible else reason
-            self.pending_groups[group.pg_id] = group
+            waiting = self.infeasible_groups if infeasible else self.pending_groups
+            waiting[group.pg_id] = group
             if reason != group.reason:
                 group.reason = reason
                 pending = PlacementGroupPending(group.pg_id, reason, infeasible)
                 out.append(Send(self.gcs_addr, pending, 128))
             return
-        self.pending_groups.pop(group.pg_id, None)
         group.attempt += 1
         group.tentative = assignment
         group.prepared, group.refusals = [], []
@@ -186,6 +189,7 @@ class PlacementGroupScheduling:
     def _on_cancel_pg(self, msg: CancelPlacementGroup, now: float, out: list[Any]) -> None:
         self.removed_groups.add(msg.pg_id)
         self.pending_groups.pop(msg.pg_id, None)
+        self.infeasible_groups.pop(msg.pg_id, None)
         group = self.groups.pop(msg.pg_id, None)
         waiting = self.early_tasks.pop(msg.pg_id, [])
         if group is not None:
@@ -214,6 +218,11 @@ class PlacementGroupScheduling:
     def _groups_on_report(self, now: float, out: list[Any]) -> None:
         """Fresh availability: try the groups waiting for resources again."""
         for group in list(self.pending_groups.values()):
+            self._try_group(group, now, out)
+
+    def _groups_on_node_added(self, now: float, out: list[Any]) -> None:
+        """A node joined: every group not placed may fit now."""
+        for group in list(self.infeasible_groups.values()) + list(self.pending_groups.values()):
             self._try_group(group, now, out)
 
     def _groups_on_node_removed(self, node: NodeId, now: float, out: list[Any]) -> None:

@@ -128,6 +128,8 @@ def test_infeasible_group_stays_pending_with_reason_then_placed_when_node_joins(
     assert rec.reason.startswith("infeasible: STRICT_SPREAD")
     assert "bundle" in rec.reason
     assert ready not in host.ready
+    # retried when a node joins, not on every resource report
+    assert pg in host.gs.infeasible_groups and pg not in host.gs.pending_groups
     # a node that fits joins: the group is placed
     from runtime.core.owner import Owner
     from runtime.core.raylet import Raylet
@@ -153,6 +155,7 @@ def test_group_waits_for_resources_and_is_all_or_nothing() -> None:
     host.run(until=host.now + 0.5)
     rec = host.gcs.placement_groups[pg]
     assert rec.state == PG_PENDING and rec.reason.startswith("waiting for resources")
+    assert pg in host.gs.pending_groups
     # nothing is half-reserved: node 1 still has its CPUs
     assert host.raylets[1].available["CPU"] == 2.0
     host.run(until=host.now + 1.0)
