@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +33,10 @@ from runtime.core.placement import (
 from runtime.core.policies import NodeView
 from runtime.core.resources import Resources, acquire, describe, fits, release
 from runtime.core.task import ERR_PG_REMOVED, ERR_UNSCHEDULABLE, TaskSpec
+
+REMOVED_GROUPS_KEPT = 100_000
+"""Removed group ids remembered so that a late task for one fails instead of waiting (a
+task can only name a removed group through a handle kept across that many removals)."""
 
 
 @dataclass(slots=True)
@@ -90,6 +95,8 @@ class PlacementGroupScheduling:
         self.infeasible_groups: dict[int, GroupPlacement] = {}
         """Groups no set of live nodes could ever hold, tried again only when a node joins."""
         self.removed_groups: set[int] = set()
+        """Recently removed groups (the last ``REMOVED_GROUPS_KEPT``): their tasks fail."""
+        self._removed_order: deque[int] = deque()
         self.early_tasks: dict[int, list[TaskSpec]] = {}
         """Tasks for a group this scheduler has not heard of yet (it overtook the group)."""
         self._spread_next = 0
@@ -188,6 +195,9 @@ class PlacementGroupScheduling:
 
     def _on_cancel_pg(self, msg: CancelPlacementGroup, now: float, out: list[Any]) -> None:
         self.removed_groups.add(msg.pg_id)
+        self._removed_order.append(msg.pg_id)
+        if len(self._removed_order) > REMOVED_GROUPS_KEPT:
+            self.removed_groups.discard(self._removed_order.popleft())
         self.pending_groups.pop(msg.pg_id, None)
         self.infeasible_groups.pop(msg.pg_id, None)
         group = self.groups.pop(msg.pg_id, None)
