@@ -1,6 +1,7 @@
 """Ray's `ray.util` namespace: actor pools, queues, placement groups, scheduling strategies, state.
 
-Submodules load on first use, so `import runtime` stays light:
+Submodules load on first use, so `import runtime` stays light (but for the small
+`placement_group`, imported at once, see below):
 `runtime.util.ActorPool`, `runtime.util.queue.Queue`, `runtime.util.placement_group(...)`,
 `runtime.util.scheduling_strategies`, `runtime.util.state`.
 """
