@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from runtime.remote_function import RemoteFunction, TaskOptions
+from runtime.util.scheduling_strategies import check_strategy_option
 
 __all__ = ["ActorClass", "ActorHandle", "ActorMethod", "ActorOptions", "method"]
 
@@ -24,6 +25,9 @@ _ACTOR_OPTION_NAMES = frozenset(
         "lifetime",
         "memory",
         "scheduling_strategy",
+        "placement_group",
+        "placement_group_bundle_index",
+        "placement_group_capture_child_tasks",
     }
 )
 
@@ -76,6 +80,10 @@ class ActorOptions:
         "get_if_exists",
         "max_restarts",
         "lifetime",
+        "scheduling_strategy",
+        "placement_group",
+        "placement_group_bundle_index",
+        "placement_group_capture_child_tasks",
         "max_concurrency",
         "max_task_retries",
     )
@@ -89,12 +97,23 @@ class ActorOptions:
         get_if_exists: bool = False,
         max_restarts: int = 0,
         lifetime: str | None = None,
+        scheduling_strategy: Any = None,
+        placement_group: Any = "default",
+        placement_group_bundle_index: int = -1,
+        placement_group_capture_child_tasks: bool | None = None,
         max_concurrency: int | None = None,
         max_task_retries: int = 0,
         **ignored: Any,
     ) -> None:
         _check_count("max_concurrency", max_concurrency, 1, none_ok=True)
         _check_count("max_task_retries", max_task_retries, -1)
+        check_strategy_option(scheduling_strategy)
+        self.scheduling_strategy = scheduling_strategy
+        """Ray's scheduling strategy ("DEFAULT", "SPREAD", a strategy object; None: default)."""
+        self.placement_group = placement_group
+        """Ray's deprecated spelling of a placement-group strategy ("default": none)."""
+        self.placement_group_bundle_index = placement_group_bundle_index
+        self.placement_group_capture_child_tasks = placement_group_capture_child_tasks
         self.num_cpus = num_cpus
         self.num_gpus = num_gpus
         self.resources = dict(resources or {})

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from runtime.util.scheduling_strategies import check_strategy_option
+
 __all__ = ["RemoteFunction", "TaskOptions"]
 
 _OPTION_NAMES = frozenset(
@@ -18,6 +20,9 @@ _OPTION_NAMES = frozenset(
         "name",
         "memory",
         "scheduling_strategy",
+        "placement_group",
+        "placement_group_bundle_index",
+        "placement_group_capture_child_tasks",
     }
 )
 
@@ -33,6 +38,10 @@ class TaskOptions:
         "max_retries",
         "retry_exceptions",
         "name",
+        "scheduling_strategy",
+        "placement_group",
+        "placement_group_bundle_index",
+        "placement_group_capture_child_tasks",
     )
 
     def __init__(
@@ -44,8 +53,19 @@ class TaskOptions:
         max_retries: int = 3,
         retry_exceptions: bool = False,
         name: str = "",
+        scheduling_strategy: Any = None,
+        placement_group: Any = "default",
+        placement_group_bundle_index: int = -1,
+        placement_group_capture_child_tasks: bool | None = None,
         **ignored: Any,
     ) -> None:
+        check_strategy_option(scheduling_strategy)
+        self.scheduling_strategy = scheduling_strategy
+        """Ray's scheduling strategy ("DEFAULT", "SPREAD", a strategy object; None: default)."""
+        self.placement_group = placement_group
+        """Ray's deprecated spelling of a placement-group strategy ("default": none)."""
+        self.placement_group_bundle_index = placement_group_bundle_index
+        self.placement_group_capture_child_tasks = placement_group_capture_child_tasks
         self.num_cpus = num_cpus
         self.num_gpus = num_gpus
         self.resources = dict(resources or {})

@@ -451,36 +451,31 @@ def _creation(spec: TaskSpec, raylets: Mapping[NodeId, Any], global_scheduler: A
                        AT_GLOBAL_SCHEDULER, text, needs=dict(spec.resources))  # fmt: skip
 
 
-def explain_placement_group(pg_id: Any, gcs: Any) -> Explanation:
+def explain_placement_group(pg_id: int, gcs: Any) -> Explanation:
     """Explain a placement group from the GCS placement-group table (`Gcs.placement_groups`).
 
-    A record's `state`, `bundles` and, while pending, `reason` (why it is not placed) are
-    shown; a GCS without the table knows no group.
+    A PENDING group says which bundle could not be placed and why (the record's `reason`,
+    e.g. infeasible: no node set can ever hold it); a CREATED one where its bundles are.
     """
-    table = getattr(gcs, "placement_groups", None) or {}
-    rec = table.get(pg_id)
-    ident = f"{pg_id:032x}" if isinstance(pg_id, int) else str(pg_id)
+    rec = gcs.placement_groups.get(pg_id)
+    ident = f"{pg_id:x}"
     if rec is None:
         text = f"placement group {ident} is not in the GCS placement-group table"
         return Explanation("placement_group", ident, "", "NIL", UNKNOWN, text)
-    state = str(getattr(rec, "state", "UNKNOWN"))
-    name = str(getattr(rec, "name", "") or "")
-    bundles = [describe(dict(b)) for b in getattr(rec, "bundles", ())]
-    strategy = getattr(rec, "strategy", "")
-    reason = str(getattr(rec, "reason", "") or "")
-    nodes = list(getattr(rec, "nodes", None) or getattr(rec, "bundle_nodes", None) or ())
-    parts = [f"placement group {name or ident} is {state}"]
-    if bundles:
-        parts.append(f"bundles {', '.join(bundles)}" + (f" ({strategy})" if strategy else ""))
-    if nodes:
-        parts.append(f"on nodes {nodes}")
-    if reason:
-        parts.append(reason)
-    cause = {"CREATED": RUNNING, "REMOVED": FINISHED, "PENDING": QUEUED_FOR_RESOURCES}.get(
-        state, UNKNOWN
-    )
-    if state == "PENDING" and "infeasible" in reason.lower():
+    label = f"placement group {rec.name or ident}"
+    bundles = ", ".join(describe(dict(b)) for b in rec.bundles)
+    parts = [f"{label} ({rec.strategy}, bundles {bundles}) is {rec.state}"]
+    if rec.state == "CREATED" and rec.bundle_nodes:
+        parts.append(f"its bundles are on nodes {list(rec.bundle_nodes)}")
+    if rec.reason:
+        parts.append(rec.reason)
+    cause = {"CREATED": RUNNING, "REMOVED": FINISHED, "PENDING": QUEUED_FOR_RESOURCES,
+             "RESCHEDULING": QUEUED_FOR_RESOURCES}.get(rec.state, UNKNOWN)  # fmt: skip
+    if rec.state == "PENDING" and rec.reason.startswith("infeasible"):
         cause = INFEASIBLE
+    nodes = list(rec.bundle_nodes)
+    node = nodes[0] if nodes and all(n == nodes[0] for n in nodes) else -1
     return Explanation(
-        "placement_group", ident, name, state, cause, "; ".join(parts), reason=reason
-    )
+        "placement_group", ident, rec.name or "", rec.state, cause, "; ".join(parts), node,
+        rec.reason, attempt=rec.attempts,
+    )  # fmt: skip

@@ -94,6 +94,7 @@ class IntrospectMixin:
         """Why the task behind `target` (an ObjectRef, actor handle or placement group) is where it is."""
         from runtime.actor import ActorHandle
         from runtime.core import explain as ex
+        from runtime.util.placement_group import PlacementGroup
 
         gs = self.gs
         if isinstance(target, ObjectRef):
@@ -110,8 +111,8 @@ class IntrospectMixin:
                 raylets = {r.node: r for r in view.raylets}
                 return ex.explain_actor(actor_id, view.owners.values(), raylets, view.gcs, gs)
 
-        elif type(target).__name__ == "PlacementGroup" and hasattr(target, "id"):
-            pg_id = _placement_group_key(target)
+        elif isinstance(target, PlacementGroup):
+            pg_id = target.id.value
 
             def read(view: Any) -> Any:
                 return ex.explain_placement_group(pg_id, view.gcs)
@@ -156,14 +157,3 @@ class IntrospectMixin:
                 json.dump({"traceEvents": events, "displayTimeUnit": "ms"}, f)
             os.replace(tmp, filename)
         return events
-
-
-def _placement_group_key(pg: Any) -> Any:
-    """The key of a placement group in the GCS table: its integer id (or its hex id)."""
-    key = pg.id
-    if isinstance(key, str):
-        try:
-            return int(key, 16)
-        except ValueError:
-            return key
-    return getattr(key, "_id", key)

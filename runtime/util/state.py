@@ -5,7 +5,7 @@ it is one consistent snapshot): the GCS task table (`Gcs.tasks`, fed by raylets 
 owners, which are asked to flush their pending task events first), the actor table
 (`Gcs.actors`), the node table (`Gcs.nodes`), the object directory (`Gcs.objects`)
 with the owners' reference tables (`Owner.objects`), and the placement-group table
-(`Gcs.placement_groups`, empty until placement groups exist).
+(`Gcs.placement_groups`).
 
 Rows are plain dicts with Ray's field names (`task_id`, `name`, `state`, `node_id`,
 `actor_id`, `type`, `error_type`, ...); ids are hex strings as elsewhere in twinray.
@@ -341,24 +341,33 @@ def object_rows(view: ClusterView) -> list[dict[str, Any]]:
 
 
 def placement_group_rows(view: ClusterView) -> list[dict[str, Any]]:
-    """One row per placement group in the GCS placement-group table.
+    """One row per placement group in the GCS placement-group table (`Gcs.placement_groups`).
 
-    Reads `Gcs.placement_groups` (pg id -> record with `name`, `state`, `bundles`,
-    `strategy`); a GCS without the table has no groups.
+    Removed groups stay in the table (state REMOVED) for a while, as in Ray; `stats`
+    carries the scheduling state and, for a PENDING group, why it is not placed.
     """
     rows = []
-    for pg_id, rec in sorted(getattr(view.gcs, "placement_groups", {}).items()):
-        bundles = [dict(b) for b in getattr(rec, "bundles", ())]
+    for pg_id, rec in sorted(view.gcs.placement_groups.items()):
+        nodes = list(rec.bundle_nodes) or [-1] * len(rec.bundles)
+        bundles = [
+            {"bundle_id": f"{pg_id:x}:{i}", "unit_resources": dict(b), "node_id": _node_hex(n)}
+            for i, (b, n) in enumerate(zip(rec.bundles, nodes, strict=False))
+        ]
+        infeasible = rec.state == "PENDING" and rec.reason.startswith("infeasible")
         rows.append(
             {
-                "placement_group_id": _hex(pg_id) if isinstance(pg_id, int) else str(pg_id),
-                "name": getattr(rec, "name", "") or "",
+                "placement_group_id": f"{pg_id:x}",  # as `PlacementGroupID.hex()` and Ray's table
+                "name": rec.name or "",
                 "creator_job_id": JOB_ID,
-                "state": getattr(rec, "state", ""),
-                "bundles": [{"bundle_id": i, "unit_resources": b} for i, b in enumerate(bundles)],
-                "is_detached": getattr(rec, "detached", False),
-                "stats": None,
-                "strategy": getattr(rec, "strategy", None),
+                "state": rec.state,
+                "bundles": bundles,
+                "is_detached": rec.lifetime == "detached",
+                "stats": {
+                    "scheduling_state": "INFEASIBLE" if infeasible else rec.state,
+                    "scheduling_attempt": rec.attempts,
+                    "reason": rec.reason,
+                },
+                "strategy": rec.strategy,
             }
         )
     return rows

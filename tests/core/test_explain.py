@@ -8,6 +8,7 @@ from runtime.core import explain as ex
 from runtime.core.config import CoreConfig
 from runtime.core.gcs import TASK_STATE_RANK
 from runtime.core.ids import object_id
+from runtime.core.placement import PlacementGroupRecord
 from tests.core.fake_host import FakeHost
 
 
@@ -122,17 +123,16 @@ def test_unknown_task_and_placement_group() -> None:
 
 def test_placement_group_records_are_explained_from_the_gcs_table() -> None:
     host = FakeHost(nodes=1)
-
-    class Record:
-        name = "pg"
-        state = "PENDING"
-        bundles = [{"CPU": 8.0}]
-        strategy = "PACK"
-        reason = "infeasible: no node has {CPU: 8}"
-
-    host.gcs.placement_groups = {7: Record()}  # type: ignore[attr-defined]
+    pending = PlacementGroupRecord(7, "pg", [{"CPU": 8.0}], "PACK", None, -1)
+    pending.reason = "infeasible: no node has {CPU: 8}"
+    placed = PlacementGroupRecord(9, "", [{"CPU": 1.0}] * 2, "SPREAD", None, -1, "CREATED")
+    placed.bundle_nodes = [0, 0]
+    host.gcs.placement_groups.update({7: pending, 9: placed})
     found = ex.explain_placement_group(7, host.gcs)
-    assert found.cause == ex.INFEASIBLE and "{CPU: 8}" in found.text and "PACK" in found.text
+    assert found.cause == ex.INFEASIBLE and found.state == "PENDING"
+    assert "{CPU: 8}" in found.text and "PACK" in found.text
+    ok = ex.explain_placement_group(9, host.gcs)
+    assert ok.cause == ex.RUNNING and ok.node == 0 and "nodes [0, 0]" in ok.text
 
 
 def test_task_table_records_name_kind_errors_and_only_moves_forward() -> None:

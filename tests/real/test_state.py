@@ -283,3 +283,25 @@ def test_shutdown_stops_the_memory_server() -> None:
     assert not any(pid == os.getpid() for pid, _ in find_sessions())
     names = {t.name for t in threading.enumerate()}
     assert "twinray-memory" not in names
+
+
+def test_placement_groups_are_listed_and_explained(started: None) -> None:
+    from runtime.util import placement_group, remove_placement_group
+
+    ok = placement_group([{"CPU": 1.0}], strategy="PACK", name="small")
+    assert ray.get(ok.ready(), timeout=DEADLINE_S) is not None
+    too_big = placement_group([{"CPU": 64.0}], name="big")
+    _until(lambda: ray.explain(too_big).state == "PENDING")
+    rows = {r["name"]: r for r in state.list_placement_groups(detail=True)}
+    assert rows["small"]["state"] == "CREATED"
+    assert rows["small"]["placement_group_id"] == ok.id.hex()
+    assert rows["small"]["bundles"][0]["unit_resources"] == {"CPU": 1.0}
+    assert rows["big"]["state"] == "PENDING"
+    (created,) = state.list_placement_groups(filters=[("state", "=", "CREATED")])
+    assert set(created) == {"placement_group_id", "name", "creator_job_id", "state"}
+    pending = ray.explain(too_big)
+    assert pending.kind == "placement_group" and pending.cause == ex.INFEASIBLE, pending.text
+    placed = ray.explain(ok)
+    assert placed.cause == ex.RUNNING and placed.node == 0 and "CREATED" in placed.text
+    remove_placement_group(too_big)
+    _until(lambda: ray.explain(too_big).state == "REMOVED")
