@@ -6,6 +6,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
+from runtime.generators import is_generator_function
 from runtime.remote_function import RemoteFunction, TaskOptions
 
 __all__ = ["ActorClass", "ActorHandle", "ActorMethod", "ActorOptions", "method"]
@@ -28,8 +29,12 @@ _ACTOR_OPTION_NAMES = frozenset(
 )
 
 
-def method(*, num_returns: int = 1) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Decorator for actor methods: `@runtime.method(num_returns=2)` (Ray's `ray.method`)."""
+def method(*, num_returns: int | str = 1) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator for actor methods: `@runtime.method(num_returns=2)` (Ray's `ray.method`).
+
+    ``num_returns="streaming"`` (the default of a generator method) or ``"dynamic"`` make a
+    generator method return its items as they are yielded (see `runtime.generators`).
+    """
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         fn.__ray_num_returns__ = num_returns  # type: ignore[attr-defined]
@@ -127,13 +132,14 @@ class ActorClass:
         return _current_node().create_actor(self, args, kwargs, self._options)
 
 
-def _method_table(cls: type) -> dict[str, int]:
+def _method_table(cls: type) -> dict[str, int | str]:
     """Public method names of `cls` with their declared `num_returns`."""
-    table: dict[str, int] = {}
+    table: dict[str, int | str] = {}
     for name, member in inspect.getmembers(cls):
         if name.startswith("__") or not callable(member):
             continue
-        table[name] = getattr(member, "__ray_num_returns__", 1)
+        default = "streaming" if is_generator_function(member) else 1  # as in Ray
+        table[name] = getattr(member, "__ray_num_returns__", default)
     return table
 
 

@@ -49,6 +49,7 @@ class ClientMixin:
         self._check_open()
         fn_id = rf._function_id(self)
         name = rf.__qualname__
+        n, mode = rf._returns(options)
         a, kw, arg_refs, held, implicit = self._encode_args(name, args, kwargs)
         with self._ids_lock:
             tid = self.owner.new_task_id()
@@ -59,13 +60,16 @@ class ClientMixin:
             function=fn_id,
             args=(a, kw),
             resources=options.resource_demand(),
-            num_returns=options.num_returns,
+            num_returns=n,
             max_retries=options.max_retries,
             retry_exceptions=options.retry_exceptions,
             name=options.name or name,
             arg_refs=tuple(arg_refs),
             held_refs=tuple(held),
+            generator=mode,
         )
+        if mode:
+            return self._submit_generator(spec, implicit)
         return self._submit_spec(spec, implicit)
 
     def _submit_spec(self, spec: TaskSpec, implicit: list[int]) -> Any:

@@ -74,6 +74,7 @@ from runtime.real.serialization import (
     INLINE_THRESHOLD,
 )
 from runtime.real.spill import SpillFile
+from runtime.real.streams import StreamMixin
 from runtime.real.worker import CANCEL_SLOTS, fork_worker, start_zygote
 
 __all__ = ["Future", "Node"]
@@ -86,7 +87,14 @@ ACTOR_PIPELINE = 64
 
 
 class Node(
-    LoopMixin, ClientMixin, ActorMixin, IntrospectMixin, NestedMixin, EffectsMixin, PoolMixin
+    LoopMixin,
+    ClientMixin,
+    ActorMixin,
+    IntrospectMixin,
+    NestedMixin,
+    EffectsMixin,
+    PoolMixin,
+    StreamMixin,
 ):
     """The driver-side host of one node: core components, workers, arena and event loop."""
 
@@ -241,6 +249,7 @@ class Node(
             "kill_actor": self._req_kill_actor,
             "info": self._req_info,
         }
+        self._init_streams()
         self._actor_dispatchers: dict[int, Callable[[TaskSpec, float], None]] = {
             ACTOR_CREATION: self._dispatch_actor_creation,
             ACTOR_METHOD: self._dispatch_actor_call,
