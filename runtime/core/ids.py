@@ -76,6 +76,11 @@ def is_generator_item(oid: ObjectId) -> bool:
     return oid & MAX_RETURNS == 0 and oid >> ITEM_SHIFT > 0
 
 
+def generator_item_task(oid: ObjectId) -> TaskId:
+    """The generator task that yields item ``oid`` (see `generator_item_id`)."""
+    return (oid >> RETURN_BITS) & ((1 << 64) - 1)
+
+
 def owner_index_of(task_id: TaskId) -> int:
     """The index of the owner that submitted ``task_id``."""
     return task_id >> OWNER_SHIFT

@@ -23,6 +23,8 @@ from runtime.core.ids import (
     TaskId,
     TaskIdCounter,
     generator_item_id,
+    generator_item_task,
+    is_generator_item,
     object_id,
 )
 from runtime.core.messages import (
@@ -138,6 +140,8 @@ class StreamState:
     """The program dropped the generator: items arriving later are freed at once."""
     dynamic: bool = False
     """``num_returns="dynamic"``: items are held by the task's return 1, not by the stream."""
+    early: dict[ObjectId, list[ObjectId]] | None = None
+    """Refs inside items not arrived yet (the executing side lends them first), per item."""
 
 
 class Owner:
@@ -349,6 +353,9 @@ class Owner:
         happens if ``outer`` is gone already.
         """
         obj = self.objects.get(outer)
+        if obj is None and is_generator_item(outer):
+            self._contain_early(outer, inner, inner_owner, now, out)
+            return
         if obj is None or obj.owner >= 0 or obj.state == FREED:
             return
         self.borrow(inner, inner_owner, now, out)
@@ -744,6 +751,8 @@ class Owner:
         else:
             obj = OwnedObject(READY, result.size, result.stored, msg.node, result.payload)
         self.objects[oid] = obj  # its one reference is the stream's (or the container's)
+        if stream.early:
+            obj.contained = stream.early.pop(oid, None)
         if stream.dynamic:
             container = self.objects.get(object_id(tid, 1))
             if container is not None:
@@ -755,11 +764,34 @@ class Owner:
             ItemReady(self.addr, tid, index, oid, result, msg.node, msg.error_kind, msg.error)
         )
 
+    def _contain_early(
+        self, item: ObjectId, inner: ObjectId, inner_owner: Address, now: float, out: list[Any]
+    ) -> None:
+        """A ref inside an item still on its way: hold it now, hand it to the item on arrival."""
+        stream = self.streams.get(generator_item_task(item))
+        if stream is None or stream.ended or stream.dropped:
+            return
+        self.borrow(inner, inner_owner, now, out)
+        if stream.early is None:
+            stream.early = {}
+        stream.early.setdefault(item, []).append(inner)
+
+    def _drop_early(self, stream: StreamState, out: list[Any]) -> None:
+        """Items that never arrived: drop the refs held for them (see `_contain_early`)."""
+        early, stream.early = stream.early, None
+        for inner in (oid for refs in (early or {}).values() for oid in refs):
+            held = self.objects.get(inner)
+            if held is not None:
+                held.refs -= 1
+                self._maybe_free(inner, held, out)
+
     def _end_stream(self, tid: TaskId, error_kind: str | None, error: Any, out: list[Any]) -> None:
         stream = self.streams.get(tid)
         if stream is None or stream.ended:
             return
         stream.ended = True
+        if stream.early:
+            self._drop_early(stream, out)
         if stream.dropped or stream.dynamic:
             del self.streams[tid]
         if not stream.dynamic:
@@ -775,6 +807,8 @@ class Owner:
         if stream is None or stream.dropped:
             return
         stream.dropped = True
+        if stream.early:
+            self._drop_early(stream, out)
         for index in range(consumed, stream.count):
             self.remove_ref(generator_item_id(task_id, index), now, out)
         if stream.ended:

@@ -182,3 +182,39 @@ def test_dynamic_generators_hold_their_items_in_return_one() -> None:
     host.run()
     assert not any(oid in owner.objects for oid in items)
     assert not host.raylets[0].store.objects
+
+
+def test_refs_inside_an_item_are_held_by_it_even_when_lent_before_it_arrives() -> None:
+    host = FakeHost(nodes=1)
+    owner = host.owners[0]
+    (inner,) = host.submit(duration=0.01, name="inner", output_sizes=(BIG,))
+    host.run()
+    (done,) = host.submit(duration=1.0, generator=GEN_STREAMING, output_sizes=(8,) * 2)
+    tid = done >> 8
+    item0 = generator_item_id(tid, 0)
+    out: list[Any] = []
+    owner.contain(item0, inner, owner.addr, host.now, out)  # lent before item 0 exists
+    host._effect(out)
+    host.release(inner)  # the producer's own handle goes: the coming item holds it
+    host.run()
+    assert owner.objects[item0].contained == [inner]
+    assert inner in owner.objects
+    _drop(host, tid, consumed=0)
+    host.release(done)
+    host.run()
+    assert inner not in owner.objects and item0 not in owner.objects
+
+
+def test_refs_lent_for_items_that_never_come_are_dropped_with_the_stream() -> None:
+    host = FakeHost(nodes=1)
+    owner = host.owners[0]
+    (inner,) = host.submit(duration=0.01, output_sizes=(BIG,))
+    host.run()
+    (done,) = host.submit(duration=1.0, generator=GEN_STREAMING, output_sizes=(8,))
+    tid = done >> 8
+    out: list[Any] = []
+    owner.contain(generator_item_id(tid, 5), inner, owner.addr, host.now, out)
+    host._effect(out)
+    host.release(inner)
+    host.run()  # the task ends with one item: item 5 never comes
+    assert inner not in owner.objects

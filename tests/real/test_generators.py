@@ -279,3 +279,22 @@ def test_a_generator_cannot_be_pickled_or_mistaken(cluster) -> None:
         yield "b"
 
     assert ray.get(two.remote()) == ["a", "b"]  # explicit num_returns collects the yields
+
+
+@ray.remote
+def items_holding_refs(n):
+    for _ in range(n):
+        yield [ray.put(np.ones(N))]  # the item holds the only ref to the array
+
+
+def test_refs_inside_items_live_as_long_as_the_items(cluster) -> None:
+    base = _settle_to(cluster, _used(cluster))
+    gen = items_holding_refs.remote(3)
+    (inner,) = ray.get(next(gen))
+    assert ray.get(inner).sum() == N
+    ray.wait([gen.completed()], timeout=60)
+    del gen  # the two items not taken go, and the arrays inside them
+    one = _settle_below(cluster, base + 2 * N * 8)
+    assert base + N * 8 <= one < base + 2 * N * 8
+    del inner
+    assert _settle_to(cluster, base) == base
