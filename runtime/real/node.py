@@ -350,6 +350,7 @@ class Node(
             self.closed = True
             self._teardown_workers()
             self._fail_all_pending(ERR_SHUTDOWN, "the node was shut down")
+            self._end_all_streams(ERR_SHUTDOWN)
             self._sel.close()
             self._close_loop()
             self._wake_r.close()

@@ -250,6 +250,16 @@ class StreamMixin:
             for fut in waiters:
                 fut.hit()
 
+    def _end_all_streams(self, kind: str) -> None:
+        """Shutdown: end every open stream, waking the threads blocked in ``next()``."""
+        with self._lock:
+            for s in self.streams.values():
+                if not s.ended:
+                    s.ended, s.error_kind = True, kind
+                waiters, s.waiters = s.waiters, []
+                for fut in waiters:
+                    fut.hit()
+
     # -- worker requests (generators consumed by code running in workers) ------------------
 
     def _req_submit_generator(self, w: Any, req_id: int, payload: tuple, now: float) -> None:
