@@ -324,7 +324,7 @@ def _split_returns(result: Any, n_returns: int) -> tuple:
     """Turn a function result into a tuple of `n_returns` values (Ray's num_returns)."""
     if n_returns == 1:
         if type(result) is GeneratorType:  # a generator function with num_returns=1
-            result = _single(tuple(result))
+            result = _first(result)
         return (result,)
     if n_returns == 0:
         return ()
@@ -334,13 +334,11 @@ def _split_returns(result: Any, n_returns: int) -> tuple:
     return values
 
 
-def _single(values: tuple) -> Any:
-    """The one value a generator task with ``num_returns=1`` yielded."""
-    if len(values) != 1:
-        raise ValueError(
-            f"task declared num_returns=1 but its generator yielded {len(values)} values"
-        )
-    return values[0]
+def _first(gen: Any) -> Any:
+    """The value of a generator task with ``num_returns=1``: its first yield, as in Ray."""
+    for value in gen:
+        return value
+    raise ValueError("task declared num_returns=1 but its generator yielded nothing")
 
 
 CANCEL_SIGNAL = signal.SIGUSR2

@@ -144,3 +144,34 @@ def test_streaming_on_a_plain_function_is_refused(ray) -> None:
         @ray.remote(num_returns="streaming")
         def plain():
             return 1
+
+
+def test_an_explicit_num_returns_collects_the_yields(ray_started) -> None:
+    ray = ray_started
+
+    @ray.remote(num_returns=2)
+    def two():
+        yield "a"
+        yield "b"
+
+    @ray.remote(num_returns=1)
+    def first():
+        yield "x"
+        yield "y"
+
+    assert ray.get(two.remote()) == ["a", "b"]
+    assert ray.get(first.remote()) == "x"
+
+
+def test_a_finished_generator_is_ready_and_get_returns_it(ray_started) -> None:
+    ray = ray_started
+
+    @ray.remote
+    def one():
+        yield 1
+
+    gen = one.remote()
+    assert [ray.get(ref) for ref in gen] == [1]
+    assert ray.wait([gen], timeout=60) == ([gen], [])
+    assert not gen.next_ready()
+    assert ray.get(gen) is gen
