@@ -79,6 +79,7 @@ class GeneratorRunnerMixin:
                     raise
                 except Exception as exc:
                     self._send_item_error(task_id, index, exc, name)
+                    index += 1  # the error is an item (a dynamic generator counts it)
                     break
                 finally:
                     self.in_body = False
@@ -87,6 +88,7 @@ class GeneratorRunnerMixin:
                         enc = self._encode_item(value, task_id, index)
                     except Exception as exc:
                         self._send_item_error(task_id, index, exc, name)
+                        index += 1
                         break
                     value = None
                     self.replies.append((p.GENERATOR_ITEM, task_id, index, True, enc))

@@ -298,3 +298,17 @@ def test_refs_inside_items_live_as_long_as_the_items(cluster) -> None:
     assert base + N * 8 <= one < base + 2 * N * 8
     del inner
     assert _settle_to(cluster, base) == base
+
+
+@ray.remote(num_returns="dynamic")
+def dynamic_failing():
+    yield 1
+    raise KeyError("late")
+
+
+def test_a_dynamic_generator_counts_its_error_item(cluster) -> None:
+    items = list(ray.get(dynamic_failing.remote()))
+    assert len(items) == 2
+    assert ray.get(items[0]) == 1
+    with pytest.raises(KeyError, match="late"):
+        ray.get(items[1])
