@@ -218,3 +218,24 @@ def test_refs_lent_for_items_that_never_come_are_dropped_with_the_stream() -> No
     host.release(inner)
     host.run()  # the task ends with one item: item 5 never comes
     assert inner not in owner.objects
+
+
+def test_a_node_death_loses_its_stored_items_and_reruns_the_generator_elsewhere() -> None:
+    host = FakeHost(nodes=3, extra_resources={1: {"X": 1}, 2: {"X": 1}})
+    (done,) = host.submit(
+        duration=1.0,
+        generator=GEN_STREAMING,
+        output_sizes=(BIG,) * 4,
+        resources={"CPU": 1, "X": 1},
+    )
+    tid = done >> 8
+    host.run(until=0.5)
+    first = {d.spec.node for d in host.dispatched}
+    assert first <= {1, 2} and [c.index for c in host.items] == [0, 1]
+    host.kill_node(first.pop())
+    host.run()
+    owner = host.owners[0]
+    lost = [owner.objects[generator_item_id(tid, i)] for i in range(2)]
+    assert all(obj.error_kind == "object_lost" for obj in lost)  # items have no lineage
+    assert [c.index for c in host.items] == [0, 1, 2, 3]  # the re-run sent only the rest
+    assert host.streams_ended[tid].error_kind is None
