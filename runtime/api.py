@@ -53,7 +53,7 @@ def init(
     spill_dir: str | None = None,
     **ignored: Any,
 ) -> dict[str, Any]:
-    """Start the single-node runtime in this process: forked workers, arena, event loop.
+    """Start the single-node runtime in this process: workers (from a zygote), arena, event loop.
 
     `num_cpus` defaults to the machine's CPU count (one worker process per CPU);
     `object_store_memory` (bytes) to 512 MiB. Ray options that do not apply here
@@ -97,7 +97,7 @@ def _context() -> dict[str, Any]:
         "num_cpus": node.raylet.total.get("CPU", 0.0),
         "resources": dict(node.raylet.total),
         "object_store_memory": node.arena.capacity,
-        "num_workers": len(node.workers),
+        "num_workers": node.pool_size,
     }
 
 
