@@ -35,7 +35,8 @@ TASK = 0
 ACTOR_CREATION = 1
 """The constructor of an actor: placed like a task, then its worker stays with the actor."""
 ACTOR_METHOD = 2
-"""A method call on an actor: runs on the actor's worker, one at a time, in order."""
+"""A method call on an actor: runs on the actor's worker, in order, up to the actor's
+``max_concurrency`` at once."""
 
 # What a task's body returns.
 GEN_NONE = 0
@@ -106,6 +107,12 @@ class TaskSpec:
     """For actor methods: the caller's sequence number for this actor, from 1."""
     hold: Resources | None = None
     """For actor creation: what the actor keeps while alive (None: same as ``resources``)."""
+    max_concurrency: int = 1
+    """For actor creation: how many of the actor's calls may run at once (Ray's
+    ``max_concurrency``); the raylet dispatches that many (plus its pipeline depth)."""
+    actor_options: Any = None
+    """For actor creation: host-defined options that travel with the actor record (handed
+    back by actor lookups); the core never reads them."""
     generator: int = GEN_NONE
     """GEN_STREAMING or GEN_DYNAMIC for a generator task (its items: ``GeneratorYielded``)."""
     skip_items: int = 0
@@ -117,6 +124,20 @@ class TaskSpec:
         if self.num_returns == 1:
             return ((tid << RETURN_BITS) | 1,)
         return tuple(object_id(tid, i) for i in range(1, self.num_returns + 1))
+
+
+@dataclass(slots=True, eq=False)
+class ActorError:
+    """Why an actor died, when the cause is a task error: ``cause`` is the host's encoded
+    error of the constructor (opaque to the core); ``str()`` gives the message."""
+
+    message: str
+    cause: Any = None
+
+    def __str__(self) -> str:
+        if self.cause is None or not isinstance(self.cause, str):
+            return self.message
+        return f"{self.message}: {self.cause}"
 
 
 @dataclass(slots=True, eq=False)

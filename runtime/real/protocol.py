@@ -22,8 +22,11 @@ Driver -> worker
     (SHUTDOWN,)                                            exit the loop
     (REPLY, req_id, ok, value)                             the answer to a REQUEST (value is
                                                             the exception when not ok)
-    (CREATE_ACTOR, task_id, fn_id, args, kwargs)           build the actor (fn_id: its class);
-                                                            answered by TASK_RESULT with ()
+    (CREATE_ACTOR, task_id, fn_id, args, kwargs, max_concurrency)
+                                                           build the actor (fn_id: its class);
+                                                            answered by TASK_RESULT with ();
+                                                            calls run up to max_concurrency
+                                                            at once
     (CALL_ACTOR, task_id, method, args, kwargs, n_returns) run a method of this worker's actor
     (EXECUTE_GENERATOR, task_id, kind, fn, args, kwargs, mode, skip, ticket)
                                                            run a generator task (kind TASK: fn
@@ -144,9 +147,14 @@ def execute_generator(
     return (EXECUTE_GENERATOR, task_id, kind, fn, args, kwargs, mode, skip, ticket)
 
 
-def create_actor(task_id: Any, fn_id: int, args: tuple, kwargs: dict[str, tuple]) -> tuple:
-    """Build a CREATE_ACTOR message (args/kwargs hold encoded values)."""
-    return (CREATE_ACTOR, task_id, fn_id, args, kwargs)
+def create_actor(
+    task_id: Any, fn_id: int, args: tuple, kwargs: dict[str, tuple], max_concurrency: int = 1
+) -> tuple:
+    """Build a CREATE_ACTOR message (args/kwargs hold encoded values).
+
+    `max_concurrency`: how many calls the actor runs at once (an async actor, or a sync one
+    above 1, runs them concurrently; see `runtime.real.concurrent_actor`)."""
+    return (CREATE_ACTOR, task_id, fn_id, args, kwargs, max_concurrency)
 
 
 def call_actor(
