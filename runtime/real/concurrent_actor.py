@@ -151,8 +151,9 @@ class ConcurrentActor:
                 f"generator method {msg[3]!r} of an async or threaded actor: streaming "
                 "generators run on actors with max_concurrency=1 only"
             )
+            text = f"NotImplementedError: {error}\n"
             with self.send_lock:
-                self.worker.conn.send_many([_error_reply(msg[1], error, str(msg[3]), "")])
+                self.worker.conn.send_many([_error_reply(msg[1], error, str(msg[3]), text)])
         elif tag == p.SHUTDOWN:
             return False
         return True

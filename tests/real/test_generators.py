@@ -312,3 +312,18 @@ def test_a_dynamic_generator_counts_its_error_item(cluster) -> None:
     assert ray.get(items[0]) == 1
     with pytest.raises(KeyError, match="late"):
         ray.get(items[1])
+
+
+@ray.remote(max_concurrency=4)
+class ThreadedStreamer:
+    def items(self):
+        yield 1
+
+
+def test_a_generator_method_of_a_threaded_actor_fails_clearly(cluster) -> None:
+    gen = ThreadedStreamer.remote().items.remote()
+    last = next(gen)
+    with pytest.raises(NotImplementedError, match="max_concurrency=1"):
+        ray.get(last, timeout=60)
+    with pytest.raises(StopIteration):
+        next(gen)
