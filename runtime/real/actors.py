@@ -52,7 +52,9 @@ class ActorInfo:
     answered: Future | None = None
     """Released at the first state change (``get_if_exists`` waits for it)."""
     keep: tuple = ()
-    """ObjectRefs passed to the constructor, kept alive for restarts."""
+    """ObjectRefs passed to the constructor, kept alive for restarts until the actor is dead;
+    with refs nested in them (actor handles included), the arguments themselves: the refs
+    must outlive the driver's copies until the constructor has borrowed them."""
     retry_options: Any = None
     """``(max_task_retries, method retries)`` of the actor ``get_if_exists`` found."""
 
@@ -92,7 +94,9 @@ class ActorMixin:
             max_concurrency=actor_concurrency(ac, options),
             actor_options=(options.max_task_retries, ac._method_retries),
         )
-        keep = tuple(v for v in (*args, *kwargs.values()) if _is_ref(v))
+        keep: tuple = tuple(v for v in (*args, *kwargs.values()) if _is_ref(v))
+        if held:  # refs (or actor handles) inside the arguments: keep them alive too
+            keep += (args, kwargs)
         answered = Future(1)
         info = ActorInfo(name, ac._methods, answered=answered, keep=keep)
         with self._lock:
@@ -267,6 +271,7 @@ class ActorMixin:
             info.state = cmd.state
             if cmd.state == ACTOR_DEAD:
                 info.error = cmd.error
+                info.keep = ()  # dead for good: no constructor will run again
             fut, info.answered = info.answered, None
             if fut is not None:
                 fut.hit()
