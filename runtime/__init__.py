@@ -34,6 +34,7 @@ from runtime.exceptions import (
     UnserializableArgumentError,
     WorkerCrashedError,
 )
+from runtime.generators import DynamicObjectRefGenerator, ObjectRefGenerator
 from runtime.object_ref import ObjectRef
 from runtime.remote_function import RemoteFunction
 
@@ -52,6 +53,8 @@ __all__ = [
     "GetTimeoutError",
     "ObjectLostError",
     "ObjectRef",
+    "ObjectRefGenerator",
+    "DynamicObjectRefGenerator",
     "ObjectStoreFullError",
     "RayError",
     "RayTaskError",
