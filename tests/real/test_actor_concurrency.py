@@ -14,6 +14,7 @@ import pytest
 import runtime as ray
 from runtime.api import _current_node
 from runtime.exceptions import ActorDiedError, TaskCancelledError
+from tests.compat.test_actor_concurrency import check_awaited_temporaries_stay_alive
 
 WAIT = 60.0  # generous: the machine may be loaded; nothing here waits this long when it works
 
@@ -299,3 +300,9 @@ def test_refs_returned_inside_values_from_concurrent_calls(cluster) -> None:
     boxes = ray.get([t.boxed.remote(i) for i in range(12)], timeout=WAIT)
     values = ray.get([box[0] for box in boxes], timeout=WAIT)
     assert [int(v[0]) for v in values] == list(range(12))
+
+
+def test_awaited_temporaries_stay_alive(cluster) -> None:
+    """``await x.remote()``, ``x.remote().future()`` and `gather` of temporaries in async and
+    threaded actors and the driver: no "object ... was freed" (see the compat test)."""
+    check_awaited_temporaries_stay_alive(ray)
