@@ -306,3 +306,39 @@ def test_awaited_temporaries_stay_alive(cluster) -> None:
     """``await x.remote()``, ``x.remote().future()`` and `gather` of temporaries in async and
     threaded actors and the driver: no "object ... was freed" (see the compat test)."""
     check_awaited_temporaries_stay_alive(ray)
+
+
+def test_concurrent_actor_workers_switch_threads_quickly_and_plain_ones_keep_the_default(
+    cluster,
+) -> None:
+    """A worker running several calls at once uses the driver's short GIL switch interval
+    (its threads hand off often); a plain worker runs one thread and keeps Python's."""
+    import sys
+
+    from runtime.real.worker import CONCURRENT_SWITCH_INTERVAL
+
+    @ray.remote
+    def interval():
+        return sys.getswitchinterval()
+
+    @ray.remote
+    class Plain:
+        def interval(self):
+            return sys.getswitchinterval()
+
+    @ray.remote
+    class Async:
+        async def interval(self):
+            return sys.getswitchinterval()
+
+    threaded = Plain.options(max_concurrency=2).remote()
+    got = ray.get(
+        [
+            Async.remote().interval.remote(),
+            threaded.interval.remote(),
+            Plain.remote().interval.remote(),
+            interval.remote(),
+        ],
+        timeout=WAIT,
+    )
+    assert got == [CONCURRENT_SWITCH_INTERVAL] * 2 + [0.005] * 2
