@@ -6,7 +6,9 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
+from runtime.generators import is_generator_function
 from runtime.remote_function import RemoteFunction, TaskOptions
+from runtime.util.scheduling_strategies import check_strategy_option
 
 __all__ = ["ActorClass", "ActorHandle", "ActorMethod", "ActorOptions", "method"]
 
@@ -24,6 +26,9 @@ _ACTOR_OPTION_NAMES = frozenset(
         "lifetime",
         "memory",
         "scheduling_strategy",
+        "placement_group",
+        "placement_group_bundle_index",
+        "placement_group_capture_child_tasks",
     }
 )
 
@@ -34,14 +39,16 @@ DEFAULT_MAX_CONCURRENCY_ASYNC = 1000
 
 def method(
     *,
-    num_returns: int = 1,
+    num_returns: int | str = 1,
     max_task_retries: int | None = None,
     retry_exceptions: bool = False,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorator for actor methods: `@runtime.method(num_returns=2)` (Ray's `ray.method`).
 
     `max_task_retries` overrides the actor's for this method; `retry_exceptions` retries
-    the call when it raises (within those retries), as in Ray.
+    the call when it raises (within those retries), as in Ray. ``num_returns="streaming"``
+    (the default of a generator method) or ``"dynamic"`` make a generator method return its
+    items as they are yielded (see `runtime.generators`).
     """
     _check_count("max_task_retries", max_task_retries, -1, none_ok=True)
 
@@ -76,6 +83,10 @@ class ActorOptions:
         "get_if_exists",
         "max_restarts",
         "lifetime",
+        "scheduling_strategy",
+        "placement_group",
+        "placement_group_bundle_index",
+        "placement_group_capture_child_tasks",
         "max_concurrency",
         "max_task_retries",
     )
@@ -89,12 +100,23 @@ class ActorOptions:
         get_if_exists: bool = False,
         max_restarts: int = 0,
         lifetime: str | None = None,
+        scheduling_strategy: Any = None,
+        placement_group: Any = "default",
+        placement_group_bundle_index: int = -1,
+        placement_group_capture_child_tasks: bool | None = None,
         max_concurrency: int | None = None,
         max_task_retries: int = 0,
         **ignored: Any,
     ) -> None:
         _check_count("max_concurrency", max_concurrency, 1, none_ok=True)
         _check_count("max_task_retries", max_task_retries, -1)
+        check_strategy_option(scheduling_strategy)
+        self.scheduling_strategy = scheduling_strategy
+        """Ray's scheduling strategy ("DEFAULT", "SPREAD", a strategy object; None: default)."""
+        self.placement_group = placement_group
+        """Ray's deprecated spelling of a placement-group strategy ("default": none)."""
+        self.placement_group_bundle_index = placement_group_bundle_index
+        self.placement_group_capture_child_tasks = placement_group_capture_child_tasks
         self.num_cpus = num_cpus
         self.num_gpus = num_gpus
         self.resources = dict(resources or {})
@@ -210,13 +232,14 @@ def actor_concurrency(ac: ActorClass, options: ActorOptions) -> int:
     return DEFAULT_MAX_CONCURRENCY_ASYNC if ac._is_async else 1
 
 
-def _method_table(cls: type) -> dict[str, int]:
+def _method_table(cls: type) -> dict[str, int | str]:
     """Public method names of `cls` with their declared `num_returns`."""
-    table: dict[str, int] = {}
+    table: dict[str, int | str] = {}
     for name, member in inspect.getmembers(cls):
         if name.startswith("__") or not callable(member):
             continue
-        table[name] = getattr(member, "__ray_num_returns__", 1)
+        default = "streaming" if is_generator_function(member) else 1  # as in Ray
+        table[name] = getattr(member, "__ray_num_returns__", default)
     return table
 
 

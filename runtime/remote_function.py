@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from runtime.generators import generator_mode, is_generator_function
+from runtime.util.scheduling_strategies import check_strategy_option
+
 __all__ = ["RemoteFunction", "TaskOptions"]
 
 _OPTION_NAMES = frozenset(
@@ -18,6 +21,9 @@ _OPTION_NAMES = frozenset(
         "name",
         "memory",
         "scheduling_strategy",
+        "placement_group",
+        "placement_group_bundle_index",
+        "placement_group_capture_child_tasks",
     }
 )
 
@@ -33,6 +39,10 @@ class TaskOptions:
         "max_retries",
         "retry_exceptions",
         "name",
+        "scheduling_strategy",
+        "placement_group",
+        "placement_group_bundle_index",
+        "placement_group_capture_child_tasks",
     )
 
     def __init__(
@@ -40,12 +50,23 @@ class TaskOptions:
         num_cpus: float = 1,
         num_gpus: float = 0,
         resources: dict[str, float] | None = None,
-        num_returns: int = 1,
+        num_returns: int | str | None = None,
         max_retries: int = 3,
         retry_exceptions: bool = False,
         name: str = "",
+        scheduling_strategy: Any = None,
+        placement_group: Any = "default",
+        placement_group_bundle_index: int = -1,
+        placement_group_capture_child_tasks: bool | None = None,
         **ignored: Any,
     ) -> None:
+        check_strategy_option(scheduling_strategy)
+        self.scheduling_strategy = scheduling_strategy
+        """Ray's scheduling strategy ("DEFAULT", "SPREAD", a strategy object; None: default)."""
+        self.placement_group = placement_group
+        """Ray's deprecated spelling of a placement-group strategy ("default": none)."""
+        self.placement_group_bundle_index = placement_group_bundle_index
+        self.placement_group_capture_child_tasks = placement_group_capture_child_tasks
         self.num_cpus = num_cpus
         self.num_gpus = num_gpus
         self.resources = dict(resources or {})
@@ -89,6 +110,12 @@ class RemoteFunction:
         self.__qualname__ = getattr(function, "__qualname__", self.__name__)
         self.__doc__ = getattr(function, "__doc__", None)
         self.__module__ = getattr(function, "__module__", None)
+        self._is_generator = is_generator_function(function)
+        self._returns(options)  # num_returns="streaming" on a plain function fails here
+
+    def _returns(self, options: TaskOptions) -> tuple[int, int]:
+        """``(num_returns, generator mode)`` for the core (a generator streams by default)."""
+        return generator_mode(options.num_returns, self._is_generator, self.__qualname__)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         raise TypeError(
@@ -97,7 +124,8 @@ class RemoteFunction:
         )
 
     def remote(self, *args: Any, **kwargs: Any) -> Any:
-        """Submit a task; return an ObjectRef (or a list of them when num_returns > 1)."""
+        """Submit a task; return an ObjectRef (a list when num_returns > 1; an
+        `ObjectRefGenerator` for a generator function)."""
         from runtime.api import _current_node
 
         return _current_node().submit(self, args, kwargs, self._options)
@@ -107,6 +135,7 @@ class RemoteFunction:
         clone = RemoteFunction.__new__(RemoteFunction)
         clone.__dict__.update(self.__dict__)
         clone._options = self._options.replace(**changes)
+        clone._returns(clone._options)
         clone._shared = self  # registrations and the pickle are shared with the original
         return clone
 

@@ -39,6 +39,7 @@ from sim.scenario import (
     RLWorkload,
     Scenario,
     ShuffleWorkload,
+    StreamWorkload,
     TreeWorkload,
 )
 
@@ -81,6 +82,10 @@ class Stateful:
         return work(duration_s, nbytes, *args)
 
 
+GROUP_WAIT_S = 60.0
+"""Seconds to wait for a workload's placement group (it fits: the scenario was validated)."""
+
+
 def _options(resources: dict[str, float]) -> dict[str, Any]:
     """Ray's `num_cpus`/`num_gpus`/`resources` options from a resource request."""
     custom = {k: v for k, v in resources.items() if k not in ("CPU", "GPU")}
@@ -117,6 +122,44 @@ class RealDriver:
         self.t0 = 0.0
         self.last = 0.0
         self.count = 0
+        self.strategies: list[Any] = self._strategies(spec)
+        """Scheduling strategies of the tasks and actors, used in turn (none: default)."""
+        self._next_strategy = 0
+
+    def _strategies(self, spec: Any) -> list[Any]:
+        """SPREAD, or the workload's placement groups (created and waited for now)."""
+        if spec.scheduling_strategy == "spread":
+            return ["SPREAD"]
+        pg = spec.placement_group
+        if pg is None:
+            return []
+        import importlib
+
+        ray = self.ray
+        strategy = importlib.import_module(f"{ray.__name__}.util.scheduling_strategies")
+        bundles = [{k: float(v) for k, v in b.items() if v} for b in pg.bundles]
+        out: list[Any] = []
+        for _ in range(spec.drivers * pg.count):  # every simulated driver's groups
+            group = ray.util.placement_group(bundles, strategy=pg.strategy)
+            if not group.wait(GROUP_WAIT_S):
+                table = ray.util.placement_group_table(group)
+                reason = table.get("stats", {}).get("reason") or table.get("state")
+                raise RuntimeError(f"placement group not created in {GROUP_WAIT_S:g} s: {reason}")
+            if pg.bundle == "any":
+                out.append(strategy.PlacementGroupSchedulingStrategy(group))
+            else:
+                out.extend(
+                    strategy.PlacementGroupSchedulingStrategy(group, i) for i in range(len(bundles))
+                )
+        return out
+
+    def _strategy_options(self) -> dict[str, Any]:
+        strategies = self.strategies
+        if not strategies:
+            return {}
+        i = self._next_strategy
+        self._next_strategy = i + 1
+        return {"scheduling_strategy": strategies[i % len(strategies)]}
 
     def _returns(self, name: str, tag: Any, refs: Any, sizes: tuple[int, ...]) -> list[Any]:
         refs = list(refs) if len(sizes) > 1 else [refs]
@@ -138,6 +181,7 @@ class RealDriver:
         name = f"t{self.count}"
         self.count += 1
         options = _options(self.resources if resources is None else resources)
+        options.update(self._strategy_options())
         fn = self.remote.options(name=name, num_returns=len(sizes), **options)
         self.submitted_at[name] = time.monotonic()
         refs = fn.remote(duration_s, self._body_sizes(sizes), *args)
@@ -145,7 +189,8 @@ class RealDriver:
 
     def create_actor(self, resources: dict[str, float]) -> Any:
         """Start one actor holding `resources` (placement needs them, as in the simulator)."""
-        handle = self.ray.remote(Stateful).options(**_options(resources)).remote()
+        options = {**_options(resources), **self._strategy_options()}
+        handle = self.ray.remote(Stateful).options(**options).remote()
         self.actor_calls[handle.actor_id] = []
         return handle
 
@@ -458,7 +503,61 @@ def run_search(driver: RealDriver, spec: HyperparameterSearchWorkload) -> None:
             search.step(trial, ref)
 
 
+# --- streaming generators (sim.streams.StreamDriver) ------------------------------------------
+
+
+def produce(duration_s: float, sizes: tuple[int, ...]) -> Any:
+    """A generator task body: item `i` of `n` (of `sizes[i]` bytes) at `(i + 1) / (n + 1)`."""
+    step = duration_s / (len(sizes) + 1)
+    for nbytes in sizes:
+        yield work(step, nbytes)
+    work(step, 0)
+
+
+def run_stream(driver: RealDriver, spec: StreamWorkload) -> None:
+    """`producers` generator tasks, `window` at a time; one consumer task per item as it comes."""
+    ray = driver.ray
+    item_bytes = make_sampler(spec.item_bytes, driver.rng)
+    consumer_ms = make_sampler(spec.consumer_duration_ms, driver.rng)
+    producer = ray.remote(produce)
+    options = _options(driver.resources)
+    streams: dict[Any, str] = {}
+    remaining = spec.producers
+
+    def start() -> None:
+        name = f"t{driver.count}"
+        driver.count += 1
+        sizes = tuple(int(item_bytes()) for _ in range(spec.items))
+        driver.submitted_at[name] = time.monotonic()
+        gen = producer.options(name=name, **options).remote(driver.duration_ms() * 1e-3, sizes)
+        streams[gen] = name
+
+    for _ in range(min(spec.window, remaining)):
+        start()
+        remaining -= 1
+    while streams or driver.pending:
+        ready, _ = ray.wait([*streams, *driver.pending], num_returns=1)
+        if any(x not in streams for x in ready):
+            driver.next_done()  # a consumer finished: record it (returns at once)
+        for x in ready:
+            if x not in streams:
+                continue
+            try:
+                item = next(x)
+            except StopIteration:
+                now = time.monotonic()
+                name = streams.pop(x)
+                driver.metrics.task_done(now - driver.submitted_at[name], now - driver.t0)
+                driver.last = now
+                if remaining > 0:
+                    start()
+                    remaining -= 1
+                continue
+            driver.task(None, consumer_ms() * 1e-3, (0,), (item,))
+
+
 RUNNERS: dict[str, Callable[[RealDriver, Any], None]] = {
+    "stream": run_stream,
     "independent": run_independent,
     "chain": run_chains,
     "tree": run_tree,

@@ -16,7 +16,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from runtime.core.config import CoreConfig
-from runtime.core.ids import Address, NodeId, ObjectId, TaskId, TaskIdCounter, object_id
+from runtime.core.ids import (
+    Address,
+    NodeId,
+    ObjectId,
+    TaskId,
+    TaskIdCounter,
+    generator_item_id,
+    generator_item_task,
+    is_generator_item,
+    object_id,
+)
 from runtime.core.messages import (
     ACTOR_ALIVE,
     ACTOR_DEAD,
@@ -27,7 +37,10 @@ from runtime.core.messages import (
     ActorStateChanged,
     ActorUpdate,
     CancelTask,
+    CreatePlacementGroup,
     FreeObjects,
+    GeneratorItem,
+    ItemReady,
     KillActor,
     LookupActor,
     NodeRemoved,
@@ -36,16 +49,21 @@ from runtime.core.messages import (
     ObjectReady,
     ObjectStatus,
     PinObject,
+    PlacementGroupUpdate,
     RegisterActor,
     ReleaseBorrow,
+    RemovePlacementGroup,
     Send,
+    StreamEnded,
     SubmitActorTask,
     SubmitTask,
     Subscribe,
     SubscribeActor,
     SubscribeObject,
+    SubscribePlacementGroup,
     TaskDone,
 )
+from runtime.core.placement import PG_CREATED, PG_REMOVED, apply_strategy
 from runtime.core.task import (
     ACTOR_CREATION,
     ACTOR_METHOD,
@@ -54,6 +72,8 @@ from runtime.core.task import (
     ERR_CANCELLED,
     ERR_NODE_DIED,
     ERR_OBJECT_LOST,
+    ERR_PG_REMOVED,
+    GEN_DYNAMIC,
     SYSTEM_ERRORS,
     DepInfo,
     ResultInfo,
@@ -120,6 +140,22 @@ class ActorHandleState:
     """Retriable calls in flight: the incarnation each was sent to."""
 
 
+@dataclass(slots=True)
+class StreamState:
+    """The items of one generator task this owner submitted (see `Owner.drop_stream`)."""
+
+    count: int = 0
+    """Items delivered so far (indices ``0 .. count-1``); a re-run skips them."""
+    ended: bool = False
+    """The task ended: no more items will come."""
+    dropped: bool = False
+    """The program dropped the generator: items arriving later are freed at once."""
+    dynamic: bool = False
+    """``num_returns="dynamic"``: items are held by the task's return 1, not by the stream."""
+    early: dict[ObjectId, list[ObjectId]] | None = None
+    """Refs inside items not arrived yet (the executing side lends them first), per item."""
+
+
 class Owner:
     """Task submission, futures, dependency resolution, retries and reference counting."""
 
@@ -160,9 +196,17 @@ class Owner:
             ReleaseBorrow: self._on_release_borrow,
             NodeRemoved: self._on_node_removed,
             ObjectLost: self._on_object_lost,
+            PlacementGroupUpdate: self._on_pg_update,
         }
+        self.pg_states: dict[int, PlacementGroupUpdate] = {}
+        """The last state heard of each placement group this owner created or waits for."""
+        self._pg_ready: dict[int, list[tuple[ObjectId, Any]]] = {}
+        """Per group: the ``ready()`` objects not resolved yet, with their payloads."""
         self.dead_nodes: set[NodeId] = set()
         self.reconstructions = 0
+        self.streams: dict[TaskId, StreamState] = {}
+        """Generator tasks whose items are still coming or still held for the program."""
+        self._handlers[GeneratorItem] = self._on_generator_item
 
     def start(self, now: float, out: list[Any]) -> None:
         """Subscribe to node deaths (needed only where nodes can die: tasks there are retried)."""
@@ -189,12 +233,16 @@ class Owner:
         spec.owner = self.addr
         spec.owner_node = self.node
         spec.submitted_at = now
+        if spec.strategy is not None:
+            apply_strategy(spec)
         tid = spec.task_id
         objects = self.objects
         returns = spec.return_ids()
         for oid in returns:
             objects[oid] = OwnedObject()
         self.pending[tid] = spec
+        if spec.generator:
+            self.streams[tid] = StreamState(dynamic=spec.generator == GEN_DYNAMIC)
         if spec.kind == ACTOR_METHOD:
             self._enlist_call(spec)
         self._track_args(spec, now, out)
@@ -230,6 +278,9 @@ class Owner:
             self._send(spec, out)
 
     def _send(self, spec: TaskSpec, out: list[Any]) -> None:
+        if spec.generator:
+            stream = self.streams.get(spec.task_id)
+            spec.skip_items = stream.count if stream is not None else 0  # a re-run skips them
         if spec.kind == ACTOR_METHOD:
             self._flush_actor(spec.actor_id, out)
             return
@@ -321,6 +372,9 @@ class Owner:
         happens if ``outer`` is gone already.
         """
         obj = self.objects.get(outer)
+        if obj is None and is_generator_item(outer):
+            self._contain_early(outer, inner, inner_owner, now, out)
+            return
         if obj is None or obj.owner >= 0 or obj.state == FREED:
             return
         self.borrow(inner, inner_owner, now, out)
@@ -651,6 +705,8 @@ class Owner:
             )
             out.append(ready)
             self._resolved(result.oid, obj, now, out)
+        if spec.generator:
+            self._end_stream(spec.task_id, None, None, out)
         self._release_args(spec, out)
 
     def _should_retry(self, spec: TaskSpec, error_kind: str) -> bool:
@@ -690,7 +746,98 @@ class Owner:
             obj.error = error
             out.append(ObjectReady(self.addr, oid, None, -1, error_kind, error, spec.submitted_at))
             self._resolved(oid, obj, now, out)
+        if spec.generator:
+            self._end_stream(spec.task_id, error_kind, error, out)
         self._release_args(spec, out)
+
+    # -- streaming generators ---------------------------------------------------------------
+
+    def _on_generator_item(self, msg: GeneratorItem, now: float, out: list[Any]) -> None:
+        """One item of a generator task: keep it for the program (or drop a late one)."""
+        tid, index = msg.task_id, msg.index
+        stream = self.streams.get(tid)
+        if stream is not None and index < stream.count:
+            return  # delivered by an earlier run already (re-runs skip them; never twice)
+        if stream is None or stream.ended or stream.dropped:
+            # nobody will consume it (the generator was dropped, or the task was
+            # cancelled or failed meanwhile): free a stored copy at once
+            if msg.result is not None and msg.result.stored:
+                out.append(Send(self.gcs_addr, FreeObjects([msg.result.oid]), 72))
+            return
+        stream.count = index + 1
+        oid = generator_item_id(tid, index)
+        result = msg.result
+        if result is None:
+            obj = OwnedObject(FAILED, error_kind=msg.error_kind, error=msg.error)
+        else:
+            obj = OwnedObject(READY, result.size, result.stored, msg.node, result.payload)
+        self.objects[oid] = obj  # its one reference is the stream's (or the container's)
+        if stream.early:
+            obj.contained = stream.early.pop(oid, None)
+        if stream.dynamic:
+            container = self.objects.get(object_id(tid, 1))
+            if container is not None:
+                if container.contained is None:
+                    container.contained = []
+                container.contained.append(oid)
+            return
+        out.append(
+            ItemReady(self.addr, tid, index, oid, result, msg.node, msg.error_kind, msg.error)
+        )
+
+    def _contain_early(
+        self, item: ObjectId, inner: ObjectId, inner_owner: Address, now: float, out: list[Any]
+    ) -> None:
+        """A ref inside an item still on its way: hold it now, hand it to the item on arrival."""
+        stream = self.streams.get(generator_item_task(item))
+        if stream is None or stream.ended or stream.dropped:
+            return
+        self.borrow(inner, inner_owner, now, out)
+        if stream.early is None:
+            stream.early = {}
+        stream.early.setdefault(item, []).append(inner)
+
+    def _drop_early(self, stream: StreamState, out: list[Any]) -> None:
+        """Items that never arrived: drop the refs held for them (see `_contain_early`)."""
+        early, stream.early = stream.early, None
+        for inner in (oid for refs in (early or {}).values() for oid in refs):
+            held = self.objects.get(inner)
+            if held is not None:
+                held.refs -= 1
+                self._maybe_free(inner, held, out)
+
+    def _end_stream(self, tid: TaskId, error_kind: str | None, error: Any, out: list[Any]) -> None:
+        stream = self.streams.get(tid)
+        if stream is None or stream.ended:
+            return
+        stream.ended = True
+        if stream.early:
+            self._drop_early(stream, out)
+        if stream.dropped or stream.dynamic:
+            del self.streams[tid]
+        if not stream.dynamic:
+            out.append(StreamEnded(self.addr, tid, stream.count, error_kind, error))
+
+    def drop_stream(self, task_id: TaskId, consumed: int, now: float, out: list[Any]) -> None:
+        """The program dropped the generator of ``task_id`` after consuming ``consumed`` items.
+
+        The items it never took are released (the refs it took stay with the program);
+        items that arrive later are freed on arrival.
+        """
+        stream = self.streams.get(task_id)
+        if stream is None or stream.dropped:
+            return
+        stream.dropped = True
+        if stream.early:
+            self._drop_early(stream, out)
+        for index in range(consumed, stream.count):
+            self.remove_ref(generator_item_id(task_id, index), now, out)
+        if stream.ended:
+            del self.streams[task_id]
+
+    def stream_state(self, task_id: TaskId) -> StreamState | None:
+        """What this owner knows of the items of generator task ``task_id`` (None: nothing)."""
+        return self.streams.get(task_id)
 
     # -- actors -------------------------------------------------------------------------
 
@@ -710,6 +857,8 @@ class Owner:
         """
         spec.kind = ACTOR_CREATION
         spec.actor_id = spec.task_id
+        if spec.strategy is not None:
+            apply_strategy(spec)
         spec.owner = self.addr
         spec.owner_node = self.node
         spec.submitted_at = now
@@ -717,6 +866,81 @@ class Owner:
         self.actors[spec.actor_id] = ActorHandleState()
         out.append(Send(self.gcs_addr, RegisterActor(spec, name, max_restarts, get_if_exists)))
         return spec.actor_id
+
+    # -- placement groups ---------------------------------------------------------------
+
+    def create_placement_group(
+        self,
+        pg_id: int,
+        bundles: list[dict[str, float]],
+        strategy: str,
+        name: str,
+        lifetime: str | None,
+        out: list[Any],
+        creator_actor: int = 0,
+    ) -> None:
+        """Ask the GCS to reserve ``bundles`` (``pg_id`` from ``new_task_id``); all or nothing.
+
+        ``creator_actor``: the actor creating it, if any (the group dies with it unless
+        ``lifetime`` is ``"detached"``).
+        """
+        self.pg_states[pg_id] = PlacementGroupUpdate(pg_id, "PENDING", [-1] * len(bundles))
+        msg = CreatePlacementGroup(
+            pg_id, bundles, strategy, self.addr, name, lifetime, creator_actor
+        )
+        out.append(Send(self.gcs_addr, msg, 128 + 32 * len(bundles)))
+
+    def remove_placement_group(self, pg_id: int, out: list[Any]) -> None:
+        """Remove the group: its bundles are returned, its actors killed, its tasks failed."""
+        out.append(Send(self.gcs_addr, RemovePlacementGroup(pg_id), 64))
+
+    def placement_group_ready(
+        self,
+        pg_id: int,
+        payload: Any,
+        size: int,
+        now: float,
+        out: list[Any],
+        oid: ObjectId | None = None,
+    ) -> ObjectId:
+        """A new object that becomes ``payload`` when the group is created (Ray's ``pg.ready()``).
+
+        It fails with ``ERR_PG_REMOVED`` if the group is removed first. ``oid``: an id from
+        ``new_put_id`` (by default a fresh one).
+        """
+        if oid is None:
+            oid = self.new_put_id()
+        self.objects[oid] = OwnedObject(size=size)
+        waiting = self._pg_ready.get(pg_id)
+        if waiting is None:
+            waiting = self._pg_ready[pg_id] = []
+        waiting.append((oid, payload))
+        state = self.pg_states.get(pg_id)
+        if state is not None and state.state in (PG_CREATED, PG_REMOVED):
+            self._resolve_pg_ready(state, now, out)
+        else:
+            out.append(Send(self.gcs_addr, SubscribePlacementGroup(pg_id, self.addr), 64))
+        return oid
+
+    def _on_pg_update(self, msg: PlacementGroupUpdate, now: float, out: list[Any]) -> None:
+        self.pg_states[msg.pg_id] = msg
+        if msg.state in (PG_CREATED, PG_REMOVED) and msg.pg_id in self._pg_ready:
+            self._resolve_pg_ready(msg, now, out)
+
+    def _resolve_pg_ready(self, msg: PlacementGroupUpdate, now: float, out: list[Any]) -> None:
+        for oid, payload in self._pg_ready.pop(msg.pg_id, ()):
+            obj = self.objects.get(oid)
+            if obj is None or obj.state != PENDING:
+                continue
+            if msg.state == PG_CREATED:
+                obj.state, obj.payload, obj.node = READY, payload, self.node
+                result = ResultInfo(oid, obj.size, False, payload)
+                out.append(ObjectReady(self.addr, oid, result, self.node))
+            else:
+                error = msg.error or f"placement group {msg.pg_id:x} was removed"
+                obj.state, obj.error_kind, obj.error = FAILED, ERR_PG_REMOVED, error
+                out.append(ObjectReady(self.addr, oid, None, -1, ERR_PG_REMOVED, error))
+            self._resolved(oid, obj, now, out)
 
     def attach_actor(self, actor_id: int, out: list[Any]) -> None:
         """Start calling an actor created elsewhere (a handle passed to this owner)."""

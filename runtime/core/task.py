@@ -28,6 +28,8 @@ ERR_ACTOR_DIED = "actor_died"
 """The actor that should run this method call is dead (or died while running it)."""
 ERR_OBJECT_LOST = "object_lost"
 """The object is gone: freed by its owner, or every copy was lost."""
+ERR_PG_REMOVED = "placement_group_removed"
+"""The placement group the task was to run in was removed (Ray's TaskPlacementGroupRemoved)."""
 
 # What a task is.
 TASK = 0
@@ -37,6 +39,16 @@ ACTOR_CREATION = 1
 ACTOR_METHOD = 2
 """A method call on an actor: runs on the actor's worker, in order, up to the actor's
 ``max_concurrency`` at once."""
+
+# What a task's body returns.
+GEN_NONE = 0
+"""Plain returns: ``num_returns`` values at the end."""
+GEN_STREAMING = 1
+"""A streaming generator (Ray's ``num_returns="streaming"``): each yielded item is sent to
+the owner as it is produced; return 1 completes when the task ends (None, or the error)."""
+GEN_DYNAMIC = 2
+"""Ray's ``num_returns="dynamic"``: items are streamed the same way, but the program sees
+them only through return 1, whose value holds their refs once the task has ended."""
 
 SYSTEM_ERRORS = frozenset({ERR_WORKER_DIED, ERR_NODE_DIED})
 
@@ -103,6 +115,13 @@ class TaskSpec:
     actor_options: Any = None
     """For actor creation: host-defined options that travel with the actor record (handed
     back by actor lookups); the core never reads them."""
+    strategy: Any = None
+    """A scheduling strategy from ``runtime.core.placement`` (placement group bundle, node
+    affinity, SPREAD); None: the default bottom-up placement."""
+    generator: int = GEN_NONE
+    """GEN_STREAMING or GEN_DYNAMIC for a generator task (its items: ``GeneratorYielded``)."""
+    skip_items: int = 0
+    """For a generator re-run after a failure: items already delivered, not to send again."""
 
     def return_ids(self) -> tuple[ObjectId, ...]:
         """The object ids of this task's return values."""

@@ -25,12 +25,14 @@ from runtime.core.messages import (
     TaskFinished,
 )
 from runtime.core.task import ACTOR_CREATION, ACTOR_METHOD, TaskSpec
+from runtime.generators import generator_mode
 from runtime.object_ref import ObjectRef
 from runtime.real import protocol as p
 from runtime.real.addresses import HOST_ADDR, NODE_ID, OWNER_ADDR
 from runtime.real.futures import Future
 from runtime.real.serialization import serialize
 from runtime.real.zygote import ZYGOTE_REQUEST
+from runtime.util.scheduling_strategies import strategy_of
 
 __all__ = ["ActorInfo", "ActorMixin"]
 
@@ -70,13 +72,14 @@ class ActorMixin:
         self._check_open()
         fn_id = ac._function._function_id(self)
         name = ac.__qualname__
+        demand, hold = options.demand_and_hold()
+        strategy = strategy_of(options, demand, name)
         if any(type(v).__name__ == "ObjectRef" for v in (*args, *kwargs.values())):
             # the core resolves constructor arguments at registration: they must be ready
             refs = list(dict.fromkeys(v for v in (*args, *kwargs.values()) if _is_ref(v)))
             self.wait(refs, len(refs), None)
         a, kw, arg_refs, held, implicit = self._encode_args(name, args, kwargs)
         arg_refs += held  # the core registers an actor once its constructor's refs are ready
-        demand, hold = options.demand_and_hold()
         with self._ids_lock:
             tid = self.owner.new_task_id()
         spec = TaskSpec(
@@ -92,6 +95,7 @@ class ActorMixin:
             arg_refs=tuple(arg_refs),
             max_concurrency=actor_concurrency(ac, options),
             actor_options=(options.max_task_retries, ac._method_retries),
+            strategy=strategy,
         )
         keep: tuple = tuple(v for v in (*args, *kwargs.values()) if _is_ref(v))
         if held:  # refs (or actor handles) inside the arguments: keep them alive too
@@ -175,6 +179,7 @@ class ActorMixin:
                 self._ops.append((self._op_attach_actor, actor_id))
             handle._attached = self
         name = f"{handle._class_name}.{method}"
+        num_returns, mode = generator_mode(num_returns, True, name)  # checked by the worker
         a, kw, arg_refs, held, implicit = self._encode_args(name, args, kwargs)
         with self._ids_lock:
             tid = self.owner.new_task_id()
@@ -193,7 +198,10 @@ class ActorMixin:
             held_refs=tuple(held),
             kind=ACTOR_METHOD,
             actor_id=actor_id,
+            generator=mode,
         )
+        if mode:
+            return self._submit_generator(spec, implicit)
         return self._submit_spec(spec, implicit)
 
     def get_actor(self, name: str) -> ActorHandle:

@@ -29,6 +29,7 @@ from runtime.real.serialization import (
     serialize,
     write_to_arena,
 )
+from runtime.util.scheduling_strategies import strategy_of
 
 __all__ = ["ClientMixin"]
 
@@ -50,6 +51,9 @@ class ClientMixin:
         self._check_open()
         fn_id = rf._function_id(self)
         name = rf.__qualname__
+        resources = options.resource_demand()
+        strategy = strategy_of(options, resources, name)
+        n, mode = rf._returns(options)
         a, kw, arg_refs, held, implicit = self._encode_args(name, args, kwargs)
         with self._ids_lock:
             tid = self.owner.new_task_id()
@@ -59,14 +63,18 @@ class ClientMixin:
             owner_node=NODE_ID,
             function=fn_id,
             args=(a, kw),
-            resources=options.resource_demand(),
-            num_returns=options.num_returns,
+            resources=resources,
+            num_returns=n,
             max_retries=options.max_retries,
             retry_exceptions=options.retry_exceptions,
             name=options.name or name,
             arg_refs=tuple(arg_refs),
             held_refs=tuple(held),
+            strategy=strategy,
+            generator=mode,
         )
+        if mode:
+            return self._submit_generator(spec, implicit)
         return self._submit_spec(spec, implicit)
 
     def _submit_spec(self, spec: TaskSpec, implicit: list[int]) -> Any:

@@ -13,13 +13,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from runtime.core.ids import task_of
+from runtime.core.ids import generator_item_task, task_of
 from runtime.core.messages import ObjectReady, WorkerBlocked, WorkerUnblocked
 from runtime.core.owner import FAILED, PENDING, Owner
 from runtime.core.task import ACTOR_METHOD, ERR_OBJECT_LOST, TASK, TaskSpec
 from runtime.real import protocol as p
 from runtime.real.addresses import GCS_ADDR, NODE_ID, RAYLET_ADDR, WORKER_OWNER_BASE
 from runtime.real.serialization import dumps
+from runtime.util.scheduling_strategies import strategy_of_raw
 
 __all__ = ["NestedMixin", "NestedWait"]
 
@@ -74,7 +75,12 @@ class NestedMixin:
         self._reply(w, req_id, True, self.register_function(pickled))
 
     def _req_submit(self, w: Any, req_id: int, payload: tuple, now: float) -> None:
-        fn_id, args, refs, held, resources, n, max_retries, retry_exceptions, name = payload
+        fn_id, args, refs, held, resources, n, max_retries, retry_exceptions, name, raw = payload
+        try:
+            strategy = strategy_of_raw(raw, resources, name, self._worker_group(w))
+        except (ValueError, TypeError) as exc:
+            self._reply(w, req_id, False, exc)
+            return
         owner = self._owner_of(w)
         spec = TaskSpec(
             task_id=owner.new_task_id(),
@@ -89,6 +95,7 @@ class NestedMixin:
             name=name,
             arg_refs=refs,
             held_refs=held,
+            strategy=strategy,
         )
         self._reply(w, req_id, True, list(owner.submit(spec, now, self._out)))
 
@@ -117,8 +124,13 @@ class NestedMixin:
     def _req_create_actor(self, w: Any, req_id: int, payload: tuple, now: float) -> None:
         (
             fn_id, args, refs, demand, hold, class_name, methods, name, restarts, if_exists, gc,
-            max_concurrency, retry_options,
+            max_concurrency, retry_options, raw,
         ) = payload  # fmt: skip
+        try:
+            strategy = strategy_of_raw(raw, demand, class_name, self._worker_group(w))
+        except (ValueError, TypeError) as exc:
+            self._reply(w, req_id, False, exc)
+            return
         owner = self._owner_of(w)
         self._class_meta[fn_id] = (class_name, methods)
         spec = TaskSpec(
@@ -134,6 +146,7 @@ class NestedMixin:
             arg_refs=refs,
             max_concurrency=max_concurrency,
             actor_options=retry_options,
+            strategy=strategy,
         )
         actor_id = owner.create_actor(spec, name, restarts, if_exists, now, self._out)
         token = 0
@@ -194,7 +207,12 @@ class NestedMixin:
         for oid, owner_addr, container in items:
             if container and spec is not None and task_of(container) != spec.task_id:
                 spec = _sent_call(w, task_of(container)) or spec  # a concurrent actor's call
-            if container and spec is not None and task_of(container) == spec.task_id:
+            if (
+                container
+                and spec is not None
+                # a return value, or an item the running generator is about to send
+                and spec.task_id in (task_of(container), generator_item_task(container))
+            ):
                 owner = self.components[spec.owner]
                 owner.contain(container, oid, owner_addr, now, self._out)
             else:

@@ -66,6 +66,7 @@ from runtime.real.claims import Claims
 from runtime.real.client import ClientMixin
 from runtime.real.effects import EffectsMixin, HostTimers
 from runtime.real.futures import ERR_SHUTDOWN, FAILED, PENDING, READY, Future, ObjectEntry
+from runtime.real.groups import PlacementGroupMixin
 from runtime.real.introspect import IntrospectMixin
 from runtime.real.loop import LoopMixin
 from runtime.real.nested import NestedMixin, NestedWait
@@ -74,6 +75,7 @@ from runtime.real.serialization import (
     INLINE_THRESHOLD,
 )
 from runtime.real.spill import SpillFile
+from runtime.real.streams import StreamMixin
 from runtime.real.worker import CANCEL_SLOTS
 from runtime.real.zygote import start_zygote
 
@@ -87,7 +89,15 @@ ACTOR_PIPELINE = 64
 
 
 class Node(
-    LoopMixin, ClientMixin, ActorMixin, IntrospectMixin, NestedMixin, EffectsMixin, PoolMixin
+    LoopMixin,
+    ClientMixin,
+    ActorMixin,
+    IntrospectMixin,
+    NestedMixin,
+    EffectsMixin,
+    PoolMixin,
+    PlacementGroupMixin,
+    StreamMixin,
 ):
     """The driver-side host of one node: core components, workers, arena and event loop."""
 
@@ -238,6 +248,8 @@ class Node(
             "kill_actor": self._req_kill_actor,
             "info": self._req_info,
         }
+        self._request_ops.update(self._pg_request_ops())
+        self._init_streams()
         self._actor_dispatchers: dict[int, Callable[[TaskSpec, float], None]] = {
             ACTOR_CREATION: self._dispatch_actor_creation,
             ACTOR_METHOD: self._dispatch_actor_call,
@@ -336,6 +348,7 @@ class Node(
             self.closed = True
             self._teardown_workers()
             self._fail_all_pending(ERR_SHUTDOWN, "the node was shut down")
+            self._end_all_streams(ERR_SHUTDOWN)
             self._sel.close()
             self._close_loop()
             self._wake_r.close()
