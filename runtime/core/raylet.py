@@ -878,7 +878,7 @@ class Raylet(RayletBundles):
         tid = msg.task_id
         if tid in self.ahead:  # handed to the host, not started: it takes it back
             self._ahead_cancelled.add(tid)
-            out.append(CancelRunning(self.node, tid, False))
+            out.append(CancelRunning(self.node, tid, msg.force))  # it may have started
             return
         if tid in self.running:
             force = msg.force and self.running[tid].kind == TASK

@@ -100,33 +100,27 @@ class EffectsMixin:
     def _revoke(self, w: Any, task_ids: list[int], reason: str) -> None:
         """Ask a worker to drop prefetched tasks it has not started (answer: REVOKED)."""
         for tid in task_ids:
-            if reason == "cancel" or tid not in self._revoking:
-                self._revoking[tid] = reason  # a cancel is never downgraded to a give-back
+            self._revoking[tid] = reason
         w.outbox.append(p.revoke(task_ids))
         self._dirty.append(w)
 
     def _on_revoked(self, w: Any, msg: tuple, now: float) -> None:
         dropped = set(msg[1])
+        running = w.spec.task_id if w.spec is not None else 0
         for tid in list(self._revoking):
             spec = next((s for s in w.queue if s.task_id == tid), None)
-            if spec is None and tid not in dropped:
-                continue
-            reason = self._revoking.pop(tid)
+            if spec is None and tid not in dropped and tid != running:
+                continue  # not this worker's
+            del self._revoking[tid]
             if tid not in dropped:
-                if reason == "cancel":
-                    self._interrupt(tid, False, now)  # it started meanwhile: interrupt it
-                continue
+                continue  # it started meanwhile: nothing to give back
             if spec is not None:
                 w.queue.remove(spec)
             if w.offered == tid:
                 w.offered = 0
                 self.claims.steal(w.worker_id, w.ticket)  # clear the offer: never seen
             self._release_arg_pins(tid)
-            if reason == "cancel":
-                event: Any = TaskFinished(tid, [], ERR_CANCELLED, "cancelled before it started")
-            else:
-                event = Unassigned(tid)
-            self.raylet.handle(event, now, self._out)
+            self.raylet.handle(Unassigned(tid), now, self._out)
 
     def _effect_object_ready(self, cmd: ObjectReady, now: float) -> None:
         oid = cmd.oid
@@ -192,7 +186,7 @@ class EffectsMixin:
                         return
                     self._retry_interrupt(task_id, now)
                 else:
-                    self._revoke(w, [task_id], "cancel")  # a prefetched task: take it back
+                    self._cancel_prefetched(w, task_id, force, now)
                 return
         for spec in self._backlog:  # dispatched by the raylet, still waiting for a worker
             if spec.task_id == task_id:
@@ -200,6 +194,34 @@ class EffectsMixin:
                 event = TaskFinished(task_id, [], ERR_CANCELLED, "cancelled before it started")
                 self.raylet.handle(event, now, self._out)
                 return
+
+    def _cancel_prefetched(self, w: Any, task_id: int, force: bool, now: float) -> None:
+        """Cancel a task prefetched behind the running one of pool worker `w`.
+
+        The claim slot decides at once (a REVOKE would wait for the worker to read its
+        socket, which a busy worker does only between bodies: a task it had just started
+        ran to its end, holding its CPU): taken back, the task ends cancelled here and
+        the worker skips it; already taken by the worker, it runs there (this host has
+        not read the previous task's result yet), so it is interrupted, or with ``force``
+        its worker killed, like any running task.
+        """
+        if w.offered == task_id:
+            w.offered = 0
+            if self.claims.steal(w.worker_id, w.ticket):
+                w.queue.remove(next(s for s in w.queue if s.task_id == task_id))
+                self._revoking.pop(task_id, None)  # a pending give-back must not re-queue it
+                self._release_arg_pins(task_id)
+                event = TaskFinished(task_id, [], ERR_CANCELLED, "cancelled before it started")
+                self.raylet.handle(event, now, self._out)
+                return
+        if not force:
+            write_cancel_target(self.arena, w.worker_id, task_id)
+        try:
+            os.kill(w.pid, signal.SIGKILL if force else CANCEL_SIGNAL)
+        except ProcessLookupError:
+            return
+        if not force:
+            self._retry_interrupt(task_id, now)
 
     def _retry_interrupt(self, task_id: int, now: float) -> None:
         entry = (now + INTERRUPT_RETRY, next(self._timer_seq), HOST_ADDR, f"interrupt:{task_id}")

@@ -222,7 +222,11 @@ class WorkerClient(WorkerStreamMixin):
                 fut.set_exception(exc)
             return fut
 
-        def resolve(msg: tuple) -> None:
+        def resolve(msg: tuple, ref: ObjectRef = ref) -> None:
+            # `ref` is bound here so the pending request keeps it alive: ``await x.remote()``
+            # drops the temporary before its reply comes, and a release reaching the
+            # driver first would free the object under the waiting `get` (Ray keeps an
+            # awaited ref alive until the await completes).
             _, _, ok, value = msg
             try:
                 if not ok:

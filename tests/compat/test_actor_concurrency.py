@@ -82,6 +82,79 @@ def test_driver_futures_and_awaits(ray_started) -> None:
     assert asyncio.run(main()) == (16, [0, 1, 4])
 
 
+def check_awaited_temporaries_stay_alive(ray) -> None:
+    """Awaiting (or taking the future of) a ref nobody else holds keeps it alive until it
+    resolves, in async and threaded actors and in the driver.
+
+    Each temporary waits on a gate that opens only after another message from the same
+    process has gone out, so a release of the temporary sent with that message reaches
+    the owner before the value exists (the bug: "object ... was freed").
+    """
+
+    @ray.remote
+    class Gate:
+        def __init__(self):
+            self.event = asyncio.Event()
+
+        async def wait(self, v):
+            await asyncio.wait_for(self.event.wait(), WAIT)
+            return v
+
+        def open(self):
+            self.event.set()
+
+    @ray.remote
+    class Awaiter:
+        async def await_temp(self, gate, v):
+            return await gate.wait.remote(v)
+
+        async def future_temp(self, gate, v):
+            return await asyncio.wrap_future(gate.wait.remote(v).future())
+
+        async def gather_temps(self, gate, n):
+            return await asyncio.gather(*[gate.wait.remote(i) for i in range(n)])
+
+        async def open(self, gate):
+            return await gate.open.remote()
+
+    @ray.remote(max_concurrency=2)
+    class Threaded:
+        def future_temp(self, gate, v):
+            fut = gate.wait.remote(v).future()
+            ray.get(gate.open.remote())  # sends the temporary's release first
+            return fut.result(WAIT)
+
+    # async actor: three coroutines await temporaries, a fourth's call opens the gate
+    gate, a = Gate.remote(), Awaiter.remote()
+    refs = [
+        a.await_temp.remote(gate, 1),
+        a.await_temp.remote(gate, 2),
+        a.future_temp.remote(gate, 3),
+        a.gather_temps.remote(gate, 3),
+        a.open.remote(gate),
+    ]
+    assert ray.get(refs, timeout=WAIT) == [1, 2, 3, [0, 1, 2], None]
+
+    gate, t = Gate.remote(), Threaded.remote()
+    assert ray.get(t.future_temp.remote(gate, 4), timeout=WAIT) == 4
+
+    # the driver
+    gate = Gate.remote()
+    fut = gate.wait.remote(5).future()
+
+    async def main():
+        opened = gate.open.remote()
+        values = await asyncio.gather(gate.wait.remote(6), *[gate.wait.remote(i) for i in range(2)])
+        return values, await opened
+
+    assert asyncio.run(main()) == ([6, 0, 1], None)
+    assert fut.result(WAIT) == 5
+
+
+def test_awaited_temporaries_stay_alive(ray_started) -> None:
+    check_awaited_temporaries_stay_alive(ray_started)
+
+
 def test_max_task_retries_and_retry_exceptions(ray_started, tmp_path) -> None:
     ray = ray_started
 

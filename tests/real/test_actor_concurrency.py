@@ -14,6 +14,7 @@ import pytest
 import runtime as ray
 from runtime.api import _current_node
 from runtime.exceptions import ActorDiedError, TaskCancelledError
+from tests.compat.test_actor_concurrency import check_awaited_temporaries_stay_alive
 
 WAIT = 60.0  # generous: the machine may be loaded; nothing here waits this long when it works
 
@@ -299,3 +300,45 @@ def test_refs_returned_inside_values_from_concurrent_calls(cluster) -> None:
     boxes = ray.get([t.boxed.remote(i) for i in range(12)], timeout=WAIT)
     values = ray.get([box[0] for box in boxes], timeout=WAIT)
     assert [int(v[0]) for v in values] == list(range(12))
+
+
+def test_awaited_temporaries_stay_alive(cluster) -> None:
+    """``await x.remote()``, ``x.remote().future()`` and `gather` of temporaries in async and
+    threaded actors and the driver: no "object ... was freed" (see the compat test)."""
+    check_awaited_temporaries_stay_alive(ray)
+
+
+def test_concurrent_actor_workers_switch_threads_quickly_and_plain_ones_keep_the_default(
+    cluster,
+) -> None:
+    """A worker running several calls at once uses the driver's short GIL switch interval
+    (its threads hand off often); a plain worker runs one thread and keeps Python's."""
+    import sys
+
+    from runtime.real.worker import CONCURRENT_SWITCH_INTERVAL
+
+    @ray.remote
+    def interval():
+        return sys.getswitchinterval()
+
+    @ray.remote
+    class Plain:
+        def interval(self):
+            return sys.getswitchinterval()
+
+    @ray.remote
+    class Async:
+        async def interval(self):
+            return sys.getswitchinterval()
+
+    threaded = Plain.options(max_concurrency=2).remote()
+    got = ray.get(
+        [
+            Async.remote().interval.remote(),
+            threaded.interval.remote(),
+            Plain.remote().interval.remote(),
+            interval.remote(),
+        ],
+        timeout=WAIT,
+    )
+    assert got == [CONCURRENT_SWITCH_INTERVAL] * 2 + [0.005] * 2

@@ -125,3 +125,51 @@ def test_many_short_tasks_all_finish_with_prefetching() -> None:
             assert ray.get([tick.remote(i) for i in range(n)], timeout=60) == list(range(n))
     finally:
         ray.shutdown()
+
+
+@ray.remote
+def _sleep(t):
+    time.sleep(t)
+    return t
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_cancel_reaches_a_prefetched_task_its_worker_has_just_started(force) -> None:
+    # The bug this guards: the host cancelled a task queued behind another one (prefetched)
+    # with a REVOKE message. If the worker had started it before the host read the first
+    # task's result, the worker read that REVOKE only once the cancelled body ended: the
+    # task ran to its end, holding its CPU (test_resources_and_nodes saw 1 of 2 CPUs).
+    # Here the host's loop is held while the worker goes on to the prefetched task, then
+    # the cancel is handled before the host reads anything, exactly as in that race.
+    from runtime.api import _current_node
+    from runtime.real.futures import Future
+
+    ray.init(num_cpus=1)
+    node = _current_node()
+    try:
+        assert ray.get(_sleep.remote(0), timeout=60) == 0  # the worker is up
+        first = _sleep.remote(0.5)
+        second = _sleep.remote(120)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any(w.queue for w in node.workers):
+            time.sleep(0.01)
+        (w,) = [w for w in node.workers if w.queue]  # second waits behind first
+        with node._core_lock:  # the host reads no worker message meanwhile
+            while time.monotonic() < deadline and node.claims._slots[w.worker_id] != 0:
+                time.sleep(0.01)  # until the worker has taken the second task
+            assert node.claims._slots[w.worker_id] == 0
+            assert [s.task_id for s in w.queue] == [second.task_id()]  # the host has not seen it
+            slot = [Future(1), None]
+            node._ops.append((node._op_cancel, (second.id, force, slot)))
+            node._step((), time.monotonic() - node._t0)
+            assert slot[0].wait(0) and slot[1] is None
+        assert ray.get(first, timeout=60) == 0.5
+        with pytest.raises(ray.TaskCancelledError):
+            ray.get(second, timeout=30)  # its owner fails it at once, even before the fix
+        deadline = time.monotonic() + 30  # the task would hold its CPU for 120 s
+        while time.monotonic() < deadline and ray.available_resources().get("CPU") != 1.0:
+            time.sleep(0.01)
+        assert ray.available_resources().get("CPU") == 1.0  # its CPU is back: it stopped
+        assert ray.get(_sleep.remote(0), timeout=60) == 0  # a worker (a new one after force)
+    finally:
+        ray.shutdown()
