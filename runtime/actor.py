@@ -3,95 +3,130 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from dataclasses import fields as dataclass_fields
 from typing import Any
 
+from runtime.exceptions import InvalidOptionError
+from runtime.options import check_actor_options, check_method_options
 from runtime.remote_function import RemoteFunction, TaskOptions
+from runtime.runtime_env import validate_runtime_env
 
 __all__ = ["ActorClass", "ActorHandle", "ActorMethod", "ActorOptions", "method"]
 
-_ACTOR_OPTION_NAMES = frozenset(
-    {
-        "num_cpus",
-        "num_gpus",
-        "resources",
-        "name",
-        "namespace",
-        "get_if_exists",
-        "max_restarts",
-        "max_task_retries",
-        "max_concurrency",
-        "lifetime",
-        "memory",
-        "scheduling_strategy",
-    }
-)
 
+def method(*args: Any, **options: Any) -> Any:
+    """Decorator for actor methods: `@runtime.method(num_returns=2)` or bare `@runtime.method`.
 
-def method(*, num_returns: int = 1) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Decorator for actor methods: `@runtime.method(num_returns=2)` (Ray's `ray.method`)."""
+    Ray's `ray.method`: its keywords are checked like `.options()` on a method (unknown
+    ones raise `InvalidOptionError`, ones twinray does not provide yet
+    `OptionNotSupportedError`); each is recorded on the function as `__ray_<name>__`.
+    """
+    if len(args) == 1 and callable(args[0]) and not options:
+        return args[0]
+    if args:
+        raise InvalidOptionError(
+            "method() must be used as @method or with keyword options, e.g. @method(num_returns=2)"
+        )
+    check_method_options(options)
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
-        fn.__ray_num_returns__ = num_returns  # type: ignore[attr-defined]
+        for key, value in options.items():
+            setattr(fn, f"__ray_{key.lstrip('_')}__", value)
         return fn
 
     return decorate
 
 
+@dataclass(slots=True)
 class ActorOptions:
-    """Options of an actor class, with Ray's names; unknown names raise `TypeError`."""
+    """Options of an actor class, with Ray's names (checked by `runtime.options`).
 
-    __slots__ = (
-        "num_cpus",
-        "num_gpus",
-        "resources",
-        "name",
-        "get_if_exists",
-        "max_restarts",
-        "lifetime",
-    )
+    Fields that only carry a value for another part of twinray say who consumes them; a
+    non-default value of an option not provided yet is refused when it is passed.
+    """
 
-    def __init__(
-        self,
-        num_cpus: float | None = None,
-        num_gpus: float = 0,
-        resources: dict[str, float] | None = None,
-        name: str = "",
-        get_if_exists: bool = False,
-        max_restarts: int = 0,
-        lifetime: str | None = None,
-        **ignored: Any,
-    ) -> None:
-        self.num_cpus = num_cpus
-        self.num_gpus = num_gpus
-        self.resources = dict(resources or {})
-        self.name = name or ""
-        self.get_if_exists = get_if_exists
-        self.max_restarts = max_restarts
-        self.lifetime = lifetime
-        """``"detached"``: the actor outlives its handles (as does a named one)."""
+    num_cpus: float | None = None
+    num_gpus: float = 0
+    memory: float = 0
+    """Bytes of the node's `memory` resource the actor holds while alive."""
+    resources: dict[str, float] = field(default_factory=dict)
+    accelerator_type: str | None = None
+    name: str = ""
+    get_if_exists: bool = False
+    max_restarts: int = 0
+    lifetime: str | None = None
+    """``"detached"``: the actor outlives its handles (as does a named one)."""
+    runtime_env: dict[str, Any] | None = None
+    """Applied in the actor's worker for its lifetime (`runtime.runtime_env`)."""
+    max_concurrency: int | None = None
+    """Threads running calls at once (consumed by feat/concurrency)."""
+    max_task_retries: int = 0
+    """Retries of failed calls (consumed by feat/concurrency)."""
+    concurrency_groups: Any = None
+    """Named groups of threads (consumed by feat/concurrency)."""
+    allow_out_of_order_execution: bool | None = None
+    max_pending_calls: int = -1
+    namespace: str | None = None
+    scheduling_strategy: Any = None
+    """Consumed by placement groups and scheduling strategies (feat/pgroups)."""
+    placement_group: Any = "default"
+    """Deprecated Ray spelling of a placement-group strategy (feat/pgroups)."""
+    placement_group_bundle_index: int = -1
+    placement_group_capture_child_tasks: bool | None = None
+    label_selector: dict[str, str] | None = None
+    fallback_strategy: list[Any] | None = None
+    enable_task_events: bool = True
+    enable_tensor_transport: bool | None = None
+    object_store_memory: int | None = None
+    """Deprecated in Ray, where it reserves nothing: accepted with a warning, no effect."""
+    _labels: dict[str, str] | None = None
+    _actor_generator_backpressure_num_objects: int | None = None
 
-    def replace(self, **changes: Any) -> ActorOptions:
-        """Return a copy with `changes` applied."""
-        unknown = set(changes) - _ACTOR_OPTION_NAMES
-        if unknown:
-            raise TypeError(f"unknown actor option(s): {', '.join(sorted(unknown))}")
-        fields = {name: getattr(self, name) for name in self.__slots__}
-        fields.update(changes)
-        return ActorOptions(**fields)
+    def __post_init__(self) -> None:
+        if self.num_gpus is None:
+            self.num_gpus = 0
+        if self.memory is None:
+            self.memory = 0
+        if self.max_restarts is None:
+            self.max_restarts = 0
+        self.name = self.name or ""
+        self.resources = dict(self.resources or {})
+        if self.get_if_exists and not self.name:
+            raise InvalidOptionError("The actor name must be specified to use `get_if_exists`.")
+
+    def replace(self, changes: Mapping[str, Any], *, in_options: bool = True) -> ActorOptions:
+        """Return a copy with `changes` applied; bad names or values raise `InvalidOptionError`.
+
+        `in_options`: the changes come from `.options()` (False: from `@remote`)."""
+        changes = dict(changes)
+        check_actor_options(changes, in_options)
+        if "runtime_env" in changes:
+            changes["runtime_env"] = validate_runtime_env(changes["runtime_env"])
+        values = {f.name: getattr(self, f.name) for f in dataclass_fields(self)}
+        values.update(changes)
+        return ActorOptions(**values)
 
     def demand_and_hold(self) -> tuple[dict[str, float], dict[str, float] | None]:
         """What placing the actor needs, and what it holds while alive (None: the same).
 
-        As in Ray, a default actor needs 1 CPU to be placed and holds none while alive;
-        with an explicit `num_cpus` it holds what it asked for.
+        As in Ray, an actor that asks for no resource (or only `memory`) needs 1 CPU to be
+        placed and holds no CPU while alive; one that names any resource (`num_cpus`,
+        `num_gpus`, `resources`) holds them all, with `num_cpus` defaulting to 1.
         """
         extra = {k: float(v) for k, v in self.resources.items()}
         if self.num_gpus:
             extra["GPU"] = float(self.num_gpus)
-        if self.num_cpus is None:
+        if self.accelerator_type:
+            extra[f"accelerator_type:{self.accelerator_type}"] = 0.001
+        simple = self.num_cpus is None and not extra
+        if self.memory:
+            extra["memory"] = float(self.memory)
+        if simple:
             return {"CPU": 1.0, **extra}, extra
-        return {"CPU": float(self.num_cpus), **extra}, None
+        cpus = 1.0 if self.num_cpus is None else float(self.num_cpus)
+        return {"CPU": cpus, **extra}, None
 
 
 class ActorClass:
@@ -117,7 +152,7 @@ class ActorClass:
         """Return a copy of this actor class with options overridden."""
         clone = ActorClass.__new__(ActorClass)
         clone.__dict__.update(self.__dict__)
-        clone._options = self._options.replace(**changes)
+        clone._options = self._options.replace(changes)
         return clone
 
     def remote(self, *args: Any, **kwargs: Any) -> ActorHandle:
@@ -151,8 +186,15 @@ class ActorMethod:
         """Call the method on the actor; return an ObjectRef (a list when num_returns > 1)."""
         return self._handle._call(self._name, args, kwargs, self._num_returns)
 
-    def options(self, num_returns: int | None = None, **ignored: Any) -> ActorMethod:
-        """Return this method with `num_returns` overridden."""
+    def options(self, **options: Any) -> ActorMethod:
+        """Return this method with options overridden (checked as Ray's method options)."""
+        if "_num_objects_per_yield" in options:
+            raise InvalidOptionError(
+                "_num_objects_per_yield cannot be overridden per actor method call. "
+                "Use @method(_num_objects_per_yield=...) instead."
+            )
+        check_method_options(options)
+        num_returns = options.get("num_returns")
         n = self._num_returns if num_returns is None else num_returns
         return ActorMethod(self._handle, self._name, n)
 

@@ -96,6 +96,11 @@ class TaskSpec:
     """For actor methods: the caller's sequence number for this actor, from 1."""
     hold: Resources | None = None
     """For actor creation: what the actor keeps while alive (None: same as ``resources``)."""
+    instances: dict[str, tuple[int, ...]] | None = None
+    """The instance ids of unit-instance resources (GPU) the raylet gave the task when it
+    dispatched it (for an actor: for its lifetime); None when it asked for none."""
+    runtime_env: Any = None
+    """Opaque to the core: the environment the host sets up in the worker for the body."""
 
     def return_ids(self) -> tuple[ObjectId, ...]:
         """The object ids of this task's return values."""

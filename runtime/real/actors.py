@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from runtime.actor import ActorClass, ActorHandle, ActorOptions
+from runtime.api import job_runtime_env
 from runtime.core.messages import (
     ACTOR_DEAD,
     ACTOR_PENDING,
@@ -31,6 +32,7 @@ from runtime.real.addresses import HOST_ADDR, NODE_ID, OWNER_ADDR
 from runtime.real.futures import Future
 from runtime.real.serialization import serialize
 from runtime.real.worker import ZYGOTE_REQUEST
+from runtime.runtime_env import merge_runtime_env
 
 __all__ = ["ActorInfo", "ActorMixin"]
 
@@ -86,6 +88,7 @@ class ActorMixin:
             max_retries=0,
             name=name,
             arg_refs=tuple(arg_refs),
+            runtime_env=merge_runtime_env(job_runtime_env(), options.runtime_env),
         )
         keep = tuple(v for v in (*args, *kwargs.values()) if _is_ref(v))
         answered = Future(1)

@@ -7,6 +7,7 @@ import time
 from functools import partial
 from typing import Any
 
+from runtime import api
 from runtime.core.ids import object_id
 from runtime.core.task import (
     TaskSpec,
@@ -28,6 +29,7 @@ from runtime.real.serialization import (
     serialize,
     write_to_arena,
 )
+from runtime.runtime_env import merge_runtime_env
 
 __all__ = ["ClientMixin"]
 
@@ -66,6 +68,9 @@ class ClientMixin:
             arg_refs=tuple(arg_refs),
             held_refs=tuple(held),
         )
+        env, job_env = options.runtime_env, api._job.runtime_env
+        if env or job_env:  # the job's runtime_env, overridden by the task's
+            spec.runtime_env = merge_runtime_env(job_env, env)
         return self._submit_spec(spec, implicit)
 
     def _submit_spec(self, spec: TaskSpec, implicit: list[int]) -> Any:

@@ -38,10 +38,14 @@ class IntrospectMixin:
             slot[1] = exc
         slot[0].hit()
 
+    job_namespace: str | None = None
+    """The namespace `init(namespace=)` gave the job (None: anonymous)."""
+
     def runtime_info(self) -> dict[str, Any]:
-        """Total and available resources of the node (a snapshot)."""
+        """Total and available resources of the node (a snapshot), and the job's namespace."""
         raylet = self.raylet
         return {
+            "namespace": self.job_namespace,
             "total": dict(raylet.total),
             "available": {k: max(0.0, v) for k, v in dict(raylet.available).items()},
             "node_id": f"{raylet.node:056x}",

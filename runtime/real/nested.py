@@ -74,7 +74,7 @@ class NestedMixin:
         self._reply(w, req_id, True, self.register_function(pickled))
 
     def _req_submit(self, w: Any, req_id: int, payload: tuple, now: float) -> None:
-        fn_id, args, refs, held, resources, n, max_retries, retry_exceptions, name = payload
+        fn_id, args, refs, held, resources, n, max_retries, retry_exceptions, name, env = payload
         owner = self._owner_of(w)
         spec = TaskSpec(
             task_id=owner.new_task_id(),
@@ -89,6 +89,7 @@ class NestedMixin:
             name=name,
             arg_refs=refs,
             held_refs=held,
+            runtime_env=env,
         )
         self._reply(w, req_id, True, list(owner.submit(spec, now, self._out)))
 
@@ -114,7 +115,7 @@ class NestedMixin:
         self._reply(w, req_id, True, list(owner.submit(spec, now, self._out)))
 
     def _req_create_actor(self, w: Any, req_id: int, payload: tuple, now: float) -> None:
-        fn_id, args, refs, demand, hold, class_name, methods, name, restarts, if_exists, gc = (
+        fn_id, args, refs, demand, hold, class_name, methods, name, restarts, if_exists, gc, env = (
             payload
         )
         owner = self._owner_of(w)
@@ -130,6 +131,7 @@ class NestedMixin:
             max_retries=0,
             name=class_name,
             arg_refs=refs,
+            runtime_env=env,
         )
         actor_id = owner.create_actor(spec, name, restarts, if_exists, now, self._out)
         token = 0

@@ -63,6 +63,12 @@ class WorkerHandle:
     """A prefetched task was taken back from it: queue none behind its running task."""
 
 
+def _body_context(spec: TaskSpec) -> tuple:
+    """What the worker sets up around the body: (runtime_env, GPU ids); see `protocol`."""
+    gpus = spec.instances.get("GPU", ()) if spec.instances else ()
+    return (spec.runtime_env, gpus)
+
+
 class PoolMixin:
     """Worker processes of a `Node`: task hand-off, replies, deaths and replacements (loop thread)."""
 
@@ -77,14 +83,17 @@ class PoolMixin:
         a = tuple(resolve(spec, v) for v in args)
         kw = {k: resolve(spec, v) for k, v in kwargs.items()} if kwargs else {}
         kind = spec.kind
+        ctx = _body_context(spec) if spec.instances or spec.runtime_env else None
         if kind == TASK:
             if ticket:
                 w.offered, w.ticket = spec.task_id, ticket
-            w.outbox.append(p.execute_task(spec.task_id, fn_id, a, kw, spec.num_returns, ticket))
+            w.outbox.append(
+                p.execute_task(spec.task_id, fn_id, a, kw, spec.num_returns, ticket, ctx)
+            )
         elif kind == ACTOR_METHOD:
             w.outbox.append(p.call_actor(spec.task_id, fn_id, a, kw, spec.num_returns))
         else:
-            w.outbox.append(p.create_actor(spec.task_id, fn_id, a, kw))
+            w.outbox.append(p.create_actor(spec.task_id, fn_id, a, kw, ctx))
         if w.spec is None:
             w.spec = spec
             w.started = time.monotonic()

@@ -12,18 +12,22 @@ Values (task arguments and results) are encoded as
 
 Driver -> worker
     (REGISTER_FUNCTION, fn_id, pickled_fn)                 cache a function by id
-    (EXECUTE_TASK, task_id, fn_id, args, kwargs, n_returns, ticket)
+    (EXECUTE_TASK, task_id, fn_id, args, kwargs, n_returns, ticket, ctx)
                                                            run it; args: tuple of values,
                                                             kwargs: dict name -> value;
                                                             ticket: a prefetched task's claim
                                                             ticket, taken before it runs
-                                                            (0: none; `runtime.real.claims`)
+                                                            (0: none; `runtime.real.claims`);
+                                                            ctx: None, or (runtime_env,
+                                                            gpu_ids) set up around the body
     (ALLOC_REPLY, offset)                                  offset >= 0, or -1 if the store is full
     (SHUTDOWN,)                                            exit the loop
     (REPLY, req_id, ok, value)                             the answer to a REQUEST (value is
                                                             the exception when not ok)
-    (CREATE_ACTOR, task_id, fn_id, args, kwargs)           build the actor (fn_id: its class);
-                                                            answered by TASK_RESULT with ()
+    (CREATE_ACTOR, task_id, fn_id, args, kwargs, ctx)      build the actor (fn_id: its class);
+                                                            answered by TASK_RESULT with ();
+                                                            ctx as for EXECUTE_TASK, kept
+                                                            for the actor's lifetime
     (CALL_ACTOR, task_id, method, args, kwargs, n_returns) run a method of this worker's actor
 
 Worker -> driver
@@ -107,18 +111,23 @@ def execute_task(
     kwargs: dict[str, tuple],
     n_returns: int = 1,
     ticket: int = 0,
+    ctx: tuple | None = None,
 ) -> tuple:
     """Build an EXECUTE_TASK message (args/kwargs hold encoded values).
 
     `ticket`: a prefetched task's claim ticket; the worker takes it (`Claims.take`) before
-    running the task and skips the task if the host took it back.
+    running the task and skips the task if the host took it back. `ctx`: None, or
+    `(runtime_env, gpu_ids)` that the worker sets up for the body and undoes after it.
     """
-    return (EXECUTE_TASK, task_id, fn_id, args, kwargs, n_returns, ticket)
+    return (EXECUTE_TASK, task_id, fn_id, args, kwargs, n_returns, ticket, ctx)
 
 
-def create_actor(task_id: Any, fn_id: int, args: tuple, kwargs: dict[str, tuple]) -> tuple:
-    """Build a CREATE_ACTOR message (args/kwargs hold encoded values)."""
-    return (CREATE_ACTOR, task_id, fn_id, args, kwargs)
+def create_actor(
+    task_id: Any, fn_id: int, args: tuple, kwargs: dict[str, tuple], ctx: tuple | None = None
+) -> tuple:
+    """Build a CREATE_ACTOR message (args/kwargs hold encoded values; `ctx` as for
+    EXECUTE_TASK, kept for the actor's lifetime)."""
+    return (CREATE_ACTOR, task_id, fn_id, args, kwargs, ctx)
 
 
 def call_actor(

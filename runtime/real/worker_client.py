@@ -18,6 +18,7 @@ from runtime.object_ref import ObjectRef
 from runtime.real import protocol as p
 from runtime.real.addresses import WORKER_OWNER_BASE
 from runtime.real.serialization import deserialize_pinned, dumps, loads
+from runtime.runtime_env import current_runtime_env, merge_runtime_env
 
 __all__ = ["WorkerClient"]
 
@@ -163,6 +164,7 @@ class WorkerClient:
             options.max_retries,
             options.retry_exceptions,
             options.name or name,
+            merge_runtime_env(current_runtime_env(), options.runtime_env),
         )
         return self._refs(self.request("submit", spec), options.num_returns)
 
@@ -217,6 +219,7 @@ class WorkerClient:
             options.max_restarts,
             options.get_if_exists,
             not options.name and options.lifetime != "detached",  # collected with its handles
+            merge_runtime_env(current_runtime_env(), options.runtime_env),
         )
         actor_id, token = self.request("create_actor", payload)
         ref = ObjectRef(token, self) if token else None
