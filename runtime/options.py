@@ -338,16 +338,16 @@ def _check(kind: str, options: Mapping[str, Any]) -> None:
 
 def check_task_options(options: Mapping[str, Any], in_options: bool) -> None:
     """Validate task options (`in_options`: given to `.options()` rather than `@remote`)."""
-    _check("task", options)
     if in_options and "max_calls" in options:
         raise InvalidOptionError("Setting 'max_calls' is not supported in '.options()'.")
+    _check("task", options)
 
 
 def check_actor_options(options: Mapping[str, Any], in_options: bool) -> None:
     """Validate actor options (`in_options`: given to `.options()` rather than `@remote`)."""
-    _check("actor", options)
     if in_options and "concurrency_groups" in options:
         raise InvalidOptionError("Setting 'concurrency_groups' is not supported in '.options()'.")
+    _check("actor", options)
 
 
 def check_method_options(options: Mapping[str, Any]) -> None:

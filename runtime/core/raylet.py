@@ -382,11 +382,12 @@ class Raylet:
         return True
 
     def _give_instances(self, spec: TaskSpec, amounts: Resources | None = None) -> None:
-        """Give back ``spec``'s instance ids (charged ``amounts``; default its resources)."""
+        """Give back ``spec``'s instance ids (charged ``amounts``; default its resources).
+
+        ``spec.instances`` stays as the record of which instances it used."""
         picked = spec.instances
         if not picked:
             return
-        spec.instances = None
         charged = spec.resources if amounts is None else amounts
         for name, ids in picked.items():
             give_instances(self.instances[name], ids, charged.get(name, 0.0))

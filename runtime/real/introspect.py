@@ -52,6 +52,27 @@ class IntrospectMixin:
             "store": self.arena.capacity,
         }
 
+    def assigned_resources(self) -> dict[str, float]:
+        """Only tasks and actors have assigned resources: the driver has none (as in Ray)."""
+        raise AssertionError(
+            "get_assigned_resources() is only available in a task or an actor, not in the driver"
+        )
+
+    def _req_assigned(self, w: Any, req_id: int, payload: Any, now: float) -> None:
+        """What the body running on worker `w` was given: an actor's lifetime resources,
+        or the running task's request; zero amounts left out."""
+        resources: dict[str, float] = {}
+        if w.actor_id:
+            actor = self.raylet.actors.get(w.actor_id)
+            if actor is not None:
+                resources = actor.hold
+            elif w.spec is not None:  # still in its constructor
+                spec = w.spec
+                resources = spec.hold if spec.hold is not None else spec.resources
+        elif w.spec is not None:
+            resources = w.spec.resources
+        self._reply(w, req_id, True, {k: float(v) for k, v in resources.items() if v > 0})
+
     def timeline(self, filename: str | None = None) -> list[dict[str, Any]]:
         """Task executions as Chrome trace / Perfetto events; written to `filename` if given."""
         t0 = self._t0

@@ -240,6 +240,7 @@ class Node(
             "get_actor": self._req_get_actor,
             "kill_actor": self._req_kill_actor,
             "info": self._req_info,
+            "assigned": self._req_assigned,
         }
         self._actor_dispatchers: dict[int, Callable[[TaskSpec, float], None]] = {
             ACTOR_CREATION: self._dispatch_actor_creation,

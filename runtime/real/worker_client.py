@@ -249,6 +249,10 @@ class WorkerClient:
         """Not available inside a worker."""
         raise RuntimeError("timeline() can only be called from the driver")
 
+    def assigned_resources(self) -> dict[str, float]:
+        """The resources the body running here was given (asked of the driver)."""
+        return self.request("assigned", None)
+
     def runtime_info(self) -> dict[str, Any]:
         """Resources and context as the driver sees them."""
         return self.request("info", None)
