@@ -821,7 +821,10 @@ class Raylet:
         """Say why a task is where it is on this node: running, queued, or waiting for inputs."""
         spec = self.running.get(task_id)
         if spec is not None:
-            return f"running on node {self.node} ({spec.reason})"
+            given = "".join(
+                f", {name} {','.join(map(str, ids))}" for name, ids in (spec.instances or {}).items()
+            )
+            return f"running on node {self.node}{given} ({spec.reason})"
         entry = self.waiting.get(task_id)
         if entry is not None:
             missing = ", ".join(f"{oid:x}" for oid in sorted(entry[1]))

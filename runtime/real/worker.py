@@ -455,7 +455,7 @@ def _prefix_output(worker_id: int) -> None:
 
 def _silence_unless_logging_to_driver() -> None:
     """`init(log_to_driver=False)`: this worker's output goes nowhere (as in Ray)."""
-    if os.environ.get("TWINRAY_LOG_TO_DRIVER") != "0":
+    if os.environ.pop("TWINRAY_LOG_TO_DRIVER", None) != "0":
         return
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)

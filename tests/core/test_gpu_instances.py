@@ -22,6 +22,8 @@ def test_whole_gpu_tasks_get_distinct_instances_and_a_waiting_one_gets_the_freed
     host.submit(duration=1.0, name="c", resources={"CPU": 1, "GPU": 1})
     host.run(until=0.5)
     assert _ids(host) == {"a": (0,), "b": (1,)}  # c waits: both instances are in use
+    b = next(d.spec for d in host.dispatched if d.spec.name == "b")
+    assert host.raylets[0].explain(b.task_id).startswith("running on node 0, GPU 1 (")
     host.run()
     assert _ids(host) == {"a": (0,), "b": (1,), "c": (0,)}
     assert host.raylets[0].instances == {"GPU": [1.0, 1.0]}
