@@ -325,6 +325,8 @@ _TABLES = {"task": TASK_OPTIONS, "actor": ACTOR_OPTIONS, "method": METHOD_OPTION
 
 
 def _check(kind: str, options: Mapping[str, Any]) -> None:
+    if not options:
+        return
     table, not_wired = _TABLES[kind], NOT_WIRED[kind]
     for keyword, value in options.items():
         check = table.get(keyword)

@@ -90,13 +90,18 @@ class TaskOptions:
         check_task_options(changes, in_options)
         if "runtime_env" in changes:
             changes["runtime_env"] = validate_runtime_env(changes["runtime_env"])
-        fields = {f.name: getattr(self, f.name) for f in dataclass_fields(self) if f.init}
-        fields.update(changes)
-        return TaskOptions(**fields)
+        clone = object.__new__(TaskOptions)
+        for name in _FIELD_NAMES:
+            setattr(clone, name, changes[name] if name in changes else getattr(self, name))
+        clone.__post_init__()
+        return clone
 
     def resource_demand(self) -> dict[str, float]:
         """The resource vector the scheduler sees (a fresh dict)."""
         return dict(self._demand)
+
+
+_FIELD_NAMES = tuple(f.name for f in dataclass_fields(TaskOptions) if f.init)
 
 
 class RemoteFunction:

@@ -822,7 +822,8 @@ class Raylet:
         spec = self.running.get(task_id)
         if spec is not None:
             given = "".join(
-                f", {name} {','.join(map(str, ids))}" for name, ids in (spec.instances or {}).items()
+                f", {name} {','.join(map(str, ids))}"
+                for name, ids in (spec.instances or {}).items()
             )
             return f"running on node {self.node}{given} ({spec.reason})"
         entry = self.waiting.get(task_id)
