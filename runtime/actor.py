@@ -69,6 +69,7 @@ class ActorOptions:
     allow_out_of_order_execution: bool | None = None
     max_pending_calls: int = -1
     namespace: str | None = None
+    """Where a named actor is registered (None: the job's, `init(namespace=)`)."""
     scheduling_strategy: Any = None
     """Consumed by placement groups and scheduling strategies (feat/pgroups)."""
     placement_group: Any = "default"
@@ -157,9 +158,18 @@ class ActorClass:
 
     def remote(self, *args: Any, **kwargs: Any) -> ActorHandle:
         """Create the actor (its constructor runs in a dedicated worker); return its handle."""
-        from runtime.api import _current_node
+        from runtime.api import _current_node, actor_key
 
-        return _current_node().create_actor(self, args, kwargs, self._options)
+        node = _current_node()
+        options = self._options
+        if options.namespace is not None and options.name:  # registered under its namespace
+            key = actor_key(node, options.name, options.namespace)
+            if key != options.name:
+                options = ActorOptions(
+                    **{f.name: getattr(options, f.name) for f in dataclass_fields(options)}
+                )
+                options.name = key
+        return node.create_actor(self, args, kwargs, options)
 
 
 def _method_table(cls: type) -> dict[str, int]:

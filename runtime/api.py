@@ -183,12 +183,11 @@ def get_actor(name: str, namespace: str | None = None) -> ActorHandle:
     default): asking for another `namespace` finds nothing, as in Ray.
     """
     node = _require_node()
-    if namespace is not None and namespace != _namespace(node):
-        raise ValueError(
-            f"Failed to look up actor with name '{name}' in namespace '{namespace}': "
-            "named actors live in the job's namespace"
-        )
-    return node.get_actor(name)
+    try:
+        return node.get_actor(actor_key(node, name, namespace))
+    except ValueError:
+        where = f" in namespace '{namespace}'" if namespace is not None else ""
+        raise ValueError(f"Failed to look up actor with name '{name}'{where}") from None
 
 
 def _namespace(node: Any) -> str | None:
@@ -196,6 +195,14 @@ def _namespace(node: Any) -> str | None:
     if getattr(node, "worker", None) is None:
         return _job.namespace
     return node.runtime_info().get("namespace")
+
+
+def actor_key(node: Any, name: str, namespace: str | None) -> str:
+    """The name an actor is registered under: `name` in the job's namespace, else
+    `namespace` and `name` joined by a NUL (so namespaces never collide)."""
+    if namespace is None or namespace == _namespace(node):
+        return name
+    return f"{namespace}\x00{name}"
 
 
 def get_gpu_ids() -> list[int]:

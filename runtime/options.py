@@ -292,7 +292,6 @@ NOT_WIRED: dict[str, dict[str, tuple[Callable[[Any], bool], str]]] = {
         "concurrency_groups": (_empty, _CONCURRENCY),
         "allow_out_of_order_execution": (_is(None, False), _CONCURRENCY),
         "max_pending_calls": (_is(None, -1), "max_pending_calls is not available yet"),
-        "namespace": (_is(None), "namespaces are not available yet (one namespace per driver)"),
         "label_selector": (_empty, _LABELS),
         "fallback_strategy": (_empty, _LABELS),
         "_labels": (_empty, _LABELS),

@@ -91,3 +91,26 @@ def test_env_vars_in_a_task_and_not_after_it(ray) -> None:
             return os.environ.get("TWINRAY_COMPAT_VAR", "UNSET")
 
     assert ray.get(Holder.remote().read.remote()) == "set"
+
+
+def test_named_actors_live_in_namespaces(ray) -> None:
+    _start(ray, namespace="team")
+
+    @ray.remote
+    class Named:
+        def __init__(self, tag):
+            self.tag = tag
+
+        def ping(self):
+            return self.tag
+
+    a = Named.options(name="svc").remote("job")
+    b = Named.options(name="svc", namespace="other").remote("other")
+    assert ray.get([a.ping.remote(), b.ping.remote()]) == ["job", "other"]
+    assert ray.get(ray.get_actor("svc").ping.remote()) == "job"
+    assert ray.get(ray.get_actor("svc", namespace="team").ping.remote()) == "job"
+    assert ray.get(ray.get_actor("svc", namespace="other").ping.remote()) == "other"
+    with pytest.raises(ValueError):
+        ray.get_actor("svc", namespace="nowhere")
+    with pytest.raises(ValueError):
+        ray.get_actor("missing")

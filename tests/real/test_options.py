@@ -243,7 +243,6 @@ def test_bad_actor_option_values_raise(kwargs) -> None:
         ("task", {"label_selector": {"zone": "a"}}),
         ("task", {"retry_exceptions": [ValueError]}),
         ("actor", {"max_concurrency": 4}),
-        ("actor", {"namespace": "other"}),
         ("actor", {"max_pending_calls": 3}),
     ],
 )
@@ -336,10 +335,18 @@ def test_get_actor_in_another_namespace_finds_nothing() -> None:
             def ping(self):
                 return "pong"
 
+        @ray.remote
+        def lookup(name, namespace):
+            return ray.get(ray.get_actor(name, namespace=namespace).ping.remote())
+
         Named.options(name="svc").remote()
         assert ray.get(ray.get_actor("svc").ping.remote(), timeout=30) == "pong"
         assert ray.get(ray.get_actor("svc", namespace="team").ping.remote(), timeout=30) == "pong"
         with pytest.raises(ValueError, match="namespace 'elsewhere'"):
             ray.get_actor("svc", namespace="elsewhere")
+        Named.options(name="svc", namespace="elsewhere").remote()  # same name, other namespace
+        assert ray.get(ray.get_actor("svc", namespace="elsewhere").ping.remote()) == "pong"
+        assert ray.get(lookup.remote("svc", "elsewhere"), timeout=30) == "pong"
+        assert ray.get(lookup.remote("svc", None), timeout=30) == "pong"
     finally:
         ray.shutdown()
