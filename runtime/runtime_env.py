@@ -26,6 +26,7 @@ from typing import Any
 from runtime.exceptions import InvalidOptionError, RuntimeEnvNotSupportedError
 
 __all__ = [
+    "RuntimeEnv",
     "SUPPORTED_FIELDS",
     "UNSUPPORTED_FIELDS",
     "TaskEnv",
@@ -53,6 +54,17 @@ UNSUPPORTED_FIELDS = (
     "excludes",
 )
 _CONFIG_KEYS = ("setup_timeout_seconds", "eager_install", "log_files")
+
+
+class RuntimeEnv(dict):  # type: ignore[type-arg]
+    """Ray's `ray.runtime_env.RuntimeEnv`: a dict of runtime_env fields, checked when built.
+
+    `RuntimeEnv(env_vars={"A": "1"}, working_dir="src")` is the same as passing the dict.
+    """
+
+    def __init__(self, **fields: Any) -> None:
+        super().__init__({k: v for k, v in fields.items() if v is not None})
+        validate_runtime_env(self)
 
 
 def validate_runtime_env(env: Any) -> dict[str, Any] | None:

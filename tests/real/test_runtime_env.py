@@ -129,3 +129,13 @@ def test_bad_runtime_envs_raise(env) -> None:
 def test_remote_working_dirs_are_refused() -> None:
     with pytest.raises(ray.RuntimeEnvNotSupportedError, match="local directories"):
         probe.options(runtime_env={"working_dir": "s3://bucket/code.zip"})
+
+
+def test_runtime_env_class_is_a_checked_dict(started) -> None:
+    from runtime.runtime_env import RuntimeEnv
+
+    env = RuntimeEnv(env_vars={"TW_VAR": "cls"})
+    assert env == {"env_vars": {"TW_VAR": "cls"}}
+    assert ray.get(probe.options(runtime_env=env).remote(), timeout=30)[0] == "cls"
+    with pytest.raises(ray.RuntimeEnvNotSupportedError):
+        RuntimeEnv(pip=["requests"])
