@@ -97,11 +97,17 @@ class ActorOptions:
         if self.get_if_exists and not self.name:
             raise InvalidOptionError("The actor name must be specified to use `get_if_exists`.")
 
-    def replace(self, changes: Mapping[str, Any], *, in_options: bool = True) -> ActorOptions:
-        """Return a copy with `changes` applied; bad names or values raise `InvalidOptionError`.
+    @classmethod
+    def from_decorator(cls, options: Mapping[str, Any]) -> ActorOptions:
+        """The options given to `@remote(...)` on a class (`concurrency_groups` allowed)."""
+        return cls()._apply(dict(options), in_options=False)
 
-        `in_options`: the changes come from `.options()` (False: from `@remote`)."""
-        changes = dict(changes)
+    def replace(self, **changes: Any) -> ActorOptions:
+        """Return a copy with `.options()` `changes` applied; bad names or values raise
+        `InvalidOptionError`."""
+        return self._apply(changes, in_options=True)
+
+    def _apply(self, changes: dict[str, Any], in_options: bool) -> ActorOptions:
         check_actor_options(changes, in_options)
         if "runtime_env" in changes:
             changes["runtime_env"] = validate_runtime_env(changes["runtime_env"])
@@ -153,7 +159,7 @@ class ActorClass:
         """Return a copy of this actor class with options overridden."""
         clone = ActorClass.__new__(ActorClass)
         clone.__dict__.update(self.__dict__)
-        clone._options = self._options.replace(changes)
+        clone._options = self._options.replace(**changes)
         return clone
 
     def remote(self, *args: Any, **kwargs: Any) -> ActorHandle:

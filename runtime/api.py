@@ -172,8 +172,8 @@ def remote(*args: Any, **options: Any) -> Any:
 
 def _make_remote(fn: Any, options: dict[str, Any]) -> Any:
     if isinstance(fn, type):
-        return ActorClass(fn, ActorOptions().replace(options, in_options=False))
-    return RemoteFunction(fn, TaskOptions().replace(options, in_options=False))
+        return ActorClass(fn, ActorOptions.from_decorator(options))
+    return RemoteFunction(fn, TaskOptions.from_decorator(options))
 
 
 def get_actor(name: str, namespace: str | None = None) -> ActorHandle:

@@ -81,12 +81,17 @@ class TaskOptions:
             demand[f"accelerator_type:{self.accelerator_type}"] = 0.001
         self._demand = demand
 
-    def replace(self, changes: Mapping[str, Any], *, in_options: bool = True) -> TaskOptions:
-        """Return a copy with `changes` applied; bad names or values raise
-        `InvalidOptionError` (unknown names suggest the closest one).
+    @classmethod
+    def from_decorator(cls, options: Mapping[str, Any]) -> TaskOptions:
+        """The options given to `@remote(...)` (where `max_calls` is allowed, as in Ray)."""
+        return cls()._apply(dict(options), in_options=False)
 
-        `in_options`: the changes come from `.options()` (False: from `@remote`)."""
-        changes = dict(changes)
+    def replace(self, **changes: Any) -> TaskOptions:
+        """Return a copy with `.options()` `changes` applied; bad names or values raise
+        `InvalidOptionError` (unknown names suggest the closest one)."""
+        return self._apply(changes, in_options=True)
+
+    def _apply(self, changes: dict[str, Any], in_options: bool) -> TaskOptions:
         check_task_options(changes, in_options)
         if "runtime_env" in changes:
             changes["runtime_env"] = validate_runtime_env(changes["runtime_env"])
@@ -137,7 +142,7 @@ class RemoteFunction:
         """Return a copy of this remote function with task options overridden."""
         clone = RemoteFunction.__new__(RemoteFunction)
         clone.__dict__.update(self.__dict__)
-        clone._options = self._options.replace(changes)
+        clone._options = self._options.replace(**changes)
         clone._shared = self  # registrations and the pickle are shared with the original
         return clone
 
