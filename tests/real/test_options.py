@@ -6,6 +6,7 @@ import logging
 import subprocess
 import sys
 import textwrap
+import time
 import warnings
 
 import pytest
@@ -348,5 +349,22 @@ def test_get_actor_in_another_namespace_finds_nothing() -> None:
         assert ray.get(ray.get_actor("svc", namespace="elsewhere").ping.remote()) == "pong"
         assert ray.get(lookup.remote("svc", "elsewhere"), timeout=30) == "pong"
         assert ray.get(lookup.remote("svc", None), timeout=30) == "pong"
+    finally:
+        ray.shutdown()
+
+
+def test_memory_limits_how_many_tasks_run_at_once() -> None:
+    ray.init(num_cpus=2, _memory=100)
+    try:
+
+        @ray.remote(memory=60)
+        def span():
+            start = time.monotonic()
+            time.sleep(0.3)
+            return start, time.monotonic()
+
+        (a0, a1), (b0, b1) = ray.get([span.remote(), span.remote()], timeout=60)
+        assert a1 <= b0 or b1 <= a0  # 2 x 60 > 100: never both at once
+        assert ray.get(span.options(memory=40).remote(), timeout=60)
     finally:
         ray.shutdown()
