@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from runtime.core.messages import KillActor, WorkerBlocked
+from runtime.core.messages import ActorWorkerDied, KillActor, WorkerBlocked
 from runtime.core.resources import pick_instances, unit_instances
 from tests.core.fake_host import FakeHost
 
@@ -66,6 +66,23 @@ def test_an_actor_keeps_its_gpu_for_its_lifetime_and_gives_it_back_when_killed()
     host.inject(0, KillActor(actor, True))
     host.run()
     assert host.raylets[0].instances == {"GPU": [1.0, 1.0]}
+
+
+def test_a_restarted_actor_gets_an_instance_again_and_nothing_leaks() -> None:
+    host = _gpu_host(gpus=1)
+    actor = host.create_actor(
+        duration=0.1, name="A", resources={"CPU": 1, "GPU": 1}, kind=1, max_restarts=1
+    )
+    host.run()
+    host.inject(0, ActorWorkerDied(actor, "crash"))
+    host.run()
+    assert host.gcs.actors[actor].state == "ALIVE"
+    assert host.raylets[0].instances == {"GPU": [0.0]}
+    host.inject(0, ActorWorkerDied(actor, "crash again"))
+    host.run()
+    assert host.gcs.actors[actor].state == "DEAD"
+    assert host.raylets[0].instances == {"GPU": [1.0]}
+    assert host.raylets[0].available["GPU"] == 1.0
 
 
 def test_a_blocked_task_lends_its_cpu_but_keeps_its_gpu() -> None:
