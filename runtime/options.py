@@ -254,10 +254,6 @@ def _int(value: Any) -> bool:
     return isinstance(value, int)
 
 
-def _bool_value(value: Any) -> bool:
-    return value is None or isinstance(value, bool)
-
-
 _PLACEMENT = "placement groups and scheduling strategies are not available yet"
 _CONCURRENCY = "actor concurrency options are not available yet"
 _GENERATORS = "generator tasks (num_returns='streaming'/'dynamic') are not available yet"
@@ -276,10 +272,6 @@ NOT_WIRED: dict[str, dict[str, tuple[Callable[[Any], bool], str]]] = {
         "fallback_strategy": (_empty, _LABELS),
         "_labels": (_empty, _LABELS),
         "max_calls": (_is(None, 0), "max_calls (worker recycling) is not available yet"),
-        "retry_exceptions": (
-            _bool_value,
-            "retry_exceptions as a list of exception classes is not available yet",
-        ),
         "enable_task_events": (_is(True), "disabling task events is not available yet"),
     },
     "actor": {

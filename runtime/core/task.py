@@ -12,6 +12,9 @@ from runtime.core.resources import Resources, ShapeKey
 # application errors only when retry_exceptions is set.
 ERR_APPLICATION = "application"
 """The task body raised an exception."""
+ERR_APPLICATION_FINAL = "application_final"
+"""The task body raised an exception that its ``retry_exceptions`` list of exception
+classes does not cover (the host decides; never retried)."""
 ERR_WORKER_DIED = "worker_died"
 """The worker process running the task died (system failure, retried)."""
 ERR_NODE_DIED = "node_died"

@@ -19,6 +19,7 @@ from runtime.core.messages import (
 from runtime.core.task import (
     ACTOR_METHOD,
     ERR_APPLICATION,
+    ERR_APPLICATION_FINAL,
     ERR_WORKER_DIED,
     TASK,
     TaskSpec,
@@ -61,6 +62,20 @@ class WorkerHandle:
     """The claim ticket of that offer: unique per offer, so a stale message never matches."""
     no_prefetch: bool = False
     """A prefetched task was taken back from it: queue none behind its running task."""
+
+
+def _retry_kind(error: tuple, retry_on: Any) -> str:
+    """ERR_APPLICATION if the encoded `error` is one of the classes in `retry_on` (Ray's
+    `retry_exceptions=[...]`), else ERR_APPLICATION_FINAL (the owner will not retry it)."""
+    classes = tuple(retry_on)
+    try:
+        cause = p.decode_error(error).cause
+    except Exception:
+        cause = None
+    if cause is not None:
+        return ERR_APPLICATION if isinstance(cause, classes) else ERR_APPLICATION_FINAL
+    names = {c.__name__ for c in classes}
+    return ERR_APPLICATION if error[1] in names else ERR_APPLICATION_FINAL
 
 
 def _body_context(spec: TaskSpec) -> tuple:
@@ -185,7 +200,11 @@ class PoolMixin:
                 with self._lock:
                     for offset in allocs:
                         self.arena.free(offset)
-            event = TaskFinished(task_id, [], ERR_APPLICATION, payload, None, started)
+            kind = ERR_APPLICATION
+            retry_on = spec.retry_exceptions if spec is not None and spec.task_id == task_id else 0
+            if retry_on and type(retry_on) is not bool:  # a list of classes: is it one?
+                kind = _retry_kind(payload, retry_on)
+            event = TaskFinished(task_id, [], kind, payload, None, started)
         self.raylet.handle(event, now, self._out)
         if w.actor_id:
             self._actor_task_done(w, spec, ok)

@@ -114,3 +114,29 @@ def test_named_actors_live_in_namespaces(ray) -> None:
         ray.get_actor("svc", namespace="nowhere")
     with pytest.raises(ValueError):
         ray.get_actor("missing")
+
+
+def test_retry_exceptions_list_retries_only_the_listed_classes(ray) -> None:
+    _start(ray)
+
+    @ray.remote
+    class Tally:
+        def __init__(self):
+            self.n = 0
+
+        def bump(self):
+            self.n += 1
+            return self.n
+
+    @ray.remote(max_retries=2, retry_exceptions=[KeyError])
+    def flaky(tally, exc):
+        ray.get(tally.bump.remote())
+        raise exc("boom")
+
+    retried, not_retried = Tally.remote(), Tally.remote()
+    with pytest.raises(KeyError):
+        ray.get(flaky.remote(retried, KeyError))
+    with pytest.raises(ValueError):
+        ray.get(flaky.remote(not_retried, ValueError))
+    assert ray.get(retried.bump.remote()) == 4
+    assert ray.get(not_retried.bump.remote()) == 2

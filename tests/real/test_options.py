@@ -242,7 +242,6 @@ def test_bad_actor_option_values_raise(kwargs) -> None:
         ("task", {"scheduling_strategy": "SPREAD"}),
         ("task", {"num_returns": "streaming"}),
         ("task", {"label_selector": {"zone": "a"}}),
-        ("task", {"retry_exceptions": [ValueError]}),
         ("actor", {"max_concurrency": 4}),
         ("actor", {"max_pending_calls": 3}),
     ],
@@ -368,3 +367,27 @@ def test_memory_limits_how_many_tasks_run_at_once() -> None:
         assert ray.get(span.options(memory=40).remote(), timeout=60)
     finally:
         ray.shutdown()
+
+
+def test_retry_exceptions_as_a_list_retries_only_those_classes(started) -> None:
+    @ray.remote
+    class Tally:
+        def __init__(self):
+            self.n = 0
+
+        def bump(self):
+            self.n += 1
+            return self.n
+
+    @ray.remote(max_retries=2, retry_exceptions=[KeyError])
+    def flaky(tally, exc):
+        ray.get(tally.bump.remote())
+        raise exc("boom")
+
+    retried, not_retried = Tally.remote(), Tally.remote()
+    with pytest.raises(KeyError):
+        ray.get(flaky.remote(retried, KeyError), timeout=60)
+    with pytest.raises(ValueError):
+        ray.get(flaky.remote(not_retried, ValueError), timeout=60)
+    assert ray.get(retried.bump.remote(), timeout=30) == 4  # 1 run + 2 retries, then this
+    assert ray.get(not_retried.bump.remote(), timeout=30) == 2  # 1 run, then this
