@@ -44,7 +44,7 @@ LOG_TO_DRIVER_ENV = "TWINRAY_LOG_TO_DRIVER"
 
 
 def init(address: str | None = None, **options: Any) -> dict[str, Any]:
-    """Start the single-node runtime in this process: forked workers, arena, event loop.
+    """Start the single-node runtime in this process: workers (from a zygote), arena, event loop.
 
     Keywords are Ray's (see `runtime.init_options`): `num_cpus` (default: the machine's
     CPU count, one worker process per CPU), `num_gpus` (logical GPU instances 0..n-1),
@@ -129,7 +129,7 @@ def _context() -> dict[str, Any]:
         "num_cpus": node.raylet.total.get("CPU", 0.0),
         "resources": dict(node.raylet.total),
         "object_store_memory": node.arena.capacity,
-        "num_workers": len(node.workers),
+        "num_workers": node.pool_size,
     }
 
 

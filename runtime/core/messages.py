@@ -319,10 +319,15 @@ class Spilled:
 
 @dataclass(slots=True, eq=False)
 class Restored:
-    """Host -> raylet: spilled ``oid`` is back in memory, or ``error`` says why it is not."""
+    """Host -> raylet: spilled ``oid`` is back in memory, or ``error`` says why it is not.
+
+    ``no_room``: the error is only that memory is short now (the raylet retries the
+    restore when room appears); any other error is final for the tasks waiting on it.
+    """
 
     oid: ObjectId
     error: str | None = None
+    no_room: bool = False
 
 
 @dataclass(slots=True, eq=False)

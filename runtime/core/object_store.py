@@ -39,7 +39,16 @@ SPILLED = 2
 class ObjectStore:
     """Per-node object store accounting with LRU eviction of unpinned secondary copies."""
 
-    __slots__ = ("capacity", "used", "objects", "evictions", "spills", "restores", "spilled_bytes")
+    __slots__ = (
+        "capacity",
+        "used",
+        "objects",
+        "evictions",
+        "spills",
+        "restores",
+        "spilled_bytes",
+        "pinned",
+    )
 
     def __init__(self, capacity: int) -> None:
         if capacity <= 0:
@@ -52,6 +61,8 @@ class ObjectStore:
         self.restores = 0
         self.spilled_bytes = 0
         """Bytes of the objects currently spilled to disk (not counted in ``used``)."""
+        self.pinned = 0
+        """Bytes of the objects a task pins: in memory, and neither evictable nor spillable."""
 
     def __contains__(self, oid: ObjectId) -> bool:
         return oid in self.objects
@@ -94,6 +105,8 @@ class ObjectStore:
             self.spilled_bytes -= entry.size
         else:
             self.used -= entry.size
+        if entry.pins:
+            self.pinned -= entry.size
         return True
 
     def touch(self, oid: ObjectId) -> None:
@@ -103,13 +116,18 @@ class ObjectStore:
 
     def pin(self, oid: ObjectId) -> None:
         """Keep ``oid`` from eviction while a task uses it."""
-        self.objects[oid].pins += 1
+        entry = self.objects[oid]
+        if not entry.pins:
+            self.pinned += entry.size
+        entry.pins += 1
 
     def unpin(self, oid: ObjectId) -> None:
         """Undo one ``pin`` (a no-op if the object is already gone)."""
         entry = self.objects.get(oid)
         if entry is not None and entry.pins > 0:
             entry.pins -= 1
+            if not entry.pins:
+                self.pinned -= entry.size
 
     def _evict(self, needed: int) -> list[ObjectId]:
         evicted: list[ObjectId] = []

@@ -135,6 +135,10 @@ class Raylet:
         self.waiting: dict[TaskId, tuple[TaskSpec, set[ObjectId]]] = {}
         """Tasks whose stored arguments are still being pulled here."""
         self.pulls: dict[ObjectId, list[TaskId]] = {}
+        self.room_queue: deque[ObjectId] = deque()
+        """Spilled arguments waiting for room before they are restored, in admission order."""
+        self.restoring: dict[ObjectId, int] = {}
+        """Restores in flight (oid -> bytes): counted against memory until answered."""
         self.running: dict[TaskId, TaskSpec] = {}
         self.actors: dict[int, LocalActor] = {}
         self.ahead: dict[TaskId, TaskSpec] = {}
@@ -252,17 +256,20 @@ class Raylet:
         if spec.deps:
             store = self.store
             missing: set[ObjectId] = set()
+            spilled: list[ObjectId] = []
             for dep in spec.deps:
                 if store.in_memory(dep.oid):
                     store.pin(dep.oid)
                 elif dep.oid in store:
                     missing.add(dep.oid)  # spilled: restore it before the task runs
-                    self._restore(dep.oid, spec.task_id, out)
+                    spilled.append(dep.oid)
                 else:
                     missing.add(dep.oid)
                     self._pull(dep.oid, dep.size, dep.locations, spec.task_id, out)
             if missing:
                 self.waiting[spec.task_id] = (spec, missing)
+                if spilled:
+                    self._restore_args(spec, spilled, now, out)
                 return
         self._enqueue(spec, now, out)
 
@@ -282,13 +289,68 @@ class Raylet:
         src = next((n for n in locations if n != self.node), locations[0] if locations else -1)
         out.append(Transfer(oid, src, self.node, size))
 
-    def _restore(self, oid: ObjectId, task_id: TaskId, out: list[Any]) -> None:
-        waiters = self.pulls.get(oid)
-        if waiters is not None:
-            waiters.append(task_id)
+    def _restore_args(
+        self, spec: TaskSpec, spilled: list[ObjectId], now: float, out: list[Any]
+    ) -> None:
+        """Restore a waiting task's spilled arguments, as memory allows (see `_restore_more`).
+
+        A task whose arguments together exceed the store's capacity can never have them all
+        in memory: it fails at once with a store-full error.
+        """
+        store = self.store
+        total = sum(
+            store.objects[d.oid].size if d.oid in store else d.size
+            for d in {d.oid: d for d in spec.deps}.values()
+        )
+        if total > store.capacity:
+            reason = (
+                f"the arguments of {spec.name} ({total} bytes) can never fit in the object "
+                f"store of node {self.node} ({store.capacity} bytes)"
+            )
+            self._fail_waiters([spec.task_id], reason, out)
             return
-        self.pulls[oid] = [task_id]
-        out.append(Restore(self.node, oid, self.store.objects[oid].size))
+        for oid in spilled:
+            waiters = self.pulls.get(oid)
+            if waiters is not None:
+                waiters.append(spec.task_id)  # restoring or queued for another task already
+                continue
+            self.pulls[oid] = [spec.task_id]
+            self.room_queue.append(oid)
+        self._restore_more(now, out)
+
+    def _restore_more(self, now: float, out: list[Any]) -> None:
+        """Start queued restores, oldest first, while they fit beside what cannot move.
+
+        Memory that cannot be freed for a restore is what tasks pin (running tasks' and
+        waiting tasks' arguments) plus the restores in flight; everything else can be
+        spilled or evicted by the host. Strict FIFO: the oldest waiting task gets all of
+        its arguments before a later one gets any it would have to share memory with, so
+        tasks holding part of their arguments can never wait on each other forever.
+        """
+        queue, store, pulls = self.room_queue, self.store, self.pulls
+        while queue:
+            oid = queue[0]
+            waiters = pulls.get(oid)
+            if waiters is not None and not any(t in self.waiting for t in waiters):
+                del pulls[oid]  # every task waiting on it ended (cancelled, failed)
+                waiters = None
+            entry = store.objects.get(oid)
+            if waiters is None or entry is None or store.in_memory(oid):
+                queue.popleft()
+                if waiters is None:
+                    continue
+                if entry is None:  # freed meanwhile: cannot happen while a task holds it
+                    del pulls[oid]
+                    reason = f"object {oid:x} was freed before it could be restored"
+                    self._fail_waiters(waiters, reason, out, ERR_OBJECT_LOST)
+                else:  # in memory again (restored for another reason)
+                    self._object_local(oid, now, out)
+                continue
+            if store.pinned + sum(self.restoring.values()) + entry.size > store.capacity:
+                return  # waits until a task ends or an object is freed
+            queue.popleft()
+            self.restoring[oid] = entry.size
+            out.append(Restore(self.node, oid, entry.size))
 
     def _enqueue(self, spec: TaskSpec, now: float, out: list[Any]) -> None:
         key = self._shape(spec)
@@ -433,6 +495,8 @@ class Raylet:
         for dep in spec.deps:
             self.store.unpin(dep.oid)
         self._report_done(spec, msg, now, out)
+        if self.room_queue:
+            self._restore_more(now, out)
         self._prefetch_paused = False
         if self.queued:
             self._dispatch_queued(now, out)
@@ -599,6 +663,8 @@ class Raylet:
         for oid in msg.oids:
             if self.store.remove(oid):
                 out.append(Free(self.node, oid))
+        if self.room_queue:
+            self._restore_more(now, out)
 
     def _on_make_room(self, msg: MakeRoom, now: float, out: list[Any]) -> None:
         """Spill LRU unpinned primary copies until ``nbytes`` fit (at least one, if any)."""
@@ -616,12 +682,21 @@ class Raylet:
             self.store.spill_failed(msg.oid)
 
     def _on_restored(self, msg: Restored, now: float, out: list[Any]) -> None:
+        self.restoring.pop(msg.oid, None)
         if msg.error is None:
             self.store.mark_restored(msg.oid)
             self._object_local(msg.oid, now, out)
+            if self.room_queue:
+                self._restore_more(now, out)
+            return
+        if msg.no_room and msg.oid in self.pulls and (self.store.pinned or self.restoring):
+            # memory is short for now: retry it first once a task ends or a restore lands
+            self.room_queue.appendleft(msg.oid)
             return
         waiters = self.pulls.pop(msg.oid, [])
         self._fail_waiters(waiters, f"cannot restore spilled object {msg.oid:x}: {msg.error}", out)
+        if self.room_queue:
+            self._restore_more(now, out)  # their other arguments are unpinned
 
     def _on_pin(self, msg: PinObject, now: float, out: list[Any]) -> None:
         evicted = self.store.add(msg.oid, msg.size, primary=True, force=True)
@@ -798,6 +873,8 @@ class Raylet:
             for dep in spec.deps:
                 if dep.oid not in missing:
                     self.store.unpin(dep.oid)
+            if self.room_queue:
+                self._restore_more(now, out)
             return
         for queue in self.queues.values():
             for spec in queue:
@@ -806,6 +883,8 @@ class Raylet:
                     self.queued -= 1
                     for dep in spec.deps:
                         self.store.unpin(dep.oid)
+                    if self.room_queue:
+                        self._restore_more(now, out)
                     return
         for actor in self.actors.values():
             for spec in actor.queue:

@@ -31,7 +31,7 @@ from runtime.real import protocol as p
 from runtime.real.addresses import HOST_ADDR, NODE_ID, OWNER_ADDR
 from runtime.real.futures import Future
 from runtime.real.serialization import serialize
-from runtime.real.worker import ZYGOTE_REQUEST
+from runtime.real.zygote import ZYGOTE_REQUEST
 from runtime.runtime_env import merge_runtime_env
 
 __all__ = ["ActorInfo", "ActorMixin"]
@@ -272,7 +272,9 @@ class ActorMixin:
         try:
             self._zygote.send(ZYGOTE_REQUEST.pack(worker_id))
         except OSError:
-            event = TaskFinished(spec.task_id, [], "application", "the fork server is gone")
+            event = TaskFinished(
+                spec.task_id, [], "application", "the worker zygote is gone: no worker can start"
+            )
             self.raylet.handle(event, now, self._out)
             return
         self._actor_spawns[worker_id] = spec

@@ -1,7 +1,8 @@
 """Per-node shared-memory arena: one anonymous memfd mapping plus a driver-side free-list allocator.
 
 The arena is an `os.memfd_create` file mapped `MAP_SHARED`. It has no name in /dev/shm, so
-it cannot leak even if the driver is SIGKILLed; forked workers inherit the mapping. Only
+it cannot leak even if the driver is SIGKILLed; the zygote maps the inherited descriptor
+(`Arena.attach`) and the workers it forks inherit the mapping. Only
 the driver allocates (`Allocator` state lives in one process); workers read and write the
 ranges the driver hands them.
 """
@@ -104,15 +105,19 @@ class Arena:
     """A memfd-backed shared mapping of `capacity` bytes with an `Allocator` over it.
 
     `prefault_bytes` are faulted in at construction; call `prefault_in_background()` after
-    forking the workers to fault in the rest on a thread (madvise releases the GIL).
+    starting the workers to fault in the rest on a thread (madvise releases the GIL).
     """
 
-    def __init__(self, capacity: int, prefault_bytes: int = 32 << 20) -> None:
+    def __init__(self, capacity: int, prefault_bytes: int = 32 << 20, *, fd: int = -1) -> None:
         self.allocator = Allocator(capacity)
         self.capacity = self.allocator.capacity
-        self.fd = os.memfd_create("twinray-arena", os.MFD_CLOEXEC)
+        if fd < 0:
+            self.fd = os.memfd_create("twinray-arena", os.MFD_CLOEXEC)
+        else:
+            self.fd = fd  # `attach`: another process's arena, inherited as a descriptor
         try:
-            os.ftruncate(self.fd, self.capacity)
+            if fd < 0:
+                os.ftruncate(self.fd, self.capacity)
             self._mmap = mmap.mmap(
                 self.fd, self.capacity, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ | mmap.PROT_WRITE
             )
@@ -125,7 +130,7 @@ class Arena:
         self._address = ctypes.addressof(anchor)
         del anchor  # release the buffer export so close() can unmap
         self.claims: Any = None
-        """The `Claims` on prefetched tasks (set by the node before it forks workers)."""
+        """The `Claims` on prefetched tasks (set by the node before the zygote starts)."""
         self.control = -1
         """Offset of the cancel-target slots (`CANCEL_SLOTS` int64s, one per worker id
         modulo): the driver writes a task id there before signalling the worker."""
@@ -133,6 +138,21 @@ class Arena:
         self._thread: threading.Thread | None = None
         self.closed = False
         self.prefault(0, min(prefault_bytes, self.capacity))
+
+    @classmethod
+    def attach(cls, fd: int, capacity: int, control: int = -1) -> Arena:
+        """Map the arena whose memfd `fd` another process created (its `capacity` bytes).
+
+        For a process started from a fresh interpreter (the zygote): it maps the same
+        pages; its allocator is unused (only the creating process allocates). `control`
+        is the creator's `Arena.control` offset.
+        """
+        arena = cls(capacity, prefault_bytes=0, fd=fd)
+        if arena.capacity != capacity:
+            arena.close()
+            raise ValueError(f"arena capacity {capacity} is not a multiple of {ALIGNMENT}")
+        arena.control = control
+        return arena
 
     # -- allocation (driver only) ------------------------------------------------------
     def allocate(self, nbytes: int) -> int:

@@ -35,13 +35,20 @@ _SLOT_BYTES = 8
 class Claims:
     """Per-worker claim slots in the arena plus the lock that makes offer/take/steal atomic."""
 
-    def __init__(self, arena: Any, slots: int) -> None:
+    def __init__(self, arena: Any, slots: int, offset: int = -1) -> None:
         self.slots = slots
-        self.offset = arena.allocate(slots * _SLOT_BYTES)  # before any fork: workers inherit it
+        if offset < 0:
+            offset = arena.allocate(slots * _SLOT_BYTES)  # the host's; workers `attach` it
+        self.offset = offset
         self._slots = arena.writable_view(self.offset, slots * _SLOT_BYTES).cast("q")
         """One aligned int64 per worker id: loads and stores of one are single instructions."""
         self._fd = arena.fd
         self._lock_at = arena.capacity + 1  # a byte past the data: locks there touch nothing
+
+    @classmethod
+    def attach(cls, arena: Any, slots: int, offset: int) -> Claims:
+        """The claims another process allocated at `offset` of the shared `arena` (zygote side)."""
+        return cls(arena, slots, offset)
 
     def _swap_if(self, worker_id: int, expect: int, new: int) -> bool:
         """Atomically: if the slot of `worker_id` holds `expect`, store `new`; say if it did."""

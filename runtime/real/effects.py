@@ -320,8 +320,8 @@ class EffectsMixin:
         file_offset, size = loc
         try:
             offset = self._allocate_loop(size, now)
-        except ObjectStoreFullError as exc:
-            self.raylet.handle(Restored(oid, str(exc)), now, self._out)
+        except ObjectStoreFullError as exc:  # the raylet retries it when room appears
+            self.raylet.handle(Restored(oid, str(exc), no_room=True), now, self._out)
             return
         self.spill.read_into(file_offset, self.arena.writable_view(offset, size))
         with self._lock:

@@ -1,4 +1,4 @@
-"""Single-node host: GCS, global scheduler, raylet and owner on one event-loop thread, over forked workers.
+"""Single-node host: GCS, global scheduler, raylet and owner on one event-loop thread, over worker processes.
 
 The control plane (`runtime.core`) decides; this module only turns its commands into
 effects and feeds results back as events:
@@ -74,7 +74,8 @@ from runtime.real.serialization import (
     INLINE_THRESHOLD,
 )
 from runtime.real.spill import SpillFile
-from runtime.real.worker import CANCEL_SLOTS, fork_worker, start_zygote
+from runtime.real.worker import CANCEL_SLOTS
+from runtime.real.zygote import start_zygote
 
 __all__ = ["Future", "Node"]
 
@@ -117,7 +118,7 @@ class Node(
             worker_prefetch=max(1, int(num_workers or num_cpus)) if prefetch else 0,
         )
         self.arena = Arena(object_store_memory, prefault_bytes=prefault_bytes)
-        self.arena.control = self.arena.allocate(CANCEL_SLOTS * 8)  # before any fork
+        self.arena.control = self.arena.allocate(CANCEL_SLOTS * 8)  # before the zygote starts
         self.claims = self.arena.claims = Claims(self.arena, CANCEL_SLOTS)
         total = {"CPU": float(num_cpus), **{k: float(v) for k, v in (resources or {}).items()}}
         self.gcs = Gcs(GCS_ADDR, self.config, GS_ADDR)
@@ -192,21 +193,17 @@ class Node(
             p.REQUEST: self._on_request,
             p.REVOKED: self._on_revoked,
         }
-        # workers: fork before any thread exists ------------------------------------------
+        # workers: all forked by the zygote, a fresh interpreter (see runtime.real.zygote) ---
         self.workers: list[WorkerHandle] = []
+        self.pool_size = num_workers or max(1, int(num_cpus))
+        """Task-pool workers started at init (they join as the zygote forks them)."""
         try:
-            for i in range(num_workers or max(1, int(num_cpus))):
-                pid, conn = fork_worker(
-                    self.arena, i, [w.conn for w in self.workers], inline_threshold
-                )
-                self.workers.append(WorkerHandle(i, pid, conn))
-            self._zygote_pid, self._zygote = start_zygote(
-                self.arena, [w.conn for w in self.workers], inline_threshold
-            )
+            zygote = start_zygote(self.arena, inline_threshold)
         except BaseException:
-            self._teardown_workers()
             self.arena.close()
             raise
+        self._zygote_proc = zygote
+        self._zygote_pid, self._zygote = zygote.pid, zygote.sock
         self._spawning = 0
         # actors ------------------------------------------------------------------------------
         self.actor_infos: dict[int, ActorInfo] = {}
@@ -246,17 +243,15 @@ class Node(
             ACTOR_CREATION: self._dispatch_actor_creation,
             ACTOR_METHOD: self._dispatch_actor_call,
         }
-        self._next_worker_id = len(self.workers)
+        self._next_worker_id = 0
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
         self._sel = selectors.EpollSelector()  # worker I/O; the loop sleeps on its fd
         self._zygote.setblocking(False)
         self._sel.register(self._zygote, selectors.EVENT_READ, (self._on_zygote_reply, None))
-        for w in self.workers:
-            w.conn.sock.setblocking(False)
-            self._sel.register(w.conn, selectors.EVENT_READ, (self._on_worker_io, w))
-            self._idle.append(w)
+        for _ in range(self.pool_size):
+            self._spawn_worker()  # they join the pool as the zygote's replies arrive
         out = self._out
         self.gs.start(0.0, out)
         self.raylet.start(0.0, out)

@@ -30,7 +30,7 @@ from runtime.exceptions import (
 from runtime.real import protocol as p
 from runtime.real.futures import ERR_NO_WORKERS
 from runtime.real.transport import Connection
-from runtime.real.worker import ZYGOTE_REPLY, ZYGOTE_REQUEST
+from runtime.real.zygote import ZYGOTE_REPLY, ZYGOTE_REQUEST
 
 __all__ = ["PoolMixin", "WorkerHandle", "reap"]
 
@@ -320,7 +320,7 @@ class PoolMixin:
         return any(x.alive and not x.actor_id for x in self.workers)
 
     def _spawn_worker(self) -> None:
-        """Ask the zygote for a replacement worker (fork is unsafe in this threaded process)."""
+        """Ask the zygote for one more pool worker (the driver never forks: see `runtime.real.zygote`)."""
         worker_id = self._next_worker_id
         self._next_worker_id += 1
         try:
@@ -338,9 +338,12 @@ class PoolMixin:
             data, fds = b"", []
         if not data:
             self._unregister_io(self._zygote)
-            self._spawning = 0
+            self._zygote_gone(now)
             return
         worker_id, pid = ZYGOTE_REPLY.unpack(data)
+        if pid < 0 or not fds:
+            self._spawn_failed(worker_id, -pid, now)
+            return
         sock = socket.socket(fileno=fds[0])
         sock.setblocking(False)
         w = WorkerHandle(worker_id, pid, Connection(sock))
@@ -352,6 +355,54 @@ class PoolMixin:
             return
         self._spawning -= 1
         self._worker_idle(w)
+
+    def _spawn_failed(self, worker_id: int, errno: int, now: float) -> None:
+        """The zygote could not fork worker `worker_id` (``errno``): fail what waited for it.
+
+        An actor's constructor fails as a worker death (the core may restart it); a pool
+        worker is not replaced, and tasks waiting for one fail if no pool worker is left.
+        """
+        detail = f"the worker zygote could not start worker {worker_id}: {os.strerror(errno)}"
+        spec = self._actor_spawns.pop(worker_id, None)
+        if spec is not None:
+            if spec.actor_id in self._killed_early:  # killed meanwhile: nothing to report
+                self._killed_early.discard(spec.actor_id)
+            elif not self._stopping:
+                event = TaskFinished(spec.task_id, [], ERR_WORKER_DIED, detail)
+                self.raylet.handle(event, now, self._out)
+            return
+        self._spawning -= 1
+        if self._spawning or self._pool_alive() or self._stopping:
+            return
+        backlog, self._backlog = self._backlog, deque()
+        for queued in backlog:
+            self.raylet.handle(
+                TaskFinished(queued.task_id, [], ERR_NO_WORKERS, detail), now, self._out
+            )
+
+    def _zygote_gone(self, now: float) -> None:
+        """The zygote exited (it failed to start, or was killed): no worker can start now.
+
+        Tasks waiting for a worker fail if no pool worker is left, and so do the
+        constructors of actors whose worker was never forked; its traceback, if any,
+        went to stderr.
+        """
+        self._spawning = 0
+        if self._stopping:
+            return
+        detail = f"the worker zygote (pid {self._zygote_pid}) exited: no worker can start"
+        for spec in self._actor_spawns.values():
+            self.raylet.handle(
+                TaskFinished(spec.task_id, [], ERR_WORKER_DIED, detail), now, self._out
+            )
+        self._actor_spawns.clear()
+        if self._pool_alive():
+            return
+        backlog, self._backlog = self._backlog, deque()
+        for queued in backlog:
+            self.raylet.handle(
+                TaskFinished(queued.task_id, [], ERR_NO_WORKERS, detail), now, self._out
+            )
 
     def _teardown_workers(self) -> None:
         for w in self.workers:
@@ -374,10 +425,9 @@ class PoolMixin:
         deadline = time.monotonic() + 5.0
         for w in self.workers:
             reap(w.pid, max(0.0, deadline - time.monotonic()))  # no-op for the zygote's
-        zygote = getattr(self, "_zygote", None)
+        zygote = getattr(self, "_zygote_proc", None)
         if zygote is not None:
-            zygote.close()  # the zygote reaps its workers and exits
-            reap(self._zygote_pid, 10.0)
+            zygote.close(10.0)  # the zygote reaps its workers and exits
 
 
 def reap(pid: int, timeout: float) -> None:

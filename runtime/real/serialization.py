@@ -43,6 +43,7 @@ __all__ = [
 
 INLINE_THRESHOLD = 100 * 1024
 _MAGIC = b"TRL1"
+_MAIN = b"__main__"
 _HEAD = struct.Struct("<4sIQ")
 _ENTRY = struct.Struct("<QQ")
 
@@ -87,13 +88,18 @@ class SerializedObject:
 
 
 def serialize(value: Any, what: str = "value") -> SerializedObject:
-    """Pickle `value` (protocol 5, out-of-band buffers; cloudpickle for lambdas/closures).
+    """Pickle `value` (protocol 5, out-of-band buffers; cloudpickle for lambdas/closures
+    and for anything defined in `__main__`, which workers, fresh interpreters, lack).
 
     Raises `UnserializableArgumentError` naming `what` if the value cannot be pickled.
     """
     buffers: list[pickle.PickleBuffer] = []
     try:
         meta = pickle.dumps(value, protocol=5, buffer_callback=buffers.append)
+        if _MAIN in meta:
+            # names a class or function of this process's __main__ by reference: the other
+            # side is another interpreter whose __main__ lacks it, so send it by value
+            raise pickle.PicklingError("refers to __main__")
     except Exception:
         buffers.clear()
         try:

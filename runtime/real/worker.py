@@ -6,7 +6,7 @@ encoded values (see `protocol`); arena values are read zero-copy. Large results 
 the arena: the worker asks the driver for a range (ALLOC_REQUEST, blocking on ALLOC_REPLY)
 because the allocator lives in the driver only; messages that arrive while it waits are
 kept for after the current one. The worker exits on SHUTDOWN, on EOF (driver gone) and,
-through PR_SET_PDEATHSIG, when the driver dies.
+through PR_SET_PDEATHSIG, when its parent (the zygote, which dies with the driver) dies.
 """
 
 from __future__ import annotations
@@ -42,11 +42,8 @@ from runtime.real.serialization import (
 from runtime.real.transport import Connection
 
 __all__ = [
-    "ZYGOTE_REPLY",
-    "ZYGOTE_REQUEST",
     "fork_worker",
     "set_parent_death_signal",
-    "start_zygote",
     "worker_main",
 ]
 
@@ -497,15 +494,21 @@ def fork_worker(
 ) -> tuple[int, Connection]:
     """Fork a worker process; return `(pid, driver-side Connection)`.
 
-    Call it before any other thread exists in the driver. `close_in_child` lists the driver's
-    other connections so that the child does not hold them open (EOF must reach workers).
+    Called by the zygote (`runtime.real.zygote`), a process without threads: forking one
+    with threads can deadlock the child. `close_in_child` lists the forking process's
+    other sockets so that the child does not hold them open (EOF must reach workers).
+    The worker dies with its parent (PR_SET_PDEATHSIG).
     """
     parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    parent = os.getpid()
     pid = os.fork()
     if pid == 0:  # child
         code = 0
         try:
             signal.signal(CANCEL_SIGNAL, signal.SIG_IGN)  # until the worker's handler is set
+            set_parent_death_signal()
+            if os.getppid() != parent:
+                os._exit(0)  # the parent died before the death signal was armed
             parent_sock.close()
             for other in close_in_child:
                 other.close()
@@ -519,78 +522,3 @@ def fork_worker(
             os._exit(code)
     child_sock.close()
     return pid, Connection(parent_sock)
-
-
-ZYGOTE_REQUEST = struct.Struct("<I")  # worker id
-ZYGOTE_REPLY = struct.Struct("<Ii")  # worker id, pid (+ the driver-side socket as SCM_RIGHTS)
-
-
-def start_zygote(
-    arena: Arena,
-    close_in_child: Iterable[Connection | socket.socket] = (),
-    inline_threshold: int = INLINE_THRESHOLD,
-) -> tuple[int, socket.socket]:
-    """Fork a fork server; return `(pid, driver-side SOCK_SEQPACKET socket)`.
-
-    Workers that replace dead ones must be started while the driver has threads, where
-    `os.fork` is unsafe. The zygote is forked at init (no threads yet) and forks workers on
-    request: send `ZYGOTE_REQUEST.pack(worker_id)`, receive `ZYGOTE_REPLY` plus the
-    driver's end of the new worker's socketpair. Its workers die with it (PDEATHSIG); it
-    exits when the driver closes the socket, after reaping them.
-    """
-    driver_sock, zygote_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    pid = os.fork()
-    if pid == 0:
-        code = 0
-        try:
-            driver_sock.close()
-            for other in close_in_child:
-                other.close()
-            set_parent_death_signal()
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-            signal.signal(CANCEL_SIGNAL, signal.SIG_IGN)  # inherited by its workers
-            _zygote_main(zygote_sock, arena, inline_threshold)
-        except BaseException:
-            code = 1
-            traceback.print_exc()
-        finally:
-            _flush_stdio()
-            os._exit(code)
-    zygote_sock.close()
-    return pid, driver_sock
-
-
-def _zygote_main(sock: socket.socket, arena: Arena, inline_threshold: int) -> None:
-    """Serve fork requests until EOF, then reap every worker forked here."""
-    children: set[int] = set()
-    while True:
-        data = sock.recv(64)
-        if not data:
-            break
-        (worker_id,) = ZYGOTE_REQUEST.unpack(data)
-        pid, conn = fork_worker(arena, worker_id, [sock], inline_threshold)
-        socket.send_fds(sock, [ZYGOTE_REPLY.pack(worker_id, pid)], [conn.fileno()])
-        conn.close()
-        children.add(pid)
-        _reap_exited(children)
-    deadline = time.monotonic() + 5.0
-    while children and time.monotonic() < deadline:
-        _reap_exited(children)
-        time.sleep(0.005)
-    for pid in children:
-        try:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-        except (ProcessLookupError, ChildProcessError):
-            pass
-
-
-def _reap_exited(children: set[int]) -> None:
-    """Reap the children in `children` that have exited."""
-    for pid in list(children):
-        try:
-            done, _ = os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            done = pid
-        if done:
-            children.discard(pid)

@@ -16,6 +16,7 @@ from runtime.core.messages import (
     Dispatch,
     Free,
     KillWorker,
+    MakeRoom,
     NodeDied,
     ObjectFreed,
     ObjectReady,
@@ -90,6 +91,12 @@ class FakeHost:
         """Hand every prefetched task straight back (``Unassigned``)."""
         self.spilled: list[Spill] = []
         self.restored: list[Restore] = []
+        self.refused: list[Restore] = []
+        """Restores answered ``no_room`` (their bytes did not fit)."""
+        self.restoring: dict[int, list[Restore]] = {}
+        """Per node: restores answered but not yet delivered (their bytes are taken)."""
+        self.peak_used: dict[int, int] = {}
+        """Per node: the most memory restores ever needed at once (store used included)."""
         self.disk: set[tuple[int, int]] = set()
         """(node, oid) of the objects written to the fake disk and not yet restored or freed."""
         self.gcs = Gcs(GCS_ADDR, self.config, GS_ADDR)
@@ -155,9 +162,7 @@ class FakeHost:
                 self.disk.add((cmd.node, cmd.oid))
                 self._push(self.now + self.transfer_time, (raylet_addr(cmd.node), Spilled(cmd.oid)))
             elif kind is Restore:
-                self.restored.append(cmd)
-                self.disk.discard((cmd.node, cmd.oid))
-                event = Restored(cmd.oid)
+                event = self._restore(cmd)
                 self._push(self.now + self.transfer_time, (raylet_addr(cmd.node), event))
             elif kind is ActorStateChanged:
                 self.actor_events.append(cmd)
@@ -180,6 +185,33 @@ class FakeHost:
                 self.ended.append(cmd.oid)
             else:
                 raise AssertionError(f"unknown command {cmd!r}")
+
+    def _restore(self, cmd: Restore) -> Restored:
+        """Read an object back if its bytes fit, spilling what the raylet picks, as a real
+        host does; else answer that there is no room (the memory is the store's ``used``,
+        restores in flight included)."""
+        raylet = self.raylets[cmd.node]
+        store = raylet.store
+        in_flight = sum(r.nbytes for r in self.restoring.get(cmd.node, ()))
+        if store.used + in_flight + cmd.nbytes > store.capacity:
+            cmds: list[Any] = []
+            raylet.handle(MakeRoom(in_flight + cmd.nbytes), self.now, cmds)
+            for spill in cmds:
+                if type(spill) is Spill:
+                    self.spilled.append(spill)
+                    self.disk.add((spill.node, spill.oid))
+                    raylet.handle(Spilled(spill.oid), self.now, cmds)
+            self._effect([c for c in cmds if type(c) is not Spill])
+            if store.used + in_flight + cmd.nbytes > store.capacity:
+                self.refused.append(cmd)
+                return Restored(cmd.oid, "no room", no_room=True)
+        self.peak_used[cmd.node] = max(
+            self.peak_used.get(cmd.node, 0), store.used + in_flight + cmd.nbytes
+        )
+        self.restored.append(cmd)
+        self.restoring.setdefault(cmd.node, []).append(cmd)
+        self.disk.discard((cmd.node, cmd.oid))
+        return Restored(cmd.oid)
 
     def _finish(self, cmd: Dispatch) -> None:
         spec = cmd.spec
@@ -218,6 +250,9 @@ class FakeHost:
             dst, msg = item
             if self._node_of(dst) in self.dead:
                 continue  # nothing is delivered to a dead node
+            if type(msg) is Restored and not msg.error:  # its bytes now count in `used`
+                pending = self.restoring.get(self._node_of(dst), [])
+                pending[:] = [r for r in pending if r.oid != msg.oid]
             out: list[Any] = []
             self.components[dst].handle(msg, self.now, out)
             self._effect(out)

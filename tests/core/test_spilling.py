@@ -114,3 +114,58 @@ def test_a_failed_restore_fails_the_waiting_task_with_store_full() -> None:
     host.run()
     assert host.ready[r].error_kind == ERR_STORE_FULL
     assert "no room" in host.ready[r].error
+
+
+def test_many_tasks_on_spilled_arguments_wait_for_room_instead_of_failing() -> None:
+    # 8 spilled objects of 3 MB, a 10 MB store: at most 3 fit at once. Every task must
+    # wait for room (restores start as running tasks end), none may fail store-full.
+    host = FakeHost(nodes=1, cpus=2, store_capacity=10 * MB)
+    objs = []
+    for _ in range(8):
+        objs.append(_put(host, 3 * MB))
+        host.inject(0, MakeRoom(10 * MB))  # spill everything in memory
+        host.run()
+    assert host.disk == {(0, oid) for oid in objs}
+    refs = [
+        host.submit(name=f"uses-{i}", arg_refs=(oid,), duration=1.0)[0]
+        for i, oid in enumerate(objs)
+    ]
+    host.run()
+    assert [host.ready[r].error for r in refs] == [None] * 8
+    assert sorted(r.oid for r in host.restored) == sorted(objs)
+    assert max(host.peak_used.values()) <= 10 * MB
+    raylet = host.raylets[0]
+    assert not raylet.room_queue and not raylet.restoring and raylet.store.pinned == 0
+
+
+def test_restores_for_tasks_with_several_spilled_arguments_cannot_deadlock() -> None:
+    # two 3 MB arguments per task, a 10 MB store: partial restores of different tasks could
+    # fill memory with tasks that each hold half of their inputs; FIFO restores cannot
+    host = FakeHost(nodes=1, cpus=4, store_capacity=10 * MB)
+    objs = []
+    for _ in range(8):
+        objs.append(_put(host, 3 * MB))
+        host.inject(0, MakeRoom(10 * MB))
+        host.run()
+    refs = [
+        host.submit(name=f"pair-{i}", arg_refs=(objs[2 * i], objs[2 * i + 1]), duration=1.0)[0]
+        for i in range(4)
+    ]
+    host.run()
+    assert [host.ready[r].error for r in refs] == [None] * 4
+    assert max(host.peak_used.values()) <= 10 * MB
+
+
+def test_a_task_whose_spilled_arguments_can_never_fit_fails_clearly() -> None:
+    host = FakeHost(nodes=1, store_capacity=10 * MB)
+    a = _put(host, 6 * MB)
+    host.inject(0, MakeRoom(10 * MB))
+    host.run()
+    b = _put(host, 6 * MB)
+    host.inject(0, MakeRoom(10 * MB))
+    host.run()
+    (r,) = host.submit(name="uses-both", arg_refs=(a, b), duration=1.0)
+    host.run()
+    assert host.ready[r].error_kind == ERR_STORE_FULL
+    assert "can never fit" in host.ready[r].error
+    assert host.restored == []

@@ -223,6 +223,9 @@ def test_workers_die_with_a_killed_driver(tmp_path) -> None:
         "import os, sys, time, runtime as ray\n"
         "ray.init(num_cpus=2, object_store_memory=32 << 20)\n"
         "node = ray.api._current_node()\n"
+        "deadline = time.monotonic() + 60\n"
+        "while len(node.workers) < 2 and time.monotonic() < deadline:\n"  # the zygote forks them
+        "    time.sleep(0.01)\n"
         "print(' '.join(str(w.pid) for w in node.workers), node._zygote_pid, flush=True)\n"
         "time.sleep(60)\n"
     )

@@ -143,3 +143,31 @@ def test_dropped_objects_make_room_before_anything_is_spilled(spill_node) -> Non
         assert value[-1] == 1
         del value, ref  # the frees are still queued for the loop when the next put runs
     assert spill_node.raylet.store.spills == 0
+
+
+@ray.remote
+def first_byte(arr):
+    return int(arr[0])
+
+
+@ray.remote
+def first_bytes(a, b):
+    return int(a[0]), int(b[0])
+
+
+def test_many_tasks_on_spilled_arguments_wait_for_room(tmp_path) -> None:
+    # 20 spilled 20 MiB objects, a 64 MiB store, 20 tasks at once: at most three arguments
+    # fit in memory together, so restores must wait for room (they used to fail 13 of 20)
+    ray.shutdown()
+    ray.init(num_cpus=2, object_store_memory=64 * MB, spill_dir=str(tmp_path))
+    try:
+        refs = [ray.put(np.full(20 * MB, i, dtype=np.uint8)) for i in range(20)]
+        assert len(_current_node().spilled) >= 15
+        assert ray.get([first_byte.remote(r) for r in refs], timeout=300) == list(range(20))
+        # two spilled arguments that can never be in memory together fail clearly
+        big = [ray.put(np.full(40 * MB, i, dtype=np.uint8)) for i in range(2)]
+        with pytest.raises(ray.ObjectStoreFullError, match="can never fit"):
+            ray.get(first_bytes.remote(*big), timeout=300)
+        assert ray.get(first_bytes.remote(refs[3], refs[4]), timeout=300) == (3, 4)
+    finally:
+        ray.shutdown()
