@@ -54,7 +54,8 @@ class InitConfig:
     namespace: str | None = None
     runtime_env: dict[str, Any] | None = None
     configure_logging: bool = True
-    logging_level: int | str = "info"
+    logging_level: int | str | None = None
+    """None: not given (Ray's default is "info"): twinray's logger is left as it is."""
     logging_format: str | None = None
     log_to_driver: bool = True
     scheduling_policy: str = "bottom_up"
@@ -306,12 +307,14 @@ def available_memory() -> int:
 
 def apply_logging(config: InitConfig) -> None:
     """Set the level (and, with `logging_format`, a handler) of twinray's `runtime` logger,
-    as Ray does for its `ray` logger; nothing when `configure_logging` is False."""
-    if not config.configure_logging:
+    as Ray does for its `ray` logger; nothing when `configure_logging` is False or neither
+    was given (so `init` never waits for the logging lock a program thread may hold)."""
+    level = config.logging_level
+    if not config.configure_logging or (level is None and not config.logging_format):
         return
     logger = logging.getLogger("runtime")
-    level = config.logging_level
-    logger.setLevel(level.upper() if isinstance(level, str) else level)
+    if level is not None:
+        logger.setLevel(level.upper() if isinstance(level, str) else level)
     if config.logging_format:
         for handler in list(logger.handlers):
             if getattr(handler, "_twinray", False):
