@@ -16,12 +16,18 @@ from runtime.runtime_env import validate_runtime_env
 __all__ = ["ActorClass", "ActorHandle", "ActorMethod", "ActorOptions", "method"]
 
 
+DEFAULT_MAX_CONCURRENCY_ASYNC = 1000
+"""Ray's default ``max_concurrency`` of an async actor (a sync actor's is 1)."""
+
+
 def method(*args: Any, **options: Any) -> Any:
     """Decorator for actor methods: `@runtime.method(num_returns=2)` or bare `@runtime.method`.
 
     Ray's `ray.method`: its keywords are checked like `.options()` on a method (unknown
     ones raise `InvalidOptionError`, ones twinray does not provide yet
     `OptionNotSupportedError`); each is recorded on the function as `__ray_<name>__`.
+    `max_task_retries` overrides the actor's for this method; `retry_exceptions` retries
+    the call when it raises (within those retries), as in Ray.
     """
     if len(args) == 1 and callable(args[0]) and not options:
         return args[0]
@@ -30,13 +36,28 @@ def method(*args: Any, **options: Any) -> Any:
             "method() must be used as @method or with keyword options, e.g. @method(num_returns=2)"
         )
     check_method_options(options)
+    max_task_retries = options.get("max_task_retries")
+    retry_exceptions = options.get("retry_exceptions")
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         for key, value in options.items():
             setattr(fn, f"__ray_{key.lstrip('_')}__", value)
+        if max_task_retries is not None or retry_exceptions:
+            fn.__ray_retries__ = (max_task_retries, bool(retry_exceptions))  # type: ignore[attr-defined]
         return fn
 
     return decorate
+
+
+def _check_count(name: str, value: Any, least: int, none_ok: bool = False) -> None:
+    """Raise TypeError/ValueError unless `value` is an int >= `least` (or None if allowed)."""
+    if value is None and none_ok:
+        return
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
+    if value < least:
+        what = "-1 (forever) or a non-negative integer" if least == -1 else f"an integer >= {least}"
+        raise ValueError(f"{name} must be {what}, got {value}")
 
 
 @dataclass(slots=True)
@@ -144,6 +165,8 @@ class ActorClass:
         self._options = options
         self._function = RemoteFunction(cls, TaskOptions())  # pickling and registration
         self._methods = _method_table(cls)
+        self._method_retries = _retry_table(cls)
+        self._is_async = is_async_class(cls)
         self.__name__ = cls.__name__
         self.__qualname__ = cls.__qualname__
         self.__doc__ = cls.__doc__
@@ -175,7 +198,49 @@ class ActorClass:
                     **{f.name: getattr(options, f.name) for f in dataclass_fields(options)}
                 )
                 options.name = key
+        if options.name and not options.get_if_exists:
+            _check_name_free(node, options.name)
         return node.create_actor(self, args, kwargs, options)
+
+
+def _check_name_free(node: Any, name: str) -> None:
+    """Raise `ActorAlreadyExistsError` if a live actor is named `name` (Ray checks the same
+    way at `.remote()`; the GCS still refuses a name taken in between)."""
+    from runtime.exceptions import ActorAlreadyExistsError
+
+    try:
+        node.get_actor(name)
+    except ValueError:
+        return
+    raise ActorAlreadyExistsError(
+        f"The name {name} (namespace=None) is already taken. Please use a different name or "
+        f"get the existing actor using ray.get_actor('{name}', namespace='None')"
+    )
+
+
+def is_async_class(cls: Any) -> bool:
+    """True if `cls` has an ``async def`` (or async generator) method: an async actor, as in Ray."""
+    for _, member in inspect.getmembers(cls):
+        if inspect.iscoroutinefunction(member) or inspect.isasyncgenfunction(member):
+            return True
+    return False
+
+
+def _retry_table(cls: type) -> dict[str, tuple[int | None, bool]]:
+    """``(max_task_retries, retry_exceptions)`` of the methods `@method` gave retry options."""
+    table: dict[str, tuple[int | None, bool]] = {}
+    for name, member in inspect.getmembers(cls):
+        retries = getattr(member, "__ray_retries__", None)
+        if retries is not None:
+            table[name] = retries
+    return table
+
+
+def actor_concurrency(ac: ActorClass, options: ActorOptions) -> int:
+    """The actor's ``max_concurrency``: as given, else Ray's default for its kind."""
+    if options.max_concurrency is not None:
+        return options.max_concurrency
+    return DEFAULT_MAX_CONCURRENCY_ASYNC if ac._is_async else 1
 
 
 def _method_table(cls: type) -> dict[str, int]:
@@ -189,21 +254,33 @@ def _method_table(cls: type) -> dict[str, int]:
 
 
 class ActorMethod:
-    """`handle.method`: `.remote(...)` submits an ordered call, `.options(num_returns=)`."""
+    """`handle.method`: `.remote(...)` submits an ordered call; `.options(num_returns=,
+    max_task_retries=, retry_exceptions=)` overrides."""
 
-    __slots__ = ("_handle", "_name", "_num_returns")
+    __slots__ = ("_handle", "_name", "_num_returns", "_retries")
 
-    def __init__(self, handle: ActorHandle, name: str, num_returns: int) -> None:
+    def __init__(
+        self,
+        handle: ActorHandle,
+        name: str,
+        num_returns: int,
+        retries: tuple[int | None, bool] | None = None,
+    ) -> None:
         self._handle = handle
         self._name = name
         self._num_returns = num_returns
+        self._retries = retries
+        """``(max_task_retries or None: the actor's, retry_exceptions)``; None: defaults."""
 
     def remote(self, *args: Any, **kwargs: Any) -> Any:
         """Call the method on the actor; return an ObjectRef (a list when num_returns > 1)."""
-        return self._handle._call(self._name, args, kwargs, self._num_returns)
+        if self._retries is None:
+            return self._handle._call(self._name, args, kwargs, self._num_returns)
+        return self._handle._call(self._name, args, kwargs, self._num_returns, self._retries)
 
     def options(self, **options: Any) -> ActorMethod:
-        """Return this method with options overridden (checked as Ray's method options)."""
+        """Return this method with options overridden (checked as Ray's method options):
+        `num_returns`, `max_task_retries`, `retry_exceptions`."""
         if "_num_objects_per_yield" in options:
             raise InvalidOptionError(
                 "_num_objects_per_yield cannot be overridden per actor method call. "
@@ -211,8 +288,16 @@ class ActorMethod:
             )
         check_method_options(options)
         num_returns = options.get("num_returns")
+        max_task_retries = options.get("max_task_retries")
+        retry_exceptions = options.get("retry_exceptions")
         n = self._num_returns if num_returns is None else num_returns
-        return ActorMethod(self._handle, self._name, n)
+        _check_count("max_task_retries", max_task_retries, -1, none_ok=True)
+        retries = self._retries or self._handle._method_retries.get(self._name) or (None, False)
+        if max_task_retries is not None:
+            retries = (max_task_retries, retries[1])
+        if retry_exceptions is not None:
+            retries = (retries[0], bool(retry_exceptions))
+        return ActorMethod(self._handle, self._name, n, retries)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         raise TypeError(f"actor method {self._name} must be called with .remote(...)")
@@ -226,7 +311,12 @@ class ActorHandle:
     """
 
     def __init__(
-        self, actor_id: int, class_name: str, methods: dict[str, int], token: Any = None
+        self,
+        actor_id: int,
+        class_name: str,
+        methods: dict[str, int],
+        token: Any = None,
+        retry_options: tuple[int, dict[str, tuple[int | None, bool]]] | None = None,
     ) -> None:
         self._actor_id = actor_id
         self._class_name = class_name
@@ -235,6 +325,24 @@ class ActorHandle:
         self._token = token
         """An ObjectRef to the actor's token object (None: the actor is never collected).
         Each copy of the handle, in any process, holds one: the actor dies with the last."""
+        max_task_retries, method_retries = retry_options or (0, {})
+        self._max_task_retries = max_task_retries
+        """The actor's ``max_task_retries`` (Ray's default 0; -1: forever)."""
+        self._method_retries = method_retries
+        """Per method: ``(max_task_retries or None, retry_exceptions)`` from `@method`."""
+
+    @property
+    def _retry_options(self) -> tuple[int, dict[str, tuple[int | None, bool]]]:
+        return (self._max_task_retries, self._method_retries)
+
+    def _call_retries(self, name: str, retries: tuple[int | None, bool] | None) -> tuple[int, bool]:
+        """``(max_retries, retry_exceptions)`` of a call of method `name`."""
+        if retries is None:
+            retries = self._method_retries.get(name)
+            if retries is None:
+                return self._max_task_retries, False
+        n, exc = retries
+        return (self._max_task_retries if n is None else n), exc
 
     @property
     def actor_id(self) -> int:
@@ -249,14 +357,28 @@ class ActorHandle:
             )
         return ActorMethod(self, name, methods[name])
 
-    def _call(self, name: str, args: tuple, kwargs: dict, num_returns: int) -> Any:
+    def _call(
+        self,
+        name: str,
+        args: tuple,
+        kwargs: dict,
+        num_returns: int,
+        retries: tuple[int | None, bool] | None = None,
+    ) -> Any:
         from runtime.api import _current_node
 
-        return _current_node().call_actor(self, name, args, kwargs, num_returns)
+        node = _current_node()
+        if retries is None and not self._max_task_retries and not self._method_retries:
+            return node.call_actor(self, name, args, kwargs, num_returns)
+        max_retries, retry_exceptions = self._call_retries(name, retries)
+        return node.call_actor(self, name, args, kwargs, num_returns, max_retries, retry_exceptions)
 
     def __reduce__(self) -> Any:
         # the token ref pickles like any nested ref: where the copy lands, it is borrowed
-        return (ActorHandle, (self._actor_id, self._class_name, self._methods, self._token))
+        args = (self._actor_id, self._class_name, self._methods, self._token)
+        if self._max_task_retries or self._method_retries:
+            args += (self._retry_options,)
+        return (ActorHandle, args)
 
     def __repr__(self) -> str:
         return f"Actor({self._class_name}, {self._actor_id:x})"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 __all__ = [
+    "ActorAlreadyExistsError",
     "ActorDiedError",
     "GetTimeoutError",
     "InitOptionError",
@@ -135,7 +136,28 @@ class ObjectLostError(RayError):
 
 
 class ActorDiedError(RayError):
-    """Raised by `get` on a result of an actor method when the actor process died."""
+    """Raised by `get` on a result of an actor method when the actor process died.
+
+    When the actor died because its constructor raised, `cause` is that error (a
+    `RayTaskError` carrying the remote traceback, also set as ``__cause__``) and
+    `actor_init_failed` is True, as in Ray.
+    """
+
+    BASE_ERROR_MSG = "The actor died unexpectedly before finishing this task."
+
+    def __init__(self, message: str = BASE_ERROR_MSG, cause: BaseException | None = None) -> None:
+        super().__init__(message)
+        self.cause = cause
+        self.actor_init_failed = cause is not None
+        self.__cause__ = cause
+
+    def __reduce__(self):
+        return (type(self), (str(self), self.cause))
+
+
+class ActorAlreadyExistsError(ValueError, RayError):
+    """Raised by `.remote()` when a named actor of that name already exists (as in Ray,
+    also a `ValueError`)."""
 
 
 class WorkerCrashedError(RayError):

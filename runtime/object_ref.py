@@ -34,6 +34,19 @@ class ObjectRef:
         """The id of the task that creates this object (0-based index bits stripped)."""
         return self._oid >> 8
 
+    def future(self) -> Any:
+        """A `concurrent.futures.Future` that resolves with this object's value or error."""
+        node = self._node
+        if node is None or not hasattr(node, "future_of"):
+            raise RuntimeError(f"{self!r} does not belong to a running session")
+        return node.future_of(self)
+
+    def __await__(self) -> Any:
+        """``await ref`` in any running asyncio loop: wait without blocking the loop."""
+        import asyncio
+
+        return asyncio.wrap_future(self.future()).__await__()
+
     def __repr__(self) -> str:
         return f"ObjectRef({self.hex()})"
 

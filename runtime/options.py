@@ -110,6 +110,15 @@ def _counting(infinite: bool) -> Check:
     return check
 
 
+def _at_least_one(keyword: str, value: Any) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _type_error(keyword, value, "an int or None")
+    if value < 1:
+        raise InvalidOptionError(f"The keyword '{keyword}' must be at least 1, got {value!r}")
+
+
 def _of_type(*types: type, label: str) -> Check:
     def check(keyword: str, value: Any) -> None:
         if not isinstance(value, types):
@@ -217,7 +226,7 @@ ACTOR_OPTIONS: dict[str, Check] = {
     "enable_tensor_transport": _bool_or_none,
     "get_if_exists": _bool,
     "lifetime": _lifetime,
-    "max_concurrency": _counting(False),
+    "max_concurrency": _at_least_one,
     "max_pending_calls": _counting(True),
     "max_restarts": _counting(True),
     "max_task_retries": _counting(True),
@@ -244,6 +253,10 @@ METHOD_OPTIONS: dict[str, Check] = {
 
 def _is(*values: Any) -> Callable[[Any], bool]:
     return lambda value: any(value is v or value == v for v in values)
+
+
+def _bool_or_none_value(value: Any) -> bool:
+    return value is None or isinstance(value, bool)
 
 
 def _empty(value: Any) -> bool:
@@ -279,8 +292,6 @@ NOT_WIRED: dict[str, dict[str, tuple[Callable[[Any], bool], str]]] = {
         "placement_group": (_is(None, "default"), _PLACEMENT),
         "placement_group_bundle_index": (_is(-1), _PLACEMENT),
         "placement_group_capture_child_tasks": (_is(None, False), _PLACEMENT),
-        "max_concurrency": (_is(None, 1), _CONCURRENCY),
-        "max_task_retries": (_is(None, 0), _CONCURRENCY),
         "concurrency_groups": (_empty, _CONCURRENCY),
         "allow_out_of_order_execution": (_is(None, False), _CONCURRENCY),
         "max_pending_calls": (_is(None, -1), "max_pending_calls is not available yet"),
@@ -295,8 +306,11 @@ NOT_WIRED: dict[str, dict[str, tuple[Callable[[Any], bool], str]]] = {
         "num_returns": (_int, _GENERATORS),
         "_generator_backpressure_num_objects": (_is(None), _GENERATORS),
         "_num_objects_per_yield": (_is(None, 1), _GENERATORS),
-        "max_task_retries": (_is(None, 0), _CONCURRENCY),
-        "retry_exceptions": (_is(None, False), _CONCURRENCY),
+        "retry_exceptions": (
+            _bool_or_none_value,
+            "retry_exceptions as a list of exception classes is not available for actor "
+            "methods yet",
+        ),
         "concurrency_group": (_is(None), _CONCURRENCY),
         "name": (_is(None, ""), "naming single actor calls is not available yet"),
         "tensor_transport": (_is(None), "tensor transports are not available"),

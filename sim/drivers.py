@@ -242,7 +242,12 @@ class _ActorDriverBase(_DriverBase):
     """Creating actors and calling their methods."""
 
     def _create_actor(
-        self, name: str, resources: dict[str, float], now: float, out: list[Any]
+        self,
+        name: str,
+        resources: dict[str, float],
+        now: float,
+        out: list[Any],
+        max_concurrency: int = 1,
     ) -> int:
         owner = self.owner
         spec = TaskSpec(
@@ -253,6 +258,7 @@ class _ActorDriverBase(_DriverBase):
             name=name,
             resources=resources,
             max_retries=0,
+            max_concurrency=max_concurrency,
         )
         return owner.create_actor(spec, "", 0, False, now, out)  # anonymous
 
@@ -281,6 +287,7 @@ class _ActorDriverBase(_DriverBase):
             arg_refs=arg_refs,
             kind=ACTOR_METHOD,
             actor_id=actor_id,
+            max_retries=0,  # Ray's default max_task_retries
         )
         return owner.submit(spec, now, out)
 
@@ -307,6 +314,7 @@ class ActorDriver(_ActorDriverBase):
         self.count = actors
         self.calls = spec.calls
         self.window = spec.window
+        self.max_concurrency = spec.max_concurrency
         self.actor_ids: list[int] = []
         self._left: dict[int, int] = {}
         """Actor id -> calls not yet submitted."""
@@ -326,7 +334,9 @@ class ActorDriver(_ActorDriverBase):
 
     def _create_all(self, now: float, out: list[Any]) -> None:
         for i in range(self.count):
-            actor_id = self._create_actor(f"actor{i}", self.actor_resources, now, out)
+            actor_id = self._create_actor(
+                f"actor{i}", self.actor_resources, now, out, self.max_concurrency
+            )
             self.actor_ids.append(actor_id)
             self._left[actor_id] = self.calls
 

@@ -186,6 +186,8 @@ class Host:
         }
         self._interrupted: dict[int, float] = {}
         """Running tasks whose body was interrupted: task id -> interruption time."""
+        self._actor_busy_until: dict[int, float] = {}
+        """Per concurrent actor: the end of its latest call accounted as busy time."""
         self.dead_nodes: set[int] = set()
         self._dead_addrs: set[int] = set()
         self._revived_at: dict[int, float] = {}
@@ -341,9 +343,21 @@ class Host:
         if spec.kind == ACTOR_METHOD:
             actor = getattr(self.components[event.dst], "actors", {}).get(spec.actor_id)
             resources = actor.hold if actor is not None else {}
+            if actor is not None and actor.spec.max_concurrency > 1:
+                counted = self._actor_busy(spec.actor_id, event.started, event.started + run)
+                self.metrics.busy_s -= run - counted  # overlapping calls: busy once
+                run = counted
         shape = shape_key(resources)
         if shape:
             self.metrics.busy(event.node, shape, run)
+
+    def _actor_busy(self, actor_id: int, start: float, end: float) -> float:
+        """The part of a concurrent actor's call not overlapping its earlier calls: what
+        it holds is busy once while any of its calls run (ends arrive in time order)."""
+        until = self._actor_busy_until
+        last = until.get(actor_id, -math.inf)
+        until[actor_id] = max(last, end)
+        return max(0.0, end - max(start, last))
 
     def _record_backlog(self, dst: int, now: float, done: float) -> None:
         """Record how many messages the GCS or global scheduler has waiting or in service."""

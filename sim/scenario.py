@@ -397,14 +397,18 @@ def read_task_graph(path: Path) -> list[dict[str, Any]]:
 class ActorWorkload(_WorkloadBase):
     """`actors` stateful actors (split over drivers), each called `calls` times in order.
 
-    Calls run one at a time on their actor (``duration_ms`` each); a driver keeps `window`
-    calls in flight per actor. Actors hold ``actor_cpus``/``actor_gpus`` while alive.
+    Calls run up to ``max_concurrency`` at a time on their actor (``duration_ms`` each; 1,
+    the default, is a sync actor: one at a time; more is a threaded or async actor whose
+    calls overlap, e.g. waiting on I/O); a driver keeps `window` calls in flight per actor.
+    Actors hold ``actor_cpus``/``actor_gpus`` while alive.
     """
 
     kind: Literal["actors"]
     actors: int = Field(4, ge=1)
     calls: int = Field(100, ge=1)
     window: int = Field(4, ge=1)
+    max_concurrency: int = Field(1, ge=1)
+    """Calls of one actor that run at once (Ray's ``max_concurrency``)."""
     actor_cpus: float = Field(1.0, ge=0)
     actor_gpus: float = Field(0.0, ge=0)
 

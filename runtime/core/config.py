@@ -30,8 +30,8 @@ class CoreConfig:
     object_spilling: bool = True
     """When a store is full, spill unpinned primary copies to disk (else: store-full errors)."""
     actor_pipeline: int = 1
-    """Calls of one actor dispatched to its worker before the previous ones finish (the
-    worker still runs them one at a time, in order); 1: the next call waits for the last."""
+    """Calls of one actor dispatched to its worker beyond the ``max_concurrency`` it runs at
+    once (they wait in the worker, in order); 1: the next call waits for a running one."""
     worker_prefetch: int = 0
     """Queued tasks a raylet may hand its host ahead of free resources, so a busy worker
     starts its next task without a round trip (Ray's pipelining to leased workers); 0: off."""

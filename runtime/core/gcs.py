@@ -254,7 +254,9 @@ class Gcs:
 
     def _publish(self, actor_id: int, rec: ActorRecord, out: list[Any]) -> None:
         for sub in rec.subscribers:
-            update = ActorUpdate(actor_id, rec.state, rec.node, rec.addr, rec.error, 0, rec.name)
+            update = ActorUpdate(
+                actor_id, rec.state, rec.node, rec.addr, rec.error, 0, rec.name, rec.restarts
+            )
             out.append(Send(sub, update, 128))
 
     def _on_register_actor(self, msg: RegisterActor, now: float, out: list[Any]) -> None:
@@ -288,7 +290,9 @@ class Gcs:
             return
         if msg.addr not in rec.subscribers:
             rec.subscribers.append(msg.addr)
-        update = ActorUpdate(msg.actor_id, rec.state, rec.node, rec.addr, rec.error, 0, rec.name)
+        update = ActorUpdate(
+            msg.actor_id, rec.state, rec.node, rec.addr, rec.error, 0, rec.name, rec.restarts
+        )
         out.append(Send(msg.addr, update, 128))
 
     def _on_lookup_actor(self, msg: LookupActor, now: float, out: list[Any]) -> None:
@@ -332,7 +336,7 @@ class Gcs:
         elif msg.no_restart:
             self._mark_dead(msg.actor_id, rec, "the actor was killed before it started", out)
 
-    def _mark_dead(self, actor_id: int, rec: ActorRecord, reason: str, out: list[Any]) -> None:
+    def _mark_dead(self, actor_id: int, rec: ActorRecord, reason: Any, out: list[Any]) -> None:
         rec.state, rec.node, rec.addr, rec.error = ACTOR_DEAD, -1, -1, reason
         if rec.name and self.actor_names.get(rec.name) == actor_id:
             del self.actor_names[rec.name]

@@ -503,6 +503,8 @@ class ActorUpdate:
     error: Any = None
     alias_of: int = 0
     name: str = ""
+    restarts: int = 0
+    """How many times the actor was restarted (its incarnation)."""
 
 
 @dataclass(slots=True, eq=False)
@@ -554,7 +556,8 @@ class ActorDied:
 
     actor_id: int
     node: NodeId
-    reason: str
+    reason: Any
+    """A message, or an `ActorError` carrying the constructor's error."""
     killed: bool = False
 
 

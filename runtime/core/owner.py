@@ -21,6 +21,7 @@ from runtime.core.messages import (
     ACTOR_ALIVE,
     ACTOR_DEAD,
     ACTOR_PENDING,
+    ACTOR_RESTARTING,
     ActorDied,
     ActorLookupReply,
     ActorStateChanged,
@@ -49,6 +50,7 @@ from runtime.core.task import (
     ACTOR_CREATION,
     ACTOR_METHOD,
     ERR_ACTOR_DIED,
+    ERR_APPLICATION,
     ERR_CANCELLED,
     ERR_NODE_DIED,
     ERR_OBJECT_LOST,
@@ -112,6 +114,10 @@ class ActorHandleState:
     """Calls sent to the actor and not ended, by sequence number."""
     alias_of: int = 0
     """Set when ``get_if_exists`` resolved this handle to an existing actor with that id."""
+    restarts: int = 0
+    """The actor's incarnation as last published by the GCS."""
+    sent_to: dict[TaskId, int] | None = None
+    """Retriable calls in flight: the incarnation each was sent to."""
 
 
 class Owner:
@@ -609,8 +615,7 @@ class Owner:
                 died = ActorDied(msg.task_id, msg.node, str(msg.error), killed=True)
                 out.append(Send(self.gcs_addr, died, 128))
             return  # otherwise a duplicate report for a task already ended
-        if spec.kind == ACTOR_METHOD:
-            self._call_ended(spec)
+        sent_to = self._call_ended(spec) if spec.kind == ACTOR_METHOD else None
         if msg.error_kind == ERR_OBJECT_LOST and self._recover_inputs(spec, now, out):
             return
         if msg.error_kind is not None:
@@ -618,6 +623,9 @@ class Owner:
                 spec.attempt += 1
                 self.retries += 1
                 self._send(spec, out)
+                return
+            retry = spec.kind == ACTOR_METHOD and spec.max_retries != 0
+            if retry and self._retry_call(spec, msg.error_kind, sent_to, out):
                 return
             self._finish_failed(spec, msg.error_kind, msg.error, now, out)
             return
@@ -767,14 +775,50 @@ class Owner:
             if handle.inflight is None:
                 handle.inflight = {}
             handle.inflight[spec.seq] = spec
+            if spec.max_retries:
+                if handle.sent_to is None:
+                    handle.sent_to = {}
+                handle.sent_to[tid] = handle.restarts
             first = next(iter(handle.inflight))  # calls end in order: the oldest is first
             out.append(Send(handle.addr, SubmitActorTask(spec, first), spec.nbytes))
         del unsent[:sent]
 
-    def _call_ended(self, spec: TaskSpec) -> None:
+    def _retry_call(self, spec: TaskSpec, kind: str, sent_to: int | None, out: list[Any]) -> bool:
+        """Resubmit an actor call that failed (Ray's ``max_task_retries``); False if not.
+
+        A call is retried when the actor died under it (``ERR_ACTOR_DIED``) or, with
+        ``retry_exceptions``, when it raised; -1 retries forever. The retry gets a new
+        sequence number (the calls that failed with it are not all retried). If the call
+        died with the incarnation this owner still believes alive, the owner holds calls
+        back until the GCS says whether the actor restarted or is dead.
+        """
+        retryable = kind == ERR_ACTOR_DIED or (spec.retry_exceptions and kind == ERR_APPLICATION)
+        if not retryable or (spec.max_retries >= 0 and spec.attempt >= spec.max_retries):
+            return False
         handle = self.actors.get(spec.actor_id)
-        if handle is not None and handle.inflight is not None:
+        if handle is None:
+            return False
+        stale = sent_to is None or sent_to == handle.restarts
+        if kind == ERR_ACTOR_DIED and handle.state == ACTOR_ALIVE and stale:
+            handle.state = ACTOR_RESTARTING  # until the GCS publishes what happened
+        spec.attempt += 1
+        self.retries += 1
+        handle.seq += 1
+        spec.seq = handle.seq
+        if handle.unsent is None:
+            handle.unsent = []
+        handle.unsent.append(spec)
+        self._flush_actor(spec.actor_id, out)
+        return True
+
+    def _call_ended(self, spec: TaskSpec) -> int | None:
+        """Forget a call in flight; return the incarnation a retriable one was sent to."""
+        handle = self.actors.get(spec.actor_id)
+        if handle is None:
+            return None
+        if handle.inflight is not None:
             handle.inflight.pop(spec.seq, None)
+        return handle.sent_to.pop(spec.task_id, None) if handle.sent_to else None
 
     def _fail_call(self, spec: TaskSpec, handle: ActorHandleState, out: list[Any]) -> None:
         if spec.task_id in self.pending:
@@ -797,6 +841,7 @@ class Owner:
             self.actors[msg.alias_of] = handle
             out.append(ActorStateChanged(actor_id, msg.state, alias_of=msg.alias_of))
         handle.state, handle.node, handle.addr = msg.state, msg.node, msg.addr
+        handle.restarts = msg.restarts
         if msg.state == ACTOR_DEAD:
             handle.error = msg.error
         out.append(ActorStateChanged(actor_id, msg.state, msg.error))

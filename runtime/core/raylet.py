@@ -75,6 +75,7 @@ from runtime.core.task import (
     ERR_OBJECT_LOST,
     ERR_STORE_FULL,
     TASK,
+    ActorError,
     ResultInfo,
     TaskSpec,
 )
@@ -91,7 +92,10 @@ class LocalActor:
     queue: deque[TaskSpec] = field(default_factory=deque)
     inflight: deque[TaskSpec] = field(default_factory=deque)
     """Calls dispatched to the actor's worker and not finished, oldest first (at most
-    ``CoreConfig.actor_pipeline`` of them; the worker runs them one at a time, in order)."""
+    `depth` of them; the worker runs up to the actor's ``max_concurrency`` at once)."""
+    depth: int = 1
+    """Calls dispatched before earlier ones finish: the actor's ``max_concurrency`` running
+    plus ``CoreConfig.actor_pipeline - 1`` waiting in the worker."""
     next_seq: dict[Address, int] = field(default_factory=dict)
     """Per caller: the sequence number of the next call to accept."""
     early: dict[tuple[Address, int], TaskSpec] = field(default_factory=dict)
@@ -739,13 +743,16 @@ class Raylet:
                 acquire(self.available, hold)
                 if spec.instances:  # the actor keeps its instance ids while alive
                     self._keep_instances(spec, hold)
-                self.actors[spec.actor_id] = LocalActor(spec, hold)
+                depth = max(1, spec.max_concurrency) + max(1, self.config.actor_pipeline) - 1
+                self.actors[spec.actor_id] = LocalActor(spec, hold, depth=depth)
                 out.append(Send(self.gcs_addr, ActorStarted(spec.actor_id, self.node, self.addr)))
             else:
                 # a constructor that raised is final; a worker that died may be restarted
                 self._give_instances(spec)
                 killed = msg.error_kind == "application"
-                reason = f"the actor's constructor failed: {msg.error}"
+                reason: Any = f"the actor's worker died in its constructor: {msg.error}"
+                if killed:
+                    reason = ActorError("the actor's constructor raised an exception", msg.error)
                 out.append(Send(self.gcs_addr, ActorDied(spec.actor_id, self.node, reason, killed)))
             if self.queued:
                 self._dispatch_queued(now, out)
@@ -802,7 +809,7 @@ class Raylet:
 
     def _run_next_call(self, actor: LocalActor, now: float, out: list[Any]) -> None:
         queue, inflight = actor.queue, actor.inflight
-        depth = self.config.actor_pipeline
+        depth = actor.depth
         while queue and len(inflight) < depth:
             spec = queue.popleft()
             inflight.append(spec)

@@ -38,7 +38,8 @@ TASK = 0
 ACTOR_CREATION = 1
 """The constructor of an actor: placed like a task, then its worker stays with the actor."""
 ACTOR_METHOD = 2
-"""A method call on an actor: runs on the actor's worker, one at a time, in order."""
+"""A method call on an actor: runs on the actor's worker, in order, up to the actor's
+``max_concurrency`` at once."""
 
 SYSTEM_ERRORS = frozenset({ERR_WORKER_DIED, ERR_NODE_DIED})
 
@@ -104,6 +105,12 @@ class TaskSpec:
     dispatched it (for an actor: for its lifetime); None when it asked for none."""
     runtime_env: Any = None
     """Opaque to the core: the environment the host sets up in the worker for the body."""
+    max_concurrency: int = 1
+    """For actor creation: how many of the actor's calls may run at once (Ray's
+    ``max_concurrency``); the raylet dispatches that many (plus its pipeline depth)."""
+    actor_options: Any = None
+    """For actor creation: host-defined options that travel with the actor record (handed
+    back by actor lookups); the core never reads them."""
 
     def return_ids(self) -> tuple[ObjectId, ...]:
         """The object ids of this task's return values."""
@@ -111,6 +118,20 @@ class TaskSpec:
         if self.num_returns == 1:
             return ((tid << RETURN_BITS) | 1,)
         return tuple(object_id(tid, i) for i in range(1, self.num_returns + 1))
+
+
+@dataclass(slots=True, eq=False)
+class ActorError:
+    """Why an actor died, when the cause is a task error: ``cause`` is the host's encoded
+    error of the constructor (opaque to the core); ``str()`` gives the message."""
+
+    message: str
+    cause: Any = None
+
+    def __str__(self) -> str:
+        if self.cause is None or not isinstance(self.cause, str):
+            return self.message
+        return f"{self.message}: {self.cause}"
 
 
 @dataclass(slots=True, eq=False)

@@ -14,7 +14,7 @@ import signal
 from dataclasses import dataclass
 from typing import Any
 
-from runtime.actor import ActorClass, ActorHandle, ActorOptions
+from runtime.actor import ActorClass, ActorHandle, ActorOptions, actor_concurrency
 from runtime.api import job_runtime_env
 from runtime.core.messages import (
     ACTOR_DEAD,
@@ -54,6 +54,8 @@ class ActorInfo:
     """Released at the first state change (``get_if_exists`` waits for it)."""
     keep: tuple = ()
     """ObjectRefs passed to the constructor, kept alive for restarts."""
+    retry_options: Any = None
+    """``(max_task_retries, method retries)`` of the actor ``get_if_exists`` found."""
 
 
 class ActorMixin:
@@ -89,6 +91,8 @@ class ActorMixin:
             name=name,
             arg_refs=tuple(arg_refs),
             runtime_env=merge_runtime_env(job_runtime_env(), options.runtime_env),
+            max_concurrency=actor_concurrency(ac, options),
+            actor_options=(options.max_task_retries, ac._method_retries),
         )
         keep = tuple(v for v in (*args, *kwargs.values()) if _is_ref(v))
         answered = Future(1)
@@ -105,7 +109,10 @@ class ActorMixin:
         token = None
         if not options.name and options.lifetime != "detached" and actor_id == tid:
             token = self._actor_token(actor_id)
-        return ActorHandle(actor_id, name, ac._methods, token)
+        retry_options = (options.max_task_retries, ac._method_retries)
+        if actor_id != tid:  # get_if_exists found another actor: its options hold
+            retry_options = info.retry_options
+        return ActorHandle(actor_id, name, ac._methods, token, retry_options)
 
     def _actor_token(self, actor_id: int) -> ObjectRef:
         """A token object whose refs the actor's handles carry: the actor dies with it.
@@ -147,7 +154,14 @@ class ActorMixin:
         owner.kill_actor(actor_id, True, self._out)
 
     def call_actor(
-        self, handle: ActorHandle, method: str, args: tuple, kwargs: dict, num_returns: int
+        self,
+        handle: ActorHandle,
+        method: str,
+        args: tuple,
+        kwargs: dict,
+        num_returns: int,
+        max_retries: int = 0,
+        retry_exceptions: bool = False,
     ) -> Any:
         """Submit a call of `method` on the actor of `handle`; return its ObjectRef(s)."""
         self._check_open()
@@ -171,7 +185,8 @@ class ActorMixin:
             args=(a, kw),
             resources={},
             num_returns=num_returns,
-            max_retries=0,
+            max_retries=max_retries,
+            retry_exceptions=retry_exceptions,
             name=name,
             arg_refs=tuple(arg_refs),
             held_refs=tuple(held),
@@ -197,7 +212,7 @@ class ActorMixin:
         class_name, methods = meta if meta is not None else ("Actor", {})
         with self._lock:
             self.actor_infos.setdefault(reply.actor_id, ActorInfo(class_name, methods))
-        handle = ActorHandle(reply.actor_id, class_name, methods)
+        handle = ActorHandle(reply.actor_id, class_name, methods, None, _retry_options(spec))
         handle._attached = self
         return handle
 
@@ -245,6 +260,8 @@ class ActorMixin:
                 return
             if cmd.alias_of:
                 info.alias_of = cmd.alias_of
+                rec = self.gcs.actors.get(cmd.alias_of)  # the live actor's own options hold
+                info.retry_options = _retry_options(rec.spec if rec is not None else None)
             info.state = cmd.state
             if cmd.state == ACTOR_DEAD:
                 info.error = cmd.error
@@ -330,3 +347,9 @@ def _is_ref(value: Any) -> bool:
     from runtime.object_ref import ObjectRef
 
     return isinstance(value, ObjectRef)
+
+
+def _retry_options(spec: TaskSpec | None) -> Any:
+    """The retry options an actor's creation spec carries (None: Ray's defaults)."""
+    options = spec.actor_options if spec is not None else None
+    return options if isinstance(options, tuple) else None

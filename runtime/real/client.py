@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import threading
 import time
 from functools import partial
@@ -215,6 +216,30 @@ class ClientMixin:
                 )
         return [self._value(r._oid, e) for r, e in zip(refs, entries)]
 
+    def future_of(self, ref: ObjectRef) -> concurrent.futures.Future:
+        """A `concurrent.futures.Future` resolved with `ref`'s value (or its error) when the
+        object is ready; nothing blocks meanwhile (``await ref`` waits on it)."""
+        (e,) = self._entries([ref])
+        fut: concurrent.futures.Future = concurrent.futures.Future()
+        with self._lock:
+            if e.state == PENDING:
+                if e.waiters is None:
+                    e.waiters = []
+                e.waiters.append(_FutureWaiter(self, ref, e, fut))  # type: ignore[arg-type]
+                return fut
+        self._resolve_future((fut, ref, e), 0.0)
+        return fut
+
+    def _resolve_future(self, item: tuple, now: float) -> None:
+        """Set a `future_of` future from its ready entry (an op: outside the table lock)."""
+        fut, ref, e = item
+        try:
+            value = self._value(ref._oid, e)
+        except BaseException as exc:
+            fut.set_exception(exc)
+        else:
+            fut.set_result(value)
+
     def wait(
         self, refs: list[ObjectRef], num_returns: int, timeout: float | None
     ) -> tuple[list[ObjectRef], list[ObjectRef]]:
@@ -358,3 +383,27 @@ class ClientMixin:
             raise RayError("the twinray node is shut down; call init() first")
         if self.loop_error is not None:
             raise RayError(f"the twinray event loop crashed: {self.loop_error!r}")
+
+
+class _FutureWaiter:
+    """An object-table waiter that resolves a `future_of` future: when its entry is ready
+    (inside a step, table lock held) it queues the resolution as an op and wakes the loop."""
+
+    __slots__ = ("node", "ref", "entry", "fut")
+
+    def __init__(self, node: Any, ref: ObjectRef, entry: ObjectEntry, fut: Any) -> None:
+        self.node = node
+        self.ref = ref
+        self.entry = entry
+        self.fut = fut
+
+    def hit(self) -> None:
+        """The entry is ready: resolve the future on the next step (a failure at once: it
+        needs no lock, and the failures of shutdown come after the last step)."""
+        e = self.entry
+        if e.state != READY:
+            self.fut.set_exception(error_of(e.error_kind, e.error))
+            return
+        node = self.node
+        node._ops.append((node._resolve_future, (self.fut, self.ref, e)))
+        node._wake()

@@ -183,7 +183,14 @@ class EffectsMixin:
                 return
             if w.queue and any(s.task_id == task_id for s in w.queue):
                 if w.actor_id:
-                    self._retry_interrupt(task_id, now)  # sent, not started: wait for its turn
+                    # sent, maybe running (an async actor runs many): a sync actor's worker
+                    # ignores a signal naming a call it does not run, so repeat until it does
+                    write_cancel_target(self.arena, w.worker_id, task_id)
+                    try:
+                        os.kill(w.pid, CANCEL_SIGNAL)
+                    except ProcessLookupError:
+                        return
+                    self._retry_interrupt(task_id, now)
                 else:
                     self._revoke(w, [task_id], "cancel")  # a prefetched task: take it back
                 return

@@ -13,6 +13,7 @@ from runtime.core.task import (
     ERR_STORE_FULL,
     ERR_UNSCHEDULABLE,
     ERR_WORKER_DIED,
+    ActorError,
 )
 from runtime.exceptions import (
     ActorDiedError,
@@ -82,5 +83,17 @@ def error_of(kind: str | None, error: Any) -> BaseException:
     """The exception `get` raises for an object that failed with `kind`/`error`."""
     if isinstance(error, tuple) and len(error) == 5:
         return p.decode_error(error)
+    if isinstance(error, ActorError):
+        return _actor_error(error)
     cls = _ERROR_TYPES.get(kind or "", RayError)
     return cls(str(error))
+
+
+def _actor_error(error: ActorError) -> ActorDiedError:
+    """The ActorDiedError of an actor whose constructor raised: Ray's message, the cause."""
+    cause = error.cause
+    if isinstance(cause, tuple) and len(cause) == 5:
+        task_error = p.decode_error(cause)
+        message = f"The actor died because of an error raised in its creation task, {task_error}"
+        return ActorDiedError(message, task_error)
+    return ActorDiedError(str(error))

@@ -94,7 +94,7 @@ class NestedMixin:
         self._reply(w, req_id, True, list(owner.submit(spec, now, self._out)))
 
     def _req_call_actor(self, w: Any, req_id: int, payload: tuple, now: float) -> None:
-        actor_id, method, args, refs, held, n, name = payload
+        actor_id, method, args, refs, held, n, name, max_retries, retry_exceptions = payload
         owner = self._owner_of(w)
         owner.attach_actor(actor_id, self._out)
         spec = TaskSpec(
@@ -105,7 +105,8 @@ class NestedMixin:
             args=args,
             resources={},
             num_returns=n,
-            max_retries=0,
+            max_retries=max_retries,
+            retry_exceptions=retry_exceptions,
             name=name,
             arg_refs=refs,
             held_refs=held,
@@ -115,9 +116,10 @@ class NestedMixin:
         self._reply(w, req_id, True, list(owner.submit(spec, now, self._out)))
 
     def _req_create_actor(self, w: Any, req_id: int, payload: tuple, now: float) -> None:
-        fn_id, args, refs, demand, hold, class_name, methods, name, restarts, if_exists, gc, env = (
-            payload
-        )
+        (
+            fn_id, args, refs, demand, hold, class_name, methods, name, restarts, if_exists, gc,
+            max_concurrency, retry_options, env,
+        ) = payload  # fmt: skip
         owner = self._owner_of(w)
         self._class_meta[fn_id] = (class_name, methods)
         spec = TaskSpec(
@@ -132,6 +134,8 @@ class NestedMixin:
             name=class_name,
             arg_refs=refs,
             runtime_env=env,
+            max_concurrency=max_concurrency,
+            actor_options=retry_options,
         )
         actor_id = owner.create_actor(spec, name, restarts, if_exists, now, self._out)
         token = 0
@@ -139,7 +143,7 @@ class NestedMixin:
             token = owner.put(len(_TOKEN), _TOKEN, False, now, self._out)
             owner.watch_free(token)
             self._actor_tokens[token] = actor_id
-        self._reply(w, req_id, True, (actor_id, token))
+        self._reply(w, req_id, True, (actor_id, token, retry_options))
 
     def _req_get_actor(self, w: Any, req_id: int, name: str, now: float) -> None:
         gcs = self.gcs
@@ -149,7 +153,7 @@ class NestedMixin:
             self._reply(w, req_id, False, ValueError(f"Failed to look up actor named '{name}'"))
             return
         class_name, methods = self._class_meta.get(rec.spec.function, ("Actor", {}))
-        self._reply(w, req_id, True, (actor_id, class_name, methods))
+        self._reply(w, req_id, True, (actor_id, class_name, methods, rec.spec.actor_options))
 
     def _req_kill_actor(self, w: Any, req_id: int, payload: tuple, now: float) -> None:
         self._owner_of(w).kill_actor(payload[0], payload[1], self._out)
@@ -190,6 +194,8 @@ class NestedMixin:
         """
         spec = w.spec
         for oid, owner_addr, container in items:
+            if container and spec is not None and task_of(container) != spec.task_id:
+                spec = _sent_call(w, task_of(container)) or spec  # a concurrent actor's call
             if container and spec is not None and task_of(container) == spec.task_id:
                 owner = self.components[spec.owner]
                 owner.contain(container, oid, owner_addr, now, self._out)
@@ -304,3 +310,12 @@ class NestedMixin:
             else:
                 items.append((True, (p.VALUE_INLINE, obj.payload)))
         self._reply(rec.w, rec.req_id, True, items)
+
+
+def _sent_call(w: Any, task_id: int) -> TaskSpec | None:
+    """The call `task_id` among those an actor's worker was sent (running concurrently)."""
+    if w.actor_id:
+        for spec in w.queue:
+            if spec.task_id == task_id:
+                return spec
+    return None

@@ -108,7 +108,7 @@ class PoolMixin:
         elif kind == ACTOR_METHOD:
             w.outbox.append(p.call_actor(spec.task_id, fn_id, a, kw, spec.num_returns))
         else:
-            w.outbox.append(p.create_actor(spec.task_id, fn_id, a, kw, ctx))
+            w.outbox.append(p.create_actor(spec.task_id, fn_id, a, kw, spec.max_concurrency, ctx))
         if w.spec is None:
             w.spec = spec
             w.started = time.monotonic()
@@ -164,21 +164,24 @@ class PoolMixin:
     def _on_task_result(self, w: WorkerHandle, msg: tuple, now: float) -> None:
         _, task_id, ok, payload = msg
         spec = w.spec
-        began = w.started
         started = 0
-        w.no_prefetch = False
-        if w.queue:
-            w.spec = w.queue.popleft()
-            end = w.started = time.monotonic()
-            if not w.actor_id:
-                started = w.spec.task_id  # a prefetched task: it runs now
-                if w.offered == started:
-                    w.offered = 0
+        if spec is not None and spec.task_id != task_id and w.actor_id:
+            spec = self._out_of_order_call(w, task_id, ok)  # a concurrent actor's call
         else:
-            w.spec = None
-            end = 0.0
-        if spec is not None:
-            self._record_span(w, spec, "ok" if ok else "error", end, began)
+            began = w.started
+            w.no_prefetch = False
+            if w.queue:
+                w.spec = w.queue.popleft()
+                end = w.started = time.monotonic()
+                if not w.actor_id:
+                    started = w.spec.task_id  # a prefetched task: it runs now
+                    if w.offered == started:
+                        w.offered = 0
+            else:
+                w.spec = None
+                end = 0.0
+            if spec is not None:
+                self._record_span(w, spec, "ok" if ok else "error", end, began)
         allocs = self._task_allocs.pop(task_id, None)
         if self._arg_pins:
             self._release_arg_pins(task_id)
@@ -210,6 +213,16 @@ class PoolMixin:
             self._actor_task_done(w, spec, ok)
         elif w.spec is None:
             self._worker_idle(w)
+
+    def _out_of_order_call(self, w: WorkerHandle, task_id: int, ok: bool) -> TaskSpec | None:
+        """A call of an async or threaded actor ended before the oldest one sent: take it
+        out of the worker's queue (the oldest stays `w.spec`)."""
+        for i, queued in enumerate(w.queue):
+            if queued.task_id == task_id:
+                del w.queue[i]
+                self._record_span(w, queued, "ok" if ok else "error", 0.0, w.started)
+                return queued
+        return None
 
     def _record_span(
         self,

@@ -24,10 +24,12 @@ Driver -> worker
     (SHUTDOWN,)                                            exit the loop
     (REPLY, req_id, ok, value)                             the answer to a REQUEST (value is
                                                             the exception when not ok)
-    (CREATE_ACTOR, task_id, fn_id, args, kwargs, ctx)      build the actor (fn_id: its class);
+    (CREATE_ACTOR, task_id, fn_id, args, kwargs, max_concurrency, ctx)
+                                                           build the actor (fn_id: its class);
                                                             answered by TASK_RESULT with ();
-                                                            ctx as for EXECUTE_TASK, kept
-                                                            for the actor's lifetime
+                                                            calls run up to max_concurrency
+                                                            at once; ctx as for EXECUTE_TASK,
+                                                            kept for the actor's lifetime
     (CALL_ACTOR, task_id, method, args, kwargs, n_returns) run a method of this worker's actor
 
 Worker -> driver
@@ -123,11 +125,19 @@ def execute_task(
 
 
 def create_actor(
-    task_id: Any, fn_id: int, args: tuple, kwargs: dict[str, tuple], ctx: tuple | None = None
+    task_id: Any,
+    fn_id: int,
+    args: tuple,
+    kwargs: dict[str, tuple],
+    max_concurrency: int = 1,
+    ctx: tuple | None = None,
 ) -> tuple:
-    """Build a CREATE_ACTOR message (args/kwargs hold encoded values; `ctx` as for
-    EXECUTE_TASK, kept for the actor's lifetime)."""
-    return (CREATE_ACTOR, task_id, fn_id, args, kwargs, ctx)
+    """Build a CREATE_ACTOR message (args/kwargs hold encoded values).
+
+    `max_concurrency`: how many calls the actor runs at once (an async actor, or a sync one
+    above 1, runs them concurrently; see `runtime.real.concurrent_actor`). `ctx` as for
+    EXECUTE_TASK, kept for the actor's lifetime."""
+    return (CREATE_ACTOR, task_id, fn_id, args, kwargs, max_concurrency, ctx)
 
 
 def call_actor(

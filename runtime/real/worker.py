@@ -80,6 +80,7 @@ class _Worker:
         "task_id",
         "actor_id",
         "in_body",
+        "concurrent",
     )
 
     def __init__(self, conn: Connection, arena: Arena, worker_id: int, threshold: int) -> None:
@@ -95,6 +96,8 @@ class _Worker:
         self.task_id: Any = None
         self.actor_id: Any = None
         self.in_body = False
+        self.concurrent: Any = None
+        """The `ConcurrentActor` running this worker's async or threaded actor (else None)."""
 
     def run(self) -> None:
         """Process messages until SHUTDOWN or EOF."""
@@ -192,8 +195,8 @@ class _Worker:
         finally:
             runtime_env.leave(undo)
 
-    def _create_actor(self, msg: tuple) -> None:
-        _, task_id, fn_id, args, kwargs, ctx = msg
+    def _create_actor(self, msg: tuple) -> bool | None:
+        _, task_id, fn_id, args, kwargs, max_concurrency, ctx = msg
         self.actor_id = task_id  # an actor's id is its creation task's id
         cls = self.functions.get(fn_id)
         name = getattr(cls, "__qualname__", f"class#{fn_id}") + ".__init__"
@@ -205,6 +208,18 @@ class _Worker:
             except OSError as exc:
                 cls = _raiser(exc)
         self._run(task_id, cls, name, args, kwargs, 0, True)
+        if self.actor is None:
+            return None
+        from runtime.real.concurrent_actor import ConcurrentActor, is_async_class
+
+        is_async = is_async_class(type(self.actor))
+        if not is_async and max_concurrency <= 1:
+            return None
+        # several calls at once: the main thread only reads the socket from now on
+        self.concurrent = ConcurrentActor(self, max_concurrency, is_async)
+        self._flush()
+        self.concurrent.serve(self.inbox)
+        return False
 
     def _call_actor(self, msg: tuple) -> None:
         _, task_id, method, args, kwargs, n_returns = msg
@@ -294,6 +309,8 @@ class _Worker:
 
     def _allocate(self, task_id: Any, nbytes: int) -> int:
         """Ask the driver for an arena range; keep other messages for later."""
+        if self.concurrent is not None:
+            return self.concurrent.allocate(task_id, nbytes)
         self.replies.append(p.alloc_request(task_id, nbytes))
         self._flush()
         offset = None
@@ -370,6 +387,11 @@ def _interrupt(worker: _Worker, signum: int, frame: Any) -> None:
     With pipelined calls and prefetched tasks the worker may already run the next body
     when a signal for the previous one lands: the driver names its target in the arena.
     """
+    if worker.concurrent is not None:  # several bodies at once: cancel the named one
+        if worker.arena.control >= 0:
+            view = worker.arena.view(worker.arena.control, CANCEL_SLOTS * _SLOT.size)
+            worker.concurrent.cancel(_SLOT.unpack_from(view, cancel_slot(worker.worker_id))[0])
+        return
     if not worker.in_body:
         return
     arena = worker.arena

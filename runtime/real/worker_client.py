@@ -10,6 +10,8 @@ Ray. Reference drops are batched and sent with the next message.
 from __future__ import annotations
 
 import itertools
+import threading
+from concurrent.futures import Future
 from functools import partial
 from typing import Any
 
@@ -47,12 +49,18 @@ class WorkerClient:
         self.closed = False
         self.loop_error = None
         self._req_ids = itertools.count(1)
+        self.pickling = threading.RLock()
+        """Held while pickling a value whose nested refs are found through `lent`, and
+        around a concurrent actor's writes (whose flush claims what is left in `lent`):
+        bodies of a concurrent actor pickle on several threads."""
 
     # -- plumbing --------------------------------------------------------------------------
 
     def request(self, op: str, payload: Any, timeout: float | None = None) -> Any:
         """Send one request and block for its reply (raising its error)."""
         w = self.worker
+        if w.concurrent is not None:  # bodies run on several threads: replies by request id
+            return w.concurrent.request(op, payload, timeout)
         req_id = next(self._req_ids)
         w.replies.append(p.request(req_id, op, payload))
         w._flush()
@@ -132,9 +140,10 @@ class WorkerClient:
             if isinstance(v, ObjectRef):
                 refs.append(v._oid)
                 return v._oid
-            mark = len(self.lent)
-            data = dumps(v, what)
-            held.extend(self.take_lent(mark))  # nested refs: kept alive until the task ends
+            with self.pickling:
+                mark = len(self.lent)
+                data = dumps(v, what)
+                held.extend(self.take_lent(mark))  # nested refs: kept alive until the task ends
             return (p.VALUE_INLINE, data)
 
         a = tuple(enc(v, f"argument {i} of {name}()") for i, v in enumerate(args))
@@ -172,15 +181,48 @@ class WorkerClient:
         """Store `value`; this worker owns it."""
         if isinstance(value, ObjectRef):
             raise TypeError("put() of an ObjectRef is not supported")
-        mark = len(self.lent)
-        data = dumps(value, "value passed to put()")
-        nested = self.take_lent_owned(mark)
+        with self.pickling:
+            mark = len(self.lent)
+            data = dumps(value, "value passed to put()")
+            nested = self.take_lent_owned(mark)
         return ObjectRef(self.request("put", (data, nested)), self)
 
     def get(self, refs: list[ObjectRef], timeout: float | None) -> list[Any]:
         """Wait for `refs` (the driver lends this worker's CPU out meanwhile); return values."""
+        concurrent = self.worker.concurrent
+        if concurrent is not None and concurrent.is_async:
+            _warn_blocking_get(concurrent)
         items = self.request("get", [self._oid(r) for r in refs], timeout)
         return [self._value(item) for item in items]
+
+    def future_of(self, ref: ObjectRef) -> Future:
+        """A `concurrent.futures.Future` of `ref`'s value (what ``await ref`` waits on).
+
+        In an async or threaded actor the reply resolves it on the reader thread, so the
+        awaiting event loop keeps running; elsewhere the worker has no other reader while
+        a body runs, so the value is fetched at once (the body waits, as with `get`).
+        """
+        oid = self._oid(ref)
+        fut: Future = Future()
+        concurrent = self.worker.concurrent
+        if concurrent is None:
+            try:
+                fut.set_result(self.get([ref], None)[0])
+            except BaseException as exc:
+                fut.set_exception(exc)
+            return fut
+
+        def resolve(msg: tuple) -> None:
+            _, _, ok, value = msg
+            try:
+                if not ok:
+                    raise value if isinstance(value, BaseException) else RayError(str(value))
+                fut.set_result(self._value(value[0]))
+            except BaseException as exc:
+                fut.set_exception(exc)
+
+        concurrent.request_async("get", [oid], resolve)
+        return fut
 
     def wait(
         self, refs: list[ObjectRef], num_returns: int, timeout: float | None
@@ -201,7 +243,7 @@ class WorkerClient:
 
     def create_actor(self, ac: Any, args: tuple, kwargs: dict, options: Any) -> Any:
         """Create an actor owned by this worker."""
-        from runtime.actor import ActorHandle
+        from runtime.actor import ActorHandle, actor_concurrency
 
         fn_id = ac._function._function_id(self)
         a, kw, refs, held = self._encode(ac.__qualname__, args, kwargs)
@@ -219,27 +261,46 @@ class WorkerClient:
             options.max_restarts,
             options.get_if_exists,
             not options.name and options.lifetime != "detached",  # collected with its handles
+            actor_concurrency(ac, options),
+            (options.max_task_retries, ac._method_retries),
             merge_runtime_env(current_runtime_env(), options.runtime_env),
         )
-        actor_id, token = self.request("create_actor", payload)
+        actor_id, token, retry_options = self.request("create_actor", payload)
         ref = ObjectRef(token, self) if token else None
-        return ActorHandle(actor_id, ac.__qualname__, ac._methods, ref)
+        return ActorHandle(actor_id, ac.__qualname__, ac._methods, ref, retry_options)
 
     def call_actor(
-        self, handle: Any, method: str, args: tuple, kwargs: dict, num_returns: int
+        self,
+        handle: Any,
+        method: str,
+        args: tuple,
+        kwargs: dict,
+        num_returns: int,
+        max_retries: int = 0,
+        retry_exceptions: bool = False,
     ) -> Any:
         """Call a method of an actor (created anywhere) from this worker."""
         name = f"{handle._class_name}.{method}"
         a, kw, refs, held = self._encode(name, args, kwargs)
-        payload = (handle._actor_id, method, (a, kw), tuple(refs), tuple(held), num_returns, name)
+        payload = (
+            handle._actor_id,
+            method,
+            (a, kw),
+            tuple(refs),
+            tuple(held),
+            num_returns,
+            name,
+            max_retries,
+            retry_exceptions,
+        )
         return self._refs(self.request("call_actor", payload), num_returns)
 
     def get_actor(self, name: str) -> Any:
         """The handle of the live actor named `name`."""
         from runtime.actor import ActorHandle
 
-        actor_id, class_name, methods = self.request("get_actor", name)
-        return ActorHandle(actor_id, class_name, methods)
+        actor_id, class_name, methods, retry_options = self.request("get_actor", name)
+        return ActorHandle(actor_id, class_name, methods, None, retry_options)
 
     def kill_actor(self, handle: Any, no_restart: bool) -> None:
         """Terminate an actor."""
@@ -277,3 +338,21 @@ class WorkerClient:
         offset, size = enc[1], enc[2]
         view = self.worker.arena.view(offset, size)
         return deserialize_pinned(view, partial(self.unpins.append, offset))
+
+
+_warned_blocking_get = False
+
+
+def _warn_blocking_get(concurrent: Any) -> None:
+    """Warn once, as Ray does, when an async actor's body blocks its event loop in `get`."""
+    global _warned_blocking_get
+    if _warned_blocking_get or threading.current_thread() is not concurrent.loop_thread:
+        return
+    _warned_blocking_get = True
+    import logging
+
+    logging.getLogger("runtime").warning(
+        "Using blocking ray.get inside async actor. This blocks the event loop. Please use "
+        "`await` on object ref with asyncio.gather if you want to yield execution to the "
+        "event loop instead."
+    )

@@ -139,7 +139,7 @@ def test_a_constructor_error_kills_the_actor_with_the_cause() -> None:
     host.run()
     assert host.gcs.actors[actor].state == "DEAD"
     assert host.ready[call].error_kind == ERR_ACTOR_DIED
-    assert "constructor" in host.ready[call].error
+    assert "constructor" in str(host.ready[call].error)
 
 
 def test_an_actor_that_needs_an_absent_resource_dies_with_a_clear_reason() -> None:

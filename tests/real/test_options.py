@@ -228,7 +228,7 @@ def test_bad_task_option_values_raise(kwargs) -> None:
         {"lifetime": "forever"},
         {"get_if_exists": True},  # without a name
         {"num_cpus": "1"},
-        {"max_concurrency": -1},
+        {"max_concurrency": 0},
     ],
 )
 def test_bad_actor_option_values_raise(kwargs) -> None:
@@ -242,7 +242,7 @@ def test_bad_actor_option_values_raise(kwargs) -> None:
         ("task", {"scheduling_strategy": "SPREAD"}),
         ("task", {"num_returns": "streaming"}),
         ("task", {"label_selector": {"zone": "a"}}),
-        ("actor", {"max_concurrency": 4}),
+        ("actor", {"concurrency_groups": {"io": 2}}),
         ("actor", {"max_pending_calls": 3}),
     ],
 )
@@ -280,6 +280,8 @@ def test_method_decorator_and_method_options_are_checked(started) -> None:
         ray.method(num_return=2)
     with pytest.raises(ray.OptionNotSupportedError):
         ray.method(concurrency_group="io")
+    with pytest.raises(ray.OptionNotSupportedError):
+        ray.method(retry_exceptions=[ValueError])
 
     @ray.remote
     class Pairs:
