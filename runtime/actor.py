@@ -82,11 +82,11 @@ class ActorOptions:
     runtime_env: dict[str, Any] | None = None
     """Applied in the actor's worker for its lifetime (`runtime.runtime_env`)."""
     max_concurrency: int | None = None
-    """Threads running calls at once (consumed by feat/concurrency)."""
+    """Calls run at once (None: Ray's default, 1000 for an async actor, else 1)."""
     max_task_retries: int = 0
-    """Retries of failed calls (consumed by feat/concurrency)."""
+    """Retries of a call that failed because the actor died (-1: forever), as in Ray."""
     concurrency_groups: Any = None
-    """Named groups of threads (consumed by feat/concurrency)."""
+    """Named groups of threads (not provided yet: refused unless empty)."""
     allow_out_of_order_execution: bool | None = None
     max_pending_calls: int = -1
     namespace: str | None = None

@@ -320,9 +320,10 @@ NOT_WIRED: dict[str, dict[str, tuple[Callable[[Any], bool], str]]] = {
 }
 """Per kind, the keywords accepted but not provided yet: (is the value a no-op?, why not).
 
-Owners: placement (`scheduling_strategy`, `placement_group*`) feat/pgroups; concurrency
-(`max_concurrency`, `max_task_retries`, `concurrency_group(s)`, method `retry_exceptions`)
-feat/concurrency; generators (`num_returns="streaming"|"dynamic"`, backpressure) feat/generators.
+Owners: placement (`scheduling_strategy`, `placement_group*`) feat/pgroups; generators
+(`num_returns="streaming"|"dynamic"`, backpressure) feat/generators; concurrency groups and
+method `retry_exceptions=[...]` follow the actor concurrency work (`max_concurrency`,
+`max_task_retries` and method retries are wired).
 """
 
 _WHAT = {"task": "remote functions", "actor": "actors", "method": "actor methods"}
