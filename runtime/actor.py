@@ -92,9 +92,9 @@ class ActorOptions:
     namespace: str | None = None
     """Where a named actor is registered (None: the job's, `init(namespace=)`)."""
     scheduling_strategy: Any = None
-    """Consumed by placement groups and scheduling strategies (feat/pgroups)."""
+    """Ray's scheduling strategy ("DEFAULT", "SPREAD", a strategy object; None: default)."""
     placement_group: Any = "default"
-    """Deprecated Ray spelling of a placement-group strategy (feat/pgroups)."""
+    """Ray's deprecated spelling of a placement-group strategy ("default": none)."""
     placement_group_bundle_index: int = -1
     placement_group_capture_child_tasks: bool | None = None
     label_selector: dict[str, str] | None = None

@@ -14,8 +14,10 @@ __all__ = [
     "ObjectLostError",
     "ObjectStoreFullError",
     "RayError",
+    "RaySystemError",
     "RayTaskError",
     "TaskCancelledError",
+    "TaskPlacementGroupRemoved",
     "TaskUnschedulableError",
     "TwinrayError",
     "UnserializableArgumentError",
@@ -166,6 +168,14 @@ class WorkerCrashedError(RayError):
 
 class TaskUnschedulableError(RayError):
     """Raised when a task asks for resources no node in the cluster can ever provide."""
+
+
+class RaySystemError(RayError):
+    """Raised when the control plane refuses a request (e.g. a placement group name in use)."""
+
+
+class TaskPlacementGroupRemoved(RayError):
+    """Raised by `get` on a task (or `pg.ready()`) whose placement group was removed."""
 
 
 class TaskCancelledError(RayError):

@@ -135,6 +135,15 @@ _list_or_none = _of_type(list, type(None), label="a list or None")
 _anything: Check = lambda keyword, value: None  # noqa: E731  (checked where it is consumed)
 
 
+def _strategy(keyword: str, value: Any) -> None:
+    from runtime.util.scheduling_strategies import check_strategy_option
+
+    try:
+        check_strategy_option(value)
+    except ValueError as exc:
+        raise InvalidOptionError(str(exc)) from None
+
+
 def _num_returns(keyword: str, value: Any) -> None:
     if value is None or value in ("streaming", "dynamic"):
         return
@@ -203,7 +212,7 @@ _COMMON: dict[str, Check] = {
     "placement_group_capture_child_tasks": _bool_or_none,
     "resources": _resources,
     "runtime_env": _runtime_env,
-    "scheduling_strategy": _anything,
+    "scheduling_strategy": _strategy,
     "_labels": _dict_or_none,
 }
 
@@ -267,17 +276,12 @@ def _int(value: Any) -> bool:
     return isinstance(value, int)
 
 
-_PLACEMENT = "placement groups and scheduling strategies are not available yet"
 _CONCURRENCY = "actor concurrency options are not available yet"
 _GENERATORS = "generator tasks (num_returns='streaming'/'dynamic') are not available yet"
 _LABELS = "node labels are not available: twinray's node has none"
 
 NOT_WIRED: dict[str, dict[str, tuple[Callable[[Any], bool], str]]] = {
     "task": {
-        "scheduling_strategy": (_is(None, "DEFAULT"), _PLACEMENT),
-        "placement_group": (_is(None, "default"), _PLACEMENT),
-        "placement_group_bundle_index": (_is(-1), _PLACEMENT),
-        "placement_group_capture_child_tasks": (_is(None, False), _PLACEMENT),
         "num_returns": (_int, _GENERATORS),
         "_generator_backpressure_num_objects": (_is(None), _GENERATORS),
         "_num_objects_per_yield": (_is(None, 1), _GENERATORS),
@@ -288,10 +292,6 @@ NOT_WIRED: dict[str, dict[str, tuple[Callable[[Any], bool], str]]] = {
         "enable_task_events": (_is(True), "disabling task events is not available yet"),
     },
     "actor": {
-        "scheduling_strategy": (_is(None, "DEFAULT"), _PLACEMENT),
-        "placement_group": (_is(None, "default"), _PLACEMENT),
-        "placement_group_bundle_index": (_is(-1), _PLACEMENT),
-        "placement_group_capture_child_tasks": (_is(None, False), _PLACEMENT),
         "concurrency_groups": (_empty, _CONCURRENCY),
         "allow_out_of_order_execution": (_is(None, False), _CONCURRENCY),
         "max_pending_calls": (_is(None, -1), "max_pending_calls is not available yet"),
@@ -320,10 +320,9 @@ NOT_WIRED: dict[str, dict[str, tuple[Callable[[Any], bool], str]]] = {
 }
 """Per kind, the keywords accepted but not provided yet: (is the value a no-op?, why not).
 
-Owners: placement (`scheduling_strategy`, `placement_group*`) feat/pgroups; generators
-(`num_returns="streaming"|"dynamic"`, backpressure) feat/generators; concurrency groups and
-method `retry_exceptions=[...]` follow the actor concurrency work (`max_concurrency`,
-`max_task_retries` and method retries are wired).
+Owners: generators (`num_returns="streaming"|"dynamic"`, backpressure) feat/generators;
+concurrency groups and method `retry_exceptions=[...]` follow the actor concurrency work
+(`max_concurrency`, `max_task_retries`, method retries and placement are wired).
 """
 
 _WHAT = {"task": "remote functions", "actor": "actors", "method": "actor methods"}

@@ -37,13 +37,11 @@ class TaskOptions:
     runtime_env: dict[str, Any] | None = None
     """Normalized by `runtime.runtime_env`; merged with the job's/parent's when submitted."""
     scheduling_strategy: Any = None
-    """Consumed by placement groups and scheduling strategies (feat/pgroups)."""
+    """Ray's scheduling strategy ("DEFAULT", "SPREAD", a strategy object; None: default)."""
     placement_group: Any = "default"
-    """Deprecated Ray spelling of a placement-group strategy (feat/pgroups)."""
+    """Ray's deprecated spelling of a placement-group strategy ("default": none)."""
     placement_group_bundle_index: int = -1
-    """With `placement_group` (feat/pgroups)."""
     placement_group_capture_child_tasks: bool | None = None
-    """With `placement_group` (feat/pgroups)."""
     label_selector: dict[str, str] | None = None
     fallback_strategy: list[Any] | None = None
     enable_task_events: bool = True

@@ -153,6 +153,7 @@ class GraphDriver(_DriverBase):
                 num_returns=node.num_returns,
                 output_sizes=tuple(int(output()) for _ in range(node.num_returns)),
                 arg_refs=tuple(produced[i][r - 1] for i, r in node.args),
+                strategy=self._strategy(),
             )
             returns = owner.submit(spec, now, out)
             produced.append(returns)
@@ -259,6 +260,7 @@ class _ActorDriverBase(_DriverBase):
             resources=resources,
             max_retries=0,
             max_concurrency=max_concurrency,
+            strategy=self._strategy(),
         )
         return owner.create_actor(spec, "", 0, False, now, out)  # anonymous
 
@@ -447,6 +449,7 @@ class IterativeDriver(_ActorDriverBase):
             num_returns=len(sizes),
             output_sizes=sizes,
             arg_refs=args,
+            strategy=self._strategy(),
         )
         return owner.submit(spec, now, out)
 

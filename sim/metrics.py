@@ -7,6 +7,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from runtime.core.placement import plain_name
+
 SIGNIFICANT_DIGITS = 9
 """Floats in summaries are rounded to this many significant digits (stable JSON)."""
 
@@ -340,6 +342,8 @@ class MetricsRecorder:
             used = dict.fromkeys(names, 0.0)
             for shape in sorted(acc):
                 for name, amount in shape:
+                    if name not in used and "_group_" in name:
+                        name = plain_name(name)  # a bundle's resource counts as its own
                     if name in used:
                         used[name] += amount * acc[shape]
             for name in names:

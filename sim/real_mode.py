@@ -32,6 +32,7 @@ from sim.scenario import (
     ParameterServerWorkload,
     RLWorkload,
     Scenario,
+    ScenarioError,
     read_task_graph,
     validate_scenario,
 )
@@ -173,7 +174,12 @@ def _scale_down(scenario: Scenario, cpus: int) -> Fit:
             "GPUs: a GPU request becomes a request of that many CPUs, at least)"
         )
     _SCALERS[workload.kind](wl, drivers, cpus, notes)
-    scaled = validate_scenario(raw, f"{scenario.name} (scaled down)")
+    try:
+        scaled = validate_scenario(raw, f"{scenario.name} (scaled down)")
+    except ScenarioError as exc:  # e.g. a placement group that needs several nodes
+        raise RealModeRefused(
+            f"scenario {scenario.name!r} cannot run scaled down to 1 node x {cpus} CPUs: {exc}"
+        ) from None
     held = _held_cpus(scaled.workload)
     if held and held[0] > cpus:
         raise RealModeRefused(
@@ -382,9 +388,9 @@ def run_real(
     store = min(int(scenario.cluster.object_store_mb * 2**20), STORE_CAP_BYTES)
     ray.init(num_cpus=cpus, object_store_memory=store, resources=dict(resources or {}))
     try:
-        driver = RealDriver(ray, scenario)
         warm = ray.remote(work)
         ray.get([warm.remote(0.0, 0) for _ in range(max(WARMUP_TASKS, 2 * cpus))])
+        driver = RealDriver(ray, scenario)  # after the warm-up: its groups reserve CPUs
         node = _current_node()
         spans = getattr(node, "spans", None)
         if spans is not None:
@@ -396,9 +402,12 @@ def run_real(
         if trace is not None:
             Path(trace).parent.mkdir(parents=True, exist_ok=True)
             ray.timeline(str(trace))
+        groups = _placement_groups(ray) if driver.strategies else None
     finally:
         ray.shutdown()
     metrics = driver.metrics.summary(max(0.0, driver.last - driver.t0), cpus)
+    if groups:
+        metrics["placement_groups"] = groups
     cpu = metrics["cpu_utilization"]
     metrics.update(
         messages=None,
@@ -409,6 +418,23 @@ def run_real(
         world="real",
     )
     return metrics
+
+
+def _placement_groups(ray: Any) -> list[dict[str, Any]]:
+    """The placement-group table in the simulator's metrics shape (see `Simulation`)."""
+    rows = []
+    for row in ray.util.placement_group_table().values():
+        nodes = [int(n, 16) if n else -1 for _, n in sorted(row["bundles_to_node_id"].items())]
+        rows.append(
+            {
+                "id": row["placement_group_id"],
+                "strategy": row["strategy"],
+                "state": row["state"],
+                "bundle_nodes": nodes,
+                "reason": row["stats"].get("reason", ""),
+            }
+        )
+    return rows
 
 
 # --- the command-line modes ----------------------------------------------------------------

@@ -81,6 +81,10 @@ class Stateful:
         return work(duration_s, nbytes, *args)
 
 
+GROUP_WAIT_S = 60.0
+"""Seconds to wait for a workload's placement group (it fits: the scenario was validated)."""
+
+
 def _options(resources: dict[str, float]) -> dict[str, Any]:
     """Ray's `num_cpus`/`num_gpus`/`resources` options from a resource request."""
     custom = {k: v for k, v in resources.items() if k not in ("CPU", "GPU")}
@@ -117,6 +121,44 @@ class RealDriver:
         self.t0 = 0.0
         self.last = 0.0
         self.count = 0
+        self.strategies: list[Any] = self._strategies(spec)
+        """Scheduling strategies of the tasks and actors, used in turn (none: default)."""
+        self._next_strategy = 0
+
+    def _strategies(self, spec: Any) -> list[Any]:
+        """SPREAD, or the workload's placement groups (created and waited for now)."""
+        if spec.scheduling_strategy == "spread":
+            return ["SPREAD"]
+        pg = spec.placement_group
+        if pg is None:
+            return []
+        import importlib
+
+        ray = self.ray
+        strategy = importlib.import_module(f"{ray.__name__}.util.scheduling_strategies")
+        bundles = [{k: float(v) for k, v in b.items() if v} for b in pg.bundles]
+        out: list[Any] = []
+        for _ in range(spec.drivers * pg.count):  # every simulated driver's groups
+            group = ray.util.placement_group(bundles, strategy=pg.strategy)
+            if not group.wait(GROUP_WAIT_S):
+                table = ray.util.placement_group_table(group)
+                reason = table.get("stats", {}).get("reason") or table.get("state")
+                raise RuntimeError(f"placement group not created in {GROUP_WAIT_S:g} s: {reason}")
+            if pg.bundle == "any":
+                out.append(strategy.PlacementGroupSchedulingStrategy(group))
+            else:
+                out.extend(
+                    strategy.PlacementGroupSchedulingStrategy(group, i) for i in range(len(bundles))
+                )
+        return out
+
+    def _strategy_options(self) -> dict[str, Any]:
+        strategies = self.strategies
+        if not strategies:
+            return {}
+        i = self._next_strategy
+        self._next_strategy = i + 1
+        return {"scheduling_strategy": strategies[i % len(strategies)]}
 
     def _returns(self, name: str, tag: Any, refs: Any, sizes: tuple[int, ...]) -> list[Any]:
         refs = list(refs) if len(sizes) > 1 else [refs]
@@ -138,6 +180,7 @@ class RealDriver:
         name = f"t{self.count}"
         self.count += 1
         options = _options(self.resources if resources is None else resources)
+        options.update(self._strategy_options())
         fn = self.remote.options(name=name, num_returns=len(sizes), **options)
         self.submitted_at[name] = time.monotonic()
         refs = fn.remote(duration_s, self._body_sizes(sizes), *args)
@@ -145,7 +188,8 @@ class RealDriver:
 
     def create_actor(self, resources: dict[str, float]) -> Any:
         """Start one actor holding `resources` (placement needs them, as in the simulator)."""
-        handle = self.ray.remote(Stateful).options(**_options(resources)).remote()
+        options = {**_options(resources), **self._strategy_options()}
+        handle = self.ray.remote(Stateful).options(**options).remote()
         self.actor_calls[handle.actor_id] = []
         return handle
 

@@ -129,7 +129,7 @@ class Simulation:
         completion.progress = progress
         completion.progress_every = max(1, completion.total // 100)
         for driver in self.drivers:
-            host.call_at(host.now, driver.start)
+            host.call_at(host.now, partial(_start_driver, driver))
         for fault in self.scenario.faults:
             host.call_at(self.started_at + fault.at_s, partial(self._inject, fault))
         self._sample_queues()
@@ -152,6 +152,11 @@ class Simulation:
             raise SimulationStalled(
                 f"no progress for {WATCHDOG_S:g} simulated s at t={now:.6g} s: "
                 f"{completion.total - completion.done} of {completion.total} tasks unfinished"
+                + "".join(
+                    f"; placement group {g['id']} is {g['state']}: {g['reason']}"
+                    for g in self.placement_groups()
+                    if g["state"] != "CREATED"
+                )
             )
         done = completion.done
         host.call_at(now + WATCHDOG_S, lambda: self._watch(now + WATCHDOG_S, done))
@@ -185,10 +190,31 @@ class Simulation:
             makespan, self.capacity
         )
         result["faults"] = list(metrics.faults)
+        if self.gcs.placement_groups:
+            result["placement_groups"] = self.placement_groups()
         if metrics.faults:
             first = min(f["time_s"] for f in metrics.faults) + self.started_at
             result["recovery"] = recovery(metrics.series, first, self.started_at)
         return result
+
+    def placement_groups(self) -> list[dict[str, Any]]:
+        """The GCS placement-group table: id, strategy, state, bundle nodes and reason."""
+        return [
+            {
+                "id": f"{rec.pg_id:x}",
+                "strategy": rec.strategy,
+                "state": rec.state,
+                "bundle_nodes": list(rec.bundle_nodes),
+                "reason": rec.reason,
+            }
+            for rec in self.gcs.placement_groups.values()
+        ]
+
+
+def _start_driver(driver: Any) -> None:
+    """Create the driver's placement groups (if any), then start its workload."""
+    driver.make_groups()
+    driver.start()
 
 
 def _kill_node(sim: Simulation, fault: Any) -> Any:

@@ -265,11 +265,35 @@ class SchedulerSpec(_Spec):
         return value
 
 
+class PlacementGroupSpec(_Spec):
+    """Placement groups a workload's tasks and actors run in (Ray's gang-reserved bundles).
+
+    Each driver creates ``count`` groups of ``bundles`` by ``strategy`` before it submits
+    anything; its tasks and actors go to its groups in turn, in any bundle that fits
+    (``bundle: any``) or bundle after bundle (``bundle: round_robin``).
+    """
+
+    bundles: list[dict[str, Annotated[float, Field(ge=0)]]] = Field(min_length=1)
+    strategy: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = "PACK"
+    count: int = Field(1, ge=1)
+    bundle: Literal["any", "round_robin"] = "any"
+
+    @field_validator("bundles")
+    @classmethod
+    def _nonempty_bundles(cls, value: list[dict[str, float]]) -> list[dict[str, float]]:
+        for i, bundle in enumerate(value):
+            if not any(v > 0 for v in bundle.values()):
+                raise ValueError(f"expected bundle {i} to request some resource, got {bundle}")
+        return value
+
+
 class _WorkloadBase(_Spec):
     """Fields shared by every workload kind: drivers, durations, sizes and resource demands.
 
     ``gpu_duration_ms``, when given, is the duration model of tasks that request GPUs
     (GPU work has its own speed); otherwise they use ``duration_ms`` too.
+    ``scheduling_strategy: spread`` spreads tasks and actors over the nodes (Ray's
+    ``"SPREAD"``); ``placement_group`` puts them in placement groups instead.
     """
 
     drivers: int = Field(1, ge=1)
@@ -280,6 +304,8 @@ class _WorkloadBase(_Spec):
     num_gpus: float = Field(0.0, ge=0)
     resources: dict[str, Annotated[float, Field(ge=0)]] = Field(default_factory=dict)
     """Custom resources each task requests, e.g. {accelerator_x: 1}."""
+    scheduling_strategy: Literal["default", "spread"] = "default"
+    placement_group: PlacementGroupSpec | None = None
 
     def demand(self) -> dict[str, float]:
         """The resource request of one task (zero entries left out)."""
@@ -679,6 +705,15 @@ def _union_member(annotation: Any, raw: Any) -> type[BaseModel] | None:
     return None
 
 
+def _optional_model(annotation: Any) -> type[BaseModel] | None:
+    """The model of an optional model field (``Model | None``), else None."""
+    members = [
+        m for m in typing.get_args(annotation) if isinstance(m, type) and issubclass(m, BaseModel)
+    ]
+    others = [m for m in typing.get_args(annotation) if m is not type(None) and m not in members]
+    return members[0] if len(members) == 1 and not others else None
+
+
 def _model_at(path: Iterable[str], raw: Any) -> type[BaseModel] | None:
     """The model class that validates the mapping at `path`, or None (dict or scalar)."""
     model: type[BaseModel] | None = Scenario
@@ -707,7 +742,7 @@ def _model_at(path: Iterable[str], raw: Any) -> type[BaseModel] | None:
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             model = annotation
         else:
-            model = _union_member(annotation, node)
+            model = _union_member(annotation, node) or _optional_model(annotation)
             if model is None and isinstance(field.default, BaseModel):
                 tags = [t for t in _TAGS if t in type(field.default).model_fields]
                 if node is None or (isinstance(node, dict) and not any(t in node for t in tags)):
@@ -787,6 +822,7 @@ def _cross_checks(scenario: Scenario, policies: tuple[str, ...]) -> list[str]:
         problem = _infeasible(path, demand, groups)
         if problem:
             problems.append(problem)
+    problems.extend(_placement_group_problems(workload, groups))
     for i, fault in enumerate(scenario.faults):
         problems.extend(_fault_problems(f"faults.{i}", fault, cluster.nodes, workload.drivers))
     return problems
@@ -832,6 +868,52 @@ def _infeasible(path: str, demand: dict[str, float], groups: list[NodeGroupSpec]
         f"{path}: expected a request some node group can satisfy ({offered}),"
         f" got {_describe_res(demand)}: no single node has all of it"
     )
+
+
+def _placement_group_problems(workload: Any, groups: list[NodeGroupSpec]) -> list[str]:
+    """The workload's placement group must fit the cluster and hold every task and actor."""
+    pg = workload.placement_group
+    if pg is None:
+        return []
+    if workload.scheduling_strategy != "default":
+        return [
+            "workload.scheduling_strategy: expected 'default' with a placement_group (a "
+            f"task runs in its group), got {workload.scheduling_strategy!r}"
+        ]
+    from runtime.core.placement import Candidate, place_bundles
+
+    problems = []
+    nodes = [Candidate(n, g.resources()) for n, g in enumerate(_nodes_of(groups))]
+    bundles = [{k: float(v) for k, v in b.items() if v} for b in pg.bundles]
+    placed, reason = place_bundles(pg.strategy, bundles, nodes)
+    if placed is None:
+        problems.append(
+            f"workload.placement_group: expected bundles the cluster can hold, got "
+            f"{len(bundles)} bundle(s) by {pg.strategy}: {reason}"
+        )
+    for path, demand in workload.demands():
+        fitting = [i for i, b in enumerate(bundles) if _fits(demand, b)]
+        if pg.bundle == "round_robin" and len(fitting) < len(bundles):
+            missing = next(i for i in range(len(bundles)) if i not in fitting)
+            problems.append(
+                f"workload.placement_group.bundles.{missing}: expected a bundle that holds "
+                f"{path} {_describe_res(demand)} (bundle: round_robin uses every bundle), "
+                f"got {_describe_res(bundles[missing])}"
+            )
+        elif not fitting:
+            problems.append(
+                f"workload.placement_group.bundles: expected a bundle that holds {path} "
+                f"{_describe_res(demand)}, got {[_describe_res(b) for b in bundles]}"
+            )
+    return problems
+
+
+def _nodes_of(groups: list[NodeGroupSpec]) -> list[NodeGroupSpec]:
+    return [g for g in groups for _ in range(g.count)]
+
+
+def _fits(demand: Mapping[str, float], res: Mapping[str, float]) -> bool:
+    return all(res.get(k, 0.0) + 1e-9 >= v for k, v in demand.items() if v > 0)
 
 
 def _describe_res(res: Mapping[str, float]) -> str:

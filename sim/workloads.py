@@ -17,6 +17,7 @@ from typing import Any
 from runtime.core.ids import MAX_RETURNS, ObjectId
 from runtime.core.messages import ObjectReady
 from runtime.core.owner import Owner
+from runtime.core.placement import SPREAD, PlacementGroupStrategy
 from runtime.core.resources import shape_key
 from runtime.core.task import TaskSpec
 from sim.distributions import Sampler, make_sampler
@@ -79,7 +80,38 @@ class _DriverBase:
             dist = spec.gpu_duration_ms  # GPU work has its own duration model
         self.duration_ms: Sampler = make_sampler(dist, rng)
         self.output_bytes: Sampler = make_sampler(spec.output_bytes, rng)
+        self._pg_spec = spec.placement_group
+        self._strategies: list[Any] = [SPREAD] if spec.scheduling_strategy == "spread" else []
+        """The strategies of this driver's tasks and actors, used in turn (none: default)."""
+        self._next_strategy = 0
         host.on_ready(owner.addr, self._on_ready)
+
+    def make_groups(self) -> None:
+        """Create this driver's placement groups (before ``start``: its first owner call)."""
+        if self._pg_spec is not None:
+            self.host.serve_call(self.owner.addr, self._create_groups)
+
+    def _create_groups(self, now: float, out: list[Any]) -> None:
+        pg, owner = self._pg_spec, self.owner
+        bundles = [{k: float(v) for k, v in b.items() if v} for b in pg.bundles]
+        for _ in range(pg.count):
+            pg_id = owner.new_task_id()
+            owner.create_placement_group(pg_id, bundles, pg.strategy, "", None, out)
+            if pg.bundle == "any":
+                self._strategies.append(PlacementGroupStrategy(pg_id, -1))
+            else:
+                self._strategies.extend(
+                    PlacementGroupStrategy(pg_id, i) for i in range(len(bundles))
+                )
+
+    def _strategy(self) -> Any:
+        """The strategy of the next task or actor (None: default placement)."""
+        strategies = self._strategies
+        if not strategies:
+            return None
+        i = self._next_strategy
+        self._next_strategy = i + 1
+        return strategies[i % len(strategies)]
 
     def _new_spec(self, function: str, arg_refs: tuple[ObjectId, ...] = ()) -> TaskSpec:
         """A task with freshly drawn duration and output size."""
@@ -94,6 +126,7 @@ class _DriverBase:
             output_sizes=(int(self.output_bytes()),),
             arg_refs=arg_refs,
             shape=self.shape,
+            strategy=self._strategy() if self._strategies else None,
         )
 
     def _record(self, cmd: ObjectReady, at: float) -> None:

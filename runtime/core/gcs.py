@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +18,8 @@ from runtime.core.messages import (
     ActorLookupReply,
     ActorStarted,
     ActorUpdate,
+    CancelPlacementGroup,
+    CreatePlacementGroup,
     EvictObjects,
     FreeObjects,
     KillActor,
@@ -29,16 +32,33 @@ from runtime.core.messages import (
     ObjectLocations,
     ObjectLost,
     ObjectRemoved,
+    PlacementGroupPending,
+    PlacementGroupPlaced,
+    PlacementGroupUpdate,
     RegisterActor,
     RegisterNode,
+    RemovePlacementGroup,
+    SchedulePlacementGroup,
     Send,
     SpillTask,
     Subscribe,
     SubscribeActor,
+    SubscribePlacementGroup,
     TaskEvents,
+)
+from runtime.core.placement import (
+    PG_CREATED,
+    PG_PENDING,
+    PG_REMOVED,
+    PG_RESCHEDULING,
+    PlacementGroupRecord,
+    PlacementGroupStrategy,
 )
 from runtime.core.resources import Resources
 from runtime.core.task import TaskSpec
+
+REMOVED_PGS_KEPT = 1000
+"""Removed placement groups the table keeps (the oldest go first), as Ray's GCS does."""
 
 
 @dataclass(slots=True)
@@ -110,6 +130,14 @@ class Gcs:
         """Hear of nodes leaving."""
         self.actors: dict[int, ActorRecord] = {}
         self.actor_names: dict[str, int] = {}
+        self.placement_groups: dict[int, PlacementGroupRecord] = {}
+        """The placement-group table, by group id (removed groups stay, state REMOVED)."""
+        self.placement_group_names: dict[str, int] = {}
+        """Names of the groups not removed."""
+        self._pgs_of_actor: dict[int, list[int]] = {}
+        """Per creating actor: its groups that are not detached (removed when it dies)."""
+        self._removed_pgs: deque[int] = deque()
+        """Removed groups, oldest first: the table keeps the last ``REMOVED_PGS_KEPT``."""
         self.freed_early: set[ObjectId] = set()
         """Objects freed before their primary copy registered (a race between paths)."""
         self._handlers: dict[type, Callable[[Any, float, list[Any]], None]] = {
@@ -127,6 +155,11 @@ class Gcs:
             KillActor: self._on_kill_actor,
             NodeDied: self._on_node_died,
             LocateObject: self._on_locate_object,
+            CreatePlacementGroup: self._on_create_pg,
+            RemovePlacementGroup: self._on_remove_pg,
+            SubscribePlacementGroup: self._on_subscribe_pg,
+            PlacementGroupPlaced: self._on_pg_placed,
+            PlacementGroupPending: self._on_pg_pending,
         }
 
     def handle(self, msg: Any, now: float, out: list[Any]) -> None:
@@ -178,6 +211,7 @@ class Gcs:
             if on_node and rec.state != ACTOR_DEAD:
                 reason = f"the node {msg.node} hosting the actor died"
                 self._on_actor_died(ActorDied(actor_id, msg.node, reason), now, out)
+        self._reschedule_groups(msg.node, out)
 
     def _on_locate_object(self, msg: LocateObject, now: float, out: list[Any]) -> None:
         entry = self.objects.get(msg.oid)
@@ -341,3 +375,95 @@ class Gcs:
         if rec.name and self.actor_names.get(rec.name) == actor_id:
             del self.actor_names[rec.name]
         self._publish(actor_id, rec, out)
+        for pg_id in self._pgs_of_actor.pop(actor_id, ()):  # its groups fate-share with it
+            self._on_remove_pg(RemovePlacementGroup(pg_id), 0.0, out)
+
+    # -- placement groups ---------------------------------------------------------------
+
+    def _on_create_pg(self, msg: CreatePlacementGroup, now: float, out: list[Any]) -> None:
+        rec = PlacementGroupRecord(
+            msg.pg_id, msg.name, [dict(b) for b in msg.bundles], msg.strategy, msg.lifetime,
+            msg.owner, PG_PENDING, [-1] * len(msg.bundles), "waiting to be scheduled", now,
+            creator_actor=msg.creator_actor, subscribers=[msg.owner],
+        )  # fmt: skip
+        self.placement_groups[msg.pg_id] = rec
+        if msg.name and msg.name in self.placement_group_names:  # names are unique, as in Ray
+            rec.state, rec.reason = PG_REMOVED, f"name {msg.name!r} already exists"
+            rec.bundle_nodes = [-1] * len(rec.bundles)
+            self._publish_pg(rec, out)
+            return
+        if msg.name:
+            self.placement_group_names[msg.name] = msg.pg_id
+        if msg.creator_actor and msg.lifetime != "detached":
+            self._pgs_of_actor.setdefault(msg.creator_actor, []).append(msg.pg_id)
+        rec.attempts += 1
+        schedule = SchedulePlacementGroup(msg.pg_id, rec.bundles, msg.strategy)
+        out.append(Send(self.gs_addr, schedule, 128 + 32 * len(rec.bundles)))
+
+    def _on_remove_pg(self, msg: RemovePlacementGroup, now: float, out: list[Any]) -> None:
+        """Remove a group: the global scheduler returns its bundles; its actors die for good."""
+        rec = self.placement_groups.get(msg.pg_id)
+        if rec is None or rec.state == PG_REMOVED:
+            return
+        reason = f"placement group {msg.pg_id:x} was removed"
+        rec.state, rec.reason = PG_REMOVED, reason
+        rec.bundle_nodes = [-1] * len(rec.bundles)
+        if rec.name and self.placement_group_names.get(rec.name) == msg.pg_id:
+            del self.placement_group_names[rec.name]
+        for actor in self.actors.values():
+            strategy = actor.spec.strategy
+            if isinstance(strategy, PlacementGroupStrategy) and strategy.pg_id == msg.pg_id:
+                actor.no_restart = True  # the raylets kill them as they return the bundles
+        out.append(Send(self.gs_addr, CancelPlacementGroup(msg.pg_id, reason), 64))
+        self._publish_pg(rec, out)
+        rec.subscribers = []
+        self._removed_pgs.append(msg.pg_id)
+        if len(self._removed_pgs) > REMOVED_PGS_KEPT:
+            self.placement_groups.pop(self._removed_pgs.popleft(), None)
+
+    def _on_subscribe_pg(self, msg: SubscribePlacementGroup, now: float, out: list[Any]) -> None:
+        rec = self.placement_groups.get(msg.pg_id)
+        if rec is None:
+            error = f"no placement group {msg.pg_id:x} is known to the GCS"
+            out.append(Send(msg.addr, PlacementGroupUpdate(msg.pg_id, PG_REMOVED, [], error)))
+            return
+        if msg.addr not in rec.subscribers:
+            rec.subscribers.append(msg.addr)
+        update = PlacementGroupUpdate(msg.pg_id, rec.state, list(rec.bundle_nodes), rec.reason)
+        out.append(Send(msg.addr, update, 128))
+
+    def _on_pg_placed(self, msg: PlacementGroupPlaced, now: float, out: list[Any]) -> None:
+        rec = self.placement_groups.get(msg.pg_id)
+        if rec is None or rec.state == PG_REMOVED:
+            return
+        rec.state, rec.bundle_nodes, rec.reason = PG_CREATED, list(msg.bundle_nodes), ""
+        if rec.placed_at < 0:
+            rec.placed_at = now
+        self._publish_pg(rec, out)
+
+    def _on_pg_pending(self, msg: PlacementGroupPending, now: float, out: list[Any]) -> None:
+        rec = self.placement_groups.get(msg.pg_id)
+        if rec is not None and rec.state != PG_REMOVED:
+            rec.reason = ("infeasible: " if msg.infeasible else "waiting for resources: ") + (
+                msg.reason
+            )
+
+    def _reschedule_groups(self, node: int, out: list[Any]) -> None:
+        """Bundles on a dead node are placed again; the others stay where they are."""
+        for rec in self.placement_groups.values():
+            if rec.state in (PG_PENDING, PG_REMOVED) or node not in rec.bundle_nodes:
+                continue
+            placed = {i: n for i, n in enumerate(rec.bundle_nodes) if n >= 0 and n != node}
+            rec.bundle_nodes = [n if n != node else -1 for n in rec.bundle_nodes]
+            rec.state = PG_RESCHEDULING
+            rec.reason = f"node {node} holding some of its bundles died"
+            rec.attempts += 1
+            schedule = SchedulePlacementGroup(rec.pg_id, rec.bundles, rec.strategy, placed)
+            out.append(Send(self.gs_addr, schedule, 128 + 32 * len(rec.bundles)))
+            self._publish_pg(rec, out)
+
+    def _publish_pg(self, rec: PlacementGroupRecord, out: list[Any]) -> None:
+        error = rec.reason if rec.state == PG_REMOVED else ""
+        for sub in rec.subscribers:
+            update = PlacementGroupUpdate(rec.pg_id, rec.state, list(rec.bundle_nodes), error)
+            out.append(Send(sub, update, 128))

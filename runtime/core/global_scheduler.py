@@ -8,10 +8,13 @@ from typing import Any
 from runtime.core.config import CoreConfig
 from runtime.core.ids import Address, NodeId
 from runtime.core.messages import (
+    BundlesPrepared,
+    CancelPlacementGroup,
     CancelTask,
     NodeAdded,
     NodeRemoved,
     ResourceReport,
+    SchedulePlacementGroup,
     ScheduleTask,
     Send,
     SpillTask,
@@ -19,13 +22,14 @@ from runtime.core.messages import (
     TaskDone,
     Trace,
 )
+from runtime.core.pg_scheduler import PlacementGroupScheduling
 from runtime.core.policies import NodeView, PlacementPolicy, make_policy
 from runtime.core.resources import ShapeKey, describe, fits, shape_key
 from runtime.core.rng import Rng
 from runtime.core.task import ERR_UNSCHEDULABLE, TaskSpec
 
 
-class GlobalScheduler:
+class GlobalScheduler(PlacementGroupScheduling):
     """Places spilled tasks on feasible nodes using a pluggable policy.
 
     Feasibility (which nodes could ever run a resource shape) is cached per shape and
@@ -57,7 +61,11 @@ class GlobalScheduler:
             SpillTask: self._on_spill,
             CancelTask: self._on_cancel,
             NodeRemoved: self._on_node_removed,
+            SchedulePlacementGroup: self._on_schedule_pg,
+            BundlesPrepared: self._on_bundles_prepared,
+            CancelPlacementGroup: self._on_cancel_pg,
         }
+        self._init_groups()
 
     def start(self, now: float, out: list[Any]) -> None:
         """Subscribe to the GCS node table."""
@@ -86,10 +94,14 @@ class GlobalScheduler:
         parked, self.parked = self.parked, []
         for spec in parked:
             self._place(spec, now, out)
+        if self.pending_groups or self.infeasible_groups:
+            self._groups_on_node_added(now, out)
 
     def _on_node_removed(self, msg: NodeRemoved, now: float, out: list[Any]) -> None:
         if self.views.pop(msg.node, None) is not None:
             self._feasible.clear()
+            if self.groups:
+                self._groups_on_node_removed(msg.node, now, out)
 
     def _on_report(self, msg: ResourceReport, now: float, out: list[Any]) -> None:
         view = self.views.get(msg.node)
@@ -98,6 +110,8 @@ class GlobalScheduler:
             view.queued = msg.queued
             view.running = msg.running
             view.assigned = 0
+        if self.pending_groups:
+            self._groups_on_report(now, out)
 
     def _on_cancel(self, msg: CancelTask, now: float, out: list[Any]) -> None:
         view = self.views.get(msg.node)
@@ -114,6 +128,8 @@ class GlobalScheduler:
     def _place(self, spec: TaskSpec, now: float, out: list[Any]) -> None:
         if not self.views:
             self.parked.append(spec)
+            return
+        if spec.strategy is not None and self._place_strategic(spec, now, out):
             return
         candidates = self.feasible(spec)
         if not candidates:

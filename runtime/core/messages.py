@@ -595,3 +595,124 @@ class ActorStateChanged:
     request_id: int = 0
     alias_of: int = 0
     spec: TaskSpec | None = None
+
+
+# ---------------------------------------------------------------------------------------
+# Placement groups (see runtime/core/placement.py and docs/design.md)
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True, eq=False)
+class CreatePlacementGroup:
+    """Owner -> GCS: reserve ``bundles`` by ``strategy``, all or nothing (gang scheduling)."""
+
+    pg_id: int
+    bundles: list[Resources]
+    strategy: str
+    owner: Address
+    name: str = ""
+    lifetime: str | None = None
+    creator_actor: int = 0
+    """The actor that created it (0: the job): the group dies with it unless detached."""
+
+
+@dataclass(slots=True, eq=False)
+class RemovePlacementGroup:
+    """Owner -> GCS: remove the group: return its bundles, kill its actors, fail its tasks."""
+
+    pg_id: int
+
+
+@dataclass(slots=True, eq=False)
+class SubscribePlacementGroup:
+    """Component -> GCS: send ``addr`` the group's state changes (and its current state)."""
+
+    pg_id: int
+    addr: Address
+
+
+@dataclass(slots=True, eq=False)
+class PlacementGroupUpdate:
+    """GCS -> subscribers: a placement group's state (``error`` says why when REMOVED)."""
+
+    pg_id: int
+    state: str
+    bundle_nodes: list[NodeId] = field(default_factory=list)
+    error: str = ""
+
+
+@dataclass(slots=True, eq=False)
+class SchedulePlacementGroup:
+    """GCS -> global scheduler: place the bundles not in ``placed`` (index -> node)."""
+
+    pg_id: int
+    bundles: list[Resources]
+    strategy: str
+    placed: dict[int, NodeId] = field(default_factory=dict)
+
+
+@dataclass(slots=True, eq=False)
+class PlacementGroupPlaced:
+    """Global scheduler -> GCS: every bundle is committed; ``bundle_nodes[i]`` holds bundle i."""
+
+    pg_id: int
+    bundle_nodes: list[NodeId]
+
+
+@dataclass(slots=True, eq=False)
+class PlacementGroupPending:
+    """Global scheduler -> GCS: the group cannot be placed now; ``reason`` is the decision record."""
+
+    pg_id: int
+    reason: str
+    infeasible: bool = False
+
+
+@dataclass(slots=True, eq=False)
+class CancelPlacementGroup:
+    """GCS -> global scheduler: the group was removed: return its bundles, fail its queued tasks."""
+
+    pg_id: int
+    reason: str
+
+
+@dataclass(slots=True, eq=False)
+class PrepareBundles:
+    """Global scheduler -> raylet: phase one: set these bundles' resources aside (index, bundle)."""
+
+    pg_id: int
+    attempt: int
+    bundles: list[tuple[int, Resources]]
+
+
+@dataclass(slots=True, eq=False)
+class BundlesPrepared:
+    """Raylet -> global scheduler: the answer to ``PrepareBundles`` (``reason`` when refused)."""
+
+    pg_id: int
+    attempt: int
+    node: NodeId
+    ok: bool
+    reason: str = ""
+
+
+@dataclass(slots=True, eq=False)
+class CommitBundles:
+    """Global scheduler -> raylet: phase two: the prepared bundles are the group's now."""
+
+    pg_id: int
+    attempt: int
+
+
+@dataclass(slots=True, eq=False)
+class ReturnBundles:
+    """Global scheduler -> raylet: give the group's bundles back (prepared or committed).
+
+    Committed bundles take down what runs in them: queued tasks fail, running tasks are
+    killed, actors die for good, as when Ray removes a placement group.
+    """
+
+    pg_id: int
+    reason: str
+    attempt: int = -1
+    """Only the bundles prepared in this attempt (-1: every bundle of the group here)."""

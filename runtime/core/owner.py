@@ -27,6 +27,7 @@ from runtime.core.messages import (
     ActorStateChanged,
     ActorUpdate,
     CancelTask,
+    CreatePlacementGroup,
     FreeObjects,
     KillActor,
     LookupActor,
@@ -36,16 +37,20 @@ from runtime.core.messages import (
     ObjectReady,
     ObjectStatus,
     PinObject,
+    PlacementGroupUpdate,
     RegisterActor,
     ReleaseBorrow,
+    RemovePlacementGroup,
     Send,
     SubmitActorTask,
     SubmitTask,
     Subscribe,
     SubscribeActor,
     SubscribeObject,
+    SubscribePlacementGroup,
     TaskDone,
 )
+from runtime.core.placement import PG_CREATED, PG_REMOVED, apply_strategy
 from runtime.core.task import (
     ACTOR_CREATION,
     ACTOR_METHOD,
@@ -54,6 +59,7 @@ from runtime.core.task import (
     ERR_CANCELLED,
     ERR_NODE_DIED,
     ERR_OBJECT_LOST,
+    ERR_PG_REMOVED,
     SYSTEM_ERRORS,
     DepInfo,
     ResultInfo,
@@ -160,7 +166,12 @@ class Owner:
             ReleaseBorrow: self._on_release_borrow,
             NodeRemoved: self._on_node_removed,
             ObjectLost: self._on_object_lost,
+            PlacementGroupUpdate: self._on_pg_update,
         }
+        self.pg_states: dict[int, PlacementGroupUpdate] = {}
+        """The last state heard of each placement group this owner created or waits for."""
+        self._pg_ready: dict[int, list[tuple[ObjectId, Any]]] = {}
+        """Per group: the ``ready()`` objects not resolved yet, with their payloads."""
         self.dead_nodes: set[NodeId] = set()
         self.reconstructions = 0
 
@@ -189,6 +200,8 @@ class Owner:
         spec.owner = self.addr
         spec.owner_node = self.node
         spec.submitted_at = now
+        if spec.strategy is not None:
+            apply_strategy(spec)
         tid = spec.task_id
         objects = self.objects
         returns = spec.return_ids()
@@ -710,6 +723,8 @@ class Owner:
         """
         spec.kind = ACTOR_CREATION
         spec.actor_id = spec.task_id
+        if spec.strategy is not None:
+            apply_strategy(spec)
         spec.owner = self.addr
         spec.owner_node = self.node
         spec.submitted_at = now
@@ -717,6 +732,81 @@ class Owner:
         self.actors[spec.actor_id] = ActorHandleState()
         out.append(Send(self.gcs_addr, RegisterActor(spec, name, max_restarts, get_if_exists)))
         return spec.actor_id
+
+    # -- placement groups ---------------------------------------------------------------
+
+    def create_placement_group(
+        self,
+        pg_id: int,
+        bundles: list[dict[str, float]],
+        strategy: str,
+        name: str,
+        lifetime: str | None,
+        out: list[Any],
+        creator_actor: int = 0,
+    ) -> None:
+        """Ask the GCS to reserve ``bundles`` (``pg_id`` from ``new_task_id``); all or nothing.
+
+        ``creator_actor``: the actor creating it, if any (the group dies with it unless
+        ``lifetime`` is ``"detached"``).
+        """
+        self.pg_states[pg_id] = PlacementGroupUpdate(pg_id, "PENDING", [-1] * len(bundles))
+        msg = CreatePlacementGroup(
+            pg_id, bundles, strategy, self.addr, name, lifetime, creator_actor
+        )
+        out.append(Send(self.gcs_addr, msg, 128 + 32 * len(bundles)))
+
+    def remove_placement_group(self, pg_id: int, out: list[Any]) -> None:
+        """Remove the group: its bundles are returned, its actors killed, its tasks failed."""
+        out.append(Send(self.gcs_addr, RemovePlacementGroup(pg_id), 64))
+
+    def placement_group_ready(
+        self,
+        pg_id: int,
+        payload: Any,
+        size: int,
+        now: float,
+        out: list[Any],
+        oid: ObjectId | None = None,
+    ) -> ObjectId:
+        """A new object that becomes ``payload`` when the group is created (Ray's ``pg.ready()``).
+
+        It fails with ``ERR_PG_REMOVED`` if the group is removed first. ``oid``: an id from
+        ``new_put_id`` (by default a fresh one).
+        """
+        if oid is None:
+            oid = self.new_put_id()
+        self.objects[oid] = OwnedObject(size=size)
+        waiting = self._pg_ready.get(pg_id)
+        if waiting is None:
+            waiting = self._pg_ready[pg_id] = []
+        waiting.append((oid, payload))
+        state = self.pg_states.get(pg_id)
+        if state is not None and state.state in (PG_CREATED, PG_REMOVED):
+            self._resolve_pg_ready(state, now, out)
+        else:
+            out.append(Send(self.gcs_addr, SubscribePlacementGroup(pg_id, self.addr), 64))
+        return oid
+
+    def _on_pg_update(self, msg: PlacementGroupUpdate, now: float, out: list[Any]) -> None:
+        self.pg_states[msg.pg_id] = msg
+        if msg.state in (PG_CREATED, PG_REMOVED) and msg.pg_id in self._pg_ready:
+            self._resolve_pg_ready(msg, now, out)
+
+    def _resolve_pg_ready(self, msg: PlacementGroupUpdate, now: float, out: list[Any]) -> None:
+        for oid, payload in self._pg_ready.pop(msg.pg_id, ()):
+            obj = self.objects.get(oid)
+            if obj is None or obj.state != PENDING:
+                continue
+            if msg.state == PG_CREATED:
+                obj.state, obj.payload, obj.node = READY, payload, self.node
+                result = ResultInfo(oid, obj.size, False, payload)
+                out.append(ObjectReady(self.addr, oid, result, self.node))
+            else:
+                error = msg.error or f"placement group {msg.pg_id:x} was removed"
+                obj.state, obj.error_kind, obj.error = FAILED, ERR_PG_REMOVED, error
+                out.append(ObjectReady(self.addr, oid, None, -1, ERR_PG_REMOVED, error))
+            self._resolved(oid, obj, now, out)
 
     def attach_actor(self, actor_id: int, out: list[Any]) -> None:
         """Start calling an actor created elsewhere (a handle passed to this owner)."""

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from runtime.core.bundles import RayletBundles
 from runtime.core.config import CoreConfig
 from runtime.core.ids import Address, NodeId, ObjectId, TaskId, object_id
 from runtime.core.messages import (
@@ -15,6 +16,7 @@ from runtime.core.messages import (
     ActorWorkerDied,
     CancelRunning,
     CancelTask,
+    CommitBundles,
     Dispatch,
     EvictObjects,
     Free,
@@ -28,10 +30,12 @@ from runtime.core.messages import (
     ObjectLocations,
     ObjectRemoved,
     PinObject,
+    PrepareBundles,
     RegisterNode,
     ResourceReport,
     Restore,
     Restored,
+    ReturnBundles,
     ScheduleTask,
     Send,
     SetTimer,
@@ -102,7 +106,7 @@ class LocalActor:
     """Calls that arrived before an earlier call of the same caller."""
 
 
-class Raylet:
+class Raylet(RayletBundles):
     """The per-node scheduler and store manager.
 
     A task submitted by a local owner starts at once when its resources are free and its
@@ -183,7 +187,11 @@ class Raylet:
             Spilled: self._on_spilled,
             Restored: self._on_restored,
             Unassigned: self._on_unassigned,
+            PrepareBundles: self._on_prepare_bundles,
+            CommitBundles: self._on_commit_bundles,
+            ReturnBundles: self._on_return_bundles,
         }
+        self._init_bundles()
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -207,6 +215,8 @@ class Raylet:
 
     def _on_submit(self, msg: SubmitTask, now: float, out: list[Any]) -> None:
         spec = msg.spec
+        if spec.strategy is not None and self._submit_with_strategy(spec, now, out):
+            return
         key = self._shape(spec)
         feasible = self._feasible.get(key)
         if feasible is None:

@@ -31,6 +31,8 @@ ERR_ACTOR_DIED = "actor_died"
 """The actor that should run this method call is dead (or died while running it)."""
 ERR_OBJECT_LOST = "object_lost"
 """The object is gone: freed by its owner, or every copy was lost."""
+ERR_PG_REMOVED = "placement_group_removed"
+"""The placement group the task was to run in was removed (Ray's TaskPlacementGroupRemoved)."""
 
 # What a task is.
 TASK = 0
@@ -111,6 +113,9 @@ class TaskSpec:
     actor_options: Any = None
     """For actor creation: host-defined options that travel with the actor record (handed
     back by actor lookups); the core never reads them."""
+    strategy: Any = None
+    """A scheduling strategy from ``runtime.core.placement`` (placement group bundle, node
+    affinity, SPREAD); None: the default bottom-up placement."""
 
     def return_ids(self) -> tuple[ObjectId, ...]:
         """The object ids of this task's return values."""

@@ -33,6 +33,7 @@ from runtime.real.futures import Future
 from runtime.real.serialization import serialize
 from runtime.real.zygote import ZYGOTE_REQUEST
 from runtime.runtime_env import merge_runtime_env
+from runtime.util.scheduling_strategies import strategy_of
 
 __all__ = ["ActorInfo", "ActorMixin"]
 
@@ -53,7 +54,9 @@ class ActorInfo:
     answered: Future | None = None
     """Released at the first state change (``get_if_exists`` waits for it)."""
     keep: tuple = ()
-    """ObjectRefs passed to the constructor, kept alive for restarts."""
+    """ObjectRefs passed to the constructor, kept alive for restarts until the actor is dead;
+    with refs nested in them (actor handles included), the arguments themselves: the refs
+    must outlive the driver's copies until the constructor has borrowed them."""
     retry_options: Any = None
     """``(max_task_retries, method retries)`` of the actor ``get_if_exists`` found."""
 
@@ -70,13 +73,14 @@ class ActorMixin:
         self._check_open()
         fn_id = ac._function._function_id(self)
         name = ac.__qualname__
+        demand, hold = options.demand_and_hold()
+        strategy = strategy_of(options, demand, name)
         if any(type(v).__name__ == "ObjectRef" for v in (*args, *kwargs.values())):
             # the core resolves constructor arguments at registration: they must be ready
             refs = list(dict.fromkeys(v for v in (*args, *kwargs.values()) if _is_ref(v)))
             self.wait(refs, len(refs), None)
         a, kw, arg_refs, held, implicit = self._encode_args(name, args, kwargs)
         arg_refs += held  # the core registers an actor once its constructor's refs are ready
-        demand, hold = options.demand_and_hold()
         with self._ids_lock:
             tid = self.owner.new_task_id()
         spec = TaskSpec(
@@ -93,8 +97,11 @@ class ActorMixin:
             runtime_env=merge_runtime_env(job_runtime_env(), options.runtime_env),
             max_concurrency=actor_concurrency(ac, options),
             actor_options=(options.max_task_retries, ac._method_retries),
+            strategy=strategy,
         )
-        keep = tuple(v for v in (*args, *kwargs.values()) if _is_ref(v))
+        keep: tuple = tuple(v for v in (*args, *kwargs.values()) if _is_ref(v))
+        if held:  # refs (or actor handles) inside the arguments: keep them alive too
+            keep += (args, kwargs)
         answered = Future(1)
         info = ActorInfo(name, ac._methods, answered=answered, keep=keep)
         with self._lock:
@@ -265,6 +272,7 @@ class ActorMixin:
             info.state = cmd.state
             if cmd.state == ACTOR_DEAD:
                 info.error = cmd.error
+                info.keep = ()  # dead for good: no constructor will run again
             fut, info.answered = info.answered, None
             if fut is not None:
                 fut.hit()

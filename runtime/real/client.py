@@ -31,6 +31,7 @@ from runtime.real.serialization import (
     write_to_arena,
 )
 from runtime.runtime_env import merge_runtime_env
+from runtime.util.scheduling_strategies import strategy_of
 
 __all__ = ["ClientMixin"]
 
@@ -52,6 +53,8 @@ class ClientMixin:
         self._check_open()
         fn_id = rf._function_id(self)
         name = rf.__qualname__
+        resources = options.resource_demand()
+        strategy = strategy_of(options, resources, name)
         a, kw, arg_refs, held, implicit = self._encode_args(name, args, kwargs)
         with self._ids_lock:
             tid = self.owner.new_task_id()
@@ -61,13 +64,14 @@ class ClientMixin:
             owner_node=NODE_ID,
             function=fn_id,
             args=(a, kw),
-            resources=options.resource_demand(),
+            resources=resources,
             num_returns=options.num_returns,
             max_retries=options.max_retries,
             retry_exceptions=options.retry_exceptions,
             name=options.name or name,
             arg_refs=tuple(arg_refs),
             held_refs=tuple(held),
+            strategy=strategy,
         )
         env, job_env = options.runtime_env, api._job.runtime_env
         if env or job_env:  # the job's runtime_env, overridden by the task's

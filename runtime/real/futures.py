@@ -10,6 +10,7 @@ from runtime.core.task import (
     ERR_ACTOR_DIED,
     ERR_CANCELLED,
     ERR_NODE_DIED,
+    ERR_PG_REMOVED,
     ERR_STORE_FULL,
     ERR_UNSCHEDULABLE,
     ERR_WORKER_DIED,
@@ -21,6 +22,7 @@ from runtime.exceptions import (
     ObjectStoreFullError,
     RayError,
     TaskCancelledError,
+    TaskPlacementGroupRemoved,
     TaskUnschedulableError,
     WorkerCrashedError,
 )
@@ -40,6 +42,7 @@ _ERROR_TYPES: dict[str, type[RayError]] = {
     ERR_NODE_DIED: ObjectLostError,
     ERR_CANCELLED: TaskCancelledError,
     ERR_ACTOR_DIED: ActorDiedError,
+    ERR_PG_REMOVED: TaskPlacementGroupRemoved,
     ERR_SHUTDOWN: RayError,
 }
 

@@ -20,6 +20,7 @@ from runtime.core.task import ACTOR_METHOD, ERR_OBJECT_LOST, TASK, TaskSpec
 from runtime.real import protocol as p
 from runtime.real.addresses import GCS_ADDR, NODE_ID, RAYLET_ADDR, WORKER_OWNER_BASE
 from runtime.real.serialization import dumps
+from runtime.util.scheduling_strategies import strategy_of_raw
 
 __all__ = ["NestedMixin", "NestedWait"]
 
@@ -74,7 +75,14 @@ class NestedMixin:
         self._reply(w, req_id, True, self.register_function(pickled))
 
     def _req_submit(self, w: Any, req_id: int, payload: tuple, now: float) -> None:
-        fn_id, args, refs, held, resources, n, max_retries, retry_exceptions, name, env = payload
+        fn_id, args, refs, held, resources, n, max_retries, retry_exceptions, name, raw, env = (
+            payload
+        )
+        try:
+            strategy = strategy_of_raw(raw, resources, name, self._worker_group(w))
+        except (ValueError, TypeError) as exc:
+            self._reply(w, req_id, False, exc)
+            return
         owner = self._owner_of(w)
         spec = TaskSpec(
             task_id=owner.new_task_id(),
@@ -89,6 +97,7 @@ class NestedMixin:
             name=name,
             arg_refs=refs,
             held_refs=held,
+            strategy=strategy,
             runtime_env=env,
         )
         self._reply(w, req_id, True, list(owner.submit(spec, now, self._out)))
@@ -118,8 +127,13 @@ class NestedMixin:
     def _req_create_actor(self, w: Any, req_id: int, payload: tuple, now: float) -> None:
         (
             fn_id, args, refs, demand, hold, class_name, methods, name, restarts, if_exists, gc,
-            max_concurrency, retry_options, env,
+            max_concurrency, retry_options, raw, env,
         ) = payload  # fmt: skip
+        try:
+            strategy = strategy_of_raw(raw, demand, class_name, self._worker_group(w))
+        except (ValueError, TypeError) as exc:
+            self._reply(w, req_id, False, exc)
+            return
         owner = self._owner_of(w)
         self._class_meta[fn_id] = (class_name, methods)
         spec = TaskSpec(
@@ -136,6 +150,7 @@ class NestedMixin:
             runtime_env=env,
             max_concurrency=max_concurrency,
             actor_options=retry_options,
+            strategy=strategy,
         )
         actor_id = owner.create_actor(spec, name, restarts, if_exists, now, self._out)
         token = 0

@@ -66,6 +66,7 @@ from runtime.real.claims import Claims
 from runtime.real.client import ClientMixin
 from runtime.real.effects import EffectsMixin, HostTimers
 from runtime.real.futures import ERR_SHUTDOWN, FAILED, PENDING, READY, Future, ObjectEntry
+from runtime.real.groups import PlacementGroupMixin
 from runtime.real.introspect import IntrospectMixin
 from runtime.real.loop import LoopMixin
 from runtime.real.nested import NestedMixin, NestedWait
@@ -87,7 +88,14 @@ ACTOR_PIPELINE = 64
 
 
 class Node(
-    LoopMixin, ClientMixin, ActorMixin, IntrospectMixin, NestedMixin, EffectsMixin, PoolMixin
+    LoopMixin,
+    ClientMixin,
+    ActorMixin,
+    IntrospectMixin,
+    NestedMixin,
+    EffectsMixin,
+    PoolMixin,
+    PlacementGroupMixin,
 ):
     """The driver-side host of one node: core components, workers, arena and event loop."""
 
@@ -239,6 +247,7 @@ class Node(
             "info": self._req_info,
             "assigned": self._req_assigned,
         }
+        self._request_ops.update(self._pg_request_ops())
         self._actor_dispatchers: dict[int, Callable[[TaskSpec, float], None]] = {
             ACTOR_CREATION: self._dispatch_actor_creation,
             ACTOR_METHOD: self._dispatch_actor_call,

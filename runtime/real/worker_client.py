@@ -21,6 +21,7 @@ from runtime.real import protocol as p
 from runtime.real.addresses import WORKER_OWNER_BASE
 from runtime.real.serialization import deserialize_pinned, dumps, loads
 from runtime.runtime_env import current_runtime_env, merge_runtime_env
+from runtime.util.scheduling_strategies import raw_options
 
 __all__ = ["WorkerClient"]
 
@@ -173,6 +174,7 @@ class WorkerClient:
             options.max_retries,
             options.retry_exceptions,
             options.name or name,
+            raw_options(options),
             merge_runtime_env(current_runtime_env(), options.runtime_env),
         )
         return self._refs(self.request("submit", spec), options.num_returns)
@@ -263,6 +265,7 @@ class WorkerClient:
             not options.name and options.lifetime != "detached",  # collected with its handles
             actor_concurrency(ac, options),
             (options.max_task_retries, ac._method_retries),
+            raw_options(options),
             merge_runtime_env(current_runtime_env(), options.runtime_env),
         )
         actor_id, token, retry_options = self.request("create_actor", payload)
@@ -305,6 +308,30 @@ class WorkerClient:
     def kill_actor(self, handle: Any, no_restart: bool) -> None:
         """Terminate an actor."""
         self.request("kill_actor", (handle._actor_id, no_restart))
+
+    # -- placement groups (decided by the driver's core) ------------------------------------
+
+    def create_placement_group(
+        self, bundles: list[dict[str, float]], strategy: str, name: str, lifetime: str | None
+    ) -> int:
+        """Create a group owned by this worker; return its id."""
+        return self.request("pg_create", (bundles, strategy, name, lifetime))
+
+    def remove_placement_group(self, pg_id: int) -> None:
+        """Remove a group."""
+        self.request("pg_remove", pg_id)
+
+    def placement_group_ready(self, pg_id: int, payload: bytes) -> ObjectRef:
+        """A ref (owned by this worker) resolving to ``payload`` once the group exists."""
+        return ObjectRef(self.request("pg_ready", (pg_id, payload)), self)
+
+    def placement_group_rows(self, pg_id: int | None, name: str | None) -> list[dict[str, Any]]:
+        """Snapshots of GCS placement-group rows (see `runtime.real.groups`)."""
+        return self.request("pg_rows", (pg_id, name))
+
+    def current_placement_group(self) -> tuple[int, list[dict[str, float]], bool] | None:
+        """The group of the task or actor this worker runs, if any."""
+        return self.request("pg_current", None)
 
     def timeline(self, filename: str | None = None) -> list:
         """Not available inside a worker."""

@@ -1,6 +1,7 @@
 """Ray's `ray.util` namespace: actor pools, queues, placement groups, scheduling strategies, state.
 
-Submodules load on first use, so `import runtime` stays light:
+Submodules load on first use, so `import runtime` stays light (but for the small
+`placement_group`, imported at once, see below):
 `runtime.util.ActorPool`, `runtime.util.queue.Queue`, `runtime.util.placement_group(...)`,
 `runtime.util.scheduling_strategies`, `runtime.util.state`.
 """
@@ -25,6 +26,17 @@ _SUBMODULES = frozenset(
 )
 
 __all__ = sorted(_EXPORTS)
+
+# Eager, as in Ray: importing the submodule `placement_group` binds that name on this
+# package to the module, so the function of the same name is bound here after it.
+from runtime.util.placement_group import (  # noqa: E402, F401
+    PlacementGroup,
+    get_current_placement_group,
+    get_placement_group,
+    placement_group,
+    placement_group_table,
+    remove_placement_group,
+)
 
 
 def __getattr__(name: str) -> Any:

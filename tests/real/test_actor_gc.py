@@ -172,3 +172,28 @@ def test_an_actor_a_task_created_and_returned_lives_while_the_driver_holds_it(no
     del c
     gc.collect()
     assert _wait_dead(pid)
+
+
+@ray.remote
+class ConstructorHolder:
+    def __init__(self, counters) -> None:
+        self.counters = counters  # handles passed to the constructor, in a list
+
+    def incr_all(self) -> list:
+        return ray.get([c.incr.remote() for c in self.counters])
+
+    def pids(self) -> list:
+        return ray.get([c.pid.remote() for c in self.counters])
+
+
+def test_handles_passed_to_a_constructor_keep_their_actors_alive(node) -> None:
+    # the driver keeps no copy of the handles: only the holder's constructor got them
+    holder = ConstructorHolder.remote([Counter.remote() for _ in range(2)])
+    gc.collect()
+    assert ray.get(holder.incr_all.remote(), timeout=60) == [1, 1]
+    pids = ray.get(holder.pids.remote(), timeout=60)
+    assert not _wait_dead(pids[0], 0.5)
+    assert ray.get(holder.incr_all.remote(), timeout=60) == [2, 2]
+    del holder  # the holder dies, and with it the last handles of the counters
+    gc.collect()
+    assert all(_wait_dead(pid) for pid in pids)

@@ -212,6 +212,7 @@ def test_task_only_and_actor_only_options_are_refused_on_the_other_kind() -> Non
         {"name": 3},
         {"object_store_memory": 1},
         {"runtime_env": "not a dict"},
+        {"scheduling_strategy": "EVERYWHERE"},
     ],
 )
 def test_bad_task_option_values_raise(kwargs) -> None:
@@ -239,7 +240,7 @@ def test_bad_actor_option_values_raise(kwargs) -> None:
 @pytest.mark.parametrize(
     ("kind", "kwargs"),
     [
-        ("task", {"scheduling_strategy": "SPREAD"}),
+        ("task", {"max_calls": 2}),
         ("task", {"num_returns": "streaming"}),
         ("task", {"label_selector": {"zone": "a"}}),
         ("actor", {"concurrency_groups": {"io": 2}}),
