@@ -38,6 +38,7 @@ from runtime.exceptions import (
     UnserializableArgumentError,
     WorkerCrashedError,
 )
+from runtime.generators import DynamicObjectRefGenerator, ObjectRefGenerator
 from runtime.object_ref import ObjectRef
 from runtime.remote_function import RemoteFunction
 
@@ -57,6 +58,8 @@ __all__ = [
     "MultiNodeNotAvailableError",
     "ObjectLostError",
     "ObjectRef",
+    "ObjectRefGenerator",
+    "DynamicObjectRefGenerator",
     "ObjectStoreFullError",
     "OptionNotSupportedError",
     "RayError",

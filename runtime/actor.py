@@ -9,6 +9,7 @@ from dataclasses import fields as dataclass_fields
 from typing import Any
 
 from runtime.exceptions import InvalidOptionError
+from runtime.generators import is_generator_function
 from runtime.options import check_actor_options, check_method_options
 from runtime.remote_function import RemoteFunction, TaskOptions
 from runtime.runtime_env import validate_runtime_env
@@ -27,7 +28,9 @@ def method(*args: Any, **options: Any) -> Any:
     ones raise `InvalidOptionError`, ones twinray does not provide yet
     `OptionNotSupportedError`); each is recorded on the function as `__ray_<name>__`.
     `max_task_retries` overrides the actor's for this method; `retry_exceptions` retries
-    the call when it raises (within those retries), as in Ray.
+    the call when it raises (within those retries), as in Ray. ``num_returns="streaming"``
+    (the default of a generator method) or ``"dynamic"`` make a generator method return its
+    items as they are yielded (see `runtime.generators`).
     """
     if len(args) == 1 and callable(args[0]) and not options:
         return args[0]
@@ -243,13 +246,14 @@ def actor_concurrency(ac: ActorClass, options: ActorOptions) -> int:
     return DEFAULT_MAX_CONCURRENCY_ASYNC if ac._is_async else 1
 
 
-def _method_table(cls: type) -> dict[str, int]:
+def _method_table(cls: type) -> dict[str, int | str]:
     """Public method names of `cls` with their declared `num_returns`."""
-    table: dict[str, int] = {}
+    table: dict[str, int | str] = {}
     for name, member in inspect.getmembers(cls):
         if name.startswith("__") or not callable(member):
             continue
-        table[name] = getattr(member, "__ray_num_returns__", 1)
+        default = "streaming" if is_generator_function(member) else 1  # as in Ray
+        table[name] = getattr(member, "__ray_num_returns__", default)
     return table
 
 

@@ -272,17 +272,12 @@ def _empty(value: Any) -> bool:
     return not value
 
 
-def _int(value: Any) -> bool:
-    return isinstance(value, int)
-
-
 _CONCURRENCY = "actor concurrency options are not available yet"
-_GENERATORS = "generator tasks (num_returns='streaming'/'dynamic') are not available yet"
+_GENERATORS = "generator backpressure options are not available yet"
 _LABELS = "node labels are not available: twinray's node has none"
 
 NOT_WIRED: dict[str, dict[str, tuple[Callable[[Any], bool], str]]] = {
     "task": {
-        "num_returns": (_int, _GENERATORS),
         "_generator_backpressure_num_objects": (_is(None), _GENERATORS),
         "_num_objects_per_yield": (_is(None, 1), _GENERATORS),
         "label_selector": (_empty, _LABELS),
@@ -303,7 +298,6 @@ NOT_WIRED: dict[str, dict[str, tuple[Callable[[Any], bool], str]]] = {
         "enable_task_events": (_is(True), "disabling task events is not available yet"),
     },
     "method": {
-        "num_returns": (_int, _GENERATORS),
         "_generator_backpressure_num_objects": (_is(None), _GENERATORS),
         "_num_objects_per_yield": (_is(None, 1), _GENERATORS),
         "retry_exceptions": (

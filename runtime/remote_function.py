@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from dataclasses import fields as dataclass_fields
 from typing import Any
 
+from runtime.generators import generator_mode, is_generator_function
 from runtime.options import check_task_options
 from runtime.runtime_env import validate_runtime_env
 
@@ -29,8 +30,8 @@ class TaskOptions:
     resources: dict[str, float] = field(default_factory=dict)
     accelerator_type: str | None = None
     """Adds a demand of 0.001 `accelerator_type:<name>`, as in Ray (a node must offer it)."""
-    num_returns: int | str = 1
-    """An int; "streaming"/"dynamic": generator tasks (consumed by feat/generators)."""
+    num_returns: int | str | None = None
+    """None: Ray's default (1; a generator function streams); an int; "streaming"/"dynamic"."""
     max_retries: int = 3
     retry_exceptions: bool | list[type[BaseException]] = False
     name: str = ""
@@ -61,8 +62,6 @@ class TaskOptions:
             self.num_gpus = 0
         if self.memory is None:
             self.memory = 0
-        if self.num_returns is None:
-            self.num_returns = 1
         if self.max_retries is None:
             self.max_retries = 3
         if self.name is None:
@@ -123,6 +122,12 @@ class RemoteFunction:
         self.__qualname__ = getattr(function, "__qualname__", self.__name__)
         self.__doc__ = getattr(function, "__doc__", None)
         self.__module__ = getattr(function, "__module__", None)
+        self._is_generator = is_generator_function(function)
+        self._returns(options)  # num_returns="streaming" on a plain function fails here
+
+    def _returns(self, options: TaskOptions) -> tuple[int, int]:
+        """``(num_returns, generator mode)`` for the core (a generator streams by default)."""
+        return generator_mode(options.num_returns, self._is_generator, self.__qualname__)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         raise TypeError(
@@ -131,7 +136,8 @@ class RemoteFunction:
         )
 
     def remote(self, *args: Any, **kwargs: Any) -> Any:
-        """Submit a task; return an ObjectRef (or a list of them when num_returns > 1)."""
+        """Submit a task; return an ObjectRef (a list when num_returns > 1; an
+        `ObjectRefGenerator` for a generator function)."""
         from runtime.api import _current_node
 
         return _current_node().submit(self, args, kwargs, self._options)
@@ -141,6 +147,7 @@ class RemoteFunction:
         clone = RemoteFunction.__new__(RemoteFunction)
         clone.__dict__.update(self.__dict__)
         clone._options = self._options.replace(**changes)
+        clone._returns(clone._options)
         clone._shared = self  # registrations and the pickle are shared with the original
         return clone
 

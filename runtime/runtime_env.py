@@ -35,6 +35,7 @@ __all__ = [
     "enter",
     "leave",
     "merge_runtime_env",
+    "refuse_generator_context",
     "validate_runtime_env",
 ]
 
@@ -178,6 +179,16 @@ def merge_runtime_env(
     if "env_vars" in parent and "env_vars" in child:
         merged["env_vars"] = {**parent["env_vars"], **child["env_vars"]}
     return merged
+
+
+def refuse_generator_context(name: str, options: Any, parent: dict[str, Any] | None) -> None:
+    """Generator tasks do not set up a runtime_env or GPU ids yet: refuse rather than drop."""
+    from runtime.exceptions import OptionNotSupportedError
+
+    if options.runtime_env or parent or options.num_gpus:
+        raise OptionNotSupportedError(
+            f"{name}: runtime_env and GPUs for generator tasks are not available yet in twinray"
+        )
 
 
 # -- the worker side ----------------------------------------------------------------------

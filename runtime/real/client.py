@@ -30,7 +30,7 @@ from runtime.real.serialization import (
     serialize,
     write_to_arena,
 )
-from runtime.runtime_env import merge_runtime_env
+from runtime.runtime_env import merge_runtime_env, refuse_generator_context
 from runtime.util.scheduling_strategies import strategy_of
 
 __all__ = ["ClientMixin"]
@@ -55,6 +55,9 @@ class ClientMixin:
         name = rf.__qualname__
         resources = options.resource_demand()
         strategy = strategy_of(options, resources, name)
+        n, mode = rf._returns(options)
+        if mode:
+            refuse_generator_context(name, options, api._job.runtime_env)
         a, kw, arg_refs, held, implicit = self._encode_args(name, args, kwargs)
         with self._ids_lock:
             tid = self.owner.new_task_id()
@@ -65,17 +68,20 @@ class ClientMixin:
             function=fn_id,
             args=(a, kw),
             resources=resources,
-            num_returns=options.num_returns,
+            num_returns=n,
             max_retries=options.max_retries,
             retry_exceptions=options.retry_exceptions,
             name=options.name or name,
             arg_refs=tuple(arg_refs),
             held_refs=tuple(held),
             strategy=strategy,
+            generator=mode,
         )
         env, job_env = options.runtime_env, api._job.runtime_env
         if env or job_env:  # the job's runtime_env, overridden by the task's
             spec.runtime_env = merge_runtime_env(job_env, env)
+        if mode:
+            return self._submit_generator(spec, implicit)
         return self._submit_spec(spec, implicit)
 
     def _submit_spec(self, spec: TaskSpec, implicit: list[int]) -> Any:

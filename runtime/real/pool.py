@@ -99,7 +99,14 @@ class PoolMixin:
         kw = {k: resolve(spec, v) for k, v in kwargs.items()} if kwargs else {}
         kind = spec.kind
         ctx = _body_context(spec) if spec.instances or spec.runtime_env else None
-        if kind == TASK:
+        if spec.generator:
+            if ticket:
+                w.offered, w.ticket = spec.task_id, ticket
+            msg = p.execute_generator(
+                spec.task_id, kind, fn_id, a, kw, spec.generator, spec.skip_items, ticket
+            )
+            w.outbox.append(msg)
+        elif kind == TASK:
             if ticket:
                 w.offered, w.ticket = spec.task_id, ticket
             w.outbox.append(

@@ -241,7 +241,7 @@ def test_bad_actor_option_values_raise(kwargs) -> None:
     ("kind", "kwargs"),
     [
         ("task", {"max_calls": 2}),
-        ("task", {"num_returns": "streaming"}),
+        ("task", {"_generator_backpressure_num_objects": 4}),
         ("task", {"label_selector": {"zone": "a"}}),
         ("actor", {"concurrency_groups": {"io": 2}}),
         ("actor", {"max_pending_calls": 3}),

@@ -139,3 +139,13 @@ def test_runtime_env_class_is_a_checked_dict(started) -> None:
     assert ray.get(probe.options(runtime_env=env).remote(), timeout=30)[0] == "cls"
     with pytest.raises(ray.RuntimeEnvNotSupportedError):
         RuntimeEnv(pip=["requests"])
+
+
+def test_generator_tasks_refuse_a_runtime_env_rather_than_drop_it(started) -> None:
+    @ray.remote
+    def count(n):
+        yield from range(n)
+
+    with pytest.raises(ray.OptionNotSupportedError, match="generator"):
+        count.options(runtime_env={"env_vars": {"TW_VAR": "x"}}).remote(2)
+    assert [ray.get(r) for r in count.remote(2)] == [0, 1]
