@@ -3,57 +3,48 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from dataclasses import fields as dataclass_fields
 from typing import Any
 
+from runtime.exceptions import InvalidOptionError
 from runtime.generators import is_generator_function
+from runtime.options import check_actor_options, check_method_options
 from runtime.remote_function import RemoteFunction, TaskOptions
-from runtime.util.scheduling_strategies import check_strategy_option
+from runtime.runtime_env import validate_runtime_env
 
 __all__ = ["ActorClass", "ActorHandle", "ActorMethod", "ActorOptions", "method"]
-
-_ACTOR_OPTION_NAMES = frozenset(
-    {
-        "num_cpus",
-        "num_gpus",
-        "resources",
-        "name",
-        "namespace",
-        "get_if_exists",
-        "max_restarts",
-        "max_task_retries",
-        "max_concurrency",
-        "lifetime",
-        "memory",
-        "scheduling_strategy",
-        "placement_group",
-        "placement_group_bundle_index",
-        "placement_group_capture_child_tasks",
-    }
-)
 
 
 DEFAULT_MAX_CONCURRENCY_ASYNC = 1000
 """Ray's default ``max_concurrency`` of an async actor (a sync actor's is 1)."""
 
 
-def method(
-    *,
-    num_returns: int | str = 1,
-    max_task_retries: int | None = None,
-    retry_exceptions: bool = False,
-) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Decorator for actor methods: `@runtime.method(num_returns=2)` (Ray's `ray.method`).
+def method(*args: Any, **options: Any) -> Any:
+    """Decorator for actor methods: `@runtime.method(num_returns=2)` or bare `@runtime.method`.
 
+    Ray's `ray.method`: its keywords are checked like `.options()` on a method (unknown
+    ones raise `InvalidOptionError`, ones twinray does not provide yet
+    `OptionNotSupportedError`); each is recorded on the function as `__ray_<name>__`.
     `max_task_retries` overrides the actor's for this method; `retry_exceptions` retries
     the call when it raises (within those retries), as in Ray. ``num_returns="streaming"``
     (the default of a generator method) or ``"dynamic"`` make a generator method return its
     items as they are yielded (see `runtime.generators`).
     """
-    _check_count("max_task_retries", max_task_retries, -1, none_ok=True)
+    if len(args) == 1 and callable(args[0]) and not options:
+        return args[0]
+    if args:
+        raise InvalidOptionError(
+            "method() must be used as @method or with keyword options, e.g. @method(num_returns=2)"
+        )
+    check_method_options(options)
+    max_task_retries = options.get("max_task_retries")
+    retry_exceptions = options.get("retry_exceptions")
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
-        fn.__ray_num_returns__ = num_returns  # type: ignore[attr-defined]
+        for key, value in options.items():
+            setattr(fn, f"__ray_{key.lstrip('_')}__", value)
         if max_task_retries is not None or retry_exceptions:
             fn.__ray_retries__ = (max_task_retries, bool(retry_exceptions))  # type: ignore[attr-defined]
         return fn
@@ -72,85 +63,101 @@ def _check_count(name: str, value: Any, least: int, none_ok: bool = False) -> No
         raise ValueError(f"{name} must be {what}, got {value}")
 
 
+@dataclass(slots=True)
 class ActorOptions:
-    """Options of an actor class, with Ray's names; unknown names raise `TypeError`."""
+    """Options of an actor class, with Ray's names (checked by `runtime.options`).
 
-    __slots__ = (
-        "num_cpus",
-        "num_gpus",
-        "resources",
-        "name",
-        "get_if_exists",
-        "max_restarts",
-        "lifetime",
-        "scheduling_strategy",
-        "placement_group",
-        "placement_group_bundle_index",
-        "placement_group_capture_child_tasks",
-        "max_concurrency",
-        "max_task_retries",
-    )
+    Fields that only carry a value for another part of twinray say who consumes them; a
+    non-default value of an option not provided yet is refused when it is passed.
+    """
 
-    def __init__(
-        self,
-        num_cpus: float | None = None,
-        num_gpus: float = 0,
-        resources: dict[str, float] | None = None,
-        name: str = "",
-        get_if_exists: bool = False,
-        max_restarts: int = 0,
-        lifetime: str | None = None,
-        scheduling_strategy: Any = None,
-        placement_group: Any = "default",
-        placement_group_bundle_index: int = -1,
-        placement_group_capture_child_tasks: bool | None = None,
-        max_concurrency: int | None = None,
-        max_task_retries: int = 0,
-        **ignored: Any,
-    ) -> None:
-        _check_count("max_concurrency", max_concurrency, 1, none_ok=True)
-        _check_count("max_task_retries", max_task_retries, -1)
-        check_strategy_option(scheduling_strategy)
-        self.scheduling_strategy = scheduling_strategy
-        """Ray's scheduling strategy ("DEFAULT", "SPREAD", a strategy object; None: default)."""
-        self.placement_group = placement_group
-        """Ray's deprecated spelling of a placement-group strategy ("default": none)."""
-        self.placement_group_bundle_index = placement_group_bundle_index
-        self.placement_group_capture_child_tasks = placement_group_capture_child_tasks
-        self.num_cpus = num_cpus
-        self.num_gpus = num_gpus
-        self.resources = dict(resources or {})
-        self.name = name or ""
-        self.get_if_exists = get_if_exists
-        self.max_restarts = max_restarts
-        self.lifetime = lifetime
-        """``"detached"``: the actor outlives its handles (as does a named one)."""
-        self.max_concurrency = max_concurrency
-        """Calls run at once (None: Ray's default, 1000 for an async actor, else 1)."""
-        self.max_task_retries = max_task_retries
-        """Retries of a call that failed because the actor died (-1: forever), as in Ray."""
+    num_cpus: float | None = None
+    num_gpus: float = 0
+    memory: float = 0
+    """Bytes of the node's `memory` resource the actor holds while alive."""
+    resources: dict[str, float] = field(default_factory=dict)
+    accelerator_type: str | None = None
+    name: str = ""
+    get_if_exists: bool = False
+    max_restarts: int = 0
+    lifetime: str | None = None
+    """``"detached"``: the actor outlives its handles (as does a named one)."""
+    runtime_env: dict[str, Any] | None = None
+    """Applied in the actor's worker for its lifetime (`runtime.runtime_env`)."""
+    max_concurrency: int | None = None
+    """Calls run at once (None: Ray's default, 1000 for an async actor, else 1)."""
+    max_task_retries: int = 0
+    """Retries of a call that failed because the actor died (-1: forever), as in Ray."""
+    concurrency_groups: Any = None
+    """Named groups of threads (not provided yet: refused unless empty)."""
+    allow_out_of_order_execution: bool | None = None
+    max_pending_calls: int = -1
+    namespace: str | None = None
+    """Where a named actor is registered (None: the job's, `init(namespace=)`)."""
+    scheduling_strategy: Any = None
+    """Ray's scheduling strategy ("DEFAULT", "SPREAD", a strategy object; None: default)."""
+    placement_group: Any = "default"
+    """Ray's deprecated spelling of a placement-group strategy ("default": none)."""
+    placement_group_bundle_index: int = -1
+    placement_group_capture_child_tasks: bool | None = None
+    label_selector: dict[str, str] | None = None
+    fallback_strategy: list[Any] | None = None
+    enable_task_events: bool = True
+    enable_tensor_transport: bool | None = None
+    object_store_memory: int | None = None
+    """Deprecated in Ray, where it reserves nothing: accepted with a warning, no effect."""
+    _labels: dict[str, str] | None = None
+    _actor_generator_backpressure_num_objects: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.num_gpus is None:
+            self.num_gpus = 0
+        if self.memory is None:
+            self.memory = 0
+        if self.max_restarts is None:
+            self.max_restarts = 0
+        self.name = self.name or ""
+        self.resources = dict(self.resources or {})
+        if self.get_if_exists and not self.name:
+            raise InvalidOptionError("The actor name must be specified to use `get_if_exists`.")
+
+    @classmethod
+    def from_decorator(cls, options: Mapping[str, Any]) -> ActorOptions:
+        """The options given to `@remote(...)` on a class (`concurrency_groups` allowed)."""
+        return cls()._apply(dict(options), in_options=False)
 
     def replace(self, **changes: Any) -> ActorOptions:
-        """Return a copy with `changes` applied."""
-        unknown = set(changes) - _ACTOR_OPTION_NAMES
-        if unknown:
-            raise TypeError(f"unknown actor option(s): {', '.join(sorted(unknown))}")
-        fields = {name: getattr(self, name) for name in self.__slots__}
-        fields.update(changes)
-        return ActorOptions(**fields)
+        """Return a copy with `.options()` `changes` applied; bad names or values raise
+        `InvalidOptionError`."""
+        return self._apply(changes, in_options=True)
+
+    def _apply(self, changes: dict[str, Any], in_options: bool) -> ActorOptions:
+        check_actor_options(changes, in_options)
+        if "runtime_env" in changes:
+            changes["runtime_env"] = validate_runtime_env(changes["runtime_env"])
+        values = {f.name: getattr(self, f.name) for f in dataclass_fields(self)}
+        values.update(changes)
+        return ActorOptions(**values)
 
     def demand_and_hold(self) -> tuple[dict[str, float], dict[str, float] | None]:
         """What placing the actor needs, and what it holds while alive (None: the same).
 
-        As in Ray, a default actor needs 1 CPU to be placed and holds none while alive;
-        with an explicit `num_cpus` it holds what it asked for.
+        As in Ray, an actor that asks for no resource (or only `memory`) needs 1 CPU to be
+        placed and holds no CPU while alive; one that names any resource (`num_cpus`,
+        `num_gpus`, `resources`) holds them all, with `num_cpus` defaulting to 1.
         """
         extra = {k: float(v) for k, v in self.resources.items()}
         if self.num_gpus:
             extra["GPU"] = float(self.num_gpus)
-        if self.num_cpus is None:
+        if self.accelerator_type:
+            extra[f"accelerator_type:{self.accelerator_type}"] = 0.001
+        simple = self.num_cpus is None and not extra
+        if self.memory:
+            extra["memory"] = float(self.memory)
+        if simple:
             return {"CPU": 1.0, **extra}, extra
-        return {"CPU": float(self.num_cpus), **extra}, None
+        cpus = 1.0 if self.num_cpus is None else float(self.num_cpus)
+        return {"CPU": cpus, **extra}, None
 
 
 class ActorClass:
@@ -183,10 +190,17 @@ class ActorClass:
 
     def remote(self, *args: Any, **kwargs: Any) -> ActorHandle:
         """Create the actor (its constructor runs in a dedicated worker); return its handle."""
-        from runtime.api import _current_node
+        from runtime.api import _current_node, actor_key
 
         node = _current_node()
         options = self._options
+        if options.namespace is not None and options.name:  # registered under its namespace
+            key = actor_key(node, options.name, options.namespace)
+            if key != options.name:
+                options = ActorOptions(
+                    **{f.name: getattr(options, f.name) for f in dataclass_fields(options)}
+                )
+                options.name = key
         if options.name and not options.get_if_exists:
             _check_name_free(node, options.name)
         return node.create_actor(self, args, kwargs, options)
@@ -268,15 +282,18 @@ class ActorMethod:
             return self._handle._call(self._name, args, kwargs, self._num_returns)
         return self._handle._call(self._name, args, kwargs, self._num_returns, self._retries)
 
-    def options(
-        self,
-        num_returns: int | None = None,
-        max_task_retries: int | None = None,
-        retry_exceptions: bool | None = None,
-        **ignored: Any,
-    ) -> ActorMethod:
-        """Return this method with `num_returns`, `max_task_retries` or `retry_exceptions`
-        overridden."""
+    def options(self, **options: Any) -> ActorMethod:
+        """Return this method with options overridden (checked as Ray's method options):
+        `num_returns`, `max_task_retries`, `retry_exceptions`."""
+        if "_num_objects_per_yield" in options:
+            raise InvalidOptionError(
+                "_num_objects_per_yield cannot be overridden per actor method call. "
+                "Use @method(_num_objects_per_yield=...) instead."
+            )
+        check_method_options(options)
+        num_returns = options.get("num_returns")
+        max_task_retries = options.get("max_task_retries")
+        retry_exceptions = options.get("retry_exceptions")
         n = self._num_returns if num_returns is None else num_returns
         _check_count("max_task_retries", max_task_retries, -1, none_ok=True)
         retries = self._retries or self._handle._method_retries.get(self._name) or (None, False)

@@ -7,6 +7,7 @@ import os
 import sys
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from runtime.actor import ActorClass, ActorHandle, ActorOptions
@@ -23,6 +24,7 @@ __all__ = [
     "explain",
     "get",
     "get_actor",
+    "get_gpu_ids",
     "get_runtime_context",
     "init",
     "is_initialized",
@@ -40,57 +42,88 @@ _node: Any = None
 _init_lock = threading.Lock()
 _atexit_registered = False
 _DEFAULT_STORE = 512 << 20
+LOG_TO_DRIVER_ENV = "TWINRAY_LOG_TO_DRIVER"
+"""Set to "0" while the workers of an `init(log_to_driver=False)` start: they stay quiet."""
 
 
-def init(
-    num_cpus: float | None = None,
-    object_store_memory: int | None = None,
-    *,
-    resources: dict[str, float] | None = None,
-    num_gpus: float | None = None,
-    scheduling_policy: str = "bottom_up",
-    inline_threshold: int | None = None,
-    ignore_reinit_error: bool = False,
-    object_spilling: bool = True,
-    spill_dir: str | None = None,
-    **ignored: Any,
-) -> dict[str, Any]:
+def init(address: str | None = None, **options: Any) -> dict[str, Any]:
     """Start the single-node runtime in this process: workers (from a zygote), arena, event loop.
 
-    `num_cpus` defaults to the machine's CPU count (one worker process per CPU);
-    `object_store_memory` (bytes) to 512 MiB. Ray options that do not apply here
-    (`include_dashboard`, `log_to_driver`, ...) are accepted and ignored.
+    Keywords are Ray's (see `runtime.init_options`): `num_cpus` (default: the machine's
+    CPU count, one worker process per CPU), `num_gpus` (logical GPU instances 0..n-1),
+    `resources`, `object_store_memory` (bytes, default 512 MiB), `_memory` (the node's
+    `memory` resource in bytes, default the machine's available memory), `runtime_env`
+    (the job's, inherited by every task and actor), `namespace`, `ignore_reinit_error`,
+    `log_to_driver`, `configure_logging`/`logging_level`/`logging_format` (twinray's
+    `runtime` logger), `object_spilling_directory`/`_temp_dir` (where spilled objects go);
+    and twinray's `scheduling_policy`, `inline_threshold`, `object_spilling`, `spill_dir`.
+    Ray keywords with no effect on one node are accepted only with values that mean
+    nothing here either (`include_dashboard=False`, ...); other values raise
+    `OptionNotSupportedError`; unknown keywords raise `InitOptionError`. An `address`
+    other than None or "local" raises `MultiNodeNotAvailableError`.
 
-    When the store is full, objects spill to a nameless file in `spill_dir` (the system
-    temp dir by default) and come back transparently; `object_spilling=False` makes a
-    full store raise `ObjectStoreFullError` instead.
+    When the store is full, objects spill to a nameless file in the spill directory (the
+    system temp dir by default) and come back transparently; `object_spilling=False`
+    makes a full store raise `ObjectStoreFullError` instead.
     """
-    global _node, _atexit_registered
+    global _node, _atexit_registered, _job
+    from runtime.init_options import apply_logging, available_memory, parse_init
     from runtime.real.node import Node
     from runtime.real.serialization import INLINE_THRESHOLD
 
+    config = parse_init(address, options)
     with _init_lock:
         if _node is not None:
-            if ignore_reinit_error:
+            if config.ignore_reinit_error:
                 return _context()
             raise RuntimeError("init() was already called; call shutdown() first")
-        res = dict(resources or {})
-        if num_gpus:
-            res["GPU"] = float(num_gpus)
+        apply_logging(config)
+        num_cpus = config.num_cpus if config.num_cpus is not None else (os.cpu_count() or 1)
+        store = config.object_store_memory or _DEFAULT_STORE
+        res = dict(config.resources)
+        if config.num_gpus:
+            res["GPU"] = float(config.num_gpus)
+        res["memory"] = float(config.memory if config.memory is not None else available_memory())
+        res["object_store_memory"] = float(store)
         sys.setswitchinterval(5e-4)  # handoffs between user and loop threads wait for it
-        _node = Node(
-            num_cpus if num_cpus is not None else (os.cpu_count() or 1),
-            object_store_memory or _DEFAULT_STORE,
-            resources=res,
-            scheduling_policy=scheduling_policy,
-            inline_threshold=inline_threshold or INLINE_THRESHOLD,
-            object_spilling=object_spilling,
-            spill_dir=spill_dir,
-        )
+        quiet = not config.log_to_driver
+        if quiet:  # workers read it when they start (and so do their replacements)
+            os.environ[LOG_TO_DRIVER_ENV] = "0"
+        try:
+            _node = Node(
+                num_cpus,
+                store,
+                resources=res,
+                scheduling_policy=config.scheduling_policy,
+                inline_threshold=config.inline_threshold or INLINE_THRESHOLD,
+                object_spilling=config.object_spilling,
+                spill_dir=config.spill_dir,
+            )
+        finally:
+            if quiet:
+                os.environ.pop(LOG_TO_DRIVER_ENV, None)
+        _job = _Job(config.namespace, config.runtime_env)
+        _node.job_namespace = config.namespace
         if not _atexit_registered:
             atexit.register(shutdown)
             _atexit_registered = True
         return _context()
+
+
+@dataclass(slots=True)
+class _Job:
+    """What `init` set for the whole job: its namespace and its runtime_env."""
+
+    namespace: str | None = None
+    runtime_env: dict[str, Any] | None = None
+
+
+_job = _Job()
+
+
+def job_runtime_env() -> dict[str, Any] | None:
+    """The runtime_env given to `init` (inherited by the driver's tasks and actors)."""
+    return _job.runtime_env
 
 
 def _context() -> dict[str, Any]:
@@ -105,9 +138,10 @@ def _context() -> dict[str, Any]:
 
 def shutdown() -> None:
     """Stop the runtime: workers exit and are reaped, shared memory is released."""
-    global _node
+    global _node, _job
     with _init_lock:
         node, _node = _node, None
+        _job = _Job()
     if node is not None:
         node.shutdown()
 
@@ -141,13 +175,48 @@ def remote(*args: Any, **options: Any) -> Any:
 
 def _make_remote(fn: Any, options: dict[str, Any]) -> Any:
     if isinstance(fn, type):
-        return ActorClass(fn, ActorOptions().replace(**options))
-    return RemoteFunction(fn, TaskOptions().replace(**options))
+        return ActorClass(fn, ActorOptions.from_decorator(options))
+    return RemoteFunction(fn, TaskOptions.from_decorator(options))
 
 
 def get_actor(name: str, namespace: str | None = None) -> ActorHandle:
-    """The handle of the live actor named `name`; `ValueError` when there is none."""
-    return _require_node().get_actor(name)
+    """The handle of the live actor named `name`; `ValueError` when there is none.
+
+    Every named actor lives in the job's namespace (`init(namespace=)`, anonymous by
+    default): asking for another `namespace` finds nothing, as in Ray.
+    """
+    node = _require_node()
+    try:
+        return node.get_actor(actor_key(node, name, namespace))
+    except ValueError:
+        where = f" in namespace '{namespace}'" if namespace is not None else ""
+        raise ValueError(f"Failed to look up actor with name '{name}'{where}") from None
+
+
+def _namespace(node: Any) -> str | None:
+    """The job's namespace, asked of the driver when called in a worker."""
+    if getattr(node, "worker", None) is None:
+        return _job.namespace
+    return node.runtime_info().get("namespace")
+
+
+def actor_key(node: Any, name: str, namespace: str | None) -> str:
+    """The name an actor is registered under: `name` in the job's namespace, else
+    `namespace` and `name` joined by a NUL (so namespaces never collide)."""
+    if namespace is None or namespace == _namespace(node):
+        return name
+    return f"{namespace}\x00{name}"
+
+
+def get_gpu_ids() -> list[int]:
+    """The GPU ids assigned to the calling task or actor ([] in the driver), as in Ray.
+
+    They are logical instance ids picked by the raylet (0..num_gpus-1); a task or actor
+    that asked for GPUs also sees them in `CUDA_VISIBLE_DEVICES`.
+    """
+    from runtime.runtime_env import current_gpu_ids
+
+    return current_gpu_ids()
 
 
 def kill(actor: ActorHandle, *, no_restart: bool = True) -> None:

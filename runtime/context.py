@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 __all__ = ["RuntimeContext", "current_context"]
 
@@ -17,6 +18,7 @@ class RuntimeContext:
     task_id: str | None
     actor_id: str | None
     node_id: str
+    _node: Any = field(default=None, repr=False, compare=False)
 
     def get_job_id(self) -> str:
         """The job id (one job per driver)."""
@@ -34,13 +36,18 @@ class RuntimeContext:
         """The id of the node."""
         return self.node_id
 
+    def get_assigned_resources(self) -> dict[str, float]:
+        """The resources the running task (or actor, for its lifetime) was given, e.g.
+        ``{"CPU": 1.0, "GPU": 0.5}``; in the driver it raises `AssertionError`, as in Ray."""
+        return self._node.assigned_resources()
+
 
 def current_context(node: object) -> RuntimeContext:
     """The context of the caller, given the process's node (driver) or worker client."""
     worker = getattr(node, "worker", None)
     node_id = f"{0:056x}"
     if worker is None:
-        return RuntimeContext(JOB_ID, None, None, node_id)
+        return RuntimeContext(JOB_ID, None, None, node_id, node)
     task = f"{worker.task_id:032x}" if worker.task_id is not None else None
     actor = f"{worker.actor_id:032x}" if worker.actor_id is not None else None
-    return RuntimeContext(JOB_ID, task, actor, node_id)
+    return RuntimeContext(JOB_ID, task, actor, node_id, node)

@@ -6,6 +6,11 @@ __all__ = [
     "ActorAlreadyExistsError",
     "ActorDiedError",
     "GetTimeoutError",
+    "InitOptionError",
+    "InvalidOptionError",
+    "MultiNodeNotAvailableError",
+    "OptionNotSupportedError",
+    "RuntimeEnvNotSupportedError",
     "ObjectLostError",
     "ObjectStoreFullError",
     "RayError",
@@ -183,3 +188,33 @@ class UnserializableArgumentError(RayError, TypeError):
     def __init__(self, message: str, argument: str | None = None) -> None:
         self.argument = argument
         super().__init__(message)
+
+
+class InvalidOptionError(RayError, TypeError, ValueError):
+    """A keyword of `remote`, `.options()` or `method` is unknown, or its value is bad.
+
+    Ray raises `ValueError` for unknown option names and bad values and `TypeError` for
+    values of the wrong type: this error is both, so either `except` clause catches it.
+    """
+
+
+class InitOptionError(InvalidOptionError, RuntimeError):
+    """An unknown keyword (or a bad value) passed to `init`; also a `RuntimeError`, as in Ray."""
+
+
+class OptionNotSupportedError(RayError, NotImplementedError):
+    """A Ray option twinray knows but does not provide (yet): raised where it is passed.
+
+    The message names the option, the value given and, where one is planned, which part of
+    twinray will provide it.
+    """
+
+
+class RuntimeEnvNotSupportedError(OptionNotSupportedError):
+    """A `runtime_env` field twinray cannot honour on this node (`pip`, `conda`, `container`,
+    `uv`, `image_uri`): raised by the call that passes it, before anything runs."""
+
+
+class MultiNodeNotAvailableError(RayError, ConnectionError):
+    """`init(address=...)` names a cluster to join: twinray's real mode is one node only
+    (multi-node is not available yet). A `ConnectionError`, as Ray's failed connect is."""

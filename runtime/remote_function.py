@@ -2,96 +2,108 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from dataclasses import fields as dataclass_fields
 from typing import Any
 
 from runtime.generators import generator_mode, is_generator_function
-from runtime.util.scheduling_strategies import check_strategy_option
+from runtime.options import check_task_options
+from runtime.runtime_env import validate_runtime_env
 
 __all__ = ["RemoteFunction", "TaskOptions"]
 
-_OPTION_NAMES = frozenset(
-    {
-        "num_cpus",
-        "num_gpus",
-        "resources",
-        "num_returns",
-        "max_retries",
-        "retry_exceptions",
-        "name",
-        "memory",
-        "scheduling_strategy",
-        "placement_group",
-        "placement_group_bundle_index",
-        "placement_group_capture_child_tasks",
-    }
-)
 
-
+@dataclass(slots=True)
 class TaskOptions:
-    """Per-function task options with Ray's names and defaults."""
+    """Per-function task options with Ray's names and defaults (checked by `runtime.options`).
 
-    __slots__ = (
-        "num_cpus",
-        "num_gpus",
-        "resources",
-        "num_returns",
-        "max_retries",
-        "retry_exceptions",
-        "name",
-        "scheduling_strategy",
-        "placement_group",
-        "placement_group_bundle_index",
-        "placement_group_capture_child_tasks",
-    )
+    Fields that only carry a value for another part of twinray say who consumes them; a
+    non-default value of an option not provided yet is refused when it is passed
+    (`runtime.options.NOT_WIRED`), never ignored.
+    """
 
-    def __init__(
-        self,
-        num_cpus: float = 1,
-        num_gpus: float = 0,
-        resources: dict[str, float] | None = None,
-        num_returns: int | str | None = None,
-        max_retries: int = 3,
-        retry_exceptions: bool = False,
-        name: str = "",
-        scheduling_strategy: Any = None,
-        placement_group: Any = "default",
-        placement_group_bundle_index: int = -1,
-        placement_group_capture_child_tasks: bool | None = None,
-        **ignored: Any,
-    ) -> None:
-        check_strategy_option(scheduling_strategy)
-        self.scheduling_strategy = scheduling_strategy
-        """Ray's scheduling strategy ("DEFAULT", "SPREAD", a strategy object; None: default)."""
-        self.placement_group = placement_group
-        """Ray's deprecated spelling of a placement-group strategy ("default": none)."""
-        self.placement_group_bundle_index = placement_group_bundle_index
-        self.placement_group_capture_child_tasks = placement_group_capture_child_tasks
-        self.num_cpus = num_cpus
-        self.num_gpus = num_gpus
-        self.resources = dict(resources or {})
-        self.num_returns = num_returns
-        self.max_retries = max_retries
-        self.retry_exceptions = retry_exceptions
-        self.name = name
+    num_cpus: float = 1
+    num_gpus: float = 0
+    memory: float = 0
+    """Bytes of the node's `memory` resource the task holds while it runs."""
+    resources: dict[str, float] = field(default_factory=dict)
+    accelerator_type: str | None = None
+    """Adds a demand of 0.001 `accelerator_type:<name>`, as in Ray (a node must offer it)."""
+    num_returns: int | str | None = None
+    """None: Ray's default (1; a generator function streams); an int; "streaming"/"dynamic"."""
+    max_retries: int = 3
+    retry_exceptions: bool | list[type[BaseException]] = False
+    name: str = ""
+    runtime_env: dict[str, Any] | None = None
+    """Normalized by `runtime.runtime_env`; merged with the job's/parent's when submitted."""
+    scheduling_strategy: Any = None
+    """Ray's scheduling strategy ("DEFAULT", "SPREAD", a strategy object; None: default)."""
+    placement_group: Any = "default"
+    """Ray's deprecated spelling of a placement-group strategy ("default": none)."""
+    placement_group_bundle_index: int = -1
+    placement_group_capture_child_tasks: bool | None = None
+    label_selector: dict[str, str] | None = None
+    fallback_strategy: list[Any] | None = None
+    enable_task_events: bool = True
+    max_calls: int = 0
+    object_store_memory: int | None = None
+    _labels: dict[str, str] | None = None
+    _generator_backpressure_num_objects: int | None = None
+    """Generator backpressure (feat/generators)."""
+    _num_objects_per_yield: int = 1
+    """Generator batching (feat/generators)."""
+    _demand: dict[str, float] = field(init=False, repr=False, compare=False)
 
-    def replace(self, **changes: Any) -> TaskOptions:
-        """Return a copy with `changes` applied (unknown names raise `TypeError`)."""
-        unknown = set(changes) - _OPTION_NAMES
-        if unknown:
-            raise TypeError(f"unknown task option(s): {', '.join(sorted(unknown))}")
-        fields = {name: getattr(self, name) for name in self.__slots__}
-        fields.update(changes)
-        return TaskOptions(**fields)
-
-    def resource_demand(self) -> dict[str, float]:
-        """The resource vector the scheduler sees."""
+    def __post_init__(self) -> None:
+        if self.num_cpus is None:
+            self.num_cpus = 1
+        if self.num_gpus is None:
+            self.num_gpus = 0
+        if self.memory is None:
+            self.memory = 0
+        if self.max_retries is None:
+            self.max_retries = 3
+        if self.name is None:
+            self.name = ""
+        self.resources = dict(self.resources or {})
         demand = {"CPU": float(self.num_cpus)}
         if self.num_gpus:
             demand["GPU"] = float(self.num_gpus)
+        if self.memory:
+            demand["memory"] = float(self.memory)
         for key, value in self.resources.items():
             demand[key] = float(value)
-        return demand
+        if self.accelerator_type:
+            demand[f"accelerator_type:{self.accelerator_type}"] = 0.001
+        self._demand = demand
+
+    @classmethod
+    def from_decorator(cls, options: Mapping[str, Any]) -> TaskOptions:
+        """The options given to `@remote(...)` (where `max_calls` is allowed, as in Ray)."""
+        return cls()._apply(dict(options), in_options=False)
+
+    def replace(self, **changes: Any) -> TaskOptions:
+        """Return a copy with `.options()` `changes` applied; bad names or values raise
+        `InvalidOptionError` (unknown names suggest the closest one)."""
+        return self._apply(changes, in_options=True)
+
+    def _apply(self, changes: dict[str, Any], in_options: bool) -> TaskOptions:
+        check_task_options(changes, in_options)
+        if "runtime_env" in changes:
+            changes["runtime_env"] = validate_runtime_env(changes["runtime_env"])
+        clone = object.__new__(TaskOptions)
+        for name in _FIELD_NAMES:
+            setattr(clone, name, changes[name] if name in changes else getattr(self, name))
+        clone.__post_init__()
+        return clone
+
+    def resource_demand(self) -> dict[str, float]:
+        """The resource vector the scheduler sees (a fresh dict)."""
+        return dict(self._demand)
+
+
+_FIELD_NAMES = tuple(f.name for f in dataclass_fields(TaskOptions) if f.init)
 
 
 class RemoteFunction:

@@ -266,7 +266,8 @@ class WorkerBlocked:
     """Host -> raylet: the worker running ``task_id`` waits for objects (a nested ``get``).
 
     Its resources are lent back to the node until ``WorkerUnblocked``, so that the tasks
-    it waits for can run (Ray releases a blocked worker's CPU the same way).
+    it waits for can run (Ray releases a blocked worker's CPU the same way); instance
+    resources (GPUs) stay with it, so no other task is given the same instance ids.
     """
 
     task_id: TaskId

@@ -61,7 +61,19 @@ from runtime.core.messages import (
 )
 from runtime.core.object_store import ObjectStore
 from runtime.core.policies import LocalState, PlacementPolicy, make_policy
-from runtime.core.resources import Resources, ShapeKey, acquire, describe, fits, release, shape_key
+from runtime.core.resources import (
+    Resources,
+    ShapeKey,
+    acquire,
+    describe,
+    fits,
+    give_instances,
+    pick_instances,
+    release,
+    shape_key,
+    take_instances,
+    unit_instances,
+)
 from runtime.core.task import (
     ACTOR_CREATION,
     ERR_ACTOR_DIED,
@@ -138,6 +150,8 @@ class Raylet(RayletBundles):
         self.policy = policy or make_policy(self.config.policy, self.config.sample_size)
         self.total: Resources = dict(resources)
         self.available: Resources = dict(resources)
+        self.instances: dict[str, list[float]] = unit_instances(resources)
+        """Free capacity per instance of each unit-instance resource (GPU ids 0..n-1)."""
         self.store = ObjectStore(store_capacity)
         self.queues: dict[ShapeKey, deque[TaskSpec]] = {}
         self.queued = 0
@@ -379,7 +393,11 @@ class Raylet(RayletBundles):
     def _enqueue(self, spec: TaskSpec, now: float, out: list[Any]) -> None:
         key = self._shape(spec)
         queue = self.queues.get(key)
-        if not queue and fits(spec.resources, self.available):
+        if (
+            not queue
+            and fits(spec.resources, self.available)
+            and (not self.instances or self._take_instances(spec))
+        ):
             self._dispatch(spec, now, out)
             return
         if queue is None:
@@ -395,6 +413,8 @@ class Raylet(RayletBundles):
         if self._prefetch_paused or len(self.ahead) >= limit:
             return
         for queue in self.queues.values():
+            if queue and self.instances and self._needs_instances(queue[0]):
+                continue  # its instance ids are picked when it starts: never ahead of that
             while queue and len(self.ahead) < limit and queue[0].kind == TASK:
                 spec = queue.popleft()
                 self.queued -= 1
@@ -438,10 +458,42 @@ class Raylet(RayletBundles):
         available, waited = self.available, self.waited
         for queue in self.queues.values():
             while queue and fits(queue[0].resources, available):
+                if self.instances and not self._take_instances(queue[0]):
+                    break  # the total fits but no instance has room (fractions)
                 self.queued -= 1
                 spec = queue.popleft()
                 waited["resources"] += now - spec.since
                 self._dispatch(spec, now, out)
+
+    def _needs_instances(self, spec: TaskSpec) -> bool:
+        resources = spec.resources
+        return any(resources.get(name, 0.0) > 0 for name in self.instances)
+
+    def _take_instances(self, spec: TaskSpec) -> bool:
+        """Pick and charge the instance ids ``spec`` needs (True: it got them, or needs none)."""
+        picked: dict[str, tuple[int, ...]] = {}
+        for name, free in self.instances.items():
+            amount = spec.resources.get(name, 0.0)
+            if amount > 0:
+                ids = pick_instances(free, amount)
+                if ids is None:
+                    return False
+                picked[name] = ids
+        for name, ids in picked.items():
+            take_instances(self.instances[name], ids, spec.resources[name])
+        spec.instances = picked or None
+        return True
+
+    def _give_instances(self, spec: TaskSpec, amounts: Resources | None = None) -> None:
+        """Give back ``spec``'s instance ids (charged ``amounts``; default its resources).
+
+        ``spec.instances`` stays as the record of which instances it used."""
+        picked = spec.instances
+        if not picked:
+            return
+        charged = spec.resources if amounts is None else amounts
+        for name, ids in picked.items():
+            give_instances(self.instances[name], ids, charged.get(name, 0.0))
 
     @staticmethod
     def _shape(spec: TaskSpec) -> ShapeKey:
@@ -468,8 +520,12 @@ class Raylet(RayletBundles):
             return
         if self.blocked and msg.task_id in self.blocked:
             self.blocked.discard(msg.task_id)  # its resources were already lent back
+            if spec.instances:  # all but the instance resources, which it kept
+                release(self.available, self._instance_part(spec))
         else:
             release(self.available, spec.resources)
+        if spec.instances:
+            self._give_instances(spec)
         nxt = self.ahead.pop(msg.started, None) if msg.started else None
         if nxt is not None:  # the worker went on to a prefetched task: it runs now
             self._ahead_cancelled.discard(nxt.task_id)  # too late to take back: it ran
@@ -651,7 +707,7 @@ class Raylet(RayletBundles):
         if spec is None or spec.kind != TASK or msg.task_id in self.blocked:
             return
         self.blocked.add(msg.task_id)
-        release(self.available, spec.resources)
+        release(self.available, self._lendable(spec))
         if self.queued:
             self._dispatch_queued(now, out)
 
@@ -661,7 +717,19 @@ class Raylet(RayletBundles):
         self.blocked.discard(msg.task_id)
         spec = self.running.get(msg.task_id)
         if spec is not None:
-            acquire(self.available, spec.resources)  # may oversubscribe briefly, as in Ray
+            acquire(self.available, self._lendable(spec))  # may oversubscribe briefly, as in Ray
+
+    def _lendable(self, spec: TaskSpec) -> Resources:
+        """What a blocked task lends out: all but its instance resources (GPUs stay its own,
+        so no other task is given the same instance ids)."""
+        if not spec.instances:
+            return spec.resources
+        return {k: v for k, v in spec.resources.items() if k not in spec.instances}
+
+    def _instance_part(self, spec: TaskSpec) -> Resources:
+        """The instance resources of ``spec`` (kept while it was blocked)."""
+        picked = spec.instances or {}
+        return {k: v for k, v in spec.resources.items() if k in picked}
 
     # -- cluster membership -------------------------------------------------------------
 
@@ -766,11 +834,14 @@ class Raylet(RayletBundles):
             if msg.error_kind is None:
                 hold = spec.hold if spec.hold is not None else spec.resources
                 acquire(self.available, hold)
+                if spec.instances:  # the actor keeps its instance ids while alive
+                    self._keep_instances(spec, hold)
                 depth = max(1, spec.max_concurrency) + max(1, self.config.actor_pipeline) - 1
                 self.actors[spec.actor_id] = LocalActor(spec, hold, depth=depth)
                 out.append(Send(self.gcs_addr, ActorStarted(spec.actor_id, self.node, self.addr)))
             else:
                 # a constructor that raised is final; a worker that died may be restarted
+                self._give_instances(spec)
                 killed = msg.error_kind == "application"
                 reason: Any = f"the actor's worker died in its constructor: {msg.error}"
                 if killed:
@@ -789,6 +860,19 @@ class Raylet(RayletBundles):
         self._report_done(spec, msg, now, out)
         if actor is not None:
             self._run_next_call(actor, now, out)
+
+    def _keep_instances(self, spec: TaskSpec, hold: Resources) -> None:
+        """An actor's lifetime holds ``hold``: keep the instances it covers, free the rest."""
+        picked = spec.instances or {}
+        for name in list(picked):
+            placed, kept = spec.resources.get(name, 0.0), hold.get(name, 0.0)
+            if kept != placed:  # a different lifetime amount: give back, pick again
+                give_instances(self.instances[name], picked.pop(name), placed)
+                ids = pick_instances(self.instances[name], kept) if kept > 0 else None
+                if ids is not None:
+                    take_instances(self.instances[name], ids, kept)
+                    picked[name] = ids
+        spec.instances = picked or None
 
     def _on_actor_task(self, msg: SubmitActorTask, now: float, out: list[Any]) -> None:
         spec = msg.spec
@@ -855,8 +939,10 @@ class Raylet(RayletBundles):
                 return
             del self.running[creation.task_id]
             release(self.available, creation.resources)
+            self._give_instances(creation)
         else:
             release(self.available, actor.hold)
+            self._give_instances(actor.spec, actor.hold)
             calls = (
                 list(actor.inflight)
                 + list(actor.queue)
@@ -917,7 +1003,11 @@ class Raylet(RayletBundles):
         """Say why a task is where it is on this node: running, queued, or waiting for inputs."""
         spec = self.running.get(task_id)
         if spec is not None:
-            return f"running on node {self.node} ({spec.reason})"
+            given = "".join(
+                f", {name} {','.join(map(str, ids))}"
+                for name, ids in (spec.instances or {}).items()
+            )
+            return f"running on node {self.node}{given} ({spec.reason})"
         entry = self.waiting.get(task_id)
         if entry is not None:
             missing = ", ".join(f"{oid:x}" for oid in sorted(entry[1]))

@@ -12,6 +12,9 @@ from runtime.core.resources import Resources, ShapeKey
 # application errors only when retry_exceptions is set.
 ERR_APPLICATION = "application"
 """The task body raised an exception."""
+ERR_APPLICATION_FINAL = "application_final"
+"""The task body raised an exception that its ``retry_exceptions`` list of exception
+classes does not cover (the host decides; never retried)."""
 ERR_WORKER_DIED = "worker_died"
 """The worker process running the task died (system failure, retried)."""
 ERR_NODE_DIED = "node_died"
@@ -111,6 +114,11 @@ class TaskSpec:
     """For actor methods: the caller's sequence number for this actor, from 1."""
     hold: Resources | None = None
     """For actor creation: what the actor keeps while alive (None: same as ``resources``)."""
+    instances: dict[str, tuple[int, ...]] | None = None
+    """The instance ids of unit-instance resources (GPU) the raylet gave the task when it
+    dispatched it (for an actor: for its lifetime); None when it asked for none."""
+    runtime_env: Any = None
+    """Opaque to the core: the environment the host sets up in the worker for the body."""
     max_concurrency: int = 1
     """For actor creation: how many of the actor's calls may run at once (Ray's
     ``max_concurrency``); the raylet dispatches that many (plus its pipeline depth)."""

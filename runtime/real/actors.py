@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from runtime.actor import ActorClass, ActorHandle, ActorOptions, actor_concurrency
+from runtime.api import job_runtime_env
 from runtime.core.messages import (
     ACTOR_DEAD,
     ACTOR_PENDING,
@@ -32,6 +33,7 @@ from runtime.real.addresses import HOST_ADDR, NODE_ID, OWNER_ADDR
 from runtime.real.futures import Future
 from runtime.real.serialization import serialize
 from runtime.real.zygote import ZYGOTE_REQUEST
+from runtime.runtime_env import merge_runtime_env
 from runtime.util.scheduling_strategies import strategy_of
 
 __all__ = ["ActorInfo", "ActorMixin"]
@@ -93,6 +95,7 @@ class ActorMixin:
             max_retries=0,
             name=name,
             arg_refs=tuple(arg_refs),
+            runtime_env=merge_runtime_env(job_runtime_env(), options.runtime_env),
             max_concurrency=actor_concurrency(ac, options),
             actor_options=(options.max_task_retries, ac._method_retries),
             strategy=strategy,

@@ -8,6 +8,7 @@ import time
 from functools import partial
 from typing import Any
 
+from runtime import api
 from runtime.core.ids import object_id
 from runtime.core.task import (
     TaskSpec,
@@ -29,6 +30,7 @@ from runtime.real.serialization import (
     serialize,
     write_to_arena,
 )
+from runtime.runtime_env import merge_runtime_env, refuse_generator_context
 from runtime.util.scheduling_strategies import strategy_of
 
 __all__ = ["ClientMixin"]
@@ -54,6 +56,8 @@ class ClientMixin:
         resources = options.resource_demand()
         strategy = strategy_of(options, resources, name)
         n, mode = rf._returns(options)
+        if mode:
+            refuse_generator_context(name, options, api._job.runtime_env)
         a, kw, arg_refs, held, implicit = self._encode_args(name, args, kwargs)
         with self._ids_lock:
             tid = self.owner.new_task_id()
@@ -73,6 +77,9 @@ class ClientMixin:
             strategy=strategy,
             generator=mode,
         )
+        env, job_env = options.runtime_env, api._job.runtime_env
+        if env or job_env:  # the job's runtime_env, overridden by the task's
+            spec.runtime_env = merge_runtime_env(job_env, env)
         if mode:
             return self._submit_generator(spec, implicit)
         return self._submit_spec(spec, implicit)

@@ -42,6 +42,9 @@ class IntrospectMixin:
             slot[1] = exc
         slot[0].hit()
 
+    job_namespace: str | None = None
+    """The namespace `init(namespace=)` gave the job (None: anonymous)."""
+
     def inspect(self, read: Callable[[Any], T]) -> T:
         """Run `read(view)` on the loop thread over fresh core tables; return its result.
 
@@ -125,14 +128,36 @@ class IntrospectMixin:
         return self.inspect(read)
 
     def runtime_info(self) -> dict[str, Any]:
-        """Total and available resources of the node (a snapshot)."""
+        """Total and available resources of the node (a snapshot), and the job's namespace."""
         raylet = self.raylet
         return {
+            "namespace": self.job_namespace,
             "total": dict(raylet.total),
             "available": {k: max(0.0, v) for k, v in dict(raylet.available).items()},
             "node_id": f"{raylet.node:056x}",
             "store": self.arena.capacity,
         }
+
+    def assigned_resources(self) -> dict[str, float]:
+        """Only tasks and actors have assigned resources: the driver has none (as in Ray)."""
+        raise AssertionError(
+            "get_assigned_resources() is only available in a task or an actor, not in the driver"
+        )
+
+    def _req_assigned(self, w: Any, req_id: int, payload: Any, now: float) -> None:
+        """What the body running on worker `w` was given: an actor's lifetime resources,
+        or the running task's request; zero amounts left out."""
+        resources: dict[str, float] = {}
+        if w.actor_id:
+            actor = self.raylet.actors.get(w.actor_id)
+            if actor is not None:
+                resources = actor.hold
+            elif w.spec is not None:  # still in its constructor
+                spec = w.spec
+                resources = spec.hold if spec.hold is not None else spec.resources
+        elif w.spec is not None:
+            resources = w.spec.resources
+        self._reply(w, req_id, True, {k: float(v) for k, v in resources.items() if v > 0})
 
     def timeline(self, filename: str | None = None) -> list[dict[str, Any]]:
         """Task executions as Chrome trace / Perfetto events; written to `filename` if given."""

@@ -75,7 +75,9 @@ class NestedMixin:
         self._reply(w, req_id, True, self.register_function(pickled))
 
     def _req_submit(self, w: Any, req_id: int, payload: tuple, now: float) -> None:
-        fn_id, args, refs, held, resources, n, max_retries, retry_exceptions, name, raw = payload
+        fn_id, args, refs, held, resources, n, max_retries, retry_exceptions, name, raw, env = (
+            payload
+        )
         try:
             strategy = strategy_of_raw(raw, resources, name, self._worker_group(w))
         except (ValueError, TypeError) as exc:
@@ -96,6 +98,7 @@ class NestedMixin:
             arg_refs=refs,
             held_refs=held,
             strategy=strategy,
+            runtime_env=env,
         )
         self._reply(w, req_id, True, list(owner.submit(spec, now, self._out)))
 
@@ -124,7 +127,7 @@ class NestedMixin:
     def _req_create_actor(self, w: Any, req_id: int, payload: tuple, now: float) -> None:
         (
             fn_id, args, refs, demand, hold, class_name, methods, name, restarts, if_exists, gc,
-            max_concurrency, retry_options, raw,
+            max_concurrency, retry_options, raw, env,
         ) = payload  # fmt: skip
         try:
             strategy = strategy_of_raw(raw, demand, class_name, self._worker_group(w))
@@ -144,6 +147,7 @@ class NestedMixin:
             max_retries=0,
             name=class_name,
             arg_refs=refs,
+            runtime_env=env,
             max_concurrency=max_concurrency,
             actor_options=retry_options,
             strategy=strategy,

@@ -248,6 +248,7 @@ class Node(
             "get_actor": self._req_get_actor,
             "kill_actor": self._req_kill_actor,
             "info": self._req_info,
+            "assigned": self._req_assigned,
         }
         self._request_ops.update(self._pg_request_ops())
         self._init_streams()

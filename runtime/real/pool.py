@@ -19,6 +19,7 @@ from runtime.core.messages import (
 from runtime.core.task import (
     ACTOR_METHOD,
     ERR_APPLICATION,
+    ERR_APPLICATION_FINAL,
     ERR_WORKER_DIED,
     TASK,
     TaskSpec,
@@ -63,6 +64,26 @@ class WorkerHandle:
     """A prefetched task was taken back from it: queue none behind its running task."""
 
 
+def _retry_kind(error: tuple, retry_on: Any) -> str:
+    """ERR_APPLICATION if the encoded `error` is one of the classes in `retry_on` (Ray's
+    `retry_exceptions=[...]`), else ERR_APPLICATION_FINAL (the owner will not retry it)."""
+    classes = tuple(retry_on)
+    try:
+        cause = p.decode_error(error).cause
+    except Exception:
+        cause = None
+    if cause is not None:
+        return ERR_APPLICATION if isinstance(cause, classes) else ERR_APPLICATION_FINAL
+    names = {c.__name__ for c in classes}
+    return ERR_APPLICATION if error[1] in names else ERR_APPLICATION_FINAL
+
+
+def _body_context(spec: TaskSpec) -> tuple:
+    """What the worker sets up around the body: (runtime_env, GPU ids); see `protocol`."""
+    gpus = spec.instances.get("GPU", ()) if spec.instances else ()
+    return (spec.runtime_env, gpus)
+
+
 class PoolMixin:
     """Worker processes of a `Node`: task hand-off, replies, deaths and replacements (loop thread)."""
 
@@ -77,6 +98,7 @@ class PoolMixin:
         a = tuple(resolve(spec, v) for v in args)
         kw = {k: resolve(spec, v) for k, v in kwargs.items()} if kwargs else {}
         kind = spec.kind
+        ctx = _body_context(spec) if spec.instances or spec.runtime_env else None
         if spec.generator:
             if ticket:
                 w.offered, w.ticket = spec.task_id, ticket
@@ -87,11 +109,13 @@ class PoolMixin:
         elif kind == TASK:
             if ticket:
                 w.offered, w.ticket = spec.task_id, ticket
-            w.outbox.append(p.execute_task(spec.task_id, fn_id, a, kw, spec.num_returns, ticket))
+            w.outbox.append(
+                p.execute_task(spec.task_id, fn_id, a, kw, spec.num_returns, ticket, ctx)
+            )
         elif kind == ACTOR_METHOD:
             w.outbox.append(p.call_actor(spec.task_id, fn_id, a, kw, spec.num_returns))
         else:
-            w.outbox.append(p.create_actor(spec.task_id, fn_id, a, kw, spec.max_concurrency))
+            w.outbox.append(p.create_actor(spec.task_id, fn_id, a, kw, spec.max_concurrency, ctx))
         if w.spec is None:
             w.spec = spec
             w.started = time.monotonic()
@@ -186,7 +210,11 @@ class PoolMixin:
                 with self._lock:
                     for offset in allocs:
                         self.arena.free(offset)
-            event = TaskFinished(task_id, [], ERR_APPLICATION, payload, None, started)
+            kind = ERR_APPLICATION
+            retry_on = spec.retry_exceptions if spec is not None and spec.task_id == task_id else 0
+            if retry_on and type(retry_on) is not bool:  # a list of classes: is it one?
+                kind = _retry_kind(payload, retry_on)
+            event = TaskFinished(task_id, [], kind, payload, None, started)
         self.raylet.handle(event, now, self._out)
         if w.actor_id:
             self._actor_task_done(w, spec, ok)

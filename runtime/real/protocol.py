@@ -12,21 +12,24 @@ Values (task arguments and results) are encoded as
 
 Driver -> worker
     (REGISTER_FUNCTION, fn_id, pickled_fn)                 cache a function by id
-    (EXECUTE_TASK, task_id, fn_id, args, kwargs, n_returns, ticket)
+    (EXECUTE_TASK, task_id, fn_id, args, kwargs, n_returns, ticket, ctx)
                                                            run it; args: tuple of values,
                                                             kwargs: dict name -> value;
                                                             ticket: a prefetched task's claim
                                                             ticket, taken before it runs
-                                                            (0: none; `runtime.real.claims`)
+                                                            (0: none; `runtime.real.claims`);
+                                                            ctx: None, or (runtime_env,
+                                                            gpu_ids) set up around the body
     (ALLOC_REPLY, offset)                                  offset >= 0, or -1 if the store is full
     (SHUTDOWN,)                                            exit the loop
     (REPLY, req_id, ok, value)                             the answer to a REQUEST (value is
                                                             the exception when not ok)
-    (CREATE_ACTOR, task_id, fn_id, args, kwargs, max_concurrency)
+    (CREATE_ACTOR, task_id, fn_id, args, kwargs, max_concurrency, ctx)
                                                            build the actor (fn_id: its class);
                                                             answered by TASK_RESULT with ();
                                                             calls run up to max_concurrency
-                                                            at once
+                                                            at once; ctx as for EXECUTE_TASK,
+                                                            kept for the actor's lifetime
     (CALL_ACTOR, task_id, method, args, kwargs, n_returns) run a method of this worker's actor
     (EXECUTE_GENERATOR, task_id, kind, fn, args, kwargs, mode, skip, ticket)
                                                            run a generator task (kind TASK: fn
@@ -124,13 +127,15 @@ def execute_task(
     kwargs: dict[str, tuple],
     n_returns: int = 1,
     ticket: int = 0,
+    ctx: tuple | None = None,
 ) -> tuple:
     """Build an EXECUTE_TASK message (args/kwargs hold encoded values).
 
     `ticket`: a prefetched task's claim ticket; the worker takes it (`Claims.take`) before
-    running the task and skips the task if the host took it back.
+    running the task and skips the task if the host took it back. `ctx`: None, or
+    `(runtime_env, gpu_ids)` that the worker sets up for the body and undoes after it.
     """
-    return (EXECUTE_TASK, task_id, fn_id, args, kwargs, n_returns, ticket)
+    return (EXECUTE_TASK, task_id, fn_id, args, kwargs, n_returns, ticket, ctx)
 
 
 def execute_generator(
@@ -148,13 +153,19 @@ def execute_generator(
 
 
 def create_actor(
-    task_id: Any, fn_id: int, args: tuple, kwargs: dict[str, tuple], max_concurrency: int = 1
+    task_id: Any,
+    fn_id: int,
+    args: tuple,
+    kwargs: dict[str, tuple],
+    max_concurrency: int = 1,
+    ctx: tuple | None = None,
 ) -> tuple:
     """Build a CREATE_ACTOR message (args/kwargs hold encoded values).
 
     `max_concurrency`: how many calls the actor runs at once (an async actor, or a sync one
-    above 1, runs them concurrently; see `runtime.real.concurrent_actor`)."""
-    return (CREATE_ACTOR, task_id, fn_id, args, kwargs, max_concurrency)
+    above 1, runs them concurrently; see `runtime.real.concurrent_actor`). `ctx` as for
+    EXECUTE_TASK, kept for the actor's lifetime."""
+    return (CREATE_ACTOR, task_id, fn_id, args, kwargs, max_concurrency, ctx)
 
 
 def call_actor(

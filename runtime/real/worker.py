@@ -27,6 +27,7 @@ from functools import partial
 from types import GeneratorType
 from typing import Any
 
+from runtime import runtime_env
 from runtime.core.ids import object_id
 from runtime.exceptions import ObjectStoreFullError
 from runtime.real import protocol as p
@@ -186,22 +187,38 @@ class _Worker(GeneratorRunnerMixin):
         return False
 
     def _execute(self, msg: tuple) -> None:
-        _, task_id, fn_id, args, kwargs, n_returns, ticket = msg
+        _, task_id, fn_id, args, kwargs, n_returns, ticket, ctx = msg
         if ticket and not self.arena.claims.take(self.worker_id, ticket):
             return  # the host took it back and gave it to an idle worker
         fn = self.functions.get(fn_id)
         name = getattr(fn, "__qualname__", f"function#{fn_id}")
         if fn is None:
             fn = _unregistered(fn_id)
-        self._run(task_id, fn, name, args, kwargs, n_returns, False)
+        if ctx is None:
+            self._run(task_id, fn, name, args, kwargs, n_returns, False)
+            return
+        try:
+            undo = _enter_context(ctx)  # the task's runtime_env and GPU ids, undone after it
+        except OSError as exc:
+            self._run(task_id, _raiser(exc), name, args, kwargs, n_returns, False)
+            return
+        try:
+            self._run(task_id, fn, name, args, kwargs, n_returns, False)
+        finally:
+            runtime_env.leave(undo)
 
     def _create_actor(self, msg: tuple) -> bool | None:
-        _, task_id, fn_id, args, kwargs, max_concurrency = msg
+        _, task_id, fn_id, args, kwargs, max_concurrency, ctx = msg
         self.actor_id = task_id  # an actor's id is its creation task's id
         cls = self.functions.get(fn_id)
         name = getattr(cls, "__qualname__", f"class#{fn_id}") + ".__init__"
         if cls is None:
             cls = _unregistered(fn_id)
+        if ctx is not None:
+            try:
+                _enter_context(ctx)  # for the actor's lifetime: its worker is its own
+            except OSError as exc:
+                cls = _raiser(exc)
         self._run(task_id, cls, name, args, kwargs, 0, True)
         if self.actor is None:
             return None
@@ -319,6 +336,12 @@ class _Worker(GeneratorRunnerMixin):
         if offset < 0:
             raise ObjectStoreFullError(f"object store full: no room for a {nbytes}-byte result")
         return offset
+
+
+def _enter_context(ctx: tuple) -> Any:
+    """Set up a body's `(runtime_env, gpu_ids)`; return what `runtime_env.leave` undoes."""
+    env, gpu_ids = ctx
+    return runtime_env.enter(env, gpu_ids)
 
 
 def _unregistered(fn_id: int) -> Any:
@@ -478,6 +501,16 @@ def _prefix_output(worker_id: int) -> None:
                 handler.setStream(replaced[id(stream)])
 
 
+def _silence_unless_logging_to_driver() -> None:
+    """`init(log_to_driver=False)`: this worker's output goes nowhere (as in Ray)."""
+    if os.environ.pop("TWINRAY_LOG_TO_DRIVER", None) != "0":
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+
+
 def _flush_stdio() -> None:
     for stream in (sys.stdout, sys.stderr):
         try:
@@ -496,6 +529,7 @@ def worker_main(
     worker = _Worker(conn, arena, worker_id, inline_threshold)
     signal.signal(CANCEL_SIGNAL, partial(_interrupt, worker))
     _prefix_output(worker_id)
+    _silence_unless_logging_to_driver()
     import runtime.api as api
     from runtime.real.worker_client import WorkerClient
 

@@ -23,6 +23,11 @@ from runtime.real import protocol as p
 from runtime.real.addresses import WORKER_OWNER_BASE
 from runtime.real.serialization import deserialize_pinned, dumps, loads
 from runtime.real.worker_generators import WorkerStreamMixin
+from runtime.runtime_env import (
+    current_runtime_env,
+    merge_runtime_env,
+    refuse_generator_context,
+)
 from runtime.util.scheduling_strategies import raw_options
 
 __all__ = ["WorkerClient"]
@@ -168,6 +173,8 @@ class WorkerClient(WorkerStreamMixin):
         fn_id = rf._function_id(self)
         name = rf.__qualname__
         n, mode = rf._returns(options)
+        if mode:
+            refuse_generator_context(name, options, current_runtime_env())
         a, kw, refs, held = self._encode(name, args, kwargs)
         if mode:
             payload = (TASK, 0, fn_id, (a, kw), tuple(refs), tuple(held))
@@ -184,6 +191,7 @@ class WorkerClient(WorkerStreamMixin):
             options.retry_exceptions,
             options.name or name,
             raw_options(options),
+            merge_runtime_env(current_runtime_env(), options.runtime_env),
         )
         return self._refs(self.request("submit", spec), n)
 
@@ -278,6 +286,7 @@ class WorkerClient(WorkerStreamMixin):
             actor_concurrency(ac, options),
             (options.max_task_retries, ac._method_retries),
             raw_options(options),
+            merge_runtime_env(current_runtime_env(), options.runtime_env),
         )
         actor_id, token, retry_options = self.request("create_actor", payload)
         ref = ObjectRef(token, self) if token else None
@@ -352,6 +361,10 @@ class WorkerClient(WorkerStreamMixin):
     def timeline(self, filename: str | None = None) -> list:
         """Not available inside a worker."""
         raise RuntimeError("timeline() can only be called from the driver")
+
+    def assigned_resources(self) -> dict[str, float]:
+        """The resources the body running here was given (asked of the driver)."""
+        return self.request("assigned", None)
 
     def runtime_info(self) -> dict[str, Any]:
         """Resources and context as the driver sees them."""

@@ -87,7 +87,9 @@ def test_cancel_from_inside_a_task(cluster) -> None:
 
 def test_resources_and_nodes(cluster) -> None:
     total = ray.cluster_resources()
+    assert total.pop("memory") > 0 and total.pop("object_store_memory") == 64 << 20
     assert total == {"CPU": 2.0, "GPU": 1.0, "accel": 2.0}
+    total = ray.cluster_resources()
     deadline = time.monotonic() + 5
     while ray.available_resources().get("CPU") != 2.0 and time.monotonic() < deadline:
         time.sleep(0.01)
