@@ -100,10 +100,10 @@ def test_spans_of_concurrent_actor_calls_overlap_and_cover_their_bodies(node, cl
     actor = cls.remote()
     ray.get(actor.nap.remote(0), timeout=60)  # constructed before the calls go out
     # the first call sent ends first: the driver moves on to the next while two still run
-    bodies = ray.get([actor.nap.remote(0.05 * (i + 1)) for i in range(3)], timeout=60)
+    bodies = ray.get([actor.nap.remote(0.2 * (i + 1)) for i in range(3)], timeout=60)
     spans = _spans(node, f"{cls.__name__}.nap")
     spans = sorted(spans)[-3:]  # the three calls (the warm-up call came first)
-    # naps of 50, 100 and 150 ms: pair spans and bodies by length
+    # naps of 0.2, 0.4 and 0.6 s: pair spans and bodies by length
     by_length = sorted(spans, key=lambda s: s[1] - s[0])
     for span, body in zip(by_length, bodies, strict=True):
         assert _covers(span, body), f"{span} does not cover the body {body}: {spans}"
