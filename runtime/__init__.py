@@ -32,6 +32,7 @@ from runtime.exceptions import (
     UnserializableArgumentError,
     WorkerCrashedError,
 )
+from runtime.generators import DynamicObjectRefGenerator, ObjectRefGenerator
 from runtime.object_ref import ObjectRef
 from runtime.remote_function import RemoteFunction
 
@@ -48,6 +49,8 @@ __all__ = [
     "GetTimeoutError",
     "ObjectLostError",
     "ObjectRef",
+    "ObjectRefGenerator",
+    "DynamicObjectRefGenerator",
     "ObjectStoreFullError",
     "RayError",
     "RayTaskError",

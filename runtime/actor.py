@@ -6,6 +6,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
+from runtime.generators import is_generator_function
 from runtime.remote_function import RemoteFunction, TaskOptions
 from runtime.util.scheduling_strategies import check_strategy_option
 
@@ -38,14 +39,16 @@ DEFAULT_MAX_CONCURRENCY_ASYNC = 1000
 
 def method(
     *,
-    num_returns: int = 1,
+    num_returns: int | str = 1,
     max_task_retries: int | None = None,
     retry_exceptions: bool = False,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorator for actor methods: `@runtime.method(num_returns=2)` (Ray's `ray.method`).
 
     `max_task_retries` overrides the actor's for this method; `retry_exceptions` retries
-    the call when it raises (within those retries), as in Ray.
+    the call when it raises (within those retries), as in Ray. ``num_returns="streaming"``
+    (the default of a generator method) or ``"dynamic"`` make a generator method return its
+    items as they are yielded (see `runtime.generators`).
     """
     _check_count("max_task_retries", max_task_retries, -1, none_ok=True)
 
@@ -229,13 +232,14 @@ def actor_concurrency(ac: ActorClass, options: ActorOptions) -> int:
     return DEFAULT_MAX_CONCURRENCY_ASYNC if ac._is_async else 1
 
 
-def _method_table(cls: type) -> dict[str, int]:
+def _method_table(cls: type) -> dict[str, int | str]:
     """Public method names of `cls` with their declared `num_returns`."""
-    table: dict[str, int] = {}
+    table: dict[str, int | str] = {}
     for name, member in inspect.getmembers(cls):
         if name.startswith("__") or not callable(member):
             continue
-        table[name] = getattr(member, "__ray_num_returns__", 1)
+        default = "streaming" if is_generator_function(member) else 1  # as in Ray
+        table[name] = getattr(member, "__ray_num_returns__", default)
     return table
 
 

@@ -12,6 +12,7 @@ from typing import Any
 from runtime.actor import ActorClass, ActorHandle, ActorOptions
 from runtime.context import RuntimeContext, current_context
 from runtime.exceptions import RayError
+from runtime.generators import ObjectRefGenerator
 from runtime.object_ref import ObjectRef
 from runtime.remote_function import RemoteFunction, TaskOptions
 
@@ -161,6 +162,8 @@ def get(object_refs: ObjectRef | Sequence[ObjectRef], *, timeout: float | None =
     node = _require_node()
     if isinstance(object_refs, ObjectRef):
         return node.get([object_refs], timeout)[0]
+    if isinstance(object_refs, ObjectRefGenerator):
+        return object_refs  # as Ray does: the generator itself
     if not isinstance(object_refs, (list, tuple)):
         raise TypeError(
             f"get() expects an ObjectRef or a list of ObjectRefs, got {type(object_refs).__name__}"
@@ -180,12 +183,19 @@ def wait(
     timeout: float | None = None,
     fetch_local: bool = True,
 ) -> tuple[list[ObjectRef], list[ObjectRef]]:
-    """Return `(ready, not_ready)`: the first `num_returns` ready refs, in input order."""
-    if isinstance(object_refs, ObjectRef) or not isinstance(object_refs, (list, tuple)):
+    """Return `(ready, not_ready)`: the first `num_returns` ready refs, in input order.
+
+    An `ObjectRefGenerator` in the list is ready when `next()` on it would not wait.
+    """
+    if isinstance(object_refs, (ObjectRef, ObjectRefGenerator)) or not isinstance(
+        object_refs, (list, tuple)
+    ):
         raise TypeError("wait() expects a list of ObjectRefs")
     refs = list(object_refs)
     if not 0 <= num_returns <= len(refs):
         raise ValueError(f"num_returns must be between 0 and {len(refs)}, got {num_returns}")
+    if any(isinstance(r, ObjectRefGenerator) for r in refs):
+        return _require_node().wait_mixed(refs, num_returns, timeout)
     return _require_node().wait(refs, num_returns, timeout)
 
 
@@ -195,6 +205,8 @@ def cancel(object_ref: ObjectRef, *, force: bool = False, recursive: bool = True
     A running task gets a KeyboardInterrupt (`force=True`: its worker is killed; not
     allowed for actor calls).
     """
+    if isinstance(object_ref, ObjectRefGenerator):
+        object_ref = object_ref.completed()  # stops the producer; its stream ends
     _require_node().cancel(object_ref, force)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from runtime.generators import generator_mode, is_generator_function
 from runtime.util.scheduling_strategies import check_strategy_option
 
 __all__ = ["RemoteFunction", "TaskOptions"]
@@ -49,7 +50,7 @@ class TaskOptions:
         num_cpus: float = 1,
         num_gpus: float = 0,
         resources: dict[str, float] | None = None,
-        num_returns: int = 1,
+        num_returns: int | str | None = None,
         max_retries: int = 3,
         retry_exceptions: bool = False,
         name: str = "",
@@ -109,6 +110,12 @@ class RemoteFunction:
         self.__qualname__ = getattr(function, "__qualname__", self.__name__)
         self.__doc__ = getattr(function, "__doc__", None)
         self.__module__ = getattr(function, "__module__", None)
+        self._is_generator = is_generator_function(function)
+        self._returns(options)  # num_returns="streaming" on a plain function fails here
+
+    def _returns(self, options: TaskOptions) -> tuple[int, int]:
+        """``(num_returns, generator mode)`` for the core (a generator streams by default)."""
+        return generator_mode(options.num_returns, self._is_generator, self.__qualname__)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         raise TypeError(
@@ -117,7 +124,8 @@ class RemoteFunction:
         )
 
     def remote(self, *args: Any, **kwargs: Any) -> Any:
-        """Submit a task; return an ObjectRef (or a list of them when num_returns > 1)."""
+        """Submit a task; return an ObjectRef (a list when num_returns > 1; an
+        `ObjectRefGenerator` for a generator function)."""
         from runtime.api import _current_node
 
         return _current_node().submit(self, args, kwargs, self._options)
@@ -127,6 +135,7 @@ class RemoteFunction:
         clone = RemoteFunction.__new__(RemoteFunction)
         clone.__dict__.update(self.__dict__)
         clone._options = self._options.replace(**changes)
+        clone._returns(clone._options)
         clone._shared = self  # registrations and the pickle are shared with the original
         return clone
 

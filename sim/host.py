@@ -48,6 +48,8 @@ from runtime.core.messages import (
     CancelRunning,
     Dispatch,
     Free,
+    GeneratorYielded,
+    ItemReady,
     KillWorker,
     NodeDied,
     ObjectFreed,
@@ -56,6 +58,7 @@ from runtime.core.messages import (
     Send,
     SetTimer,
     Spill,
+    StreamEnded,
     TaskFinished,
     TimerFired,
     Trace,
@@ -183,7 +186,10 @@ class Host:
             KillWorker: self._ignore,
             Spill: self._ignore,  # the simulator never asks for room (MakeRoom): no spilling yet
             Restore: self._ignore,
+            ItemReady: self._stream_event,
+            StreamEnded: self._stream_event,
         }
+        self._stream_callbacks: dict[int, Callable[[Any, float], None]] = {}
         self._interrupted: dict[int, float] = {}
         """Running tasks whose body was interrupted: task id -> interruption time."""
         self._actor_busy_until: dict[int, float] = {}
@@ -225,6 +231,10 @@ class Host:
     def on_ready(self, owner_addr: int, callback: ReadyCallback) -> None:
         """Route ObjectReady commands of the owner at `owner_addr` to `callback`."""
         self._ready_callbacks[owner_addr] = callback
+
+    def on_stream(self, owner_addr: int, callback: Callable[[Any, float], None]) -> None:
+        """Route ItemReady and StreamEnded commands of the owner at `owner_addr` to `callback`."""
+        self._stream_callbacks[owner_addr] = callback
 
     def start(self) -> None:
         """Call `start(now, out)` of every component that has one, in address order."""
@@ -469,6 +479,8 @@ class Host:
                 return  # the body starts when its arguments have arrived
             at += self._fetch_args(spec, cmd.node, at)
         event = _TaskEnd(self._task_end_cbs, self._raylet_of_node[cmd.node], cmd.node, spec, at)
+        if spec.generator:
+            self._schedule_items(spec, event.dst, at)
         end = at + spec.duration
         if self._slot_extra:
             end += self._overhead(spec)
@@ -612,6 +624,32 @@ class Host:
             fired = self._timer_events[key] = TimerFired(cmd.key)
         event = _Arrival(self._arrival_cbs, cmd.addr, fired, 0)
         heappush(self._queue, (at + cmd.delay, self._rand(), next(self._eid), event))
+
+    def _schedule_items(self, spec: TaskSpec, raylet: int, at: float) -> None:
+        """A generator body yields its items (sizes in ``spec.args``) evenly over its run.
+
+        Item ``i`` of ``n`` is yielded at ``(i + 1) / (n + 1)`` of the duration, so the last
+        one comes strictly before the body's end; a re-run skips the items delivered already.
+        """
+        sizes = spec.args or ()
+        n = len(sizes)
+        attempt = spec.attempt
+        for i in range(spec.skip_items, n):
+            when = at + spec.duration * (i + 1) / (n + 1)
+
+            def yielded(i: int = i) -> None:
+                stopped = self._interrupted.get(spec.task_id, -1.0) if self._interrupted else -1.0
+                if spec.attempt != attempt or stopped >= at:
+                    return  # the body died, was re-run or was cancelled meanwhile
+                item = GeneratorYielded(spec.task_id, i, sizes[i])
+                self._on_arrival(_Arrival(self._arrival_cbs, raylet, item, 0))
+
+            self.call_at(when, yielded)
+
+    def _stream_event(self, cmd: Any, src: int, at: float) -> None:
+        callback = self._stream_callbacks.get(cmd.owner)
+        if callback is not None:
+            callback(cmd, at)
 
     def _object_ready(self, cmd: ObjectReady, src: int, at: float) -> None:
         callback = self._ready_callbacks.get(cmd.owner)

@@ -274,6 +274,7 @@ _SCALERS: dict[str, Callable[[dict[str, Any], int, int, list[str]], None]] = {
     "rl": _scale_rl,
     "parameter_server": _scale_ps,
     "hyperparameter_search": lambda wl, d, c, n: _merge_windows(wl, d, "concurrent_trials"),
+    "stream": lambda wl, d, c, n: _merge_windows(wl, d, "window"),
 }
 """Workload kind -> how one driver on 1 node x `cpus` CPUs takes over the workload."""
 
@@ -339,6 +340,13 @@ _BUDGETS: dict[str, tuple[str, Callable[[Any, int], float]]] = {
         "trials",
         lambda w, c: (
             _expected_epochs(w) * _task_s(w) / min(w.concurrent_trials, _slots(w.num_cpus, c))
+        ),
+    ),
+    "stream": (
+        "producers",
+        lambda w, c: (
+            (_task_s(w) + w.items * (_mean(w.consumer_duration_ms) * 1e-3 + TASK_OVERHEAD_S))
+            / _slots(w.num_cpus, c)
         ),
     ),
 }

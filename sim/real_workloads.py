@@ -39,6 +39,7 @@ from sim.scenario import (
     RLWorkload,
     Scenario,
     ShuffleWorkload,
+    StreamWorkload,
     TreeWorkload,
 )
 
@@ -502,7 +503,61 @@ def run_search(driver: RealDriver, spec: HyperparameterSearchWorkload) -> None:
             search.step(trial, ref)
 
 
+# --- streaming generators (sim.streams.StreamDriver) ------------------------------------------
+
+
+def produce(duration_s: float, sizes: tuple[int, ...]) -> Any:
+    """A generator task body: item `i` of `n` (of `sizes[i]` bytes) at `(i + 1) / (n + 1)`."""
+    step = duration_s / (len(sizes) + 1)
+    for nbytes in sizes:
+        yield work(step, nbytes)
+    work(step, 0)
+
+
+def run_stream(driver: RealDriver, spec: StreamWorkload) -> None:
+    """`producers` generator tasks, `window` at a time; one consumer task per item as it comes."""
+    ray = driver.ray
+    item_bytes = make_sampler(spec.item_bytes, driver.rng)
+    consumer_ms = make_sampler(spec.consumer_duration_ms, driver.rng)
+    producer = ray.remote(produce)
+    options = _options(driver.resources)
+    streams: dict[Any, str] = {}
+    remaining = spec.producers
+
+    def start() -> None:
+        name = f"t{driver.count}"
+        driver.count += 1
+        sizes = tuple(int(item_bytes()) for _ in range(spec.items))
+        driver.submitted_at[name] = time.monotonic()
+        gen = producer.options(name=name, **options).remote(driver.duration_ms() * 1e-3, sizes)
+        streams[gen] = name
+
+    for _ in range(min(spec.window, remaining)):
+        start()
+        remaining -= 1
+    while streams or driver.pending:
+        ready, _ = ray.wait([*streams, *driver.pending], num_returns=1)
+        if any(x not in streams for x in ready):
+            driver.next_done()  # a consumer finished: record it (returns at once)
+        for x in ready:
+            if x not in streams:
+                continue
+            try:
+                item = next(x)
+            except StopIteration:
+                now = time.monotonic()
+                name = streams.pop(x)
+                driver.metrics.task_done(now - driver.submitted_at[name], now - driver.t0)
+                driver.last = now
+                if remaining > 0:
+                    start()
+                    remaining -= 1
+                continue
+            driver.task(None, consumer_ms() * 1e-3, (0,), (item,))
+
+
 RUNNERS: dict[str, Callable[[RealDriver, Any], None]] = {
+    "stream": run_stream,
     "independent": run_independent,
     "chain": run_chains,
     "tree": run_tree,

@@ -43,8 +43,10 @@ from sim.scenario import (
     RLWorkload,
     Scenario,
     ShuffleWorkload,
+    StreamWorkload,
     TreeWorkload,
 )
+from sim.streams import StreamDriver
 from sim.topology import Routes
 from sim.workloads import ChainDriver, Completion, IndependentDriver
 
@@ -370,7 +372,19 @@ def _chain_drivers(sim: Simulation, spec: ChainWorkload) -> int:
     return spec.chains * spec.length
 
 
+def _stream_drivers(sim: Simulation, spec: StreamWorkload) -> int:
+    """Producers split as evenly as possible over the drivers; one consumer per item."""
+    seed, n = sim.scenario.seed, len(sim.owners)
+    for i, owner in enumerate(sim.owners):
+        rng = _rng(seed, f"workload:{i}")
+        producers = split(spec.producers, n, i)
+        args = (sim.host, owner, sim.metrics, sim.completion, spec, rng, producers)
+        sim.drivers.append(StreamDriver(*args))
+    return spec.producers * (1 + spec.items)
+
+
 _WORKLOADS: dict[type, Callable[[Simulation, Any], int]] = {
+    StreamWorkload: _stream_drivers,
     IndependentWorkload: _independent_drivers,
     ChainWorkload: _chain_drivers,
     TreeWorkload: _tree_drivers,

@@ -511,8 +511,27 @@ class HyperparameterSearchWorkload(_WorkloadBase):
     reduction_factor: int = Field(3, ge=2)
 
 
+class StreamWorkload(_WorkloadBase):
+    """Streaming generators: `producers` tasks each yield `items` items over their run.
+
+    A producer's items are yielded evenly over its `duration_ms` (item `i` of `n` at
+    `(i + 1) / (n + 1)` of it), each of `item_bytes`; every item, as it reaches its driver, is
+    the argument of one consumer task (`consumer_duration_ms`, same resources), so
+    consumers start while their producer still runs. Each driver keeps `window`
+    producers in flight; a producer that fails ends its stream with fewer items.
+    """
+
+    kind: Literal["stream"]
+    producers: int = Field(4, ge=1)
+    items: int = Field(10, ge=1)
+    item_bytes: DistSpec = ConstantDist(dist="constant", value=1024.0)
+    consumer_duration_ms: DistSpec = ExponentialDist(dist="exponential", mean=1.0)
+    window: int = Field(4, ge=1)
+
+
 WorkloadSpec = Annotated[
-    IndependentWorkload
+    StreamWorkload
+    | IndependentWorkload
     | ChainWorkload
     | TreeWorkload
     | ShuffleWorkload

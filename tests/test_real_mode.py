@@ -140,6 +140,11 @@ TINY: dict[str, tuple[str, dict[str, str], int | None]] = {
         {"workload.trials": "6", "workload.epochs": "4", "workload.concurrent_trials": "3"},
         None,  # early stopping depends on the order results arrive in
     ),
+    "stream": (
+        "stream.yaml",
+        {"workload.producers": "3", "workload.items": "4", "workload.item_bytes": "200000"},
+        3 * (1 + 4),
+    ),
 }
 """Kind -> (scenario, overrides for a tiny run, tasks expected in both worlds)."""
 

@@ -58,6 +58,29 @@ def return_index(oid: ObjectId) -> int:
     return oid & MAX_RETURNS
 
 
+ITEM_SHIFT = RETURN_BITS + 64
+"""Bits of a generator item's id below its item index (task ids stay below 2**64)."""
+
+
+def generator_item_id(task_id: TaskId, index: int) -> ObjectId:
+    """The id of item ``index`` (0-based) yielded by streaming generator task ``task_id``.
+
+    Return index 0 is never a task's return value, so it marks an item; the item index
+    sits above the task id. ``task_of`` of an item is a pseudo task id no task has.
+    """
+    return ((index + 1) << ITEM_SHIFT) | (task_id << RETURN_BITS)
+
+
+def is_generator_item(oid: ObjectId) -> bool:
+    """True when ``oid`` is an item of a streaming generator (see `generator_item_id`)."""
+    return oid & MAX_RETURNS == 0 and oid >> ITEM_SHIFT > 0
+
+
+def generator_item_task(oid: ObjectId) -> TaskId:
+    """The generator task that yields item ``oid`` (see `generator_item_id`)."""
+    return (oid >> RETURN_BITS) & ((1 << 64) - 1)
+
+
 def owner_index_of(task_id: TaskId) -> int:
     """The index of the owner that submitted ``task_id``."""
     return task_id >> OWNER_SHIFT

@@ -715,3 +715,72 @@ class ReturnBundles:
     reason: str
     attempt: int = -1
     """Only the bundles prepared in this attempt (-1: every bundle of the group here)."""
+
+
+# ---------------------------------------------------------------------------------------
+# Streaming generators
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True, eq=False)
+class GeneratorYielded:
+    """Host -> raylet: the running generator task ``task_id`` yielded item ``index`` (from 0).
+
+    ``size``/``payload``/``stored`` describe the value like one output of ``TaskFinished``
+    (``stored`` None: the raylet decides by its inline threshold). With ``error_kind`` set
+    the body raised at this item instead (Ray reports a generator's exception as an item).
+    """
+
+    task_id: TaskId
+    index: int
+    size: int = 0
+    payload: Any = None
+    stored: bool | None = None
+    error_kind: str | None = None
+    error: Any = None
+
+
+@dataclass(slots=True, eq=False)
+class GeneratorItem:
+    """Raylet -> owner: item ``index`` of generator task ``task_id`` exists (or failed)."""
+
+    task_id: TaskId
+    index: int
+    node: NodeId
+    result: ResultInfo | None
+    error_kind: str | None = None
+    error: Any = None
+
+
+@dataclass(slots=True, eq=False)
+class ItemReady:
+    """Owner -> host: item ``index`` (object ``oid``) of stream ``task_id`` can be consumed.
+
+    As ``ObjectReady``: ``result`` says where the value is; on failure ``error_kind``/
+    ``error`` say why. The owner holds one reference to the item for the stream until the
+    program consumes it or drops the generator (``Owner.drop_stream``).
+    """
+
+    owner: Address
+    task_id: TaskId
+    index: int
+    oid: ObjectId
+    result: ResultInfo | None
+    node: NodeId
+    error_kind: str | None = None
+    error: Any = None
+
+
+@dataclass(slots=True, eq=False)
+class StreamEnded:
+    """Owner -> host: stream ``task_id`` has all its ``count`` items; no more will come.
+
+    ``error_kind`` is set when the task itself failed (a system error, cancellation, a
+    failed argument): the program then sees the task's return 1 as a last item, as in Ray.
+    """
+
+    owner: Address
+    task_id: TaskId
+    count: int
+    error_kind: str | None = None
+    error: Any = None

@@ -16,7 +16,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from runtime.core.config import CoreConfig
-from runtime.core.ids import Address, NodeId, ObjectId, TaskId, TaskIdCounter, object_id
+from runtime.core.ids import (
+    Address,
+    NodeId,
+    ObjectId,
+    TaskId,
+    TaskIdCounter,
+    generator_item_id,
+    generator_item_task,
+    is_generator_item,
+    object_id,
+)
 from runtime.core.messages import (
     ACTOR_ALIVE,
     ACTOR_DEAD,
@@ -29,6 +39,8 @@ from runtime.core.messages import (
     CancelTask,
     CreatePlacementGroup,
     FreeObjects,
+    GeneratorItem,
+    ItemReady,
     KillActor,
     LookupActor,
     NodeRemoved,
@@ -42,6 +54,7 @@ from runtime.core.messages import (
     ReleaseBorrow,
     RemovePlacementGroup,
     Send,
+    StreamEnded,
     SubmitActorTask,
     SubmitTask,
     Subscribe,
@@ -60,6 +73,7 @@ from runtime.core.task import (
     ERR_NODE_DIED,
     ERR_OBJECT_LOST,
     ERR_PG_REMOVED,
+    GEN_DYNAMIC,
     SYSTEM_ERRORS,
     DepInfo,
     ResultInfo,
@@ -126,6 +140,22 @@ class ActorHandleState:
     """Retriable calls in flight: the incarnation each was sent to."""
 
 
+@dataclass(slots=True)
+class StreamState:
+    """The items of one generator task this owner submitted (see `Owner.drop_stream`)."""
+
+    count: int = 0
+    """Items delivered so far (indices ``0 .. count-1``); a re-run skips them."""
+    ended: bool = False
+    """The task ended: no more items will come."""
+    dropped: bool = False
+    """The program dropped the generator: items arriving later are freed at once."""
+    dynamic: bool = False
+    """``num_returns="dynamic"``: items are held by the task's return 1, not by the stream."""
+    early: dict[ObjectId, list[ObjectId]] | None = None
+    """Refs inside items not arrived yet (the executing side lends them first), per item."""
+
+
 class Owner:
     """Task submission, futures, dependency resolution, retries and reference counting."""
 
@@ -174,6 +204,9 @@ class Owner:
         """Per group: the ``ready()`` objects not resolved yet, with their payloads."""
         self.dead_nodes: set[NodeId] = set()
         self.reconstructions = 0
+        self.streams: dict[TaskId, StreamState] = {}
+        """Generator tasks whose items are still coming or still held for the program."""
+        self._handlers[GeneratorItem] = self._on_generator_item
 
     def start(self, now: float, out: list[Any]) -> None:
         """Subscribe to node deaths (needed only where nodes can die: tasks there are retried)."""
@@ -208,6 +241,8 @@ class Owner:
         for oid in returns:
             objects[oid] = OwnedObject()
         self.pending[tid] = spec
+        if spec.generator:
+            self.streams[tid] = StreamState(dynamic=spec.generator == GEN_DYNAMIC)
         if spec.kind == ACTOR_METHOD:
             self._enlist_call(spec)
         self._track_args(spec, now, out)
@@ -243,6 +278,9 @@ class Owner:
             self._send(spec, out)
 
     def _send(self, spec: TaskSpec, out: list[Any]) -> None:
+        if spec.generator:
+            stream = self.streams.get(spec.task_id)
+            spec.skip_items = stream.count if stream is not None else 0  # a re-run skips them
         if spec.kind == ACTOR_METHOD:
             self._flush_actor(spec.actor_id, out)
             return
@@ -334,6 +372,9 @@ class Owner:
         happens if ``outer`` is gone already.
         """
         obj = self.objects.get(outer)
+        if obj is None and is_generator_item(outer):
+            self._contain_early(outer, inner, inner_owner, now, out)
+            return
         if obj is None or obj.owner >= 0 or obj.state == FREED:
             return
         self.borrow(inner, inner_owner, now, out)
@@ -664,6 +705,8 @@ class Owner:
             )
             out.append(ready)
             self._resolved(result.oid, obj, now, out)
+        if spec.generator:
+            self._end_stream(spec.task_id, None, None, out)
         self._release_args(spec, out)
 
     def _should_retry(self, spec: TaskSpec, error_kind: str) -> bool:
@@ -703,7 +746,98 @@ class Owner:
             obj.error = error
             out.append(ObjectReady(self.addr, oid, None, -1, error_kind, error, spec.submitted_at))
             self._resolved(oid, obj, now, out)
+        if spec.generator:
+            self._end_stream(spec.task_id, error_kind, error, out)
         self._release_args(spec, out)
+
+    # -- streaming generators ---------------------------------------------------------------
+
+    def _on_generator_item(self, msg: GeneratorItem, now: float, out: list[Any]) -> None:
+        """One item of a generator task: keep it for the program (or drop a late one)."""
+        tid, index = msg.task_id, msg.index
+        stream = self.streams.get(tid)
+        if stream is not None and index < stream.count:
+            return  # delivered by an earlier run already (re-runs skip them; never twice)
+        if stream is None or stream.ended or stream.dropped:
+            # nobody will consume it (the generator was dropped, or the task was
+            # cancelled or failed meanwhile): free a stored copy at once
+            if msg.result is not None and msg.result.stored:
+                out.append(Send(self.gcs_addr, FreeObjects([msg.result.oid]), 72))
+            return
+        stream.count = index + 1
+        oid = generator_item_id(tid, index)
+        result = msg.result
+        if result is None:
+            obj = OwnedObject(FAILED, error_kind=msg.error_kind, error=msg.error)
+        else:
+            obj = OwnedObject(READY, result.size, result.stored, msg.node, result.payload)
+        self.objects[oid] = obj  # its one reference is the stream's (or the container's)
+        if stream.early:
+            obj.contained = stream.early.pop(oid, None)
+        if stream.dynamic:
+            container = self.objects.get(object_id(tid, 1))
+            if container is not None:
+                if container.contained is None:
+                    container.contained = []
+                container.contained.append(oid)
+            return
+        out.append(
+            ItemReady(self.addr, tid, index, oid, result, msg.node, msg.error_kind, msg.error)
+        )
+
+    def _contain_early(
+        self, item: ObjectId, inner: ObjectId, inner_owner: Address, now: float, out: list[Any]
+    ) -> None:
+        """A ref inside an item still on its way: hold it now, hand it to the item on arrival."""
+        stream = self.streams.get(generator_item_task(item))
+        if stream is None or stream.ended or stream.dropped:
+            return
+        self.borrow(inner, inner_owner, now, out)
+        if stream.early is None:
+            stream.early = {}
+        stream.early.setdefault(item, []).append(inner)
+
+    def _drop_early(self, stream: StreamState, out: list[Any]) -> None:
+        """Items that never arrived: drop the refs held for them (see `_contain_early`)."""
+        early, stream.early = stream.early, None
+        for inner in (oid for refs in (early or {}).values() for oid in refs):
+            held = self.objects.get(inner)
+            if held is not None:
+                held.refs -= 1
+                self._maybe_free(inner, held, out)
+
+    def _end_stream(self, tid: TaskId, error_kind: str | None, error: Any, out: list[Any]) -> None:
+        stream = self.streams.get(tid)
+        if stream is None or stream.ended:
+            return
+        stream.ended = True
+        if stream.early:
+            self._drop_early(stream, out)
+        if stream.dropped or stream.dynamic:
+            del self.streams[tid]
+        if not stream.dynamic:
+            out.append(StreamEnded(self.addr, tid, stream.count, error_kind, error))
+
+    def drop_stream(self, task_id: TaskId, consumed: int, now: float, out: list[Any]) -> None:
+        """The program dropped the generator of ``task_id`` after consuming ``consumed`` items.
+
+        The items it never took are released (the refs it took stay with the program);
+        items that arrive later are freed on arrival.
+        """
+        stream = self.streams.get(task_id)
+        if stream is None or stream.dropped:
+            return
+        stream.dropped = True
+        if stream.early:
+            self._drop_early(stream, out)
+        for index in range(consumed, stream.count):
+            self.remove_ref(generator_item_id(task_id, index), now, out)
+        if stream.ended:
+            del self.streams[task_id]
+
+    def stream_state(self, task_id: TaskId) -> StreamState | None:
+        """What this owner knows of the items of generator task ``task_id`` (None: nothing)."""
+        return self.streams.get(task_id)
 
     # -- actors -------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from runtime.core.bundles import RayletBundles
 from runtime.core.config import CoreConfig
-from runtime.core.ids import Address, NodeId, ObjectId, TaskId, object_id
+from runtime.core.ids import Address, NodeId, ObjectId, TaskId, generator_item_id, object_id
 from runtime.core.messages import (
     ActorDied,
     ActorStarted,
@@ -20,6 +20,8 @@ from runtime.core.messages import (
     Dispatch,
     EvictObjects,
     Free,
+    GeneratorItem,
+    GeneratorYielded,
     KillActor,
     KillWorker,
     LocateObject,
@@ -176,6 +178,7 @@ class Raylet(RayletBundles):
             PrepareBundles: self._on_prepare_bundles,
             CommitBundles: self._on_commit_bundles,
             ReturnBundles: self._on_return_bundles,
+            GeneratorYielded: self._on_generator_yielded,
         }
         self._init_bundles()
 
@@ -502,6 +505,45 @@ class Raylet(RayletBundles):
             if self.pulls:
                 self._object_local(oid, now, out)
         return results, nbytes, None
+
+    def _on_generator_yielded(self, msg: GeneratorYielded, now: float, out: list[Any]) -> None:
+        """Seal one item of a running generator task and tell its owner at once."""
+        oid = generator_item_id(msg.task_id, msg.index)
+        spec = self.running.get(msg.task_id)
+        if spec is None:  # cancelled or failed over meanwhile: nobody will consume it
+            if msg.stored:
+                out.append(Free(self.node, oid))
+            return
+        if msg.error_kind is not None:
+            item = GeneratorItem(msg.task_id, msg.index, self.node, None, msg.error_kind, msg.error)
+            out.append(Send(spec.owner, item, 256))
+            return
+        size = msg.size
+        stored = msg.stored if msg.stored is not None else size >= self.config.inline_threshold
+        if not stored:
+            result = ResultInfo(oid, size, False, msg.payload)
+            out.append(
+                Send(
+                    spec.owner, GeneratorItem(msg.task_id, msg.index, self.node, result), 96 + size
+                )
+            )
+            return
+        if oid in self.store:
+            return  # a duplicate of a live item (a re-run that did not skip it): keep the first
+        try:
+            evicted = self.store.add(oid, size, primary=True)
+        except MemoryError as exc:
+            out.append(Free(self.node, oid))
+            error = f"object store of node {self.node} is full: {exc}"
+            item = GeneratorItem(msg.task_id, msg.index, self.node, None, ERR_STORE_FULL, error)
+            out.append(Send(spec.owner, item, 256))
+            return
+        self._forget(evicted, out)
+        out.append(Send(self.gcs_addr, ObjectAdded(oid, self.node, size, spec.owner, True), 96))
+        result = ResultInfo(oid, size, True, None)
+        out.append(Send(spec.owner, GeneratorItem(msg.task_id, msg.index, self.node, result), 96))
+        if self.pulls:
+            self._object_local(oid, now, out)
 
     def _on_transfer_done(self, msg: TransferDone, now: float, out: list[Any]) -> None:
         try:

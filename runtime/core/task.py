@@ -40,6 +40,16 @@ ACTOR_METHOD = 2
 """A method call on an actor: runs on the actor's worker, in order, up to the actor's
 ``max_concurrency`` at once."""
 
+# What a task's body returns.
+GEN_NONE = 0
+"""Plain returns: ``num_returns`` values at the end."""
+GEN_STREAMING = 1
+"""A streaming generator (Ray's ``num_returns="streaming"``): each yielded item is sent to
+the owner as it is produced; return 1 completes when the task ends (None, or the error)."""
+GEN_DYNAMIC = 2
+"""Ray's ``num_returns="dynamic"``: items are streamed the same way, but the program sees
+them only through return 1, whose value holds their refs once the task has ended."""
+
 SYSTEM_ERRORS = frozenset({ERR_WORKER_DIED, ERR_NODE_DIED})
 
 
@@ -108,6 +118,10 @@ class TaskSpec:
     strategy: Any = None
     """A scheduling strategy from ``runtime.core.placement`` (placement group bundle, node
     affinity, SPREAD); None: the default bottom-up placement."""
+    generator: int = GEN_NONE
+    """GEN_STREAMING or GEN_DYNAMIC for a generator task (its items: ``GeneratorYielded``)."""
+    skip_items: int = 0
+    """For a generator re-run after a failure: items already delivered, not to send again."""
 
     def return_ids(self) -> tuple[ObjectId, ...]:
         """The object ids of this task's return values."""

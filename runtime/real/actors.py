@@ -25,6 +25,7 @@ from runtime.core.messages import (
     TaskFinished,
 )
 from runtime.core.task import ACTOR_CREATION, ACTOR_METHOD, TaskSpec
+from runtime.generators import generator_mode
 from runtime.object_ref import ObjectRef
 from runtime.real import protocol as p
 from runtime.real.addresses import HOST_ADDR, NODE_ID, OWNER_ADDR
@@ -178,6 +179,7 @@ class ActorMixin:
                 self._ops.append((self._op_attach_actor, actor_id))
             handle._attached = self
         name = f"{handle._class_name}.{method}"
+        num_returns, mode = generator_mode(num_returns, True, name)  # checked by the worker
         a, kw, arg_refs, held, implicit = self._encode_args(name, args, kwargs)
         with self._ids_lock:
             tid = self.owner.new_task_id()
@@ -196,7 +198,10 @@ class ActorMixin:
             held_refs=tuple(held),
             kind=ACTOR_METHOD,
             actor_id=actor_id,
+            generator=mode,
         )
+        if mode:
+            return self._submit_generator(spec, implicit)
         return self._submit_spec(spec, implicit)
 
     def get_actor(self, name: str) -> ActorHandle:

@@ -53,6 +53,7 @@ class ClientMixin:
         name = rf.__qualname__
         resources = options.resource_demand()
         strategy = strategy_of(options, resources, name)
+        n, mode = rf._returns(options)
         a, kw, arg_refs, held, implicit = self._encode_args(name, args, kwargs)
         with self._ids_lock:
             tid = self.owner.new_task_id()
@@ -63,14 +64,17 @@ class ClientMixin:
             function=fn_id,
             args=(a, kw),
             resources=resources,
-            num_returns=options.num_returns,
+            num_returns=n,
             max_retries=options.max_retries,
             retry_exceptions=options.retry_exceptions,
             name=options.name or name,
             arg_refs=tuple(arg_refs),
             held_refs=tuple(held),
             strategy=strategy,
+            generator=mode,
         )
+        if mode:
+            return self._submit_generator(spec, implicit)
         return self._submit_spec(spec, implicit)
 
     def _submit_spec(self, spec: TaskSpec, implicit: list[int]) -> Any:

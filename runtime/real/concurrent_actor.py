@@ -147,6 +147,14 @@ class ConcurrentActor:
         elif tag == p.REVOKE:  # an actor has no prefetched tasks: none to give back
             with self.send_lock:  # (never the pickling lock: a body may hold it for an alloc)
                 self.worker.conn.send_many([p.revoked([])])
+        elif tag == p.EXECUTE_GENERATOR:  # generator methods stream from the main loop only
+            error = NotImplementedError(
+                f"generator method {msg[3]!r} of an async or threaded actor: streaming "
+                "generators run on actors with max_concurrency=1 only"
+            )
+            text = f"NotImplementedError: {error}\n"
+            with self.send_lock:
+                self.worker.conn.send_many([_error_reply(msg[1], error, str(msg[3]), text)])
         elif tag == p.SHUTDOWN:
             return False
         return True

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from runtime.core.ids import task_of
+from runtime.core.ids import generator_item_task, task_of
 from runtime.core.messages import ObjectReady, WorkerBlocked, WorkerUnblocked
 from runtime.core.owner import FAILED, PENDING, Owner
 from runtime.core.task import ACTOR_METHOD, ERR_OBJECT_LOST, TASK, TaskSpec
@@ -207,7 +207,12 @@ class NestedMixin:
         for oid, owner_addr, container in items:
             if container and spec is not None and task_of(container) != spec.task_id:
                 spec = _sent_call(w, task_of(container)) or spec  # a concurrent actor's call
-            if container and spec is not None and task_of(container) == spec.task_id:
+            if (
+                container
+                and spec is not None
+                # a return value, or an item the running generator is about to send
+                and spec.task_id in (task_of(container), generator_item_task(container))
+            ):
                 owner = self.components[spec.owner]
                 owner.contain(container, oid, owner_addr, now, self._out)
             else:

@@ -75,6 +75,7 @@ from runtime.real.serialization import (
     INLINE_THRESHOLD,
 )
 from runtime.real.spill import SpillFile
+from runtime.real.streams import StreamMixin
 from runtime.real.worker import CANCEL_SLOTS
 from runtime.real.zygote import start_zygote
 
@@ -96,6 +97,7 @@ class Node(
     EffectsMixin,
     PoolMixin,
     PlacementGroupMixin,
+    StreamMixin,
 ):
     """The driver-side host of one node: core components, workers, arena and event loop."""
 
@@ -247,6 +249,7 @@ class Node(
             "info": self._req_info,
         }
         self._request_ops.update(self._pg_request_ops())
+        self._init_streams()
         self._actor_dispatchers: dict[int, Callable[[TaskSpec, float], None]] = {
             ACTOR_CREATION: self._dispatch_actor_creation,
             ACTOR_METHOD: self._dispatch_actor_call,
@@ -345,6 +348,7 @@ class Node(
             self.closed = True
             self._teardown_workers()
             self._fail_all_pending(ERR_SHUTDOWN, "the node was shut down")
+            self._end_all_streams(ERR_SHUTDOWN)
             self._sel.close()
             self._close_loop()
             self._wake_r.close()

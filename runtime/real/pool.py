@@ -78,7 +78,14 @@ class PoolMixin:
         a = tuple(resolve(spec, v) for v in args)
         kw = {k: resolve(spec, v) for k, v in kwargs.items()} if kwargs else {}
         kind = spec.kind
-        if kind == TASK:
+        if spec.generator:
+            if ticket:
+                w.offered, w.ticket = spec.task_id, ticket
+            msg = p.execute_generator(
+                spec.task_id, kind, fn_id, a, kw, spec.generator, spec.skip_items, ticket
+            )
+            w.outbox.append(msg)
+        elif kind == TASK:
             if ticket:
                 w.offered, w.ticket = spec.task_id, ticket
             w.outbox.append(p.execute_task(spec.task_id, fn_id, a, kw, spec.num_returns, ticket))

@@ -28,6 +28,12 @@ Driver -> worker
                                                             calls run up to max_concurrency
                                                             at once
     (CALL_ACTOR, task_id, method, args, kwargs, n_returns) run a method of this worker's actor
+    (EXECUTE_GENERATOR, task_id, kind, fn, args, kwargs, mode, skip, ticket)
+                                                           run a generator task (kind TASK: fn
+                                                            is a function id; ACTOR_METHOD: a
+                                                            method name); mode: GEN_* of
+                                                            runtime.core.task; skip: items not
+                                                            to send again (a re-run)
 
 Worker -> driver
     (TASK_RESULT, task_id, True, values, start, end)
@@ -42,6 +48,9 @@ Worker -> driver
                                                 handler in the driver; req_id 0: no reply
     (ALLOC_REQUEST, task_id, nbytes)            block until ALLOC_REPLY; the driver owns the
                                                 allocator, the range belongs to task_id
+    (GENERATOR_ITEM, task_id, index, True, value)   a generator task yielded item `index`
+    (GENERATOR_ITEM, task_id, index, False, error)  ... or raised there (see `encode_error`);
+                                                the task's TASK_RESULT follows its last item
 """
 
 from __future__ import annotations
@@ -58,7 +67,9 @@ __all__ = [
     "ALLOC_REQUEST",
     "CALL_ACTOR",
     "CREATE_ACTOR",
+    "EXECUTE_GENERATOR",
     "EXECUTE_TASK",
+    "GENERATOR_ITEM",
     "REGISTER_FUNCTION",
     "REPLY",
     "REQUEST",
@@ -72,6 +83,7 @@ __all__ = [
     "create_actor",
     "decode_error",
     "encode_error",
+    "execute_generator",
     "execute_task",
     "register_function",
     "reply",
@@ -95,12 +107,14 @@ CREATE_ACTOR = 5
 CALL_ACTOR = 6
 REPLY = 7
 REVOKE = 8
+EXECUTE_GENERATOR = 9
 
 # worker -> driver
 TASK_RESULT = 10
 ALLOC_REQUEST = 11
 REQUEST = 12
 REVOKED = 13
+GENERATOR_ITEM = 14
 
 
 def register_function(fn_id: int, pickled_fn: bytes) -> tuple:
@@ -122,6 +136,20 @@ def execute_task(
     running the task and skips the task if the host took it back.
     """
     return (EXECUTE_TASK, task_id, fn_id, args, kwargs, n_returns, ticket)
+
+
+def execute_generator(
+    task_id: Any,
+    kind: int,
+    fn: Any,
+    args: tuple,
+    kwargs: dict[str, tuple],
+    mode: int,
+    skip: int = 0,
+    ticket: int = 0,
+) -> tuple:
+    """Build an EXECUTE_GENERATOR message (a generator task or actor method call)."""
+    return (EXECUTE_GENERATOR, task_id, kind, fn, args, kwargs, mode, skip, ticket)
 
 
 def create_actor(

@@ -24,6 +24,7 @@ import traceback
 from collections import deque
 from collections.abc import Iterable
 from functools import partial
+from types import GeneratorType
 from typing import Any
 
 from runtime.core.ids import object_id
@@ -39,6 +40,7 @@ from runtime.real.serialization import (
     write_to_arena,
 )
 from runtime.real.transport import Connection
+from runtime.real.worker_generators import GeneratorRunnerMixin
 
 __all__ = [
     "fork_worker",
@@ -47,6 +49,7 @@ __all__ = [
 ]
 
 _PR_SET_PDEATHSIG = 1
+_TASK_TAGS = (p.EXECUTE_TASK, p.EXECUTE_GENERATOR)  # messages a REVOKE can take back
 _FLUSH_AFTER_S = 1e-3  # answer right away after a task this long, not at the end of the batch
 
 
@@ -63,7 +66,7 @@ def set_parent_death_signal(sig: int = signal.SIGKILL) -> None:
         pass
 
 
-class _Worker:
+class _Worker(GeneratorRunnerMixin):
     """State of one worker loop: function cache, inbox, replies waiting for the next write."""
 
     __slots__ = (
@@ -107,6 +110,7 @@ class _Worker:
             p.CALL_ACTOR: self._call_actor,
             p.SHUTDOWN: self._shutdown,
             p.REVOKE: self.revoke,
+            p.EXECUTE_GENERATOR: self._execute_generator,
         }
         inbox, conn = self.inbox, self.conn
         try:
@@ -132,9 +136,17 @@ class _Worker:
     def _flush(self) -> None:
         client = self.client
         if client is not None and (
-            client.releases or client.unpins or client.borrows or client.lent or client.loans
+            client.releases
+            or client.unpins
+            or client.borrows
+            or client.lent
+            or client.loans
+            or client.stream_drops
         ):
             # all go before the replies; borrows and loans before releases
+            if client.stream_drops:
+                drops, client.stream_drops = client.stream_drops, []
+                self.replies.insert(0, p.request(0, "stream_drop", drops))
             if client.releases:
                 oids, client.releases = client.releases, []
                 self.replies.insert(0, p.request(0, "release", oids))
@@ -160,8 +172,8 @@ class _Worker:
     def revoke(self, msg: tuple) -> None:
         """Drop the named prefetched tasks still in the inbox; say which were dropped."""
         wanted = set(msg[1])
-        kept = [m for m in self.inbox if not (m[0] == p.EXECUTE_TASK and m[1] in wanted)]
-        dropped = [m[1] for m in self.inbox if m[0] == p.EXECUTE_TASK and m[1] in wanted]
+        kept = [m for m in self.inbox if not (m[0] in _TASK_TAGS and m[1] in wanted)]
+        dropped = [m[1] for m in self.inbox if m[0] in _TASK_TAGS and m[1] in wanted]
         self.inbox.clear()
         self.inbox.extend(kept)
         self.replies.append(p.revoked(dropped))
@@ -328,13 +340,22 @@ def _raiser(exc: BaseException) -> Any:
 def _split_returns(result: Any, n_returns: int) -> tuple:
     """Turn a function result into a tuple of `n_returns` values (Ray's num_returns)."""
     if n_returns == 1:
+        if type(result) is GeneratorType:  # a generator function with num_returns=1
+            result = _first(result)
         return (result,)
     if n_returns == 0:
         return ()
-    values = tuple(result)
+    values = tuple(result)  # a generator function's yields fill num_returns values too
     if len(values) != n_returns:
         raise ValueError(f"task declared num_returns={n_returns} but returned {len(values)} values")
     return values
+
+
+def _first(gen: Any) -> Any:
+    """The value of a generator task with ``num_returns=1``: its first yield, as in Ray."""
+    for value in gen:
+        return value
+    raise ValueError("task declared num_returns=1 but its generator yielded nothing")
 
 
 CANCEL_SIGNAL = signal.SIGUSR2

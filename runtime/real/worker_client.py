@@ -15,11 +15,14 @@ from concurrent.futures import Future
 from functools import partial
 from typing import Any
 
+from runtime.core.task import ACTOR_METHOD, TASK
 from runtime.exceptions import GetTimeoutError, RayError
+from runtime.generators import generator_mode
 from runtime.object_ref import ObjectRef
 from runtime.real import protocol as p
 from runtime.real.addresses import WORKER_OWNER_BASE
 from runtime.real.serialization import deserialize_pinned, dumps, loads
+from runtime.real.worker_generators import WorkerStreamMixin
 from runtime.util.scheduling_strategies import raw_options
 
 __all__ = ["WorkerClient"]
@@ -27,7 +30,7 @@ __all__ = ["WorkerClient"]
 _sessions = itertools.count(1 << 30)  # disjoint from driver sessions (function id caches)
 
 
-class WorkerClient:
+class WorkerClient(WorkerStreamMixin):
     """The `node` of a worker process: forwards API calls to the driver and waits for replies."""
 
     def __init__(self, worker: Any) -> None:
@@ -46,6 +49,8 @@ class WorkerClient:
         self.owners: dict[int, int] = {}
         """The owner of each borrowed object (absent: this worker owns it)."""
         self.addr = WORKER_OWNER_BASE + worker.worker_id
+        self.stream_drops: list[tuple[int, int]] = []
+        """Generators dropped here: ``(task_id, items taken)``, sent with the next message."""
         self.closed = False
         self.loop_error = None
         self._req_ids = itertools.count(1)
@@ -162,20 +167,25 @@ class WorkerClient:
         """Submit a nested task; this worker owns its results."""
         fn_id = rf._function_id(self)
         name = rf.__qualname__
+        n, mode = rf._returns(options)
         a, kw, refs, held = self._encode(name, args, kwargs)
+        if mode:
+            payload = (TASK, 0, fn_id, (a, kw), tuple(refs), tuple(held))
+            rest = (options.resource_demand(), n, options.max_retries, options.retry_exceptions)
+            return self._submit_generator(mode, (*payload, *rest, options.name or name))
         spec = (
             fn_id,
             (a, kw),
             tuple(refs),
             tuple(held),
             options.resource_demand(),
-            options.num_returns,
+            n,
             options.max_retries,
             options.retry_exceptions,
             options.name or name,
             raw_options(options),
         )
-        return self._refs(self.request("submit", spec), options.num_returns)
+        return self._refs(self.request("submit", spec), n)
 
     def put(self, value: Any) -> ObjectRef:
         """Store `value`; this worker owns it."""
@@ -281,7 +291,12 @@ class WorkerClient:
     ) -> Any:
         """Call a method of an actor (created anywhere) from this worker."""
         name = f"{handle._class_name}.{method}"
+        num_returns, mode = generator_mode(num_returns, True, name)  # checked by the worker
         a, kw, refs, held = self._encode(name, args, kwargs)
+        if mode:
+            call = (ACTOR_METHOD, handle._actor_id, method, (a, kw), tuple(refs), tuple(held))
+            rest = ({}, num_returns, max_retries, retry_exceptions, name)
+            return self._submit_generator(mode, (*call, *rest))
         payload = (
             handle._actor_id,
             method,

@@ -15,6 +15,8 @@ from runtime.core.messages import (
     CancelRunning,
     Dispatch,
     Free,
+    GeneratorYielded,
+    ItemReady,
     KillWorker,
     MakeRoom,
     NodeDied,
@@ -26,6 +28,7 @@ from runtime.core.messages import (
     SetTimer,
     Spill,
     Spilled,
+    StreamEnded,
     TaskFinished,
     TimerFired,
     Trace,
@@ -58,6 +61,9 @@ class FakeHost:
 
     Tasks whose ``function`` is ``"fail"`` end with an application error; a callable
     ``fail_hook(spec)`` may return an error kind to inject (e.g. a worker death).
+    A generator task (``spec.generator``) yields one item per ``output_sizes`` entry,
+    evenly spread over its duration (skipping ``spec.skip_items``); with ``function``
+    ``"gen_fail"`` its last item is an application error instead.
     """
 
     nodes: int = 2
@@ -89,6 +95,8 @@ class FakeHost:
         """Per node: prefetched tasks (``Dispatch.ahead``) queued behind running ones."""
         self.refuse_prefetch = False
         """Hand every prefetched task straight back (``Unassigned``)."""
+        self.items: list[ItemReady] = []
+        self.streams_ended: dict[int, StreamEnded] = {}
         self.spilled: list[Spill] = []
         self.restored: list[Restore] = []
         self.refused: list[Restore] = []
@@ -141,6 +149,8 @@ class FakeHost:
                     self.prefetched.setdefault(cmd.node, []).append(cmd)
             elif kind is Dispatch:
                 self.dispatched.append(cmd)
+                if cmd.spec.generator:
+                    self._schedule_items(cmd)
                 self._push(self.now + cmd.spec.duration, ("finish", cmd))
             elif kind is Transfer:
                 self.transfers.append(cmd)
@@ -183,8 +193,33 @@ class FakeHost:
                 pass
             elif kind is ObjectFreed:
                 self.ended.append(cmd.oid)
+            elif kind is ItemReady:
+                self.items.append(cmd)
+            elif kind is StreamEnded:
+                self.streams_ended[cmd.task_id] = cmd
             else:
                 raise AssertionError(f"unknown command {cmd!r}")
+
+    def _schedule_items(self, cmd: Dispatch) -> None:
+        spec = cmd.spec
+        n = len(spec.output_sizes)
+        for i in range(spec.skip_items, n):
+            at = self.now + spec.duration * (i + 1) / (n + 1)
+            self._push(at, ("yield", (cmd, i, spec.attempt)))
+
+    def _yield(self, item: tuple[Dispatch, int, int]) -> None:
+        cmd, i, attempt = item
+        spec = cmd.spec
+        if cmd.node in self.dead or spec.task_id in self.interrupted or spec.attempt != attempt:
+            return
+        size = spec.output_sizes[i]
+        if spec.function == "gen_fail" and i == len(spec.output_sizes) - 1:
+            event = GeneratorYielded(spec.task_id, i, error_kind=ERR_APPLICATION, error="boom")
+        else:
+            event = GeneratorYielded(spec.task_id, i, size, f"item-{i}-of-{spec.name}")
+        out: list[Any] = []
+        self.components[raylet_addr(cmd.node)].handle(event, self.now, out)
+        self._effect(out)
 
     def _restore(self, cmd: Restore) -> Restored:
         """Read an object back if its bytes fit, spilling what the raylet picks, as a real
@@ -224,6 +259,8 @@ class FakeHost:
             kind = ERR_APPLICATION
         if kind is not None:
             event = TaskFinished(spec.task_id, [], kind, f"{kind} in {spec.name}")
+        elif spec.generator:
+            event = TaskFinished(spec.task_id, [(8, None)])  # the completion: None
         else:
             sizes = spec.output_sizes or (8,) * spec.num_returns
             event = TaskFinished(spec.task_id, [(s, f"value-of-{spec.name}") for s in sizes])
@@ -246,6 +283,9 @@ class FakeHost:
             self.now = at
             if item[0] == "finish":
                 self._finish(item[1])
+                continue
+            if item[0] == "yield":
+                self._yield(item[1])
                 continue
             dst, msg = item
             if self._node_of(dst) in self.dead:
