@@ -154,7 +154,8 @@ class ConcurrentActor:
             )
             text = f"NotImplementedError: {error}\n"
             with self.send_lock:
-                self.worker.conn.send_many([_error_reply(msg[1], error, str(msg[3]), text)])
+                now = time.monotonic()  # it never ran: an empty span
+                self.worker.conn.send_many([_error_reply(msg[1], error, str(msg[3]), text, now)])
         elif tag == p.SHUTDOWN:
             return False
         return True

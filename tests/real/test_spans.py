@@ -109,3 +109,36 @@ def test_spans_of_concurrent_actor_calls_overlap_and_cover_their_bodies(node, cl
         assert _covers(span, body), f"{span} does not cover the body {body}: {spans}"
     assert max(s[0] for s in spans) < min(s[1] for s in spans), f"no overlap: {spans}"
     ray.kill(actor)
+
+
+@ray.remote
+def timed_stream(n, seconds):
+    """Yield the start of the body, ``n`` naps later its end, and the pid."""
+    start = time.monotonic()
+    for _ in range(n):
+        time.sleep(seconds)
+    yield start
+    yield time.monotonic()
+    yield os.getpid()
+
+
+def test_spans_of_generator_tasks_cover_their_bodies_under_a_slow_driver(node) -> None:
+    inner = node._worker_handlers[p.TASK_RESULT]
+
+    def slow(*args):
+        time.sleep(SLOW_S)
+        return inner(*args)
+
+    node._worker_handlers[p.TASK_RESULT] = slow
+    try:
+        gens = [timed_stream.remote(2, 0.01) for _ in range(6)]
+        bodies = [tuple(ray.get(list(g), timeout=60)) for g in gens]
+    finally:
+        node._worker_handlers[p.TASK_RESULT] = inner
+    spans = _spans(node, "timed_stream")
+    assert len(spans) == 6
+    for pid in {b[2] for b in bodies}:
+        mine = sorted(s for s in spans if s[2] == pid)
+        theirs = sorted(b for b in bodies if b[2] == pid)
+        for span, body in zip(mine, theirs, strict=True):
+            assert _covers(span, body), f"worker {pid}: {span} does not cover its body {body}"
