@@ -97,6 +97,8 @@ class PlacementGroupMixin:
 
     def _op_pg_rows(self, item: tuple, now: float) -> None:
         pg_id, name, slot = item
+        if self._out:  # a create queued in the same step must reach the GCS first
+            self._execute(now)
         slot[1] = self._pg_rows(pg_id, name)
         slot[0].hit()
 
@@ -150,6 +152,8 @@ class PlacementGroupMixin:
         self._reply(w, req_id, True, oid)
 
     def _req_pg_rows(self, w: Any, req_id: int, payload: tuple, now: float) -> None:
+        if self._out:  # a create from the same batch must reach the GCS first
+            self._execute(now)
         self._reply(w, req_id, True, self._pg_rows(*payload))
 
     def _req_pg_current(self, w: Any, req_id: int, payload: Any, now: float) -> None:

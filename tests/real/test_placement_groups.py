@@ -138,3 +138,26 @@ def test_deprecated_placement_group_options(node) -> None:
         ).remote()
     with pytest.raises(ValueError, match="bundle index must be -1"):
         current.options(placement_group_bundle_index=0).remote()
+
+
+def test_a_group_is_visible_to_a_query_queued_in_the_same_step(node) -> None:
+    """Regression: a rows query drained in the same loop step as the create read the GCS
+    before the create's message was delivered, and said the group did not exist."""
+    import threading
+
+    results: list[object] = []
+
+    def create_and_query() -> None:
+        pg = placement_group([{"CPU": 1}])
+        results.append(placement_group_table(pg)["state"])
+
+    assert node._core_lock.acquire(timeout=PATIENCE)  # hold the loop: both ops queue up
+    try:
+        thread = threading.Thread(target=create_and_query)
+        thread.start()
+        assert _until(lambda: len(node._ops) >= 2)
+    finally:
+        node._core_lock.release()
+    node._wake()
+    thread.join(PATIENCE)
+    assert results and results[0] in ("PENDING", "CREATED")
