@@ -19,6 +19,7 @@ import asyncio
 import inspect
 import queue
 import threading
+import time
 import traceback
 from collections import deque
 from collections.abc import Callable
@@ -153,7 +154,8 @@ class ConcurrentActor:
             )
             text = f"NotImplementedError: {error}\n"
             with self.send_lock:
-                self.worker.conn.send_many([_error_reply(msg[1], error, str(msg[3]), text)])
+                now = time.monotonic()  # it never ran: an empty span
+                self.worker.conn.send_many([_error_reply(msg[1], error, str(msg[3]), text, now)])
         elif tag == p.SHUTDOWN:
             return False
         return True
@@ -283,6 +285,7 @@ class ConcurrentActor:
 
     async def _call_async(self, msg: tuple) -> tuple:
         _, task_id, method, args, kwargs, n_returns = msg
+        start = time.monotonic()  # the call's span, sent with its answer
         w = self.worker
         name = f"{type(w.actor).__qualname__}.{method}"
         try:
@@ -290,16 +293,16 @@ class ConcurrentActor:
             a = [w._decode(v) for v in args]
             kw = {k: w._decode(v) for k, v in kwargs.items()} if kwargs else {}
         except Exception as exc:
-            return _error_reply(task_id, exc, name, traceback.format_exc())
+            return _error_reply(task_id, exc, name, traceback.format_exc(), start)
         try:
             result = fn(*a, **kw)
             if inspect.isawaitable(result):
                 result = await result
         except (Exception, KeyboardInterrupt, asyncio.CancelledError) as exc:
-            return _error_reply(task_id, exc, name, _format_body_error(exc))
+            return _error_reply(task_id, exc, name, _format_body_error(exc), start)
         finally:
             a = kw = None  # drop argument views into the arena before answering
-        return self._result_reply(task_id, result, n_returns, name)
+        return self._result_reply(task_id, result, n_returns, name, start)
 
     def _serve_calls(self) -> None:
         """A threaded actor's thread: run calls until told to stop."""
@@ -318,6 +321,7 @@ class ConcurrentActor:
         _, task_id, method, args, kwargs, n_returns = msg
         w = self.worker
         name = f"{type(w.actor).__qualname__}.{method}"
+        start = time.monotonic()  # the call's span, sent with its answer
         self.tasks[task_id] = threading.get_ident()
         try:
             try:
@@ -325,15 +329,15 @@ class ConcurrentActor:
                 a = [w._decode(v) for v in args]
                 kw = {k: w._decode(v) for k, v in kwargs.items()} if kwargs else {}
             except Exception as exc:
-                reply = _error_reply(task_id, exc, name, traceback.format_exc())
+                reply = _error_reply(task_id, exc, name, traceback.format_exc(), start)
             else:
                 try:
                     result = fn(*a, **kw)
                 except (Exception, KeyboardInterrupt) as exc:
-                    reply = _error_reply(task_id, exc, name, _format_body_error(exc))
+                    reply = _error_reply(task_id, exc, name, _format_body_error(exc), start)
                 else:
                     a = kw = None
-                    reply = self._result_reply(task_id, result, n_returns, name)
+                    reply = self._result_reply(task_id, result, n_returns, name, start)
         finally:
             self.tasks.pop(task_id, None)
         self._send_threaded(reply)
@@ -354,7 +358,10 @@ class ConcurrentActor:
                     return
             self.send(batch)
 
-    def _result_reply(self, task_id: Any, result: Any, n_returns: int, name: str) -> tuple:
+    def _result_reply(
+        self, task_id: Any, result: Any, n_returns: int, name: str, start: float
+    ) -> tuple:
+        """The TASK_RESULT of a call that began at `start` (`time.monotonic()`) and ends now."""
         from runtime.real.worker import _split_returns
 
         w = self.worker
@@ -363,8 +370,8 @@ class ConcurrentActor:
             with w.client.pickling:
                 payload = w._encode_returns(values, task_id)
         except Exception as exc:
-            return _error_reply(task_id, exc, name, traceback.format_exc())
-        return p.task_result(task_id, True, payload)
+            return _error_reply(task_id, exc, name, traceback.format_exc(), start)
+        return p.task_result(task_id, True, payload, start, time.monotonic())
 
     # -- cancellation --------------------------------------------------------------------
 
@@ -385,7 +392,8 @@ class ConcurrentActor:
                 self._waiting.remove(msg)
                 error = asyncio.CancelledError("the call was cancelled before it started")
                 name = f"{type(self.worker.actor).__qualname__}.{msg[2]}"
-                self._out.append(_error_reply(task_id, error, name, ""))
+                # it never ran: an empty span at the moment it was dropped
+                self._out.append(_error_reply(task_id, error, name, "", time.monotonic()))
                 self._flush_out()
                 return
 
@@ -396,8 +404,9 @@ def _format_body_error(exc: BaseException) -> str:
     return "".join(traceback.format_exception(type(exc), exc, tb))
 
 
-def _error_reply(task_id: Any, exc: BaseException, name: str, text: str) -> tuple:
-    return p.task_result(task_id, False, p.encode_error(exc, name, text))
+def _error_reply(task_id: Any, exc: BaseException, name: str, text: str, start: float) -> tuple:
+    """The TASK_RESULT of a call that began at `start` (`time.monotonic()`) and failed now."""
+    return p.task_result(task_id, False, p.encode_error(exc, name, text), start, time.monotonic())
 
 
 def _reply_value(msg: tuple | None) -> Any:

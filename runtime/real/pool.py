@@ -55,7 +55,8 @@ class WorkerHandle:
     owner: Any = None
     """The core Owner of the objects this worker's code creates (made on first use)."""
     started: float = 0.0
-    """When the current task was handed to the worker (for the timeline)."""
+    """About when the current task began, for the span of a worker that dies running it
+    (the worker reports the span of every body it finishes: `_on_task_result`)."""
     offered: int = 0
     """The prefetched task on offer in its claim slot (0: none); see `runtime.real.claims`."""
     ticket: int = 0
@@ -169,26 +170,24 @@ class PoolMixin:
             handlers[msg[0]](w, msg, now)
 
     def _on_task_result(self, w: WorkerHandle, msg: tuple, now: float) -> None:
-        _, task_id, ok, payload = msg
+        _, task_id, ok, payload, began, end = msg  # the span as the worker measured it
         spec = w.spec
         started = 0
         if spec is not None and spec.task_id != task_id and w.actor_id:
-            spec = self._out_of_order_call(w, task_id, ok)  # a concurrent actor's call
+            spec = self._out_of_order_call(w, task_id)  # a concurrent actor's call
         else:
-            began = w.started
             w.no_prefetch = False
             if w.queue:
                 w.spec = w.queue.popleft()
-                end = w.started = time.monotonic()
+                w.started = end  # the worker went on to it then (at the earliest)
                 if not w.actor_id:
                     started = w.spec.task_id  # a prefetched task: it runs now
                     if w.offered == started:
                         w.offered = 0
             else:
                 w.spec = None
-                end = 0.0
-            if spec is not None:
-                self._record_span(w, spec, "ok" if ok else "error", end, began)
+        if spec is not None:
+            self._record_span(w, spec, "ok" if ok else "error", end, began)
         allocs = self._task_allocs.pop(task_id, None)
         if self._arg_pins:
             self._release_arg_pins(task_id)
@@ -221,13 +220,12 @@ class PoolMixin:
         elif w.spec is None:
             self._worker_idle(w)
 
-    def _out_of_order_call(self, w: WorkerHandle, task_id: int, ok: bool) -> TaskSpec | None:
+    def _out_of_order_call(self, w: WorkerHandle, task_id: int) -> TaskSpec | None:
         """A call of an async or threaded actor ended before the oldest one sent: take it
         out of the worker's queue (the oldest stays `w.spec`)."""
         for i, queued in enumerate(w.queue):
             if queued.task_id == task_id:
                 del w.queue[i]
-                self._record_span(w, queued, "ok" if ok else "error", 0.0, w.started)
                 return queued
         return None
 

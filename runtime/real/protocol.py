@@ -39,8 +39,13 @@ Driver -> worker
                                                             to send again (a re-run)
 
 Worker -> driver
-    (TASK_RESULT, task_id, True, values)        values: tuple of n_returns encoded values
-    (TASK_RESULT, task_id, False, error)        error: see `encode_error`
+    (TASK_RESULT, task_id, True, values, start, end)
+                                                values: tuple of n_returns encoded values;
+                                                start, end: time.monotonic() when the worker
+                                                began and finished the body (CLOCK_MONOTONIC
+                                                is system-wide: the driver's clock agrees)
+    (TASK_RESULT, task_id, False, error, start, end)
+                                                error: see `encode_error`
     (REQUEST, req_id, op, payload)              an API call from code in the worker (nested
                                                 task, get, put, wait, actors); op names the
                                                 handler in the driver; req_id 0: no reply
@@ -185,9 +190,9 @@ def shutdown() -> tuple:
     return (SHUTDOWN,)
 
 
-def task_result(task_id: Any, ok: bool, payload: tuple) -> tuple:
-    """Build a TASK_RESULT message."""
-    return (TASK_RESULT, task_id, ok, payload)
+def task_result(task_id: Any, ok: bool, payload: tuple, start: float, end: float) -> tuple:
+    """Build a TASK_RESULT message; `start`/`end`: the body's run, by `time.monotonic()`."""
+    return (TASK_RESULT, task_id, ok, payload, start, end)
 
 
 def request(req_id: int, op: str, payload: Any) -> tuple:

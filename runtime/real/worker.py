@@ -259,7 +259,7 @@ class _Worker(GeneratorRunnerMixin):
             # answers of earlier bodies go out first: this one may be long (pipelined
             # actor calls and prefetched tasks arrive while others run)
             self._flush()
-        start = time.perf_counter()
+        start = time.monotonic()  # the span of the body, sent with its answer
         self.task_id = task_id
         a: list[Any] | None = None
         kw: dict[str, Any] | None = None
@@ -277,7 +277,8 @@ class _Worker(GeneratorRunnerMixin):
                 tb = exc.__traceback__
                 tb = tb.tb_next if tb is not None and tb.tb_next is not None else tb
                 text = "".join(traceback.format_exception(type(exc), exc, tb))
-                self.replies.append(p.task_result(task_id, False, p.encode_error(exc, name, text)))
+                error = p.encode_error(exc, name, text)
+                self.replies.append(p.task_result(task_id, False, error, start, time.monotonic()))
                 return
             if keep:
                 self.actor = result
@@ -286,12 +287,14 @@ class _Worker(GeneratorRunnerMixin):
             payload = self._encode_returns(values, task_id)
         except Exception as exc:
             text = traceback.format_exc()
-            self.replies.append(p.task_result(task_id, False, p.encode_error(exc, name, text)))
+            error = p.encode_error(exc, name, text)
+            self.replies.append(p.task_result(task_id, False, error, start, time.monotonic()))
             return
         finally:
             a = kw = None  # drop argument views into the arena before answering
-        self.replies.append(p.task_result(task_id, True, payload))
-        if keep or time.perf_counter() - start > _FLUSH_AFTER_S:
+        end = time.monotonic()
+        self.replies.append(p.task_result(task_id, True, payload, start, end))
+        if keep or end - start > _FLUSH_AFTER_S:
             self._flush()
 
     def _decode(self, value: tuple) -> Any:

@@ -51,7 +51,7 @@ class GeneratorRunnerMixin:
         """
         if self.replies:
             self._flush()
-        start = time.perf_counter()
+        start = time.monotonic()  # the span of the body, sent with its end
         self.task_id = task_id
         index = 0
         try:
@@ -96,15 +96,17 @@ class GeneratorRunnerMixin:
                 index += 1
         except (Exception, KeyboardInterrupt) as exc:
             text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-            self.replies.append(p.task_result(task_id, False, p.encode_error(exc, name, text)))
+            error = p.encode_error(exc, name, text)
+            self.replies.append(p.task_result(task_id, False, error, start, time.monotonic()))
             self._flush()
             return
         if mode == GEN_DYNAMIC:
             done = (p.VALUE_INLINE, dumps(DynamicItems(task_id, index), "dynamic items"))
         else:
             done = (p.VALUE_INLINE, _NONE)
-        self.replies.append(p.task_result(task_id, True, (done,)))
-        if time.perf_counter() - start > 1e-3:
+        end = time.monotonic()
+        self.replies.append(p.task_result(task_id, True, (done,), start, end))
+        if end - start > 1e-3:
             self._flush()
 
     def _send_item_error(

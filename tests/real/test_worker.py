@@ -46,7 +46,20 @@ def raise_unpicklable():
     raise Unpicklable("custom message")
 
 
-FUNCTIONS = {1: add, 2: boom, 3: big_array, 4: array_sum, 5: pair, 6: raise_unpicklable}
+def nap(seconds):
+    time.sleep(seconds)
+    return seconds
+
+
+FUNCTIONS = {
+    1: add,
+    2: boom,
+    3: big_array,
+    4: array_sum,
+    5: pair,
+    6: raise_unpicklable,
+    7: nap,
+}
 
 
 class FakeDriver:
@@ -55,6 +68,8 @@ class FakeDriver:
     def __init__(self, arena: Arena, conn: Connection) -> None:
         self.arena, self.conn = arena, conn
         self.results: dict = {}
+        self.spans: dict = {}
+        """task id -> (start, end) of its body, as the worker measured it."""
         self.allocations: dict = {}
 
     def run_until(self, task_ids: set) -> None:
@@ -71,7 +86,8 @@ class FakeDriver:
                     replies.append(p.alloc_reply(off))
                 else:
                     assert msg[0] == p.TASK_RESULT
-                    self.results[msg[1]] = msg[2:]
+                    self.results[msg[1]] = msg[2:4]
+                    self.spans[msg[1]] = msg[4:6]
             if replies:
                 self.conn.send_many(replies)
 
@@ -162,6 +178,33 @@ def test_tasks_errors_and_large_results(worker) -> None:
     assert "custom message" in str(info.value)
     with pytest.raises(KeyError):
         driver.value("t7")
+
+
+def test_each_result_carries_the_span_of_its_body(worker) -> None:
+    # the worker times its bodies: queued ones, a failing one and one with an arena result
+    driver, _ = worker
+    ids = ["n1", "n2", "bad", "big", "n3"]
+    sent = time.monotonic()
+    driver.conn.send_many(
+        [
+            p.execute_task("n1", 7, (inline(0.02),), {}),
+            p.execute_task("n2", 7, (inline(0.02),), {}),
+            p.execute_task("bad", 2, (inline("x"),), {}),
+            p.execute_task("big", 3, (inline(2_000_000),), {}),
+            p.execute_task("n3", 7, (inline(0.02),), {}),
+        ]
+    )
+    driver.run_until(set(ids))
+    received = time.monotonic()
+    spans = [driver.spans[t] for t in ids]
+    for t, (start, end) in zip(ids, spans, strict=True):
+        assert type(start) is float and type(end) is float, t
+        assert sent <= start <= end <= received, (t, sent, start, end, received)
+    for t in ("n1", "n2", "n3"):
+        start, end = driver.spans[t]
+        assert end - start >= 0.02, (t, end - start)  # covers the whole 20 ms sleep
+    for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
+        assert start >= end  # one body at a time, in order
 
 
 def test_arena_argument_is_read_zero_copy(worker) -> None:
