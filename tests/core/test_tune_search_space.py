@@ -25,6 +25,11 @@ def _draws(domain: tune.Domain, n: int = 400, seed: int = 7) -> list:
         tune.randint(2, 7),
         tune.randn(1.0, 2.0),
         tune.choice(["a", "b", 3]),
+        tune.qloguniform(1.0, 100.0, 1.0),
+        tune.lograndint(1, 1000),
+        tune.qrandint(0, 100, 5),
+        tune.qlograndint(10, 1000, 10),
+        tune.qrandn(0.0, 3.0, 0.5),
     ],
 )
 def test_every_domain_is_deterministic_for_a_seed(domain: tune.Domain) -> None:
@@ -201,3 +206,59 @@ def test_grid_only_variants_match_rays_generate_variants() -> None:
     ours = [c for _, c in generate_variants(space(tune.grid_search))]
     theirs = [c for _, c in ray_generate(space(ray_tune.grid_search))]
     assert ours == theirs and len(ours) == 12
+
+
+# (our domain, Ray's constructor name and arguments): the values each can draw
+_REACHABLE = [
+    (tune.qrandint(0, 10, 5), "qrandint", (0, 10, 5), {0, 5, 10}),
+    (tune.qrandint(0, 3), "qrandint", (0, 3), {0, 1, 2}),  # q=1: upper exclusive
+    (tune.qrandint(1, 9, 4), "qrandint", (1, 9, 4), {4, 8}),  # bounds snap inwards
+    (tune.qlograndint(10, 40, 10), "qlograndint", (10, 40, 10), {10, 20, 30, 40}),
+    (tune.lograndint(1, 5), "lograndint", (1, 5), {1, 2, 3, 4}),
+    (tune.qloguniform(1.0, 4.0, 1.0), "qloguniform", (1.0, 4.0, 1.0), {1.0, 2.0, 3.0, 4.0}),
+    (tune.quniform(0.0, 1.0, 0.25), "quniform", (0.0, 1.0, 0.25), {0, 0.25, 0.5, 0.75, 1}),
+    (tune.randint(-2, 2), "randint", (-2, 2), {-2, -1, 0, 1}),
+]
+
+
+@pytest.mark.parametrize(("domain", "name", "args", "values"), _REACHABLE)
+def test_quantized_and_integer_domains_reach_exactly_their_values(
+    domain: tune.Domain, name: str, args: tuple, values: set
+) -> None:
+    assert set(_draws(domain, n=2000)) == values
+
+
+@pytest.mark.parametrize(("domain", "name", "args", "values"), _REACHABLE)
+def test_rays_domains_reach_the_same_values(
+    domain: tune.Domain, name: str, args: tuple, values: set
+) -> None:
+    try:
+        from ray import tune as ray_tune
+    except ImportError:
+        pytest.skip("ray.tune not importable")
+    ray_domain = getattr(ray_tune, name)(*args)
+    assert set(ray_domain.sample(size=2000, random_state=0)) == values
+
+
+def test_qrandn_gives_multiples_of_q() -> None:
+    values = _draws(tune.qrandn(1.0, 3.0, 0.5))
+    assert all(math.isclose(v / 0.5, round(v / 0.5)) for v in values)
+    assert len(set(values)) > 10
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: tune.qrandint(1, 3, 5), "no multiple"),
+        (lambda: tune.qrandint(0, 10, 0), "q >= 1"),
+        (lambda: tune.qlograndint(0, 10, 5), "greater than 0"),
+        (lambda: tune.lograndint(0, 10), "0 < lower"),
+        (lambda: tune.qloguniform(0.5, 4.0, 1.0), "not divisible"),
+        (lambda: tune.qrandn(0.0, 1.0, 0.0), "q > 0"),
+        (lambda: tune.randn(0.0, -1.0), "sd >= 0"),
+        (lambda: tune.uniform(0.0, math.inf), "finite"),
+    ],
+)
+def test_bad_domain_bounds_are_clear_errors(make, message: str) -> None:
+    with pytest.raises(tune.SearchSpaceError, match=message):
+        make()

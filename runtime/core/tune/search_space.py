@@ -78,14 +78,7 @@ class QUniform(Domain):
 
     def __post_init__(self) -> None:
         _check_bounds("quniform", self.lower, self.upper)
-        if not self.q > 0:
-            raise SearchSpaceError(f"quniform needs q > 0, got q={self.q}")
-        for name, bound in (("lower", self.lower), ("upper", self.upper)):
-            if not math.isclose(bound / self.q, round(bound / self.q)):
-                raise SearchSpaceError(
-                    f"Your {name} variable bound {bound} is not divisible by "
-                    f"quantization factor {self.q}."
-                )
+        _check_divisible("quniform", self.lower, self.upper, self.q)
 
     def sample(self, config: dict[str, Any], rng: Rng | None) -> float:
         """Draw uniformly between the bounds snapped to the grid, then round to a multiple of q."""
@@ -175,6 +168,132 @@ class Choice(Domain):
         """Draw one category."""
         count = len(self.categories)
         return self.categories[min(int(_need_rng(rng, self).random() * count), count - 1)]
+
+
+def _check_divisible(name: str, lower: float, upper: float, q: float) -> None:
+    if not q > 0:
+        raise SearchSpaceError(f"{name} needs q > 0, got q={q}")
+    for which, bound in (("lower", lower), ("upper", upper)):
+        if not math.isclose(bound / q, round(bound / q)):
+            raise SearchSpaceError(
+                f"Your {which} variable bound {bound} is not divisible by quantization factor {q}."
+            )
+
+
+@dataclass(frozen=True)
+class QLogUniform(Domain):
+    """A log-uniform float rounded to a multiple of ``q`` (``tune.qloguniform``)."""
+
+    lower: float
+    upper: float
+    q: float
+
+    def __post_init__(self) -> None:
+        _check_bounds("qloguniform", self.lower, self.upper)
+        _check_divisible("qloguniform", self.lower, self.upper, self.q)
+        if not self.lower > 0:
+            raise SearchSpaceError(
+                f"qloguniform needs a lower bound greater than 0, got {self.lower}"
+            )
+
+    def sample(self, config: dict[str, Any], rng: Rng | None) -> float:
+        """Draw log-uniformly between the grid-snapped bounds, round to a multiple of q."""
+        lower = _grid_index(self.lower, self.q, math.ceil) * self.q
+        upper = _grid_index(self.upper, self.q, math.floor) * self.q
+        value = math.exp(_uniform(_need_rng(rng, self), math.log(lower), math.log(upper)))
+        return float(round(value / self.q) * self.q)
+
+
+@dataclass(frozen=True)
+class LogRandInt(Domain):
+    """An int drawn log-uniformly from [lower, upper), upper exclusive (``tune.lograndint``)."""
+
+    lower: int
+    upper: int
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.lower, int) and isinstance(self.upper, int)):
+            raise SearchSpaceError(
+                f"lograndint needs int bounds, got lower={self.lower!r}, upper={self.upper!r}"
+            )
+        if not 0 < self.lower < self.upper:
+            raise SearchSpaceError(
+                f"lograndint needs 0 < lower < upper, got lower={self.lower}, upper={self.upper}"
+            )
+
+    def sample(self, config: dict[str, Any], rng: Rng | None) -> int:
+        """Draw floor(exp(uniform(log lower, log upper)))."""
+        value = math.exp(_uniform(_need_rng(rng, self), math.log(self.lower), math.log(self.upper)))
+        return min(math.floor(value), self.upper - 1)
+
+
+@dataclass(frozen=True)
+class QRandInt(Domain):
+    """A multiple of ``q`` in [lower, upper], drawn uniformly or log-uniformly.
+
+    ``tune.qrandint`` / ``tune.qlograndint``: ``upper`` is inclusive except for ``q=1``,
+    where it is exclusive (Ray's rule).
+    """
+
+    lower: int
+    upper: int
+    q: int = 1
+    log: bool = False
+
+    def _indices(self) -> tuple[int, int]:
+        low = int(_grid_index(self.lower, self.q, math.ceil))
+        high = int(_grid_index(self.upper, self.q, math.floor))
+        return low, high + (0 if self.q == 1 else 1)
+
+    def __post_init__(self) -> None:
+        name = "qlograndint" if self.log else "qrandint"
+        if not all(isinstance(v, int) for v in (self.lower, self.upper, self.q)):
+            raise SearchSpaceError(
+                f"{name} needs int lower, upper and q, got {self.lower!r}, {self.upper!r}, "
+                f"{self.q!r}"
+            )
+        if self.q < 1:
+            raise SearchSpaceError(f"{name} needs q >= 1, got q={self.q}")
+        low, high = self._indices()
+        if high <= low:
+            raise SearchSpaceError(
+                f"There is no multiple of the quantization factor q={self.q} between the "
+                f"bounds {self.lower} and {self.upper} of this domain, so it has no values "
+                "to sample."
+            )
+        if self.log and low <= 0:
+            raise SearchSpaceError(f"{name} needs a lower bound greater than 0, got {self.lower}")
+
+    def sample(self, config: dict[str, Any], rng: Rng | None) -> int:
+        """Draw a grid index in the snapped bounds, return index * q."""
+        low, high = self._indices()
+        source = _need_rng(rng, self)
+        if self.log:
+            index = min(
+                math.floor(math.exp(_uniform(source, math.log(low), math.log(high)))), high - 1
+            )
+        else:
+            index = low + min(int(source.random() * (high - low)), high - low - 1)
+        return int(index * self.q)
+
+
+@dataclass(frozen=True)
+class QRandN(Domain):
+    """A normal draw rounded to a multiple of ``q`` (``tune.qrandn``)."""
+
+    mean: float
+    sd: float
+    q: float
+
+    def __post_init__(self) -> None:
+        RandN(self.mean, self.sd)  # the same checks on mean and sd
+        if not self.q > 0:
+            raise SearchSpaceError(f"qrandn needs q > 0, got q={self.q}")
+
+    def sample(self, config: dict[str, Any], rng: Rng | None) -> float:
+        """Draw N(mean, sd), round to a multiple of q."""
+        value = RandN(self.mean, self.sd).sample(config, rng)
+        return float(round(value / self.q) * self.q)
 
 
 class _Unresolved(Exception):
@@ -281,6 +400,31 @@ def randint(lower: int, upper: int) -> RandInt:
 def randn(mean: float = 0.0, sd: float = 1.0) -> RandN:
     """Draw a float from the normal distribution with ``mean`` and standard deviation ``sd``."""
     return RandN(mean, sd)
+
+
+def qloguniform(lower: float, upper: float, q: float) -> QLogUniform:
+    """Draw a float log-uniformly, rounded to an integer multiple of ``q``."""
+    return QLogUniform(lower, upper, q)
+
+
+def lograndint(lower: int, upper: int) -> LogRandInt:
+    """Draw an int log-uniformly from [lower, upper) (upper exclusive)."""
+    return LogRandInt(lower, upper)
+
+
+def qrandint(lower: int, upper: int, q: int = 1) -> QRandInt:
+    """Draw a multiple of ``q`` uniformly; upper inclusive except for ``q=1`` (Ray's rule)."""
+    return QRandInt(lower, upper, q)
+
+
+def qlograndint(lower: int, upper: int, q: int) -> QRandInt:
+    """Draw a multiple of ``q`` log-uniformly; upper inclusive except for ``q=1``."""
+    return QRandInt(lower, upper, q, log=True)
+
+
+def qrandn(mean: float, sd: float, q: float) -> QRandN:
+    """Draw from N(mean, sd), rounded to an integer multiple of ``q``."""
+    return QRandN(mean, sd, q)
 
 
 def sample_from(func: Callable[..., Any]) -> SampleFrom:
