@@ -63,8 +63,8 @@ def _drive(scheduler: Any, ray_scheduler: Any, events: list, waiting_every: int 
     for tid in trial_ids:
         scheduler.on_trial_add(tid)
         ray_scheduler.on_trial_add(controller, ray_trials[tid])
+    final = {tid: index for index, (tid, _) in enumerate(events)}
     ours, theirs, done = [], [], set()
-    last = {}
     for index, (tid, result) in enumerate(events):
         if tid in done:
             continue
@@ -72,13 +72,13 @@ def _drive(scheduler: Any, ray_scheduler: Any, events: list, waiting_every: int 
         waiting_trial.status = "PENDING" if waiting else "TERMINATED"
         ours.append(scheduler.on_trial_result(tid, result, trials_waiting=waiting))
         theirs.append(ray_scheduler.on_trial_result(controller, ray_trials[tid], result))
-        last[tid] = result
         if ours[-1] == tune.STOP:
             done.add(tid)
-    for tid in trial_ids:
-        if tid not in done:
-            scheduler.on_trial_complete(tid, last[tid])
-            ray_scheduler.on_trial_complete(controller, ray_trials[tid], last[tid])
+        elif index == final[tid]:  # the curve ends: the trial completes, mid-run for others
+            scheduler.on_trial_complete(tid, result)
+            ray_scheduler.on_trial_complete(controller, ray_trials[tid], result)
+            ray_trials[tid].status = "TERMINATED"
+            done.add(tid)
     return ours, theirs
 
 
