@@ -12,7 +12,6 @@ The node the generator belongs to (the driver's, or a worker's client) implement
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import inspect
 from collections.abc import Iterable, Iterator
@@ -94,6 +93,8 @@ class ObjectRefGenerator:
 
     async def __anext__(self) -> Any:
         """``await anext(gen)``: wait for the next item without blocking the event loop."""
+        import asyncio  # here, not at import: `import runtime` stays light
+
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(None, self._node.stream_next, self, None)
