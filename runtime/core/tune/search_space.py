@@ -440,9 +440,12 @@ def _is_grid(value: Any) -> bool:
 
 
 def _check_value(path: Path, value: Any) -> None:
-    """Reject values a space cannot hold: Ray's own domains, ``eval`` specs, bad grids."""
+    """Reject values a space cannot hold: Ray's own domains, ``eval`` specs, bad grids.
+
+    Every other value is a constant, of any type, as in Ray.
+    """
     module = type(value).__module__ or ""
-    if module.startswith("ray.tune") or module.startswith("ray.air"):
+    if module.startswith("ray.tune.search"):
         raise SearchSpaceError(
             f"search space value at {'/'.join(map(str, path))} is a {type(value).__name__} "
             f"from {module}; use runtime.tune's domains (tune.uniform, tune.choice, ...)"
