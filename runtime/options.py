@@ -314,9 +314,10 @@ NOT_WIRED: dict[str, dict[str, tuple[Callable[[Any], bool], str]]] = {
 }
 """Per kind, the keywords accepted but not provided yet: (is the value a no-op?, why not).
 
-Owners: generators (`num_returns="streaming"|"dynamic"`, backpressure) feat/generators;
-concurrency groups and method `retry_exceptions=[...]` follow the actor concurrency work
-(`max_concurrency`, `max_task_retries`, method retries and placement are wired).
+Each raises `OptionNotSupportedError` unless its value is the no-op default: generator
+backpressure and batching, concurrency groups, out-of-order execution, pending-call bounds,
+node labels, worker recycling (`max_calls`), tensor transports, disabled task events, and
+for actor methods a `retry_exceptions` list and per-call names.
 """
 
 _WHAT = {"task": "remote functions", "actor": "actors", "method": "actor methods"}

@@ -50,9 +50,9 @@ class TaskOptions:
     object_store_memory: int | None = None
     _labels: dict[str, str] | None = None
     _generator_backpressure_num_objects: int | None = None
-    """Generator backpressure (feat/generators)."""
+    """Ray's generator backpressure: refused unless None (`runtime.options.NOT_WIRED`)."""
     _num_objects_per_yield: int = 1
-    """Generator batching (feat/generators)."""
+    """Ray's items per yield batch: refused unless 1 (`runtime.options.NOT_WIRED`)."""
     _demand: dict[str, float] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
