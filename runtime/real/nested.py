@@ -83,11 +83,11 @@ class NestedMixin:
         except (ValueError, TypeError) as exc:
             self._reply(w, req_id, False, exc)
             return
-        owner = self._owner_of(w)
-        spec = TaskSpec(
-            task_id=owner.new_task_id(),
-            owner=owner.addr,
-            owner_node=NODE_ID,
+        self._submit_for(
+            w,
+            req_id,
+            self._owner_of(w),
+            now,
             function=fn_id,
             args=args,
             resources=resources,
@@ -100,16 +100,16 @@ class NestedMixin:
             strategy=strategy,
             runtime_env=env,
         )
-        self._reply(w, req_id, True, list(owner.submit(spec, now, self._out)))
 
     def _req_call_actor(self, w: Any, req_id: int, payload: tuple, now: float) -> None:
         actor_id, method, args, refs, held, n, name, max_retries, retry_exceptions = payload
         owner = self._owner_of(w)
         owner.attach_actor(actor_id, self._out)
-        spec = TaskSpec(
-            task_id=owner.new_task_id(),
-            owner=owner.addr,
-            owner_node=NODE_ID,
+        self._submit_for(
+            w,
+            req_id,
+            owner,
+            now,
             function=method,
             args=args,
             resources={},
@@ -122,6 +122,10 @@ class NestedMixin:
             kind=ACTOR_METHOD,
             actor_id=actor_id,
         )
+
+    def _submit_for(self, w: Any, req_id: int, owner: Any, now: float, **fields: Any) -> None:
+        """Submit a task of worker `w`'s `owner` built from `fields`; reply with its return ids."""
+        spec = TaskSpec(task_id=owner.new_task_id(), owner=owner.addr, owner_node=NODE_ID, **fields)
         self._reply(w, req_id, True, list(owner.submit(spec, now, self._out)))
 
     def _req_create_actor(self, w: Any, req_id: int, payload: tuple, now: float) -> None:

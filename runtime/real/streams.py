@@ -27,7 +27,7 @@ from runtime.exceptions import RayError
 from runtime.generators import ObjectRefGenerator
 from runtime.object_ref import ObjectRef
 from runtime.real import protocol as p
-from runtime.real.addresses import NODE_ID, OWNER_ADDR, WORKER_OWNER_BASE
+from runtime.real.addresses import OWNER_ADDR, WORKER_OWNER_BASE
 from runtime.real.futures import FAILED, PENDING, READY, Future, ObjectEntry
 
 __all__ = ["HostStream", "StreamMixin", "owner_addr_of_task"]
@@ -267,10 +267,11 @@ class StreamMixin:
         owner = self._owner_of(w)
         if kind == ACTOR_METHOD:
             owner.attach_actor(actor_id, self._out)
-        spec = TaskSpec(
-            task_id=owner.new_task_id(),
-            owner=owner.addr,
-            owner_node=NODE_ID,
+        self._submit_for(
+            w,
+            req_id,
+            owner,
+            now,
             function=fn,
             args=args,
             resources=resources,
@@ -284,7 +285,6 @@ class StreamMixin:
             actor_id=actor_id,
             generator=mode,
         )
-        self._reply(w, req_id, True, list(owner.submit(spec, now, self._out)))
 
     def _req_stream_next(self, w: Any, req_id: int, payload: tuple, now: float) -> None:
         task_id, index, block = payload
