@@ -1,0 +1,1 @@
+"""The algorithms: PPO (`runtime.rllib.algorithms.ppo`) and policy gradient (`...pg`)."""

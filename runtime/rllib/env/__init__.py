@@ -1,0 +1,1 @@
+"""Environments: creating them by name and the env-runner actors that sample them."""

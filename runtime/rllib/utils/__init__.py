@@ -1,0 +1,1 @@
+"""Utilities of `runtime.rllib` (errors), under Ray RLlib's module names."""
