@@ -1,4 +1,4 @@
-"""The `twinray` command: `twinray memory` prints the memory report of running drivers."""
+"""The `twinray` command: `twinray memory` (memory report of running drivers), `twinray rllib`."""
 
 from __future__ import annotations
 
@@ -22,6 +22,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     memory.add_argument("--pid", type=int, help="only the driver with this process id")
     memory.add_argument("--stats-only", action="store_true", help="totals only, no line per object")
+    from runtime.rllib import cli as rllib_cli
+
+    rllib_cli.add_parser(commands)
     return parser
 
 
@@ -53,6 +56,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "memory":
         return memory(args.pid, args.stats_only)
+    if args.command == "rllib":
+        from runtime.rllib import cli as rllib_cli
+
+        return rllib_cli.main(args)
     return 2  # pragma: no cover - argparse requires a command
 
 
