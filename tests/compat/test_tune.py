@@ -94,14 +94,15 @@ def _checkpointing(config: dict[str, Any]) -> None:
     start = 0
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
-        with checkpoint.as_directory() as directory:
-            with open(os.path.join(directory, "step.txt")) as f:
-                start = int(f.read()) + 1
+        with checkpoint.as_directory() as directory, open(os.path.join(directory, "step.txt")) as f:
+            start = int(f.read()) + 1
     for step in range(start, 4):
         with tempfile.TemporaryDirectory() as tmp:
             with open(os.path.join(tmp, "step.txt"), "w") as f:
                 f.write(str(step))
-            tune.report({"step": step, "start": start}, checkpoint=tune.Checkpoint.from_directory(tmp))
+            tune.report(
+                {"step": step, "start": start}, checkpoint=tune.Checkpoint.from_directory(tmp)
+            )
         marker = os.path.join(config["dir"], "failed_once")
         if step == 1 and not os.path.exists(marker):
             open(marker, "w").close()
@@ -122,9 +123,8 @@ def test_max_failures_resumes_from_checkpoint(ray_started: ModuleType, tmp_path:
     assert result.metrics["step"] == 3
     assert result.metrics["start"] == 2  # resumed after the checkpoint of step 1
     assert result.checkpoint is not None
-    with result.checkpoint.as_directory() as directory:
-        with open(os.path.join(directory, "step.txt")) as f:
-            assert f.read() == "3"
+    with result.checkpoint.as_directory() as d, open(os.path.join(d, "step.txt")) as f:
+        assert f.read() == "3"
     copy = result.checkpoint.to_directory(str(tmp_path / "copy"))
     assert os.path.exists(os.path.join(copy, "step.txt"))
 
@@ -184,9 +184,8 @@ def test_class_trainable_checkpoint_at_end(ray_started: ModuleType, tmp_path: An
     assert best.config["start"] == 20 and best.metrics["count"] == 23
     assert best.metrics["training_iteration"] == 3
     assert best.checkpoint is not None
-    with best.checkpoint.as_directory() as directory:
-        with open(os.path.join(directory, "count")) as f:
-            assert f.read() == "23"
+    with best.checkpoint.as_directory() as d, open(os.path.join(d, "count")) as f:
+        assert f.read() == "23"
 
 
 def test_stop_callable_and_stopper(ray_started: ModuleType, tmp_path: Any) -> None:
