@@ -396,7 +396,7 @@ class TuneController:
             self._register_checkpoint(trial, value["checkpoint"], result)
         if self.reporter.verbose >= 3:
             self.reporter.report_result(trial, result)
-        if result.get("done") or self.stopper(trial.trial_id, flat):
+        if result.get("done") or self.stopper(trial.trial_id, result):
             decision = STOP
         else:
             waiting = any(t.status in (PENDING, PAUSED) for t in self.trials)

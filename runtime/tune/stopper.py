@@ -55,6 +55,9 @@ class DictStopper(Stopper):
 
     def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
         """True when a criterion's key (flattened with "/") is at or above its value."""
+        from runtime.tune.results_io import flatten
+
+        result = flatten(result)
         for key, threshold in self._criteria.items():
             if key not in result:
                 raise TuneError(
