@@ -43,12 +43,20 @@ _EXPORTS: dict[str, str] = {
     "sample_from": "runtime.core.tune.search_space",
     "uniform": "runtime.core.tune.search_space",
     "FINISHED": "runtime.core.tune.searcher",
+    "PopulationBasedTraining": "runtime.core.tune.pbt",
+    "ExploitRequest": "runtime.core.tune.schedulers",
+    "SaveRequest": "runtime.core.tune.schedulers",
+    "Notice": "runtime.core.tune.schedulers",
     "BasicVariantGenerator": "runtime.core.tune.searcher",
     "ConcurrencyLimiter": "runtime.core.tune.searcher",
     "Searcher": "runtime.core.tune.searcher",
 }
 
 __all__ = [
+    "ExploitRequest",
+    "Notice",
+    "PopulationBasedTraining",
+    "SaveRequest",
     "CONTINUE",
     "FINISHED",
     "NOOP",
