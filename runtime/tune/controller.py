@@ -16,20 +16,26 @@ import os
 import shutil
 import time
 import uuid
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 import runtime
+from runtime.core.tune.pbt import PopulationBasedTraining
 from runtime.core.tune.schedulers import (
     CONTINUE,
     DEFAULT_METRIC,
     ERROR,
+    NOOP,
     PAUSE,
     PAUSED,
     PENDING,
     RUNNING,
     STOP,
     TERMINATED,
+    ExploitRequest,
+    Notice,
+    SaveRequest,
     TrialScheduler,
     TrialView,
 )
@@ -181,6 +187,7 @@ class TuneController:
         self._total: dict[str, float] = {}
         self._state_written = 0.0
         self._fatal: BaseException | None = None
+        self._notices: set[str] = set()
 
     # ---- the loop -------------------------------------------------------------------------
 
@@ -193,7 +200,7 @@ class TuneController:
         self._actor_class = runtime.remote(TrialActor)
         for trial in self.trials:
             if trial.status in (PENDING, PAUSED):
-                self.scheduler.on_trial_add(trial.trial_id)
+                self._scheduler_add(trial)
         started = time.monotonic()
         try:
             while True:
@@ -276,10 +283,16 @@ class TuneController:
             path=os.path.join(self.experiment_dir, dirname),
             resources=dict(self.resources),
         )
+        self._scheduler_add(trial)
         write_params(trial.path, trial.config)
         self.trials.append(trial)
-        self.scheduler.on_trial_add(trial_id)
         return True
+
+    def _scheduler_add(self, trial: Trial) -> None:
+        if isinstance(self.scheduler, PopulationBasedTraining):
+            self.scheduler.on_trial_add(trial.trial_id, trial.config)  # fills mutated keys
+        else:
+            self.scheduler.on_trial_add(trial.trial_id)
 
     def _start_trials(self) -> None:
         while True:
@@ -403,6 +416,9 @@ class TuneController:
             decision = self.scheduler.on_trial_result(trial.trial_id, flat, trials_waiting=waiting)
         if decision != STOP:
             self.searcher.on_trial_result(trial.trial_id, flat)
+        self._carry_out_requests()
+        if decision == NOOP or trial.status != RUNNING:
+            return  # the scheduler acted on the trial itself (PBT's exploit restarted it)
         if decision == STOP:
             result["done"] = True
             self._complete(trial)
@@ -412,6 +428,42 @@ class TuneController:
             self._request(trial, "train")
         else:
             raise TuneError(f"{type(self.scheduler).__name__} decided {decision!r}")
+
+    def _carry_out_requests(self) -> None:
+        """Do what the scheduler asked besides its decision: saves, exploits, notices."""
+        for request in self.scheduler.take_requests():
+            if isinstance(request, SaveRequest):
+                source = self._by_id(request.trial_id)
+                path = None
+                try:
+                    self._save_now(source)
+                except Exception as exc:  # a failing save fails the trial
+                    self._on_failure(source, exc)
+                if source.latest_checkpoint is not None:
+                    path = os.path.join(source.path, source.latest_checkpoint[0])
+                self.scheduler.on_trial_saved(request.trial_id, path)
+            elif isinstance(request, ExploitRequest):
+                self._exploit(request)
+            elif isinstance(request, Notice):
+                if request.message not in self._notices:
+                    self._notices.add(request.message)
+                    warnings.warn(request.message, stacklevel=2)
+            else:
+                raise TuneError(f"{type(self.scheduler).__name__} asked for {request!r}")
+
+    def _by_id(self, trial_id: str) -> Trial:
+        return next(t for t in self.trials if t.trial_id == trial_id)
+
+    def _exploit(self, request: ExploitRequest) -> None:
+        """Restart a trial from another's checkpoint with a new config (PBT)."""
+        trial = self._by_id(request.trial_id)
+        self._release(trial, graceful=True)
+        name = f"checkpoint_{trial.next_checkpoint_index:06d}"
+        shutil.copytree(request.checkpoint, os.path.join(trial.path, name), dirs_exist_ok=True)
+        trial.config = dict(request.config)
+        self._register_checkpoint(trial, name, request.result)
+        write_params(trial.path, trial.config)
+        trial.status = PAUSED
 
     def _register_checkpoint(self, trial: Trial, name: str, result: dict[str, Any]) -> None:
         trial.checkpoints.append((name, dict(result)))

@@ -1,10 +1,11 @@
-"""``tune.schedulers``: the core's trial schedulers, with a default random source for ASHA."""
+"""``tune.schedulers``: the core's trial schedulers, with a default random source for ASHA and PBT."""
 
 from __future__ import annotations
 
 import random
 from typing import Any
 
+from runtime.core.tune.pbt import PopulationBasedTraining as _CorePBT
 from runtime.core.tune.schedulers import (
     AsyncHyperBandScheduler as _CoreASHA,
 )
@@ -27,10 +28,21 @@ class AsyncHyperBandScheduler(_CoreASHA):
 #: Ray's short name for AsyncHyperBandScheduler.
 ASHAScheduler = AsyncHyperBandScheduler
 
+
+class PopulationBasedTraining(_CorePBT):
+    """PBT (Ray's parameters); explorations drawn from ``random.Random()`` unless ``rng``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if kwargs.get("rng") is None:
+            kwargs["rng"] = random.Random()
+        super().__init__(*args, **kwargs)
+
+
 __all__ = [
     "ASHAScheduler",
     "AsyncHyperBandScheduler",
     "FIFOScheduler",
     "MedianStoppingRule",
+    "PopulationBasedTraining",
     "TrialScheduler",
 ]

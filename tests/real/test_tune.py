@@ -348,3 +348,64 @@ def test_the_readme_tune_example_runs_and_prints_what_it_says():
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
     )
     assert done.stdout.strip() == "{'x': 3} 0.0"
+
+
+def _pbt_trainable(config):
+    import tempfile
+
+    checkpoint = tune.get_checkpoint()
+    value = 0.0
+    if checkpoint is not None:
+        with open(os.path.join(checkpoint.path, "value")) as f:
+            value = float(f.read())
+    while True:
+        value += config["lr"]
+        with tempfile.TemporaryDirectory() as tmp:
+            with open(os.path.join(tmp, "value"), "w") as f:
+                f.write(repr(value))
+            tune.report(
+                {"value": value, "lr": config["lr"]}, checkpoint=tune.Checkpoint.from_directory(tmp)
+            )
+
+
+def test_pbt_exploits_top_trials_checkpoints(cluster, tmp_path):
+    pbt = tune.schedulers.PopulationBasedTraining(
+        time_attr="training_iteration",
+        perturbation_interval=2,
+        hyperparam_mutations={"lr": [0.1, 0.5, 1.0, 2.0]},
+        rng=__import__("random").Random(0),
+    )
+    grid = tune.Tuner(
+        _pbt_trainable,
+        param_space={"lr": tune.grid_search([0.1, 0.5, 1.0, 2.0])},
+        tune_config=tune.TuneConfig(metric="value", mode="max", scheduler=pbt),
+        run_config=_rc(tmp_path, "pbt", stop={"training_iteration": 8}),
+    ).fit()
+    assert grid.num_errors == 0 and len(grid) == 4
+    assert pbt.num_perturbations > 0
+    assert all(r.metrics["training_iteration"] == 8 for r in grid)
+    # an exploited trial resumed from a better trial's value: the weakest start did better
+    # than its own lr alone would give (8 * 0.1)
+    weakest = next(r for r in grid if r.metrics["experiment_tag"] == "0")
+    assert weakest.metrics["value"] > 8 * 0.1 + 1e-9
+
+
+def _no_checkpoints(config):
+    while True:
+        tune.report({"value": config["lr"]})
+
+
+def test_pbt_warns_when_trials_never_checkpoint(cluster, tmp_path):
+    pbt = tune.schedulers.PopulationBasedTraining(
+        time_attr="training_iteration",
+        perturbation_interval=1,
+        hyperparam_mutations={"lr": [0.1, 1.0]},
+    )
+    with pytest.warns(UserWarning, match="no checkpoint for trial"):
+        grid = tune.Tuner(
+            _no_checkpoints,
+            param_space={"lr": tune.grid_search([0.1, 1.0])},
+            tune_config=tune.TuneConfig(metric="value", mode="max", scheduler=pbt),
+            run_config=_rc(tmp_path, "pbt_nockpt", stop={"training_iteration": 3}),
+        ).fit()
+    assert grid.num_terminated == 2 and pbt.num_perturbations == 0
