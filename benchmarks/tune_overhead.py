@@ -106,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--systems", default=",".join(SYSTEMS), help="twinray,ray")
     parser.add_argument("--smoke", action="store_true", help="20 and 8 trials, for a quick check")
+    parser.add_argument("--trials", type=int, help="trials of the one-report run (default 200)")
+    parser.add_argument("--asha-trials", type=int, help="trials of the ASHA run (default 64)")
     parser.add_argument("--json", help="also write the figures to this file")
     opts = parser.parse_args(args)
     systems = [s for s in opts.systems.split(",") if s]
@@ -113,6 +115,10 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown systems {unknown}; choose from {list(SYSTEMS)}")
     trials, asha_trials, max_t = (20, 8, 4) if opts.smoke else (200, 64, 16)
+    trials = opts.trials or trials
+    asha_trials = opts.asha_trials or asha_trials
+    if trials < 1 or asha_trials < 1:
+        parser.error("--trials and --asha-trials must be >= 1")
     figures: dict[str, dict[str, float] | str] = {}
     for system in systems:
         if not _available(system):
@@ -123,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
             + [str(trials), str(asha_trials), str(max_t)],
             capture_output=True,
             text=True,
-            timeout=1800,
+            timeout=3600,
             env=_child_env(),
         )
         if done.returncode != 0:
