@@ -36,6 +36,7 @@ from runtime.core.tune.schedulers import (
     ExploitRequest,
     Notice,
     SaveRequest,
+    StopRequest,
     TrialScheduler,
     TrialView,
 )
@@ -444,12 +445,22 @@ class TuneController:
                 self.scheduler.on_trial_saved(request.trial_id, path)
             elif isinstance(request, ExploitRequest):
                 self._exploit(request)
+            elif isinstance(request, StopRequest):
+                self._stop_waiting(self._by_id(request.trial_id))
             elif isinstance(request, Notice):
                 if request.message not in self._notices:
                     self._notices.add(request.message)
                     warnings.warn(request.message, stacklevel=2)
             else:
                 raise TuneError(f"{type(self.scheduler).__name__} asked for {request!r}")
+
+    def _stop_waiting(self, trial: Trial) -> None:
+        """End a trial the scheduler dropped (it already forgot it; the searcher is told)."""
+        if trial.status in (TERMINATED, ERROR):
+            return
+        self.searcher.on_trial_complete(trial.trial_id)
+        self._release(trial, graceful=True)
+        trial.status = TERMINATED
 
     def _by_id(self, trial_id: str) -> Trial:
         return next(t for t in self.trials if t.trial_id == trial_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
+from runtime.core.tune.hyperband import HyperBandScheduler
 from runtime.core.tune.pbt import PopulationBasedTraining as _CorePBT
 from runtime.core.tune.schedulers import (
     AsyncHyperBandScheduler as _CoreASHA,
@@ -42,6 +43,7 @@ __all__ = [
     "ASHAScheduler",
     "AsyncHyperBandScheduler",
     "FIFOScheduler",
+    "HyperBandScheduler",
     "MedianStoppingRule",
     "PopulationBasedTraining",
     "TrialScheduler",

@@ -409,3 +409,38 @@ def test_pbt_warns_when_trials_never_checkpoint(cluster, tmp_path):
             run_config=_rc(tmp_path, "pbt_nockpt", stop={"training_iteration": 3}),
         ).fit()
     assert grid.num_terminated == 2 and pbt.num_perturbations == 0
+
+
+class _Curve(tune.Trainable):
+    def setup(self, config):
+        self.quality = config["quality"]
+        self.t = 0
+
+    def step(self):
+        self.t += 1
+        return {"acc": self.quality * (1 - 0.7**self.t)}
+
+    def save_checkpoint(self, checkpoint_dir):
+        return {"t": self.t}
+
+    def load_checkpoint(self, checkpoint):
+        self.t = checkpoint["t"]
+
+
+def test_hyperband_pauses_halves_and_stops(cluster, tmp_path):
+    qualities = [0.1, 0.9, 0.4, 0.7, 0.2, 0.6, 0.3, 0.8, 0.5]
+    hb = tune.schedulers.HyperBandScheduler(max_t=9, reduction_factor=3)
+    grid = tune.Tuner(
+        _Curve,
+        param_space={"quality": tune.grid_search(qualities)},
+        tune_config=tune.TuneConfig(metric="acc", mode="max", scheduler=hb),
+        run_config=_rc(tmp_path, "hyperband"),
+    ).fit()
+    assert grid.num_errors == 0 and grid.num_terminated == len(qualities)
+    iters = {r.config["quality"]: r.metrics["training_iteration"] for r in grid}
+    assert hb.num_stopped > 0 and min(iters.values()) < 9
+    assert iters[0.9] == 9  # the best survives every halving
+    for result in grid:  # paused trials resumed from their checkpoints: no iteration repeats
+        with open(os.path.join(result.path, "result.json")) as f:
+            seen = [json.loads(x)["training_iteration"] for x in f]
+        assert seen == list(range(1, len(seen) + 1))

@@ -47,12 +47,16 @@ _EXPORTS: dict[str, str] = {
     "ExploitRequest": "runtime.core.tune.schedulers",
     "SaveRequest": "runtime.core.tune.schedulers",
     "Notice": "runtime.core.tune.schedulers",
+    "StopRequest": "runtime.core.tune.schedulers",
+    "HyperBandScheduler": "runtime.core.tune.hyperband",
     "BasicVariantGenerator": "runtime.core.tune.searcher",
     "ConcurrencyLimiter": "runtime.core.tune.searcher",
     "Searcher": "runtime.core.tune.searcher",
 }
 
 __all__ = [
+    "HyperBandScheduler",
+    "StopRequest",
     "ExploitRequest",
     "Notice",
     "PopulationBasedTraining",

@@ -60,6 +60,13 @@ class ExploitRequest:
 
 
 @dataclass(frozen=True)
+class StopRequest:
+    """Stop ``trial_id`` (a waiting trial the scheduler dropped; it already forgot it)."""
+
+    trial_id: str
+
+
+@dataclass(frozen=True)
 class Notice:
     """Something the runner should tell the user (a warning the scheduler cannot print)."""
 
@@ -147,7 +154,7 @@ class TrialScheduler:
         """The id of a PENDING or PAUSED trial to run next, or None if none is ready."""
         raise NotImplementedError
 
-    def take_requests(self) -> list[SaveRequest | ExploitRequest | Notice]:
+    def take_requests(self) -> list[SaveRequest | ExploitRequest | StopRequest | Notice]:
         """What the runner must carry out besides the decision (none, but for PBT)."""
         return []
 
