@@ -444,3 +444,23 @@ def test_hyperband_pauses_halves_and_stops(cluster, tmp_path):
         with open(os.path.join(result.path, "result.json")) as f:
             seen = [json.loads(x)["training_iteration"] for x in f]
         assert seen == list(range(1, len(seen) + 1))
+
+
+def _with_data(config, data):
+    tune.report({"total": sum(data) * config["k"]})
+
+
+def test_with_parameters_and_best_result_errors(cluster, tmp_path):
+    grid = tune.Tuner(
+        tune.with_parameters(_with_data, data=list(range(10))),
+        param_space={"k": tune.grid_search([1, 2])},
+        run_config=_rc(tmp_path, "withparams"),
+    ).fit()
+    assert sorted(r.metrics["total"] for r in grid) == [45, 90]
+    with pytest.raises(tune.TuneError, match="No metric is provided"):
+        grid.get_best_result()
+    with pytest.raises(tune.TuneError, match="No best trial found"):
+        grid.get_best_result(metric="nope", mode="max")
+    with pytest.raises(tune.TuneError, match="scope"):
+        grid.get_best_result(metric="total", mode="max", scope="median")
+    assert grid.get_best_result(metric="total", mode="max", scope="avg").config["k"] == 2
