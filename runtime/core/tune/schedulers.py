@@ -37,6 +37,42 @@ class TrialView:
     status: str
 
 
+@dataclass(frozen=True)
+class SaveRequest:
+    """A scheduler asks the runner to checkpoint ``trial_id`` now (then ``on_trial_saved``)."""
+
+    trial_id: str
+
+
+@dataclass(frozen=True)
+class ExploitRequest:
+    """Restart ``trial_id`` from ``clone_from``'s ``checkpoint`` with ``config`` (PBT's exploit).
+
+    ``result`` is the result the checkpoint was saved at (its time and iteration carry over).
+    """
+
+    trial_id: str
+    clone_from: str
+    checkpoint: Any
+    config: dict[str, Any]
+    result: dict[str, Any]
+    operations: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class StopRequest:
+    """Stop ``trial_id`` (a waiting trial the scheduler dropped; it already forgot it)."""
+
+    trial_id: str
+
+
+@dataclass(frozen=True)
+class Notice:
+    """Something the runner should tell the user (a warning the scheduler cannot print)."""
+
+    message: str
+
+
 def _check_mode(owner: str, mode: str | None) -> None:
     if mode is not None and mode not in ("min", "max"):
         raise TuneError(f"{owner}: `mode` must be 'min' or 'max', got {mode!r}")
@@ -117,6 +153,13 @@ class TrialScheduler:
     def choose_trial_to_run(self, trials: Sequence[TrialView]) -> str | None:
         """The id of a PENDING or PAUSED trial to run next, or None if none is ready."""
         raise NotImplementedError
+
+    def take_requests(self) -> list[SaveRequest | ExploitRequest | StopRequest | Notice]:
+        """What the runner must carry out besides the decision (none, but for PBT)."""
+        return []
+
+    def on_trial_saved(self, trial_id: str, checkpoint: Any) -> None:
+        """A save this scheduler asked for produced ``checkpoint`` (None: none)."""
 
 
 class FIFOScheduler(TrialScheduler):
