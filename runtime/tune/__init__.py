@@ -47,8 +47,10 @@ _EXPORTS: dict[str, str] = {
     "with_resources": "runtime.tune.trainable",
     "Tuner": "runtime.tune.tuner",
     "run": "runtime.tune.tuner",
+    "register_trainable": "runtime.tune.registry",
+    "register_env": "runtime.tune.registry",
 }
-_SUBMODULES = frozenset({"track", "stopper", "search", "schedulers"})
+_SUBMODULES = frozenset({"track", "stopper", "search", "schedulers", "registry"})
 
 __all__ = sorted([*_EXPORTS, *_SUBMODULES])
 

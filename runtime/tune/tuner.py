@@ -15,6 +15,7 @@ from runtime.core.tune.searcher import FINISHED, BasicVariantGenerator, Concurre
 from runtime.tune.config import CheckpointConfig, FailureConfig, RunConfig, TuneConfig
 from runtime.tune.controller import TuneController, load_state
 from runtime.tune.errors import TuneError
+from runtime.tune.registry import resolve_trainable
 from runtime.tune.result import ExperimentAnalysis, ResultGrid
 from runtime.tune.stopper import as_stopper
 from runtime.tune.trainable import (
@@ -64,9 +65,14 @@ def default_storage_path() -> str:
     return os.path.join(os.path.expanduser("~"), "twinray_results")
 
 
-def _split_trainable(trainable: Any) -> tuple[Any, dict[str, float]]:
+def _split_trainable(
+    trainable: Any, param_space: dict[str, Any] | None = None
+) -> tuple[Any, dict[str, float]]:
     if isinstance(trainable, _WithResources):
         return trainable.trainable, normalize_resources(trainable.resources)
+    request = getattr(trainable, "default_resource_request", None)
+    if isinstance(trainable, type) and callable(request):  # e.g. RLlib: driver + env runners
+        return trainable, normalize_resources(request(param_space or {}))
     return trainable, normalize_resources({})
 
 
@@ -138,7 +144,10 @@ class Tuner:
     ) -> None:
         if trainable is None:
             raise TuneError("Tuner needs a trainable (a function of config or a tune.Trainable)")
+        trainable = resolve_trainable(trainable)  # "PPO" and registered names
         check_trainable(trainable)
+        if hasattr(param_space, "to_dict") and not isinstance(param_space, dict):
+            param_space = param_space.to_dict()  # an RLlib AlgorithmConfig, as Ray takes it
         if param_space is not None and not isinstance(param_space, dict):
             raise TuneError(f"param_space must be a dict, got {type(param_space).__name__}")
         if tune_config is not None and not isinstance(tune_config, TuneConfig):
@@ -227,7 +236,7 @@ class Tuner:
         """Run the experiment; the ResultGrid of every trial (errored ones included)."""
         if not runtime.is_initialized():
             runtime.init()
-        trainable, resources = _split_trainable(self._trainable)
+        trainable, resources = _split_trainable(self._trainable, self._param_space)
         tc, rc = self._tune_config, self._run_config
         assert rc.checkpoint_config is not None and rc.failure_config is not None
         if rc.checkpoint_config.checkpoint_at_end and not isinstance(trainable, type):
@@ -327,7 +336,7 @@ def run(
     ``raise_on_failed_trial`` (Ray's default True) raises TuneError naming the failed
     trials after the run; ``resume=True`` resumes the experiment ``name`` in ``storage_path``.
     """
-    trainable: Any = run_or_experiment
+    trainable: Any = resolve_trainable(run_or_experiment)
     if resources_per_trial is not None:
         if isinstance(trainable, _WithResources):
             raise TuneError("pass resources_per_trial or tune.with_resources, not both")

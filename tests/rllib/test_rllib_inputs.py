@@ -111,7 +111,8 @@ def test_old_config_dict_keys() -> None:
         0.9,
     )
     assert DEFAULT_CONFIG["clip_param"] == 0.3 and DEFAULT_CONFIG["lr"] == 5e-5
-    assert PPOTrainer.get_default_config().to_dict() == DEFAULT_CONFIG
+    assert PPOConfig().to_dict() == DEFAULT_CONFIG
+    assert PPOTrainer.default_resource_request({"num_workers": 1}) == {"cpu": 2.0}
 
 
 def test_builder_returns_self_and_copies() -> None:

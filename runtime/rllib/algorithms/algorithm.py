@@ -66,9 +66,15 @@ class Algorithm:
     loss_name = ""
 
     def __init__(
-        self, config: AlgorithmConfig | dict[str, Any] | None = None, env: Any = None
+        self,
+        config: AlgorithmConfig | dict[str, Any] | None = None,
+        env: Any = None,
+        *,
+        _resources_reserved: bool = False,
     ) -> None:
+        # _resources_reserved: a Tune trial already holds the runners' CPUs (see trainable.py).
         self.config = self._resolve_config(config, env)
+        self._resources_reserved = _resources_reserved
         self._started_runtime = False
         self._runners: list[Any] = []
         self._learner_actor: Any = None
@@ -128,7 +134,8 @@ class Algorithm:
             self._learner: Learner | None = Learner(spec)
         else:
             self._learner = None
-            actor = runtime.remote(num_cpus=cfg.num_cpus_per_learner)(Learner)
+            cpus = 0 if self._resources_reserved else cfg.num_cpus_per_learner
+            actor = runtime.remote(num_cpus=cpus)(Learner)
             self._learner_actor = actor.remote(spec)
         runner_args = (
             self._env_spec,
@@ -140,7 +147,8 @@ class Algorithm:
         if cfg.num_env_runners == 0:
             self._local_runner = EnvRunner(*runner_args, worker_index=0)
         else:
-            actor_class = runtime.remote(num_cpus=cfg.num_cpus_per_env_runner)(EnvRunner)
+            cpus = 0 if self._resources_reserved else cfg.num_cpus_per_env_runner
+            actor_class = runtime.remote(num_cpus=cpus)(EnvRunner)
             self._runners = [
                 actor_class.remote(*runner_args, worker_index=i + 1)
                 for i in range(cfg.num_env_runners)

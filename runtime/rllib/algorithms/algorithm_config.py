@@ -92,6 +92,15 @@ EVALUATION_CONFIG_KEYS = ("explore",)
 """What ``evaluation_config`` may override."""
 
 
+def _is_search_space(value: Any) -> bool:
+    """A Tune search-space value (``grid_search`` dict, a domain, ``sample_from``)."""
+    if isinstance(value, dict) and set(value) == {"grid_search"}:
+        return True
+    from runtime.core.tune.search_space import Domain
+
+    return isinstance(value, Domain)
+
+
 class AlgorithmConfig:
     """Settings of an algorithm; builder methods return ``self`` so calls chain as in Ray."""
 
@@ -210,10 +219,12 @@ class AlgorithmConfig:
         return self._set(metrics_num_episodes_for_smoothing=metrics_num_episodes_for_smoothing)
 
     # -- dicts, copies, checks ----------------------------------------------------------
-    def _check(self, name: str, value: Any) -> None:
+    def _check(self, name: str, value: Any, *, allow_search_space: bool = True) -> None:
         setting = self.SETTINGS.get(name)
         if setting is None:
             raise RLlibConfigError(f"{type(self).__name__} has no setting {name!r}")
+        if allow_search_space and _is_search_space(value):
+            return  # a Tune search space: checked once the trial's value is drawn
         if not CHECKS[setting.check](value):
             raise RLlibConfigError(f"{name} must be {setting.check}, got {value!r}")
 
@@ -258,7 +269,7 @@ class AlgorithmConfig:
     def validate(self) -> None:
         """Check every value and the relations between them; raise RLlibConfigError."""
         for name in self.SETTINGS:
-            self._check(name, getattr(self, name))
+            self._check(name, getattr(self, name), allow_search_space=False)
         if self.env is None:
             raise RLlibConfigError(
                 "no environment set: call config.environment('CartPole-v1') (or pass env=)"

@@ -1,9 +1,12 @@
 """`PGTrainer` and `DEFAULT_CONFIG`: the pre-2.0 names of the policy-gradient algorithm."""
 
-from runtime.rllib.algorithms.pg import PG, PGConfig
+from runtime.rllib.algorithms.pg import PGConfig
+from runtime.rllib.algorithms.trainable import PGTrainable
 
-PGTrainer = PG
-"""PG under its old name; takes a config dict."""
+
+class PGTrainer(PGTrainable):
+    """PG under its old name: a Tune trainable taking a config dict."""
+
 
 DEFAULT_CONFIG = PGConfig().to_dict()
 """PG's default settings as a dict."""
