@@ -391,8 +391,17 @@ def test_pbt_exploits_top_trials_checkpoints(cluster, tmp_path):
 
 
 def _no_checkpoints(config):
-    while True:
+    # lockstep: report i+1 only once the other trial's report i was taken by the runner, so
+    # the low trial always reports while the high one has a score (PBT then tries to clone)
+    other = 1.0 if config["lr"] == 0.1 else 0.1
+    for i in range(1, 4):
+        if i > 1:
+            marker = os.path.join(config["dir"], f"{other}_{i - 1}")
+            deadline = time.monotonic() + 60
+            while not os.path.exists(marker) and time.monotonic() < deadline:
+                time.sleep(0.01)
         tune.report({"value": config["lr"]})
+        open(os.path.join(config["dir"], f"{config['lr']}_{i}"), "w").close()
 
 
 def test_pbt_warns_when_trials_never_checkpoint(cluster, tmp_path):
@@ -404,7 +413,7 @@ def test_pbt_warns_when_trials_never_checkpoint(cluster, tmp_path):
     with pytest.warns(UserWarning, match="no checkpoint for trial"):
         grid = tune.Tuner(
             _no_checkpoints,
-            param_space={"lr": tune.grid_search([0.1, 1.0])},
+            param_space={"lr": tune.grid_search([0.1, 1.0]), "dir": str(tmp_path)},
             tune_config=tune.TuneConfig(metric="value", mode="max", scheduler=pbt),
             run_config=_rc(tmp_path, "pbt_nockpt", stop={"training_iteration": 3}),
         ).fit()
