@@ -209,11 +209,10 @@ class Host:
         self._shard_addrs: list[int] = []
         """GCS shard addresses (shard 0 first) when the GCS is sharded, else empty."""
         self._slow_sends = False
+        """True while Sends need more than the channel arithmetic (GCS shards, a partition)."""
         self._stalled_until = -math.inf
         self._pending_done: dict[int, deque[float]] = {}
         """Watched components: completion times of the messages waiting or in service."""
-        """True while Sends need more than the channel arithmetic (GCS shards, a partition)."""
-        """Addresses below this (GCS and global scheduler) have their backlog recorded."""
 
     # -- wiring -------------------------------------------------------------------------
 
