@@ -373,9 +373,9 @@ durations. The command-line equivalent is
     (
         "code",
         """\
-from sim.real_mode import RealModeRefused, fit_to_machine, run_real
 from sim.runner import run_scenario
 from sim.scenario import load_scenario
+from twin.real_mode import RealModeRefused, fit_to_machine, run_real
 
 scenario = load_scenario(SCENARIOS / "small_independent.yaml", {"workload.tasks": "600"})
 try:

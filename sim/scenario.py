@@ -21,6 +21,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from sim.profile import apply_profile
+
 DEFAULT_POLICIES: tuple[str, ...] = (
     "bottom_up",
     "centralized",
@@ -237,7 +239,7 @@ class ControlPlaneSpec(_Spec):
     """Raylets batch task state changes to the GCS task table (costs GCS time and memory)."""
     profile: str | None = None
     """Calibration profile (`run-scenario --calibrate`): its control_plane and network
-    values are this scenario's defaults; fields given here win (see sim/calibrate.py)."""
+    values are this scenario's defaults; fields given here win (see sim/profile.py)."""
     task_overhead_us: float = Field(0, ge=0)
     """CPU-slot time every task holds beyond its body: dispatch to a worker and the return
     of its result (a calibration profile measures it on real workers)."""
@@ -1120,8 +1122,6 @@ def load_scenario(
         if not graph.is_absolute():  # relative to the scenario's folder
             workload["file"] = str(path.parent / graph)
     if isinstance(raw, dict):
-        from sim.calibrate import apply_profile
-
         problems = apply_profile(raw, path)
         if problems:
             raise ScenarioError([f"{path}: {p}" for p in problems])
