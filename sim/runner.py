@@ -465,6 +465,7 @@ def build(scenario: Scenario) -> Simulation:
         spillback_threshold=sched.spillback_threshold,
         report_interval=sched.report_interval_ms * 1e-3,
         record_task_events=plane_spec.record_task_events,
+        sample_size=sched.sample_size,
     )
     metrics = MetricsRecorder()
     network = Network(scenario.network, cluster.nodes)

@@ -49,7 +49,7 @@ class GlobalScheduler(PlacementGroupScheduling):
         self.gcs_addr = gcs_addr
         self.rng = rng
         self.config = config or CoreConfig()
-        self.policy = policy or make_policy(self.config.policy, self.config.sample_size)
+        self.policy = policy or make_policy(self.config)
         self.views: dict[NodeId, NodeView] = {}
         self.placed = 0
         self.parked: list[TaskSpec] = []

@@ -147,7 +147,7 @@ class Raylet(RayletBundles):
         self.gcs_addr = gcs_addr
         self.gs_addr = gs_addr
         self.config = config or CoreConfig()
-        self.policy = policy or make_policy(self.config.policy, self.config.sample_size)
+        self.policy = policy or make_policy(self.config)
         self.total: Resources = dict(resources)
         self.available: Resources = dict(resources)
         self.instances: dict[str, list[float]] = unit_instances(resources)

@@ -9,10 +9,21 @@ from typing import Any
 import yaml
 
 from runtime.core.placement import Candidate, place_bundles
+from runtime.core.policies import POLICIES, policies_with
 from sim.network import build_graph
 from sim.scenario.errors import render_value
-from sim.scenario.models import GraphWorkload, NodeGroupSpec, Scenario, read_task_graph
+from sim.scenario.models import (
+    GraphWorkload,
+    NodeGroupSpec,
+    Scenario,
+    SchedulerSpec,
+    read_task_graph,
+)
 from sim.topology import TopologyError
+
+POLICY_PARAMS = frozenset(param for policy in POLICIES.values() for param in policy.params)
+"""Config fields that are parameters of some policies (a `scheduler` field of the same name
+may be set only with a policy that reads it)."""
 
 
 def cross_checks(scenario: Scenario, policies: tuple[str, ...]) -> list[str]:
@@ -23,6 +34,7 @@ def cross_checks(scenario: Scenario, policies: tuple[str, ...]) -> list[str]:
         problems.append(
             f"scheduler.policy: expected one of {expected}, got {scenario.scheduler.policy!r}"
         )
+    problems.extend(_policy_param_problems(scenario.scheduler))
     workload, cluster = scenario.workload, scenario.cluster
     if workload.drivers > cluster.nodes:
         problems.append(
@@ -46,6 +58,23 @@ def cross_checks(scenario: Scenario, policies: tuple[str, ...]) -> list[str]:
     problems.extend(_placement_group_problems(workload, groups))
     for i, fault in enumerate(scenario.faults):
         problems.extend(_fault_problems(f"faults.{i}", fault, cluster.nodes, workload.drivers))
+    return problems
+
+
+def _policy_param_problems(scheduler: SchedulerSpec) -> list[str]:
+    """Policy parameters set in the scenario must be parameters of its policy."""
+    policy = POLICIES.get(scheduler.policy)
+    if policy is None:  # a name from a caller's registry: its parameters are unknown here
+        return []
+    problems = []
+    for param in sorted(POLICY_PARAMS & scheduler.model_fields_set):
+        if param not in policy.params:
+            takers = ", ".join(repr(p) for p in policies_with(param))
+            problems.append(
+                f"scheduler.{param}: expected no {param} with policy {scheduler.policy!r}"
+                f" (not one of its parameters; policies that take it: {takers}), got"
+                f" {render_value(getattr(scheduler, param))}"
+            )
     return problems
 
 

@@ -235,11 +235,17 @@ class ControlPlaneSpec(_Spec):
 
 
 class SchedulerSpec(_Spec):
-    """Placement policy and its knobs."""
+    """Placement policy and its knobs (``sample_size``: the sampling policies' only)."""
 
     policy: str = "bottom_up"
     spillback_threshold: int = Field(16, ge=0)
     report_interval_ms: float = Field(100, gt=0)
+    sample_size: int = Field(
+        2,
+        ge=1,
+        description="nodes a sampling policy (bottom_up, locality, power_of_two) samples"
+        " per placement; only for those policies",
+    )
 
     @field_validator("policy")
     @classmethod
