@@ -44,8 +44,9 @@ from typing import Any
 import simpy
 
 from runtime.core.messages import (
+    INTERRUPT_CANCELLED,
+    INTERRUPT_KILLED,
     ActorStateChanged,
-    ActorWorkerDied,
     CancelRunning,
     Dispatch,
     Free,
@@ -66,9 +67,10 @@ from runtime.core.messages import (
     Transfer,
     TransferDone,
     TransferFailed,
+    WorkerInterrupted,
 )
 from runtime.core.resources import shape_key
-from runtime.core.task import ACTOR_METHOD, ERR_APPLICATION, ERR_WORKER_DIED, TASK, TaskSpec
+from runtime.core.task import ACTOR_METHOD, TASK, TaskSpec
 from sim.flows import FlowNetwork
 from sim.metrics import MetricsRecorder
 from sim.network import Network
@@ -670,7 +672,7 @@ class Host:
     def _cancel_running(self, cmd: CancelRunning, src: int, at: float) -> None:
         """Interrupt a running body: its raylet hears now, the end event is then ignored."""
         self._interrupted[cmd.task_id] = at
-        stop = TaskFinished(cmd.task_id, [], ERR_APPLICATION, "KeyboardInterrupt")
+        stop = WorkerInterrupted(cmd.task_id, INTERRUPT_CANCELLED)
         event = _Arrival(self._arrival_cbs, self._raylet_of_node[cmd.node], stop, 0)
         heappush(self._queue, (at, self._rand(), next(self._eid), event))
 
@@ -731,18 +733,14 @@ class Host:
         A plain task ends with ``worker_died`` (its owner retries it); an actor's worker
         death is reported as ``ActorWorkerDied`` (the GCS may restart the actor).
         """
-        raylet = self.components[self._raylet_of_node[node]]
-        for spec in raylet.running.values():
-            if spec.task_id in self._interrupted:
-                continue
-            self._interrupted[spec.task_id] = self.env._now
-            if spec.kind == TASK:
-                died = TaskFinished(spec.task_id, [], ERR_WORKER_DIED, "worker killed (fault)")
-                self._deliver(raylet.addr, died)
-                return f"task {spec.task_id:x}"
-            self._deliver(raylet.addr, ActorWorkerDied(spec.actor_id, "worker killed (fault)"))
-            return f"actor {spec.actor_id:x}"
-        return "idle"
+        addr = self._raylet_of_node[node]
+        hit = self.components[addr].victim(self._interrupted)
+        if hit is None:
+            return "idle"
+        self._interrupted[hit.task_id] = self.env._now
+        reason = "worker killed (fault)"
+        self._deliver(addr, WorkerInterrupted(hit.task_id, INTERRUPT_KILLED, reason, hit.actor_id))
+        return f"task {hit.task_id:x}" if hit.kind == TASK else f"actor {hit.actor_id:x}"
 
     def stall(self, addr: int, duration: float) -> None:
         """Component `addr` is unavailable for `duration`: what arrives meanwhile waits."""

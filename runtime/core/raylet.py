@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from runtime.core.bundles import RayletBundles
 from runtime.core.config import CoreConfig
 from runtime.core.ids import Address, NodeId, ObjectId, TaskId, generator_item_id, object_id
 from runtime.core.messages import (
+    INTERRUPT_CANCELLED,
+    INTERRUPT_KILLED,
+    INTERRUPT_UNSTARTED,
     ActorDied,
     ActorStarted,
     ActorWorkerDied,
@@ -57,9 +61,10 @@ from runtime.core.messages import (
     TransferFailed,
     Unassigned,
     WorkerBlocked,
+    WorkerInterrupted,
     WorkerUnblocked,
 )
-from runtime.core.object_store import ObjectStore
+from runtime.core.object_store import ObjectStore, StoredObject
 from runtime.core.policies import LocalState, PlacementPolicy, make_policy
 from runtime.core.resources import (
     Resources,
@@ -77,9 +82,11 @@ from runtime.core.resources import (
 from runtime.core.task import (
     ACTOR_CREATION,
     ERR_ACTOR_DIED,
+    ERR_APPLICATION,
     ERR_CANCELLED,
     ERR_OBJECT_LOST,
     ERR_STORE_FULL,
+    ERR_WORKER_DIED,
     TASK,
     ActorError,
     ResultInfo,
@@ -100,6 +107,30 @@ WAIT_CAUSES = ("arguments", "global_scheduler", "transfers", "resources", "actor
 * ``resources``: queued on its node until resources were free;
 * ``actor_queue``: at its actor, behind the actor's earlier calls.
 """
+
+
+@dataclass(frozen=True, slots=True)
+class RunningTask:
+    """Public, immutable view of a body running on a node (``Raylet.running_tasks``)."""
+
+    task_id: TaskId
+    kind: int
+    """TASK, ACTOR_CREATION or ACTOR_METHOD."""
+    actor_id: int
+    started_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class StoreUsage:
+    """Public snapshot of a node's store accounting (``Raylet.store_usage``), in bytes."""
+
+    capacity: int
+    used: int
+    """In memory (spilled objects excluded)."""
+    pinned: int
+    """In memory and pinned by tasks (neither evictable nor spillable)."""
+    spilled_bytes: int
+    """On disk only."""
 
 
 @dataclass(slots=True)
@@ -209,6 +240,7 @@ class Raylet(RayletBundles):
             CommitBundles: self._on_commit_bundles,
             ReturnBundles: self._on_return_bundles,
             GeneratorYielded: self._on_generator_yielded,
+            WorkerInterrupted: self._on_worker_interrupted,
         }
         self._init_bundles()
 
@@ -1021,3 +1053,76 @@ class Raylet(RayletBundles):
                         f"{position} task(s) ahead"
                     )
         return f"not known to node {self.node}"
+
+    # -- interruptions ------------------------------------------------------------------
+
+    def _on_worker_interrupted(self, msg: WorkerInterrupted, now: float, out: list[Any]) -> None:
+        """The one rule for a body the host stopped: how it ends depends on ``msg.cause``."""
+        tid = msg.task_id
+        if msg.cause == INTERRUPT_KILLED:
+            if msg.actor_id:
+                self._on_actor_worker_died(ActorWorkerDied(msg.actor_id, msg.reason), now, out)
+                return
+            finished = TaskFinished(tid, [], ERR_WORKER_DIED, msg.reason)
+        elif msg.cause == INTERRUPT_CANCELLED:
+            finished = TaskFinished(tid, [], ERR_APPLICATION, "KeyboardInterrupt")
+        elif msg.cause == INTERRUPT_UNSTARTED:
+            finished = TaskFinished(tid, [], ERR_CANCELLED, "cancelled before it started")
+        else:
+            raise ValueError(f"WorkerInterrupted: unknown cause {msg.cause!r}")
+        self._on_task_finished(finished, now, out)
+
+    # -- public queries (what hosts may read; see PUBLIC) -------------------------------
+
+    def running_tasks(self) -> tuple[RunningTask, ...]:
+        """The bodies running on this node, oldest dispatch first."""
+        return tuple(
+            RunningTask(tid, spec.kind, spec.actor_id, spec.started_at)
+            for tid, spec in self.running.items()
+        )
+
+    def victim(self, exclude: Collection[TaskId] = ()) -> RunningTask | None:
+        """The body a worker-kill fault hits: the oldest running one not in ``exclude``."""
+        for tid, spec in self.running.items():
+            if tid not in exclude:
+                return RunningTask(tid, spec.kind, spec.actor_id, spec.started_at)
+        return None
+
+    def is_blocked(self, task_id: TaskId) -> bool:
+        """Whether the worker running ``task_id`` waits (nested get): its resources are lent."""
+        return task_id in self.blocked
+
+    def actor_spec(self, actor_id: int) -> TaskSpec | None:
+        """The creation spec of ``actor_id`` if it lives on this node (read only), else None."""
+        actor = self.actors.get(actor_id)
+        return actor.spec if actor is not None else None
+
+    def actor_hold(self, actor_id: int) -> Resources | None:
+        """What ``actor_id`` holds for its lifetime on this node (a copy), else None."""
+        actor = self.actors.get(actor_id)
+        return dict(actor.hold) if actor is not None else None
+
+    def total_resources(self) -> Resources:
+        """The node's resources (a copy; committed bundles' names included)."""
+        return dict(self.total)
+
+    def available_resources(self) -> Resources:
+        """What is free now (a copy; may be briefly negative after an unblock, as in Ray)."""
+        return dict(self.available)
+
+    def backlog(self) -> int:
+        """Tasks held here that have not started: queued for resources or pulling inputs."""
+        return self.queued + len(self.waiting)
+
+    def wait_seconds(self) -> dict[str, float]:
+        """Seconds tasks waited here so far, by cause (``WAIT_CAUSES``; a copy)."""
+        return dict(self.waited)
+
+    def store_usage(self) -> StoreUsage:
+        """The store's byte counts now (a snapshot)."""
+        store = self.store
+        return StoreUsage(store.capacity, store.used, store.pinned, store.spilled_bytes)
+
+    def stored_objects(self) -> Mapping[ObjectId, StoredObject]:
+        """The store's accounting, object id -> entry (a read-only view; do not mutate)."""
+        return MappingProxyType(self.store.objects)

@@ -11,6 +11,8 @@ from runtime.core.config import CoreConfig
 from runtime.core.gcs import Gcs
 from runtime.core.global_scheduler import GlobalScheduler
 from runtime.core.messages import (
+    INTERRUPT_CANCELLED,
+    INTERRUPT_UNSTARTED,
     ActorStateChanged,
     CancelRunning,
     Dispatch,
@@ -36,10 +38,11 @@ from runtime.core.messages import (
     TransferDone,
     TransferFailed,
     Unassigned,
+    WorkerInterrupted,
 )
 from runtime.core.owner import Owner
 from runtime.core.raylet import Raylet
-from runtime.core.task import ERR_APPLICATION, ERR_CANCELLED, TaskSpec
+from runtime.core.task import ERR_APPLICATION, TaskSpec
 
 GCS_ADDR = 0
 GS_ADDR = 1
@@ -183,11 +186,11 @@ class FakeHost:
             ):
                 queue = self.prefetched[cmd.node]
                 queue[:] = [d for d in queue if d.spec.task_id != cmd.task_id]
-                stop = TaskFinished(cmd.task_id, [], ERR_CANCELLED, "cancelled before it started")
+                stop: Any = WorkerInterrupted(cmd.task_id, INTERRUPT_UNSTARTED)
                 self._push(self.now, (raylet_addr(cmd.node), stop))
             elif kind is CancelRunning:
                 self.interrupted.add(cmd.task_id)
-                stop = TaskFinished(cmd.task_id, [], ERR_APPLICATION, "KeyboardInterrupt")
+                stop = WorkerInterrupted(cmd.task_id, INTERRUPT_CANCELLED)
                 self._push(self.now, (raylet_addr(cmd.node), stop))
             elif kind is Trace:
                 pass
