@@ -11,12 +11,12 @@ from __future__ import annotations
 
 RAYLET = frozenset(
     {
-        "handle", "start",
+        "handle", "start", "check",
         "node", "addr", "gcs_addr", "gs_addr", "config",  # identity and wiring
         "spilled", "dispatched",  # counters (tasks spilled, dispatched)
         "explain", "flush_task_events", "running_tasks", "victim", "is_blocked",
         "actor_spec", "actor_hold", "total_resources", "available_resources", "backlog",
-        "wait_seconds", "stored_objects", "store_usage",
+        "wait_seconds", "stored_objects", "store_usage", "task_state",
     }
 )  # fmt: skip
 GCS = frozenset(

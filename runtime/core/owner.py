@@ -717,7 +717,8 @@ class Owner:
                 out.append(Send(self.gcs_addr, died, 128))
             return  # otherwise a duplicate report for a task already ended
         sent_to = self._call_ended(spec) if spec.kind == ACTOR_METHOD else None
-        if msg.error_kind == ERR_OBJECT_LOST and self._recover_inputs(spec, now, out):
+        recover = msg.error_kind == ERR_OBJECT_LOST and spec.kind != ACTOR_METHOD  # a call's
+        if recover and self._recover_inputs(spec, now, out):  # turn is gone: it fails
             return
         if msg.error_kind is not None:
             if spec.kind != ACTOR_METHOD and self._should_retry(spec, msg.error_kind):

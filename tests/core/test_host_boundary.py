@@ -95,6 +95,14 @@ class _Scan(ast.NodeVisitor):
             return self.bound[name]
         return NAMES.get(name)
 
+    def visit_Call(self, node: ast.Call) -> None:
+        func, args = node.func, node.args
+        if isinstance(func, ast.Name) and func.id in ("getattr", "hasattr") and len(args) >= 2:
+            kind = self._kind(args[0])
+            if kind is not None and isinstance(args[1], ast.Constant):
+                self.found.append((node.lineno, kind, str(args[1].value)))
+        self.generic_visit(node)
+
     def visit_Attribute(self, node: ast.Attribute) -> None:
         kind = self._kind(node.value)
         if kind is not None:
@@ -138,9 +146,10 @@ def test_the_checker_catches_internal_reads() -> None:
         "    sim.raylets[0].blocked\n"
         "    old = sim.raylets[1]\n"
         "    old.waited\n"
+        "    getattr(raylet, 'actors', {})\n"
     )
     found = violations(bad, "bad.py")
-    assert len(found) == 6, found
+    assert len(found) == 7, found
     assert "Raylet.running" in found[0]
     ok = "def f(node):\n    node.raylet.handle(1, 0.0, [])\n    node.owner.submit\n"
     assert violations(ok, "ok.py") == []
