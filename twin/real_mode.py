@@ -403,10 +403,10 @@ def run_real(
         spans = getattr(node, "spans", None)
         if spans is not None:
             spans.clear()
-        waited = dict(node.raylet.waited)  # the core's wait clock, net of the warm-up
+        waited = node.raylet.wait_seconds()  # the core's wait clock, net of the warm-up
         driver.t0 = time.monotonic()
         run(driver, workload)
-        waited = {cause: s - waited[cause] for cause, s in node.raylet.waited.items()}
+        waited = {cause: s - waited[cause] for cause, s in node.raylet.wait_seconds().items()}
         if spans is not None:
             driver.record_spans(spans, getattr(node, "workers", ()))
         if trace is not None:

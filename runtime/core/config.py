@@ -36,3 +36,6 @@ class CoreConfig:
     worker_prefetch: int = 0
     """Queued tasks a raylet may hand its host ahead of free resources, so a busy worker
     starts its next task without a round trip (Ray's pipelining to leased workers); 0: off."""
+    check_transitions: bool = False
+    """Assert that every lifecycle transition a raylet makes is in its table (debugging:
+    costs a lookup per transition); ``check()`` methods work either way."""

@@ -160,3 +160,7 @@ class GlobalScheduler(PlacementGroupScheduling):
             for name, amount in view.total.items():
                 largest[name] = max(largest.get(name, 0.0), amount)
         return largest
+
+    def node_count(self) -> int:
+        """How many nodes have registered with the global scheduler (its views)."""
+        return len(self.views)
