@@ -21,6 +21,7 @@ def test_tiny_twinray_run_reports_positive_rates(
     figures = json.loads(out.read_text())["figures"]["twinray"]
     for key in ("once_trials_per_s", "asha_trials_per_s"):
         assert math.isfinite(figures[key]) and figures[key] > 0
+    assert figures["once_errors"] == 0 and figures["asha_errors"] == 0
     table = capsys.readouterr().out
     assert "4 trials, one report each" in table and "2-trial ASHA" in table
 
