@@ -102,6 +102,9 @@ class Node(
 ):
     """The driver-side host of one node: core components, workers, arena and event loop."""
 
+    in_worker = False
+    """The driver's node (`runtime._session.NodeLike`), not a worker's client."""
+
     def __init__(
         self,
         num_cpus: float,

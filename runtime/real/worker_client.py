@@ -38,6 +38,9 @@ _sessions = itertools.count(1 << 30)  # disjoint from driver sessions (function 
 class WorkerClient(WorkerStreamMixin):
     """The `node` of a worker process: forwards API calls to the driver and waits for replies."""
 
+    in_worker = True
+    """A worker process's node (`runtime._session.NodeLike`), not the driver's."""
+
     def __init__(self, worker: Any) -> None:
         self.worker = worker
         self.session = next(_sessions)
