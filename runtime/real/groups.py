@@ -10,6 +10,7 @@ from typing import Any
 
 from runtime.core.placement import PlacementGroupRecord, PlacementGroupStrategy
 from runtime.object_ref import ObjectRef
+from runtime.real import requests as rq
 from runtime.real.futures import Future, ObjectEntry
 
 __all__ = ["PlacementGroupMixin"]
@@ -38,11 +39,11 @@ class PlacementGroupMixin:
     def _pg_request_ops(self) -> dict[str, Any]:
         """The worker requests this mixin answers (merged into the node's request table)."""
         return {
-            "pg_create": self._req_pg_create,
-            "pg_remove": self._req_pg_remove,
-            "pg_ready": self._req_pg_ready,
-            "pg_rows": self._req_pg_rows,
-            "pg_current": self._req_pg_current,
+            rq.PG_CREATE: self._req_pg_create,
+            rq.PG_REMOVE: self._req_pg_remove,
+            rq.PG_READY: self._req_pg_ready,
+            rq.PG_ROWS: self._req_pg_rows,
+            rq.PG_CURRENT: self._req_pg_current,
         }
 
     # -- program threads (the driver) ------------------------------------------------------

@@ -75,9 +75,20 @@ class NestedMixin:
         self._reply(w, req_id, True, self.register_function(pickled))
 
     def _req_submit(self, w: Any, req_id: int, payload: tuple, now: float) -> None:
-        fn_id, args, refs, held, resources, n, max_retries, retry_exceptions, name, raw, env = (
-            payload
-        )
+        (
+            fn_id,
+            args,
+            refs,
+            held,
+            resources,
+            n,
+            max_retries,
+            retry_exceptions,
+            name,
+            raw,
+            env,
+            mode,
+        ) = payload  # the layout of `requests.SUBMIT`
         try:
             strategy = strategy_of_raw(raw, resources, name, self._worker_group(w))
         except (ValueError, TypeError) as exc:
@@ -99,10 +110,11 @@ class NestedMixin:
             held_refs=held,
             strategy=strategy,
             runtime_env=env,
+            generator=mode,
         )
 
     def _req_call_actor(self, w: Any, req_id: int, payload: tuple, now: float) -> None:
-        actor_id, method, args, refs, held, n, name, max_retries, retry_exceptions = payload
+        actor_id, method, args, refs, held, n, name, max_retries, retry_exceptions, mode = payload
         owner = self._owner_of(w)
         owner.attach_actor(actor_id, self._out)
         self._submit_for(
@@ -121,6 +133,7 @@ class NestedMixin:
             held_refs=held,
             kind=ACTOR_METHOD,
             actor_id=actor_id,
+            generator=mode,
         )
 
     def _submit_for(self, w: Any, req_id: int, owner: Any, now: float, **fields: Any) -> None:

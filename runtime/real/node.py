@@ -59,6 +59,7 @@ from runtime.core.task import (
     TaskSpec,
 )
 from runtime.real import protocol as p
+from runtime.real import requests as rq
 from runtime.real.actors import ActorInfo, ActorMixin
 from runtime.real.addresses import GCS_ADDR, GS_ADDR, HOST_ADDR, NODE_ID, OWNER_ADDR, RAYLET_ADDR
 from runtime.real.arena import Arena
@@ -235,24 +236,25 @@ class Node(
         self._nested_waits: dict[tuple[int, int], list[NestedWait]] = {}
         self._worker_waits: dict[tuple[int, int], NestedWait] = {}
         self._request_ops: dict[str, Callable[[WorkerHandle, int, Any, float], None]] = {
-            "register": self._req_register,
-            "submit": self._req_submit,
-            "put": self._req_put,
-            "get": self._req_get,
-            "wait": self._req_wait,
-            "unwait": self._req_unwait,
-            "release": self._req_release,
-            "borrow": self._req_borrow,
-            "lend": self._req_lend,
-            "unpin": self._req_unpin,
-            "cancel": self._req_cancel,
-            "create_actor": self._req_create_actor,
-            "call_actor": self._req_call_actor,
-            "get_actor": self._req_get_actor,
-            "kill_actor": self._req_kill_actor,
-            "info": self._req_info,
-            "assigned": self._req_assigned,
+            rq.REGISTER: self._req_register,
+            rq.SUBMIT: self._req_submit,
+            rq.PUT: self._req_put,
+            rq.GET: self._req_get,
+            rq.WAIT: self._req_wait,
+            rq.UNWAIT: self._req_unwait,
+            rq.RELEASE: self._req_release,
+            rq.BORROW: self._req_borrow,
+            rq.LEND: self._req_lend,
+            rq.UNPIN: self._req_unpin,
+            rq.CANCEL: self._req_cancel,
+            rq.CREATE_ACTOR: self._req_create_actor,
+            rq.CALL_ACTOR: self._req_call_actor,
+            rq.GET_ACTOR: self._req_get_actor,
+            rq.KILL_ACTOR: self._req_kill_actor,
+            rq.INFO: self._req_info,
+            rq.ASSIGNED: self._req_assigned,
         }
+        """Worker REQUEST op -> handler (the ops and payloads: `runtime.real.requests`)."""
         self._request_ops.update(self._pg_request_ops())
         self._init_streams()
         self._actor_dispatchers: dict[int, Callable[[TaskSpec, float], None]] = {

@@ -22,11 +22,12 @@ from runtime.core.messages import (
     WorkerUnblocked,
 )
 from runtime.core.owner import FAILED as OWNER_FAILED
-from runtime.core.task import ACTOR_METHOD, ERR_APPLICATION, GEN_STREAMING, TASK, TaskSpec
+from runtime.core.task import ERR_APPLICATION, GEN_STREAMING, TASK, TaskSpec
 from runtime.exceptions import RayError
 from runtime.generators import ObjectRefGenerator
 from runtime.object_ref import ObjectRef
 from runtime.real import protocol as p
+from runtime.real import requests as rq
 from runtime.real.addresses import OWNER_ADDR, WORKER_OWNER_BASE
 from runtime.real.futures import FAILED, PENDING, READY, Future, ObjectEntry
 
@@ -73,9 +74,8 @@ class StreamMixin:
         self._effects[ItemReady] = self._effect_item_ready
         self._effects[StreamEnded] = self._effect_stream_ended
         self._worker_handlers[p.GENERATOR_ITEM] = self._on_generator_item
-        self._request_ops["submit_generator"] = self._req_submit_generator
-        self._request_ops["stream_next"] = self._req_stream_next
-        self._request_ops["stream_drop"] = self._req_stream_drop
+        self._request_ops[rq.STREAM_NEXT] = self._req_stream_next
+        self._request_ops[rq.STREAM_DROP] = self._req_stream_drop
 
     # -- program threads -------------------------------------------------------------------
 
@@ -261,30 +261,6 @@ class StreamMixin:
                     fut.hit()
 
     # -- worker requests (generators consumed by code running in workers) ------------------
-
-    def _req_submit_generator(self, w: Any, req_id: int, payload: tuple, now: float) -> None:
-        mode, kind, actor_id, fn, args, refs, held, resources, n, retries, retry_exc, name = payload
-        owner = self._owner_of(w)
-        if kind == ACTOR_METHOD:
-            owner.attach_actor(actor_id, self._out)
-        self._submit_for(
-            w,
-            req_id,
-            owner,
-            now,
-            function=fn,
-            args=args,
-            resources=resources,
-            num_returns=n,
-            max_retries=retries,
-            retry_exceptions=retry_exc,
-            name=name,
-            arg_refs=refs,
-            held_refs=held,
-            kind=kind,
-            actor_id=actor_id,
-            generator=mode,
-        )
 
     def _req_stream_next(self, w: Any, req_id: int, payload: tuple, now: float) -> None:
         task_id, index, block = payload
