@@ -135,7 +135,7 @@ def _context() -> dict[str, Any]:
         "num_cpus": node.raylet.total.get("CPU", 0.0),
         "resources": dict(node.raylet.total),
         "object_store_memory": node.arena.capacity,
-        "num_workers": node.pool_size,
+        "num_workers": node.pool.size,
     }
 
 

@@ -25,14 +25,13 @@ from runtime.core.messages import (
     ObjectFreed,
     TaskFinished,
 )
-from runtime.core.task import ACTOR_CREATION, ACTOR_METHOD, TaskSpec
+from runtime.core.task import ACTOR_CREATION, ACTOR_METHOD, ERR_WORKER_DIED, TaskSpec
 from runtime.generators import generator_mode
 from runtime.object_ref import ObjectRef
 from runtime.real import protocol as p
 from runtime.real.addresses import HOST_ADDR, NODE_ID, OWNER_ADDR
 from runtime.real.futures import Future
 from runtime.real.serialization import serialize
-from runtime.real.zygote import ZYGOTE_REQUEST
 from runtime.runtime_env import merge_runtime_env
 from runtime.util.scheduling_strategies import strategy_of
 
@@ -297,17 +296,20 @@ class ActorMixin:
 
     def _dispatch_actor_creation(self, spec: TaskSpec, now: float) -> None:
         """Fork a dedicated worker for the actor; its constructor runs when it arrives."""
-        worker_id = self._next_worker_id
-        self._next_worker_id += 1
-        try:
-            self._zygote.send(ZYGOTE_REQUEST.pack(worker_id))
-        except OSError:
+        if not self.pool.spawn_actor_worker(spec):
             event = TaskFinished(
                 spec.task_id, [], "application", "the worker zygote is gone: no worker can start"
             )
             self.raylet.handle(event, now, self._out)
-            return
-        self._actor_spawns[worker_id] = spec
+
+    def _actor_spawn_failed(self, spec: TaskSpec, detail: str, now: float) -> None:
+        """The zygote could not fork the actor's worker: its constructor fails as a worker
+        death (the core may restart it), unless the actor was killed meanwhile."""
+        if spec.actor_id in self._killed_early:  # killed meanwhile: nothing to report
+            self._killed_early.discard(spec.actor_id)
+        elif not self._stopping:
+            event = TaskFinished(spec.task_id, [], ERR_WORKER_DIED, detail)
+            self.raylet.handle(event, now, self._out)
 
     def _dispatch_actor_call(self, spec: TaskSpec, now: float) -> None:
         w = self._actor_workers.get(spec.actor_id)
@@ -315,7 +317,7 @@ class ActorMixin:
             reason = "the actor's worker process is gone"
             self.raylet.handle(ActorWorkerDied(spec.actor_id, reason), now, self._out)
             return
-        self._start_task(w, spec)
+        self.pool.start_task(w, spec)
 
     def _adopt_actor_worker(self, w: Any, spec: TaskSpec, now: float) -> None:
         """A worker forked for an actor arrived: bind it and run the constructor."""
@@ -324,10 +326,10 @@ class ActorMixin:
             self._killed_early.discard(spec.actor_id)
             w.killed = True
             w.outbox.append(p.shutdown())
-            self._dirty.append(w)
+            self.pool.dirty.append(w)
             return
         self._actor_workers[spec.actor_id] = w
-        self._start_task(w, spec)
+        self.pool.start_task(w, spec)
 
     def _actor_worker_died(self, w: Any, now: float) -> None:
         """An actor's worker exited: report it to the raylet unless the core asked for it."""
@@ -353,7 +355,7 @@ class ActorMixin:
                 del self._actor_workers[w.actor_id]
             w.killed = True
             w.outbox.append(p.shutdown())
-            self._dirty.append(w)
+            self.pool.dirty.append(w)
 
 
 def _is_ref(value: Any) -> bool:

@@ -45,7 +45,7 @@ class ClientMixin:
     def register_function(self, pickled: bytes) -> int:
         """Give a pickled function an id on this node (workers receive it on first use)."""
         fn_id = next(self._fn_ids)
-        self._functions[fn_id] = pickled
+        self.pool.functions[fn_id] = pickled
         return fn_id
 
     def submit(self, rf: Any, args: tuple, kwargs: dict, options: Any) -> Any:

@@ -23,14 +23,12 @@ from runtime.core.messages import (
     TimerFired,
     Trace,
     Transfer,
-    Unassigned,
 )
 from runtime.core.task import ERR_CANCELLED, TASK
 from runtime.exceptions import ObjectStoreFullError
-from runtime.real import protocol as p
 from runtime.real.addresses import HOST_ADDR, OWNER_ADDR
 from runtime.real.arena import ALIGNMENT
-from runtime.real.futures import ERR_NO_WORKERS, FAILED, READY
+from runtime.real.futures import FAILED, READY
 from runtime.real.worker import CANCEL_SIGNAL, write_cancel_target
 
 __all__ = ["EffectsMixin"]
@@ -65,62 +63,10 @@ class EffectsMixin:
         spec = cmd.spec
         if spec.kind != TASK:
             self._actor_dispatchers[spec.kind](spec, now)
-            return
-        if cmd.ahead:
-            self._prefetch_to_worker(spec, now)
-            return
-        if self._idle:
-            self._start_task(self._idle.pop(), spec)
-        elif self._spawning or self._pool_alive():
-            self._backlog.append(spec)
+        elif cmd.ahead:
+            self.pool.prefetch(spec, now)
         else:
-            event = TaskFinished(
-                spec.task_id, [], ERR_NO_WORKERS, "no worker process is left on this node"
-            )
-            self.raylet.handle(event, now, self._out)
-
-    def _prefetch_to_worker(self, spec: Any, now: float) -> None:
-        """Queue a prefetched task behind the running task of a busy, unblocked worker."""
-        blocked = self.raylet.blocked
-        ticket = next(self._tickets)
-        for w in self.workers:
-            if (
-                w.alive
-                and not w.actor_id
-                and w.spec is not None
-                and not w.queue
-                and not w.no_prefetch
-                and w.spec.task_id not in blocked
-                and self.claims.offer(w.worker_id, ticket)
-            ):
-                self._start_task(w, spec, ticket)
-                return
-        self.raylet.handle(Unassigned(spec.task_id), now, self._out)
-
-    def _revoke(self, w: Any, task_ids: list[int], reason: str) -> None:
-        """Ask a worker to drop prefetched tasks it has not started (answer: REVOKED)."""
-        for tid in task_ids:
-            self._revoking[tid] = reason
-        w.outbox.append(p.revoke(task_ids))
-        self._dirty.append(w)
-
-    def _on_revoked(self, w: Any, msg: tuple, now: float) -> None:
-        dropped = set(msg[1])
-        running = w.spec.task_id if w.spec is not None else 0
-        for tid in list(self._revoking):
-            spec = next((s for s in w.queue if s.task_id == tid), None)
-            if spec is None and tid not in dropped and tid != running:
-                continue  # not this worker's
-            del self._revoking[tid]
-            if tid not in dropped:
-                continue  # it started meanwhile: nothing to give back
-            if spec is not None:
-                w.queue.remove(spec)
-            if w.offered == tid:
-                w.offered = 0
-                self.claims.steal(w.worker_id, w.ticket)  # clear the offer: never seen
-            self._release_arg_pins(tid)
-            self.raylet.handle(Unassigned(tid), now, self._out)
+            self.pool.dispatch(spec, now)
 
     def _effect_object_ready(self, cmd: ObjectReady, now: float) -> None:
         oid = cmd.oid
@@ -160,7 +106,8 @@ class EffectsMixin:
         still runs the task; it stops as soon as the task's end is processed here, before
         the worker can be given another task.
         """
-        for w in self.workers:
+        pool = self.pool
+        for w in pool.workers:
             if not w.alive:
                 continue
             if w.spec is not None and w.spec.task_id == task_id:
@@ -188,9 +135,9 @@ class EffectsMixin:
                 else:
                     self._cancel_prefetched(w, task_id, force, now)
                 return
-        for spec in self._backlog:  # dispatched by the raylet, still waiting for a worker
+        for spec in pool.backlog:  # dispatched by the raylet, still waiting for a worker
             if spec.task_id == task_id:
-                self._backlog.remove(spec)
+                pool.backlog.remove(spec)
                 event = TaskFinished(task_id, [], ERR_CANCELLED, "cancelled before it started")
                 self.raylet.handle(event, now, self._out)
                 return
@@ -209,7 +156,7 @@ class EffectsMixin:
             w.offered = 0
             if self.claims.steal(w.worker_id, w.ticket):
                 w.queue.remove(next(s for s in w.queue if s.task_id == task_id))
-                self._revoking.pop(task_id, None)  # a pending give-back must not re-queue it
+                self.pool.revoking.pop(task_id, None)  # a pending give-back must not re-queue it
                 self._release_arg_pins(task_id)
                 event = TaskFinished(task_id, [], ERR_CANCELLED, "cancelled before it started")
                 self.raylet.handle(event, now, self._out)

@@ -163,7 +163,7 @@ class IntrospectMixin:
         """Task executions as Chrome trace / Perfetto events; written to `filename` if given."""
         t0 = self._t0
         events = []
-        for name, kind, worker_id, pid, start, end, status in list(self.spans):
+        for name, kind, worker_id, pid, start, end, status in list(self.pool.spans):
             events.append(
                 {
                     "name": name,

@@ -113,12 +113,13 @@ class LoopMixin:
                 fn(arg, now)
         if self._out:
             self._execute(now)
-        if self._idle and busy:
-            self._steal_prefetched(now)
+        pool = self.pool
+        if pool.idle and busy:
+            pool.steal_prefetched(now)
             if self._out:
                 self._execute(now)
-        if self._dirty:
-            self._flush_workers()
+        if pool.dirty:
+            pool.flush()
         return busy
 
     # -- the loop thread -------------------------------------------------------------------

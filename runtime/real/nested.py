@@ -57,7 +57,7 @@ class NestedMixin:
     def _reply(self, w: Any, req_id: int, ok: bool, value: Any) -> None:
         if w.alive:
             w.outbox.append(p.reply(req_id, ok, value))
-            self._dirty.append(w)
+            self.pool.dirty.append(w)
 
     def _owner_of(self, w: Any) -> Owner:
         owner = w.owner
@@ -300,10 +300,7 @@ class NestedMixin:
         if spec is not None and spec.kind == TASK:
             rec.task_id = spec.task_id
             self.raylet.handle(WorkerBlocked(spec.task_id), now, self._out)
-            if w.queue:  # prefetched tasks must not wait behind a blocked one
-                self._revoke(w, [s.task_id for s in w.queue], "blocked")
-            if not self._idle and not self._stopping:
-                self._spawn_worker()  # the pool grows so that the awaited tasks can run
+            self.pool.block(w)
 
     def _nested_ready(self, cmd: ObjectReady, now: float) -> None:
         recs = self._nested_waits.pop((cmd.owner, cmd.oid), None)

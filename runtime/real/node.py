@@ -14,11 +14,13 @@ coalesced wakeup write; the loop drains the deque in FIFO order (so a reference 
 never seen before the submission that created it). Results are read on the user thread
 straight from the object table (guarded by one lock) and the shared-memory arena.
 
-The node is assembled from mixins, one job per module: `client` (program-thread API),
-`actors` (actor API and their dedicated workers), `introspect` (cancel, resources,
+The node is being assembled from parts that own their state, each given the other parts
+it uses explicitly: `pool.WorkerPool` (worker processes, zygote, idle list, backlog,
+prefetch offers). The rest are still mixins, one job per module: `client` (program-thread
+API), `actors` (actor API and their dedicated workers), `introspect` (cancel, resources,
 timeline), `nested` (API calls from code running in workers, one core Owner per worker),
-`effects` (what each core command does) and `pool` (worker processes). This module holds
-construction, the event loop and shutdown.
+`effects` (what each core command does), `groups`, `streams` and `loop`. This module
+holds construction and shutdown.
 """
 
 from __future__ import annotations
@@ -72,7 +74,7 @@ from runtime.real.introspect import IntrospectMixin
 from runtime.real.loop import LoopMixin
 from runtime.real.memory import MemoryServer
 from runtime.real.nested import NestedMixin, NestedWait
-from runtime.real.pool import PoolMixin, WorkerHandle
+from runtime.real.pool import WorkerHandle, WorkerPool
 from runtime.real.serialization import (
     INLINE_THRESHOLD,
 )
@@ -97,7 +99,6 @@ class Node(
     IntrospectMixin,
     NestedMixin,
     EffectsMixin,
-    PoolMixin,
     PlacementGroupMixin,
     StreamMixin,
 ):
@@ -158,8 +159,6 @@ class Node(
         """Objects on disk: oid -> (offset in the spill file, size)."""
         self.spill = SpillFile(spill_dir)
         self._arg_pins: dict[int, list[int]] = {}
-        self._revoking: dict[int, str] = {}
-        """Prefetched tasks asked back from their worker: task id -> "cancel" or "blocked"."""
         """Arena ranges handed to a running task as arguments (kept until it ends)."""
         self._pins: dict[int, int] = {}
         self._doomed: set[int] = set()
@@ -170,7 +169,6 @@ class Node(
         """Objects with more than one live ObjectRef instance (refs unpickled from values)."""
         self._ops: deque[tuple[Callable[[Any, float], None], Any]] = deque()
         self._unpins: deque[int] = deque()
-        self._functions: dict[int, bytes] = {}
         self._fn_ids = itertools.count(1)
         self._wake_pending = False
         self._stopping = False
@@ -179,12 +177,6 @@ class Node(
         self._out: list[Any] = []
         self._timers: list[tuple[float, int, int, str]] = []
         self._timer_seq = itertools.count()
-        self._tickets = itertools.count(1)
-        """Claim tickets for prefetched tasks (`runtime.real.claims`): one per offer."""
-        self._task_allocs: dict[int, list[int]] = {}
-        self._backlog: deque[TaskSpec] = deque()
-        self._idle: list[WorkerHandle] = []
-        self._dirty: list[WorkerHandle] = []
         self._t0 = time.monotonic()
         self.loop_error: BaseException | None = None
         self._effects: dict[type, Callable[[Any, float], None]] = {
@@ -203,23 +195,15 @@ class Node(
             Restore: self._effect_restore,
         }
         self._worker_handlers: dict[int, Callable[[WorkerHandle, tuple, float], None]] = {
-            p.TASK_RESULT: self._on_task_result,
-            p.ALLOC_REQUEST: self._on_alloc_request,
             p.REQUEST: self._on_request,
-            p.REVOKED: self._on_revoked,
         }
+        """Worker message type -> handler (the pool and the streams add theirs)."""
         # workers: all forked by the zygote, a fresh interpreter (see runtime.real.zygote) ---
-        self.workers: list[WorkerHandle] = []
-        self.pool_size = num_workers or max(1, int(num_cpus))
-        """Task-pool workers started at init (they join as the zygote forks them)."""
         try:
             zygote = start_zygote(self.arena, inline_threshold)
         except BaseException:
             self.arena.close()
             raise
-        self._zygote_proc = zygote
-        self._zygote_pid, self._zygote = zygote.pid, zygote.sock
-        self._spawning = 0
         # actors ------------------------------------------------------------------------------
         self.actor_infos: dict[int, ActorInfo] = {}
         self._lookups: dict[int, list[Any]] = {}
@@ -227,10 +211,7 @@ class Node(
         self._class_meta: dict[int, tuple[str, dict[str, int]]] = {}
         self._actor_implicit: list[int] = []
         self._actor_workers: dict[int, WorkerHandle] = {}
-        self._actor_spawns: dict[int, TaskSpec] = {}
         self._killed_early: set[int] = set()
-        self.spans: deque[tuple] = deque(maxlen=200_000)
-        """Finished task executions for `timeline()`: (name, kind, worker, pid, start, end, status)."""
         # nested API calls from workers --------------------------------------------------------
         self._owner_workers: dict[int, WorkerHandle] = {}
         self._nested_waits: dict[tuple[int, int], list[NestedWait]] = {}
@@ -261,15 +242,37 @@ class Node(
             ACTOR_CREATION: self._dispatch_actor_creation,
             ACTOR_METHOD: self._dispatch_actor_call,
         }
-        self._next_worker_id = 0
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
         self._sel = selectors.EpollSelector()  # worker I/O; the loop sleeps on its fd
-        self._zygote.setblocking(False)
-        self._sel.register(self._zygote, selectors.EVENT_READ, (self._on_zygote_reply, None))
-        for _ in range(self.pool_size):
-            self._spawn_worker()  # they join the pool as the zygote's replies arrive
+        self.pool = WorkerPool(
+            num_workers or max(1, int(num_cpus)),
+            zygote,
+            raylet=self.raylet,
+            out=self._out,
+            claims=self.claims,
+            arena=self.arena,
+            lock=self._lock,
+            arena_objects=self.arena_objects,
+            pins=self._pins,
+            arg_pins=self._arg_pins,
+            spilled_bytes_locked=self._spilled_bytes_locked,
+            release_arg_pins=self._release_arg_pins,
+            allocate=self._allocate_loop,
+            selector=self._sel,
+            unregister_io=self._unregister_io,
+            handlers=self._worker_handlers,
+        )
+        """The worker processes (`runtime.real.pool.WorkerPool`)."""
+        self.pool.connect(
+            drop_worker_refs=self.drop_worker_refs,
+            actor_worker_died=self._actor_worker_died,
+            actor_task_done=self._actor_task_done,
+            adopt_actor_worker=self._adopt_actor_worker,
+            actor_spawn_failed=self._actor_spawn_failed,
+        )
+        self.pool.start()  # the workers join the pool as the zygote's replies arrive
         out = self._out
         self.gs.start(0.0, out)
         self.raylet.start(0.0, out)
@@ -337,7 +340,7 @@ class Node(
                 fut.hit()
 
     def _op_stop(self, _: Any, now: float) -> None:
-        self._stopping = True
+        self._stopping = self.pool.stopping = True
 
     # =====================================================================================
     # shutdown
@@ -355,7 +358,7 @@ class Node(
         held = self._core_lock.acquire(True, 10)  # a thread driving the loop lets go of it
         try:
             self.closed = True
-            self._teardown_workers()
+            self.pool.teardown()
             self._fail_all_pending(ERR_SHUTDOWN, "the node was shut down")
             self._end_all_streams(ERR_SHUTDOWN)
             self._sel.close()

@@ -206,7 +206,7 @@ class StreamMixin:
             event = GeneratorYielded(task_id, index, len(value[1]), value[1], False)
         else:
             offset, size = value[1], value[2]
-            allocs = self._task_allocs.get(task_id)
+            allocs = self.pool.task_allocs.get(task_id)
             if allocs and offset in allocs:
                 allocs.remove(offset)  # the item owns the range now, not the running task
             oid = generator_item_id(task_id, index)
@@ -274,10 +274,7 @@ class StreamMixin:
         if spec is not None and spec.kind == TASK:  # its CPU is lent out while it waits
             rec.blocked = spec.task_id
             self.raylet.handle(WorkerBlocked(spec.task_id), now, self._out)
-            if w.queue:
-                self._revoke(w, [s.task_id for s in w.queue], "blocked")
-            if not self._idle and not self._stopping:
-                self._spawn_worker()
+            self.pool.block(w)
 
     def _req_stream_drop(self, w: Any, req_id: int, drops: list, now: float) -> None:
         owner = self._owner_of(w)

@@ -106,7 +106,7 @@ def test_a_killed_driver_leaves_no_spill_file(tmp_path) -> None:
         "from runtime.api import _current_node\n"
         "node = _current_node()\n"
         "assert node.spilled, 'nothing spilled'\n"
-        "print(node._zygote_pid, *[w.pid for w in node.workers], flush=True)\n"
+        "print(node.pool.zygote_pid, *[w.pid for w in node.pool.workers], flush=True)\n"
         "os.kill(os.getpid(), signal.SIGKILL)\n"
     )
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
