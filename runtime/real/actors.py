@@ -104,7 +104,7 @@ class ActorMixin:
             keep += (args, kwargs)
         answered = Future(1)
         info = ActorInfo(name, ac._methods, answered=answered, keep=keep)
-        with self._lock:
+        with self.objects.lock:
             self.actor_infos[tid] = info
         request = (spec, options.name, options.max_restarts, options.get_if_exists, implicit)
         self._ops.append((self._op_create_actor, request))
@@ -175,7 +175,7 @@ class ActorMixin:
         actor_id = handle._actor_id
         if handle._attached is not self:
             if actor_id not in self.actor_infos:
-                with self._lock:
+                with self.objects.lock:
                     info = ActorInfo(handle._class_name, handle._methods)
                     self.actor_infos.setdefault(actor_id, info)
                 self._ops.append((self._op_attach_actor, actor_id))
@@ -221,7 +221,7 @@ class ActorMixin:
         spec = reply.spec
         meta = self._class_meta.get(spec.function) if spec is not None else None
         class_name, methods = meta if meta is not None else ("Actor", {})
-        with self._lock:
+        with self.objects.lock:
             self.actor_infos.setdefault(reply.actor_id, ActorInfo(class_name, methods))
         handle = ActorHandle(reply.actor_id, class_name, methods, None, _retry_options(spec))
         handle._attached = self
@@ -265,7 +265,7 @@ class ActorMixin:
                 slot[1] = cmd
                 slot[0].hit()
             return
-        with self._lock:
+        with self.objects.lock:
             info = self.actor_infos.get(cmd.actor_id)
             if info is None:
                 return

@@ -77,8 +77,8 @@ class PlacementGroupMixin:
         self._check_open()
         with self._ids_lock:
             oid = self.owner.new_put_id()
-        with self._lock:
-            self.table[oid] = ObjectEntry()
+        with self.objects.lock:
+            self.objects.entries[oid] = ObjectEntry()
         self._ops.append((self._op_pg_ready, (pg_id, payload, oid)))
         self._kick()
         return ObjectRef(oid, self)

@@ -136,9 +136,10 @@ def _gather(node: Any, view: ClusterView) -> _Snapshot:
     store = raylet.store
     spilled = sum(1 for o in store.objects.values() if o.where != 0)
     primary = sum(1 for o in store.objects.values() if o.primary)
-    with node._lock:
-        arena_objects = dict(node.arena_objects)
-        pinned_offsets = set(node._pins)
+    objects = node.objects
+    with objects.lock:
+        arena_objects = dict(objects.arena_objects)
+        pinned_offsets = set(objects.pins)
         arena_used = node.arena.allocator.used_bytes
     sections = []
     roles = _roles(node, view)

@@ -201,8 +201,8 @@ class NestedMixin:
         else:
             offset = self._allocate_loop(size, now)
             self.arena.writable_view(offset, size)[:] = data
-            with self._lock:
-                self.arena_objects[oid] = (offset, size)
+            with self.objects.lock:
+                self.objects.arena_objects[oid] = (offset, size)
             owner.put(size, None, True, now, self._out, oid=oid)
         for inner, inner_owner in nested:  # refs inside the value live as long as it does
             owner.contain(oid, inner, inner_owner, now, self._out)
@@ -246,7 +246,7 @@ class NestedMixin:
             owner.remove_ref(oid, now, self._out)
 
     def _req_unpin(self, w: Any, req_id: int, offsets: list[int], now: float) -> None:
-        self._unpins.extend(offsets)  # values from a nested get no longer alias these ranges
+        self.objects.unpins.extend(offsets)  # values from a nested get no longer alias these ranges
 
     def drop_worker_refs(self, w: Any, now: float) -> None:
         """A worker died: every reference its code held is gone (its objects may be freed)."""
@@ -333,13 +333,17 @@ class NestedMixin:
             elif obj.state == FAILED:
                 items.append((False, obj.error_kind, obj.error))
             elif obj.stored:
-                with self._lock:
-                    loc = self.arena_objects.get(oid)
+                with self.objects.lock:
+                    loc = self.objects.arena_objects.get(oid)
                     if loc is None:  # spilled: send the bytes read from disk
-                        items.append((True, (p.VALUE_INLINE, self._spilled_bytes_locked(oid))))
+                        items.append(
+                            (True, (p.VALUE_INLINE, self.objects.spilled_bytes_locked(oid)))
+                        )
                         continue
                     offset, size = loc
-                    self._pins[offset] = self._pins.get(offset, 0) + 1  # until "unpin"
+                    self.objects.pins[offset] = (
+                        self.objects.pins.get(offset, 0) + 1
+                    )  # until "unpin"
                 items.append((True, (p.VALUE_ARENA, offset, size)))
             else:
                 items.append((True, (p.VALUE_INLINE, obj.payload)))

@@ -15,8 +15,9 @@ never seen before the submission that created it). Results are read on the user 
 straight from the object table (guarded by one lock) and the shared-memory arena.
 
 The node is being assembled from parts that own their state, each given the other parts
-it uses explicitly: `pool.WorkerPool` (worker processes, zygote, idle list, backlog,
-prefetch offers). The rest are still mixins, one job per module: `client` (program-thread
+it uses explicitly: `objects.ObjectTable` (entries, arena ranges, pins, spill file, under
+its lock) and `pool.WorkerPool` (worker processes, zygote, idle list, backlog, prefetch
+offers). The rest are still mixins, one job per module: `client` (program-thread
 API), `actors` (actor API and their dedicated workers), `introspect` (cancel, resources,
 timeline), `nested` (API calls from code running in workers, one core Owner per worker),
 `effects` (what each core command does), `groups`, `streams` and `loop`. This module
@@ -68,12 +69,13 @@ from runtime.real.arena import Arena
 from runtime.real.claims import Claims
 from runtime.real.client import ClientMixin
 from runtime.real.effects import EffectsMixin, HostTimers
-from runtime.real.futures import ERR_SHUTDOWN, FAILED, PENDING, READY, Future, ObjectEntry
+from runtime.real.futures import ERR_SHUTDOWN, FAILED, PENDING, READY, Future
 from runtime.real.groups import PlacementGroupMixin
 from runtime.real.introspect import IntrospectMixin
 from runtime.real.loop import LoopMixin
 from runtime.real.memory import MemoryServer
 from runtime.real.nested import NestedMixin, NestedWait
+from runtime.real.objects import ObjectTable
 from runtime.real.pool import WorkerHandle, WorkerPool
 from runtime.real.serialization import (
     INLINE_THRESHOLD,
@@ -150,25 +152,14 @@ class Node(
             OWNER_ADDR: self.owner,
             HOST_ADDR: HostTimers(self),
         }
-        # state shared with user threads (guarded by _lock) --------------------------------
-        self._lock = threading.Lock()
+        # state shared with user threads ---------------------------------------------------
+        self.objects = ObjectTable(self.arena, SpillFile(spill_dir))
+        """The object table (`runtime.real.objects.ObjectTable`): entries, ranges, pins, spills."""
         self._ids_lock = threading.Lock()
-        self.table: dict[int, ObjectEntry] = {}
-        self.arena_objects: dict[int, tuple[int, int]] = {}
-        self.spilled: dict[int, tuple[int, int]] = {}
-        """Objects on disk: oid -> (offset in the spill file, size)."""
-        self.spill = SpillFile(spill_dir)
-        self._arg_pins: dict[int, list[int]] = {}
-        """Arena ranges handed to a running task as arguments (kept until it ends)."""
-        self._pins: dict[int, int] = {}
-        self._doomed: set[int] = set()
-        self._extra_refs: dict[int, int] = {}
         self._actor_tokens: dict[int, int] = {}
         """Token object id -> the actor its handles keep alive (see `_actor_token`)."""
-        """Live driver handles per collectable actor (not named, detached or escaped)."""
-        """Objects with more than one live ObjectRef instance (refs unpickled from values)."""
         self._ops: deque[tuple[Callable[[Any, float], None], Any]] = deque()
-        self._unpins: deque[int] = deque()
+        """Operations queued by program threads, run in order by the next step."""
         self._fn_ids = itertools.count(1)
         self._wake_pending = False
         self._stopping = False
@@ -253,12 +244,7 @@ class Node(
             out=self._out,
             claims=self.claims,
             arena=self.arena,
-            lock=self._lock,
-            arena_objects=self.arena_objects,
-            pins=self._pins,
-            arg_pins=self._arg_pins,
-            spilled_bytes_locked=self._spilled_bytes_locked,
-            release_arg_pins=self._release_arg_pins,
+            objects=self.objects,
             allocate=self._allocate_loop,
             selector=self._sel,
             unregister_io=self._unregister_io,
@@ -310,15 +296,15 @@ class Node(
             owner.contain(oid, inner, OWNER_ADDR, now, self._out)
 
     def _op_release(self, oid: int, now: float) -> None:
-        with self._lock:
-            extra = self._extra_refs.get(oid)
+        with self.objects.lock:
+            extra = self.objects.extra_refs.get(oid)
             if extra:  # another handle of this object is still alive
                 if extra == 1:
-                    del self._extra_refs[oid]
+                    del self.objects.extra_refs[oid]
                 else:
-                    self._extra_refs[oid] = extra - 1
+                    self.objects.extra_refs[oid] = extra - 1
             else:
-                self.table.pop(oid, None)
+                self.objects.entries.pop(oid, None)
         self.owner.remove_ref(oid, now, self._out)
 
     def _op_borrow(self, item: tuple[int, int], now: float) -> None:
@@ -327,8 +313,8 @@ class Node(
         obj = self.owner.objects.get(oid)
         if obj is None or obj.state == PENDING:
             return  # ObjectReady will resolve the table entry
-        with self._lock:  # known already (e.g. lent by a worker): resolve the entry now
-            e = self.table.get(oid)
+        with self.objects.lock:  # known already (e.g. lent by a worker): resolve the entry now
+            e = self.objects.entries.get(oid)
             if e is None or e.state != PENDING:
                 return
             if obj.state == READY:
@@ -359,24 +345,15 @@ class Node(
         try:
             self.closed = True
             self.pool.teardown()
-            self._fail_all_pending(ERR_SHUTDOWN, "the node was shut down")
+            self.objects.fail_all_pending(ERR_SHUTDOWN, "the node was shut down")
             self._end_all_streams(ERR_SHUTDOWN)
             self._sel.close()
             self._close_loop()
             self._wake_r.close()
             self._wake_w.close()
             self.arena.close()
-            self.spill.close()
+            self.objects.spill.close()
         finally:
             if held:
                 self._core_lock.release()
         self._close_loop_after()
-
-    def _fail_all_pending(self, kind: str, detail: str) -> None:
-        with self._lock:
-            for e in self.table.values():
-                if e.state == PENDING:
-                    e.state, e.error_kind, e.error = FAILED, kind, detail
-                    waiters, e.waiters = e.waiters, None
-                    for fut in waiters or ():
-                        fut.hit()

@@ -32,6 +32,7 @@ from runtime.exceptions import (
 from runtime.real import protocol as p
 from runtime.real.claims import Claims
 from runtime.real.futures import ERR_NO_WORKERS
+from runtime.real.objects import ObjectTable
 from runtime.real.transport import Connection
 from runtime.real.zygote import ZYGOTE_REPLY, ZYGOTE_REQUEST
 
@@ -95,8 +96,8 @@ class WorkerPool:
     dispatched while no worker was free, the messages waiting to be written to each
     worker, the prefetch offers and give-backs, the arena ranges reserved by running
     tasks, and the spans of finished bodies. What it needs from the rest of the node is
-    passed in: the raylet and the command list it hands events to, the object table's
-    state for argument pins, and the selector it registers worker sockets with; the
+    passed in: the raylet and the command list it hands events to, the object table
+    (argument pins, result ranges), and the selector it registers worker sockets with; the
     actor and nested-owner hooks are plugged in by `connect`.
     """
 
@@ -109,12 +110,7 @@ class WorkerPool:
         out: list[Any],
         claims: Claims,
         arena: Any,
-        lock: Any,
-        arena_objects: dict[int, tuple[int, int]],
-        pins: dict[int, int],
-        arg_pins: dict[int, list[int]],
-        spilled_bytes_locked: Callable[[int], bytes],
-        release_arg_pins: Callable[[int], None],
+        objects: ObjectTable,
         allocate: Callable[[int, float], int],
         selector: selectors.BaseSelector,
         unregister_io: Callable[[Any], None],
@@ -154,12 +150,14 @@ class WorkerPool:
         self.out = out
         self.claims = claims
         self.arena = arena
-        self.lock = lock
-        self.arena_objects = arena_objects
-        self.pins = pins
-        self.arg_pins = arg_pins
-        self.spilled_bytes_locked = spilled_bytes_locked
-        self.release_arg_pins = release_arg_pins
+        self.objects = objects
+        # the object table's state and methods the hot paths use, bound once
+        self.lock = objects.lock
+        self.arena_objects = objects.arena_objects
+        self.pins = objects.pins
+        self.arg_pins = objects.arg_pins
+        self.spilled_bytes_locked = objects.spilled_bytes_locked
+        self.release_arg_pins = objects.release_arg_pins
         self.allocate = allocate
         self.sel = selector
         self.unregister_io = unregister_io

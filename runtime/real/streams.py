@@ -83,7 +83,7 @@ class StreamMixin:
         """Submit a generator task: an `ObjectRefGenerator` (streaming) or return 1's ref."""
         if spec.generator != GEN_STREAMING:
             return self._submit_spec(spec, implicit)
-        with self._lock:
+        with self.objects.lock:
             self.streams[spec.task_id] = HostStream()  # before any item can arrive
         return ObjectRefGenerator(self._submit_spec(spec, implicit), self)
 
@@ -94,7 +94,7 @@ class StreamMixin:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             fut = None
-            with self._lock:
+            with self.objects.lock:
                 s = self.streams.get(tid)
                 if s is None:
                     raise RayError(f"{gen!r} is not known to this session")
@@ -112,7 +112,7 @@ class StreamMixin:
                 raise StopIteration
             left = None if deadline is None else deadline - time.monotonic()
             if not self._wait_future(fut, left):
-                with self._lock:
+                with self.objects.lock:
                     if fut in s.waiters:
                         s.waiters.remove(fut)
                 if fut.needed > 0:
@@ -137,11 +137,11 @@ class StreamMixin:
 
     def _op_drop_stream(self, item: tuple[int, int], now: float) -> None:
         tid, consumed = item
-        with self._lock:
+        with self.objects.lock:
             s = self.streams.pop(tid, None)
             if s is not None:
                 for index in range(consumed, s.count):
-                    self.table.pop(generator_item_id(tid, index), None)
+                    self.objects.entries.pop(generator_item_id(tid, index), None)
         self.owner.drop_stream(tid, consumed, now, self._out)
 
     def adopt_stream_items(self, task_id: int, count: int) -> list[ObjectRef]:
@@ -164,7 +164,7 @@ class StreamMixin:
                 raise RayError(f"{g!r} is not known to this session")
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            with self._lock:
+            with self.objects.lock:
                 flags = [
                     self.stream_ready(x)
                     if isinstance(x, ObjectRefGenerator)
@@ -190,7 +190,7 @@ class StreamMixin:
                     (ready if flag and len(ready) < num_returns else rest).append(x)
                 return ready, rest
             self._wait_future(fut, left)
-            with self._lock:
+            with self.objects.lock:
                 self._unregister(fut, waiting)
                 for s in streams:
                     while fut in s.waiters:
@@ -210,11 +210,11 @@ class StreamMixin:
             if allocs and offset in allocs:
                 allocs.remove(offset)  # the item owns the range now, not the running task
             oid = generator_item_id(task_id, index)
-            with self._lock:
-                if oid in self.arena_objects:  # a duplicate of a live item: keep the first
+            with self.objects.lock:
+                if oid in self.objects.arena_objects:  # a duplicate of a live item: keep the first
                     self.arena.free(offset)
                     return
-                self.arena_objects[oid] = (offset, size)
+                self.objects.arena_objects[oid] = (offset, size)
             event = GeneratorYielded(task_id, index, size, None, True)
         self.raylet.handle(event, now, self._out)
 
@@ -226,11 +226,11 @@ class StreamMixin:
             entry = ObjectEntry(READY, cmd.result.payload, cmd.result.stored)
         else:
             entry = ObjectEntry(FAILED, error_kind=cmd.error_kind, error=cmd.error)
-        with self._lock:
+        with self.objects.lock:
             s = self.streams.get(cmd.task_id)
             if s is None:
                 return  # dropped meanwhile (its owner releases the item)
-            self.table[cmd.oid] = entry
+            self.objects.entries[cmd.oid] = entry
             s.count = cmd.index + 1
             waiters, s.waiters = s.waiters, []
             for fut in waiters:
@@ -240,7 +240,7 @@ class StreamMixin:
         if cmd.owner != OWNER_ADDR:
             self._nested_stream_changed(cmd.owner, cmd.task_id, now)
             return
-        with self._lock:
+        with self.objects.lock:
             s = self.streams.get(cmd.task_id)
             if s is None:
                 return
@@ -252,7 +252,7 @@ class StreamMixin:
 
     def _end_all_streams(self, kind: str) -> None:
         """Shutdown: end every open stream, waking the threads blocked in ``next()``."""
-        with self._lock:
+        with self.objects.lock:
             for s in self.streams.values():
                 if not s.ended:
                     s.ended, s.error_kind = True, kind

@@ -202,7 +202,7 @@ def _settle(node, done=None, timeout: float = 5.0) -> None:
     if done is None:
 
         def done():
-            return not node._ops and not node._unpins
+            return not node._ops and not node.objects.unpins
 
     deadline = time.monotonic() + timeout
     gc.collect()

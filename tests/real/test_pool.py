@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import selectors
-import threading
 import time
 from typing import Any
 
@@ -15,8 +14,10 @@ from runtime.core.task import ERR_APPLICATION, ERR_WORKER_DIED, TaskSpec
 from runtime.real import protocol as p
 from runtime.real.arena import Arena
 from runtime.real.claims import Claims
+from runtime.real.objects import ObjectTable
 from runtime.real.pool import WorkerPool
 from runtime.real.serialization import dumps, dumps_function, loads
+from runtime.real.spill import SpillFile
 from runtime.real.worker import CANCEL_SLOTS
 from runtime.real.zygote import start_zygote
 
@@ -43,10 +44,8 @@ class Harness:
         self.claims = self.arena.claims = Claims(self.arena, CANCEL_SLOTS)
         self.raylet = StandInRaylet()
         self.sel = selectors.EpollSelector()
-        self.lock = threading.Lock()
-        self.arena_objects: dict[int, tuple[int, int]] = {}
-        self.arg_pins: dict[int, list[int]] = {}
-        self.released: list[int] = []
+        self.spill = SpillFile(None)
+        self.objects = ObjectTable(self.arena, self.spill)
         self.handlers: dict[int, Any] = {}
         self.pool = WorkerPool(
             size,
@@ -55,12 +54,7 @@ class Harness:
             out=[],
             claims=self.claims,
             arena=self.arena,
-            lock=self.lock,
-            arena_objects=self.arena_objects,
-            pins={},
-            arg_pins=self.arg_pins,
-            spilled_bytes_locked=self._not_spilled,
-            release_arg_pins=self.released.append,
+            objects=self.objects,
             allocate=self._allocate,
             selector=self.sel,
             unregister_io=self.sel.unregister,
@@ -77,13 +71,8 @@ class Harness:
         self.fn_ids = iter(range(1, 1000))
         self.task_ids = iter(range(1 << 8, 1 << 20, 1 << 8))
 
-    @staticmethod
-    def _not_spilled(oid: int) -> bytes:
-        raise AssertionError("nothing is spilled here")
-
     def _allocate(self, nbytes: int, now: float) -> int:
-        with self.lock:
-            return self.arena.allocate(nbytes)  # ObjectStoreFullError when full
+        return self.objects.allocate_now(nbytes)  # ObjectStoreFullError when full
 
     def step_until(self, done: Any) -> None:
         """Run the pool's I/O until `done()` (the test fails after TIMEOUT s)."""
@@ -112,6 +101,7 @@ class Harness:
         self.pool.teardown()
         self.sel.close()
         self.arena.close()
+        self.spill.close()
 
 
 def _unexpected(*args: Any) -> None:
