@@ -87,7 +87,7 @@ class IntrospectMixin:
             if w.owner is not None:
                 owners[addr] = w.owner
                 pids[addr] = w.pid
-        actor_pids = {aid: w.pid for aid, w in self._actor_workers.items()}
+        actor_pids = {aid: w.pid for aid, w in self.actor_workers.workers.items()}
         return ClusterView(
             self.gcs, [self.raylet], owners, now, pids, OWNER_ADDR, actor_pids,
             dict(self._actor_tokens),

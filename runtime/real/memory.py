@@ -175,7 +175,7 @@ def _gather(node: Any, view: ClusterView) -> _Snapshot:
             section.objects.append(_ObjectLine(oid, size, where, refs or ["UNKNOWN_STATUS"]))
         sections.append(section)
     processes = [(os.getpid(), "driver")]
-    for w in list(node.pool.workers) + list(node._actor_workers.values()):
+    for w in list(node.pool.workers) + list(node.actor_workers.workers.values()):
         if w.alive:
             kind = f"actor {w.actor_id:x}" if w.actor_id else "pool"
             processes.append((w.pid, f"worker {w.worker_id} ({kind})"))

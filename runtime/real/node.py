@@ -16,9 +16,9 @@ straight from the object table (guarded by one lock) and the shared-memory arena
 
 The node is being assembled from parts that own their state, each given the other parts
 it uses explicitly: `objects.ObjectTable` (entries, arena ranges, pins, spill file, under
-its lock) and `pool.WorkerPool` (worker processes, zygote, idle list, backlog, prefetch
-offers). The rest are still mixins, one job per module: `client` (program-thread
-API), `actors` (actor API and their dedicated workers), `introspect` (cancel, resources,
+its lock), `pool.WorkerPool` (worker processes, zygote, idle list, backlog, prefetch
+offers) and `actor_workers.ActorWorkers` (each actor's dedicated worker). The rest are still mixins, one job per module: `client` (program-thread
+API), `actors` (the actor API), `introspect` (cancel, resources,
 timeline), `nested` (API calls from code running in workers, one core Owner per worker),
 `effects` (what each core command does), `groups`, `streams` and `loop`. This module
 holds construction and shutdown.
@@ -54,12 +54,11 @@ from runtime.core.messages import (
     Transfer,
 )
 from runtime.core.task import (
-    ACTOR_CREATION,
-    ACTOR_METHOD,
     TaskSpec,
 )
 from runtime.real import protocol as p
 from runtime.real import requests as rq
+from runtime.real.actor_workers import ActorWorkers
 from runtime.real.actors import ActorInfo, ActorMixin
 from runtime.real.addresses import HOST_ADDR, NODE_ID, OWNER_ADDR
 from runtime.real.arena import Arena
@@ -175,7 +174,6 @@ class Node(
             Trace: self._effect_trace,
             Transfer: self._effect_transfer,
             ActorStateChanged: self._effect_actor_state,
-            KillWorker: self._effect_kill_worker,
             CancelRunning: self._effect_cancel_running,
             Spill: self._effect_spill,
             Restore: self._effect_restore,
@@ -196,8 +194,6 @@ class Node(
         self._request_ids = itertools.count(1)
         self._class_meta: dict[int, tuple[str, dict[str, int]]] = {}
         self._actor_implicit: list[int] = []
-        self._actor_workers: dict[int, WorkerHandle] = {}
-        self._killed_early: set[int] = set()
         # nested API calls from workers --------------------------------------------------------
         self._owner_workers: dict[int, WorkerHandle] = {}
         self._nested_waits: dict[tuple[int, int], list[NestedWait]] = {}
@@ -224,10 +220,6 @@ class Node(
         """Worker REQUEST op -> handler (the ops and payloads: `runtime.real.requests`)."""
         self._request_ops.update(self._pg_request_ops())
         self._init_streams()
-        self._actor_dispatchers: dict[int, Callable[[TaskSpec, float], None]] = {
-            ACTOR_CREATION: self._dispatch_actor_creation,
-            ACTOR_METHOD: self._dispatch_actor_call,
-        }
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
@@ -246,13 +238,11 @@ class Node(
             handlers=self._worker_handlers,
         )
         """The worker processes (`runtime.real.pool.WorkerPool`)."""
-        self.pool.connect(
-            drop_worker_refs=self.drop_worker_refs,
-            actor_worker_died=self._actor_worker_died,
-            actor_task_done=self._actor_task_done,
-            adopt_actor_worker=self._adopt_actor_worker,
-            actor_spawn_failed=self._actor_spawn_failed,
-        )
+        self.pool.connect_owners(self.drop_worker_refs)
+        self.actor_workers = ActorWorkers(self.pool, self.raylet, self._out)
+        """Each actor's dedicated worker (`runtime.real.actor_workers.ActorWorkers`)."""
+        self._effects[KillWorker] = self.actor_workers.kill
+        self._actor_dispatchers = self.actor_workers.dispatchers
         self.pool.start()  # the workers join the pool as the zygote's replies arrive
         out = self._out
         self.gs.start(0.0, out)

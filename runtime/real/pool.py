@@ -98,7 +98,7 @@ class WorkerPool:
     tasks, and the spans of finished bodies. What it needs from the rest of the node is
     passed in: the raylet and the command list it hands events to, the object table
     (argument pins, result ranges), and the selector it registers worker sockets with; the
-    actor and nested-owner hooks are plugged in by `connect`.
+    actor and nested-owner hooks are plugged in by `connect_actors` and `connect_owners`.
     """
 
     def __init__(
@@ -174,17 +174,19 @@ class WorkerPool:
         self.zygote.setblocking(False)
         selector.register(self.zygote, selectors.EVENT_READ, (self.on_zygote_reply, None))
 
-    def connect(
+    def connect_owners(self, drop_worker_refs: Callable[[WorkerHandle, float], None]) -> None:
+        """Plug in what the pool calls on the nested owners when a worker dies."""
+        self.drop_worker_refs = drop_worker_refs
+
+    def connect_actors(
         self,
         *,
-        drop_worker_refs: Callable[[WorkerHandle, float], None],
         actor_worker_died: Callable[[WorkerHandle, float], None],
         actor_task_done: Callable[[WorkerHandle, TaskSpec | None, bool], None],
         adopt_actor_worker: Callable[[WorkerHandle, TaskSpec, float], None],
         actor_spawn_failed: Callable[[TaskSpec, str, float], None],
     ) -> None:
-        """Plug in what the pool calls on the nested owners and the actors' part."""
-        self.drop_worker_refs = drop_worker_refs
+        """Plug in what the pool calls on the actor workers' part (`ActorWorkers`)."""
         self.actor_worker_died = actor_worker_died
         self.actor_task_done = actor_task_done
         self.adopt_actor_worker = adopt_actor_worker
@@ -642,7 +644,7 @@ class WorkerPool:
 
 
 def _unplugged(*args: Any) -> None:
-    raise RuntimeError("WorkerPool.connect() was not called")
+    raise RuntimeError("WorkerPool: a hook was not connected (connect_actors/connect_owners)")
 
 
 def reap(pid: int, timeout: float) -> None:

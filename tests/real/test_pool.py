@@ -61,8 +61,8 @@ class Harness:
             handlers=self.handlers,
         )
         self.dropped: list[int] = []
-        self.pool.connect(
-            drop_worker_refs=lambda w, now: self.dropped.append(w.worker_id),
+        self.pool.connect_owners(lambda w, now: self.dropped.append(w.worker_id))
+        self.pool.connect_actors(
             actor_worker_died=_unexpected,
             actor_task_done=_unexpected,
             adopt_actor_worker=_unexpected,
