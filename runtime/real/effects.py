@@ -76,7 +76,7 @@ class EffectsMixin:
             ):
                 with self.objects.lock:
                     self.objects.free_locked(oid)
-            self._nested_ready(cmd, now)
+            self.nested.ready(cmd, now)
             return
         with self.objects.lock:
             if cmd.error_kind is not None and (

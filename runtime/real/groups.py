@@ -136,26 +136,26 @@ class PlacementGroupMixin:
 
     def _req_pg_create(self, w: Any, req_id: int, payload: tuple, now: float) -> None:
         bundles, strategy, name, lifetime = payload
-        owner = self._owner_of(w)
+        owner = self.nested.owner_of(w)
         pg_id = owner.new_task_id()
         owner.create_placement_group(
             pg_id, bundles, strategy, name, lifetime, self._out, creator_actor=w.actor_id
         )
-        self._reply(w, req_id, True, pg_id)
+        self.nested.reply(w, req_id, True, pg_id)
 
     def _req_pg_remove(self, w: Any, req_id: int, pg_id: int, now: float) -> None:
-        self._owner_of(w).remove_placement_group(pg_id, self._out)
-        self._reply(w, req_id, True, None)
+        self.nested.owner_of(w).remove_placement_group(pg_id, self._out)
+        self.nested.reply(w, req_id, True, None)
 
     def _req_pg_ready(self, w: Any, req_id: int, payload: tuple, now: float) -> None:
         pg_id, data = payload
-        oid = self._owner_of(w).placement_group_ready(pg_id, data, len(data), now, self._out)
-        self._reply(w, req_id, True, oid)
+        oid = self.nested.owner_of(w).placement_group_ready(pg_id, data, len(data), now, self._out)
+        self.nested.reply(w, req_id, True, oid)
 
     def _req_pg_rows(self, w: Any, req_id: int, payload: tuple, now: float) -> None:
         if self._out:  # a create from the same batch must reach the GCS first
             self._execute(now)
-        self._reply(w, req_id, True, self._pg_rows(*payload))
+        self.nested.reply(w, req_id, True, self._pg_rows(*payload))
 
     def _req_pg_current(self, w: Any, req_id: int, payload: Any, now: float) -> None:
-        self._reply(w, req_id, True, self._worker_group(w))
+        self.nested.reply(w, req_id, True, self._worker_group(w))

@@ -187,7 +187,7 @@ def _gather(node: Any, view: ClusterView) -> _Snapshot:
 
 def _roles(node: Any, view: ClusterView) -> dict[int, tuple[str, int]]:
     roles = {view.driver_addr: ("driver", os.getpid())}
-    for addr, w in node._owner_workers.items():
+    for addr, w in node.nested.owner_workers.items():
         roles[addr] = (f"worker {w.worker_id}", w.pid)
     return roles
 

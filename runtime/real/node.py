@@ -17,10 +17,10 @@ straight from the object table (guarded by one lock) and the shared-memory arena
 The node is being assembled from parts that own their state, each given the other parts
 it uses explicitly: `objects.ObjectTable` (entries, arena ranges, pins, spill file, under
 its lock), `pool.WorkerPool` (worker processes, zygote, idle list, backlog, prefetch
-offers) and `actor_workers.ActorWorkers` (each actor's dedicated worker). The rest are still mixins, one job per module: `client` (program-thread
+offers), `actor_workers.ActorWorkers` (each actor's dedicated worker) and
+`nested.NestedOwners` (one core Owner per worker, the workers' REQUESTs). The rest are still mixins, one job per module: `client` (program-thread
 API), `actors` (the actor API), `introspect` (cancel, resources,
-timeline), `nested` (API calls from code running in workers, one core Owner per worker),
-`effects` (what each core command does), `groups`, `streams` and `loop`. This module
+timeline), `effects` (what each core command does), `groups`, `streams` and `loop`. This module
 holds construction and shutdown.
 """
 
@@ -70,7 +70,7 @@ from runtime.real.groups import PlacementGroupMixin
 from runtime.real.introspect import IntrospectMixin
 from runtime.real.loop import LoopMixin
 from runtime.real.memory import MemoryServer
-from runtime.real.nested import NestedMixin, NestedWait
+from runtime.real.nested import NestedOwners
 from runtime.real.objects import ObjectTable
 from runtime.real.pool import WorkerHandle, WorkerPool
 from runtime.real.serialization import (
@@ -95,7 +95,6 @@ class Node(
     ClientMixin,
     ActorMixin,
     IntrospectMixin,
-    NestedMixin,
     EffectsMixin,
     PlacementGroupMixin,
     StreamMixin,
@@ -178,10 +177,8 @@ class Node(
             Spill: self._effect_spill,
             Restore: self._effect_restore,
         }
-        self._worker_handlers: dict[int, Callable[[WorkerHandle, tuple, float], None]] = {
-            p.REQUEST: self._on_request,
-        }
-        """Worker message type -> handler (the pool and the streams add theirs)."""
+        self._worker_handlers: dict[int, Callable[[WorkerHandle, tuple, float], None]] = {}
+        """Worker message type -> handler (the pool, the nested owners and the streams add theirs)."""
         # workers: all forked by the zygote, a fresh interpreter (see runtime.real.zygote) ---
         try:
             zygote = start_zygote(self.arena, inline_threshold)
@@ -194,32 +191,6 @@ class Node(
         self._request_ids = itertools.count(1)
         self._class_meta: dict[int, tuple[str, dict[str, int]]] = {}
         self._actor_implicit: list[int] = []
-        # nested API calls from workers --------------------------------------------------------
-        self._owner_workers: dict[int, WorkerHandle] = {}
-        self._nested_waits: dict[tuple[int, int], list[NestedWait]] = {}
-        self._worker_waits: dict[tuple[int, int], NestedWait] = {}
-        self._request_ops: dict[str, Callable[[WorkerHandle, int, Any, float], None]] = {
-            rq.REGISTER: self._req_register,
-            rq.SUBMIT: self._req_submit,
-            rq.PUT: self._req_put,
-            rq.GET: self._req_get,
-            rq.WAIT: self._req_wait,
-            rq.UNWAIT: self._req_unwait,
-            rq.RELEASE: self._req_release,
-            rq.BORROW: self._req_borrow,
-            rq.LEND: self._req_lend,
-            rq.UNPIN: self._req_unpin,
-            rq.CANCEL: self._req_cancel,
-            rq.CREATE_ACTOR: self._req_create_actor,
-            rq.CALL_ACTOR: self._req_call_actor,
-            rq.GET_ACTOR: self._req_get_actor,
-            rq.KILL_ACTOR: self._req_kill_actor,
-            rq.INFO: self._req_info,
-            rq.ASSIGNED: self._req_assigned,
-        }
-        """Worker REQUEST op -> handler (the ops and payloads: `runtime.real.requests`)."""
-        self._request_ops.update(self._pg_request_ops())
-        self._init_streams()
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
@@ -238,7 +209,31 @@ class Node(
             handlers=self._worker_handlers,
         )
         """The worker processes (`runtime.real.pool.WorkerPool`)."""
-        self.pool.connect_owners(self.drop_worker_refs)
+        self.nested = NestedOwners(
+            plane=self.plane,
+            components=self.components,
+            gcs=self.gcs,
+            raylet=self.raylet,
+            driver_owner=self.owner,
+            out=self._out,
+            execute=self._execute,
+            pool=self.pool,
+            objects=self.objects,
+            arena=self.arena,
+            inline_threshold=inline_threshold,
+            allocate=self._allocate_loop,
+            register_function=self.register_function,
+            runtime_info=self.runtime_info,
+            worker_group=self._worker_group,
+            class_meta=self._class_meta,
+            actor_tokens=self._actor_tokens,
+        )
+        """One core Owner per worker, and the workers' REQUESTs (`runtime.real.nested`)."""
+        self._worker_handlers[p.REQUEST] = self.nested.on_request
+        self.nested.request_ops.update(self._pg_request_ops())
+        self.nested.request_ops[rq.ASSIGNED] = self._req_assigned
+        self._init_streams()
+        self.pool.connect_owners(self.nested.drop_worker_refs)
         self.actor_workers = ActorWorkers(self.pool, self.raylet, self._out)
         """Each actor's dedicated worker (`runtime.real.actor_workers.ActorWorkers`)."""
         self._effects[KillWorker] = self.actor_workers.kill

@@ -74,8 +74,8 @@ class StreamMixin:
         self._effects[ItemReady] = self._effect_item_ready
         self._effects[StreamEnded] = self._effect_stream_ended
         self._worker_handlers[p.GENERATOR_ITEM] = self._on_generator_item
-        self._request_ops[rq.STREAM_NEXT] = self._req_stream_next
-        self._request_ops[rq.STREAM_DROP] = self._req_stream_drop
+        self.nested.request_ops[rq.STREAM_NEXT] = self._req_stream_next
+        self.nested.request_ops[rq.STREAM_DROP] = self._req_stream_drop
 
     # -- program threads -------------------------------------------------------------------
 
@@ -266,7 +266,7 @@ class StreamMixin:
         task_id, index, block = payload
         answer = self._stream_answer(w.owner, task_id, index)
         if answer is not None or not block:
-            self._reply(w, req_id, True, answer)
+            self.nested.reply(w, req_id, True, answer)
             return
         rec = StreamWait(w, req_id, task_id, index)
         self._stream_waits.setdefault((w.owner.addr, task_id), []).append(rec)
@@ -277,7 +277,7 @@ class StreamMixin:
             self.pool.block(w)
 
     def _req_stream_drop(self, w: Any, req_id: int, drops: list, now: float) -> None:
-        owner = self._owner_of(w)
+        owner = self.nested.owner_of(w)
         for task_id, consumed in drops:
             owner.drop_stream(task_id, consumed, now, self._out)
 
@@ -310,7 +310,7 @@ class StreamMixin:
                 continue
             if rec.blocked:
                 self.raylet.handle(WorkerUnblocked(rec.blocked), now, self._out)
-            self._reply(rec.w, rec.req_id, True, answer)
+            self.nested.reply(rec.w, rec.req_id, True, answer)
         if keep:
             self._stream_waits[key] = keep
         else:

@@ -93,7 +93,7 @@ def node():
 
 
 def test_the_node_answers_exactly_the_described_ops(node) -> None:
-    assert set(node._request_ops) == set(rq.OPS)
+    assert set(node.nested.request_ops) == set(rq.OPS)
 
 
 def test_generator_submissions_from_a_worker_go_through_submit_and_call_actor(node) -> None:
