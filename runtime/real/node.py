@@ -18,9 +18,11 @@ The node is being assembled from parts that own their state, each given the othe
 it uses explicitly: `objects.ObjectTable` (entries, arena ranges, pins, spill file, under
 its lock), `pool.WorkerPool` (worker processes, zygote, idle list, backlog, prefetch
 offers), `actor_workers.ActorWorkers` (each actor's dedicated worker) and
-`nested.NestedOwners` (one core Owner per worker, the workers' REQUESTs). The rest are still mixins, one job per module: `client` (program-thread
+`nested.NestedOwners` (one core Owner per worker, the workers' REQUESTs) and
+`groups.PlacementGroups` (placement groups, loop-thread side). The rest are still mixins, one job per module: `client` (program-thread
 API), `actors` (the actor API), `introspect` (cancel, resources,
-timeline), `effects` (what each core command does), `groups`, `streams` and `loop`. This module
+timeline), `effects` (what each core command does), `groups` (the placement-group API), `streams`
+and `loop`. This module
 holds construction and shutdown.
 """
 
@@ -66,7 +68,7 @@ from runtime.real.claims import Claims
 from runtime.real.client import ClientMixin
 from runtime.real.effects import EffectsMixin, HostTimers
 from runtime.real.futures import ERR_SHUTDOWN, FAILED, PENDING, READY, Future
-from runtime.real.groups import PlacementGroupMixin
+from runtime.real.groups import PlacementGroupMixin, PlacementGroups
 from runtime.real.introspect import IntrospectMixin
 from runtime.real.loop import LoopMixin
 from runtime.real.memory import MemoryServer
@@ -209,6 +211,8 @@ class Node(
             handlers=self._worker_handlers,
         )
         """The worker processes (`runtime.real.pool.WorkerPool`)."""
+        self.groups = PlacementGroups(self.gcs, self.raylet, self._out, self._execute)
+        """Placement groups, loop-thread side (`runtime.real.groups.PlacementGroups`)."""
         self.nested = NestedOwners(
             plane=self.plane,
             components=self.components,
@@ -224,13 +228,13 @@ class Node(
             allocate=self._allocate_loop,
             register_function=self.register_function,
             runtime_info=self.runtime_info,
-            worker_group=self._worker_group,
+            worker_group=self.groups.worker_group,
             class_meta=self._class_meta,
             actor_tokens=self._actor_tokens,
         )
         """One core Owner per worker, and the workers' REQUESTs (`runtime.real.nested`)."""
         self._worker_handlers[p.REQUEST] = self.nested.on_request
-        self.nested.request_ops.update(self._pg_request_ops())
+        self.groups.serve(self.nested)
         self.nested.request_ops[rq.ASSIGNED] = self._req_assigned
         self._init_streams()
         self.pool.connect_owners(self.nested.drop_worker_refs)
