@@ -127,6 +127,7 @@ class NestedOwners:
         """Worker REQUEST op -> handler (the ops and payloads: `runtime.real.requests`)."""
 
     def on_request(self, w: Any, msg: tuple, now: float) -> None:
+        """REQUEST from a worker: run its op's handler (an exception is the reply)."""
         _, req_id, op, payload = msg
         try:
             self.request_ops[op](w, req_id, payload, now)
@@ -135,11 +136,13 @@ class NestedOwners:
                 self.reply(w, req_id, False, exc)
 
     def reply(self, w: Any, req_id: int, ok: bool, value: Any) -> None:
+        """Queue the REPLY to request `req_id` of worker `w` (dropped if it died)."""
         if w.alive:
             w.outbox.append(p.reply(req_id, ok, value))
             self.pool.dirty.append(w)
 
     def owner_of(self, w: Any) -> Owner:
+        """Worker `w`'s core Owner, made and registered in the address map on first use."""
         owner = w.owner
         if owner is None:
             addr = WORKER_OWNER_BASE + w.worker_id
@@ -383,6 +386,7 @@ class NestedOwners:
             self.pool.block(w)
 
     def ready(self, cmd: ObjectReady, now: float) -> None:
+        """``ObjectReady`` for a worker's owner: answer the gets and waits it completes."""
         recs = self.waits.pop((cmd.owner, cmd.oid), None)
         for rec in recs or ():
             if rec.done:

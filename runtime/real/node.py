@@ -19,10 +19,11 @@ it uses explicitly: `objects.ObjectTable` (entries, arena ranges, pins, spill fi
 its lock), `pool.WorkerPool` (worker processes, zygote, idle list, backlog, prefetch
 offers), `actor_workers.ActorWorkers` (each actor's dedicated worker) and
 `nested.NestedOwners` (one core Owner per worker, the workers' REQUESTs) and
-`groups.PlacementGroups` (placement groups, loop-thread side). The rest are still mixins, one job per module: `client` (program-thread
+`groups.PlacementGroups` and `streams.Streams` (placement groups and generator tasks,
+loop-thread side). The rest are still mixins, one job per module: `client` (program-thread
 API), `actors` (the actor API), `introspect` (cancel, resources,
-timeline), `effects` (what each core command does), `groups` (the placement-group API), `streams`
-and `loop`. This module
+timeline), `effects` (what each core command does), `groups` and `streams` (the placement-group and
+generator API) and `loop`. This module
 holds construction and shutdown.
 """
 
@@ -79,7 +80,7 @@ from runtime.real.serialization import (
     INLINE_THRESHOLD,
 )
 from runtime.real.spill import SpillFile
-from runtime.real.streams import StreamMixin
+from runtime.real.streams import StreamMixin, Streams
 from runtime.real.worker import CANCEL_SLOTS
 from runtime.real.zygote import start_zygote
 
@@ -236,7 +237,17 @@ class Node(
         self._worker_handlers[p.REQUEST] = self.nested.on_request
         self.groups.serve(self.nested)
         self.nested.request_ops[rq.ASSIGNED] = self._req_assigned
-        self._init_streams()
+        self.streams = Streams(
+            objects=self.objects,
+            arena=self.arena,
+            raylet=self.raylet,
+            out=self._out,
+            pool=self.pool,
+            nested=self.nested,
+            components=self.components,
+        )
+        """Generator tasks, loop-thread side (`runtime.real.streams.Streams`)."""
+        self.streams.plug(self._effects, self._worker_handlers)
         self.pool.connect_owners(self.nested.drop_worker_refs)
         self.actor_workers = ActorWorkers(self.pool, self.raylet, self._out)
         """Each actor's dedicated worker (`runtime.real.actor_workers.ActorWorkers`)."""
@@ -330,7 +341,7 @@ class Node(
             self.closed = True
             self.pool.teardown()
             self.objects.fail_all_pending(ERR_SHUTDOWN, "the node was shut down")
-            self._end_all_streams(ERR_SHUTDOWN)
+            self.streams.end_all(ERR_SHUTDOWN)
             self._sel.close()
             self._close_loop()
             self._wake_r.close()
