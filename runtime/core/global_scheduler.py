@@ -49,7 +49,7 @@ class GlobalScheduler(PlacementGroupScheduling):
         self.gcs_addr = gcs_addr
         self.rng = rng
         self.config = config or CoreConfig()
-        self.policy = policy or make_policy(self.config.policy, self.config.sample_size)
+        self.policy = policy or make_policy(self.config)
         self.views: dict[NodeId, NodeView] = {}
         self.placed = 0
         self.parked: list[TaskSpec] = []
@@ -160,3 +160,7 @@ class GlobalScheduler(PlacementGroupScheduling):
             for name, amount in view.total.items():
                 largest[name] = max(largest.get(name, 0.0), amount)
         return largest
+
+    def node_count(self) -> int:
+        """How many nodes have registered with the global scheduler (its views)."""
+        return len(self.views)

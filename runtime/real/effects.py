@@ -8,6 +8,7 @@ import signal
 from typing import Any
 
 from runtime.core.messages import (
+    INTERRUPT_UNSTARTED,
     CancelRunning,
     Dispatch,
     Free,
@@ -19,12 +20,12 @@ from runtime.core.messages import (
     SetTimer,
     Spill,
     Spilled,
-    TaskFinished,
     TimerFired,
     Trace,
     Transfer,
+    WorkerInterrupted,
 )
-from runtime.core.task import ERR_CANCELLED, TASK
+from runtime.core.task import TASK
 from runtime.exceptions import ObjectStoreFullError
 from runtime.real.addresses import HOST_ADDR, OWNER_ADDR
 from runtime.real.arena import ALIGNMENT
@@ -144,7 +145,7 @@ class EffectsMixin:
         for spec in pool.backlog:  # dispatched by the raylet, still waiting for a worker
             if spec.task_id == task_id:
                 pool.backlog.remove(spec)
-                event = TaskFinished(task_id, [], ERR_CANCELLED, "cancelled before it started")
+                event = WorkerInterrupted(task_id, INTERRUPT_UNSTARTED)
                 self.raylet.handle(event, now, self._out)
                 return
 
@@ -164,7 +165,7 @@ class EffectsMixin:
                 w.queue.remove(next(s for s in w.queue if s.task_id == task_id))
                 self.pool.revoking.pop(task_id, None)  # a pending give-back must not re-queue it
                 self.objects.release_arg_pins(task_id)
-                event = TaskFinished(task_id, [], ERR_CANCELLED, "cancelled before it started")
+                event = WorkerInterrupted(task_id, INTERRUPT_UNSTARTED)
                 self.raylet.handle(event, now, self._out)
                 return
         if not force:

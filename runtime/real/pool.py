@@ -156,7 +156,6 @@ class WorkerPool:
         self.arena_objects = objects.arena_objects
         self.pins = objects.pins
         self.arg_pins = objects.arg_pins
-        self.spilled_bytes_locked = objects.spilled_bytes_locked
         self.release_arg_pins = objects.release_arg_pins
         self.allocate = allocate
         self.sel = selector
@@ -213,7 +212,7 @@ class WorkerPool:
 
     def prefetch(self, spec: TaskSpec, now: float) -> None:
         """Queue a prefetched task behind the running task of a busy, unblocked worker."""
-        blocked = self.raylet.blocked
+        is_blocked = self.raylet.is_blocked
         ticket = next(self.tickets)
         for w in self.workers:
             if (
@@ -222,7 +221,7 @@ class WorkerPool:
                 and w.spec is not None
                 and not w.queue
                 and not w.no_prefetch
-                and w.spec.task_id not in blocked
+                and not is_blocked(w.spec.task_id)
                 and self.claims.offer(w.worker_id, ticket)
             ):
                 self.start_task(w, spec, ticket)
@@ -273,10 +272,7 @@ class WorkerPool:
         if inlined is not None and value in inlined:
             return (p.VALUE_INLINE, inlined[value])
         with self.lock:
-            loc = self.arena_objects.get(value)
-            if loc is None:  # spilled and not restored (e.g. an actor call's argument)
-                return (p.VALUE_INLINE, self.spilled_bytes_locked(value))
-            offset, size = loc
+            offset, size = self.arena_objects[value]  # the raylet made it local (pulled)
             self.pins[offset] = self.pins.get(offset, 0) + 1  # until the task ends
             self.arg_pins.setdefault(spec.task_id, []).append(offset)
         return (p.VALUE_ARENA, offset, size)

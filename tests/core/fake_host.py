@@ -10,6 +10,8 @@ from typing import Any
 from runtime.core.cluster import NodeCapacity, build_control_plane
 from runtime.core.config import CoreConfig
 from runtime.core.messages import (
+    INTERRUPT_CANCELLED,
+    INTERRUPT_UNSTARTED,
     ActorStateChanged,
     CancelRunning,
     Dispatch,
@@ -35,10 +37,11 @@ from runtime.core.messages import (
     TransferDone,
     TransferFailed,
     Unassigned,
+    WorkerInterrupted,
 )
 from runtime.core.owner import Owner
 from runtime.core.raylet import Raylet
-from runtime.core.task import ERR_APPLICATION, ERR_CANCELLED, TaskSpec
+from runtime.core.task import ERR_APPLICATION, TaskSpec
 
 RAYLET_BASE = 100
 """The fake host numbers raylets from 100 and owners from 1000 (readable in test output)."""
@@ -189,11 +192,11 @@ class FakeHost:
             ):
                 queue = self.prefetched[cmd.node]
                 queue[:] = [d for d in queue if d.spec.task_id != cmd.task_id]
-                stop = TaskFinished(cmd.task_id, [], ERR_CANCELLED, "cancelled before it started")
+                stop: Any = WorkerInterrupted(cmd.task_id, INTERRUPT_UNSTARTED)
                 self._push(self.now, (raylet_addr(cmd.node), stop))
             elif kind is CancelRunning:
                 self.interrupted.add(cmd.task_id)
-                stop = TaskFinished(cmd.task_id, [], ERR_APPLICATION, "KeyboardInterrupt")
+                stop = WorkerInterrupted(cmd.task_id, INTERRUPT_CANCELLED)
                 self._push(self.now, (raylet_addr(cmd.node), stop))
             elif kind is Trace:
                 pass
