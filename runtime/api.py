@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from runtime._session import NodeLike
 from runtime.actor import ActorClass, ActorHandle, ActorOptions
 from runtime.context import RuntimeContext, current_context
 from runtime.exceptions import RayError
@@ -39,6 +40,8 @@ __all__ = [
 ]
 
 _node: Any = None
+"""This process's node (`NodeLike`): the driver's `Node` after `init`, or the worker's
+`WorkerClient` inside a worker process; None outside a session."""
 _init_lock = threading.Lock()
 _atexit_registered = False
 _DEFAULT_STORE = 512 << 20
@@ -132,7 +135,7 @@ def _context() -> dict[str, Any]:
         "num_cpus": node.raylet.total_resources().get("CPU", 0.0),
         "resources": node.raylet.total_resources(),
         "object_store_memory": node.arena.capacity,
-        "num_workers": node.pool_size,
+        "num_workers": node.pool.size,
     }
 
 
@@ -151,7 +154,7 @@ def is_initialized() -> bool:
     return _node is not None
 
 
-def _current_node() -> Any:
+def _current_node() -> NodeLike:
     """The running node, started with defaults if `init()` was not called (like Ray)."""
     node = _node
     if node is None:
@@ -193,14 +196,14 @@ def get_actor(name: str, namespace: str | None = None) -> ActorHandle:
         raise ValueError(f"Failed to look up actor with name '{name}'{where}") from None
 
 
-def _namespace(node: Any) -> str | None:
+def _namespace(node: NodeLike) -> str | None:
     """The job's namespace, asked of the driver when called in a worker."""
-    if getattr(node, "worker", None) is None:
+    if not node.in_worker:
         return _job.namespace
     return node.runtime_info().get("namespace")
 
 
-def actor_key(node: Any, name: str, namespace: str | None) -> str:
+def actor_key(node: NodeLike, name: str, namespace: str | None) -> str:
     """The name an actor is registered under: `name` in the job's namespace, else
     `namespace` and `name` joined by a NUL (so namespaces never collide)."""
     if namespace is None or namespace == _namespace(node):
@@ -334,7 +337,8 @@ def memory_summary(stats_only: bool = False) -> str:
     return summary(_require_node(), stats_only=stats_only)
 
 
-def _require_node() -> Any:
+def _require_node() -> NodeLike:
+    """The running node; `RayError` if `init()` was not called."""
     node = _node
     if node is None:
         raise RayError("twinray is not initialized: call runtime.init() first")

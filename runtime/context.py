@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from runtime._session import NodeLike
 
 __all__ = ["RuntimeContext", "current_context"]
 
@@ -42,12 +45,12 @@ class RuntimeContext:
         return self._node.assigned_resources()
 
 
-def current_context(node: object) -> RuntimeContext:
+def current_context(node: NodeLike) -> RuntimeContext:
     """The context of the caller, given the process's node (driver) or worker client."""
-    worker = getattr(node, "worker", None)
     node_id = f"{0:056x}"
-    if worker is None:
+    if not node.in_worker:
         return RuntimeContext(JOB_ID, None, None, node_id, node)
+    worker = node.worker  # type: ignore[attr-defined]  # a WorkerClient's
     task = f"{worker.task_id:032x}" if worker.task_id is not None else None
     actor = f"{worker.actor_id:032x}" if worker.actor_id is not None else None
     return RuntimeContext(JOB_ID, task, actor, node_id, node)

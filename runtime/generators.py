@@ -175,9 +175,9 @@ class DynamicItems:
 
 
 def _rebuild_dynamic(task_id: int, count: int) -> DynamicObjectRefGenerator:
-    from runtime import api
+    from runtime._session import session_node
 
-    node = api._node
-    if node is None or not hasattr(node, "adopt_stream_items"):
+    node = session_node()
+    if node is None:
         raise TypeError("a dynamic generator's value can only be read in a running session")
     return DynamicObjectRefGenerator(node.adopt_stream_items(task_id, count))

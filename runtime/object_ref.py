@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from runtime._session import NodeLike
 
 __all__ = ["ObjectRef"]
 
@@ -17,7 +20,7 @@ class ObjectRef:
 
     __slots__ = ("_oid", "_node", "__weakref__")
 
-    def __init__(self, oid: int, node: Any) -> None:
+    def __init__(self, oid: int, node: NodeLike | None) -> None:
         self._oid = oid
         self._node = node
 
@@ -37,7 +40,7 @@ class ObjectRef:
     def future(self) -> Any:
         """A `concurrent.futures.Future` that resolves with this object's value or error."""
         node = self._node
-        if node is None or not hasattr(node, "future_of"):
+        if node is None:
             raise RuntimeError(f"{self!r} does not belong to a running session")
         return node.future_of(self)
 
@@ -69,7 +72,7 @@ class ObjectRef:
         alive until the task ends; a worker lends the refs it returns to the driver).
         """
         node = self._node
-        if node is None or not hasattr(node, "reduce_ref"):
+        if node is None:
             raise TypeError(f"{self!r} cannot be serialized outside a running session")
         return (_rebuild_ref, (self._oid, node.reduce_ref(self._oid)))
 
@@ -81,9 +84,9 @@ class ObjectRef:
 
 def _rebuild_ref(oid: int, owner: int) -> ObjectRef:
     """Unpickle a nested ObjectRef: the current process's node borrows it from `owner`."""
-    from runtime import api
+    from runtime._session import session_node
 
-    node = api._node
-    if node is None or not hasattr(node, "adopt_ref"):
+    node = session_node()
+    if node is None:
         return ObjectRef(oid, None)
     return node.adopt_ref(oid, owner)

@@ -400,15 +400,13 @@ def run_real(
         ray.get([warm.remote(0.0, 0) for _ in range(max(WARMUP_TASKS, 2 * cpus))])
         driver = RealDriver(ray, scenario)  # after the warm-up: its groups reserve CPUs
         node = _current_node()
-        spans = getattr(node, "spans", None)
-        if spans is not None:
-            spans.clear()
+        spans = node.pool.spans  # the worker pool's record of finished bodies
+        spans.clear()
         waited = node.raylet.wait_seconds()  # the core's wait clock, net of the warm-up
         driver.t0 = time.monotonic()
         run(driver, workload)
         waited = {cause: s - waited[cause] for cause, s in node.raylet.wait_seconds().items()}
-        if spans is not None:
-            driver.record_spans(spans, getattr(node, "workers", ()))
+        driver.record_spans(spans, node.pool.workers)
         if trace is not None:
             Path(trace).parent.mkdir(parents=True, exist_ok=True)
             ray.timeline(str(trace))

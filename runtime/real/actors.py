@@ -1,16 +1,14 @@
 """The actor mixin of the node: create, call, look up and kill actors; one dedicated worker each.
 
 The core decides everything (placement through the GCS, ordering, restarts, names); this
-module only builds the specs on program threads and, on the loop thread, starts each
-actor's worker through the fork server, routes its calls there, kills it on
-``KillWorker`` and reports its unexpected death as ``ActorWorkerDied``.
+module only builds the specs on program threads and, on the loop thread, turns the
+core's answers into handle states; each actor's dedicated worker is the
+`runtime.real.actor_workers.ActorWorkers` part's.
 """
 
 from __future__ import annotations
 
 import heapq
-import os
-import signal
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,19 +18,14 @@ from runtime.core.messages import (
     ACTOR_DEAD,
     ACTOR_PENDING,
     ActorStateChanged,
-    ActorWorkerDied,
-    KillWorker,
     ObjectFreed,
-    TaskFinished,
 )
-from runtime.core.task import ACTOR_CREATION, ACTOR_METHOD, TaskSpec
+from runtime.core.task import ACTOR_METHOD, TaskSpec
 from runtime.generators import generator_mode
 from runtime.object_ref import ObjectRef
-from runtime.real import protocol as p
 from runtime.real.addresses import HOST_ADDR, NODE_ID, OWNER_ADDR
 from runtime.real.futures import Future
 from runtime.real.serialization import serialize
-from runtime.real.zygote import ZYGOTE_REQUEST
 from runtime.runtime_env import merge_runtime_env
 from runtime.util.scheduling_strategies import strategy_of
 
@@ -105,7 +98,7 @@ class ActorMixin:
             keep += (args, kwargs)
         answered = Future(1)
         info = ActorInfo(name, ac._methods, answered=answered, keep=keep)
-        with self._lock:
+        with self.objects.lock:
             self.actor_infos[tid] = info
         request = (spec, options.name, options.max_restarts, options.get_if_exists, implicit)
         self._ops.append((self._op_create_actor, request))
@@ -176,7 +169,7 @@ class ActorMixin:
         actor_id = handle._actor_id
         if handle._attached is not self:
             if actor_id not in self.actor_infos:
-                with self._lock:
+                with self.objects.lock:
                     info = ActorInfo(handle._class_name, handle._methods)
                     self.actor_infos.setdefault(actor_id, info)
                 self._ops.append((self._op_attach_actor, actor_id))
@@ -222,7 +215,7 @@ class ActorMixin:
         spec = reply.spec
         meta = self._class_meta.get(spec.function) if spec is not None else None
         class_name, methods = meta if meta is not None else ("Actor", {})
-        with self._lock:
+        with self.objects.lock:
             self.actor_infos.setdefault(reply.actor_id, ActorInfo(class_name, methods))
         handle = ActorHandle(reply.actor_id, class_name, methods, None, _retry_options(spec))
         handle._attached = self
@@ -266,7 +259,7 @@ class ActorMixin:
                 slot[1] = cmd
                 slot[0].hit()
             return
-        with self._lock:
+        with self.objects.lock:
             info = self.actor_infos.get(cmd.actor_id)
             if info is None:
                 return
@@ -281,79 +274,6 @@ class ActorMixin:
             fut, info.answered = info.answered, None
             if fut is not None:
                 fut.hit()
-
-    def _effect_kill_worker(self, cmd: KillWorker, now: float) -> None:
-        w = self._actor_workers.pop(cmd.actor_id, None)
-        if w is None:
-            self._killed_early.add(cmd.actor_id)  # its worker is still being forked
-            return
-        w.killed = True
-        try:
-            os.kill(w.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-    # -- loop thread: workers --------------------------------------------------------------
-
-    def _dispatch_actor_creation(self, spec: TaskSpec, now: float) -> None:
-        """Fork a dedicated worker for the actor; its constructor runs when it arrives."""
-        worker_id = self._next_worker_id
-        self._next_worker_id += 1
-        try:
-            self._zygote.send(ZYGOTE_REQUEST.pack(worker_id))
-        except OSError:
-            event = TaskFinished(
-                spec.task_id, [], "application", "the worker zygote is gone: no worker can start"
-            )
-            self.raylet.handle(event, now, self._out)
-            return
-        self._actor_spawns[worker_id] = spec
-
-    def _dispatch_actor_call(self, spec: TaskSpec, now: float) -> None:
-        w = self._actor_workers.get(spec.actor_id)
-        if w is None or not w.alive:
-            reason = "the actor's worker process is gone"
-            self.raylet.handle(ActorWorkerDied(spec.actor_id, reason), now, self._out)
-            return
-        self._start_task(w, spec)
-
-    def _adopt_actor_worker(self, w: Any, spec: TaskSpec, now: float) -> None:
-        """A worker forked for an actor arrived: bind it and run the constructor."""
-        w.actor_id = spec.actor_id
-        if spec.actor_id in self._killed_early:
-            self._killed_early.discard(spec.actor_id)
-            w.killed = True
-            w.outbox.append(p.shutdown())
-            self._dirty.append(w)
-            return
-        self._actor_workers[spec.actor_id] = w
-        self._start_task(w, spec)
-
-    def _actor_worker_died(self, w: Any, now: float) -> None:
-        """An actor's worker exited: report it to the raylet unless the core asked for it."""
-        if self._actor_workers.get(w.actor_id) is w:
-            del self._actor_workers[w.actor_id]
-        spec, w.spec = w.spec, None
-        w.queue.clear()
-        if w.killed or self._stopping:
-            return
-        detail = f"the actor's worker {w.worker_id} (pid {w.pid}) died"
-        if spec is not None and spec.kind == ACTOR_CREATION:
-            event: Any = TaskFinished(spec.task_id, [], "worker_died", detail)
-        else:
-            if spec is not None:
-                detail += f" while running {spec.name}()"
-            event = ActorWorkerDied(w.actor_id, detail)
-        self.raylet.handle(event, now, self._out)
-
-    def _actor_task_done(self, w: Any, spec: TaskSpec | None, ok: bool) -> None:
-        """After an actor's task: a constructor that raised leaves a worker with nothing to do."""
-        if spec is not None and spec.kind == ACTOR_CREATION and not ok:
-            if self._actor_workers.get(w.actor_id) is w:
-                del self._actor_workers[w.actor_id]
-            w.killed = True
-            w.outbox.append(p.shutdown())
-            self._dirty.append(w)
 
 
 def _is_ref(value: Any) -> bool:

@@ -45,7 +45,7 @@ class ClientMixin:
     def register_function(self, pickled: bytes) -> int:
         """Give a pickled function an id on this node (workers receive it on first use)."""
         fn_id = next(self._fn_ids)
-        self._functions[fn_id] = pickled
+        self.pool.functions[fn_id] = pickled
         return fn_id
 
     def submit(self, rf: Any, args: tuple, kwargs: dict, options: Any) -> Any:
@@ -88,9 +88,9 @@ class ClientMixin:
         """Create the table entries of `spec`'s returns, hand it to the loop, return its refs."""
         n = spec.num_returns
         returns = [object_id(spec.task_id, i) for i in range(1, n + 1)]
-        with self._lock:
+        with self.objects.lock:
             for oid in returns:
-                self.table[oid] = ObjectEntry()
+                self.objects.entries[oid] = ObjectEntry()
         ops = self._ops
         ops.append((self._op_submit, spec))
         for oid in implicit:
@@ -157,11 +157,11 @@ class ClientMixin:
 
     def adopt_ref(self, oid: int, owner: int) -> ObjectRef:
         """A ref unpickled here (a value returned by a task): borrow it from `owner`."""
-        with self._lock:
-            if oid in self.table:
-                self._extra_refs[oid] = self._extra_refs.get(oid, 0) + 1
+        with self.objects.lock:
+            if oid in self.objects.entries:
+                self.objects.extra_refs[oid] = self.objects.extra_refs.get(oid, 0) + 1
             else:
-                self.table[oid] = ObjectEntry()
+                self.objects.entries[oid] = ObjectEntry()
         self._ops.append((self._op_borrow, (oid, owner)))
         self._wake()
         return ObjectRef(oid, self)
@@ -197,10 +197,10 @@ class ClientMixin:
             offset = self._allocate(size)
             write_to_arena(self.arena, offset, obj)  # the copy runs on the caller's thread
             entry = ObjectEntry(READY, None, True)
-            with self._lock:
-                self.arena_objects[oid] = (offset, size)
-        with self._lock:
-            self.table[oid] = entry
+            with self.objects.lock:
+                self.objects.arena_objects[oid] = (offset, size)
+        with self.objects.lock:
+            self.objects.entries[oid] = entry
         self._ops.append((self._op_put, (oid, size, payload, entry.stored, nested)))
         return oid
 
@@ -208,7 +208,7 @@ class ClientMixin:
         """Wait for `refs` and return their values (raising a task's error)."""
         entries = self._entries(refs)
         fut = None
-        with self._lock:
+        with self.objects.lock:
             pending = [e for e in entries if e.state == PENDING]
             if pending:
                 fut = Future(len(pending))
@@ -217,7 +217,7 @@ class ClientMixin:
                         e.waiters = []
                     e.waiters.append(fut)
         if fut is not None and not self._wait_future(fut, timeout):
-            with self._lock:
+            with self.objects.lock:
                 self._unregister(fut, pending)
                 left = sum(e.state == PENDING for e in pending)
             if left:
@@ -231,7 +231,7 @@ class ClientMixin:
         object is ready; nothing blocks meanwhile (``await ref`` waits on it)."""
         (e,) = self._entries([ref])
         fut: concurrent.futures.Future = concurrent.futures.Future()
-        with self._lock:
+        with self.objects.lock:
             if e.state == PENDING:
                 if e.waiters is None:
                     e.waiters = []
@@ -275,7 +275,7 @@ class ClientMixin:
         if n >= num_returns or timeout == 0:
             return ready, not_ready
         fut = None
-        with self._lock:
+        with self.objects.lock:
             done = sum(e.state != PENDING for e in entries)
             pending = [e for e in entries if e.state == PENDING]
             if done < num_returns and (timeout is None or timeout > 0):
@@ -286,7 +286,7 @@ class ClientMixin:
                     e.waiters.append(fut)
         if fut is not None:
             self._wait_future(fut, timeout)
-            with self._lock:
+            with self.objects.lock:
                 self._unregister(fut, pending)
         ready: list[ObjectRef] = []
         not_ready: list[ObjectRef] = []
@@ -315,7 +315,7 @@ class ClientMixin:
 
     def _entries(self, refs: list[ObjectRef]) -> list[ObjectEntry]:
         self._check_open()
-        table = self.table
+        table = self.objects.entries
         try:  # -1 is never an object id: a ref of another session fails the lookup
             return [table[r._oid if r._node is self else -1] for r in refs]
         except (KeyError, AttributeError):
@@ -338,16 +338,16 @@ class ClientMixin:
         if e.state == READY:
             if not e.stored:
                 return loads(e.payload)
-            with self._lock:
-                loc = self.arena_objects.get(oid)
+            with self.objects.lock:
+                loc = self.objects.arena_objects.get(oid)
                 if loc is None:  # spilled: read it from disk, it stays there
-                    data = self._spilled_bytes_locked(oid)
+                    data = self.objects.spilled_bytes_locked(oid)
                 else:
                     offset, size = loc
-                    self._pins[offset] = self._pins.get(offset, 0) + 1
+                    self.objects.pins[offset] = self.objects.pins.get(offset, 0) + 1
             if loc is None:
                 return loads(data)
-            release = partial(self._unpins.append, offset)
+            release = partial(self.objects.unpins.append, offset)
             return deserialize_pinned(self.arena.view(offset, size), release)
         raise error_of(e.error_kind, e.error)
 
@@ -359,7 +359,7 @@ class ClientMixin:
         """
         while True:
             try:
-                return self._allocate_now(nbytes)
+                return self.objects.allocate_now(nbytes)
             except ObjectStoreFullError:
                 if not self.config.object_spilling:
                     raise
@@ -370,15 +370,6 @@ class ClientMixin:
                 done.wait(None)
                 if not box[0]:
                     raise
-
-    def _allocate_now(self, nbytes: int) -> int:
-        """Reserve an arena range (any thread); retry once after applying pending unpins."""
-        with self._lock:
-            try:
-                return self.arena.allocate(nbytes)
-            except ObjectStoreFullError:
-                self._apply_unpins_locked()
-                return self.arena.allocate(nbytes)
 
     def _wake(self) -> None:
         if not self._wake_pending:

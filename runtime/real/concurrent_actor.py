@@ -28,6 +28,7 @@ from typing import Any
 from runtime.actor import is_async_class
 from runtime.exceptions import GetTimeoutError, ObjectStoreFullError, RayError
 from runtime.real import protocol as p
+from runtime.real import requests as rq
 
 __all__ = ["ConcurrentActor", "is_async_class"]
 
@@ -194,7 +195,7 @@ class ConcurrentActor:
             with client.pickling, self.send_lock:
                 gone = self.slots.pop(req_id, None)
                 if gone is not None:
-                    w.replies.append(p.request(0, "unwait", req_id))
+                    w.replies.append(p.request(0, rq.UNWAIT, req_id))
                     w._flush()
             if gone is not None:
                 raise GetTimeoutError(f"timed out after {timeout} s")

@@ -20,19 +20,16 @@ from runtime.core.messages import (
     SetTimer,
     Spill,
     Spilled,
-    TaskFinished,
     TimerFired,
     Trace,
     Transfer,
-    Unassigned,
     WorkerInterrupted,
 )
 from runtime.core.task import TASK
 from runtime.exceptions import ObjectStoreFullError
-from runtime.real import protocol as p
 from runtime.real.addresses import HOST_ADDR, OWNER_ADDR
 from runtime.real.arena import ALIGNMENT
-from runtime.real.futures import ERR_NO_WORKERS, FAILED, READY
+from runtime.real.futures import FAILED, READY
 from runtime.real.worker import CANCEL_SIGNAL, write_cancel_target
 
 __all__ = ["EffectsMixin"]
@@ -67,75 +64,29 @@ class EffectsMixin:
         spec = cmd.spec
         if spec.kind != TASK:
             self._actor_dispatchers[spec.kind](spec, now)
-            return
-        if cmd.ahead:
-            self._prefetch_to_worker(spec, now)
-            return
-        if self._idle:
-            self._start_task(self._idle.pop(), spec)
-        elif self._spawning or self._pool_alive():
-            self._backlog.append(spec)
+        elif cmd.ahead:
+            self.pool.prefetch(spec, now)
         else:
-            event = TaskFinished(
-                spec.task_id, [], ERR_NO_WORKERS, "no worker process is left on this node"
-            )
-            self.raylet.handle(event, now, self._out)
-
-    def _prefetch_to_worker(self, spec: Any, now: float) -> None:
-        """Queue a prefetched task behind the running task of a busy, unblocked worker."""
-        is_blocked = self.raylet.is_blocked
-        ticket = next(self._tickets)
-        for w in self.workers:
-            if (
-                w.alive
-                and not w.actor_id
-                and w.spec is not None
-                and not w.queue
-                and not w.no_prefetch
-                and not is_blocked(w.spec.task_id)
-                and self.claims.offer(w.worker_id, ticket)
-            ):
-                self._start_task(w, spec, ticket)
-                return
-        self.raylet.handle(Unassigned(spec.task_id), now, self._out)
-
-    def _revoke(self, w: Any, task_ids: list[int], reason: str) -> None:
-        """Ask a worker to drop prefetched tasks it has not started (answer: REVOKED)."""
-        for tid in task_ids:
-            self._revoking[tid] = reason
-        w.outbox.append(p.revoke(task_ids))
-        self._dirty.append(w)
-
-    def _on_revoked(self, w: Any, msg: tuple, now: float) -> None:
-        dropped = set(msg[1])
-        running = w.spec.task_id if w.spec is not None else 0
-        for tid in list(self._revoking):
-            spec = next((s for s in w.queue if s.task_id == tid), None)
-            if spec is None and tid not in dropped and tid != running:
-                continue  # not this worker's
-            del self._revoking[tid]
-            if tid not in dropped:
-                continue  # it started meanwhile: nothing to give back
-            if spec is not None:
-                w.queue.remove(spec)
-            if w.offered == tid:
-                w.offered = 0
-                self.claims.steal(w.worker_id, w.ticket)  # clear the offer: never seen
-            self._release_arg_pins(tid)
-            self.raylet.handle(Unassigned(tid), now, self._out)
+            self.pool.dispatch(spec, now)
 
     def _effect_object_ready(self, cmd: ObjectReady, now: float) -> None:
         oid = cmd.oid
         if cmd.owner != OWNER_ADDR:
-            if cmd.error_kind is not None and (oid in self.arena_objects or oid in self.spilled):
-                with self._lock:
-                    self._free_locked(oid)
-            self._nested_ready(cmd, now)
+            if cmd.error_kind is not None and (
+                oid in self.objects.arena_objects or oid in self.objects.spilled
+            ):
+                with self.objects.lock:
+                    self.objects.free_locked(oid)
+            self.nested.ready(cmd, now)
             return
-        with self._lock:
-            if cmd.error_kind is not None and (oid in self.arena_objects or oid in self.spilled):
-                self._free_locked(oid)  # a stored output the store refused, or a failed retry
-            e = self.table.get(oid)
+        with self.objects.lock:
+            if cmd.error_kind is not None and (
+                oid in self.objects.arena_objects or oid in self.objects.spilled
+            ):
+                self.objects.free_locked(
+                    oid
+                )  # a stored output the store refused, or a failed retry
+            e = self.objects.entries.get(oid)
             if e is None:
                 return  # the program dropped the reference already
             if cmd.error_kind is None:
@@ -162,7 +113,8 @@ class EffectsMixin:
         still runs the task; it stops as soon as the task's end is processed here, before
         the worker can be given another task.
         """
-        for w in self.workers:
+        pool = self.pool
+        for w in pool.workers:
             if not w.alive:
                 continue
             if w.spec is not None and w.spec.task_id == task_id:
@@ -190,9 +142,9 @@ class EffectsMixin:
                 else:
                     self._cancel_prefetched(w, task_id, force, now)
                 return
-        for spec in self._backlog:  # dispatched by the raylet, still waiting for a worker
+        for spec in pool.backlog:  # dispatched by the raylet, still waiting for a worker
             if spec.task_id == task_id:
-                self._backlog.remove(spec)
+                pool.backlog.remove(spec)
                 event = WorkerInterrupted(task_id, INTERRUPT_UNSTARTED)
                 self.raylet.handle(event, now, self._out)
                 return
@@ -211,8 +163,8 @@ class EffectsMixin:
             w.offered = 0
             if self.claims.steal(w.worker_id, w.ticket):
                 w.queue.remove(next(s for s in w.queue if s.task_id == task_id))
-                self._revoking.pop(task_id, None)  # a pending give-back must not re-queue it
-                self._release_arg_pins(task_id)
+                self.pool.revoking.pop(task_id, None)  # a pending give-back must not re-queue it
+                self.objects.release_arg_pins(task_id)
                 event = WorkerInterrupted(task_id, INTERRUPT_UNSTARTED)
                 self.raylet.handle(event, now, self._out)
                 return
@@ -238,8 +190,8 @@ class EffectsMixin:
             self._op_collect_actor((int(actor_id), int(owner_addr)), now)
 
     def _effect_free(self, cmd: Free, now: float) -> None:
-        with self._lock:
-            self._free_locked(cmd.oid)
+        with self.objects.lock:
+            self.objects.free_locked(cmd.oid)
 
     def _effect_set_timer(self, cmd: SetTimer, now: float) -> None:
         heapq.heappush(self._timers, (now + cmd.delay, next(self._timer_seq), cmd.addr, cmd.key))
@@ -250,44 +202,13 @@ class EffectsMixin:
     def _effect_transfer(self, cmd: Transfer, now: float) -> None:
         raise RuntimeError(f"a single-node host cannot transfer objects: {cmd!r}")
 
-    # -- arena bookkeeping (call with _lock held) ------------------------------------------
-
-    def _free_locked(self, oid: int) -> None:
-        loc = self.arena_objects.pop(oid, None)
-        if loc is None:
-            spilled = self.spilled.pop(oid, None)
-            if spilled is not None:
-                self.spill.free(*spilled)
-            return
-        self._release_range_locked(loc[0])
-
-    def _release_range_locked(self, offset: int) -> None:
-        """Free an arena range now, or when the last value aliasing it is dropped."""
-        if self._pins.get(offset):
-            self._doomed.add(offset)  # a value from get() still aliases it
-        else:
-            self.arena.free(offset)
-
-    def _release_arg_pins(self, task_id: int) -> None:
-        """A task ended: drop the pins its arena arguments held (loop thread)."""
-        offsets = self._arg_pins.pop(task_id, None)
-        if offsets:
-            with self._lock:
-                self._unpins.extend(offsets)
-                self._apply_unpins_locked()
-
-    def _spilled_bytes_locked(self, oid: int) -> bytes:
-        """The layout of spilled `oid`, read from disk (call with `_lock` held)."""
-        offset, size = self.spilled[oid]
-        return self.spill.read(offset, size)
-
     # -- spilling ---------------------------------------------------------------------------
 
     def _allocate_loop(self, nbytes: int, now: float) -> int:
         """Reserve an arena range on the loop thread, asking the raylet to spill while full."""
         while True:
             try:
-                return self._allocate_now(nbytes)
+                return self.objects.allocate_now(nbytes)
             except ObjectStoreFullError:
                 if not self._make_room(nbytes, now):
                     raise
@@ -297,8 +218,8 @@ class EffectsMixin:
         try:
             if self._out:
                 self._execute(now)  # puts and frees queued before this op are done first
-            with self._lock:
-                self._apply_unpins_locked()
+            with self.objects.lock:
+                self.objects.apply_unpins_locked()
                 fits = self.arena.allocator.largest_free() >= nbytes + ALIGNMENT
             box[0] = fits or self._make_room(nbytes, now)  # True: worth another try
         finally:
@@ -311,39 +232,23 @@ class EffectsMixin:
         spilled = False
         for cmd in cmds:
             if type(cmd) is Spill:
-                ok = self._spill_object(cmd.oid)
+                ok = self.objects.spill_object(cmd.oid)
                 spilled = spilled or ok
                 self.raylet.handle(Spilled(cmd.oid, ok), now, self._out)
             else:
                 self._out.append(cmd)
         return spilled
 
-    def _spill_object(self, oid: int) -> bool:
-        """Write `oid` from the arena to the spill file and free its range (synchronously)."""
-        with self._lock:
-            loc = self.arena_objects.get(oid)
-            if loc is None:
-                return False
-            offset, size = loc
-            try:
-                file_offset = self.spill.write(self.arena.view(offset, size))
-            except OSError:
-                return False
-            del self.arena_objects[oid]
-            self.spilled[oid] = (file_offset, size)
-            self._release_range_locked(offset)
-        return True
-
     def _effect_spill(self, cmd: Spill, now: float) -> None:
-        ok = self._spill_object(cmd.oid)
+        ok = self.objects.spill_object(cmd.oid)
         self.raylet.handle(Spilled(cmd.oid, ok), now, self._out)
 
     def _effect_restore(self, cmd: Restore, now: float) -> None:
         oid = cmd.oid
-        with self._lock:
-            loc = self.spilled.get(oid)
+        with self.objects.lock:
+            loc = self.objects.spilled.get(oid)
         if loc is None:
-            if oid in self.arena_objects:
+            if oid in self.objects.arena_objects:
                 self.raylet.handle(Restored(oid), now, self._out)
             else:
                 self.raylet.handle(Restored(oid, "it is not on disk"), now, self._out)
@@ -354,22 +259,9 @@ class EffectsMixin:
         except ObjectStoreFullError as exc:  # the raylet retries it when room appears
             self.raylet.handle(Restored(oid, str(exc), no_room=True), now, self._out)
             return
-        self.spill.read_into(file_offset, self.arena.writable_view(offset, size))
-        with self._lock:
-            del self.spilled[oid]
-            self.arena_objects[oid] = (offset, size)
-            self.spill.free(file_offset, size)
+        self.objects.spill.read_into(file_offset, self.arena.writable_view(offset, size))
+        with self.objects.lock:
+            del self.objects.spilled[oid]
+            self.objects.arena_objects[oid] = (offset, size)
+            self.objects.spill.free(file_offset, size)
         self.raylet.handle(Restored(oid), now, self._out)
-
-    def _apply_unpins_locked(self) -> None:
-        unpins, pins = self._unpins, self._pins
-        while unpins:
-            offset = unpins.popleft()
-            left = pins[offset] - 1
-            if left:
-                pins[offset] = left
-                continue
-            del pins[offset]
-            if offset in self._doomed:
-                self._doomed.discard(offset)
-                self.arena.free(offset)

@@ -1,4 +1,4 @@
-"""The placement-group mixin of the node: create, remove, wait for and describe groups (driver and workers).
+"""Placement groups on the node: create, remove, wait for and describe groups (driver and workers).
 
 Everything is decided by the core (GCS table, global scheduler, raylet bundles); program
 threads queue operations, and worker requests are answered on the loop thread.
@@ -6,13 +6,16 @@ threads queue operations, and worker requests are answered on the loop thread.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from runtime.core.placement import PlacementGroupRecord, PlacementGroupStrategy
 from runtime.object_ref import ObjectRef
+from runtime.real import requests as rq
 from runtime.real.futures import Future, ObjectEntry
+from runtime.real.nested import NestedOwners
 
-__all__ = ["PlacementGroupMixin"]
+__all__ = ["PlacementGroupMixin", "PlacementGroups"]
 
 
 def _row(rec: PlacementGroupRecord) -> dict[str, Any]:
@@ -33,17 +36,7 @@ def _row(rec: PlacementGroupRecord) -> dict[str, Any]:
 
 
 class PlacementGroupMixin:
-    """Program-thread API and worker requests for placement groups."""
-
-    def _pg_request_ops(self) -> dict[str, Any]:
-        """The worker requests this mixin answers (merged into the node's request table)."""
-        return {
-            "pg_create": self._req_pg_create,
-            "pg_remove": self._req_pg_remove,
-            "pg_ready": self._req_pg_ready,
-            "pg_rows": self._req_pg_rows,
-            "pg_current": self._req_pg_current,
-        }
+    """The program-thread API of placement groups (the loop-thread side: `PlacementGroups`)."""
 
     # -- program threads (the driver) ------------------------------------------------------
 
@@ -76,8 +69,8 @@ class PlacementGroupMixin:
         self._check_open()
         with self._ids_lock:
             oid = self.owner.new_put_id()
-        with self._lock:
-            self.table[oid] = ObjectEntry()
+        with self.objects.lock:
+            self.objects.entries[oid] = ObjectEntry()
         self._ops.append((self._op_pg_ready, (pg_id, payload, oid)))
         self._kick()
         return ObjectRef(oid, self)
@@ -99,16 +92,43 @@ class PlacementGroupMixin:
         pg_id, name, slot = item
         if self._out:  # a create queued in the same step must reach the GCS first
             self._execute(now)
-        slot[1] = self._pg_rows(pg_id, name)
+        slot[1] = self.groups.rows(pg_id, name)
         slot[0].hit()
 
     def current_placement_group(self) -> tuple[int, list[dict[str, float]], bool] | None:
         """The driver runs in no placement group."""
         return None
 
-    # -- the loop thread --------------------------------------------------------------------
 
-    def _pg_rows(self, pg_id: int | None, name: str | None) -> list[dict[str, Any]]:
+class PlacementGroups:
+    """The loop-thread side of placement groups: GCS rows, a worker's group, workers' requests."""
+
+    def __init__(
+        self, gcs: Any, raylet: Any, out: list[Any], execute: Callable[[float], None]
+    ) -> None:
+        self.gcs = gcs
+        self.raylet = raylet
+        self.out = out
+        self.execute = execute
+        """Run the queued commands now (a create queued earlier must reach the GCS first)."""
+        self.nested: Any = None
+        """The nested owners whose workers' requests this part answers (see `serve`)."""
+
+    def serve(self, nested: NestedOwners) -> None:
+        """Answer the workers' placement-group requests through `nested` (their owners)."""
+        self.nested = nested
+        nested.request_ops.update(
+            {
+                rq.PG_CREATE: self._req_pg_create,
+                rq.PG_REMOVE: self._req_pg_remove,
+                rq.PG_READY: self._req_pg_ready,
+                rq.PG_ROWS: self._req_pg_rows,
+                rq.PG_CURRENT: self._req_pg_current,
+            }
+        )
+
+    def rows(self, pg_id: int | None, name: str | None) -> list[dict[str, Any]]:
+        """Snapshots of GCS rows: one group by id, the live group named ``name``, or all."""
         table = self.gcs.placement_group_table()
         if name is not None:
             found = self.gcs.placement_group_named(name)
@@ -118,7 +138,7 @@ class PlacementGroupMixin:
             return [_row(rec)] if rec is not None else []
         return [_row(rec) for rec in table.values()]
 
-    def _worker_group(self, w: Any) -> tuple[int, list[dict[str, float]], bool] | None:
+    def worker_group(self, w: Any) -> tuple[int, list[dict[str, float]], bool] | None:
         """The group of the task or actor running on worker ``w`` (None: none)."""
         spec = w.spec
         if w.actor_id:
@@ -135,26 +155,26 @@ class PlacementGroupMixin:
 
     def _req_pg_create(self, w: Any, req_id: int, payload: tuple, now: float) -> None:
         bundles, strategy, name, lifetime = payload
-        owner = self._owner_of(w)
+        owner = self.nested.owner_of(w)
         pg_id = owner.new_task_id()
         owner.create_placement_group(
-            pg_id, bundles, strategy, name, lifetime, self._out, creator_actor=w.actor_id
+            pg_id, bundles, strategy, name, lifetime, self.out, creator_actor=w.actor_id
         )
-        self._reply(w, req_id, True, pg_id)
+        self.nested.reply(w, req_id, True, pg_id)
 
     def _req_pg_remove(self, w: Any, req_id: int, pg_id: int, now: float) -> None:
-        self._owner_of(w).remove_placement_group(pg_id, self._out)
-        self._reply(w, req_id, True, None)
+        self.nested.owner_of(w).remove_placement_group(pg_id, self.out)
+        self.nested.reply(w, req_id, True, None)
 
     def _req_pg_ready(self, w: Any, req_id: int, payload: tuple, now: float) -> None:
         pg_id, data = payload
-        oid = self._owner_of(w).placement_group_ready(pg_id, data, len(data), now, self._out)
-        self._reply(w, req_id, True, oid)
+        oid = self.nested.owner_of(w).placement_group_ready(pg_id, data, len(data), now, self.out)
+        self.nested.reply(w, req_id, True, oid)
 
     def _req_pg_rows(self, w: Any, req_id: int, payload: tuple, now: float) -> None:
-        if self._out:  # a create from the same batch must reach the GCS first
-            self._execute(now)
-        self._reply(w, req_id, True, self._pg_rows(*payload))
+        if self.out:  # a create from the same batch must reach the GCS first
+            self.execute(now)
+        self.nested.reply(w, req_id, True, self.rows(*payload))
 
     def _req_pg_current(self, w: Any, req_id: int, payload: Any, now: float) -> None:
-        self._reply(w, req_id, True, self._worker_group(w))
+        self.nested.reply(w, req_id, True, self.worker_group(w))

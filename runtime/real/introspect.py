@@ -83,11 +83,11 @@ class IntrospectMixin:
 
         owners = {OWNER_ADDR: self.owner}
         pids = {OWNER_ADDR: os.getpid()}
-        for addr, w in self._owner_workers.items():
+        for addr, w in self.nested.owner_workers.items():
             if w.owner is not None:
                 owners[addr] = w.owner
                 pids[addr] = w.pid
-        actor_pids = {aid: w.pid for aid, w in self._actor_workers.items()}
+        actor_pids = {aid: w.pid for aid, w in self.actor_workers.workers.items()}
         return ClusterView(
             self.gcs, [self.raylet], owners, now, pids, OWNER_ADDR, actor_pids,
             dict(self._actor_tokens),
@@ -157,13 +157,13 @@ class IntrospectMixin:
                 resources = spec.hold if spec.hold is not None else spec.resources
         elif w.spec is not None:
             resources = w.spec.resources
-        self._reply(w, req_id, True, {k: float(v) for k, v in resources.items() if v > 0})
+        self.nested.reply(w, req_id, True, {k: float(v) for k, v in resources.items() if v > 0})
 
     def timeline(self, filename: str | None = None) -> list[dict[str, Any]]:
         """Task executions as Chrome trace / Perfetto events; written to `filename` if given."""
         t0 = self._t0
         events = []
-        for name, kind, worker_id, pid, start, end, status in list(self.spans):
+        for name, kind, worker_id, pid, start, end, status in list(self.pool.spans):
             events.append(
                 {
                     "name": name,

@@ -102,9 +102,9 @@ class LoopMixin:
             _, _, addr, key = heapq.heappop(timers)
             self.components[addr].handle(TimerFired(key), now, self._out)
             busy = True
-        if self._unpins:
-            with self._lock:
-                self._apply_unpins_locked()
+        if self.objects.unpins:
+            with self.objects.lock:
+                self.objects.apply_unpins_locked()
         ops = self._ops
         if ops:
             busy = True
@@ -113,12 +113,13 @@ class LoopMixin:
                 fn(arg, now)
         if self._out:
             self._execute(now)
-        if self._idle and busy:
-            self._steal_prefetched(now)
+        pool = self.pool
+        if pool.idle and busy:
+            pool.steal_prefetched(now)
             if self._out:
                 self._execute(now)
-        if self._dirty:
-            self._flush_workers()
+        if pool.dirty:
+            pool.flush()
         return busy
 
     # -- the loop thread -------------------------------------------------------------------
@@ -144,7 +145,7 @@ class LoopMixin:
                         self._poke_driver()
                     if self._stopping:
                         return
-                    if ops or self._unpins:
+                    if ops or self.objects.unpins:
                         timeout, self._loop_wake_at = 0.0, now
                     elif timers:
                         at = timers[0][0]
@@ -178,7 +179,7 @@ class LoopMixin:
     def _crashed(self, exc: BaseException) -> None:
         self.loop_error = exc
         traceback.print_exc()
-        self._fail_all_pending(ERR_SHUTDOWN, f"event loop crashed: {exc!r}")
+        self.objects.fail_all_pending(ERR_SHUTDOWN, f"event loop crashed: {exc!r}")
 
     # -- program threads taking steps --------------------------------------------------------
 

@@ -136,9 +136,10 @@ def _gather(node: Any, view: ClusterView) -> _Snapshot:
     stored, usage = raylet.stored_objects(), raylet.store_usage()
     spilled = sum(1 for o in stored.values() if o.where != 0)
     primary = sum(1 for o in stored.values() if o.primary)
-    with node._lock:
-        arena_objects = dict(node.arena_objects)
-        pinned_offsets = set(node._pins)
+    objects = node.objects
+    with objects.lock:
+        arena_objects = dict(objects.arena_objects)
+        pinned_offsets = set(objects.pins)
         arena_used = node.arena.allocator.used_bytes
     sections = []
     roles = _roles(node, view)
@@ -175,7 +176,7 @@ def _gather(node: Any, view: ClusterView) -> _Snapshot:
             section.objects.append(_ObjectLine(oid, size, where, refs or ["UNKNOWN_STATUS"]))
         sections.append(section)
     processes = [(os.getpid(), "driver")]
-    for w in list(node.workers) + list(node._actor_workers.values()):
+    for w in list(node.pool.workers) + list(node.actor_workers.workers.values()):
         if w.alive:
             kind = f"actor {w.actor_id:x}" if w.actor_id else "pool"
             processes.append((w.pid, f"worker {w.worker_id} ({kind})"))
@@ -187,7 +188,7 @@ def _gather(node: Any, view: ClusterView) -> _Snapshot:
 
 def _roles(node: Any, view: ClusterView) -> dict[int, tuple[str, int]]:
     roles = {view.driver_addr: ("driver", os.getpid())}
-    for addr, w in node._owner_workers.items():
+    for addr, w in node.nested.owner_workers.items():
         roles[addr] = (f"worker {w.worker_id}", w.pid)
     return roles
 

@@ -1,4 +1,4 @@
-"""The nested-API mixin of the node: serve REQUESTs from code running in workers.
+"""The node's nested owners: one core Owner per worker, serving the REQUESTs of code running in workers.
 
 Each worker process gets its own core `Owner` (address ``WORKER_OWNER_BASE + worker_id``,
 owner index ``worker_id + 1``), created on its first request, so objects a task creates
@@ -10,19 +10,22 @@ deadlock the pool; ``WorkerUnblocked`` takes the CPU back when the reply goes ou
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from runtime.core.cluster import ControlPlane
 from runtime.core.ids import generator_item_task, task_of
 from runtime.core.messages import ObjectReady, WorkerBlocked, WorkerUnblocked
 from runtime.core.owner import FAILED, PENDING, Owner
 from runtime.core.task import ACTOR_METHOD, ERR_OBJECT_LOST, TASK, TaskSpec
 from runtime.real import protocol as p
+from runtime.real import requests as rq
 from runtime.real.addresses import NODE_ID, WORKER_OWNER_BASE
 from runtime.real.serialization import dumps
 from runtime.util.scheduling_strategies import strategy_of_raw
 
-__all__ = ["NestedMixin", "NestedWait"]
+__all__ = ["NestedOwners", "NestedWait"]
 
 _TOKEN = dumps(None, "actor token")
 """The value of an actor's token object (see `ActorMixin._actor_token`)."""
@@ -43,50 +46,141 @@ class NestedWait:
     done: bool = False
 
 
-class NestedMixin:
-    """Loop-thread handlers of worker REQUESTs."""
+class NestedOwners:
+    """One core `Owner` per worker process, and the REQUESTs workers send (loop thread only).
 
-    def _on_request(self, w: Any, msg: tuple, now: float) -> None:
+    The owners live in the node's address map (`components`) like the driver's; this part
+    answers each worker's API calls with that worker's owner, and holds the gets, waits
+    and replies pending for workers. What it needs is passed in: the core wiring and
+    components, the command list and a way to run it now (`execute`), the pool (replies,
+    blocked workers), the object table, an arena allocator, and the actors' class table
+    and token map; the other parts' request handlers are added to `request_ops`.
+    """
+
+    def __init__(
+        self,
+        *,
+        plane: ControlPlane,
+        components: dict[int, Any],
+        gcs: Any,
+        raylet: Any,
+        driver_owner: Owner,
+        out: list[Any],
+        execute: Callable[[float], None],
+        pool: Any,
+        objects: Any,
+        arena: Any,
+        inline_threshold: int,
+        allocate: Callable[[int, float], int],
+        register_function: Callable[[bytes], int],
+        runtime_info: Callable[[], dict[str, Any]],
+        worker_group: Callable[[Any], Any],
+        class_meta: dict[int, tuple[str, dict[str, int]]],
+        actor_tokens: dict[int, int],
+    ) -> None:
+        self.plane = plane
+        """The core wiring (`runtime.core.cluster`): it makes each worker's owner."""
+        self.components = components
+        """The node's address map: each worker's owner is registered there on first use."""
+        self.gcs = gcs
+        self.raylet = raylet
+        self.driver_owner = driver_owner
+        """The driver's owner: it borrows refs that workers pickle outside any value."""
+        self.out = out
+        self.execute = execute
+        self.pool = pool
+        self.objects = objects
+        self.arena = arena
+        self.inline_threshold = inline_threshold
+        self.allocate = allocate
+        self.register_function = register_function
+        self.runtime_info = runtime_info
+        self.worker_group = worker_group
+        self.class_meta = class_meta
+        """Actor class function id -> (class name, methods), shared with the actor API."""
+        self.actor_tokens = actor_tokens
+        """Token object id -> the actor its handles keep alive, shared with the actor API."""
+        self.owner_workers: dict[int, Any] = {}
+        """Owner address -> the worker whose owner it is."""
+        self.waits: dict[tuple[int, int], list[NestedWait]] = {}
+        """(owner address, oid) -> the workers' gets and waits for it."""
+        self.worker_waits: dict[tuple[int, int], NestedWait] = {}
+        """(worker id, request id) -> its pending get or wait (for ``unwait``)."""
+        self.request_ops: dict[str, Callable[[Any, int, Any, float], None]] = {
+            rq.REGISTER: self._req_register,
+            rq.SUBMIT: self._req_submit,
+            rq.PUT: self._req_put,
+            rq.GET: self._req_get,
+            rq.WAIT: self._req_wait,
+            rq.UNWAIT: self._req_unwait,
+            rq.RELEASE: self._req_release,
+            rq.BORROW: self._req_borrow,
+            rq.LEND: self._req_lend,
+            rq.UNPIN: self._req_unpin,
+            rq.CANCEL: self._req_cancel,
+            rq.CREATE_ACTOR: self._req_create_actor,
+            rq.CALL_ACTOR: self._req_call_actor,
+            rq.GET_ACTOR: self._req_get_actor,
+            rq.KILL_ACTOR: self._req_kill_actor,
+            rq.INFO: self._req_info,
+        }
+        """Worker REQUEST op -> handler (the ops and payloads: `runtime.real.requests`)."""
+
+    def on_request(self, w: Any, msg: tuple, now: float) -> None:
+        """REQUEST from a worker: run its op's handler (an exception is the reply)."""
         _, req_id, op, payload = msg
         try:
-            self._request_ops[op](w, req_id, payload, now)
+            self.request_ops[op](w, req_id, payload, now)
         except Exception as exc:  # answer with the error rather than crash the loop
             if req_id:
-                self._reply(w, req_id, False, exc)
+                self.reply(w, req_id, False, exc)
 
-    def _reply(self, w: Any, req_id: int, ok: bool, value: Any) -> None:
+    def reply(self, w: Any, req_id: int, ok: bool, value: Any) -> None:
+        """Queue the REPLY to request `req_id` of worker `w` (dropped if it died)."""
         if w.alive:
             w.outbox.append(p.reply(req_id, ok, value))
-            self._dirty.append(w)
+            self.pool.dirty.append(w)
 
-    def _owner_of(self, w: Any) -> Owner:
+    def owner_of(self, w: Any) -> Owner:
+        """Worker `w`'s core Owner, made and registered in the address map on first use."""
         owner = w.owner
         if owner is None:
             addr = WORKER_OWNER_BASE + w.worker_id
             owner = self.plane.new_owner(addr, NODE_ID, w.worker_id + 1)
             self.components[addr] = owner
             w.owner = owner
-            self._owner_workers[addr] = w
+            self.owner_workers[addr] = w
         return owner
 
     # -- requests --------------------------------------------------------------------------
 
     def _req_register(self, w: Any, req_id: int, pickled: bytes, now: float) -> None:
-        self._reply(w, req_id, True, self.register_function(pickled))
+        self.reply(w, req_id, True, self.register_function(pickled))
 
     def _req_submit(self, w: Any, req_id: int, payload: tuple, now: float) -> None:
-        fn_id, args, refs, held, resources, n, max_retries, retry_exceptions, name, raw, env = (
-            payload
-        )
+        (
+            fn_id,
+            args,
+            refs,
+            held,
+            resources,
+            n,
+            max_retries,
+            retry_exceptions,
+            name,
+            raw,
+            env,
+            mode,
+        ) = payload  # the layout of `requests.SUBMIT`
         try:
-            strategy = strategy_of_raw(raw, resources, name, self._worker_group(w))
+            strategy = strategy_of_raw(raw, resources, name, self.worker_group(w))
         except (ValueError, TypeError) as exc:
-            self._reply(w, req_id, False, exc)
+            self.reply(w, req_id, False, exc)
             return
         self._submit_for(
             w,
             req_id,
-            self._owner_of(w),
+            self.owner_of(w),
             now,
             function=fn_id,
             args=args,
@@ -99,12 +193,13 @@ class NestedMixin:
             held_refs=held,
             strategy=strategy,
             runtime_env=env,
+            generator=mode,
         )
 
     def _req_call_actor(self, w: Any, req_id: int, payload: tuple, now: float) -> None:
-        actor_id, method, args, refs, held, n, name, max_retries, retry_exceptions = payload
-        owner = self._owner_of(w)
-        owner.attach_actor(actor_id, self._out)
+        actor_id, method, args, refs, held, n, name, max_retries, retry_exceptions, mode = payload
+        owner = self.owner_of(w)
+        owner.attach_actor(actor_id, self.out)
         self._submit_for(
             w,
             req_id,
@@ -121,12 +216,13 @@ class NestedMixin:
             held_refs=held,
             kind=ACTOR_METHOD,
             actor_id=actor_id,
+            generator=mode,
         )
 
     def _submit_for(self, w: Any, req_id: int, owner: Any, now: float, **fields: Any) -> None:
         """Submit a task of worker `w`'s `owner` built from `fields`; reply with its return ids."""
         spec = TaskSpec(task_id=owner.new_task_id(), owner=owner.addr, owner_node=NODE_ID, **fields)
-        self._reply(w, req_id, True, list(owner.submit(spec, now, self._out)))
+        self.reply(w, req_id, True, list(owner.submit(spec, now, self.out)))
 
     def _req_create_actor(self, w: Any, req_id: int, payload: tuple, now: float) -> None:
         (
@@ -134,12 +230,12 @@ class NestedMixin:
             max_concurrency, retry_options, raw, env,
         ) = payload  # fmt: skip
         try:
-            strategy = strategy_of_raw(raw, demand, class_name, self._worker_group(w))
+            strategy = strategy_of_raw(raw, demand, class_name, self.worker_group(w))
         except (ValueError, TypeError) as exc:
-            self._reply(w, req_id, False, exc)
+            self.reply(w, req_id, False, exc)
             return
-        owner = self._owner_of(w)
-        self._class_meta[fn_id] = (class_name, methods)
+        owner = self.owner_of(w)
+        self.class_meta[fn_id] = (class_name, methods)
         spec = TaskSpec(
             task_id=owner.new_task_id(),
             owner=owner.addr,
@@ -156,53 +252,53 @@ class NestedMixin:
             actor_options=retry_options,
             strategy=strategy,
         )
-        actor_id = owner.create_actor(spec, name, restarts, if_exists, now, self._out)
+        actor_id = owner.create_actor(spec, name, restarts, if_exists, now, self.out)
         token = 0
         if gc and actor_id == spec.task_id:  # its handles carry a ref to a token it dies with
-            token = owner.put(len(_TOKEN), _TOKEN, False, now, self._out)
+            token = owner.put(len(_TOKEN), _TOKEN, False, now, self.out)
             owner.watch_free(token)
-            self._actor_tokens[token] = actor_id
-        self._reply(w, req_id, True, (actor_id, token, retry_options))
+            self.actor_tokens[token] = actor_id
+        self.reply(w, req_id, True, (actor_id, token, retry_options))
 
     def _req_get_actor(self, w: Any, req_id: int, name: str, now: float) -> None:
         gcs = self.gcs
         actor_id = gcs.actor_named(name)
         rec = gcs.actor_record(actor_id)
         if rec is None or rec.state == "DEAD":
-            self._reply(w, req_id, False, ValueError(f"Failed to look up actor named '{name}'"))
+            self.reply(w, req_id, False, ValueError(f"Failed to look up actor named '{name}'"))
             return
-        class_name, methods = self._class_meta.get(rec.spec.function, ("Actor", {}))
-        self._reply(w, req_id, True, (actor_id, class_name, methods, rec.spec.actor_options))
+        class_name, methods = self.class_meta.get(rec.spec.function, ("Actor", {}))
+        self.reply(w, req_id, True, (actor_id, class_name, methods, rec.spec.actor_options))
 
     def _req_kill_actor(self, w: Any, req_id: int, payload: tuple, now: float) -> None:
-        self._owner_of(w).kill_actor(payload[0], payload[1], self._out)
-        self._reply(w, req_id, True, None)
+        self.owner_of(w).kill_actor(payload[0], payload[1], self.out)
+        self.reply(w, req_id, True, None)
 
     def _req_put(self, w: Any, req_id: int, payload: tuple, now: float) -> None:
         data, nested = payload
-        owner = self._owner_of(w)
+        owner = self.owner_of(w)
         size = len(data)
         oid = owner.new_put_id()
         if size < self.inline_threshold:
-            owner.put(size, data, False, now, self._out, oid=oid)
+            owner.put(size, data, False, now, self.out, oid=oid)
         else:
-            offset = self._allocate_loop(size, now)
+            offset = self.allocate(size, now)
             self.arena.writable_view(offset, size)[:] = data
-            with self._lock:
-                self.arena_objects[oid] = (offset, size)
-            owner.put(size, None, True, now, self._out, oid=oid)
+            with self.objects.lock:
+                self.objects.arena_objects[oid] = (offset, size)
+            owner.put(size, None, True, now, self.out, oid=oid)
         for inner, inner_owner in nested:  # refs inside the value live as long as it does
-            owner.contain(oid, inner, inner_owner, now, self._out)
+            owner.contain(oid, inner, inner_owner, now, self.out)
         if nested:
-            self._execute(now)
-        self._reply(w, req_id, True, oid)
+            self.execute(now)
+        self.reply(w, req_id, True, oid)
 
     def _req_borrow(self, w: Any, req_id: int, items: list[tuple[int, int]], now: float) -> None:
         """The worker unpickled refs: its owner borrows them from their owners."""
-        owner = self._owner_of(w)
+        owner = self.owner_of(w)
         for oid, owner_addr in items:
-            owner.borrow(oid, owner_addr, now, self._out)
-        self._execute(now)  # the subscriptions land before any later release
+            owner.borrow(oid, owner_addr, now, self.out)
+        self.execute(now)  # the subscriptions land before any later release
 
     def _req_lend(self, w: Any, req_id: int, items: list[tuple[int, int, int]], now: float) -> None:
         """The worker pickled refs into a value it sends out, so they outlive its handles.
@@ -222,18 +318,18 @@ class NestedMixin:
                 and spec.task_id in (task_of(container), generator_item_task(container))
             ):
                 owner = self.components[spec.owner]
-                owner.contain(container, oid, owner_addr, now, self._out)
+                owner.contain(container, oid, owner_addr, now, self.out)
             else:
-                self.owner.borrow(oid, owner_addr, now, self._out)
-        self._execute(now)
+                self.driver_owner.borrow(oid, owner_addr, now, self.out)
+        self.execute(now)
 
     def _req_release(self, w: Any, req_id: int, oids: list[int], now: float) -> None:
-        owner = self._owner_of(w)
+        owner = self.owner_of(w)
         for oid in oids:
-            owner.remove_ref(oid, now, self._out)
+            owner.remove_ref(oid, now, self.out)
 
     def _req_unpin(self, w: Any, req_id: int, offsets: list[int], now: float) -> None:
-        self._unpins.extend(offsets)  # values from a nested get no longer alias these ranges
+        self.objects.unpins.extend(offsets)  # values from a nested get no longer alias these ranges
 
     def drop_worker_refs(self, w: Any, now: float) -> None:
         """A worker died: every reference its code held is gone (its objects may be freed)."""
@@ -243,13 +339,13 @@ class NestedMixin:
         for oid in list(owner.object_table()):
             obj = owner.object_entry(oid)
             while obj is not None and obj.refs > 0:
-                owner.remove_ref(oid, now, self._out)
+                owner.remove_ref(oid, now, self.out)
                 obj = owner.object_entry(oid)
 
     def _req_cancel(self, w: Any, req_id: int, payload: tuple, now: float) -> None:
         oid, force = payload
-        self._owner_of(w).cancel(oid, force, now, self._out)
-        self._reply(w, req_id, True, None)
+        self.owner_of(w).cancel(oid, force, now, self.out)
+        self.reply(w, req_id, True, None)
 
     def _req_get(self, w: Any, req_id: int, oids: list[int], now: float) -> None:
         self._wait_for(w, req_id, oids, -1, now)
@@ -259,18 +355,18 @@ class NestedMixin:
         self._wait_for(w, req_id, oids, num_returns, now)
 
     def _req_unwait(self, w: Any, req_id: int, timed_out: int, now: float) -> None:
-        rec = self._worker_waits.pop((w.worker_id, timed_out), None)
+        rec = self.worker_waits.pop((w.worker_id, timed_out), None)
         if rec is not None and not rec.done:
             rec.done = True
             self._unblock(rec, now)
 
     def _req_info(self, w: Any, req_id: int, payload: Any, now: float) -> None:
-        self._reply(w, req_id, True, self.runtime_info())
+        self.reply(w, req_id, True, self.runtime_info())
 
     # -- waiting ---------------------------------------------------------------------------
 
     def _wait_for(self, w: Any, req_id: int, oids: list[int], num_returns: int, now: float) -> None:
-        owner = self._owner_of(w)
+        owner = self.owner_of(w)
         objects = owner.object_table()
         pending = [oid for oid in oids if oid in objects and objects[oid].state == PENDING]
         ready = len(oids) - len(pending)
@@ -279,41 +375,39 @@ class NestedMixin:
         if need == 0:
             self._answer(rec)
             return
-        waits = self._nested_waits
+        waits = self.waits
         for oid in pending:
             waits.setdefault((owner.addr, oid), []).append(rec)
-        self._worker_waits[(w.worker_id, req_id)] = rec
+        self.worker_waits[(w.worker_id, req_id)] = rec
         spec = w.spec
         if spec is not None and spec.kind == TASK:
             rec.task_id = spec.task_id
-            self.raylet.handle(WorkerBlocked(spec.task_id), now, self._out)
-            if w.queue:  # prefetched tasks must not wait behind a blocked one
-                self._revoke(w, [s.task_id for s in w.queue], "blocked")
-            if not self._idle and not self._stopping:
-                self._spawn_worker()  # the pool grows so that the awaited tasks can run
+            self.raylet.handle(WorkerBlocked(spec.task_id), now, self.out)
+            self.pool.block(w)
 
-    def _nested_ready(self, cmd: ObjectReady, now: float) -> None:
-        recs = self._nested_waits.pop((cmd.owner, cmd.oid), None)
+    def ready(self, cmd: ObjectReady, now: float) -> None:
+        """``ObjectReady`` for a worker's owner: answer the gets and waits it completes."""
+        recs = self.waits.pop((cmd.owner, cmd.oid), None)
         for rec in recs or ():
             if rec.done:
                 continue
             rec.need -= 1
             if rec.need <= 0:
-                self._worker_waits.pop((rec.w.worker_id, rec.req_id), None)
+                self.worker_waits.pop((rec.w.worker_id, rec.req_id), None)
                 self._unblock(rec, now)
                 self._answer(rec)
 
     def _unblock(self, rec: NestedWait, now: float) -> None:
         if rec.task_id:
-            self.raylet.handle(WorkerUnblocked(rec.task_id), now, self._out)
+            self.raylet.handle(WorkerUnblocked(rec.task_id), now, self.out)
             rec.task_id = 0
 
     def _answer(self, rec: NestedWait) -> None:
         rec.done = True
-        objects = self._owner_of(rec.w).objects
+        objects = self.owner_of(rec.w).objects
         if rec.num_returns >= 0:
             ready = [o for o in rec.oids if o in objects and objects[o].state != PENDING]
-            self._reply(rec.w, rec.req_id, True, ready[: rec.num_returns])
+            self.reply(rec.w, rec.req_id, True, ready[: rec.num_returns])
             return
         items: list[tuple] = []
         for oid in rec.oids:
@@ -323,17 +417,21 @@ class NestedMixin:
             elif obj.state == FAILED:
                 items.append((False, obj.error_kind, obj.error))
             elif obj.stored:
-                with self._lock:
-                    loc = self.arena_objects.get(oid)
+                with self.objects.lock:
+                    loc = self.objects.arena_objects.get(oid)
                     if loc is None:  # spilled: send the bytes read from disk
-                        items.append((True, (p.VALUE_INLINE, self._spilled_bytes_locked(oid))))
+                        items.append(
+                            (True, (p.VALUE_INLINE, self.objects.spilled_bytes_locked(oid)))
+                        )
                         continue
                     offset, size = loc
-                    self._pins[offset] = self._pins.get(offset, 0) + 1  # until "unpin"
+                    self.objects.pins[offset] = (
+                        self.objects.pins.get(offset, 0) + 1
+                    )  # until "unpin"
                 items.append((True, (p.VALUE_ARENA, offset, size)))
             else:
                 items.append((True, (p.VALUE_INLINE, obj.payload)))
-        self._reply(rec.w, rec.req_id, True, items)
+        self.reply(rec.w, rec.req_id, True, items)
 
 
 def _sent_call(w: Any, task_id: int) -> TaskSpec | None:

@@ -14,11 +14,17 @@ coalesced wakeup write; the loop drains the deque in FIFO order (so a reference 
 never seen before the submission that created it). Results are read on the user thread
 straight from the object table (guarded by one lock) and the shared-memory arena.
 
-The node is assembled from mixins, one job per module: `client` (program-thread API),
-`actors` (actor API and their dedicated workers), `introspect` (cancel, resources,
-timeline), `nested` (API calls from code running in workers, one core Owner per worker),
-`effects` (what each core command does) and `pool` (worker processes). This module holds
-construction, the event loop and shutdown.
+The node is being assembled from parts that own their state, each given the other parts
+it uses explicitly: `objects.ObjectTable` (entries, arena ranges, pins, spill file, under
+its lock), `pool.WorkerPool` (worker processes, zygote, idle list, backlog, prefetch
+offers), `actor_workers.ActorWorkers` (each actor's dedicated worker) and
+`nested.NestedOwners` (one core Owner per worker, the workers' REQUESTs) and
+`groups.PlacementGroups` and `streams.Streams` (placement groups and generator tasks,
+loop-thread side). The rest are still mixins, one job per module: `client` (program-thread
+API), `actors` (the actor API), `introspect` (cancel, resources,
+timeline), `effects` (what each core command does), `groups` and `streams` (the placement-group and
+generator API) and `loop`. This module
+holds construction and shutdown.
 """
 
 from __future__ import annotations
@@ -51,29 +57,30 @@ from runtime.core.messages import (
     Transfer,
 )
 from runtime.core.task import (
-    ACTOR_CREATION,
-    ACTOR_METHOD,
     TaskSpec,
 )
 from runtime.real import protocol as p
+from runtime.real import requests as rq
+from runtime.real.actor_workers import ActorWorkers
 from runtime.real.actors import ActorInfo, ActorMixin
 from runtime.real.addresses import HOST_ADDR, NODE_ID, OWNER_ADDR
 from runtime.real.arena import Arena
 from runtime.real.claims import Claims
 from runtime.real.client import ClientMixin
 from runtime.real.effects import EffectsMixin, HostTimers
-from runtime.real.futures import ERR_SHUTDOWN, FAILED, PENDING, READY, Future, ObjectEntry
-from runtime.real.groups import PlacementGroupMixin
+from runtime.real.futures import ERR_SHUTDOWN, FAILED, PENDING, READY, Future
+from runtime.real.groups import PlacementGroupMixin, PlacementGroups
 from runtime.real.introspect import IntrospectMixin
 from runtime.real.loop import LoopMixin
 from runtime.real.memory import MemoryServer
-from runtime.real.nested import NestedMixin, NestedWait
-from runtime.real.pool import PoolMixin, WorkerHandle
+from runtime.real.nested import NestedOwners
+from runtime.real.objects import ObjectTable
+from runtime.real.pool import WorkerHandle, WorkerPool
 from runtime.real.serialization import (
     INLINE_THRESHOLD,
 )
 from runtime.real.spill import SpillFile
-from runtime.real.streams import StreamMixin
+from runtime.real.streams import StreamMixin, Streams
 from runtime.real.worker import CANCEL_SLOTS
 from runtime.real.zygote import start_zygote
 
@@ -91,13 +98,14 @@ class Node(
     ClientMixin,
     ActorMixin,
     IntrospectMixin,
-    NestedMixin,
     EffectsMixin,
-    PoolMixin,
     PlacementGroupMixin,
     StreamMixin,
 ):
     """The driver-side host of one node: core components, workers, arena and event loop."""
+
+    in_worker = False
+    """The driver's node (`runtime._session.NodeLike`), not a worker's client."""
 
     def __init__(
         self,
@@ -140,28 +148,14 @@ class Node(
             **self.plane.components(),
             HOST_ADDR: HostTimers(self),
         }
-        # state shared with user threads (guarded by _lock) --------------------------------
-        self._lock = threading.Lock()
+        # state shared with user threads ---------------------------------------------------
+        self.objects = ObjectTable(self.arena, SpillFile(spill_dir))
+        """The object table (`runtime.real.objects.ObjectTable`): entries, ranges, pins, spills."""
         self._ids_lock = threading.Lock()
-        self.table: dict[int, ObjectEntry] = {}
-        self.arena_objects: dict[int, tuple[int, int]] = {}
-        self.spilled: dict[int, tuple[int, int]] = {}
-        """Objects on disk: oid -> (offset in the spill file, size)."""
-        self.spill = SpillFile(spill_dir)
-        self._arg_pins: dict[int, list[int]] = {}
-        self._revoking: dict[int, str] = {}
-        """Prefetched tasks asked back from their worker: task id -> "cancel" or "blocked"."""
-        """Arena ranges handed to a running task as arguments (kept until it ends)."""
-        self._pins: dict[int, int] = {}
-        self._doomed: set[int] = set()
-        self._extra_refs: dict[int, int] = {}
         self._actor_tokens: dict[int, int] = {}
         """Token object id -> the actor its handles keep alive (see `_actor_token`)."""
-        """Live driver handles per collectable actor (not named, detached or escaped)."""
-        """Objects with more than one live ObjectRef instance (refs unpickled from values)."""
         self._ops: deque[tuple[Callable[[Any, float], None], Any]] = deque()
-        self._unpins: deque[int] = deque()
-        self._functions: dict[int, bytes] = {}
+        """Operations queued by program threads, run in order by the next step."""
         self._fn_ids = itertools.count(1)
         self._wake_pending = False
         self._stopping = False
@@ -170,12 +164,6 @@ class Node(
         self._out: list[Any] = []
         self._timers: list[tuple[float, int, int, str]] = []
         self._timer_seq = itertools.count()
-        self._tickets = itertools.count(1)
-        """Claim tickets for prefetched tasks (`runtime.real.claims`): one per offer."""
-        self._task_allocs: dict[int, list[int]] = {}
-        self._backlog: deque[TaskSpec] = deque()
-        self._idle: list[WorkerHandle] = []
-        self._dirty: list[WorkerHandle] = []
         self._t0 = time.monotonic()
         self.loop_error: BaseException | None = None
         self._effects: dict[type, Callable[[Any, float], None]] = {
@@ -188,78 +176,84 @@ class Node(
             Trace: self._effect_trace,
             Transfer: self._effect_transfer,
             ActorStateChanged: self._effect_actor_state,
-            KillWorker: self._effect_kill_worker,
             CancelRunning: self._effect_cancel_running,
             Spill: self._effect_spill,
             Restore: self._effect_restore,
         }
-        self._worker_handlers: dict[int, Callable[[WorkerHandle, tuple, float], None]] = {
-            p.TASK_RESULT: self._on_task_result,
-            p.ALLOC_REQUEST: self._on_alloc_request,
-            p.REQUEST: self._on_request,
-            p.REVOKED: self._on_revoked,
-        }
+        self._worker_handlers: dict[int, Callable[[WorkerHandle, tuple, float], None]] = {}
+        """Worker message type -> handler (the pool, the nested owners and the streams add theirs)."""
         # workers: all forked by the zygote, a fresh interpreter (see runtime.real.zygote) ---
-        self.workers: list[WorkerHandle] = []
-        self.pool_size = num_workers or max(1, int(num_cpus))
-        """Task-pool workers started at init (they join as the zygote forks them)."""
         try:
             zygote = start_zygote(self.arena, inline_threshold)
         except BaseException:
             self.arena.close()
             raise
-        self._zygote_proc = zygote
-        self._zygote_pid, self._zygote = zygote.pid, zygote.sock
-        self._spawning = 0
         # actors ------------------------------------------------------------------------------
         self.actor_infos: dict[int, ActorInfo] = {}
         self._lookups: dict[int, list[Any]] = {}
         self._request_ids = itertools.count(1)
         self._class_meta: dict[int, tuple[str, dict[str, int]]] = {}
         self._actor_implicit: list[int] = []
-        self._actor_workers: dict[int, WorkerHandle] = {}
-        self._actor_spawns: dict[int, TaskSpec] = {}
-        self._killed_early: set[int] = set()
-        self.spans: deque[tuple] = deque(maxlen=200_000)
-        """Finished task executions for `timeline()`: (name, kind, worker, pid, start, end, status)."""
-        # nested API calls from workers --------------------------------------------------------
-        self._owner_workers: dict[int, WorkerHandle] = {}
-        self._nested_waits: dict[tuple[int, int], list[NestedWait]] = {}
-        self._worker_waits: dict[tuple[int, int], NestedWait] = {}
-        self._request_ops: dict[str, Callable[[WorkerHandle, int, Any, float], None]] = {
-            "register": self._req_register,
-            "submit": self._req_submit,
-            "put": self._req_put,
-            "get": self._req_get,
-            "wait": self._req_wait,
-            "unwait": self._req_unwait,
-            "release": self._req_release,
-            "borrow": self._req_borrow,
-            "lend": self._req_lend,
-            "unpin": self._req_unpin,
-            "cancel": self._req_cancel,
-            "create_actor": self._req_create_actor,
-            "call_actor": self._req_call_actor,
-            "get_actor": self._req_get_actor,
-            "kill_actor": self._req_kill_actor,
-            "info": self._req_info,
-            "assigned": self._req_assigned,
-        }
-        self._request_ops.update(self._pg_request_ops())
-        self._init_streams()
-        self._actor_dispatchers: dict[int, Callable[[TaskSpec, float], None]] = {
-            ACTOR_CREATION: self._dispatch_actor_creation,
-            ACTOR_METHOD: self._dispatch_actor_call,
-        }
-        self._next_worker_id = 0
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
         self._sel = selectors.EpollSelector()  # worker I/O; the loop sleeps on its fd
-        self._zygote.setblocking(False)
-        self._sel.register(self._zygote, selectors.EVENT_READ, (self._on_zygote_reply, None))
-        for _ in range(self.pool_size):
-            self._spawn_worker()  # they join the pool as the zygote's replies arrive
+        self.pool = WorkerPool(
+            num_workers or max(1, int(num_cpus)),
+            zygote,
+            raylet=self.raylet,
+            out=self._out,
+            claims=self.claims,
+            arena=self.arena,
+            objects=self.objects,
+            allocate=self._allocate_loop,
+            selector=self._sel,
+            unregister_io=self._unregister_io,
+            handlers=self._worker_handlers,
+        )
+        """The worker processes (`runtime.real.pool.WorkerPool`)."""
+        self.groups = PlacementGroups(self.gcs, self.raylet, self._out, self._execute)
+        """Placement groups, loop-thread side (`runtime.real.groups.PlacementGroups`)."""
+        self.nested = NestedOwners(
+            plane=self.plane,
+            components=self.components,
+            gcs=self.gcs,
+            raylet=self.raylet,
+            driver_owner=self.owner,
+            out=self._out,
+            execute=self._execute,
+            pool=self.pool,
+            objects=self.objects,
+            arena=self.arena,
+            inline_threshold=inline_threshold,
+            allocate=self._allocate_loop,
+            register_function=self.register_function,
+            runtime_info=self.runtime_info,
+            worker_group=self.groups.worker_group,
+            class_meta=self._class_meta,
+            actor_tokens=self._actor_tokens,
+        )
+        """One core Owner per worker, and the workers' REQUESTs (`runtime.real.nested`)."""
+        self._worker_handlers[p.REQUEST] = self.nested.on_request
+        self.groups.serve(self.nested)
+        self.nested.request_ops[rq.ASSIGNED] = self._req_assigned
+        self.streams = Streams(
+            objects=self.objects,
+            arena=self.arena,
+            raylet=self.raylet,
+            out=self._out,
+            pool=self.pool,
+            nested=self.nested,
+            components=self.components,
+        )
+        """Generator tasks, loop-thread side (`runtime.real.streams.Streams`)."""
+        self.streams.plug(self._effects, self._worker_handlers)
+        self.pool.connect_owners(self.nested.drop_worker_refs)
+        self.actor_workers = ActorWorkers(self.pool, self.raylet, self._out)
+        """Each actor's dedicated worker (`runtime.real.actor_workers.ActorWorkers`)."""
+        self._effects[KillWorker] = self.actor_workers.kill
+        self._actor_dispatchers = self.actor_workers.dispatchers
+        self.pool.start()  # the workers join the pool as the zygote's replies arrive
         out = self._out
         self.gs.start(0.0, out)
         self.raylet.start(0.0, out)
@@ -297,15 +291,15 @@ class Node(
             owner.contain(oid, inner, OWNER_ADDR, now, self._out)
 
     def _op_release(self, oid: int, now: float) -> None:
-        with self._lock:
-            extra = self._extra_refs.get(oid)
+        with self.objects.lock:
+            extra = self.objects.extra_refs.get(oid)
             if extra:  # another handle of this object is still alive
                 if extra == 1:
-                    del self._extra_refs[oid]
+                    del self.objects.extra_refs[oid]
                 else:
-                    self._extra_refs[oid] = extra - 1
+                    self.objects.extra_refs[oid] = extra - 1
             else:
-                self.table.pop(oid, None)
+                self.objects.entries.pop(oid, None)
         self.owner.remove_ref(oid, now, self._out)
 
     def _op_borrow(self, item: tuple[int, int], now: float) -> None:
@@ -314,8 +308,8 @@ class Node(
         obj = self.owner.object_entry(oid)
         if obj is None or obj.state == PENDING:
             return  # ObjectReady will resolve the table entry
-        with self._lock:  # known already (e.g. lent by a worker): resolve the entry now
-            e = self.table.get(oid)
+        with self.objects.lock:  # known already (e.g. lent by a worker): resolve the entry now
+            e = self.objects.entries.get(oid)
             if e is None or e.state != PENDING:
                 return
             if obj.state == READY:
@@ -327,7 +321,7 @@ class Node(
                 fut.hit()
 
     def _op_stop(self, _: Any, now: float) -> None:
-        self._stopping = True
+        self._stopping = self.pool.stopping = True
 
     # =====================================================================================
     # shutdown
@@ -345,25 +339,16 @@ class Node(
         held = self._core_lock.acquire(True, 10)  # a thread driving the loop lets go of it
         try:
             self.closed = True
-            self._teardown_workers()
-            self._fail_all_pending(ERR_SHUTDOWN, "the node was shut down")
-            self._end_all_streams(ERR_SHUTDOWN)
+            self.pool.teardown()
+            self.objects.fail_all_pending(ERR_SHUTDOWN, "the node was shut down")
+            self.streams.end_all(ERR_SHUTDOWN)
             self._sel.close()
             self._close_loop()
             self._wake_r.close()
             self._wake_w.close()
             self.arena.close()
-            self.spill.close()
+            self.objects.spill.close()
         finally:
             if held:
                 self._core_lock.release()
         self._close_loop_after()
-
-    def _fail_all_pending(self, kind: str, detail: str) -> None:
-        with self._lock:
-            for e in self.table.values():
-                if e.state == PENDING:
-                    e.state, e.error_kind, e.error = FAILED, kind, detail
-                    waiters, e.waiters = e.waiters, None
-                    for fut in waiters or ():
-                        fut.hit()

@@ -1,4 +1,4 @@
-"""The generator mixin of the node: items from workers, the streams program threads and workers read.
+"""Generator tasks on the node: items from workers, the streams program threads and workers read.
 
 A worker sends each item of a generator task as it is yielded (GENERATOR_ITEM); the host
 hands it to the raylet as ``GeneratorYielded`` and the core routes it to the task's owner,
@@ -22,15 +22,17 @@ from runtime.core.messages import (
     WorkerUnblocked,
 )
 from runtime.core.owner import FAILED as OWNER_FAILED
-from runtime.core.task import ACTOR_METHOD, ERR_APPLICATION, GEN_STREAMING, TASK, TaskSpec
+from runtime.core.task import ERR_APPLICATION, GEN_STREAMING, TASK, TaskSpec
 from runtime.exceptions import RayError
 from runtime.generators import ObjectRefGenerator
 from runtime.object_ref import ObjectRef
 from runtime.real import protocol as p
+from runtime.real import requests as rq
 from runtime.real.addresses import OWNER_ADDR, WORKER_OWNER_BASE
 from runtime.real.futures import FAILED, PENDING, READY, Future, ObjectEntry
+from runtime.real.objects import ObjectTable
 
-__all__ = ["HostStream", "StreamMixin", "owner_addr_of_task"]
+__all__ = ["HostStream", "StreamMixin", "Streams", "owner_addr_of_task"]
 
 
 def owner_addr_of_task(task_id: int) -> int:
@@ -64,18 +66,7 @@ class StreamWait:
 
 
 class StreamMixin:
-    """Generator tasks on the single-node host (program threads, loop thread, worker requests)."""
-
-    def _init_streams(self) -> None:
-        """Create the stream tables and plug the handlers in (called once by the node)."""
-        self.streams: dict[int, HostStream] = {}
-        self._stream_waits: dict[tuple[int, int], list[StreamWait]] = {}
-        self._effects[ItemReady] = self._effect_item_ready
-        self._effects[StreamEnded] = self._effect_stream_ended
-        self._worker_handlers[p.GENERATOR_ITEM] = self._on_generator_item
-        self._request_ops["submit_generator"] = self._req_submit_generator
-        self._request_ops["stream_next"] = self._req_stream_next
-        self._request_ops["stream_drop"] = self._req_stream_drop
+    """The program-thread API of generator tasks (the loop-thread side: `Streams`)."""
 
     # -- program threads -------------------------------------------------------------------
 
@@ -83,8 +74,8 @@ class StreamMixin:
         """Submit a generator task: an `ObjectRefGenerator` (streaming) or return 1's ref."""
         if spec.generator != GEN_STREAMING:
             return self._submit_spec(spec, implicit)
-        with self._lock:
-            self.streams[spec.task_id] = HostStream()  # before any item can arrive
+        with self.objects.lock:
+            self.streams.table[spec.task_id] = HostStream()  # before any item can arrive
         return ObjectRefGenerator(self._submit_spec(spec, implicit), self)
 
     def stream_next(self, gen: ObjectRefGenerator, timeout: float | None) -> ObjectRef | None:
@@ -94,8 +85,8 @@ class StreamMixin:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             fut = None
-            with self._lock:
-                s = self.streams.get(tid)
+            with self.objects.lock:
+                s = self.streams.table.get(tid)
                 if s is None:
                     raise RayError(f"{gen!r} is not known to this session")
                 index = gen._index
@@ -112,7 +103,7 @@ class StreamMixin:
                 raise StopIteration
             left = None if deadline is None else deadline - time.monotonic()
             if not self._wait_future(fut, left):
-                with self._lock:
+                with self.objects.lock:
                     if fut in s.waiters:
                         s.waiters.remove(fut)
                 if fut.needed > 0:
@@ -120,12 +111,12 @@ class StreamMixin:
 
     def stream_ready(self, gen: ObjectRefGenerator) -> bool:
         """Would ``next(gen)`` return (or stop) without waiting?"""
-        s = self.streams.get(gen._task_id())
+        s = self.streams.table.get(gen._task_id())
         return s is not None and (s.count > gen._index or s.ended)
 
     def stream_finished(self, gen: ObjectRefGenerator) -> bool:
         """Would ``next(gen)`` raise ``StopIteration``?"""
-        s = self.streams.get(gen._task_id())
+        s = self.streams.table.get(gen._task_id())
         if s is None or s.count > gen._index or not s.ended:
             return False
         return s.error_kind is None or gen._raised
@@ -137,11 +128,11 @@ class StreamMixin:
 
     def _op_drop_stream(self, item: tuple[int, int], now: float) -> None:
         tid, consumed = item
-        with self._lock:
-            s = self.streams.pop(tid, None)
+        with self.objects.lock:
+            s = self.streams.table.pop(tid, None)
             if s is not None:
                 for index in range(consumed, s.count):
-                    self.table.pop(generator_item_id(tid, index), None)
+                    self.objects.entries.pop(generator_item_id(tid, index), None)
         self.owner.drop_stream(tid, consumed, now, self._out)
 
     def adopt_stream_items(self, task_id: int, count: int) -> list[ObjectRef]:
@@ -160,11 +151,11 @@ class StreamMixin:
         refs = [x for x in items if not isinstance(x, ObjectRefGenerator)]
         entries = dict(zip(map(id, refs), self._entries(refs)))
         for g in gens:
-            if g._node is not self or g._task_id() not in self.streams:
+            if g._node is not self or g._task_id() not in self.streams.table:
                 raise RayError(f"{g!r} is not known to this session")
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            with self._lock:
+            with self.objects.lock:
                 flags = [
                     self.stream_ready(x)
                     if isinstance(x, ObjectRefGenerator)
@@ -180,7 +171,7 @@ class StreamMixin:
                         if e.waiters is None:
                             e.waiters = []
                         e.waiters.append(fut)
-                    streams = [self.streams[g._task_id()] for g in gens]
+                    streams = [self.streams.table[g._task_id()] for g in gens]
                     for s in streams:
                         s.waiters.append(fut)
             if fut is None:
@@ -190,15 +181,54 @@ class StreamMixin:
                     (ready if flag and len(ready) < num_returns else rest).append(x)
                 return ready, rest
             self._wait_future(fut, left)
-            with self._lock:
+            with self.objects.lock:
                 self._unregister(fut, waiting)
                 for s in streams:
                     while fut in s.waiters:
                         s.waiters.remove(fut)
 
+
+class Streams:
+    """The loop-thread side of generator tasks: items from workers, the owners' answers,
+    workers blocked in ``next()``. Owns the driver's stream table (`table`, under the object
+    table's lock), which the program-thread API (`StreamMixin`) reads."""
+
+    def __init__(
+        self,
+        *,
+        objects: ObjectTable,
+        arena: Any,
+        raylet: Any,
+        out: list[Any],
+        pool: Any,
+        nested: Any,
+        components: dict[int, Any],
+    ) -> None:
+        self.table: dict[int, HostStream] = {}
+        """The driver's streaming tasks by task id (guarded by ``objects.lock``)."""
+        self.waits: dict[tuple[int, int], list[StreamWait]] = {}
+        """(owner address, task id) -> the workers blocked in ``next()`` of that generator."""
+        self.objects = objects
+        self.arena = arena
+        self.raylet = raylet
+        self.out = out
+        self.pool = pool
+        self.nested = nested
+        self.components = components
+        """The node's address map (a worker's owner answers for its streams)."""
+
+    def plug(self, effects: dict[type, Any], handlers: dict[int, Any]) -> None:
+        """Register this part's command effects, worker message and worker requests."""
+        effects[ItemReady] = self.item_ready
+        effects[StreamEnded] = self.stream_ended
+        handlers[p.GENERATOR_ITEM] = self.on_generator_item
+        self.nested.request_ops[rq.STREAM_NEXT] = self._req_stream_next
+        self.nested.request_ops[rq.STREAM_DROP] = self._req_stream_drop
+
     # -- loop thread: items from workers, the owner's answers ------------------------------
 
-    def _on_generator_item(self, w: Any, msg: tuple, now: float) -> None:
+    def on_generator_item(self, w: Any, msg: tuple, now: float) -> None:
+        """GENERATOR_ITEM from a worker: record a stored item's range, hand the item to the raylet."""
         _, task_id, index, ok, value = msg
         if not ok:
             event = GeneratorYielded(task_id, index, error_kind=ERR_APPLICATION, error=value)
@@ -206,42 +236,44 @@ class StreamMixin:
             event = GeneratorYielded(task_id, index, len(value[1]), value[1], False)
         else:
             offset, size = value[1], value[2]
-            allocs = self._task_allocs.get(task_id)
+            allocs = self.pool.task_allocs.get(task_id)
             if allocs and offset in allocs:
                 allocs.remove(offset)  # the item owns the range now, not the running task
             oid = generator_item_id(task_id, index)
-            with self._lock:
-                if oid in self.arena_objects:  # a duplicate of a live item: keep the first
+            with self.objects.lock:
+                if oid in self.objects.arena_objects:  # a duplicate of a live item: keep the first
                     self.arena.free(offset)
                     return
-                self.arena_objects[oid] = (offset, size)
+                self.objects.arena_objects[oid] = (offset, size)
             event = GeneratorYielded(task_id, index, size, None, True)
-        self.raylet.handle(event, now, self._out)
+        self.raylet.handle(event, now, self.out)
 
-    def _effect_item_ready(self, cmd: ItemReady, now: float) -> None:
+    def item_ready(self, cmd: ItemReady, now: float) -> None:
+        """``ItemReady``: a driver stream gets its next item; a worker's blocked ``next()`` may go on."""
         if cmd.owner != OWNER_ADDR:
-            self._nested_stream_changed(cmd.owner, cmd.task_id, now)
+            self._nested_changed(cmd.owner, cmd.task_id, now)
             return
         if cmd.error_kind is None:
             entry = ObjectEntry(READY, cmd.result.payload, cmd.result.stored)
         else:
             entry = ObjectEntry(FAILED, error_kind=cmd.error_kind, error=cmd.error)
-        with self._lock:
-            s = self.streams.get(cmd.task_id)
+        with self.objects.lock:
+            s = self.table.get(cmd.task_id)
             if s is None:
                 return  # dropped meanwhile (its owner releases the item)
-            self.table[cmd.oid] = entry
+            self.objects.entries[cmd.oid] = entry
             s.count = cmd.index + 1
             waiters, s.waiters = s.waiters, []
             for fut in waiters:
                 fut.hit()
 
-    def _effect_stream_ended(self, cmd: StreamEnded, now: float) -> None:
+    def stream_ended(self, cmd: StreamEnded, now: float) -> None:
+        """``StreamEnded``: a driver stream ends (its waiters wake); a worker's may answer ``end``."""
         if cmd.owner != OWNER_ADDR:
-            self._nested_stream_changed(cmd.owner, cmd.task_id, now)
+            self._nested_changed(cmd.owner, cmd.task_id, now)
             return
-        with self._lock:
-            s = self.streams.get(cmd.task_id)
+        with self.objects.lock:
+            s = self.table.get(cmd.task_id)
             if s is None:
                 return
             s.ended = True
@@ -250,10 +282,10 @@ class StreamMixin:
             for fut in waiters:
                 fut.hit()
 
-    def _end_all_streams(self, kind: str) -> None:
+    def end_all(self, kind: str) -> None:
         """Shutdown: end every open stream, waking the threads blocked in ``next()``."""
-        with self._lock:
-            for s in self.streams.values():
+        with self.objects.lock:
+            for s in self.table.values():
                 if not s.ended:
                     s.ended, s.error_kind = True, kind
                 waiters, s.waiters = s.waiters, []
@@ -262,54 +294,27 @@ class StreamMixin:
 
     # -- worker requests (generators consumed by code running in workers) ------------------
 
-    def _req_submit_generator(self, w: Any, req_id: int, payload: tuple, now: float) -> None:
-        mode, kind, actor_id, fn, args, refs, held, resources, n, retries, retry_exc, name = payload
-        owner = self._owner_of(w)
-        if kind == ACTOR_METHOD:
-            owner.attach_actor(actor_id, self._out)
-        self._submit_for(
-            w,
-            req_id,
-            owner,
-            now,
-            function=fn,
-            args=args,
-            resources=resources,
-            num_returns=n,
-            max_retries=retries,
-            retry_exceptions=retry_exc,
-            name=name,
-            arg_refs=refs,
-            held_refs=held,
-            kind=kind,
-            actor_id=actor_id,
-            generator=mode,
-        )
-
     def _req_stream_next(self, w: Any, req_id: int, payload: tuple, now: float) -> None:
         task_id, index, block = payload
-        answer = self._stream_answer(w.owner, task_id, index)
+        answer = self._answer(w.owner, task_id, index)
         if answer is not None or not block:
-            self._reply(w, req_id, True, answer)
+            self.nested.reply(w, req_id, True, answer)
             return
         rec = StreamWait(w, req_id, task_id, index)
-        self._stream_waits.setdefault((w.owner.addr, task_id), []).append(rec)
+        self.waits.setdefault((w.owner.addr, task_id), []).append(rec)
         spec = w.spec
         if spec is not None and spec.kind == TASK:  # its CPU is lent out while it waits
             rec.blocked = spec.task_id
-            self.raylet.handle(WorkerBlocked(spec.task_id), now, self._out)
-            if w.queue:
-                self._revoke(w, [s.task_id for s in w.queue], "blocked")
-            if not self._idle and not self._stopping:
-                self._spawn_worker()
+            self.raylet.handle(WorkerBlocked(spec.task_id), now, self.out)
+            self.pool.block(w)
 
     def _req_stream_drop(self, w: Any, req_id: int, drops: list, now: float) -> None:
-        owner = self._owner_of(w)
+        owner = self.nested.owner_of(w)
         for task_id, consumed in drops:
-            owner.drop_stream(task_id, consumed, now, self._out)
+            owner.drop_stream(task_id, consumed, now, self.out)
 
     @staticmethod
-    def _stream_answer(owner: Any, task_id: int, index: int) -> tuple | None:
+    def _answer(owner: Any, task_id: int, index: int) -> tuple | None:
         """``("item", oid)``, ``("end", failed)``, or None while item `index` is to come."""
         if owner is None:
             return ("end", False)
@@ -323,22 +328,22 @@ class StreamMixin:
         done = owner.object_entry(object_id(task_id, 1))
         return ("end", done is not None and done.state == OWNER_FAILED)
 
-    def _nested_stream_changed(self, owner_addr: int, task_id: int, now: float) -> None:
+    def _nested_changed(self, owner_addr: int, task_id: int, now: float) -> None:
         key = (owner_addr, task_id)
-        recs = self._stream_waits.get(key)
+        recs = self.waits.get(key)
         if not recs:
             return
         owner = self.components.get(owner_addr)
         keep = []
         for rec in recs:
-            answer = self._stream_answer(owner, task_id, rec.index)
+            answer = self._answer(owner, task_id, rec.index)
             if answer is None:
                 keep.append(rec)
                 continue
             if rec.blocked:
-                self.raylet.handle(WorkerUnblocked(rec.blocked), now, self._out)
-            self._reply(rec.w, rec.req_id, True, answer)
+                self.raylet.handle(WorkerUnblocked(rec.blocked), now, self.out)
+            self.nested.reply(rec.w, rec.req_id, True, answer)
         if keep:
-            self._stream_waits[key] = keep
+            self.waits[key] = keep
         else:
-            del self._stream_waits[key]
+            del self.waits[key]

@@ -31,6 +31,7 @@ from runtime import runtime_env
 from runtime.core.ids import object_id
 from runtime.exceptions import ObjectStoreFullError
 from runtime.real import protocol as p
+from runtime.real import requests as rq
 from runtime.real.arena import Arena
 from runtime.real.serialization import (
     INLINE_THRESHOLD,
@@ -147,21 +148,21 @@ class _Worker(GeneratorRunnerMixin):
             # all go before the replies; borrows and loans before releases
             if client.stream_drops:
                 drops, client.stream_drops = client.stream_drops, []
-                self.replies.insert(0, p.request(0, "stream_drop", drops))
+                self.replies.insert(0, p.request(0, rq.STREAM_DROP, drops))
             if client.releases:
                 oids, client.releases = client.releases, []
-                self.replies.insert(0, p.request(0, "release", oids))
+                self.replies.insert(0, p.request(0, rq.RELEASE, oids))
             if client.unpins:
                 offsets, client.unpins = client.unpins, []
-                self.replies.insert(0, p.request(0, "unpin", offsets))
+                self.replies.insert(0, p.request(0, rq.UNPIN, offsets))
             if client.lent:
                 client.lend_into(0, 0)  # pickled outside any value of ours: the driver holds them
             if client.loans:
                 loans, client.loans = client.loans, []
-                self.replies.insert(0, p.request(0, "lend", loans))
+                self.replies.insert(0, p.request(0, rq.LEND, loans))
             if client.borrows:
                 borrows, client.borrows = client.borrows, []
-                self.replies.insert(0, p.request(0, "borrow", borrows))
+                self.replies.insert(0, p.request(0, rq.BORROW, borrows))
         if self.replies:
             try:
                 self.conn.send_many(self.replies)

@@ -15,11 +15,11 @@ from concurrent.futures import Future
 from functools import partial
 from typing import Any
 
-from runtime.core.task import ACTOR_METHOD, TASK
 from runtime.exceptions import GetTimeoutError, RayError
 from runtime.generators import generator_mode
 from runtime.object_ref import ObjectRef
 from runtime.real import protocol as p
+from runtime.real import requests as rq
 from runtime.real.addresses import WORKER_OWNER_BASE
 from runtime.real.serialization import deserialize_pinned, dumps, loads
 from runtime.real.worker_generators import WorkerStreamMixin
@@ -37,6 +37,9 @@ _sessions = itertools.count(1 << 30)  # disjoint from driver sessions (function 
 
 class WorkerClient(WorkerStreamMixin):
     """The `node` of a worker process: forwards API calls to the driver and waits for replies."""
+
+    in_worker = True
+    """A worker process's node (`runtime._session.NodeLike`), not the driver's."""
 
     def __init__(self, worker: Any) -> None:
         self.worker = worker
@@ -82,7 +85,7 @@ class WorkerClient(WorkerStreamMixin):
                 try:
                     msgs = w._recv()
                 except TimeoutError:
-                    w.replies.append(p.request(0, "unwait", req_id))
+                    w.replies.append(p.request(0, rq.UNWAIT, req_id))
                     w._flush()
                     raise GetTimeoutError(f"timed out after {timeout} s") from None
                 found = None
@@ -137,7 +140,7 @@ class WorkerClient(WorkerStreamMixin):
 
     def register_function(self, pickled: bytes) -> int:
         """Register a pickled function with the driver; return its id."""
-        return self.request("register", pickled)
+        return self.request(rq.REGISTER, pickled)
 
     def _encode(
         self, name: str, args: tuple, kwargs: dict
@@ -176,11 +179,7 @@ class WorkerClient(WorkerStreamMixin):
         if mode:
             refuse_generator_context(name, options, current_runtime_env())
         a, kw, refs, held = self._encode(name, args, kwargs)
-        if mode:
-            payload = (TASK, 0, fn_id, (a, kw), tuple(refs), tuple(held))
-            rest = (options.resource_demand(), n, options.max_retries, options.retry_exceptions)
-            return self._submit_generator(mode, (*payload, *rest, options.name or name))
-        spec = (
+        spec = (  # the layout of `requests.SUBMIT`
             fn_id,
             (a, kw),
             tuple(refs),
@@ -192,8 +191,10 @@ class WorkerClient(WorkerStreamMixin):
             options.name or name,
             raw_options(options),
             merge_runtime_env(current_runtime_env(), options.runtime_env),
+            mode,
         )
-        return self._refs(self.request("submit", spec), n)
+        oids = self.request(rq.SUBMIT, spec)
+        return self._generator_of(oids[0], mode) if mode else self._refs(oids, n)
 
     def put(self, value: Any) -> ObjectRef:
         """Store `value`; this worker owns it."""
@@ -203,14 +204,14 @@ class WorkerClient(WorkerStreamMixin):
             mark = len(self.lent)
             data = dumps(value, "value passed to put()")
             nested = self.take_lent_owned(mark)
-        return ObjectRef(self.request("put", (data, nested)), self)
+        return ObjectRef(self.request(rq.PUT, (data, nested)), self)
 
     def get(self, refs: list[ObjectRef], timeout: float | None) -> list[Any]:
         """Wait for `refs` (the driver lends this worker's CPU out meanwhile); return values."""
         concurrent = self.worker.concurrent
         if concurrent is not None and concurrent.is_async:
             _warn_blocking_get(concurrent)
-        items = self.request("get", [self._oid(r) for r in refs], timeout)
+        items = self.request(rq.GET, [self._oid(r) for r in refs], timeout)
         return [self._value(item) for item in items]
 
     def future_of(self, ref: ObjectRef) -> Future:
@@ -243,7 +244,7 @@ class WorkerClient(WorkerStreamMixin):
             except BaseException as exc:
                 fut.set_exception(exc)
 
-        concurrent.request_async("get", [oid], resolve)
+        concurrent.request_async(rq.GET, [oid], resolve)
         return fut
 
     def wait(
@@ -252,16 +253,16 @@ class WorkerClient(WorkerStreamMixin):
         """Return `(ready, not_ready)` like the driver's `wait`."""
         oids = [self._oid(r) for r in refs]
         try:
-            ready = set(self.request("wait", (oids, num_returns), timeout))
+            ready = set(self.request(rq.WAIT, (oids, num_returns), timeout))
         except GetTimeoutError:
-            ready = set(self.request("wait", (oids, 0)))
+            ready = set(self.request(rq.WAIT, (oids, 0)))
         ready_refs = [r for r in refs if r._oid in ready][:num_returns]
         chosen = {r._oid for r in ready_refs}
         return ready_refs, [r for r in refs if r._oid not in chosen]
 
     def cancel(self, ref: ObjectRef, force: bool) -> None:
         """Cancel the task producing `ref` (owned by this worker)."""
-        self.request("cancel", (self._oid(ref), force))
+        self.request(rq.CANCEL, (self._oid(ref), force))
 
     def create_actor(self, ac: Any, args: tuple, kwargs: dict, options: Any) -> Any:
         """Create an actor owned by this worker."""
@@ -288,7 +289,7 @@ class WorkerClient(WorkerStreamMixin):
             raw_options(options),
             merge_runtime_env(current_runtime_env(), options.runtime_env),
         )
-        actor_id, token, retry_options = self.request("create_actor", payload)
+        actor_id, token, retry_options = self.request(rq.CREATE_ACTOR, payload)
         ref = ObjectRef(token, self) if token else None
         return ActorHandle(actor_id, ac.__qualname__, ac._methods, ref, retry_options)
 
@@ -306,11 +307,7 @@ class WorkerClient(WorkerStreamMixin):
         name = f"{handle._class_name}.{method}"
         num_returns, mode = generator_mode(num_returns, True, name)  # checked by the worker
         a, kw, refs, held = self._encode(name, args, kwargs)
-        if mode:
-            call = (ACTOR_METHOD, handle._actor_id, method, (a, kw), tuple(refs), tuple(held))
-            rest = ({}, num_returns, max_retries, retry_exceptions, name)
-            return self._submit_generator(mode, (*call, *rest))
-        payload = (
+        payload = (  # the layout of `requests.CALL_ACTOR`
             handle._actor_id,
             method,
             (a, kw),
@@ -320,19 +317,21 @@ class WorkerClient(WorkerStreamMixin):
             name,
             max_retries,
             retry_exceptions,
+            mode,
         )
-        return self._refs(self.request("call_actor", payload), num_returns)
+        oids = self.request(rq.CALL_ACTOR, payload)
+        return self._generator_of(oids[0], mode) if mode else self._refs(oids, num_returns)
 
     def get_actor(self, name: str) -> Any:
         """The handle of the live actor named `name`."""
         from runtime.actor import ActorHandle
 
-        actor_id, class_name, methods, retry_options = self.request("get_actor", name)
+        actor_id, class_name, methods, retry_options = self.request(rq.GET_ACTOR, name)
         return ActorHandle(actor_id, class_name, methods, None, retry_options)
 
     def kill_actor(self, handle: Any, no_restart: bool) -> None:
         """Terminate an actor."""
-        self.request("kill_actor", (handle._actor_id, no_restart))
+        self.request(rq.KILL_ACTOR, (handle._actor_id, no_restart))
 
     # -- placement groups (decided by the driver's core) ------------------------------------
 
@@ -340,23 +339,23 @@ class WorkerClient(WorkerStreamMixin):
         self, bundles: list[dict[str, float]], strategy: str, name: str, lifetime: str | None
     ) -> int:
         """Create a group owned by this worker; return its id."""
-        return self.request("pg_create", (bundles, strategy, name, lifetime))
+        return self.request(rq.PG_CREATE, (bundles, strategy, name, lifetime))
 
     def remove_placement_group(self, pg_id: int) -> None:
         """Remove a group."""
-        self.request("pg_remove", pg_id)
+        self.request(rq.PG_REMOVE, pg_id)
 
     def placement_group_ready(self, pg_id: int, payload: bytes) -> ObjectRef:
         """A ref (owned by this worker) resolving to ``payload`` once the group exists."""
-        return ObjectRef(self.request("pg_ready", (pg_id, payload)), self)
+        return ObjectRef(self.request(rq.PG_READY, (pg_id, payload)), self)
 
     def placement_group_rows(self, pg_id: int | None, name: str | None) -> list[dict[str, Any]]:
         """Snapshots of GCS placement-group rows (see `runtime.real.groups`)."""
-        return self.request("pg_rows", (pg_id, name))
+        return self.request(rq.PG_ROWS, (pg_id, name))
 
     def current_placement_group(self) -> tuple[int, list[dict[str, float]], bool] | None:
         """The group of the task or actor this worker runs, if any."""
-        return self.request("pg_current", None)
+        return self.request(rq.PG_CURRENT, None)
 
     def timeline(self, filename: str | None = None) -> list:
         """Not available inside a worker."""
@@ -364,11 +363,11 @@ class WorkerClient(WorkerStreamMixin):
 
     def assigned_resources(self) -> dict[str, float]:
         """The resources the body running here was given (asked of the driver)."""
-        return self.request("assigned", None)
+        return self.request(rq.ASSIGNED, None)
 
     def runtime_info(self) -> dict[str, Any]:
         """Resources and context as the driver sees them."""
-        return self.request("info", None)
+        return self.request(rq.INFO, None)
 
     # -- values ----------------------------------------------------------------------------
 

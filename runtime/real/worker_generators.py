@@ -10,6 +10,7 @@ from runtime.core.ids import generator_item_id
 from runtime.core.task import ACTOR_METHOD, GEN_DYNAMIC
 from runtime.generators import DynamicItems
 from runtime.real import protocol as p
+from runtime.real import requests as rq
 from runtime.real.serialization import dumps
 
 __all__ = ["GeneratorRunnerMixin", "WorkerStreamMixin"]
@@ -143,13 +144,13 @@ class WorkerStreamMixin:
 
     stream_drops: list[tuple[int, int]]
 
-    def _submit_generator(self: Any, mode: int, payload: tuple) -> Any:
-        """Submit a generator task owned by this worker: its generator, or return 1's ref."""
+    def _generator_of(self: Any, oid: int, mode: int) -> Any:
+        """What a generator task or call returns here, given its return 1 `oid`: an
+        `ObjectRefGenerator` (streaming) or the ref of return 1 (dynamic)."""
         from runtime.core.task import GEN_STREAMING
         from runtime.generators import ObjectRefGenerator
         from runtime.object_ref import ObjectRef
 
-        (oid,) = self.request("submit_generator", (mode, *payload))
         ref = ObjectRef(oid, self)
         return ObjectRefGenerator(ref, self) if mode == GEN_STREAMING else ref
 
@@ -157,11 +158,11 @@ class WorkerStreamMixin:
         """The next item of `gen` (the driver lends this worker's CPU out while it waits)."""
         if timeout is None:
             return self._stream_take(
-                gen, self.request("stream_next", (gen._task_id(), gen._index, True))
+                gen, self.request(rq.STREAM_NEXT, (gen._task_id(), gen._index, True))
             )
         deadline = time.monotonic() + timeout
         while True:  # bounded waits poll: the driver answers a peek at once
-            answer = self.request("stream_next", (gen._task_id(), gen._index, False))
+            answer = self.request(rq.STREAM_NEXT, (gen._task_id(), gen._index, False))
             if answer is not None:
                 return self._stream_take(gen, answer)
             if time.monotonic() >= deadline:
@@ -182,11 +183,11 @@ class WorkerStreamMixin:
 
     def stream_ready(self: Any, gen: Any) -> bool:
         """Would ``next(gen)`` return (or stop) without waiting?"""
-        return self.request("stream_next", (gen._task_id(), gen._index, False)) is not None
+        return self.request(rq.STREAM_NEXT, (gen._task_id(), gen._index, False)) is not None
 
     def stream_finished(self: Any, gen: Any) -> bool:
         """Would ``next(gen)`` raise ``StopIteration``?"""
-        answer = self.request("stream_next", (gen._task_id(), gen._index, False))
+        answer = self.request(rq.STREAM_NEXT, (gen._task_id(), gen._index, False))
         return answer is not None and answer[0] == "end" and (not answer[1] or gen._raised)
 
     def drop_stream(self: Any, gen: Any) -> None:

@@ -53,7 +53,7 @@ def _wait_dead(pid: int, timeout: float = 10.0) -> bool:
 
 
 def _actor_alive(node, actor_id: int) -> bool:
-    w = node._actor_workers.get(actor_id)
+    w = node.actor_workers.workers.get(actor_id)
     return w is not None and w.alive
 
 

@@ -58,7 +58,7 @@ def test_calls_run_in_submission_order_and_keep_state(cluster) -> None:
     c = Counter.remote(10)
     assert ray.get([c.incr.remote() for _ in range(50)]) == list(range(11, 61))
     assert ray.get(c.incr.remote(k=ray.put(5))) == 65
-    pool_pids = {w.pid for w in cluster.workers if not w.actor_id}
+    pool_pids = {w.pid for w in cluster.pool.workers if not w.actor_id}
     assert ray.get(c.pid.remote()) not in pool_pids  # a dedicated worker process
 
 

@@ -173,7 +173,7 @@ def test_worker_crash_is_retried_then_reported(cluster) -> None:
         ray.get(die.options(max_retries=2).remote(), timeout=10)  # 3 workers die
     # the zygote replaced every dead worker: the pool is back to two
     assert ray.get([sleep_then.remote(0.05, i) for i in range(4)], timeout=10) == [0, 1, 2, 3]
-    assert sum(w.alive for w in cluster.workers) == 2
+    assert sum(w.alive for w in cluster.pool.workers) == 2
 
 
 def test_shutdown_and_reinit_leave_nothing_behind() -> None:
@@ -183,7 +183,7 @@ def test_shutdown_and_reinit_leave_nothing_behind() -> None:
         ray.init(num_cpus=1, object_store_memory=64 << 20)
         assert ray.is_initialized()
         node = _current_node()
-        pids = [w.pid for w in node.workers] + [node._zygote_pid]
+        pids = [w.pid for w in node.pool.workers] + [node.pool.zygote_pid]
         assert ray.get(add.remote(2, 3)) == 5
         ray.shutdown()
         assert not ray.is_initialized()
@@ -202,7 +202,7 @@ def _settle(node, done=None, timeout: float = 5.0) -> None:
     if done is None:
 
         def done():
-            return not node._ops and not node._unpins
+            return not node._ops and not node.objects.unpins
 
     deadline = time.monotonic() + timeout
     gc.collect()
@@ -224,9 +224,9 @@ def test_workers_die_with_a_killed_driver(tmp_path) -> None:
         "ray.init(num_cpus=2, object_store_memory=32 << 20)\n"
         "node = ray.api._current_node()\n"
         "deadline = time.monotonic() + 60\n"
-        "while len(node.workers) < 2 and time.monotonic() < deadline:\n"  # the zygote forks them
+        "while len(node.pool.workers) < 2 and time.monotonic() < deadline:\n"  # the zygote forks them
         "    time.sleep(0.01)\n"
-        "print(' '.join(str(w.pid) for w in node.workers), node._zygote_pid, flush=True)\n"
+        "print(' '.join(str(w.pid) for w in node.pool.workers), node.pool.zygote_pid, flush=True)\n"
         "time.sleep(60)\n"
     )
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -151,9 +151,9 @@ def test_cancel_reaches_a_prefetched_task_its_worker_has_just_started(force) -> 
         first = _sleep.remote(0.5)
         second = _sleep.remote(120)
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not any(w.queue for w in node.workers):
+        while time.monotonic() < deadline and not any(w.queue for w in node.pool.workers):
             time.sleep(0.01)
-        (w,) = [w for w in node.workers if w.queue]  # second waits behind first
+        (w,) = [w for w in node.pool.workers if w.queue]  # second waits behind first
         with node._core_lock:  # the host reads no worker message meanwhile
             while time.monotonic() < deadline and node.claims._slots[w.worker_id] != 0:
                 time.sleep(0.01)  # until the worker has taken the second task

@@ -134,7 +134,7 @@ def test_init_accepts_ray_keywords_that_mean_nothing_on_one_node(tmp_path) -> No
 def test_init_spill_directory_spellings_choose_the_spill_file_directory(tmp_path) -> None:
     ray.init(num_cpus=1, object_spilling_directory=str(tmp_path))
     try:
-        assert ray.api._node.spill.directory == str(tmp_path)
+        assert ray.api._node.objects.spill.directory == str(tmp_path)
     finally:
         ray.shutdown()
 

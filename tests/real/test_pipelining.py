@@ -87,7 +87,7 @@ def test_cancel_hits_only_its_task_when_others_are_queued_behind_it(node, tmp_pa
     first, second = gate.remote(flag), gate.remote(flag)
     followers = [quick.remote(i) for i in range(4)]  # prefetched behind the gates
     deadline = time.monotonic() + 10
-    while sum(w.spec is not None for w in node.workers) < 2 and time.monotonic() < deadline:
+    while sum(w.spec is not None for w in node.pool.workers) < 2 and time.monotonic() < deadline:
         time.sleep(0.01)
     ray.cancel(first)
     with pytest.raises(ray.TaskCancelledError):

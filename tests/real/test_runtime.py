@@ -59,7 +59,7 @@ def cluster():
 def test_cancel_a_running_task_interrupts_it(cluster) -> None:
     ref = sleeper.remote(30)
     deadline = time.monotonic() + 10
-    while not any(w.spec is not None for w in cluster.workers) and time.monotonic() < deadline:
+    while not any(w.spec is not None for w in cluster.pool.workers) and time.monotonic() < deadline:
         time.sleep(0.01)
     ray.cancel(ref)
     with pytest.raises(ray.TaskCancelledError):

@@ -39,9 +39,9 @@ def spill_node(tmp_path):
     ray.init(num_cpus=2, object_store_memory=16 * MB, spill_dir=str(tmp_path))
     node = _current_node()
     yield node
-    fd = node.spill.fd
+    fd = node.objects.spill.fd
     ray.shutdown()
-    assert node.spill.fd == -1
+    assert node.objects.spill.fd == -1
     if fd >= 0:
         with pytest.raises(OSError):
             os.fstat(fd)
@@ -52,8 +52,8 @@ def test_put_more_than_the_store_holds_and_get_everything_back(spill_node, tmp_p
     arrays = [np.full(3 * MB, i, dtype=np.uint8) for i in range(12)]  # 36 MiB into 16
     refs = [ray.put(a) for a in arrays]
     node = spill_node
-    assert node.spilled, "some objects must have been spilled"
-    assert node.raylet.store.spills >= len(node.spilled)
+    assert node.objects.spilled, "some objects must have been spilled"
+    assert node.raylet.store.spills >= len(node.objects.spilled)
     assert node.raylet.store.used <= node.raylet.store.capacity
     assert os.listdir(tmp_path) == []
     for a, r in zip(arrays, refs):
@@ -61,7 +61,7 @@ def test_put_more_than_the_store_holds_and_get_everything_back(spill_node, tmp_p
     del refs
     gc.collect()
     ray.get(checksum.remote(np.zeros(10, dtype=np.uint8)))  # the loop handled the releases
-    assert node.spilled == {} and node.spill.bytes == 0
+    assert node.objects.spilled == {} and node.objects.spill.bytes == 0
     assert node.raylet.store.spilled_bytes == 0
 
 
@@ -69,10 +69,10 @@ def test_a_spilled_argument_is_restored_before_the_task_runs(spill_node) -> None
     node = spill_node
     first = ray.put(np.full(4 * MB, 7, dtype=np.uint8))
     others = [ray.put(np.full(4 * MB, i, dtype=np.uint8)) for i in range(5)]
-    assert first._oid in node.spilled
+    assert first._oid in node.objects.spilled
     assert ray.get(checksum.remote(first)) == (7 * 4 * MB, 4 * MB)
     assert node.raylet.store.restores >= 1
-    assert first._oid in node.arena_objects  # back in the arena
+    assert first._oid in node.objects.arena_objects  # back in the arena
     del others
 
 
@@ -92,7 +92,7 @@ def test_with_spilling_off_a_full_store_raises(tmp_path) -> None:
         keep = [ray.put(np.zeros(3 * MB, dtype=np.uint8)) for _ in range(2)]
         with pytest.raises(ray.ObjectStoreFullError):
             ray.put(np.zeros(3 * MB, dtype=np.uint8))
-        assert _current_node().spilled == {}
+        assert _current_node().objects.spilled == {}
         del keep
     finally:
         ray.shutdown()
@@ -105,8 +105,8 @@ def test_a_killed_driver_leaves_no_spill_file(tmp_path) -> None:
         "refs = [ray.put(np.ones(3 << 20, dtype=np.uint8)) for _ in range(6)]\n"
         "from runtime.api import _current_node\n"
         "node = _current_node()\n"
-        "assert node.spilled, 'nothing spilled'\n"
-        "print(node._zygote_pid, *[w.pid for w in node.workers], flush=True)\n"
+        "assert node.objects.spilled, 'nothing spilled'\n"
+        "print(node.pool.zygote_pid, *[w.pid for w in node.pool.workers], flush=True)\n"
         "os.kill(os.getpid(), signal.SIGKILL)\n"
     )
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -162,7 +162,7 @@ def test_many_tasks_on_spilled_arguments_wait_for_room(tmp_path) -> None:
     ray.init(num_cpus=2, object_store_memory=64 * MB, spill_dir=str(tmp_path))
     try:
         refs = [ray.put(np.full(20 * MB, i, dtype=np.uint8)) for i in range(20)]
-        assert len(_current_node().spilled) >= 15
+        assert len(_current_node().objects.spilled) >= 15
         assert ray.get([first_byte.remote(r) for r in refs], timeout=300) == list(range(20))
         # two spilled arguments that can never be in memory together fail clearly
         big = [ray.put(np.full(40 * MB, i, dtype=np.uint8)) for i in range(2)]
@@ -185,9 +185,9 @@ def test_a_spilled_argument_of_an_actor_call_is_restored_by_the_raylet(spill_nod
     assert ray.get(actor.total.remote(np.ones(4, dtype=np.uint8))) == (4, 4)
     first = ray.put(np.full(4 * MB, 5, dtype=np.uint8))
     others = [ray.put(np.full(4 * MB, i, dtype=np.uint8)) for i in range(5)]
-    assert first._oid in node.spilled
+    assert first._oid in node.objects.spilled
     restores = node.raylet.store.restores
     assert ray.get(actor.total.remote(first)) == (5 * 4 * MB, 4 * MB)
     assert node.raylet.store.restores > restores  # the raylet restored it, not the host
-    assert first._oid in node.arena_objects  # back in the arena, read from there
+    assert first._oid in node.objects.arena_objects  # back in the arena, read from there
     del others

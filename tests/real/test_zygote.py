@@ -222,10 +222,10 @@ def test_zygote_and_workers_die_with_a_killed_driver() -> None:
         actor_pid = ray.get(a.pid.remote(), timeout=60)
         node = ray.api._current_node()
         deadline = time.monotonic() + 60
-        while sum(not w.actor_id for w in node.workers) < 2:
+        while sum(not w.actor_id for w in node.pool.workers) < 2:
             assert time.monotonic() < deadline
             time.sleep(0.01)
-        pids = [w.pid for w in node.workers] + [node._zygote_pid, actor_pid]
+        pids = [w.pid for w in node.pool.workers] + [node.pool.zygote_pid, actor_pid]
         print(*pids, flush=True)
         time.sleep(120)
     """
