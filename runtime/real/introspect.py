@@ -1,4 +1,4 @@
-"""The introspection mixin of the node: cancel, resources, runtime context and the task timeline."""
+"""Introspection, a part of the node: cancel, state reads, resources, runtime context and the task timeline."""
 
 from __future__ import annotations
 
@@ -10,40 +10,84 @@ from typing import Any, TypeVar
 from runtime.core.task import ACTOR_CREATION, ACTOR_METHOD
 from runtime.exceptions import RayError
 from runtime.object_ref import ObjectRef
+from runtime.real.addresses import NODE_ID, OWNER_ADDR
 from runtime.real.futures import Future
 
-__all__ = ["IntrospectMixin"]
+__all__ = ["Introspection"]
 
 T = TypeVar("T")
 
 _KIND_NAMES = {0: "task", ACTOR_CREATION: "actor_creation", ACTOR_METHOD: "actor_method"}
 
 
-class IntrospectMixin:
-    """Program-thread calls that ask about or steer the node rather than run work."""
+class Introspection:
+    """Program-thread calls that ask about or steer the node rather than run work.
+
+    It owns the job's namespace; everything else it reads is passed in: the program
+    threads' operation queue (`ops`, `wake`, `check_open`, `stopped`), the loop thread's
+    core components and command list, and the parts whose workers it describes.
+    """
+
+    def __init__(
+        self,
+        *,
+        ops: Any,
+        wake: Callable[[], None],
+        check_open: Callable[[], None],
+        stopped: Callable[[], bool],
+        plane: Any,
+        out: list[Any],
+        execute: Callable[[float], None],
+        arena: Any,
+        pool: Any,
+        nested: Any,
+        actor_workers: Any,
+        actor_tokens: dict[int, int],
+        t0: float,
+    ) -> None:
+        self.ops = ops
+        """The program threads' operation queue (run in order on the loop thread)."""
+        self.wake = wake
+        self.check_open = check_open
+        self.stopped = stopped
+        """True once the node stopped or its loop failed (a read will never be answered)."""
+        self.gcs = plane.gcs
+        self.gs = plane.global_scheduler
+        self.raylet = plane.raylets[NODE_ID]
+        self.owner = plane.owners[0]
+        self.out = out
+        self.execute = execute
+        self.arena = arena
+        self.pool = pool
+        self.nested = nested
+        self.actor_workers = actor_workers
+        self.actor_tokens = actor_tokens
+        """Token object id -> the actor it keeps alive (shared with the actor API)."""
+        self.t0 = t0
+        """The loop clock's origin (`time.monotonic()` at start): timeline times are relative to it."""
+        self.job_namespace: str | None = None
+        """The namespace `init(namespace=)` gave the job (None: anonymous)."""
 
     def cancel(self, ref: ObjectRef, force: bool) -> None:
         """Cancel the task producing `ref`; `get` on it raises `TaskCancelledError`."""
-        self._check_open()
+        self.check_open()
         if not isinstance(ref, ObjectRef):
             raise TypeError(f"cancel() expects an ObjectRef, got {type(ref).__name__}")
         slot: list[Any] = [Future(1), None]
-        self._ops.append((self._op_cancel, (ref._oid, force, slot)))
-        self._wake()
+        self.ops.append((self.op_cancel, (ref._oid, force, slot)))
+        self.wake()
         slot[0].wait(None)
         if slot[1] is not None:
             raise slot[1]
 
-    def _op_cancel(self, item: tuple, now: float) -> None:
+    def op_cancel(self, item: tuple, now: float) -> None:
+        """Loop thread: cancel `(oid, force, slot)`; an error goes into the slot for `cancel`."""
         oid, force, slot = item
         try:
-            self.owner.cancel(oid, force, now, self._out)
+            self.owner.cancel(oid, force, now, self.out)
         except Exception as exc:  # e.g. force=True on an actor call
             slot[1] = exc
         slot[0].hit()
-
-    job_namespace: str | None = None
-    """The namespace `init(namespace=)` gave the job (None: anonymous)."""
 
     def inspect(self, read: Callable[[Any], T]) -> T:
         """Run `read(view)` on the loop thread over fresh core tables; return its result.
@@ -52,12 +96,12 @@ class IntrospectMixin:
         is current; `view` is a `runtime.util.state.ClusterView` of the core components.
         The read runs between steps, so it sees one consistent state.
         """
-        self._check_open()
+        self.check_open()
         slot: list[Any] = [Future(1), None, None]
-        self._ops.append((self._op_inspect, (read, slot)))
-        self._wake()
+        self.ops.append((self._op_inspect, (read, slot)))
+        self.wake()
         while not slot[0].wait(0.1):
-            if self.closed or self._stopping or self.loop_error is not None:
+            if self.stopped():
                 raise RayError("the node stopped before the state could be read")
         if slot[2] is not None:
             raise slot[2]
@@ -67,18 +111,17 @@ class IntrospectMixin:
         read, slot = item
         try:
             view = self._cluster_view(now)
-            out = self._out
+            out = self.out
             for owner in view.owners.values():
                 owner.flush_task_events(now, out, pending=True)
             self.raylet.flush_task_events(now, out)
-            self._execute(now)
+            self.execute(now)
             slot[1] = read(view)
         except Exception as exc:
             slot[2] = exc
         slot[0].hit()
 
     def _cluster_view(self, now: float) -> Any:
-        from runtime.real.addresses import OWNER_ADDR
         from runtime.util.state import ClusterView
 
         owners = {OWNER_ADDR: self.owner}
@@ -90,7 +133,7 @@ class IntrospectMixin:
         actor_pids = {aid: w.pid for aid, w in self.actor_workers.workers.items()}
         return ClusterView(
             self.gcs, [self.raylet], owners, now, pids, OWNER_ADDR, actor_pids,
-            dict(self._actor_tokens),
+            dict(self.actor_tokens),
         )  # fmt: skip
 
     def explain(self, target: Any) -> Any:
@@ -144,7 +187,7 @@ class IntrospectMixin:
             "get_assigned_resources() is only available in a task or an actor, not in the driver"
         )
 
-    def _req_assigned(self, w: Any, req_id: int, payload: Any, now: float) -> None:
+    def req_assigned(self, w: Any, req_id: int, payload: Any, now: float) -> None:
         """What the body running on worker `w` was given: an actor's lifetime resources,
         or the running task's request; zero amounts left out."""
         resources: dict[str, float] = {}
@@ -161,7 +204,7 @@ class IntrospectMixin:
 
     def timeline(self, filename: str | None = None) -> list[dict[str, Any]]:
         """Task executions as Chrome trace / Perfetto events; written to `filename` if given."""
-        t0 = self._t0
+        t0 = self.t0
         events = []
         for name, kind, worker_id, pid, start, end, status in list(self.pool.spans):
             events.append(

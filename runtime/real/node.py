@@ -70,7 +70,7 @@ from runtime.real.client import ClientMixin
 from runtime.real.effects import EffectsMixin, HostTimers
 from runtime.real.futures import ERR_SHUTDOWN, FAILED, PENDING, READY, Future
 from runtime.real.groups import PlacementGroupMixin, PlacementGroups
-from runtime.real.introspect import IntrospectMixin
+from runtime.real.introspect import Introspection
 from runtime.real.loop import LoopMixin
 from runtime.real.memory import MemoryServer
 from runtime.real.nested import NestedOwners
@@ -97,7 +97,6 @@ class Node(
     LoopMixin,
     ClientMixin,
     ActorMixin,
-    IntrospectMixin,
     EffectsMixin,
     PlacementGroupMixin,
     StreamMixin,
@@ -236,7 +235,6 @@ class Node(
         """One core Owner per worker, and the workers' REQUESTs (`runtime.real.nested`)."""
         self._worker_handlers[p.REQUEST] = self.nested.on_request
         self.groups.serve(self.nested)
-        self.nested.request_ops[rq.ASSIGNED] = self._req_assigned
         self.streams = Streams(
             objects=self.objects,
             arena=self.arena,
@@ -253,6 +251,23 @@ class Node(
         """Each actor's dedicated worker (`runtime.real.actor_workers.ActorWorkers`)."""
         self._effects[KillWorker] = self.actor_workers.kill
         self._actor_dispatchers = self.actor_workers.dispatchers
+        self.introspection = Introspection(
+            ops=self._ops,
+            wake=self._wake,
+            check_open=self._check_open,
+            stopped=self._stopped,
+            plane=self.plane,
+            out=self._out,
+            execute=self._execute,
+            arena=self.arena,
+            pool=self.pool,
+            nested=self.nested,
+            actor_workers=self.actor_workers,
+            actor_tokens=self._actor_tokens,
+            t0=self._t0,
+        )
+        """Cancel, state reads, resources and the timeline (`runtime.real.introspect.Introspection`)."""
+        self.nested.request_ops[rq.ASSIGNED] = self.introspection.req_assigned
         self.pool.start()  # the workers join the pool as the zygote's replies arrive
         out = self._out
         self.gs.start(0.0, out)
@@ -263,6 +278,47 @@ class Node(
         self._thread = threading.Thread(target=self._loop, name="twinray-node", daemon=True)
         self._thread.start()
         self._memory_server = MemoryServer(self)  # answers `twinray memory`
+
+    # =====================================================================================
+    # introspection (`runtime.real.introspect.Introspection`)
+    # =====================================================================================
+
+    def cancel(self, ref: Any, force: bool) -> None:
+        """Cancel the task producing `ref`; `get` on it raises `TaskCancelledError`."""
+        self.introspection.cancel(ref, force)
+
+    def inspect(self, read: Callable[[Any], Any]) -> Any:
+        """Run `read(view)` on the loop thread over fresh core tables; return its result."""
+        return self.introspection.inspect(read)
+
+    def explain(self, target: Any) -> Any:
+        """Why the task behind `target` (an ObjectRef, actor handle or placement group) is where it is."""
+        return self.introspection.explain(target)
+
+    def runtime_info(self) -> dict[str, Any]:
+        """Total and available resources of the node (a snapshot), and the job's namespace."""
+        return self.introspection.runtime_info()
+
+    def assigned_resources(self) -> dict[str, float]:
+        """Only tasks and actors have assigned resources: the driver has none (as in Ray)."""
+        return self.introspection.assigned_resources()
+
+    def timeline(self, filename: str | None = None) -> list[dict[str, Any]]:
+        """Task executions as Chrome trace / Perfetto events; written to `filename` if given."""
+        return self.introspection.timeline(filename)
+
+    @property
+    def job_namespace(self) -> str | None:
+        """The namespace `init(namespace=)` gave the job (None: anonymous)."""
+        return self.introspection.job_namespace
+
+    @job_namespace.setter
+    def job_namespace(self, value: str | None) -> None:
+        self.introspection.job_namespace = value
+
+    def _stopped(self) -> bool:
+        """True once the node is closed or stopping, or its loop failed."""
+        return self.closed or self._stopping or self.loop_error is not None
 
     # =====================================================================================
     # event loop

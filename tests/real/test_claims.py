@@ -160,7 +160,7 @@ def test_cancel_reaches_a_prefetched_task_its_worker_has_just_started(force) -> 
             assert node.claims._slots[w.worker_id] == 0
             assert [s.task_id for s in w.queue] == [second.task_id()]  # the host has not seen it
             slot = [Future(1), None]
-            node._ops.append((node._op_cancel, (second.id, force, slot)))
+            node._ops.append((node.introspection.op_cancel, (second.id, force, slot)))
             node._step((), time.monotonic() - node._t0)
             assert slot[0].wait(0) and slot[1] is None
         assert ray.get(first, timeout=60) == 0.5
