@@ -15,7 +15,7 @@ from runtime.real import requests as rq
 from runtime.real.futures import Future, ObjectEntry
 from runtime.real.nested import NestedOwners
 
-__all__ = ["PlacementGroupMixin", "PlacementGroups"]
+__all__ = ["PlacementGroupApi", "PlacementGroups"]
 
 
 def _row(rec: PlacementGroupRecord) -> dict[str, Any]:
@@ -33,71 +33,6 @@ def _row(rec: PlacementGroupRecord) -> dict[str, Any]:
         "placed_at": rec.placed_at,
         "attempts": rec.attempts,
     }
-
-
-class PlacementGroupMixin:
-    """The program-thread API of placement groups (the loop-thread side: `PlacementGroups`)."""
-
-    # -- program threads (the driver) ------------------------------------------------------
-
-    def create_placement_group(
-        self, bundles: list[dict[str, float]], strategy: str, name: str, lifetime: str | None
-    ) -> int:
-        """Ask the core to reserve ``bundles``; return the group's id at once (as Ray does)."""
-        self._check_open()
-        with self._ids_lock:
-            pg_id = self.owner.new_task_id()
-        self._ops.append((self._op_pg_create, (pg_id, bundles, strategy, name, lifetime)))
-        self._kick()
-        return pg_id
-
-    def _op_pg_create(self, item: tuple, now: float) -> None:
-        pg_id, bundles, strategy, name, lifetime = item
-        self.owner.create_placement_group(pg_id, bundles, strategy, name, lifetime, self._out)
-
-    def remove_placement_group(self, pg_id: int) -> None:
-        """Remove the group (asynchronously)."""
-        self._check_open()
-        self._ops.append((self._op_pg_remove, pg_id))
-        self._kick()
-
-    def _op_pg_remove(self, pg_id: int, now: float) -> None:
-        self.owner.remove_placement_group(pg_id, self._out)
-
-    def placement_group_ready(self, pg_id: int, payload: bytes) -> ObjectRef:
-        """A new ref that resolves to ``payload`` (the pickled handle) once the group exists."""
-        self._check_open()
-        with self._ids_lock:
-            oid = self.owner.new_put_id()
-        with self.objects.lock:
-            self.objects.entries[oid] = ObjectEntry()
-        self._ops.append((self._op_pg_ready, (pg_id, payload, oid)))
-        self._kick()
-        return ObjectRef(oid, self)
-
-    def _op_pg_ready(self, item: tuple, now: float) -> None:
-        pg_id, payload, oid = item
-        self.owner.placement_group_ready(pg_id, payload, len(payload), now, self._out, oid=oid)
-
-    def placement_group_rows(self, pg_id: int | None, name: str | None) -> list[dict[str, Any]]:
-        """Snapshots of GCS rows: one group by id, the live group named ``name``, or all."""
-        self._check_open()
-        slot: list[Any] = [Future(1), None]
-        self._ops.append((self._op_pg_rows, (pg_id, name, slot)))
-        self._wake()
-        slot[0].wait(None)
-        return slot[1]
-
-    def _op_pg_rows(self, item: tuple, now: float) -> None:
-        pg_id, name, slot = item
-        if self._out:  # a create queued in the same step must reach the GCS first
-            self._execute(now)
-        slot[1] = self.groups.rows(pg_id, name)
-        slot[0].hit()
-
-    def current_placement_group(self) -> tuple[int, list[dict[str, float]], bool] | None:
-        """The driver runs in no placement group."""
-        return None
 
 
 class PlacementGroups:
@@ -178,3 +113,97 @@ class PlacementGroups:
 
     def _req_pg_current(self, w: Any, req_id: int, payload: Any, now: float) -> None:
         self.nested.reply(w, req_id, True, self.worker_group(w))
+
+
+class PlacementGroupApi:
+    """The program-thread API of placement groups (the loop-thread side: `PlacementGroups`).
+
+    It holds no state of its own: program threads queue operations on the node's queue
+    (`ops`, then `kick` or `wake`), ids come from the driver's owner under `ids_lock`, and
+    a ready-ref's entry goes into the object table; the refs it makes belong to `node`.
+    """
+
+    def __init__(
+        self,
+        *,
+        node: Any,
+        ops: Any,
+        kick: Callable[[], None],
+        wake: Callable[[], None],
+        check_open: Callable[[], None],
+        ids_lock: Any,
+        owner: Any,
+        objects: Any,
+        out: list[Any],
+        execute: Callable[[float], None],
+        groups: PlacementGroups,
+    ) -> None:
+        self.node = node
+        """The node the refs made here belong to (`runtime._session.NodeLike`)."""
+        self.ops = ops
+        self.kick = kick
+        self.wake = wake
+        self.check_open = check_open
+        self.ids_lock = ids_lock
+        self.owner = owner
+        self.objects = objects
+        self.out = out
+        self.execute = execute
+        self.groups = groups
+
+    # -- program threads (the driver) ------------------------------------------------------
+
+    def create_placement_group(
+        self, bundles: list[dict[str, float]], strategy: str, name: str, lifetime: str | None
+    ) -> int:
+        """Ask the core to reserve ``bundles``; return the group's id at once (as Ray does)."""
+        self.check_open()
+        with self.ids_lock:
+            pg_id = self.owner.new_task_id()
+        self.ops.append((self._op_pg_create, (pg_id, bundles, strategy, name, lifetime)))
+        self.kick()
+        return pg_id
+
+    def _op_pg_create(self, item: tuple, now: float) -> None:
+        pg_id, bundles, strategy, name, lifetime = item
+        self.owner.create_placement_group(pg_id, bundles, strategy, name, lifetime, self.out)
+
+    def remove_placement_group(self, pg_id: int) -> None:
+        """Remove the group (asynchronously)."""
+        self.check_open()
+        self.ops.append((self._op_pg_remove, pg_id))
+        self.kick()
+
+    def _op_pg_remove(self, pg_id: int, now: float) -> None:
+        self.owner.remove_placement_group(pg_id, self.out)
+
+    def placement_group_ready(self, pg_id: int, payload: bytes) -> ObjectRef:
+        """A new ref that resolves to ``payload`` (the pickled handle) once the group exists."""
+        self.check_open()
+        with self.ids_lock:
+            oid = self.owner.new_put_id()
+        with self.objects.lock:
+            self.objects.entries[oid] = ObjectEntry()
+        self.ops.append((self._op_pg_ready, (pg_id, payload, oid)))
+        self.kick()
+        return ObjectRef(oid, self.node)
+
+    def _op_pg_ready(self, item: tuple, now: float) -> None:
+        pg_id, payload, oid = item
+        self.owner.placement_group_ready(pg_id, payload, len(payload), now, self.out, oid=oid)
+
+    def placement_group_rows(self, pg_id: int | None, name: str | None) -> list[dict[str, Any]]:
+        """Snapshots of GCS rows: one group by id, the live group named ``name``, or all."""
+        self.check_open()
+        slot: list[Any] = [Future(1), None]
+        self.ops.append((self._op_pg_rows, (pg_id, name, slot)))
+        self.wake()
+        slot[0].wait(None)
+        return slot[1]
+
+    def _op_pg_rows(self, item: tuple, now: float) -> None:
+        pg_id, name, slot = item
+        if self.out:  # a create queued in the same step must reach the GCS first
+            self.execute(now)
+        slot[1] = self.groups.rows(pg_id, name)
+        slot[0].hit()

@@ -69,7 +69,7 @@ from runtime.real.claims import Claims
 from runtime.real.client import ClientMixin
 from runtime.real.effects import EffectsMixin, HostTimers
 from runtime.real.futures import ERR_SHUTDOWN, FAILED, PENDING, READY, Future
-from runtime.real.groups import PlacementGroupMixin, PlacementGroups
+from runtime.real.groups import PlacementGroupApi, PlacementGroups
 from runtime.real.introspect import Introspection
 from runtime.real.loop import LoopMixin
 from runtime.real.memory import MemoryServer
@@ -98,7 +98,6 @@ class Node(
     ClientMixin,
     ActorMixin,
     EffectsMixin,
-    PlacementGroupMixin,
     StreamMixin,
 ):
     """The driver-side host of one node: core components, workers, arena and event loop."""
@@ -268,6 +267,20 @@ class Node(
         )
         """Cancel, state reads, resources and the timeline (`runtime.real.introspect.Introspection`)."""
         self.nested.request_ops[rq.ASSIGNED] = self.introspection.req_assigned
+        self.group_api = PlacementGroupApi(
+            node=self,
+            ops=self._ops,
+            kick=self._kick,
+            wake=self._wake,
+            check_open=self._check_open,
+            ids_lock=self._ids_lock,
+            owner=self.owner,
+            objects=self.objects,
+            out=self._out,
+            execute=self._execute,
+            groups=self.groups,
+        )
+        """Placement groups, program-thread side (`runtime.real.groups.PlacementGroupApi`)."""
         self.pool.start()  # the workers join the pool as the zygote's replies arrive
         out = self._out
         self.gs.start(0.0, out)
@@ -315,6 +328,30 @@ class Node(
     @job_namespace.setter
     def job_namespace(self, value: str | None) -> None:
         self.introspection.job_namespace = value
+
+    # -- placement groups (`runtime.real.groups.PlacementGroupApi`) -------------------------
+
+    def create_placement_group(
+        self, bundles: list[dict[str, float]], strategy: str, name: str, lifetime: str | None
+    ) -> int:
+        """Ask the core to reserve ``bundles``; return the group's id at once (as Ray does)."""
+        return self.group_api.create_placement_group(bundles, strategy, name, lifetime)
+
+    def remove_placement_group(self, pg_id: int) -> None:
+        """Remove the group (asynchronously)."""
+        self.group_api.remove_placement_group(pg_id)
+
+    def placement_group_ready(self, pg_id: int, payload: bytes) -> Any:
+        """A new ref that resolves to ``payload`` (the pickled handle) once the group exists."""
+        return self.group_api.placement_group_ready(pg_id, payload)
+
+    def placement_group_rows(self, pg_id: int | None, name: str | None) -> list[dict[str, Any]]:
+        """Snapshots of GCS rows: one group by id, the live group named ``name``, or all."""
+        return self.group_api.placement_group_rows(pg_id, name)
+
+    def current_placement_group(self) -> tuple[int, list[dict[str, float]], bool] | None:
+        """The driver runs in no placement group."""
+        return None
 
     def _stopped(self) -> bool:
         """True once the node is closed or stopping, or its loop failed."""

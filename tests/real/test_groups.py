@@ -74,3 +74,48 @@ def test_serve_answers_the_placement_group_ops(groups) -> None:
     nested.request_ops[rq.PG_CURRENT](w, 4, None, 0.0)
     assert [(r[0], r[1]) for r in nested.replies] == [(3, True), (4, True)]
     assert nested.replies[0][2][0]["name"] == "five" and nested.replies[1][2] is None
+
+
+def test_the_program_thread_api_queues_core_calls() -> None:
+    import threading
+    from collections import deque
+
+    from runtime.real.arena import Arena
+    from runtime.real.groups import PlacementGroupApi
+    from runtime.real.objects import ObjectTable
+    from runtime.real.spill import SpillFile
+
+    plane = build_control_plane(
+        CoreConfig(), random.Random(0), [NodeCapacity({"CPU": 4.0}, 1 << 20)], 1
+    )
+    out: list[Any] = []
+    ops: deque = deque()
+    executed: list[float] = []
+
+    def run_ops() -> None:
+        while ops:
+            op, item = ops.popleft()
+            op(item, 2.0)
+
+    def execute(now: float) -> None:
+        executed.append(now)
+        out.clear()
+
+    arena = Arena(1 << 20, prefault_bytes=0)
+    try:
+        objects = ObjectTable(arena, SpillFile(None))
+        groups = PlacementGroups(plane.gcs, plane.raylets[0], out, execute)
+        api = PlacementGroupApi(
+            node=None, ops=ops, kick=run_ops, wake=run_ops, check_open=lambda: None,
+            ids_lock=threading.Lock(), owner=plane.owners[0], objects=objects, out=out,
+            execute=execute, groups=groups,
+        )  # fmt: skip
+        pg_id = api.create_placement_group([{"CPU": 1.0}], "PACK", "g", None)
+        assert out, "the create went to the owner, its commands queued"
+        assert api.placement_group_rows(pg_id, None) == [] and executed == [2.0]
+        ref = api.placement_group_ready(pg_id, b"handle")
+        assert ref._oid in objects.entries
+        api.remove_placement_group(pg_id)
+        assert out  # the removal went to the owner too
+    finally:
+        arena.close()
