@@ -365,7 +365,7 @@ class ClientMixin:
                     raise
                 done = Future(1)
                 box = [False]
-                self._ops.append((self._op_make_room, (nbytes, done, box)))
+                self._ops.append((self.effects.op_make_room, (nbytes, done, box)))
                 self._wake()
                 done.wait(None)
                 if not box[0]:

@@ -1,10 +1,11 @@
-"""The command-effects mixin of the node: what each core command does in the real world."""
+"""Effects, a part of the node: what each core command does in the real world (loop thread)."""
 
 from __future__ import annotations
 
 import heapq
 import os
 import signal
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from runtime.core.messages import (
@@ -32,7 +33,7 @@ from runtime.real.arena import ALIGNMENT
 from runtime.real.futures import FAILED, READY
 from runtime.real.worker import CANCEL_SIGNAL, write_cancel_target
 
-__all__ = ["EffectsMixin"]
+__all__ = ["Effects", "HostTimers"]
 
 
 INTERRUPT_RETRY = 0.05
@@ -40,36 +41,105 @@ INTERRUPT_RETRY = 0.05
 
 
 class HostTimers:
-    """The host's own timers, as a component: ``TimerFired`` goes back to the node."""
+    """The host's own timers, as a component: ``TimerFired`` goes back to the effects."""
 
-    __slots__ = ("node",)
+    __slots__ = ("effects",)
 
-    def __init__(self, node: Any) -> None:
-        self.node = node
+    def __init__(self, effects: Effects) -> None:
+        self.effects = effects
 
     def handle(self, msg: TimerFired, now: float, out: list[Any]) -> None:
-        """Hand the timer's key to the node."""
-        self.node._on_host_timer(msg.key, now)
+        """Hand the timer's key to the effects."""
+        self.effects.on_host_timer(msg.key, now)
 
 
-class EffectsMixin:
-    """Turns core commands into effects on the loop thread, and keeps the arena's pins."""
+class Effects:
+    """Turns core commands into effects on the loop thread, and makes room in the arena.
+
+    It owns no table of its own: it acts on the parts passed in (object table, arena,
+    claims, raylet, the in-process components and the command list `out`) and pushes
+    host timers onto the loop's heap (`timers`, ordered by `timer_seq`). The parts made
+    after it (worker pool, nested owners, actor dispatchers, the actor API's collector)
+    are connected with `connect`.
+    """
+
+    def __init__(
+        self,
+        *,
+        objects: Any,
+        arena: Any,
+        claims: Any,
+        raylet: Any,
+        components: dict[int, Any],
+        out: list[Any],
+        execute: Callable[[float], None],
+        timers: list[tuple[float, int, int, str]],
+        timer_seq: Iterator[int],
+    ) -> None:
+        self.objects = objects
+        self.arena = arena
+        self.claims = claims
+        self.raylet = raylet
+        self.components = components
+        """Address -> in-process component: a ``Send`` is a direct ``handle`` call."""
+        self.out = out
+        self.execute = execute
+        self.timers = timers
+        """The loop's timer heap: (due, sequence, address, key)."""
+        self.timer_seq = timer_seq
+        self.pool: Any = None
+        self.nested: Any = None
+        self.actor_dispatchers: dict[int, Callable[[Any, float], None]] = {}
+        """Task kind -> what dispatches it to an actor's worker (see `connect`)."""
+        self.collect_actor: Callable[[tuple[int, int], float], None] | None = None
+        """Collect an actor whose handles are all gone (the actor API's; see `connect`)."""
+
+    def connect(
+        self,
+        pool: Any,
+        nested: Any,
+        actor_dispatchers: dict[int, Callable[[Any, float], None]],
+        collect_actor: Callable[[tuple[int, int], float], None],
+    ) -> None:
+        """Plug in the parts made after this one: worker pool, nested owners, actors."""
+        self.pool = pool
+        self.nested = nested
+        self.actor_dispatchers = actor_dispatchers
+        self.collect_actor = collect_actor
+
+    def table(self) -> dict[type, Callable[[Any, float], None]]:
+        """Command type -> its effect, for the commands this part carries out."""
+        return {
+            Send: self.send,
+            Dispatch: self.dispatch,
+            ObjectReady: self.object_ready,
+            Free: self.free,
+            SetTimer: self.set_timer,
+            Trace: self.trace,
+            Transfer: self.transfer,
+            CancelRunning: self.cancel_running,
+            Spill: self.spill,
+            Restore: self.restore,
+        }
 
     # -- command effects -------------------------------------------------------------------
 
-    def _effect_send(self, cmd: Send, now: float) -> None:
-        self.components[cmd.dst].handle(cmd.msg, now, self._out)
+    def send(self, cmd: Send, now: float) -> None:
+        """A message between in-process components: handled at once."""
+        self.components[cmd.dst].handle(cmd.msg, now, self.out)
 
-    def _effect_dispatch(self, cmd: Dispatch, now: float) -> None:
+    def dispatch(self, cmd: Dispatch, now: float) -> None:
+        """A task for a worker: an actor's worker, a prefetch offer, or an idle pool worker."""
         spec = cmd.spec
         if spec.kind != TASK:
-            self._actor_dispatchers[spec.kind](spec, now)
+            self.actor_dispatchers[spec.kind](spec, now)
         elif cmd.ahead:
             self.pool.prefetch(spec, now)
         else:
             self.pool.dispatch(spec, now)
 
-    def _effect_object_ready(self, cmd: ObjectReady, now: float) -> None:
+    def object_ready(self, cmd: ObjectReady, now: float) -> None:
+        """An object is ready or failed: resolve the table entry (or a nested owner's)."""
         oid = cmd.oid
         if cmd.owner != OWNER_ADDR:
             if cmd.error_kind is not None and (
@@ -102,7 +172,8 @@ class EffectsMixin:
             for fut in waiters or ():
                 fut.hit()
 
-    def _effect_cancel_running(self, cmd: CancelRunning, now: float) -> None:
+    def cancel_running(self, cmd: CancelRunning, now: float) -> None:
+        """Interrupt (or kill) the worker running a cancelled task."""
         self._interrupt(cmd.task_id, cmd.force, now)
 
     def _interrupt(self, task_id: int, force: bool, now: float) -> None:
@@ -146,7 +217,7 @@ class EffectsMixin:
             if spec.task_id == task_id:
                 pool.backlog.remove(spec)
                 event = WorkerInterrupted(task_id, INTERRUPT_UNSTARTED)
-                self.raylet.handle(event, now, self._out)
+                self.raylet.handle(event, now, self.out)
                 return
 
     def _cancel_prefetched(self, w: Any, task_id: int, force: bool, now: float) -> None:
@@ -166,7 +237,7 @@ class EffectsMixin:
                 self.pool.revoking.pop(task_id, None)  # a pending give-back must not re-queue it
                 self.objects.release_arg_pins(task_id)
                 event = WorkerInterrupted(task_id, INTERRUPT_UNSTARTED)
-                self.raylet.handle(event, now, self._out)
+                self.raylet.handle(event, now, self.out)
                 return
         if not force:
             write_cancel_target(self.arena, w.worker_id, task_id)
@@ -178,54 +249,61 @@ class EffectsMixin:
             self._retry_interrupt(task_id, now)
 
     def _retry_interrupt(self, task_id: int, now: float) -> None:
-        entry = (now + INTERRUPT_RETRY, next(self._timer_seq), HOST_ADDR, f"interrupt:{task_id}")
-        heapq.heappush(self._timers, entry)
+        entry = (now + INTERRUPT_RETRY, next(self.timer_seq), HOST_ADDR, f"interrupt:{task_id}")
+        heapq.heappush(self.timers, entry)
 
-    def _on_host_timer(self, key: str, now: float) -> None:
+    def on_host_timer(self, key: str, now: float) -> None:
+        """A host timer fired: repeat an interrupt, or collect an actor."""
         kind, _, arg = key.partition(":")
         if kind == "interrupt":
             self._interrupt(int(arg), False, now)
         elif kind == "collect":
             actor_id, _, owner_addr = arg.partition(":")
-            self._op_collect_actor((int(actor_id), int(owner_addr)), now)
+            assert self.collect_actor is not None, "connect() was not called"
+            self.collect_actor((int(actor_id), int(owner_addr)), now)
 
-    def _effect_free(self, cmd: Free, now: float) -> None:
+    def free(self, cmd: Free, now: float) -> None:
+        """Release an object's arena range (deferred while a value aliases it)."""
         with self.objects.lock:
             self.objects.free_locked(cmd.oid)
 
-    def _effect_set_timer(self, cmd: SetTimer, now: float) -> None:
-        heapq.heappush(self._timers, (now + cmd.delay, next(self._timer_seq), cmd.addr, cmd.key))
+    def set_timer(self, cmd: SetTimer, now: float) -> None:
+        """Push a component's timer onto the loop's heap."""
+        heapq.heappush(self.timers, (now + cmd.delay, next(self.timer_seq), cmd.addr, cmd.key))
 
-    def _effect_trace(self, cmd: Trace, now: float) -> None:
+    def trace(self, cmd: Trace, now: float) -> None:
+        """Trace records are the simulator's: nothing to do here."""
         pass
 
-    def _effect_transfer(self, cmd: Transfer, now: float) -> None:
+    def transfer(self, cmd: Transfer, now: float) -> None:
+        """A single node has no other node to transfer to: an error in the core."""
         raise RuntimeError(f"a single-node host cannot transfer objects: {cmd!r}")
 
     # -- spilling ---------------------------------------------------------------------------
 
-    def _allocate_loop(self, nbytes: int, now: float) -> int:
+    def allocate_loop(self, nbytes: int, now: float) -> int:
         """Reserve an arena range on the loop thread, asking the raylet to spill while full."""
         while True:
             try:
                 return self.objects.allocate_now(nbytes)
             except ObjectStoreFullError:
-                if not self._make_room(nbytes, now):
+                if not self.make_room(nbytes, now):
                     raise
 
-    def _op_make_room(self, item: tuple[int, Any, list[bool]], now: float) -> None:
+    def op_make_room(self, item: tuple[int, Any, list[bool]], now: float) -> None:
+        """Program thread's request (queued): make room for `nbytes`; `box[0]` says if worth a retry."""
         nbytes, done, box = item
         try:
-            if self._out:
-                self._execute(now)  # puts and frees queued before this op are done first
+            if self.out:
+                self.execute(now)  # puts and frees queued before this op are done first
             with self.objects.lock:
                 self.objects.apply_unpins_locked()
                 fits = self.arena.allocator.largest_free() >= nbytes + ALIGNMENT
-            box[0] = fits or self._make_room(nbytes, now)  # True: worth another try
+            box[0] = fits or self.make_room(nbytes, now)  # True: worth another try
         finally:
             done.hit()
 
-    def _make_room(self, nbytes: int, now: float) -> bool:
+    def make_room(self, nbytes: int, now: float) -> bool:
         """Ask the raylet what to spill for `nbytes`, spill it now; True if anything was."""
         cmds: list[Any] = []
         self.raylet.handle(MakeRoom(nbytes), now, cmds)
@@ -234,34 +312,36 @@ class EffectsMixin:
             if type(cmd) is Spill:
                 ok = self.objects.spill_object(cmd.oid)
                 spilled = spilled or ok
-                self.raylet.handle(Spilled(cmd.oid, ok), now, self._out)
+                self.raylet.handle(Spilled(cmd.oid, ok), now, self.out)
             else:
-                self._out.append(cmd)
+                self.out.append(cmd)
         return spilled
 
-    def _effect_spill(self, cmd: Spill, now: float) -> None:
+    def spill(self, cmd: Spill, now: float) -> None:
+        """Spill an object to disk now, as the raylet asked."""
         ok = self.objects.spill_object(cmd.oid)
-        self.raylet.handle(Spilled(cmd.oid, ok), now, self._out)
+        self.raylet.handle(Spilled(cmd.oid, ok), now, self.out)
 
-    def _effect_restore(self, cmd: Restore, now: float) -> None:
+    def restore(self, cmd: Restore, now: float) -> None:
+        """Read a spilled object back into the arena, as the raylet asked."""
         oid = cmd.oid
         with self.objects.lock:
             loc = self.objects.spilled.get(oid)
         if loc is None:
             if oid in self.objects.arena_objects:
-                self.raylet.handle(Restored(oid), now, self._out)
+                self.raylet.handle(Restored(oid), now, self.out)
             else:
-                self.raylet.handle(Restored(oid, "it is not on disk"), now, self._out)
+                self.raylet.handle(Restored(oid, "it is not on disk"), now, self.out)
             return
         file_offset, size = loc
         try:
-            offset = self._allocate_loop(size, now)
+            offset = self.allocate_loop(size, now)
         except ObjectStoreFullError as exc:  # the raylet retries it when room appears
-            self.raylet.handle(Restored(oid, str(exc), no_room=True), now, self._out)
+            self.raylet.handle(Restored(oid, str(exc), no_room=True), now, self.out)
             return
         self.objects.spill.read_into(file_offset, self.arena.writable_view(offset, size))
         with self.objects.lock:
             del self.objects.spilled[oid]
             self.objects.arena_objects[oid] = (offset, size)
             self.objects.spill.free(file_offset, size)
-        self.raylet.handle(Restored(oid), now, self._out)
+        self.raylet.handle(Restored(oid), now, self.out)

@@ -43,18 +43,8 @@ from runtime.core.cluster import NodeCapacity, build_control_plane
 from runtime.core.config import CoreConfig
 from runtime.core.messages import (
     ActorStateChanged,
-    CancelRunning,
-    Dispatch,
-    Free,
     KillWorker,
     ObjectFreed,
-    ObjectReady,
-    Restore,
-    Send,
-    SetTimer,
-    Spill,
-    Trace,
-    Transfer,
 )
 from runtime.core.task import (
     TaskSpec,
@@ -67,7 +57,7 @@ from runtime.real.addresses import HOST_ADDR, NODE_ID, OWNER_ADDR
 from runtime.real.arena import Arena
 from runtime.real.claims import Claims
 from runtime.real.client import ClientMixin
-from runtime.real.effects import EffectsMixin, HostTimers
+from runtime.real.effects import Effects, HostTimers
 from runtime.real.futures import ERR_SHUTDOWN, FAILED, PENDING, READY, Future
 from runtime.real.groups import PlacementGroupApi, PlacementGroups
 from runtime.real.introspect import Introspection
@@ -97,7 +87,6 @@ class Node(
     LoopMixin,
     ClientMixin,
     ActorMixin,
-    EffectsMixin,
     StreamMixin,
 ):
     """The driver-side host of one node: core components, workers, arena and event loop."""
@@ -142,10 +131,8 @@ class Node(
         self.gs = self.plane.global_scheduler
         self.raylet = self.plane.raylets[NODE_ID]
         self.owner = self.plane.owners[0]
-        self.components: dict[int, Any] = {
-            **self.plane.components(),
-            HOST_ADDR: HostTimers(self),
-        }
+        self.components: dict[int, Any] = self.plane.components()
+        """Address -> in-process component (the core's, and the host's timers)."""
         # state shared with user threads ---------------------------------------------------
         self.objects = ObjectTable(self.arena, SpillFile(spill_dir))
         """The object table (`runtime.real.objects.ObjectTable`): entries, ranges, pins, spills."""
@@ -164,20 +151,25 @@ class Node(
         self._timer_seq = itertools.count()
         self._t0 = time.monotonic()
         self.loop_error: BaseException | None = None
+        self.effects = Effects(
+            objects=self.objects,
+            arena=self.arena,
+            claims=self.claims,
+            raylet=self.raylet,
+            components=self.components,
+            out=self._out,
+            execute=self._execute,
+            timers=self._timers,
+            timer_seq=self._timer_seq,
+        )
+        """What each core command does (`runtime.real.effects.Effects`)."""
+        self.components[HOST_ADDR] = HostTimers(self.effects)
         self._effects: dict[type, Callable[[Any, float], None]] = {
-            Send: self._effect_send,
-            Dispatch: self._effect_dispatch,
-            ObjectReady: self._effect_object_ready,
-            Free: self._effect_free,
+            **self.effects.table(),
             ObjectFreed: self._effect_object_freed,
-            SetTimer: self._effect_set_timer,
-            Trace: self._effect_trace,
-            Transfer: self._effect_transfer,
             ActorStateChanged: self._effect_actor_state,
-            CancelRunning: self._effect_cancel_running,
-            Spill: self._effect_spill,
-            Restore: self._effect_restore,
         }
+        """Command type -> its effect (the parts add theirs)."""
         self._worker_handlers: dict[int, Callable[[WorkerHandle, tuple, float], None]] = {}
         """Worker message type -> handler (the pool, the nested owners and the streams add theirs)."""
         # workers: all forked by the zygote, a fresh interpreter (see runtime.real.zygote) ---
@@ -204,7 +196,7 @@ class Node(
             claims=self.claims,
             arena=self.arena,
             objects=self.objects,
-            allocate=self._allocate_loop,
+            allocate=self.effects.allocate_loop,
             selector=self._sel,
             unregister_io=self._unregister_io,
             handlers=self._worker_handlers,
@@ -224,7 +216,7 @@ class Node(
             objects=self.objects,
             arena=self.arena,
             inline_threshold=inline_threshold,
-            allocate=self._allocate_loop,
+            allocate=self.effects.allocate_loop,
             register_function=self.register_function,
             runtime_info=self.runtime_info,
             worker_group=self.groups.worker_group,
@@ -249,7 +241,9 @@ class Node(
         self.actor_workers = ActorWorkers(self.pool, self.raylet, self._out)
         """Each actor's dedicated worker (`runtime.real.actor_workers.ActorWorkers`)."""
         self._effects[KillWorker] = self.actor_workers.kill
-        self._actor_dispatchers = self.actor_workers.dispatchers
+        self.effects.connect(
+            self.pool, self.nested, self.actor_workers.dispatchers, self._op_collect_actor
+        )
         self.introspection = Introspection(
             ops=self._ops,
             wake=self._wake,
