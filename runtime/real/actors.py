@@ -1,4 +1,4 @@
-"""The actor mixin of the node: create, call, look up and kill actors; one dedicated worker each.
+"""ActorApi, a part of the node: create, call, look up and kill actors; one dedicated worker each.
 
 The core decides everything (placement through the GCS, ordering, restarts, names); this
 module only builds the specs on program threads and, on the loop thread, turns the
@@ -9,6 +9,8 @@ core's answers into handle states; each actor's dedicated worker is the
 from __future__ import annotations
 
 import heapq
+import itertools
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +31,7 @@ from runtime.real.serialization import serialize
 from runtime.runtime_env import merge_runtime_env
 from runtime.util.scheduling_strategies import strategy_of
 
-__all__ = ["ActorInfo", "ActorMixin"]
+__all__ = ["ActorApi", "ActorInfo"]
 
 
 ACTOR_COLLECT_RETRY = 0.01
@@ -55,8 +57,65 @@ class ActorInfo:
     """``(max_task_retries, method retries)`` of the actor ``get_if_exists`` found."""
 
 
-class ActorMixin:
-    """Program-thread API and loop-thread effects for actors."""
+class ActorApi:
+    """Program-thread API and loop-thread effects for actors.
+
+    It owns what the host knows of actors (`infos`, pending name lookups, class metadata,
+    the token objects that keep actors alive, implicit constructor puts); the program
+    threads' queue, the client's encoding and submission, and the loop thread's core
+    components are passed in. Refs and handles it makes belong to `node`.
+    """
+
+    def __init__(
+        self,
+        *,
+        node: Any,
+        ops: Any,
+        wake: Callable[[], None],
+        check_open: Callable[[], None],
+        ids_lock: Any,
+        plane: Any,
+        objects: Any,
+        components: dict[int, Any],
+        out: list[Any],
+        timers: list[tuple[float, int, int, str]],
+        timer_seq: Any,
+        encode_args: Callable[..., tuple],
+        submit_spec: Callable[[TaskSpec, list[int]], Any],
+        submit_generator: Callable[[TaskSpec, list[int]], Any],
+        wait: Callable[..., Any],
+        put_serialized: Callable[..., int],
+    ) -> None:
+        self.node = node
+        """The node handles attach to and refs belong to (`runtime._session.NodeLike`)."""
+        self.ops = ops
+        self.wake = wake
+        self.check_open = check_open
+        self.ids_lock = ids_lock
+        self.owner = plane.owners[0]
+        self.gcs = plane.gcs
+        self.objects = objects
+        self.components = components
+        self.out = out
+        self.timers = timers
+        """The loop's timer heap (collecting an actor is retried on a host timer)."""
+        self.timer_seq = timer_seq
+        self.encode_args = encode_args
+        self.submit_spec = submit_spec
+        self.submit_generator = submit_generator
+        self.wait = wait
+        self.put_serialized = put_serialized
+        self.infos: dict[int, ActorInfo] = {}
+        """Actor id -> what the host knows of it (under the object table's lock)."""
+        self.lookups: dict[int, list[Any]] = {}
+        """Name-lookup request id -> ``[future, reply]``."""
+        self.request_ids = itertools.count(1)
+        self.class_meta: dict[int, tuple[str, dict[str, int]]] = {}
+        """Constructor function id -> (class name, methods), for handles found by name."""
+        self.implicit: list[int] = []
+        """Implicit puts of constructor arguments (kept for restarts, released at shutdown)."""
+        self.tokens: dict[int, int] = {}
+        """Token object id -> the actor its handles keep alive (see `actor_token`)."""
 
     # -- program threads -------------------------------------------------------------------
 
@@ -64,8 +123,8 @@ class ActorMixin:
         self, ac: ActorClass, args: tuple, kwargs: dict, options: ActorOptions
     ) -> ActorHandle:
         """Create an actor of class `ac` (its constructor runs in a new worker); return its handle."""
-        self._check_open()
-        fn_id = ac._function._function_id(self)
+        self.check_open()
+        fn_id = ac._function._function_id(self.node)
         name = ac.__qualname__
         demand, hold = options.demand_and_hold()
         strategy = strategy_of(options, demand, name)
@@ -73,9 +132,9 @@ class ActorMixin:
             # the core resolves constructor arguments at registration: they must be ready
             refs = list(dict.fromkeys(v for v in (*args, *kwargs.values()) if _is_ref(v)))
             self.wait(refs, len(refs), None)
-        a, kw, arg_refs, held, implicit = self._encode_args(name, args, kwargs)
+        a, kw, arg_refs, held, implicit = self.encode_args(name, args, kwargs)
         arg_refs += held  # the core registers an actor once its constructor's refs are ready
-        with self._ids_lock:
+        with self.ids_lock:
             tid = self.owner.new_task_id()
         spec = TaskSpec(
             task_id=tid,
@@ -99,50 +158,51 @@ class ActorMixin:
         answered = Future(1)
         info = ActorInfo(name, ac._methods, answered=answered, keep=keep)
         with self.objects.lock:
-            self.actor_infos[tid] = info
+            self.infos[tid] = info
         request = (spec, options.name, options.max_restarts, options.get_if_exists, implicit)
-        self._ops.append((self._op_create_actor, request))
-        self._wake()
+        self.ops.append((self._op_create_actor, request))
+        self.wake()
         actor_id = tid
         if options.get_if_exists and options.name:
             answered.wait(None)  # learn whether an actor of that name exists
             actor_id = info.alias_of or tid
         token = None
         if not options.name and options.lifetime != "detached" and actor_id == tid:
-            token = self._actor_token(actor_id)
+            token = self.actor_token(actor_id)
         retry_options = (options.max_task_retries, ac._method_retries)
         if actor_id != tid:  # get_if_exists found another actor: its options hold
             retry_options = info.retry_options
         return ActorHandle(actor_id, name, ac._methods, token, retry_options)
 
-    def _actor_token(self, actor_id: int) -> ObjectRef:
+    def actor_token(self, actor_id: int) -> ObjectRef:
         """A token object whose refs the actor's handles carry: the actor dies with it.
 
         Every copy of a handle, in any process, holds a ref to the token (pickling a
         handle pickles the ref, which is borrowed where it is unpickled), so the token is
         freed exactly when no handle is left anywhere; the owner then emits
-        ``ObjectFreed`` and the host collects the actor (`_effect_object_freed`).
+        ``ObjectFreed`` and the host collects the actor (`object_freed`).
         """
-        oid = self._put_serialized(serialize(None, "actor token"))
-        self._actor_tokens[oid] = actor_id  # single dict operations: safe on any thread
-        self._ops.append((self._op_watch_token, oid))
-        self._wake()
-        return ObjectRef(oid, self)
+        oid = self.put_serialized(serialize(None, "actor token"))
+        self.tokens[oid] = actor_id  # single dict operations: safe on any thread
+        self.ops.append((self._op_watch_token, oid))
+        self.wake()
+        return ObjectRef(oid, self.node)
 
     def _op_watch_token(self, oid: int, now: float) -> None:
+        """Loop thread: ask the owner to report when the token object is freed."""
         self.owner.watch_free(oid)
 
-    def _effect_object_freed(self, cmd: ObjectFreed, now: float) -> None:
+    def object_freed(self, cmd: ObjectFreed, now: float) -> None:
         """The last handle of an actor is gone everywhere: collect the actor.
 
         Calls submitted before still run: the kill waits until the driver's owner has
         no call of that actor in flight or unsent (checked on a host timer).
         """
-        actor_id = self._actor_tokens.pop(cmd.oid, None)
+        actor_id = self.tokens.pop(cmd.oid, None)
         if actor_id is not None:
-            self._op_collect_actor((actor_id, cmd.owner), now)
+            self.collect_actor((actor_id, cmd.owner), now)
 
-    def _op_collect_actor(self, item: tuple[int, int], now: float) -> None:
+    def collect_actor(self, item: tuple[int, int], now: float) -> None:
         """Kill actor `item[0]` for good once owner `item[1]` has no call of it left."""
         actor_id, owner_addr = item
         owner = self.components[owner_addr]
@@ -150,9 +210,9 @@ class ActorMixin:
         if state is not None and (state.unsent or state.inflight or state.state == ACTOR_PENDING):
             at = now + ACTOR_COLLECT_RETRY
             key = f"collect:{actor_id}:{owner_addr}"
-            heapq.heappush(self._timers, (at, next(self._timer_seq), HOST_ADDR, key))
+            heapq.heappush(self.timers, (at, next(self.timer_seq), HOST_ADDR, key))
             return
-        owner.kill_actor(actor_id, True, self._out)
+        owner.kill_actor(actor_id, True, self.out)
 
     def call_actor(
         self,
@@ -165,19 +225,19 @@ class ActorMixin:
         retry_exceptions: bool = False,
     ) -> Any:
         """Submit a call of `method` on the actor of `handle`; return its ObjectRef(s)."""
-        self._check_open()
+        self.check_open()
         actor_id = handle._actor_id
-        if handle._attached is not self:
-            if actor_id not in self.actor_infos:
+        if handle._attached is not self.node:
+            if actor_id not in self.infos:
                 with self.objects.lock:
                     info = ActorInfo(handle._class_name, handle._methods)
-                    self.actor_infos.setdefault(actor_id, info)
-                self._ops.append((self._op_attach_actor, actor_id))
-            handle._attached = self
+                    self.infos.setdefault(actor_id, info)
+                self.ops.append((self._op_attach_actor, actor_id))
+            handle._attached = self.node
         name = f"{handle._class_name}.{method}"
         num_returns, mode = generator_mode(num_returns, True, name)  # checked by the worker
-        a, kw, arg_refs, held, implicit = self._encode_args(name, args, kwargs)
-        with self._ids_lock:
+        a, kw, arg_refs, held, implicit = self.encode_args(name, args, kwargs)
+        with self.ids_lock:
             tid = self.owner.new_task_id()
         spec = TaskSpec(
             task_id=tid,
@@ -197,70 +257,71 @@ class ActorMixin:
             generator=mode,
         )
         if mode:
-            return self._submit_generator(spec, implicit)
-        return self._submit_spec(spec, implicit)
+            return self.submit_generator(spec, implicit)
+        return self.submit_spec(spec, implicit)
 
     def get_actor(self, name: str) -> ActorHandle:
         """The handle of the live actor registered under `name` (ValueError if none)."""
-        self._check_open()
-        request_id = next(self._request_ids)
+        self.check_open()
+        request_id = next(self.request_ids)
         fut = Future(1)
-        self._lookups[request_id] = [fut, None]
-        self._ops.append((self._op_lookup_actor, (name, request_id)))
-        self._wake()
+        self.lookups[request_id] = [fut, None]
+        self.ops.append((self._op_lookup_actor, (name, request_id)))
+        self.wake()
         fut.wait(None)
-        reply: ActorStateChanged = self._lookups.pop(request_id)[1]
+        reply: ActorStateChanged = self.lookups.pop(request_id)[1]
         if not reply.actor_id:
             raise ValueError(f"Failed to look up actor with name '{name}'")
         spec = reply.spec
-        meta = self._class_meta.get(spec.function) if spec is not None else None
+        meta = self.class_meta.get(spec.function) if spec is not None else None
         class_name, methods = meta if meta is not None else ("Actor", {})
         with self.objects.lock:
-            self.actor_infos.setdefault(reply.actor_id, ActorInfo(class_name, methods))
+            self.infos.setdefault(reply.actor_id, ActorInfo(class_name, methods))
         handle = ActorHandle(reply.actor_id, class_name, methods, None, _retry_options(spec))
-        handle._attached = self
+        handle._attached = self.node
         return handle
 
     def kill_actor(self, handle: ActorHandle, no_restart: bool) -> None:
         """Terminate the actor of `handle` (for good when `no_restart`)."""
-        self._check_open()
+        self.check_open()
         if not isinstance(handle, ActorHandle):
             raise TypeError(f"kill() expects an actor handle, got {type(handle).__name__}")
-        self._ops.append((self._op_kill_actor, (handle._actor_id, no_restart)))
-        self._wake()
+        self.ops.append((self._op_kill_actor, (handle._actor_id, no_restart)))
+        self.wake()
 
     # -- loop thread: operations -----------------------------------------------------------
 
     def _op_create_actor(self, request: tuple, now: float) -> None:
         spec, name, max_restarts, get_if_exists, implicit = request
-        self._class_meta[spec.function] = (
-            self.actor_infos[spec.task_id].class_name,
-            self.actor_infos[spec.task_id].methods,
+        self.class_meta[spec.function] = (
+            self.infos[spec.task_id].class_name,
+            self.infos[spec.task_id].methods,
         )
-        self.owner.create_actor(spec, name, max_restarts, get_if_exists, now, self._out)
+        self.owner.create_actor(spec, name, max_restarts, get_if_exists, now, self.out)
         # implicit puts stay referenced by the spec for restarts (released at shutdown)
-        self._actor_implicit.extend(implicit)
+        self.implicit.extend(implicit)
 
     def _op_attach_actor(self, actor_id: int, now: float) -> None:
-        self.owner.attach_actor(actor_id, self._out)
+        self.owner.attach_actor(actor_id, self.out)
 
     def _op_lookup_actor(self, item: tuple[str, int], now: float) -> None:
-        self.owner.lookup_actor(item[0], item[1], self._out)
+        self.owner.lookup_actor(item[0], item[1], self.out)
 
     def _op_kill_actor(self, item: tuple[int, bool], now: float) -> None:
-        self.owner.kill_actor(item[0], item[1], self._out)
+        self.owner.kill_actor(item[0], item[1], self.out)
 
     # -- loop thread: command effects ------------------------------------------------------
 
-    def _effect_actor_state(self, cmd: ActorStateChanged, now: float) -> None:
+    def actor_state(self, cmd: ActorStateChanged, now: float) -> None:
+        """An actor's state changed (or a name lookup was answered): update its info."""
         if cmd.request_id:
-            slot = self._lookups.get(cmd.request_id)
+            slot = self.lookups.get(cmd.request_id)
             if slot is not None:
                 slot[1] = cmd
                 slot[0].hit()
             return
         with self.objects.lock:
-            info = self.actor_infos.get(cmd.actor_id)
+            info = self.infos.get(cmd.actor_id)
             if info is None:
                 return
             if cmd.alias_of:

@@ -52,7 +52,7 @@ from runtime.core.task import (
 from runtime.real import protocol as p
 from runtime.real import requests as rq
 from runtime.real.actor_workers import ActorWorkers
-from runtime.real.actors import ActorInfo, ActorMixin
+from runtime.real.actors import ActorApi
 from runtime.real.addresses import HOST_ADDR, NODE_ID, OWNER_ADDR
 from runtime.real.arena import Arena
 from runtime.real.claims import Claims
@@ -86,7 +86,6 @@ ACTOR_PIPELINE = 64
 class Node(
     LoopMixin,
     ClientMixin,
-    ActorMixin,
     StreamMixin,
 ):
     """The driver-side host of one node: core components, workers, arena and event loop."""
@@ -137,8 +136,6 @@ class Node(
         self.objects = ObjectTable(self.arena, SpillFile(spill_dir))
         """The object table (`runtime.real.objects.ObjectTable`): entries, ranges, pins, spills."""
         self._ids_lock = threading.Lock()
-        self._actor_tokens: dict[int, int] = {}
-        """Token object id -> the actor its handles keep alive (see `_actor_token`)."""
         self._ops: deque[tuple[Callable[[Any, float], None], Any]] = deque()
         """Operations queued by program threads, run in order by the next step."""
         self._fn_ids = itertools.count(1)
@@ -151,6 +148,28 @@ class Node(
         self._timer_seq = itertools.count()
         self._t0 = time.monotonic()
         self.loop_error: BaseException | None = None
+        self.actor_api = ActorApi(
+            node=self,
+            ops=self._ops,
+            wake=self._wake,
+            check_open=self._check_open,
+            ids_lock=self._ids_lock,
+            plane=self.plane,
+            objects=self.objects,
+            components=self.components,
+            out=self._out,
+            timers=self._timers,
+            timer_seq=self._timer_seq,
+            encode_args=self._encode_args,
+            submit_spec=self._submit_spec,
+            submit_generator=self._submit_generator,
+            wait=self.wait,
+            put_serialized=self._put_serialized,
+        )
+        """Actors: create, call, look up, kill; their handle states (`runtime.real.actors.ActorApi`)."""
+        self.call_actor = self.actor_api.call_actor  # the hot path: no extra call frame
+        self._actor_tokens = self.actor_api.tokens
+        """The actor API's token table (a released token may be an actor's last handle)."""
         self.effects = Effects(
             objects=self.objects,
             arena=self.arena,
@@ -166,8 +185,8 @@ class Node(
         self.components[HOST_ADDR] = HostTimers(self.effects)
         self._effects: dict[type, Callable[[Any, float], None]] = {
             **self.effects.table(),
-            ObjectFreed: self._effect_object_freed,
-            ActorStateChanged: self._effect_actor_state,
+            ObjectFreed: self.actor_api.object_freed,
+            ActorStateChanged: self.actor_api.actor_state,
         }
         """Command type -> its effect (the parts add theirs)."""
         self._worker_handlers: dict[int, Callable[[WorkerHandle, tuple, float], None]] = {}
@@ -178,12 +197,6 @@ class Node(
         except BaseException:
             self.arena.close()
             raise
-        # actors ------------------------------------------------------------------------------
-        self.actor_infos: dict[int, ActorInfo] = {}
-        self._lookups: dict[int, list[Any]] = {}
-        self._request_ids = itertools.count(1)
-        self._class_meta: dict[int, tuple[str, dict[str, int]]] = {}
-        self._actor_implicit: list[int] = []
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
@@ -220,7 +233,7 @@ class Node(
             register_function=self.register_function,
             runtime_info=self.runtime_info,
             worker_group=self.groups.worker_group,
-            class_meta=self._class_meta,
+            class_meta=self.actor_api.class_meta,
             actor_tokens=self._actor_tokens,
         )
         """One core Owner per worker, and the workers' REQUESTs (`runtime.real.nested`)."""
@@ -242,7 +255,7 @@ class Node(
         """Each actor's dedicated worker (`runtime.real.actor_workers.ActorWorkers`)."""
         self._effects[KillWorker] = self.actor_workers.kill
         self.effects.connect(
-            self.pool, self.nested, self.actor_workers.dispatchers, self._op_collect_actor
+            self.pool, self.nested, self.actor_workers.dispatchers, self.actor_api.collect_actor
         )
         self.introspection = Introspection(
             ops=self._ops,
@@ -322,6 +335,20 @@ class Node(
     @job_namespace.setter
     def job_namespace(self, value: str | None) -> None:
         self.introspection.job_namespace = value
+
+    # -- actors (`runtime.real.actors.ActorApi`; `call_actor` is bound in `__init__`) --------
+
+    def create_actor(self, ac: Any, args: tuple, kwargs: dict, options: Any) -> Any:
+        """Create an actor of class `ac` (its constructor runs in a new worker); return its handle."""
+        return self.actor_api.create_actor(ac, args, kwargs, options)
+
+    def get_actor(self, name: str) -> Any:
+        """The handle of the live actor registered under `name` (ValueError if none)."""
+        return self.actor_api.get_actor(name)
+
+    def kill_actor(self, handle: Any, no_restart: bool) -> None:
+        """Terminate the actor of `handle` (for good when `no_restart`)."""
+        self.actor_api.kill_actor(handle, no_restart)
 
     # -- placement groups (`runtime.real.groups.PlacementGroupApi`) -------------------------
 
