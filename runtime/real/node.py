@@ -70,7 +70,7 @@ from runtime.real.serialization import (
     INLINE_THRESHOLD,
 )
 from runtime.real.spill import SpillFile
-from runtime.real.streams import StreamMixin, Streams
+from runtime.real.streams import StreamApi, Streams
 from runtime.real.worker import CANCEL_SLOTS
 from runtime.real.zygote import start_zygote
 
@@ -86,7 +86,6 @@ ACTOR_PIPELINE = 64
 class Node(
     LoopMixin,
     ClientMixin,
-    StreamMixin,
 ):
     """The driver-side host of one node: core components, workers, arena and event loop."""
 
@@ -148,6 +147,29 @@ class Node(
         self._timer_seq = itertools.count()
         self._t0 = time.monotonic()
         self.loop_error: BaseException | None = None
+        self.stream_api = StreamApi(
+            node=self,
+            ops=self._ops,
+            check_open=self._check_open,
+            closed=self._is_closed,
+            owner=self.owner,
+            objects=self.objects,
+            out=self._out,
+            submit_spec=self._submit_spec,
+            wait_future=self._wait_future,
+            entries=self._entries,
+            unregister=self._unregister,
+            adopt_ref=self.adopt_ref,
+        )
+        """Generator tasks, program-thread side (`runtime.real.streams.StreamApi`)."""
+        # bound onto the node (generators call them per item: no extra call frame)
+        self._submit_generator = self.stream_api.submit_generator
+        self.stream_next = self.stream_api.stream_next
+        self.stream_ready = self.stream_api.stream_ready
+        self.stream_finished = self.stream_api.stream_finished
+        self.drop_stream = self.stream_api.drop_stream
+        self.adopt_stream_items = self.stream_api.adopt_stream_items
+        self.wait_mixed = self.stream_api.wait_mixed
         self.actor_api = ActorApi(
             node=self,
             ops=self._ops,
@@ -250,6 +272,7 @@ class Node(
         )
         """Generator tasks, loop-thread side (`runtime.real.streams.Streams`)."""
         self.streams.plug(self._effects, self._worker_handlers)
+        self.stream_api.connect(self.streams)
         self.pool.connect_owners(self.nested.drop_worker_refs)
         self.actor_workers = ActorWorkers(self.pool, self.raylet, self._out)
         """Each actor's dedicated worker (`runtime.real.actor_workers.ActorWorkers`)."""
@@ -373,6 +396,10 @@ class Node(
     def current_placement_group(self) -> tuple[int, list[dict[str, float]], bool] | None:
         """The driver runs in no placement group."""
         return None
+
+    def _is_closed(self) -> bool:
+        """True once the node is shut down."""
+        return self.closed
 
     def _stopped(self) -> bool:
         """True once the node is closed or stopping, or its loop failed."""

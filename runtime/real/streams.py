@@ -10,6 +10,7 @@ thread; for a worker's owner, they answer that worker's ``stream_next`` requests
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,7 +33,7 @@ from runtime.real.addresses import OWNER_ADDR, WORKER_OWNER_BASE
 from runtime.real.futures import FAILED, PENDING, READY, Future, ObjectEntry
 from runtime.real.objects import ObjectTable
 
-__all__ = ["HostStream", "StreamMixin", "Streams", "owner_addr_of_task"]
+__all__ = ["HostStream", "StreamApi", "Streams", "owner_addr_of_task"]
 
 
 def owner_addr_of_task(task_id: int) -> int:
@@ -65,133 +66,10 @@ class StreamWait:
     """The task whose CPU was lent out meanwhile (0: none)."""
 
 
-class StreamMixin:
-    """The program-thread API of generator tasks (the loop-thread side: `Streams`)."""
-
-    # -- program threads -------------------------------------------------------------------
-
-    def _submit_generator(self, spec: TaskSpec, implicit: list[int]) -> Any:
-        """Submit a generator task: an `ObjectRefGenerator` (streaming) or return 1's ref."""
-        if spec.generator != GEN_STREAMING:
-            return self._submit_spec(spec, implicit)
-        with self.objects.lock:
-            self.streams.table[spec.task_id] = HostStream()  # before any item can arrive
-        return ObjectRefGenerator(self._submit_spec(spec, implicit), self)
-
-    def stream_next(self, gen: ObjectRefGenerator, timeout: float | None) -> ObjectRef | None:
-        """The next item of `gen` (waiting up to `timeout`; None when it passed)."""
-        self._check_open()
-        tid = gen._task_id()
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            fut = None
-            with self.objects.lock:
-                s = self.streams.table.get(tid)
-                if s is None:
-                    raise RayError(f"{gen!r} is not known to this session")
-                index = gen._index
-                if s.count > index:
-                    gen._index = index + 1
-                    return ObjectRef(generator_item_id(tid, index), self)
-                if not s.ended:
-                    fut = Future(1)
-                    s.waiters.append(fut)
-            if fut is None:
-                if s.error_kind is not None and not gen._raised:
-                    gen._raised = True
-                    return gen._ref  # the task failed: its error is the last item, as in Ray
-                raise StopIteration
-            left = None if deadline is None else deadline - time.monotonic()
-            if not self._wait_future(fut, left):
-                with self.objects.lock:
-                    if fut in s.waiters:
-                        s.waiters.remove(fut)
-                if fut.needed > 0:
-                    return None
-
-    def stream_ready(self, gen: ObjectRefGenerator) -> bool:
-        """Would ``next(gen)`` return (or stop) without waiting?"""
-        s = self.streams.table.get(gen._task_id())
-        return s is not None and (s.count > gen._index or s.ended)
-
-    def stream_finished(self, gen: ObjectRefGenerator) -> bool:
-        """Would ``next(gen)`` raise ``StopIteration``?"""
-        s = self.streams.table.get(gen._task_id())
-        if s is None or s.count > gen._index or not s.ended:
-            return False
-        return s.error_kind is None or gen._raised
-
-    def drop_stream(self, gen: ObjectRefGenerator) -> None:
-        """`gen` was garbage collected: the items it did not hand out go (queued, no wakeup)."""
-        if not self.closed:
-            self._ops.append((self._op_drop_stream, (gen._task_id(), gen._index)))
-
-    def _op_drop_stream(self, item: tuple[int, int], now: float) -> None:
-        tid, consumed = item
-        with self.objects.lock:
-            s = self.streams.table.pop(tid, None)
-            if s is not None:
-                for index in range(consumed, s.count):
-                    self.objects.entries.pop(generator_item_id(tid, index), None)
-        self.owner.drop_stream(tid, consumed, now, self._out)
-
-    def adopt_stream_items(self, task_id: int, count: int) -> list[ObjectRef]:
-        """Refs to the items of dynamic generator `task_id` (its value was unpickled here)."""
-        owner = owner_addr_of_task(task_id)
-        return [self.adopt_ref(generator_item_id(task_id, i), owner) for i in range(count)]
-
-    def wait_mixed(
-        self, items: list[Any], num_returns: int, timeout: float | None
-    ) -> tuple[list[Any], list[Any]]:
-        """`wait` over ObjectRefs and ObjectRefGenerators (ready: ``next`` would not wait)."""
-        self._check_open()
-        if len({id(x) for x in items}) != len(items):
-            raise ValueError("wait() got duplicate ObjectRefs or generators")
-        gens = [x for x in items if isinstance(x, ObjectRefGenerator)]
-        refs = [x for x in items if not isinstance(x, ObjectRefGenerator)]
-        entries = dict(zip(map(id, refs), self._entries(refs)))
-        for g in gens:
-            if g._node is not self or g._task_id() not in self.streams.table:
-                raise RayError(f"{g!r} is not known to this session")
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            with self.objects.lock:
-                flags = [
-                    self.stream_ready(x)
-                    if isinstance(x, ObjectRefGenerator)
-                    else entries[id(x)].state != PENDING
-                    for x in items
-                ]
-                left = None if deadline is None else deadline - time.monotonic()
-                fut = None
-                if sum(flags) < num_returns and (left is None or left > 0):
-                    fut = Future(1)
-                    waiting = [e for e in entries.values() if e.state == PENDING]
-                    for e in waiting:
-                        if e.waiters is None:
-                            e.waiters = []
-                        e.waiters.append(fut)
-                    streams = [self.streams.table[g._task_id()] for g in gens]
-                    for s in streams:
-                        s.waiters.append(fut)
-            if fut is None:
-                ready: list[Any] = []
-                rest: list[Any] = []
-                for x, flag in zip(items, flags):
-                    (ready if flag and len(ready) < num_returns else rest).append(x)
-                return ready, rest
-            self._wait_future(fut, left)
-            with self.objects.lock:
-                self._unregister(fut, waiting)
-                for s in streams:
-                    while fut in s.waiters:
-                        s.waiters.remove(fut)
-
-
 class Streams:
     """The loop-thread side of generator tasks: items from workers, the owners' answers,
     workers blocked in ``next()``. Owns the driver's stream table (`table`, under the object
-    table's lock), which the program-thread API (`StreamMixin`) reads."""
+    table's lock), which the program-thread API (`StreamApi`) reads."""
 
     def __init__(
         self,
@@ -347,3 +225,168 @@ class Streams:
             self.waits[key] = keep
         else:
             del self.waits[key]
+
+
+class StreamApi:
+    """The program-thread API of generator tasks (the loop-thread side: `Streams`).
+
+    It reads the stream table `Streams` owns (under the object table's lock); the client's
+    submission, waiting and table lookups, and the node the refs belong to, are passed in.
+    """
+
+    def __init__(
+        self,
+        *,
+        node: Any,
+        ops: Any,
+        check_open: Callable[[], None],
+        closed: Callable[[], bool],
+        owner: Any,
+        objects: ObjectTable,
+        out: list[Any],
+        submit_spec: Callable[[TaskSpec, list[int]], Any],
+        wait_future: Callable[[Future, float | None], bool],
+        entries: Callable[[list[ObjectRef]], list[ObjectEntry]],
+        unregister: Callable[[Future, list[ObjectEntry]], None],
+        adopt_ref: Callable[[int, int], ObjectRef],
+    ) -> None:
+        self.node = node
+        """The node the refs and generators made here belong to."""
+        self.ops = ops
+        self.check_open = check_open
+        self.closed = closed
+        """True once the node is shut down (a dropped generator then queues nothing)."""
+        self.owner = owner
+        self.objects = objects
+        self.streams: Any = None
+        """The loop-thread side, whose stream table this reads (see `connect`)."""
+        self.out = out
+        self.submit_spec = submit_spec
+        self.wait_future = wait_future
+        self.entries = entries
+        self.unregister = unregister
+        self.adopt_ref = adopt_ref
+
+    def connect(self, streams: Streams) -> None:
+        """Read the stream table of `streams` (made after this part: it needs the pool)."""
+        self.streams = streams
+
+    # -- program threads -------------------------------------------------------------------
+
+    def submit_generator(self, spec: TaskSpec, implicit: list[int]) -> Any:
+        """Submit a generator task: an `ObjectRefGenerator` (streaming) or return 1's ref."""
+        if spec.generator != GEN_STREAMING:
+            return self.submit_spec(spec, implicit)
+        with self.objects.lock:
+            self.streams.table[spec.task_id] = HostStream()  # before any item can arrive
+        return ObjectRefGenerator(self.submit_spec(spec, implicit), self.node)
+
+    def stream_next(self, gen: ObjectRefGenerator, timeout: float | None) -> ObjectRef | None:
+        """The next item of `gen` (waiting up to `timeout`; None when it passed)."""
+        self.check_open()
+        tid = gen._task_id()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            fut = None
+            with self.objects.lock:
+                s = self.streams.table.get(tid)
+                if s is None:
+                    raise RayError(f"{gen!r} is not known to this session")
+                index = gen._index
+                if s.count > index:
+                    gen._index = index + 1
+                    return ObjectRef(generator_item_id(tid, index), self.node)
+                if not s.ended:
+                    fut = Future(1)
+                    s.waiters.append(fut)
+            if fut is None:
+                if s.error_kind is not None and not gen._raised:
+                    gen._raised = True
+                    return gen._ref  # the task failed: its error is the last item, as in Ray
+                raise StopIteration
+            left = None if deadline is None else deadline - time.monotonic()
+            if not self.wait_future(fut, left):
+                with self.objects.lock:
+                    if fut in s.waiters:
+                        s.waiters.remove(fut)
+                if fut.needed > 0:
+                    return None
+
+    def stream_ready(self, gen: ObjectRefGenerator) -> bool:
+        """Would ``next(gen)`` return (or stop) without waiting?"""
+        s = self.streams.table.get(gen._task_id())
+        return s is not None and (s.count > gen._index or s.ended)
+
+    def stream_finished(self, gen: ObjectRefGenerator) -> bool:
+        """Would ``next(gen)`` raise ``StopIteration``?"""
+        s = self.streams.table.get(gen._task_id())
+        if s is None or s.count > gen._index or not s.ended:
+            return False
+        return s.error_kind is None or gen._raised
+
+    def drop_stream(self, gen: ObjectRefGenerator) -> None:
+        """`gen` was garbage collected: the items it did not hand out go (queued, no wakeup)."""
+        if not self.closed():
+            self.ops.append((self._op_drop_stream, (gen._task_id(), gen._index)))
+
+    def _op_drop_stream(self, item: tuple[int, int], now: float) -> None:
+        """Loop thread: forget a dropped generator's stream and its unconsumed items."""
+        tid, consumed = item
+        with self.objects.lock:
+            s = self.streams.table.pop(tid, None)
+            if s is not None:
+                for index in range(consumed, s.count):
+                    self.objects.entries.pop(generator_item_id(tid, index), None)
+        self.owner.drop_stream(tid, consumed, now, self.out)
+
+    def adopt_stream_items(self, task_id: int, count: int) -> list[ObjectRef]:
+        """Refs to the items of dynamic generator `task_id` (its value was unpickled here)."""
+        owner = owner_addr_of_task(task_id)
+        return [self.adopt_ref(generator_item_id(task_id, i), owner) for i in range(count)]
+
+    def wait_mixed(
+        self, items: list[Any], num_returns: int, timeout: float | None
+    ) -> tuple[list[Any], list[Any]]:
+        """`wait` over ObjectRefs and ObjectRefGenerators (ready: ``next`` would not wait)."""
+        self.check_open()
+        if len({id(x) for x in items}) != len(items):
+            raise ValueError("wait() got duplicate ObjectRefs or generators")
+        gens = [x for x in items if isinstance(x, ObjectRefGenerator)]
+        refs = [x for x in items if not isinstance(x, ObjectRefGenerator)]
+        entries = dict(zip(map(id, refs), self.entries(refs)))
+        for g in gens:
+            if g._node is not self.node or g._task_id() not in self.streams.table:
+                raise RayError(f"{g!r} is not known to this session")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            with self.objects.lock:
+                flags = [
+                    self.stream_ready(x)
+                    if isinstance(x, ObjectRefGenerator)
+                    else entries[id(x)].state != PENDING
+                    for x in items
+                ]
+                left = None if deadline is None else deadline - time.monotonic()
+                fut = None
+                if sum(flags) < num_returns and (left is None or left > 0):
+                    fut = Future(1)
+                    waiting = [e for e in entries.values() if e.state == PENDING]
+                    for e in waiting:
+                        if e.waiters is None:
+                            e.waiters = []
+                        e.waiters.append(fut)
+                    streams = [self.streams.table[g._task_id()] for g in gens]
+                    for s in streams:
+                        s.waiters.append(fut)
+            if fut is None:
+                ready: list[Any] = []
+                rest: list[Any] = []
+                for x, flag in zip(items, flags):
+                    (ready if flag and len(ready) < num_returns else rest).append(x)
+                return ready, rest
+            self.wait_future(fut, left)
+            with self.objects.lock:
+                self.unregister(fut, waiting)
+                for s in streams:
+                    while fut in s.waiters:
+                        s.waiters.remove(fut)

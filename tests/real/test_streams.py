@@ -102,3 +102,49 @@ def test_shutdown_ends_every_open_stream(streams) -> None:
     streams.end_all("shutdown")
     assert streams.table[TASK].ended and streams.table[TASK].error_kind == "shutdown"
     assert fut.wait(0)
+
+
+def test_the_program_thread_api_reads_the_stream_table(streams) -> None:
+    from runtime.core.task import GEN_STREAMING, TaskSpec
+    from runtime.generators import ObjectRefGenerator
+    from runtime.object_ref import ObjectRef
+    from runtime.real.streams import StreamApi
+
+    class StandInNode:  # what the refs and the generator call back when collected
+        def release_ref(self, oid: int) -> None:
+            pass
+
+        def drop_stream(self, gen: Any) -> None:
+            pass
+
+    node = StandInNode()
+    ops: list[Any] = []
+
+    def submit_spec(spec: TaskSpec, implicit: list[int]) -> ObjectRef:
+        return ObjectRef(spec.task_id << 8 | 1, node)  # type: ignore[arg-type]
+
+    api = StreamApi(
+        node=node, ops=ops, check_open=lambda: None, closed=lambda: False, owner=None,
+        objects=streams.objects, out=[], submit_spec=submit_spec,
+        wait_future=lambda fut, timeout: fut.wait(timeout), entries=None, unregister=None,
+        adopt_ref=lambda oid, owner: (oid, owner),
+    )  # fmt: skip
+    api.connect(streams)
+    gen = api.submit_generator(TaskSpec(5, 0, 0, generator=GEN_STREAMING), [])
+    assert isinstance(gen, ObjectRefGenerator) and gen._node is node
+    assert not api.stream_ready(gen) and not api.stream_finished(gen)
+    assert api.stream_next(gen, 0.0) is None  # nothing yet: timed out
+    s = streams.table[5]
+    s.count = 1
+    item = api.stream_next(gen, None)
+    assert item._oid == generator_item_id(5, 0) and item._node is node
+    s.ended = True
+    assert api.stream_finished(gen)
+    with pytest.raises(StopIteration):
+        api.stream_next(gen, None)
+    api.drop_stream(gen)
+    assert len(ops) == 1  # queued for the loop thread, no wakeup
+    assert api.adopt_stream_items(5, 2) == [
+        (generator_item_id(5, 0), OWNER_ADDR),
+        (generator_item_id(5, 1), OWNER_ADDR),
+    ]
