@@ -17,7 +17,6 @@ from runtime.exceptions import (
     GetTimeoutError,
     ObjectLostError,
     ObjectStoreFullError,
-    RayError,
 )
 from runtime.object_ref import ObjectRef
 from runtime.real import protocol as p
@@ -308,7 +307,7 @@ class ClientMixin:
 
     def release_ref(self, oid: int) -> None:
         """Drop the program's reference to `oid` (called from `ObjectRef.__del__`)."""
-        if not self.closed:
+        if not self.loop.closed:
             self._ops.append((self._op_release, oid))
             if oid in self._actor_tokens:  # maybe an actor's last handle: collect it now
                 self._wake()
@@ -370,20 +369,6 @@ class ClientMixin:
                 done.wait(None)
                 if not box[0]:
                     raise
-
-    def _wake(self) -> None:
-        if not self._wake_pending:
-            self._wake_pending = True
-            try:
-                self._wake_w.send(b"\0")
-            except (BlockingIOError, OSError):
-                pass
-
-    def _check_open(self) -> None:
-        if self.closed:
-            raise RayError("the twinray node is shut down; call init() first")
-        if self.loop_error is not None:
-            raise RayError(f"the twinray event loop crashed: {self.loop_error!r}")
 
 
 class _FutureWaiter:

@@ -31,11 +31,7 @@ from __future__ import annotations
 
 import itertools
 import random
-import selectors
-import socket
 import threading
-import time
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -61,7 +57,7 @@ from runtime.real.effects import Effects, HostTimers
 from runtime.real.futures import ERR_SHUTDOWN, FAILED, PENDING, READY, Future
 from runtime.real.groups import PlacementGroupApi, PlacementGroups
 from runtime.real.introspect import Introspection
-from runtime.real.loop import LoopMixin
+from runtime.real.loop import Loop
 from runtime.real.memory import MemoryServer
 from runtime.real.nested import NestedOwners
 from runtime.real.objects import ObjectTable
@@ -84,7 +80,6 @@ ACTOR_PIPELINE = 64
 
 
 class Node(
-    LoopMixin,
     ClientMixin,
 ):
     """The driver-side host of one node: core components, workers, arena and event loop."""
@@ -134,24 +129,39 @@ class Node(
         # state shared with user threads ---------------------------------------------------
         self.objects = ObjectTable(self.arena, SpillFile(spill_dir))
         """The object table (`runtime.real.objects.ObjectTable`): entries, ranges, pins, spills."""
+        # workers: all forked by the zygote, a fresh interpreter (see runtime.real.zygote) ---
+        try:
+            zygote = start_zygote(self.arena, inline_threshold)
+        except BaseException:
+            self.arena.close()
+            raise
         self._ids_lock = threading.Lock()
-        self._ops: deque[tuple[Callable[[Any, float], None], Any]] = deque()
-        """Operations queued by program threads, run in order by the next step."""
         self._fn_ids = itertools.count(1)
-        self._wake_pending = False
-        self._stopping = False
-        self.closed = False
-        # loop-thread state -----------------------------------------------------------------
         self._out: list[Any] = []
-        self._timers: list[tuple[float, int, int, str]] = []
-        self._timer_seq = itertools.count()
-        self._t0 = time.monotonic()
-        self.loop_error: BaseException | None = None
+        """The core's command list: every component appends, `_execute` carries them out."""
+        self.loop = Loop(
+            objects=self.objects, components=self.components, out=self._out, execute=self._execute
+        )
+        """The event loop (`runtime.real.loop.Loop`): ops queue, timers, selector, core lock."""
+        loop = self.loop
+        # the loop's queue, timers and calls, bound here for the program-thread API (`client`)
+        # and the tests: the same objects, no extra call frame on the hot paths
+        self._ops = loop.ops
+        self._timers = loop.timers
+        self._timer_seq = loop.timer_seq
+        self._t0 = loop.t0
+        self._core_lock = loop.core_lock
+        self._sel = loop.sel
+        self._wake = loop.wake
+        self._kick = loop.kick
+        self._drive = loop.drive
+        self._step = loop.step
+        self._check_open = loop.check_open
         self.stream_api = StreamApi(
             node=self,
             ops=self._ops,
             check_open=self._check_open,
-            closed=self._is_closed,
+            closed=loop.is_closed,
             owner=self.owner,
             objects=self.objects,
             out=self._out,
@@ -162,7 +172,7 @@ class Node(
             adopt_ref=self.adopt_ref,
         )
         """Generator tasks, program-thread side (`runtime.real.streams.StreamApi`)."""
-        # bound onto the node (generators call them per item: no extra call frame)
+        # bound over the node's interface methods (generators call them per item: no extra frame)
         self._submit_generator = self.stream_api.submit_generator
         self.stream_next = self.stream_api.stream_next
         self.stream_ready = self.stream_api.stream_ready
@@ -189,7 +199,7 @@ class Node(
             put_serialized=self._put_serialized,
         )
         """Actors: create, call, look up, kill; their handle states (`runtime.real.actors.ActorApi`)."""
-        self.call_actor = self.actor_api.call_actor  # the hot path: no extra call frame
+        self.call_actor = self.actor_api.call_actor  # type: ignore[method-assign]  # hot path
         self._actor_tokens = self.actor_api.tokens
         """The actor API's token table (a released token may be an actor's last handle)."""
         self.effects = Effects(
@@ -213,16 +223,6 @@ class Node(
         """Command type -> its effect (the parts add theirs)."""
         self._worker_handlers: dict[int, Callable[[WorkerHandle, tuple, float], None]] = {}
         """Worker message type -> handler (the pool, the nested owners and the streams add theirs)."""
-        # workers: all forked by the zygote, a fresh interpreter (see runtime.real.zygote) ---
-        try:
-            zygote = start_zygote(self.arena, inline_threshold)
-        except BaseException:
-            self.arena.close()
-            raise
-        self._wake_r, self._wake_w = socket.socketpair()
-        self._wake_r.setblocking(False)
-        self._wake_w.setblocking(False)
-        self._sel = selectors.EpollSelector()  # worker I/O; the loop sleeps on its fd
         self.pool = WorkerPool(
             num_workers or max(1, int(num_cpus)),
             zygote,
@@ -233,7 +233,7 @@ class Node(
             objects=self.objects,
             allocate=self.effects.allocate_loop,
             selector=self._sel,
-            unregister_io=self._unregister_io,
+            unregister_io=loop.unregister_io,
             handlers=self._worker_handlers,
         )
         """The worker processes (`runtime.real.pool.WorkerPool`)."""
@@ -284,7 +284,7 @@ class Node(
             ops=self._ops,
             wake=self._wake,
             check_open=self._check_open,
-            stopped=self._stopped,
+            stopped=loop.stopped,
             plane=self.plane,
             out=self._out,
             execute=self._execute,
@@ -316,10 +316,10 @@ class Node(
         self.gs.start(0.0, out)
         self.raylet.start(0.0, out)
         self._execute(0.0)
-        self._init_loop()
+        loop.connect(self.pool)
+        loop.prepare()
         self.arena.prefault_in_background()
-        self._thread = threading.Thread(target=self._loop, name="twinray-node", daemon=True)
-        self._thread.start()
+        loop.start()
         self._memory_server = MemoryServer(self)  # answers `twinray memory`
 
     # =====================================================================================
@@ -359,7 +359,25 @@ class Node(
     def job_namespace(self, value: str | None) -> None:
         self.introspection.job_namespace = value
 
-    # -- actors (`runtime.real.actors.ActorApi`; `call_actor` is bound in `__init__`) --------
+    # -- actors (`runtime.real.actors.ActorApi`) -------------------------------------------
+
+    def call_actor(
+        self,
+        handle: Any,
+        method: str,
+        args: tuple,
+        kwargs: dict,
+        num_returns: int,
+        max_retries: int = 0,
+        retry_exceptions: bool = False,
+    ) -> Any:
+        """Submit a call of `method` on `handle`'s actor; return its ObjectRef(s).
+
+        The interface only: `__init__` binds the actor API's method over it (a hot path).
+        """
+        return self.actor_api.call_actor(
+            handle, method, args, kwargs, num_returns, max_retries, retry_exceptions
+        )
 
     def create_actor(self, ac: Any, args: tuple, kwargs: dict, options: Any) -> Any:
         """Create an actor of class `ac` (its constructor runs in a new worker); return its handle."""
@@ -372,6 +390,35 @@ class Node(
     def kill_actor(self, handle: Any, no_restart: bool) -> None:
         """Terminate the actor of `handle` (for good when `no_restart`)."""
         self.actor_api.kill_actor(handle, no_restart)
+
+    # -- generator tasks (`runtime.real.streams.StreamApi`; the interface only: `__init__`
+    # binds the part's methods over these, generators call them per item) ------------------
+
+    def stream_next(self, gen: Any, timeout: float | None) -> Any:
+        """The next item of `gen` (waiting up to `timeout`; None when it passed)."""
+        return self.stream_api.stream_next(gen, timeout)
+
+    def stream_ready(self, gen: Any) -> bool:
+        """Would ``next(gen)`` return (or stop) without waiting?"""
+        return self.stream_api.stream_ready(gen)
+
+    def stream_finished(self, gen: Any) -> bool:
+        """Would ``next(gen)`` raise ``StopIteration``?"""
+        return self.stream_api.stream_finished(gen)
+
+    def drop_stream(self, gen: Any) -> None:
+        """`gen` was garbage collected: the items it did not hand out go."""
+        self.stream_api.drop_stream(gen)
+
+    def adopt_stream_items(self, task_id: int, count: int) -> list[Any]:
+        """Refs to the items of dynamic generator `task_id` (its value was unpickled here)."""
+        return self.stream_api.adopt_stream_items(task_id, count)
+
+    def wait_mixed(
+        self, items: list[Any], num_returns: int, timeout: float | None
+    ) -> tuple[list[Any], list[Any]]:
+        """`wait` over ObjectRefs and ObjectRefGenerators (ready: ``next`` would not wait)."""
+        return self.stream_api.wait_mixed(items, num_returns, timeout)
 
     # -- placement groups (`runtime.real.groups.PlacementGroupApi`) -------------------------
 
@@ -396,14 +443,6 @@ class Node(
     def current_placement_group(self) -> tuple[int, list[dict[str, float]], bool] | None:
         """The driver runs in no placement group."""
         return None
-
-    def _is_closed(self) -> bool:
-        """True once the node is shut down."""
-        return self.closed
-
-    def _stopped(self) -> bool:
-        """True once the node is closed or stopping, or its loop failed."""
-        return self.closed or self._stopping or self.loop_error is not None
 
     # =====================================================================================
     # event loop
@@ -462,7 +501,7 @@ class Node(
                 fut.hit()
 
     def _op_stop(self, _: Any, now: float) -> None:
-        self._stopping = self.pool.stopping = True
+        self.loop.stopping = self.pool.stopping = True
 
     # =====================================================================================
     # shutdown
@@ -470,26 +509,30 @@ class Node(
 
     def shutdown(self) -> None:
         """Stop the loop, stop and reap every worker, release the arena. Idempotent."""
-        if self.closed:
+        if self.loop.closed:
             return
         self._memory_server.close()
-        self._ops.append((self._op_stop, None))
-        self._wake_pending = False
-        self._wake()
-        self._thread.join(timeout=10)
-        held = self._core_lock.acquire(True, 10)  # a thread driving the loop lets go of it
+        loop = self.loop
+        held = loop.stop(self._op_stop)
         try:
-            self.closed = True
+            loop.closed = True
             self.pool.teardown()
             self.objects.fail_all_pending(ERR_SHUTDOWN, "the node was shut down")
             self.streams.end_all(ERR_SHUTDOWN)
-            self._sel.close()
-            self._close_loop()
-            self._wake_r.close()
-            self._wake_w.close()
+            loop.close()
             self.arena.close()
             self.objects.spill.close()
         finally:
             if held:
-                self._core_lock.release()
-        self._close_loop_after()
+                loop.core_lock.release()
+        loop.close_after()
+
+    @property
+    def closed(self) -> bool:
+        """True once the node is shut down."""
+        return self.loop.closed
+
+    @property
+    def loop_error(self) -> BaseException | None:
+        """Why the event loop crashed (None while it runs)."""
+        return self.loop.error

@@ -139,9 +139,9 @@ def test_shutdown_from_another_thread_ends_a_driving_get(node) -> None:
     t = threading.Thread(target=waiter)
     t.start()
     deadline = time.monotonic() + 10
-    while not node._driver and time.monotonic() < deadline:
+    while not node.loop.driver and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert node._driver, "the waiting thread never drove the loop"
+    assert node.loop.driver, "the waiting thread never drove the loop"
     ray.shutdown()
     t.join(15)
     assert not t.is_alive()
@@ -151,15 +151,15 @@ def test_shutdown_from_another_thread_ends_a_driving_get(node) -> None:
 
 @pytest.mark.skipif(threading.current_thread() is not threading.main_thread(), reason="signals")
 def test_sigint_inside_a_step_is_deferred_until_the_step_ends(node) -> None:
-    node._main_in_core = True  # as if the main thread were inside a step
+    node.loop.main_in_core = True  # as if the main thread were inside a step
     try:
         signal.raise_signal(signal.SIGINT)  # the shield defers it: no exception here
-        assert node._sigint_deferred is not None
+        assert node.loop._sigint_deferred is not None
     finally:
-        node._main_in_core = False
+        node.loop.main_in_core = False
     with pytest.raises(KeyboardInterrupt):
-        node._deliver_sigint()
-    assert node._sigint_deferred is None
+        node.loop._deliver_sigint()
+    assert node.loop._sigint_deferred is None
 
 
 @pytest.mark.skipif(threading.current_thread() is not threading.main_thread(), reason="signals")
@@ -168,7 +168,7 @@ def test_ctrl_c_during_a_get_leaves_the_runtime_usable(node) -> None:
     threading.Timer(0.3, os.kill, args=(os.getpid(), signal.SIGINT)).start()
     with pytest.raises(KeyboardInterrupt):
         ray.get(slow)
-    assert not node._driver and not node._main_in_core
+    assert not node.loop.driver and not node.loop.main_in_core
     assert ray.get([square.remote(i) for i in range(10)]) == [i * i for i in range(10)]
     ray.cancel(slow, force=True)
 
