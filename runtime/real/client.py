@@ -1,10 +1,12 @@
-"""The user-thread mixin of the node: submit, put, get, wait and releases, handed to the loop."""
+"""Client, a part of the node: what program threads call (submit, put, get, wait, releases), handed to the loop."""
 
 from __future__ import annotations
 
 import concurrent.futures
+import itertools
 import threading
 import time
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -21,7 +23,7 @@ from runtime.exceptions import (
 from runtime.object_ref import ObjectRef
 from runtime.real import protocol as p
 from runtime.real.addresses import NODE_ID, OWNER_ADDR
-from runtime.real.futures import PENDING, READY, Future, ObjectEntry, error_of
+from runtime.real.futures import FAILED, PENDING, READY, Future, ObjectEntry, error_of
 from runtime.real.serialization import (
     SerializedObject,
     deserialize_pinned,
@@ -32,33 +34,92 @@ from runtime.real.serialization import (
 from runtime.runtime_env import merge_runtime_env, refuse_generator_context
 from runtime.util.scheduling_strategies import strategy_of
 
-__all__ = ["ClientMixin"]
+__all__ = ["Client"]
 
 _collector = threading.local()
 """Per thread: the list collecting nested refs while the driver serializes task arguments."""
 
 
-class ClientMixin:
-    """What program threads call: they never touch core objects, only queue ops and wait."""
+class Client:
+    """What program threads call: they never touch core objects, only queue ops and wait.
+
+    It owns the function ids; the loop's queue and calls (`ops`, `kick`, `wake`, `drive`,
+    `check_open`), the driver's owner (ids, under `ids_lock`), the object table and arena,
+    and the pool's function table are passed in. Its `_op_*` methods are the loop-thread
+    halves of what it queues. Refs it makes belong to `node`.
+    """
+
+    def __init__(
+        self,
+        *,
+        node: Any,
+        loop: Any,
+        ids_lock: Any,
+        owner: Any,
+        objects: Any,
+        arena: Any,
+        inline_threshold: int,
+        object_spilling: bool,
+        out: list[Any],
+    ) -> None:
+        self.node = node
+        """The node the refs made here belong to (`runtime._session.NodeLike`)."""
+        self.loop = loop
+        self.ops = loop.ops
+        self.kick = loop.kick
+        self.wake = loop.wake
+        self.drive = loop.drive
+        self.check_open = loop.check_open
+        self.ids_lock = ids_lock
+        self.owner = owner
+        self.objects = objects
+        self.arena = arena
+        self.functions: dict[int, bytes] = {}
+        """Function id -> pickled function: the pool's table (see `connect`), which sends it
+        to a worker on first use."""
+        self.inline_threshold = inline_threshold
+        self.object_spilling = object_spilling
+        self.actor_tokens: dict[int, int] = {}
+        """The actor API's token table (a released token may be an actor's last handle)."""
+        self.out = out
+        self.fn_ids = itertools.count(1)
+        self.submit_generator: Callable[[TaskSpec, list[int]], Any] | None = None
+        """Submit a generator task (the stream API's; see `connect`)."""
+        self.make_room: Callable[[Any, float], None] | None = None
+        """The loop-thread op that makes room in a full arena (the effects'; see `connect`)."""
+
+    def connect(
+        self,
+        submit_generator: Callable[[TaskSpec, list[int]], Any],
+        make_room: Callable[[Any, float], None],
+        functions: dict[int, bytes],
+        actor_tokens: dict[int, int],
+    ) -> None:
+        """Plug in the parts made after this one: stream API, effects, the pool's functions,
+        the actor API's token table."""
+        self.submit_generator = submit_generator
+        self.make_room = make_room
+        self.functions = functions
+        self.actor_tokens = actor_tokens
 
     def register_function(self, pickled: bytes) -> int:
         """Give a pickled function an id on this node (workers receive it on first use)."""
-        fn_id = next(self._fn_ids)
-        self.pool.functions[fn_id] = pickled
+        fn_id = next(self.fn_ids)
+        self.functions[fn_id] = pickled
         return fn_id
 
     def submit(self, rf: Any, args: tuple, kwargs: dict, options: Any) -> Any:
         """Submit a task of remote function `rf`; return its ObjectRef(s)."""
-        self._check_open()
-        fn_id = rf._function_id(self)
+        self.check_open()
+        fn_id = rf._function_id(self.node)
         name = rf.__qualname__
         resources = options.resource_demand()
         strategy = strategy_of(options, resources, name)
         n, mode = rf._returns(options)
         if mode:
             refuse_generator_context(name, options, api._job.runtime_env)
-        a, kw, arg_refs, held, implicit = self._encode_args(name, args, kwargs)
-        with self._ids_lock:
+        a, kw, arg_refs, held, implicit = self.encode_args(name, args, kwargs)
+        with self.ids_lock:
             tid = self.owner.new_task_id()
         spec = TaskSpec(
             task_id=tid,
@@ -80,27 +141,28 @@ class ClientMixin:
         if env or job_env:  # the job's runtime_env, overridden by the task's
             spec.runtime_env = merge_runtime_env(job_env, env)
         if mode:
-            return self._submit_generator(spec, implicit)
-        return self._submit_spec(spec, implicit)
+            return self.submit_generator(spec, implicit)
+        return self.submit_spec(spec, implicit)
 
-    def _submit_spec(self, spec: TaskSpec, implicit: list[int]) -> Any:
+    def submit_spec(self, spec: TaskSpec, implicit: list[int]) -> Any:
         """Create the table entries of `spec`'s returns, hand it to the loop, return its refs."""
         n = spec.num_returns
         returns = [object_id(spec.task_id, i) for i in range(1, n + 1)]
         with self.objects.lock:
             for oid in returns:
                 self.objects.entries[oid] = ObjectEntry()
-        ops = self._ops
+        ops = self.ops
         ops.append((self._op_submit, spec))
         for oid in implicit:
             ops.append((self._op_release, oid))
-        self._kick()
-        refs = [ObjectRef(oid, self) for oid in returns]
+        self.kick()
+        node = self.node
+        refs = [ObjectRef(oid, node) for oid in returns]
         if n == 1:
             return refs[0]
         return refs if n else None
 
-    def _encode_args(
+    def encode_args(
         self, name: str, args: tuple, kwargs: dict
     ) -> tuple[tuple, dict, list[int], list[int], list[int]]:
         """Encode call arguments: `(args, kwargs, argument oids, nested oids, implicit puts)`.
@@ -122,7 +184,7 @@ class ClientMixin:
             }
         except BaseException:
             for oid in implicit:
-                self._ops.append((self._op_release, oid))
+                self.ops.append((self._op_release, oid))
             raise
         return a, kw, arg_refs, held, implicit
 
@@ -131,7 +193,7 @@ class ClientMixin:
     ) -> Any:
         """An encoded value tuple, or an object id (int) for refs and large values."""
         if isinstance(value, ObjectRef):
-            if value._node is not self:
+            if value._node is not self.node:
                 raise ValueError(f"{value!r} ({what}) belongs to another session")
             arg_refs.append(value._oid)
             return value._oid
@@ -139,7 +201,7 @@ class ClientMixin:
         held.extend(nested)  # kept alive until the task ends, not waited for
         if obj.total_size < self.inline_threshold:
             return (p.VALUE_INLINE, obj.to_bytes())
-        oid = self._put_serialized(obj)  # large arguments become implicit puts, like Ray
+        oid = self.put_serialized(obj)  # large arguments become implicit puts, like Ray
         implicit.append(oid)
         arg_refs.append(oid)
         return oid
@@ -161,17 +223,17 @@ class ClientMixin:
                 self.objects.extra_refs[oid] = self.objects.extra_refs.get(oid, 0) + 1
             else:
                 self.objects.entries[oid] = ObjectEntry()
-        self._ops.append((self._op_borrow, (oid, owner)))
-        self._wake()
-        return ObjectRef(oid, self)
+        self.ops.append((self._op_borrow, (oid, owner)))
+        self.wake()
+        return ObjectRef(oid, self.node)
 
     def put(self, value: Any) -> ObjectRef:
         """Store `value` (inline or in the arena) and return its ObjectRef."""
-        self._check_open()
+        self.check_open()
         if isinstance(value, ObjectRef):
             raise TypeError("put() of an ObjectRef is not supported")
         obj, nested = self._serialize_nested(value, "value passed to put()")
-        return ObjectRef(self._put_serialized(obj, nested), self)
+        return ObjectRef(self.put_serialized(obj, nested), self.node)
 
     @staticmethod
     def _serialize_nested(value: Any, what: str) -> tuple[SerializedObject, list[int]]:
@@ -183,9 +245,9 @@ class ClientMixin:
         finally:
             _collector.refs = None
 
-    def _put_serialized(self, obj: SerializedObject, nested: list[int] | None = None) -> int:
+    def put_serialized(self, obj: SerializedObject, nested: list[int] | None = None) -> int:
         """Store a serialized value under a new id; `nested`: refs inside it (it holds them)."""
-        with self._ids_lock:
+        with self.ids_lock:
             oid = self.owner.new_put_id()
         size = obj.total_size
         if size < self.inline_threshold:
@@ -200,12 +262,12 @@ class ClientMixin:
                 self.objects.arena_objects[oid] = (offset, size)
         with self.objects.lock:
             self.objects.entries[oid] = entry
-        self._ops.append((self._op_put, (oid, size, payload, entry.stored, nested)))
+        self.ops.append((self._op_put, (oid, size, payload, entry.stored, nested)))
         return oid
 
     def get(self, refs: list[ObjectRef], timeout: float | None) -> list[Any]:
         """Wait for `refs` and return their values (raising a task's error)."""
-        entries = self._entries(refs)
+        entries = self.entries(refs)
         fut = None
         with self.objects.lock:
             pending = [e for e in entries if e.state == PENDING]
@@ -215,9 +277,9 @@ class ClientMixin:
                     if e.waiters is None:
                         e.waiters = []
                     e.waiters.append(fut)
-        if fut is not None and not self._wait_future(fut, timeout):
+        if fut is not None and not self.wait_future(fut, timeout):
             with self.objects.lock:
-                self._unregister(fut, pending)
+                self.unregister(fut, pending)
                 left = sum(e.state == PENDING for e in pending)
             if left:
                 raise GetTimeoutError(
@@ -228,7 +290,7 @@ class ClientMixin:
     def future_of(self, ref: ObjectRef) -> concurrent.futures.Future:
         """A `concurrent.futures.Future` resolved with `ref`'s value (or its error) when the
         object is ready; nothing blocks meanwhile (``await ref`` waits on it)."""
-        (e,) = self._entries([ref])
+        (e,) = self.entries([ref])
         fut: concurrent.futures.Future = concurrent.futures.Future()
         with self.objects.lock:
             if e.state == PENDING:
@@ -257,7 +319,7 @@ class ClientMixin:
         Raises ValueError on duplicate refs. The common case (enough refs ready already)
         is one pass over `refs` without the lock: an entry's state only moves forward.
         """
-        entries = self._entries(refs)
+        entries = self.entries(refs)
         if len(set(map(id, entries))) != len(entries):
             raise ValueError("wait() got duplicate ObjectRefs")
         if PENDING not in [e.state for e in entries]:
@@ -284,9 +346,9 @@ class ClientMixin:
                         e.waiters = []
                     e.waiters.append(fut)
         if fut is not None:
-            self._wait_future(fut, timeout)
+            self.wait_future(fut, timeout)
             with self.objects.lock:
-                self._unregister(fut, pending)
+                self.unregister(fut, pending)
         ready: list[ObjectRef] = []
         not_ready: list[ObjectRef] = []
         for r, e in zip(refs, entries):
@@ -296,38 +358,38 @@ class ClientMixin:
                 not_ready.append(r)
         return ready, not_ready
 
-    def _wait_future(self, fut: Future, timeout: float | None) -> bool:
+    def wait_future(self, fut: Future, timeout: float | None) -> bool:
         """Wait for `fut`, driving the event loop on this thread when nobody else does."""
         if timeout is None:
-            self._drive(fut, None)
+            self.drive(fut, None)
             return fut.wait(None)
         deadline = time.monotonic() + timeout
-        self._drive(fut, deadline)
+        self.drive(fut, deadline)
         return fut.wait(max(0.0, deadline - time.monotonic()))
 
     def release_ref(self, oid: int) -> None:
         """Drop the program's reference to `oid` (called from `ObjectRef.__del__`)."""
         if not self.loop.closed:
-            self._ops.append((self._op_release, oid))
-            if oid in self._actor_tokens:  # maybe an actor's last handle: collect it now
-                self._wake()
+            self.ops.append((self._op_release, oid))
+            if oid in self.actor_tokens:  # maybe an actor's last handle: collect it now
+                self.wake()
 
-    def _entries(self, refs: list[ObjectRef]) -> list[ObjectEntry]:
-        self._check_open()
-        table = self.objects.entries
+    def entries(self, refs: list[ObjectRef]) -> list[ObjectEntry]:
+        self.check_open()
+        table, node = self.objects.entries, self.node
         try:  # -1 is never an object id: a ref of another session fails the lookup
-            return [table[r._oid if r._node is self else -1] for r in refs]
+            return [table[r._oid if r._node is node else -1] for r in refs]
         except (KeyError, AttributeError):
             pass
         for r in refs:  # slow path: say what is wrong
             if not isinstance(r, ObjectRef):
                 raise TypeError(f"expected an ObjectRef, got {type(r).__name__}")
-            if r._node is not self or r._oid not in table:
+            if r._node is not node or r._oid not in table:
                 raise ObjectLostError(f"{r!r} is not known to this session")
         raise AssertionError("unreachable")
 
     @staticmethod
-    def _unregister(fut: Future, entries: list[ObjectEntry]) -> None:
+    def unregister(fut: Future, entries: list[ObjectEntry]) -> None:
         for e in entries:
             if e.waiters:
                 while fut in e.waiters:
@@ -360,25 +422,72 @@ class ClientMixin:
             try:
                 return self.objects.allocate_now(nbytes)
             except ObjectStoreFullError:
-                if not self.config.object_spilling:
+                if not self.object_spilling:
                     raise
                 done = Future(1)
                 box = [False]
-                self._ops.append((self.effects.op_make_room, (nbytes, done, box)))
-                self._wake()
+                assert self.make_room is not None, "connect() was not called"
+                self.ops.append((self.make_room, (nbytes, done, box)))
+                self.wake()
                 done.wait(None)
                 if not box[0]:
                     raise
+
+    # -- loop thread: the operations program threads queue ----------------------------------
+
+    def _op_submit(self, spec: TaskSpec, now: float) -> None:
+        """Loop thread: hand a submitted task to the driver's owner."""
+        self.owner.submit(spec, now, self.out)
+
+    def _op_put(self, item: tuple[int, int, bytes | None, bool, Any], now: float) -> None:
+        """Loop thread: register a put (and the refs inside its value) with the owner."""
+        oid, size, payload, stored, nested = item
+        owner = self.owner
+        owner.put(size, payload, stored, now, self.out, oid=oid)
+        for inner in nested or ():  # refs inside the value live as long as it does
+            owner.contain(oid, inner, OWNER_ADDR, now, self.out)
+
+    def _op_release(self, oid: int, now: float) -> None:
+        """Loop thread: the program dropped a ref (the table entry goes with the last handle)."""
+        with self.objects.lock:
+            extra = self.objects.extra_refs.get(oid)
+            if extra:  # another handle of this object is still alive
+                if extra == 1:
+                    del self.objects.extra_refs[oid]
+                else:
+                    self.objects.extra_refs[oid] = extra - 1
+            else:
+                self.objects.entries.pop(oid, None)
+        self.owner.remove_ref(oid, now, self.out)
+
+    def _op_borrow(self, item: tuple[int, int], now: float) -> None:
+        """Loop thread: borrow a ref unpickled here; resolve its entry if the owner knows it."""
+        oid, owner_addr = item
+        self.owner.borrow(oid, owner_addr, now, self.out)
+        obj = self.owner.object_entry(oid)
+        if obj is None or obj.state == PENDING:
+            return  # ObjectReady will resolve the table entry
+        with self.objects.lock:  # known already (e.g. lent by a worker): resolve the entry now
+            e = self.objects.entries.get(oid)
+            if e is None or e.state != PENDING:
+                return
+            if obj.state == READY:
+                e.stored, e.payload, e.state = obj.stored, obj.payload, READY
+            else:
+                e.error_kind, e.error, e.state = obj.error_kind, obj.error, FAILED
+            waiters, e.waiters = e.waiters, None
+            for fut in waiters or ():
+                fut.hit()
 
 
 class _FutureWaiter:
     """An object-table waiter that resolves a `future_of` future: when its entry is ready
     (inside a step, table lock held) it queues the resolution as an op and wakes the loop."""
 
-    __slots__ = ("node", "ref", "entry", "fut")
+    __slots__ = ("client", "ref", "entry", "fut")
 
-    def __init__(self, node: Any, ref: ObjectRef, entry: ObjectEntry, fut: Any) -> None:
-        self.node = node
+    def __init__(self, client: Client, ref: ObjectRef, entry: ObjectEntry, fut: Any) -> None:
+        self.client = client
         self.ref = ref
         self.entry = entry
         self.fut = fut
@@ -390,6 +499,6 @@ class _FutureWaiter:
         if e.state != READY:
             self.fut.set_exception(error_of(e.error_kind, e.error))
             return
-        node = self.node
-        node._ops.append((node._resolve_future, (self.fut, self.ref, e)))
-        node._wake()
+        client = self.client
+        client.ops.append((client._resolve_future, (self.fut, self.ref, e)))
+        client.wake()

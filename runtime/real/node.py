@@ -42,19 +42,16 @@ from runtime.core.messages import (
     KillWorker,
     ObjectFreed,
 )
-from runtime.core.task import (
-    TaskSpec,
-)
 from runtime.real import protocol as p
 from runtime.real import requests as rq
 from runtime.real.actor_workers import ActorWorkers
 from runtime.real.actors import ActorApi
-from runtime.real.addresses import HOST_ADDR, NODE_ID, OWNER_ADDR
+from runtime.real.addresses import HOST_ADDR, NODE_ID
 from runtime.real.arena import Arena
 from runtime.real.claims import Claims
-from runtime.real.client import ClientMixin
+from runtime.real.client import Client
 from runtime.real.effects import Effects, HostTimers
-from runtime.real.futures import ERR_SHUTDOWN, FAILED, PENDING, READY, Future
+from runtime.real.futures import ERR_SHUTDOWN, Future
 from runtime.real.groups import PlacementGroupApi, PlacementGroups
 from runtime.real.introspect import Introspection
 from runtime.real.loop import Loop
@@ -79,9 +76,7 @@ ACTOR_PIPELINE = 64
 """Actor calls sent to an actor's worker ahead of the one it runs (see CoreConfig.actor_pipeline)."""
 
 
-class Node(
-    ClientMixin,
-):
+class Node:
     """The driver-side host of one node: core components, workers, arena and event loop."""
 
     in_worker = False
@@ -136,7 +131,6 @@ class Node(
             self.arena.close()
             raise
         self._ids_lock = threading.Lock()
-        self._fn_ids = itertools.count(1)
         self._out: list[Any] = []
         """The core's command list: every component appends, `_execute` carries them out."""
         self.loop = Loop(
@@ -157,6 +151,29 @@ class Node(
         self._drive = loop.drive
         self._step = loop.step
         self._check_open = loop.check_open
+        self.client = Client(
+            node=self,
+            loop=loop,
+            ids_lock=self._ids_lock,
+            owner=self.owner,
+            objects=self.objects,
+            arena=self.arena,
+            inline_threshold=inline_threshold,
+            object_spilling=object_spilling,
+            out=self._out,
+        )
+        """What program threads call: submit, put, get, wait (`runtime.real.client.Client`)."""
+        client = self.client
+        # the hot paths, bound over the node's interface methods: no extra call frame
+        self.submit = client.submit
+        self.get = client.get
+        self.put = client.put
+        self.wait = client.wait
+        self.release_ref = client.release_ref
+        self.reduce_ref = client.reduce_ref
+        self.adopt_ref = client.adopt_ref
+        self.future_of = client.future_of
+        self.register_function = client.register_function
         self.stream_api = StreamApi(
             node=self,
             ops=self._ops,
@@ -165,11 +182,11 @@ class Node(
             owner=self.owner,
             objects=self.objects,
             out=self._out,
-            submit_spec=self._submit_spec,
-            wait_future=self._wait_future,
-            entries=self._entries,
-            unregister=self._unregister,
-            adopt_ref=self.adopt_ref,
+            submit_spec=client.submit_spec,
+            wait_future=client.wait_future,
+            entries=client.entries,
+            unregister=client.unregister,
+            adopt_ref=client.adopt_ref,
         )
         """Generator tasks, program-thread side (`runtime.real.streams.StreamApi`)."""
         # bound over the node's interface methods (generators call them per item: no extra frame)
@@ -192,16 +209,14 @@ class Node(
             out=self._out,
             timers=self._timers,
             timer_seq=self._timer_seq,
-            encode_args=self._encode_args,
-            submit_spec=self._submit_spec,
+            encode_args=client.encode_args,
+            submit_spec=client.submit_spec,
             submit_generator=self._submit_generator,
-            wait=self.wait,
-            put_serialized=self._put_serialized,
+            wait=client.wait,
+            put_serialized=client.put_serialized,
         )
         """Actors: create, call, look up, kill; their handle states (`runtime.real.actors.ActorApi`)."""
         self.call_actor = self.actor_api.call_actor  # type: ignore[method-assign]  # hot path
-        self._actor_tokens = self.actor_api.tokens
-        """The actor API's token table (a released token may be an actor's last handle)."""
         self.effects = Effects(
             objects=self.objects,
             arena=self.arena,
@@ -252,11 +267,11 @@ class Node(
             arena=self.arena,
             inline_threshold=inline_threshold,
             allocate=self.effects.allocate_loop,
-            register_function=self.register_function,
+            register_function=client.register_function,
             runtime_info=self.runtime_info,
             worker_group=self.groups.worker_group,
             class_meta=self.actor_api.class_meta,
-            actor_tokens=self._actor_tokens,
+            actor_tokens=self.actor_api.tokens,
         )
         """One core Owner per worker, and the workers' REQUESTs (`runtime.real.nested`)."""
         self._worker_handlers[p.REQUEST] = self.nested.on_request
@@ -292,7 +307,7 @@ class Node(
             pool=self.pool,
             nested=self.nested,
             actor_workers=self.actor_workers,
-            actor_tokens=self._actor_tokens,
+            actor_tokens=self.actor_api.tokens,
             t0=self._t0,
         )
         """Cancel, state reads, resources and the timeline (`runtime.real.introspect.Introspection`)."""
@@ -317,10 +332,59 @@ class Node(
         self.raylet.start(0.0, out)
         self._execute(0.0)
         loop.connect(self.pool)
+        client.connect(
+            self.stream_api.submit_generator,
+            self.effects.op_make_room,
+            self.pool.functions,
+            self.actor_api.tokens,
+        )
         loop.prepare()
         self.arena.prefault_in_background()
         loop.start()
         self._memory_server = MemoryServer(self)  # answers `twinray memory`
+
+    # =====================================================================================
+    # the program-thread API (`runtime.real.client.Client`): the interface only, `__init__`
+    # binds the client's methods over these (the hot paths: no extra call frame)
+    # =====================================================================================
+
+    def register_function(self, pickled: bytes) -> int:
+        """Give a pickled function an id on this node (workers receive it on first use)."""
+        return self.client.register_function(pickled)
+
+    def submit(self, rf: Any, args: tuple, kwargs: dict, options: Any) -> Any:
+        """Submit a task of remote function `rf`; return its ObjectRef(s)."""
+        return self.client.submit(rf, args, kwargs, options)
+
+    def put(self, value: Any) -> Any:
+        """Store `value` (inline or in the arena) and return its ObjectRef."""
+        return self.client.put(value)
+
+    def get(self, refs: list[Any], timeout: float | None) -> list[Any]:
+        """Wait for `refs` and return their values (raising a task's error)."""
+        return self.client.get(refs, timeout)
+
+    def wait(
+        self, refs: list[Any], num_returns: int, timeout: float | None
+    ) -> tuple[list[Any], list[Any]]:
+        """Return `(ready, not_ready)` once `num_returns` are ready or `timeout` passed."""
+        return self.client.wait(refs, num_returns, timeout)
+
+    def future_of(self, ref: Any) -> Any:
+        """A `concurrent.futures.Future` resolved with `ref`'s value (or its error)."""
+        return self.client.future_of(ref)
+
+    def release_ref(self, oid: int) -> None:
+        """Drop the program's reference to `oid` (called from `ObjectRef.__del__`)."""
+        self.client.release_ref(oid)
+
+    def reduce_ref(self, oid: int) -> int:
+        """A ref is being pickled inside a value: record it; return its owner's address."""
+        return self.client.reduce_ref(oid)
+
+    def adopt_ref(self, oid: int, owner: int) -> Any:
+        """A ref unpickled here (a value returned by a task): borrow it from `owner`."""
+        return self.client.adopt_ref(oid, owner)
 
     # =====================================================================================
     # introspection (`runtime.real.introspect.Introspection`)
@@ -457,48 +521,6 @@ class Node(
             i += 1
             effects[type(cmd)](cmd, now)
         out.clear()
-
-    # -- operations queued by user threads -------------------------------------------------
-
-    def _op_submit(self, spec: TaskSpec, now: float) -> None:
-        self.owner.submit(spec, now, self._out)
-
-    def _op_put(self, item: tuple[int, int, bytes | None, bool, Any], now: float) -> None:
-        oid, size, payload, stored, nested = item
-        owner = self.owner
-        owner.put(size, payload, stored, now, self._out, oid=oid)
-        for inner in nested or ():  # refs inside the value live as long as it does
-            owner.contain(oid, inner, OWNER_ADDR, now, self._out)
-
-    def _op_release(self, oid: int, now: float) -> None:
-        with self.objects.lock:
-            extra = self.objects.extra_refs.get(oid)
-            if extra:  # another handle of this object is still alive
-                if extra == 1:
-                    del self.objects.extra_refs[oid]
-                else:
-                    self.objects.extra_refs[oid] = extra - 1
-            else:
-                self.objects.entries.pop(oid, None)
-        self.owner.remove_ref(oid, now, self._out)
-
-    def _op_borrow(self, item: tuple[int, int], now: float) -> None:
-        oid, owner_addr = item
-        self.owner.borrow(oid, owner_addr, now, self._out)
-        obj = self.owner.object_entry(oid)
-        if obj is None or obj.state == PENDING:
-            return  # ObjectReady will resolve the table entry
-        with self.objects.lock:  # known already (e.g. lent by a worker): resolve the entry now
-            e = self.objects.entries.get(oid)
-            if e is None or e.state != PENDING:
-                return
-            if obj.state == READY:
-                e.stored, e.payload, e.state = obj.stored, obj.payload, READY
-            else:
-                e.error_kind, e.error, e.state = obj.error_kind, obj.error, FAILED
-            waiters, e.waiters = e.waiters, None
-            for fut in waiters or ():
-                fut.hit()
 
     def _op_stop(self, _: Any, now: float) -> None:
         self.loop.stopping = self.pool.stopping = True
