@@ -19,12 +19,15 @@ from runtime.core.messages import (
     ActorStarted,
     ActorUpdate,
     CancelPlacementGroup,
+    Command,
     CreatePlacementGroup,
     EvictObjects,
     FreeObjects,
+    HostEvent,
     KillActor,
     LocateObject,
     LookupActor,
+    Message,
     NodeAdded,
     NodeDied,
     NodeRemoved,
@@ -170,7 +173,7 @@ class Gcs:
         """Removed groups, oldest first: the table keeps the last ``REMOVED_PGS_KEPT``."""
         self.freed_early: set[ObjectId] = set()
         """Objects freed before their primary copy registered (a race between paths)."""
-        self._handlers: dict[type, Callable[[Any, float, list[Any]], None]] = {
+        self._handlers: dict[type, Callable[[Any, float, list[Command]], None]] = {
             RegisterNode: self._on_register_node,
             Subscribe: self._on_subscribe,
             ObjectAdded: self._on_object_added,
@@ -192,20 +195,20 @@ class Gcs:
             PlacementGroupPending: self._on_pg_pending,
         }
 
-    def handle(self, msg: Any, now: float, out: list[Any]) -> None:
+    def handle(self, msg: Message | HostEvent, now: float, out: list[Command]) -> None:
         """React to one message, appending commands to ``out``."""
         self._handlers[type(msg)](msg, now, out)
 
     # -- node table and pub/sub ---------------------------------------------------------
 
-    def _on_register_node(self, msg: RegisterNode, now: float, out: list[Any]) -> None:
+    def _on_register_node(self, msg: RegisterNode, now: float, out: list[Command]) -> None:
         self.nodes[msg.node] = NodeInfo(
             msg.node, msg.addr, dict(msg.resources), msg.store_capacity, True, now
         )
         for sub in self.subscribers:
             out.append(Send(sub, NodeAdded(msg.node, msg.addr, dict(msg.resources)), 256))
 
-    def _on_subscribe(self, msg: Subscribe, now: float, out: list[Any]) -> None:
+    def _on_subscribe(self, msg: Subscribe, now: float, out: list[Command]) -> None:
         # a restarted node's raylet subscribes again from the same address: once is enough
         if msg.addr not in self.death_subscribers:
             self.death_subscribers.append(msg.addr)
@@ -217,7 +220,7 @@ class Gcs:
             if info.alive:
                 out.append(Send(msg.addr, NodeAdded(info.node, info.addr, dict(info.resources))))
 
-    def _on_node_died(self, msg: NodeDied, now: float, out: list[Any]) -> None:
+    def _on_node_died(self, msg: NodeDied, now: float, out: list[Command]) -> None:
         """Forget a dead node: tell subscribers, report objects it took with it, move actors.
 
         The directory and actor table are scanned once per death (a rare event).
@@ -243,14 +246,14 @@ class Gcs:
                 self._on_actor_died(ActorDied(actor_id, msg.node, reason), now, out)
         self._reschedule_groups(msg.node, out)
 
-    def _on_locate_object(self, msg: LocateObject, now: float, out: list[Any]) -> None:
+    def _on_locate_object(self, msg: LocateObject, now: float, out: list[Command]) -> None:
         entry = self.objects.get(msg.oid)
         locations = list(entry.locations) if entry is not None else []
         out.append(Send(msg.reply_to, ObjectLocations(msg.oid, locations), 64))
 
     # -- object directory ---------------------------------------------------------------
 
-    def _on_object_added(self, msg: ObjectAdded, now: float, out: list[Any]) -> None:
+    def _on_object_added(self, msg: ObjectAdded, now: float, out: list[Command]) -> None:
         info = self.nodes.get(msg.node)
         if info is not None and not info.alive:
             return  # a registration that left a node just before it died
@@ -268,12 +271,12 @@ class Gcs:
         if msg.node not in entry.locations:
             entry.locations.append(msg.node)
 
-    def _on_object_removed(self, msg: ObjectRemoved, now: float, out: list[Any]) -> None:
+    def _on_object_removed(self, msg: ObjectRemoved, now: float, out: list[Command]) -> None:
         entry = self.objects.get(msg.oid)
         if entry is not None and msg.node in entry.locations:
             entry.locations.remove(msg.node)
 
-    def _on_free_objects(self, msg: FreeObjects, now: float, out: list[Any]) -> None:
+    def _on_free_objects(self, msg: FreeObjects, now: float, out: list[Command]) -> None:
         by_node: dict[NodeId, list[ObjectId]] = {}
         for oid in msg.oids:
             entry = self.objects.pop(oid, None)
@@ -295,7 +298,7 @@ class Gcs:
 
     # -- task table ---------------------------------------------------------------------
 
-    def _on_task_events(self, msg: TaskEvents, now: float, out: list[Any]) -> None:
+    def _on_task_events(self, msg: TaskEvents, now: float, out: list[Command]) -> None:
         tasks = self.tasks
         for task_id, state, node, at, spec, attempt, error_kind, error in msg.records:
             record = tasks.pop(task_id, None)
@@ -338,14 +341,14 @@ class Gcs:
 
     # -- actor table --------------------------------------------------------------------
 
-    def _publish(self, actor_id: int, rec: ActorRecord, out: list[Any]) -> None:
+    def _publish(self, actor_id: int, rec: ActorRecord, out: list[Command]) -> None:
         for sub in rec.subscribers:
             update = ActorUpdate(
                 actor_id, rec.state, rec.node, rec.addr, rec.error, 0, rec.name, rec.restarts
             )
             out.append(Send(sub, update, 128))
 
-    def _on_register_actor(self, msg: RegisterActor, now: float, out: list[Any]) -> None:
+    def _on_register_actor(self, msg: RegisterActor, now: float, out: list[Command]) -> None:
         spec = msg.spec
         owner = spec.owner
         if msg.name:
@@ -380,7 +383,7 @@ class Gcs:
             self._on_task_events(TaskEvents(-1, [pending]), now, out)
         out.append(Send(self.gs_addr, SpillTask(spec, -1), spec.nbytes))
 
-    def _on_subscribe_actor(self, msg: SubscribeActor, now: float, out: list[Any]) -> None:
+    def _on_subscribe_actor(self, msg: SubscribeActor, now: float, out: list[Command]) -> None:
         rec = self.actors.get(msg.actor_id)
         if rec is None:
             error = f"no actor {msg.actor_id:x} is known to the GCS"
@@ -393,7 +396,7 @@ class Gcs:
         )
         out.append(Send(msg.addr, update, 128))
 
-    def _on_lookup_actor(self, msg: LookupActor, now: float, out: list[Any]) -> None:
+    def _on_lookup_actor(self, msg: LookupActor, now: float, out: list[Command]) -> None:
         actor_id = self.actor_names.get(msg.name, 0)
         rec = self.actors.get(actor_id)
         if rec is None or rec.state == ACTOR_DEAD:
@@ -402,7 +405,7 @@ class Gcs:
         reply = ActorLookupReply(msg.request_id, actor_id, rec.state, rec.node, rec.addr, rec.spec)
         out.append(Send(msg.reply_to, reply, 256))
 
-    def _on_actor_started(self, msg: ActorStarted, now: float, out: list[Any]) -> None:
+    def _on_actor_started(self, msg: ActorStarted, now: float, out: list[Command]) -> None:
         rec = self.actors.get(msg.actor_id)
         if rec is None or rec.state == ACTOR_DEAD:
             out.append(Send(msg.addr, KillActor(msg.actor_id, True), 64))  # killed meanwhile
@@ -410,7 +413,7 @@ class Gcs:
         rec.state, rec.node, rec.addr = ACTOR_ALIVE, msg.node, msg.addr
         self._publish(msg.actor_id, rec, out)
 
-    def _on_actor_died(self, msg: ActorDied, now: float, out: list[Any]) -> None:
+    def _on_actor_died(self, msg: ActorDied, now: float, out: list[Command]) -> None:
         rec = self.actors.get(msg.actor_id)
         if rec is None or rec.state == ACTOR_DEAD:
             return
@@ -425,7 +428,7 @@ class Gcs:
         rec.spec.since = now
         out.append(Send(self.gs_addr, SpillTask(rec.spec, -1), rec.spec.nbytes))
 
-    def _on_kill_actor(self, msg: KillActor, now: float, out: list[Any]) -> None:
+    def _on_kill_actor(self, msg: KillActor, now: float, out: list[Command]) -> None:
         rec = self.actors.get(msg.actor_id)
         if rec is None or rec.state == ACTOR_DEAD:
             return
@@ -435,7 +438,7 @@ class Gcs:
         elif msg.no_restart:
             self._mark_dead(msg.actor_id, rec, "the actor was killed before it started", out)
 
-    def _mark_dead(self, actor_id: int, rec: ActorRecord, reason: Any, out: list[Any]) -> None:
+    def _mark_dead(self, actor_id: int, rec: ActorRecord, reason: Any, out: list[Command]) -> None:
         rec.state, rec.node, rec.addr, rec.error = ACTOR_DEAD, -1, -1, reason
         if rec.name and self.actor_names.get(rec.name) == actor_id:
             del self.actor_names[rec.name]
@@ -445,7 +448,7 @@ class Gcs:
 
     # -- placement groups ---------------------------------------------------------------
 
-    def _on_create_pg(self, msg: CreatePlacementGroup, now: float, out: list[Any]) -> None:
+    def _on_create_pg(self, msg: CreatePlacementGroup, now: float, out: list[Command]) -> None:
         rec = PlacementGroupRecord(
             msg.pg_id, msg.name, [dict(b) for b in msg.bundles], msg.strategy, msg.lifetime,
             msg.owner, PG_PENDING, [-1] * len(msg.bundles), "waiting to be scheduled", now,
@@ -465,7 +468,7 @@ class Gcs:
         schedule = SchedulePlacementGroup(msg.pg_id, rec.bundles, msg.strategy)
         out.append(Send(self.gs_addr, schedule, 128 + 32 * len(rec.bundles)))
 
-    def _on_remove_pg(self, msg: RemovePlacementGroup, now: float, out: list[Any]) -> None:
+    def _on_remove_pg(self, msg: RemovePlacementGroup, now: float, out: list[Command]) -> None:
         """Remove a group: the global scheduler returns its bundles; its actors die for good."""
         rec = self.placement_groups.get(msg.pg_id)
         if rec is None or rec.state == PG_REMOVED:
@@ -486,7 +489,9 @@ class Gcs:
         if len(self._removed_pgs) > REMOVED_PGS_KEPT:
             self.placement_groups.pop(self._removed_pgs.popleft(), None)
 
-    def _on_subscribe_pg(self, msg: SubscribePlacementGroup, now: float, out: list[Any]) -> None:
+    def _on_subscribe_pg(
+        self, msg: SubscribePlacementGroup, now: float, out: list[Command]
+    ) -> None:
         rec = self.placement_groups.get(msg.pg_id)
         if rec is None:
             error = f"no placement group {msg.pg_id:x} is known to the GCS"
@@ -497,7 +502,7 @@ class Gcs:
         update = PlacementGroupUpdate(msg.pg_id, rec.state, list(rec.bundle_nodes), rec.reason)
         out.append(Send(msg.addr, update, 128))
 
-    def _on_pg_placed(self, msg: PlacementGroupPlaced, now: float, out: list[Any]) -> None:
+    def _on_pg_placed(self, msg: PlacementGroupPlaced, now: float, out: list[Command]) -> None:
         rec = self.placement_groups.get(msg.pg_id)
         if rec is None or rec.state == PG_REMOVED:
             return
@@ -506,14 +511,14 @@ class Gcs:
             rec.placed_at = now
         self._publish_pg(rec, out)
 
-    def _on_pg_pending(self, msg: PlacementGroupPending, now: float, out: list[Any]) -> None:
+    def _on_pg_pending(self, msg: PlacementGroupPending, now: float, out: list[Command]) -> None:
         rec = self.placement_groups.get(msg.pg_id)
         if rec is not None and rec.state != PG_REMOVED:
             rec.reason = ("infeasible: " if msg.infeasible else "waiting for resources: ") + (
                 msg.reason
             )
 
-    def _reschedule_groups(self, node: int, out: list[Any]) -> None:
+    def _reschedule_groups(self, node: int, out: list[Command]) -> None:
         """Bundles on a dead node are placed again; the others stay where they are."""
         for rec in self.placement_groups.values():
             if rec.state in (PG_PENDING, PG_REMOVED) or node not in rec.bundle_nodes:
@@ -527,7 +532,7 @@ class Gcs:
             out.append(Send(self.gs_addr, schedule, 128 + 32 * len(rec.bundles)))
             self._publish_pg(rec, out)
 
-    def _publish_pg(self, rec: PlacementGroupRecord, out: list[Any]) -> None:
+    def _publish_pg(self, rec: PlacementGroupRecord, out: list[Command]) -> None:
         error = rec.reason if rec.state == PG_REMOVED else ""
         for sub in rec.subscribers:
             update = PlacementGroupUpdate(rec.pg_id, rec.state, list(rec.bundle_nodes), error)

@@ -11,6 +11,9 @@ from runtime.core.messages import (
     BundlesPrepared,
     CancelPlacementGroup,
     CancelTask,
+    Command,
+    HostEvent,
+    Message,
     NodeAdded,
     NodeRemoved,
     ResourceReport,
@@ -55,7 +58,7 @@ class GlobalScheduler(PlacementGroupScheduling):
         self.parked: list[TaskSpec] = []
         """Tasks spilled before any node registered; placed when one does."""
         self._feasible: dict[ShapeKey, list[NodeView]] = {}
-        self._handlers: dict[type, Callable[[Any, float, list[Any]], None]] = {
+        self._handlers: dict[type, Callable[[Any, float, list[Command]], None]] = {
             NodeAdded: self._on_node_added,
             ResourceReport: self._on_report,
             SpillTask: self._on_spill,
@@ -67,11 +70,11 @@ class GlobalScheduler(PlacementGroupScheduling):
         }
         self._init_groups()
 
-    def start(self, now: float, out: list[Any]) -> None:
+    def start(self, now: float, out: list[Command]) -> None:
         """Subscribe to the GCS node table."""
         out.append(Send(self.gcs_addr, Subscribe(self.addr), 64))
 
-    def handle(self, msg: Any, now: float, out: list[Any]) -> None:
+    def handle(self, msg: Message | HostEvent, now: float, out: list[Command]) -> None:
         """React to one message, appending commands to ``out``."""
         self._handlers[type(msg)](msg, now, out)
 
@@ -86,7 +89,7 @@ class GlobalScheduler(PlacementGroupScheduling):
             self._feasible[key] = nodes
         return nodes
 
-    def _on_node_added(self, msg: NodeAdded, now: float, out: list[Any]) -> None:
+    def _on_node_added(self, msg: NodeAdded, now: float, out: list[Command]) -> None:
         self.views[msg.node] = NodeView(
             msg.node, msg.addr, dict(msg.resources), dict(msg.resources)
         )
@@ -97,13 +100,13 @@ class GlobalScheduler(PlacementGroupScheduling):
         if self.pending_groups or self.infeasible_groups:
             self._groups_on_node_added(now, out)
 
-    def _on_node_removed(self, msg: NodeRemoved, now: float, out: list[Any]) -> None:
+    def _on_node_removed(self, msg: NodeRemoved, now: float, out: list[Command]) -> None:
         if self.views.pop(msg.node, None) is not None:
             self._feasible.clear()
             if self.groups:
                 self._groups_on_node_removed(msg.node, now, out)
 
-    def _on_report(self, msg: ResourceReport, now: float, out: list[Any]) -> None:
+    def _on_report(self, msg: ResourceReport, now: float, out: list[Command]) -> None:
         view = self.views.get(msg.node)
         if view is not None:
             view.available = msg.available
@@ -113,19 +116,19 @@ class GlobalScheduler(PlacementGroupScheduling):
         if self.pending_groups:
             self._groups_on_report(now, out)
 
-    def _on_cancel(self, msg: CancelTask, now: float, out: list[Any]) -> None:
+    def _on_cancel(self, msg: CancelTask, now: float, out: list[Command]) -> None:
         view = self.views.get(msg.node)
         if view is not None:
             out.append(Send(view.addr, msg, 64))
 
-    def _on_spill(self, msg: SpillTask, now: float, out: list[Any]) -> None:
+    def _on_spill(self, msg: SpillTask, now: float, out: list[Command]) -> None:
         if msg.queued >= 0:
             view = self.views.get(msg.from_node)
             if view is not None:
                 view.queued, view.running, view.assigned = msg.queued, msg.running, 0
         self._place(msg.spec, now, out)
 
-    def _place(self, spec: TaskSpec, now: float, out: list[Any]) -> None:
+    def _place(self, spec: TaskSpec, now: float, out: list[Command]) -> None:
         if not self.views:
             self.parked.append(spec)
             return

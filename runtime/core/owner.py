@@ -37,12 +37,15 @@ from runtime.core.messages import (
     ActorStateChanged,
     ActorUpdate,
     CancelTask,
+    Command,
     CreatePlacementGroup,
     FreeObjects,
     GeneratorItem,
+    HostEvent,
     ItemReady,
     KillActor,
     LookupActor,
+    Message,
     NodeRemoved,
     ObjectFreed,
     ObjectLost,
@@ -192,7 +195,7 @@ class Owner:
         self.actors: dict[int, ActorHandleState] = {}
         self._aliases: dict[int, int] = {}
         """Actor ids that ``get_if_exists`` resolved to an actor this owner already called."""
-        self._handlers: dict[type, Callable[[Any, float, list[Any]], None]] = {
+        self._handlers: dict[type, Callable[[Any, float, list[Command]], None]] = {
             TaskDone: self._on_task_done,
             ActorUpdate: self._on_actor_update,
             ActorLookupReply: self._on_lookup_reply,
@@ -217,11 +220,11 @@ class Owner:
         """Generator tasks whose items are still coming or still held for the program."""
         self._handlers[GeneratorItem] = self._on_generator_item
 
-    def start(self, now: float, out: list[Any]) -> None:
+    def start(self, now: float, out: list[Command]) -> None:
         """Subscribe to node deaths (needed only where nodes can die: tasks there are retried)."""
         out.append(Send(self.gcs_addr, Subscribe(self.addr, joins=False), 64))
 
-    def handle(self, msg: Any, now: float, out: list[Any]) -> None:
+    def handle(self, msg: Message | HostEvent, now: float, out: list[Command]) -> None:
         """React to one message, appending commands to ``out``."""
         self._handlers[type(msg)](msg, now, out)
 
@@ -231,7 +234,7 @@ class Owner:
         """A fresh id for a task this owner will submit."""
         return self.ids.next()
 
-    def submit(self, spec: TaskSpec, now: float, out: list[Any]) -> tuple[ObjectId, ...]:
+    def submit(self, spec: TaskSpec, now: float, out: list[Command]) -> tuple[ObjectId, ...]:
         """Submit ``spec`` (its ``task_id`` from ``new_task_id``); return its return object ids.
 
         Every argument in ``spec.arg_refs`` must be in this owner's table, referenced by
@@ -259,15 +262,15 @@ class Owner:
 
     # -- task events (the GCS task table) -----------------------------------------------
 
-    def _arm_flush(self, out: list[Any]) -> None:
+    def _arm_flush(self, out: list[Command]) -> None:
         self._flush_armed = True
         out.append(SetTimer(self.addr, self.config.report_interval, TASK_EVENTS_TIMER))
 
-    def _on_timer(self, msg: TimerFired, now: float, out: list[Any]) -> None:
+    def _on_timer(self, msg: TimerFired, now: float, out: list[Command]) -> None:
         self._flush_armed = False
         self.flush_task_events(now, out)
 
-    def flush_task_events(self, now: float, out: list[Any], pending: bool = False) -> None:
+    def flush_task_events(self, now: float, out: list[Command], pending: bool = False) -> None:
         """Send the GCS the task states decided here; with `pending`, also every pending task.
 
         Failures decided at the owner (cancelled, a failed dependency, a dead actor) are
@@ -291,7 +294,7 @@ class Owner:
         if records:
             out.append(Send(self.gcs_addr, TaskEvents(-1, records), 32 * len(records)))
 
-    def _track_args(self, spec: TaskSpec, now: float, out: list[Any]) -> None:
+    def _track_args(self, spec: TaskSpec, now: float, out: list[Command]) -> None:
         """Reference the task's arguments; send it, hold it until they are ready, or fail it."""
         spec.since = now
         objects = self.objects
@@ -321,7 +324,7 @@ class Owner:
         else:
             self._send(spec, out)
 
-    def _send(self, spec: TaskSpec, out: list[Any]) -> None:
+    def _send(self, spec: TaskSpec, out: list[Command]) -> None:
         if spec.generator:
             stream = self.streams.get(spec.task_id)
             spec.skip_items = stream.count if stream is not None else 0  # a re-run skips them
@@ -359,7 +362,7 @@ class Owner:
         payload: Any,
         stored: bool,
         now: float,
-        out: list[Any],
+        out: list[Command],
         oid: ObjectId | None = None,
     ) -> ObjectId:
         """Register a value the program put: inline (``payload``) or already in the local store.
@@ -379,7 +382,7 @@ class Owner:
         """The program made another handle to ``oid``."""
         self.objects[oid].refs += 1
 
-    def remove_ref(self, oid: ObjectId, now: float, out: list[Any]) -> None:
+    def remove_ref(self, oid: ObjectId, now: float, out: list[Command]) -> None:
         """The program dropped a handle to ``oid``; free it when nothing references it."""
         obj = self.objects.get(oid)
         if obj is None:
@@ -387,7 +390,7 @@ class Owner:
         obj.refs -= 1
         self._maybe_free(oid, obj, out)
 
-    def borrow(self, oid: ObjectId, owner: Address, now: float, out: list[Any]) -> None:
+    def borrow(self, oid: ObjectId, owner: Address, now: float, out: list[Command]) -> None:
         """The program holds a handle to ``oid``, owned by ``owner``: track it here.
 
         A borrowed object can be waited on and passed to tasks like an owned one; the
@@ -406,7 +409,7 @@ class Owner:
         out.append(Send(owner, SubscribeObject(oid, self.addr), 64))
 
     def contain(
-        self, outer: ObjectId, inner: ObjectId, inner_owner: Address, now: float, out: list[Any]
+        self, outer: ObjectId, inner: ObjectId, inner_owner: Address, now: float, out: list[Command]
     ) -> None:
         """The value of ``outer`` holds a ref to ``inner``: keep ``inner`` while it lives.
 
@@ -435,7 +438,7 @@ class Owner:
         if oid in self.objects:
             self._watched.add(oid)
 
-    def _dropped(self, oid: ObjectId, obj: OwnedObject, out: list[Any]) -> None:
+    def _dropped(self, oid: ObjectId, obj: OwnedObject, out: list[Command]) -> None:
         """``oid`` left the table: drop the refs its value held, tell a watching host."""
         if obj.contained:
             self._drop_contained(obj, out)
@@ -443,7 +446,7 @@ class Owner:
             self._watched.discard(oid)
             out.append(ObjectFreed(self.addr, oid))
 
-    def _drop_contained(self, obj: OwnedObject, out: list[Any]) -> None:
+    def _drop_contained(self, obj: OwnedObject, out: list[Command]) -> None:
         """``obj``'s value is gone: drop the references it held (see `contain`)."""
         inner, obj.contained = obj.contained, None
         if not inner:
@@ -462,7 +465,7 @@ class Owner:
         finally:
             self._uncontain = None
 
-    def _maybe_free(self, oid: ObjectId, obj: OwnedObject, out: list[Any]) -> None:
+    def _maybe_free(self, oid: ObjectId, obj: OwnedObject, out: list[Command]) -> None:
         """Drop ``oid`` once neither the program, nor a pending task, nor a borrower needs it."""
         if obj.refs > 0 or obj.task_refs > 0 or obj.borrowers > 0:
             return
@@ -489,7 +492,7 @@ class Owner:
             self._release_lineage(obj.lineage, out)
         self._dropped(oid, obj, out)
 
-    def _release_lineage(self, spec: TaskSpec, out: list[Any]) -> None:
+    def _release_lineage(self, spec: TaskSpec, out: list[Command]) -> None:
         """A stored object computed by ``spec`` is gone: its arguments' lineage may go too."""
         work = [spec]
         objects = self.objects
@@ -510,7 +513,7 @@ class Owner:
                     work.append(arg.lineage)
                 self._dropped(ref, arg, out)
 
-    def _release_args(self, spec: TaskSpec, out: list[Any]) -> None:
+    def _release_args(self, spec: TaskSpec, out: list[Command]) -> None:
         objects = self.objects
         for refs in (spec.arg_refs, spec.held_refs):
             for ref in refs:
@@ -520,7 +523,7 @@ class Owner:
                 obj.task_refs -= 1
                 self._maybe_free(ref, obj, out)
 
-    def _on_subscribe_object(self, msg: SubscribeObject, now: float, out: list[Any]) -> None:
+    def _on_subscribe_object(self, msg: SubscribeObject, now: float, out: list[Command]) -> None:
         obj = self.objects.get(msg.oid)
         if obj is None:
             error = f"object {msg.oid:x} was freed: no reference to it remained at its owner"
@@ -534,7 +537,7 @@ class Owner:
         else:
             self._tell(msg.reply_to, msg.oid, obj, out)
 
-    def _tell(self, addr: Address, oid: ObjectId, obj: OwnedObject, out: list[Any]) -> None:
+    def _tell(self, addr: Address, oid: ObjectId, obj: OwnedObject, out: list[Command]) -> None:
         if obj.state == READY:
             result = ResultInfo(oid, obj.size, obj.stored, obj.payload)
             status = ObjectStatus(oid, result, obj.node)
@@ -544,7 +547,7 @@ class Owner:
             nbytes = 256
         out.append(Send(addr, status, nbytes))
 
-    def _on_object_status(self, msg: ObjectStatus, now: float, out: list[Any]) -> None:
+    def _on_object_status(self, msg: ObjectStatus, now: float, out: list[Command]) -> None:
         obj = self.objects.get(msg.oid)
         if obj is None or obj.state != PENDING:
             return  # released meanwhile
@@ -557,14 +560,14 @@ class Owner:
         out.append(ObjectReady(self.addr, msg.oid, msg.result, msg.node, msg.error_kind, msg.error))
         self._resolved(msg.oid, obj, now, out)
 
-    def _on_release_borrow(self, msg: ReleaseBorrow, now: float, out: list[Any]) -> None:
+    def _on_release_borrow(self, msg: ReleaseBorrow, now: float, out: list[Command]) -> None:
         obj = self.objects.get(msg.oid)
         if obj is None:
             return
         obj.borrowers -= 1
         self._maybe_free(msg.oid, obj, out)
 
-    def _resolved(self, oid: ObjectId, obj: OwnedObject, now: float, out: list[Any]) -> None:
+    def _resolved(self, oid: ObjectId, obj: OwnedObject, now: float, out: list[Command]) -> None:
         """``oid`` just became ready or failed: wake or fail its dependents, tell borrowers."""
         dependents, obj.dependents = obj.dependents, None
         if dependents is not None:
@@ -581,7 +584,7 @@ class Owner:
 
     # -- failures of nodes: retries and lineage reconstruction -----------------------------
 
-    def _on_node_removed(self, msg: NodeRemoved, now: float, out: list[Any]) -> None:
+    def _on_node_removed(self, msg: NodeRemoved, now: float, out: list[Command]) -> None:
         """Tasks that were placed on the dead node will never report: retry or fail them."""
         self.dead_nodes.add(msg.node)
         lost = [s for s in self.pending.values() if s.node == msg.node]
@@ -600,13 +603,13 @@ class Owner:
             else:
                 self._finish_failed(spec, ERR_NODE_DIED, reason, now, out)
 
-    def _on_object_lost(self, msg: ObjectLost, now: float, out: list[Any]) -> None:
+    def _on_object_lost(self, msg: ObjectLost, now: float, out: list[Command]) -> None:
         for oid in msg.oids:
             obj = self.objects.get(oid)
             if obj is not None and obj.state == READY and obj.stored:
                 self._reconstruct(oid, now, out)
 
-    def _recover_inputs(self, spec: TaskSpec, now: float, out: list[Any]) -> bool:
+    def _recover_inputs(self, spec: TaskSpec, now: float, out: list[Command]) -> bool:
         """A task could not fetch an input: recompute lost inputs and hold the task for them."""
         objects = self.objects
         lost = [
@@ -648,7 +651,7 @@ class Owner:
             obj.state == READY and obj.stored and obj.node in self.dead_nodes
         )
 
-    def _reconstruct(self, oid: ObjectId, now: float, out: list[Any]) -> None:
+    def _reconstruct(self, oid: ObjectId, now: float, out: list[Command]) -> None:
         """Recompute a lost stored object from its lineage, and any lost inputs first."""
         objects = self.objects
         order: list[TaskSpec] = []
@@ -682,7 +685,7 @@ class Owner:
             self.pending[spec.task_id] = spec
             self._track_args(spec, now, out)
 
-    def cancel(self, oid: ObjectId, force: bool, now: float, out: list[Any]) -> bool:
+    def cancel(self, oid: ObjectId, force: bool, now: float, out: list[Command]) -> bool:
         """Cancel the task producing ``oid``; False when it already ended.
 
         Its returns fail at once with ``ERR_CANCELLED`` (so waiting callers wake up); a
@@ -707,7 +710,7 @@ class Owner:
 
     # -- completion ---------------------------------------------------------------------
 
-    def _on_task_done(self, msg: TaskDone, now: float, out: list[Any]) -> None:
+    def _on_task_done(self, msg: TaskDone, now: float, out: list[Command]) -> None:
         spec = self.pending.get(msg.task_id)
         if spec is None:
             if msg.error_kind is not None and msg.task_id in self.actors:
@@ -762,7 +765,7 @@ class Owner:
         )
         return retryable and (spec.max_retries < 0 or spec.attempt < spec.max_retries)
 
-    def _wake(self, dependents: list[TaskSpec], out: list[Any]) -> None:
+    def _wake(self, dependents: list[TaskSpec], out: list[Command]) -> None:
         blocked = self._blocked
         for spec in dependents:
             tid = spec.task_id
@@ -776,7 +779,7 @@ class Owner:
                 blocked[tid] = left - 1
 
     def _finish_failed(
-        self, spec: TaskSpec, error_kind: str | None, error: Any, now: float, out: list[Any]
+        self, spec: TaskSpec, error_kind: str | None, error: Any, now: float, out: list[Command]
     ) -> None:
         """End ``spec`` with an error: its returns fail, and so do tasks waiting on them."""
         if self.config.record_task_events and spec.task_id in self.pending:
@@ -804,7 +807,7 @@ class Owner:
 
     # -- streaming generators ---------------------------------------------------------------
 
-    def _on_generator_item(self, msg: GeneratorItem, now: float, out: list[Any]) -> None:
+    def _on_generator_item(self, msg: GeneratorItem, now: float, out: list[Command]) -> None:
         """One item of a generator task: keep it for the program (or drop a late one)."""
         tid, index = msg.task_id, msg.index
         stream = self.streams.get(tid)
@@ -838,7 +841,7 @@ class Owner:
         )
 
     def _contain_early(
-        self, item: ObjectId, inner: ObjectId, inner_owner: Address, now: float, out: list[Any]
+        self, item: ObjectId, inner: ObjectId, inner_owner: Address, now: float, out: list[Command]
     ) -> None:
         """A ref inside an item still on its way: hold it now, hand it to the item on arrival."""
         stream = self.streams.get(generator_item_task(item))
@@ -849,7 +852,7 @@ class Owner:
             stream.early = {}
         stream.early.setdefault(item, []).append(inner)
 
-    def _drop_early(self, stream: StreamState, out: list[Any]) -> None:
+    def _drop_early(self, stream: StreamState, out: list[Command]) -> None:
         """Items that never arrived: drop the refs held for them (see `_contain_early`)."""
         early, stream.early = stream.early, None
         for inner in (oid for refs in (early or {}).values() for oid in refs):
@@ -858,7 +861,9 @@ class Owner:
                 held.refs -= 1
                 self._maybe_free(inner, held, out)
 
-    def _end_stream(self, tid: TaskId, error_kind: str | None, error: Any, out: list[Any]) -> None:
+    def _end_stream(
+        self, tid: TaskId, error_kind: str | None, error: Any, out: list[Command]
+    ) -> None:
         stream = self.streams.get(tid)
         if stream is None or stream.ended:
             return
@@ -870,7 +875,7 @@ class Owner:
         if not stream.dynamic:
             out.append(StreamEnded(self.addr, tid, stream.count, error_kind, error))
 
-    def drop_stream(self, task_id: TaskId, consumed: int, now: float, out: list[Any]) -> None:
+    def drop_stream(self, task_id: TaskId, consumed: int, now: float, out: list[Command]) -> None:
         """The program dropped the generator of ``task_id`` after consuming ``consumed`` items.
 
         The items it never took are released (the refs it took stay with the program);
@@ -900,7 +905,7 @@ class Owner:
         max_restarts: int,
         get_if_exists: bool,
         now: float,
-        out: list[Any],
+        out: list[Command],
     ) -> int:
         """Ask the GCS to create an actor from ``spec``; return its id (``spec.task_id``).
 
@@ -928,7 +933,7 @@ class Owner:
         strategy: str,
         name: str,
         lifetime: str | None,
-        out: list[Any],
+        out: list[Command],
         creator_actor: int = 0,
     ) -> None:
         """Ask the GCS to reserve ``bundles`` (``pg_id`` from ``new_task_id``); all or nothing.
@@ -942,7 +947,7 @@ class Owner:
         )
         out.append(Send(self.gcs_addr, msg, 128 + 32 * len(bundles)))
 
-    def remove_placement_group(self, pg_id: int, out: list[Any]) -> None:
+    def remove_placement_group(self, pg_id: int, out: list[Command]) -> None:
         """Remove the group: its bundles are returned, its actors killed, its tasks failed."""
         out.append(Send(self.gcs_addr, RemovePlacementGroup(pg_id), 64))
 
@@ -952,7 +957,7 @@ class Owner:
         payload: Any,
         size: int,
         now: float,
-        out: list[Any],
+        out: list[Command],
         oid: ObjectId | None = None,
     ) -> ObjectId:
         """A new object that becomes ``payload`` when the group is created (Ray's ``pg.ready()``).
@@ -974,12 +979,12 @@ class Owner:
             out.append(Send(self.gcs_addr, SubscribePlacementGroup(pg_id, self.addr), 64))
         return oid
 
-    def _on_pg_update(self, msg: PlacementGroupUpdate, now: float, out: list[Any]) -> None:
+    def _on_pg_update(self, msg: PlacementGroupUpdate, now: float, out: list[Command]) -> None:
         self.pg_states[msg.pg_id] = msg
         if msg.state in (PG_CREATED, PG_REMOVED) and msg.pg_id in self._pg_ready:
             self._resolve_pg_ready(msg, now, out)
 
-    def _resolve_pg_ready(self, msg: PlacementGroupUpdate, now: float, out: list[Any]) -> None:
+    def _resolve_pg_ready(self, msg: PlacementGroupUpdate, now: float, out: list[Command]) -> None:
         for oid, payload in self._pg_ready.pop(msg.pg_id, ()):
             obj = self.objects.get(oid)
             if obj is None or obj.state != PENDING:
@@ -994,17 +999,17 @@ class Owner:
                 out.append(ObjectReady(self.addr, oid, None, -1, ERR_PG_REMOVED, error))
             self._resolved(oid, obj, now, out)
 
-    def attach_actor(self, actor_id: int, out: list[Any]) -> None:
+    def attach_actor(self, actor_id: int, out: list[Command]) -> None:
         """Start calling an actor created elsewhere (a handle passed to this owner)."""
         if actor_id not in self.actors:
             self.actors[actor_id] = ActorHandleState()
             out.append(Send(self.gcs_addr, SubscribeActor(actor_id, self.addr), 64))
 
-    def lookup_actor(self, name: str, request_id: int, out: list[Any]) -> None:
+    def lookup_actor(self, name: str, request_id: int, out: list[Command]) -> None:
         """Ask the GCS for the actor named ``name``; answered by ``ActorStateChanged``."""
         out.append(Send(self.gcs_addr, LookupActor(name, self.addr, request_id), 96))
 
-    def kill_actor(self, actor_id: int, no_restart: bool, out: list[Any]) -> None:
+    def kill_actor(self, actor_id: int, no_restart: bool, out: list[Command]) -> None:
         """Terminate an actor (for good when ``no_restart``)."""
         out.append(Send(self.gcs_addr, KillActor(actor_id, no_restart), 64))
 
@@ -1024,7 +1029,7 @@ class Owner:
             handle.unsent = []
         handle.unsent.append(spec)
 
-    def _flush_actor(self, actor_id: int, out: list[Any]) -> None:
+    def _flush_actor(self, actor_id: int, out: list[Command]) -> None:
         """Send an actor's calls in order, stopping at the first whose arguments are pending."""
         handle = self.actors[actor_id]
         unsent = handle.unsent
@@ -1059,7 +1064,9 @@ class Owner:
             out.append(Send(handle.addr, SubmitActorTask(spec, first), spec.nbytes))
         del unsent[:sent]
 
-    def _retry_call(self, spec: TaskSpec, kind: str, sent_to: int | None, out: list[Any]) -> bool:
+    def _retry_call(
+        self, spec: TaskSpec, kind: str, sent_to: int | None, out: list[Command]
+    ) -> bool:
         """Resubmit an actor call that failed (Ray's ``max_task_retries``); False if not.
 
         A call is retried when the actor died under it (``ERR_ACTOR_DIED``) or, with
@@ -1096,12 +1103,12 @@ class Owner:
             handle.inflight.pop(spec.seq, None)
         return handle.sent_to.pop(spec.task_id, None) if handle.sent_to else None
 
-    def _fail_call(self, spec: TaskSpec, handle: ActorHandleState, out: list[Any]) -> None:
+    def _fail_call(self, spec: TaskSpec, handle: ActorHandleState, out: list[Command]) -> None:
         if spec.task_id in self.pending:
             error = handle.error or f"actor {spec.actor_id:x} is dead"
             self._finish_failed(spec, ERR_ACTOR_DIED, error, spec.submitted_at, out)
 
-    def _on_actor_update(self, msg: ActorUpdate, now: float, out: list[Any]) -> None:
+    def _on_actor_update(self, msg: ActorUpdate, now: float, out: list[Command]) -> None:
         handle = self.actors.get(msg.actor_id)
         if handle is None:
             return
@@ -1130,7 +1137,7 @@ class Owner:
         handle: ActorHandleState,
         alias_of: int,
         existing: ActorHandleState,
-        out: list[Any],
+        out: list[Command],
     ) -> None:
         """Point ``actor_id`` at ``alias_of``'s state; its early calls join that actor's order."""
         for spec in handle.unsent or ():
@@ -1145,7 +1152,7 @@ class Owner:
         out.append(ActorStateChanged(actor_id, existing.state, alias_of=alias_of))
         self._flush_actor(alias_of, out)
 
-    def _on_lookup_reply(self, msg: ActorLookupReply, now: float, out: list[Any]) -> None:
+    def _on_lookup_reply(self, msg: ActorLookupReply, now: float, out: list[Command]) -> None:
         if msg.actor_id:
             self.attach_actor(msg.actor_id, out)
         changed = ActorStateChanged(msg.actor_id, msg.state, None, msg.request_id, 0, msg.spec)
