@@ -11,6 +11,7 @@ GCS to drop every copy.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,7 @@ from runtime.core.ids import (
     is_generator_item,
     object_id,
 )
+from runtime.core.invariants import InvariantError
 from runtime.core.messages import (
     ACTOR_ALIVE,
     ACTOR_DEAD,
@@ -88,11 +90,92 @@ from runtime.core.task import (
 
 TASK_EVENTS_TIMER = "task_events"
 
+# ---------------------------------------------------------------------------------------
+# Lifecycles (h11 style: the states, then every legal transition and what causes it).
+# Hot paths write the state as a plain attribute; `Owner.check` verifies that each
+# state matches where the task or object is held.
+# ---------------------------------------------------------------------------------------
+
+# What becomes of a task this owner submitted (``TaskSpec.owner_state``).
+NEW = "NEW"
+"""Built but not submitted yet (``TaskSpec``'s default)."""
+WAITING_ARGS = "WAITING_ARGS"
+"""In ``pending`` and ``_blocked``: held until its pending arguments are ready (an actor
+call is also in its handle's ``unsent``, keeping its place in the caller's order)."""
+SUBMITTED = "SUBMITTED"
+"""A task (not an actor call) in ``pending``, sent to the local raylet; it reports back
+with ``TaskDone`` (or its node dies: ``NodeRemoved``)."""
+UNSENT = "UNSENT"
+"""An actor call in ``pending`` and its handle's ``unsent``, its arguments ready: waits
+for the actor to be ALIVE, or for an earlier call still waiting for arguments."""
+INFLIGHT = "INFLIGHT"
+"""An actor call in ``pending`` and its handle's ``inflight`` (by sequence number), sent
+to the raylet hosting the actor."""
+ENDED = "ENDED"
+"""Finished or failed: out of ``pending`` (kept only as the lineage of stored objects; an
+actor call may linger in ``unsent``, skipped when the calls are flushed)."""
+
+TASK_STATES = frozenset({NEW, WAITING_ARGS, SUBMITTED, UNSENT, INFLIGHT, ENDED})
+HELD_TASK_STATES = frozenset({WAITING_ARGS, SUBMITTED, UNSENT, INFLIGHT})
+"""The states of the tasks in ``pending``."""
+
+TASK_TRANSITIONS: dict[str, dict[str, str]] = {
+    NEW: {
+        WAITING_ARGS: "submit: an argument is pending",
+        SUBMITTED: "submit: every argument is ready (a task)",
+        UNSENT: "submit: every argument is ready (an actor call)",
+        ENDED: "submit: an argument failed (the task fails without running)",
+    },
+    WAITING_ARGS: {
+        SUBMITTED: "the last pending argument is ready (a task)",
+        UNSENT: "the last pending argument is ready (an actor call)",
+        ENDED: "an argument failed, or the task was cancelled",
+    },
+    SUBMITTED: {
+        SUBMITTED: "a retry after a system error or a node death (attempt + 1)",
+        WAITING_ARGS: "an input was lost: held until it is recomputed",
+        ENDED: "TaskDone, cancel, or a node death with no retry left",
+    },
+    UNSENT: {
+        INFLIGHT: "the actor is ALIVE and every earlier call was sent",
+        ENDED: "the actor is dead, or the call was cancelled",
+    },
+    INFLIGHT: {
+        UNSENT: "a retry (max_task_retries): back in order with a new sequence number",
+        ENDED: "TaskDone, cancel, or the actor's node died",
+    },
+    ENDED: {
+        WAITING_ARGS: "lineage reconstruction: recompute a lost object, inputs first",
+        SUBMITTED: "lineage reconstruction, every input ready",
+    },
+}
+"""Every legal transition of a task's ``owner_state``, with its cause."""
+
+# What the owner knows of one of its objects (``OwnedObject.state``).
 PENDING = 0
+"""Its task has not reported (or a borrowed object's owner has not answered yet)."""
 READY = 1
+"""The value exists: inline here (``payload``), or stored on ``node``."""
 FAILED = 2
+"""Its task failed, or it was lost and cannot be recomputed (``error_kind``, ``error``)."""
 FREED = 3
 """The value was freed, but its lineage is kept because a live stored object was computed from it."""
+
+OBJECT_TRANSITIONS: dict[int, dict[int, str]] = {
+    PENDING: {READY: "its task finished (or its owner said so)", FAILED: "its task failed"},
+    READY: {
+        FREED: "no reference left, but a live object's lineage needs it",
+        PENDING: "every copy was lost: recomputed from its lineage",
+        FAILED: "every copy was lost and it cannot be recomputed",
+    },
+    FREED: {
+        PENDING: "an object computed from it is recomputed",
+        FAILED: "an object computed from it is recomputed, and it cannot be",
+    },
+    FAILED: {},
+}
+"""Every legal transition of an object's state; an object leaves the table (is freed) from
+any state once nothing references it (``_maybe_free``)."""
 
 
 @dataclass(slots=True)
@@ -320,6 +403,7 @@ class Owner:
         if failed is not None:
             self._finish_failed(spec, failed.error_kind, failed.error, now, out)
         elif blocked:
+            spec.owner_state = WAITING_ARGS
             self._blocked[spec.task_id] = blocked
         else:
             self._send(spec, out)
@@ -329,8 +413,10 @@ class Owner:
             stream = self.streams.get(spec.task_id)
             spec.skip_items = stream.count if stream is not None else 0  # a re-run skips them
         if spec.kind == ACTOR_METHOD:
+            spec.owner_state = UNSENT
             self._flush_actor(spec.actor_id, out)
             return
+        spec.owner_state = SUBMITTED
         self._resolve_args(spec)
         out.append(Send(self.raylet_addr, SubmitTask(spec), spec.nbytes))
 
@@ -643,6 +729,7 @@ class Owner:
                 obj.dependents = []
             obj.dependents.append(spec)
         spec.node = -1
+        spec.owner_state = WAITING_ARGS
         self._blocked[spec.task_id] = len(waiting)
         return True
 
@@ -734,6 +821,7 @@ class Owner:
             self._finish_failed(spec, msg.error_kind, msg.error, now, out)
             return
         del self.pending[msg.task_id]
+        spec.owner_state = ENDED
         objects = self.objects
         for result in msg.results:
             obj = objects.get(result.oid)
@@ -788,6 +876,7 @@ class Owner:
             if not self._flush_armed:
                 self._arm_flush(out)
         self.pending.pop(spec.task_id, None)
+        spec.owner_state = ENDED
         if spec.kind == ACTOR_METHOD:
             self._call_ended(spec)
         self._blocked.pop(spec.task_id, None)
@@ -1052,6 +1141,7 @@ class Owner:
                 continue  # failed while waiting for an argument
             if handle.alias_of:
                 spec.actor_id = handle.alias_of
+            spec.owner_state = INFLIGHT
             self._resolve_args(spec)
             if handle.inflight is None:
                 handle.inflight = {}
@@ -1088,6 +1178,7 @@ class Owner:
         self.retries += 1
         handle.seq += 1
         spec.seq = handle.seq
+        spec.owner_state = UNSENT
         if handle.unsent is None:
             handle.unsent = []
         handle.unsent.append(spec)
@@ -1190,3 +1281,125 @@ class Owner:
             return f"object {oid:x} is pending"
         where = f"node {spec.node}" if spec.node >= 0 else "the scheduler"
         return f"its task was submitted and is with {where} ({spec.reason or 'no decision yet'})"
+
+    # -- invariants (tests and debug runs only: never called on the hot path) ------------
+
+    def check(self) -> None:
+        """Verify this owner's invariants; raise ``InvariantError`` naming the first broken one.
+
+        Every held task is in exactly the places its ``owner_state`` says (``pending``,
+        ``_blocked``, its actor handle's ``unsent`` or ``inflight``); each object's state is
+        a declared one and its reference counts match their holders: ``task_refs`` the
+        pending tasks that take it, ``lineage_refs`` the lineage of live objects, ``refs``
+        at least the values and streams that contain it; nothing collectable is kept.
+        """
+        self._check_tasks()
+        self._check_actor_handles()
+        self._check_objects()
+        self._check_streams()
+
+    def _fail(self, what: str) -> None:
+        raise InvariantError(f"owner {self.addr}: {what}")
+
+    def _check_tasks(self) -> None:
+        pending, blocked, fail = self.pending, self._blocked, self._fail
+        for tid, spec in pending.items():
+            state = spec.owner_state
+            if spec.task_id != tid:
+                fail(f"pending[{tid:x}] holds task {spec.task_id:x}")
+            if state not in HELD_TASK_STATES:
+                fail(f"pending task {tid:x} is in state {state!r}")
+            if (state == WAITING_ARGS) != (tid in blocked):
+                fail(f"task {tid:x} is {state} but {'' if tid in blocked else 'not '}blocked")
+            if spec.kind != ACTOR_METHOD:
+                if state not in (WAITING_ARGS, SUBMITTED):
+                    fail(f"task {tid:x} (not an actor call) is in state {state}")
+                continue
+            handle = self.actors.get(spec.actor_id)
+            if handle is None:
+                fail(f"actor call {tid:x} is for actor {spec.actor_id:x}, unknown here")
+                continue
+            unsent = sum(1 for s in handle.unsent or () if s is spec)
+            inflight = handle.inflight is not None and handle.inflight.get(spec.seq) is spec
+            where = (unsent, inflight)
+            if where != ((0, True) if state == INFLIGHT else (1, False)):
+                fail(f"actor call {tid:x} is {state} but {unsent}x unsent, inflight={inflight}")
+        waits: Counter[int] = Counter()
+        for obj in self.objects.values():
+            if obj.dependents is not None:
+                if obj.state != PENDING:
+                    fail(f"an object in state {obj.state} still has dependents")
+                waits.update(id(dep) for dep in obj.dependents)
+        for tid, count in blocked.items():
+            spec = pending.get(tid)
+            if spec is None:
+                fail(f"blocked task {tid:x} is not pending")
+                continue
+            if not 1 <= count <= waits[id(spec)]:
+                fail(f"task {tid:x} waits for {count} argument(s); {waits[id(spec)]} hold it")
+
+    def _check_actor_handles(self) -> None:
+        pending, fail = self.pending, self._fail
+        handles = {id(h): h for h in self.actors.values()}
+        for handle in handles.values():
+            for spec in handle.unsent or ():
+                held = pending.get(spec.task_id) is spec
+                if held and spec.owner_state not in (WAITING_ARGS, UNSENT):
+                    fail(f"unsent actor call {spec.task_id:x} is {spec.owner_state}")
+                if not held and spec.owner_state != ENDED:
+                    fail(f"unsent call {spec.task_id:x} is not pending yet {spec.owner_state}")
+            for seq, spec in (handle.inflight or {}).items():
+                if pending.get(spec.task_id) is not spec or spec.owner_state != INFLIGHT:
+                    fail(f"inflight call {spec.task_id:x} is {spec.owner_state}, not pending")
+                if spec.seq != seq:
+                    fail(f"inflight call {spec.task_id:x} has seq {spec.seq}, filed at {seq}")
+
+    def _check_objects(self) -> None:
+        objects, fail = self.objects, self._fail
+        task_refs: Counter[ObjectId] = Counter()
+        for spec in self.pending.values():
+            task_refs.update(spec.arg_refs)
+            task_refs.update(spec.held_refs)
+        lineage_refs: Counter[ObjectId] = Counter()
+        contained: Counter[ObjectId] = Counter()
+        for obj in objects.values():
+            if obj.lineage is not None:
+                lineage_refs.update(obj.lineage.arg_refs)
+            if obj.contained:
+                contained.update(obj.contained)
+        for stream in self.streams.values():
+            for refs in (stream.early or {}).values():
+                contained.update(refs)
+        for oid in task_refs.keys() - objects.keys():
+            fail(f"pending tasks take object {oid:x}, which is not in the table")
+        for oid, obj in objects.items():
+            if obj.state not in OBJECT_TRANSITIONS:
+                fail(f"object {oid:x} is in undeclared state {obj.state!r}")
+            if min(obj.refs, obj.task_refs, obj.borrowers, obj.lineage_refs) < 0:
+                fail(f"object {oid:x} has a negative count: {obj}")
+            if obj.task_refs != task_refs[oid]:
+                fail(f"object {oid:x}: task_refs {obj.task_refs}, {task_refs[oid]} tasks")
+            if obj.lineage_refs != lineage_refs[oid]:
+                fail(f"object {oid:x}: lineage_refs {obj.lineage_refs}, {lineage_refs[oid]} held")
+            if obj.refs < contained[oid]:
+                fail(f"object {oid:x}: {obj.refs} refs but {contained[oid]} containers")
+            if obj.watchers is not None and obj.state != PENDING:
+                fail(f"object {oid:x} in state {obj.state} still has watchers")
+            if obj.owner >= 0:
+                if obj.borrowers or obj.lineage is not None or obj.contained:
+                    fail(f"borrowed object {oid:x} has borrowers, lineage or contents")
+                if not (obj.refs or obj.task_refs):
+                    fail(f"borrowed object {oid:x} is held by nothing and not released")
+                continue
+            if obj.state == FREED and (obj.stored or obj.lineage_refs == 0):
+                fail(f"freed object {oid:x} is stored or kept for no lineage")
+            idle = not (obj.refs or obj.task_refs or obj.borrowers or obj.lineage_refs)
+            if idle and obj.state != PENDING:
+                fail(f"object {oid:x} is referenced by nothing but still in the table")
+
+    def _check_streams(self) -> None:
+        for tid, stream in self.streams.items():
+            if not stream.ended and tid not in self.pending:
+                self._fail(f"stream {tid:x} is not ended but its task is not pending")
+            if stream.ended and (stream.dropped or stream.dynamic):
+                self._fail(f"stream {tid:x} ended and dropped (or dynamic) but still kept")

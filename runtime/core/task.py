@@ -132,6 +132,8 @@ class TaskSpec:
     """GEN_STREAMING or GEN_DYNAMIC for a generator task (its items: ``GeneratorYielded``)."""
     skip_items: int = 0
     """For a generator re-run after a failure: items already delivered, not to send again."""
+    owner_state: str = "NEW"
+    """Where the task is in its owner's lifecycle (``runtime.core.owner.TASK_TRANSITIONS``)."""
 
     def return_ids(self) -> tuple[ObjectId, ...]:
         """The object ids of this task's return values."""
