@@ -1331,12 +1331,12 @@ class Owner:
                     fail(f"an object in state {obj.state} still has dependents")
                 waits.update(id(dep) for dep in obj.dependents)
         for tid, count in blocked.items():
-            spec = pending.get(tid)
-            if spec is None:
+            held = pending.get(tid)
+            if held is None:
                 fail(f"blocked task {tid:x} is not pending")
                 continue
-            if not 1 <= count <= waits[id(spec)]:
-                fail(f"task {tid:x} waits for {count} argument(s); {waits[id(spec)]} hold it")
+            if not 1 <= count <= waits[id(held)]:
+                fail(f"task {tid:x} waits for {count} argument(s); {waits[id(held)]} hold it")
 
     def _check_actor_handles(self) -> None:
         pending, fail = self.pending, self._fail
