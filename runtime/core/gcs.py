@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 from runtime.core.config import CoreConfig
 from runtime.core.ids import Address, NodeId, ObjectId, TaskId
+from runtime.core.invariants import InvariantError
 from runtime.core.messages import (
     ACTOR_ALIVE,
     ACTOR_DEAD,
@@ -63,6 +64,50 @@ from runtime.core.task import TaskSpec
 REMOVED_PGS_KEPT = 1000
 """Removed placement groups the table keeps (the oldest go first), as Ray's GCS does."""
 
+# ---------------------------------------------------------------------------------------
+# Lifecycles the GCS holds (h11 style: every legal transition and its cause). `Gcs.check`
+# verifies that the tables agree with the states.
+# ---------------------------------------------------------------------------------------
+
+ACTOR_TRANSITIONS: dict[str, dict[str, str]] = {
+    ACTOR_PENDING: {
+        ACTOR_ALIVE: "ActorStarted: its constructor finished on a node",
+        ACTOR_RESTARTING: "ActorDied before it started, with restarts left",
+        ACTOR_DEAD: "killed before it started, or its creation failed for good",
+    },
+    ACTOR_ALIVE: {
+        ACTOR_RESTARTING: "ActorDied (or its node died) with restarts left",
+        ACTOR_DEAD: "killed, or died with no restart left (its groups are removed with it)",
+    },
+    ACTOR_RESTARTING: {
+        ACTOR_ALIVE: "ActorStarted: the new incarnation's constructor finished",
+        ACTOR_RESTARTING: "died again before it started, with restarts left",
+        ACTOR_DEAD: "killed, or died with no restart left",
+    },
+    ACTOR_DEAD: {},
+}
+"""An actor record's ``state``. Only a non-DEAD actor holds its name in ``actor_names``;
+only an ALIVE one has a ``node`` and ``addr``."""
+
+PG_TRANSITIONS: dict[str, dict[str, str]] = {
+    PG_PENDING: {
+        PG_CREATED: "PlacementGroupPlaced: every bundle is committed",
+        PG_REMOVED: "removed (or its name was taken: refused at creation)",
+    },
+    PG_CREATED: {
+        PG_RESCHEDULING: "a node holding some of its bundles died",
+        PG_REMOVED: "removed, or its creating actor died",
+    },
+    PG_RESCHEDULING: {
+        PG_CREATED: "PlacementGroupPlaced: the lost bundles are placed again",
+        PG_RESCHEDULING: "another node holding its bundles died",
+        PG_REMOVED: "removed, or its creating actor died",
+    },
+    PG_REMOVED: {},
+}
+"""A placement group record's ``state``: CREATED holds every bundle on a live node,
+REMOVED none; only a group not REMOVED holds its name."""
+
 
 @dataclass(slots=True)
 class NodeInfo:
@@ -85,7 +130,7 @@ class DirectoryEntry:
     locations: list[NodeId] = field(default_factory=list)
 
 
-TASK_STATE_RANK: dict[str, int] = {
+TASK_STATE_RANK: dict[str, int] = {  # the task table's lifecycle: ranks only ever go up
     "PENDING_ARGS_AVAIL": 0,
     "PENDING_NODE_ASSIGNMENT": 1,
     "SUBMITTED_TO_WORKER": 2,
@@ -537,3 +582,92 @@ class Gcs:
         for sub in rec.subscribers:
             update = PlacementGroupUpdate(rec.pg_id, rec.state, list(rec.bundle_nodes), error)
             out.append(Send(sub, update, 128))
+
+    # -- invariants (tests and debug runs only: never called on the hot path) ------------
+
+    def check(self) -> None:
+        """Verify the GCS's tables agree; raise ``InvariantError`` naming the first broken one.
+
+        Actor names map to live records and back; each actor's and group's state is a
+        declared one and its fields match it (an ALIVE actor has a node, a CREATED group
+        every bundle on a live node); the object directory names only live nodes, once.
+        """
+        self._check_nodes()
+        self._check_actors()
+        self._check_placement_groups()
+
+    def _fail(self, what: str) -> NoReturn:
+        raise InvariantError(f"GCS {self.addr}: {what}")
+
+    def _check_nodes(self) -> None:
+        fail = self._fail
+        for node, info in self.nodes.items():
+            if info.node != node:
+                fail(f"nodes[{node}] describes node {info.node}")
+        for oid, entry in self.objects.items():
+            if len(set(entry.locations)) != len(entry.locations):
+                fail(f"object {oid:x} lists a location twice: {entry.locations}")
+            for node in entry.locations:
+                where = self.nodes.get(node)
+                if where is not None and not where.alive:
+                    fail(f"object {oid:x} is located on dead node {node}")
+        for subs in (self.subscribers, self.death_subscribers):
+            if len(set(subs)) != len(subs):
+                fail(f"a subscriber is listed twice: {subs}")
+        unknown = {r.state for r in self.tasks.values()} - TASK_STATE_RANK.keys()
+        if unknown:
+            fail(f"task records in undeclared states {sorted(unknown)}")
+        if len(self.tasks) > self.config.task_table_max:
+            fail(f"the task table holds {len(self.tasks)} records, over its bound")
+
+    def _check_actors(self) -> None:
+        fail = self._fail
+        for name, actor_id in self.actor_names.items():
+            rec = self.actors.get(actor_id)
+            if rec is None or rec.name != name or rec.state == ACTOR_DEAD:
+                fail(f"the name {name!r} maps to actor {actor_id:x}, not a live actor of it")
+        for actor_id, rec in self.actors.items():
+            if rec.state not in ACTOR_TRANSITIONS:
+                fail(f"actor {actor_id:x} is in undeclared state {rec.state!r}")
+            if rec.spec.actor_id != actor_id:
+                fail(f"actors[{actor_id:x}] holds the spec of actor {rec.spec.actor_id:x}")
+            live = rec.state != ACTOR_DEAD
+            if live and rec.name and self.actor_names.get(rec.name) != actor_id:
+                fail(f"live actor {actor_id:x} does not hold its name {rec.name!r}")
+            placed = rec.node >= 0 and rec.addr >= 0
+            if placed != (rec.state == ACTOR_ALIVE):
+                fail(f"actor {actor_id:x} is {rec.state} at node {rec.node}, addr {rec.addr}")
+            if rec.max_restarts >= 0 and rec.restarts > rec.max_restarts:
+                fail(f"actor {actor_id:x} restarted {rec.restarts} > {rec.max_restarts} times")
+
+    def _check_placement_groups(self) -> None:
+        fail = self._fail
+        for name, pg_id in self.placement_group_names.items():
+            rec = self.placement_groups.get(pg_id)
+            if rec is None or rec.name != name or rec.state == PG_REMOVED:
+                fail(f"the group name {name!r} maps to {pg_id:x}, not a live group of it")
+        for pg_id, rec in self.placement_groups.items():
+            if rec.state not in PG_TRANSITIONS:
+                fail(f"group {pg_id:x} is in undeclared state {rec.state!r}")
+            if rec.pg_id != pg_id or len(rec.bundle_nodes) != len(rec.bundles):
+                fail(f"group {pg_id:x}: record {rec.pg_id:x}, bundle nodes {rec.bundle_nodes}")
+            if rec.state == PG_REMOVED:
+                if any(n >= 0 for n in rec.bundle_nodes):
+                    fail(f"removed group {pg_id:x} keeps bundles on {rec.bundle_nodes}")
+                continue
+            if rec.name and self.placement_group_names.get(rec.name) != pg_id:
+                fail(f"live group {pg_id:x} does not hold its name {rec.name!r}")
+            if rec.state == PG_CREATED:
+                for node in rec.bundle_nodes:
+                    info = self.nodes.get(node)
+                    if info is None or not info.alive:
+                        fail(f"created group {pg_id:x} has a bundle on node {node}, not alive")
+        for pg_id in self._removed_pgs:
+            rec = self.placement_groups.get(pg_id)
+            if rec is not None and rec.state != PG_REMOVED:
+                fail(f"group {pg_id:x} is listed as removed but is {rec.state}")
+        for actor_id, groups in self._pgs_of_actor.items():
+            for pg_id in groups:
+                rec = self.placement_groups.get(pg_id)
+                if rec is not None and rec.creator_actor != actor_id:
+                    fail(f"group {pg_id:x} is filed under actor {actor_id:x}, not its creator")

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from runtime.core.config import CoreConfig
 from runtime.core.ids import (
@@ -1298,7 +1298,7 @@ class Owner:
         self._check_objects()
         self._check_streams()
 
-    def _fail(self, what: str) -> None:
+    def _fail(self, what: str) -> NoReturn:
         raise InvariantError(f"owner {self.addr}: {what}")
 
     def _check_tasks(self) -> None:
