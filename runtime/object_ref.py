@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from runtime.core.ids import task_of
+
 __all__ = ["ObjectRef"]
 
 
@@ -32,7 +34,7 @@ class ObjectRef:
 
     def task_id(self) -> int:
         """The id of the task that creates this object (0-based index bits stripped)."""
-        return self._oid >> 8
+        return task_of(self._oid)
 
     def future(self) -> Any:
         """A `concurrent.futures.Future` that resolves with this object's value or error."""

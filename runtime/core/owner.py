@@ -27,6 +27,7 @@ from runtime.core.ids import (
     generator_item_task,
     is_generator_item,
     object_id,
+    task_of,
 )
 from runtime.core.invariants import InvariantError
 from runtime.core.messages import (
@@ -779,7 +780,7 @@ class Owner:
         task already sent is also stopped where it is: dropped from a queue, or
         interrupted (``force``: its worker killed) if running.
         """
-        tid = oid >> 8
+        tid = task_of(oid)
         spec = self.pending.get(tid)
         if spec is None:
             return False
@@ -849,7 +850,7 @@ class Owner:
 
     def _should_retry(self, spec: TaskSpec, error_kind: str) -> bool:
         retryable = error_kind in SYSTEM_ERRORS or (
-            spec.retry_exceptions and error_kind == "application"
+            spec.retry_exceptions and error_kind == ERR_APPLICATION
         )
         return retryable and (spec.max_retries < 0 or spec.attempt < spec.max_retries)
 
@@ -1273,7 +1274,7 @@ class Owner:
             return f"object {oid:x} is ready, {obj.size} bytes, {where}"
         if obj.state == FAILED:
             return f"object {oid:x} failed ({obj.error_kind}): {obj.error}"
-        tid = oid >> 8
+        tid = task_of(oid)
         if tid in self._blocked:
             return f"its task waits for {self._blocked[tid]} argument(s) to become ready"
         spec = self.pending.get(tid)

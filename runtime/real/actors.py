@@ -25,7 +25,13 @@ from runtime.core.messages import (
     ObjectFreed,
     TaskFinished,
 )
-from runtime.core.task import ACTOR_CREATION, ACTOR_METHOD, TaskSpec
+from runtime.core.task import (
+    ACTOR_CREATION,
+    ACTOR_METHOD,
+    ERR_APPLICATION,
+    ERR_WORKER_DIED,
+    TaskSpec,
+)
 from runtime.generators import generator_mode
 from runtime.object_ref import ObjectRef
 from runtime.real import protocol as p
@@ -303,7 +309,7 @@ class ActorMixin:
             self._zygote.send(ZYGOTE_REQUEST.pack(worker_id))
         except OSError:
             event = TaskFinished(
-                spec.task_id, [], "application", "the worker zygote is gone: no worker can start"
+                spec.task_id, [], ERR_APPLICATION, "the worker zygote is gone: no worker can start"
             )
             self.raylet.handle(event, now, self._out)
             return
@@ -339,7 +345,7 @@ class ActorMixin:
             return
         detail = f"the actor's worker {w.worker_id} (pid {w.pid}) died"
         if spec is not None and spec.kind == ACTOR_CREATION:
-            event: Any = TaskFinished(spec.task_id, [], "worker_died", detail)
+            event: Any = TaskFinished(spec.task_id, [], ERR_WORKER_DIED, detail)
         else:
             if spec is not None:
                 detail += f" while running {spec.name}()"
