@@ -199,15 +199,21 @@ class Gcs:
         self.gs_addr = gs_addr
         self.config = config or CoreConfig()
         self.nodes: dict[NodeId, NodeInfo] = {}
+        """The node table (dead nodes stay, ``alive`` False)."""
         self.objects: dict[ObjectId, DirectoryEntry] = {}
+        """The object directory: every stored object not freed, and the live nodes holding it."""
         self.tasks: dict[TaskId, TaskRecord] = {}
+        """The task table, least recently updated first (bounded by ``task_table_max``)."""
         self.tasks_dropped = 0
+        """Task records dropped from the table to keep it bounded."""
         self.subscribers: list[Address] = []
         """Hear of nodes joining (and leaving)."""
         self.death_subscribers: list[Address] = []
         """Hear of nodes leaving."""
         self.actors: dict[int, ActorRecord] = {}
+        """The actor table, by actor id (dead actors stay, state DEAD)."""
         self.actor_names: dict[str, int] = {}
+        """Names of the actors not dead -> their ids."""
         self.placement_groups: dict[int, PlacementGroupRecord] = {}
         """The placement-group table, by group id (removed groups stay, state REMOVED)."""
         self.placement_group_names: dict[str, int] = {}

@@ -54,10 +54,13 @@ class GlobalScheduler(PlacementGroupScheduling):
         self.config = config or CoreConfig()
         self.policy = policy or make_policy(self.config.policy, self.config.sample_size)
         self.views: dict[NodeId, NodeView] = {}
+        """What this scheduler believes of each live node (updated by reports and its own sends)."""
         self.placed = 0
+        """Tasks placed so far (a counter for metrics)."""
         self.parked: list[TaskSpec] = []
         """Tasks spilled before any node registered; placed when one does."""
         self._feasible: dict[ShapeKey, list[NodeView]] = {}
+        """Per resource shape: the nodes whose totals can ever hold it (cleared when nodes change)."""
         self._handlers: dict[type, Callable[[Any, float, list[Command]], None]] = {
             NodeAdded: self._on_node_added,
             ResourceReport: self._on_report,

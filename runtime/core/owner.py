@@ -266,7 +266,9 @@ class Owner:
         self.gcs_addr = gcs_addr
         self.config = config or CoreConfig()
         self.ids = TaskIdCounter(owner_index)
+        """Hands out the ids of this owner's tasks, puts and placement groups."""
         self.objects: dict[ObjectId, OwnedObject] = {}
+        """Every object this owner owns or borrows and still references (or keeps as lineage)."""
         self._uncontain: list[ObjectId] | None = None
         """Refs held by freed values, still to drop (iteratively: chains can be long)."""
         self._watched: set[ObjectId] = set()
@@ -276,7 +278,9 @@ class Owner:
         self._blocked: dict[TaskId, int] = {}
         """Tasks held back until this many of their arguments are ready."""
         self.retries = 0
+        """Task attempts resubmitted after a failure (a counter for metrics)."""
         self.actors: dict[int, ActorHandleState] = {}
+        """The actors this owner created or calls (an alias id maps to the same handle)."""
         self._aliases: dict[int, int] = {}
         """Actor ids that ``get_if_exists`` resolved to an actor this owner already called."""
         self._handlers: dict[type, Callable[[Any, float, list[Command]], None]] = {
@@ -295,10 +299,13 @@ class Owner:
         self._pg_ready: dict[int, list[tuple[ObjectId, Any]]] = {}
         """Per group: the ``ready()`` objects not resolved yet, with their payloads."""
         self.dead_nodes: set[NodeId] = set()
+        """Nodes the GCS reported dead: a stored value only there must be recomputed."""
         self.reconstructions = 0
+        """Tasks re-run to recompute lost objects from their lineage (a counter for metrics)."""
         self._failed_events: list[tuple[Any, ...]] = []
         """Tasks that ended with an error here, at the owner, since the last flush."""
         self._flush_armed = False
+        """A task-events flush timer is set (``_failed_events`` go out when it fires)."""
         self._handlers[TimerFired] = self._on_timer
         self.streams: dict[TaskId, StreamState] = {}
         """Generator tasks whose items are still coming or still held for the program."""
