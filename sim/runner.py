@@ -10,6 +10,13 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+from runtime.core.cluster import (
+    GCS_ADDR,
+    GS_ADDR,
+    ControlPlane,
+    NodeCapacity,
+    build_control_plane,
+)
 from runtime.core.config import CoreConfig
 from runtime.core.explain import Explanation, explain_task
 from runtime.core.gcs import Gcs
@@ -51,8 +58,6 @@ from sim.streams import StreamDriver
 from sim.topology import Routes
 from sim.workloads import ChainDriver, Completion, IndependentDriver
 
-GCS_ADDR = 0
-GS_ADDR = 1
 HEAD_NODE = 0
 WATCHDOG_S = 10.0
 """Simulated seconds without any progress (nothing running, moving or finishing) = stall."""
@@ -83,16 +88,6 @@ class SimulationStalled(RuntimeError):
     """The simulated cluster stopped making progress before the workload finished."""
 
 
-def raylet_addr(node: int) -> int:
-    """Address of the raylet of `node`."""
-    return 2 + node
-
-
-def owner_addr(nodes: int, driver: int) -> int:
-    """Address of the owner of driver `driver` (after all raylets)."""
-    return 2 + nodes + driver
-
-
 def _rng(seed: int, stream: str) -> random.Random:
     """An independent generator per named stream, derived from the scenario seed."""
     return random.Random(f"{seed}:{stream}")
@@ -118,6 +113,8 @@ class Simulation:
     """Every GCS shard (shard 0 is `gcs`)."""
     retired_waits: dict[str, float] = field(default_factory=lambda: dict.fromkeys(WAIT_CAUSES, 0.0))
     """Wait seconds by cause accumulated by raylets replaced since (a restarted node's)."""
+    plane: ControlPlane | None = None
+    """The wiring the components came from (builds a restarted node's raylet)."""
     prepared: bool = False
     """Whether `prepare` ran (start-up settled, drivers and faults scheduled)."""
     injected: list[Any] = field(default_factory=list)
@@ -292,7 +289,8 @@ def _restart_node(sim: Simulation, node: int) -> None:
     old = sim.raylets[node]
     for cause, seconds in old.waited.items():
         sim.retired_waits[cause] += seconds
-    raylet = Raylet(node, old.addr, old.gcs_addr, old.gs_addr, resources, store_bytes, old.config)
+    assert sim.plane is not None
+    raylet = sim.plane.new_raylet(node, NodeCapacity(resources, store_bytes))
     sim.raylets[node] = raylet
     sim.host.revive_node(node, raylet)
     sim.metrics.fault(sim.host.now - sim.started_at, "node_restart", node)
@@ -461,52 +459,49 @@ _WORKLOADS: dict[type, Callable[[Simulation, Any], int]] = {
 
 def build(scenario: Scenario) -> Simulation:
     """Wire GCS, global scheduler, raylets, owners and drivers into a host."""
-    cluster, plane, sched = scenario.cluster, scenario.control_plane, scenario.scheduler
+    cluster, plane_spec, sched = scenario.cluster, scenario.control_plane, scenario.scheduler
     config = CoreConfig(
         policy=sched.policy,
         spillback_threshold=sched.spillback_threshold,
         report_interval=sched.report_interval_ms * 1e-3,
-        record_task_events=plane.record_task_events,
+        record_task_events=plane_spec.record_task_events,
     )
     metrics = MetricsRecorder()
     network = Network(scenario.network, cluster.nodes)
-    host = Host(network, metrics, _rng(scenario.seed, "ties"), plane.per_kib_us * 1e-6)
+    host = Host(network, metrics, _rng(scenario.seed, "ties"), plane_spec.per_kib_us * 1e-6)
     host.flows = FlowNetwork(
         Routes(network.graph), local_latency_s=scenario.network.local_latency_us * 1e-6
     )
     host.gcs_addr = GCS_ADDR
     host.watch([GS_ADDR], gcs=False)
-    gcs = Gcs(GCS_ADDR, config, GS_ADDR)
-    gs = GlobalScheduler(GS_ADDR, GCS_ADDR, _rng(scenario.seed, "core"), config)
-    host.add(GCS_ADDR, gcs, HEAD_NODE, plane.gcs_us * 1e-6)
-    host.add(GS_ADDR, gs, HEAD_NODE, plane.global_scheduler_us * 1e-6)
-    shards = [gcs]
-    for shard in range(1, plane.gcs_shards):
-        addr = owner_addr(cluster.nodes, scenario.workload.drivers) + shard - 1
-        shards.append(Gcs(addr, config, GS_ADDR))
-        host.add(addr, shards[-1], HEAD_NODE, plane.gcs_us * 1e-6)
+    capacity = node_capacities(scenario)
+    plane = build_control_plane(
+        config,
+        _rng(scenario.seed, "core"),
+        [NodeCapacity(resources, store_bytes) for resources, store_bytes in capacity],
+        scenario.workload.drivers,
+        gcs_shards=plane_spec.gcs_shards,
+    )
+    gcs, gs, shards = plane.gcs, plane.global_scheduler, plane.shards
+    host.add(GCS_ADDR, gcs, HEAD_NODE, plane_spec.gcs_us * 1e-6)
+    host.add(GS_ADDR, gs, HEAD_NODE, plane_spec.global_scheduler_us * 1e-6)
+    for shard in shards[1:]:
+        host.add(shard.addr, shard, HEAD_NODE, plane_spec.gcs_us * 1e-6)
     host.shard_gcs([g.addr for g in shards])
     host.set_task_overhead(
-        plane.task_overhead_us * 1e-6,
-        plane.store_put_us_per_mib * 1e-6 / (1 << 20),
+        plane_spec.task_overhead_us * 1e-6,
+        plane_spec.store_put_us_per_mib * 1e-6 / (1 << 20),
         config.inline_threshold,
     )
-    capacity = node_capacities(scenario)
     metrics.node_busy = [{} for _ in capacity]
-    raylets = []
-    for node, (resources, store_bytes) in enumerate(capacity):
-        addr = raylet_addr(node)
-        raylet = Raylet(node, addr, GCS_ADDR, GS_ADDR, resources, store_bytes, config)
-        host.add_raylet(addr, raylet, node, plane.raylet_us * 1e-6)
-        raylets.append(raylet)
-    owners = []
-    for driver in range(scenario.workload.drivers):
-        addr = owner_addr(cluster.nodes, driver)
-        owner = Owner(addr, driver, driver, raylet_addr(driver), GCS_ADDR, config)
-        host.add(addr, owner, driver, plane.owner_us * 1e-6)
-        owners.append(owner)
+    raylets, owners = plane.raylets, plane.owners
+    for raylet in raylets:
+        host.add_raylet(raylet.addr, raylet, raylet.node, plane_spec.raylet_us * 1e-6)
+    for driver, owner in enumerate(owners):
+        host.add(owner.addr, owner, driver, plane_spec.owner_us * 1e-6)
     sim = Simulation(scenario, host, metrics, gcs, gs, raylets, owners)
     sim.gcs_shards = shards
+    sim.plane = plane
     sim.capacity = [res for res, _ in capacity]
     sim.completion = Completion(host, 0)
     sim.completion.total = _WORKLOADS[type(scenario.workload)](sim, scenario.workload)

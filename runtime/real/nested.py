@@ -18,7 +18,7 @@ from runtime.core.messages import ObjectReady, WorkerBlocked, WorkerUnblocked
 from runtime.core.owner import FAILED, PENDING, Owner
 from runtime.core.task import ACTOR_METHOD, ERR_OBJECT_LOST, TASK, TaskSpec
 from runtime.real import protocol as p
-from runtime.real.addresses import GCS_ADDR, NODE_ID, RAYLET_ADDR, WORKER_OWNER_BASE
+from runtime.real.addresses import NODE_ID, WORKER_OWNER_BASE
 from runtime.real.serialization import dumps
 from runtime.util.scheduling_strategies import strategy_of_raw
 
@@ -63,7 +63,7 @@ class NestedMixin:
         owner = w.owner
         if owner is None:
             addr = WORKER_OWNER_BASE + w.worker_id
-            owner = Owner(addr, NODE_ID, w.worker_id + 1, RAYLET_ADDR, GCS_ADDR, self.config)
+            owner = self.plane.new_owner(addr, NODE_ID, w.worker_id + 1)
             self.components[addr] = owner
             w.owner = owner
             self._owner_workers[addr] = w

@@ -33,9 +33,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from runtime.core.cluster import NodeCapacity, build_control_plane
 from runtime.core.config import CoreConfig
-from runtime.core.gcs import Gcs
-from runtime.core.global_scheduler import GlobalScheduler
 from runtime.core.messages import (
     ActorStateChanged,
     CancelRunning,
@@ -51,8 +50,6 @@ from runtime.core.messages import (
     Trace,
     Transfer,
 )
-from runtime.core.owner import Owner
-from runtime.core.raylet import Raylet
 from runtime.core.task import (
     ACTOR_CREATION,
     ACTOR_METHOD,
@@ -60,7 +57,7 @@ from runtime.core.task import (
 )
 from runtime.real import protocol as p
 from runtime.real.actors import ActorInfo, ActorMixin
-from runtime.real.addresses import GCS_ADDR, GS_ADDR, HOST_ADDR, NODE_ID, OWNER_ADDR, RAYLET_ADDR
+from runtime.real.addresses import HOST_ADDR, NODE_ID, OWNER_ADDR
 from runtime.real.arena import Arena
 from runtime.real.claims import Claims
 from runtime.real.client import ClientMixin
@@ -132,17 +129,15 @@ class Node(
         self.arena.control = self.arena.allocate(CANCEL_SLOTS * 8)  # before the zygote starts
         self.claims = self.arena.claims = Claims(self.arena, CANCEL_SLOTS)
         total = {"CPU": float(num_cpus), **{k: float(v) for k, v in (resources or {}).items()}}
-        self.gcs = Gcs(GCS_ADDR, self.config, GS_ADDR)
-        self.gs = GlobalScheduler(GS_ADDR, GCS_ADDR, random.Random(seed), self.config)
-        self.raylet = Raylet(
-            NODE_ID, RAYLET_ADDR, GCS_ADDR, GS_ADDR, total, self.arena.capacity, self.config
+        self.plane = build_control_plane(
+            self.config, random.Random(seed), [NodeCapacity(total, self.arena.capacity)], 1
         )
-        self.owner = Owner(OWNER_ADDR, NODE_ID, 0, RAYLET_ADDR, GCS_ADDR, self.config)
+        self.gcs = self.plane.gcs
+        self.gs = self.plane.global_scheduler
+        self.raylet = self.plane.raylets[NODE_ID]
+        self.owner = self.plane.owners[0]
         self.components: dict[int, Any] = {
-            GCS_ADDR: self.gcs,
-            GS_ADDR: self.gs,
-            RAYLET_ADDR: self.raylet,
-            OWNER_ADDR: self.owner,
+            **self.plane.components(),
             HOST_ADDR: HostTimers(self),
         }
         # state shared with user threads (guarded by _lock) --------------------------------

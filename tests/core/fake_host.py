@@ -8,9 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from runtime.core.cluster import NodeCapacity, build_control_plane
 from runtime.core.config import CoreConfig
-from runtime.core.gcs import Gcs
-from runtime.core.global_scheduler import GlobalScheduler
 from runtime.core.messages import (
     ActorStateChanged,
     CancelRunning,
@@ -42,18 +41,19 @@ from runtime.core.owner import Owner
 from runtime.core.raylet import Raylet
 from runtime.core.task import ERR_APPLICATION, ERR_CANCELLED, TaskSpec
 
-GCS_ADDR = 0
-GS_ADDR = 1
+RAYLET_BASE = 100
+"""The fake host numbers raylets from 100 and owners from 1000 (readable in test output)."""
+OWNER_BASE = 1000
 
 
 def raylet_addr(node: int) -> int:
     """Address of node ``node``'s raylet."""
-    return 100 + node
+    return RAYLET_BASE + node
 
 
 def owner_addr(node: int) -> int:
     """Address of the owner (driver) living on node ``node``."""
-    return 1000 + node
+    return OWNER_BASE + node
 
 
 @dataclass
@@ -128,23 +128,29 @@ class FakeHost:
             StreamEnded: self._stream_ended,
         }
         """What carries out each command type (every ``Command`` subclass has an entry)."""
-        self.gcs = Gcs(GCS_ADDR, self.config, GS_ADDR)
-        self.gs = GlobalScheduler(GS_ADDR, GCS_ADDR, random.Random(7), self.config)
-        self.components: dict[int, Any] = {GCS_ADDR: self.gcs, GS_ADDR: self.gs}
-        self.raylets: list[Raylet] = []
-        self.owners: list[Owner] = []
+        capacities = [
+            NodeCapacity(
+                {"CPU": float(self.cpus), **self.extra_resources.get(node, {})},
+                self.store_capacity,
+            )
+            for node in range(self.nodes)
+        ]
+        self.plane = build_control_plane(
+            self.config,
+            random.Random(7),
+            capacities,
+            self.nodes,
+            raylet_base=RAYLET_BASE,
+            owner_base=OWNER_BASE,
+        )
+        self.gcs = self.plane.gcs
+        self.gs = self.plane.global_scheduler
+        self.components: dict[int, Any] = dict(self.plane.components())
+        self.raylets: list[Raylet] = self.plane.raylets
+        self.owners: list[Owner] = self.plane.owners
         out: list[Any] = []
         self.gs.start(0.0, out)
-        for node in range(self.nodes):
-            res = {"CPU": float(self.cpus), **self.extra_resources.get(node, {})}
-            raylet = Raylet(
-                node, raylet_addr(node), GCS_ADDR, GS_ADDR, res, self.store_capacity, self.config
-            )
-            owner = Owner(owner_addr(node), node, node, raylet_addr(node), GCS_ADDR, self.config)
-            self.components[raylet.addr] = raylet
-            self.components[owner.addr] = owner
-            self.raylets.append(raylet)
-            self.owners.append(owner)
+        for raylet, owner in zip(self.raylets, self.owners, strict=True):
             raylet.start(0.0, out)
             owner.start(0.0, out)
         self._effect(out)

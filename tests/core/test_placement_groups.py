@@ -131,14 +131,13 @@ def test_infeasible_group_stays_pending_with_reason_then_placed_when_node_joins(
     # retried when a node joins, not on every resource report
     assert pg in host.gs.infeasible_groups and pg not in host.gs.pending_groups
     # a node that fits joins: the group is placed
-    from runtime.core.owner import Owner
-    from runtime.core.raylet import Raylet
-    from tests.core.fake_host import GCS_ADDR, GS_ADDR, owner_addr, raylet_addr
+    from runtime.core.cluster import NodeCapacity
+    from tests.core.fake_host import owner_addr
 
-    raylet = Raylet(2, raylet_addr(2), GCS_ADDR, GS_ADDR, {"CPU": 2.0}, 1 << 30, host.config)
+    raylet = host.plane.new_raylet(2, NodeCapacity({"CPU": 2.0}, 1 << 30))
     host.components[raylet.addr] = raylet
     host.raylets.append(raylet)
-    host.owners.append(Owner(owner_addr(2), 2, 2, raylet.addr, GCS_ADDR, host.config))
+    host.owners.append(host.plane.new_owner(owner_addr(2), 2, 2))
     out: list[Any] = []
     raylet.start(host.now, out)
     host._effect(out)
