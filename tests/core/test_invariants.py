@@ -1,4 +1,4 @@
-"""The owner's and GCS's check(): silent through real workloads in the fake host, loud on a corrupted state."""
+"""The owner's, GCS's and global scheduler's check(): silent through real workloads in the fake host, loud on a corrupted state."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from runtime.core.owner import (
     Owner,
 )
 from runtime.core.placement import PG_CREATED
-from runtime.core.task import ERR_WORKER_DIED
+from runtime.core.task import ERR_WORKER_DIED, TaskSpec
 from tests.core.fake_host import FakeHost, owner_addr
 
 BIG = 1 << 20
@@ -236,3 +236,23 @@ def test_a_directory_location_on_a_dead_node_is_caught() -> None:
     host.gcs.nodes[node].alive = False
     with pytest.raises(InvariantError, match="located on dead node"):
         host.gcs.check()
+
+
+def test_a_stale_node_view_in_the_scheduler_is_caught() -> None:
+    host = FakeHost(nodes=2)
+    host.submit(duration=0.1, name="a")
+    host.run()
+    gs = host.gs
+    gs.check()
+    gone = gs.views.pop(1)  # the node left, but the feasibility cache still offers it
+    gs._feasible[("CPU",)] = [gs.views[0], gone]  # type: ignore[index]
+    with pytest.raises(InvariantError, match="feasibility cache"):
+        gs.check()
+
+
+def test_a_task_parked_while_nodes_are_known_is_caught() -> None:
+    host = FakeHost(nodes=1)
+    assert host.gs.views  # the node registered
+    host.gs.parked.append(TaskSpec(task_id=1, owner=owner_addr(0), owner_node=0))
+    with pytest.raises(InvariantError, match="parked although nodes are known"):
+        host.gs.check()
