@@ -250,6 +250,95 @@ class Gcs:
         """React to one message, appending commands to ``out``."""
         self._handlers[type(msg)](msg, now, out)
 
+    # -- invariants (tests and debug runs only: never called on the hot path) ------------
+
+    def check(self) -> None:
+        """Verify the GCS's tables agree; raise ``InvariantError`` naming the first broken one.
+
+        Actor names map to live records and back; each actor's and group's state is a
+        declared one and its fields match it (an ALIVE actor has a node, a CREATED group
+        every bundle on a live node); the object directory names only live nodes, once.
+        """
+        self._check_nodes()
+        self._check_actors()
+        self._check_placement_groups()
+
+    def _fail(self, what: str) -> NoReturn:
+        raise InvariantError(f"GCS {self.addr}: {what}")
+
+    def _check_nodes(self) -> None:
+        fail = self._fail
+        for node, info in self.nodes.items():
+            if info.node != node:
+                fail(f"nodes[{node}] describes node {info.node}")
+        for oid, entry in self.objects.items():
+            if len(set(entry.locations)) != len(entry.locations):
+                fail(f"object {oid:x} lists a location twice: {entry.locations}")
+            for node in entry.locations:
+                where = self.nodes.get(node)
+                if where is not None and not where.alive:
+                    fail(f"object {oid:x} is located on dead node {node}")
+        for subs in (self.subscribers, self.death_subscribers):
+            if len(set(subs)) != len(subs):
+                fail(f"a subscriber is listed twice: {subs}")
+        unknown = {r.state for r in self.tasks.values()} - TASK_STATE_RANK.keys()
+        if unknown:
+            fail(f"task records in undeclared states {sorted(unknown)}")
+        if len(self.tasks) > self.config.task_table_max:
+            fail(f"the task table holds {len(self.tasks)} records, over its bound")
+
+    def _check_actors(self) -> None:
+        fail = self._fail
+        for name, actor_id in self.actor_names.items():
+            rec = self.actors.get(actor_id)
+            if rec is None or rec.name != name or rec.state == ACTOR_DEAD:
+                fail(f"the name {name!r} maps to actor {actor_id:x}, not a live actor of it")
+        for actor_id, rec in self.actors.items():
+            if rec.state not in ACTOR_TRANSITIONS:
+                fail(f"actor {actor_id:x} is in undeclared state {rec.state!r}")
+            if rec.spec.actor_id != actor_id:
+                fail(f"actors[{actor_id:x}] holds the spec of actor {rec.spec.actor_id:x}")
+            live = rec.state != ACTOR_DEAD
+            if live and rec.name and self.actor_names.get(rec.name) != actor_id:
+                fail(f"live actor {actor_id:x} does not hold its name {rec.name!r}")
+            placed = rec.node >= 0 and rec.addr >= 0
+            if placed != (rec.state == ACTOR_ALIVE):
+                fail(f"actor {actor_id:x} is {rec.state} at node {rec.node}, addr {rec.addr}")
+            if rec.max_restarts >= 0 and rec.restarts > rec.max_restarts:
+                fail(f"actor {actor_id:x} restarted {rec.restarts} > {rec.max_restarts} times")
+
+    def _check_placement_groups(self) -> None:
+        fail = self._fail
+        for name, pg_id in self.placement_group_names.items():
+            rec = self.placement_groups.get(pg_id)
+            if rec is None or rec.name != name or rec.state == PG_REMOVED:
+                fail(f"the group name {name!r} maps to {pg_id:x}, not a live group of it")
+        for pg_id, rec in self.placement_groups.items():
+            if rec.state not in PG_TRANSITIONS:
+                fail(f"group {pg_id:x} is in undeclared state {rec.state!r}")
+            if rec.pg_id != pg_id or len(rec.bundle_nodes) != len(rec.bundles):
+                fail(f"group {pg_id:x}: record {rec.pg_id:x}, bundle nodes {rec.bundle_nodes}")
+            if rec.state == PG_REMOVED:
+                if any(n >= 0 for n in rec.bundle_nodes):
+                    fail(f"removed group {pg_id:x} keeps bundles on {rec.bundle_nodes}")
+                continue
+            if rec.name and self.placement_group_names.get(rec.name) != pg_id:
+                fail(f"live group {pg_id:x} does not hold its name {rec.name!r}")
+            if rec.state == PG_CREATED:
+                for node in rec.bundle_nodes:
+                    info = self.nodes.get(node)
+                    if info is None or not info.alive:
+                        fail(f"created group {pg_id:x} has a bundle on node {node}, not alive")
+        for pg_id in self._removed_pgs:
+            rec = self.placement_groups.get(pg_id)
+            if rec is not None and rec.state != PG_REMOVED:
+                fail(f"group {pg_id:x} is listed as removed but is {rec.state}")
+        for actor_id, groups in self._pgs_of_actor.items():
+            for pg_id in groups:
+                rec = self.placement_groups.get(pg_id)
+                if rec is not None and rec.creator_actor != actor_id:
+                    fail(f"group {pg_id:x} is filed under actor {actor_id:x}, not its creator")
+
     # -- node table and pub/sub ---------------------------------------------------------
 
     def _on_register_node(self, msg: RegisterNode, now: float, out: list[Command]) -> None:
@@ -588,92 +677,3 @@ class Gcs:
         for sub in rec.subscribers:
             update = PlacementGroupUpdate(rec.pg_id, rec.state, list(rec.bundle_nodes), error)
             out.append(Send(sub, update, 128))
-
-    # -- invariants (tests and debug runs only: never called on the hot path) ------------
-
-    def check(self) -> None:
-        """Verify the GCS's tables agree; raise ``InvariantError`` naming the first broken one.
-
-        Actor names map to live records and back; each actor's and group's state is a
-        declared one and its fields match it (an ALIVE actor has a node, a CREATED group
-        every bundle on a live node); the object directory names only live nodes, once.
-        """
-        self._check_nodes()
-        self._check_actors()
-        self._check_placement_groups()
-
-    def _fail(self, what: str) -> NoReturn:
-        raise InvariantError(f"GCS {self.addr}: {what}")
-
-    def _check_nodes(self) -> None:
-        fail = self._fail
-        for node, info in self.nodes.items():
-            if info.node != node:
-                fail(f"nodes[{node}] describes node {info.node}")
-        for oid, entry in self.objects.items():
-            if len(set(entry.locations)) != len(entry.locations):
-                fail(f"object {oid:x} lists a location twice: {entry.locations}")
-            for node in entry.locations:
-                where = self.nodes.get(node)
-                if where is not None and not where.alive:
-                    fail(f"object {oid:x} is located on dead node {node}")
-        for subs in (self.subscribers, self.death_subscribers):
-            if len(set(subs)) != len(subs):
-                fail(f"a subscriber is listed twice: {subs}")
-        unknown = {r.state for r in self.tasks.values()} - TASK_STATE_RANK.keys()
-        if unknown:
-            fail(f"task records in undeclared states {sorted(unknown)}")
-        if len(self.tasks) > self.config.task_table_max:
-            fail(f"the task table holds {len(self.tasks)} records, over its bound")
-
-    def _check_actors(self) -> None:
-        fail = self._fail
-        for name, actor_id in self.actor_names.items():
-            rec = self.actors.get(actor_id)
-            if rec is None or rec.name != name or rec.state == ACTOR_DEAD:
-                fail(f"the name {name!r} maps to actor {actor_id:x}, not a live actor of it")
-        for actor_id, rec in self.actors.items():
-            if rec.state not in ACTOR_TRANSITIONS:
-                fail(f"actor {actor_id:x} is in undeclared state {rec.state!r}")
-            if rec.spec.actor_id != actor_id:
-                fail(f"actors[{actor_id:x}] holds the spec of actor {rec.spec.actor_id:x}")
-            live = rec.state != ACTOR_DEAD
-            if live and rec.name and self.actor_names.get(rec.name) != actor_id:
-                fail(f"live actor {actor_id:x} does not hold its name {rec.name!r}")
-            placed = rec.node >= 0 and rec.addr >= 0
-            if placed != (rec.state == ACTOR_ALIVE):
-                fail(f"actor {actor_id:x} is {rec.state} at node {rec.node}, addr {rec.addr}")
-            if rec.max_restarts >= 0 and rec.restarts > rec.max_restarts:
-                fail(f"actor {actor_id:x} restarted {rec.restarts} > {rec.max_restarts} times")
-
-    def _check_placement_groups(self) -> None:
-        fail = self._fail
-        for name, pg_id in self.placement_group_names.items():
-            rec = self.placement_groups.get(pg_id)
-            if rec is None or rec.name != name or rec.state == PG_REMOVED:
-                fail(f"the group name {name!r} maps to {pg_id:x}, not a live group of it")
-        for pg_id, rec in self.placement_groups.items():
-            if rec.state not in PG_TRANSITIONS:
-                fail(f"group {pg_id:x} is in undeclared state {rec.state!r}")
-            if rec.pg_id != pg_id or len(rec.bundle_nodes) != len(rec.bundles):
-                fail(f"group {pg_id:x}: record {rec.pg_id:x}, bundle nodes {rec.bundle_nodes}")
-            if rec.state == PG_REMOVED:
-                if any(n >= 0 for n in rec.bundle_nodes):
-                    fail(f"removed group {pg_id:x} keeps bundles on {rec.bundle_nodes}")
-                continue
-            if rec.name and self.placement_group_names.get(rec.name) != pg_id:
-                fail(f"live group {pg_id:x} does not hold its name {rec.name!r}")
-            if rec.state == PG_CREATED:
-                for node in rec.bundle_nodes:
-                    info = self.nodes.get(node)
-                    if info is None or not info.alive:
-                        fail(f"created group {pg_id:x} has a bundle on node {node}, not alive")
-        for pg_id in self._removed_pgs:
-            rec = self.placement_groups.get(pg_id)
-            if rec is not None and rec.state != PG_REMOVED:
-                fail(f"group {pg_id:x} is listed as removed but is {rec.state}")
-        for actor_id, groups in self._pgs_of_actor.items():
-            for pg_id in groups:
-                rec = self.placement_groups.get(pg_id)
-                if rec is not None and rec.creator_actor != actor_id:
-                    fail(f"group {pg_id:x} is filed under actor {actor_id:x}, not its creator")

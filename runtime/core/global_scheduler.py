@@ -93,6 +93,41 @@ class GlobalScheduler(PlacementGroupScheduling):
             self._feasible[key] = nodes
         return nodes
 
+    # -- invariants (tests and debug runs only: never called on the hot path) ------------
+
+    def check(self) -> None:
+        """Verify the scheduler's node views and group tables agree (``InvariantError`` if not).
+
+        Each view is filed under its node; the feasibility cache holds only current views;
+        tasks are parked only while no node is known; every pending or infeasible group is
+        a known group, in one of the two at most, and no removed group is still placed.
+        """
+        for node, view in self.views.items():
+            if view.node != node:
+                self._broken(f"views[{node}] describes node {view.node}")
+        known = {id(v) for v in self.views.values()}
+        for key, nodes in self._feasible.items():
+            if any(id(v) not in known for v in nodes):
+                self._broken(f"the feasibility cache for {key} holds a node no longer viewed")
+        if self.parked and self.views:
+            self._broken(f"{len(self.parked)} task(s) parked although nodes are known")
+        for table in (self.pending_groups, self.infeasible_groups):
+            for pg_id, group in table.items():
+                if self.groups.get(pg_id) is not group:
+                    self._broken(f"group {pg_id:x} waits but is not in the group table")
+        both = self.pending_groups.keys() & self.infeasible_groups.keys()
+        if both:
+            self._broken(f"groups both pending and infeasible: {sorted(both)}")
+        removed = self.removed_groups & self.groups.keys()
+        if removed:
+            self._broken(f"removed groups still in the group table: {sorted(removed)}")
+        for pg_id, group in self.groups.items():
+            if any(not 0 <= i < len(group.bundles) for i in group.placed):
+                self._broken(f"group {pg_id:x} places a bundle index out of range")
+
+    def _broken(self, what: str) -> NoReturn:
+        raise InvariantError(f"global scheduler {self.addr}: {what}")
+
     def _on_node_added(self, msg: NodeAdded, now: float, out: list[Command]) -> None:
         self.views[msg.node] = NodeView(
             msg.node, msg.addr, dict(msg.resources), dict(msg.resources)
@@ -167,38 +202,3 @@ class GlobalScheduler(PlacementGroupScheduling):
             for name, amount in view.total.items():
                 largest[name] = max(largest.get(name, 0.0), amount)
         return largest
-
-    # -- invariants (tests and debug runs only: never called on the hot path) ------------
-
-    def check(self) -> None:
-        """Verify the scheduler's node views and group tables agree (``InvariantError`` if not).
-
-        Each view is filed under its node; the feasibility cache holds only current views;
-        tasks are parked only while no node is known; every pending or infeasible group is
-        a known group, in one of the two at most, and no removed group is still placed.
-        """
-        for node, view in self.views.items():
-            if view.node != node:
-                self._broken(f"views[{node}] describes node {view.node}")
-        known = {id(v) for v in self.views.values()}
-        for key, nodes in self._feasible.items():
-            if any(id(v) not in known for v in nodes):
-                self._broken(f"the feasibility cache for {key} holds a node no longer viewed")
-        if self.parked and self.views:
-            self._broken(f"{len(self.parked)} task(s) parked although nodes are known")
-        for table in (self.pending_groups, self.infeasible_groups):
-            for pg_id, group in table.items():
-                if self.groups.get(pg_id) is not group:
-                    self._broken(f"group {pg_id:x} waits but is not in the group table")
-        both = self.pending_groups.keys() & self.infeasible_groups.keys()
-        if both:
-            self._broken(f"groups both pending and infeasible: {sorted(both)}")
-        removed = self.removed_groups & self.groups.keys()
-        if removed:
-            self._broken(f"removed groups still in the group table: {sorted(removed)}")
-        for pg_id, group in self.groups.items():
-            if any(not 0 <= i < len(group.bundles) for i in group.placed):
-                self._broken(f"group {pg_id:x} places a bundle index out of range")
-
-    def _broken(self, what: str) -> NoReturn:
-        raise InvariantError(f"global scheduler {self.addr}: {what}")

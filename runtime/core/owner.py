@@ -319,6 +319,128 @@ class Owner:
         """React to one message, appending commands to ``out``."""
         self._handlers[type(msg)](msg, now, out)
 
+    # -- invariants (tests and debug runs only: never called on the hot path) ------------
+
+    def check(self) -> None:
+        """Verify this owner's invariants; raise ``InvariantError`` naming the first broken one.
+
+        Every held task is in exactly the places its ``owner_state`` says (``pending``,
+        ``_blocked``, its actor handle's ``unsent`` or ``inflight``); each object's state is
+        a declared one and its reference counts match their holders: ``task_refs`` the
+        pending tasks that take it, ``lineage_refs`` the lineage of live objects, ``refs``
+        at least the values and streams that contain it; nothing collectable is kept.
+        """
+        self._check_tasks()
+        self._check_actor_handles()
+        self._check_objects()
+        self._check_streams()
+
+    def _fail(self, what: str) -> NoReturn:
+        raise InvariantError(f"owner {self.addr}: {what}")
+
+    def _check_tasks(self) -> None:
+        pending, blocked, fail = self.pending, self._blocked, self._fail
+        for tid, spec in pending.items():
+            state = spec.owner_state
+            if spec.task_id != tid:
+                fail(f"pending[{tid:x}] holds task {spec.task_id:x}")
+            if state not in HELD_TASK_STATES:
+                fail(f"pending task {tid:x} is in state {state!r}")
+            if (state == WAITING_ARGS) != (tid in blocked):
+                fail(f"task {tid:x} is {state} but {'' if tid in blocked else 'not '}blocked")
+            if spec.kind != ACTOR_METHOD:
+                if state not in (WAITING_ARGS, SUBMITTED):
+                    fail(f"task {tid:x} (not an actor call) is in state {state}")
+                continue
+            handle = self.actors.get(spec.actor_id)
+            if handle is None:
+                fail(f"actor call {tid:x} is for actor {spec.actor_id:x}, unknown here")
+                continue
+            unsent = sum(1 for s in handle.unsent or () if s is spec)
+            inflight = handle.inflight is not None and handle.inflight.get(spec.seq) is spec
+            where = (unsent, inflight)
+            if where != ((0, True) if state == INFLIGHT else (1, False)):
+                fail(f"actor call {tid:x} is {state} but {unsent}x unsent, inflight={inflight}")
+        waits: Counter[int] = Counter()
+        for obj in self.objects.values():
+            if obj.dependents is not None:
+                if obj.state != PENDING:
+                    fail(f"an object in state {obj.state} still has dependents")
+                waits.update(id(dep) for dep in obj.dependents)
+        for tid, count in blocked.items():
+            held = pending.get(tid)
+            if held is None:
+                fail(f"blocked task {tid:x} is not pending")
+                continue
+            if not 1 <= count <= waits[id(held)]:
+                fail(f"task {tid:x} waits for {count} argument(s); {waits[id(held)]} hold it")
+
+    def _check_actor_handles(self) -> None:
+        pending, fail = self.pending, self._fail
+        handles = {id(h): h for h in self.actors.values()}
+        for handle in handles.values():
+            for spec in handle.unsent or ():
+                held = pending.get(spec.task_id) is spec
+                if held and spec.owner_state not in (WAITING_ARGS, UNSENT):
+                    fail(f"unsent actor call {spec.task_id:x} is {spec.owner_state}")
+                if not held and spec.owner_state != ENDED:
+                    fail(f"unsent call {spec.task_id:x} is not pending yet {spec.owner_state}")
+            for seq, spec in (handle.inflight or {}).items():
+                if pending.get(spec.task_id) is not spec or spec.owner_state != INFLIGHT:
+                    fail(f"inflight call {spec.task_id:x} is {spec.owner_state}, not pending")
+                if spec.seq != seq:
+                    fail(f"inflight call {spec.task_id:x} has seq {spec.seq}, filed at {seq}")
+
+    def _check_objects(self) -> None:
+        objects, fail = self.objects, self._fail
+        task_refs: Counter[ObjectId] = Counter()
+        for spec in self.pending.values():
+            task_refs.update(spec.arg_refs)
+            task_refs.update(spec.held_refs)
+        lineage_refs: Counter[ObjectId] = Counter()
+        contained: Counter[ObjectId] = Counter()
+        for obj in objects.values():
+            if obj.lineage is not None:
+                lineage_refs.update(obj.lineage.arg_refs)
+            if obj.contained:
+                contained.update(obj.contained)
+        for stream in self.streams.values():
+            for refs in (stream.early or {}).values():
+                contained.update(refs)
+        for oid in task_refs.keys() - objects.keys():
+            fail(f"pending tasks take object {oid:x}, which is not in the table")
+        for oid, obj in objects.items():
+            if obj.state not in OBJECT_TRANSITIONS:
+                fail(f"object {oid:x} is in undeclared state {obj.state!r}")
+            if min(obj.refs, obj.task_refs, obj.borrowers, obj.lineage_refs) < 0:
+                fail(f"object {oid:x} has a negative count: {obj}")
+            if obj.task_refs != task_refs[oid]:
+                fail(f"object {oid:x}: task_refs {obj.task_refs}, {task_refs[oid]} tasks")
+            if obj.lineage_refs != lineage_refs[oid]:
+                fail(f"object {oid:x}: lineage_refs {obj.lineage_refs}, {lineage_refs[oid]} held")
+            if obj.refs < contained[oid]:
+                fail(f"object {oid:x}: {obj.refs} refs but {contained[oid]} containers")
+            if obj.watchers is not None and obj.state != PENDING:
+                fail(f"object {oid:x} in state {obj.state} still has watchers")
+            if obj.owner >= 0:
+                if obj.borrowers or obj.lineage is not None or obj.contained:
+                    fail(f"borrowed object {oid:x} has borrowers, lineage or contents")
+                if not (obj.refs or obj.task_refs):
+                    fail(f"borrowed object {oid:x} is held by nothing and not released")
+                continue
+            if obj.state == FREED and (obj.stored or obj.lineage_refs == 0):
+                fail(f"freed object {oid:x} is stored or kept for no lineage")
+            idle = not (obj.refs or obj.task_refs or obj.borrowers or obj.lineage_refs)
+            if idle and obj.state != PENDING:
+                fail(f"object {oid:x} is referenced by nothing but still in the table")
+
+    def _check_streams(self) -> None:
+        for tid, stream in self.streams.items():
+            if not stream.ended and tid not in self.pending:
+                self._fail(f"stream {tid:x} is not ended but its task is not pending")
+            if stream.ended and (stream.dropped or stream.dynamic):
+                self._fail(f"stream {tid:x} ended and dropped (or dynamic) but still kept")
+
     # -- submission ---------------------------------------------------------------------
 
     def new_task_id(self) -> TaskId:
@@ -1289,125 +1411,3 @@ class Owner:
             return f"object {oid:x} is pending"
         where = f"node {spec.node}" if spec.node >= 0 else "the scheduler"
         return f"its task was submitted and is with {where} ({spec.reason or 'no decision yet'})"
-
-    # -- invariants (tests and debug runs only: never called on the hot path) ------------
-
-    def check(self) -> None:
-        """Verify this owner's invariants; raise ``InvariantError`` naming the first broken one.
-
-        Every held task is in exactly the places its ``owner_state`` says (``pending``,
-        ``_blocked``, its actor handle's ``unsent`` or ``inflight``); each object's state is
-        a declared one and its reference counts match their holders: ``task_refs`` the
-        pending tasks that take it, ``lineage_refs`` the lineage of live objects, ``refs``
-        at least the values and streams that contain it; nothing collectable is kept.
-        """
-        self._check_tasks()
-        self._check_actor_handles()
-        self._check_objects()
-        self._check_streams()
-
-    def _fail(self, what: str) -> NoReturn:
-        raise InvariantError(f"owner {self.addr}: {what}")
-
-    def _check_tasks(self) -> None:
-        pending, blocked, fail = self.pending, self._blocked, self._fail
-        for tid, spec in pending.items():
-            state = spec.owner_state
-            if spec.task_id != tid:
-                fail(f"pending[{tid:x}] holds task {spec.task_id:x}")
-            if state not in HELD_TASK_STATES:
-                fail(f"pending task {tid:x} is in state {state!r}")
-            if (state == WAITING_ARGS) != (tid in blocked):
-                fail(f"task {tid:x} is {state} but {'' if tid in blocked else 'not '}blocked")
-            if spec.kind != ACTOR_METHOD:
-                if state not in (WAITING_ARGS, SUBMITTED):
-                    fail(f"task {tid:x} (not an actor call) is in state {state}")
-                continue
-            handle = self.actors.get(spec.actor_id)
-            if handle is None:
-                fail(f"actor call {tid:x} is for actor {spec.actor_id:x}, unknown here")
-                continue
-            unsent = sum(1 for s in handle.unsent or () if s is spec)
-            inflight = handle.inflight is not None and handle.inflight.get(spec.seq) is spec
-            where = (unsent, inflight)
-            if where != ((0, True) if state == INFLIGHT else (1, False)):
-                fail(f"actor call {tid:x} is {state} but {unsent}x unsent, inflight={inflight}")
-        waits: Counter[int] = Counter()
-        for obj in self.objects.values():
-            if obj.dependents is not None:
-                if obj.state != PENDING:
-                    fail(f"an object in state {obj.state} still has dependents")
-                waits.update(id(dep) for dep in obj.dependents)
-        for tid, count in blocked.items():
-            held = pending.get(tid)
-            if held is None:
-                fail(f"blocked task {tid:x} is not pending")
-                continue
-            if not 1 <= count <= waits[id(held)]:
-                fail(f"task {tid:x} waits for {count} argument(s); {waits[id(held)]} hold it")
-
-    def _check_actor_handles(self) -> None:
-        pending, fail = self.pending, self._fail
-        handles = {id(h): h for h in self.actors.values()}
-        for handle in handles.values():
-            for spec in handle.unsent or ():
-                held = pending.get(spec.task_id) is spec
-                if held and spec.owner_state not in (WAITING_ARGS, UNSENT):
-                    fail(f"unsent actor call {spec.task_id:x} is {spec.owner_state}")
-                if not held and spec.owner_state != ENDED:
-                    fail(f"unsent call {spec.task_id:x} is not pending yet {spec.owner_state}")
-            for seq, spec in (handle.inflight or {}).items():
-                if pending.get(spec.task_id) is not spec or spec.owner_state != INFLIGHT:
-                    fail(f"inflight call {spec.task_id:x} is {spec.owner_state}, not pending")
-                if spec.seq != seq:
-                    fail(f"inflight call {spec.task_id:x} has seq {spec.seq}, filed at {seq}")
-
-    def _check_objects(self) -> None:
-        objects, fail = self.objects, self._fail
-        task_refs: Counter[ObjectId] = Counter()
-        for spec in self.pending.values():
-            task_refs.update(spec.arg_refs)
-            task_refs.update(spec.held_refs)
-        lineage_refs: Counter[ObjectId] = Counter()
-        contained: Counter[ObjectId] = Counter()
-        for obj in objects.values():
-            if obj.lineage is not None:
-                lineage_refs.update(obj.lineage.arg_refs)
-            if obj.contained:
-                contained.update(obj.contained)
-        for stream in self.streams.values():
-            for refs in (stream.early or {}).values():
-                contained.update(refs)
-        for oid in task_refs.keys() - objects.keys():
-            fail(f"pending tasks take object {oid:x}, which is not in the table")
-        for oid, obj in objects.items():
-            if obj.state not in OBJECT_TRANSITIONS:
-                fail(f"object {oid:x} is in undeclared state {obj.state!r}")
-            if min(obj.refs, obj.task_refs, obj.borrowers, obj.lineage_refs) < 0:
-                fail(f"object {oid:x} has a negative count: {obj}")
-            if obj.task_refs != task_refs[oid]:
-                fail(f"object {oid:x}: task_refs {obj.task_refs}, {task_refs[oid]} tasks")
-            if obj.lineage_refs != lineage_refs[oid]:
-                fail(f"object {oid:x}: lineage_refs {obj.lineage_refs}, {lineage_refs[oid]} held")
-            if obj.refs < contained[oid]:
-                fail(f"object {oid:x}: {obj.refs} refs but {contained[oid]} containers")
-            if obj.watchers is not None and obj.state != PENDING:
-                fail(f"object {oid:x} in state {obj.state} still has watchers")
-            if obj.owner >= 0:
-                if obj.borrowers or obj.lineage is not None or obj.contained:
-                    fail(f"borrowed object {oid:x} has borrowers, lineage or contents")
-                if not (obj.refs or obj.task_refs):
-                    fail(f"borrowed object {oid:x} is held by nothing and not released")
-                continue
-            if obj.state == FREED and (obj.stored or obj.lineage_refs == 0):
-                fail(f"freed object {oid:x} is stored or kept for no lineage")
-            idle = not (obj.refs or obj.task_refs or obj.borrowers or obj.lineage_refs)
-            if idle and obj.state != PENDING:
-                fail(f"object {oid:x} is referenced by nothing but still in the table")
-
-    def _check_streams(self) -> None:
-        for tid, stream in self.streams.items():
-            if not stream.ended and tid not in self.pending:
-                self._fail(f"stream {tid:x} is not ended but its task is not pending")
-            if stream.ended and (stream.dropped or stream.dynamic):
-                self._fail(f"stream {tid:x} ended and dropped (or dynamic) but still kept")

@@ -123,6 +123,8 @@ class TaskSpec:
     """The actor this task creates or calls (0 for plain tasks)."""
     seq: int = 0
     """For actor methods: the caller's sequence number for this actor, from 1."""
+    owner_state: str = "NEW"
+    """Where the task is in its owner's lifecycle (``runtime.core.owner.TASK_TRANSITIONS``)."""
     hold: Resources | None = None
     """For actor creation: what the actor keeps while alive (None: same as ``resources``)."""
     instances: dict[str, tuple[int, ...]] | None = None
@@ -143,8 +145,6 @@ class TaskSpec:
     """GEN_STREAMING or GEN_DYNAMIC for a generator task (its items: ``GeneratorYielded``)."""
     skip_items: int = 0
     """For a generator re-run after a failure: items already delivered, not to send again."""
-    owner_state: str = "NEW"
-    """Where the task is in its owner's lifecycle (``runtime.core.owner.TASK_TRANSITIONS``)."""
 
     def return_ids(self) -> tuple[ObjectId, ...]:
         """The object ids of this task's return values."""
