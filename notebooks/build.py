@@ -1,19 +1,31 @@
-"""Build the tutorial notebooks (`*.ipynb`, outputs cleared) from the cell lists below.
+"""Build the tutorial notebooks (`*.ipynb`) from the cell lists below, and run them.
 
-Run `python notebooks/build.py` after editing a lesson (ruff then sorts imports and
-formats the code cells); the test suite executes every notebook. Each lesson is a list of ("md" | "code", source) cells.
+Run `python notebooks/build.py` after editing a lesson: it writes each notebook, lets ruff
+sort imports and format the code cells, then executes it in a fresh python3 kernel (with
+this checkout first on the kernel's path) and writes it back with its outputs, plots
+included, so the notebooks read on GitHub without running. `--no-execute` writes them
+without outputs. The test suite executes every notebook again (in memory). Each lesson is
+a list of ("md" | "code", source) cells.
 """
 
 from __future__ import annotations
 
+import argparse
+import os
 import subprocess
 import sys
+import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+
+EXECUTE_TIMEOUT_S = 300
+"""Longest a single cell may run while building (the lessons take seconds)."""
 
 SETUP = """\
 from pathlib import Path
@@ -307,7 +319,8 @@ Placement policies are pluggable and chosen by name (`scheduler.policy` in a sce
 
 * `bottom_up`: a node runs what it can and spills the rest to the global scheduler (Ray);
 * `centralized`: every task goes through the global scheduler, which scans all nodes;
-* `random`, `power_of_two`: random placement, or the less loaded of two sampled nodes;
+* `random`, `power_of_two`: random placement, or the less loaded of two sampled nodes
+  (`scheduler.sample_size`, 2 by default, also sets how many nodes bottom-up samples);
 * `locality`: prefer the node that holds the task's inputs.
 
 The workload has 8 nodes but only 2 drivers, so good placement must move work away from
@@ -351,7 +364,9 @@ plt.show()""",
 
 Change `spillback_threshold` (how many queued tasks a node keeps before spilling) with
 `"scheduler.spillback_threshold": "0"` and rerun: bottom-up then behaves like a
-centralized scheduler.""",
+centralized scheduler. Then try `"scheduler.sample_size": "1"` (a random pick) or `"8"`
+with `power_of_two`: more samples see more nodes, but every sample reads the same stale
+load reports, so they can herd onto one node.""",
     ),
 ]
 
@@ -373,9 +388,9 @@ durations. The command-line equivalent is
     (
         "code",
         """\
-from sim.real_mode import RealModeRefused, fit_to_machine, run_real
 from sim.runner import run_scenario
 from sim.scenario import load_scenario
+from twin.real_mode import RealModeRefused, fit_to_machine, run_real
 
 scenario = load_scenario(SCENARIOS / "small_independent.yaml", {"workload.tasks": "600"})
 try:
@@ -480,8 +495,40 @@ def build(cells: list[Cell]) -> nbformat.NotebookNode:
     return nb
 
 
-def main() -> None:
-    """Write every lesson next to this file, then let ruff sort imports and format the code."""
+def kernel_env() -> dict[str, str]:
+    """This environment with the checkout first on PYTHONPATH: the kernel imports its code."""
+    paths = [str(ROOT), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+
+
+def execute(path: Path) -> float:
+    """Run the notebook at `path` in a fresh python3 kernel, write it back with its outputs.
+
+    Returns the seconds it took; a failing cell raises nbclient's CellExecutionError.
+    """
+    import nbclient
+
+    nb = nbformat.read(path, as_version=4)
+    client = nbclient.NotebookClient(
+        nb,
+        kernel_name="python3",
+        timeout=EXECUTE_TIMEOUT_S,
+        record_timing=False,  # no timestamps: a rebuild changes only what the lessons print
+        resources={"metadata": {"path": str(HERE)}},
+    )
+    started = time.perf_counter()
+    client.execute(env=kernel_env())
+    nbformat.write(nb, path)
+    return time.perf_counter() - started
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Write every lesson next to this file, let ruff sort and format the code, run each."""
+    parser = argparse.ArgumentParser(prog="python notebooks/build.py", description=__doc__)
+    parser.add_argument(
+        "--no-execute", action="store_true", help="write the notebooks without running them"
+    )
+    args = parser.parse_args(argv)
     paths = []
     for name, cells in LESSONS.items():
         nbformat.write(build(cells), HERE / name)
@@ -489,7 +536,9 @@ def main() -> None:
     ruff = [sys.executable, "-m", "ruff"]
     subprocess.run([*ruff, "check", "--fix", "--quiet", *paths], check=False)
     subprocess.run([*ruff, "format", "--quiet", *paths], check=False)
-    print("\n".join(paths))
+    for path in paths:
+        took = "" if args.no_execute else f"  (executed in {execute(Path(path)):.1f} s)"
+        print(f"{path}{took}", flush=True)
 
 
 if __name__ == "__main__":

@@ -129,8 +129,8 @@ def job_runtime_env() -> dict[str, Any] | None:
 def _context() -> dict[str, Any]:
     node = _node
     return {
-        "num_cpus": node.raylet.total.get("CPU", 0.0),
-        "resources": dict(node.raylet.total),
+        "num_cpus": node.raylet.total_resources().get("CPU", 0.0),
+        "resources": node.raylet.total_resources(),
         "object_store_memory": node.arena.capacity,
         "num_workers": node.pool_size,
     }

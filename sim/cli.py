@@ -1,4 +1,9 @@
-"""The `run-scenario` command: load a scenario, simulate it, print a summary, write metrics.json."""
+"""The simulator's command line: load a scenario, simulate it, print a summary, write metrics.json.
+
+`python -m sim.cli` is `run-scenario` without the options that run real workers
+(`--mode`, `--scale-down`, `--calibrate`): `twin.cli` adds those on top of this parser and
+hands every simulator-only run back to `run_args` here.
+"""
 
 from __future__ import annotations
 
@@ -20,11 +25,12 @@ EXIT_BAD_SCENARIO = 2
 EXIT_STALLED = 1
 
 
-def _parser() -> argparse.ArgumentParser:
-    """The command-line interface."""
-    parser = argparse.ArgumentParser(
-        prog="run-scenario", description="Run a scenario in the simulated cluster."
-    )
+def build_parser(
+    prog: str = "python -m sim.cli",
+    description: str = "Run a scenario in the simulated cluster (run-scenario without real workers).",
+) -> argparse.ArgumentParser:
+    """The simulator's options; `twin.cli` adds the real-worker ones to this parser."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("file", type=Path, nargs="?", help="scenario YAML file")
     parser.add_argument(
         "--set",
@@ -50,28 +56,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--out", type=Path, help="report directory (default: output.report_dir)")
     parser.add_argument(
-        "--mode",
-        choices=("sim", "real", "both"),
-        default="sim",
-        help="simulate (default), run on real worker processes, or both side by side",
-    )
-    parser.add_argument(
-        "--scale-down",
-        action="store_true",
-        help="real mode: map a cluster larger than this machine onto 1 node x its CPUs",
-    )
-    parser.add_argument(
         "--trace",
         action="store_true",
         help="also write trace.json (Chrome trace / Perfetto) of task executions",
-    )
-    parser.add_argument(
-        "--calibrate",
-        nargs="?",
-        const="scenarios/calibration/this_machine.yaml",
-        metavar="PROFILE",
-        help="measure this machine's real-mode overheads and write a calibration profile "
-        "(default scenarios/calibration/this_machine.yaml); no scenario file needed",
     )
     return parser
 
@@ -181,13 +168,13 @@ def run(scenario: Scenario, trace: bool = False) -> tuple[dict[str, Any], Path, 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of `run-scenario`; returns the process exit code."""
-    parser = _parser()
-    args = parser.parse_args(argv)
-    if args.calibrate:
-        from sim.calibrate import main as calibrate
+    """Entry point of `python -m sim.cli`; returns the process exit code."""
+    parser = build_parser()
+    return run_args(parser, parser.parse_args(argv))
 
-        return calibrate(args.calibrate)
+
+def run_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """Carry out parsed simulator options (`--schema`, `--sweep`, or one simulated run)."""
     if args.schema:
         print(f"schema              {write_schema()}")
         return 0
@@ -195,15 +182,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("the following arguments are required: file")
     if args.sweep:
         return _sweep(args)
-    try:
-        scenario = load_scenario(args.file, _overrides(args))
-    except ScenarioError as exc:
-        print(f"run-scenario: invalid scenario\n{exc}", file=sys.stderr)
+    scenario = load(args)
+    if scenario is None:
         return EXIT_BAD_SCENARIO
-    if args.mode != "sim":
-        from sim.real_mode import run_mode
-
-        return run_mode(scenario, args.mode, args.scale_down)
     try:
         metrics, path, wall = run(scenario, args.trace)
     except SimulationStalled as exc:
@@ -219,6 +200,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print(f"report              {report}")
     return 0
+
+
+def load(args: argparse.Namespace) -> Scenario | None:
+    """The scenario named by parsed options with their overrides; None (reported) if invalid."""
+    try:
+        return load_scenario(args.file, _overrides(args))
+    except ScenarioError as exc:
+        print(f"run-scenario: invalid scenario\n{exc}", file=sys.stderr)
+        return None
 
 
 def _sweep(args: argparse.Namespace) -> int:

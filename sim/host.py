@@ -15,7 +15,7 @@ Time model, per component (owner, raylet, global scheduler, GCS):
 * Tasks run on the CPU slots the raylet reserved; the host only adds their duration.
 * Object transfers (``Transfer``) are flows of ``sim.flows`` sharing links max-min fairly
   when ``flows`` is set (the runner always sets it), else latency + size / bandwidth.
-  Actor calls' stored arguments are fetched by the host (the raylet pulls only tasks').
+  The raylet pulls the stored arguments of tasks and actor calls alike.
 * Faults: ``kill_node`` (its components hear nothing more, its bodies never end, the GCS
   hears ``NodeDied``, transfers from it fail), ``kill_worker`` (the oldest body on a node
   ends with ``worker_died``, or its actor's worker dies), ``stall`` (a component, e.g. the
@@ -44,8 +44,9 @@ from typing import Any
 import simpy
 
 from runtime.core.messages import (
+    INTERRUPT_CANCELLED,
+    INTERRUPT_KILLED,
     ActorStateChanged,
-    ActorWorkerDied,
     CancelRunning,
     Dispatch,
     Free,
@@ -66,9 +67,10 @@ from runtime.core.messages import (
     Transfer,
     TransferDone,
     TransferFailed,
+    WorkerInterrupted,
 )
 from runtime.core.resources import shape_key
-from runtime.core.task import ACTOR_METHOD, ERR_APPLICATION, ERR_WORKER_DIED, TASK, TaskSpec
+from runtime.core.task import ACTOR_METHOD, TASK, TaskSpec
 from sim.flows import FlowNetwork
 from sim.metrics import MetricsRecorder
 from sim.network import Network
@@ -209,11 +211,10 @@ class Host:
         self._shard_addrs: list[int] = []
         """GCS shard addresses (shard 0 first) when the GCS is sharded, else empty."""
         self._slow_sends = False
+        """True while Sends need more than the channel arithmetic (GCS shards, a partition)."""
         self._stalled_until = -math.inf
         self._pending_done: dict[int, deque[float]] = {}
         """Watched components: completion times of the messages waiting or in service."""
-        """True while Sends need more than the channel arithmetic (GCS shards, a partition)."""
-        """Addresses below this (GCS and global scheduler) have their backlog recorded."""
 
     # -- wiring -------------------------------------------------------------------------
 
@@ -354,9 +355,11 @@ class Host:
         spec = event.spec
         resources = spec.resources
         if spec.kind == ACTOR_METHOD:
-            actor = getattr(self.components[event.dst], "actors", {}).get(spec.actor_id)
-            resources = actor.hold if actor is not None else {}
-            if actor is not None and actor.spec.max_concurrency > 1:
+            raylet = self.components[event.dst]
+            hold = raylet.actor_hold(spec.actor_id)
+            resources = hold if hold is not None else {}
+            created = raylet.actor_spec(spec.actor_id) if hold is not None else None
+            if created is not None and created.max_concurrency > 1:
                 counted = self._actor_busy(spec.actor_id, event.started, event.started + run)
                 self.metrics.busy_s -= run - counted  # overlapping calls: busy once
                 run = counted
@@ -485,10 +488,6 @@ class Host:
     def _dispatch(self, cmd: Dispatch, src: int, at: float) -> None:
         spec = cmd.spec
         self.metrics.task_started(cmd.node, at)
-        if spec.kind and spec.deps and spec.kind == ACTOR_METHOD:
-            if self.flows is not None and self._fetch_flows(spec, cmd.node, at):
-                return  # the body starts when its arguments have arrived
-            at += self._fetch_args(spec, cmd.node, at)
         event = _TaskEnd(self._task_end_cbs, self._raylet_of_node[cmd.node], cmd.node, spec, at)
         if spec.generator:
             self._schedule_items(spec, event.dst, at)
@@ -588,46 +587,6 @@ class Host:
             self._flow_done.pop(fid)[2]()
         self._wake_flows_at_next()
 
-    def _fetch_flows(self, spec: TaskSpec, node: int, at: float) -> bool:
-        """Fetch an actor call's remote stored arguments as flows; False if all are local.
-
-        The body starts when the last one has arrived (see `_fetch_args`).
-        """
-        remote = [d for d in spec.deps if d.locations and node not in d.locations]
-        if not remote:
-            return False
-        left = [len(remote)]
-
-        def arrived() -> None:
-            left[0] -= 1
-            if left[0] == 0:
-                now = self.env._now
-                event = _TaskEnd(self._task_end_cbs, self._raylet_of_node[node], node, spec, now)
-                end = now + spec.duration
-                if self._slot_extra:
-                    end += self._overhead(spec)
-                heappush(self._queue, (end, self._rand(), next(self._eid), event))
-
-        for dep in remote:
-            self.metrics.transfer(dep.size, at)
-            self._start_flow(arrived, dep.locations[0], node, dep.size, at)
-        return True
-
-    def _fetch_args(self, spec: TaskSpec, node: int, at: float) -> float:
-        """Seconds an actor call waits for its stored arguments from other nodes.
-
-        The core's raylet pulls the arguments of tasks but not of actor calls (their worker
-        fetches them), so the host models the fetch: all arguments in parallel, each for
-        latency + size / bandwidth, counted as transfers.
-        """
-        wait = 0.0
-        for dep in spec.deps:
-            if node in dep.locations or not dep.locations:
-                continue
-            self.metrics.transfer(dep.size, at)
-            wait = max(wait, self.network.delay(dep.locations[0], node, dep.size))
-        return wait
-
     def _set_timer(self, cmd: SetTimer, src: int, at: float) -> None:
         key = (cmd.addr, cmd.key)
         fired = self._timer_events.get(key)
@@ -670,7 +629,7 @@ class Host:
     def _cancel_running(self, cmd: CancelRunning, src: int, at: float) -> None:
         """Interrupt a running body: its raylet hears now, the end event is then ignored."""
         self._interrupted[cmd.task_id] = at
-        stop = TaskFinished(cmd.task_id, [], ERR_APPLICATION, "KeyboardInterrupt")
+        stop = WorkerInterrupted(cmd.task_id, INTERRUPT_CANCELLED)
         event = _Arrival(self._arrival_cbs, self._raylet_of_node[cmd.node], stop, 0)
         heappush(self._queue, (at, self._rand(), next(self._eid), event))
 
@@ -731,18 +690,14 @@ class Host:
         A plain task ends with ``worker_died`` (its owner retries it); an actor's worker
         death is reported as ``ActorWorkerDied`` (the GCS may restart the actor).
         """
-        raylet = self.components[self._raylet_of_node[node]]
-        for spec in raylet.running.values():
-            if spec.task_id in self._interrupted:
-                continue
-            self._interrupted[spec.task_id] = self.env._now
-            if spec.kind == TASK:
-                died = TaskFinished(spec.task_id, [], ERR_WORKER_DIED, "worker killed (fault)")
-                self._deliver(raylet.addr, died)
-                return f"task {spec.task_id:x}"
-            self._deliver(raylet.addr, ActorWorkerDied(spec.actor_id, "worker killed (fault)"))
-            return f"actor {spec.actor_id:x}"
-        return "idle"
+        addr = self._raylet_of_node[node]
+        hit = self.components[addr].victim(self._interrupted)
+        if hit is None:
+            return "idle"
+        self._interrupted[hit.task_id] = self.env._now
+        reason = "worker killed (fault)"
+        self._deliver(addr, WorkerInterrupted(hit.task_id, INTERRUPT_KILLED, reason, hit.actor_id))
+        return f"task {hit.task_id:x}" if hit.kind == TASK else f"actor {hit.actor_id:x}"
 
     def stall(self, addr: int, duration: float) -> None:
         """Component `addr` is unavailable for `duration`: what arrives meanwhile waits."""

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import networkx as nx
 
 from sim import topology
-from sim.scenario import NetworkSpec
+
+if TYPE_CHECKING:  # annotations only: the scenario checks build graphs with this module
+    from sim.scenario import NetworkSpec
 
 SWITCH = topology.STAR_SWITCH
 """Graph node name of the single switch of a star topology."""

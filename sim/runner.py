@@ -142,8 +142,8 @@ class Simulation:
         self.prepared = True
         host, nodes = self.host, self.scenario.cluster.nodes
         host.start()
-        views = self.global_scheduler.views
-        host.run_while(lambda: len(views) < nodes)  # registration settles first
+        gs = self.global_scheduler
+        host.run_while(lambda: gs.node_count() < nodes)  # registration settles first
         self.started_at = host.now
         for driver in self.drivers:
             host.call_at(host.now, partial(_start_driver, driver))
@@ -179,7 +179,7 @@ class Simulation:
         """Simulated seconds tasks spent waiting, by cause (`raylet.WAIT_CAUSES`), in total."""
         totals = dict(self.retired_waits)
         for raylet in self.raylets:
-            for cause, seconds in raylet.waited.items():
+            for cause, seconds in raylet.wait_seconds().items():
                 totals[cause] += seconds
         return totals
 
@@ -218,7 +218,7 @@ class Simulation:
         host, metrics = self.host, self.metrics
         if host.stopped:
             return
-        queued = sum(r.queued + len(r.waiting) for r in self.raylets)
+        queued = sum(r.backlog() for r in self.raylets)
         metrics.queues.sample_raylets(host.now, queued)
         step = metrics.queues.bin_s
         host.call_at((int(host.now / step) + 1) * step, self._sample_queues, observer=True)
@@ -238,7 +238,7 @@ class Simulation:
         result["faults"] = list(metrics.faults)
         result["wait_breakdown"] = wait_summary(self.wait_breakdown(), result["tasks"])
         result["warnings"] = self.warnings(makespan)
-        if self.gcs.placement_groups:
+        if self.gcs.placement_group_table():
             result["placement_groups"] = self.placement_groups()
         if metrics.faults:
             first = min(f["time_s"] for f in metrics.faults) + self.started_at
@@ -265,7 +265,7 @@ class Simulation:
                 "bundle_nodes": list(rec.bundle_nodes),
                 "reason": rec.reason,
             }
-            for rec in self.gcs.placement_groups.values()
+            for rec in self.gcs.placement_group_table().values()
         ]
 
 
@@ -287,7 +287,7 @@ def _restart_node(sim: Simulation, node: int) -> None:
     """Bring `node` back with a fresh raylet of the same capacity, and record it."""
     resources, store_bytes = node_capacities(sim.scenario)[node]
     old = sim.raylets[node]
-    for cause, seconds in old.waited.items():
+    for cause, seconds in old.wait_seconds().items():
         sim.retired_waits[cause] += seconds
     assert sim.plane is not None
     raylet = sim.plane.new_raylet(node, NodeCapacity(resources, store_bytes))
@@ -465,6 +465,7 @@ def build(scenario: Scenario) -> Simulation:
         spillback_threshold=sched.spillback_threshold,
         report_interval=sched.report_interval_ms * 1e-3,
         record_task_events=plane_spec.record_task_events,
+        sample_size=sched.sample_size,
     )
     metrics = MetricsRecorder()
     network = Network(scenario.network, cluster.nodes)

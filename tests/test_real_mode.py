@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from sim.cli import main
 from sim.metrics import MetricsRecorder
-from sim.real_mode import RealModeRefused, fit_to_machine, run_real, work
 from sim.scenario import load_scenario
+from twin.cli import main
+from twin.real_mode import RealModeRefused, fit_to_machine, run_real, work
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ROOT / "scenarios" / "small_independent.yaml"
@@ -151,7 +151,7 @@ TINY: dict[str, tuple[str, dict[str, str], int | None]] = {
 
 @pytest.mark.parametrize("kind", sorted(TINY))
 def test_every_workload_kind_runs_on_real_workers_with_the_sim_schema(kind: str) -> None:
-    from sim.real_mode import _sim
+    from twin.real_mode import _sim
 
     name, overrides, tasks = TINY[kind]
     fast = {"workload.duration_ms": "2"} if kind != "graph" else {}
@@ -242,8 +242,8 @@ def test_a_missing_profile_is_a_clear_scenario_error(tmp_path) -> None:
 
 
 def test_fit_recovers_known_costs_from_simulated_measurements() -> None:
-    from sim.calibrate import BASE_COSTS_US, CHAIN, NOOP, _scenario, fit
     from sim.runner import run_scenario
+    from twin.calibrate import BASE_COSTS_US, CHAIN, NOOP, _scenario, fit
 
     truth = {k: v * 10 for k, v in BASE_COSTS_US.items()} | {"local_latency_us": 50.0}
     noop = run_scenario(_scenario(NOOP, 2, truth))["throughput_tps"]
@@ -254,8 +254,8 @@ def test_fit_recovers_known_costs_from_simulated_measurements() -> None:
 
 
 def test_profile_task_overhead_lengthens_simulated_tasks(tmp_path) -> None:
-    from sim.real_mode import _sim
     from sim.runner import run_scenario
+    from twin.real_mode import _sim
 
     profile = _write_profile(tmp_path / "prof.yaml")
     with profile.open("a") as fh:

@@ -24,7 +24,7 @@ from runtime.core.placement import (
     describe_strategy,
 )
 from runtime.core.resources import Resources, acquire, describe, fits, release
-from runtime.core.task import ACTOR_CREATION, ERR_PG_REMOVED, TASK, TaskSpec
+from runtime.core.task import ACTOR_CREATION, ACTOR_METHOD, ERR_PG_REMOVED, TASK, TaskSpec
 
 
 @dataclass(slots=True)
@@ -131,11 +131,12 @@ class RayletBundles:
                 self.queued -= 1  # type: ignore[attr-defined]
                 self._drop_task(spec, error, out)
         for tid, (spec, missing) in list(self.waiting.items()):  # type: ignore[attr-defined]
-            if _in_group(spec, pg_id):
+            if _in_group(spec, pg_id) and spec.kind != ACTOR_METHOD:  # calls: their actor's
                 del self.waiting[tid]  # type: ignore[attr-defined]
                 for dep in spec.deps:
                     if dep.oid not in missing:
                         self.store.unpin(dep.oid)  # type: ignore[attr-defined]
+                self._leave(spec)  # type: ignore[attr-defined]
                 out.append(Send(spec.owner, TaskDone(tid, self.node, [], ERR_PG_REMOVED, error)))
         for actor_id, actor in list(self.actors.items()):  # type: ignore[attr-defined]
             if _in_group(actor.spec, pg_id):
@@ -145,6 +146,7 @@ class RayletBundles:
             if not _in_group(spec, pg_id):
                 continue
             del self.running[tid]  # type: ignore[attr-defined]
+            self._leave(spec)  # type: ignore[attr-defined]
             if tid in self.blocked:  # type: ignore[attr-defined]
                 self.blocked.discard(tid)  # type: ignore[attr-defined]
             else:
@@ -161,12 +163,15 @@ class RayletBundles:
         for tid, spec in list(self.ahead.items()):  # type: ignore[attr-defined]
             if _in_group(spec, pg_id):  # prefetched: the host takes it back (a late report
                 self._ahead_cancelled.add(tid)  # type: ignore[attr-defined]  # is ignored)
+                if spec.rstate == "ahead":
+                    self._move(spec, "ahead_cancelled")  # type: ignore[attr-defined]
                 out.append(CancelRunning(self.node, tid, False))
                 out.append(Send(spec.owner, TaskDone(tid, self.node, [], ERR_PG_REMOVED, error)))
 
     def _drop_task(self, spec: TaskSpec, error: str, out: list[Any]) -> None:
         for dep in spec.deps:
             self.store.unpin(dep.oid)  # type: ignore[attr-defined]
+        self._leave(spec)  # type: ignore[attr-defined]
         out.append(Send(spec.owner, TaskDone(spec.task_id, self.node, [], ERR_PG_REMOVED, error)))
 
     def _submit_with_strategy(self, spec: TaskSpec, now: float, out: list[Any]) -> bool:

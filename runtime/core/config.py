@@ -20,7 +20,8 @@ class CoreConfig:
     task_table_max: int = 100_000
     """Finished tasks kept in the GCS task table (the oldest are dropped beyond it)."""
     sample_size: int = 2
-    """Nodes sampled by the sampling policies (bottom-up's global step, power-of-two)."""
+    """Nodes sampled per placement by the sampling policies (bottom-up's global step,
+    locality's fallback, power-of-two): a parameter of those policies only."""
     trace: bool = False
     """Emit a ``Trace`` command for every placement decision (costly; for debugging)."""
     record_task_events: bool = True
@@ -35,3 +36,6 @@ class CoreConfig:
     worker_prefetch: int = 0
     """Queued tasks a raylet may hand its host ahead of free resources, so a busy worker
     starts its next task without a round trip (Ray's pipelining to leased workers); 0: off."""
+    check_transitions: bool = False
+    """Assert that every lifecycle transition a raylet makes is in its table (debugging:
+    costs a lookup per transition); ``check()`` methods work either way."""

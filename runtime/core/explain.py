@@ -17,6 +17,15 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from runtime.core.ids import RETURN_BITS, NodeId, ObjectId, TaskId
+from runtime.core.raylet import ACTOR_FETCHING as ST_ACTOR_FETCHING
+from runtime.core.raylet import ACTOR_QUEUED as ST_ACTOR_QUEUED
+from runtime.core.raylet import ACTOR_RUNNING as ST_ACTOR_RUNNING
+from runtime.core.raylet import AHEAD as ST_AHEAD
+from runtime.core.raylet import AHEAD_CANCELLED as ST_AHEAD_CANCELLED
+from runtime.core.raylet import BLOCKED as ST_BLOCKED
+from runtime.core.raylet import FETCHING as ST_FETCHING
+from runtime.core.raylet import QUEUED as ST_QUEUED
+from runtime.core.raylet import RUNNING as ST_RUNNING
 from runtime.core.resources import Resources, describe, fits
 from runtime.core.task import ACTOR_METHOD, ERR_UNSCHEDULABLE, TaskSpec
 
@@ -122,24 +131,26 @@ def _placed(spec: TaskSpec) -> str:
 
 
 def _at_raylet(raylet: Any, spec: TaskSpec) -> Explanation | None:
-    """Where `raylet` keeps `spec`, or None if it does not know it."""
+    """Where `raylet` keeps `spec` (read from its lifecycle state), or None if it does not hold it."""
     tid, node = spec.task_id, raylet.node
+    state = raylet.task_state(tid)
+    if state is None:
+        return None
     label = _label(spec, tid)
     base: dict[str, Any] = {"kind": "task", "id": _hex(tid), "name": spec.name, "node": node,
             "reason": spec.reason, "spills": spec.spills, "attempt": spec.attempt}  # fmt: skip
-    if tid in raylet.running:
+    if state in (ST_RUNNING, ST_BLOCKED, ST_ACTOR_RUNNING):
         lent = " (blocked in get/wait: its resources are lent out)" if tid in raylet.blocked else ""
         text = f"{label} is running on node {node}{_placed(spec)}{lent}"
         return Explanation(state="RUNNING", cause=RUNNING, text=text, **base)
-    if tid in raylet.ahead:
+    if state in (ST_AHEAD, ST_AHEAD_CANCELLED):
         text = (
             f"{label} was handed to a busy worker of node {node} ahead of free resources "
             f"and starts when that worker's current task ends{_placed(spec)}"
         )
         return Explanation(state="PENDING_NODE_ASSIGNMENT", cause=PREFETCHED, text=text, **base)
-    entry = raylet.waiting.get(tid)
-    if entry is not None:
-        missing = sorted(entry[1])
+    if state in (ST_FETCHING, ST_ACTOR_FETCHING):
+        missing = sorted(raylet.waiting[tid][1])
         ids = ", ".join(f"{oid:x}" for oid in missing)
         text = (
             f"{label} is on node {node}{_placed(spec)}, waiting for {len(missing)} argument(s) "
@@ -149,49 +160,42 @@ def _at_raylet(raylet: Any, spec: TaskSpec) -> Explanation | None:
             state="PENDING_NODE_ASSIGNMENT", cause=FETCHING_ARGUMENTS, text=text,
             waiting_for=[_hex(o) for o in missing], **base,
         )  # fmt: skip
-    for queue in raylet.queues.values():
-        for position, queued in enumerate(queue):
-            if queued.task_id == tid:
-                available = {k: max(0.0, v) for k, v in raylet.available.items()}
-                short = _deficit(spec.resources, available)
-                why = (
-                    f"short of {describe(short)}"
-                    if short
-                    else "its resources are free but earlier tasks of its shape go first"
-                )
-                text = (
-                    f"{label} is queued on node {node} for resources{_placed(spec)}: needs "
-                    f"{describe(spec.resources)}, available {describe(available)} ({why}); "
-                    f"{position} task(s) ahead of it"
-                )
-                return Explanation(
-                    state="PENDING_NODE_ASSIGNMENT", cause=QUEUED_FOR_RESOURCES, text=text,
-                    needs=dict(spec.resources), available=available, missing=short,
-                    ahead=position, **base,
-                )  # fmt: skip
-    if spec.kind == ACTOR_METHOD:
-        actor = raylet.actors.get(spec.actor_id)
-        if actor is not None:
-            for position, queued in enumerate(actor.queue):
-                if queued.task_id == tid:
-                    text = (
-                        f"{label} is in the queue of actor {spec.actor_id:x} on node {node}: "
-                        f"{len(actor.inflight)} call(s) running or sent, {position} queued "
-                        "ahead of it (an actor runs its calls in order)"
-                    )
-                    return Explanation(
-                        state="SUBMITTED_TO_WORKER", cause=ACTOR_QUEUE, text=text,
-                        ahead=position + len(actor.inflight), **base,
-                    )  # fmt: skip
-            if any(s.task_id == tid for s in actor.early.values()):
-                text = (
-                    f"{label} reached actor {spec.actor_id:x} on node {node} before an "
-                    "earlier call of the same caller; it waits for that call to arrive"
-                )
-                return Explanation(
-                    state="SUBMITTED_TO_WORKER", cause=ACTOR_QUEUE, text=text, **base
-                )
-    return None
+    if state == ST_QUEUED:
+        position = raylet.queues[raylet._shape(spec)].index(spec)
+        available = {k: max(0.0, v) for k, v in raylet.available.items()}
+        short = _deficit(spec.resources, available)
+        why = (
+            f"short of {describe(short)}"
+            if short
+            else "its resources are free but earlier tasks of its shape go first"
+        )
+        text = (
+            f"{label} is queued on node {node} for resources{_placed(spec)}: needs "
+            f"{describe(spec.resources)}, available {describe(available)} ({why}); "
+            f"{position} task(s) ahead of it"
+        )
+        return Explanation(
+            state="PENDING_NODE_ASSIGNMENT", cause=QUEUED_FOR_RESOURCES, text=text,
+            needs=dict(spec.resources), available=available, missing=short,
+            ahead=position, **base,
+        )  # fmt: skip
+    actor = raylet.actors[spec.actor_id]
+    if state == ST_ACTOR_QUEUED:
+        position = actor.queue.index(spec)
+        text = (
+            f"{label} is in the queue of actor {spec.actor_id:x} on node {node}: "
+            f"{len(actor.inflight)} call(s) running or sent, {position} queued "
+            "ahead of it (an actor runs its calls in order)"
+        )
+        return Explanation(
+            state="SUBMITTED_TO_WORKER", cause=ACTOR_QUEUE, text=text,
+            ahead=position + len(actor.inflight), **base,
+        )  # fmt: skip
+    text = (  # ACTOR_EARLY
+        f"{label} reached actor {spec.actor_id:x} on node {node} before an "
+        "earlier call of the same caller; it waits for that call to arrive"
+    )
+    return Explanation(state="SUBMITTED_TO_WORKER", cause=ACTOR_QUEUE, text=text, **base)
 
 
 # -- tasks ------------------------------------------------------------------------------------

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, NoReturn
 
 from runtime.core.config import CoreConfig
@@ -677,3 +678,37 @@ class Gcs:
         for sub in rec.subscribers:
             update = PlacementGroupUpdate(rec.pg_id, rec.state, list(rec.bundle_nodes), error)
             out.append(Send(sub, update, 128))
+
+    # -- public queries (what hosts may read; see runtime.core.interface) ---------------
+
+    def actor_record(self, actor_id: int) -> ActorRecord | None:
+        """The actor table's record of ``actor_id`` (read only), or None."""
+        return self.actors.get(actor_id)
+
+    def actor_named(self, name: str) -> int:
+        """The id of the live actor registered under ``name`` (0: none)."""
+        return self.actor_names.get(name, 0)
+
+    def placement_group_named(self, name: str) -> int | None:
+        """The id of the group named ``name`` that is not removed, or None."""
+        return self.placement_group_names.get(name)
+
+    def actor_table(self) -> Mapping[int, ActorRecord]:
+        """The actor table, id -> record (a read-only view)."""
+        return MappingProxyType(self.actors)
+
+    def task_table(self) -> Mapping[TaskId, TaskRecord]:
+        """The task table fed by the raylets' task events (a read-only view)."""
+        return MappingProxyType(self.tasks)
+
+    def node_table(self) -> Mapping[NodeId, NodeInfo]:
+        """The node table, live and dead nodes (a read-only view)."""
+        return MappingProxyType(self.nodes)
+
+    def object_table(self) -> Mapping[ObjectId, DirectoryEntry]:
+        """The object directory: where each stored object lives (a read-only view)."""
+        return MappingProxyType(self.objects)
+
+    def placement_group_table(self) -> Mapping[int, PlacementGroupRecord]:
+        """The placement-group table, removed groups included (a read-only view)."""
+        return MappingProxyType(self.placement_groups)

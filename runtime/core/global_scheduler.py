@@ -53,7 +53,7 @@ class GlobalScheduler(PlacementGroupScheduling):
         self.gcs_addr = gcs_addr
         self.rng = rng
         self.config = config or CoreConfig()
-        self.policy = policy or make_policy(self.config.policy, self.config.sample_size)
+        self.policy = policy or make_policy(self.config)
         self.views: dict[NodeId, NodeView] = {}
         """What this scheduler believes of each live node (updated by reports and its own sends)."""
         self.placed = 0
@@ -202,3 +202,7 @@ class GlobalScheduler(PlacementGroupScheduling):
             for name, amount in view.total.items():
                 largest[name] = max(largest.get(name, 0.0), amount)
         return largest
+
+    def node_count(self) -> int:
+        """How many nodes have registered with the global scheduler (its views)."""
+        return len(self.views)

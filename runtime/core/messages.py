@@ -827,3 +827,33 @@ class StreamEnded(Command):
     count: int
     error_kind: str | None = None
     error: Any = None
+
+
+# ---------------------------------------------------------------------------------------
+# Interruptions (the raylet decides how an interrupted body ends)
+# ---------------------------------------------------------------------------------------
+
+INTERRUPT_CANCELLED = "cancelled"
+"""The host stopped a running body as a ``CancelRunning`` asked (KeyboardInterrupt)."""
+INTERRUPT_UNSTARTED = "unstarted"
+"""A ``CancelRunning`` reached a task the host held but had not started."""
+INTERRUPT_KILLED = "killed"
+"""The host killed the body's worker (an injected fault, ``WorkerInterrupted.reason``)."""
+
+
+@dataclass(slots=True, eq=False)
+class WorkerInterrupted(HostEvent):
+    """Host -> raylet: the body of ``task_id`` was stopped (``cause``: ``INTERRUPT_*``).
+
+    A host that interrupts bodies itself (the simulator, the tests' fake host) reports
+    only what it did; the raylet decides how the task ends: a cancelled body fails with
+    a KeyboardInterrupt application error, an unstarted one is cancelled, a killed plain
+    task's worker died (its owner may retry it) and a killed actor's worker died (its GCS
+    may restart the actor). ``reason`` describes a kill.
+    """
+
+    task_id: TaskId
+    cause: str
+    reason: str = ""
+    actor_id: int = 0
+    """For a kill: the actor whose worker it was (its calls all fail); 0 for a task's."""

@@ -12,8 +12,9 @@ GCS to drop every copy.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, NoReturn
 
 from runtime.core.config import CoreConfig
@@ -936,7 +937,8 @@ class Owner:
                 out.append(Send(self.gcs_addr, died, 128))
             return  # otherwise a duplicate report for a task already ended
         sent_to = self._call_ended(spec) if spec.kind == ACTOR_METHOD else None
-        if msg.error_kind == ERR_OBJECT_LOST and self._recover_inputs(spec, now, out):
+        recover = msg.error_kind == ERR_OBJECT_LOST and spec.kind != ACTOR_METHOD  # a call's
+        if recover and self._recover_inputs(spec, now, out):  # turn is gone: it fails
             return
         if msg.error_kind is not None:
             if spec.kind != ACTOR_METHOD and self._should_retry(spec, msg.error_kind):
@@ -1411,3 +1413,17 @@ class Owner:
             return f"object {oid:x} is pending"
         where = f"node {spec.node}" if spec.node >= 0 else "the scheduler"
         return f"its task was submitted and is with {where} ({spec.reason or 'no decision yet'})"
+
+    # -- public queries (what hosts may read; see runtime.core.interface) ---------------
+
+    def object_entry(self, oid: ObjectId) -> OwnedObject | None:
+        """This owner's record of ``oid`` (owned or borrowed; read only), or None."""
+        return self.objects.get(oid)
+
+    def object_table(self) -> Mapping[ObjectId, OwnedObject]:
+        """Every object this owner owns or borrows, id -> record (a read-only view)."""
+        return MappingProxyType(self.objects)
+
+    def pending_task(self, task_id: TaskId) -> TaskSpec | None:
+        """The spec of ``task_id`` while it is submitted and not finished (read only)."""
+        return self.pending.get(task_id)

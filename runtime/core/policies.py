@@ -6,14 +6,19 @@ scheduler asks ``choose``: which of the feasible nodes should run it? Each answe
 carries a short reason, so the system can say why a task ran where it did.
 
 To add a policy, subclass ``PlacementPolicy``, give it a ``name`` and register it in
-``POLICIES``; scenarios and ``runtime.init(scheduling_policy=...)`` find it by name.
+``POLICIES``; scenarios and ``runtime.init(scheduling_policy=...)`` find it by name. Every
+policy is built from the cluster's ``CoreConfig``; the config fields a policy reads are its
+parameters, named in its ``params`` (a scenario may set only those, e.g.
+``scheduler.sample_size``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import ClassVar
 
+from runtime.core.config import CoreConfig
 from runtime.core.ids import Address, NodeId
 from runtime.core.resources import Resources
 from runtime.core.rng import Rng
@@ -55,6 +60,12 @@ class PlacementPolicy:
     """Base class: by default run locally when possible and pick the least-loaded node."""
 
     name = "base"
+    params: ClassVar[tuple[str, ...]] = ()
+    """The ``CoreConfig`` fields this policy reads: its parameters."""
+
+    def __init__(self, config: CoreConfig) -> None:
+        """Keep the config the policy's parameters come from."""
+        self.config = config
 
     def run_locally(self, state: LocalState, spec: TaskSpec) -> str | None:
         """Return a reason to keep ``spec`` on this node, or None to spill it."""
@@ -65,6 +76,14 @@ class PlacementPolicy:
     ) -> tuple[NodeView, str]:
         """Pick a node among ``candidates`` (non-empty, all feasible) and say why."""
         raise NotImplementedError
+
+
+def _sample_size(config: CoreConfig) -> int:
+    """``config.sample_size``, checked: a sampling policy needs at least one node per draw."""
+    size = config.sample_size
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ValueError(f"sample_size: expected an integer >= 1, got {size!r}")
+    return size
 
 
 def _least_loaded_of_sample(candidates: Sequence[NodeView], k: int, rng: Rng) -> NodeView:
@@ -91,9 +110,12 @@ class BottomUp(PlacementPolicy):
     """
 
     name = "bottom_up"
+    params = ("sample_size",)
 
-    def __init__(self, sample_size: int = 2) -> None:
-        self.sample_size = max(1, sample_size)
+    def __init__(self, config: CoreConfig) -> None:
+        """Read ``sample_size`` (an integer >= 1) from the config."""
+        super().__init__(config)
+        self.sample_size = _sample_size(config)
 
     def run_locally(self, state: LocalState, spec: TaskSpec) -> str | None:
         """Keep the task if it can start now or the local queue is below the threshold."""
@@ -156,9 +178,15 @@ class RandomPlacement(PlacementPolicy):
 
 
 class PowerOfTwo(PlacementPolicy):
-    """Every task goes to the less loaded of two random feasible nodes."""
+    """Every task goes to the less loaded of two (``sample_size``) random feasible nodes."""
 
     name = "power_of_two"
+    params = ("sample_size",)
+
+    def __init__(self, config: CoreConfig) -> None:
+        """Read ``sample_size`` (an integer >= 1; 2 by default) from the config."""
+        super().__init__(config)
+        self.sample_size = _sample_size(config)
 
     def run_locally(self, state: LocalState, spec: TaskSpec) -> str | None:
         """Never: the global scheduler samples for every task."""
@@ -167,8 +195,11 @@ class PowerOfTwo(PlacementPolicy):
     def choose(
         self, candidates: Sequence[NodeView], spec: TaskSpec, rng: Rng
     ) -> tuple[NodeView, str]:
-        """The less loaded of two sampled feasible nodes."""
-        return _least_loaded_of_sample(candidates, 2, rng), "global: power of two choices"
+        """The least loaded of ``sample_size`` (two by default) sampled feasible nodes."""
+        return (
+            _least_loaded_of_sample(candidates, self.sample_size, rng),
+            "global: power of two choices",
+        )
 
 
 class LocalityAware(BottomUp):
@@ -205,12 +236,18 @@ POLICIES: dict[str, type[PlacementPolicy]] = {
 }
 
 
-def make_policy(name: str, sample_size: int = 2) -> PlacementPolicy:
-    """Instantiate the policy registered as ``name``; unknown names list the known ones."""
-    cls = POLICIES.get(name)
+def make_policy(config: CoreConfig) -> PlacementPolicy:
+    """Instantiate the policy ``config.policy`` names, with its parameters from ``config``.
+
+    Unknown names list the known ones (ValueError), as do out-of-range parameters.
+    """
+    cls = POLICIES.get(config.policy)
     if cls is None:
         known = ", ".join(sorted(POLICIES))
-        raise ValueError(f"unknown scheduling policy {name!r}; expected one of: {known}")
-    if issubclass(cls, BottomUp):
-        return cls(sample_size)
-    return cls()
+        raise ValueError(f"unknown scheduling policy {config.policy!r}; expected one of: {known}")
+    return cls(config)
+
+
+def policies_with(param: str) -> list[str]:
+    """Names of the registered policies that read ``param`` from the config, sorted."""
+    return sorted(name for name, cls in POLICIES.items() if param in cls.params)

@@ -1,16 +1,74 @@
-"""A node's raylet: local scheduler (bottom-up with spillback), argument pulls, and store accounting."""
+"""A node's raylet: local scheduler (bottom-up with spillback), argument pulls, and store accounting.
+
+Lifecycle of a task on this raylet
+==================================
+
+Every task the raylet holds has ``spec.rstate``, one of the states below, and sits in the
+containers that state names (``check()`` verifies both). A task enters from outside
+(submitted, placed by the global scheduler, or an actor call) and leaves at DONE; the
+same spec may enter again later (a retry, or another node after a spill).
+
+==================  ===========================================  ======================
+state               where it is                                  resources held
+==================  ===========================================  ======================
+FETCHING            ``waiting`` (pulling or restoring inputs)    none (inputs pinned)
+QUEUED              ``queues[shape]``                            none (inputs pinned)
+AHEAD               ``ahead`` (prefetched: the host holds it)    none
+AHEAD_CANCELLED     ``ahead`` and ``_ahead_cancelled``           none
+RUNNING             ``running``                                  its request
+BLOCKED             ``running`` and ``blocked`` (nested get)     its instance part only
+ACTOR_EARLY         its actor's ``early`` (an earlier call of    none
+                    the same caller has not arrived)
+ACTOR_FETCHING      its actor's ``queue`` and ``waiting``        none (its actor's)
+ACTOR_QUEUED        its actor's ``queue``                        none (its actor's)
+ACTOR_RUNNING       its actor's ``inflight`` and ``running``     none (its actor's)
+DONE                nowhere                                      none
+==================  ===========================================  ======================
+
+Transitions (``TRANSITIONS``; the event that causes each)::
+
+    (enter)          -> FETCHING        admitted, some input not in memory here
+    (enter)          -> QUEUED          admitted, inputs local, no resources (or a queue)
+    (enter)          -> RUNNING         admitted, inputs local, resources free
+    (enter)          -> ACTOR_EARLY     actor call ahead of its caller's order
+    (enter)          -> ACTOR_FETCHING  actor call in order, some input not here
+    (enter)          -> ACTOR_QUEUED    actor call in order, inputs local
+    FETCHING         -> QUEUED|RUNNING  last input arrived (pulled, restored, sealed)
+    FETCHING         -> DONE            an input lost or too big; cancelled; group removed
+    QUEUED           -> RUNNING         resources freed (``_dispatch_queued``)
+    QUEUED           -> AHEAD           prefetched to the host (``worker_prefetch``)
+    QUEUED           -> DONE            cancelled; group removed
+    AHEAD            -> RUNNING         its worker finished the task before and started it
+    AHEAD            -> QUEUED          handed back (``Unassigned``)
+    AHEAD            -> AHEAD_CANCELLED cancelled or group removed while at the host
+    AHEAD            -> DONE            its worker died before starting it
+    AHEAD_CANCELLED  -> RUNNING         too late to take back: it started
+    AHEAD_CANCELLED  -> DONE            handed back, or its worker died
+    RUNNING          -> BLOCKED         its worker waits (``WorkerBlocked``)
+    BLOCKED          -> RUNNING         ``WorkerUnblocked``
+    RUNNING|BLOCKED  -> DONE            finished, interrupted, group removed, actor gone
+    ACTOR_EARLY      -> ACTOR_FETCHING|ACTOR_QUEUED   the caller's earlier call arrived
+    ACTOR_FETCHING   -> ACTOR_QUEUED    its last input arrived
+    ACTOR_QUEUED     -> ACTOR_RUNNING   first in its actor's queue, a slot free
+    ACTOR_*          -> DONE            finished, input lost, cancelled, actor gone
+"""
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from runtime.core.bundles import RayletBundles
 from runtime.core.config import CoreConfig
 from runtime.core.ids import Address, NodeId, ObjectId, TaskId, generator_item_id, object_id
+from runtime.core.invariants import InvariantError
 from runtime.core.messages import (
+    INTERRUPT_CANCELLED,
+    INTERRUPT_KILLED,
+    INTERRUPT_UNSTARTED,
     ActorDied,
     ActorStarted,
     ActorWorkerDied,
@@ -60,9 +118,10 @@ from runtime.core.messages import (
     TransferFailed,
     Unassigned,
     WorkerBlocked,
+    WorkerInterrupted,
     WorkerUnblocked,
 )
-from runtime.core.object_store import ObjectStore
+from runtime.core.object_store import SPILLED, ObjectStore, StoredObject
 from runtime.core.policies import LocalState, PlacementPolicy, make_policy
 from runtime.core.resources import (
     Resources,
@@ -79,10 +138,13 @@ from runtime.core.resources import (
 )
 from runtime.core.task import (
     ACTOR_CREATION,
+    ACTOR_METHOD,
     ERR_ACTOR_DIED,
+    ERR_APPLICATION,
     ERR_CANCELLED,
     ERR_OBJECT_LOST,
     ERR_STORE_FULL,
+    ERR_WORKER_DIED,
     TASK,
     ActorError,
     ResultInfo,
@@ -90,6 +152,56 @@ from runtime.core.task import (
 )
 
 REPORT_TIMER = "report"
+
+FETCHING = "fetching"
+QUEUED = "queued"
+AHEAD = "ahead"
+AHEAD_CANCELLED = "ahead_cancelled"
+RUNNING = "running"
+BLOCKED = "blocked"
+ACTOR_EARLY = "actor_early"
+ACTOR_FETCHING = "actor_fetching"
+ACTOR_QUEUED = "actor_queued"
+ACTOR_RUNNING = "actor_running"
+DONE = "done"
+
+STATES = (
+    FETCHING, QUEUED, AHEAD, AHEAD_CANCELLED, RUNNING, BLOCKED,
+    ACTOR_EARLY, ACTOR_FETCHING, ACTOR_QUEUED, ACTOR_RUNNING, DONE,
+)  # fmt: skip
+"""The lifecycle states of a task held by a raylet (see the table at the top)."""
+
+ENTRY_STATES = frozenset({FETCHING, QUEUED, RUNNING, ACTOR_EARLY, ACTOR_FETCHING, ACTOR_QUEUED})
+"""The states a task may enter from outside (not held here before)."""
+
+TRANSITIONS: dict[str, frozenset[str]] = {
+    FETCHING: frozenset({QUEUED, RUNNING, DONE}),
+    QUEUED: frozenset({RUNNING, AHEAD, DONE}),
+    AHEAD: frozenset({RUNNING, QUEUED, AHEAD_CANCELLED, DONE}),
+    AHEAD_CANCELLED: frozenset({RUNNING, DONE}),
+    RUNNING: frozenset({BLOCKED, DONE}),
+    BLOCKED: frozenset({RUNNING, DONE}),
+    ACTOR_EARLY: frozenset({ACTOR_FETCHING, ACTOR_QUEUED, DONE}),
+    ACTOR_FETCHING: frozenset({ACTOR_QUEUED, DONE}),
+    ACTOR_QUEUED: frozenset({ACTOR_RUNNING, DONE}),
+    ACTOR_RUNNING: frozenset({DONE}),
+    DONE: frozenset(),
+}
+"""Legal moves between states of a held task (entering is ``ENTRY_STATES``)."""
+
+HELD_IN: dict[str, frozenset[str]] = {
+    FETCHING: frozenset({"waiting"}),
+    QUEUED: frozenset({"queues"}),
+    AHEAD: frozenset({"ahead"}),
+    AHEAD_CANCELLED: frozenset({"ahead", "ahead_cancelled"}),
+    RUNNING: frozenset({"running"}),
+    BLOCKED: frozenset({"running", "blocked"}),
+    ACTOR_EARLY: frozenset({"actor.early"}),
+    ACTOR_FETCHING: frozenset({"actor.queue", "waiting"}),
+    ACTOR_QUEUED: frozenset({"actor.queue"}),
+    ACTOR_RUNNING: frozenset({"actor.inflight", "running"}),
+}
+"""The containers a task in each state is in, and in none other (``check()``)."""
 
 WAIT_CAUSES = ("arguments", "global_scheduler", "transfers", "resources", "actor_queue")
 """Why a task waited before it ran, as accumulated in ``Raylet.waited`` (seconds):
@@ -103,6 +215,30 @@ WAIT_CAUSES = ("arguments", "global_scheduler", "transfers", "resources", "actor
 * ``resources``: queued on its node until resources were free;
 * ``actor_queue``: at its actor, behind the actor's earlier calls.
 """
+
+
+@dataclass(frozen=True, slots=True)
+class RunningTask:
+    """Public, immutable view of a body running on a node (``Raylet.running_tasks``)."""
+
+    task_id: TaskId
+    kind: int
+    """TASK, ACTOR_CREATION or ACTOR_METHOD."""
+    actor_id: int
+    started_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class StoreUsage:
+    """Public snapshot of a node's store accounting (``Raylet.store_usage``), in bytes."""
+
+    capacity: int
+    used: int
+    """In memory (spilled objects excluded)."""
+    pinned: int
+    """In memory and pinned by tasks (neither evictable nor spillable)."""
+    spilled_bytes: int
+    """On disk only."""
 
 
 @dataclass(slots=True)
@@ -150,7 +286,7 @@ class Raylet(RayletBundles):
         self.gcs_addr = gcs_addr
         self.gs_addr = gs_addr
         self.config = config or CoreConfig()
-        self.policy = policy or make_policy(self.config.policy, self.config.sample_size)
+        self.policy = policy or make_policy(self.config)
         self.total: Resources = dict(resources)
         self.available: Resources = dict(resources)
         self.instances: dict[str, list[float]] = unit_instances(resources)
@@ -175,6 +311,10 @@ class Raylet(RayletBundles):
         """Prefetched tasks cancelled while at the host: dropped if handed back."""
         self.blocked: set[TaskId] = set()
         """Running tasks whose worker waits (nested get): their resources are lent out."""
+        self.held: dict[TaskId, TaskSpec] = {}
+        """Every task this raylet holds, in any state but DONE (``spec.rstate``)."""
+        self._checking = self.config.check_transitions
+        """Assert each transition against ``TRANSITIONS`` (``CoreConfig.check_transitions``)."""
         self.waited: dict[str, float] = dict.fromkeys(WAIT_CAUSES, 0.0)
         """Seconds tasks spent waiting here, by cause (``WAIT_CAUSES``), summed over tasks."""
         self.task_events: list[tuple[Any, ...]] = []
@@ -212,7 +352,20 @@ class Raylet(RayletBundles):
             CommitBundles: self._on_commit_bundles,
             ReturnBundles: self._on_return_bundles,
             GeneratorYielded: self._on_generator_yielded,
+            WorkerInterrupted: self._on_worker_interrupted,
         }
+        self._cancel_in: dict[str, Callable[[TaskSpec, CancelTask, float, list[Any]], None]] = {
+            AHEAD: self._cancel_ahead,
+            AHEAD_CANCELLED: self._cancel_ahead,
+            RUNNING: self._cancel_running,
+            BLOCKED: self._cancel_running,
+            ACTOR_RUNNING: self._cancel_running,
+            FETCHING: self._cancel_fetching,
+            ACTOR_FETCHING: self._cancel_fetching,
+            QUEUED: self._cancel_queued,
+            ACTOR_QUEUED: self._cancel_call,
+        }
+        """How a cancellation acts on a held task, by its state (ACTOR_EARLY: not at all)."""
         self._init_bundles()
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -292,6 +445,8 @@ class Raylet(RayletBundles):
     def _admit(self, spec: TaskSpec, now: float, out: list[Any]) -> None:
         """Take responsibility for ``spec`` on this node: pull its inputs, then queue it."""
         spec.node = self.node
+        self.held[spec.task_id] = spec
+        spec.rstate = ""  # entering: any earlier state was another stay's
         if self.config.trace:
             out.append(Trace("admit", spec.task_id, self.node, spec.reason))
         if spec.deps:
@@ -309,6 +464,7 @@ class Raylet(RayletBundles):
                     self._pull(dep.oid, dep.size, dep.locations, spec.task_id, out)
             if missing:
                 self.waiting[spec.task_id] = (spec, missing)
+                self._move(spec, FETCHING)
                 if spilled:
                     self._restore_args(spec, spilled, now, out)
                 return
@@ -348,7 +504,7 @@ class Raylet(RayletBundles):
                 f"the arguments of {spec.name} ({total} bytes) can never fit in the object "
                 f"store of node {self.node} ({store.capacity} bytes)"
             )
-            self._fail_waiters([spec.task_id], reason, out)
+            self._fail_waiters([spec.task_id], reason, now, out)
             return
         for oid in spilled:
             waiters = self.pulls.get(oid)
@@ -383,7 +539,7 @@ class Raylet(RayletBundles):
                 if entry is None:  # freed meanwhile: cannot happen while a task holds it
                     del pulls[oid]
                     reason = f"object {oid:x} was freed before it could be restored"
-                    self._fail_waiters(waiters, reason, out, ERR_OBJECT_LOST)
+                    self._fail_waiters(waiters, reason, now, out, ERR_OBJECT_LOST)
                 else:  # in memory again (restored for another reason)
                     self._object_local(oid, now, out)
                 continue
@@ -406,6 +562,7 @@ class Raylet(RayletBundles):
         if queue is None:
             queue = self.queues[key] = deque()
         queue.append(spec)
+        self._move(spec, QUEUED)
         self.queued += 1
         if self.config.worker_prefetch:
             self._prefetch(out)
@@ -422,6 +579,7 @@ class Raylet(RayletBundles):
                 spec = queue.popleft()
                 self.queued -= 1
                 self.ahead[spec.task_id] = spec
+                self._move(spec, AHEAD)
                 out.append(Dispatch(self.node, spec, True))
             if len(self.ahead) >= limit:
                 return
@@ -434,6 +592,7 @@ class Raylet(RayletBundles):
             self._ahead_cancelled.discard(msg.task_id)
             for dep in spec.deps:
                 self.store.unpin(dep.oid)
+            self._leave(spec)
             error = "cancelled before it started"
             out.append(
                 Send(spec.owner, TaskDone(spec.task_id, self.node, [], ERR_CANCELLED, error))
@@ -445,6 +604,7 @@ class Raylet(RayletBundles):
         if queue is None:
             queue = self.queues[key] = deque()
         queue.appendleft(spec)
+        self._move(spec, QUEUED)
         self.queued += 1
         spec.since = now
         self._dispatch_queued(now, out)
@@ -452,6 +612,7 @@ class Raylet(RayletBundles):
     def _dispatch(self, spec: TaskSpec, now: float, out: list[Any]) -> None:
         acquire(self.available, spec.resources)
         self.running[spec.task_id] = spec
+        self._move(spec, RUNNING)
         self.dispatched += 1
         spec.started_at = now
         out.append(Dispatch(self.node, spec))
@@ -516,8 +677,10 @@ class Raylet(RayletBundles):
             self._ahead_cancelled.discard(msg.task_id)
             for dep in spec.deps:  # a prefetched task that never started (its worker died)
                 self.store.unpin(dep.oid)
+            self._leave(spec)
             self._report_done(spec, msg, now, out)
             return
+        self._leave(spec)
         if spec.kind != TASK:
             self._actor_task_finished(spec, msg, now, out)
             return
@@ -534,6 +697,7 @@ class Raylet(RayletBundles):
             self._ahead_cancelled.discard(nxt.task_id)  # too late to take back: it ran
             acquire(self.available, nxt.resources)
             self.running[nxt.task_id] = nxt
+            self._move(nxt, RUNNING)
             self.dispatched += 1
             nxt.started_at = now
         for dep in spec.deps:
@@ -634,7 +798,9 @@ class Raylet(RayletBundles):
             evicted = self.store.add(msg.oid, msg.size, primary=False)
         except MemoryError as exc:
             waiters = self.pulls.pop(msg.oid, [])
-            self._fail_waiters(waiters, f"object store of node {self.node} is full: {exc}", out)
+            self._fail_waiters(
+                waiters, f"object store of node {self.node} is full: {exc}", now, out
+            )
             return
         self._forget(evicted, out)
         out.append(Send(self.gcs_addr, ObjectAdded(msg.oid, self.node, msg.size, -1, False), 96))
@@ -656,6 +822,12 @@ class Raylet(RayletBundles):
                 del self.waiting[task_id]
                 self.waited["transfers"] += now - spec.since
                 spec.since = now
+                if spec.kind == ACTOR_METHOD:  # it holds its place in the actor's queue
+                    self._move(spec, ACTOR_QUEUED)
+                    actor = self.actors.get(spec.actor_id)
+                    if actor is not None:
+                        self._run_next_call(actor, now, out)
+                    continue
                 self._enqueue(spec, now, out)
 
     def _on_transfer_failed(self, msg: TransferFailed, now: float, out: list[Any]) -> None:
@@ -676,7 +848,7 @@ class Raylet(RayletBundles):
             return
         del self.pulls[msg.oid]
         reason = f"object {msg.oid:x} was lost: no live node holds a copy"
-        self._fail_waiters(waiters, reason, out, ERR_OBJECT_LOST)
+        self._fail_waiters(waiters, reason, now, out, ERR_OBJECT_LOST)
 
     def _pull_size(self, oid: ObjectId, waiters: list[TaskId]) -> int:
         for task_id in waiters:
@@ -688,7 +860,12 @@ class Raylet(RayletBundles):
         return 0
 
     def _fail_waiters(
-        self, waiters: list[TaskId], reason: str, out: list[Any], kind: str = ERR_STORE_FULL
+        self,
+        waiters: list[TaskId],
+        reason: str,
+        now: float,
+        out: list[Any],
+        kind: str = ERR_STORE_FULL,
     ) -> None:
         for task_id in waiters:
             entry = self.waiting.pop(task_id, None)
@@ -698,7 +875,10 @@ class Raylet(RayletBundles):
             for dep in spec.deps:
                 if dep.oid not in entry[1]:
                     self.store.unpin(dep.oid)
+            self._leave(spec)
             out.append(Send(spec.owner, TaskDone(task_id, self.node, [], kind, reason)))
+            if spec.kind == ACTOR_METHOD:
+                self._drop_queued_call(spec, now, out)
 
     def _forget(self, evicted: list[ObjectId], out: list[Any]) -> None:
         for oid in evicted:
@@ -710,6 +890,7 @@ class Raylet(RayletBundles):
         if spec is None or spec.kind != TASK or msg.task_id in self.blocked:
             return
         self.blocked.add(msg.task_id)
+        self._move(spec, BLOCKED)
         release(self.available, self._lendable(spec))
         if self.queued:
             self._dispatch_queued(now, out)
@@ -720,6 +901,7 @@ class Raylet(RayletBundles):
         self.blocked.discard(msg.task_id)
         spec = self.running.get(msg.task_id)
         if spec is not None:
+            self._move(spec, RUNNING)
             acquire(self.available, self._lendable(spec))  # may oversubscribe briefly, as in Ray
 
     def _lendable(self, spec: TaskSpec) -> Resources:
@@ -780,7 +962,9 @@ class Raylet(RayletBundles):
             self.room_queue.appendleft(msg.oid)
             return
         waiters = self.pulls.pop(msg.oid, [])
-        self._fail_waiters(waiters, f"cannot restore spilled object {msg.oid:x}: {msg.error}", out)
+        self._fail_waiters(
+            waiters, f"cannot restore spilled object {msg.oid:x}: {msg.error}", now, out
+        )
         if self.room_queue:
             self._restore_more(now, out)  # their other arguments are unpinned
 
@@ -829,6 +1013,8 @@ class Raylet(RayletBundles):
     ) -> None:
         if spec.kind == ACTOR_CREATION:
             release(self.available, spec.resources)
+            for dep in spec.deps:  # its constructor's arguments, pinned since admission
+                self.store.unpin(dep.oid)
             if self.config.record_task_events:
                 state = "FINISHED" if msg.error_kind is None else "FAILED"
                 record = (spec.task_id, state, self.node, now, spec, spec.attempt,
@@ -860,9 +1046,14 @@ class Raylet(RayletBundles):
                 inflight.popleft()
             elif spec in inflight:
                 inflight.remove(spec)
+        if spec.deps:
+            for dep in spec.deps:
+                self.store.unpin(dep.oid)
         self._report_done(spec, msg, now, out)
         if actor is not None:
             self._run_next_call(actor, now, out)
+        if spec.deps and self.room_queue:
+            self._restore_more(now, out)
 
     def _keep_instances(self, spec: TaskSpec, hold: Resources) -> None:
         """An actor's lifetime holds ``hold``: keep the instances it covers, free the rest."""
@@ -888,15 +1079,20 @@ class Raylet(RayletBundles):
                 Send(spec.owner, TaskDone(spec.task_id, self.node, [], ERR_ACTOR_DIED, error))
             )
             return
+        self.held[spec.task_id] = spec
+        spec.rstate = ""  # entering
         caller = spec.owner
         expected = actor.next_seq.get(caller, msg.first_unfinished)
         if spec.seq != expected:
             actor.early[(caller, spec.seq)] = spec
+            self._move(spec, ACTOR_EARLY)
             actor.next_seq.setdefault(caller, expected)
             return
         while True:
             spec.node = self.node
             actor.queue.append(spec)
+            if not spec.deps or not self._pull_call_args(spec, now, out):
+                self._move(spec, ACTOR_QUEUED)
             expected += 1
             nxt = actor.early.pop((caller, expected), None) if actor.early else None
             if nxt is None:
@@ -905,14 +1101,54 @@ class Raylet(RayletBundles):
         actor.next_seq[caller] = expected
         self._run_next_call(actor, now, out)
 
+    def _pull_call_args(self, spec: TaskSpec, now: float, out: list[Any]) -> bool:
+        """Pin an actor call's local arguments and pull (or restore) the others, as for a
+        task (`_admit`); it keeps its place in the actor's queue meanwhile (Ray's order).
+        True: some are missing (it is ACTOR_FETCHING, or already failed)."""
+        store = self.store
+        missing: set[ObjectId] = set()
+        spilled: list[ObjectId] = []
+        for dep in spec.deps:
+            if store.in_memory(dep.oid):
+                store.pin(dep.oid)
+            elif dep.oid in store:
+                missing.add(dep.oid)
+                spilled.append(dep.oid)
+            else:
+                missing.add(dep.oid)
+                self._pull(dep.oid, dep.size, dep.locations, spec.task_id, out)
+        if not missing:
+            return False
+        self.waiting[spec.task_id] = (spec, missing)
+        self._move(spec, ACTOR_FETCHING)
+        if spilled:
+            self._restore_args(spec, spilled, now, out)
+        return True
+
+    def _drop_queued_call(self, spec: TaskSpec, now: float, out: list[Any]) -> None:
+        """An actor call waiting for its arguments ended (failed, cancelled): the calls
+        behind it may run."""
+        actor = self.actors.get(spec.actor_id)
+        if actor is None:
+            return
+        try:
+            actor.queue.remove(spec)
+        except ValueError:
+            return
+        self._run_next_call(actor, now, out)
+
     def _run_next_call(self, actor: LocalActor, now: float, out: list[Any]) -> None:
         queue, inflight = actor.queue, actor.inflight
         depth = actor.depth
+        waiting = self.waiting
         while queue and len(inflight) < depth:
+            if waiting and queue[0].task_id in waiting:
+                return  # its arguments are still coming: the calls behind it wait (order)
             spec = queue.popleft()
             self.waited["actor_queue"] += now - spec.since
             inflight.append(spec)
             self.running[spec.task_id] = spec
+            self._move(spec, ACTOR_RUNNING)
             self.dispatched += 1
             spec.started_at = now
             out.append(Dispatch(self.node, spec))
@@ -941,11 +1177,16 @@ class Raylet(RayletBundles):
             if creation is None:
                 return
             del self.running[creation.task_id]
+            self._leave(creation)
             release(self.available, creation.resources)
             self._give_instances(creation)
+            for dep in creation.deps:
+                self.store.unpin(dep.oid)
         else:
             release(self.available, actor.hold)
             self._give_instances(actor.spec, actor.hold)
+            for spec in actor.inflight + actor.queue:  # dispatched or fetching: pinned
+                self._unpin_call(spec)
             calls = (
                 list(actor.inflight)
                 + list(actor.queue)
@@ -953,74 +1194,321 @@ class Raylet(RayletBundles):
             )
             for spec in calls:
                 self.running.pop(spec.task_id, None)
+                self._leave(spec)
                 error = f"{reason} (actor {actor_id:x} on node {self.node})"
                 done = TaskDone(spec.task_id, self.node, [], ERR_ACTOR_DIED, error)
                 out.append(Send(spec.owner, done))
         out.append(Send(self.gcs_addr, ActorDied(actor_id, self.node, reason, killed)))
+        if self.room_queue:
+            self._restore_more(now, out)
         if self.queued:
             self._dispatch_queued(now, out)
+
+    def _unpin_call(self, spec: TaskSpec) -> None:
+        """Unpin what an ending actor call pinned: its local arguments (all of them once it
+        was dispatched; those pulled so far while it waits)."""
+        if not spec.deps:
+            return
+        entry = self.waiting.pop(spec.task_id, None)
+        missing = entry[1] if entry is not None else ()
+        for dep in spec.deps:
+            if dep.oid not in missing:
+                self.store.unpin(dep.oid)
 
     # -- cancellation -------------------------------------------------------------------
 
     def _on_cancel(self, msg: CancelTask, now: float, out: list[Any]) -> None:
         """Drop a queued or waiting task, or interrupt a running one (its owner already failed it)."""
-        tid = msg.task_id
-        if tid in self.ahead:  # handed to the host, not started: it takes it back
-            self._ahead_cancelled.add(tid)
-            out.append(CancelRunning(self.node, tid, msg.force))  # it may have started
-            return
-        if tid in self.running:
-            force = msg.force and self.running[tid].kind == TASK
-            out.append(CancelRunning(self.node, tid, force))
-            return
-        entry = self.waiting.pop(tid, None)
-        if entry is not None:
-            spec, missing = entry
-            for dep in spec.deps:
-                if dep.oid not in missing:
-                    self.store.unpin(dep.oid)
-            if self.room_queue:
-                self._restore_more(now, out)
-            return
+        spec = self.held.get(msg.task_id)
+        cancel = self._cancel_in.get(spec.rstate) if spec is not None else None
+        if spec is not None and cancel is not None:
+            cancel(spec, msg, now, out)
+        elif msg.node >= 0 and msg.node != self.node:
+            out.append(Send(self.gs_addr, msg, 64))  # it went elsewhere: forward
+
+    def _cancel_ahead(self, spec: TaskSpec, msg: CancelTask, now: float, out: list[Any]) -> None:
+        """Handed to the host, not started: it takes it back (a late report is ignored)."""
+        self._ahead_cancelled.add(spec.task_id)
+        if spec.rstate == AHEAD:
+            self._move(spec, AHEAD_CANCELLED)
+        out.append(CancelRunning(self.node, spec.task_id, msg.force))  # it may have started
+
+    def _cancel_running(self, spec: TaskSpec, msg: CancelTask, now: float, out: list[Any]) -> None:
+        """Interrupt the body (kill its worker with ``force``, never an actor's)."""
+        out.append(CancelRunning(self.node, spec.task_id, msg.force and spec.kind == TASK))
+
+    def _cancel_fetching(self, spec: TaskSpec, msg: CancelTask, now: float, out: list[Any]) -> None:
+        _, missing = self.waiting.pop(spec.task_id)
+        for dep in spec.deps:
+            if dep.oid not in missing:
+                self.store.unpin(dep.oid)
+        self._leave(spec)
+        if spec.kind == ACTOR_METHOD:
+            self._drop_queued_call(spec, now, out)
+        if self.room_queue:
+            self._restore_more(now, out)
+
+    def _cancel_queued(self, spec: TaskSpec, msg: CancelTask, now: float, out: list[Any]) -> None:
+        self.queues[self._shape(spec)].remove(spec)
+        self.queued -= 1
+        for dep in spec.deps:
+            self.store.unpin(dep.oid)
+        self._leave(spec)
+        if self.room_queue:
+            self._restore_more(now, out)
+
+    def _cancel_call(self, spec: TaskSpec, msg: CancelTask, now: float, out: list[Any]) -> None:
+        self.actors[spec.actor_id].queue.remove(spec)
+        self._unpin_call(spec)
+        self._leave(spec)
+
+    # -- lifecycle bookkeeping ----------------------------------------------------------
+
+    def _move(self, spec: TaskSpec, state: str) -> None:
+        """Put ``spec`` in ``state`` (its containers are the caller's job); in check mode,
+        first assert the move is in ``TRANSITIONS`` ("": it is entering)."""
+        if self._checking:
+            allowed = ENTRY_STATES if spec.rstate == "" else TRANSITIONS[spec.rstate]
+            if state not in allowed:
+                raise InvariantError(
+                    f"raylet {self.node}: task {spec.task_id:x} cannot go from "
+                    f"{spec.rstate or '(entering)'} to {state}"
+                )
+        spec.rstate = state
+
+    def _leave(self, spec: TaskSpec) -> None:
+        """``spec`` is no longer held here (DONE)."""
+        self._move(spec, DONE)
+        self.held.pop(spec.task_id, None)
+
+    def check(self) -> None:
+        """Verify the invariants; raise ``InvariantError`` naming the first one broken.
+
+        Every held task is in exactly the containers its state names (``HELD_IN``), once
+        each; available resources = total - what running tasks, actors and bundles hold;
+        the store's byte counts match its entries, and each object's pins match the held
+        tasks whose inputs it is. Costly (walks everything): for tests and debug runs.
+        """
+        places: dict[TaskId, list[str]] = {}
+        specs: dict[TaskId, TaskSpec] = {}
+
+        def put(spec: TaskSpec, place: str) -> None:
+            places.setdefault(spec.task_id, []).append(place)
+            specs[spec.task_id] = spec
+
         for queue in self.queues.values():
             for spec in queue:
-                if spec.task_id == tid:
-                    queue.remove(spec)
-                    self.queued -= 1
-                    for dep in spec.deps:
-                        self.store.unpin(dep.oid)
-                    if self.room_queue:
-                        self._restore_more(now, out)
-                    return
+                put(spec, "queues")
+        for spec, _ in self.waiting.values():
+            put(spec, "waiting")
+        for spec in self.running.values():
+            put(spec, "running")
+        for spec in self.ahead.values():
+            put(spec, "ahead")
+        for tid in self._ahead_cancelled:
+            if tid in self.ahead:
+                put(self.ahead[tid], "ahead_cancelled")
+        for tid in self.blocked:
+            if tid in self.running:
+                put(self.running[tid], "blocked")
         for actor in self.actors.values():
             for spec in actor.queue:
-                if spec.task_id == tid:
-                    actor.queue.remove(spec)
-                    return
-        if msg.node >= 0 and msg.node != self.node:
-            out.append(Send(self.gs_addr, msg, 64))  # it went elsewhere: forward
+                put(spec, "actor.queue")
+            for spec in actor.inflight:
+                put(spec, "actor.inflight")
+            for spec in actor.early.values():
+                put(spec, "actor.early")
+        fail = self._invariant
+        if set(places) != set(self.held):
+            extra = sorted(set(places) - set(self.held))
+            lost = sorted(set(self.held) - set(places))
+            fail(f"held tasks and containers differ: unheld {extra}, nowhere {lost}")
+        for tid, where in places.items():
+            spec = specs[tid]
+            if self.held[tid] is not spec:
+                fail(f"task {tid:x}: its held spec is not the one in {where}")
+            expected = HELD_IN.get(spec.rstate)
+            if expected is None or sorted(where) != sorted(expected):
+                fail(f"task {tid:x} in state {spec.rstate!r} is in {sorted(where)}")
+        if self.queued != sum(len(q) for q in self.queues.values()):
+            fail(f"queued counter {self.queued} != tasks in queues")
+        if not self._ahead_cancelled <= set(self.ahead):
+            fail("a cancelled prefetched task is not prefetched")
+        if not self.blocked <= set(self.running):
+            fail("a blocked task is not running")
+        self._check_resources()
+        self._check_store()
+
+    def _invariant(self, what: str) -> None:
+        raise InvariantError(f"raylet {self.node}: {what}")
+
+    def _check_resources(self) -> None:
+        reserved: Resources = {}
+        for tid, spec in self.running.items():
+            if spec.kind == ACTOR_METHOD:
+                continue  # its actor holds the resources
+            release(reserved, self._instance_part(spec) if tid in self.blocked else spec.resources)
+        for actor in self.actors.values():
+            release(reserved, actor.hold)
+        for local in self.bundles.values():
+            for items in local.prepared.values():
+                for _, bundle in items:
+                    release(reserved, bundle)
+            for bundle in local.committed.values():
+                release(reserved, bundle)
+        for name in set(self.total) | set(self.available) | set(reserved):
+            total = self.total.get(name, 0.0)
+            expected = total - reserved.get(name, 0.0)
+            got = self.available.get(name, 0.0)
+            if abs(got - expected) > 1e-6 * max(1.0, abs(total)):
+                self._invariant(
+                    f"available {name} is {got:g}, but total {total:g} - reserved "
+                    f"{reserved.get(name, 0.0):g} = {expected:g}"
+                )
+        for name, free in self.instances.items():
+            if any(f < -1e-9 or f > 1.0 + 1e-9 for f in free):
+                self._invariant(f"an instance of {name} has free capacity outside [0, 1]: {free}")
+
+    def _check_store(self) -> None:
+        store = self.store
+        used = spilled = pinned = 0
+        for entry in store.objects.values():
+            if entry.where == SPILLED:
+                spilled += entry.size
+            else:
+                used += entry.size
+            if entry.pins:
+                pinned += entry.size
+        if (used, spilled, pinned) != (store.used, store.spilled_bytes, store.pinned):
+            self._invariant(
+                f"store counts used/spilled/pinned {store.used}/{store.spilled_bytes}/"
+                f"{store.pinned} != its entries' {used}/{spilled}/{pinned}"
+            )
+        holders: dict[ObjectId, int] = {}
+        for spec in self.held.values():
+            if not spec.deps or spec.rstate == ACTOR_EARLY:
+                continue
+            fetching = self.waiting.get(spec.task_id)
+            missing = fetching[1] if fetching is not None else ()
+            for dep in spec.deps:
+                if dep.oid not in missing:
+                    holders[dep.oid] = holders.get(dep.oid, 0) + 1
+        for oid, entry in store.objects.items():
+            if entry.pins != holders.get(oid, 0):
+                self._invariant(
+                    f"object {oid:x} has {entry.pins} pin(s), {holders.get(oid, 0)} held "
+                    "task(s) use it"
+                )
+
+    def task_state(self, task_id: TaskId) -> str | None:
+        """The lifecycle state of ``task_id`` here (``STATES``), or None if not held."""
+        spec = self.held.get(task_id)
+        return spec.rstate if spec is not None else None
 
     # -- introspection ------------------------------------------------------------------
 
     def explain(self, task_id: TaskId) -> str:
         """Say why a task is where it is on this node: running, queued, or waiting for inputs."""
-        spec = self.running.get(task_id)
-        if spec is not None:
+        spec = self.held.get(task_id)
+        if spec is None:
+            return f"not known to node {self.node}"
+        state = spec.rstate
+        if state in (RUNNING, BLOCKED, ACTOR_RUNNING):
             given = "".join(
                 f", {name} {','.join(map(str, ids))}"
                 for name, ids in (spec.instances or {}).items()
             )
             return f"running on node {self.node}{given} ({spec.reason})"
-        entry = self.waiting.get(task_id)
-        if entry is not None:
-            missing = ", ".join(f"{oid:x}" for oid in sorted(entry[1]))
+        if state in (FETCHING, ACTOR_FETCHING):
+            missing = ", ".join(f"{oid:x}" for oid in sorted(self.waiting[task_id][1]))
             return f"waiting on node {self.node} for inputs to arrive: {missing}"
-        for queue in self.queues.values():
-            for position, spec in enumerate(queue):
-                if spec.task_id == task_id:
-                    return (
-                        f"queued on node {self.node} ({spec.reason}): needs "
-                        f"{describe(spec.resources)}, available {describe(self.available)}, "
-                        f"{position} task(s) ahead"
-                    )
-        return f"not known to node {self.node}"
+        if state == QUEUED:
+            position = self.queues[self._shape(spec)].index(spec)
+            return (
+                f"queued on node {self.node} ({spec.reason}): needs "
+                f"{describe(spec.resources)}, available {describe(self.available)}, "
+                f"{position} task(s) ahead"
+            )
+        if state in (AHEAD, AHEAD_CANCELLED):
+            return f"handed ahead to a busy worker on node {self.node} ({spec.reason})"
+        if state == ACTOR_QUEUED:
+            position = self.actors[spec.actor_id].queue.index(spec)
+            return (
+                f"queued at actor {spec.actor_id:x} on node {self.node}, {position} call(s) ahead"
+            )
+        return (
+            f"at actor {spec.actor_id:x} on node {self.node}, before an earlier call of its caller"
+        )
+
+    # -- interruptions ------------------------------------------------------------------
+
+    def _on_worker_interrupted(self, msg: WorkerInterrupted, now: float, out: list[Any]) -> None:
+        """The one rule for a body the host stopped: how it ends depends on ``msg.cause``."""
+        tid = msg.task_id
+        if msg.cause == INTERRUPT_KILLED:
+            if msg.actor_id:
+                self._on_actor_worker_died(ActorWorkerDied(msg.actor_id, msg.reason), now, out)
+                return
+            finished = TaskFinished(tid, [], ERR_WORKER_DIED, msg.reason)
+        elif msg.cause == INTERRUPT_CANCELLED:
+            finished = TaskFinished(tid, [], ERR_APPLICATION, "KeyboardInterrupt")
+        elif msg.cause == INTERRUPT_UNSTARTED:
+            finished = TaskFinished(tid, [], ERR_CANCELLED, "cancelled before it started")
+        else:
+            raise ValueError(f"WorkerInterrupted: unknown cause {msg.cause!r}")
+        self._on_task_finished(finished, now, out)
+
+    # -- public queries (what hosts may read; see PUBLIC) -------------------------------
+
+    def running_tasks(self) -> tuple[RunningTask, ...]:
+        """The bodies running on this node, oldest dispatch first."""
+        return tuple(
+            RunningTask(tid, spec.kind, spec.actor_id, spec.started_at)
+            for tid, spec in self.running.items()
+        )
+
+    def victim(self, exclude: Collection[TaskId] = ()) -> RunningTask | None:
+        """The body a worker-kill fault hits: the oldest running one not in ``exclude``."""
+        for tid, spec in self.running.items():
+            if tid not in exclude:
+                return RunningTask(tid, spec.kind, spec.actor_id, spec.started_at)
+        return None
+
+    def is_blocked(self, task_id: TaskId) -> bool:
+        """Whether the worker running ``task_id`` waits (nested get): its resources are lent."""
+        return task_id in self.blocked
+
+    def actor_spec(self, actor_id: int) -> TaskSpec | None:
+        """The creation spec of ``actor_id`` if it lives on this node (read only), else None."""
+        actor = self.actors.get(actor_id)
+        return actor.spec if actor is not None else None
+
+    def actor_hold(self, actor_id: int) -> Resources | None:
+        """What ``actor_id`` holds for its lifetime on this node (a copy), else None."""
+        actor = self.actors.get(actor_id)
+        return dict(actor.hold) if actor is not None else None
+
+    def total_resources(self) -> Resources:
+        """The node's resources (a copy; committed bundles' names included)."""
+        return dict(self.total)
+
+    def available_resources(self) -> Resources:
+        """What is free now (a copy; may be briefly negative after an unblock, as in Ray)."""
+        return dict(self.available)
+
+    def backlog(self) -> int:
+        """Tasks held here that have not started: queued for resources or pulling inputs."""
+        return self.queued + len(self.waiting)
+
+    def wait_seconds(self) -> dict[str, float]:
+        """Seconds tasks waited here so far, by cause (``WAIT_CAUSES``; a copy)."""
+        return dict(self.waited)
+
+    def store_usage(self) -> StoreUsage:
+        """The store's byte counts now (a snapshot)."""
+        store = self.store
+        return StoreUsage(store.capacity, store.used, store.pinned, store.spilled_bytes)
+
+    def stored_objects(self) -> Mapping[ObjectId, StoredObject]:
+        """The store's accounting, object id -> entry (a read-only view; do not mutate)."""
+        return MappingProxyType(self.store.objects)

@@ -145,6 +145,9 @@ class TaskSpec:
     """GEN_STREAMING or GEN_DYNAMIC for a generator task (its items: ``GeneratorYielded``)."""
     skip_items: int = 0
     """For a generator re-run after a failure: items already delivered, not to send again."""
+    rstate: str = ""
+    """Its lifecycle state at the raylet that holds it (``runtime.core.raylet``'s table);
+    "" until a raylet takes it."""
 
     def return_ids(self) -> tuple[ObjectId, ...]:
         """The object ids of this task's return values."""

@@ -278,7 +278,7 @@ class ActorMixin:
                 return
             if cmd.alias_of:
                 info.alias_of = cmd.alias_of
-                rec = self.gcs.actors.get(cmd.alias_of)  # the live actor's own options hold
+                rec = self.gcs.actor_record(cmd.alias_of)  # the live actor's own options hold
                 info.retry_options = _retry_options(rec.spec if rec is not None else None)
             info.state = cmd.state
             if cmd.state == ACTOR_DEAD:

@@ -150,7 +150,7 @@ class ClientMixin:
         refs = getattr(_collector, "refs", None)
         if refs is not None:
             refs.append(oid)
-        obj = self.owner.objects.get(oid)
+        obj = self.owner.object_entry(oid)
         if obj is not None and obj.owner >= 0:
             return obj.owner  # borrowed: name the real owner
         return OWNER_ADDR

@@ -8,6 +8,7 @@ import signal
 from typing import Any
 
 from runtime.core.messages import (
+    INTERRUPT_UNSTARTED,
     CancelRunning,
     Dispatch,
     Free,
@@ -24,8 +25,9 @@ from runtime.core.messages import (
     Trace,
     Transfer,
     Unassigned,
+    WorkerInterrupted,
 )
-from runtime.core.task import ERR_CANCELLED, TASK
+from runtime.core.task import TASK
 from runtime.exceptions import ObjectStoreFullError
 from runtime.real import protocol as p
 from runtime.real.addresses import HOST_ADDR, OWNER_ADDR
@@ -81,7 +83,7 @@ class EffectsMixin:
 
     def _prefetch_to_worker(self, spec: Any, now: float) -> None:
         """Queue a prefetched task behind the running task of a busy, unblocked worker."""
-        blocked = self.raylet.blocked
+        is_blocked = self.raylet.is_blocked
         ticket = next(self._tickets)
         for w in self.workers:
             if (
@@ -90,7 +92,7 @@ class EffectsMixin:
                 and w.spec is not None
                 and not w.queue
                 and not w.no_prefetch
-                and w.spec.task_id not in blocked
+                and not is_blocked(w.spec.task_id)
                 and self.claims.offer(w.worker_id, ticket)
             ):
                 self._start_task(w, spec, ticket)
@@ -191,7 +193,7 @@ class EffectsMixin:
         for spec in self._backlog:  # dispatched by the raylet, still waiting for a worker
             if spec.task_id == task_id:
                 self._backlog.remove(spec)
-                event = TaskFinished(task_id, [], ERR_CANCELLED, "cancelled before it started")
+                event = WorkerInterrupted(task_id, INTERRUPT_UNSTARTED)
                 self.raylet.handle(event, now, self._out)
                 return
 
@@ -211,7 +213,7 @@ class EffectsMixin:
                 w.queue.remove(next(s for s in w.queue if s.task_id == task_id))
                 self._revoking.pop(task_id, None)  # a pending give-back must not re-queue it
                 self._release_arg_pins(task_id)
-                event = TaskFinished(task_id, [], ERR_CANCELLED, "cancelled before it started")
+                event = WorkerInterrupted(task_id, INTERRUPT_UNSTARTED)
                 self.raylet.handle(event, now, self._out)
                 return
         if not force:

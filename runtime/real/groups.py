@@ -109,9 +109,9 @@ class PlacementGroupMixin:
     # -- the loop thread --------------------------------------------------------------------
 
     def _pg_rows(self, pg_id: int | None, name: str | None) -> list[dict[str, Any]]:
-        table = self.gcs.placement_groups
+        table = self.gcs.placement_group_table()
         if name is not None:
-            found = self.gcs.placement_group_names.get(name)
+            found = self.gcs.placement_group_named(name)
             return [_row(table[found])] if found in table else []
         if pg_id is not None:
             rec = table.get(pg_id)
@@ -122,12 +122,12 @@ class PlacementGroupMixin:
         """The group of the task or actor running on worker ``w`` (None: none)."""
         spec = w.spec
         if w.actor_id:
-            actor = self.raylet.actors.get(w.actor_id)
-            spec = actor.spec if actor is not None else spec
+            created = self.raylet.actor_spec(w.actor_id)
+            spec = created if created is not None else spec
         strategy = spec.strategy if spec is not None else None
         if not isinstance(strategy, PlacementGroupStrategy):
             return None
-        rec = self.gcs.placement_groups.get(strategy.pg_id)
+        rec = self.gcs.placement_group_table().get(strategy.pg_id)
         bundles = [dict(b) for b in rec.bundles] if rec is not None else []
         return strategy.pg_id, bundles, strategy.capture_child_tasks
 

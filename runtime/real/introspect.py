@@ -132,8 +132,8 @@ class IntrospectMixin:
         raylet = self.raylet
         return {
             "namespace": self.job_namespace,
-            "total": dict(raylet.total),
-            "available": {k: max(0.0, v) for k, v in dict(raylet.available).items()},
+            "total": raylet.total_resources(),
+            "available": {k: max(0.0, v) for k, v in raylet.available_resources().items()},
             "node_id": f"{raylet.node:056x}",
             "store": self.arena.capacity,
         }
@@ -149,9 +149,9 @@ class IntrospectMixin:
         or the running task's request; zero amounts left out."""
         resources: dict[str, float] = {}
         if w.actor_id:
-            actor = self.raylet.actors.get(w.actor_id)
-            if actor is not None:
-                resources = actor.hold
+            hold = self.raylet.actor_hold(w.actor_id)
+            if hold is not None:
+                resources = hold
             elif w.spec is not None:  # still in its constructor
                 spec = w.spec
                 resources = spec.hold if spec.hold is not None else spec.resources

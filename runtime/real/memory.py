@@ -133,9 +133,9 @@ def _gather(node: Any, view: ClusterView) -> _Snapshot:
     from runtime.util.state import reference_types
 
     raylet = view.raylets[0]
-    store = raylet.store
-    spilled = sum(1 for o in store.objects.values() if o.where != 0)
-    primary = sum(1 for o in store.objects.values() if o.primary)
+    stored, usage = raylet.stored_objects(), raylet.store_usage()
+    spilled = sum(1 for o in stored.values() if o.where != 0)
+    primary = sum(1 for o in stored.values() if o.primary)
     with node._lock:
         arena_objects = dict(node.arena_objects)
         pinned_offsets = set(node._pins)
@@ -145,8 +145,9 @@ def _gather(node: Any, view: ClusterView) -> _Snapshot:
     for addr, owner in sorted(view.owners.items()):
         role, pid = roles.get(addr, ("owner", -1))
         section = _OwnerSection(role, pid)
-        contained = {i for o in owner.objects.values() if o.contained for i in o.contained}
-        for oid, obj in list(owner.objects.items()):
+        objects = owner.object_table()
+        contained = {i for o in objects.values() if o.contained for i in o.contained}
+        for oid, obj in list(objects.items()):
             if obj.state == 0 and obj.owner < 0:
                 refs = ["PENDING"]  # its task has not produced it yet
             else:
@@ -154,7 +155,7 @@ def _gather(node: Any, view: ClusterView) -> _Snapshot:
                 refs = [r for r in refs if r != "UNKNOWN_STATUS"]
             if obj.owner >= 0:
                 refs.append("BORROWED")
-            entry = store.objects.get(oid)
+            entry = stored.get(oid)
             if entry is not None and entry.pins > 0:
                 refs.append(f"PINNED_BY_TASK x{entry.pins}")
             located = arena_objects.get(oid)
@@ -179,8 +180,8 @@ def _gather(node: Any, view: ClusterView) -> _Snapshot:
             kind = f"actor {w.actor_id:x}" if w.actor_id else "pool"
             processes.append((w.pid, f"worker {w.worker_id} ({kind})"))
     return _Snapshot(
-        store.capacity, arena_used, store.used, store.spilled_bytes,
-        len(store.objects) - spilled, spilled, primary, sections, processes,
+        usage.capacity, arena_used, usage.used, usage.spilled_bytes,
+        len(stored) - spilled, spilled, primary, sections, processes,
     )  # fmt: skip
 
 

@@ -166,8 +166,8 @@ class NestedMixin:
 
     def _req_get_actor(self, w: Any, req_id: int, name: str, now: float) -> None:
         gcs = self.gcs
-        actor_id = gcs.actor_names.get(name, 0)
-        rec = gcs.actors.get(actor_id)
+        actor_id = gcs.actor_named(name)
+        rec = gcs.actor_record(actor_id)
         if rec is None or rec.state == "DEAD":
             self._reply(w, req_id, False, ValueError(f"Failed to look up actor named '{name}'"))
             return
@@ -240,11 +240,11 @@ class NestedMixin:
         owner = w.owner
         if owner is None:
             return
-        for oid in list(owner.objects):
-            obj = owner.objects.get(oid)
+        for oid in list(owner.object_table()):
+            obj = owner.object_entry(oid)
             while obj is not None and obj.refs > 0:
                 owner.remove_ref(oid, now, self._out)
-                obj = owner.objects.get(oid)
+                obj = owner.object_entry(oid)
 
     def _req_cancel(self, w: Any, req_id: int, payload: tuple, now: float) -> None:
         oid, force = payload
@@ -271,7 +271,7 @@ class NestedMixin:
 
     def _wait_for(self, w: Any, req_id: int, oids: list[int], num_returns: int, now: float) -> None:
         owner = self._owner_of(w)
-        objects = owner.objects
+        objects = owner.object_table()
         pending = [oid for oid in oids if oid in objects and objects[oid].state == PENDING]
         ready = len(oids) - len(pending)
         need = len(pending) if num_returns < 0 else max(0, num_returns - ready)

@@ -311,7 +311,7 @@ class Node(
     def _op_borrow(self, item: tuple[int, int], now: float) -> None:
         oid, owner_addr = item
         self.owner.borrow(oid, owner_addr, now, self._out)
-        obj = self.owner.objects.get(oid)
+        obj = self.owner.object_entry(oid)
         if obj is None or obj.state == PENDING:
             return  # ObjectReady will resolve the table entry
         with self._lock:  # known already (e.g. lent by a worker): resolve the entry now

@@ -131,10 +131,7 @@ class PoolMixin:
         if inlined is not None and value in inlined:
             return (p.VALUE_INLINE, inlined[value])
         with self._lock:
-            loc = self.arena_objects.get(value)
-            if loc is None:  # spilled and not restored (e.g. an actor call's argument)
-                return (p.VALUE_INLINE, self._spilled_bytes_locked(value))
-            offset, size = loc
+            offset, size = self.arena_objects[value]  # the raylet made it local (pulled)
             self._pins[offset] = self._pins.get(offset, 0) + 1  # until the task ends
             self._arg_pins.setdefault(spec.task_id, []).append(offset)
         return (p.VALUE_ARENA, offset, size)

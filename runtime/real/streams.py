@@ -320,7 +320,7 @@ class StreamMixin:
             return ("item", generator_item_id(task_id, index))
         if not stream.ended:
             return None
-        done = owner.objects.get(object_id(task_id, 1))
+        done = owner.object_entry(object_id(task_id, 1))
         return ("end", done is not None and done.state == OWNER_FAILED)
 
     def _nested_stream_changed(self, owner_addr: int, task_id: int, now: float) -> None:

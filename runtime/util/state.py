@@ -195,7 +195,7 @@ def ray_name(name: str) -> str:
 def task_rows(view: ClusterView) -> list[dict[str, Any]]:
     """One row per task in the GCS task table (most recently updated last)."""
     rows = []
-    for task_id, rec in view.gcs.tasks.items():
+    for task_id, rec in view.gcs.task_table().items():
         name = ray_name(rec.name)
         if rec.kind == ACTOR_CREATION and "." not in name:
             name += ".__init__"  # Ray names a constructor's task after the method
@@ -233,7 +233,7 @@ _ACTOR_STATES = {"PENDING": "PENDING_CREATION"}
 def actor_rows(view: ClusterView) -> list[dict[str, Any]]:
     """One row per actor in the GCS actor table."""
     rows = []
-    for actor_id, rec in view.gcs.actors.items():
+    for actor_id, rec in view.gcs.actor_table().items():
         class_name = rec.spec.name  # Ray shows the class's qualified name
         rows.append(
             {
@@ -259,7 +259,7 @@ def actor_rows(view: ClusterView) -> list[dict[str, Any]]:
 def node_rows(view: ClusterView) -> list[dict[str, Any]]:
     """One row per node in the GCS node table."""
     rows = []
-    for node, info in sorted(view.gcs.nodes.items()):
+    for node, info in sorted(view.gcs.node_table().items()):
         resources = dict(info.resources)
         resources["object_store_memory"] = float(info.store_capacity)
         rows.append(
@@ -303,13 +303,14 @@ def object_rows(view: ClusterView) -> list[dict[str, Any]]:
     An owner's own objects and the ones it borrowed both appear, each under the process
     holding the reference, as in Ray (`type` DRIVER or WORKER).
     """
-    directory = view.gcs.objects
+    directory = view.gcs.object_table()
     rows = []
     for addr, owner in sorted(view.owners.items()):
-        contained = {i for o in owner.objects.values() if o.contained for i in o.contained}
+        objects = owner.object_table()
+        contained = {i for o in objects.values() if o.contained for i in o.contained}
         pid = view.owner_pids.get(addr)
         kind = "DRIVER" if addr == view.driver_addr else "WORKER"
-        for oid, obj in list(owner.objects.items()):
+        for oid, obj in list(objects.items()):
             entry = directory.get(oid)
             size = entry.size if entry is not None else obj.size
             if obj.state == 0:
@@ -317,7 +318,7 @@ def object_rows(view: ClusterView) -> list[dict[str, Any]]:
                 status = "WAITING_FOR_DEPENDENCIES" if held else "SCHEDULED"
             else:
                 status = _TASK_STATUS.get(obj.state, "NIL")
-            spec = owner.pending.get(task_of(oid))
+            spec = owner.pending_task(task_of(oid))
             attempt = spec.attempt if spec is not None else 0
             token = oid in view.actor_tokens
             for ref_type in reference_types(obj, contained, oid, token):
@@ -348,7 +349,7 @@ def placement_group_rows(view: ClusterView) -> list[dict[str, Any]]:
     carries the scheduling state and, for a PENDING group, why it is not placed.
     """
     rows = []
-    for pg_id, rec in sorted(view.gcs.placement_groups.items()):
+    for pg_id, rec in sorted(view.gcs.placement_group_table().items()):
         nodes = list(rec.bundle_nodes) or [-1] * len(rec.bundles)
         bundles = [
             {"bundle_id": f"{pg_id:x}:{i}", "unit_resources": dict(b), "node_id": _node_hex(n)}

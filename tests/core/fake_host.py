@@ -11,6 +11,8 @@ from typing import Any
 from runtime.core.cluster import NodeCapacity, build_control_plane
 from runtime.core.config import CoreConfig
 from runtime.core.messages import (
+    INTERRUPT_CANCELLED,
+    INTERRUPT_UNSTARTED,
     ActorStateChanged,
     CancelRunning,
     Dispatch,
@@ -36,10 +38,11 @@ from runtime.core.messages import (
     TransferDone,
     TransferFailed,
     Unassigned,
+    WorkerInterrupted,
 )
 from runtime.core.owner import Owner
 from runtime.core.raylet import Raylet
-from runtime.core.task import ERR_APPLICATION, ERR_CANCELLED, TaskSpec
+from runtime.core.task import ERR_APPLICATION, TaskSpec
 
 RAYLET_BASE = 100
 """The fake host numbers raylets from 100 and owners from 1000 (readable in test output)."""
@@ -235,10 +238,10 @@ class FakeHost:
         queue = self.prefetched.get(cmd.node, [])
         if any(d.spec.task_id == cmd.task_id for d in queue):
             queue[:] = [d for d in queue if d.spec.task_id != cmd.task_id]
-            stop = TaskFinished(cmd.task_id, [], ERR_CANCELLED, "cancelled before it started")
+            stop = WorkerInterrupted(cmd.task_id, INTERRUPT_UNSTARTED)
         else:
             self.interrupted.add(cmd.task_id)
-            stop = TaskFinished(cmd.task_id, [], ERR_APPLICATION, "KeyboardInterrupt")
+            stop = WorkerInterrupted(cmd.task_id, INTERRUPT_CANCELLED)
         self._push(self.now, (raylet_addr(cmd.node), stop))
 
     def _trace(self, cmd: Trace) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from runtime.core.config import CoreConfig
 from runtime.core.messages import ACTOR_ALIVE, ACTOR_DEAD
 from runtime.core.placement import (
@@ -162,6 +164,7 @@ def test_group_waits_for_resources_and_is_all_or_nothing() -> None:
     assert rec.state == PG_CREATED
 
 
+@pytest.mark.unchecked_raylets  # it sets a raylet's availability behind its back
 def test_stale_view_refusal_returns_prepared_bundles() -> None:
     host = FakeHost(nodes=2, cpus=2, timers=True)
     host.run(until=host.now + 0.15)  # reports: the scheduler sees both nodes idle

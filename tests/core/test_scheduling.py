@@ -8,7 +8,7 @@ import pytest
 
 from runtime.core.config import CoreConfig
 from runtime.core.messages import ScheduleTask, Send, SpillTask
-from runtime.core.policies import POLICIES, NodeView, make_policy
+from runtime.core.policies import POLICIES, NodeView, make_policy, policies_with
 from runtime.core.task import ERR_UNSCHEDULABLE, TaskSpec
 from tests.core.fake_host import FakeHost
 
@@ -93,24 +93,52 @@ def test_every_policy_completes_a_workload(policy: str) -> None:
 
 def test_unknown_policy_names_the_known_ones() -> None:
     with pytest.raises(ValueError, match="bottom_up"):
-        make_policy("fastest")
+        make_policy(CoreConfig(policy="fastest"))
 
 
 def test_sampling_policies_are_deterministic_for_a_seed() -> None:
     views = [NodeView(i, 100 + i, {"CPU": 4.0}, queued=i % 3) for i in range(50)]
     spec = TaskSpec(task_id=1, owner=0, owner_node=0)
     for name in POLICIES:
-        policy = make_policy(name)
+        policy = make_policy(CoreConfig(policy=name))
         a = [policy.choose(views, spec, random.Random(3))[0].node for _ in range(5)]
         b = [policy.choose(views, spec, random.Random(3))[0].node for _ in range(5)]
         assert a == b
+
+
+def test_every_policy_is_built_from_the_config() -> None:
+    for name in POLICIES:
+        config = CoreConfig(policy=name)
+        assert make_policy(config).config is config
+
+
+def test_the_sample_size_reaches_every_sampling_policy() -> None:
+    """A sample of every node finds the least loaded one; a sample of one is a random pick."""
+    views = [NodeView(i, 100 + i, {"CPU": 4.0}, queued=5) for i in range(8)]
+    views[5].queued = 0
+    spec = TaskSpec(task_id=1, owner=0, owner_node=0)
+    assert policies_with("sample_size") == ["bottom_up", "locality", "power_of_two"]
+    for name in policies_with("sample_size"):
+        everyone = make_policy(CoreConfig(policy=name, sample_size=1000))
+        assert everyone.choose(views, spec, random.Random(0))[0].node == 5
+        one = make_policy(CoreConfig(policy=name, sample_size=1))
+        picks = {one.choose(views, spec, random.Random(seed))[0].node for seed in range(40)}
+        assert len(picks) > 2
+
+
+@pytest.mark.parametrize("size", [0, -1, 1.5, True])
+def test_a_bad_sample_size_is_refused(size: object) -> None:
+    with pytest.raises(ValueError, match="sample_size: expected an integer >= 1"):
+        make_policy(CoreConfig(policy="power_of_two", sample_size=size))  # type: ignore[arg-type]
 
 
 def test_centralized_picks_the_least_loaded_node() -> None:
     views = [NodeView(i, 100 + i, {"CPU": 4.0}, queued=5) for i in range(10)]
     views[7].queued = 0
     spec = TaskSpec(task_id=1, owner=0, owner_node=0)
-    node, reason = make_policy("centralized").choose(views, spec, random.Random(0))
+    node, reason = make_policy(CoreConfig(policy="centralized")).choose(
+        views, spec, random.Random(0)
+    )
     assert node.node == 7 and "least loaded" in reason
 
 

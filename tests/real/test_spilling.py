@@ -171,3 +171,23 @@ def test_many_tasks_on_spilled_arguments_wait_for_room(tmp_path) -> None:
         assert ray.get(first_bytes.remote(refs[3], refs[4]), timeout=300) == (3, 4)
     finally:
         ray.shutdown()
+
+
+@ray.remote
+class Summer:
+    def total(self, arr):
+        return int(arr.sum()), arr.shape[0]
+
+
+def test_a_spilled_argument_of_an_actor_call_is_restored_by_the_raylet(spill_node) -> None:
+    node = spill_node
+    actor = Summer.remote()
+    assert ray.get(actor.total.remote(np.ones(4, dtype=np.uint8))) == (4, 4)
+    first = ray.put(np.full(4 * MB, 5, dtype=np.uint8))
+    others = [ray.put(np.full(4 * MB, i, dtype=np.uint8)) for i in range(5)]
+    assert first._oid in node.spilled
+    restores = node.raylet.store.restores
+    assert ray.get(actor.total.remote(first)) == (5 * 4 * MB, 4 * MB)
+    assert node.raylet.store.restores > restores  # the raylet restored it, not the host
+    assert first._oid in node.arena_objects  # back in the arena, read from there
+    del others

@@ -133,7 +133,7 @@ def test_placement_group_fields_are_validated(workload: dict[str, Any], expected
 
 
 def test_a_placement_group_workload_runs_the_same_on_real_workers() -> None:
-    from sim.real_mode import _sim, fit_to_machine, run_real
+    from twin.real_mode import _sim, fit_to_machine, run_real
 
     raw_pg = {"bundles": [{"CPU": 1}, {"CPU": 1}], "strategy": "STRICT_PACK"}
     one_node = validate_scenario(

@@ -20,69 +20,14 @@ from typing import Any
 
 import yaml
 
-DEFAULT_PROFILE = Path("scenarios") / "calibration" / "this_machine.yaml"
+from sim.profile import DEFAULT_PROFILE
+
 BASE_COSTS_US = {"owner_us": 3.0, "raylet_us": 5.0, "global_scheduler_us": 10.0, "gcs_us": 10.0}
 """The default control-plane costs; calibration scales them by one fitted factor."""
 
 NOOP_TASKS = 3000
 CHAIN_LENGTH = 300
 WINDOW = 64
-
-
-class ProfileError(ValueError):
-    """A calibration profile could not be read or has the wrong shape."""
-
-
-# --- using a profile -----------------------------------------------------------------------
-
-
-def load_profile(path: str | Path) -> dict[str, Any]:
-    """Read a profile YAML; return its mapping (raises ProfileError)."""
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ProfileError(f"cannot read calibration profile {path}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise ProfileError(f"calibration profile {path} is not valid YAML: {exc}") from None
-    if not isinstance(data, dict) or not isinstance(data.get("control_plane"), dict):
-        raise ProfileError(f"calibration profile {path}: expected a control_plane mapping")
-    return data
-
-
-def apply_profile(raw: dict[str, Any], scenario_path: Path) -> list[str]:
-    """Merge the profile named by `control_plane.profile` into raw scenario data, in place.
-
-    The profile's `control_plane` and `network` values become defaults; fields the
-    scenario (or `--set`) gives explicitly win. A relative profile path is looked up
-    next to the scenario file, then in the working directory. Returns problem texts.
-    """
-    plane = raw.get("control_plane")
-    if not isinstance(plane, dict) or not isinstance(plane.get("profile"), str):
-        return []
-    name = Path(plane["profile"])
-    candidates = [name] if name.is_absolute() else [scenario_path.parent / name, name]
-    found = next((p for p in candidates if p.is_file()), None)
-    if found is None:
-        return [
-            f"control_plane.profile: no calibration profile at {name} (looked in "
-            f"{', '.join(str(c) for c in candidates)}); run `run-scenario --calibrate` first"
-        ]
-    try:
-        profile = load_profile(found)
-    except ProfileError as exc:
-        return [f"control_plane.profile: {exc}"]
-    defaults = dict(profile["control_plane"])
-    overhead = profile.get("task_overhead") or {}
-    if overhead.get("per_task_ms"):
-        defaults["task_overhead_us"] = round(float(overhead["per_task_ms"]) * 1e3, 3)
-    if overhead.get("stored_output_ms"):  # measured with 1 MiB outputs
-        defaults["store_put_us_per_mib"] = round(float(overhead["stored_output_ms"]) * 1e3, 3)
-    raw["control_plane"] = {**defaults, **plane, "profile": str(found)}
-    network = profile.get("network")
-    if isinstance(network, dict):
-        current = raw.get("network") if isinstance(raw.get("network"), dict) else {}
-        raw["network"] = {**network, **current}
-    return []
 
 
 # --- measuring -----------------------------------------------------------------------------
@@ -138,7 +83,7 @@ STORED = {**SLEEPY, "output_bytes": 1 << 20}
 def measure_real(cpus: int, repeats: int = 3) -> dict[str, float]:
     """Medians over `repeats` real runs (tasks/s) of: no-op tasks, a chain of no-op tasks,
     2 ms tasks with inline (8 B) outputs, and 2 ms tasks with stored (1 MiB) outputs."""
-    from sim.real_mode import run_real
+    from twin.real_mode import run_real
 
     def tps(workload: dict[str, Any]) -> float:
         runs = [run_real(_scenario(workload, cpus), cpus)["throughput_tps"] for _ in range(repeats)]
@@ -269,10 +214,10 @@ def validate(
     default costs and the sim with the profile; writes `out/report.md` with the
     prediction errors per metric and the sim-vs-real plots of the calibrated runs.
     """
-    from sim.real_mode import fit_to_machine, run_real
     from sim.report import COMPARED, comparison_rows, metric_at, plot_comparison
     from sim.runner import run_scenario
     from sim.scenario import load_scenario
+    from twin.real_mode import fit_to_machine, run_real
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -389,7 +334,7 @@ def main(out: str | Path = DEFAULT_PROFILE) -> int:
 if __name__ == "__main__":
     import argparse
 
-    cli = argparse.ArgumentParser(prog="python -m sim.calibrate", description=__doc__)
+    cli = argparse.ArgumentParser(prog="python -m twin.calibrate", description=__doc__)
     cli.add_argument("--profile", default=str(DEFAULT_PROFILE))
     cli.add_argument("--validate", action="store_true", help="only check an existing profile")
     cli.add_argument("--repeats", type=int, default=3)

@@ -1,6 +1,6 @@
 """Run a scenario's workload on real worker processes and report it in the sim's metrics schema.
 
-Every workload kind runs here (the drivers are in `sim.real_workloads`): task bodies
+Every workload kind runs here (the drivers are in `twin.real_workloads`): task bodies
 sleep (or spin, below a millisecond) for their drawn durations and return outputs of
 their drawn sizes through the real object store; times are wall-clock. `fit_to_machine`
 maps a cluster onto this machine (`--scale-down`: one node, one driver, GPU requests as
@@ -23,7 +23,6 @@ from typing import Any
 
 from sim.drivers import tree_template
 from sim.metrics import wait_summary, write_json
-from sim.real_workloads import RUNNERS, SPIN_BELOW_S, RealDriver, work
 from sim.report import comparison_rows, write_comparison, write_report
 from sim.scenario import (
     ActorWorkload,
@@ -36,6 +35,7 @@ from sim.scenario import (
     read_task_graph,
     validate_scenario,
 )
+from twin.real_workloads import RUNNERS, SPIN_BELOW_S, RealDriver, work
 
 __all__ = [
     "SPIN_BELOW_S",
@@ -403,10 +403,10 @@ def run_real(
         spans = getattr(node, "spans", None)
         if spans is not None:
             spans.clear()
-        waited = dict(node.raylet.waited)  # the core's wait clock, net of the warm-up
+        waited = node.raylet.wait_seconds()  # the core's wait clock, net of the warm-up
         driver.t0 = time.monotonic()
         run(driver, workload)
-        waited = {cause: s - waited[cause] for cause, s in node.raylet.waited.items()}
+        waited = {cause: s - waited[cause] for cause, s in node.raylet.wait_seconds().items()}
         if spans is not None:
             driver.record_spans(spans, getattr(node, "workers", ()))
         if trace is not None:

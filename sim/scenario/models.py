@@ -1,0 +1,622 @@
+"""The scenario schema: pydantic models of every section, workload kind and fault."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+DEFAULT_POLICIES: tuple[str, ...] = (
+    "bottom_up",
+    "centralized",
+    "random",
+    "power_of_two",
+    "locality",
+)
+"""Policy names accepted when neither a registry is passed nor the core's can be imported."""
+
+
+def known_policies() -> tuple[str, ...]:
+    """Names in the core's policy registry (imported lazily), else DEFAULT_POLICIES."""
+    try:
+        from runtime.core.policies import POLICIES
+    except ImportError:
+        return DEFAULT_POLICIES
+    return tuple(POLICIES)
+
+
+class _Spec(BaseModel):
+    """Base of every scenario section: strict types, unknown fields rejected, immutable."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+# --- distributions -------------------------------------------------------------------------
+
+
+class ConstantDist(_Spec):
+    """Always the same value."""
+
+    dist: Literal["constant"]
+    value: float = Field(ge=0)
+
+
+class ExponentialDist(_Spec):
+    """Exponential distribution with the given mean."""
+
+    dist: Literal["exponential"]
+    mean: float = Field(gt=0)
+
+
+class UniformDist(_Spec):
+    """Uniform distribution on [low, high]."""
+
+    dist: Literal["uniform"]
+    low: float = Field(ge=0)
+    high: float = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> UniformDist:
+        if self.high < self.low:
+            raise ValueError(f"expected high >= low, got low={self.low:g} high={self.high:g}")
+        return self
+
+
+class LognormalDist(_Spec):
+    """Lognormal distribution; `mean` is the mean of the distribution, not of its log."""
+
+    dist: Literal["lognormal"]
+    mean: float = Field(gt=0)
+    sigma: float = Field(ge=0)
+
+
+class NormalDist(_Spec):
+    """Normal distribution truncated at 0 (negative draws are redrawn)."""
+
+    dist: Literal["normal"]
+    mean: float = Field(ge=0)
+    stddev: float = Field(ge=0)
+
+
+def _bare_number_is_constant(value: Any) -> Any:
+    """Accept a bare number where a distribution is expected, as a constant."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return {"dist": "constant", "value": value}
+    return value
+
+
+DistSpec = Annotated[
+    ConstantDist | ExponentialDist | UniformDist | LognormalDist | NormalDist,
+    Field(discriminator="dist"),
+    BeforeValidator(_bare_number_is_constant),
+]
+"""A distribution spec: `{dist: <name>, ...}` or a bare number (constant)."""
+
+
+# --- sections ------------------------------------------------------------------------------
+
+
+class NodeGroupSpec(_Spec):
+    """A group of identical nodes (e.g. 64 CPU nodes, or 8 GPU nodes)."""
+
+    name: str = Field("default", pattern=r"^[A-Za-z0-9_-]+$")
+    count: int = Field(1, ge=1)
+    cpus: int = Field(32, ge=0)
+    gpus: int = Field(0, ge=0)
+    memory_gb: float = Field(0, ge=0)
+    """Schedulable memory, as the resource ``memory`` in GB (0: not a resource)."""
+    object_store_mb: float = Field(2048, gt=0)
+    custom_resources: dict[str, Annotated[float, Field(ge=0)]] = Field(default_factory=dict)
+
+    def resources(self) -> dict[str, float]:
+        """The resources of one node of this group (zero entries left out)."""
+        res = {"CPU": float(self.cpus)}
+        if self.gpus:
+            res["GPU"] = float(self.gpus)
+        if self.memory_gb:
+            res["memory"] = float(self.memory_gb)
+        res.update(self.custom_resources)
+        return res
+
+
+class ClusterSpec(_Spec):
+    """Size and per-node resources of the simulated cluster.
+
+    Either one homogeneous group described by ``nodes``/``cpus_per_node``/... or explicit
+    ``groups`` (heterogeneous clusters); with groups, ``nodes`` is their total count and
+    nodes are numbered group by group, in order.
+    """
+
+    nodes: int = Field(100, ge=1)
+    cpus_per_node: int = Field(32, ge=1)
+    gpus_per_node: int = Field(0, ge=0)
+    memory_gb_per_node: float = Field(0, ge=0)
+    custom_resources: dict[str, Annotated[float, Field(ge=0)]] = Field(default_factory=dict)
+    object_store_mb: float = Field(2048, gt=0)
+    groups: list[NodeGroupSpec] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _count_groups(self) -> ClusterSpec:
+        if self.groups:
+            total = sum(g.count for g in self.groups)
+            if "nodes" in self.model_fields_set and self.nodes != total:
+                raise ValueError(
+                    f"expected nodes to be left out or equal the groups' total ({total}),"
+                    f" got {self.nodes}"
+                )
+            object.__setattr__(self, "nodes", total)
+        return self
+
+    def node_groups(self) -> list[NodeGroupSpec]:
+        """The node groups, a single default one when none are given."""
+        if self.groups:
+            return list(self.groups)
+        return [
+            NodeGroupSpec(
+                name="default",
+                count=self.nodes,
+                cpus=self.cpus_per_node,
+                gpus=self.gpus_per_node,
+                memory_gb=self.memory_gb_per_node,
+                object_store_mb=self.object_store_mb,
+                custom_resources=dict(self.custom_resources),
+            )
+        ]
+
+
+class EdgeSpec(_Spec):
+    """One link of an explicit topology: ints are compute nodes, strings are switches."""
+
+    a: int | str
+    b: int | str
+    latency_us: float = Field(ge=0)
+    bandwidth_gbps: float = Field(gt=0)
+
+
+class NetworkSpec(_Spec):
+    """Network topology and link parameters.
+
+    * ``star``: one switch, one link (``link_*``) per node.
+    * ``two_tier``: racks of ``nodes_per_rack`` nodes under top-of-rack switches, each
+      linked to one spine by an uplink of ``nodes_per_rack x link bandwidth /
+      oversubscription`` and ``uplink_latency_us``.
+    * ``fat_tree``: the k-ary fat-tree (``fat_tree_k``; default the smallest even k with
+      k^3/4 >= nodes), every link ``link_*``.
+    * ``edges``: an explicit edge list (networkx-style), ``{a, b, latency_us, bandwidth_gbps}``.
+
+    Control messages cost path latency + size / bottleneck bandwidth; object transfers share
+    links max-min fairly (``sim.flows``).
+    """
+
+    topology: Literal["star", "two_tier", "fat_tree", "edges"] = "star"
+    link_latency_us: float = Field(25, ge=0)
+    link_bandwidth_gbps: float = Field(10, gt=0)
+    local_latency_us: float = Field(2, ge=0)
+    nodes_per_rack: int = Field(16, ge=1)
+    uplink_latency_us: float = Field(25, ge=0)
+    oversubscription: float = Field(4.0, gt=0)
+    fat_tree_k: int | None = Field(None, ge=2)
+    edges: list[EdgeSpec] = Field(default_factory=list)
+
+
+class ControlPlaneSpec(_Spec):
+    """Per-message service time of each control-plane component, in microseconds."""
+
+    owner_us: float = Field(3, ge=0)
+    raylet_us: float = Field(5, ge=0)
+    global_scheduler_us: float = Field(10, ge=0)
+    gcs_us: float = Field(10, ge=0)
+    per_kib_us: float = Field(0.05, ge=0)
+    gcs_shards: int = Field(1, ge=1)
+    """GCS shards (objects and tasks hashed by id over them; see sim/shards.py)."""
+    record_task_events: bool = True
+    """Raylets batch task state changes to the GCS task table (costs GCS time and memory)."""
+    profile: str | None = None
+    """Calibration profile (`run-scenario --calibrate`): its control_plane and network
+    values are this scenario's defaults; fields given here win (see sim/profile.py)."""
+    task_overhead_us: float = Field(0, ge=0)
+    """CPU-slot time every task holds beyond its body: dispatch to a worker and the return
+    of its result (a calibration profile measures it on real workers)."""
+    store_put_us_per_mib: float = Field(0, ge=0)
+    """Further slot time per MiB of output written to the object store."""
+
+
+class SchedulerSpec(_Spec):
+    """Placement policy and its knobs (``sample_size``: the sampling policies' only)."""
+
+    policy: str = "bottom_up"
+    spillback_threshold: int = Field(16, ge=0)
+    report_interval_ms: float = Field(100, gt=0)
+    sample_size: int = Field(
+        2,
+        ge=1,
+        description="nodes a sampling policy (bottom_up, locality, power_of_two) samples"
+        " per placement; only for those policies",
+    )
+
+    @field_validator("policy")
+    @classmethod
+    def _known_policy(cls, value: str, info: ValidationInfo) -> str:
+        known = (info.context or {}).get("policies") or DEFAULT_POLICIES
+        if value not in known:
+            raise PydanticCustomError(
+                "unknown_policy",
+                "expected one of {expected}",
+                {"expected": ", ".join(repr(p) for p in sorted(known))},
+            )
+        return value
+
+
+class PlacementGroupSpec(_Spec):
+    """Placement groups a workload's tasks and actors run in (Ray's gang-reserved bundles).
+
+    Each driver creates ``count`` groups of ``bundles`` by ``strategy`` before it submits
+    anything; its tasks and actors go to its groups in turn, in any bundle that fits
+    (``bundle: any``) or bundle after bundle (``bundle: round_robin``).
+    """
+
+    bundles: list[dict[str, Annotated[float, Field(ge=0)]]] = Field(min_length=1)
+    strategy: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = "PACK"
+    count: int = Field(1, ge=1)
+    bundle: Literal["any", "round_robin"] = "any"
+
+    @field_validator("bundles")
+    @classmethod
+    def _nonempty_bundles(cls, value: list[dict[str, float]]) -> list[dict[str, float]]:
+        for i, bundle in enumerate(value):
+            if not any(v > 0 for v in bundle.values()):
+                raise ValueError(f"expected bundle {i} to request some resource, got {bundle}")
+        return value
+
+
+class _WorkloadBase(_Spec):
+    """Fields shared by every workload kind: drivers, durations, sizes and resource demands.
+
+    ``gpu_duration_ms``, when given, is the duration model of tasks that request GPUs
+    (GPU work has its own speed); otherwise they use ``duration_ms`` too.
+    ``scheduling_strategy: spread`` spreads tasks and actors over the nodes (Ray's
+    ``"SPREAD"``); ``placement_group`` puts them in placement groups instead.
+    """
+
+    drivers: int = Field(1, ge=1)
+    duration_ms: DistSpec = ExponentialDist(dist="exponential", mean=1.0)
+    gpu_duration_ms: DistSpec | None = None
+    output_bytes: DistSpec = ConstantDist(dist="constant", value=0.0)
+    num_cpus: float = Field(1.0, ge=0)
+    num_gpus: float = Field(0.0, ge=0)
+    resources: dict[str, Annotated[float, Field(ge=0)]] = Field(default_factory=dict)
+    """Custom resources each task requests, e.g. {accelerator_x: 1}."""
+    scheduling_strategy: Literal["default", "spread"] = "default"
+    placement_group: PlacementGroupSpec | None = None
+
+    def demand(self) -> dict[str, float]:
+        """The resource request of one task (zero entries left out)."""
+        return _demand(self.num_cpus, self.num_gpus, self.resources)
+
+    def demands(self) -> list[tuple[str, dict[str, float]]]:
+        """(field path, request) of every kind of task or actor this workload runs."""
+        return [("workload", self.demand())]
+
+
+def _demand(
+    cpus: float, gpus: float, custom: Mapping[str, float] | None = None
+) -> dict[str, float]:
+    """A resource request from its parts (zero entries left out)."""
+    res = {"CPU": float(cpus)} if cpus else {}
+    if gpus:
+        res["GPU"] = float(gpus)
+    res.update({k: float(v) for k, v in (custom or {}).items() if v})
+    return res
+
+
+class IndependentWorkload(_WorkloadBase):
+    """`tasks` independent tasks submitted by `drivers` drivers, each with a window.
+
+    With ``poisson_rate_tps`` set, submission is open-loop instead: Poisson arrivals at
+    that total rate (split evenly over drivers), whatever is in flight.
+    """
+
+    kind: Literal["independent"]
+    tasks: int = Field(1000, ge=1)
+    window: int = Field(1000, ge=1)
+    poisson_rate_tps: float | None = Field(None, gt=0)
+
+
+class ChainWorkload(_WorkloadBase):
+    """`chains` chains of `length` dependent tasks, given to drivers round robin."""
+
+    kind: Literal["chain"]
+    length: int = Field(10, ge=1)
+    chains: int = Field(1, ge=1)
+
+
+class TreeWorkload(_WorkloadBase):
+    """Tree reductions: `leaves` leaf tasks, combined `fan_in` at a time up to one root.
+
+    Each driver runs its share of `trees`, keeping `window` trees in flight.
+    """
+
+    kind: Literal["tree"]
+    trees: int = Field(1, ge=1)
+    leaves: int = Field(16, ge=1)
+    fan_in: int = Field(2, ge=2)
+    window: int = Field(1, ge=1)
+
+
+class ShuffleWorkload(_WorkloadBase):
+    """Map-reduce shuffle: `maps` tasks each emit one partition (`output_bytes`) per reducer.
+
+    Every reducer reads its partition of every map (maps x reduces transfers); `rounds`
+    shuffles per driver, `window` in flight.
+    """
+
+    kind: Literal["shuffle"]
+    maps: int = Field(8, ge=1)
+    reduces: int = Field(8, ge=1, le=255)
+    rounds: int = Field(1, ge=1)
+    window: int = Field(1, ge=1)
+
+
+class GraphWorkload(_WorkloadBase):
+    """A task graph read from a JSON or YAML file (relative paths: from the scenario's folder).
+
+    The file holds ``{"tasks": [{"id": str, "deps": [ids], "duration_ms": f,
+    "output_bytes": n, "num_cpus": f, "num_gpus": f, "resources": {...}}, ...]}``; missing
+    fields take the workload's values (distributions) and demands. Tasks are listed in
+    any order; the graph must be acyclic. Each driver runs it `repeats` times, `window`
+    copies in flight.
+    """
+
+    kind: Literal["graph"]
+    file: str
+    repeats: int = Field(1, ge=1)
+    window: int = Field(1, ge=1)
+
+    def demands(self) -> list[tuple[str, dict[str, float]]]:
+        """The distinct requests of the file's tasks (unreadable files are reported apart)."""
+        try:
+            tasks = read_task_graph(Path(self.file))
+        except (OSError, ValueError, yaml.YAMLError):
+            return []
+        demands: list[tuple[str, dict[str, float]]] = []
+        for i, entry in enumerate(tasks):
+            demand = _demand(
+                entry.get("num_cpus", self.num_cpus),
+                entry.get("num_gpus", self.num_gpus),
+                entry.get("resources", self.resources),
+            )
+            if all(d != demand for _, d in demands):
+                demands.append((f"workload.file (task {entry.get('id', i)!r})", demand))
+        return demands
+
+
+def read_task_graph(path: Path) -> list[dict[str, Any]]:
+    """The task entries of a graph file: JSON, or YAML for .yaml/.yml files."""
+    text = path.read_text(encoding="utf-8")
+    data = yaml.safe_load(text) if path.suffix in (".yaml", ".yml") else json.loads(text)
+    tasks = data.get("tasks") if isinstance(data, dict) else None
+    if not isinstance(tasks, list) or not tasks or not all(isinstance(t, dict) for t in tasks):
+        raise ValueError("expected a mapping with a non-empty list 'tasks' of mappings")
+    if not all("id" in t for t in tasks):
+        raise ValueError("expected an 'id' in every task")
+    return tasks
+
+
+class ActorWorkload(_WorkloadBase):
+    """`actors` stateful actors (split over drivers), each called `calls` times in order.
+
+    Calls run up to ``max_concurrency`` at a time on their actor (``duration_ms`` each; 1,
+    the default, is a sync actor: one at a time; more is a threaded or async actor whose
+    calls overlap, e.g. waiting on I/O); a driver keeps `window` calls in flight per actor.
+    Actors hold ``actor_cpus``/``actor_gpus`` while alive.
+    """
+
+    kind: Literal["actors"]
+    actors: int = Field(4, ge=1)
+    calls: int = Field(100, ge=1)
+    window: int = Field(4, ge=1)
+    max_concurrency: int = Field(1, ge=1)
+    """Calls of one actor that run at once (Ray's ``max_concurrency``)."""
+    actor_cpus: float = Field(1.0, ge=0)
+    actor_gpus: float = Field(0.0, ge=0)
+
+    def demands(self) -> list[tuple[str, dict[str, float]]]:
+        """An actor's request."""
+        return [("workload.actor_cpus", _demand(self.actor_cpus, self.actor_gpus, self.resources))]
+
+
+class RLWorkload(_WorkloadBase):
+    """RL training: rollout actors on CPUs feed a learner actor on a GPU, iterating.
+
+    Each iteration every rollout actor produces `sample_bytes` of experience from the
+    latest weights (``rollout_ms``); the learner trains on all of it (``train_ms``) and
+    produces `weights_bytes` of new weights for the next iteration. One driver.
+    """
+
+    kind: Literal["rl"]
+    rollout_actors: int = Field(8, ge=1)
+    iterations: int = Field(10, ge=1)
+    rollout_ms: DistSpec = ConstantDist(dist="constant", value=10.0)
+    train_ms: DistSpec = ConstantDist(dist="constant", value=20.0)
+    sample_bytes: DistSpec = ConstantDist(dist="constant", value=1e6)
+    weights_bytes: DistSpec = ConstantDist(dist="constant", value=1e6)
+    rollout_cpus: float = Field(1.0, ge=0)
+    learner_cpus: float = Field(1.0, ge=0)
+    learner_gpus: float = Field(1.0, ge=0)
+
+    def demands(self) -> list[tuple[str, dict[str, float]]]:
+        """Rollout actors and the learner."""
+        return [
+            ("workload.rollout_cpus", _demand(self.rollout_cpus, 0)),
+            ("workload.learner_gpus", _demand(self.learner_cpus, self.learner_gpus)),
+        ]
+
+
+class ParameterServerWorkload(_WorkloadBase):
+    """Data-parallel training with `servers` parameter-server actors (the weights sharded).
+
+    Each iteration `workers` tasks (``duration_ms``, ``num_cpus``/``num_gpus``) read all
+    weight shards and emit one gradient shard (`gradient_bytes`) per server; each server
+    applies its shards (``update_ms``) and emits its new weight shard. One driver.
+    """
+
+    kind: Literal["parameter_server"]
+    servers: int = Field(1, ge=1, le=255)
+    workers: int = Field(8, ge=1)
+    iterations: int = Field(10, ge=1)
+    update_ms: DistSpec = ConstantDist(dist="constant", value=1.0)
+    gradient_bytes: DistSpec = ConstantDist(dist="constant", value=1e6)
+    server_cpus: float = Field(1.0, ge=0)
+
+    def demands(self) -> list[tuple[str, dict[str, float]]]:
+        """Workers and servers."""
+        return [
+            ("workload", self.demand()),
+            ("workload.server_cpus", _demand(self.server_cpus, 0)),
+        ]
+
+
+class HyperparameterSearchWorkload(_WorkloadBase):
+    """Hyperparameter search with early stopping (asynchronous successive halving).
+
+    `trials` trials of up to `epochs` epochs (one task each, ``duration_ms`` or
+    ``gpu_duration_ms``), at most `concurrent_trials` at a time per driver. Each trial has
+    a hidden quality drawn uniformly; at epochs grace, grace*rf, grace*rf^2, ... a trial
+    continues only if its quality is in the top 1/rf of the trials seen at that rung.
+    """
+
+    kind: Literal["hyperparameter_search"]
+    trials: int = Field(32, ge=1)
+    epochs: int = Field(9, ge=1)
+    concurrent_trials: int = Field(8, ge=1)
+    grace_epochs: int = Field(1, ge=1)
+    reduction_factor: int = Field(3, ge=2)
+
+
+class StreamWorkload(_WorkloadBase):
+    """Streaming generators: `producers` tasks each yield `items` items over their run.
+
+    A producer's items are yielded evenly over its `duration_ms` (item `i` of `n` at
+    `(i + 1) / (n + 1)` of it), each of `item_bytes`; every item, as it reaches its driver, is
+    the argument of one consumer task (`consumer_duration_ms`, same resources), so
+    consumers start while their producer still runs. Each driver keeps `window`
+    producers in flight; a producer that fails ends its stream with fewer items.
+    """
+
+    kind: Literal["stream"]
+    producers: int = Field(4, ge=1)
+    items: int = Field(10, ge=1)
+    item_bytes: DistSpec = ConstantDist(dist="constant", value=1024.0)
+    consumer_duration_ms: DistSpec = ExponentialDist(dist="exponential", mean=1.0)
+    window: int = Field(4, ge=1)
+
+
+WorkloadSpec = Annotated[
+    StreamWorkload
+    | IndependentWorkload
+    | ChainWorkload
+    | TreeWorkload
+    | ShuffleWorkload
+    | GraphWorkload
+    | ActorWorkload
+    | RLWorkload
+    | ParameterServerWorkload
+    | HyperparameterSearchWorkload,
+    Field(discriminator="kind"),
+]
+"""A workload spec, discriminated on `kind`."""
+
+
+# --- faults --------------------------------------------------------------------------------
+
+
+class NodeFault(_Spec):
+    """Kill node `node` at `at_s` (seconds after the workload starts): raylet, workers, store."""
+
+    kind: Literal["node"]
+    at_s: float = Field(ge=0)
+    node: int = Field(ge=0)
+    restart_after_s: float | None = Field(None, gt=0)
+    """When set, the node comes back this long after it died: empty (no tasks, no
+    objects), with a fresh raylet that registers with the GCS like a new node."""
+
+
+class WorkerFault(_Spec):
+    """Kill one worker on `node` at `at_s`: the oldest task running there fails (worker_died)."""
+
+    kind: Literal["worker"]
+    at_s: float = Field(ge=0)
+    node: int = Field(ge=0)
+
+
+class GcsFault(_Spec):
+    """The GCS is unavailable from `at_s` for `duration_s`: messages to it wait until it is back.
+
+    Its tables survive (as with Ray's GCS fault tolerance backed by external storage).
+    """
+
+    kind: Literal["gcs"]
+    at_s: float = Field(ge=0)
+    duration_s: float = Field(gt=0)
+
+
+class PartitionFault(_Spec):
+    """Cut `nodes` off from the rest of the cluster from `at_s` for `duration_s`.
+
+    Messages and transfers crossing the cut are delayed until it heals (TCP retransmits;
+    the control plane has no message timeouts, so dropping them would hang it).
+    """
+
+    kind: Literal["partition"]
+    at_s: float = Field(ge=0)
+    duration_s: float = Field(gt=0)
+    nodes: list[int] = Field(min_length=1)
+
+
+FaultSpec = Annotated[
+    NodeFault | WorkerFault | GcsFault | PartitionFault, Field(discriminator="kind")
+]
+"""A fault, discriminated on `kind`."""
+
+
+class OutputSpec(_Spec):
+    """Where and how results are reported."""
+
+    report_dir: str = "reports"
+    progress: bool | None = Field(
+        default=None,
+        description="show a progress bar on stderr; unset: shown when stderr is a terminal",
+    )
+
+
+class Scenario(_Spec):
+    """A complete, validated scenario."""
+
+    name: str = Field(pattern=r"^[a-z0-9_-]+$")
+    description: str = ""
+    seed: int = 42
+    cluster: ClusterSpec = ClusterSpec()
+    network: NetworkSpec = NetworkSpec()
+    control_plane: ControlPlaneSpec = ControlPlaneSpec()
+    scheduler: SchedulerSpec = SchedulerSpec()
+    workload: WorkloadSpec = IndependentWorkload(kind="independent")
+    faults: list[FaultSpec] = Field(default_factory=list)
+    output: OutputSpec = OutputSpec()
+
+
+def scenario_json_schema() -> dict[str, Any]:
+    """Return the JSON schema of scenario files (for editors and docs)."""
+    return Scenario.model_json_schema()

@@ -1,0 +1,64 @@
+"""The `run-scenario` command: the simulator's options plus real mode and calibration.
+
+Simulator-only runs (`--mode sim`, the default, `--sweep`, `--schema`) are `sim.cli`'s;
+this module adds `--mode real|both`, `--scale-down` and `--calibrate`, which start real
+worker processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from sim import cli as sim_cli
+from sim.profile import DEFAULT_PROFILE
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The simulator's parser with the options that run real workers added."""
+    parser = sim_cli.build_parser("run-scenario", "Run a scenario in the simulated cluster.")
+    parser.add_argument(
+        "--mode",
+        choices=("sim", "real", "both"),
+        default="sim",
+        help="simulate (default), run on real worker processes, or both side by side",
+    )
+    parser.add_argument(
+        "--scale-down",
+        action="store_true",
+        help="real mode: map a cluster larger than this machine onto 1 node x its CPUs",
+    )
+    parser.add_argument(
+        "--calibrate",
+        nargs="?",
+        const=str(DEFAULT_PROFILE),
+        metavar="PROFILE",
+        help="measure this machine's real-mode overheads and write a calibration profile "
+        f"(default {DEFAULT_PROFILE}); no scenario file needed",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `run-scenario`; returns the process exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.calibrate:
+        from twin.calibrate import main as calibrate
+
+        return calibrate(args.calibrate)
+    if args.mode == "sim" or args.schema or args.sweep:
+        return sim_cli.run_args(parser, args)
+    if args.file is None:
+        parser.error("the following arguments are required: file")
+    scenario = sim_cli.load(args)
+    if scenario is None:
+        return sim_cli.EXIT_BAD_SCENARIO
+    from twin.real_mode import run_mode
+
+    return run_mode(scenario, args.mode, args.scale_down)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
