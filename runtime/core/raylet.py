@@ -1031,7 +1031,7 @@ class Raylet(RayletBundles):
             else:
                 # a constructor that raised is final; a worker that died may be restarted
                 self._give_instances(spec)
-                killed = msg.error_kind == "application"
+                killed = msg.error_kind == ERR_APPLICATION
                 reason: Any = f"the actor's worker died in its constructor: {msg.error}"
                 if killed:
                     reason = ActorError("the actor's constructor raised an exception", msg.error)
