@@ -17,6 +17,7 @@ import inspect
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from runtime.core.ids import task_of
 from runtime.core.task import GEN_DYNAMIC, GEN_NONE, GEN_STREAMING
 
 __all__ = [
@@ -126,7 +127,7 @@ class ObjectRefGenerator:
         return self._node.stream_finished(self)
 
     def _task_id(self) -> int:
-        return self._ref._oid >> 8
+        return task_of(self._ref._oid)
 
     def __reduce__(self) -> Any:
         raise TypeError(

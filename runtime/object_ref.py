@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from runtime._session import NodeLike
 
+from runtime.core.ids import task_of
+
 __all__ = ["ObjectRef"]
 
 
@@ -35,7 +37,7 @@ class ObjectRef:
 
     def task_id(self) -> int:
         """The id of the task that creates this object (0-based index bits stripped)."""
-        return self._oid >> 8
+        return task_of(self._oid)
 
     def future(self) -> Any:
         """A `concurrent.futures.Future` that resolves with this object's value or error."""

@@ -36,7 +36,7 @@ from __future__ import annotations
 import math
 import random
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from functools import partial
 from heapq import heappop, heappush
 from typing import Any
@@ -126,6 +126,27 @@ class _Call:
 _OWN_EVENTS = frozenset({_Arrival, _TaskEnd, _Call})
 
 
+class _Checked:
+    """A core component whose ``check()`` runs after every message it handles.
+
+    The simulator's invariant-checking debug option (``control_plane.check_invariants``)
+    puts this in front of every core component; any other attribute is forwarded.
+    """
+
+    __slots__ = ("component",)
+
+    def __init__(self, component: Any) -> None:
+        self.component = component
+
+    def handle(self, msg: Any, now: float, out: list[Any]) -> None:
+        """Handle `msg`, then verify the component's invariants (raises InvariantError)."""
+        self.component.handle(msg, now, out)
+        self.component.check()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.component, name)
+
+
 class Host:
     """Owns the calendar, the components and their service queues; executes commands."""
 
@@ -150,6 +171,8 @@ class Host:
         self._store_s_per_byte = 0.0
         self._inline_threshold = 0
         self.components: dict[int, Component] = {}
+        self._checked: set[int] = set()
+        """Addresses whose component runs ``check()`` after each message (`check_invariants`)."""
         self._node_of: dict[int, int] = {}
         self._cost: dict[int, float] = {}
         self._busy: dict[int, float] = {}
@@ -222,10 +245,15 @@ class Host:
         """Host `component` at address `addr` on `node`, serving each message in `cost_s`."""
         if addr in self.components:
             raise ValueError(f"address {addr} is already in use")
-        self.components[addr] = component
+        self.components[addr] = _Checked(component) if addr in self._checked else component
         self._node_of[addr] = node
         self._cost[addr] = cost_s
         self._busy[addr] = 0.0
+
+    def check_invariants(self, addrs: Iterable[int]) -> None:
+        """Debugging: run ``check()`` of the components at `addrs` after every message they
+        handle (call before `add`; a revived node's raylet is checked too)."""
+        self._checked.update(addrs)
 
     def add_raylet(self, addr: int, raylet: Component, node: int, cost_s: float) -> None:
         """Host the raylet of `node` (tasks dispatched on `node` report back to it)."""
@@ -679,7 +707,7 @@ class Host:
         self._special.difference_update(a for a in addrs if a not in self._gcs_addrs)
         self._revived_at[node] = now
         addr = self._raylet_of_node[node]
-        self.components[addr] = raylet
+        self.components[addr] = _Checked(raylet) if addr in self._checked else raylet
         self._busy[addr] = now
         raylet.start(now, self._out)
         self._execute(self._out, addr, now)

@@ -466,6 +466,7 @@ def build(scenario: Scenario) -> Simulation:
         report_interval=sched.report_interval_ms * 1e-3,
         record_task_events=plane_spec.record_task_events,
         sample_size=sched.sample_size,
+        check_transitions=plane_spec.check_invariants,
     )
     metrics = MetricsRecorder()
     network = Network(scenario.network, cluster.nodes)
@@ -484,6 +485,9 @@ def build(scenario: Scenario) -> Simulation:
         gcs_shards=plane_spec.gcs_shards,
     )
     gcs, gs, shards = plane.gcs, plane.global_scheduler, plane.shards
+    if plane_spec.check_invariants:
+        checked = [*plane.shards, plane.global_scheduler, *plane.raylets, *plane.owners]
+        host.check_invariants(component.addr for component in checked)
     host.add(GCS_ADDR, gcs, HEAD_NODE, plane_spec.gcs_us * 1e-6)
     host.add(GS_ADDR, gs, HEAD_NODE, plane_spec.global_scheduler_us * 1e-6)
     for shard in shards[1:]:

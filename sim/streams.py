@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from runtime.core.ids import ObjectId, TaskId, object_id
+from runtime.core.ids import ObjectId, TaskId, object_id, task_of
 from runtime.core.messages import ItemReady, ObjectReady, StreamEnded
 from runtime.core.owner import Owner
 from runtime.core.task import GEN_STREAMING, TaskSpec
@@ -105,7 +105,7 @@ class StreamDriver(_DriverBase):
             self.metrics.task_done(at - cmd.submitted_at, at)
         else:
             self.metrics.task_failed(at)
-        tid = cmd.oid >> 8
+        tid = task_of(cmd.oid)
         if tid in self.running:
             self.running.discard(tid)  # its ref is dropped when its stream ends
         else:

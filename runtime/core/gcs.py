@@ -6,10 +6,11 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NoReturn
 
 from runtime.core.config import CoreConfig
 from runtime.core.ids import Address, NodeId, ObjectId, TaskId
+from runtime.core.invariants import InvariantError
 from runtime.core.messages import (
     ACTOR_ALIVE,
     ACTOR_DEAD,
@@ -20,12 +21,15 @@ from runtime.core.messages import (
     ActorStarted,
     ActorUpdate,
     CancelPlacementGroup,
+    Command,
     CreatePlacementGroup,
     EvictObjects,
     FreeObjects,
+    HostEvent,
     KillActor,
     LocateObject,
     LookupActor,
+    Message,
     NodeAdded,
     NodeDied,
     NodeRemoved,
@@ -61,6 +65,50 @@ from runtime.core.task import TaskSpec
 REMOVED_PGS_KEPT = 1000
 """Removed placement groups the table keeps (the oldest go first), as Ray's GCS does."""
 
+# ---------------------------------------------------------------------------------------
+# Lifecycles the GCS holds (h11 style: every legal transition and its cause). `Gcs.check`
+# verifies that the tables agree with the states.
+# ---------------------------------------------------------------------------------------
+
+ACTOR_TRANSITIONS: dict[str, dict[str, str]] = {
+    ACTOR_PENDING: {
+        ACTOR_ALIVE: "ActorStarted: its constructor finished on a node",
+        ACTOR_RESTARTING: "ActorDied before it started, with restarts left",
+        ACTOR_DEAD: "killed before it started, or its creation failed for good",
+    },
+    ACTOR_ALIVE: {
+        ACTOR_RESTARTING: "ActorDied (or its node died) with restarts left",
+        ACTOR_DEAD: "killed, or died with no restart left (its groups are removed with it)",
+    },
+    ACTOR_RESTARTING: {
+        ACTOR_ALIVE: "ActorStarted: the new incarnation's constructor finished",
+        ACTOR_RESTARTING: "died again before it started, with restarts left",
+        ACTOR_DEAD: "killed, or died with no restart left",
+    },
+    ACTOR_DEAD: {},
+}
+"""An actor record's ``state``. Only a non-DEAD actor holds its name in ``actor_names``;
+only an ALIVE one has a ``node`` and ``addr``."""
+
+PG_TRANSITIONS: dict[str, dict[str, str]] = {
+    PG_PENDING: {
+        PG_CREATED: "PlacementGroupPlaced: every bundle is committed",
+        PG_REMOVED: "removed (or its name was taken: refused at creation)",
+    },
+    PG_CREATED: {
+        PG_RESCHEDULING: "a node holding some of its bundles died",
+        PG_REMOVED: "removed, or its creating actor died",
+    },
+    PG_RESCHEDULING: {
+        PG_CREATED: "PlacementGroupPlaced: the lost bundles are placed again",
+        PG_RESCHEDULING: "another node holding its bundles died",
+        PG_REMOVED: "removed, or its creating actor died",
+    },
+    PG_REMOVED: {},
+}
+"""A placement group record's ``state``: CREATED holds every bundle on a live node,
+REMOVED none; only a group not REMOVED holds its name."""
+
 
 @dataclass(slots=True)
 class NodeInfo:
@@ -83,7 +131,7 @@ class DirectoryEntry:
     locations: list[NodeId] = field(default_factory=list)
 
 
-TASK_STATE_RANK: dict[str, int] = {
+TASK_STATE_RANK: dict[str, int] = {  # the task table's lifecycle: ranks only ever go up
     "PENDING_ARGS_AVAIL": 0,
     "PENDING_NODE_ASSIGNMENT": 1,
     "SUBMITTED_TO_WORKER": 2,
@@ -152,15 +200,21 @@ class Gcs:
         self.gs_addr = gs_addr
         self.config = config or CoreConfig()
         self.nodes: dict[NodeId, NodeInfo] = {}
+        """The node table (dead nodes stay, ``alive`` False)."""
         self.objects: dict[ObjectId, DirectoryEntry] = {}
+        """The object directory: every stored object not freed, and the live nodes holding it."""
         self.tasks: dict[TaskId, TaskRecord] = {}
+        """The task table, least recently updated first (bounded by ``task_table_max``)."""
         self.tasks_dropped = 0
+        """Task records dropped from the table to keep it bounded."""
         self.subscribers: list[Address] = []
         """Hear of nodes joining (and leaving)."""
         self.death_subscribers: list[Address] = []
         """Hear of nodes leaving."""
         self.actors: dict[int, ActorRecord] = {}
+        """The actor table, by actor id (dead actors stay, state DEAD)."""
         self.actor_names: dict[str, int] = {}
+        """Names of the actors not dead -> their ids."""
         self.placement_groups: dict[int, PlacementGroupRecord] = {}
         """The placement-group table, by group id (removed groups stay, state REMOVED)."""
         self.placement_group_names: dict[str, int] = {}
@@ -171,7 +225,7 @@ class Gcs:
         """Removed groups, oldest first: the table keeps the last ``REMOVED_PGS_KEPT``."""
         self.freed_early: set[ObjectId] = set()
         """Objects freed before their primary copy registered (a race between paths)."""
-        self._handlers: dict[type, Callable[[Any, float, list[Any]], None]] = {
+        self._handlers: dict[type, Callable[[Any, float, list[Command]], None]] = {
             RegisterNode: self._on_register_node,
             Subscribe: self._on_subscribe,
             ObjectAdded: self._on_object_added,
@@ -193,20 +247,109 @@ class Gcs:
             PlacementGroupPending: self._on_pg_pending,
         }
 
-    def handle(self, msg: Any, now: float, out: list[Any]) -> None:
+    def handle(self, msg: Message | HostEvent, now: float, out: list[Command]) -> None:
         """React to one message, appending commands to ``out``."""
         self._handlers[type(msg)](msg, now, out)
 
+    # -- invariants (tests and debug runs only: never called on the hot path) ------------
+
+    def check(self) -> None:
+        """Verify the GCS's tables agree; raise ``InvariantError`` naming the first broken one.
+
+        Actor names map to live records and back; each actor's and group's state is a
+        declared one and its fields match it (an ALIVE actor has a node, a CREATED group
+        every bundle on a live node); the object directory names only live nodes, once.
+        """
+        self._check_nodes()
+        self._check_actors()
+        self._check_placement_groups()
+
+    def _fail(self, what: str) -> NoReturn:
+        raise InvariantError(f"GCS {self.addr}: {what}")
+
+    def _check_nodes(self) -> None:
+        fail = self._fail
+        for node, info in self.nodes.items():
+            if info.node != node:
+                fail(f"nodes[{node}] describes node {info.node}")
+        for oid, entry in self.objects.items():
+            if len(set(entry.locations)) != len(entry.locations):
+                fail(f"object {oid:x} lists a location twice: {entry.locations}")
+            for node in entry.locations:
+                where = self.nodes.get(node)
+                if where is not None and not where.alive:
+                    fail(f"object {oid:x} is located on dead node {node}")
+        for subs in (self.subscribers, self.death_subscribers):
+            if len(set(subs)) != len(subs):
+                fail(f"a subscriber is listed twice: {subs}")
+        unknown = {r.state for r in self.tasks.values()} - TASK_STATE_RANK.keys()
+        if unknown:
+            fail(f"task records in undeclared states {sorted(unknown)}")
+        if len(self.tasks) > self.config.task_table_max:
+            fail(f"the task table holds {len(self.tasks)} records, over its bound")
+
+    def _check_actors(self) -> None:
+        fail = self._fail
+        for name, actor_id in self.actor_names.items():
+            rec = self.actors.get(actor_id)
+            if rec is None or rec.name != name or rec.state == ACTOR_DEAD:
+                fail(f"the name {name!r} maps to actor {actor_id:x}, not a live actor of it")
+        for actor_id, rec in self.actors.items():
+            if rec.state not in ACTOR_TRANSITIONS:
+                fail(f"actor {actor_id:x} is in undeclared state {rec.state!r}")
+            if rec.spec.actor_id != actor_id:
+                fail(f"actors[{actor_id:x}] holds the spec of actor {rec.spec.actor_id:x}")
+            live = rec.state != ACTOR_DEAD
+            if live and rec.name and self.actor_names.get(rec.name) != actor_id:
+                fail(f"live actor {actor_id:x} does not hold its name {rec.name!r}")
+            placed = rec.node >= 0 and rec.addr >= 0
+            if placed != (rec.state == ACTOR_ALIVE):
+                fail(f"actor {actor_id:x} is {rec.state} at node {rec.node}, addr {rec.addr}")
+            if rec.max_restarts >= 0 and rec.restarts > rec.max_restarts:
+                fail(f"actor {actor_id:x} restarted {rec.restarts} > {rec.max_restarts} times")
+
+    def _check_placement_groups(self) -> None:
+        fail = self._fail
+        for name, pg_id in self.placement_group_names.items():
+            rec = self.placement_groups.get(pg_id)
+            if rec is None or rec.name != name or rec.state == PG_REMOVED:
+                fail(f"the group name {name!r} maps to {pg_id:x}, not a live group of it")
+        for pg_id, rec in self.placement_groups.items():
+            if rec.state not in PG_TRANSITIONS:
+                fail(f"group {pg_id:x} is in undeclared state {rec.state!r}")
+            if rec.pg_id != pg_id or len(rec.bundle_nodes) != len(rec.bundles):
+                fail(f"group {pg_id:x}: record {rec.pg_id:x}, bundle nodes {rec.bundle_nodes}")
+            if rec.state == PG_REMOVED:
+                if any(n >= 0 for n in rec.bundle_nodes):
+                    fail(f"removed group {pg_id:x} keeps bundles on {rec.bundle_nodes}")
+                continue
+            if rec.name and self.placement_group_names.get(rec.name) != pg_id:
+                fail(f"live group {pg_id:x} does not hold its name {rec.name!r}")
+            if rec.state == PG_CREATED:
+                for node in rec.bundle_nodes:
+                    info = self.nodes.get(node)
+                    if info is None or not info.alive:
+                        fail(f"created group {pg_id:x} has a bundle on node {node}, not alive")
+        for pg_id in self._removed_pgs:
+            rec = self.placement_groups.get(pg_id)
+            if rec is not None and rec.state != PG_REMOVED:
+                fail(f"group {pg_id:x} is listed as removed but is {rec.state}")
+        for actor_id, groups in self._pgs_of_actor.items():
+            for pg_id in groups:
+                rec = self.placement_groups.get(pg_id)
+                if rec is not None and rec.creator_actor != actor_id:
+                    fail(f"group {pg_id:x} is filed under actor {actor_id:x}, not its creator")
+
     # -- node table and pub/sub ---------------------------------------------------------
 
-    def _on_register_node(self, msg: RegisterNode, now: float, out: list[Any]) -> None:
+    def _on_register_node(self, msg: RegisterNode, now: float, out: list[Command]) -> None:
         self.nodes[msg.node] = NodeInfo(
             msg.node, msg.addr, dict(msg.resources), msg.store_capacity, True, now
         )
         for sub in self.subscribers:
             out.append(Send(sub, NodeAdded(msg.node, msg.addr, dict(msg.resources)), 256))
 
-    def _on_subscribe(self, msg: Subscribe, now: float, out: list[Any]) -> None:
+    def _on_subscribe(self, msg: Subscribe, now: float, out: list[Command]) -> None:
         # a restarted node's raylet subscribes again from the same address: once is enough
         if msg.addr not in self.death_subscribers:
             self.death_subscribers.append(msg.addr)
@@ -218,7 +361,7 @@ class Gcs:
             if info.alive:
                 out.append(Send(msg.addr, NodeAdded(info.node, info.addr, dict(info.resources))))
 
-    def _on_node_died(self, msg: NodeDied, now: float, out: list[Any]) -> None:
+    def _on_node_died(self, msg: NodeDied, now: float, out: list[Command]) -> None:
         """Forget a dead node: tell subscribers, report objects it took with it, move actors.
 
         The directory and actor table are scanned once per death (a rare event).
@@ -244,14 +387,14 @@ class Gcs:
                 self._on_actor_died(ActorDied(actor_id, msg.node, reason), now, out)
         self._reschedule_groups(msg.node, out)
 
-    def _on_locate_object(self, msg: LocateObject, now: float, out: list[Any]) -> None:
+    def _on_locate_object(self, msg: LocateObject, now: float, out: list[Command]) -> None:
         entry = self.objects.get(msg.oid)
         locations = list(entry.locations) if entry is not None else []
         out.append(Send(msg.reply_to, ObjectLocations(msg.oid, locations), 64))
 
     # -- object directory ---------------------------------------------------------------
 
-    def _on_object_added(self, msg: ObjectAdded, now: float, out: list[Any]) -> None:
+    def _on_object_added(self, msg: ObjectAdded, now: float, out: list[Command]) -> None:
         info = self.nodes.get(msg.node)
         if info is not None and not info.alive:
             return  # a registration that left a node just before it died
@@ -269,12 +412,12 @@ class Gcs:
         if msg.node not in entry.locations:
             entry.locations.append(msg.node)
 
-    def _on_object_removed(self, msg: ObjectRemoved, now: float, out: list[Any]) -> None:
+    def _on_object_removed(self, msg: ObjectRemoved, now: float, out: list[Command]) -> None:
         entry = self.objects.get(msg.oid)
         if entry is not None and msg.node in entry.locations:
             entry.locations.remove(msg.node)
 
-    def _on_free_objects(self, msg: FreeObjects, now: float, out: list[Any]) -> None:
+    def _on_free_objects(self, msg: FreeObjects, now: float, out: list[Command]) -> None:
         by_node: dict[NodeId, list[ObjectId]] = {}
         for oid in msg.oids:
             entry = self.objects.pop(oid, None)
@@ -296,7 +439,7 @@ class Gcs:
 
     # -- task table ---------------------------------------------------------------------
 
-    def _on_task_events(self, msg: TaskEvents, now: float, out: list[Any]) -> None:
+    def _on_task_events(self, msg: TaskEvents, now: float, out: list[Command]) -> None:
         tasks = self.tasks
         for task_id, state, node, at, spec, attempt, error_kind, error in msg.records:
             record = tasks.pop(task_id, None)
@@ -339,14 +482,14 @@ class Gcs:
 
     # -- actor table --------------------------------------------------------------------
 
-    def _publish(self, actor_id: int, rec: ActorRecord, out: list[Any]) -> None:
+    def _publish(self, actor_id: int, rec: ActorRecord, out: list[Command]) -> None:
         for sub in rec.subscribers:
             update = ActorUpdate(
                 actor_id, rec.state, rec.node, rec.addr, rec.error, 0, rec.name, rec.restarts
             )
             out.append(Send(sub, update, 128))
 
-    def _on_register_actor(self, msg: RegisterActor, now: float, out: list[Any]) -> None:
+    def _on_register_actor(self, msg: RegisterActor, now: float, out: list[Command]) -> None:
         spec = msg.spec
         owner = spec.owner
         if msg.name:
@@ -381,7 +524,7 @@ class Gcs:
             self._on_task_events(TaskEvents(-1, [pending]), now, out)
         out.append(Send(self.gs_addr, SpillTask(spec, -1), spec.nbytes))
 
-    def _on_subscribe_actor(self, msg: SubscribeActor, now: float, out: list[Any]) -> None:
+    def _on_subscribe_actor(self, msg: SubscribeActor, now: float, out: list[Command]) -> None:
         rec = self.actors.get(msg.actor_id)
         if rec is None:
             error = f"no actor {msg.actor_id:x} is known to the GCS"
@@ -394,7 +537,7 @@ class Gcs:
         )
         out.append(Send(msg.addr, update, 128))
 
-    def _on_lookup_actor(self, msg: LookupActor, now: float, out: list[Any]) -> None:
+    def _on_lookup_actor(self, msg: LookupActor, now: float, out: list[Command]) -> None:
         actor_id = self.actor_names.get(msg.name, 0)
         rec = self.actors.get(actor_id)
         if rec is None or rec.state == ACTOR_DEAD:
@@ -403,7 +546,7 @@ class Gcs:
         reply = ActorLookupReply(msg.request_id, actor_id, rec.state, rec.node, rec.addr, rec.spec)
         out.append(Send(msg.reply_to, reply, 256))
 
-    def _on_actor_started(self, msg: ActorStarted, now: float, out: list[Any]) -> None:
+    def _on_actor_started(self, msg: ActorStarted, now: float, out: list[Command]) -> None:
         rec = self.actors.get(msg.actor_id)
         if rec is None or rec.state == ACTOR_DEAD:
             out.append(Send(msg.addr, KillActor(msg.actor_id, True), 64))  # killed meanwhile
@@ -411,7 +554,7 @@ class Gcs:
         rec.state, rec.node, rec.addr = ACTOR_ALIVE, msg.node, msg.addr
         self._publish(msg.actor_id, rec, out)
 
-    def _on_actor_died(self, msg: ActorDied, now: float, out: list[Any]) -> None:
+    def _on_actor_died(self, msg: ActorDied, now: float, out: list[Command]) -> None:
         rec = self.actors.get(msg.actor_id)
         if rec is None or rec.state == ACTOR_DEAD:
             return
@@ -426,7 +569,7 @@ class Gcs:
         rec.spec.since = now
         out.append(Send(self.gs_addr, SpillTask(rec.spec, -1), rec.spec.nbytes))
 
-    def _on_kill_actor(self, msg: KillActor, now: float, out: list[Any]) -> None:
+    def _on_kill_actor(self, msg: KillActor, now: float, out: list[Command]) -> None:
         rec = self.actors.get(msg.actor_id)
         if rec is None or rec.state == ACTOR_DEAD:
             return
@@ -436,7 +579,7 @@ class Gcs:
         elif msg.no_restart:
             self._mark_dead(msg.actor_id, rec, "the actor was killed before it started", out)
 
-    def _mark_dead(self, actor_id: int, rec: ActorRecord, reason: Any, out: list[Any]) -> None:
+    def _mark_dead(self, actor_id: int, rec: ActorRecord, reason: Any, out: list[Command]) -> None:
         rec.state, rec.node, rec.addr, rec.error = ACTOR_DEAD, -1, -1, reason
         if rec.name and self.actor_names.get(rec.name) == actor_id:
             del self.actor_names[rec.name]
@@ -446,7 +589,7 @@ class Gcs:
 
     # -- placement groups ---------------------------------------------------------------
 
-    def _on_create_pg(self, msg: CreatePlacementGroup, now: float, out: list[Any]) -> None:
+    def _on_create_pg(self, msg: CreatePlacementGroup, now: float, out: list[Command]) -> None:
         rec = PlacementGroupRecord(
             msg.pg_id, msg.name, [dict(b) for b in msg.bundles], msg.strategy, msg.lifetime,
             msg.owner, PG_PENDING, [-1] * len(msg.bundles), "waiting to be scheduled", now,
@@ -466,7 +609,7 @@ class Gcs:
         schedule = SchedulePlacementGroup(msg.pg_id, rec.bundles, msg.strategy)
         out.append(Send(self.gs_addr, schedule, 128 + 32 * len(rec.bundles)))
 
-    def _on_remove_pg(self, msg: RemovePlacementGroup, now: float, out: list[Any]) -> None:
+    def _on_remove_pg(self, msg: RemovePlacementGroup, now: float, out: list[Command]) -> None:
         """Remove a group: the global scheduler returns its bundles; its actors die for good."""
         rec = self.placement_groups.get(msg.pg_id)
         if rec is None or rec.state == PG_REMOVED:
@@ -487,7 +630,9 @@ class Gcs:
         if len(self._removed_pgs) > REMOVED_PGS_KEPT:
             self.placement_groups.pop(self._removed_pgs.popleft(), None)
 
-    def _on_subscribe_pg(self, msg: SubscribePlacementGroup, now: float, out: list[Any]) -> None:
+    def _on_subscribe_pg(
+        self, msg: SubscribePlacementGroup, now: float, out: list[Command]
+    ) -> None:
         rec = self.placement_groups.get(msg.pg_id)
         if rec is None:
             error = f"no placement group {msg.pg_id:x} is known to the GCS"
@@ -498,7 +643,7 @@ class Gcs:
         update = PlacementGroupUpdate(msg.pg_id, rec.state, list(rec.bundle_nodes), rec.reason)
         out.append(Send(msg.addr, update, 128))
 
-    def _on_pg_placed(self, msg: PlacementGroupPlaced, now: float, out: list[Any]) -> None:
+    def _on_pg_placed(self, msg: PlacementGroupPlaced, now: float, out: list[Command]) -> None:
         rec = self.placement_groups.get(msg.pg_id)
         if rec is None or rec.state == PG_REMOVED:
             return
@@ -507,14 +652,14 @@ class Gcs:
             rec.placed_at = now
         self._publish_pg(rec, out)
 
-    def _on_pg_pending(self, msg: PlacementGroupPending, now: float, out: list[Any]) -> None:
+    def _on_pg_pending(self, msg: PlacementGroupPending, now: float, out: list[Command]) -> None:
         rec = self.placement_groups.get(msg.pg_id)
         if rec is not None and rec.state != PG_REMOVED:
             rec.reason = ("infeasible: " if msg.infeasible else "waiting for resources: ") + (
                 msg.reason
             )
 
-    def _reschedule_groups(self, node: int, out: list[Any]) -> None:
+    def _reschedule_groups(self, node: int, out: list[Command]) -> None:
         """Bundles on a dead node are placed again; the others stay where they are."""
         for rec in self.placement_groups.values():
             if rec.state in (PG_PENDING, PG_REMOVED) or node not in rec.bundle_nodes:
@@ -528,7 +673,7 @@ class Gcs:
             out.append(Send(self.gs_addr, schedule, 128 + 32 * len(rec.bundles)))
             self._publish_pg(rec, out)
 
-    def _publish_pg(self, rec: PlacementGroupRecord, out: list[Any]) -> None:
+    def _publish_pg(self, rec: PlacementGroupRecord, out: list[Command]) -> None:
         error = rec.reason if rec.state == PG_REMOVED else ""
         for sub in rec.subscribers:
             update = PlacementGroupUpdate(rec.pg_id, rec.state, list(rec.bundle_nodes), error)

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 from runtime.core.config import CoreConfig
 from runtime.core.ids import Address, NodeId
+from runtime.core.invariants import InvariantError
 from runtime.core.messages import (
     BundlesPrepared,
     CancelPlacementGroup,
     CancelTask,
+    Command,
+    HostEvent,
+    Message,
     NodeAdded,
     NodeRemoved,
     ResourceReport,
@@ -51,11 +55,14 @@ class GlobalScheduler(PlacementGroupScheduling):
         self.config = config or CoreConfig()
         self.policy = policy or make_policy(self.config)
         self.views: dict[NodeId, NodeView] = {}
+        """What this scheduler believes of each live node (updated by reports and its own sends)."""
         self.placed = 0
+        """Tasks placed so far (a counter for metrics)."""
         self.parked: list[TaskSpec] = []
         """Tasks spilled before any node registered; placed when one does."""
         self._feasible: dict[ShapeKey, list[NodeView]] = {}
-        self._handlers: dict[type, Callable[[Any, float, list[Any]], None]] = {
+        """Per resource shape: the nodes whose totals can ever hold it (cleared when nodes change)."""
+        self._handlers: dict[type, Callable[[Any, float, list[Command]], None]] = {
             NodeAdded: self._on_node_added,
             ResourceReport: self._on_report,
             SpillTask: self._on_spill,
@@ -67,11 +74,11 @@ class GlobalScheduler(PlacementGroupScheduling):
         }
         self._init_groups()
 
-    def start(self, now: float, out: list[Any]) -> None:
+    def start(self, now: float, out: list[Command]) -> None:
         """Subscribe to the GCS node table."""
         out.append(Send(self.gcs_addr, Subscribe(self.addr), 64))
 
-    def handle(self, msg: Any, now: float, out: list[Any]) -> None:
+    def handle(self, msg: Message | HostEvent, now: float, out: list[Command]) -> None:
         """React to one message, appending commands to ``out``."""
         self._handlers[type(msg)](msg, now, out)
 
@@ -86,7 +93,42 @@ class GlobalScheduler(PlacementGroupScheduling):
             self._feasible[key] = nodes
         return nodes
 
-    def _on_node_added(self, msg: NodeAdded, now: float, out: list[Any]) -> None:
+    # -- invariants (tests and debug runs only: never called on the hot path) ------------
+
+    def check(self) -> None:
+        """Verify the scheduler's node views and group tables agree (``InvariantError`` if not).
+
+        Each view is filed under its node; the feasibility cache holds only current views;
+        tasks are parked only while no node is known; every pending or infeasible group is
+        a known group, in one of the two at most, and no removed group is still placed.
+        """
+        for node, view in self.views.items():
+            if view.node != node:
+                self._broken(f"views[{node}] describes node {view.node}")
+        known = {id(v) for v in self.views.values()}
+        for key, nodes in self._feasible.items():
+            if any(id(v) not in known for v in nodes):
+                self._broken(f"the feasibility cache for {key} holds a node no longer viewed")
+        if self.parked and self.views:
+            self._broken(f"{len(self.parked)} task(s) parked although nodes are known")
+        for table in (self.pending_groups, self.infeasible_groups):
+            for pg_id, group in table.items():
+                if self.groups.get(pg_id) is not group:
+                    self._broken(f"group {pg_id:x} waits but is not in the group table")
+        both = self.pending_groups.keys() & self.infeasible_groups.keys()
+        if both:
+            self._broken(f"groups both pending and infeasible: {sorted(both)}")
+        removed = self.removed_groups & self.groups.keys()
+        if removed:
+            self._broken(f"removed groups still in the group table: {sorted(removed)}")
+        for pg_id, group in self.groups.items():
+            if any(not 0 <= i < len(group.bundles) for i in group.placed):
+                self._broken(f"group {pg_id:x} places a bundle index out of range")
+
+    def _broken(self, what: str) -> NoReturn:
+        raise InvariantError(f"global scheduler {self.addr}: {what}")
+
+    def _on_node_added(self, msg: NodeAdded, now: float, out: list[Command]) -> None:
         self.views[msg.node] = NodeView(
             msg.node, msg.addr, dict(msg.resources), dict(msg.resources)
         )
@@ -97,13 +139,13 @@ class GlobalScheduler(PlacementGroupScheduling):
         if self.pending_groups or self.infeasible_groups:
             self._groups_on_node_added(now, out)
 
-    def _on_node_removed(self, msg: NodeRemoved, now: float, out: list[Any]) -> None:
+    def _on_node_removed(self, msg: NodeRemoved, now: float, out: list[Command]) -> None:
         if self.views.pop(msg.node, None) is not None:
             self._feasible.clear()
             if self.groups:
                 self._groups_on_node_removed(msg.node, now, out)
 
-    def _on_report(self, msg: ResourceReport, now: float, out: list[Any]) -> None:
+    def _on_report(self, msg: ResourceReport, now: float, out: list[Command]) -> None:
         view = self.views.get(msg.node)
         if view is not None:
             view.available = msg.available
@@ -113,19 +155,19 @@ class GlobalScheduler(PlacementGroupScheduling):
         if self.pending_groups:
             self._groups_on_report(now, out)
 
-    def _on_cancel(self, msg: CancelTask, now: float, out: list[Any]) -> None:
+    def _on_cancel(self, msg: CancelTask, now: float, out: list[Command]) -> None:
         view = self.views.get(msg.node)
         if view is not None:
             out.append(Send(view.addr, msg, 64))
 
-    def _on_spill(self, msg: SpillTask, now: float, out: list[Any]) -> None:
+    def _on_spill(self, msg: SpillTask, now: float, out: list[Command]) -> None:
         if msg.queued >= 0:
             view = self.views.get(msg.from_node)
             if view is not None:
                 view.queued, view.running, view.assigned = msg.queued, msg.running, 0
         self._place(msg.spec, now, out)
 
-    def _place(self, spec: TaskSpec, now: float, out: list[Any]) -> None:
+    def _place(self, spec: TaskSpec, now: float, out: list[Command]) -> None:
         if not self.views:
             self.parked.append(spec)
             return

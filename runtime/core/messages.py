@@ -1,19 +1,26 @@
 """The whole protocol in one place: messages between components, events from the host, commands to it.
 
-Three kinds of plain slotted dataclasses:
+Three kinds of plain slotted dataclasses, each deriving from exactly one base:
 
-* **Messages** travel between components. A component asks for one to be delivered by
-  appending ``Send(dst, msg, nbytes)``; the host delivers it (after a simulated network
-  delay, or by a direct call on the event-loop thread) as an event to ``dst.handle``.
-* **Host events** report what the world did: a task body finished, an object transfer
-  completed, a timer fired.
-* **Commands** are what components ask the world to do: send, dispatch a task to a
-  worker, move an object between nodes, free store memory, set a timer, complete a
-  future, record a trace.
+* **Messages** (`Message`) travel between components. A component asks for one to be
+  delivered by appending ``Send(dst, msg, nbytes)``; the host delivers it (after a
+  simulated network delay, or by a direct call on the event-loop thread) to ``dst.handle``.
+* **Host events** (`HostEvent`) report what the world did: a task body finished, an object
+  transfer completed, a timer fired. The host hands them to a component's ``handle``.
+* **Commands** (`Command`) are what components ask the world to do: send, dispatch a task
+  to a worker, move an object between nodes, free store memory, set a timer, complete a
+  future, record a trace. ``handle(msg, now, out)`` appends them to ``out: list[Command]``;
+  every host has one table from command type to the code that carries it out
+  (``tests/core/test_protocol.py`` checks that each covers every command).
+
+A few commands are named like events (``ObjectReady``, ``ObjectFreed``, ``ItemReady``,
+``StreamEnded``, ``ActorStateChanged``): they tell the host, which completes the program's
+futures, what the owner decided; they are commands all the same.
 
 Instances are treated as immutable once built (they are not ``frozen=True`` only because
 frozen dataclasses cost about twice as much to construct, and the simulator builds
-several per task; see docs/design.md).
+several per task; see docs/design.md). The bases have empty ``__slots__``, so deriving
+from them costs nothing per instance.
 """
 
 from __future__ import annotations
@@ -25,20 +32,39 @@ from runtime.core.ids import Address, NodeId, ObjectId, TaskId
 from runtime.core.resources import Resources
 from runtime.core.task import ResultInfo, TaskSpec
 
+
+class Message:
+    """Core to core: carried by ``Send`` from one component to another's ``handle``."""
+
+    __slots__ = ()
+
+
+class HostEvent:
+    """Host to core: something the world did, handed to one component's ``handle``."""
+
+    __slots__ = ()
+
+
+class Command:
+    """Core to host: something a component asks the world to do (appended to ``out``)."""
+
+    __slots__ = ()
+
+
 # ---------------------------------------------------------------------------------------
 # Messages between components
 # ---------------------------------------------------------------------------------------
 
 
 @dataclass(slots=True, eq=False)
-class SubmitTask:
+class SubmitTask(Message):
     """Owner -> its local raylet: schedule this task (bottom-up: try here first)."""
 
     spec: TaskSpec
 
 
 @dataclass(slots=True, eq=False)
-class SpillTask:
+class SpillTask(Message):
     """Raylet -> global scheduler: this node will not run the task; place it elsewhere.
 
     The spiller's current load rides along (``queued``, ``running``; -1 when unknown), so
@@ -52,14 +78,14 @@ class SpillTask:
 
 
 @dataclass(slots=True, eq=False)
-class ScheduleTask:
+class ScheduleTask(Message):
     """Global scheduler -> raylet: run this task here (a placement decision, not a request)."""
 
     spec: TaskSpec
 
 
 @dataclass(slots=True, eq=False)
-class TaskDone:
+class TaskDone(Message):
     """Raylet (or the global scheduler, for an unschedulable task) -> owner: the task ended."""
 
     task_id: TaskId
@@ -70,7 +96,7 @@ class TaskDone:
 
 
 @dataclass(slots=True, eq=False)
-class RegisterNode:
+class RegisterNode(Message):
     """Raylet -> GCS: a node joined with these resources and this store capacity."""
 
     node: NodeId
@@ -80,7 +106,7 @@ class RegisterNode:
 
 
 @dataclass(slots=True, eq=False)
-class Subscribe:
+class Subscribe(Message):
     """Any component -> GCS: publish node-table changes to ``addr``.
 
     ``joins`` False subscribes to removals only (owners need to hear of deaths, not births).
@@ -91,7 +117,7 @@ class Subscribe:
 
 
 @dataclass(slots=True, eq=False)
-class NodeAdded:
+class NodeAdded(Message):
     """GCS -> subscribers: a node joined the cluster."""
 
     node: NodeId
@@ -100,21 +126,21 @@ class NodeAdded:
 
 
 @dataclass(slots=True, eq=False)
-class NodeRemoved:
+class NodeRemoved(Message):
     """GCS -> subscribers: a node died; whatever ran or was stored there is gone."""
 
     node: NodeId
 
 
 @dataclass(slots=True, eq=False)
-class ObjectLost:
+class ObjectLost(Message):
     """GCS -> owner: the last copy of each of these objects was on a node that died."""
 
     oids: list[ObjectId]
 
 
 @dataclass(slots=True, eq=False)
-class LocateObject:
+class LocateObject(Message):
     """Raylet -> GCS: where are the copies of ``oid`` now? Answered by ``ObjectLocations``."""
 
     oid: ObjectId
@@ -122,7 +148,7 @@ class LocateObject:
 
 
 @dataclass(slots=True, eq=False)
-class ObjectLocations:
+class ObjectLocations(Message):
     """GCS -> raylet: the live nodes holding ``oid`` (empty when it is lost or freed)."""
 
     oid: ObjectId
@@ -130,7 +156,7 @@ class ObjectLocations:
 
 
 @dataclass(slots=True, eq=False)
-class ResourceReport:
+class ResourceReport(Message):
     """Raylet -> global scheduler, periodically: what is free and how much is queued."""
 
     node: NodeId
@@ -140,7 +166,7 @@ class ResourceReport:
 
 
 @dataclass(slots=True, eq=False)
-class ObjectAdded:
+class ObjectAdded(Message):
     """Raylet -> GCS: a copy of ``oid`` (``size`` bytes) now lives on ``node``.
 
     ``primary`` is True for the first copy (a task output or a put), False for a pulled one.
@@ -154,7 +180,7 @@ class ObjectAdded:
 
 
 @dataclass(slots=True, eq=False)
-class ObjectRemoved:
+class ObjectRemoved(Message):
     """Raylet -> GCS: the copy of ``oid`` on ``node`` is gone (evicted or freed)."""
 
     oid: ObjectId
@@ -162,21 +188,21 @@ class ObjectRemoved:
 
 
 @dataclass(slots=True, eq=False)
-class FreeObjects:
+class FreeObjects(Message):
     """Owner -> GCS: no reference to these objects remains; drop every copy."""
 
     oids: list[ObjectId]
 
 
 @dataclass(slots=True, eq=False)
-class EvictObjects:
+class EvictObjects(Message):
     """GCS -> raylet: delete your copies of these objects."""
 
     oids: list[ObjectId]
 
 
 @dataclass(slots=True, eq=False)
-class PinObject:
+class PinObject(Message):
     """Owner -> its local raylet: ``put`` wrote ``oid`` into this node's store; account for it."""
 
     oid: ObjectId
@@ -185,7 +211,7 @@ class PinObject:
 
 
 @dataclass(slots=True, eq=False)
-class TaskEvents:
+class TaskEvents(Message):
     """Raylet or owner -> GCS, batched: task state changes.
 
     Each record is ``(task_id, state, node, time, spec, attempt, error_kind, error)``:
@@ -200,7 +226,7 @@ class TaskEvents:
 
 
 @dataclass(slots=True, eq=False)
-class SubscribeObject:
+class SubscribeObject(Message):
     """Borrower -> owner: tell ``reply_to`` when ``oid`` is ready, and keep it alive for it."""
 
     oid: ObjectId
@@ -208,7 +234,7 @@ class SubscribeObject:
 
 
 @dataclass(slots=True, eq=False)
-class ObjectStatus:
+class ObjectStatus(Message):
     """Owner -> borrower: ``oid`` is ready (where, how big) or failed (why)."""
 
     oid: ObjectId
@@ -219,7 +245,7 @@ class ObjectStatus:
 
 
 @dataclass(slots=True, eq=False)
-class ReleaseBorrow:
+class ReleaseBorrow(Message):
     """Borrower -> owner: ``borrower`` holds no more references to ``oid``."""
 
     oid: ObjectId
@@ -227,7 +253,7 @@ class ReleaseBorrow:
 
 
 @dataclass(slots=True, eq=False)
-class CancelTask:
+class CancelTask(Message):
     """Owner -> raylet (forwarded through the global scheduler to ``node``): stop this task."""
 
     task_id: TaskId
@@ -241,7 +267,7 @@ class CancelTask:
 
 
 @dataclass(slots=True, eq=False)
-class TaskFinished:
+class TaskFinished(HostEvent):
     """Host -> raylet: the task body ended.
 
     ``outputs`` holds one ``(size, payload)`` pair per return value on success. On
@@ -262,7 +288,7 @@ class TaskFinished:
 
 
 @dataclass(slots=True, eq=False)
-class WorkerBlocked:
+class WorkerBlocked(HostEvent):
     """Host -> raylet: the worker running ``task_id`` waits for objects (a nested ``get``).
 
     Its resources are lent back to the node until ``WorkerUnblocked``, so that the tasks
@@ -274,14 +300,14 @@ class WorkerBlocked:
 
 
 @dataclass(slots=True, eq=False)
-class WorkerUnblocked:
+class WorkerUnblocked(HostEvent):
     """Host -> raylet: the worker running ``task_id`` resumed; it takes its resources back."""
 
     task_id: TaskId
 
 
 @dataclass(slots=True, eq=False)
-class TransferDone:
+class TransferDone(HostEvent):
     """Host -> destination raylet: a copy of ``oid`` arrived from ``src``."""
 
     oid: ObjectId
@@ -290,7 +316,7 @@ class TransferDone:
 
 
 @dataclass(slots=True, eq=False)
-class TransferFailed:
+class TransferFailed(HostEvent):
     """Host -> destination raylet: the copy of ``oid`` from ``src`` cannot complete (src died)."""
 
     oid: ObjectId
@@ -298,14 +324,14 @@ class TransferFailed:
 
 
 @dataclass(slots=True, eq=False)
-class Unassigned:
+class Unassigned(HostEvent):
     """Host -> raylet: prefetched ``task_id`` was not started and is back with the raylet."""
 
     task_id: TaskId
 
 
 @dataclass(slots=True, eq=False)
-class MakeRoom:
+class MakeRoom(HostEvent):
     """Host -> raylet: the world's store has no room for ``nbytes``; spill if allowed.
 
     The raylet answers with ``Spill`` commands (LRU primary copies no running task pins)
@@ -317,7 +343,7 @@ class MakeRoom:
 
 
 @dataclass(slots=True, eq=False)
-class Spilled:
+class Spilled(HostEvent):
     """Host -> raylet: the bytes of ``oid`` were written to disk (``ok``) and freed from memory."""
 
     oid: ObjectId
@@ -325,7 +351,7 @@ class Spilled:
 
 
 @dataclass(slots=True, eq=False)
-class Restored:
+class Restored(HostEvent):
     """Host -> raylet: spilled ``oid`` is back in memory, or ``error`` says why it is not.
 
     ``no_room``: the error is only that memory is short now (the raylet retries the
@@ -338,17 +364,25 @@ class Restored:
 
 
 @dataclass(slots=True, eq=False)
-class NodeDied:
+class NodeDied(HostEvent):
     """Host -> GCS: ``node`` is gone (its raylet, workers, store and resident owners)."""
 
     node: NodeId
 
 
 @dataclass(slots=True, eq=False)
-class TimerFired:
+class TimerFired(HostEvent):
     """Host -> component: the timer set with ``key`` expired."""
 
     key: str
+
+
+@dataclass(slots=True, eq=False)
+class ActorWorkerDied(HostEvent):
+    """Host -> raylet: the worker process of ``actor_id`` exited unexpectedly."""
+
+    actor_id: int
+    reason: str = "the actor's worker process died"
 
 
 # ---------------------------------------------------------------------------------------
@@ -357,16 +391,16 @@ class TimerFired:
 
 
 @dataclass(slots=True, eq=False)
-class Send:
+class Send(Command):
     """Deliver ``msg`` to the component at ``dst``; ``nbytes`` models its wire size."""
 
     dst: Address
-    msg: Any
+    msg: Message
     nbytes: int = 128
 
 
 @dataclass(slots=True, eq=False)
-class Dispatch:
+class Dispatch(Command):
     """Run ``spec`` on a worker of ``node``; its resources are already reserved."""
 
     node: NodeId
@@ -378,7 +412,7 @@ class Dispatch:
 
 
 @dataclass(slots=True, eq=False)
-class Transfer:
+class Transfer(Command):
     """Copy object ``oid`` (``nbytes``) from node ``src`` to node ``dst``; then TransferDone."""
 
     oid: ObjectId
@@ -388,7 +422,7 @@ class Transfer:
 
 
 @dataclass(slots=True, eq=False)
-class Free:
+class Free(Command):
     """Release the store memory of object ``oid`` on ``node``."""
 
     node: NodeId
@@ -396,16 +430,19 @@ class Free:
 
 
 @dataclass(slots=True, eq=False)
-class ObjectFreed:
-    """Owner ``owner`` dropped object ``oid``, which its host asked to hear of
-    (``Owner.watch_free``): no reference to it is left anywhere."""
+class ObjectFreed(Command):
+    """Owner -> host: ``owner`` dropped object ``oid``, which its host asked to hear of
+    (``Owner.watch_free``): no reference to it is left anywhere.
+
+    A command named like an event: the host carries it out by ending what it tied to the
+    object (e.g. the actor its handles keep alive)."""
 
     owner: Address
     oid: ObjectId
 
 
 @dataclass(slots=True, eq=False)
-class SetTimer:
+class SetTimer(Command):
     """Deliver ``TimerFired(key)`` to ``addr`` after ``delay`` seconds."""
 
     addr: Address
@@ -414,7 +451,7 @@ class SetTimer:
 
 
 @dataclass(slots=True, eq=False)
-class Spill:
+class Spill(Command):
     """Write object ``oid`` (``nbytes``) of ``node``'s store to disk, free its memory; then Spilled."""
 
     node: NodeId
@@ -423,7 +460,7 @@ class Spill:
 
 
 @dataclass(slots=True, eq=False)
-class Restore:
+class Restore(Command):
     """Read spilled ``oid`` (``nbytes``) of ``node`` back into memory; then Restored."""
 
     node: NodeId
@@ -432,8 +469,11 @@ class Restore:
 
 
 @dataclass(slots=True, eq=False)
-class ObjectReady:
+class ObjectReady(Command):
     """Owner -> host: the future of ``oid`` is resolved (value or error).
+
+    A command named like an event: the host carries it out by completing the program's
+    future of ``oid`` (and waking what waits on it).
 
     On success ``result`` says where the value is (inline payload, or stored at ``node``).
     On failure ``error_kind``/``error`` carry the reason; ``result`` is None.
@@ -449,7 +489,7 @@ class ObjectReady:
 
 
 @dataclass(slots=True, eq=False)
-class CancelRunning:
+class CancelRunning(Command):
     """Interrupt the running task ``task_id`` on ``node`` (``force``: kill its worker)."""
 
     node: NodeId
@@ -458,7 +498,7 @@ class CancelRunning:
 
 
 @dataclass(slots=True, eq=False)
-class Trace:
+class Trace(Command):
     """A decision worth explaining (placement, spill, retry), for traces and logs."""
 
     kind: str
@@ -467,8 +507,31 @@ class Trace:
     detail: str
 
 
+@dataclass(slots=True, eq=False)
+class KillWorker(Command):
+    """Raylet -> host: terminate the worker process that hosts ``actor_id`` on ``node``."""
+
+    node: NodeId
+    actor_id: int
+
+
+@dataclass(slots=True, eq=False)
+class ActorStateChanged(Command):
+    """Owner -> host: what the program may need to know of an actor it created or looked up.
+
+    A command named like an event: the host carries it out by updating the program's actor
+    handles (and answering a pending lookup, ``request_id``)."""
+
+    actor_id: int
+    state: str
+    error: Any = None
+    request_id: int = 0
+    alias_of: int = 0
+    spec: TaskSpec | None = None
+
+
 # ---------------------------------------------------------------------------------------
-# Actors
+# Actors (messages between components; the actor host event and commands are filed above)
 # ---------------------------------------------------------------------------------------
 
 ACTOR_PENDING = "PENDING"
@@ -478,7 +541,7 @@ ACTOR_DEAD = "DEAD"
 
 
 @dataclass(slots=True, eq=False)
-class RegisterActor:
+class RegisterActor(Message):
     """Owner -> GCS: create an actor from ``spec`` (an ACTOR_CREATION task).
 
     With a ``name`` already taken, the GCS answers ``ActorUpdate`` with ``alias_of`` set when
@@ -492,7 +555,7 @@ class RegisterActor:
 
 
 @dataclass(slots=True, eq=False)
-class SubscribeActor:
+class SubscribeActor(Message):
     """Component -> GCS: send ``addr`` the state changes of ``actor_id`` (and its current state)."""
 
     actor_id: int
@@ -500,7 +563,7 @@ class SubscribeActor:
 
 
 @dataclass(slots=True, eq=False)
-class ActorUpdate:
+class ActorUpdate(Message):
     """GCS -> owner and subscribers: an actor's state changed (or is being reported)."""
 
     actor_id: int
@@ -515,7 +578,7 @@ class ActorUpdate:
 
 
 @dataclass(slots=True, eq=False)
-class LookupActor:
+class LookupActor(Message):
     """Component -> GCS: which actor is registered under ``name``? Answered by ``ActorUpdate``."""
 
     name: str
@@ -524,7 +587,7 @@ class LookupActor:
 
 
 @dataclass(slots=True, eq=False)
-class ActorLookupReply:
+class ActorLookupReply(Message):
     """GCS -> component: the answer to ``LookupActor`` (``actor_id`` 0 when no such name)."""
 
     request_id: int
@@ -536,7 +599,7 @@ class ActorLookupReply:
 
 
 @dataclass(slots=True, eq=False)
-class SubmitActorTask:
+class SubmitActorTask(Message):
     """Caller's owner -> the raylet hosting the actor: run this method call in order.
 
     ``first_unfinished`` is the lowest sequence number of the caller's calls to this actor
@@ -549,7 +612,7 @@ class SubmitActorTask:
 
 
 @dataclass(slots=True, eq=False)
-class ActorStarted:
+class ActorStarted(Message):
     """Raylet -> GCS: the actor's constructor finished on ``node``; it takes calls at ``addr``."""
 
     actor_id: int
@@ -558,7 +621,7 @@ class ActorStarted:
 
 
 @dataclass(slots=True, eq=False)
-class ActorDied:
+class ActorDied(Message):
     """Raylet -> GCS: the actor's worker is gone (``killed`` when on purpose)."""
 
     actor_id: int
@@ -569,39 +632,11 @@ class ActorDied:
 
 
 @dataclass(slots=True, eq=False)
-class KillActor:
+class KillActor(Message):
     """Owner -> GCS -> hosting raylet: terminate the actor (``no_restart``: never bring it back)."""
 
     actor_id: int
     no_restart: bool = True
-
-
-@dataclass(slots=True, eq=False)
-class ActorWorkerDied:
-    """Host -> raylet: the worker process of ``actor_id`` exited unexpectedly."""
-
-    actor_id: int
-    reason: str = "the actor's worker process died"
-
-
-@dataclass(slots=True, eq=False)
-class KillWorker:
-    """Command: terminate the worker process that hosts ``actor_id`` on ``node``."""
-
-    node: NodeId
-    actor_id: int
-
-
-@dataclass(slots=True, eq=False)
-class ActorStateChanged:
-    """Owner -> host: what the program may need to know of an actor it created or looked up."""
-
-    actor_id: int
-    state: str
-    error: Any = None
-    request_id: int = 0
-    alias_of: int = 0
-    spec: TaskSpec | None = None
 
 
 # ---------------------------------------------------------------------------------------
@@ -610,7 +645,7 @@ class ActorStateChanged:
 
 
 @dataclass(slots=True, eq=False)
-class CreatePlacementGroup:
+class CreatePlacementGroup(Message):
     """Owner -> GCS: reserve ``bundles`` by ``strategy``, all or nothing (gang scheduling)."""
 
     pg_id: int
@@ -624,14 +659,14 @@ class CreatePlacementGroup:
 
 
 @dataclass(slots=True, eq=False)
-class RemovePlacementGroup:
+class RemovePlacementGroup(Message):
     """Owner -> GCS: remove the group: return its bundles, kill its actors, fail its tasks."""
 
     pg_id: int
 
 
 @dataclass(slots=True, eq=False)
-class SubscribePlacementGroup:
+class SubscribePlacementGroup(Message):
     """Component -> GCS: send ``addr`` the group's state changes (and its current state)."""
 
     pg_id: int
@@ -639,7 +674,7 @@ class SubscribePlacementGroup:
 
 
 @dataclass(slots=True, eq=False)
-class PlacementGroupUpdate:
+class PlacementGroupUpdate(Message):
     """GCS -> subscribers: a placement group's state (``error`` says why when REMOVED)."""
 
     pg_id: int
@@ -649,7 +684,7 @@ class PlacementGroupUpdate:
 
 
 @dataclass(slots=True, eq=False)
-class SchedulePlacementGroup:
+class SchedulePlacementGroup(Message):
     """GCS -> global scheduler: place the bundles not in ``placed`` (index -> node)."""
 
     pg_id: int
@@ -659,7 +694,7 @@ class SchedulePlacementGroup:
 
 
 @dataclass(slots=True, eq=False)
-class PlacementGroupPlaced:
+class PlacementGroupPlaced(Message):
     """Global scheduler -> GCS: every bundle is committed; ``bundle_nodes[i]`` holds bundle i."""
 
     pg_id: int
@@ -667,7 +702,7 @@ class PlacementGroupPlaced:
 
 
 @dataclass(slots=True, eq=False)
-class PlacementGroupPending:
+class PlacementGroupPending(Message):
     """Global scheduler -> GCS: the group cannot be placed now; ``reason`` is the decision record."""
 
     pg_id: int
@@ -676,7 +711,7 @@ class PlacementGroupPending:
 
 
 @dataclass(slots=True, eq=False)
-class CancelPlacementGroup:
+class CancelPlacementGroup(Message):
     """GCS -> global scheduler: the group was removed: return its bundles, fail its queued tasks."""
 
     pg_id: int
@@ -684,7 +719,7 @@ class CancelPlacementGroup:
 
 
 @dataclass(slots=True, eq=False)
-class PrepareBundles:
+class PrepareBundles(Message):
     """Global scheduler -> raylet: phase one: set these bundles' resources aside (index, bundle)."""
 
     pg_id: int
@@ -693,7 +728,7 @@ class PrepareBundles:
 
 
 @dataclass(slots=True, eq=False)
-class BundlesPrepared:
+class BundlesPrepared(Message):
     """Raylet -> global scheduler: the answer to ``PrepareBundles`` (``reason`` when refused)."""
 
     pg_id: int
@@ -704,7 +739,7 @@ class BundlesPrepared:
 
 
 @dataclass(slots=True, eq=False)
-class CommitBundles:
+class CommitBundles(Message):
     """Global scheduler -> raylet: phase two: the prepared bundles are the group's now."""
 
     pg_id: int
@@ -712,7 +747,7 @@ class CommitBundles:
 
 
 @dataclass(slots=True, eq=False)
-class ReturnBundles:
+class ReturnBundles(Message):
     """Global scheduler -> raylet: give the group's bundles back (prepared or committed).
 
     Committed bundles take down what runs in them: queued tasks fail, running tasks are
@@ -726,12 +761,12 @@ class ReturnBundles:
 
 
 # ---------------------------------------------------------------------------------------
-# Streaming generators
+# Streaming generators (one host event, one message, two commands; each says which)
 # ---------------------------------------------------------------------------------------
 
 
 @dataclass(slots=True, eq=False)
-class GeneratorYielded:
+class GeneratorYielded(HostEvent):
     """Host -> raylet: the running generator task ``task_id`` yielded item ``index`` (from 0).
 
     ``size``/``payload``/``stored`` describe the value like one output of ``TaskFinished``
@@ -749,7 +784,7 @@ class GeneratorYielded:
 
 
 @dataclass(slots=True, eq=False)
-class GeneratorItem:
+class GeneratorItem(Message):
     """Raylet -> owner: item ``index`` of generator task ``task_id`` exists (or failed)."""
 
     task_id: TaskId
@@ -761,7 +796,7 @@ class GeneratorItem:
 
 
 @dataclass(slots=True, eq=False)
-class ItemReady:
+class ItemReady(Command):
     """Owner -> host: item ``index`` (object ``oid``) of stream ``task_id`` can be consumed.
 
     As ``ObjectReady``: ``result`` says where the value is; on failure ``error_kind``/
@@ -780,7 +815,7 @@ class ItemReady:
 
 
 @dataclass(slots=True, eq=False)
-class StreamEnded:
+class StreamEnded(Command):
     """Owner -> host: stream ``task_id`` has all its ``count`` items; no more will come.
 
     ``error_kind`` is set when the task itself failed (a system error, cancellation, a
@@ -807,7 +842,7 @@ INTERRUPT_KILLED = "killed"
 
 
 @dataclass(slots=True, eq=False)
-class WorkerInterrupted:
+class WorkerInterrupted(HostEvent):
     """Host -> raylet: the body of ``task_id`` was stopped (``cause``: ``INTERRUPT_*``).
 
     A host that interrupts bodies itself (the simulator, the tests' fake host) reports

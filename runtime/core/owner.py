@@ -11,10 +11,11 @@ GCS to drop every copy.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NoReturn
 
 from runtime.core.config import CoreConfig
 from runtime.core.ids import (
@@ -27,7 +28,9 @@ from runtime.core.ids import (
     generator_item_task,
     is_generator_item,
     object_id,
+    task_of,
 )
+from runtime.core.invariants import InvariantError
 from runtime.core.messages import (
     ACTOR_ALIVE,
     ACTOR_DEAD,
@@ -38,12 +41,15 @@ from runtime.core.messages import (
     ActorStateChanged,
     ActorUpdate,
     CancelTask,
+    Command,
     CreatePlacementGroup,
     FreeObjects,
     GeneratorItem,
+    HostEvent,
     ItemReady,
     KillActor,
     LookupActor,
+    Message,
     NodeRemoved,
     ObjectFreed,
     ObjectLost,
@@ -86,11 +92,92 @@ from runtime.core.task import (
 
 TASK_EVENTS_TIMER = "task_events"
 
+# ---------------------------------------------------------------------------------------
+# Lifecycles (h11 style: the states, then every legal transition and what causes it).
+# Hot paths write the state as a plain attribute; `Owner.check` verifies that each
+# state matches where the task or object is held.
+# ---------------------------------------------------------------------------------------
+
+# What becomes of a task this owner submitted (``TaskSpec.owner_state``).
+NEW = "NEW"
+"""Built but not submitted yet (``TaskSpec``'s default)."""
+WAITING_ARGS = "WAITING_ARGS"
+"""In ``pending`` and ``_blocked``: held until its pending arguments are ready (an actor
+call is also in its handle's ``unsent``, keeping its place in the caller's order)."""
+SUBMITTED = "SUBMITTED"
+"""A task (not an actor call) in ``pending``, sent to the local raylet; it reports back
+with ``TaskDone`` (or its node dies: ``NodeRemoved``)."""
+UNSENT = "UNSENT"
+"""An actor call in ``pending`` and its handle's ``unsent``, its arguments ready: waits
+for the actor to be ALIVE, or for an earlier call still waiting for arguments."""
+INFLIGHT = "INFLIGHT"
+"""An actor call in ``pending`` and its handle's ``inflight`` (by sequence number), sent
+to the raylet hosting the actor."""
+ENDED = "ENDED"
+"""Finished or failed: out of ``pending`` (kept only as the lineage of stored objects; an
+actor call may linger in ``unsent``, skipped when the calls are flushed)."""
+
+TASK_STATES = frozenset({NEW, WAITING_ARGS, SUBMITTED, UNSENT, INFLIGHT, ENDED})
+HELD_TASK_STATES = frozenset({WAITING_ARGS, SUBMITTED, UNSENT, INFLIGHT})
+"""The states of the tasks in ``pending``."""
+
+TASK_TRANSITIONS: dict[str, dict[str, str]] = {
+    NEW: {
+        WAITING_ARGS: "submit: an argument is pending",
+        SUBMITTED: "submit: every argument is ready (a task)",
+        UNSENT: "submit: every argument is ready (an actor call)",
+        ENDED: "submit: an argument failed (the task fails without running)",
+    },
+    WAITING_ARGS: {
+        SUBMITTED: "the last pending argument is ready (a task)",
+        UNSENT: "the last pending argument is ready (an actor call)",
+        ENDED: "an argument failed, or the task was cancelled",
+    },
+    SUBMITTED: {
+        SUBMITTED: "a retry after a system error or a node death (attempt + 1)",
+        WAITING_ARGS: "an input was lost: held until it is recomputed",
+        ENDED: "TaskDone, cancel, or a node death with no retry left",
+    },
+    UNSENT: {
+        INFLIGHT: "the actor is ALIVE and every earlier call was sent",
+        ENDED: "the actor is dead, or the call was cancelled",
+    },
+    INFLIGHT: {
+        UNSENT: "a retry (max_task_retries): back in order with a new sequence number",
+        ENDED: "TaskDone, cancel, or the actor's node died",
+    },
+    ENDED: {
+        WAITING_ARGS: "lineage reconstruction: recompute a lost object, inputs first",
+        SUBMITTED: "lineage reconstruction, every input ready",
+    },
+}
+"""Every legal transition of a task's ``owner_state``, with its cause."""
+
+# What the owner knows of one of its objects (``OwnedObject.state``).
 PENDING = 0
+"""Its task has not reported (or a borrowed object's owner has not answered yet)."""
 READY = 1
+"""The value exists: inline here (``payload``), or stored on ``node``."""
 FAILED = 2
+"""Its task failed, or it was lost and cannot be recomputed (``error_kind``, ``error``)."""
 FREED = 3
 """The value was freed, but its lineage is kept because a live stored object was computed from it."""
+
+OBJECT_TRANSITIONS: dict[int, dict[int, str]] = {
+    PENDING: {READY: "its task finished (or its owner said so)", FAILED: "its task failed"},
+    READY: {
+        FREED: "no reference left, but a live object's lineage needs it",
+        PENDING: "every copy was lost: recomputed from its lineage",
+        FAILED: "every copy was lost and it cannot be recomputed",
+    },
+    FREED: {
+        PENDING: "an object computed from it is recomputed",
+        FAILED: "an object computed from it is recomputed, and it cannot be",
+    },
+    FAILED: {},
+}
+"""Every legal transition of an object's state; an object leaves the table (is freed) from
+any state once nothing references it (``_maybe_free``)."""
 
 
 @dataclass(slots=True)
@@ -180,7 +267,9 @@ class Owner:
         self.gcs_addr = gcs_addr
         self.config = config or CoreConfig()
         self.ids = TaskIdCounter(owner_index)
+        """Hands out the ids of this owner's tasks, puts and placement groups."""
         self.objects: dict[ObjectId, OwnedObject] = {}
+        """Every object this owner owns or borrows and still references (or keeps as lineage)."""
         self._uncontain: list[ObjectId] | None = None
         """Refs held by freed values, still to drop (iteratively: chains can be long)."""
         self._watched: set[ObjectId] = set()
@@ -190,10 +279,12 @@ class Owner:
         self._blocked: dict[TaskId, int] = {}
         """Tasks held back until this many of their arguments are ready."""
         self.retries = 0
+        """Task attempts resubmitted after a failure (a counter for metrics)."""
         self.actors: dict[int, ActorHandleState] = {}
+        """The actors this owner created or calls (an alias id maps to the same handle)."""
         self._aliases: dict[int, int] = {}
         """Actor ids that ``get_if_exists`` resolved to an actor this owner already called."""
-        self._handlers: dict[type, Callable[[Any, float, list[Any]], None]] = {
+        self._handlers: dict[type, Callable[[Any, float, list[Command]], None]] = {
             TaskDone: self._on_task_done,
             ActorUpdate: self._on_actor_update,
             ActorLookupReply: self._on_lookup_reply,
@@ -209,22 +300,147 @@ class Owner:
         self._pg_ready: dict[int, list[tuple[ObjectId, Any]]] = {}
         """Per group: the ``ready()`` objects not resolved yet, with their payloads."""
         self.dead_nodes: set[NodeId] = set()
+        """Nodes the GCS reported dead: a stored value only there must be recomputed."""
         self.reconstructions = 0
+        """Tasks re-run to recompute lost objects from their lineage (a counter for metrics)."""
         self._failed_events: list[tuple[Any, ...]] = []
         """Tasks that ended with an error here, at the owner, since the last flush."""
         self._flush_armed = False
+        """A task-events flush timer is set (``_failed_events`` go out when it fires)."""
         self._handlers[TimerFired] = self._on_timer
         self.streams: dict[TaskId, StreamState] = {}
         """Generator tasks whose items are still coming or still held for the program."""
         self._handlers[GeneratorItem] = self._on_generator_item
 
-    def start(self, now: float, out: list[Any]) -> None:
+    def start(self, now: float, out: list[Command]) -> None:
         """Subscribe to node deaths (needed only where nodes can die: tasks there are retried)."""
         out.append(Send(self.gcs_addr, Subscribe(self.addr, joins=False), 64))
 
-    def handle(self, msg: Any, now: float, out: list[Any]) -> None:
+    def handle(self, msg: Message | HostEvent, now: float, out: list[Command]) -> None:
         """React to one message, appending commands to ``out``."""
         self._handlers[type(msg)](msg, now, out)
+
+    # -- invariants (tests and debug runs only: never called on the hot path) ------------
+
+    def check(self) -> None:
+        """Verify this owner's invariants; raise ``InvariantError`` naming the first broken one.
+
+        Every held task is in exactly the places its ``owner_state`` says (``pending``,
+        ``_blocked``, its actor handle's ``unsent`` or ``inflight``); each object's state is
+        a declared one and its reference counts match their holders: ``task_refs`` the
+        pending tasks that take it, ``lineage_refs`` the lineage of live objects, ``refs``
+        at least the values and streams that contain it; nothing collectable is kept.
+        """
+        self._check_tasks()
+        self._check_actor_handles()
+        self._check_objects()
+        self._check_streams()
+
+    def _fail(self, what: str) -> NoReturn:
+        raise InvariantError(f"owner {self.addr}: {what}")
+
+    def _check_tasks(self) -> None:
+        pending, blocked, fail = self.pending, self._blocked, self._fail
+        for tid, spec in pending.items():
+            state = spec.owner_state
+            if spec.task_id != tid:
+                fail(f"pending[{tid:x}] holds task {spec.task_id:x}")
+            if state not in HELD_TASK_STATES:
+                fail(f"pending task {tid:x} is in state {state!r}")
+            if (state == WAITING_ARGS) != (tid in blocked):
+                fail(f"task {tid:x} is {state} but {'' if tid in blocked else 'not '}blocked")
+            if spec.kind != ACTOR_METHOD:
+                if state not in (WAITING_ARGS, SUBMITTED):
+                    fail(f"task {tid:x} (not an actor call) is in state {state}")
+                continue
+            handle = self.actors.get(spec.actor_id)
+            if handle is None:
+                fail(f"actor call {tid:x} is for actor {spec.actor_id:x}, unknown here")
+                continue
+            unsent = sum(1 for s in handle.unsent or () if s is spec)
+            inflight = handle.inflight is not None and handle.inflight.get(spec.seq) is spec
+            where = (unsent, inflight)
+            if where != ((0, True) if state == INFLIGHT else (1, False)):
+                fail(f"actor call {tid:x} is {state} but {unsent}x unsent, inflight={inflight}")
+        waits: Counter[int] = Counter()
+        for obj in self.objects.values():
+            if obj.dependents is not None:
+                if obj.state != PENDING:
+                    fail(f"an object in state {obj.state} still has dependents")
+                waits.update(id(dep) for dep in obj.dependents)
+        for tid, count in blocked.items():
+            held = pending.get(tid)
+            if held is None:
+                fail(f"blocked task {tid:x} is not pending")
+                continue
+            if not 1 <= count <= waits[id(held)]:
+                fail(f"task {tid:x} waits for {count} argument(s); {waits[id(held)]} hold it")
+
+    def _check_actor_handles(self) -> None:
+        pending, fail = self.pending, self._fail
+        handles = {id(h): h for h in self.actors.values()}
+        for handle in handles.values():
+            for spec in handle.unsent or ():
+                held = pending.get(spec.task_id) is spec
+                if held and spec.owner_state not in (WAITING_ARGS, UNSENT):
+                    fail(f"unsent actor call {spec.task_id:x} is {spec.owner_state}")
+                if not held and spec.owner_state != ENDED:
+                    fail(f"unsent call {spec.task_id:x} is not pending yet {spec.owner_state}")
+            for seq, spec in (handle.inflight or {}).items():
+                if pending.get(spec.task_id) is not spec or spec.owner_state != INFLIGHT:
+                    fail(f"inflight call {spec.task_id:x} is {spec.owner_state}, not pending")
+                if spec.seq != seq:
+                    fail(f"inflight call {spec.task_id:x} has seq {spec.seq}, filed at {seq}")
+
+    def _check_objects(self) -> None:
+        objects, fail = self.objects, self._fail
+        task_refs: Counter[ObjectId] = Counter()
+        for spec in self.pending.values():
+            task_refs.update(spec.arg_refs)
+            task_refs.update(spec.held_refs)
+        lineage_refs: Counter[ObjectId] = Counter()
+        contained: Counter[ObjectId] = Counter()
+        for obj in objects.values():
+            if obj.lineage is not None:
+                lineage_refs.update(obj.lineage.arg_refs)
+            if obj.contained:
+                contained.update(obj.contained)
+        for stream in self.streams.values():
+            for refs in (stream.early or {}).values():
+                contained.update(refs)
+        for oid in task_refs.keys() - objects.keys():
+            fail(f"pending tasks take object {oid:x}, which is not in the table")
+        for oid, obj in objects.items():
+            if obj.state not in OBJECT_TRANSITIONS:
+                fail(f"object {oid:x} is in undeclared state {obj.state!r}")
+            if min(obj.refs, obj.task_refs, obj.borrowers, obj.lineage_refs) < 0:
+                fail(f"object {oid:x} has a negative count: {obj}")
+            if obj.task_refs != task_refs[oid]:
+                fail(f"object {oid:x}: task_refs {obj.task_refs}, {task_refs[oid]} tasks")
+            if obj.lineage_refs != lineage_refs[oid]:
+                fail(f"object {oid:x}: lineage_refs {obj.lineage_refs}, {lineage_refs[oid]} held")
+            if obj.refs < contained[oid]:
+                fail(f"object {oid:x}: {obj.refs} refs but {contained[oid]} containers")
+            if obj.watchers is not None and obj.state != PENDING:
+                fail(f"object {oid:x} in state {obj.state} still has watchers")
+            if obj.owner >= 0:
+                if obj.borrowers or obj.lineage is not None or obj.contained:
+                    fail(f"borrowed object {oid:x} has borrowers, lineage or contents")
+                if not (obj.refs or obj.task_refs):
+                    fail(f"borrowed object {oid:x} is held by nothing and not released")
+                continue
+            if obj.state == FREED and (obj.stored or obj.lineage_refs == 0):
+                fail(f"freed object {oid:x} is stored or kept for no lineage")
+            idle = not (obj.refs or obj.task_refs or obj.borrowers or obj.lineage_refs)
+            if idle and obj.state != PENDING:
+                fail(f"object {oid:x} is referenced by nothing but still in the table")
+
+    def _check_streams(self) -> None:
+        for tid, stream in self.streams.items():
+            if not stream.ended and tid not in self.pending:
+                self._fail(f"stream {tid:x} is not ended but its task is not pending")
+            if stream.ended and (stream.dropped or stream.dynamic):
+                self._fail(f"stream {tid:x} ended and dropped (or dynamic) but still kept")
 
     # -- submission ---------------------------------------------------------------------
 
@@ -232,7 +448,7 @@ class Owner:
         """A fresh id for a task this owner will submit."""
         return self.ids.next()
 
-    def submit(self, spec: TaskSpec, now: float, out: list[Any]) -> tuple[ObjectId, ...]:
+    def submit(self, spec: TaskSpec, now: float, out: list[Command]) -> tuple[ObjectId, ...]:
         """Submit ``spec`` (its ``task_id`` from ``new_task_id``); return its return object ids.
 
         Every argument in ``spec.arg_refs`` must be in this owner's table, referenced by
@@ -260,15 +476,15 @@ class Owner:
 
     # -- task events (the GCS task table) -----------------------------------------------
 
-    def _arm_flush(self, out: list[Any]) -> None:
+    def _arm_flush(self, out: list[Command]) -> None:
         self._flush_armed = True
         out.append(SetTimer(self.addr, self.config.report_interval, TASK_EVENTS_TIMER))
 
-    def _on_timer(self, msg: TimerFired, now: float, out: list[Any]) -> None:
+    def _on_timer(self, msg: TimerFired, now: float, out: list[Command]) -> None:
         self._flush_armed = False
         self.flush_task_events(now, out)
 
-    def flush_task_events(self, now: float, out: list[Any], pending: bool = False) -> None:
+    def flush_task_events(self, now: float, out: list[Command], pending: bool = False) -> None:
         """Send the GCS the task states decided here; with `pending`, also every pending task.
 
         Failures decided at the owner (cancelled, a failed dependency, a dead actor) are
@@ -292,7 +508,7 @@ class Owner:
         if records:
             out.append(Send(self.gcs_addr, TaskEvents(-1, records), 32 * len(records)))
 
-    def _track_args(self, spec: TaskSpec, now: float, out: list[Any]) -> None:
+    def _track_args(self, spec: TaskSpec, now: float, out: list[Command]) -> None:
         """Reference the task's arguments; send it, hold it until they are ready, or fail it."""
         spec.since = now
         objects = self.objects
@@ -318,17 +534,20 @@ class Owner:
         if failed is not None:
             self._finish_failed(spec, failed.error_kind, failed.error, now, out)
         elif blocked:
+            spec.owner_state = WAITING_ARGS
             self._blocked[spec.task_id] = blocked
         else:
             self._send(spec, out)
 
-    def _send(self, spec: TaskSpec, out: list[Any]) -> None:
+    def _send(self, spec: TaskSpec, out: list[Command]) -> None:
         if spec.generator:
             stream = self.streams.get(spec.task_id)
             spec.skip_items = stream.count if stream is not None else 0  # a re-run skips them
         if spec.kind == ACTOR_METHOD:
+            spec.owner_state = UNSENT
             self._flush_actor(spec.actor_id, out)
             return
+        spec.owner_state = SUBMITTED
         self._resolve_args(spec)
         out.append(Send(self.raylet_addr, SubmitTask(spec), spec.nbytes))
 
@@ -360,7 +579,7 @@ class Owner:
         payload: Any,
         stored: bool,
         now: float,
-        out: list[Any],
+        out: list[Command],
         oid: ObjectId | None = None,
     ) -> ObjectId:
         """Register a value the program put: inline (``payload``) or already in the local store.
@@ -380,7 +599,7 @@ class Owner:
         """The program made another handle to ``oid``."""
         self.objects[oid].refs += 1
 
-    def remove_ref(self, oid: ObjectId, now: float, out: list[Any]) -> None:
+    def remove_ref(self, oid: ObjectId, now: float, out: list[Command]) -> None:
         """The program dropped a handle to ``oid``; free it when nothing references it."""
         obj = self.objects.get(oid)
         if obj is None:
@@ -388,7 +607,7 @@ class Owner:
         obj.refs -= 1
         self._maybe_free(oid, obj, out)
 
-    def borrow(self, oid: ObjectId, owner: Address, now: float, out: list[Any]) -> None:
+    def borrow(self, oid: ObjectId, owner: Address, now: float, out: list[Command]) -> None:
         """The program holds a handle to ``oid``, owned by ``owner``: track it here.
 
         A borrowed object can be waited on and passed to tasks like an owned one; the
@@ -407,7 +626,7 @@ class Owner:
         out.append(Send(owner, SubscribeObject(oid, self.addr), 64))
 
     def contain(
-        self, outer: ObjectId, inner: ObjectId, inner_owner: Address, now: float, out: list[Any]
+        self, outer: ObjectId, inner: ObjectId, inner_owner: Address, now: float, out: list[Command]
     ) -> None:
         """The value of ``outer`` holds a ref to ``inner``: keep ``inner`` while it lives.
 
@@ -436,7 +655,7 @@ class Owner:
         if oid in self.objects:
             self._watched.add(oid)
 
-    def _dropped(self, oid: ObjectId, obj: OwnedObject, out: list[Any]) -> None:
+    def _dropped(self, oid: ObjectId, obj: OwnedObject, out: list[Command]) -> None:
         """``oid`` left the table: drop the refs its value held, tell a watching host."""
         if obj.contained:
             self._drop_contained(obj, out)
@@ -444,7 +663,7 @@ class Owner:
             self._watched.discard(oid)
             out.append(ObjectFreed(self.addr, oid))
 
-    def _drop_contained(self, obj: OwnedObject, out: list[Any]) -> None:
+    def _drop_contained(self, obj: OwnedObject, out: list[Command]) -> None:
         """``obj``'s value is gone: drop the references it held (see `contain`)."""
         inner, obj.contained = obj.contained, None
         if not inner:
@@ -463,7 +682,7 @@ class Owner:
         finally:
             self._uncontain = None
 
-    def _maybe_free(self, oid: ObjectId, obj: OwnedObject, out: list[Any]) -> None:
+    def _maybe_free(self, oid: ObjectId, obj: OwnedObject, out: list[Command]) -> None:
         """Drop ``oid`` once neither the program, nor a pending task, nor a borrower needs it."""
         if obj.refs > 0 or obj.task_refs > 0 or obj.borrowers > 0:
             return
@@ -490,7 +709,7 @@ class Owner:
             self._release_lineage(obj.lineage, out)
         self._dropped(oid, obj, out)
 
-    def _release_lineage(self, spec: TaskSpec, out: list[Any]) -> None:
+    def _release_lineage(self, spec: TaskSpec, out: list[Command]) -> None:
         """A stored object computed by ``spec`` is gone: its arguments' lineage may go too."""
         work = [spec]
         objects = self.objects
@@ -511,7 +730,7 @@ class Owner:
                     work.append(arg.lineage)
                 self._dropped(ref, arg, out)
 
-    def _release_args(self, spec: TaskSpec, out: list[Any]) -> None:
+    def _release_args(self, spec: TaskSpec, out: list[Command]) -> None:
         objects = self.objects
         for refs in (spec.arg_refs, spec.held_refs):
             for ref in refs:
@@ -521,7 +740,7 @@ class Owner:
                 obj.task_refs -= 1
                 self._maybe_free(ref, obj, out)
 
-    def _on_subscribe_object(self, msg: SubscribeObject, now: float, out: list[Any]) -> None:
+    def _on_subscribe_object(self, msg: SubscribeObject, now: float, out: list[Command]) -> None:
         obj = self.objects.get(msg.oid)
         if obj is None:
             error = f"object {msg.oid:x} was freed: no reference to it remained at its owner"
@@ -535,7 +754,7 @@ class Owner:
         else:
             self._tell(msg.reply_to, msg.oid, obj, out)
 
-    def _tell(self, addr: Address, oid: ObjectId, obj: OwnedObject, out: list[Any]) -> None:
+    def _tell(self, addr: Address, oid: ObjectId, obj: OwnedObject, out: list[Command]) -> None:
         if obj.state == READY:
             result = ResultInfo(oid, obj.size, obj.stored, obj.payload)
             status = ObjectStatus(oid, result, obj.node)
@@ -545,7 +764,7 @@ class Owner:
             nbytes = 256
         out.append(Send(addr, status, nbytes))
 
-    def _on_object_status(self, msg: ObjectStatus, now: float, out: list[Any]) -> None:
+    def _on_object_status(self, msg: ObjectStatus, now: float, out: list[Command]) -> None:
         obj = self.objects.get(msg.oid)
         if obj is None or obj.state != PENDING:
             return  # released meanwhile
@@ -558,14 +777,14 @@ class Owner:
         out.append(ObjectReady(self.addr, msg.oid, msg.result, msg.node, msg.error_kind, msg.error))
         self._resolved(msg.oid, obj, now, out)
 
-    def _on_release_borrow(self, msg: ReleaseBorrow, now: float, out: list[Any]) -> None:
+    def _on_release_borrow(self, msg: ReleaseBorrow, now: float, out: list[Command]) -> None:
         obj = self.objects.get(msg.oid)
         if obj is None:
             return
         obj.borrowers -= 1
         self._maybe_free(msg.oid, obj, out)
 
-    def _resolved(self, oid: ObjectId, obj: OwnedObject, now: float, out: list[Any]) -> None:
+    def _resolved(self, oid: ObjectId, obj: OwnedObject, now: float, out: list[Command]) -> None:
         """``oid`` just became ready or failed: wake or fail its dependents, tell borrowers."""
         dependents, obj.dependents = obj.dependents, None
         if dependents is not None:
@@ -582,7 +801,7 @@ class Owner:
 
     # -- failures of nodes: retries and lineage reconstruction -----------------------------
 
-    def _on_node_removed(self, msg: NodeRemoved, now: float, out: list[Any]) -> None:
+    def _on_node_removed(self, msg: NodeRemoved, now: float, out: list[Command]) -> None:
         """Tasks that were placed on the dead node will never report: retry or fail them."""
         self.dead_nodes.add(msg.node)
         lost = [s for s in self.pending.values() if s.node == msg.node]
@@ -601,13 +820,13 @@ class Owner:
             else:
                 self._finish_failed(spec, ERR_NODE_DIED, reason, now, out)
 
-    def _on_object_lost(self, msg: ObjectLost, now: float, out: list[Any]) -> None:
+    def _on_object_lost(self, msg: ObjectLost, now: float, out: list[Command]) -> None:
         for oid in msg.oids:
             obj = self.objects.get(oid)
             if obj is not None and obj.state == READY and obj.stored:
                 self._reconstruct(oid, now, out)
 
-    def _recover_inputs(self, spec: TaskSpec, now: float, out: list[Any]) -> bool:
+    def _recover_inputs(self, spec: TaskSpec, now: float, out: list[Command]) -> bool:
         """A task could not fetch an input: recompute lost inputs and hold the task for them."""
         objects = self.objects
         lost = [
@@ -641,6 +860,7 @@ class Owner:
                 obj.dependents = []
             obj.dependents.append(spec)
         spec.node = -1
+        spec.owner_state = WAITING_ARGS
         self._blocked[spec.task_id] = len(waiting)
         return True
 
@@ -649,7 +869,7 @@ class Owner:
             obj.state == READY and obj.stored and obj.node in self.dead_nodes
         )
 
-    def _reconstruct(self, oid: ObjectId, now: float, out: list[Any]) -> None:
+    def _reconstruct(self, oid: ObjectId, now: float, out: list[Command]) -> None:
         """Recompute a lost stored object from its lineage, and any lost inputs first."""
         objects = self.objects
         order: list[TaskSpec] = []
@@ -683,14 +903,14 @@ class Owner:
             self.pending[spec.task_id] = spec
             self._track_args(spec, now, out)
 
-    def cancel(self, oid: ObjectId, force: bool, now: float, out: list[Any]) -> bool:
+    def cancel(self, oid: ObjectId, force: bool, now: float, out: list[Command]) -> bool:
         """Cancel the task producing ``oid``; False when it already ended.
 
         Its returns fail at once with ``ERR_CANCELLED`` (so waiting callers wake up); a
         task already sent is also stopped where it is: dropped from a queue, or
         interrupted (``force``: its worker killed) if running.
         """
-        tid = oid >> 8
+        tid = task_of(oid)
         spec = self.pending.get(tid)
         if spec is None:
             return False
@@ -708,7 +928,7 @@ class Owner:
 
     # -- completion ---------------------------------------------------------------------
 
-    def _on_task_done(self, msg: TaskDone, now: float, out: list[Any]) -> None:
+    def _on_task_done(self, msg: TaskDone, now: float, out: list[Command]) -> None:
         spec = self.pending.get(msg.task_id)
         if spec is None:
             if msg.error_kind is not None and msg.task_id in self.actors:
@@ -733,6 +953,7 @@ class Owner:
             self._finish_failed(spec, msg.error_kind, msg.error, now, out)
             return
         del self.pending[msg.task_id]
+        spec.owner_state = ENDED
         objects = self.objects
         for result in msg.results:
             obj = objects.get(result.oid)
@@ -760,11 +981,11 @@ class Owner:
 
     def _should_retry(self, spec: TaskSpec, error_kind: str) -> bool:
         retryable = error_kind in SYSTEM_ERRORS or (
-            spec.retry_exceptions and error_kind == "application"
+            spec.retry_exceptions and error_kind == ERR_APPLICATION
         )
         return retryable and (spec.max_retries < 0 or spec.attempt < spec.max_retries)
 
-    def _wake(self, dependents: list[TaskSpec], out: list[Any]) -> None:
+    def _wake(self, dependents: list[TaskSpec], out: list[Command]) -> None:
         blocked = self._blocked
         for spec in dependents:
             tid = spec.task_id
@@ -778,7 +999,7 @@ class Owner:
                 blocked[tid] = left - 1
 
     def _finish_failed(
-        self, spec: TaskSpec, error_kind: str | None, error: Any, now: float, out: list[Any]
+        self, spec: TaskSpec, error_kind: str | None, error: Any, now: float, out: list[Command]
     ) -> None:
         """End ``spec`` with an error: its returns fail, and so do tasks waiting on them."""
         if self.config.record_task_events and spec.task_id in self.pending:
@@ -787,6 +1008,7 @@ class Owner:
             if not self._flush_armed:
                 self._arm_flush(out)
         self.pending.pop(spec.task_id, None)
+        spec.owner_state = ENDED
         if spec.kind == ACTOR_METHOD:
             self._call_ended(spec)
         self._blocked.pop(spec.task_id, None)
@@ -806,7 +1028,7 @@ class Owner:
 
     # -- streaming generators ---------------------------------------------------------------
 
-    def _on_generator_item(self, msg: GeneratorItem, now: float, out: list[Any]) -> None:
+    def _on_generator_item(self, msg: GeneratorItem, now: float, out: list[Command]) -> None:
         """One item of a generator task: keep it for the program (or drop a late one)."""
         tid, index = msg.task_id, msg.index
         stream = self.streams.get(tid)
@@ -840,7 +1062,7 @@ class Owner:
         )
 
     def _contain_early(
-        self, item: ObjectId, inner: ObjectId, inner_owner: Address, now: float, out: list[Any]
+        self, item: ObjectId, inner: ObjectId, inner_owner: Address, now: float, out: list[Command]
     ) -> None:
         """A ref inside an item still on its way: hold it now, hand it to the item on arrival."""
         stream = self.streams.get(generator_item_task(item))
@@ -851,7 +1073,7 @@ class Owner:
             stream.early = {}
         stream.early.setdefault(item, []).append(inner)
 
-    def _drop_early(self, stream: StreamState, out: list[Any]) -> None:
+    def _drop_early(self, stream: StreamState, out: list[Command]) -> None:
         """Items that never arrived: drop the refs held for them (see `_contain_early`)."""
         early, stream.early = stream.early, None
         for inner in (oid for refs in (early or {}).values() for oid in refs):
@@ -860,7 +1082,9 @@ class Owner:
                 held.refs -= 1
                 self._maybe_free(inner, held, out)
 
-    def _end_stream(self, tid: TaskId, error_kind: str | None, error: Any, out: list[Any]) -> None:
+    def _end_stream(
+        self, tid: TaskId, error_kind: str | None, error: Any, out: list[Command]
+    ) -> None:
         stream = self.streams.get(tid)
         if stream is None or stream.ended:
             return
@@ -872,7 +1096,7 @@ class Owner:
         if not stream.dynamic:
             out.append(StreamEnded(self.addr, tid, stream.count, error_kind, error))
 
-    def drop_stream(self, task_id: TaskId, consumed: int, now: float, out: list[Any]) -> None:
+    def drop_stream(self, task_id: TaskId, consumed: int, now: float, out: list[Command]) -> None:
         """The program dropped the generator of ``task_id`` after consuming ``consumed`` items.
 
         The items it never took are released (the refs it took stay with the program);
@@ -902,7 +1126,7 @@ class Owner:
         max_restarts: int,
         get_if_exists: bool,
         now: float,
-        out: list[Any],
+        out: list[Command],
     ) -> int:
         """Ask the GCS to create an actor from ``spec``; return its id (``spec.task_id``).
 
@@ -930,7 +1154,7 @@ class Owner:
         strategy: str,
         name: str,
         lifetime: str | None,
-        out: list[Any],
+        out: list[Command],
         creator_actor: int = 0,
     ) -> None:
         """Ask the GCS to reserve ``bundles`` (``pg_id`` from ``new_task_id``); all or nothing.
@@ -944,7 +1168,7 @@ class Owner:
         )
         out.append(Send(self.gcs_addr, msg, 128 + 32 * len(bundles)))
 
-    def remove_placement_group(self, pg_id: int, out: list[Any]) -> None:
+    def remove_placement_group(self, pg_id: int, out: list[Command]) -> None:
         """Remove the group: its bundles are returned, its actors killed, its tasks failed."""
         out.append(Send(self.gcs_addr, RemovePlacementGroup(pg_id), 64))
 
@@ -954,7 +1178,7 @@ class Owner:
         payload: Any,
         size: int,
         now: float,
-        out: list[Any],
+        out: list[Command],
         oid: ObjectId | None = None,
     ) -> ObjectId:
         """A new object that becomes ``payload`` when the group is created (Ray's ``pg.ready()``).
@@ -976,12 +1200,12 @@ class Owner:
             out.append(Send(self.gcs_addr, SubscribePlacementGroup(pg_id, self.addr), 64))
         return oid
 
-    def _on_pg_update(self, msg: PlacementGroupUpdate, now: float, out: list[Any]) -> None:
+    def _on_pg_update(self, msg: PlacementGroupUpdate, now: float, out: list[Command]) -> None:
         self.pg_states[msg.pg_id] = msg
         if msg.state in (PG_CREATED, PG_REMOVED) and msg.pg_id in self._pg_ready:
             self._resolve_pg_ready(msg, now, out)
 
-    def _resolve_pg_ready(self, msg: PlacementGroupUpdate, now: float, out: list[Any]) -> None:
+    def _resolve_pg_ready(self, msg: PlacementGroupUpdate, now: float, out: list[Command]) -> None:
         for oid, payload in self._pg_ready.pop(msg.pg_id, ()):
             obj = self.objects.get(oid)
             if obj is None or obj.state != PENDING:
@@ -996,17 +1220,17 @@ class Owner:
                 out.append(ObjectReady(self.addr, oid, None, -1, ERR_PG_REMOVED, error))
             self._resolved(oid, obj, now, out)
 
-    def attach_actor(self, actor_id: int, out: list[Any]) -> None:
+    def attach_actor(self, actor_id: int, out: list[Command]) -> None:
         """Start calling an actor created elsewhere (a handle passed to this owner)."""
         if actor_id not in self.actors:
             self.actors[actor_id] = ActorHandleState()
             out.append(Send(self.gcs_addr, SubscribeActor(actor_id, self.addr), 64))
 
-    def lookup_actor(self, name: str, request_id: int, out: list[Any]) -> None:
+    def lookup_actor(self, name: str, request_id: int, out: list[Command]) -> None:
         """Ask the GCS for the actor named ``name``; answered by ``ActorStateChanged``."""
         out.append(Send(self.gcs_addr, LookupActor(name, self.addr, request_id), 96))
 
-    def kill_actor(self, actor_id: int, no_restart: bool, out: list[Any]) -> None:
+    def kill_actor(self, actor_id: int, no_restart: bool, out: list[Command]) -> None:
         """Terminate an actor (for good when ``no_restart``)."""
         out.append(Send(self.gcs_addr, KillActor(actor_id, no_restart), 64))
 
@@ -1026,7 +1250,7 @@ class Owner:
             handle.unsent = []
         handle.unsent.append(spec)
 
-    def _flush_actor(self, actor_id: int, out: list[Any]) -> None:
+    def _flush_actor(self, actor_id: int, out: list[Command]) -> None:
         """Send an actor's calls in order, stopping at the first whose arguments are pending."""
         handle = self.actors[actor_id]
         unsent = handle.unsent
@@ -1049,6 +1273,7 @@ class Owner:
                 continue  # failed while waiting for an argument
             if handle.alias_of:
                 spec.actor_id = handle.alias_of
+            spec.owner_state = INFLIGHT
             self._resolve_args(spec)
             if handle.inflight is None:
                 handle.inflight = {}
@@ -1061,7 +1286,9 @@ class Owner:
             out.append(Send(handle.addr, SubmitActorTask(spec, first), spec.nbytes))
         del unsent[:sent]
 
-    def _retry_call(self, spec: TaskSpec, kind: str, sent_to: int | None, out: list[Any]) -> bool:
+    def _retry_call(
+        self, spec: TaskSpec, kind: str, sent_to: int | None, out: list[Command]
+    ) -> bool:
         """Resubmit an actor call that failed (Ray's ``max_task_retries``); False if not.
 
         A call is retried when the actor died under it (``ERR_ACTOR_DIED``) or, with
@@ -1083,6 +1310,7 @@ class Owner:
         self.retries += 1
         handle.seq += 1
         spec.seq = handle.seq
+        spec.owner_state = UNSENT
         if handle.unsent is None:
             handle.unsent = []
         handle.unsent.append(spec)
@@ -1098,12 +1326,12 @@ class Owner:
             handle.inflight.pop(spec.seq, None)
         return handle.sent_to.pop(spec.task_id, None) if handle.sent_to else None
 
-    def _fail_call(self, spec: TaskSpec, handle: ActorHandleState, out: list[Any]) -> None:
+    def _fail_call(self, spec: TaskSpec, handle: ActorHandleState, out: list[Command]) -> None:
         if spec.task_id in self.pending:
             error = handle.error or f"actor {spec.actor_id:x} is dead"
             self._finish_failed(spec, ERR_ACTOR_DIED, error, spec.submitted_at, out)
 
-    def _on_actor_update(self, msg: ActorUpdate, now: float, out: list[Any]) -> None:
+    def _on_actor_update(self, msg: ActorUpdate, now: float, out: list[Command]) -> None:
         handle = self.actors.get(msg.actor_id)
         if handle is None:
             return
@@ -1132,7 +1360,7 @@ class Owner:
         handle: ActorHandleState,
         alias_of: int,
         existing: ActorHandleState,
-        out: list[Any],
+        out: list[Command],
     ) -> None:
         """Point ``actor_id`` at ``alias_of``'s state; its early calls join that actor's order."""
         for spec in handle.unsent or ():
@@ -1147,7 +1375,7 @@ class Owner:
         out.append(ActorStateChanged(actor_id, existing.state, alias_of=alias_of))
         self._flush_actor(alias_of, out)
 
-    def _on_lookup_reply(self, msg: ActorLookupReply, now: float, out: list[Any]) -> None:
+    def _on_lookup_reply(self, msg: ActorLookupReply, now: float, out: list[Command]) -> None:
         if msg.actor_id:
             self.attach_actor(msg.actor_id, out)
         changed = ActorStateChanged(msg.actor_id, msg.state, None, msg.request_id, 0, msg.spec)
@@ -1177,7 +1405,7 @@ class Owner:
             return f"object {oid:x} is ready, {obj.size} bytes, {where}"
         if obj.state == FAILED:
             return f"object {oid:x} failed ({obj.error_kind}): {obj.error}"
-        tid = oid >> 8
+        tid = task_of(oid)
         if tid in self._blocked:
             return f"its task waits for {self._blocked[tid]} argument(s) to become ready"
         spec = self.pending.get(tid)

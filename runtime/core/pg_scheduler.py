@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from runtime.core.config import CoreConfig
 from runtime.core.ids import NodeId
 from runtime.core.messages import (
     BundlesPrepared,
     CancelPlacementGroup,
+    Command,
     CommitBundles,
     PlacementGroupPending,
     PlacementGroupPlaced,
@@ -103,7 +104,7 @@ class PlacementGroupScheduling:
 
     # -- groups ---------------------------------------------------------------------------
 
-    def _on_schedule_pg(self, msg: SchedulePlacementGroup, now: float, out: list[Any]) -> None:
+    def _on_schedule_pg(self, msg: SchedulePlacementGroup, now: float, out: list[Command]) -> None:
         if msg.pg_id in self.removed_groups:
             return
         group = self.groups.get(msg.pg_id)
@@ -114,7 +115,7 @@ class PlacementGroupScheduling:
         group.placed = dict(msg.placed)
         self._try_group(group, now, out)
 
-    def _try_group(self, group: GroupPlacement, now: float, out: list[Any]) -> None:
+    def _try_group(self, group: GroupPlacement, now: float, out: list[Command]) -> None:
         """Place ``group``'s missing bundles if the view allows; else record why not."""
         self.pending_groups.pop(group.pg_id, None)
         self.infeasible_groups.pop(group.pg_id, None)
@@ -151,7 +152,7 @@ class PlacementGroupScheduling:
         if self.config.trace:
             out.append(Trace("pg_prepare", group.pg_id, -1, reason))
 
-    def _on_bundles_prepared(self, msg: BundlesPrepared, now: float, out: list[Any]) -> None:
+    def _on_bundles_prepared(self, msg: BundlesPrepared, now: float, out: list[Command]) -> None:
         group = self.groups.get(msg.pg_id)
         if group is None or msg.attempt != group.attempt or msg.node not in group.awaiting:
             if msg.ok:  # a stale yes (the group was removed or retried): give it back
@@ -193,7 +194,7 @@ class PlacementGroupScheduling:
         for spec in waiting:
             self._place_in_group(spec, group, now, out)
 
-    def _on_cancel_pg(self, msg: CancelPlacementGroup, now: float, out: list[Any]) -> None:
+    def _on_cancel_pg(self, msg: CancelPlacementGroup, now: float, out: list[Command]) -> None:
         self.removed_groups.add(msg.pg_id)
         self._removed_order.append(msg.pg_id)
         if len(self._removed_order) > REMOVED_GROUPS_KEPT:
@@ -225,17 +226,17 @@ class PlacementGroupScheduling:
             if view is not None:
                 release(view.available, group.bundles[index])
 
-    def _groups_on_report(self, now: float, out: list[Any]) -> None:
+    def _groups_on_report(self, now: float, out: list[Command]) -> None:
         """Fresh availability: try the groups waiting for resources again."""
         for group in list(self.pending_groups.values()):
             self._try_group(group, now, out)
 
-    def _groups_on_node_added(self, now: float, out: list[Any]) -> None:
+    def _groups_on_node_added(self, now: float, out: list[Command]) -> None:
         """A node joined: every group not placed may fit now."""
         for group in list(self.infeasible_groups.values()) + list(self.pending_groups.values()):
             self._try_group(group, now, out)
 
-    def _groups_on_node_removed(self, node: NodeId, now: float, out: list[Any]) -> None:
+    def _groups_on_node_removed(self, node: NodeId, now: float, out: list[Command]) -> None:
         for group in self.groups.values():
             lost = [i for i, n in group.placed.items() if n == node]
             for i in lost:
@@ -246,7 +247,7 @@ class PlacementGroupScheduling:
                 if not group.awaiting:
                     self._abort_attempt(group, out)
 
-    def _abort_attempt(self, group: GroupPlacement, out: list[Any]) -> None:
+    def _abort_attempt(self, group: GroupPlacement, out: list[Command]) -> None:
         for node in group.prepared:
             view = self.views.get(node)
             if view is not None:
@@ -257,7 +258,7 @@ class PlacementGroupScheduling:
 
     # -- tasks with a strategy ------------------------------------------------------------
 
-    def _place_strategic(self, spec: TaskSpec, now: float, out: list[Any]) -> bool:
+    def _place_strategic(self, spec: TaskSpec, now: float, out: list[Command]) -> bool:
         """Place a task that has a strategy; False: use the default policy instead."""
         strategy = spec.strategy
         if isinstance(strategy, PlacementGroupStrategy):
@@ -302,7 +303,7 @@ class PlacementGroupScheduling:
         return True
 
     def _place_in_group(
-        self, spec: TaskSpec, group: GroupPlacement, now: float, out: list[Any]
+        self, spec: TaskSpec, group: GroupPlacement, now: float, out: list[Command]
     ) -> None:
         strategy = spec.strategy
         index = strategy.bundle_index
@@ -334,7 +335,7 @@ class PlacementGroupScheduling:
         view = min(free or views, key=lambda v: (v.load(), v.node))
         self._send_to(spec, view, "global: " + describe_strategy(strategy), out)
 
-    def _send_to(self, spec: TaskSpec, view: NodeView, reason: str, out: list[Any]) -> None:
+    def _send_to(self, spec: TaskSpec, view: NodeView, reason: str, out: list[Command]) -> None:
         view.assigned += 1
         spec.node = view.node
         spec.spills += 1
@@ -345,5 +346,5 @@ class PlacementGroupScheduling:
         out.append(Send(view.addr, ScheduleTask(spec), spec.nbytes))
 
     @staticmethod
-    def _fail(spec: TaskSpec, kind: str, detail: str, out: list[Any]) -> None:
+    def _fail(spec: TaskSpec, kind: str, detail: str, out: list[Command]) -> None:
         out.append(Send(spec.owner, TaskDone(spec.task_id, -1, [], kind, detail), 256))

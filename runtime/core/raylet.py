@@ -74,16 +74,19 @@ from runtime.core.messages import (
     ActorWorkerDied,
     CancelRunning,
     CancelTask,
+    Command,
     CommitBundles,
     Dispatch,
     EvictObjects,
     Free,
     GeneratorItem,
     GeneratorYielded,
+    HostEvent,
     KillActor,
     KillWorker,
     LocateObject,
     MakeRoom,
+    Message,
     NodeAdded,
     NodeRemoved,
     ObjectAdded,
@@ -379,7 +382,7 @@ class Raylet(RayletBundles):
         out.append(SetTimer(self.addr, self.config.report_interval, REPORT_TIMER))
         out.append(Send(self.gcs_addr, Subscribe(self.addr), 64))
 
-    def handle(self, msg: Any, now: float, out: list[Any]) -> None:
+    def handle(self, msg: Message | HostEvent, now: float, out: list[Command]) -> None:
         """React to one message or host event, appending commands to ``out``."""
         self._handlers[type(msg)](msg, now, out)
 
@@ -1028,7 +1031,7 @@ class Raylet(RayletBundles):
             else:
                 # a constructor that raised is final; a worker that died may be restarted
                 self._give_instances(spec)
-                killed = msg.error_kind == "application"
+                killed = msg.error_kind == ERR_APPLICATION
                 reason: Any = f"the actor's worker died in its constructor: {msg.error}"
                 if killed:
                     reason = ActorError("the actor's constructor raised an exception", msg.error)

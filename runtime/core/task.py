@@ -82,9 +82,12 @@ class TaskSpec:
     function: Any = None
     args: Any = None
     resources: Resources = field(default_factory=lambda: {"CPU": 1.0})
+    """What the task needs while it runs (placing it, and reserved on its node)."""
     num_returns: int = 1
     max_retries: int = 3
+    """Retries after a system failure (-1: forever); actor calls: Ray's ``max_task_retries``."""
     retry_exceptions: bool = False
+    """Also retry when the body raised (``ERR_APPLICATION``)."""
     name: str = ""
     duration: float = 0.0
     output_sizes: tuple[int, ...] = ()
@@ -93,17 +96,25 @@ class TaskSpec:
     """Refs nested inside argument values: kept alive until the task ends but not waited
     for, and passed as they are (Ray does not resolve nested refs)."""
     deps: tuple[DepInfo, ...] = ()
+    """The stored arguments, where the owner knew them to be when it sent the task."""
     inlined: dict[ObjectId, Any] | None = None
+    """The small arguments' values, carried with the task (object id -> payload)."""
     nbytes: int = 256
+    """The task's wire size (spec plus inlined arguments), for the network model."""
     attempt: int = 0
+    """0 for the first run, +1 for each retry or reconstruction."""
     submitted_at: float = 0.0
+    """When its owner submitted it."""
     started_at: float = 0.0
     """When the raylet last dispatched it (for the task table)."""
     since: float = 0.0
     """When it entered its current wait (for the wait breakdown, ``Raylet.waited``)."""
     spills: int = 0
+    """Times the global scheduler placed it (a raylet spilled it, or it creates an actor)."""
     reason: str = ""
+    """The last placement decision, in words (for traces and ``explain``)."""
     node: NodeId = -1
+    """The node it was placed on (-1: not placed yet, or placed again after a failure)."""
     shape: ShapeKey | None = None
     """``shape_key(resources)``, computed once (hosts may preset it for a whole workload)."""
     kind: int = TASK
@@ -112,6 +123,8 @@ class TaskSpec:
     """The actor this task creates or calls (0 for plain tasks)."""
     seq: int = 0
     """For actor methods: the caller's sequence number for this actor, from 1."""
+    owner_state: str = "NEW"
+    """Where the task is in its owner's lifecycle (``runtime.core.owner.TASK_TRANSITIONS``)."""
     hold: Resources | None = None
     """For actor creation: what the actor keeps while alive (None: same as ``resources``)."""
     instances: dict[str, tuple[int, ...]] | None = None

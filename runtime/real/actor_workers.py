@@ -13,7 +13,13 @@ import signal
 from typing import Any
 
 from runtime.core.messages import ActorWorkerDied, KillWorker, TaskFinished
-from runtime.core.task import ACTOR_CREATION, ACTOR_METHOD, ERR_WORKER_DIED, TaskSpec
+from runtime.core.task import (
+    ACTOR_CREATION,
+    ACTOR_METHOD,
+    ERR_APPLICATION,
+    ERR_WORKER_DIED,
+    TaskSpec,
+)
 from runtime.real import protocol as p
 from runtime.real.pool import WorkerHandle, WorkerPool
 
@@ -47,7 +53,7 @@ class ActorWorkers:
         """Fork a dedicated worker for the actor; its constructor runs when it arrives."""
         if not self.pool.spawn_actor_worker(spec):
             event = TaskFinished(
-                spec.task_id, [], "application", "the worker zygote is gone: no worker can start"
+                spec.task_id, [], ERR_APPLICATION, "the worker zygote is gone: no worker can start"
             )
             self.raylet.handle(event, now, self.out)
 
@@ -102,7 +108,7 @@ class ActorWorkers:
             return
         detail = f"the actor's worker {w.worker_id} (pid {w.pid}) died"
         if spec is not None and spec.kind == ACTOR_CREATION:
-            event: Any = TaskFinished(spec.task_id, [], "worker_died", detail)
+            event: Any = TaskFinished(spec.task_id, [], ERR_WORKER_DIED, detail)
         else:
             if spec is not None:
                 detail += f" while running {spec.name}()"

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from runtime.context import JOB_ID
+from runtime.core.ids import task_of
 from runtime.core.task import (
     ACTOR_CREATION,
     ACTOR_METHOD,
@@ -313,11 +314,11 @@ def object_rows(view: ClusterView) -> list[dict[str, Any]]:
             entry = directory.get(oid)
             size = entry.size if entry is not None else obj.size
             if obj.state == 0:
-                held = owner.waiting_arguments(oid >> 8) is not None
+                held = owner.waiting_arguments(task_of(oid)) is not None
                 status = "WAITING_FOR_DEPENDENCIES" if held else "SCHEDULED"
             else:
                 status = _TASK_STATUS.get(obj.state, "NIL")
-            spec = owner.pending_task(oid >> 8)
+            spec = owner.pending_task(task_of(oid))
             attempt = spec.attempt if spec is not None else 0
             token = oid in view.actor_tokens
             for ref_type in reference_types(obj, contained, oid, token):

@@ -224,6 +224,11 @@ class ControlPlaneSpec(_Spec):
     """GCS shards (objects and tasks hashed by id over them; see sim/shards.py)."""
     record_task_events: bool = True
     """Raylets batch task state changes to the GCS task table (costs GCS time and memory)."""
+    check_invariants: bool = False
+    """Debugging: assert every raylet lifecycle transition against its table and run
+    ``check()`` of every raylet, owner, GCS shard and the global scheduler after each message it handles (an
+    ``InvariantError`` stops the run). Slow (a check walks the component's state): for
+    tests and small runs, off for studies."""
     profile: str | None = None
     """Calibration profile (`run-scenario --calibrate`): its control_plane and network
     values are this scenario's defaults; fields given here win (see sim/profile.py)."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
@@ -22,22 +21,20 @@ def checked_raylets(
     request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[None]:
     """Every FakeHost checks its raylets' lifecycle moves and invariants as it runs."""
+    init = FakeHost.__post_init__
     if request.node.get_closest_marker("unchecked_raylets") is not None:
+
+        def unchecked_init(self: FakeHost) -> None:
+            self.check_raylets = False  # the owners, GCS and global scheduler stay checked
+            init(self)
+
+        monkeypatch.setattr(FakeHost, "__post_init__", unchecked_init)
         yield
         return
-    effect = FakeHost._effect
-    init = FakeHost.__post_init__
-
-    def checked_effect(self: FakeHost, out: list[Any]) -> None:
-        effect(self, out)
-        for raylet in self.raylets:
-            if raylet.node not in self.dead:
-                raylet.check()
 
     def checked_init(self: FakeHost) -> None:
-        self.config.check_transitions = True
+        self.config.check_transitions = True  # per move; `check()` runs after each delivery
         init(self)
 
-    monkeypatch.setattr(FakeHost, "_effect", checked_effect)
     monkeypatch.setattr(FakeHost, "__post_init__", checked_init)
     yield

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import heapq
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,6 +79,10 @@ class FakeHost:
     extra_resources: dict[int, dict[str, float]] = field(default_factory=dict)
     timers: bool = False
     fail_hook: Any = None
+    checks: bool = True
+    """Run every component's ``check()`` after each delivery (see `check`)."""
+    check_raylets: bool = True
+    """With ``checks``: include the raylets (off for a test that forges a raylet's state)."""
 
     def __post_init__(self) -> None:
         self.now = 0.0
@@ -110,6 +115,24 @@ class FakeHost:
         """Per node: the most memory restores ever needed at once (store used included)."""
         self.disk: set[tuple[int, int]] = set()
         """(node, oid) of the objects written to the fake disk and not yet restored or freed."""
+        self._commands: dict[type, Callable[[Any], None]] = {
+            Send: self._send,
+            Dispatch: self._dispatch,
+            Transfer: self._transfer,
+            SetTimer: self._set_timer,
+            ObjectReady: self._object_ready,
+            Free: self._free,
+            Spill: self._spill,
+            Restore: self._restore_cmd,
+            ActorStateChanged: self._actor_state,
+            KillWorker: self._kill_worker,
+            CancelRunning: self._cancel_running,
+            Trace: self._trace,
+            ObjectFreed: self._object_freed,
+            ItemReady: self._item_ready,
+            StreamEnded: self._stream_ended,
+        }
+        """What carries out each command type (every ``Command`` subclass has an entry)."""
         capacities = [
             NodeCapacity(
                 {"CPU": float(self.cpus), **self.extra_resources.get(node, {})},
@@ -145,69 +168,99 @@ class FakeHost:
         heapq.heappush(self._heap, (at, self._seq, item))
 
     def _effect(self, out: list[Any]) -> None:
+        """Carry out each command by its handler in `_commands`; then run the checks."""
+        commands = self._commands
         for cmd in out:
             self.commands.append(cmd)
-            kind = type(cmd)
-            if kind is Send:
-                self._push(self.now + self.latency, (cmd.dst, cmd.msg))
-            elif kind is Dispatch and cmd.ahead:
-                if self.refuse_prefetch:
-                    back = Unassigned(cmd.spec.task_id)
-                    self._push(self.now, (raylet_addr(cmd.node), back))
-                else:
-                    self.prefetched.setdefault(cmd.node, []).append(cmd)
-            elif kind is Dispatch:
-                self.dispatched.append(cmd)
-                if cmd.spec.generator:
-                    self._schedule_items(cmd)
-                self._push(self.now + cmd.spec.duration, ("finish", cmd))
-            elif kind is Transfer:
-                self.transfers.append(cmd)
-                if cmd.src in self.dead or cmd.src < 0:
-                    done: Any = TransferFailed(cmd.oid, cmd.src)
-                else:
-                    done = TransferDone(cmd.oid, cmd.nbytes, cmd.src)
-                self._push(self.now + self.transfer_time, (raylet_addr(cmd.dst), done))
-            elif kind is SetTimer:
-                if self.timers:
-                    self._push(self.now + cmd.delay, (cmd.addr, TimerFired(cmd.key)))
-            elif kind is ObjectReady:
-                self.ready[cmd.oid] = cmd
-            elif kind is Free:
-                self.freed.append((cmd.node, cmd.oid))
-                self.disk.discard((cmd.node, cmd.oid))
-            elif kind is Spill:
-                self.spilled.append(cmd)
-                self.disk.add((cmd.node, cmd.oid))
-                self._push(self.now + self.transfer_time, (raylet_addr(cmd.node), Spilled(cmd.oid)))
-            elif kind is Restore:
-                event = self._restore(cmd)
-                self._push(self.now + self.transfer_time, (raylet_addr(cmd.node), event))
-            elif kind is ActorStateChanged:
-                self.actor_events.append(cmd)
-            elif kind is KillWorker:
-                self.killed.append(cmd)
-            elif kind is CancelRunning and any(
-                d.spec.task_id == cmd.task_id for d in self.prefetched.get(cmd.node, [])
-            ):
-                queue = self.prefetched[cmd.node]
-                queue[:] = [d for d in queue if d.spec.task_id != cmd.task_id]
-                stop: Any = WorkerInterrupted(cmd.task_id, INTERRUPT_UNSTARTED)
-                self._push(self.now, (raylet_addr(cmd.node), stop))
-            elif kind is CancelRunning:
-                self.interrupted.add(cmd.task_id)
-                stop = WorkerInterrupted(cmd.task_id, INTERRUPT_CANCELLED)
-                self._push(self.now, (raylet_addr(cmd.node), stop))
-            elif kind is Trace:
-                pass
-            elif kind is ObjectFreed:
-                self.ended.append(cmd.oid)
-            elif kind is ItemReady:
-                self.items.append(cmd)
-            elif kind is StreamEnded:
-                self.streams_ended[cmd.task_id] = cmd
-            else:
+            handler = commands.get(type(cmd))
+            if handler is None:
                 raise AssertionError(f"unknown command {cmd!r}")
+            handler(cmd)
+        if self.checks:
+            self.check()
+
+    def check(self) -> None:
+        """Run ``check()`` on every live component that has one (raises ``InvariantError``)."""
+        for addr, component in self.components.items():
+            if self._node_of(addr) in self.dead:
+                continue  # gone with its node: a retry elsewhere moves on the specs it held
+            if not self.check_raylets and isinstance(component, Raylet):
+                continue
+            check = getattr(component, "check", None)
+            if check is not None:
+                check()
+
+    def _send(self, cmd: Send) -> None:
+        self._push(self.now + self.latency, (cmd.dst, cmd.msg))
+
+    def _dispatch(self, cmd: Dispatch) -> None:
+        if cmd.ahead:
+            if self.refuse_prefetch:
+                back = Unassigned(cmd.spec.task_id)
+                self._push(self.now, (raylet_addr(cmd.node), back))
+            else:
+                self.prefetched.setdefault(cmd.node, []).append(cmd)
+            return
+        self.dispatched.append(cmd)
+        if cmd.spec.generator:
+            self._schedule_items(cmd)
+        self._push(self.now + cmd.spec.duration, ("finish", cmd))
+
+    def _transfer(self, cmd: Transfer) -> None:
+        self.transfers.append(cmd)
+        if cmd.src in self.dead or cmd.src < 0:
+            done: Any = TransferFailed(cmd.oid, cmd.src)
+        else:
+            done = TransferDone(cmd.oid, cmd.nbytes, cmd.src)
+        self._push(self.now + self.transfer_time, (raylet_addr(cmd.dst), done))
+
+    def _set_timer(self, cmd: SetTimer) -> None:
+        if self.timers:
+            self._push(self.now + cmd.delay, (cmd.addr, TimerFired(cmd.key)))
+
+    def _object_ready(self, cmd: ObjectReady) -> None:
+        self.ready[cmd.oid] = cmd
+
+    def _free(self, cmd: Free) -> None:
+        self.freed.append((cmd.node, cmd.oid))
+        self.disk.discard((cmd.node, cmd.oid))
+
+    def _spill(self, cmd: Spill) -> None:
+        self.spilled.append(cmd)
+        self.disk.add((cmd.node, cmd.oid))
+        self._push(self.now + self.transfer_time, (raylet_addr(cmd.node), Spilled(cmd.oid)))
+
+    def _restore_cmd(self, cmd: Restore) -> None:
+        event = self._restore(cmd)
+        self._push(self.now + self.transfer_time, (raylet_addr(cmd.node), event))
+
+    def _actor_state(self, cmd: ActorStateChanged) -> None:
+        self.actor_events.append(cmd)
+
+    def _kill_worker(self, cmd: KillWorker) -> None:
+        self.killed.append(cmd)
+
+    def _cancel_running(self, cmd: CancelRunning) -> None:
+        queue = self.prefetched.get(cmd.node, [])
+        if any(d.spec.task_id == cmd.task_id for d in queue):
+            queue[:] = [d for d in queue if d.spec.task_id != cmd.task_id]
+            stop = WorkerInterrupted(cmd.task_id, INTERRUPT_UNSTARTED)
+        else:
+            self.interrupted.add(cmd.task_id)
+            stop = WorkerInterrupted(cmd.task_id, INTERRUPT_CANCELLED)
+        self._push(self.now, (raylet_addr(cmd.node), stop))
+
+    def _trace(self, cmd: Trace) -> None:
+        pass
+
+    def _object_freed(self, cmd: ObjectFreed) -> None:
+        self.ended.append(cmd.oid)
+
+    def _item_ready(self, cmd: ItemReady) -> None:
+        self.items.append(cmd)
+
+    def _stream_ended(self, cmd: StreamEnded) -> None:
+        self.streams_ended[cmd.task_id] = cmd
 
     def _schedule_items(self, cmd: Dispatch) -> None:
         spec = cmd.spec
