@@ -14,17 +14,19 @@ coalesced wakeup write; the loop drains the deque in FIFO order (so a reference 
 never seen before the submission that created it). Results are read on the user thread
 straight from the object table (guarded by one lock) and the shared-memory arena.
 
-The node is being assembled from parts that own their state, each given the other parts
-it uses explicitly: `objects.ObjectTable` (entries, arena ranges, pins, spill file, under
-its lock), `pool.WorkerPool` (worker processes, zygote, idle list, backlog, prefetch
-offers), `actor_workers.ActorWorkers` (each actor's dedicated worker) and
-`nested.NestedOwners` (one core Owner per worker, the workers' REQUESTs) and
-`groups.PlacementGroups` and `streams.Streams` (placement groups and generator tasks,
-loop-thread side). The rest are still mixins, one job per module: `client` (program-thread
-API), `actors` (the actor API), `introspect` (cancel, resources,
-timeline), `effects` (what each core command does), `groups` and `streams` (the placement-group and
-generator API) and `loop`. This module
-holds construction and shutdown.
+The node is composed of parts that own their state, each given the other parts it uses
+explicitly (`Node` inherits nothing): `loop.Loop` (ops queue, wakeup, timers, selector,
+core lock, run state), `client.Client` (the program-thread API), `objects.ObjectTable`
+(entries, arena ranges, pins, spill file, under its lock), `pool.WorkerPool` (worker
+processes, zygote, idle list, backlog, prefetch offers), `actor_workers.ActorWorkers`
+(each actor's dedicated worker), `actors.ActorApi` (the actor API and what the host
+knows of actors), `nested.NestedOwners` (one core Owner per worker, the workers'
+REQUESTs), `groups.PlacementGroups`/`PlacementGroupApi` and `streams.Streams`/`StreamApi`
+(placement groups and generator tasks, loop-thread and program-thread sides),
+`effects.Effects` (what each core command does) and `introspect.Introspection` (cancel,
+state reads, resources, timeline). This module holds construction, the thin delegating
+interface (`runtime._session.NodeLike`; hot-path methods are bound over it at
+construction) and shutdown.
 """
 
 from __future__ import annotations
