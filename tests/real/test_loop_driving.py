@@ -76,7 +76,7 @@ def test_a_blocking_get_handles_the_reply_on_the_calling_thread(node) -> None:
 
 
 def test_submitting_runs_the_submission_on_the_calling_thread_when_the_loop_is_free(node) -> None:
-    ran = _record_threads(node, "_op_submit")
+    ran = _record_threads(node.client, "_op_submit")
     refs = []
     for i in range(50):
         refs.append(square.remote(i))
