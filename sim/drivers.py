@@ -584,6 +584,7 @@ class SearchDriver(_DriverBase):
         self.epochs = spec.epochs
         self.concurrent = spec.concurrent_trials
         self.metric = spec.metric
+        self.curves = spec.curves
         self.scheduler = make_trial_scheduler(spec)
         self.searcher = BasicVariantGenerator(rng=rng)
         if spec.curves is not None:
@@ -610,7 +611,7 @@ class SearchDriver(_DriverBase):
 
     def _curve(self, config: dict[str, Any]) -> Callable[[int], float]:
         if "curve" in config:
-            row = self.spec.curves[config["curve"]]
+            row = self.curves[config["curve"]]
             return lambda t: float(row[t - 1])
         quality = float(config["quality"])
         return lambda t: quality * (1.0 - 2.0**-t)
