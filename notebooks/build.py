@@ -592,6 +592,198 @@ threshold of 475 in about 250k steps. The same algorithm is a Tune trainable:
     ),
 ]
 
+TUNE_SEARCH: list[Cell] = [
+    (
+        "md",
+        """\
+# 8. Hyperparameter search with Tune: grid, ASHA and PBT, for real and simulated
+
+`runtime.tune` is Ray Tune's API: a `Tuner` runs a trainable once per config of a search
+space, each trial on its own actor, and a **trial scheduler** decides after every reported
+result whether the trial goes on, pauses or stops. The schedulers are pure decision objects
+in `runtime/core/tune/`, so the simulator's `hyperparameter_search` workload uses the very
+same ones: a sweep too big for this machine can be simulated on a large cluster and takes
+the decisions a real run would. This lesson runs a grid search, ASHA and PBT for real, then
+ASHA and HyperBand on a simulated 64-node GPU cluster.""",
+    ),
+    ("code", SETUP.replace("\nROOT", "\nimport runtime as ray\nfrom runtime import tune\n\nROOT")),
+    ("code", "info = ray.init(num_cpus=2)"),
+    (
+        "md",
+        """\
+## Grid search
+
+A function trainable calls `tune.report` once per iteration. Here a trial's "accuracy"
+follows a learning curve set by its config: `quality` is what a real model's
+hyperparameters would decide. `tune.grid_search` runs every value.""",
+    ),
+    (
+        "code",
+        """\
+def curve(quality, t):
+    return quality * (1 - 0.7**t)
+
+
+def train(config):
+    for t in range(1, 10):
+        tune.report({"acc": curve(config["quality"], t)})
+
+
+grid = tune.Tuner(
+    train,
+    param_space={"quality": tune.grid_search([0.2, 0.5, 0.9])},
+    tune_config=tune.TuneConfig(metric="acc", mode="max"),
+    run_config=tune.RunConfig(name="grid", verbose=0),
+).fit()
+best = grid.get_best_result()
+print("best config:", best.config, "acc", round(best.metrics["acc"], 3))
+[(r.config["quality"], r.metrics["training_iteration"]) for r in grid]""",
+    ),
+    (
+        "md",
+        """\
+## ASHA: stop the bad trials early
+
+`ASHAScheduler(max_t=9, grace_period=1, reduction_factor=3)` has rungs at 1, 3 and 9
+iterations; a trial reaching a rung below the 2/3 quantile of the results recorded there is
+stopped. Twelve random trials: the weak ones end after one or three iterations.""",
+    ),
+    (
+        "code",
+        """\
+asha = tune.Tuner(
+    train,
+    param_space={"quality": tune.uniform(0.0, 1.0)},
+    tune_config=tune.TuneConfig(
+        metric="acc",
+        mode="max",
+        num_samples=12,
+        scheduler=tune.schedulers.ASHAScheduler(max_t=9, grace_period=1, reduction_factor=3),
+    ),
+    run_config=tune.RunConfig(name="asha", verbose=0),
+).fit()
+fig, ax = plt.subplots(figsize=(6, 3.5))
+for r in asha:
+    df = r.metrics_dataframe
+    ax.plot(df["training_iteration"], df["acc"], marker="o", markersize=3)
+ax.set_xlabel("training_iteration")
+ax.set_ylabel("acc")
+ax.set_title("ASHA: each line is a trial; short lines were stopped")
+sorted(r.metrics["training_iteration"] for r in asha)""",
+    ),
+    (
+        "md",
+        """\
+## PBT: copy the leaders, perturb their hyperparameters
+
+Population-based training keeps a population running; every `perturbation_interval`
+iterations a trial in the bottom quantile restarts from a top trial's checkpoint with a
+mutated config. The trainable saves its state in a checkpoint each iteration and resumes
+from one when restarted.""",
+    ),
+    (
+        "code",
+        """\
+import os
+import random
+import tempfile
+
+
+def climb(config):
+    value = 0.0
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with open(os.path.join(checkpoint.path, "value")) as f:
+            value = float(f.read())
+    while True:
+        value += config["lr"]
+        tmp = tempfile.mkdtemp()
+        with open(os.path.join(tmp, "value"), "w") as f:
+            f.write(repr(value))
+        tune.report({"value": value, "lr": config["lr"]}, checkpoint=tune.Checkpoint.from_directory(tmp))
+
+
+pbt = tune.schedulers.PopulationBasedTraining(
+    time_attr="training_iteration",
+    perturbation_interval=2,
+    hyperparam_mutations={"lr": [0.1, 0.5, 1.0, 2.0]},
+    rng=random.Random(0),
+)
+population = tune.Tuner(
+    climb,
+    param_space={"lr": tune.grid_search([0.1, 0.5, 1.0, 2.0])},
+    tune_config=tune.TuneConfig(metric="value", mode="max", scheduler=pbt),
+    run_config=tune.RunConfig(name="pbt", verbose=0, stop={"training_iteration": 6}),
+).fit()
+print("perturbations:", pbt.num_perturbations)
+[(r.metrics["experiment_tag"], r.config["lr"], round(r.metrics["value"], 2)) for r in population]""",
+    ),
+    ("code", "ray.shutdown()"),
+    (
+        "md",
+        """\
+## The same schedulers on a simulated 64-node cluster
+
+The `hyperparameter_search` workload runs each epoch as a simulated GPU task;
+`workload.trial_scheduler` names the scheduler (`asha`, `hyperband`, `median_stopping`,
+`fifo`) with Ray's parameter names. Every finished epoch is a result given to the same
+scheduler object as above. 400 trials of up to 27 epochs, 128 at a time, on 64 nodes of 4
+GPUs: how many epochs does each scheduler spend, and how long does the sweep take?
+(`tests/real/test_tune_two_worlds.py` checks that a real run and a simulated one take the
+same decisions on the same curves.)""",
+    ),
+    (
+        "code",
+        """\
+from sim.runner import build
+from sim.scenario import validate_scenario
+
+
+def sweep(trial_scheduler):
+    raw = {
+        "name": f"sweep_{trial_scheduler}",
+        "seed": 1,
+        "cluster": {"nodes": 64, "cpus_per_node": 8, "gpus_per_node": 4},
+        "scheduler": {"report_interval_ms": 10},
+        "workload": {
+            "kind": "hyperparameter_search",
+            "trial_scheduler": trial_scheduler,
+            "trials": 400,
+            "epochs": 27,
+            "concurrent_trials": 128,
+            "grace_period": 1,
+            "reduction_factor": 3,
+            "num_gpus": 1,
+            "duration_ms": {"dist": "normal", "mean": 10, "stddev": 1},
+        },
+        "output": {"progress": False},
+    }
+    sim = build(validate_scenario(raw))
+    metrics = sim.run()
+    (driver,) = sim.drivers
+    return metrics, [t.iteration for t in driver.trials]
+
+
+runs = {name: sweep(name) for name in ("asha", "hyperband")}
+for name, (metrics, _) in runs.items():
+    print(f"{name:10s} epochs run {metrics['tasks']:5d} of {400 * 27}  makespan {metrics['makespan_s']:.2f} s")
+fig, ax = plt.subplots(figsize=(6, 3.5))
+for name, (_, epochs) in runs.items():
+    ax.hist(epochs, bins=range(1, 29), alpha=0.6, label=name)
+ax.set_xlabel("epochs a trial ran")
+ax.set_ylabel("trials")
+ax.legend()""",
+    ),
+    (
+        "md",
+        """\
+ASHA never waits: a trial is judged against what its rung has seen so far, so GPUs stay
+busy. Synchronous HyperBand pauses trials at a rung until the bracket is full, then keeps
+the top third. Change `trials`, the cluster or `trial_scheduler` and rerun: the decisions
+are Ray's, only the cluster is simulated.""",
+    ),
+]
+
 LESSONS: dict[str, list[Cell]] = {
     "01_tasks_and_actors.ipynb": TASKS_AND_ACTORS,
     "02_object_store.ipynb": OBJECT_STORE,
@@ -599,6 +791,7 @@ LESSONS: dict[str, list[Cell]] = {
     "04_scheduling_policies.ipynb": POLICIES,
     "05_sim_beside_real.ipynb": SIM_BESIDE_REAL,
     "07_reinforcement_learning.ipynb": REINFORCEMENT_LEARNING,
+    "08_tune_search.ipynb": TUNE_SEARCH,
 }
 
 

@@ -9,9 +9,7 @@ their consumers ran, and memory follows the graphs in flight.
 
 from __future__ import annotations
 
-import math
 import random
-from bisect import insort
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +20,27 @@ from runtime.core.messages import ObjectReady
 from runtime.core.owner import Owner
 from runtime.core.resources import shape_key
 from runtime.core.task import ACTOR_METHOD, TaskSpec
+from runtime.core.tune.errors import TuneError
+from runtime.core.tune.hyperband import HyperBandScheduler
+from runtime.core.tune.schedulers import (
+    CONTINUE,
+    ERROR,
+    PAUSE,
+    PAUSED,
+    PENDING,
+    RUNNING,
+    STOP,
+    TERMINATED,
+    AsyncHyperBandScheduler,
+    FIFOScheduler,
+    MedianStoppingRule,
+    Notice,
+    StopRequest,
+    TrialScheduler,
+    TrialView,
+)
+from runtime.core.tune.search_space import grid_search, uniform
+from runtime.core.tune.searcher import FINISHED, BasicVariantGenerator
 from sim.distributions import Sampler, make_sampler
 from sim.host import Host
 from sim.metrics import MetricsRecorder
@@ -496,17 +515,58 @@ class IterativeDriver(_ActorDriverBase):
 
 
 @dataclass(slots=True)
-class Trial:
-    """One trial: its hidden quality, epochs submitted, newest checkpoint."""
+class SimTrial:
+    """One simulated trial: its config, learning curve, status and newest checkpoint."""
 
-    number: int
-    quality: float
-    epochs: int = 0
+    trial_id: str
+    config: dict[str, Any]
+    curve: Callable[[int], float]
+    status: str = PENDING
+    iteration: int = 0
+    time_total: float = 0.0
+    submitted_at: float = 0.0
     checkpoint: ObjectId = 0
 
 
+def make_trial_scheduler(spec: Any) -> TrialScheduler:
+    """The core Tune scheduler named by a hyperparameter_search workload, Ray's parameters."""
+    max_t = spec.max_t if spec.max_t is not None else spec.epochs
+    grace = spec.grace_period if spec.grace_period is not None else spec.grace_epochs
+    common = {"metric": spec.metric, "mode": spec.mode}
+    builders: dict[str, Callable[[], TrialScheduler]] = {
+        "asha": lambda: AsyncHyperBandScheduler(
+            time_attr=spec.time_attr,
+            max_t=max_t,
+            grace_period=grace,
+            reduction_factor=spec.reduction_factor,
+            **common,
+        ),
+        "hyperband": lambda: HyperBandScheduler(
+            time_attr=spec.time_attr,
+            max_t=max_t,
+            reduction_factor=spec.reduction_factor,
+            **common,
+        ),
+        "median_stopping": lambda: MedianStoppingRule(
+            time_attr=spec.time_attr,
+            grace_period=grace,
+            min_samples_required=spec.min_samples_required,
+            **common,
+        ),
+        "fifo": lambda: FIFOScheduler(**common),
+    }
+    return builders[spec.trial_scheduler]()
+
+
 class SearchDriver(_DriverBase):
-    """Trials of epoch tasks with asynchronous successive halving (ASHA) early stopping."""
+    """Trials of epoch tasks, started and stopped by the core's Tune scheduler and searcher.
+
+    Mirrors ``runtime.tune.controller.TuneController``: the searcher suggests configs, the
+    scheduler chooses which waiting trial runs, every finished epoch is a result given to
+    ``on_trial_result``, and its CONTINUE (next epoch), PAUSE (keep the checkpoint, free
+    the slot) or STOP (end the trial) is carried out; a slot is a "resource" the real
+    runner would check. ``decisions`` lists (trial_id, iteration, decision) in order.
+    """
 
     def __init__(
         self,
@@ -517,86 +577,188 @@ class SearchDriver(_DriverBase):
         spec: Any,
         rng: random.Random,
         trials: int,
+        first: int = 0,
     ) -> None:
-        """A driver running `trials` trials."""
+        """A driver running `trials` trials (rows `first`.. of the spec's `curves`)."""
         super().__init__(host, owner, metrics, completion, spec, rng)
-        self.trials_left = trials
         self.epochs = spec.epochs
         self.concurrent = spec.concurrent_trials
-        rungs, epoch = set(), spec.grace_epochs
-        while epoch < spec.epochs:
-            rungs.add(epoch)
-            epoch *= spec.reduction_factor
-        self.rungs = rungs
-        self.reduction_factor = spec.reduction_factor
-        self.results: dict[int, list[float]] = {r: [] for r in rungs}
+        self.metric = spec.metric
+        self.curves = spec.curves
+        self.scheduler = make_trial_scheduler(spec)
+        self.searcher = BasicVariantGenerator(rng=rng)
+        if spec.curves is not None:
+            rows = list(range(first, first + trials))
+            self.searcher.add_configurations({"curve": grid_search(rows)})
+        else:
+            self.searcher.add_configurations({"quality": uniform(0.0, 1.0)}, num_samples=trials)
+        self.max_trials = trials
+        self.trials: list[SimTrial] = []
+        self.decisions: list[tuple[str, int, str]] = []
         self.stopped_early = 0
-        self._trial_of: dict[ObjectId, Trial] = {}
-        self._numbered = 0
-        self._current: Trial | None = None
+        self._running = 0
+        self._finished = False
+        self._trial_of: dict[ObjectId, SimTrial] = {}
+        self._current: SimTrial | None = None
         self._retire: ObjectId = 0
-        self._new_fn = self._new_trial
+        self._fill_fn = self._fill
         self._step_fn = self._step
+        self._fail_fn = self._fail_step
 
     def start(self) -> None:
         """Start the first trials."""
-        for _ in range(min(self.concurrent, self.trials_left)):
-            self.host.serve_call(self.owner.addr, self._new_fn)
+        self.host.serve_call(self.owner.addr, self._fill_fn)
 
-    def _new_trial(self, now: float, out: list[Any]) -> None:
-        self.trials_left -= 1
-        trial = Trial(self._numbered, self.rng.random())
-        self._numbered += 1
-        self._epoch(trial, now, out)
+    def _curve(self, config: dict[str, Any]) -> Callable[[int], float]:
+        if "curve" in config:
+            row = self.curves[config["curve"]]
+            return lambda t: float(row[t - 1])
+        quality = float(config["quality"])
+        return lambda t: quality * (1.0 - 2.0**-t)
 
-    def _epoch(self, trial: Trial, now: float, out: list[Any]) -> None:
+    def _add_trial(self) -> bool:
+        """Ask the searcher for one more trial (the real runner's ``_add_trial``)."""
+        if self._finished or len(self.trials) >= self.max_trials:
+            return False
+        trial_id = f"{self.owner.addr}_{len(self.trials):05d}"
+        suggestion = self.searcher.suggest(trial_id)
+        if suggestion == FINISHED:
+            self._finished = True
+            return False
+        if not isinstance(suggestion, dict):
+            return False
+        trial = SimTrial(trial_id, suggestion, self._curve(suggestion))
+        self.scheduler.on_trial_add(trial_id)
+        self.trials.append(trial)
+        return True
+
+    def _waiting(self) -> list[SimTrial]:
+        return [t for t in self.trials if t.status in (PENDING, PAUSED)]
+
+    def _fill(self, now: float, out: list[Any]) -> None:
+        """Start waiting trials while slots are free (the real runner's ``_start_trials``)."""
+        while True:
+            waiting = self._waiting()
+            if not any(t.status == PENDING for t in waiting) and self._add_trial():
+                waiting = self._waiting()
+            if not waiting:
+                return
+            chosen = self.scheduler.choose_trial_to_run(
+                [TrialView(t.trial_id, t.status) for t in waiting]
+            )
+            if chosen is None or self._running >= self.concurrent:
+                return
+            trial = next(t for t in waiting if t.trial_id == chosen)
+            self._running += 1
+            trial.status = RUNNING
+            if trial.iteration >= self.epochs:
+                self._complete(trial, now, out)  # resumed after its last epoch: the trainable ends
+                continue
+            self._epoch(trial, now, out)
+
+    def _epoch(self, trial: SimTrial, now: float, out: list[Any]) -> None:
         previous = trial.checkpoint
         spec = self._new_spec("epoch", (previous,) if previous else ())
         (oid,) = self.owner.submit(spec, now, out)
         if previous:
             self.owner.remove_ref(previous, now, out)
-        trial.epochs += 1
         trial.checkpoint = oid
+        trial.submitted_at = now
         self._trial_of[oid] = trial
 
-    def _continues(self, trial: Trial) -> bool:
-        """ASHA's rule at a rung: carry on only in the top 1/rf of the results seen there."""
-        if trial.epochs >= self.epochs:
-            return False
-        if trial.epochs not in self.rungs:
-            return True
-        seen = self.results[trial.epochs]
-        insort(seen, trial.quality)
-        better = len(seen) - 1 - seen.index(trial.quality)
-        return better < max(1, math.floor(len(seen) / self.reduction_factor))
+    def _end(self, trial: SimTrial, status: str, now: float, out: list[Any]) -> None:
+        """A trial ends: its checkpoint is dropped and its unrun epochs leave the total."""
+        if trial.status == RUNNING:
+            self._running -= 1
+        trial.status = status
+        if trial.checkpoint:
+            self.owner.remove_ref(trial.checkpoint, now, out)
+            trial.checkpoint = 0
+        if trial.iteration < self.epochs:
+            self.stopped_early += 1
+            self.completion.shrink(self.epochs - trial.iteration, now)
+
+    def _complete(self, trial: SimTrial, now: float, out: list[Any]) -> None:
+        result = self._result(trial)
+        self.scheduler.on_trial_complete(trial.trial_id, result)
+        self.searcher.on_trial_complete(trial.trial_id, result=result)
+        self._end(trial, TERMINATED, now, out)
+
+    def _result(self, trial: SimTrial) -> dict[str, Any]:
+        result: dict[str, Any] = {
+            "training_iteration": trial.iteration,
+            "time_total_s": trial.time_total,
+            "trial_id": trial.trial_id,
+        }
+        if trial.iteration:
+            result[self.metric] = trial.curve(trial.iteration)
+        result.update({f"config/{k}": v for k, v in trial.config.items()})
+        return result
+
+    def _carry_out_requests(self, now: float, out: list[Any]) -> None:
+        for request in self.scheduler.take_requests():
+            if isinstance(request, StopRequest):
+                trial = next(t for t in self.trials if t.trial_id == request.trial_id)
+                if trial.status not in (TERMINATED, ERROR):
+                    self.searcher.on_trial_complete(trial.trial_id)
+                    self._end(trial, TERMINATED, now, out)
+            elif not isinstance(request, Notice):
+                raise TuneError(f"{type(self.scheduler).__name__} asked for {request!r}")
 
     def _step(self, now: float, out: list[Any]) -> None:
         trial = self._current
         assert trial is not None
         if self._retire != trial.checkpoint:
             return
-        if self._continues(trial):
-            self._epoch(trial, now, out)
-            return
-        self.owner.remove_ref(trial.checkpoint, now, out)
-        trial.checkpoint = 0
-        if trial.epochs < self.epochs:
-            self.stopped_early += 1
-            self.completion.shrink(self.epochs - trial.epochs, now)
-        if self.trials_left > 0:
-            self._new_trial(now, out)
+        result = self._result(trial)
+        waiting = any(t.status in (PENDING, PAUSED) for t in self.trials)
+        decision = self.scheduler.on_trial_result(trial.trial_id, result, trials_waiting=waiting)
+        self.decisions.append((trial.trial_id, trial.iteration, decision))
+        if decision != STOP:
+            self.searcher.on_trial_result(trial.trial_id, result)
+        self._carry_out_requests(now, out)
+        if trial.status == RUNNING:
+            if decision == STOP:
+                self._complete(trial, now, out)
+            elif decision == PAUSE:
+                self._running -= 1
+                trial.status = PAUSED
+            elif decision == CONTINUE:
+                if trial.iteration >= self.epochs:
+                    self._complete(trial, now, out)  # the trainable returns after its last epoch
+                else:
+                    self._epoch(trial, now, out)
+            else:
+                raise TuneError(f"{type(self.scheduler).__name__} decided {decision!r}")
+        self._fill(now, out)
 
     def _on_ready(self, cmd: ObjectReady, at: float) -> None:
         trial = self._trial_of.pop(cmd.oid, None)
         if trial is None:
             return  # resolved again after a lineage reconstruction: counted already
         self._record(cmd, at)
-        if cmd.error_kind is not None and trial.epochs < self.epochs:
-            self.completion.shrink(self.epochs - trial.epochs, at)  # a failed trial ends
-            trial.epochs = self.epochs
+        if cmd.error_kind is not None:
+            self._fail(trial, at)
+            return
+        trial.iteration += 1
+        trial.time_total += at - trial.submitted_at
         self._current = trial
         self._retire = cmd.oid
         self.host.serve_call(self.owner.addr, self._step_fn, at)
+
+    def _fail(self, trial: SimTrial, at: float) -> None:
+        """A failed epoch fails its trial (the real runner's default ``max_failures=0``)."""
+        self._current = trial
+        self._retire = trial.checkpoint
+        self.host.serve_call(self.owner.addr, self._fail_fn, at)
+
+    def _fail_step(self, now: float, out: list[Any]) -> None:
+        trial = self._current
+        assert trial is not None
+        self.scheduler.on_trial_error(trial.trial_id)
+        self.searcher.on_trial_complete(trial.trial_id, error=True)
+        self._end(trial, ERROR, now, out)
+        self._fill(now, out)
 
 
 def split(total: int, parts: int, i: int) -> int:

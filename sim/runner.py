@@ -416,7 +416,14 @@ def _iterative_drivers(sim: Simulation, spec: Any) -> int:
 
 
 def _search_drivers(sim: Simulation, spec: HyperparameterSearchWorkload) -> int:
-    _shared_drivers(sim, spec, SearchDriver, spec.trials)
+    """Trials split over the drivers; driver i's trials follow the next rows of `curves`."""
+    seed, n, first = sim.scenario.seed, len(sim.owners), 0
+    for i, owner in enumerate(sim.owners):
+        rng = _rng(seed, f"workload:{i}")
+        share = split(spec.trials, n, i)
+        args = (sim.host, owner, sim.metrics, sim.completion, spec, rng, share, first)
+        sim.drivers.append(SearchDriver(*args))
+        first += share
     return spec.trials * spec.epochs
 
 

@@ -495,12 +495,17 @@ class ParameterServerWorkload(_WorkloadBase):
 
 
 class HyperparameterSearchWorkload(_WorkloadBase):
-    """Hyperparameter search with early stopping (asynchronous successive halving).
+    """Hyperparameter search driven by the core's Tune scheduler and searcher objects.
 
     `trials` trials of up to `epochs` epochs (one task each, ``duration_ms`` or
-    ``gpu_duration_ms``), at most `concurrent_trials` at a time per driver. Each trial has
-    a hidden quality drawn uniformly; at epochs grace, grace*rf, grace*rf^2, ... a trial
-    continues only if its quality is in the top 1/rf of the trials seen at that rung.
+    ``gpu_duration_ms``), at most `concurrent_trials` at a time per driver. Each finished
+    epoch is a reported result (``training_iteration`` = epochs done, `metric` from the
+    trial's learning curve, ``time_total_s`` = the trial's simulated epoch time) given to
+    `trial_scheduler` (Ray's ASHA, HyperBand, MedianStoppingRule, FIFO), whose
+    CONTINUE/PAUSE/STOP decisions the driver carries out. Without `curves` a trial's
+    quality q is drawn uniformly by the searcher and its curve is ``q * (1 - 2**-t)``;
+    `curves` gives the metric per trial (row) per iteration (column) instead.
+    `max_t` defaults to `epochs` and `grace_period` to `grace_epochs`.
     """
 
     kind: Literal["hyperparameter_search"]
@@ -509,6 +514,36 @@ class HyperparameterSearchWorkload(_WorkloadBase):
     concurrent_trials: int = Field(8, ge=1)
     grace_epochs: int = Field(1, ge=1)
     reduction_factor: int = Field(3, ge=2)
+    trial_scheduler: Literal["asha", "hyperband", "median_stopping", "fifo"] = "asha"
+    max_t: int | None = Field(None, ge=1)
+    grace_period: float | None = Field(None, ge=0)
+    metric: str = "score"
+    mode: Literal["min", "max"] = "max"
+    time_attr: Literal["training_iteration", "time_total_s"] = "training_iteration"
+    min_samples_required: int = Field(3, ge=1)
+    curves: list[list[float]] | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> HyperparameterSearchWorkload:
+        if self.max_t is not None and self.max_t > self.epochs:
+            raise ValueError(f"max_t ({self.max_t}) must be <= epochs ({self.epochs})")
+        if self.grace_period is not None and self.grace_period > (self.max_t or self.epochs):
+            raise ValueError(
+                f"grace_period ({self.grace_period:g}) must be <= max_t ({self.max_t or self.epochs})"
+            )
+        if self.curves is not None:
+            if len(self.curves) != self.trials:
+                raise ValueError(
+                    f"curves has {len(self.curves)} rows but trials is {self.trials}: "
+                    "give one learning curve per trial"
+                )
+            short = [i for i, c in enumerate(self.curves) if len(c) < self.epochs]
+            if short:
+                raise ValueError(
+                    f"curves row {short[0]} has {len(self.curves[short[0]])} values, "
+                    f"fewer than epochs ({self.epochs}): give a metric per epoch"
+                )
+        return self
 
 
 class StreamWorkload(_WorkloadBase):
