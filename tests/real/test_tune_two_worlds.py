@@ -12,9 +12,6 @@ import pytest
 import runtime as ray
 from runtime import tune
 from runtime.core.tune.schedulers import TrialScheduler
-from sim.drivers import SearchDriver
-from sim.runner import build
-from sim.scenario import validate_scenario
 
 EPOCHS = 9
 #: metric per trial (row) per iteration (column): curves that cross, plateau and dip, so
@@ -113,6 +110,11 @@ def _real(name: str, tmp_path: Any) -> tuple[list[Decision], dict[int, int]]:
 
 
 def _simulated(name: str) -> tuple[list[Decision], dict[int, int]]:
+    # imported here: trial actors import this module (for `_follow_curve`), not the simulator
+    from sim.drivers import SearchDriver
+    from sim.runner import build
+    from sim.scenario import validate_scenario
+
     _, fields = SCHEDULERS[name]
     workload = {
         "kind": "hyperparameter_search",
