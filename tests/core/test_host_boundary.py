@@ -122,7 +122,7 @@ def violations(source: str, name: str) -> list[str]:
 
 
 def _host_files() -> list[Path]:
-    files = sorted((ROOT / "sim").rglob("*.py"))
+    files = sorted((ROOT / "sim").rglob("*.py")) + sorted((ROOT / "twin").rglob("*.py"))
     files += [p for p in sorted((ROOT / "runtime").rglob("*.py")) if "core" not in p.parts]
     return files
 
