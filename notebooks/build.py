@@ -596,7 +596,7 @@ TUNE_SEARCH: list[Cell] = [
     (
         "md",
         """\
-# 8. Hyperparameter search with Tune: grid, ASHA and PBT, for real and simulated
+# 6. Hyperparameter search with Tune: grid, ASHA and PBT, for real and simulated
 
 `runtime.tune` is Ray Tune's API: a `Tuner` runs a trainable once per config of a search
 space, each trial on its own actor, and a **trial scheduler** decides after every reported
@@ -790,8 +790,8 @@ LESSONS: dict[str, list[Cell]] = {
     "03_simulating_a_cluster.ipynb": SIMULATING,
     "04_scheduling_policies.ipynb": POLICIES,
     "05_sim_beside_real.ipynb": SIM_BESIDE_REAL,
+    "06_tune_search.ipynb": TUNE_SEARCH,
     "07_reinforcement_learning.ipynb": REINFORCEMENT_LEARNING,
-    "08_tune_search.ipynb": TUNE_SEARCH,
 }
 
 
