@@ -274,6 +274,14 @@ class AlgorithmConfig:
             raise RLlibConfigError(
                 "no environment set: call config.environment('CartPole-v1') (or pass env=)"
             )
+        minibatch = (
+            getattr(self, "minibatch_size", None) if "minibatch_size" in self.SETTINGS else None
+        )
+        if minibatch is not None and minibatch > self.train_batch_size:
+            raise RLlibConfigError(
+                f"minibatch_size ({minibatch}) must be <= train_batch_size "
+                f"({self.train_batch_size})"
+            )
 
     def build_algo(self, env: Any = None) -> Algorithm:
         """Build the algorithm this config is for (Ray 2.60's name)."""

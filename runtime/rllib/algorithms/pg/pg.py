@@ -5,7 +5,6 @@ from __future__ import annotations
 from runtime.rllib.algorithms.algorithm import Algorithm
 from runtime.rllib.algorithms.algorithm_config import COMMON_SETTINGS, AlgorithmConfig, _Setting
 from runtime.rllib.core.losses import LossSettings
-from runtime.rllib.utils.error import RLlibConfigError
 
 PG_SETTINGS: dict[str, _Setting] = {
     **COMMON_SETTINGS,
@@ -28,15 +27,6 @@ class PGConfig(AlgorithmConfig):
 
     def __init__(self, algo_class: type[Algorithm] | None = None) -> None:
         super().__init__(algo_class or PG)
-
-    def validate(self) -> None:
-        """The common checks and that the minibatch fits the batch."""
-        super().validate()
-        if self.minibatch_size is not None and self.minibatch_size > self.train_batch_size:
-            raise RLlibConfigError(
-                f"minibatch_size ({self.minibatch_size}) must be <= train_batch_size "
-                f"({self.train_batch_size})"
-            )
 
 
 class PG(Algorithm):

@@ -35,13 +35,8 @@ class PPOConfig(AlgorithmConfig):
         super().__init__(algo_class or PPO)
 
     def validate(self) -> None:
-        """The common checks, then PPO's: the minibatch fits the batch, GAE with a critic."""
+        """The common checks (the minibatch fits the batch among them), then GAE needs a critic."""
         super().validate()
-        if self.minibatch_size is not None and self.minibatch_size > self.train_batch_size:
-            raise RLlibConfigError(
-                f"minibatch_size ({self.minibatch_size}) must be <= train_batch_size "
-                f"({self.train_batch_size})"
-            )
         if self.use_gae and not self.use_critic:
             raise RLlibConfigError(
                 "use_gae=True needs use_critic=True (GAE bootstraps from the value function)"
