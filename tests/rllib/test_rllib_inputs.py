@@ -122,3 +122,14 @@ def test_builder_returns_self_and_copies() -> None:
     clone = config.copy()
     clone.training(lr=0.5)
     assert config.lr == 0.01 and clone.lr == 0.5
+
+
+@pytest.mark.parametrize("config_class", [PPOConfig, PGConfig])
+def test_a_minibatch_larger_than_the_batch_is_refused(config_class) -> None:
+    config = (
+        config_class().environment("CartPole-v1").training(train_batch_size=100, minibatch_size=200)
+    )
+    with pytest.raises(
+        RLlibConfigError, match=r"minibatch_size \(200\) must be <= train_batch_size"
+    ):
+        config.validate()
