@@ -80,6 +80,7 @@ class _Serve:
             _handle._Home.on_replica_died = None
             _handle._Home.routers.clear()
             _handle._Home.latest.clear()
+            _handle._Home.gone.clear()
 
 
 _serve: _Serve | None = None

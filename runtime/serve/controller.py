@@ -208,6 +208,7 @@ class Controller:
                 task.cancel()
             router = _handle._Home.routers.pop(dep.key, None)
             _handle._Home.latest.pop(dep.key, None)
+            _handle._Home.gone[dep.key] = gone
             if router is not None:
                 router.set_unavailable(gone)
             dep.replicas.set_target(0)

@@ -37,6 +37,8 @@ class _Home:
     routers: dict[str, _Router] = {}
     #: the latest replica lists pushed by the controller, for routers made later
     latest: dict[str, dict[str, Any]] = {}
+    #: deployments deleted here (driver): their handles' calls fail with this error
+    gone: dict[str, Exception] = {}
     #: the driver's controller hook: called on the home loop as (key, replica_id) on a death
     on_replica_died: Callable[[str, str], None] | None = None
 
@@ -71,6 +73,7 @@ class _Router:
 
     def set_replicas(self, replicas: dict[str, Any]) -> None:
         """The deployment's RUNNING replicas changed (home loop)."""
+        self.unavailable = None
         self.actors = dict(replicas)
         self._place(self.core.update_replicas(list(replicas)))
 
@@ -133,6 +136,10 @@ def router_for(key: str, max_ongoing: int, max_queued: int, replicas: dict[str, 
     router = _Home.routers.get(key)
     if router is None:
         router = _Home.routers[key] = _Router(key, max_ongoing, max_queued)
+        gone = _Home.gone.get(key)
+        if gone is not None:
+            router.set_unavailable(gone)
+            return router
         replicas = _Home.latest.get(key, replicas)
         if replicas:
             router.set_replicas(replicas)
@@ -142,6 +149,7 @@ def router_for(key: str, max_ongoing: int, max_queued: int, replicas: dict[str, 
 def update_replicas(key: str, replicas: dict[str, Any]) -> None:
     """The controller's push (home loop): `key`'s RUNNING replicas are now `replicas`."""
     _Home.latest[key] = replicas
+    _Home.gone.pop(key, None)
     router = _Home.routers.get(key)
     if router is not None:
         router.set_replicas(replicas)
