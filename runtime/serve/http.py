@@ -139,7 +139,11 @@ class Proxy:
             raise RayServeException(
                 "Serve's HTTP proxy needs uvicorn and starlette: pip install 'twinray[serve]'"
             ) from exc
-        sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET)
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        # IPPROTO_TCP named explicitly: asyncio sets TCP_NODELAY on accepted connections
+        # only for sockets whose proto says TCP (a 0 proto costs a 40 ms delayed-ACK stall
+        # per keep-alive request: Nagle holds the body behind the headers)
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((self.host, self.port))
