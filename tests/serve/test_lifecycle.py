@@ -174,3 +174,17 @@ def test_serve_shutdown_then_start_again() -> None:
     finally:
         runtime.shutdown()
     assert _serve_threads() == []
+
+
+def test_imports_stay_light() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, runtime; assert 'runtime.serve' not in sys.modules; "
+        "from runtime import serve; "
+        "heavy = [m for m in ('starlette', 'uvicorn', 'httpx') if m in sys.modules]; "
+        "assert not heavy, heavy; print('ok')"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "ok", done.stderr
