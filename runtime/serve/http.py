@@ -117,6 +117,8 @@ class ProxyApp:
 
 
 async def _reply(send: Any, status: int, headers: list, body: bytes) -> None:
+    if not any(k.lower() == b"content-length" for k, _ in headers):
+        headers = [*headers, (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
