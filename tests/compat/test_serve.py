@@ -30,7 +30,7 @@ def serve(ray_started: ModuleType) -> Iterator[ModuleType]:
     module.shutdown()
 
 
-def test_handles_methods_composition_status(serve: ModuleType) -> None:
+def test_handles_methods_composition_status_errors(serve: ModuleType) -> None:
     @serve.deployment(num_replicas=2, ray_actor_options=CPU0)
     class Adder:
         def __init__(self, k: int) -> None:
@@ -70,8 +70,6 @@ def test_handles_methods_composition_status(serve: ModuleType) -> None:
     serve.delete("calc")
     assert "calc" not in serve.status().applications
 
-
-def test_function_deployment_and_errors(serve: ModuleType) -> None:
     @serve.deployment(ray_actor_options=CPU0)
     def checked(x: int) -> int:
         if x < 0:
@@ -85,7 +83,7 @@ def test_function_deployment_and_errors(serve: ModuleType) -> None:
     assert h.remote(3).result() == 9  # still serving
 
 
-def test_batched_handle_calls(serve: ModuleType) -> None:
+def test_batched_handle_calls_and_refusals(serve: ModuleType) -> None:
     @serve.deployment(ray_actor_options=CPU0, max_ongoing_requests=16)
     class Model:
         @serve.batch(max_batch_size=4, batch_wait_timeout_s=0.5)
@@ -98,8 +96,6 @@ def test_batched_handle_calls(serve: ModuleType) -> None:
     assert [y for y, _ in out] == [2 * i for i in range(8)]
     assert max(n for _, n in out) > 1 and all(n <= 4 for _, n in out)
 
-
-def test_refusals_are_ray_errors_too(serve: ModuleType) -> None:
     @serve.deployment(ray_actor_options=CPU0)
     class M:
         def __call__(self) -> int:

@@ -101,7 +101,7 @@ def test_concurrent_requests_are_batched(serve_url: str) -> None:
 @serve.deployment(ray_actor_options=CPU0, max_ongoing_requests=1, max_queued_requests=1)
 class Slow:
     async def __call__(self, request: Request) -> str:
-        await asyncio.sleep(1.5)
+        await asyncio.sleep(1.0)
         return "passed"
 
 

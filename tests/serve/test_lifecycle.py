@@ -151,29 +151,17 @@ def test_failed_deploy_and_shutdown_through_runtime_leave_nothing() -> None:
         assert ok.remote(7).result() == 7
         with pytest.raises(RayServeException, match="is being used"):
             serve.run(serve.deployment(Model).bind(), name="second", route_prefix="/")
+        # serve.shutdown frees the port and the thread; Serve starts again on the same port
+        serve.shutdown()
+        assert _serve_threads() == [] and _port_is_free(port)
+        serve.start(http_options={"port": port})
+        again = serve.run(serve.deployment(Model, ray_actor_options={"num_cpus": 0}).bind())
+        assert again.remote(8).result() == 8
     finally:
         runtime.shutdown()  # stops Serve first: its thread, proxy and replicas
     assert _serve_threads() == []
     assert _port_is_free(port)
     assert serve.status().applications == {}
-
-
-def test_serve_shutdown_then_start_again() -> None:
-    runtime.init(num_cpus=2)
-    try:
-        port = free_port()
-        serve.start(http_options={"port": port})
-        h = serve.run(serve.deployment(Model, ray_actor_options={"num_cpus": 0}).bind())
-        assert h.remote(1).result() == 1
-        serve.shutdown()
-        assert _serve_threads() == [] and _port_is_free(port)
-        serve.start(http_options={"port": port})
-        h = serve.run(serve.deployment(Model, ray_actor_options={"num_cpus": 0}).bind())
-        assert h.remote(2).result() == 2
-        serve.shutdown()
-    finally:
-        runtime.shutdown()
-    assert _serve_threads() == []
 
 
 def test_imports_stay_light() -> None:
