@@ -146,7 +146,8 @@ libraries on the runtime (Serve) stop their threads and actors there."""
 
 def _add_shutdown_hook(hook: Any) -> None:
     """Run `hook()` at the next `shutdown`, before the node stops (once; it is then dropped)."""
-    _shutdown_hooks.append(hook)
+    if hook not in _shutdown_hooks:
+        _shutdown_hooks.append(hook)
 
 
 def shutdown() -> None:
