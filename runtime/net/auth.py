@@ -235,11 +235,12 @@ class _Deadline:
                 ) from None
             except OSError as exc:
                 raise AuthenticationError(
-                    f"connection failed during the handshake: {exc}"
+                    f"connection failed during the handshake: {exc}", lost=True
                 ) from None
             if k == 0:
                 raise AuthenticationError(
-                    f"peer closed the connection during the handshake ({got} of {n} bytes)"
+                    f"peer closed the connection during the handshake ({got} of {n} bytes)",
+                    lost=True,
                 )
             got += k
         return bytes(buf)
@@ -253,7 +254,9 @@ class _Deadline:
                 f"handshake not completed within {self.timeout:.3g} s"
             ) from None
         except OSError as exc:
-            raise AuthenticationError(f"connection failed during the handshake: {exc}") from None
+            raise AuthenticationError(
+                f"connection failed during the handshake: {exc}", lost=True
+            ) from None
 
 
 def _check_prefix(magic: bytes, version: int, ftype: int, want: int) -> int:

@@ -506,8 +506,12 @@ class BulkClient:
                 retry_for=self.retry_for,
                 ssl_context=self.ssl_context,
             )
-        except AuthenticationError:
-            raise
+        except AuthenticationError as exc:
+            if not exc.lost:
+                raise
+            raise ObjectTransferError(
+                f"cannot reach the object server at {address}: {exc}"
+            ) from exc
         except ConnectionError as exc:
             raise ObjectTransferError(
                 f"cannot reach the object server at {address}: {exc}"
