@@ -29,6 +29,7 @@ import contextlib
 import hashlib
 import hmac
 import json
+import logging
 import os
 import secrets
 import socket
@@ -69,6 +70,7 @@ TOKEN_FILE = "auth_token"
 DEFAULT_SESSION_DIR = Path("/tmp/twinray/session_latest")
 """The latest local session (where `find_token` looks by default)."""
 MIN_TOKEN_CHARS = 16
+log = logging.getLogger("runtime.net")
 _MAX_TOKEN_CHARS = 4096
 
 _CHALLENGE = struct.Struct("<4sBB32s")
@@ -173,8 +175,15 @@ def save_token(session_dir: Path, token: str) -> Path:
 def _read_token_file(path: Path, source: str) -> str:
     try:
         text = Path(path).read_text()
+        mode = Path(path).stat().st_mode
     except OSError as exc:
         raise AuthenticationError(f"cannot read the token file {path} ({source}): {exc}") from None
+    if mode & 0o077:
+        log.warning(
+            "the token file %s can be read by other users (mode %o): chmod 600 it",
+            path,
+            mode & 0o777,
+        )
     return check_token(text.strip(), f"token in {path}")
 
 

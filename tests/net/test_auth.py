@@ -206,3 +206,22 @@ def test_bad_hello_is_refused_at_construction(kwargs: dict) -> None:
 def test_decoding_a_bad_hello_is_an_authentication_error(data: bytes) -> None:
     with pytest.raises(AuthenticationError):
         Hello.decode(data)
+
+
+def test_a_token_file_others_can_read_is_warned_about(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.delenv("TWINRAY_AUTH_TOKEN", raising=False)
+    path = tmp_path / "tok"
+    tok = new_token()
+    path.write_text(tok)
+    path.chmod(0o644)
+    monkeypatch.setenv("TWINRAY_AUTH_TOKEN_FILE", str(path))
+    with caplog.at_level("WARNING", logger="runtime.net"):
+        assert find_token() == tok
+    assert any("chmod 600" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    path.chmod(0o600)
+    with caplog.at_level("WARNING", logger="runtime.net"):
+        assert find_token() == tok
+    assert not caplog.records
