@@ -296,3 +296,25 @@ def test_server_killed_mid_transfer_raises_and_frees_the_destination(token: str)
     finally:
         proc.wait(30)
         dst.close()
+
+
+def test_a_failing_lookup_drops_that_puller_only_and_releases_what_was_queued(token: str) -> None:
+    released: list[int] = []
+
+    def lookup(oid: int) -> Source | None:
+        if oid == 13:
+            raise RuntimeError("the object table broke")
+        return Source(memoryview(payload(oid, 100)), lambda: released.append(oid))
+
+    server = ObjectServer(lookup, token)
+    try:
+        with BulkClient(token, Hello("node", "b")) as client:
+            _, into = _bytes_into()
+            with pytest.raises(ObjectTransferError, match="closed the connection"):
+                client.pull_many(server.address, [1, 2, 13, 4], into, parallel=1)
+            # 1 and 2 were queued in the same batch, never sent: nothing reached the puller
+            assert into.freed == []  # type: ignore[attr-defined]
+            assert bytes(client.pull(server.address, 4, _bytes_into()[1]).view) == payload(4, 100)
+    finally:
+        server.close()
+    assert sorted(released) == [1, 2, 4]  # the queued sources were released all the same
