@@ -253,6 +253,14 @@ class Listener:
 
     def _handshake(self, conn: socket.socket, peer: str) -> None:
         try:
+            self._authenticate(conn, peer)
+        finally:  # only now: `close` joins the threads registered, so none queues after it
+            with self._lock:
+                self._pending -= 1
+                self._handshakes.pop(threading.current_thread(), None)
+
+    def _authenticate(self, conn: socket.socket, peer: str) -> None:
+        try:
             _tune(conn)
             sock: Any = conn
             deadline = time.monotonic() + self.handshake_timeout
@@ -273,10 +281,6 @@ class Listener:
                 conn.close()
             self._audit("refused", peer, False, None, f"{type(exc).__name__}: {exc}")
             return
-        finally:
-            with self._lock:
-                self._pending -= 1
-                self._handshakes.pop(threading.current_thread(), None)
         ident = f"{hello.kind}:{hello.id}"
         if self.closed:
             with contextlib.suppress(OSError):

@@ -380,3 +380,18 @@ def test_a_dropped_handshake_is_lost_and_retried_a_refusal_is_not(token) -> None
             connect(lst.address, new_token(), Hello("node", "n"), timeout=30, retry_for=30)
         assert not info.value.lost and time.monotonic() - t0 < 25
     assert len(drops) == 2
+
+
+def test_closing_the_listener_closes_channels_never_accepted(token) -> None:
+    lst = listen("127.0.0.1", 0, token)
+    clients = [connect(lst.address, token, Hello("node", f"n{i}"), timeout=30)[0] for i in range(3)]
+    sel = selectors.DefaultSelector()
+    sel.register(lst, selectors.EVENT_READ)
+    while sel.select(timeout=30) and lst._ready.qsize() < 3:  # all three are authenticated
+        time.sleep(0.01)
+    sel.close()
+    lst.close()
+    for ch in clients:
+        with pytest.raises(EOFError):
+            ch.recv_many()
+        ch.close()
