@@ -566,13 +566,18 @@ class BulkClient:
                 conn.sock.sendall(b"".join(parts))
             except OSError as exc:
                 raise ObjectTransferError(f"cannot send requests to {address}: {exc}") from None
-            for oid, _, _ in requests:
+            for oid, start, length in requests:
                 status, size, n = conn.reader.header()
                 if status == _MISSING:
                     raise ObjectTransferError(f"object {oid} is not on {address}", missing=True)
                 if status != _OK:
                     raise ObjectTransferError(
                         f"object {oid} on {address}: bad range (size {size}, status {status})"
+                    )
+                want = size - start if length == _TO_END else length
+                if n != want:
+                    raise ObjectTransferError(
+                        f"object {oid} on {address}: a reply of {n} bytes for {want} asked"
                     )
                 dest = into(n)
                 done.append(dest)
