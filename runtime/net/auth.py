@@ -68,7 +68,8 @@ HELLO_KINDS = ("node", "driver", "worker", "client")
 TOKEN_FILE = "auth_token"
 """Name of the token file in a session directory."""
 DEFAULT_SESSION_DIR = Path("/tmp/twinray/session_latest")
-"""The latest local session (where `find_token` looks by default)."""
+"""The latest local session (where `find_token` looks by default, unless
+`TWINRAY_SESSION_ROOT` names another root: then ``<root>/session_latest``)."""
 MIN_TOKEN_CHARS = 16
 log = logging.getLogger("runtime.net")
 _MAX_TOKEN_CHARS = 4096
@@ -192,8 +193,8 @@ def find_token(session_dir: Path | None = None) -> str | None:
 
     Looks, in order, at the `TWINRAY_AUTH_TOKEN` variable, the file named by
     `TWINRAY_AUTH_TOKEN_FILE` (it must exist), and `<session_dir>/auth_token` (default: the
-    latest local session, `/tmp/twinray/session_latest`). A token found but unusable raises
-    `AuthenticationError`.
+    latest local session, `/tmp/twinray/session_latest`, or `$TWINRAY_SESSION_ROOT/
+    session_latest`). A token found but unusable raises `AuthenticationError`.
     """
     env = os.environ.get("TWINRAY_AUTH_TOKEN")
     if env:
@@ -201,7 +202,10 @@ def find_token(session_dir: Path | None = None) -> str | None:
     env_file = os.environ.get("TWINRAY_AUTH_TOKEN_FILE")
     if env_file:
         return _read_token_file(Path(env_file), "TWINRAY_AUTH_TOKEN_FILE")
-    path = Path(session_dir if session_dir is not None else DEFAULT_SESSION_DIR) / TOKEN_FILE
+    if session_dir is None:
+        root = os.environ.get("TWINRAY_SESSION_ROOT")
+        session_dir = Path(root) / "session_latest" if root else DEFAULT_SESSION_DIR
+    path = Path(session_dir) / TOKEN_FILE
     if not path.exists():
         return None
     return _read_token_file(path, "session directory")

@@ -60,11 +60,17 @@ def test_find_token_order_variable_then_file_then_session(
 def test_find_token_default_session_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("TWINRAY_AUTH_TOKEN", raising=False)
     monkeypatch.delenv("TWINRAY_AUTH_TOKEN_FILE", raising=False)
+    monkeypatch.delenv("TWINRAY_SESSION_ROOT", raising=False)
     monkeypatch.setattr(auth, "DEFAULT_SESSION_DIR", tmp_path / "latest")
     assert find_token() is None
     tok = new_token()
     save_token(tmp_path / "latest", tok)
     assert find_token() == tok
+    monkeypatch.setenv("TWINRAY_SESSION_ROOT", str(tmp_path / "root"))  # another root
+    assert find_token() is None
+    other = new_token()
+    save_token(tmp_path / "root" / "session_latest", other)
+    assert find_token() == other
 
 
 def test_token_file_variable_naming_a_missing_file_is_an_error(
