@@ -23,9 +23,9 @@ from runtime.serve.exceptions import RayServeException, ServeOptionNotSupportedE
 class _BatchQueue:
     """The futures of one batched function's waiting calls, and the timer for its deadline."""
 
-    def __init__(self, func: Callable, owner: Any, batcher: Batcher) -> None:
+    def __init__(self, func: Callable, instance: Any, batcher: Batcher) -> None:
         self.func = func
-        self.owner = owner  # the instance for a method, None for a function
+        self.instance = instance  # the instance for a method, None for a function
         self.batcher = batcher
         self.loop = asyncio.get_running_loop()
         self.timer: asyncio.TimerHandle | None = None
@@ -79,7 +79,7 @@ class _BatchQueue:
                     )
             cols = [[args[i] for args, _, _ in items] for i in range(len(first_args))]
             kcols = {k: [kw[k] for _, kw, _ in items] for k in first_kwargs}
-            call_args = (self.owner, *cols) if self.owner is not None else tuple(cols)
+            call_args = (self.instance, *cols) if self.instance is not None else tuple(cols)
             results = await self.func(*call_args, **kcols)
             if not isinstance(results, (list, tuple)) or len(results) != len(items):
                 got = len(results) if isinstance(results, (list, tuple)) else type(results)
@@ -134,18 +134,18 @@ def batch(
         attr = f"__serve_batch_queue_{func.__name__}"
         shared: dict[str, _BatchQueue] = {}
 
-        def queue_for(owner: Any) -> _BatchQueue:
-            q = shared.get("q") if owner is None else owner.__dict__.get(attr)
+        def queue_for(instance: Any) -> _BatchQueue:
+            q = shared.get("q") if instance is None else instance.__dict__.get(attr)
             if q is None or q.loop is not asyncio.get_running_loop():
                 q = _BatchQueue(
                     func,
-                    owner,
+                    instance,
                     Batcher(max_batch_size, batch_wait_timeout_s, max_concurrent_batches),
                 )
-                if owner is None:
+                if instance is None:
                     shared["q"] = q
                 else:
-                    owner.__dict__[attr] = q
+                    instance.__dict__[attr] = q
             return q
 
         if is_method:
