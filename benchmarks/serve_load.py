@@ -4,7 +4,7 @@ Each system serves from its own subprocess (its driver, proxy and replicas); the
 here, in this process, as N asyncio tasks on httpx (each sends a request, waits for the
 answer, sends the next). Two apps per system: ``unbatched`` (one request per call) and
 ``batched`` (``@serve.batch``). Reported: requests/s, p50 and p99 latency, and twinray/Ray
-ratios. Not a test; ``--smoke`` is the quick correctness run the test suite uses.
+ratios. Not a test; ``--smoke`` (2 clients, 0.5 s) checks that everything runs.
 
     python3 -m benchmarks.serve_load                          # both systems, 16 clients, 5 s
     python3 -m benchmarks.serve_load --clients 32 --duration 10 --json out.json

@@ -62,18 +62,31 @@ class _FunctionDeployment:
         return self._func(*args, **kwargs)
 
 
+_request_class: Any = None
+
+
+def _serve_request_class() -> Any:
+    """starlette's Request with a ``json()`` that answers 400 on a malformed body (made once)."""
+    global _request_class
+    if _request_class is None:
+        from starlette.requests import Request
+
+        class ServeRequest(Request):
+            """A starlette Request whose ``json()`` raises BadRequestBodyError (HTTP 400)."""
+
+            async def json(self) -> Any:
+                try:
+                    return await super().json()
+                except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                    raise BadRequestBodyError(
+                        f"the request body is not valid JSON: {exc}"
+                    ) from None
+
+        _request_class = ServeRequest
+    return _request_class
+
+
 def _make_request(scope: dict, body: bytes) -> Any:
-    from starlette.requests import Request
-
-    class ServeRequest(Request):
-        """A starlette Request whose ``json()`` answers 400 on a malformed body."""
-
-        async def json(self) -> Any:
-            try:
-                return await super().json()
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                raise BadRequestBodyError(f"the request body is not valid JSON: {exc}") from None
-
     sent = False
 
     async def receive() -> dict:
@@ -83,7 +96,7 @@ def _make_request(scope: dict, body: bytes) -> Any:
         sent = True
         return {"type": "http.request", "body": body, "more_body": False}
 
-    return ServeRequest(scope, receive)
+    return _serve_request_class()(scope, receive)
 
 
 def encode_result(result: Any) -> tuple[int, list, bytes]:
