@@ -135,3 +135,11 @@ def test_user_config_reaches_reconfigure(serve_url: str) -> None:
     h = serve.run(Configured.bind(), name="cfg", route_prefix=None)
     assert h.remote().result() == 3
     serve.delete("cfg")
+
+
+def test_redeploy_by_name_keeps_old_handles_working(serve_url: str) -> None:
+    old = serve.run(Adder.options(num_replicas=1).bind(1), name="re", route_prefix=None)
+    assert old.remote(1).result() == 2
+    serve.run(Adder.options(num_replicas=1).bind(100), name="re", route_prefix=None)
+    assert old.remote(1).result() == 101  # a handle is by name: it reaches the new app
+    serve.delete("re")
