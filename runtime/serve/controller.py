@@ -309,8 +309,7 @@ class Controller:
             await asyncio.sleep(period)
             for rid, actor in list(dep.running().items()):
                 try:
-                    fut = asyncio.wrap_future(actor.check_health.remote().future())
-                    await asyncio.wait_for(fut, timeout)
+                    await asyncio.wait_for(_awaited(actor.check_health.remote()), timeout)
                 except asyncio.CancelledError:
                     raise
                 except Exception:
@@ -370,6 +369,11 @@ class Controller:
         if app is None or not app.ingress:
             return None
         return app.deps[app.ingress]
+
+
+async def _awaited(ref: Any) -> Any:
+    """``await ref`` as a coroutine (for ``wait_for``; a timeout cancels only this wait)."""
+    return await ref
 
 
 def _kill(actor: Any) -> None:

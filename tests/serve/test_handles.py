@@ -143,3 +143,32 @@ def test_redeploy_by_name_keeps_old_handles_working(serve_url: str) -> None:
     serve.run(Adder.options(num_replicas=1).bind(100), name="re", route_prefix=None)
     assert old.remote(1).result() == 101  # a handle is by name: it reaches the new app
     serve.delete("re")
+
+
+def test_a_cancelled_await_of_a_ref_cancels_only_the_wait(serve_url: str) -> None:
+    import time
+
+    import runtime
+
+    @runtime.remote(num_cpus=0)
+    def slow(x: int) -> int:
+        time.sleep(0.3)
+        return x
+
+    async def wait_for(ref: runtime.ObjectRef) -> int:
+        return await ref
+
+    async def main() -> int:
+        ref = slow.remote(1)
+        waiter = asyncio.ensure_future(wait_for(ref))
+        await asyncio.sleep(0.05)
+        waiter.cancel()  # before the result comes: the node must not trip over it
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        assert runtime.get(ref, timeout=60) == 1  # the task itself ran on
+        return await slow.remote(2)
+
+    assert asyncio.run(main()) == 2
+    h = serve.run(double.bind(), name="after", route_prefix=None)
+    assert h.remote(4).result() == 8  # and Serve still works
+    serve.delete("after")
