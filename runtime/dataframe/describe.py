@@ -25,9 +25,9 @@ def describe(obj: Any, percentiles: Any = None, include: Any = None, exclude: An
     chosen = obj._meta.describe(**kw).columns  # pandas' column choice (dtypes only) and errors
     refs = [submit(_describe_column, obj._parts, column=c, percentiles=percentiles) for c in chosen]
     pieces = fetch(refs)
-    names: list = []
-    for d in pieces:
-        names.extend(n for n in d.index if n not in names)
+    names: list = []  # row order as pandas' reorder_columns: shortest descriptions first
+    for index in sorted((d.index for d in pieces), key=len):
+        names.extend(n for n in index if n not in names)
     out = pandas.concat([d.reindex(names) for d in pieces], axis=1, sort=False)
     out.columns = chosen.copy()
     return wrap_result(out)

@@ -226,7 +226,7 @@ class DataFrameGroupBy:
             return call_pandas(self._qual(name), getattr(self._pandas_groupby(), name), (), kw)
         if name == "mean" and not self._means_ok(cols):
             return call_pandas(self._qual(name), getattr(self._pandas_groupby(), name), (), kw)
-        return self._run(("method", name, cols))
+        return self._run(("method", name, cols), exact=lambda g: getattr(g, name)(**kw))
 
     def _means_ok(self, cols: list) -> bool:
         """True when every column's mean is a sum over a count (numbers and bools)."""
@@ -304,7 +304,7 @@ class DataFrameGroupBy:
                 add(c, f)
         return {c: sorted(s) for c, s in need.items()}
 
-    def _run(self, spec: Any) -> Any:
+    def _run(self, spec: Any, exact: Any = None) -> Any:
         """Partial aggregation per partition, tree reduce, final assembly in one task."""
         try:
             need = self._stats_needed(spec)
@@ -318,6 +318,8 @@ class DataFrameGroupBy:
         lengths = self._obj._lengths()
         live = [p for p, n in zip(self._obj._parts, lengths) if n]
         if not live:
+            if exact is not None:
+                return wrap_result(exact(self._pandas_groupby()))
             return call_pandas_quiet(self._pandas_groupby(), spec, self)
         partials = [submit(_partial, [p], keys=self._keys, need=need, opts=opts) for p in live]
         while len(partials) > FAN_IN:
@@ -386,6 +388,7 @@ def call_pandas_quiet(grouped: Any, spec: Any, owner: DataFrameGroupBy) -> Any:
 
 def _partial(part: pandas.DataFrame, *, keys: list, need: dict, opts: dict) -> dict:
     """Statistics of each group of one partition: stat -> frame (or Series for size)."""
+    opts = {**opts, "observed": True}  # unobserved categories are the final step's business
     g = part.groupby(keys if len(keys) > 1 else keys[0], sort=False, **opts)
     out: dict[str, Any] = {}
     by_stat: dict[str, list] = {}
@@ -413,7 +416,7 @@ def _combine_dicts(parts: tuple, nkeys: int, opts: dict, sort: bool = False) -> 
 
 def _combine(*parts: dict, nkeys: int, opts: dict) -> dict:
     """A reduce step: partial statistics combined."""
-    return _combine_dicts(parts, nkeys, opts)
+    return _combine_dicts(parts, nkeys, {**opts, "observed": True})
 
 
 def _finish(

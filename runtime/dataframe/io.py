@@ -96,8 +96,8 @@ def read_csv(filepath_or_buffer: Any, **kwargs: Any) -> _frame.DataFrame:
         parts.append(ref)
         infos.append(info)
     infos = fetch(infos)
-    parity = np.cumsum([q for _, _, _, q in infos]) % 2
-    if parity[:-1].any():  # a cut fell inside a quoted field
+    parity = np.cumsum([info[3] for info in infos]) % 2
+    if parity[:-1].any() or not all(info[4] for info in infos):  # a cut inside a quoted field
         return _whole_file(path, kwargs, npart)
     return _assemble(parts, infos, kwargs)
 
@@ -184,14 +184,13 @@ def _parse_range(*, path: str, lo: int, hi: int, kw: dict, quote: bytes) -> tupl
     with open(path, "rb") as f:
         f.seek(lo)
         data = f.read(hi - lo)
+    quotes = data.count(quote)
     try:
         df = pandas.read_csv(io.BytesIO(data), **kw)
-    except pandas.errors.EmptyDataError:
-        if lo == 0:
-            raise
-        df = pandas.read_csv(io.BytesIO(b""), **{**kw, "header": None})
+    except Exception:  # a cut inside a quoted field, or a real error: the whole-file parse decides
+        return None, (0, None, (), quotes, False)
     allna = tuple(c for c in df.columns if len(df) and df[c].isna().all())
-    return df, (len(df), df.iloc[:0], allna, data.count(quote))
+    return df, (len(df), df.iloc[:0], allna, quotes, True)
 
 
 def _target_dtype(col: Any, metas: list, allna: list, combined: Any) -> Any:
@@ -208,7 +207,7 @@ def _target_dtype(col: Any, metas: list, allna: list, combined: Any) -> Any:
 
 def _assemble(refs: list, infos: list, kw: dict) -> _frame.DataFrame:
     """The parsed ranges as a frame: dtypes unified as pandas' whole-file parse, index numbered."""
-    lengths = [n for n, _, _, _ in infos]
+    lengths = [info[0] for info in infos]
     live = [i for i, n in enumerate(lengths) if n] or [0]
     metas = [infos[i][1] for i in live]
     allna = [set(infos[i][2]) for i in live]

@@ -210,9 +210,14 @@ def join(
     rsuffix: str = "",
     sort: bool = False,
     validate: Any = None,
+    **kwargs: Any,
 ) -> Any:
     """pandas' `DataFrame.join` on the index: the index becomes a key column for the merge."""
-    kw = dict(on=on, how=how, lsuffix=lsuffix, rsuffix=rsuffix, sort=sort, validate=validate)
+    kw = dict(on=on, how=how, sort=sort, validate=validate, **kwargs)
+    if lsuffix or rsuffix:
+        kw.update(lsuffix=lsuffix, rsuffix=rsuffix)
+    if "suffixes" in kwargs:
+        lsuffix, rsuffix = (s or "" for s in kwargs["suffixes"])
     if isinstance(other, pandas.Series | _frame.Series):
         if other.name is None:
             raise ValueError("Other Series must have a name")
@@ -227,20 +232,18 @@ def join(
         return left._default("join", other, **kw)
     meta = left._meta.join(other._meta, **kw)  # pandas' errors (overlapping columns, ...)
     if (
-        left._meta.index.nlevels != 1
-        or other._meta.index.nlevels != 1
-        or _KEY in meta.columns
-        or sort
-    ):
+        left._meta.index.nlevels != 1 or other._meta.index.nlevels != 1 or _KEY in meta.columns
+        or sort or set(kwargs) - {"suffixes"} or not len(left) or not len(other)
+    ):  # fmt: skip
         return left._default("join", other, **kw)
+    lname, rname = left._meta.index.name, other._meta.index.name
     lk = left._map(_index_to_key, meta=left._meta.assign(**{_KEY: left._meta.index}))
     rk = other._map(_index_to_key, meta=other._meta.assign(**{_KEY: other._meta.index}))
     overlap = [c for c in left._meta.columns if c in other._meta.columns]
     lk = lk.rename(columns={c: f"{c}{lsuffix}" for c in overlap}) if overlap else lk
     rk = rk.rename(columns={c: f"{c}{rsuffix}" for c in overlap}) if overlap else rk
     merged = _shuffle_merge(lk, rk, [_KEY], [_KEY], how, True, sort, ("", ""), validate)
-    name = left._meta.index.name if how != "right" else other._meta.index.name
-    return merged._map(_key_to_index, name=name)
+    return merged._map(_key_to_index, name=rname if how == "right" else lname)
 
 
 def _index_to_key(part: pandas.DataFrame) -> pandas.DataFrame:
