@@ -22,7 +22,7 @@ from runtime.dataframe.fallback import (
     wrap_result,
 )
 
-__all__ = ["BaseFrame", "DataFrame", "Series", "concat", "from_pandas", "to_pandas"]
+__all__ = ["BaseFrame", "DataFrame", "Series", "concat", "execute", "from_pandas", "to_pandas"]
 
 _ARITH = [
     "add", "sub", "mul", "truediv", "floordiv", "mod", "pow",
@@ -77,6 +77,19 @@ def to_pandas(obj: Any) -> Any:
     if not isinstance(obj, BaseFrame):
         raise TypeError(f"to_pandas expects a runtime.dataframe object, got {type(obj).__name__}")
     return obj._to_pandas()
+
+
+def execute(*objs: Any) -> None:
+    """Wait until every partition of the given frames is computed (Modin's `modin.utils.execute`)."""
+    refs = [p.ref for o in objs if isinstance(o, BaseFrame) for p in o._parts]
+    if refs:
+        runtime.wait(refs, num_returns=len(refs))
+        fetch(
+            [r for o in objs if isinstance(o, BaseFrame) for r in [o._parts[0].ref]]
+        )  # errors surface
+        for o in objs:
+            if isinstance(o, BaseFrame):
+                o._lengths()
 
 
 class BaseFrame:

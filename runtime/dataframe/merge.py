@@ -9,6 +9,7 @@ import pandas
 from pandas.api.types import is_bool_dtype, is_datetime64_any_dtype, is_numeric_dtype
 from pandas.util import hash_pandas_object
 
+from runtime import put as runtime_put
 from runtime.dataframe import frame as _frame
 from runtime.dataframe import kernels
 from runtime.dataframe.engine import Part, fetch, submit
@@ -20,6 +21,10 @@ __all__ = ["join", "merge"]
 _LPOS = "__twinray_left_position__"
 _RPOS = "__twinray_right_position__"
 _KEY = "__twinray_index_key__"
+
+BROADCAST_ROWS = 1_000_000
+"""A side with at most this many rows (and fewer than the other's) is sent whole to every
+partition of the other side instead of shuffling both (inner/left: right small; right: left small)."""
 
 
 def merge(
@@ -75,9 +80,54 @@ def merge(
     )  # fmt: skip
     if not parallel:
         return call_pandas("merge", pandas.merge, (left, right), kw)
+    if not sort and how in ("inner", "left", "right"):
+        big, small = (left, right) if how != "right" else (right, left)
+        if len(small) <= BROADCAST_ROWS and len(small) < len(big) and len(big):
+            merge_kw = {"how": how, "suffixes": suffixes, "validate": validate}
+            merge_kw.update(
+                {"on": lkeys}
+                if on is not None or lkeys == rkeys
+                else {"left_on": lkeys, "right_on": rkeys}
+            )
+            return _broadcast_merge(big, small, how == "right", merge_kw)
     return _shuffle_merge(
         left, right, lkeys, rkeys, how, on is not None or lkeys == rkeys, sort, suffixes, validate
     )
+
+
+def _broadcast_merge(big: Any, small: Any, small_is_left: bool, kw: dict) -> Any:
+    """Each partition of the big side merged with the whole small side: pandas' row order."""
+    whole = small._to_pandas()
+    ref = runtime_put(whole)
+    lengths = big._lengths()
+    refs, metas = {}, {}
+    for i, p in enumerate(big._parts):
+        if lengths[i] or i == 0:
+            refs[i], n, metas[i] = submit(
+                _merge_with, [p], ref, num_returns=3, small_is_left=small_is_left, kw=kw
+            )
+            refs[i] = (refs[i], n)
+    counts = dict(zip(refs, fetch([n for _, n in refs.values()])))
+    fetched = dict(zip(metas, fetch(list(metas.values()))))
+    live = [i for i in refs if counts[i]] or [next(iter(refs))]
+    meta = pandas.concat([fetched[i] for i in live]).reset_index(drop=True)
+    dtypes = meta.dtypes.to_dict()
+    parts, offset = [], 0
+    for i in live:
+        r = refs[i][0]
+        if not (fetched[i].dtypes == meta.dtypes).all():
+            r = submit(kernels.apply_method, [Part(r, counts[i])], method="astype", args=(dtypes,))
+        parts.append(Part(r, counts[i], offset))
+        offset += counts[i]
+    return _frame.DataFrame._build(parts, meta)
+
+
+def _merge_with(
+    part: pandas.DataFrame, whole: pandas.DataFrame, *, small_is_left: bool, kw: dict
+) -> tuple[Any, int, Any]:
+    """pandas' merge of one partition with the whole other side."""
+    out = pandas.merge(whole, part, **kw) if small_is_left else pandas.merge(part, whole, **kw)
+    return out, len(out), out.iloc[:0]
 
 
 def _as_list(keys: Any) -> list | None:

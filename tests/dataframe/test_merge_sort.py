@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 import pytest
 
@@ -12,8 +14,10 @@ import pandas.testing as tm  # noqa: E402
 
 import runtime.dataframe as pd  # noqa: E402
 
+merge_module = importlib.import_module("runtime.dataframe.merge")
 
-@pytest.fixture(params=CASES[1:], ids=CASE_IDS[1:])
+
+@pytest.fixture(params=CASES[2:], ids=CASE_IDS[2:])
 def frames(request: pytest.FixtureRequest) -> tuple:
     seed, rows, parts = request.param
     p = random_frame(seed, rows)
@@ -33,8 +37,11 @@ def right_frame(seed: int, rows: int) -> pandas.DataFrame:
     )
 
 
+@pytest.mark.parametrize("broadcast", [True, False], ids=["broadcast", "shuffle"])
 @pytest.mark.parametrize("how", ["inner", "left", "right", "outer"])
-def test_merge(frames: tuple, how: str) -> None:
+def test_merge(frames: tuple, how: str, broadcast: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    if not broadcast:
+        monkeypatch.setattr(merge_module, "BROADCAST_ROWS", -1)
     df, p = frames
     r = right_frame(len(p), 23)
     dr = pd.from_pandas(r, 3)
