@@ -14,7 +14,15 @@ import pandas as _pandas
 
 from runtime.dataframe.config import NPartitions
 from runtime.dataframe.fallback import call_pandas as _call_pandas
-from runtime.dataframe.frame import DataFrame, Series, concat, execute, from_pandas, to_pandas
+from runtime.dataframe.frame import (
+    DataFrame,
+    Series,
+    concat,
+    execute,
+    from_pandas,
+    partitions,
+    to_pandas,
+)
 from runtime.dataframe.groupby import DataFrameGroupBy, SeriesGroupBy
 from runtime.dataframe.io import read_csv, read_parquet
 from runtime.dataframe.merge import merge
@@ -29,6 +37,7 @@ __all__ = [
     "execute",
     "from_pandas",
     "merge",
+    "partitions",
     "read_csv",
     "read_parquet",
     "to_pandas",

@@ -44,7 +44,7 @@ def _run(kernel: Callable[..., Any], starts: tuple, kwargs: dict, *frames: Any) 
 
 
 _remote_run = runtime.remote(_run)
-_by_returns: dict[int, Any] = {}
+_by_returns: dict[tuple[int, str], Any] = {}
 
 
 def ensure_started() -> None:
@@ -66,9 +66,12 @@ def submit(
     `extra` are further top-level arguments (refs among them are resolved, as in Ray).
     """
     ensure_started()
-    fn = _by_returns.get(num_returns)
-    if fn is None:
-        fn = _by_returns[num_returns] = _remote_run.options(num_returns=num_returns)
+    key = (num_returns, kernel.__name__)
+    fn = _by_returns.get(key)
+    if fn is None:  # the kernel names the task (timeline, memory summary)
+        fn = _by_returns[key] = _remote_run.options(
+            num_returns=num_returns, name=kernel.__name__.lstrip("_")
+        )
     starts = tuple(p.start for p in parts)
     return fn.remote(kernel, starts, kwargs, *[p.ref for p in parts], *extra)
 

@@ -22,7 +22,16 @@ from runtime.dataframe.fallback import (
     wrap_result,
 )
 
-__all__ = ["BaseFrame", "DataFrame", "Series", "concat", "execute", "from_pandas", "to_pandas"]
+__all__ = [
+    "BaseFrame",
+    "DataFrame",
+    "Series",
+    "concat",
+    "execute",
+    "from_pandas",
+    "partitions",
+    "to_pandas",
+]
 
 _ARITH = [
     "add", "sub", "mul", "truediv", "floordiv", "mod", "pow",
@@ -90,6 +99,13 @@ def execute(*objs: Any) -> None:
         for o in objs:
             if isinstance(o, BaseFrame):
                 o._lengths()
+
+
+def partitions(obj: Any) -> pandas.DataFrame:
+    """One row per partition of `obj`: its ObjectRef in the store and its row count."""
+    if not isinstance(obj, BaseFrame):
+        raise TypeError(f"partitions expects a runtime.dataframe object, got {type(obj).__name__}")
+    return pandas.DataFrame({"ref": [p.ref for p in obj._parts], "rows": obj._lengths()})
 
 
 class BaseFrame:
@@ -217,7 +233,7 @@ class BaseFrame:
         return result
 
     def __getattr__(self, name: str) -> Any:
-        if name.startswith("__") or name in ("_parts", "_meta", "_token"):
+        if name.startswith("_"):  # private and display hooks (`_repr_latex_`) are not pandas API
             raise AttributeError(name)
         meta = object.__getattribute__(self, "_meta")
         if (
