@@ -14,8 +14,10 @@ import pandas.testing as tm  # noqa: E402
 import runtime.dataframe as pd  # noqa: E402
 from runtime.dataframe import groupby as groupby_module  # noqa: E402
 
+SOME = [0, 2, 4]  # empty, more partitions than rows, several partitions
 
-@pytest.fixture(params=CASES, ids=CASE_IDS)
+
+@pytest.fixture(params=[CASES[i] for i in SOME], ids=[CASE_IDS[i] for i in SOME])
 def frames(request: pytest.FixtureRequest) -> tuple:
     seed, rows, parts = request.param
     p = random_frame(seed, rows)
@@ -98,8 +100,8 @@ def test_other_groupby_methods_default_to_pandas() -> None:
     assert any("SeriesGroupBy.median" in m and "defaulting to pandas" in m for m in messages)
 
 
-@pytest.mark.parametrize("column", ["k", "s", "b", "c", "x"])
+@pytest.mark.parametrize("column", ["s", "c", "x"])
 def test_value_counts(frames: tuple, column: str) -> None:
     df, p = frames
-    for kw in ({}, {"dropna": False}, {"normalize": True}, {"sort": False}, {"ascending": True}):
+    for kw in ({}, {"dropna": False, "ascending": True}, {"normalize": True, "sort": False}):
         check(df[column].value_counts(**kw), p[column].value_counts(**kw))
