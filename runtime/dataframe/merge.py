@@ -209,7 +209,7 @@ def _hash_kind(a: Any, b: Any) -> str:
 
 def _normalise(values: pandas.Series, kind: str) -> pandas.Series:
     if kind == "float":
-        return values.astype("float64")
+        return values.astype("float64") + 0.0  # -0.0 becomes 0.0: equal keys hash alike
     if kind == "datetime":
         s = (
             values

@@ -83,6 +83,10 @@ def test_selection_filtering_and_assign(frames: tuple) -> None:
         df.drop(columns=["t"]).rename(columns={"x": "X"}).to_pandas(),
         p.drop(columns=["t"]).rename(columns={"x": "X"}),
     )
+    renamed, pr = df[["k", "v"]].copy(), p[["k", "v"]].copy()
+    renamed.columns = ["K", "V"]
+    pr.columns = ["K", "V"]
+    tm.assert_frame_equal(renamed.to_pandas(), pr)
     with pytest.raises(KeyError):
         df["missing"]
 

@@ -95,6 +95,17 @@ def test_merge_and_sort_of_empty_frames() -> None:
     tm.assert_frame_equal(df.describe().to_pandas(), p.describe())
 
 
+def test_shuffled_keys_meet_across_dtypes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(merge_module, "BROADCAST_ROWS", -1)
+    left = pandas.DataFrame({"k": [0.0, -0.0, 1.0, np.nan, 2.5], "a": range(5)})
+    right = pandas.DataFrame({"k": [0, 1, 2, 0], "b": range(4)})
+    for how in ("inner", "outer"):
+        tm.assert_frame_equal(
+            pd.from_pandas(left, 3).merge(pd.from_pandas(right, 2), on="k", how=how).to_pandas(),
+            left.merge(right, on="k", how=how),
+        )
+
+
 def test_merge_errors_are_pandas_errors() -> None:
     a = pd.DataFrame({"k": [1, 2], "v": [3, 4]})
     with pytest.raises(KeyError):
