@@ -143,10 +143,47 @@ def _boundaries(sample: pandas.DataFrame, nbuckets: int, sort_kw: dict) -> panda
     return cut
 
 
+def _split_one_numeric_key(
+    part: Any, keys: list | None, bounds: np.ndarray, sort_kw: dict
+) -> tuple | None:
+    """Split by one numeric key: sort the partition locally, cut it by binary search.
+
+    The pieces are sorted runs, so the bucket's stable sort (timsort) only merges them.
+    None when the key is not a plain number/datetime or the boundaries hold NaN.
+    """
+    values = np.asarray(part if keys is None else part[keys[0]])
+    asc = sort_kw["ascending"]
+    asc = asc[0] if isinstance(asc, list) and len(asc) == 1 else asc
+    if values.dtype.kind not in "iufM" or bounds.dtype != values.dtype or not isinstance(asc, bool):
+        return None
+    if bounds.dtype.kind in "fM" and pandas.isna(bounds).any():
+        return None
+    ordered = part.sort_values(
+        **({} if keys is None else {"by": keys[0]}),
+        kind="stable",
+        ascending=asc,
+        na_position=sort_kw["na_position"],
+    )
+    col = np.asarray(ordered if keys is None else ordered[keys[0]])
+    nan = pandas.isna(col) if col.dtype.kind in "fM" else np.zeros(len(col), dtype=bool)
+    if asc:
+        bucket = np.searchsorted(bounds, col, side="left")  # boundaries strictly below the value
+    else:
+        bucket = len(bounds) - np.searchsorted(bounds[::-1], col, side="right")  # strictly above
+    bucket[nan] = len(bounds) if sort_kw["na_position"] == "last" else 0
+    nb = len(bounds) + 1
+    edges = np.searchsorted(bucket, np.arange(nb + 1), side="left")  # buckets are non-decreasing
+    return tuple(ordered.iloc[edges[i] : edges[i + 1]] for i in range(nb))
+
+
 def _split_by_range(
     part: Any, *, keys: list | None, boundaries: pandas.DataFrame, sort_kw: dict
 ) -> tuple:
     """The partition's rows split by the key range they fall in (one piece per bucket)."""
+    if len(boundaries.columns) == 1:
+        fast = _split_one_numeric_key(part, keys, boundaries[0].to_numpy(), sort_kw)
+        if fast is not None:
+            return fast
     kf = _key_frame(part, keys)
     n = len(kf)
     both = pandas.concat([kf, boundaries], ignore_index=True)
