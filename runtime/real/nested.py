@@ -425,6 +425,9 @@ class NestedOwners:
                         )
                         continue
                     offset, size = loc
+                    if rec.w.remote:  # a connected driver may be on another machine
+                        items.append((True, (p.VALUE_INLINE, bytes(self.arena.view(offset, size)))))
+                        continue
                     self.objects.pins[offset] = (
                         self.objects.pins.get(offset, 0) + 1
                     )  # until "unpin"

@@ -1,0 +1,147 @@
+"""A node process: a real `Node` without a user program, serving connected drivers over the network.
+
+`twinray start --head` runs `serve` (in the foreground with ``--block``, else in a
+background process started as ``python -m runtime.real.node_process``). The process builds
+the node (raylet, worker pool, arena; the head also hosts the cluster's GCS and global
+scheduler), listens with `runtime.net.channel.listen` on its address with the session's
+token, writes ``head.json`` and its ``nodes/<pid>.json`` record, and serves until SIGTERM or
+SIGINT, then stops its workers, releases its shared memory and removes its record.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from runtime.real import sessions
+
+__all__ = ["NodeProcessConfig", "main", "serve"]
+
+DEFAULT_STORE = 512 << 20
+"""Bytes of object store of a node when `--object-store-memory` is not given (as `init`)."""
+
+
+@dataclass(slots=True)
+class NodeProcessConfig:
+    """What one node process is started with (`twinray start` flags)."""
+
+    session: str
+    """The session directory (holds the token, records, logs and the audit log)."""
+    head: bool = True
+    host: str = "127.0.0.1"
+    port: int = 0
+    """0: any free port (the one chosen is in ``head.json``)."""
+    num_cpus: float | None = None
+    num_gpus: float | None = None
+    resources: dict[str, float] = field(default_factory=dict)
+    object_store_memory: int | None = None
+
+    def to_json(self) -> str:
+        """The config as JSON (how `twinray start` passes it to the background process)."""
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> NodeProcessConfig:
+        """The config `to_json` wrote."""
+        return cls(**json.loads(text))
+
+
+def node_resources(config: NodeProcessConfig) -> tuple[float, int, dict[str, float]]:
+    """``(num_cpus, store bytes, other resources)`` of the node, with `init`'s defaults."""
+    from runtime.init_options import available_memory
+
+    num_cpus = config.num_cpus if config.num_cpus is not None else float(os.cpu_count() or 1)
+    store = config.object_store_memory or DEFAULT_STORE
+    res = {k: float(v) for k, v in config.resources.items()}
+    if config.num_gpus:
+        res["GPU"] = float(config.num_gpus)
+    res.setdefault("memory", float(available_memory()))
+    res["object_store_memory"] = float(store)
+    return num_cpus, store, res
+
+
+class _Stop:
+    """Set by SIGTERM/SIGINT (or `request`): the node process stops cleanly."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+
+    def request(self, *_: Any) -> None:
+        """Ask the node process to stop (a signal handler)."""
+        self.event.set()
+
+
+def serve(config: NodeProcessConfig, ready: Any = None, stop: _Stop | None = None) -> int:
+    """Run a node process until SIGTERM/SIGINT (or `stop`); return its exit code.
+
+    `ready`, if given, is called with the listening address once drivers can connect.
+    """
+    from runtime.net.audit import AuditLog
+    from runtime.net.auth import find_token
+    from runtime.net.channel import listen
+    from runtime.real.node import Node
+    from runtime.real.remote_clients import RemoteClients
+
+    session = Path(config.session)
+    token = find_token(session)
+    if token is None:
+        print(f"twinray: no auth token in {session} (nor in TWINRAY_AUTH_TOKEN)", file=sys.stderr)
+        return 1
+    stop = stop or _Stop()
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, stop.request)
+        signal.signal(signal.SIGINT, stop.request)
+    num_cpus, store, res = node_resources(config)
+    node = Node(num_cpus, store, resources=res)
+    clients = None
+    pid = os.getpid()
+    try:
+        audit = AuditLog(session / "audit.log")
+        listener = listen(config.host, config.port, token, audit=audit)
+        address = listener.address
+        clients = RemoteClients(node, listener, audit)
+        clients.start()
+        if config.head:
+            sessions.write_json(session / "head.json", {"address": address, "pid": pid})
+        sessions.write_record(
+            session, sessions.NodeRecord(pid, address, config.head, str(session), time.time())
+        )
+        if ready is not None:
+            ready(address)
+        while not stop.event.wait(0.5):
+            if node.closed or node.loop_error is not None:
+                print(f"twinray: the node's loop stopped: {node.loop_error!r}", file=sys.stderr)
+                return 1
+        return 0
+    finally:
+        if clients is not None:
+            clients.close()
+        node.shutdown()
+        if clients is not None:
+            clients.drop_all()
+        sessions.remove_record(session, pid)
+        if config.head:
+            info = sessions.head_info(session)
+            if info is not None and info.get("pid") == pid:
+                (session / "head.json").unlink(missing_ok=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m runtime.real.node_process CONFIG_JSON``: what `twinray start` runs in the background."""
+    parser = argparse.ArgumentParser(prog="python -m runtime.real.node_process")
+    parser.add_argument("config", help="the node process's config as JSON (NodeProcessConfig)")
+    args = parser.parse_args(argv)
+    return serve(NodeProcessConfig.from_json(args.config))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,238 @@
+"""A driver connected to a running cluster: `init(address=...)` makes `runtime.api._node` a `RemoteDriver`.
+
+The driver opens one authenticated `runtime.net` channel to the cluster's head node
+process and speaks the worker request protocol over it (`runtime.real.requests`): the
+`RemoteDriver` is the worker's `WorkerClient` (same encoding of arguments, refs, borrows
+and loans), talking through a `_Link` instead of a worker's socketpair. The head serves it
+as a remote worker handle with a core `Owner` of its own (`runtime.real.remote_clients`);
+see docs/design.md, "Multi-node real mode".
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import threading
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+from runtime.exceptions import AuthenticationError, MultiNodeNotAvailableError, RayError
+from runtime.real import protocol as p
+from runtime.real import sessions
+from runtime.real.worker import queue_bookkeeping
+from runtime.real.worker_client import WorkerClient
+
+__all__ = [
+    "ADDRESS_ENV",
+    "ClusterConnectionLost",
+    "RemoteDriver",
+    "connect_driver",
+    "parse_address",
+    "resolve_address",
+]
+
+ADDRESS_ENV = "TWINRAY_ADDRESS"
+"""Read by `init()` and `init(address="auto")`, as Ray reads ``RAY_ADDRESS``."""
+CONNECT_TIMEOUT = 10.0
+"""Seconds the handshake and the welcome may take."""
+_ADDRESS = re.compile(r"^(\[[0-9A-Fa-f:]+\]|[^:\s/]+):(\d{1,5})$")
+
+
+class ClusterConnectionLost(RayError, ConnectionError):
+    """The connection to the cluster closed (its node process stopped or crashed)."""
+
+
+def parse_address(address: str) -> tuple[str, int]:
+    """``"HOST:PORT"`` -> ``(host, port)``; `MultiNodeNotAvailableError` when it is not one."""
+    if "://" in address:
+        raise MultiNodeNotAvailableError(
+            f"init(address={address!r}): client addresses ({address.split('://')[0]}://) are "
+            "not supported: twinray has no client mode; give the cluster's HOST:PORT or 'auto'"
+        )
+    m = _ADDRESS.match(address)
+    if m is None or not 0 < int(m.group(2)) < 65536:
+        raise MultiNodeNotAvailableError(
+            f"init(address={address!r}): expected 'HOST:PORT' (e.g. '127.0.0.1:6380'), 'auto' "
+            "or 'local'"
+        )
+    return m.group(1).strip("[]"), int(m.group(2))
+
+
+def resolve_address(address: str) -> tuple[str, Path | None]:
+    """The ``HOST:PORT`` to connect to and the local session it belongs to (if known).
+
+    ``"auto"`` means ``TWINRAY_ADDRESS`` when set, else the head of this machine's latest
+    session (``session_latest/head.json``); `MultiNodeNotAvailableError` when there is none.
+    """
+    latest = sessions.latest_session()
+    if address == "auto":
+        env = os.environ.get(ADDRESS_ENV)
+        if env:
+            address = env
+        else:
+            info = sessions.head_info(latest) if latest is not None else None
+            if info is None or not sessions.pid_alive(int(info.get("pid", 0))):
+                raise MultiNodeNotAvailableError(
+                    "init(address='auto'): could not find any running twinray cluster on this "
+                    f"machine (no live head in {sessions.session_root() / sessions.LATEST}); "
+                    "start one with `twinray start --head`, or give HOST:PORT or "
+                    f"{ADDRESS_ENV}"
+                )
+            return str(info["address"]), latest
+    parse_address(address)
+    return address, latest
+
+
+class _Link:
+    """What a `WorkerClient` expects of its worker, for a driver: the channel and its queues."""
+
+    concurrent = None
+    """A driver is not a concurrent actor: requests block for their replies."""
+    task_id = None
+    actor_id = None
+    arena = None
+    """Values come inline (the node sends arena values' bytes to remote handles)."""
+
+    def __init__(self, channel: Any, address: str) -> None:
+        self.conn = channel
+        self.address = address
+        self.replies: list[tuple] = []
+        self.inbox: deque[tuple] = deque()
+        self.client: Any = None
+        self.worker_id = 0
+
+    def _recv(self) -> list[tuple]:
+        try:
+            return self.conn.recv_many()
+        except (EOFError, ConnectionError) as exc:
+            raise ClusterConnectionLost(
+                f"the connection to the cluster at {self.address} was lost: {exc}"
+            ) from None
+
+    def _flush(self) -> None:
+        client = self.client
+        if client is not None:
+            queue_bookkeeping(client, self.replies)
+        if self.replies:
+            try:
+                self.conn.send_many(self.replies)
+            except OSError as exc:
+                raise ClusterConnectionLost(
+                    f"the connection to the cluster at {self.address} was lost: {exc}"
+                ) from None
+            self.replies.clear()
+
+    def revoke(self, msg: tuple) -> None:
+        """A driver is never given tasks: nothing to give back."""
+        self.replies.append(p.revoked([]))
+
+
+class RemoteDriver(WorkerClient):
+    """The `NodeLike` of a driver connected to a cluster (`init(address=...)`)."""
+
+    in_worker = False
+    """A driver: the job's namespace and runtime_env are this process's (`runtime.api`)."""
+
+    def __init__(self, channel: Any, address: str, welcome: dict[str, Any]) -> None:
+        link = _Link(channel, address)
+        link.worker_id = int(welcome["worker_id"])
+        super().__init__(link)
+        link.client = self
+        self.address = address
+        self.node_id: str = welcome["node_id"]
+        self.job_namespace: str | None = None
+        self._lock = threading.RLock()
+        """One request at a time on the channel (program threads share the connection)."""
+
+    def request(self, op: str, payload: Any, timeout: float | None = None) -> Any:
+        """Send one request to the cluster and block for its reply (one at a time)."""
+        if self.closed:
+            raise RayError("the connection to the cluster was shut down: call runtime.init()")
+        with self._lock:
+            return super().request(op, payload, timeout)
+
+    def context(self) -> dict[str, Any]:
+        """What `init` returns: the cluster's resources as the head node reports them."""
+        info = self.runtime_info()
+        return {
+            "address": self.address,
+            "node_id": info["node_id"],
+            "num_cpus": info["total"].get("CPU", 0.0),
+            "resources": dict(info["total"]),
+            "object_store_memory": info["store"],
+        }
+
+    def assigned_resources(self) -> dict[str, float]:
+        """Only tasks and actors have assigned resources: the driver has none (as in Ray)."""
+        raise AssertionError(
+            "get_assigned_resources() is only available in a task or an actor, not in the driver"
+        )
+
+    def current_placement_group(self) -> tuple[int, list[dict[str, float]], bool] | None:
+        """The driver runs in no placement group."""
+        return None
+
+    def timeline(self, filename: str | None = None) -> list:
+        """Not available to a connected driver (the spans are the node process's)."""
+        raise RayError("timeline() is not available in a driver connected to a cluster")
+
+    def explain(self, target: Any) -> Any:
+        """Not available to a connected driver (the core tables are the node process's)."""
+        raise RayError("explain() is not available in a driver connected to a cluster")
+
+    def shutdown(self) -> None:
+        """Send what is batched (reference releases) and close the connection. Idempotent."""
+        if self.closed:
+            return
+        with self._lock:
+            try:
+                self.worker._flush()
+            except ClusterConnectionLost:
+                pass
+            self.closed = True
+            self.worker.conn.close()
+
+
+def connect_driver(address: str, kind: str = "driver") -> RemoteDriver:
+    """Connect this process to the cluster at `address` ("auto" or "HOST:PORT") as a driver
+    (`kind` "client": a tool such as `twinray status`, not a job)."""
+    from runtime.net.auth import Hello, find_token
+    from runtime.net.channel import connect
+
+    target, session = resolve_address(address)
+    token = find_token(session)
+    if token is None:
+        raise AuthenticationError(
+            f"init(address={address!r}): no auth token found to connect to {target}: set "
+            "TWINRAY_AUTH_TOKEN or TWINRAY_AUTH_TOKEN_FILE (on the head's machine it is read "
+            "from the session directory)"
+        )
+    hello = Hello(kind, f"{socket.gethostname()}:{os.getpid()}")
+    try:
+        channel, _server = connect(target, token, hello, timeout=CONNECT_TIMEOUT)
+    except AuthenticationError:
+        raise
+    except (OSError, ValueError) as exc:  # refused, unreachable, timed out
+        raise MultiNodeNotAvailableError(
+            f"init(address={address!r}): could not connect to a twinray cluster at {target}: {exc}"
+        ) from None
+    try:
+        channel.sock.settimeout(CONNECT_TIMEOUT)
+        msgs = channel.recv_many()
+        channel.sock.settimeout(None)
+    except (OSError, EOFError) as exc:
+        channel.close()
+        raise MultiNodeNotAvailableError(
+            f"init(address={address!r}): the cluster at {target} did not welcome the driver: {exc}"
+        ) from None
+    welcome = msgs[0] if msgs else None
+    if not (welcome and welcome[0] == p.REPLY and welcome[1] == 0 and welcome[2]):
+        channel.close()
+        raise MultiNodeNotAvailableError(
+            f"init(address={address!r}): unexpected first message from {target}"
+        )
+    driver = RemoteDriver(channel, target, welcome[3])
+    driver.worker.inbox.extend(msgs[1:])
+    return driver

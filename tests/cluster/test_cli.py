@@ -1,0 +1,129 @@
+"""`twinray start --head`, `status` and `stop`, run as the shell runs them (real processes)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.cluster.conftest import ROOT, alive, recorded_pids, start_head, twinray, wait_gone
+
+
+def test_start_prints_how_to_connect_and_keeps_its_session(head) -> None:
+    assert f"runtime.init(address='{head.address}')" in head.out
+    assert "twinray stop" in head.out
+    session = head.session
+    token = session / "auth_token"
+    assert stat.S_IMODE(token.stat().st_mode) == 0o600
+    assert len(token.read_text().strip()) == 64
+    assert alive(head.pid)
+    record = json.loads((session / "nodes" / f"{head.pid}.json").read_text())
+    assert record["address"] == head.address and record["head"] is True
+    assert head.address.startswith("127.0.0.1:")
+
+
+def test_status_shows_the_node_its_resources_and_usage(head) -> None:
+    proc = twinray("status", env=head.env)
+    assert proc.returncode == 0, proc.stderr
+    assert f"cluster at {head.address}" in proc.stdout
+    assert f"head pid {head.pid}" in proc.stdout
+    assert "CPU: 0 / 2" in proc.stdout
+    assert "special: 0 / 1" in proc.stdout
+    audit = (head.session / "audit.log").read_text().splitlines()
+    assert any(json.loads(line)["ident"].startswith("client:") for line in audit)
+
+
+def test_stop_stops_the_head_and_its_workers(session_root) -> None:
+    h = start_head(session_root, "--num-cpus", "1", "--object-store-memory", str(32 << 20))
+    children = _descendants(h.pid)
+    assert children, "the head has a zygote and workers"
+    proc = twinray("stop", env=h.env)
+    assert proc.returncode == 0 and "stopped 1 node process" in proc.stdout
+    assert not wait_gone([h.pid, *children])
+    assert not recorded_pids(session_root)
+    assert not (h.session / "head.json").exists()
+    after = twinray("status", env=h.env)
+    assert after.returncode == 1 and "no twinray cluster is running" in after.stderr
+    again = twinray("stop", env=h.env)
+    assert again.returncode == 0 and "no twinray node process is running" in again.stdout
+
+
+BAD_FLAGS = [
+    (["--resources", "{bad"], "--resources must be a JSON object"),
+    (["--resources", '{"x": -1}'], "'x' must be a non-negative number"),
+    (["--resources", '{"CPU": 2}'], "'CPU' is set by its own flag"),
+    (["--num-cpus", "-1"], "--num-cpus must be a non-negative number"),
+    (["--port", "70000"], "--port must be between 0 and 65535"),
+    (["--object-store-memory", "0"], "--object-store-memory must be positive"),
+]
+
+
+def test_start_refuses_bad_flags_before_starting_anything(session_root, capsys) -> None:
+    from runtime.cli import main
+
+    for flags, says in BAD_FLAGS:
+        assert main(["start", "--head", *flags]) == 2
+        assert says in capsys.readouterr().err
+    assert main(["start"]) == 2
+    assert "give --head" in capsys.readouterr().err
+    assert not recorded_pids(session_root)
+    assert not list(session_root.glob("session_2*"))  # nothing left behind
+
+
+def _block(session_root: Path) -> tuple[subprocess.Popen, dict]:
+    env = dict(os.environ, TWINRAY_SESSION_ROOT=str(session_root))
+    cmd = [sys.executable, "-m", "runtime.cli", "start", "--head", "--block", "--port", "0"]
+    cmd += ["--num-cpus", "1", "--object-store-memory", str(32 << 20)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()  # the first line of the "how to connect" text
+    assert "twinray head node started" in line, line
+    info = json.loads((session_root / "session_latest" / "head.json").read_text())
+    assert info["pid"] == proc.pid
+    return proc, env
+
+
+def test_block_stays_in_the_foreground_and_sigterm_stops_it_cleanly(session_root) -> None:
+    proc, env = _block(session_root)
+    children = _descendants(proc.pid)
+    assert twinray("status", env=env).returncode == 0
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 0
+    assert not wait_gone(children)
+    assert not recorded_pids(session_root)
+
+
+def test_a_sigkilled_block_node_is_a_crash_that_stop_cleans_up(session_root) -> None:
+    proc, env = _block(session_root)
+    children = _descendants(proc.pid)
+    proc.kill()
+    proc.wait(timeout=30)
+    assert not wait_gone(children)  # its zygote and workers die with it
+    assert recorded_pids(session_root) == [proc.pid]  # the crash left its record
+    status = twinray("status", env=env)
+    assert status.returncode == 1
+    stop = twinray("stop", env=env)
+    assert stop.returncode == 0 and "no twinray node process is running" in stop.stdout
+    assert not recorded_pids(session_root)
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every live descendant of `pid` (from /proc)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(fields[1])
+    found, frontier = [], [pid]
+    while frontier:
+        cur = frontier.pop()
+        kids = [p for p, pp in parents.items() if pp == cur]
+        found += kids
+        frontier += kids
+    return found

@@ -1,0 +1,156 @@
+"""A driver connected to a running head (`init(address=...)`): the API works through it, token and address checks."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import runtime as ray
+from runtime.exceptions import AuthenticationError
+from tests.cluster.conftest import ROOT
+
+
+@pytest.fixture
+def driver(shared_head):
+    """This process connected to the shared head as a driver; disconnected afterwards."""
+    info = ray.init(address=shared_head.address)
+    yield info
+    ray.shutdown()
+
+
+@ray.remote
+def double(x):
+    return 2 * x
+
+
+@ray.remote
+def total(a):
+    return float(a.sum())
+
+
+@ray.remote
+def fan_out(n):
+    return sum(ray.get([double.remote(i) for i in range(n)]))
+
+
+@ray.remote
+def fail():
+    raise ValueError("boom")
+
+
+@ray.remote
+class Counter:
+    def __init__(self, start):
+        self.n = start
+
+    def add(self, k):
+        self.n += k
+        return self.n
+
+
+def test_init_reports_the_clusters_resources(driver, shared_head) -> None:
+    assert driver["address"] == shared_head.address
+    assert driver["num_cpus"] == 2.0
+    assert ray.is_initialized()
+    assert ray.cluster_resources()["special"] == 1.0
+    nodes = ray.nodes()
+    assert len(nodes) == 1 and nodes[0]["Alive"] and nodes[0]["Resources"]["CPU"] == 2.0
+
+
+def test_tasks_objects_and_errors_go_through_the_cluster(driver) -> None:
+    assert ray.get([double.remote(i) for i in range(20)]) == [2 * i for i in range(20)]
+    big = np.arange(1 << 20, dtype=np.float64)  # 8 MiB: stored in the head's arena
+    ref = ray.put(big)
+    assert np.array_equal(ray.get(ref), big)
+    assert ray.get(total.remote(ref)) == float(big.sum())
+    assert ray.get(fan_out.remote(10)) == 90  # nested submissions inside the cluster
+    nested = ray.put([ref, double.remote(5)])  # refs inside a value stay alive with it
+    inner = ray.get(nested)
+    assert ray.get(inner[1]) == 10 and ray.get(inner[0]).shape == big.shape
+    ready, rest = ray.wait([double.remote(1), double.remote(2)], num_returns=2, timeout=60)
+    assert len(ready) == 2 and rest == []
+    with pytest.raises(ValueError, match="boom"):
+        ray.get(fail.remote())
+    slow = ray.remote(lambda: __import__("time").sleep(30)).remote()
+    with pytest.raises(ray.GetTimeoutError):
+        ray.get(slow, timeout=0.2)
+    ray.cancel(slow, force=True)
+    with pytest.raises(ray.TaskCancelledError):
+        ray.get(slow, timeout=60)
+
+
+def test_actors_and_named_actors(driver) -> None:
+    c = Counter.options(name="shared_counter", lifetime="detached").remote(10)
+    assert ray.get([c.add.remote(1) for _ in range(3)]) == [11, 12, 13]
+    again = ray.get_actor("shared_counter")
+    assert ray.get(again.add.remote(5)) == 18
+    ray.kill(c)
+    with pytest.raises(ValueError, match="Failed to look up actor"):
+        ray.get_actor("shared_counter")
+    with pytest.raises(ValueError):
+        ray.get_actor("no_such_actor")
+
+
+def test_two_drivers_share_the_cluster_and_its_named_actors(driver, shared_head) -> None:
+    c = Counter.options(name="meeting_point", lifetime="detached").remote(0)
+    assert ray.get(c.add.remote(1)) == 1
+    program = textwrap.dedent(
+        f"""
+        import runtime as ray
+        ray.init(address={shared_head.address!r})
+        c = ray.get_actor("meeting_point")
+        print(ray.get(c.add.remote(100)))
+        ray.shutdown()
+        """
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", program], cwd=ROOT, env=dict(os.environ),
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "101"
+    assert ray.get(c.add.remote(1)) == 102
+    ray.kill(c)
+
+
+def test_twinray_address_and_auto_find_the_cluster(shared_head, monkeypatch) -> None:
+    monkeypatch.setenv("TWINRAY_ADDRESS", shared_head.address)
+    ray.init()  # TWINRAY_ADDRESS set: a driver of the cluster, as Ray reads RAY_ADDRESS
+    try:
+        assert ray.get(double.remote(4)) == 8
+        assert ray.cluster_resources()["special"] == 1.0
+    finally:
+        ray.shutdown()
+    monkeypatch.delenv("TWINRAY_ADDRESS")
+    ray.init(address="auto")  # the head of this machine's latest session
+    try:
+        assert ray.get(double.remote(5)) == 10
+    finally:
+        ray.shutdown()
+
+
+def test_node_keywords_are_refused_when_connecting(shared_head) -> None:
+    for kwargs in ({"num_cpus": 2}, {"resources": {"x": 1}}, {"object_store_memory": 1 << 20}):
+        with pytest.raises(ray.InitOptionError, match="when connecting to an existing cluster"):
+            ray.init(address=shared_head.address, **kwargs)
+    assert not ray.is_initialized()
+
+
+def test_a_wrong_token_is_refused_and_the_cluster_keeps_serving(shared_head, monkeypatch) -> None:
+    monkeypatch.setenv("TWINRAY_AUTH_TOKEN", "f" * 64)
+    with pytest.raises(AuthenticationError):
+        ray.init(address=shared_head.address)
+    assert not ray.is_initialized()
+    monkeypatch.delenv("TWINRAY_AUTH_TOKEN")
+    ray.init(address=shared_head.address)
+    try:
+        assert ray.get(double.remote(21)) == 42
+    finally:
+        ray.shutdown()
+    audit = (shared_head.session / "audit.log").read_text()
+    assert '"event":"refused"' in audit and '"event":"job"' in audit
