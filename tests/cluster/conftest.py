@@ -109,26 +109,6 @@ def start_head(root: Path, *flags: str) -> Head:
     return Head(info["address"], info["pid"], session, env, proc.stdout)
 
 
-@pytest.fixture
-def head(session_root: Path) -> Iterator[Head]:
-    """A running head (2 CPUs, 64 MiB store, a custom resource), stopped afterwards."""
-    h = start_head(
-        session_root,
-        "--num-cpus",
-        "2",
-        "--object-store-memory",
-        str(64 << 20),
-        "--resources",
-        '{"special": 1}',
-    )
-    yield h
-    import runtime
-
-    if runtime.is_initialized():
-        runtime.shutdown()
-    twinray("stop", "--grace-period", "10", env=h.env)
-
-
 @pytest.fixture(scope="module")
 def shared_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Head]:
     """One head for a whole test module (2 CPUs, 64 MiB store, a custom resource); every

@@ -10,37 +10,31 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.cluster.conftest import ROOT, alive, recorded_pids, start_head, twinray, wait_gone
+from tests.cluster.conftest import ROOT, recorded_pids, start_head, twinray, wait_gone
 
 
-def test_start_prints_how_to_connect_and_keeps_its_session(head) -> None:
-    assert f"runtime.init(address='{head.address}')" in head.out
-    assert "twinray stop" in head.out
-    session = head.session
-    token = session / "auth_token"
+def test_start_status_and_stop_a_background_head(session_root) -> None:
+    h = start_head(
+        session_root, "--num-cpus", "2", "--object-store-memory", str(32 << 20),
+        "--resources", '{"special": 1}',
+    )  # fmt: skip
+    assert f"runtime.init(address='{h.address}')" in h.out and "twinray stop" in h.out
+    assert h.address.startswith("127.0.0.1:")
+    token = h.session / "auth_token"
     assert stat.S_IMODE(token.stat().st_mode) == 0o600
     assert len(token.read_text().strip()) == 64
-    assert alive(head.pid)
-    record = json.loads((session / "nodes" / f"{head.pid}.json").read_text())
-    assert record["address"] == head.address and record["head"] is True
-    assert head.address.startswith("127.0.0.1:")
-
-
-def test_status_shows_the_node_its_resources_and_usage(head) -> None:
-    proc = twinray("status", env=head.env)
-    assert proc.returncode == 0, proc.stderr
-    assert f"cluster at {head.address}" in proc.stdout
-    assert f"head pid {head.pid}" in proc.stdout
-    assert "CPU: 0 / 2" in proc.stdout
-    assert "special: 0 / 1" in proc.stdout
-    audit = (head.session / "audit.log").read_text().splitlines()
-    assert any(json.loads(line)["ident"].startswith("client:") for line in audit)
-
-
-def test_stop_stops_the_head_and_its_workers(session_root) -> None:
-    h = start_head(session_root, "--num-cpus", "1", "--object-store-memory", str(32 << 20))
+    record = json.loads((h.session / "nodes" / f"{h.pid}.json").read_text())
+    assert record["address"] == h.address and record["head"] is True
     children = _descendants(h.pid)
     assert children, "the head has a zygote and workers"
+
+    status = twinray("status", env=h.env)
+    assert status.returncode == 0, status.stderr
+    assert f"cluster at {h.address}" in status.stdout and f"head pid {h.pid}" in status.stdout
+    assert "CPU: 0 / 2" in status.stdout and "special: 0 / 1" in status.stdout
+    audit = [json.loads(line) for line in (h.session / "audit.log").read_text().splitlines()]
+    assert any(e["event"] == "connect" and e["ident"].startswith("client:") for e in audit)
+
     proc = twinray("stop", env=h.env)
     assert proc.returncode == 0 and "stopped 1 node process" in proc.stdout
     assert not wait_gone([h.pid, *children])
