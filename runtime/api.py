@@ -77,8 +77,6 @@ def init(address: str | None = None, **options: Any) -> dict[str, Any]:
     """
     global _node, _atexit_registered, _job
     from runtime.init_options import apply_logging, available_memory, parse_init
-    from runtime.real.node import Node
-    from runtime.real.serialization import INLINE_THRESHOLD
 
     config = parse_init(address, options)
     with _init_lock:
@@ -89,6 +87,9 @@ def init(address: str | None = None, **options: Any) -> dict[str, Any]:
         apply_logging(config)
         if config.address is not None:
             return _connect(config)
+        from runtime.real.node import Node
+        from runtime.real.serialization import INLINE_THRESHOLD
+
         num_cpus = config.num_cpus if config.num_cpus is not None else (os.cpu_count() or 1)
         store = config.object_store_memory or _DEFAULT_STORE
         res = dict(config.resources)

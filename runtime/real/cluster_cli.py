@@ -15,7 +15,6 @@ import json
 import math
 import os
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -27,8 +26,6 @@ __all__ = ["add_parsers", "start", "status", "stop"]
 
 DEFAULT_PORT = 6380
 """The head's default port (Ray's is 6379: both can run side by side)."""
-START_TIMEOUT = 60.0
-"""Seconds `start` waits for the background node process to listen."""
 DEFAULT_GRACE = 10.0
 """Seconds `stop` waits after SIGTERM before SIGKILL."""
 EXIT_FAILED = 1
@@ -142,16 +139,6 @@ def _how_to_connect(address: str, session: Path, pid: int) -> str:
     )
 
 
-def _child_env() -> dict[str, str]:
-    """The environment of a background node process: this `runtime` package first on its path."""
-    import runtime
-
-    env = dict(os.environ)
-    root = str(Path(runtime.__file__).resolve().parent.parent)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-    return env
-
-
 def start(args: argparse.Namespace) -> int:
     """`twinray start --head ...`: start the head node process; 0 once it listens."""
     from runtime.net.auth import new_token, save_token
@@ -173,36 +160,15 @@ def start(args: argparse.Namespace) -> int:
             print(_how_to_connect(address, session, os.getpid()), flush=True)
 
         return serve(config, ready=ready)
-    log = open(session / "logs" / "head.out", "ab")  # noqa: SIM115 - handed to the child
+    from runtime.real.node_process import NodeStartError, launch
+
     try:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "runtime.real.node_process", config.to_json()],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # not stopped by the shell's Ctrl-C; `twinray stop` does
-            env=_child_env(),
-        )
-    finally:
-        log.close()
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        info = sessions.head_info(session)
-        if info is not None and info.get("pid") == proc.pid:
-            print(_how_to_connect(str(info["address"]), session, proc.pid))
-            return 0
-        if proc.poll() is not None:
-            break
-        time.sleep(0.05)
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait()
-        why = f"did not listen within {START_TIMEOUT:g} s"
-    else:
-        why = f"exited with status {proc.returncode}"
-    tail = (session / "logs" / "head.out").read_text(errors="replace")[-2000:]
-    print(f"twinray start: the head node process {why}; its log:\n{tail}", file=sys.stderr)
-    return EXIT_FAILED
+        proc, address = launch(config)
+    except NodeStartError as exc:
+        print(f"twinray start: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(_how_to_connect(address, session, proc.pid))
+    return 0
 
 
 def _is_node_process(pid: int) -> bool:

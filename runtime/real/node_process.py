@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -24,10 +25,17 @@ from typing import Any
 
 from runtime.real import sessions
 
-__all__ = ["NodeProcessConfig", "main", "serve"]
+__all__ = ["NodeProcessConfig", "NodeStartError", "launch", "main", "serve"]
 
 DEFAULT_STORE = 512 << 20
 """Bytes of object store of a node when `--object-store-memory` is not given (as `init`)."""
+START_TIMEOUT = 60.0
+"""Seconds `launch` waits for a background node process to listen."""
+
+
+class NodeStartError(RuntimeError):
+    """A background node process did not start listening (it exited, or took too long);
+    the message carries the end of its log."""
 
 
 @dataclass(slots=True)
@@ -133,6 +141,51 @@ def serve(config: NodeProcessConfig, ready: Any = None, stop: _Stop | None = Non
             info = sessions.head_info(session)
             if info is not None and info.get("pid") == pid:
                 (session / "head.json").unlink(missing_ok=True)
+
+
+def _child_env() -> dict[str, str]:
+    """The environment of a background node process: this `runtime` package first on its path."""
+    import runtime
+
+    env = dict(os.environ)
+    root = str(Path(runtime.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    return env
+
+
+def launch(
+    config: NodeProcessConfig, timeout: float = START_TIMEOUT
+) -> tuple[subprocess.Popen, str]:
+    """Start a node process in the background (its own session id, output to the session's
+    ``logs/``); return it and its address once it listens, else raise `NodeStartError`."""
+    session = Path(config.session)
+    log_path = session / "logs" / ("head.out" if config.head else f"node_{time.time_ns()}.out")
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "runtime.real.node_process", config.to_json()],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # not stopped by the shell's Ctrl-C; `twinray stop` does
+            env=_child_env(),
+        )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        record = session / "nodes" / f"{proc.pid}.json"
+        if record.exists():
+            data = json.loads(record.read_text(encoding="utf-8"))
+            return proc, str(data["address"])
+        if proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+        why = f"did not listen within {timeout:g} s"
+    else:
+        why = f"exited with status {proc.returncode}"
+    tail = log_path.read_text(errors="replace")[-2000:]
+    raise NodeStartError(f"the node process {why}; its log ({log_path}):\n{tail}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
