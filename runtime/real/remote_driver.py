@@ -20,6 +20,7 @@ from typing import Any
 
 from runtime.exceptions import AuthenticationError, MultiNodeNotAvailableError, RayError
 from runtime.real import protocol as p
+from runtime.real import requests as rq
 from runtime.real import sessions
 from runtime.real.worker import queue_bookkeeping
 from runtime.real.worker_client import WorkerClient
@@ -145,6 +146,9 @@ class RemoteDriver(WorkerClient):
         self.job_namespace: str | None = None
         self._lock = threading.RLock()
         """One request at a time on the channel (program threads share the connection)."""
+        self.job_actors: list[int] = []
+        """Named actors this driver created that are not detached: they end with it, as in
+        Ray (unnamed ones end when its references go, on the node's side)."""
 
     def request(self, op: str, payload: Any, timeout: float | None = None) -> Any:
         """Send one request to the cluster and block for its reply (one at a time)."""
@@ -152,6 +156,13 @@ class RemoteDriver(WorkerClient):
             raise RayError("the connection to the cluster was shut down: call runtime.init()")
         with self._lock:
             return super().request(op, payload, timeout)
+
+    def create_actor(self, ac: Any, args: tuple, kwargs: dict, options: Any) -> Any:
+        """Create an actor owned by this driver (see `WorkerClient.create_actor`)."""
+        handle = super().create_actor(ac, args, kwargs, options)
+        if options.name and options.lifetime != "detached" and not options.get_if_exists:
+            self.job_actors.append(handle._actor_id)
+        return handle
 
     def context(self) -> dict[str, Any]:
         """What `init` returns: the cluster's resources as the head node reports them."""
@@ -183,13 +194,16 @@ class RemoteDriver(WorkerClient):
         raise RayError("explain() is not available in a driver connected to a cluster")
 
     def shutdown(self) -> None:
-        """Send what is batched (reference releases) and close the connection. Idempotent."""
+        """End the job's named non-detached actors, send what is batched (reference
+        releases) and close the connection. Idempotent."""
         if self.closed:
             return
         with self._lock:
             try:
+                for actor_id in self.job_actors:  # they end with the job, as in Ray
+                    self.request(rq.KILL_ACTOR, (actor_id, True))
                 self.worker._flush()
-            except ClusterConnectionLost:
+            except (ClusterConnectionLost, RayError):
                 pass
             self.closed = True
             self.worker.conn.close()

@@ -105,6 +105,14 @@ def test_two_drivers_share_the_cluster_and_its_named_actors(driver, shared_head)
         ray.init(address={shared_head.address!r})
         c = ray.get_actor("meeting_point")
         print(ray.get(c.add.remote(100)))
+
+        @ray.remote
+        class Scoped:
+            def ping(self):
+                return "pong"
+
+        s = Scoped.options(name="job_scoped").remote()  # not detached: ends with this job
+        assert ray.get(s.ping.remote()) == "pong"
         ray.shutdown()
         """
     )
@@ -115,6 +123,8 @@ def test_two_drivers_share_the_cluster_and_its_named_actors(driver, shared_head)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "101"
     assert ray.get(c.add.remote(1)) == 102
+    with pytest.raises(ValueError, match="Failed to look up actor"):
+        ray.get_actor("job_scoped")  # the other driver's job ended, and its actor with it
     ray.kill(c)
 
 
