@@ -50,3 +50,21 @@ def test_bad_node_arguments_are_refused_before_anything_starts(session_root) -> 
         Cluster(initialize_head=True, head_node_args={"resources": {"CPU": 1}})
     assert not recorded_pids(session_root)
     assert not list(session_root.glob("session_*"))  # no session made for them
+
+
+def test_a_driver_whose_head_crashed_gets_a_connection_error(session_root) -> None:
+    import os
+    import signal
+
+    cluster = Cluster(initialize_head=True, connect=True, head_node_args={"num_cpus": 1})
+    try:
+        assert ray.get(ray.put(1)) == 1
+        os.kill(cluster.head_node.pid, signal.SIGKILL)  # the head crashes under the driver
+        cluster.head_node.process.wait(timeout=30)
+        with pytest.raises(ConnectionError, match="connection to the cluster"):
+            ray.get(ray.put(2), timeout=30)
+        ray.shutdown()
+        assert not ray.is_initialized()
+    finally:
+        cluster.shutdown()
+    assert not recorded_pids(session_root)

@@ -164,3 +164,41 @@ def test_a_wrong_token_is_refused_and_the_cluster_keeps_serving(shared_head, mon
         ray.shutdown()
     audit = (shared_head.session / "audit.log").read_text()
     assert '"event":"refused"' in audit and '"event":"job"' in audit
+
+
+def test_program_threads_share_the_drivers_connection(driver) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def work(k):
+        return sum(ray.get([double.remote(k * 100 + i) for i in range(10)]))
+
+    with ThreadPoolExecutor(4) as pool:
+        totals = list(pool.map(work, range(8)))
+    assert totals == [sum(2 * (k * 100 + i) for i in range(10)) for k in range(8)]
+
+
+def test_a_driver_killed_mid_get_does_not_disturb_the_cluster(shared_head) -> None:
+    program = textwrap.dedent(
+        f"""
+        import time
+        import runtime as ray
+        ray.init(address={shared_head.address!r})
+        ref = ray.put(b"x" * (4 << 20))
+        print("ready", flush=True)
+        ray.get(ray.remote(lambda: time.sleep(60)).remote())
+        """
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", program], cwd=ROOT, env=dict(os.environ),
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+    ray.init(address=shared_head.address)
+    try:
+        assert ray.get(double.remote(8), timeout=60) == 16
+    finally:
+        ray.shutdown()
