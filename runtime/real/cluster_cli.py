@@ -61,6 +61,11 @@ def add_parsers(commands: Any) -> None:
     start_p.add_argument(
         "--block", action="store_true", help="stay in the foreground (SIGTERM stops it cleanly)"
     )
+    start_p.add_argument("--tls-cert", help="TLS: this node's certificate (PEM)")
+    start_p.add_argument("--tls-key", help="TLS: the certificate's private key (PEM)")
+    start_p.add_argument(
+        "--tls-ca", help="TLS: a CA that peers' certificates must be signed by (mutual TLS)"
+    )
     stop_p = commands.add_parser(
         "stop",
         help="stop every node process started on this machine",
@@ -115,7 +120,11 @@ def _config(args: argparse.Namespace, session: Path) -> Any:
             raise CliError(f"{flag} must be a non-negative number, got {value}")
     if args.object_store_memory is not None and args.object_store_memory <= 0:
         raise CliError(f"--object-store-memory must be positive, got {args.object_store_memory}")
+    tls = _tls_paths(args)
     return NodeProcessConfig(
+        tls_cert=tls[0],
+        tls_key=tls[1],
+        tls_ca=tls[2],
         session=str(session),
         head=True,
         host=args.node_ip_address,
@@ -125,6 +134,24 @@ def _config(args: argparse.Namespace, session: Path) -> Any:
         resources=_resources(args.resources),
         object_store_memory=args.object_store_memory,
     )
+
+
+def _tls_paths(args: argparse.Namespace) -> tuple[str | None, str | None, str | None]:
+    """The TLS files given (absolute paths), checked to exist; cert and key go together."""
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise CliError("--tls-cert and --tls-key go together (give both, or neither)")
+    if args.tls_ca is not None and args.tls_cert is None:
+        raise CliError("--tls-ca needs --tls-cert and --tls-key")
+    paths = []
+    for flag, value in (
+        ("--tls-cert", args.tls_cert),
+        ("--tls-key", args.tls_key),
+        ("--tls-ca", args.tls_ca),
+    ):
+        if value is not None and not Path(value).is_file():
+            raise CliError(f"{flag}: no such file: {value}")
+        paths.append(str(Path(value).resolve()) if value is not None else None)
+    return paths[0], paths[1], paths[2]
 
 
 def _how_to_connect(address: str, session: Path, pid: int) -> str:

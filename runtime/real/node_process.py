@@ -52,6 +52,18 @@ class NodeProcessConfig:
     num_gpus: float | None = None
     resources: dict[str, float] = field(default_factory=dict)
     object_store_memory: int | None = None
+    tls_cert: str | None = None
+    """TLS: this node's certificate (PEM); with `tls_key`, every connection is TLS."""
+    tls_key: str | None = None
+    tls_ca: str | None = None
+    """TLS: the CA peers' certificates must be signed by (mutual TLS); also what local
+    drivers verify this node with (else its own, self-signed, certificate)."""
+
+    def tls(self) -> dict[str, str | None] | None:
+        """What ``head.json`` says of TLS (paths), None without it."""
+        if self.tls_cert is None:
+            return None
+        return {"cert": self.tls_cert, "key": self.tls_key, "ca": self.tls_ca}
 
     def to_json(self) -> str:
         """The config as JSON (how `twinray start` passes it to the background process)."""
@@ -114,12 +126,18 @@ def serve(config: NodeProcessConfig, ready: Any = None, stop: _Stop | None = Non
     pid = os.getpid()
     try:
         audit = AuditLog(session / "audit.log")
-        listener = listen(config.host, config.port, token, audit=audit)
+        ssl_context = None
+        if config.tls_cert is not None:
+            from runtime.net.channel import server_ssl_context
+
+            ssl_context = server_ssl_context(config.tls_cert, config.tls_key, config.tls_ca)
+        listener = listen(config.host, config.port, token, audit=audit, ssl_context=ssl_context)
         address = listener.address
         clients = RemoteClients(node, listener, audit)
         clients.start()
         if config.head:
-            sessions.write_json(session / "head.json", {"address": address, "pid": pid})
+            head = {"address": address, "pid": pid, "tls": config.tls()}
+            sessions.write_json(session / "head.json", head)
         sessions.write_record(
             session, sessions.NodeRecord(pid, address, config.head, str(session), time.time())
         )

@@ -29,6 +29,7 @@ __all__ = [
     "ADDRESS_ENV",
     "ClusterConnectionLost",
     "RemoteDriver",
+    "client_tls",
     "connect_driver",
     "parse_address",
     "resolve_address",
@@ -59,6 +60,32 @@ def parse_address(address: str) -> tuple[str, int]:
             "or 'local'"
         )
     return m.group(1).strip("[]"), int(m.group(2))
+
+
+TLS_ENV = ("TWINRAY_TLS_CA_CERT", "TWINRAY_TLS_CERT", "TWINRAY_TLS_KEY")
+"""A driver's TLS files (the CA it verifies the cluster with; its own certificate and key
+for mutual TLS), as Ray's ``RAY_TLS_*`` variables; on the head's machine they default to
+what the head was started with (``head.json``)."""
+
+
+def client_tls(session: Path | None, target: str) -> Any:
+    """The client TLS context to reach `target`, or None for a plain connection.
+
+    TLS is on when a ``TWINRAY_TLS_*`` variable is set, or when `target` is the head of
+    `session` and that head was started with TLS.
+    """
+    ca, cert, key = (os.environ.get(name) or None for name in TLS_ENV)
+    info = sessions.head_info(session) if session is not None else None
+    tls = info.get("tls") if info is not None and info.get("address") == target else None
+    if tls:
+        ca = ca or tls.get("ca") or tls.get("cert")
+        if tls.get("ca"):  # mutual TLS: this machine's driver presents the node's pair
+            cert, key = cert or tls.get("cert"), key or tls.get("key")
+    if ca is None and cert is None:
+        return None
+    from runtime.net.channel import client_ssl_context
+
+    return client_ssl_context(ca, cert, key)
 
 
 def resolve_address(address: str) -> tuple[str, Path | None]:
@@ -225,7 +252,9 @@ def connect_driver(address: str, kind: str = "driver") -> RemoteDriver:
         )
     hello = Hello(kind, f"{socket.gethostname()}:{os.getpid()}")
     try:
-        channel, _server = connect(target, token, hello, timeout=CONNECT_TIMEOUT)
+        channel, _server = connect(
+            target, token, hello, timeout=CONNECT_TIMEOUT, ssl_context=client_tls(session, target)
+        )
     except AuthenticationError:
         raise
     except (OSError, ValueError) as exc:  # refused, unreachable, timed out
