@@ -28,6 +28,7 @@ __all__ = [
     "GET",
     "GET_ACTOR",
     "INFO",
+    "INSPECT",
     "KILL_ACTOR",
     "LEND",
     "OPS",
@@ -94,6 +95,7 @@ PG_CURRENT = "pg_current"
 # -- introspection ----------------------------------------------------------------------------
 INFO = "info"
 ASSIGNED = "assigned"
+INSPECT = "inspect"
 
 
 _OPS = (
@@ -247,6 +249,12 @@ _OPS = (
         ("<None>",),
         "{resource: amount}",
         "the resources of the task or actor the worker runs",
+    ),
+    Op(
+        INSPECT,
+        ("<read>",),
+        "what read(view) returned",
+        "the state API: run the pickled `read` over a `ClusterView` of the core's tables",
     ),
 )
 

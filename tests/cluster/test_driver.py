@@ -202,3 +202,23 @@ def test_a_driver_killed_mid_get_does_not_disturb_the_cluster(shared_head) -> No
         assert ray.get(double.remote(8), timeout=60) == 16
     finally:
         ray.shutdown()
+
+
+@ray.remote
+def nodes_seen_from_a_task():
+    from runtime.util.state import list_nodes
+
+    return [n["state"] for n in list_nodes()]
+
+
+def test_the_state_api_reads_the_clusters_tables(driver) -> None:
+    from runtime.util.state import list_actors, list_nodes, list_tasks
+
+    nodes = list_nodes()
+    assert len(nodes) == 1 and nodes[0]["state"] == "ALIVE" and nodes[0]["is_head_node"]
+    c = Counter.options(name="listed", lifetime="detached").remote(0)
+    ray.get([c.add.remote(1), double.remote(3)])
+    assert "listed" in {a["name"] for a in list_actors(filters=[("state", "=", "ALIVE")])}
+    assert "double" in {t["name"] for t in list_tasks()}
+    assert ray.get(nodes_seen_from_a_task.remote()) == ["ALIVE"]  # from a worker, too
+    ray.kill(c)
