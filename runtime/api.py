@@ -127,6 +127,7 @@ def _connect(config: Any) -> dict[str, Any]:
     global _node, _atexit_registered, _job
     from runtime.real.remote_driver import connect_driver
 
+    sys.setswitchinterval(5e-4)  # replies are handed from the reader thread to the caller
     node = connect_driver(config.address)
     _node = node
     _job = _Job(config.namespace, config.runtime_env)

@@ -116,8 +116,6 @@ def resolve_address(address: str) -> tuple[str, Path | None]:
 class _Link:
     """What a `WorkerClient` expects of its worker, for a driver: the channel and its queues."""
 
-    concurrent = None
-    """A driver is not a concurrent actor: requests block for their replies."""
     task_id = None
     actor_id = None
     arena = None
@@ -130,6 +128,8 @@ class _Link:
         self.inbox: deque[tuple] = deque()
         self.client: Any = None
         self.worker_id = 0
+        self.concurrent: Any = None
+        """The `_Multiplexer` the requests go through (set by `RemoteDriver`)."""
 
     def _recv(self) -> list[tuple]:
         try:
@@ -152,9 +152,86 @@ class _Link:
                 ) from None
             self.replies.clear()
 
-    def revoke(self, msg: tuple) -> None:
-        """A driver is never given tasks: nothing to give back."""
-        self.replies.append(p.revoked([]))
+
+class _Multiplexer:
+    """Requests of several program threads in flight at once on one channel, replies
+    matched by request id on a reader thread (what `WorkerClient.request` uses as a
+    worker's `concurrent`; the node already answers a worker's requests in any order)."""
+
+    is_async = False
+    """Not an async actor: a blocking `get` is the program's business."""
+    loop_thread = None
+
+    def __init__(self, link: _Link) -> None:
+        self.link = link
+        self.slots: dict[int, Any] = {}
+        self.send_lock = threading.Lock()
+        self.lost: ClusterConnectionLost | None = None
+        self.reader = threading.Thread(target=self._read, name="twinray-driver-reader", daemon=True)
+
+    def start(self) -> None:
+        """Start reading replies."""
+        self.reader.start()
+
+    def _send(self, client: Any, req_id: int, slot: Any, op: str, payload: Any) -> None:
+        with client.pickling, self.send_lock:
+            if self.lost is not None:
+                raise self.lost
+            self.slots[req_id] = slot
+            self.link.replies.append(p.request(req_id, op, payload))
+            try:
+                self.link._flush()
+            except ClusterConnectionLost:
+                self.slots.pop(req_id, None)
+                raise
+
+    def request(self, op: str, payload: Any, timeout: float | None = None) -> Any:
+        """Send one request and block (this thread only) for its reply."""
+        from runtime.exceptions import GetTimeoutError
+        from runtime.real.concurrent_actor import _reply_value, _Slot
+
+        client = self.link.client
+        slot = _Slot()
+        req_id = next(client._req_ids)
+        self._send(client, req_id, slot, op, payload)
+        if timeout is None:
+            slot.lock.acquire()
+        elif not slot.lock.acquire(True, max(timeout, 0.0)):
+            with client.pickling, self.send_lock:
+                gone = self.slots.pop(req_id, None)
+                if gone is not None and self.lost is None:
+                    self.link.replies.append(p.request(0, rq.UNWAIT, req_id))
+                    self.link._flush()
+            if gone is not None:
+                raise GetTimeoutError(f"timed out after {timeout} s")
+            slot.lock.acquire()  # the reply raced the timeout: it is here
+        return _reply_value(slot.reply)
+
+    def request_async(self, op: str, payload: Any, callback: Any) -> None:
+        """Send a request whose reply runs `callback(reply)` on the reader thread."""
+        from runtime.real.concurrent_actor import _Slot
+
+        client = self.link.client
+        self._send(client, next(client._req_ids), _Slot(callback), op, payload)
+
+    def _read(self) -> None:
+        """Reader thread: hand each REPLY to its slot; on EOF fail every pending request."""
+        try:
+            while True:
+                for msg in self.link._recv():
+                    if msg[0] == p.REPLY:
+                        slot = self.slots.pop(msg[1], None)
+                        if slot is not None:
+                            slot.deliver(msg)
+        except ClusterConnectionLost as exc:
+            lost = exc
+        except Exception as exc:  # a reply that could not be unpickled, ...
+            lost = ClusterConnectionLost(f"the connection to the cluster failed: {exc!r}")
+        with self.send_lock:
+            self.lost = lost
+            pending, self.slots = self.slots, {}
+        for slot in pending.values():
+            slot.deliver(p.reply(0, False, lost))
 
 
 class RemoteDriver(WorkerClient):
@@ -168,11 +245,12 @@ class RemoteDriver(WorkerClient):
         link.worker_id = int(welcome["worker_id"])
         super().__init__(link)
         link.client = self
+        mux = _Multiplexer(link)
+        link.concurrent = mux  # program threads' requests in flight together
         self.address = address
         self.node_id: str = welcome["node_id"]
         self.job_namespace: str | None = None
-        self._lock = threading.RLock()
-        """One request at a time on the channel (program threads share the connection)."""
+        mux.start()
         self.job_actors: list[int] = []
         """Named actors this driver created that are not detached: they end with it, as in
         Ray (unnamed ones end when its references go, on the node's side)."""
@@ -181,8 +259,7 @@ class RemoteDriver(WorkerClient):
         """Send one request to the cluster and block for its reply (one at a time)."""
         if self.closed:
             raise RayError("the connection to the cluster was shut down: call runtime.init()")
-        with self._lock:
-            return super().request(op, payload, timeout)
+        return super().request(op, payload, timeout)
 
     def create_actor(self, ac: Any, args: tuple, kwargs: dict, options: Any) -> Any:
         """Create an actor owned by this driver (see `WorkerClient.create_actor`)."""
@@ -225,15 +302,18 @@ class RemoteDriver(WorkerClient):
         releases) and close the connection. Idempotent."""
         if self.closed:
             return
-        with self._lock:
-            try:
-                for actor_id in self.job_actors:  # they end with the job, as in Ray
-                    self.request(rq.KILL_ACTOR, (actor_id, True))
-                self.worker._flush()
-            except (ClusterConnectionLost, RayError):
-                pass
-            self.closed = True
-            self.worker.conn.close()
+        mux = self.worker.concurrent
+        try:
+            for actor_id in self.job_actors:  # they end with the job, as in Ray
+                self.request(rq.KILL_ACTOR, (actor_id, True), timeout=30.0)
+            with self.pickling, mux.send_lock:
+                if mux.lost is None:
+                    self.worker._flush()
+        except (ClusterConnectionLost, RayError):
+            pass
+        self.closed = True
+        self.worker.conn.close()  # the reader sees EOF and ends
+        mux.reader.join(timeout=10.0)
 
 
 def connect_driver(address: str, kind: str = "driver") -> RemoteDriver:

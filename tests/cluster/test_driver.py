@@ -222,3 +222,17 @@ def test_the_state_api_reads_the_clusters_tables(driver) -> None:
     assert "double" in {t["name"] for t in list_tasks()}
     assert ray.get(nodes_seen_from_a_task.remote()) == ["ALIVE"]  # from a worker, too
     ray.kill(c)
+
+
+def test_a_thread_blocked_in_get_does_not_block_the_others(driver) -> None:
+    import threading
+
+    from runtime.util.queue import Queue
+
+    q = Queue()
+    got = []
+    consumer = threading.Thread(target=lambda: got.append(q.get(timeout=60)))
+    consumer.start()  # blocks in a get on the queue actor's reply...
+    q.put("hello")  # ...while this thread's call goes through
+    consumer.join(timeout=60)
+    assert got == ["hello"]
