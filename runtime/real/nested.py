@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from runtime.core.cluster import ControlPlane
-from runtime.core.ids import generator_item_task, task_of
+from runtime.core.ids import generator_item_task, object_id, task_of
 from runtime.core.messages import ObjectReady, WorkerBlocked, WorkerUnblocked
 from runtime.core.owner import FAILED, PENDING, Owner
 from runtime.core.task import ACTOR_METHOD, ERR_OBJECT_LOST, TASK, TaskSpec
@@ -336,6 +336,9 @@ class NestedOwners:
         owner = w.owner
         if owner is None:
             return
+        if w.remote:  # a connected driver left: its job's tasks end with it, as in Ray
+            for spec in [s for s in owner.pending.values() if s.kind == TASK]:
+                owner.cancel(object_id(spec.task_id, 1), True, now, self.out)
         for oid in list(owner.object_table()):
             obj = owner.object_entry(oid)
             while obj is not None and obj.refs > 0:

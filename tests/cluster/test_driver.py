@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 
 import numpy as np
 import pytest
@@ -184,8 +185,11 @@ def test_a_driver_killed_mid_get_does_not_disturb_the_cluster(shared_head) -> No
         import runtime as ray
         ray.init(address={shared_head.address!r})
         ref = ray.put(b"x" * (4 << 20))
+        slow = ray.remote(lambda: time.sleep(300)).remote()
+        while ray.available_resources().get("CPU", 0) == 2:
+            time.sleep(0.05)  # until the task runs
         print("ready", flush=True)
-        ray.get(ray.remote(lambda: time.sleep(60)).remote())
+        ray.get(slow)
         """
     )
     proc = subprocess.Popen(
@@ -200,6 +204,10 @@ def test_a_driver_killed_mid_get_does_not_disturb_the_cluster(shared_head) -> No
     ray.init(address=shared_head.address)
     try:
         assert ray.get(double.remote(8), timeout=60) == 16
+        deadline = time.monotonic() + 60
+        while ray.available_resources().get("CPU", 0) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)  # the dead job's running task is cancelled (its worker killed)
+        assert ray.available_resources().get("CPU", 0) == 2
     finally:
         ray.shutdown()
 
