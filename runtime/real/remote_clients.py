@@ -18,6 +18,7 @@ from typing import Any
 
 from runtime.net.channel import ListenerClosedError
 from runtime.real import protocol as p
+from runtime.real import requests as rq
 from runtime.real.pool import WorkerHandle
 
 __all__ = ["RemoteClients"]
@@ -26,6 +27,61 @@ log = logging.getLogger("runtime")
 
 _ACCEPT_POLL = 0.5
 """Seconds between checks of the stop flag while the accept thread waits for a peer."""
+
+
+class _Guarded:
+    """A remote peer's channel as the worker pool reads it: anything but a well-formed
+    REQUEST (an incompatible or buggy peer) ends that connection, never the node's loop."""
+
+    __slots__ = ("channel",)
+
+    def __init__(self, channel: Any) -> None:
+        self.channel = channel
+
+    def fileno(self) -> int:
+        """The socket's descriptor (for the selector)."""
+        return self.channel.fileno()
+
+    @property
+    def sock(self) -> Any:
+        """The channel's socket."""
+        return self.channel.sock
+
+    @property
+    def closed(self) -> bool:
+        """True once closed."""
+        return self.channel.closed
+
+    def send_many(self, msgs: list[Any]) -> bool:
+        """Send `msgs` (see `Connection.send_many`)."""
+        return self.channel.send_many(msgs)
+
+    def flush(self) -> bool:
+        """Send what waited for room (see `Connection.flush`)."""
+        return self.channel.flush()
+
+    def close(self) -> None:
+        """Close the channel."""
+        self.channel.close()
+
+    def recv_many(self) -> list[Any]:
+        """The peer's messages; `EOFError` (the connection ends) at the first malformed one."""
+        msgs = self.channel.recv_many()
+        for msg in msgs:
+            if not (
+                type(msg) is tuple
+                and len(msg) == 4
+                and msg[0] == p.REQUEST
+                and type(msg[1]) is int
+                and msg[2] in rq.OPS
+            ):
+                log.warning(
+                    "twinray: closing the connection of %s: not a request: %.200r",
+                    self.channel.peer,
+                    msg,
+                )
+                raise EOFError("protocol violation")
+        return msgs
 
 
 class RemoteClients:
@@ -73,9 +129,9 @@ class RemoteClients:
         channel.setblocking(False)  # driven by the node's selector from now on
         worker_id = pool.next_worker_id
         pool.next_worker_id += 1
-        handle = WorkerHandle(worker_id, 0, channel, remote=True)
+        handle = WorkerHandle(worker_id, 0, _Guarded(channel), remote=True)
         self.handles.append(handle)
-        self.node._sel.register(channel, selectors.EVENT_READ, (pool.on_worker_io, handle))
+        self.node._sel.register(handle.conn, selectors.EVENT_READ, (pool.on_worker_io, handle))
         welcome = {"worker_id": worker_id, "node_id": f"{self.node.raylet.node:056x}"}
         pool.send(handle, p.reply(0, True, welcome))  # its owner's address derives from the id
 

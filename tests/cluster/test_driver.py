@@ -244,3 +244,25 @@ def test_a_thread_blocked_in_get_does_not_block_the_others(driver) -> None:
     q.put("hello")  # ...while this thread's call goes through
     consumer.join(timeout=60)
     assert got == ["hello"]
+
+
+def test_an_authenticated_peer_that_breaks_the_protocol_is_dropped(shared_head) -> None:
+    from runtime.net.auth import Hello, find_token
+    from runtime.net.channel import connect
+
+    token = find_token(shared_head.session)
+    channel, _ = connect(shared_head.address, token, Hello("driver", "buggy"), timeout=30)
+    try:
+        channel.sock.settimeout(30)
+        assert channel.recv_many()[0][1] == 0  # the welcome
+        channel.send_many([("not", "a", "request"), {"nor": "this"}])
+        with pytest.raises((EOFError, ConnectionError)):
+            while True:
+                channel.recv_many()  # the node closes this connection
+    finally:
+        channel.close()
+    ray.init(address=shared_head.address)  # and keeps serving the others
+    try:
+        assert ray.get(double.remote(2)) == 4
+    finally:
+        ray.shutdown()
