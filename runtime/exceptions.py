@@ -229,8 +229,17 @@ class AuthenticationError(RayError, ConnectionError):
     oversized or late handshake input), or no token could be found to connect with.
 
     Raised by `runtime.net` before anything the peer sent is deserialized; the socket is
-    closed. A `ConnectionError`, so code that retries connections sees it as one.
+    closed. A `ConnectionError`, so code that retries connections sees it as one. `lost` is
+    True when the connection dropped (closed, reset) before either side gave a verdict: the
+    peer may have died rather than refused, and dialling again may succeed.
     """
+
+    def __init__(self, message: str, lost: bool = False) -> None:
+        super().__init__(message)
+        self.lost = lost
+
+    def __reduce__(self):
+        return (type(self), (str(self), self.lost))
 
 
 class ObjectTransferError(RayError, ConnectionError):

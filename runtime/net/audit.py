@@ -8,7 +8,10 @@ import threading
 import time
 from pathlib import Path
 
-__all__ = ["AUDIT_EVENTS", "AuditLog"]
+__all__ = ["AUDIT_EVENTS", "AUDIT_FILE", "AuditLog"]
+
+AUDIT_FILE = "audit.log"
+"""Name of the audit log in a session directory."""
 
 AUDIT_EVENTS = ("connect", "refused", "job")
 """What a line records: an authenticated connection, a refused one, a job (driver) joining."""

@@ -29,6 +29,7 @@ import contextlib
 import hashlib
 import hmac
 import json
+import logging
 import os
 import secrets
 import socket
@@ -67,8 +68,10 @@ HELLO_KINDS = ("node", "driver", "worker", "client")
 TOKEN_FILE = "auth_token"
 """Name of the token file in a session directory."""
 DEFAULT_SESSION_DIR = Path("/tmp/twinray/session_latest")
-"""The latest local session (where `find_token` looks by default)."""
+"""The latest local session (where `find_token` looks by default, unless
+`TWINRAY_SESSION_ROOT` names another root: then ``<root>/session_latest``)."""
 MIN_TOKEN_CHARS = 16
+log = logging.getLogger("runtime.net")
 _MAX_TOKEN_CHARS = 4096
 
 _CHALLENGE = struct.Struct("<4sBB32s")
@@ -173,8 +176,15 @@ def save_token(session_dir: Path, token: str) -> Path:
 def _read_token_file(path: Path, source: str) -> str:
     try:
         text = Path(path).read_text()
+        mode = Path(path).stat().st_mode
     except OSError as exc:
         raise AuthenticationError(f"cannot read the token file {path} ({source}): {exc}") from None
+    if mode & 0o077:
+        log.warning(
+            "the token file %s can be read by other users (mode %o): chmod 600 it",
+            path,
+            mode & 0o777,
+        )
     return check_token(text.strip(), f"token in {path}")
 
 
@@ -183,8 +193,8 @@ def find_token(session_dir: Path | None = None) -> str | None:
 
     Looks, in order, at the `TWINRAY_AUTH_TOKEN` variable, the file named by
     `TWINRAY_AUTH_TOKEN_FILE` (it must exist), and `<session_dir>/auth_token` (default: the
-    latest local session, `/tmp/twinray/session_latest`). A token found but unusable raises
-    `AuthenticationError`.
+    latest local session, `/tmp/twinray/session_latest`, or `$TWINRAY_SESSION_ROOT/
+    session_latest`). A token found but unusable raises `AuthenticationError`.
     """
     env = os.environ.get("TWINRAY_AUTH_TOKEN")
     if env:
@@ -192,7 +202,10 @@ def find_token(session_dir: Path | None = None) -> str | None:
     env_file = os.environ.get("TWINRAY_AUTH_TOKEN_FILE")
     if env_file:
         return _read_token_file(Path(env_file), "TWINRAY_AUTH_TOKEN_FILE")
-    path = Path(session_dir if session_dir is not None else DEFAULT_SESSION_DIR) / TOKEN_FILE
+    if session_dir is None:
+        root = os.environ.get("TWINRAY_SESSION_ROOT")
+        session_dir = Path(root) / "session_latest" if root else DEFAULT_SESSION_DIR
+    path = Path(session_dir) / TOKEN_FILE
     if not path.exists():
         return None
     return _read_token_file(path, "session directory")
@@ -235,11 +248,12 @@ class _Deadline:
                 ) from None
             except OSError as exc:
                 raise AuthenticationError(
-                    f"connection failed during the handshake: {exc}"
+                    f"connection failed during the handshake: {exc}", lost=True
                 ) from None
             if k == 0:
                 raise AuthenticationError(
-                    f"peer closed the connection during the handshake ({got} of {n} bytes)"
+                    f"peer closed the connection during the handshake ({got} of {n} bytes)",
+                    lost=True,
                 )
             got += k
         return bytes(buf)
@@ -253,7 +267,9 @@ class _Deadline:
                 f"handshake not completed within {self.timeout:.3g} s"
             ) from None
         except OSError as exc:
-            raise AuthenticationError(f"connection failed during the handshake: {exc}") from None
+            raise AuthenticationError(
+                f"connection failed during the handshake: {exc}", lost=True
+            ) from None
 
 
 def _check_prefix(magic: bytes, version: int, ftype: int, want: int) -> int:

@@ -27,6 +27,7 @@ message instead of a round trip here); that is the caller's choice.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import select
 import socket
@@ -57,6 +58,8 @@ __all__ = [
     "recv_into_buffer",
     "send_buffer",
 ]
+
+log = logging.getLogger("runtime.net")
 
 DEFAULT_CHUNK = 8 << 20
 """Bytes handed to one `send`/`recv_into` call at most."""
@@ -199,7 +202,12 @@ def recv_into_buffer(
 
 def arena_destination(arena: Any) -> Callable[[int], Destination]:
     """An `into` callback for `pull` allocating each object in `arena` (a
-    `runtime.real.arena.Arena`), thread-safe; a failed transfer frees its range."""
+    `runtime.real.arena.Arena`); a failed transfer frees its range.
+
+    Its lock serialises the pulls' allocations among themselves only: use it on an arena
+    nothing else allocates from meanwhile (benchmarks, tests). A node whose loop thread
+    also allocates passes an `into` that allocates through its own object table instead.
+    """
     lock = threading.Lock()
 
     def into(nbytes: int) -> Destination:
@@ -255,6 +263,12 @@ class _Replies:
         finally:
             if src.release is not None:
                 src.release()
+
+    def abandon(self) -> None:
+        """Release the sources of replies queued but not sent (nothing when flushed)."""
+        release, self.release, self.iov, self.bytes = self.release, [], [], 0
+        for fn in release:
+            fn()
 
     def flush(self) -> None:
         iov, release = self.iov, self.release
@@ -343,20 +357,27 @@ class ObjectServer:
                 sock.settimeout(self.send_timeout)  # ... but not for a peer that stops reading
                 replies = _Replies(sock, ch.tls)
                 pos = 0
-                while have - pos >= _REQ.size:
-                    op, id_len, start, length = _REQ.unpack_from(mv, pos)
-                    if op != _OP_GET:
-                        return  # an authenticated peer speaking nonsense: drop it
-                    if have - pos < _REQ.size + id_len:
-                        break
-                    oid = int.from_bytes(mv[pos + _REQ.size : pos + _REQ.size + id_len], "big")
-                    pos += _REQ.size + id_len
-                    self._reply(replies, oid, start, length)
-                replies.flush()
+                try:
+                    while have - pos >= _REQ.size:
+                        op, id_len, start, length = _REQ.unpack_from(mv, pos)
+                        if op != _OP_GET:
+                            log.warning("object server: unknown request op %d from %s", op, ch.peer)
+                            return  # an authenticated peer speaking nonsense: drop it
+                        if have - pos < _REQ.size + id_len:
+                            break
+                        oid = int.from_bytes(mv[pos + _REQ.size : pos + _REQ.size + id_len], "big")
+                        pos += _REQ.size + id_len
+                        self._reply(replies, oid, start, length)
+                    replies.flush()
+                finally:
+                    replies.abandon()  # (after an error: release what was never sent)
                 buf[: have - pos] = bytes(mv[pos:have])
                 have -= pos
         except OSError:
             return  # the puller went away: its problem
+        except Exception:  # a failing `lookup`: drop this connection, keep serving others
+            log.exception("object server: serving %s failed", ch.peer)
+            return
         finally:
             with self._lock:
                 self._conns.pop(ch, None)
@@ -506,8 +527,12 @@ class BulkClient:
                 retry_for=self.retry_for,
                 ssl_context=self.ssl_context,
             )
-        except AuthenticationError:
-            raise
+        except AuthenticationError as exc:
+            if not exc.lost:
+                raise
+            raise ObjectTransferError(
+                f"cannot reach the object server at {address}: {exc}"
+            ) from exc
         except ConnectionError as exc:
             raise ObjectTransferError(
                 f"cannot reach the object server at {address}: {exc}"
@@ -541,13 +566,18 @@ class BulkClient:
                 conn.sock.sendall(b"".join(parts))
             except OSError as exc:
                 raise ObjectTransferError(f"cannot send requests to {address}: {exc}") from None
-            for oid, _, _ in requests:
+            for oid, start, length in requests:
                 status, size, n = conn.reader.header()
                 if status == _MISSING:
                     raise ObjectTransferError(f"object {oid} is not on {address}", missing=True)
                 if status != _OK:
                     raise ObjectTransferError(
                         f"object {oid} on {address}: bad range (size {size}, status {status})"
+                    )
+                want = size - start if length == _TO_END else length
+                if n != want:
+                    raise ObjectTransferError(
+                        f"object {oid} on {address}: a reply of {n} bytes for {want} asked"
                     )
                 dest = into(n)
                 done.append(dest)

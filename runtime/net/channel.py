@@ -253,6 +253,14 @@ class Listener:
 
     def _handshake(self, conn: socket.socket, peer: str) -> None:
         try:
+            self._authenticate(conn, peer)
+        finally:  # only now: `close` joins the threads registered, so none queues after it
+            with self._lock:
+                self._pending -= 1
+                self._handshakes.pop(threading.current_thread(), None)
+
+    def _authenticate(self, conn: socket.socket, peer: str) -> None:
+        try:
             _tune(conn)
             sock: Any = conn
             deadline = time.monotonic() + self.handshake_timeout
@@ -273,10 +281,6 @@ class Listener:
                 conn.close()
             self._audit("refused", peer, False, None, f"{type(exc).__name__}: {exc}")
             return
-        finally:
-            with self._lock:
-                self._pending -= 1
-                self._handshakes.pop(threading.current_thread(), None)
         ident = f"{hello.kind}:{hello.id}"
         if self.closed:
             with contextlib.suppress(OSError):
@@ -431,8 +435,8 @@ def open_authenticated(
     """Dial `address`, run TLS (if asked) and the handshake; return (socket, peer, Hello).
 
     The raw authenticated socket, for protocols other than framed pickles (`runtime.net.bulk`).
-    Connection failures (refused, unreachable) are retried for `retry_for` seconds;
-    authentication failures are not.
+    Connection failures (refused, unreachable, or dropped mid-handshake:
+    `AuthenticationError.lost`) are retried for `retry_for` seconds; refusals are not.
     """
     check_token(token)
     host, port = parse_address(address)
@@ -442,13 +446,27 @@ def open_authenticated(
     delay = 0.02
     while True:
         try:
-            sock = socket.create_connection((host, port), timeout=timeout)
-            break
+            return _dial_once(host, port, token, hello, timeout, ssl_context)
+        except AuthenticationError as exc:
+            if not exc.lost or time.monotonic() + delay > give_up:
+                raise
         except OSError as exc:
             if time.monotonic() + delay > give_up:
                 raise ConnectionError(f"cannot connect to {address}: {exc}") from exc
-            time.sleep(delay)
-            delay = min(delay * 2, 0.5)
+        time.sleep(delay)
+        delay = min(delay * 2, 0.5)
+
+
+def _dial_once(
+    host: str,
+    port: int,
+    token: str,
+    hello: Hello,
+    timeout: float,
+    ssl_context: ssl.SSLContext | None,
+) -> tuple[Any, str, Hello]:
+    """One attempt of `open_authenticated`: TCP connect, TLS, the token handshake."""
+    sock = socket.create_connection((host, port), timeout=timeout)
     _tune(sock)
     deadline = time.monotonic() + timeout
     if ssl_context is not None:
@@ -456,7 +474,10 @@ def open_authenticated(
             sock = ssl_context.wrap_socket(sock, server_hostname=host)
         except (OSError, ValueError) as exc:
             sock.close()
-            raise AuthenticationError(f"TLS handshake with {address} failed: {exc}") from None
+            lost = not isinstance(exc, ssl.SSLError | ValueError)
+            raise AuthenticationError(
+                f"TLS handshake with {format_address(host, port)} failed: {exc}", lost=lost
+            ) from None
     left = max(0.001, deadline - time.monotonic())
     peer_hello = client_handshake(sock, token, hello, timeout=left)
     return sock, format_address(host, port), peer_hello

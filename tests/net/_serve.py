@@ -15,10 +15,14 @@ import numpy as np
 from runtime.net.bulk import ObjectServer, arena_source
 from runtime.real.arena import Arena
 
+_BLOCK = (1 << 20) + 7  # a prime: a misplaced chunk of any power-of-two size shows
+
 
 def payload(oid: int, size: int) -> bytes:
-    """The deterministic bytes of test object `oid`."""
-    return np.random.default_rng(oid).bytes(size)
+    """The deterministic bytes of test object `oid` (random; past 1 MiB, a random block of
+    prime size repeated, which is cheap to make)."""
+    block = np.random.default_rng(oid).bytes(min(size, _BLOCK))
+    return block if size <= _BLOCK else (block * -(-size // _BLOCK))[:size]
 
 
 def main(argv: list[str]) -> None:

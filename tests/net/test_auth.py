@@ -60,11 +60,17 @@ def test_find_token_order_variable_then_file_then_session(
 def test_find_token_default_session_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("TWINRAY_AUTH_TOKEN", raising=False)
     monkeypatch.delenv("TWINRAY_AUTH_TOKEN_FILE", raising=False)
+    monkeypatch.delenv("TWINRAY_SESSION_ROOT", raising=False)
     monkeypatch.setattr(auth, "DEFAULT_SESSION_DIR", tmp_path / "latest")
     assert find_token() is None
     tok = new_token()
     save_token(tmp_path / "latest", tok)
     assert find_token() == tok
+    monkeypatch.setenv("TWINRAY_SESSION_ROOT", str(tmp_path / "root"))  # another root
+    assert find_token() is None
+    other = new_token()
+    save_token(tmp_path / "root" / "session_latest", other)
+    assert find_token() == other
 
 
 def test_token_file_variable_naming_a_missing_file_is_an_error(
@@ -206,3 +212,22 @@ def test_bad_hello_is_refused_at_construction(kwargs: dict) -> None:
 def test_decoding_a_bad_hello_is_an_authentication_error(data: bytes) -> None:
     with pytest.raises(AuthenticationError):
         Hello.decode(data)
+
+
+def test_a_token_file_others_can_read_is_warned_about(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.delenv("TWINRAY_AUTH_TOKEN", raising=False)
+    path = tmp_path / "tok"
+    tok = new_token()
+    path.write_text(tok)
+    path.chmod(0o644)
+    monkeypatch.setenv("TWINRAY_AUTH_TOKEN_FILE", str(path))
+    with caplog.at_level("WARNING", logger="runtime.net"):
+        assert find_token() == tok
+    assert any("chmod 600" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    path.chmod(0o600)
+    with caplog.at_level("WARNING", logger="runtime.net"):
+        assert find_token() == tok
+    assert not caplog.records

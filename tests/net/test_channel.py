@@ -336,3 +336,62 @@ def test_listener_fileno_is_readable_when_a_peer_is_ready(make_listener, token) 
     ch.close()
     srv.close()
     assert audit_lines  # helper imported for other tests
+
+
+def test_a_dropped_handshake_is_lost_and_retried_a_refusal_is_not(token) -> None:
+    """A server that closes mid-handshake gives `lost` errors, retried within `retry_for`
+    until the real listener answers; a wrong token fails at once, not retried."""
+    fake = socket.socket()
+    fake.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # the port is reused below
+    fake.bind(("127.0.0.1", 0))
+    fake.listen()
+    port = fake.getsockname()[1]
+    drops = []
+
+    def drop_twice() -> None:
+        for _ in range(2):
+            c, _ = fake.accept()
+            drops.append(1)
+            c.close()
+        fake.close()
+
+    t = threading.Thread(target=drop_twice)
+    t.start()
+    with pytest.raises(AuthenticationError) as info:
+        connect(f"127.0.0.1:{port}", token, Hello("node", "n"), timeout=30)
+    assert info.value.lost
+    result: dict = {}
+
+    def dial() -> None:
+        result["ch"] = connect(
+            f"127.0.0.1:{port}", token, Hello("node", "n"), timeout=30, retry_for=30
+        )
+
+    d = threading.Thread(target=dial)
+    d.start()
+    t.join(30)
+    with listen("127.0.0.1", port, token) as lst:
+        srv, _ = lst.accept(timeout=30)
+        d.join(30)
+        result["ch"][0].close()
+        srv.close()
+        t0 = time.monotonic()
+        with pytest.raises(AuthenticationError) as info:
+            connect(lst.address, new_token(), Hello("node", "n"), timeout=30, retry_for=30)
+        assert not info.value.lost and time.monotonic() - t0 < 25
+    assert len(drops) == 2
+
+
+def test_closing_the_listener_closes_channels_never_accepted(token) -> None:
+    lst = listen("127.0.0.1", 0, token)
+    clients = [connect(lst.address, token, Hello("node", f"n{i}"), timeout=30)[0] for i in range(3)]
+    sel = selectors.DefaultSelector()
+    sel.register(lst, selectors.EVENT_READ)
+    while sel.select(timeout=30) and lst._ready.qsize() < 3:  # all three are authenticated
+        time.sleep(0.01)
+    sel.close()
+    lst.close()
+    for ch in clients:
+        with pytest.raises(EOFError):
+            ch.recv_many()
+        ch.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import os
 import selectors
 import shutil
 import subprocess
@@ -180,3 +181,69 @@ def test_mutual_tls_requires_a_client_certificate(cert_pair) -> None:
                 timeout=30,
                 ssl_context=client_ssl_context(cert),
             )
+
+
+def test_bulk_transfer_over_tls(cert_pair) -> None:
+    """Objects pulled through TLS (no sendfile there: plain sends of memoryview slices)."""
+    from runtime.net.bulk import BulkClient, Destination, ObjectServer, Source
+
+    cert, key = cert_pair
+    token = new_token()
+    objects = {i: os.urandom(size) for i, size in enumerate([0, 1, 70_000, 300_001, 2_000_003], 1)}
+
+    def lookup(oid: int) -> Source | None:
+        data = objects.get(oid)
+        return None if data is None else Source(memoryview(data))
+
+    def into(n: int) -> Destination:
+        return Destination(memoryview(bytearray(n)), lambda: None)
+
+    server = ObjectServer(lookup, token, ssl_context=server_ssl_context(cert, key))
+    try:
+        with BulkClient(token, Hello("node", "b"), ssl_context=client_ssl_context(cert)) as client:
+            for oid, data in objects.items():
+                assert bytes(client.pull(server.address, oid, into).view) == data
+            got = client.pull_many(server.address, [5, 3, 1, 2, 4] * 3, into, parallel=2)
+            assert [bytes(d.view) for d in got] == [objects[i] for i in [5, 3, 1, 2, 4] * 3]
+    finally:
+        server.close()
+
+
+def _pump_non_blocking_send(srv, ch) -> None:
+    """The server side sends 16 MiB non-blocking (queued, then flushed on EVENT_WRITE) while
+    the client reads on a thread."""
+    import threading
+
+    payload = [os.urandom(1 << 20) for _ in range(16)]
+    got: list = []
+    reader = threading.Thread(
+        target=lambda: [got.extend(ch.recv_many()) for _ in iter(lambda: len(got) < 16, False)]
+    )
+    srv.setblocking(False)
+    done = srv.send_many(payload)
+    reader.start()
+    sel = selectors.DefaultSelector()
+    sel.register(srv, selectors.EVENT_WRITE)
+    while not done:
+        assert sel.select(timeout=30)
+        done = srv.flush()
+    sel.close()
+    reader.join(60)
+    assert got == payload
+
+
+def test_non_blocking_sends_queue_and_flush_plain_and_tls(cert_pair) -> None:
+    cert, key = cert_pair
+    token = new_token()
+    for server_ctx, client_ctx in [
+        (None, None),
+        (server_ssl_context(cert, key), client_ssl_context(cert)),
+    ]:
+        with listen("127.0.0.1", 0, token, ssl_context=server_ctx) as lst:
+            ch, _ = connect(
+                lst.address, token, Hello("node", "n"), timeout=30, ssl_context=client_ctx
+            )
+            srv, _ = lst.accept(timeout=30)
+            _pump_non_blocking_send(srv, ch)
+            ch.close()
+            srv.close()
