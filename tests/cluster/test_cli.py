@@ -90,20 +90,6 @@ def test_block_stays_in_the_foreground_and_sigterm_stops_it_cleanly(session_root
     assert not recorded_pids(session_root)
 
 
-def test_a_sigkilled_block_node_is_a_crash_that_stop_cleans_up(session_root) -> None:
-    proc, env = _block(session_root)
-    children = _descendants(proc.pid)
-    proc.kill()
-    proc.wait(timeout=30)
-    assert not wait_gone(children)  # its zygote and workers die with it
-    assert recorded_pids(session_root) == [proc.pid]  # the crash left its record
-    status = twinray("status", env=env)
-    assert status.returncode == 1
-    stop = twinray("stop", env=env)
-    assert stop.returncode == 0 and "no twinray node process is running" in stop.stdout
-    assert not recorded_pids(session_root)
-
-
 def _descendants(pid: int) -> list[int]:
     """Every live descendant of `pid` (from /proc)."""
     parents: dict[int, int] = {}

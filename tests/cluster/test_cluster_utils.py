@@ -7,7 +7,7 @@ import pytest
 import runtime as ray
 from runtime.cluster_utils import Cluster
 from runtime.exceptions import OptionNotSupportedError
-from tests.cluster.conftest import recorded_pids, wait_gone
+from tests.cluster.conftest import recorded_pids, twinray, wait_gone
 from tests.cluster.test_cli import _descendants
 
 
@@ -65,6 +65,10 @@ def test_a_driver_whose_head_crashed_gets_a_connection_error(session_root) -> No
             ray.get(ray.put(2), timeout=30)
         ray.shutdown()
         assert not ray.is_initialized()
+        assert recorded_pids(session_root) == [cluster.head_node.pid]  # the crash's record
+        stop = twinray("stop", env=dict(os.environ))
+        assert stop.returncode == 0 and "no twinray node process is running" in stop.stdout
+        assert not recorded_pids(session_root)  # `twinray stop` cleaned it up
     finally:
         cluster.shutdown()
     assert not recorded_pids(session_root)
