@@ -22,7 +22,7 @@ from typing import Any
 
 from runtime.real import sessions
 
-__all__ = ["add_parsers", "start", "status", "stop"]
+__all__ = ["add_parsers", "start", "status", "stop", "store_usage"]
 
 DEFAULT_PORT = 6380
 """The head's default port (Ray's is 6379: both can run side by side)."""
@@ -261,6 +261,22 @@ def stop(args: argparse.Namespace) -> int:
     return 0
 
 
+def store_usage(view: Any) -> dict[str, Any]:
+    """Run on the head (the state API's `inspect`): each node's object store use, live actors."""
+    return {
+        "stores": [
+            {
+                "node": r.node,
+                "used": r.store.used,
+                "capacity": r.store.capacity,
+                "objects": len(r.store),
+            }
+            for r in view.raylets
+        ],
+        "actors": sum(1 for rec in view.gcs.actors.values() if rec.state != "DEAD"),
+    }
+
+
 def status(args: argparse.Namespace) -> int:
     """`twinray status`: the head's nodes, resources and usage; 1 when no cluster runs."""
     from runtime.real.remote_driver import connect_driver
@@ -273,6 +289,7 @@ def status(args: argparse.Namespace) -> int:
     client = connect_driver(str(info["address"]), kind="client")
     try:
         runtime_info = client.runtime_info()
+        usage = client.inspect(store_usage)
     finally:
         client.shutdown()
     assert session is not None
@@ -290,6 +307,12 @@ def status(args: argparse.Namespace) -> int:
             print(f"  {name}: {used / 2**30:.2f} / {total[name] / 2**30:.2f} GiB")
         else:
             print(f"  {name}: {used:g} / {total[name]:g}")
+    for store in usage["stores"]:
+        print(
+            f"object store of node {store['node']}: {store['used'] / 2**20:.1f} / "
+            f"{store['capacity'] / 2**20:.1f} MiB used, {store['objects']} objects"
+        )
+    print(f"actors alive: {usage['actors']}")
     return 0
 
 

@@ -32,6 +32,8 @@ def test_start_status_and_stop_a_background_head(session_root) -> None:
     assert status.returncode == 0, status.stderr
     assert f"cluster at {h.address}" in status.stdout and f"head pid {h.pid}" in status.stdout
     assert "CPU: 0 / 2" in status.stdout and "special: 0 / 1" in status.stdout
+    assert "object store of node 0: 0.0 / 32.0 MiB used, 0 objects" in status.stdout
+    assert "actors alive: 0" in status.stdout
     audit = [json.loads(line) for line in (h.session / "audit.log").read_text().splitlines()]
     assert any(e["event"] == "connect" and e["ident"].startswith("client:") for e in audit)
 
