@@ -70,6 +70,10 @@ class WorkerHandle:
     remote: bool = False
     """A driver connected over the network (`runtime.real.remote_clients`), served like a
     worker's requests: no process of this node, never given a task, values sent inline."""
+    shared_arena: bool = False
+    """A remote driver on this machine that mapped the arena: values go as offsets."""
+    pinned: dict[int, int] = field(default_factory=dict)
+    """Such a driver's pins (offset -> count) not yet unpinned: released if it leaves."""
 
 
 def _retry_kind(error: tuple, retry_on: Any) -> str:
@@ -484,6 +488,9 @@ class WorkerPool:
         self.unregister_io(w.conn)
         w.conn.close()
         if w.remote:  # a connected driver left: no process to reap, nothing ran there
+            for offset, count in w.pinned.items():  # values it still held alias nothing now
+                self.objects.unpins.extend([offset] * count)
+            w.pinned.clear()
             self.drop_worker_refs(w, now)
             return
         reap(w.pid, 1.0)  # its socket closed: it is exiting

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import selectors
 import threading
 from typing import Any
@@ -132,7 +133,11 @@ class RemoteClients:
         handle = WorkerHandle(worker_id, 0, _Guarded(channel), remote=True)
         self.handles.append(handle)
         self.node._sel.register(handle.conn, selectors.EVENT_READ, (pool.on_worker_io, handle))
-        welcome = {"worker_id": worker_id, "node_id": f"{self.node.raylet.node:056x}"}
+        welcome = {
+            "worker_id": worker_id,
+            "node_id": f"{self.node.raylet.node:056x}",
+            "arena": (os.getpid(), self.node.arena.fd, self.node.arena.capacity),
+        }  # a driver on this machine may map the arena through /proc (see remote_driver)
         pool.send(handle, p.reply(0, True, welcome))  # its owner's address derives from the id
 
     def close(self) -> None:

@@ -153,6 +153,24 @@ class _Link:
             self.replies.clear()
 
 
+def _map_arena(info: Any) -> Any:
+    """Map the node's arena when the node runs on this machine (through its process's
+    ``/proc/<pid>/fd/<fd>``, which only the same user can open); None otherwise."""
+    if not info:
+        return None
+    from runtime.real.arena import Arena
+
+    pid, fd, capacity = info
+    try:
+        mine = os.open(f"/proc/{int(pid)}/fd/{int(fd)}", os.O_RDWR | os.O_CLOEXEC)
+    except OSError:
+        return None  # another machine (or another user's process)
+    try:
+        return Arena.attach(mine, int(capacity))
+    except (OSError, ValueError):
+        return None
+
+
 class _Multiplexer:
     """Requests of several program threads in flight at once on one channel, replies
     matched by request id on a reader thread (what `WorkerClient.request` uses as a
@@ -250,6 +268,10 @@ class RemoteDriver(WorkerClient):
         self.address = address
         self.node_id: str = welcome["node_id"]
         self.job_namespace: str | None = None
+        self.arena = _map_arena(welcome.get("arena"))
+        if self.arena is not None:  # values come as offsets into the mapped arena
+            link.arena = self.arena
+            link.replies.append(p.request(0, rq.SHARED, None))  # goes out first
         mux.start()
         self.job_actors: list[int] = []
         """Named actors this driver created that are not detached: they end with it, as in
@@ -314,6 +336,8 @@ class RemoteDriver(WorkerClient):
         self.closed = True
         self.worker.conn.close()  # the reader sees EOF and ends
         mux.reader.join(timeout=10.0)
+        if self.arena is not None:
+            self.arena.close()  # values still alive keep their pages
 
 
 def connect_driver(address: str, kind: str = "driver") -> RemoteDriver:

@@ -40,6 +40,7 @@ __all__ = [
     "PUT",
     "REGISTER",
     "RELEASE",
+    "SHARED",
     "STREAM_DROP",
     "STREAM_NEXT",
     "SUBMIT",
@@ -96,6 +97,7 @@ PG_CURRENT = "pg_current"
 INFO = "info"
 ASSIGNED = "assigned"
 INSPECT = "inspect"
+SHARED = "shared"
 
 
 _OPS = (
@@ -249,6 +251,12 @@ _OPS = (
         ("<None>",),
         "{resource: amount}",
         "the resources of the task or actor the worker runs",
+    ),
+    Op(
+        SHARED,
+        ("<None>",),
+        "-",
+        "a connected driver mapped this node's arena (same machine): send it offsets, not bytes",
     ),
     Op(
         INSPECT,

@@ -266,3 +266,45 @@ def test_an_authenticated_peer_that_breaks_the_protocol_is_dropped(shared_head) 
         assert ray.get(double.remote(2)) == 4
     finally:
         ray.shutdown()
+
+
+def _store_used(view):
+    return sum(r.store.used for r in view.raylets)
+
+
+def _spilled(view):
+    return sum(r.store.spilled_bytes for r in view.raylets)
+
+
+def test_a_local_driver_reads_values_in_place_and_what_it_held_goes_with_it(shared_head) -> None:
+    program = textwrap.dedent(
+        f"""
+        import os
+        import numpy as np
+        import runtime as ray
+        from runtime import api
+        ray.init(address={shared_head.address!r})
+        assert api._node.arena is not None  # the head's arena, mapped through /proc
+        value = ray.get(ray.put(np.ones(4 << 20)))  # 32 MiB, read in place
+        assert not value.flags.writeable and value.sum() == 4 << 20
+        print("holding", flush=True)
+        os._exit(0)  # no shutdown: its refs and pins are dropped by the head
+        """
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", program], cwd=ROOT, env=dict(os.environ),
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0 and "holding" in proc.stdout, proc.stderr
+    ray.init(address=shared_head.address)
+    try:
+        node = ray.api._node
+        deadline = time.monotonic() + 60
+        while node.inspect(_store_used) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert node.inspect(_store_used) == 0
+        big = np.ones(5 << 20)  # 40 MiB of a 64 MiB arena: only fits if the 32 MiB went
+        assert ray.get(ray.put(big)).sum() == 5 << 20
+        assert node.inspect(_spilled) == 0  # it fit without spilling anything
+    finally:
+        ray.shutdown()
