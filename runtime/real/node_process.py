@@ -120,24 +120,35 @@ def serve(config: NodeProcessConfig, ready: Any = None, stop: _Stop | None = Non
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, stop.request)
         signal.signal(signal.SIGINT, stop.request)
-    num_cpus, store, res = node_resources(config)
-    node = Node(num_cpus, store, resources=res)
-    clients = None
-    pid = os.getpid()
-    try:
-        audit = AuditLog(session / "audit.log")
+    audit = AuditLog(session / "audit.log")
+    try:  # listen first: a port in use or bad TLS files fail before any worker starts
         ssl_context = None
         if config.tls_cert is not None:
             from runtime.net.channel import server_ssl_context
 
             ssl_context = server_ssl_context(config.tls_cert, config.tls_key, config.tls_ca)
         listener = listen(config.host, config.port, token, audit=audit, ssl_context=ssl_context)
+    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+        audit.close()
+        print(f"twinray: cannot listen on {config.host}:{config.port}: {exc}", file=sys.stderr)
+        return 1
+    try:
+        num_cpus, store, res = node_resources(config)
+        node = Node(num_cpus, store, resources=res)
+    except BaseException:
+        listener.close()
+        audit.close()
+        raise
+    clients = None
+    pid = os.getpid()
+    try:
         address = listener.address
         clients = RemoteClients(node, listener, audit)
         clients.start()
         if config.head:
             head = {"address": address, "pid": pid, "tls": config.tls()}
             sessions.write_json(session / "head.json", head)
+            sessions.link_latest(session)  # `init(address="auto")` finds it from now on
         sessions.write_record(
             session, sessions.NodeRecord(pid, address, config.head, str(session), time.time())
         )
@@ -154,6 +165,9 @@ def serve(config: NodeProcessConfig, ready: Any = None, stop: _Stop | None = Non
         node.shutdown()
         if clients is not None:
             clients.drop_all()
+        else:
+            listener.close()
+        audit.close()
         sessions.remove_record(session, pid)
         if config.head:
             info = sessions.head_info(session)

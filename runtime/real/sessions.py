@@ -25,6 +25,7 @@ __all__ = [
     "NodeRecord",
     "head_info",
     "latest_session",
+    "link_latest",
     "new_session",
     "node_records",
     "pid_alive",
@@ -61,7 +62,8 @@ def session_root() -> Path:
 
 
 def new_session(root: Path | None = None) -> Path:
-    """Make a fresh session directory (with ``logs/`` and ``nodes/``) and point ``session_latest`` at it."""
+    """Make a fresh session directory (with ``logs/`` and ``nodes/``); `link_latest` points
+    ``session_latest`` at it once its head listens (a failed start leaves the link alone)."""
     root = root or session_root()
     root.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y-%m-%d_%H-%M-%S", time.localtime())
@@ -69,13 +71,17 @@ def new_session(root: Path | None = None) -> Path:
     session.mkdir(mode=0o700)
     (session / "logs").mkdir()
     (session / "nodes").mkdir()
-    link = root / LATEST
+    return session
+
+
+def link_latest(session: Path) -> None:
+    """Point ``<root>/session_latest`` at `session` (atomically)."""
+    root = session.parent
     tmp = root / f".{LATEST}.{os.getpid()}"
     with contextlib.suppress(FileNotFoundError):
         tmp.unlink()
     tmp.symlink_to(session.name)
-    os.replace(tmp, link)  # atomic: a reader sees the old session or the new one
-    return session
+    os.replace(tmp, root / LATEST)  # a reader sees the old session or the new one
 
 
 def latest_session(root: Path | None = None) -> Path | None:

@@ -34,6 +34,10 @@ def test_start_status_and_stop_a_background_head(session_root) -> None:
     assert "CPU: 0 / 2" in status.stdout and "special: 0 / 1" in status.stdout
     assert "object store of node 0: 0.0 / 32.0 MiB used, 0 objects" in status.stdout
     assert "actors alive: 0" in status.stdout
+    port = h.address.rsplit(":", 1)[1]
+    busy = twinray("start", "--head", "--port", port, env=h.env)  # the port is taken
+    assert busy.returncode == 1 and "cannot listen" in busy.stderr
+    assert (session_root / "session_latest").resolve() == h.session  # still the live one
     audit = [json.loads(line) for line in (h.session / "audit.log").read_text().splitlines()]
     assert any(e["event"] == "connect" and e["ident"].startswith("client:") for e in audit)
 
