@@ -69,7 +69,8 @@ class WorkerHandle:
     """A prefetched task was taken back from it: queue none behind its running task."""
     remote: bool = False
     """A driver connected over the network (`runtime.real.remote_clients`), served like a
-    worker's requests: no process of this node, never given a task, values sent inline."""
+    worker's requests: no process of this node, never given a task, values sent inline
+    (unless `shared_arena`)."""
     shared_arena: bool = False
     """A remote driver on this machine that mapped the arena: values go as offsets."""
     pinned: dict[int, int] = field(default_factory=dict)
