@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from runtime.core.rl_shape import RUNNER_DEFAULTS, steps_per_env
 from runtime.rllib.utils.error import RLlibConfigError
 
 if TYPE_CHECKING:
@@ -54,13 +55,19 @@ CHECKS: dict[str, Any] = {
 COMMON_SETTINGS: dict[str, _Setting] = {
     "env": _Setting(None, "anything"),
     "env_config": _Setting({}, "a dict"),
-    "num_env_runners": _Setting(2, "an int >= 0"),
-    "num_envs_per_env_runner": _Setting(1, "a positive int"),
-    "num_cpus_per_env_runner": _Setting(1, "a number >= 0"),
-    "rollout_fragment_length": _Setting("auto", "'auto' or a positive int"),
+    "num_env_runners": _Setting(RUNNER_DEFAULTS["num_env_runners"], "an int >= 0"),
+    "num_envs_per_env_runner": _Setting(
+        RUNNER_DEFAULTS["num_envs_per_env_runner"], "a positive int"
+    ),
+    "num_cpus_per_env_runner": _Setting(
+        RUNNER_DEFAULTS["num_cpus_per_env_runner"], "a number >= 0"
+    ),
+    "rollout_fragment_length": _Setting(
+        RUNNER_DEFAULTS["rollout_fragment_length"], "'auto' or a positive int"
+    ),
     "explore": _Setting(True, "a bool"),
-    "num_learners": _Setting(0, "0 or 1"),
-    "num_cpus_per_learner": _Setting(1, "a number >= 0"),
+    "num_learners": _Setting(RUNNER_DEFAULTS["num_learners"], "0 or 1"),
+    "num_cpus_per_learner": _Setting(RUNNER_DEFAULTS["num_cpus_per_learner"], "a number >= 0"),
     "lr": _Setting(5e-5, "a number > 0"),
     "train_batch_size": _Setting(4000, "a positive int"),
     "gamma": _Setting(0.99, "a number in [0, 1]"),
@@ -260,11 +267,17 @@ class AlgorithmConfig:
         return clone
 
     def rollout_steps_per_env(self) -> int:
-        """Steps each environment makes per sample call ('auto': train_batch_size shared out)."""
-        if self.rollout_fragment_length != "auto":
-            return int(self.rollout_fragment_length)
-        envs = max(1, self.num_env_runners) * self.num_envs_per_env_runner
-        return math.ceil(self.train_batch_size / envs)
+        """Steps each environment makes per sample call ('auto': train_batch_size shared out).
+
+        The simulator's `rl` workload splits the batch with the same function
+        (`runtime.core.rl_shape.steps_per_env`).
+        """
+        return steps_per_env(
+            self.train_batch_size,
+            self.num_env_runners,
+            self.num_envs_per_env_runner,
+            self.rollout_fragment_length,
+        )
 
     def validate(self) -> None:
         """Check every value and the relations between them; raise RLlibConfigError."""
