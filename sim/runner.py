@@ -39,7 +39,7 @@ from sim.drivers import (
 )
 from sim.flows import FlowNetwork
 from sim.host import Host
-from sim.metrics import MetricsRecorder, recovery, wait_summary
+from sim.metrics import MetricsRecorder, recovery, round_sig, wait_summary
 from sim.network import Network
 from sim.scenario import (
     ActorWorkload,
@@ -240,6 +240,9 @@ class Simulation:
         result["warnings"] = self.warnings(makespan)
         if self.gcs.placement_group_table():
             result["placement_groups"] = self.placement_groups()
+        timed = [d.times.summary() for d in self.drivers if getattr(d, "times", None)]
+        if timed:
+            result["rl"] = rl_summary(timed)
         if metrics.faults:
             first = min(f["time_s"] for f in metrics.faults) + self.started_at
             result["recovery"] = recovery(metrics.series, first, self.started_at)
@@ -267,6 +270,15 @@ class Simulation:
             }
             for rec in self.gcs.placement_group_table().values()
         ]
+
+
+def rl_summary(per_driver: list[dict[str, Any]]) -> dict[str, Any]:
+    """The RL iteration times of all drivers: iterations summed, the rest averaged."""
+    keys = [k for k in per_driver[0] if k != "iterations" and all(k in d for d in per_driver)]
+    merged: dict[str, Any] = {"iterations": sum(d["iterations"] for d in per_driver)}
+    for key in keys:
+        merged[key] = round_sig(sum(d[key] for d in per_driver) / len(per_driver))
+    return merged
 
 
 def _start_driver(driver: Any) -> None:
@@ -409,6 +421,7 @@ def _iterative_drivers(sim: Simulation, spec: Any) -> int:
             workers,
             servers,
             spec.iterations,
+            timed=isinstance(spec, RLWorkload),
         )
         sim.drivers.append(driver)
         total += spec.iterations * (workers.count + servers.count)
