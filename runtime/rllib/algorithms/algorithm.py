@@ -350,7 +350,13 @@ class Algorithm:
 
     # -- evaluation and inference -----------------------------------------------------
     def evaluate(self) -> dict[str, Any]:
-        """Run `evaluation_duration` fresh episodes (greedy unless evaluation_config explores)."""
+        """Evaluate for `evaluation_duration` episodes or timesteps (`evaluation_duration_unit`).
+
+        Greedy unless ``evaluation_config`` explores. Episodes: that many fresh episodes.
+        Timesteps: that many env steps (shared over the evaluation runner's environments,
+        rounded up), its episodes running on across evaluations as on RLlib's evaluation
+        runners; the episode statistics are those of the episodes that ended in them.
+        """
         cfg = self.config
         if self._eval_runner is None:
             self._eval_runner = EnvRunner(
@@ -363,9 +369,16 @@ class Algorithm:
             )
         explore = bool(cfg.evaluation_config.get("explore", False))
         self._weights_seq += 1
-        out = self._eval_runner.sample_episodes(
-            self._policy_weights(), self._weights_seq, cfg.evaluation_duration, explore
-        )
+        if cfg.evaluation_duration_unit == "timesteps":
+            envs = cfg.num_envs_per_env_runner
+            steps = -(-cfg.evaluation_duration // envs)
+            out = self._eval_runner.sample(
+                self._policy_weights(), self._weights_seq, steps, explore
+            )
+        else:
+            out = self._eval_runner.sample_episodes(
+                self._policy_weights(), self._weights_seq, cfg.evaluation_duration, explore
+            )
         mean, high, low = _stats(out["episode_returns"])
         len_mean, len_max, len_min = _stats([float(n) for n in out["episode_lengths"]])
         return {

@@ -47,7 +47,7 @@ CHECKS: dict[str, Any] = {
     "a bool": lambda v: isinstance(v, bool),
     "a dict": lambda v: isinstance(v, dict),
     "an int": lambda v: isinstance(v, int) and not isinstance(v, bool),
-    "'episodes'": lambda v: v == "episodes",
+    "'episodes' or 'timesteps'": lambda v: v in ("episodes", "timesteps"),
     "anything": lambda v: True,
     "None or callable": lambda v: v is None or callable(v),
 }
@@ -76,7 +76,7 @@ COMMON_SETTINGS: dict[str, _Setting] = {
     "network": _Setting(None, "None or callable"),
     "evaluation_interval": _Setting(None, "None or a positive int"),
     "evaluation_duration": _Setting(10, "a positive int"),
-    "evaluation_duration_unit": _Setting("episodes", "'episodes'"),
+    "evaluation_duration_unit": _Setting("episodes", "'episodes' or 'timesteps'"),
     "evaluation_config": _Setting({}, "a dict"),
     "seed": _Setting(None, "anything"),
     "metrics_num_episodes_for_smoothing": _Setting(100, "a positive int"),
@@ -201,7 +201,8 @@ class AlgorithmConfig:
         evaluation_duration_unit: str | None = None,
         evaluation_config: dict[str, Any] | None = None,
     ) -> AlgorithmConfig:
-        """Evaluate every `evaluation_interval` iterations for `evaluation_duration` episodes."""
+        """Evaluate every `evaluation_interval` iterations for `evaluation_duration` episodes
+        (or env steps, with ``evaluation_duration_unit="timesteps"``)."""
         if evaluation_config is not None:
             unknown = sorted(set(evaluation_config) - set(EVALUATION_CONFIG_KEYS))
             if unknown:
