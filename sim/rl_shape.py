@@ -10,6 +10,7 @@ iterations) it also sets ``rollout_ms`` and ``train_ms`` from the fitted per-ste
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -37,13 +38,12 @@ def load_rl_timings(path: str | Path) -> RLTimings:
     except yaml.YAMLError as exc:
         raise RLProfileError(f"RL timing profile {path} is not valid YAML: {exc}") from None
     timing = data.get("rl_timing") if isinstance(data, dict) else None
-    names = ("sample_ms_per_env_step", "sample_fixed_ms", "learn_ms_per_sample_epoch")
-    names += ("learn_fixed_ms",)
+    names = [f.name for f in dataclasses.fields(RLTimings)]
     if not isinstance(timing, dict) or not all(
         isinstance(timing.get(n), int | float) for n in names
     ):
         raise RLProfileError(
-            f"RL timing profile {path}: expected an rl_timing mapping with numbers {list(names)}"
+            f"RL timing profile {path}: expected an rl_timing mapping with numbers {names}"
         )
     return RLTimings(**{n: float(timing[n]) for n in names})
 
