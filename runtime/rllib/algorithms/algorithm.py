@@ -142,7 +142,7 @@ class Algorithm:
             self._learner_actor = actor.remote(spec)
         runner_args = (
             self._env_spec,
-            cfg.network,
+            cfg.network_factory(),
             cfg.model_config,
             cfg.num_envs_per_env_runner,
             self._seed,
@@ -173,7 +173,7 @@ class Algorithm:
         return LearnerSpec(
             obs_dim=self._spaces.obs_dim,
             num_actions=self._spaces.num_outputs,
-            network=cfg.network,
+            network=cfg.network_factory(),
             model_config=dict(cfg.model_config),
             seed=self._seed,
             loss=self.loss_name,
@@ -361,7 +361,7 @@ class Algorithm:
         if self._eval_runner is None:
             self._eval_runner = EnvRunner(
                 self._env_spec,
-                cfg.network,
+                cfg.network_factory(),
                 cfg.model_config,
                 cfg.num_envs_per_env_runner,
                 self._seed + 99_991,
@@ -404,7 +404,11 @@ class Algorithm:
         spaces = self._spaces
         if self._inference_network is None:
             self._inference_network = build_network(
-                cfg.network, spaces.obs_dim, spaces.num_outputs, cfg.model_config, self._seed
+                cfg.network_factory(),
+                spaces.obs_dim,
+                spaces.num_outputs,
+                cfg.model_config,
+                self._seed,
             )
             self._inference_rng = np.random.default_rng(self._seed + 5)
             probe = make_env(self._env_spec)

@@ -50,6 +50,7 @@ CHECKS: dict[str, Any] = {
     "'episodes' or 'timesteps'": lambda v: v in ("episodes", "timesteps"),
     "anything": lambda v: True,
     "None or callable": lambda v: v is None or callable(v),
+    "None, 'jax' or 'torch'": lambda v: v in (None, "jax", "torch"),
 }
 
 COMMON_SETTINGS: dict[str, _Setting] = {
@@ -74,6 +75,7 @@ COMMON_SETTINGS: dict[str, _Setting] = {
     "grad_clip": _Setting(None, "None or a number > 0"),
     "model_config": _Setting({}, "a dict"),
     "network": _Setting(None, "None or callable"),
+    "framework_str": _Setting(None, "None, 'jax' or 'torch'"),
     "evaluation_interval": _Setting(None, "None or a positive int"),
     "evaluation_duration": _Setting(10, "a positive int"),
     "evaluation_duration_unit": _Setting("episodes", "'episodes' or 'timesteps'"),
@@ -92,6 +94,7 @@ OLD_NAMES = {
     "num_sgd_iter": "num_epochs",
     "lambda": "lambda_",
     "model": "model_config",
+    "framework": "framework_str",
 }
 """Old (pre-2.10) config-dict keys that `update_from_dict` still accepts, as Ray does."""
 
@@ -193,6 +196,31 @@ class AlgorithmConfig:
         """
         return self._set(model_config=model_config, network=network)
 
+    def framework(self, framework: str | None = None) -> AlgorithmConfig:
+        """The default network's gradient library: 'jax' (the default) or 'torch'.
+
+        Both build the same MLP (`runtime.core.rl_shape.model_layer_shapes`, same initial
+        weights for a seed); 'torch' takes its gradients from ``torch.autograd`` (torch must
+        be installed). TensorFlow ('tf', 'tf2') is refused: bring a network instead.
+        """
+        if framework in ("tf", "tf2"):
+            raise RLlibConfigError(
+                f"framework {framework!r} is not supported: runtime.rllib's default network "
+                "is in 'jax' or 'torch'; a TensorFlow model plugs in as a PolicyNetwork "
+                "(config.rl_module(network=...))"
+            )
+        return self._set(framework_str=framework)
+
+    def network_factory(self) -> Any:
+        """What builds the policy network: `network` if given, else the framework's MLP."""
+        if self.network is not None:
+            return self.network
+        if self.framework_str == "torch":
+            from runtime.rllib.core.torch_mlp import TorchMLP
+
+            return TorchMLP
+        return None  # the default: the JAX MLP
+
     def evaluation(
         self,
         *,
@@ -284,6 +312,11 @@ class AlgorithmConfig:
         """Check every value and the relations between them; raise RLlibConfigError."""
         for name in self.SETTINGS:
             self._check(name, getattr(self, name), allow_search_space=False)
+        if self.network is not None and self.framework_str is not None:
+            raise RLlibConfigError(
+                f"framework={self.framework_str!r} chooses the default network, but a network "
+                "is given (rl_module(network=...)): set one of them"
+            )
         if self.env is None:
             raise RLlibConfigError(
                 "no environment set: call config.environment('CartPole-v1') (or pass env=)"
