@@ -446,6 +446,15 @@ class IterationTimes:
         }
 
 
+def rl_summary(per_driver: list[dict[str, Any]]) -> dict[str, Any]:
+    """The RL iteration times of all drivers: iterations summed, the rest averaged."""
+    keys = [k for k in per_driver[0] if k != "iterations" and all(k in d for d in per_driver)]
+    merged: dict[str, Any] = {"iterations": sum(d["iterations"] for d in per_driver)}
+    for key in keys:
+        merged[key] = round_sig(sum(d[key] for d in per_driver) / len(per_driver))
+    return merged
+
+
 class IterativeDriver(_ActorDriverBase):
     """Iterations of: workers read all weight shards and emit one gradient per server;
     each server reads its gradients and emits its new weight shard.
@@ -888,8 +897,10 @@ __all__ = [
     "Role",
     "SearchDriver",
     "graph_template",
+    "IterationTimes",
     "ps_roles",
     "rl_roles",
+    "rl_summary",
     "shuffle_template",
     "split",
     "tree_template",

@@ -33,13 +33,14 @@ from sim.drivers import (
     graph_template,
     ps_roles,
     rl_roles,
+    rl_summary,
     shuffle_template,
     split,
     tree_template,
 )
 from sim.flows import FlowNetwork
 from sim.host import Host
-from sim.metrics import MetricsRecorder, recovery, round_sig, wait_summary
+from sim.metrics import MetricsRecorder, recovery, wait_summary
 from sim.network import Network
 from sim.scenario import (
     ActorWorkload,
@@ -270,15 +271,6 @@ class Simulation:
             }
             for rec in self.gcs.placement_group_table().values()
         ]
-
-
-def rl_summary(per_driver: list[dict[str, Any]]) -> dict[str, Any]:
-    """The RL iteration times of all drivers: iterations summed, the rest averaged."""
-    keys = [k for k in per_driver[0] if k != "iterations" and all(k in d for d in per_driver)]
-    merged: dict[str, Any] = {"iterations": sum(d["iterations"] for d in per_driver)}
-    for key in keys:
-        merged[key] = round_sig(sum(d[key] for d in per_driver) / len(per_driver))
-    return merged
 
 
 def _start_driver(driver: Any) -> None:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sim.drivers import tree_template
+from sim.drivers import rl_summary, tree_template
 from sim.metrics import wait_summary, write_json
 from sim.report import comparison_rows, write_comparison, write_report
 from sim.scenario import (
@@ -441,6 +441,8 @@ def run_real(
     finally:
         ray.shutdown()
     metrics = driver.metrics.summary(max(0.0, driver.last - driver.t0), cpus)
+    if driver.rl_times is not None:
+        metrics["rl"] = rl_summary([driver.rl_times.summary()])
     if groups:
         metrics["placement_groups"] = groups
     cpu = metrics["cpu_utilization"]
