@@ -19,6 +19,7 @@ def _ppo(ray: ModuleType) -> ModuleType:
     return importlib.import_module(f"{ray.__name__}.rllib.algorithms.ppo")
 
 
+@pytest.mark.timeout(900)  # Ray RLlib builds and trains in minutes on a loaded 2-core machine
 def test_ppo_on_a_box_action_space_weights_and_evaluation(ray_started: ModuleType) -> None:
     ppo = _ppo(ray_started)
     config = (
