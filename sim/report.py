@@ -14,6 +14,7 @@ from typing import Any
 
 import matplotlib
 
+from sim.serving_report import serving_lines
 from sim.units import fmt_bytes as _fmt_bytes
 from sim.units import fmt_s as _fmt_s
 from sim.units import num as _num
@@ -403,6 +404,7 @@ def write_report(
             "The metrics of this run hold no data for: " + "; ".join(absent) + ".",
             "",
         ]
+    lines += serving_lines(metrics, out)
     lines += list(extra)
     path = out / "report.md"
     path.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")

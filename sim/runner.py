@@ -51,10 +51,12 @@ from sim.scenario import (
     ParameterServerWorkload,
     RLWorkload,
     Scenario,
+    ServingWorkload,
     ShuffleWorkload,
     StreamWorkload,
     TreeWorkload,
 )
+from sim.serving import ServingDriver
 from sim.streams import StreamDriver
 from sim.topology import Routes
 from sim.workloads import ChainDriver, Completion, IndependentDriver
@@ -244,6 +246,9 @@ class Simulation:
         timed = [d.times.summary() for d in self.drivers if getattr(d, "times", None)]
         if timed:
             result["rl"] = rl_summary(timed)
+        served = [d.serving_summary() for d in self.drivers if isinstance(d, ServingDriver)]
+        if served:
+            result["serving"] = served[0]
         if metrics.faults:
             first = min(f["time_s"] for f in metrics.faults) + self.started_at
             result["recovery"] = recovery(metrics.series, first, self.started_at)
@@ -443,6 +448,16 @@ def _chain_drivers(sim: Simulation, spec: ChainWorkload) -> int:
     return spec.chains * spec.length
 
 
+def _serving_drivers(sim: Simulation, spec: ServingWorkload) -> int:
+    """One proxy (driver 0) in front of every deployment; one unit per request."""
+    seed = sim.scenario.seed
+    driver = ServingDriver(
+        sim.host, sim.owners[0], sim.metrics, sim.completion, spec, partial(_rng, seed)
+    )
+    sim.drivers.append(driver)
+    return spec.requests
+
+
 def _stream_drivers(sim: Simulation, spec: StreamWorkload) -> int:
     """Producers split as evenly as possible over the drivers; one consumer per item."""
     seed, n = sim.scenario.seed, len(sim.owners)
@@ -465,6 +480,7 @@ _WORKLOADS: dict[type, Callable[[Simulation, Any], int]] = {
     RLWorkload: _iterative_drivers,
     ParameterServerWorkload: _iterative_drivers,
     HyperparameterSearchWorkload: _search_drivers,
+    ServingWorkload: _serving_drivers,
 }
 """Workload kind -> builder of its drivers (returns the number of tasks to run)."""
 

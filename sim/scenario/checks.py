@@ -17,6 +17,8 @@ from sim.scenario.models import (
     NodeGroupSpec,
     Scenario,
     SchedulerSpec,
+    TraceArrivals,
+    read_arrival_trace,
     read_task_graph,
 )
 from sim.topology import TopologyError
@@ -50,6 +52,7 @@ def cross_checks(scenario: Scenario, policies: tuple[str, ...]) -> list[str]:
                 f"workload.file: expected a readable JSON/YAML task graph, got"
                 f" {workload.file!r} ({getattr(exc, 'strerror', None) or exc})"
             )
+    problems.extend(_trace_problems(workload))
     groups = cluster.node_groups()
     for path, demand in workload.demands():
         problem = _infeasible(path, demand, groups)
@@ -119,7 +122,7 @@ def _infeasible(path: str, demand: dict[str, float], groups: list[NodeGroupSpec]
 
 def _placement_group_problems(workload: Any, groups: list[NodeGroupSpec]) -> list[str]:
     """The workload's placement group must fit the cluster and hold every task and actor."""
-    pg = workload.placement_group
+    pg = getattr(workload, "placement_group", None)  # a serving workload has none
     if pg is None:
         return []
     if workload.scheduling_strategy != "default":
@@ -179,3 +182,23 @@ def _fault_problems(path: str, fault: Any, nodes: int, drivers: int) -> list[str
             f" (nodes 0..{drivers - 1}): >= {max(1, drivers)}, got {fault.node}"
         )
     return problems
+
+
+def _trace_problems(workload: Any) -> list[str]:
+    """A serving workload's arrival trace: readable, well-formed, with enough arrivals."""
+    arrivals = getattr(workload, "arrivals", None)
+    if not isinstance(arrivals, TraceArrivals):
+        return []
+    try:
+        times = read_arrival_trace(Path(arrivals.file))
+    except (OSError, ValueError) as exc:
+        return [
+            f"workload.arrivals.file: expected a readable trace of arrival times, got"
+            f" {arrivals.file!r} ({getattr(exc, 'strerror', None) or exc})"
+        ]
+    if len(times) < workload.requests:
+        return [
+            f"workload.arrivals.file: expected at least workload.requests"
+            f" ({workload.requests}) arrival times, got {len(times)}"
+        ]
+    return []

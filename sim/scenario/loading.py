@@ -72,6 +72,7 @@ def load_scenario(
         graph = Path(workload["file"])
         if not graph.is_absolute():  # relative to the scenario's folder
             workload["file"] = str(path.parent / graph)
+    _resolve_trace(workload, path)
     if isinstance(workload, dict) and isinstance(workload.get("timing_profile"), str):
         profile = Path(workload["timing_profile"])
         if not profile.is_absolute():  # relative to the scenario's folder
@@ -81,3 +82,12 @@ def load_scenario(
         if problems:
             raise ScenarioError([f"{path}: {p}" for p in problems])
     return validate_scenario(raw, str(path), policies)
+
+
+def _resolve_trace(workload: Any, path: Path) -> None:
+    """A serving workload's arrival trace file, relative to the scenario's folder."""
+    arrivals = workload.get("arrivals") if isinstance(workload, dict) else None
+    if isinstance(arrivals, dict) and isinstance(arrivals.get("file"), str):
+        trace = Path(arrivals["file"])
+        if not trace.is_absolute():
+            arrivals["file"] = str(path.parent / trace)

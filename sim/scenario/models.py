@@ -633,6 +633,118 @@ class StreamWorkload(_WorkloadBase):
     window: int = Field(4, ge=1)
 
 
+class PoissonArrivals(_Spec):
+    """Requests arrive as a Poisson process at ``rate_rps`` requests per second."""
+
+    process: Literal["poisson"]
+    rate_rps: float = Field(gt=0)
+
+
+class BurstArrivals(_Spec):
+    """``burst_size`` requests at once every ``interval_s`` seconds (the first at time 0)."""
+
+    process: Literal["bursts"]
+    burst_size: int = Field(ge=1)
+    interval_s: float = Field(gt=0)
+
+
+class TraceArrivals(_Spec):
+    """Arrival times read from a text file: one time in seconds per line, ``#`` comments.
+
+    Relative paths are from the scenario's folder; times must not decrease. The workload's
+    ``requests`` takes the file's first that many arrivals (the file must hold enough).
+    """
+
+    process: Literal["trace"]
+    file: str
+
+
+ArrivalSpec = Annotated[
+    PoissonArrivals | BurstArrivals | TraceArrivals, Field(discriminator="process")
+]
+"""How serving requests arrive, discriminated on `process`."""
+
+
+def read_arrival_trace(path: Path) -> list[float]:
+    """The arrival times of a trace file (ValueError naming the bad line)."""
+    times: list[float] = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        text = line.split("#", 1)[0].strip()
+        if not text:
+            continue
+        try:
+            t = float(text)
+        except ValueError:
+            raise ValueError(f"line {n}: expected a time in seconds, got {text!r}") from None
+        if t < 0 or (times and t < times[-1]):
+            raise ValueError(f"line {n}: expected a time >= 0 and >= the previous one, got {t:g}")
+        times.append(t)
+    return times
+
+
+class ServeDeploymentSpec(_Spec):
+    """One Serve deployment: its replicas, their limits, batching and model latency.
+
+    A batch of n requests takes ``latency_fixed_ms + n * latency_per_item_ms`` (each drawn
+    per batch). ``max_batch_size: 1`` is a deployment without ``@serve.batch``. Replicas are
+    actors holding ``num_cpus``/``num_gpus``; ``max_queued_requests`` bounds the requests the
+    proxy holds for this deployment when every replica is full (beyond it: 503, counted as
+    rejected; -1: no bound). ``weight`` is this deployment's share of the requests.
+    """
+
+    name: str = Field("Model", pattern=r"^[A-Za-z0-9_-]+$")
+    num_replicas: int = Field(1, ge=1)
+    num_cpus: float = Field(1.0, ge=0)
+    num_gpus: float = Field(0.0, ge=0)
+    max_ongoing_requests: int = Field(5, ge=1)
+    max_queued_requests: int = Field(-1, ge=-1)
+    max_batch_size: int = Field(1, ge=1)
+    batch_wait_timeout_s: float = Field(0.0, ge=0)
+    max_concurrent_batches: int = Field(1, ge=1)
+    latency_fixed_ms: DistSpec = ConstantDist(dist="constant", value=1.0)
+    latency_per_item_ms: DistSpec = ConstantDist(dist="constant", value=0.0)
+    weight: float = Field(1.0, gt=0)
+
+    def demand(self) -> dict[str, float]:
+        """One replica's resource request."""
+        return _demand(self.num_cpus, self.num_gpus)
+
+
+class ServingWorkload(_Spec):
+    """Serve: ``requests`` HTTP requests through one proxy to one or more deployments.
+
+    The proxy spends ``proxy_overhead_ms`` on each request before routing it (and
+    ``response_overhead_ms`` after its replica returns); routing is Serve's
+    power-of-two-choices router and batching its ``@serve.batch`` rule, the same core objects
+    (``runtime.core.serve``) the real proxy uses. Requests start once every replica runs.
+    ``scheduling_strategy: spread`` spreads the replicas over the nodes.
+    """
+
+    kind: Literal["serving"]
+    drivers: int = Field(1, ge=1)
+    scheduling_strategy: Literal["default", "spread"] = "default"
+    requests: int = Field(1000, ge=1)
+    arrivals: ArrivalSpec = PoissonArrivals(process="poisson", rate_rps=100.0)
+    deployments: list[ServeDeploymentSpec] = Field(
+        default_factory=lambda: [ServeDeploymentSpec()], min_length=1
+    )
+    proxy_overhead_ms: DistSpec = ConstantDist(dist="constant", value=0.0)
+    response_overhead_ms: DistSpec = ConstantDist(dist="constant", value=0.0)
+
+    @model_validator(mode="after")
+    def _one_proxy(self) -> ServingWorkload:
+        if self.drivers != 1:
+            raise ValueError(f"expected drivers: 1 (one proxy) for serving, got {self.drivers}")
+        names = [d.name for d in self.deployments]
+        if len(set(names)) != len(names):
+            raise ValueError(f"expected distinct deployment names, got {names}")
+        return self
+
+    def demands(self) -> list[tuple[str, dict[str, float]]]:
+        """Each deployment's replica request."""
+        return [(f"workload.deployments.{i}", d.demand()) for i, d in enumerate(self.deployments)]
+
+
 WorkloadSpec = Annotated[
     StreamWorkload
     | IndependentWorkload
@@ -643,7 +755,8 @@ WorkloadSpec = Annotated[
     | ActorWorkload
     | RLWorkload
     | ParameterServerWorkload
-    | HyperparameterSearchWorkload,
+    | HyperparameterSearchWorkload
+    | ServingWorkload,
     Field(discriminator="kind"),
 ]
 """A workload spec, discriminated on `kind`."""
