@@ -142,6 +142,7 @@ class ServingDriver:
                 )
             )
         self._weights = [d.weight for d in spec.deployments]
+        self._pick = rng_for("serve:pick")  # which deployment each request is for
         self.proxy_ms = make_sampler(spec.proxy_overhead_ms, self.rng)
         self.response_ms = make_sampler(spec.response_overhead_ms, self.rng)
         self.record = record
@@ -258,7 +259,7 @@ class ServingDriver:
         if len(self.deployments) == 1:
             dep = self.deployments[0]
         else:
-            dep = self.rng.choices(self.deployments, self._weights)[0]
+            dep = self._pick.choices(self.deployments, self._weights)[0]
         routed = self._proxy(self.proxy_ms(), now)
         self.host.call_at(routed, partial(self._route, dep, request))
         self._schedule_arrival()

@@ -68,6 +68,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     scenario = sim_cli.load(args)
     if scenario is None:
         return sim_cli.EXIT_BAD_SCENARIO
+    if scenario.workload.kind == "serving":
+        from twin.real_serving import run_serving_mode
+
+        return run_serving_mode(scenario, args.mode)
     from twin.real_mode import run_mode
 
     return run_mode(scenario, args.mode, args.scale_down)
