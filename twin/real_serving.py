@@ -132,6 +132,20 @@ async def _load(
     return results
 
 
+WARMUP_REQUESTS = 10
+"""Requests sent one at a time to each deployment before the measured load (connections,
+first-request imports in the proxy and replicas)."""
+
+
+def _warm_up(urls: list[str]) -> None:
+    import httpx
+
+    with httpx.Client(timeout=120) as client:
+        for url in urls:
+            for _ in range(WARMUP_REQUESTS):
+                client.get(url).raise_for_status()
+
+
 def run_real_serving(scenario: Scenario, cpus: int | None = None) -> dict[str, Any]:
     """Run the serving scenario on real Serve; the metrics dict (sim schema + `serving`)."""
     import random
@@ -161,6 +175,7 @@ def run_real_serving(scenario: Scenario, cpus: int | None = None) -> dict[str, A
         for d in spec.deployments:
             serve.run(_deployment(d, scenario.seed).bind(), name=d.name, route_prefix=f"/{d.name}")
             urls.append(f"http://127.0.0.1:{port}/{d.name}")
+        _warm_up(urls)
         results = asyncio.run(_load(urls, offsets, pick))
     finally:
         serve.shutdown()
