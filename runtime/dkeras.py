@@ -301,18 +301,22 @@ def _replica_options(
         ("n_cpus_per_worker", "CPU", n_cpus),
         ("n_gpus_per_worker", "GPU", n_gpus),
     ):
-        if amount is None:
-            continue
         key = "num_cpus" if resource == "CPU" else "num_gpus"
-        if key in options:
-            raise ValueError(f"give '{name}' or actor_options['{key}'], not both")
+        if amount is not None:
+            if key in options:
+                raise ValueError(f"give '{name}' or actor_options['{key}'], not both")
+            options[key] = amount
+        else:
+            amount = options.get(key)
+            name = f"actor_options['{key}']"
+        if not isinstance(amount, (int, float)) or isinstance(amount, bool):
+            continue  # unset (the actor's default), or a bad value the actor options refuse
         have = total.get(resource, 0.0)
         if amount * n_workers > have:
             raise ValueError(
                 f"{n_workers} replicas x {name}={amount} need {amount * n_workers:g} {resource}, "
                 f"the cluster has {have:g}: they could never all start"
             )
-        options[key] = amount
     env = dict(options.get("runtime_env") or {})
     env_vars = {"KERAS_BACKEND": _keras_backend(), **(env.get("env_vars") or {})}
     options["runtime_env"] = {**env, "env_vars": env_vars}

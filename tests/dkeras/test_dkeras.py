@@ -124,8 +124,9 @@ def test_several_inputs_and_outputs(cluster: None) -> None:
 
 
 def test_close_kills_the_replicas_and_releases_the_weights(cluster: None) -> None:
-    model = dKeras(Linear(), n_workers=2, wait_for_workers=True)
+    model = dKeras(Linear(), n_workers=2, n_cpus_per_worker=1, wait_for_workers=True)
     assert len(_alive_replicas()) == 2
+    assert runtime.available_resources().get("CPU", 0) == 0  # each replica holds its CPU
     payload_id = model._payload_ref.hex()
     model.predict(np.ones((10, 4)))
     model.close()
@@ -170,6 +171,8 @@ def test_a_replica_that_cannot_build_its_model_fails_wait_for_workers(cluster: N
         ({"n_gpus_per_worker": "1"}, TypeError, "n_gpus_per_worker"),
         ({"n_workers": 3, "n_cpus_per_worker": 1}, ValueError, "could never all start"),
         ({"n_gpus_per_worker": 1}, ValueError, "GPU"),
+        ({"n_workers": 3, "actor_options": {"num_cpus": 1}}, ValueError, "never all start"),
+        ({"n_cpus_per_worker": 0.5, "actor_options": {"num_cpus": 1}}, ValueError, "not both"),
         ({"actor_options": "fast"}, TypeError, "actor_options"),
         ({"weights": "imagenet"}, TypeError, "weights"),
     ],
