@@ -100,15 +100,20 @@ class dKeras:  # noqa: N801 (dKeras' own name)
             )
         self.verbose = bool(verbose)
         self.distributed = bool(distributed)
-        self._started_ray = _start_ray(init_ray, rm_existing_ray)
-        options = _replica_options(
-            self.n_workers, n_cpus_per_worker, n_gpus_per_worker, actor_options or {}
-        )
         local, spec, payload = _prepare(model, weights)
         self.model: Any = None if rm_local_model else local
+        self._started_ray = _start_ray(init_ray, rm_existing_ray)
+        try:
+            options = _replica_options(
+                self.n_workers, n_cpus_per_worker, n_gpus_per_worker, actor_options or {}
+            )
+            replica_class = _replica_class().options(**options)
+        except BaseException:
+            if self._started_ray:  # refused before anything ran: leave no session behind
+                api.shutdown()
+            raise
         self._payload_ref: Any = api.put(payload)  # the one copy every replica reads
         del payload
-        replica_class = _replica_class().options(**options)
         self._replicas: list[Any] = [
             replica_class.remote(spec, self._payload_ref) for _ in range(self.n_workers)
         ]

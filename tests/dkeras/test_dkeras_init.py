@@ -36,3 +36,12 @@ def test_importing_dkeras_stays_light() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.strip() == "ok", out.stderr
+
+
+def test_a_refused_dkeras_leaves_no_session_it_started() -> None:
+    assert not runtime.is_initialized()
+    with pytest.raises(ValueError, match="never all start"):
+        dKeras(Linear(), n_workers=64, n_cpus_per_worker=1)
+    with pytest.raises(runtime.InvalidOptionError):
+        dKeras(Linear(), actor_options={"num_cpu": 1})
+    assert not runtime.is_initialized()
