@@ -18,7 +18,6 @@ Run the full benchmark on a quiet machine: on 2 cores the figures measure whatev
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import os
 import sys
@@ -31,7 +30,6 @@ import numpy as np
 SINGLE_THREAD_XLA = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 
 
-@functools.cache
 def _keras() -> Any:
     """Keras on the JAX backend (imported on first use, after the backend is chosen)."""
     os.environ.setdefault("KERAS_BACKEND", "jax")
@@ -88,10 +86,13 @@ def measure(
     repeat: int,
 ) -> dict[str, Any]:
     """Run the in-process model and dKeras for each replica count; the figures as a dict."""
+    # MODELS by module name even when run as `python -m`: replicas unpickle the factory by
+    # reference, and `__main__` is not this module in their process
     import runtime
+    from benchmarks.dkeras_inference import MODELS as models
     from runtime.dkeras import IN_FLIGHT_PER_WORKER, dKeras
 
-    factory, shape = MODELS[model_name]
+    factory, shape = models[model_name]
     images = np.random.default_rng(0).random((n_images, *shape), dtype=np.float32)
     local = factory(weights=None)
     local.predict(images[:batch_size], batch_size=batch_size, verbose=0)  # compile
