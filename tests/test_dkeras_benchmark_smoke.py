@@ -15,7 +15,7 @@ pytest.importorskip("keras")
 from benchmarks import dkeras_inference  # noqa: E402
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(600)  # keras imported in the replica: minutes on a loaded machine
 def test_smoke_run_reports_a_rate_per_replica_count(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -36,7 +36,7 @@ def cluster() -> Iterator[None]:
     runtime.shutdown()
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(600)  # keras imports in each replica: minutes on a loaded 2-core machine
 def test_a_keras_factory_is_rebuilt_in_each_replica_with_the_drivers_weights(
     cluster: None,
 ) -> None:
@@ -53,7 +53,7 @@ def test_a_keras_factory_is_rebuilt_in_each_replica_with_the_drivers_weights(
     assert not [r for r in state.list_actors(filters=[("state", "=", "ALIVE")])]
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(600)  # keras imports in each replica: minutes on a loaded 2-core machine
 def test_a_built_keras_model_is_pickled_once_into_the_store(cluster: None) -> None:
     local = small_net()
     x = np.random.default_rng(1).normal(size=(20, 6)).astype("float32")
