@@ -768,18 +768,23 @@ class SearchDriver(_DriverBase):
         return result
 
     def _carry_out_requests(self, now: float, out: list[Any]) -> None:
-        for request in self.scheduler.take_requests():
-            if isinstance(request, StopRequest):
-                trial = next(t for t in self.trials if t.trial_id == request.trial_id)
-                if trial.status not in (TERMINATED, ERROR):
-                    self.searcher.on_trial_complete(trial.trial_id)
-                    self._end(trial, TERMINATED, now, out)
-            elif isinstance(request, SaveRequest):
-                self._save(request, now, out)
-            elif isinstance(request, ExploitRequest):
-                self._exploit(request, now, out)
-            elif not isinstance(request, Notice):
-                raise TuneError(f"{type(self.scheduler).__name__} asked for {request!r}")
+        # answering a save may queue more (synchronous PBT's exploits): drain to empty
+        while requests := self.scheduler.take_requests():
+            for request in requests:
+                self._carry_out(request, now, out)
+
+    def _carry_out(self, request: Any, now: float, out: list[Any]) -> None:
+        if isinstance(request, StopRequest):
+            trial = next(t for t in self.trials if t.trial_id == request.trial_id)
+            if trial.status not in (TERMINATED, ERROR):
+                self.searcher.on_trial_complete(trial.trial_id)
+                self._end(trial, TERMINATED, now, out)
+        elif isinstance(request, SaveRequest):
+            self._save(request, now, out)
+        elif isinstance(request, ExploitRequest):
+            self._exploit(request, now, out)
+        elif not isinstance(request, Notice):
+            raise TuneError(f"{type(self.scheduler).__name__} asked for {request!r}")
 
     def _by_id(self, trial_id: str) -> SimTrial:
         return next(t for t in self.trials if t.trial_id == trial_id)
@@ -799,7 +804,8 @@ class SearchDriver(_DriverBase):
             self.owner.add_ref(oid)
             trial.saved = oid
             self._score_of[oid] = trial.score
-            trial.overhead += self.save_s
+            if trial.status == RUNNING:  # a paused trial saved when it paused
+                trial.overhead += self.save_s
         self.scheduler.on_trial_saved(request.trial_id, oid or None)  # type: ignore[attr-defined]
 
     def _exploit(self, request: ExploitRequest, now: float, out: list[Any]) -> None:

@@ -431,28 +431,37 @@ class TuneController:
             raise TuneError(f"{type(self.scheduler).__name__} decided {decision!r}")
 
     def _carry_out_requests(self) -> None:
-        """Do what the scheduler asked besides its decision: saves, exploits, notices."""
-        for request in self.scheduler.take_requests():
-            if isinstance(request, SaveRequest):
-                source = self._by_id(request.trial_id)
-                path = None
-                try:
-                    self._save_now(source)
-                except Exception as exc:  # a failing save fails the trial
-                    self._on_failure(source, exc)
-                if source.latest_checkpoint is not None:
-                    path = os.path.join(source.path, source.latest_checkpoint[0])
-                self.scheduler.on_trial_saved(request.trial_id, path)
-            elif isinstance(request, ExploitRequest):
-                self._exploit(request)
-            elif isinstance(request, StopRequest):
-                self._stop_waiting(self._by_id(request.trial_id))
-            elif isinstance(request, Notice):
-                if request.message not in self._notices:
-                    self._notices.add(request.message)
-                    warnings.warn(request.message, stacklevel=2)
-            else:
-                raise TuneError(f"{type(self.scheduler).__name__} asked for {request!r}")
+        """Do what the scheduler asked besides its decision: saves, exploits, notices.
+
+        Answering a save may queue more (synchronous PBT exploits once its saves are in),
+        so the queue is drained until it is empty.
+        """
+        while requests := self.scheduler.take_requests():
+            for request in requests:
+                self._carry_out(request)
+
+    def _carry_out(self, request: Any) -> None:
+        """One request of the scheduler's."""
+        if isinstance(request, SaveRequest):
+            source = self._by_id(request.trial_id)
+            path = None
+            try:
+                self._save_now(source)
+            except Exception as exc:  # a failing save fails the trial
+                self._on_failure(source, exc)
+            if source.latest_checkpoint is not None:
+                path = os.path.join(source.path, source.latest_checkpoint[0])
+            self.scheduler.on_trial_saved(request.trial_id, path)
+        elif isinstance(request, ExploitRequest):
+            self._exploit(request)
+        elif isinstance(request, StopRequest):
+            self._stop_waiting(self._by_id(request.trial_id))
+        elif isinstance(request, Notice):
+            if request.message not in self._notices:
+                self._notices.add(request.message)
+                warnings.warn(request.message, stacklevel=2)
+        else:
+            raise TuneError(f"{type(self.scheduler).__name__} asked for {request!r}")
 
     def _stop_waiting(self, trial: Trial) -> None:
         """End a trial the scheduler dropped (it already forgot it; the searcher is told)."""

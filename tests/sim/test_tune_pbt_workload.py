@@ -113,6 +113,19 @@ def test_seed_fixes_the_decisions() -> None:
     assert [t.config for t in a.trials] != [t.config for t in c.trials]
 
 
+def test_synchronous_pbt_ranks_the_whole_population_at_each_interval() -> None:
+    metrics, driver, sim = _run(_raw({"synch": True}))
+    assert driver.exploits and metrics["tasks"] == driver.epochs_run == sim.completion.total
+    assert {d for _, _, d in driver.decisions} == {"CONTINUE", "PAUSE"}
+    # every trial reaches each perturbation time before any is ranked, so each exploit
+    # clones a checkpoint taken at that time: an interval's multiple
+    assert all(iteration % 2 == 0 for _, _, iteration, _ in driver.exploits)
+    # and no trial runs past the next perturbation time before the others caught up
+    for _, iteration, decision in driver.decisions:
+        assert (decision == "PAUSE") == (iteration % 2 == 0)
+    assert all(t.status == "TERMINATED" and t.iteration == 10 for t in driver.trials)
+
+
 def test_shipped_pbt_scenario_runs() -> None:
     scenario = load_scenario(ROOT / "scenarios" / "pbt.yaml")
     sim = build(scenario)
