@@ -10,7 +10,7 @@ from typing import Any
 
 import runtime
 from runtime.core.tune.schedulers import FIFOScheduler, TrialScheduler
-from runtime.core.tune.search_space import count_variants
+from runtime.core.tune.search_space import Domain, count_variants
 from runtime.core.tune.searcher import FINISHED, BasicVariantGenerator, ConcurrencyLimiter, Searcher
 from runtime.tune.config import CheckpointConfig, FailureConfig, RunConfig, TuneConfig
 from runtime.tune.controller import TuneController, load_state
@@ -76,6 +76,17 @@ def _split_trainable(
     return trainable, normalize_resources({})
 
 
+def _has_domains(space: Any) -> bool:
+    """Whether ``space`` holds values still to draw (domains or grid searches), Ray's check."""
+    if isinstance(space, Domain):
+        return True
+    if isinstance(space, dict):
+        return "grid_search" in space or any(_has_domains(v) for v in space.values())
+    if isinstance(space, list | tuple):
+        return any(_has_domains(v) for v in space)
+    return False
+
+
 def _build_searcher(
     tune_config: TuneConfig, param_space: dict[str, Any]
 ) -> tuple[Searcher, int | None]:
@@ -92,11 +103,14 @@ def _build_searcher(
         inner.add_configurations(param_space, tune_config.num_samples)
         limit = count_variants(param_space, tune_config.num_samples)
     else:
-        if not searcher.set_search_properties(metric, mode, param_space) and (metric or mode):
+        if not searcher.set_search_properties(metric, mode, param_space) and _has_domains(
+            param_space
+        ):
             raise TuneError(
-                "You passed a `metric` or `mode` argument to `tune.TuneConfig()`, but the "
-                "search algorithm you are using was already instantiated with their own "
-                "`metric` and `mode` parameters. Remove the arguments from one of them."
+                "You passed a `param_space` parameter to `tune.Tuner()` with unresolved "
+                "parameters, but the search algorithm was already instantiated with a search "
+                "space. Make sure that `param_space` does not contain any more parameter "
+                "definitions - include them in the search algorithm's search space if necessary."
             )
         searcher = _FixedCount(searcher, tune_config.num_samples, param_space)
         limit = tune_config.num_samples
