@@ -132,5 +132,6 @@ class RunConfig:
             self.checkpoint_config = CheckpointConfig()
         if self.failure_config is None:
             self.failure_config = FailureConfig()
-        if self.callbacks:
-            raise TuneError("RunConfig: `callbacks` are not supported by twinray's Tune yet")
+        from runtime.tune.callback import check_callbacks
+
+        self.callbacks = check_callbacks(self.callbacks)

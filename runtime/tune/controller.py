@@ -41,6 +41,8 @@ from runtime.core.tune.schedulers import (
     TrialView,
 )
 from runtime.core.tune.searcher import FINISHED, Searcher
+from runtime.tune.callback import Callback, CallbackList
+from runtime.tune.checkpoint import Checkpoint
 from runtime.tune.config import CheckpointConfig, FailureConfig
 from runtime.tune.errors import InfeasibleTrialError, MetricNotReportedError, TuneError
 from runtime.tune.progress import ProgressReporter
@@ -87,6 +89,9 @@ class Trial:
     metric_history: list[dict[str, Any]] = field(default_factory=list)
     checkpoints: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     num_failures: int = 0
+    placement: Any = None
+    """The trial's tune.PlacementGroupFactory (None: plain actor resources)."""
+    placement_group: Any = None
     error: BaseException | None = None
     error_msg: str | None = None
     next_checkpoint_index: int = 0
@@ -112,6 +117,7 @@ class Trial:
         state = dict(self.__dict__)
         state["actor"] = None
         state["log"] = None
+        state["placement_group"] = None
         state["error"] = None  # a remote error's class may not pickle; error_msg stays
         return state
 
@@ -156,6 +162,9 @@ class TuneController:
         failure_config: FailureConfig,
         verbose: int,
         state: ExperimentState | None = None,
+        callbacks: list[Callback] | None = None,
+        num_samples: int | None = None,
+        placement: Any = None,
     ) -> None:
         self.trainable_name = trainable_name
         self.is_class = is_class
@@ -189,6 +198,10 @@ class TuneController:
         self._state_written = 0.0
         self._fatal: BaseException | None = None
         self._notices: set[str] = set()
+        self.callbacks = CallbackList(callbacks or [])
+        self.placement = placement
+        self.num_samples = num_samples
+        self.iteration = 0
 
     # ---- the loop -------------------------------------------------------------------------
 
@@ -197,14 +210,20 @@ class TuneController:
         os.makedirs(self.experiment_dir, exist_ok=True)
         self._total = {k: float(v) for k, v in runtime.cluster_resources().items()}
         self._check_feasible(self.resources)
+        if self.placement is not None:
+            self._check_placeable(self.placement)
         self._trainable_ref = runtime.put(self._trainable)
         self._actor_class = runtime.remote(TrialActor)
         for trial in self.trials:
             if trial.status in (PENDING, PAUSED):
                 self._scheduler_add(trial)
+        self.callbacks.setup(
+            stop=self.stopper, num_samples=self.num_samples, total_num_samples=self.max_trials
+        )
         started = time.monotonic()
         try:
             while True:
+                self.callbacks.on_step_begin(iteration=self.iteration, trials=self.trials)
                 self._start_trials()
                 if not self._futures:
                     break  # nothing runs and nothing more could start
@@ -227,9 +246,12 @@ class TuneController:
                     break
                 self.reporter.maybe_report(self.trials)
                 self._write_state(force=False)
+                self.iteration += 1
+                self.callbacks.on_step_end(iteration=self.iteration, trials=self.trials)
         finally:
             self._shutdown_actors()
             self._write_state(force=True)
+        self.callbacks.on_experiment_end(trials=self.trials)
         self.reporter.report_final(self.trials)
         return self.trials
 
@@ -252,6 +274,29 @@ class TuneController:
                     f"it could never start. Lower resources_per_trial / tune.with_resources "
                     f"or start runtime with more resources (runtime.init(num_cpus=...))."
                 )
+
+    def _check_placeable(self, placement: Any) -> None:
+        """InfeasibleTrialError when no node set could ever hold the trials' bundles."""
+        nodes = [n["Resources"] for n in runtime.nodes() if n.get("Alive")]
+
+        def fits(bundle: dict[str, float], node: dict[str, float]) -> bool:
+            return all(node.get(k, 0.0) + 1e-9 >= v for k, v in bundle.items())
+
+        bundles = placement.bundles
+        problem = None
+        if not all(any(fits(b, n) for n in nodes) for b in bundles):
+            problem = "a bundle fits on no node"
+        elif placement.strategy == "STRICT_PACK" and not any(
+            fits(placement.required_resources, n) for n in nodes
+        ):
+            problem = "STRICT_PACK needs all bundles on one node, and none has room for them"
+        elif placement.strategy == "STRICT_SPREAD" and len(bundles) > len(nodes):
+            problem = f"STRICT_SPREAD needs {len(bundles)} nodes, the cluster has {len(nodes)}"
+        if problem:
+            raise InfeasibleTrialError(
+                f"a trial asks for the placement group {placement!r} but {problem}: it could "
+                "never start. Change the bundles or start runtime with more resources."
+            )
 
     def _fits(self, resources: dict[str, float]) -> bool:
         return all(
@@ -283,6 +328,7 @@ class TuneController:
             config=suggestion,
             path=os.path.join(self.experiment_dir, dirname),
             resources=dict(self.resources),
+            placement=self.placement,
         )
         self._scheduler_add(trial)
         write_params(trial.path, trial.config)
@@ -327,12 +373,17 @@ class TuneController:
             if self.is_class
             else 0,
         )
-        options: dict[str, Any] = {"num_cpus": trial.resources.get("CPU", 1.0)}
-        if trial.resources.get("GPU"):
-            options["num_gpus"] = trial.resources["GPU"]
-        custom = {k: v for k, v in trial.resources.items() if k not in ("CPU", "GPU")}
-        if custom:
-            options["resources"] = custom
+        if trial.placement is not None:
+            # Ray's rule: the trainable runs in bundle 0; the group captures its children
+            trial.placement_group = trial.placement.to_placement_group()
+            options = trial.placement.actor_options(trial.placement_group)
+        else:
+            options = {"num_cpus": trial.resources.get("CPU", 1.0)}
+            if trial.resources.get("GPU"):
+                options["num_gpus"] = trial.resources["GPU"]
+            custom = {k: v for k, v in trial.resources.items() if k not in ("CPU", "GPU")}
+            if custom:
+                options["resources"] = custom
         trial.actor = self._actor_class.options(**options).remote(
             self._trainable_ref, trial.config, start
         )
@@ -340,7 +391,12 @@ class TuneController:
             self._used[name] = self._used.get(name, 0.0) + amount
         if trial.log is None:
             trial.log = ResultLog(trial.path)
+        self.callbacks.on_trial_start(iteration=self.iteration, trials=self.trials, trial=trial)
         trial.status = RUNNING
+        if latest:
+            self.callbacks.on_trial_restore(
+                iteration=self.iteration, trials=self.trials, trial=trial
+            )
         self._request(trial, "train")
 
     def _request(self, trial: Trial, method: str) -> None:
@@ -359,6 +415,11 @@ class TuneController:
                 pass
         runtime.kill(trial.actor)
         trial.actor = None
+        if trial.placement_group is not None:
+            from runtime.util.placement_group import remove_placement_group
+
+            remove_placement_group(trial.placement_group)
+            trial.placement_group = None
         for name, amount in trial.resources.items():
             self._used[name] = self._used.get(name, 0.0) - amount
 
@@ -407,7 +468,8 @@ class TuneController:
         assert trial.log is not None
         trial.log.append(result)
         if value.get("checkpoint"):
-            self._register_checkpoint(trial, value["checkpoint"], result)
+            # callbacks hear of it after the result, as in Ray
+            self._register_checkpoint(trial, value["checkpoint"], result, notify=False)
         if self.reporter.verbose >= 3:
             self.reporter.report_result(trial, result)
         if result.get("done") or self.stopper(trial.trial_id, result):
@@ -417,6 +479,13 @@ class TuneController:
             decision = self.scheduler.on_trial_result(trial.trial_id, flat, trials_waiting=waiting)
         if decision != STOP:
             self.searcher.on_trial_result(trial.trial_id, flat)
+        else:
+            result["done"] = True
+        self.callbacks.on_trial_result(
+            iteration=self.iteration, trials=self.trials, trial=trial, result=result
+        )
+        if value.get("checkpoint") and os.path.isdir(os.path.join(trial.path, value["checkpoint"])):
+            self._notify_checkpoint(trial, value["checkpoint"])
         self._carry_out_requests()
         if decision == NOOP or trial.status != RUNNING:
             return  # the scheduler acted on the trial itself (PBT's exploit restarted it)
@@ -470,6 +539,7 @@ class TuneController:
         self.searcher.on_trial_complete(trial.trial_id)
         self._release(trial, graceful=True)
         trial.status = TERMINATED
+        self.callbacks.on_trial_complete(iteration=self.iteration, trials=self.trials, trial=trial)
 
     def _by_id(self, trial_id: str) -> Trial:
         return next(t for t in self.trials if t.trial_id == trial_id)
@@ -485,8 +555,20 @@ class TuneController:
         write_params(trial.path, trial.config)
         trial.status = PAUSED
 
-    def _register_checkpoint(self, trial: Trial, name: str, result: dict[str, Any]) -> None:
+    def _notify_checkpoint(self, trial: Trial, name: str) -> None:
+        self.callbacks.on_checkpoint(
+            iteration=self.iteration,
+            trials=self.trials,
+            trial=trial,
+            checkpoint=Checkpoint(os.path.join(trial.path, name)),
+        )
+
+    def _register_checkpoint(
+        self, trial: Trial, name: str, result: dict[str, Any], notify: bool = True
+    ) -> None:
         trial.checkpoints.append((name, dict(result)))
+        if notify:
+            self._notify_checkpoint(trial, name)
         trial.next_checkpoint_index = max(
             trial.next_checkpoint_index, int(name.rsplit("_", 1)[-1]) + 1
         )
@@ -513,6 +595,7 @@ class TuneController:
         name = runtime.get(trial.actor.save.remote())
         if name:
             self._register_checkpoint(trial, name, trial.last_result)
+        self.callbacks.on_trial_save(iteration=self.iteration, trials=self.trials, trial=trial)
 
     def _complete(self, trial: Trial) -> None:
         flat = flatten(trial.last_result)
@@ -524,9 +607,13 @@ class TuneController:
             except Exception as exc:  # saving at the end failed: the trial failed
                 self._release(trial, graceful=False)
                 self._mark_error(trial, exc)
+                self.callbacks.on_trial_error(
+                    iteration=self.iteration, trials=self.trials, trial=trial
+                )
                 return
         trial.status = TERMINATED
         self._release(trial, graceful=True)
+        self.callbacks.on_trial_complete(iteration=self.iteration, trials=self.trials, trial=trial)
 
     def _pause(self, trial: Trial) -> None:
         try:
@@ -544,10 +631,14 @@ class TuneController:
         limit = self.failure_config.max_failures
         if limit == -1 or trial.num_failures <= limit:
             trial.status = PENDING
+            self.callbacks.on_trial_recover(
+                iteration=self.iteration, trials=self.trials, trial=trial
+            )
             return
         self.scheduler.on_trial_error(trial.trial_id)
         self.searcher.on_trial_complete(trial.trial_id, error=True)
         self._mark_error(trial, exc)
+        self.callbacks.on_trial_error(iteration=self.iteration, trials=self.trials, trial=trial)
         if self.failure_config.fail_fast:
             self._fatal = TuneError(f"trial {trial.trial_name} failed (fail_fast): {exc}")
 

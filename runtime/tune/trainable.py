@@ -157,11 +157,18 @@ _RESOURCE_KEYS = {"cpu": "CPU", "gpu": "GPU", "CPU": "CPU", "GPU": "GPU"}
 
 
 def normalize_resources(resources: Any) -> dict[str, float]:
-    """``{"cpu": 1, "gpu": 0.5, "custom": 2}`` as cluster resource names; bad input raises."""
+    """``{"cpu": 1, "gpu": 0.5, "custom": 2}`` as cluster resource names; bad input raises.
+
+    A ``tune.PlacementGroupFactory`` gives the sum of its bundles (what a trial holds).
+    """
+    from runtime.tune.placement_groups import PlacementGroupFactory
+
+    if isinstance(resources, PlacementGroupFactory):
+        return resources.required_resources
     if not isinstance(resources, dict):
         raise TuneError(
-            "resources_per_trial must be a dict such as {'cpu': 1, 'gpu': 0} (placement-group "
-            f"factories are not supported yet), got {type(resources).__name__}"
+            "resources_per_trial must be a dict such as {'cpu': 1, 'gpu': 0} or a "
+            f"tune.PlacementGroupFactory, got {type(resources).__name__}"
         )
     out: dict[str, float] = {}
     for key, value in resources.items():
@@ -174,8 +181,9 @@ def normalize_resources(resources: Any) -> dict[str, float]:
     return out
 
 
-def with_resources(trainable: Any, resources: dict[str, float]) -> _WithResources:
-    """``trainable`` whose trials each ask for ``resources`` ({"cpu": 2, "gpu": 1}...)."""
+def with_resources(trainable: Any, resources: Any) -> _WithResources:
+    """``trainable`` whose trials each ask for ``resources`` ({"cpu": 2, "gpu": 1}... or a
+    ``tune.PlacementGroupFactory``)."""
     normalize_resources(resources)
     return _WithResources(trainable, resources)
 

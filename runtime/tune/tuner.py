@@ -87,6 +87,22 @@ def _has_domains(space: Any) -> bool:
     return False
 
 
+def _placement_of(trainable: Any, param_space: dict[str, Any] | None) -> Any:
+    """The trials' ``tune.PlacementGroupFactory``, or None when they ask for plain resources."""
+    from runtime.tune.placement_groups import PlacementGroupFactory
+
+    if isinstance(trainable, _WithResources):
+        requested = trainable.resources
+    else:
+        request = getattr(trainable, "default_resource_request", None)
+        requested = (
+            request(param_space or {})
+            if isinstance(trainable, type) and callable(request)
+            else None
+        )
+    return requested if isinstance(requested, PlacementGroupFactory) else None
+
+
 def _build_searcher(
     tune_config: TuneConfig, param_space: dict[str, Any]
 ) -> tuple[Searcher, int | None]:
@@ -276,6 +292,7 @@ class Tuner:
             trainable_name=trainable_name(self._trainable),
             is_class=isinstance(trainable, type),
             resources=resources,
+            placement=_placement_of(self._trainable, self._param_space),
             searcher=searcher,
             max_trials=limit,
             scheduler=scheduler,
@@ -288,6 +305,8 @@ class Tuner:
             failure_config=rc.failure_config or FailureConfig(),
             verbose=rc.verbose,
             state=state,
+            callbacks=rc.callbacks,
+            num_samples=tc.num_samples,
         )
         trials = controller.run()
         self._results = ResultGrid(trials, self._experiment_dir, tc.metric, tc.mode)
@@ -332,7 +351,7 @@ def run(
     stop: Any = None,
     time_budget_s: float | None = None,
     config: dict[str, Any] | None = None,
-    resources_per_trial: dict[str, float] | None = None,
+    resources_per_trial: Any = None,
     num_samples: int = 1,
     storage_path: str | None = None,
     search_alg: Searcher | None = None,
@@ -344,6 +363,7 @@ def run(
     fail_fast: bool = False,
     raise_on_failed_trial: bool = True,
     resume: bool | str | None = None,
+    callbacks: list[Any] | None = None,
 ) -> ExperimentAnalysis:
     """The older API: run an experiment and return its ``ExperimentAnalysis``.
 
@@ -374,6 +394,7 @@ def run(
         checkpoint_config=checkpoint_config,
         failure_config=FailureConfig(max_failures=max_failures, fail_fast=fail_fast),
         verbose=verbose,
+        callbacks=callbacks,
     )
     tuner = Tuner(trainable, param_space=config, tune_config=tune_config, run_config=run_config)
     if resume and Tuner.can_restore(tuner._experiment_dir):
