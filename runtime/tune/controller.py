@@ -165,6 +165,7 @@ class TuneController:
         callbacks: list[Callback] | None = None,
         num_samples: int | None = None,
         placement: Any = None,
+        reuse_actors: bool = False,
     ) -> None:
         self.trainable_name = trainable_name
         self.is_class = is_class
@@ -200,6 +201,10 @@ class TuneController:
         self._notices: set[str] = set()
         self.callbacks = CallbackList(callbacks or [])
         self.placement = placement
+        self.reuse_actors = reuse_actors
+        # actors of finished or paused trials kept for the next trial (reuse_actors), with
+        # their placement groups; they keep holding their resources
+        self._cached: list[tuple[Any, Any]] = []
         self.num_samples = num_samples
         self.iteration = 0
 
@@ -347,15 +352,35 @@ class TuneController:
             if not any(t.status == PENDING for t in waiting) and self._add_trial():
                 waiting = self._waiting()
             if not waiting:
+                if self._cached and not self._can_add_trial():
+                    self._drop_cached()  # no trial will ever take them
                 return
             views = [TrialView(t.trial_id, t.status) for t in waiting]
             chosen = self.scheduler.choose_trial_to_run(views)
             if chosen is None:
                 return
             trial = next(t for t in waiting if t.trial_id == chosen)
-            if not self._fits(trial.resources):
+            if not self._cached and not self._fits(trial.resources):
                 return
             self._launch(trial)
+
+    def _drop_cached(self) -> None:
+        """Kill the cached actors once no trial can take them (reuse_actors)."""
+        cached, self._cached = self._cached, []
+        for actor, group in cached:
+            try:
+                runtime.kill(actor)
+            except Exception:  # the runtime may already be shut down
+                pass
+            if group is not None:
+                from runtime.util.placement_group import remove_placement_group
+
+                try:
+                    remove_placement_group(group)
+                except Exception:
+                    pass
+            for name, amount in self.resources.items():
+                self._used[name] = self._used.get(name, 0.0) - amount
 
     def _launch(self, trial: Trial) -> None:
         latest = trial.latest_checkpoint
@@ -373,6 +398,15 @@ class TuneController:
             if self.is_class
             else 0,
         )
+        if self._cached:  # reuse_actors: the actor of a finished trial runs this one
+            trial.actor, trial.placement_group = self._cached.pop()
+            if trial.log is None:
+                trial.log = ResultLog(trial.path)
+            self.callbacks.on_trial_start(iteration=self.iteration, trials=self.trials, trial=trial)
+            trial.status = RUNNING
+            ref = trial.actor.reset.remote(trial.config, start)
+            self._futures[ref] = (trial, "reset")
+            return
         if trial.placement is not None:
             # Ray's rule: the trainable runs in bundle 0; the group captures its children
             trial.placement_group = trial.placement.to_placement_group()
@@ -408,6 +442,12 @@ class TuneController:
             return
         for ref in [r for r, (t, _) in self._futures.items() if t is trial]:
             del self._futures[ref]
+        others_wait = any(t.status in (PENDING, PAUSED) and t is not trial for t in self.trials)
+        if graceful and self.reuse_actors and (others_wait or self._can_add_trial()):
+            self._cached.append((trial.actor, trial.placement_group))  # Ray: cache, no stop
+            trial.actor = None
+            trial.placement_group = None
+            return
         if graceful and self.is_class:
             try:
                 runtime.get(trial.actor.stop.remote(), timeout=60)
@@ -437,6 +477,27 @@ class TuneController:
             return
         if method == "train":
             self._on_train(trial, value)
+        elif method == "reset":
+            self._on_reset(trial, value)
+
+    def _on_reset(self, trial: Trial, ok: bool) -> None:
+        """A reused actor took the trial (or could not: Ray fails the trial then)."""
+        if ok:
+            if trial.latest_checkpoint:
+                self.callbacks.on_trial_restore(
+                    iteration=self.iteration, trials=self.trials, trial=trial
+                )
+            self._request(trial, "train")
+            return
+        self._release(trial, graceful=False)
+        exc = TuneError(
+            "Trainable runner reuse requires reset_config() to be implemented and return True."
+        )
+        self._write_error(trial, exc)
+        self.scheduler.on_trial_error(trial.trial_id)
+        self.searcher.on_trial_complete(trial.trial_id, error=True)
+        self._mark_error(trial, exc)
+        self.callbacks.on_trial_error(iteration=self.iteration, trials=self.trials, trial=trial)
 
     def _validate_metric(self, trial: Trial, flat: dict[str, Any]) -> None:
         reported = [k for k in flat if k not in AUTO_KEYS and not k.startswith("config/")]
@@ -660,6 +721,7 @@ class TuneController:
                 self._complete(trial)
 
     def _shutdown_actors(self) -> None:
+        self._drop_cached()
         for trial in self.trials:
             if trial.actor is not None:
                 try:

@@ -227,16 +227,28 @@ def check_trainable(trainable: Any) -> None:
         )
 
 
+class _Abandoned(BaseException):
+    """Raised in a function trainable's thread whose actor moved on to another trial."""
+
+
 class _Channel:
     """The hand-over between a function trainable's thread and the actor's ``train()``."""
 
     def __init__(self) -> None:
         self.results: queue.Queue[tuple[str, Any]] = queue.Queue()
         self.resume = threading.Semaphore(0)
+        self.abandoned = False
 
     def put_result(self, result: dict[str, Any], checkpoint: str | None) -> None:
         self.results.put(("result", (result, checkpoint)))
         self.resume.acquire()
+        if self.abandoned:
+            raise _Abandoned()
+
+    def abandon(self) -> None:
+        """End the thread waiting in ``put_result`` (its actor runs another trial now)."""
+        self.abandoned = True
+        self.resume.release()
 
 
 class _FunctionRunner:
@@ -253,6 +265,8 @@ class _FunctionRunner:
         _session.set_session(self._session)
         try:
             self._fn(self._config)
+        except _Abandoned:
+            return
         except BaseException as exc:  # the trial's failure, raised in the actor by next()
             self._channel.results.put(("error", exc))
         else:
@@ -277,6 +291,12 @@ class _FunctionRunner:
 
     def stop(self) -> None:
         return None
+
+    def abandon(self) -> None:
+        """Let a thread still waiting in ``tune.report`` end (the actor is reused)."""
+        if self._thread is not None and self._thread.is_alive():
+            self._channel.abandon()
+            self._thread.join(timeout=10)
 
 
 class _ClassRunner:
@@ -304,6 +324,19 @@ class _ClassRunner:
 
     def stop(self) -> None:
         self._trainable.stop()
+
+    def reset(self, config: dict[str, Any], start: Any) -> bool:
+        """Take another trial in the same Trainable: ``reset_config`` (False: cannot)."""
+        trainable = self._trainable
+        if not trainable.reset_config(copy.deepcopy(config)):
+            return False
+        trainable.config = dict(config)
+        trainable._start = start
+        trainable._clock = _session.ResultClock(start, trainable.config)
+        self._start = start
+        if start.checkpoint_path:
+            trainable.restore(start.checkpoint_path)
+        return True
 
 
 class TrialActor:
@@ -335,3 +368,20 @@ class TrialActor:
         """Run the trainable's cleanup."""
         if self._runner is not None:
             self._runner.stop()
+
+    def reset(self, config: dict[str, Any], start: Any) -> bool:
+        """Run another trial in this actor (``reuse_actors``); False when it cannot.
+
+        A class trainable takes the new config through ``reset_config`` (Ray's rule: it
+        must return True); a function trainable starts afresh with a new session.
+        """
+        trainable = self._args[0]
+        runner = self._runner
+        self._args = (trainable, config, start)
+        if isinstance(runner, _ClassRunner):
+            os.makedirs(start.trial_dir, exist_ok=True)
+            return runner.reset(config, start)
+        if isinstance(runner, _FunctionRunner):
+            runner.abandon()
+        self._runner = None  # built on the next train()
+        return True

@@ -293,6 +293,7 @@ class Tuner:
             is_class=isinstance(trainable, type),
             resources=resources,
             placement=_placement_of(self._trainable, self._param_space),
+            reuse_actors=tc.reuse_actors,
             searcher=searcher,
             max_trials=limit,
             scheduler=scheduler,
@@ -364,6 +365,7 @@ def run(
     raise_on_failed_trial: bool = True,
     resume: bool | str | None = None,
     callbacks: list[Any] | None = None,
+    reuse_actors: bool = False,
 ) -> ExperimentAnalysis:
     """The older API: run an experiment and return its ``ExperimentAnalysis``.
 
@@ -386,6 +388,7 @@ def run(
         num_samples=num_samples,
         max_concurrent_trials=max_concurrent_trials,
         time_budget_s=time_budget_s,
+        reuse_actors=reuse_actors,
     )
     run_config = RunConfig(
         name=name,

@@ -242,7 +242,11 @@ def _pbt_real(tmp_path: Any, synch: bool) -> tuple[list[Decision], list[tuple[An
         _follow_pbt_curve,
         param_space={},
         tune_config=tune.TuneConfig(
-            metric="score", mode="max", num_samples=PBT_TRIALS, scheduler=scheduler
+            metric="score",
+            mode="max",
+            num_samples=PBT_TRIALS,
+            scheduler=scheduler,
+            reuse_actors=True,  # as Ray advises for PBT: paused trials resume in one actor
         ),
         run_config=tune.RunConfig(name="pbt", storage_path=str(tmp_path), verbose=0),
     ).fit()
