@@ -5,6 +5,7 @@ from __future__ import annotations
 __all__ = [
     "ActorAlreadyExistsError",
     "ActorDiedError",
+    "AuthenticationError",
     "GetTimeoutError",
     "InitOptionError",
     "InvalidOptionError",
@@ -13,6 +14,7 @@ __all__ = [
     "RuntimeEnvNotSupportedError",
     "ObjectLostError",
     "ObjectStoreFullError",
+    "ObjectTransferError",
     "RayError",
     "RaySystemError",
     "RayTaskError",
@@ -218,3 +220,34 @@ class RuntimeEnvNotSupportedError(OptionNotSupportedError):
 class MultiNodeNotAvailableError(RayError, ConnectionError):
     """`init(address=...)` names a cluster to join: twinray's real mode is one node only
     (multi-node is not available yet). A `ConnectionError`, as Ray's failed connect is."""
+
+
+class AuthenticationError(RayError, ConnectionError):
+    """A network peer failed the cluster's token handshake (wrong or missing token, malformed,
+    oversized or late handshake input), or no token could be found to connect with.
+
+    Raised by `runtime.net` before anything the peer sent is deserialized; the socket is
+    closed. A `ConnectionError`, so code that retries connections sees it as one. `lost` is
+    True when the connection dropped (closed, reset) before either side gave a verdict: the
+    peer may have died rather than refused, and dialling again may succeed.
+    """
+
+    def __init__(self, message: str, lost: bool = False) -> None:
+        super().__init__(message)
+        self.lost = lost
+
+    def __reduce__(self):
+        return (type(self), (str(self), self.lost))
+
+
+class ObjectTransferError(RayError, ConnectionError):
+    """Pulling an object's bytes from another node failed: the peer died, stalled past the
+    idle timeout, or (`missing` True) does not hold the object. Whatever had been written
+    of the destination was released."""
+
+    def __init__(self, message: str, missing: bool = False) -> None:
+        super().__init__(message)
+        self.missing = missing
+
+    def __reduce__(self):
+        return (type(self), (str(self), self.missing))
