@@ -801,7 +801,7 @@ class SearchDriver(_DriverBase):
         oid = trial.checkpoint
         if oid and oid != trial.saved:
             self._drop_saved(trial, now, out)
-            self.owner.add_ref(oid)
+            self.owner.borrow(oid, self.owner.addr, now, out)  # one more handle of our own
             trial.saved = oid
             self._score_of[oid] = trial.score
             if trial.status == RUNNING:  # a paused trial saved when it paused
@@ -815,7 +815,7 @@ class SearchDriver(_DriverBase):
         if trial.status == RUNNING:
             self._running -= 1
         trial.status = PAUSED
-        self.owner.add_ref(source)
+        self.owner.borrow(source, self.owner.addr, now, out)
         if trial.checkpoint:
             self.owner.remove_ref(trial.checkpoint, now, out)
         trial.checkpoint = source
