@@ -437,13 +437,17 @@ class TuneController:
         ref = getattr(trial.actor, method).remote()
         self._futures[ref] = (trial, method)
 
+    def _wanted(self, trial: Trial) -> bool:
+        """Whether another trial could take ``trial``'s actor (waiting, or still to come)."""
+        others_wait = any(t.status in (PENDING, PAUSED) and t is not trial for t in self.trials)
+        return others_wait or self._can_add_trial()
+
     def _release(self, trial: Trial, graceful: bool) -> None:
         if trial.actor is None:
             return
         for ref in [r for r, (t, _) in self._futures.items() if t is trial]:
             del self._futures[ref]
-        others_wait = any(t.status in (PENDING, PAUSED) and t is not trial for t in self.trials)
-        if graceful and self.reuse_actors and (others_wait or self._can_add_trial()):
+        if graceful and self.reuse_actors and self._wanted(trial):
             self._cached.append((trial.actor, trial.placement_group))  # Ray: cache, no stop
             trial.actor = None
             trial.placement_group = None
