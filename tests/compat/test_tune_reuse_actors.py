@@ -20,6 +20,13 @@ def _trainable_classes(tune: Any) -> tuple[type, type]:
             self.resets += 1
             return True
 
+        # Ray 2.60 saved these trials as they ended (save() was called): give it a state
+        def save_checkpoint(self, checkpoint_dir: str) -> dict[str, Any]:
+            return {"resets": self.resets}
+
+        def load_checkpoint(self, checkpoint: Any) -> None:
+            pass
+
     class NotResettable(Resettable):
         def reset_config(self, new_config: dict[str, Any]) -> bool:
             return False
