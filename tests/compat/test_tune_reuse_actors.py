@@ -37,7 +37,7 @@ def _trainable_classes(tune: Any) -> tuple[type, type]:
 def _fit(tune: Any, trainable: Any, tmp_path: Any, name: str, reuse: bool) -> Any:
     return tune.Tuner(
         tune.with_resources(trainable, {"cpu": 2}),  # one trial at a time on 2 CPUs
-        param_space={"k": tune.grid_search([0, 1, 2, 3])},
+        param_space={"k": tune.grid_search([0, 1, 2])},
         tune_config=tune.TuneConfig(reuse_actors=reuse),
         run_config=tune.RunConfig(name=name, storage_path=str(tmp_path), verbose=0),
     ).fit()
@@ -56,10 +56,10 @@ def test_class_trials_reuse_one_actor_through_reset_config(
     grid = _fit(tune, resettable, tmp_path, "reuse", True)
     assert grid.num_errors == 0
     by_k = {r.config["k"]: r.metrics for r in grid}
-    assert len({m["pid"] for m in by_k.values()}) == 1  # one actor ran all four
-    assert sorted(m["resets"] for m in by_k.values()) == [0, 1, 2, 3]
+    assert len({m["pid"] for m in by_k.values()}) == 1  # one actor ran all three
+    assert sorted(m["resets"] for m in by_k.values()) == [0, 1, 2]
     fresh = _fit(tune, resettable, tmp_path, "fresh", False)
-    assert len({r.metrics["pid"] for r in fresh}) == 4
+    assert len({r.metrics["pid"] for r in fresh}) == 3
     assert {r.metrics["resets"] for r in fresh} == {0}
 
 
@@ -70,7 +70,7 @@ def test_a_trainable_that_cannot_reset_fails_the_reusing_trial(
     _, not_resettable = _trainable_classes(tune)
     grid = _fit(tune, not_resettable, tmp_path, "noreset", True)
     errors = sorted(r.config["k"] for r in grid if r.error is not None)
-    assert errors == [1, 3]  # each reuse fails; the trial after gets a fresh actor
+    assert errors == [1]  # the reuse fails; the trial after it gets a fresh actor
     assert all("reset_config" in str(r.error) for r in grid if r.error is not None)
 
 
