@@ -69,8 +69,10 @@ def test_a_trainable_that_cannot_reset_fails_the_reusing_trial(
     tune = importlib.import_module(ray_started.__name__ + ".tune")
     _, not_resettable = _trainable_classes(tune)
     grid = _fit(tune, not_resettable, tmp_path, "noreset", True)
-    errors = sorted(r.config["k"] for r in grid if r.error is not None)
-    assert errors == [1]  # the reuse fails; the trial after it gets a fresh actor
+    errors = [r for r in grid if r.error is not None]
+    # the trial that reuses the first actor fails; the one after gets a fresh actor (which
+    # trial comes when is the controller's choice: Ray's order is not the grid's)
+    assert len(errors) == 1
     assert all("reset_config" in str(r.error) for r in grid if r.error is not None)
 
 
