@@ -1170,6 +1170,175 @@ Every actor and both queues are shut down in a `finally`, whatever happens.""",
 ]
 
 
+INFERENCE_SERVING: list[Cell] = [
+    (
+        "md",
+        """\
+# 10. Data-parallel inference and serving with batching, measured and simulated
+
+Two ways to put a model to work on many inputs, both on twinray's real mode, and then the
+second one simulated at a scale this machine does not have:
+
+1. **Data-parallel inference** (`runtime.dkeras`, after dKeras): one Keras model, copied
+   once into the object store, held by N replica actors; `predict` splits a batch over them.
+2. **Online serving with batching** (`runtime.serve`, Ray Serve's API): requests arrive
+   over HTTP one by one; `@serve.batch` groups those that arrive close together so the
+   model runs once per batch.
+3. **The same deployment simulated** (`kind: serving` scenarios): the simulator routes and
+   batches with the very objects real Serve uses (`runtime.core.serve`), so it predicts
+   p50/p99 for replica counts and batch sizes before you buy the GPUs.""",
+    ),
+    (
+        "code",
+        SETUP.replace(
+            "\nROOT", "\nimport os\n\nimport numpy as np\n\nimport runtime as ray\n\nROOT"
+        )
+        + """
+
+os.environ.setdefault("KERAS_BACKEND", "jax")  # before Keras is imported; replicas follow
+ray.init(num_cpus=2)""",
+    ),
+    (
+        "md",
+        """\
+## 1. dKeras: one model, two replicas
+
+The factory builds a small convolutional net (seeded, so every copy has the same weights).
+`dKeras` builds it once here, puts its weights in the object store and starts two replica
+actors that load them; `predict` hands each replica chunks of the input and reassembles
+the predictions in order, whichever replica computed each chunk.""",
+    ),
+    (
+        "code",
+        """\
+import time
+
+import keras
+
+from runtime.dkeras import dKeras
+
+
+def tiny_convnet(weights=None):
+    keras.utils.set_random_seed(0)
+    return keras.Sequential(
+        [
+            keras.Input((32, 32, 3)),
+            keras.layers.Conv2D(8, 3, activation="relu"),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(10, activation="softmax"),
+        ]
+    )
+
+
+images = np.random.default_rng(0).random((128, 32, 32, 3), dtype=np.float32)
+model = dKeras(tiny_convnet, n_workers=2, init_ray=False, wait_for_workers=True)
+first = model.predict(images[:32])  # warm-up: each replica compiles its predict step once
+started = time.perf_counter()
+preds = model.predict(images)
+took = time.perf_counter() - started
+print(f"{preds.shape[0]} predictions of {preds.shape[1]} classes by 2 replicas in {took:.2f} s")
+print("softmax rows sum to 1:", np.allclose(preds.sum(axis=1), 1.0, atol=1e-5))
+print("same answers as the warm-up for the same images:", np.allclose(preds[:32], first, atol=1e-6))
+model.close()""",
+    ),
+    (
+        "md",
+        """\
+## 2. Serve: a batched deployment hit over HTTP
+
+The deployment's `__call__` hands each request to a `@serve.batch` method; the model takes
+5 ms per batch plus 1 ms per item (awaited, as a GPU call would be). A burst of 48
+concurrent requests over HTTP is answered in batches of up to 8: each answer says how big
+its batch was.""",
+    ),
+    (
+        "code",
+        """\
+import asyncio
+
+import httpx
+
+from runtime import serve
+
+
+@serve.deployment(num_replicas=2, max_ongoing_requests=16, ray_actor_options={"num_cpus": 0})
+class Model:
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.01)
+    async def infer(self, xs):
+        await asyncio.sleep(0.005 + 0.001 * len(xs))
+        return [{"y": 2 * x, "batch": len(xs)} for x in xs]
+
+    async def __call__(self, request):
+        return await self.infer(int(request.query_params["x"]))
+
+
+serve.start(http_options={"host": "127.0.0.1", "port": 8123})
+serve.run(Model.bind(), name="model", route_prefix="/model")
+
+
+async def burst(n):
+    async with httpx.AsyncClient(base_url="http://127.0.0.1:8123", timeout=60) as client:
+        answers = await asyncio.gather(*[client.get("/model", params={"x": i}) for i in range(n)])
+    return [a.json() for a in answers]
+
+
+answers = await burst(48)  # noqa: F704 (the notebook's event loop)
+assert [a["y"] for a in answers] == [2 * i for i in range(48)]
+sizes = [a["batch"] for a in answers]
+print("requests per batch size:", {n: sizes.count(n) for n in sorted(set(sizes))})
+serve.shutdown()
+ray.shutdown()""",
+    ),
+    (
+        "md",
+        """\
+## 3. The same deployment, simulated at scale
+
+`scenarios/serving_scaling.yaml` puts 8 GPU replicas of a model (4 ms + 0.25 ms per item)
+behind one proxy under 3000 Poisson requests per second. Varying the replica count and
+`max_batch_size` shows the trade-off: without batching, too few replicas fall behind and
+the p99 becomes the length of the proxy's queue (503s once it is full); batching amortises
+the fixed cost so fewer replicas keep up. `reports/serving/` has the full grid
+(`python -m benchmarks.serving_scaling`), and `run-scenario scenarios/serving_small.yaml
+--mode both` measures real Serve beside its simulation and calibrates the costs.""",
+    ),
+    (
+        "code",
+        """\
+from sim.runner import run_scenario
+from sim.scenario import load_scenario
+
+
+def variant(replicas, batch, requests=1500):
+    # serving_scaling.yaml with `replicas` replicas batching up to `batch` requests
+    base = load_scenario(SCENARIOS / "serving_scaling.yaml", {"workload.requests": str(requests)})
+    wl = base.workload
+    dep = wl.deployments[0].model_copy(update={"num_replicas": replicas, "max_batch_size": batch})
+    return base.model_copy(update={"workload": wl.model_copy(update={"deployments": [dep]})})
+
+
+rows = []
+for replicas in (2, 8):
+    for batch in (1, 4, 16):
+        s = run_scenario(variant(replicas, batch))["serving"]
+        rows.append((replicas, batch, s["latency_s"]["p99"], s["throughput_rps"], s["rejected"]))
+        print(
+            f"{replicas} replicas, max_batch_size {batch:>2}: p99 {s['latency_s']['p99'] * 1e3:8.1f} ms,"
+            f" {s['throughput_rps']:6.0f} req/s, {s['rejected']} rejected"
+        )
+
+fig, ax = plt.subplots(figsize=(6, 3.5))
+for replicas in (2, 8):
+    mine = [r for r in rows if r[0] == replicas]
+    ax.plot([r[1] for r in mine], [r[2] * 1e3 for r in mine], marker="o", label=f"{replicas} replicas")
+ax.set(xscale="log", yscale="log", xlabel="max_batch_size", ylabel="p99 latency (ms)")
+ax.set_title("Simulated: p99 vs batch size at 3000 req/s")
+ax.legend()
+plt.show()""",
+    ),
+]
+
+
 LESSONS: dict[str, list[Cell]] = {
     "01_tasks_and_actors.ipynb": TASKS_AND_ACTORS,
     "02_object_store.ipynb": OBJECT_STORE,
@@ -1180,6 +1349,7 @@ LESSONS: dict[str, list[Cell]] = {
     "07_reinforcement_learning.ipynb": REINFORCEMENT_LEARNING,
     "08_dataframes.ipynb": DATAFRAMES,
     "09_streaming_pipelines.ipynb": STREAMING,
+    "10_inference_and_serving.ipynb": INFERENCE_SERVING,
 }
 
 
