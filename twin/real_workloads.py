@@ -573,7 +573,7 @@ def run_stream(driver: RealDriver, spec: StreamWorkload) -> None:
             driver.task(None, consumer_ms() * 1e-3, (0,), (item,))
 
 
-RUNNERS: dict[str, Callable[[RealDriver, Any], None]] = {
+RUNNERS: dict[str, Callable[[RealDriver, Any], object]] = {
     "stream": run_stream,
     "independent": run_independent,
     "chain": run_chains,
