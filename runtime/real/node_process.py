@@ -193,7 +193,7 @@ def _set_node_index(index: int) -> None:
     run before `runtime.real.addresses` is first imported (`RuntimeError` otherwise)."""
     os.environ[NODE_INDEX_VAR] = str(index)
     loaded = sys.modules.get("runtime.real.addresses")
-    if loaded is not None and loaded.NODE_ID != index:
+    if loaded is not None and index != loaded.NODE_ID:
         raise RuntimeError(
             f"runtime.real.addresses was imported as node {loaded.NODE_ID} before this "
             f"process became node {index}"
@@ -206,7 +206,9 @@ def _attach(node: Any, peers: Any) -> None:
     node._wake()
 
 
-def serve_worker_node(config: NodeProcessConfig, ready: Any = None, stop: _Stop | None = None) -> int:
+def serve_worker_node(
+    config: NodeProcessConfig, ready: Any = None, stop: _Stop | None = None
+) -> int:
     """Run a worker node process: join the head at ``config.head_address``, serve until
     SIGTERM/SIGINT (or `stop`) or until the head is gone; return the exit code.
 

@@ -68,13 +68,6 @@ def test_custom_resource_and_spillback_run_on_the_other_node(cluster: Cluster) -
     assert ray.get(where.options(scheduling_strategy=affinity).remote(), timeout=60)[0] == B_ID
 
 
-def test_spread_uses_both_nodes(cluster: Cluster) -> None:
-    refs = [where.options(scheduling_strategy="SPREAD").remote(i) for i in range(6)]
-    out = ray.get(refs, timeout=60)
-    assert [r[2] for r in out] == [i + 1 for i in range(6)]
-    assert {r[0] for r in out} == {HEAD_ID, B_ID}
-
-
 def test_nested_tasks_and_actors_on_the_worker_node(cluster: Cluster) -> None:
     @ray.remote(resources={"B": 1})
     def outer(n: int) -> list[int]:  # runs on B; its subtasks are owned there
