@@ -116,3 +116,21 @@ def test_removed_node_is_dead_in_the_node_table(cluster: Cluster) -> None:
         assert time.monotonic() < deadline, "the head never noticed the crash"
         time.sleep(0.05)
     assert ray.get(where.remote(), timeout=60)[2] == 1  # the cluster keeps working
+
+
+def test_cli_start_address_joins_and_stop_stops_it(session_root) -> None:
+    from tests.cluster.conftest import start_head, twinray
+
+    head = start_head(session_root, "--num-cpus", "1")
+    proc = twinray("start", "--address", head.address, "--num-cpus", "1", env=head.env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "joined the head" in proc.stdout
+    status = twinray("status", env=head.env)
+    assert status.returncode == 0, status.stderr
+    assert "node 1 (alive)" in status.stdout and "nodes: 2" in status.stdout
+    bad = twinray("start", "--head", "--address", head.address, env=head.env)
+    assert bad.returncode == 2 and "either --head or --address" in bad.stderr
+    pids = recorded_pids(session_root)
+    assert len(pids) == 2
+    assert twinray("stop", env=head.env).returncode == 0
+    assert not wait_gone(pids)
