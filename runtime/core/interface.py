@@ -38,7 +38,7 @@ OWNER = frozenset(
         "object_entry", "object_table", "pending_task", "waiting_arguments", "explain",
     }
 )  # fmt: skip
-GLOBAL_SCHEDULER = frozenset({"handle", "start", "addr", "node_count"})
+GLOBAL_SCHEDULER = frozenset({"handle", "start", "addr", "node_count", "node_available"})
 
 PUBLIC: dict[str, frozenset[str]] = {
     "Raylet": RAYLET,

@@ -192,14 +192,13 @@ class Introspection:
         ]  # the head's GCS: every node of the cluster (a worker node's copy is idle: empty)
         if len(nodes) > 1:  # a multi-node cluster: the sums over its live nodes
             total, available = dict(total), dict(available)
-            views = self.gs.views
             for node, alive, resources, _ in nodes:
-                view = views.get(node)
-                if node == raylet.node or not alive or view is None:
+                free = self.gs.node_available(node)
+                if node == raylet.node or not alive or free is None:
                     continue
                 for k, v in resources.items():
                     total[k] = total.get(k, 0.0) + v
-                for k, v in view.available.items():
+                for k, v in free.items():
                     available[k] = available.get(k, 0.0) + max(0.0, v)
         return {
             "namespace": self.job_namespace,

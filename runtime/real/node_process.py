@@ -257,7 +257,7 @@ def serve_worker_node(
         # the GCS answers the raylet's subscription (sent after its registration) with the
         # head's node: from then on the head knows this node (what `launch` waits for)
         deadline = time.monotonic() + START_TIMEOUT
-        while 0 not in node.raylet.peers:
+        while not peers.registered:
             if time.monotonic() > deadline or peers.lost_head or node.loop_error is not None:
                 print("twinray: the head did not register this node", file=sys.stderr)
                 return 1

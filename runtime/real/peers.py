@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from runtime.core.messages import NodeDied
+from runtime.core.messages import NodeAdded, NodeDied
 
 __all__ = [
     "CORE",
@@ -161,6 +161,9 @@ class Peers:
         """A worker node: its link to the head closed (the node process stops)."""
         self.joined: list[int] = []
         """The head: the index of every node that joined, in order."""
+        self.registered = False
+        """A worker node: the GCS told it of a node (its answer to the raylet's subscription,
+        sent after its registration): the head knows this node."""
 
     # -- routing -------------------------------------------------------------------------
 
@@ -232,6 +235,8 @@ class Peers:
             tag = frame[0]
             if tag == CORE:
                 components[frame[1]].handle(frame[2], now, out)
+                if not self.registered and type(frame[2]) is NodeAdded:
+                    self.registered = True
             elif tag == FUNCTION:
                 functions.setdefault(frame[1], frame[2])
             else:
