@@ -783,6 +783,176 @@ the top third. Change `trials`, the cluster or `trial_scheduler` and rerun: the 
 are Ray's, only the cluster is simulated.""",
     ),
 ]
+DATAFRAMES: list[Cell] = [
+    (
+        "md",
+        """\
+# 8. Dataframes on partitions
+
+`import runtime.dataframe as pd` gives pandas' API over **row partitions that live in the
+object store**, in the manner of Modin: a `DataFrame` is a list of `ObjectRef`s to pandas
+frames plus cached metadata (columns, dtypes, row counts), and its operations are tasks
+over the partitions. Methods that are not parallel still work: they run in pandas on the
+collected frame, with a one-time warning naming the method.""",
+    ),
+    (
+        "code",
+        SETUP.replace("\nROOT", "\nimport runtime as ray\nimport runtime.dataframe as pd\n\nROOT")
+        + "\n\ninfo = ray.init(num_cpus=2)",
+    ),
+    (
+        "md",
+        """\
+## A file read in byte ranges
+
+We write a small CSV (a few MB). `pd.read_csv` cuts it at line ends into one byte range
+per CPU (`pd.NPartitions`), parses each range in its own task with pandas' parser, and keeps
+the parsed frames in the store: the driver holds only their refs and metadata.""",
+    ),
+    (
+        "code",
+        """\
+import tempfile
+import time
+
+import numpy as np
+import pandas
+
+rng = np.random.default_rng(0)
+n = 200_000
+local = pandas.DataFrame(
+    {
+        "key": rng.integers(0, 100, n),
+        "city": rng.choice(["Oslo", "Lima", "Pune", "Kobe"], n),
+        "x": rng.normal(size=n).round(4),
+        "y": rng.integers(0, 1000, n),
+    }
+)
+path = Path(tempfile.mkdtemp()) / "small.csv"
+local.to_csv(path, index=False)
+
+df = pd.read_csv(path)
+print(f"{path.stat().st_size / 1e6:.1f} MB, {len(df)} rows, {pd.NPartitions.get()} partitions")
+pd.partitions(df)""",
+    ),
+    (
+        "code",
+        """\
+print(df.dtypes.to_dict())  # metadata: no data moved
+df.head()""",
+    ),
+    (
+        "md",
+        """\
+## A groupby's task graph
+
+`groupby(...).agg` runs one *partial* task per partition (pandas' groupby on that
+partition), then a *finish* task that combines the partial sums, counts, minima... and
+assembles the result pandas would give. `ray.timeline()` shows the tasks on the workers.""",
+    ),
+    (
+        "code",
+        """\
+before = len(ray.timeline())  # the events so far
+result = df.groupby("city").agg({"x": "mean", "y": ["sum", "max"]})
+events = [e for e in ray.timeline()[before:] if e["cat"] == "task"]
+for e in events:
+    print(f"{e['pid']:>9}  {e['name']:<8} {e['dur'] / 1e3:6.1f} ms")
+result""",
+    ),
+    (
+        "code",
+        """\
+t0 = min(e["ts"] for e in events)
+workers = sorted({e["pid"] for e in events})
+fig, ax = plt.subplots(figsize=(7, 1.8))
+for e in events:
+    row = workers.index(e["pid"])
+    ax.barh(row, e["dur"] / 1e3, left=(e["ts"] - t0) / 1e3, color="C0" if e["name"] == "partial" else "C1")
+    ax.text((e["ts"] - t0 + e["dur"] / 2) / 1e3, row, e["name"], ha="center", va="center", color="white")
+ax.set_yticks(range(len(workers)), workers)
+ax.set_xlabel("ms since the first task")
+ax.set_title("groupby: partial aggregation per partition, then the reduce")
+plt.show()""",
+    ),
+    (
+        "md",
+        """\
+The answer is pandas' own, checked with `pandas.testing`:""",
+    ),
+    (
+        "code",
+        """\
+expected = local.groupby("city").agg({"x": "mean", "y": ["sum", "max"]})
+pandas.testing.assert_frame_equal(result.to_pandas(), expected)
+filtered = df[(df.x > 0) & (df.city != "Lima")]
+pandas.testing.assert_frame_equal(
+    filtered.sort_values("y").to_pandas(),
+    local[(local.x > 0) & (local.city != "Lima")].sort_values("y", kind="stable"),
+)
+print("same as pandas")""",
+    ),
+    (
+        "md",
+        """\
+## Timing beside pandas, on this small file
+
+Each parallel step pays for tasks and for moving partitions through the store; on a file
+this small that overhead is a large share, so do not expect a speed-up here. The
+benchmark `python3 -m benchmarks.dataframe` measures a 1 GB file against pandas, Modin and
+Dask.""",
+    ),
+    (
+        "code",
+        """\
+def best(fn, repeat=3):
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+steps = {
+    "read_csv": (lambda: pandas.read_csv(path), lambda: pd.execute(pd.read_csv(path))),
+    "groupby": (lambda: local.groupby("key").y.sum(), lambda: df.groupby("key").y.sum()),
+    "filter": (lambda: local[local.x > 0], lambda: pd.execute(df[df.x > 0])),
+}
+timings = {name: (best(a), best(b)) for name, (a, b) in steps.items()}
+for name, (a, b) in timings.items():
+    print(f"{name:>8}: pandas {a * 1e3:6.1f} ms, runtime.dataframe {b * 1e3:6.1f} ms")
+fig, ax = plt.subplots(figsize=(6, 2.5))
+xs = np.arange(len(timings))
+ax.bar(xs - 0.2, [a * 1e3 for a, _ in timings.values()], 0.4, label="pandas")
+ax.bar(xs + 0.2, [b * 1e3 for _, b in timings.values()], 0.4, label="runtime.dataframe")
+ax.set_xticks(xs, list(timings))
+ax.set_ylabel("ms (best of 3)")
+ax.legend()
+plt.show()""",
+    ),
+    (
+        "md",
+        """\
+## Everything else defaults to pandas
+
+A method that is not parallel collects the frame, runs pandas, and partitions a frame
+result again; it warns once per method.""",
+    ),
+    (
+        "code",
+        """\
+import warnings
+
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    df.nunique()
+    df.nunique()
+print([str(w.message)[:60] for w in caught])
+ray.shutdown()""",
+    ),
+]
+
 
 LESSONS: dict[str, list[Cell]] = {
     "01_tasks_and_actors.ipynb": TASKS_AND_ACTORS,
@@ -792,6 +962,7 @@ LESSONS: dict[str, list[Cell]] = {
     "05_sim_beside_real.ipynb": SIM_BESIDE_REAL,
     "06_tune_search.ipynb": TUNE_SEARCH,
     "07_reinforcement_learning.ipynb": REINFORCEMENT_LEARNING,
+    "08_dataframes.ipynb": DATAFRAMES,
 }
 
 
