@@ -142,7 +142,7 @@ def serve(config: NodeProcessConfig, ready: Any = None, stop: _Stop | None = Non
         num_cpus, store, res = node_resources(config)
         peers = Peers(head=True)
         node = Node(num_cpus, store, resources=res, peers=peers)
-        _attach(node, peers)
+        transfers = _attach(node, peers, token, config.host)
     except BaseException:
         listener.close()
         audit.close()
@@ -171,6 +171,7 @@ def serve(config: NodeProcessConfig, ready: Any = None, stop: _Stop | None = Non
         if clients is not None:
             clients.close()
         node.shutdown()
+        transfers.close()
         if clients is not None:
             clients.drop_all()
         else:
@@ -200,10 +201,21 @@ def _set_node_index(index: int) -> None:
         )
 
 
-def _attach(node: Any, peers: Any) -> None:
-    """Serve ``peers``' links on ``node``'s loop thread."""
-    node._ops.append((lambda _arg, _now: peers.attach(node), None))
+def _attach(node: Any, peers: Any, token: str, host: str) -> Any:
+    """Serve ``peers``' links and the node's objects (`runtime.real.transfers`) on
+    ``node``'s loop thread; return the `Transfers`."""
+    from runtime.real.transfers import Transfers
+
+    transfers = Transfers(node, peers, token, host)
+
+    def attach(_arg: Any, _now: float) -> None:
+        peers.attach(node)
+        transfers.install(node._effects)
+        peers.announce_objects(node.raylet.node, transfers.server.address)
+
+    node._ops.append((attach, None))
     node._wake()
+    return transfers
 
 
 def serve_worker_node(
@@ -237,7 +249,7 @@ def serve_worker_node(
         channel, _ = connect(
             config.head_address, token, Hello("node", f"node-{pid}"), retry_for=10.0
         )
-        index = await_welcome(channel)
+        index, servers = await_welcome(channel)
     except (OSError, JoinError) as exc:  # AuthenticationError, ConnectionError are OSErrors
         print(f"twinray: cannot join the head at {config.head_address}: {exc}", file=sys.stderr)
         return 1
@@ -247,9 +259,10 @@ def serve_worker_node(
 
         num_cpus, store, res = node_resources(config)
         peers = Peers(head=False)
+        peers.object_servers.update(servers)
         peers.add_link(channel, 0)
         node = Node(num_cpus, store, resources=res, peers=peers)
-        _attach(node, peers)
+        transfers = _attach(node, peers, token, config.host)
     except BaseException:
         channel.close()
         raise
@@ -278,6 +291,7 @@ def serve_worker_node(
         return 0
     finally:
         node.shutdown()
+        transfers.close()
         peers.close()
         sessions.remove_record(session, pid)
 

@@ -15,7 +15,9 @@ worker node needs no address of any other node. Frames on a link:
 * ``(FUNCTION, fn_id, pickled)``: a remote function's pickle, sent once per link before
   the first spec that names it (function ids are unique in the cluster: see
   `runtime.real.addresses.FN_ID_BASE`);
-* ``(WELCOME, node_index)``: head -> joining node, once, before anything else.
+* ``(WELCOME, node_index)``: head -> joining node, once, before anything else;
+* ``(OBJECTS, node_index, address)``: node -> head, where its object server listens;
+* ``(SERVERS, {node_index: address})``: head -> every node, every object server known.
 
 When a worker node's link closes (the node stopped or crashed) the head tells its GCS
 (`NodeDied`), which is the core's own recovery path; when a worker node loses the head it
@@ -50,6 +52,8 @@ log = logging.getLogger("runtime")
 CORE = 1
 FUNCTION = 2
 WELCOME = 3
+OBJECTS = 4
+SERVERS = 5
 HEAD_NODE = 0
 
 
@@ -161,6 +165,8 @@ class Peers:
         """A worker node: its link to the head closed (the node process stops)."""
         self.joined: list[int] = []
         """The head: the index of every node that joined, in order."""
+        self.object_servers: dict[int, str] = {}
+        """Node index -> its object server's "host:port" (`runtime.real.transfers`)."""
         self.registered = False
         """A worker node: the GCS told it of a node (its answer to the raylet's subscription,
         sent after its registration): the head knows this node."""
@@ -213,7 +219,8 @@ class Peers:
             channel.close()
             return
         self.joined.append(index)
-        self.add_link(channel, index)
+        link = self.add_link(channel, index)
+        link.send_frames([(SERVERS, dict(self.object_servers))])
 
     def on_io(self, link: Link, mask: int, now: float) -> None:
         """Selector callback: flush what waited, deliver the link's frames."""
@@ -239,8 +246,29 @@ class Peers:
                     self.registered = True
             elif tag == FUNCTION:
                 functions.setdefault(frame[1], frame[2])
+            elif tag == OBJECTS and self.head:
+                self.object_servers[int(frame[1])] = str(frame[2])
+                self._tell_servers()
+            elif tag == SERVERS and not self.head:
+                self.object_servers = {int(k): str(v) for k, v in frame[1].items()}
             else:
                 log.warning("twinray: unexpected frame %.100r from node %d", frame, link.node)
+
+    def announce_objects(self, node: int, address: str) -> None:
+        """Loop thread: this node's object server listens at ``address``: tell the cluster."""
+        self.object_servers[node] = address
+        if self.head:
+            self._tell_servers()
+        else:
+            link = self.links.get(HEAD_NODE)
+            if link is not None:
+                link.send_frames([(OBJECTS, node, address)])
+
+    def _tell_servers(self) -> None:
+        """The head: send every node the table of object servers."""
+        frame = (SERVERS, dict(self.object_servers))
+        for link in self.links.values():
+            link.send_frames([frame])
 
     def _lost(self, link: Link, now: float) -> None:
         """A link closed: the other node process is gone."""
@@ -251,6 +279,8 @@ class Peers:
         link.channel.close()
         if self.head:
             log.info("twinray: node %d left the cluster", link.node)
+            if self.object_servers.pop(link.node, None) is not None:
+                self._tell_servers()
             self.node.gcs.handle(NodeDied(link.node), now, self.node._out)
         else:
             self.lost_head = True
@@ -262,15 +292,18 @@ class Peers:
         self.links.clear()
 
 
-def await_welcome(channel: Any) -> int:
-    """A joining node process: read the head's welcome (blocking); return its node index."""
-    while True:
+def await_welcome(channel: Any) -> tuple[int, dict[int, str]]:
+    """A joining node process: read the head's welcome (blocking); return its node index
+    and the object servers the head knows (the frame that follows the welcome)."""
+    frames: list[Any] = []
+    while len(frames) < 2:
         try:
-            frames = channel.recv_many()
+            frames += channel.recv_many()
         except (EOFError, OSError) as exc:
             raise JoinError(f"the head closed the connection before welcoming: {exc}") from None
-        if frames:
-            frame = frames[0]
-            if len(frames) != 1 or type(frame) is not tuple or frame[:1] != (WELCOME,):
-                raise JoinError(f"the head did not welcome this node: {frame!r:.200}")
-            return int(frame[1])
+    welcome, servers = frames[0], frames[1]
+    if len(frames) != 2 or type(welcome) is not tuple or welcome[:1] != (WELCOME,):
+        raise JoinError(f"the head did not welcome this node: {welcome!r:.200}")
+    if type(servers) is not tuple or servers[:1] != (SERVERS,):
+        raise JoinError(f"the head's welcome is not followed by its servers: {servers!r:.200}")
+    return int(welcome[1]), {int(k): str(v) for k, v in servers[1].items()}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -15,6 +16,8 @@ from tests.cluster.conftest import kill_all, recorded_pids, wait_gone
 
 HEAD_ID = f"{0:056x}"
 B_ID = f"{1:056x}"
+STORE = 320 << 20
+"""Bytes of store per node: room for the 100 MiB array, a copy and a put."""
 
 
 @pytest.fixture(scope="module")
@@ -26,11 +29,11 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         for var in ("TWINRAY_ADDRESS", "TWINRAY_AUTH_TOKEN", "TWINRAY_AUTH_TOKEN_FILE"):
             mp.delenv(var, raising=False)
         c = Cluster(
-            initialize_head=True, connect=True, head_node_args={"num_cpus": 1},
+            initialize_head=True, connect=True, head_node_args={"num_cpus": 1, "object_store_memory": STORE},
             shutdown_at_exit=False,
         )  # fmt: skip
         try:
-            c.add_node(num_cpus=2, resources={"B": 2})
+            c.add_node(num_cpus=2, resources={"B": 2}, object_store_memory=STORE)
             yield c
         finally:
             pids = recorded_pids(root)
@@ -134,3 +137,30 @@ def test_cli_start_address_joins_and_stop_stops_it(session_root) -> None:
     assert len(pids) == 2
     assert twinray("stop", env=head.env).returncode == 0
     assert not wait_gone(pids)
+
+
+def test_a_large_array_moves_between_nodes(cluster: Cluster) -> None:
+    np = pytest.importorskip("numpy")
+
+    @ray.remote(resources={"B": 1})
+    def make(n: int) -> Any:
+        return np.arange(n, dtype=np.int64)
+
+    @ray.remote(num_cpus=1, resources={})
+    def total(a: Any) -> tuple[str, int]:
+        return ray.get_runtime_context().get_node_id(), int(a.sum())
+
+    n = (100 << 20) // 8  # 100 MiB
+    ref = make.remote(n)  # stored in B's arena
+    affinity = NodeAffinitySchedulingStrategy(node_id=HEAD_ID, soft=False)
+    node, s = ray.get(total.options(scheduling_strategy=affinity).remote(ref), timeout=120)
+    assert (node, s) == (HEAD_ID, n * (n - 1) // 2)  # pulled B -> head for the task
+    back = ray.get(ref, timeout=120)  # the driver's get: from the head's copy
+    assert back.shape == (n,) and int(back[-1]) == n - 1
+    del back
+    put = ray.put(np.ones(n, dtype=np.int64))  # the head's arena
+    affinity = NodeAffinitySchedulingStrategy(node_id=B_ID, soft=False)
+    assert ray.get(total.options(scheduling_strategy=affinity).remote(put), timeout=120) == (
+        B_ID,
+        n,
+    )
