@@ -170,8 +170,8 @@ def serve(config: NodeProcessConfig, ready: Any = None, stop: _Stop | None = Non
     finally:
         if clients is not None:
             clients.close()
+        transfers.close()  # no pull writes into the arena once it is released
         node.shutdown()
-        transfers.close()
         if clients is not None:
             clients.drop_all()
         else:
@@ -290,8 +290,8 @@ def serve_worker_node(
                 return 1
         return 0
     finally:
+        transfers.close()  # no pull writes into the arena once it is released
         node.shutdown()
-        transfers.close()
         peers.close()
         sessions.remove_record(session, pid)
 

@@ -56,6 +56,8 @@ class Transfers:
         self.threads = ThreadPoolExecutor(PULL_THREADS, thread_name_prefix="twinray-pull")
         self.pulling: dict[int, list[ObjectReady]] = {}
         """Object id -> the ready commands waiting for its pull (loop thread)."""
+        self.inflight: set[int] = set()
+        """Objects being pulled: a second request for one joins the pull under way."""
         self.notify: set[int] = set()
         """Objects whose pull the raylet asked for (it hears `TransferDone`/`TransferFailed`)."""
         self.pulled = 0
@@ -104,14 +106,12 @@ class Transfers:
         ):
             self._ready(cmd, now)
             return
-        waiting = self.pulling.get(cmd.oid)
-        if waiting is not None:
-            waiting.append(cmd)
-            return
-        self.pulling[cmd.oid] = [cmd]
+        self.pulling.setdefault(cmd.oid, []).append(cmd)
         self._start(cmd.oid, cmd.node, result.size, now)
 
     def _start(self, oid: int, src: int, nbytes: int, now: float) -> None:
+        if oid in self.inflight:
+            return  # its end tells every waiter
         address = self.peers.object_servers.get(src)
         if oid in self.objects.arena_objects:  # already here (a second request)
             self._finish(oid, src, -1, nbytes, None, now)
@@ -124,6 +124,7 @@ class Transfers:
         except ObjectStoreFullError as exc:
             self._finish(oid, src, -1, nbytes, str(exc), now)
             return
+        self.inflight.add(oid)
         self.threads.submit(self._pull, oid, src, nbytes, address, offset)
 
     def _pull(self, oid: int, src: int, nbytes: int, address: str, offset: int) -> None:
@@ -146,6 +147,7 @@ class Transfers:
 
     def _op_pulled(self, arg: tuple[int, int, int, int, str | None], now: float) -> None:
         oid, src, offset, nbytes, error = arg
+        self.inflight.discard(oid)
         self._finish(oid, src, offset, nbytes, error, now)
 
     def _finish(
