@@ -102,6 +102,8 @@ class NestedOwners:
         """Token object id -> the actor its handles keep alive, shared with the actor API."""
         self.owner_workers: dict[int, Any] = {}
         """Owner address -> the worker whose owner it is."""
+        self.start_owners = False
+        """Start each new owner (subscribes it to node deaths): set in a multi-node cluster."""
         self.waits: dict[tuple[int, int], list[NestedWait]] = {}
         """(owner address, oid) -> the workers' gets and waits for it."""
         self.worker_waits: dict[tuple[int, int], NestedWait] = {}
@@ -151,6 +153,8 @@ class NestedOwners:
             self.components[addr] = owner
             w.owner = owner
             self.owner_workers[addr] = w
+            if self.start_owners:  # in a cluster: hear of node deaths (retries)
+                owner.start(0.0, self.out)
         return owner
 
     # -- requests --------------------------------------------------------------------------

@@ -355,6 +355,9 @@ class Node:
         out = self._out
         if peers is None or peers.head:
             self.gs.start(0.0, out)
+        if peers is not None:  # nodes can die: owners retry what ran there
+            self.nested.start_owners = True
+            self.owner.start(0.0, out)
         self.raylet.start(0.0, out)
         self._execute(0.0)
         loop.connect(self.pool)

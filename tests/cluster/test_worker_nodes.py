@@ -164,3 +164,24 @@ def test_a_large_array_moves_between_nodes(cluster: Cluster) -> None:
         B_ID,
         n,
     )
+
+
+def test_chained_tasks_survive_a_node_killed_mid_run(cluster: Cluster) -> None:
+    victim = cluster.add_node(num_cpus=2)
+
+    @ray.remote(max_retries=5)
+    def step(x: int, i: int) -> int:
+        time.sleep(0.01)
+        return x + i
+
+    heads, ends = [], []
+    for _ in range(4):
+        ref = step.options(scheduling_strategy="SPREAD").remote(0, 1)
+        heads.append(ref)
+        for i in range(2, 25):
+            ref = step.options(scheduling_strategy="SPREAD").remote(ref, i)
+        ends.append(ref)
+    ray.wait(heads, num_returns=len(heads), timeout=60)  # the run is under way
+    cluster.remove_node(victim, allow_graceful=False)  # SIGKILL: tasks there are lost
+    cluster.add_node(num_cpus=1)  # a fresh node joins mid-run
+    assert ray.get(ends, timeout=120) == [sum(range(1, 25))] * 4  # retried elsewhere
