@@ -39,7 +39,7 @@ OWNER = frozenset(
         "explain",
     }
 )  # fmt: skip
-GLOBAL_SCHEDULER = frozenset({"handle", "start", "addr", "node_count"})
+GLOBAL_SCHEDULER = frozenset({"handle", "start", "addr", "node_count", "node_available"})
 
 PUBLIC: dict[str, frozenset[str]] = {
     "Raylet": RAYLET,
