@@ -48,6 +48,7 @@ from runtime.core.messages import (
     INTERRUPT_KILLED,
     ActorStateChanged,
     CancelRunning,
+    CheckpointSaved,
     Dispatch,
     Free,
     GeneratorYielded,
@@ -57,6 +58,7 @@ from runtime.core.messages import (
     ObjectFreed,
     ObjectReady,
     Restore,
+    SaveCheckpoint,
     Send,
     SetTimer,
     Spill,
@@ -210,6 +212,7 @@ class Host:
             Trace: self._ignore,
             ActorStateChanged: self._ignore,  # no actor workloads in the simulator yet
             KillWorker: self._ignore,
+            SaveCheckpoint: self._save_checkpoint,
             Spill: self._ignore,  # the simulator never asks for room (MakeRoom): no spilling yet
             Restore: self._ignore,
             ItemReady: self._stream_event,
@@ -614,6 +617,14 @@ class Host:
         for fid in flows.advance(now):
             self._flow_done.pop(fid)[2]()
         self._wake_flows_at_next()
+
+    def _save_checkpoint(self, cmd: SaveCheckpoint, src: int, at: float) -> None:
+        """An actor's state is saved in its plan's modelled time (``cost_s``)."""
+        plan = cmd.spec.checkpoint
+        cost, size = (plan.cost_s, plan.size) if plan is not None else (0.0, 0)
+        saved = CheckpointSaved(cmd.actor_id, None, size)
+        event = _Arrival(self._arrival_cbs, self._raylet_of_node[cmd.node], saved, 0)
+        heappush(self._queue, (at + cost, self._rand(), next(self._eid), event))
 
     def _set_timer(self, cmd: SetTimer, src: int, at: float) -> None:
         key = (cmd.addr, cmd.key)

@@ -437,6 +437,19 @@ class ActorWorkload(_WorkloadBase):
     """Calls of one actor that run at once (Ray's ``max_concurrency``)."""
     actor_cpus: float = Field(1.0, ge=0)
     actor_gpus: float = Field(0.0, ge=0)
+    max_restarts: int = Field(0, ge=-1)
+    """Ray's ``max_restarts``: an actor whose node dies comes back elsewhere (-1: always)."""
+    max_task_retries: int = Field(0, ge=-1)
+    """Ray's ``max_task_retries``: a call running when its actor died is run again."""
+    checkpoint_interval: int | None = Field(None, ge=0)
+    """twinray's actor checkpoints: save the state after every this many calls; a
+    restarted actor restores it and replays the later calls (0: never save, replay every
+    call since the constructor, as the Ray paper's lineage replay; None: Ray's semantics,
+    nothing replayed). ``runtime.core.checkpoints``."""
+    checkpoint_ms: float = Field(0.0, ge=0)
+    """The modelled time of one save (the actor runs no call meanwhile)."""
+    checkpoint_bytes: int = Field(0, ge=0)
+    """The modelled size of one saved state (sent to the GCS)."""
 
     def demands(self) -> list[tuple[str, dict[str, float]]]:
         """An actor's request."""
