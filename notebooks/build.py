@@ -954,6 +954,147 @@ ray.shutdown()""",
 ]
 
 
+STREAMING: list[Cell] = [
+    (
+        "md",
+        """\
+# 9. Streaming pipelines of actors
+
+A stream is processed item by item while it arrives: no stage waits for the whole input.
+With actors that takes two pieces of Ray's API, both here: `runtime.util.queue.Queue`, a
+FIFO queue that lives in an actor so that any process can put and get, and
+`runtime.util.ActorPool`, which spreads calls over a fixed set of actors. The example
+`runtime/examples/streaming.py` wires them into a pipeline:
+
+    producer --q_in--> 2 "decode" actors --q_mid--> ActorPool of 2 "classify" actors --> driver
+
+The queues are **bounded** (`Queue(maxsize)`). When a stage is slower than the one before
+it, the queue in front of it fills up, and a full queue makes `put` wait: the wait travels
+upstream until the producer runs at the pace of the slowest stage. That is
+**backpressure**: memory stays bounded however fast the source is.""",
+    ),
+    (
+        "code",
+        SETUP.replace(
+            "\nROOT",
+            "\nimport runtime as ray\nfrom runtime.examples import streaming\n"
+            "from runtime.util.queue import Full, Queue\n\nROOT",
+        ),
+    ),
+    ("code", "info = ray.init(num_cpus=2)"),
+    (
+        "md",
+        """\
+## A bounded queue
+
+`put` on a full queue waits for room (or raises `Full` after `timeout`); `put_nowait`
+raises `Full` at once. The example counts a put as *blocked* when `put_nowait` finds the
+queue full and the writer has to wait: that is how backpressure is measured below, not by
+guessing from timings.""",
+    ),
+    (
+        "code",
+        """\
+q = Queue(maxsize=2)
+q.put("a")
+q.put("b")
+try:
+    q.put_nowait("c")
+except Full:
+    print("full at", q.size(), "items")
+print(q.get(), q.get(), "then empty:", q.empty())
+q.shutdown()""",
+    ),
+    (
+        "md",
+        """\
+## The pipeline, end to end
+
+Each frame takes 5 ms to decode and 20 ms to classify (simulated work: `time.sleep`, so
+the shape of the pipeline shows on a 2-core machine). Two classifiers manage at most
+100 items/s: they are the bottleneck, so both queues should fill up and most of the
+producer's puts should wait. A monitor actor samples the depth of both queues every
+10 ms; every stage stamps each item it finishes.""",
+    ),
+    (
+        "code",
+        """\
+report = streaming.run_pipeline(n_items=150, maxsize=4, decoders=2, classifiers=2)
+assert report.results == [streaming.expected_label(i) for i in range(150)]
+print(report.summary())""",
+    ),
+    (
+        "md",
+        """\
+Queue depth over time (left): the queues spend most of the run at their bound, 4, and never
+go above it. Items finished per stage (right): decode could run at 400 items/s but is held
+to the classifiers' pace, because its puts into the full `q_mid` wait.""",
+    ),
+    (
+        "code",
+        """\
+def plot(report, title):
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.5))
+    for name, samples in report.depth.items():
+        t, depth = zip(*samples)
+        left.step(t, depth, where="post", label=name)
+    left.axhline(report.maxsize, color="grey", linestyle=":", label="maxsize")
+    left.set_xlabel("seconds")
+    left.set_ylabel("items in the queue")
+    left.set_title(f"{title}: queue depth")
+    left.legend()
+    for stage in report.stages:
+        done = report.finish_times(stage)
+        right.plot(done, range(1, len(done) + 1), label=f"{stage}: {report.throughput(stage):.0f}/s")
+    right.set_xlabel("seconds")
+    right.set_ylabel("items finished")
+    right.set_title(f"{title}: stage throughput")
+    right.legend()
+    fig.tight_layout()
+
+
+plot(report, "2 classifiers")""",
+    ),
+    (
+        "md",
+        """\
+## Widen the bottleneck
+
+With four classifiers the last stage could do 4 x 50 = 200 items/s, as much as the two
+decoders. Same code, one argument changed: the throughput goes up, and the queues show where
+the bottleneck moved. They drain if the rest keeps up; they stay full if it does not, and
+on a 2-core machine shared by a dozen processes (producer, stages, queue actors, the
+driver's own loop feeding the pool) the round trips through the queue actors soon become
+the limit. The figures below are this run's.""",
+    ),
+    (
+        "code",
+        """\
+wider = streaming.run_pipeline(n_items=150, maxsize=4, decoders=2, classifiers=4)
+assert wider.results == report.results
+for name, r in (("2 classifiers", report), ("4 classifiers", wider)):
+    p = r.producer
+    print(
+        f"{name}: {r.throughput('classify'):5.0f} items/s, "
+        f"{p.blocked_puts}/{p.puts} producer puts waited ({p.wait_s:.2f} s)"
+    )
+plot(wider, "4 classifiers")""",
+    ),
+    (
+        "md",
+        """\
+## How it is built
+
+The driver feeds the pool from `q_mid` and takes an item only when a pool actor is free, so
+the pool adds no unbounded buffer of its own; while `q_mid` is empty it checks that the
+producer and the decoders have not failed (a failed stage never sends its end marker).
+Every actor and both queues are shut down in a `finally`, whatever happens.""",
+    ),
+    ("code", "import inspect\n\nprint(inspect.getsource(streaming._drain_into_pool))"),
+    ("code", "ray.shutdown()"),
+]
+
+
 LESSONS: dict[str, list[Cell]] = {
     "01_tasks_and_actors.ipynb": TASKS_AND_ACTORS,
     "02_object_store.ipynb": OBJECT_STORE,
@@ -963,6 +1104,7 @@ LESSONS: dict[str, list[Cell]] = {
     "06_tune_search.ipynb": TUNE_SEARCH,
     "07_reinforcement_learning.ipynb": REINFORCEMENT_LEARNING,
     "08_dataframes.ipynb": DATAFRAMES,
+    "09_streaming_pipelines.ipynb": STREAMING,
 }
 
 

@@ -168,9 +168,22 @@ def _context() -> dict[str, Any]:
     }
 
 
+_shutdown_hooks: list[Any] = []
+"""Callables run (in order, once each) at the start of `shutdown` while the node is still up:
+libraries on the runtime (Serve) stop their threads and actors there."""
+
+
+def _add_shutdown_hook(hook: Any) -> None:
+    """Run `hook()` at the next `shutdown`, before the node stops (once; it is then dropped)."""
+    if hook not in _shutdown_hooks:
+        _shutdown_hooks.append(hook)
+
+
 def shutdown() -> None:
     """Stop the runtime: workers exit and are reaped, shared memory is released."""
     global _node, _job
+    while _shutdown_hooks:
+        _shutdown_hooks.pop(0)()
     with _init_lock:
         node, _node = _node, None
         _job = _Job()

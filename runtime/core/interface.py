@@ -36,7 +36,8 @@ OWNER = frozenset(
         "placement_group_ready", "drop_stream", "stream_state", "flush_task_events",
         "retries", "replays",  # counters (tasks resubmitted; actor calls replayed)
         # queries
-        "object_entry", "object_table", "pending_task", "waiting_arguments", "explain",
+        "object_entry", "object_table", "pending_task", "pending_tasks", "waiting_arguments",
+        "explain",
     }
 )  # fmt: skip
 GLOBAL_SCHEDULER = frozenset({"handle", "start", "addr", "node_count"})

@@ -1493,3 +1493,7 @@ class Owner:
     def pending_task(self, task_id: TaskId) -> TaskSpec | None:
         """The spec of ``task_id`` while it is submitted and not finished (read only)."""
         return self.pending.get(task_id)
+
+    def pending_tasks(self) -> list[TaskSpec]:
+        """The specs of every task submitted and not finished, in submission order (a copy)."""
+        return list(self.pending.values())

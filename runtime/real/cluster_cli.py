@@ -273,7 +273,7 @@ def store_usage(view: Any) -> dict[str, Any]:
             }
             for r in view.raylets
         ],
-        "actors": sum(1 for rec in view.gcs.actors.values() if rec.state != "DEAD"),
+        "actors": sum(1 for rec in view.gcs.actor_table().values() if rec.state != "DEAD"),
     }
 
 

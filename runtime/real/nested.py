@@ -349,7 +349,7 @@ class NestedOwners:
         if owner is None:
             return
         if w.remote:  # a connected driver left: its job's tasks end with it, as in Ray
-            for spec in [s for s in owner.pending.values() if s.kind == TASK]:
+            for spec in [s for s in owner.pending_tasks() if s.kind == TASK]:
                 owner.cancel(object_id(spec.task_id, 1), True, now, self.out)
         for oid in list(owner.object_table()):
             obj = owner.object_entry(oid)
