@@ -330,11 +330,17 @@ def _partition(sim: Simulation, fault: Any) -> Any:
     return nodes
 
 
+def _slow_node(sim: Simulation, fault: Any) -> Any:
+    sim.host.slow_node(fault.node, fault.factor, fault.duration_s)
+    return fault.node
+
+
 _FAULTS: dict[str, Callable[[Simulation, Any], Any]] = {
     "node": _kill_node,
     "worker": _kill_worker,
     "gcs": _gcs_down,
     "partition": _partition,
+    "slow": _slow_node,
 }
 """Fault kind -> injector (returns the target recorded in metrics)."""
 

@@ -708,8 +708,23 @@ class PartitionFault(_Spec):
     nodes: list[int] = Field(min_length=1)
 
 
+class SlowFault(_Spec):
+    """Slow node `node` down by `factor` from `at_s` for `duration_s` (a straggler).
+
+    Every task body that starts on the node in the window runs `factor` times its drawn
+    duration (a hot, throttled or overloaded machine); bodies started before or after it
+    are not affected.
+    """
+
+    kind: Literal["slow"]
+    at_s: float = Field(ge=0)
+    duration_s: float = Field(gt=0)
+    node: int = Field(ge=0)
+    factor: float = Field(gt=1)
+
+
 FaultSpec = Annotated[
-    NodeFault | WorkerFault | GcsFault | PartitionFault, Field(discriminator="kind")
+    NodeFault | WorkerFault | GcsFault | PartitionFault | SlowFault, Field(discriminator="kind")
 ]
 """A fault, discriminated on `kind`."""
 

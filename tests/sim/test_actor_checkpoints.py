@@ -49,4 +49,6 @@ def test_the_fig_11b_benchmark_quick_variant_writes_its_section(tmp_path: Path) 
     assert actor_reconstruction.main(["--quick", "--out", str(tmp_path)]) == 0
     text = (tmp_path / "sections" / "actor_reconstruction.md").read_text()
     assert "| without checkpoints |" in text and "| with checkpoints |" in text
+    data = (tmp_path / "actor_reconstruction.json").read_text()
+    assert '"restarts": 0' not in data  # the nodes died while the actors ran
     assert (tmp_path / "actor_reconstruction.png").stat().st_size > 0
