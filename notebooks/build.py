@@ -604,7 +604,7 @@ result whether the trial goes on, pauses or stops. The schedulers are pure decis
 in `runtime/core/tune/`, so the simulator's `hyperparameter_search` workload uses the very
 same ones: a sweep too big for this machine can be simulated on a large cluster and takes
 the decisions a real run would. This lesson runs a grid search, ASHA and PBT for real, then
-ASHA and HyperBand on a simulated 64-node GPU cluster.""",
+ASHA, HyperBand and PBT on a simulated 64-node GPU cluster.""",
     ),
     ("code", SETUP.replace("\nROOT", "\nimport runtime as ray\nfrom runtime import tune\n\nROOT")),
     ("code", "info = ray.init(num_cpus=2)"),
@@ -781,6 +781,81 @@ ASHA never waits: a trial is judged against what its rung has seen so far, so GP
 busy. Synchronous HyperBand pauses trials at a rung until the bracket is full, then keeps
 the top third. Change `trials`, the cluster or `trial_scheduler` and rerun: the decisions
 are Ray's, only the cluster is simulated.""",
+    ),
+    (
+        "md",
+        """\
+## PBT on the simulated cluster
+
+`trial_scheduler: {kind: pbt, ...}` takes Ray's PBT parameters. A simulated trial's score
+grows each epoch by how close its `lr` and `momentum` are to that epoch's best values,
+which drift over the run (`sim/tune_curves.py`), so a fixed config is good only for a
+while. An exploit continues from the clone's checkpoint object (`checkpoint_bytes`, moved
+to wherever the next epoch runs) with the config perturbed. The same population with
+`quantile_fraction: 0` never exploits: compare the final scores.""",
+    ),
+    (
+        "code",
+        """\
+def pbt_sweep(quantile_fraction):
+    raw = {
+        "name": "pbt_sweep",
+        "seed": 1,
+        "cluster": {"nodes": 64, "cpus_per_node": 8, "gpus_per_node": 4},
+        "scheduler": {"report_interval_ms": 10},
+        "workload": {
+            "kind": "hyperparameter_search",
+            "trials": 64,
+            "epochs": 20,
+            "concurrent_trials": 32,
+            "metric": "score",
+            "mode": "max",
+            "trial_scheduler": {
+                "kind": "pbt",
+                "time_attr": "training_iteration",
+                "perturbation_interval": 4,
+                "quantile_fraction": quantile_fraction,
+                "seed": 3,
+                "hyperparam_mutations": {
+                    "lr": {"kind": "loguniform", "lower": 1e-4, "upper": 1e-1},
+                    "momentum": [0.8, 0.9, 0.95, 0.99],
+                },
+            },
+            "num_gpus": 1,
+            "duration_ms": {"dist": "normal", "mean": 10, "stddev": 1},
+            "checkpoint_bytes": 20e6,
+            "checkpoint_save_ms": 2,
+            "checkpoint_restore_ms": 3,
+        },
+        "output": {"progress": False},
+    }
+    sim = build(validate_scenario(raw))
+    metrics = sim.run()
+    (driver,) = sim.drivers
+    return metrics, driver
+
+
+fig, ax = plt.subplots(figsize=(6, 3.5))
+for label, fraction in (("PBT", 0.25), ("no exploits", 0.0)):
+    metrics, driver = pbt_sweep(fraction)
+    scores = [t.score for t in driver.trials]
+    print(
+        f"{label:12s} exploits {len(driver.exploits):3d}  epochs {metrics['tasks']:5d}  "
+        f"moved {metrics['bytes_transferred'] / 1e9:5.1f} GB  best {max(scores):.2f}  "
+        f"mean {sum(scores) / len(scores):.2f}"
+    )
+    ax.hist(scores, bins=20, alpha=0.6, label=label)
+ax.set_xlabel("final score of a trial")
+ax.set_ylabel("trials")
+ax.legend()""",
+    ),
+    (
+        "md",
+        """\
+Exploiting costs epochs (a trial that clones an older checkpoint runs some again) and
+checkpoint transfers, and buys a population that follows the drifting optimum.
+`synch: true` gives Ray's synchronous PBT; `tests/real/test_tune_two_worlds.py` checks
+that real and simulated PBT, both kinds, take the same exploits on the same curves.""",
     ),
 ]
 DATAFRAMES: list[Cell] = [

@@ -22,9 +22,11 @@ from runtime.core.resources import shape_key
 from runtime.core.task import ACTOR_METHOD, CheckpointPlan, TaskSpec
 from runtime.core.tune.errors import TuneError
 from runtime.core.tune.hyperband import HyperBandScheduler
+from runtime.core.tune.pbt import PopulationBasedTraining
 from runtime.core.tune.schedulers import (
     CONTINUE,
     ERROR,
+    NOOP,
     PAUSE,
     PAUSED,
     PENDING,
@@ -32,19 +34,22 @@ from runtime.core.tune.schedulers import (
     STOP,
     TERMINATED,
     AsyncHyperBandScheduler,
+    ExploitRequest,
     FIFOScheduler,
     MedianStoppingRule,
     Notice,
+    SaveRequest,
     StopRequest,
     TrialScheduler,
     TrialView,
 )
-from runtime.core.tune.search_space import grid_search, uniform
+from runtime.core.tune.search_space import Domain, grid_search, loguniform, randint, uniform
 from runtime.core.tune.searcher import FINISHED, BasicVariantGenerator
 from sim.distributions import Sampler, make_sampler
 from sim.host import Host
 from sim.metrics import MetricsRecorder, round_sig
 from sim.scenario import ConstantDist, GraphWorkload, read_task_graph
+from sim.tune_curves import Axis, axes, score_after
 from sim.workloads import Completion, _DriverBase
 
 ArgRef = tuple[int, int]
@@ -620,10 +625,53 @@ class SimTrial:
     time_total: float = 0.0
     submitted_at: float = 0.0
     checkpoint: ObjectId = 0
+    score: float = 0.0
+    """The metric so far, for curves that depend on the config (PBT's)."""
+    saved: ObjectId = 0
+    """The checkpoint object kept for PBT to clone (0: none)."""
+    overhead: float = 0.0
+    """Checkpoint save/restore seconds added to the trial's next epoch task."""
+    submitted_overhead: float = 0.0
 
 
-def make_trial_scheduler(spec: Any) -> TrialScheduler:
-    """The core Tune scheduler named by a hyperparameter_search workload, Ray's parameters."""
+def pbt_mutations(spec: Any) -> dict[str, Any]:
+    """A PBT scheduler spec's hyperparam_mutations as the core's domains and lists."""
+    builders: dict[str, Callable[[Any], Domain]] = {
+        "uniform": lambda d: uniform(d.lower, d.upper),
+        "loguniform": lambda d: loguniform(d.lower, d.upper),
+        "randint": lambda d: randint(int(d.lower), int(d.upper)),
+    }
+    return {
+        key: list(m) if isinstance(m, list) else builders[m.kind](m)
+        for key, m in spec.hyperparam_mutations.items()
+    }
+
+
+def make_pbt(spec: Any, workload: Any, rng: random.Random) -> PopulationBasedTraining:
+    """The core's PopulationBasedTraining for a `{kind: pbt}` spec (Ray's parameters)."""
+    seed = spec.seed if spec.seed is not None else rng.getrandbits(64)
+    return PopulationBasedTraining(
+        time_attr=spec.time_attr,
+        metric=workload.metric,
+        mode=workload.mode,
+        perturbation_interval=spec.perturbation_interval,
+        burn_in_period=spec.burn_in_period,
+        hyperparam_mutations=pbt_mutations(spec),
+        quantile_fraction=spec.quantile_fraction,
+        resample_probability=spec.resample_probability,
+        perturbation_factors=tuple(spec.perturbation_factors),
+        synch=spec.synch,
+        rng=random.Random(seed),
+    )
+
+
+def make_trial_scheduler(spec: Any, rng: random.Random | None = None) -> TrialScheduler:
+    """The core Tune scheduler named by a hyperparameter_search workload, Ray's parameters.
+
+    PBT (a `{kind: pbt}` spec) draws its seed from ``rng`` unless the spec gives one.
+    """
+    if not isinstance(spec.trial_scheduler, str):
+        return make_pbt(spec.trial_scheduler, spec, rng or random.Random(0))
     max_t = spec.max_t if spec.max_t is not None else spec.epochs
     grace = spec.grace_period if spec.grace_period is not None else spec.grace_epochs
     common = {"metric": spec.metric, "mode": spec.mode}
@@ -679,9 +727,19 @@ class SearchDriver(_DriverBase):
         self.concurrent = spec.concurrent_trials
         self.metric = spec.metric
         self.curves = spec.curves
-        self.scheduler = make_trial_scheduler(spec)
+        self.scheduler = make_trial_scheduler(spec, rng)
         self.searcher = BasicVariantGenerator(rng=rng)
-        if spec.curves is not None:
+        self.pbt = isinstance(self.scheduler, PopulationBasedTraining)
+        self.axes: dict[str, Axis] = {}
+        self.checkpoint_bytes = spec.checkpoint_bytes
+        self.save_s = spec.checkpoint_save_ms * 1e-3
+        self.restore_s = spec.checkpoint_restore_ms * 1e-3
+        self._score_of: dict[ObjectId, float] = {}
+        if self.pbt:
+            self.axes = axes(pbt_mutations(spec.trial_scheduler))
+            # PBT fills each config from its mutations as the trial is added (as in Ray)
+            self.searcher.add_configurations({}, num_samples=trials)
+        elif spec.curves is not None:
             rows = list(range(first, first + trials))
             self.searcher.add_configurations({"curve": grid_search(rows)})
         else:
@@ -689,6 +747,9 @@ class SearchDriver(_DriverBase):
         self.max_trials = trials
         self.trials: list[SimTrial] = []
         self.decisions: list[tuple[str, int, str]] = []
+        self.exploits: list[tuple[str, str, int, dict[str, Any]]] = []
+        """PBT's exploits in order: (trial, the trial it cloned, iteration, new config)."""
+        self.epochs_run = 0
         self.stopped_early = 0
         self._running = 0
         self._finished = False
@@ -704,6 +765,8 @@ class SearchDriver(_DriverBase):
         self.host.serve_call(self.owner.addr, self._fill_fn)
 
     def _curve(self, config: dict[str, Any]) -> Callable[[int], float]:
+        if self.pbt:
+            return lambda t: 0.0  # unused: the metric accumulates (sim.tune_curves)
         if "curve" in config:
             row = self.curves[config["curve"]]
             return lambda t: float(row[t - 1])
@@ -722,7 +785,10 @@ class SearchDriver(_DriverBase):
         if not isinstance(suggestion, dict):
             return False
         trial = SimTrial(trial_id, suggestion, self._curve(suggestion))
-        self.scheduler.on_trial_add(trial_id)
+        if self.pbt:
+            self.scheduler.on_trial_add(trial_id, trial.config)  # type: ignore[call-arg]
+        else:
+            self.scheduler.on_trial_add(trial_id)
         self.trials.append(trial)
         return True
 
@@ -753,6 +819,11 @@ class SearchDriver(_DriverBase):
     def _epoch(self, trial: SimTrial, now: float, out: list[Any]) -> None:
         previous = trial.checkpoint
         spec = self._new_spec("epoch", (previous,) if previous else ())
+        if self.checkpoint_bytes is not None:
+            spec.output_sizes = (int(self.checkpoint_bytes),)
+        if trial.overhead:
+            spec.duration += trial.overhead
+        trial.submitted_overhead, trial.overhead = trial.overhead, 0.0
         (oid,) = self.owner.submit(spec, now, out)
         if previous:
             self.owner.remove_ref(previous, now, out)
@@ -768,6 +839,7 @@ class SearchDriver(_DriverBase):
         if trial.checkpoint:
             self.owner.remove_ref(trial.checkpoint, now, out)
             trial.checkpoint = 0
+        self._drop_saved(trial, now, out)
         if trial.iteration < self.epochs:
             self.stopped_early += 1
             self.completion.shrink(self.epochs - trial.iteration, now)
@@ -785,19 +857,79 @@ class SearchDriver(_DriverBase):
             "trial_id": trial.trial_id,
         }
         if trial.iteration:
-            result[self.metric] = trial.curve(trial.iteration)
+            result[self.metric] = trial.score if self.pbt else trial.curve(trial.iteration)
         result.update({f"config/{k}": v for k, v in trial.config.items()})
         return result
 
     def _carry_out_requests(self, now: float, out: list[Any]) -> None:
-        for request in self.scheduler.take_requests():
-            if isinstance(request, StopRequest):
-                trial = next(t for t in self.trials if t.trial_id == request.trial_id)
-                if trial.status not in (TERMINATED, ERROR):
-                    self.searcher.on_trial_complete(trial.trial_id)
-                    self._end(trial, TERMINATED, now, out)
-            elif not isinstance(request, Notice):
-                raise TuneError(f"{type(self.scheduler).__name__} asked for {request!r}")
+        # answering a save may queue more (synchronous PBT's exploits): drain to empty
+        while requests := self.scheduler.take_requests():
+            for request in requests:
+                self._carry_out(request, now, out)
+
+    def _carry_out(self, request: Any, now: float, out: list[Any]) -> None:
+        if isinstance(request, StopRequest):
+            trial = next(t for t in self.trials if t.trial_id == request.trial_id)
+            if trial.status not in (TERMINATED, ERROR):
+                self.searcher.on_trial_complete(trial.trial_id)
+                self._end(trial, TERMINATED, now, out)
+        elif isinstance(request, SaveRequest):
+            self._save(request, now, out)
+        elif isinstance(request, ExploitRequest):
+            self._exploit(request, now, out)
+        elif not isinstance(request, Notice):
+            raise TuneError(f"{type(self.scheduler).__name__} asked for {request!r}")
+
+    def _by_id(self, trial_id: str) -> SimTrial:
+        return next(t for t in self.trials if t.trial_id == trial_id)
+
+    def _drop_saved(self, trial: SimTrial, now: float, out: list[Any]) -> None:
+        if trial.saved:
+            self.owner.remove_ref(trial.saved, now, out)
+            self._score_of.pop(trial.saved, None)
+            trial.saved = 0
+
+    def _save(self, request: SaveRequest, now: float, out: list[Any]) -> None:
+        """Keep the trial's newest checkpoint object for PBT (the save costs its next epoch)."""
+        trial = self._by_id(request.trial_id)
+        oid = trial.checkpoint
+        if oid and oid != trial.saved:
+            self._drop_saved(trial, now, out)
+            self.owner.borrow(oid, self.owner.addr, now, out)  # one more handle of our own
+            trial.saved = oid
+            self._score_of[oid] = trial.score
+            if trial.status == RUNNING:  # a paused trial saved when it paused
+                trial.overhead += self.save_s
+        self.scheduler.on_trial_saved(request.trial_id, oid or None)  # type: ignore[attr-defined]
+
+    def _exploit(self, request: ExploitRequest, now: float, out: list[Any]) -> None:
+        """The trial continues from the clone's checkpoint object with the explored config."""
+        trial = self._by_id(request.trial_id)
+        source: ObjectId = request.checkpoint
+        if trial.status == RUNNING:
+            self._running -= 1
+        trial.status = PAUSED
+        self.owner.borrow(source, self.owner.addr, now, out)
+        if trial.checkpoint:
+            self.owner.remove_ref(trial.checkpoint, now, out)
+        trial.checkpoint = source
+        trial.config = dict(request.config)
+        trial.score = self._score_of[source]
+        self.exploits.append(
+            (
+                trial.trial_id,
+                request.clone_from,
+                int(request.result["training_iteration"]),
+                trial.config,
+            )
+        )
+        iteration = int(request.result.get("training_iteration", 0))
+        # the trial now has `epochs - iteration` epochs to go (negative shrink: more to run)
+        if iteration != trial.iteration:
+            self.completion.shrink(iteration - trial.iteration, now)
+        trial.iteration = iteration
+        trial.time_total = float(request.result.get("time_total_s", 0.0))
+        trial.overhead += self.restore_s
 
     def _step(self, now: float, out: list[Any]) -> None:
         trial = self._current
@@ -812,11 +944,14 @@ class SearchDriver(_DriverBase):
             self.searcher.on_trial_result(trial.trial_id, result)
         self._carry_out_requests(now, out)
         if trial.status == RUNNING:
+            if decision == NOOP:
+                raise TuneError(f"{type(self.scheduler).__name__} decided NOOP for a running trial")
             if decision == STOP:
                 self._complete(trial, now, out)
             elif decision == PAUSE:
                 self._running -= 1
                 trial.status = PAUSED
+                trial.overhead += self.save_s + self.restore_s  # saved now, restored on resume
             elif decision == CONTINUE:
                 if trial.iteration >= self.epochs:
                     self._complete(trial, now, out)  # the trainable returns after its last epoch
@@ -835,7 +970,12 @@ class SearchDriver(_DriverBase):
             self._fail(trial, at)
             return
         trial.iteration += 1
-        trial.time_total += at - trial.submitted_at
+        self.epochs_run += 1
+        trial.time_total += at - trial.submitted_at - trial.submitted_overhead
+        if self.pbt:
+            trial.score = score_after(
+                self.axes, trial.config, trial.score, trial.iteration, self.epochs
+            )
         self._current = trial
         self._retire = cmd.oid
         self.host.serve_call(self.owner.addr, self._step_fn, at)

@@ -531,6 +531,9 @@ class Owner:
     def _track_args(self, spec: TaskSpec, now: float, out: list[Command]) -> None:
         """Reference the task's arguments; send it, hold it until they are ready, or fail it."""
         spec.since = now
+        if not spec.arg_refs and not spec.held_refs:
+            self._send(spec, out)  # nothing to reference or wait for (hot path)
+            return
         objects = self.objects
         blocked = 0
         failed: OwnedObject | None = None
@@ -568,7 +571,8 @@ class Owner:
             self._flush_actor(spec.actor_id, out)
             return
         spec.owner_state = SUBMITTED
-        self._resolve_args(spec)
+        if spec.arg_refs:
+            self._resolve_args(spec)
         out.append(Send(self.raylet_addr, SubmitTask(spec), spec.nbytes))
 
     def _resolve_args(self, spec: TaskSpec) -> None:
@@ -1007,7 +1011,8 @@ class Owner:
             self._end_stream(spec.task_id, None, None, out)
         if spec.kind == ACTOR_METHOD and self._logged(spec):
             return  # kept for replay: its arguments stay referenced
-        self._release_args(spec, out)
+        if spec.arg_refs or spec.held_refs:
+            self._release_args(spec, out)
 
     def _logged(self, spec: TaskSpec) -> bool:
         handle = self.actors.get(spec.actor_id)

@@ -51,11 +51,8 @@ class TuneConfig:
             raise TuneError(
                 f"TuneConfig: `time_budget_s` must be a positive number, got {self.time_budget_s!r}"
             )
-        if self.reuse_actors:
-            raise TuneError(
-                "TuneConfig: reuse_actors=True is not supported by twinray (each trial gets "
-                "its own actor); leave it False"
-            )
+        if not isinstance(self.reuse_actors, bool):
+            raise TuneError(f"TuneConfig: `reuse_actors` must be a bool, got {self.reuse_actors!r}")
 
 
 @dataclass
@@ -132,5 +129,6 @@ class RunConfig:
             self.checkpoint_config = CheckpointConfig()
         if self.failure_config is None:
             self.failure_config = FailureConfig()
-        if self.callbacks:
-            raise TuneError("RunConfig: `callbacks` are not supported by twinray's Tune yet")
+        from runtime.tune.callback import check_callbacks
+
+        self.callbacks = check_callbacks(self.callbacks)

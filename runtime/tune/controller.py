@@ -41,6 +41,8 @@ from runtime.core.tune.schedulers import (
     TrialView,
 )
 from runtime.core.tune.searcher import FINISHED, Searcher
+from runtime.tune.callback import Callback, CallbackList
+from runtime.tune.checkpoint import Checkpoint
 from runtime.tune.config import CheckpointConfig, FailureConfig
 from runtime.tune.errors import InfeasibleTrialError, MetricNotReportedError, TuneError
 from runtime.tune.progress import ProgressReporter
@@ -87,6 +89,9 @@ class Trial:
     metric_history: list[dict[str, Any]] = field(default_factory=list)
     checkpoints: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     num_failures: int = 0
+    placement: Any = None
+    """The trial's tune.PlacementGroupFactory (None: plain actor resources)."""
+    placement_group: Any = None
     error: BaseException | None = None
     error_msg: str | None = None
     next_checkpoint_index: int = 0
@@ -112,6 +117,7 @@ class Trial:
         state = dict(self.__dict__)
         state["actor"] = None
         state["log"] = None
+        state["placement_group"] = None
         state["error"] = None  # a remote error's class may not pickle; error_msg stays
         return state
 
@@ -156,6 +162,10 @@ class TuneController:
         failure_config: FailureConfig,
         verbose: int,
         state: ExperimentState | None = None,
+        callbacks: list[Callback] | None = None,
+        num_samples: int | None = None,
+        placement: Any = None,
+        reuse_actors: bool = False,
     ) -> None:
         self.trainable_name = trainable_name
         self.is_class = is_class
@@ -189,6 +199,14 @@ class TuneController:
         self._state_written = 0.0
         self._fatal: BaseException | None = None
         self._notices: set[str] = set()
+        self.callbacks = CallbackList(callbacks or [])
+        self.placement = placement
+        self.reuse_actors = reuse_actors
+        # actors of finished or paused trials kept for the next trial (reuse_actors), with
+        # their placement groups; they keep holding their resources
+        self._cached: list[tuple[Any, Any]] = []
+        self.num_samples = num_samples
+        self.iteration = 0
 
     # ---- the loop -------------------------------------------------------------------------
 
@@ -197,14 +215,20 @@ class TuneController:
         os.makedirs(self.experiment_dir, exist_ok=True)
         self._total = {k: float(v) for k, v in runtime.cluster_resources().items()}
         self._check_feasible(self.resources)
+        if self.placement is not None:
+            self._check_placeable(self.placement)
         self._trainable_ref = runtime.put(self._trainable)
         self._actor_class = runtime.remote(TrialActor)
         for trial in self.trials:
             if trial.status in (PENDING, PAUSED):
                 self._scheduler_add(trial)
+        self.callbacks.setup(
+            stop=self.stopper, num_samples=self.num_samples, total_num_samples=self.max_trials
+        )
         started = time.monotonic()
         try:
             while True:
+                self.callbacks.on_step_begin(iteration=self.iteration, trials=self.trials)
                 self._start_trials()
                 if not self._futures:
                     break  # nothing runs and nothing more could start
@@ -227,9 +251,12 @@ class TuneController:
                     break
                 self.reporter.maybe_report(self.trials)
                 self._write_state(force=False)
+                self.iteration += 1
+                self.callbacks.on_step_end(iteration=self.iteration, trials=self.trials)
         finally:
             self._shutdown_actors()
             self._write_state(force=True)
+        self.callbacks.on_experiment_end(trials=self.trials)
         self.reporter.report_final(self.trials)
         return self.trials
 
@@ -252,6 +279,29 @@ class TuneController:
                     f"it could never start. Lower resources_per_trial / tune.with_resources "
                     f"or start runtime with more resources (runtime.init(num_cpus=...))."
                 )
+
+    def _check_placeable(self, placement: Any) -> None:
+        """InfeasibleTrialError when no node set could ever hold the trials' bundles."""
+        nodes = [n["Resources"] for n in runtime.nodes() if n.get("Alive")]
+
+        def fits(bundle: dict[str, float], node: dict[str, float]) -> bool:
+            return all(node.get(k, 0.0) + 1e-9 >= v for k, v in bundle.items())
+
+        bundles = placement.bundles
+        problem = None
+        if not all(any(fits(b, n) for n in nodes) for b in bundles):
+            problem = "a bundle fits on no node"
+        elif placement.strategy == "STRICT_PACK" and not any(
+            fits(placement.required_resources, n) for n in nodes
+        ):
+            problem = "STRICT_PACK needs all bundles on one node, and none has room for them"
+        elif placement.strategy == "STRICT_SPREAD" and len(bundles) > len(nodes):
+            problem = f"STRICT_SPREAD needs {len(bundles)} nodes, the cluster has {len(nodes)}"
+        if problem:
+            raise InfeasibleTrialError(
+                f"a trial asks for the placement group {placement!r} but {problem}: it could "
+                "never start. Change the bundles or start runtime with more resources."
+            )
 
     def _fits(self, resources: dict[str, float]) -> bool:
         return all(
@@ -283,6 +333,7 @@ class TuneController:
             config=suggestion,
             path=os.path.join(self.experiment_dir, dirname),
             resources=dict(self.resources),
+            placement=self.placement,
         )
         self._scheduler_add(trial)
         write_params(trial.path, trial.config)
@@ -301,15 +352,35 @@ class TuneController:
             if not any(t.status == PENDING for t in waiting) and self._add_trial():
                 waiting = self._waiting()
             if not waiting:
+                if self._cached and not self._can_add_trial():
+                    self._drop_cached()  # no trial will ever take them
                 return
             views = [TrialView(t.trial_id, t.status) for t in waiting]
             chosen = self.scheduler.choose_trial_to_run(views)
             if chosen is None:
                 return
             trial = next(t for t in waiting if t.trial_id == chosen)
-            if not self._fits(trial.resources):
+            if not self._cached and not self._fits(trial.resources):
                 return
             self._launch(trial)
+
+    def _drop_cached(self) -> None:
+        """Kill the cached actors once no trial can take them (reuse_actors)."""
+        cached, self._cached = self._cached, []
+        for actor, group in cached:
+            try:
+                runtime.kill(actor)
+            except Exception:  # the runtime may already be shut down
+                pass
+            if group is not None:
+                from runtime.util.placement_group import remove_placement_group
+
+                try:
+                    remove_placement_group(group)
+                except Exception:
+                    pass
+            for name, amount in self.resources.items():
+                self._used[name] = self._used.get(name, 0.0) - amount
 
     def _launch(self, trial: Trial) -> None:
         latest = trial.latest_checkpoint
@@ -327,12 +398,26 @@ class TuneController:
             if self.is_class
             else 0,
         )
-        options: dict[str, Any] = {"num_cpus": trial.resources.get("CPU", 1.0)}
-        if trial.resources.get("GPU"):
-            options["num_gpus"] = trial.resources["GPU"]
-        custom = {k: v for k, v in trial.resources.items() if k not in ("CPU", "GPU")}
-        if custom:
-            options["resources"] = custom
+        if self._cached:  # reuse_actors: the actor of a finished trial runs this one
+            trial.actor, trial.placement_group = self._cached.pop()
+            if trial.log is None:
+                trial.log = ResultLog(trial.path)
+            self.callbacks.on_trial_start(iteration=self.iteration, trials=self.trials, trial=trial)
+            trial.status = RUNNING
+            ref = trial.actor.reset.remote(trial.config, start)
+            self._futures[ref] = (trial, "reset")
+            return
+        if trial.placement is not None:
+            # Ray's rule: the trainable runs in bundle 0; the group captures its children
+            trial.placement_group = trial.placement.to_placement_group()
+            options = trial.placement.actor_options(trial.placement_group)
+        else:
+            options = {"num_cpus": trial.resources.get("CPU", 1.0)}
+            if trial.resources.get("GPU"):
+                options["num_gpus"] = trial.resources["GPU"]
+            custom = {k: v for k, v in trial.resources.items() if k not in ("CPU", "GPU")}
+            if custom:
+                options["resources"] = custom
         trial.actor = self._actor_class.options(**options).remote(
             self._trainable_ref, trial.config, start
         )
@@ -340,18 +425,33 @@ class TuneController:
             self._used[name] = self._used.get(name, 0.0) + amount
         if trial.log is None:
             trial.log = ResultLog(trial.path)
+        self.callbacks.on_trial_start(iteration=self.iteration, trials=self.trials, trial=trial)
         trial.status = RUNNING
+        if latest:
+            self.callbacks.on_trial_restore(
+                iteration=self.iteration, trials=self.trials, trial=trial
+            )
         self._request(trial, "train")
 
     def _request(self, trial: Trial, method: str) -> None:
         ref = getattr(trial.actor, method).remote()
         self._futures[ref] = (trial, method)
 
+    def _wanted(self, trial: Trial) -> bool:
+        """Whether another trial could take ``trial``'s actor (waiting, or still to come)."""
+        others_wait = any(t.status in (PENDING, PAUSED) and t is not trial for t in self.trials)
+        return others_wait or self._can_add_trial()
+
     def _release(self, trial: Trial, graceful: bool) -> None:
         if trial.actor is None:
             return
         for ref in [r for r, (t, _) in self._futures.items() if t is trial]:
             del self._futures[ref]
+        if graceful and self.reuse_actors and self._wanted(trial):
+            self._cached.append((trial.actor, trial.placement_group))  # Ray: cache, no stop
+            trial.actor = None
+            trial.placement_group = None
+            return
         if graceful and self.is_class:
             try:
                 runtime.get(trial.actor.stop.remote(), timeout=60)
@@ -359,6 +459,11 @@ class TuneController:
                 pass
         runtime.kill(trial.actor)
         trial.actor = None
+        if trial.placement_group is not None:
+            from runtime.util.placement_group import remove_placement_group
+
+            remove_placement_group(trial.placement_group)
+            trial.placement_group = None
         for name, amount in trial.resources.items():
             self._used[name] = self._used.get(name, 0.0) - amount
 
@@ -376,6 +481,27 @@ class TuneController:
             return
         if method == "train":
             self._on_train(trial, value)
+        elif method == "reset":
+            self._on_reset(trial, value)
+
+    def _on_reset(self, trial: Trial, ok: bool) -> None:
+        """A reused actor took the trial (or could not: Ray fails the trial then)."""
+        if ok:
+            if trial.latest_checkpoint:
+                self.callbacks.on_trial_restore(
+                    iteration=self.iteration, trials=self.trials, trial=trial
+                )
+            self._request(trial, "train")
+            return
+        self._release(trial, graceful=False)
+        exc = TuneError(
+            "Trainable runner reuse requires reset_config() to be implemented and return True."
+        )
+        self._write_error(trial, exc)
+        self.scheduler.on_trial_error(trial.trial_id)
+        self.searcher.on_trial_complete(trial.trial_id, error=True)
+        self._mark_error(trial, exc)
+        self.callbacks.on_trial_error(iteration=self.iteration, trials=self.trials, trial=trial)
 
     def _validate_metric(self, trial: Trial, flat: dict[str, Any]) -> None:
         reported = [k for k in flat if k not in AUTO_KEYS and not k.startswith("config/")]
@@ -407,7 +533,8 @@ class TuneController:
         assert trial.log is not None
         trial.log.append(result)
         if value.get("checkpoint"):
-            self._register_checkpoint(trial, value["checkpoint"], result)
+            # callbacks hear of it after the result, as in Ray
+            self._register_checkpoint(trial, value["checkpoint"], result, notify=False)
         if self.reporter.verbose >= 3:
             self.reporter.report_result(trial, result)
         if result.get("done") or self.stopper(trial.trial_id, result):
@@ -417,6 +544,13 @@ class TuneController:
             decision = self.scheduler.on_trial_result(trial.trial_id, flat, trials_waiting=waiting)
         if decision != STOP:
             self.searcher.on_trial_result(trial.trial_id, flat)
+        else:
+            result["done"] = True
+        self.callbacks.on_trial_result(
+            iteration=self.iteration, trials=self.trials, trial=trial, result=result
+        )
+        if value.get("checkpoint") and os.path.isdir(os.path.join(trial.path, value["checkpoint"])):
+            self._notify_checkpoint(trial, value["checkpoint"])
         self._carry_out_requests()
         if decision == NOOP or trial.status != RUNNING:
             return  # the scheduler acted on the trial itself (PBT's exploit restarted it)
@@ -431,28 +565,37 @@ class TuneController:
             raise TuneError(f"{type(self.scheduler).__name__} decided {decision!r}")
 
     def _carry_out_requests(self) -> None:
-        """Do what the scheduler asked besides its decision: saves, exploits, notices."""
-        for request in self.scheduler.take_requests():
-            if isinstance(request, SaveRequest):
-                source = self._by_id(request.trial_id)
-                path = None
-                try:
-                    self._save_now(source)
-                except Exception as exc:  # a failing save fails the trial
-                    self._on_failure(source, exc)
-                if source.latest_checkpoint is not None:
-                    path = os.path.join(source.path, source.latest_checkpoint[0])
-                self.scheduler.on_trial_saved(request.trial_id, path)
-            elif isinstance(request, ExploitRequest):
-                self._exploit(request)
-            elif isinstance(request, StopRequest):
-                self._stop_waiting(self._by_id(request.trial_id))
-            elif isinstance(request, Notice):
-                if request.message not in self._notices:
-                    self._notices.add(request.message)
-                    warnings.warn(request.message, stacklevel=2)
-            else:
-                raise TuneError(f"{type(self.scheduler).__name__} asked for {request!r}")
+        """Do what the scheduler asked besides its decision: saves, exploits, notices.
+
+        Answering a save may queue more (synchronous PBT exploits once its saves are in),
+        so the queue is drained until it is empty.
+        """
+        while requests := self.scheduler.take_requests():
+            for request in requests:
+                self._carry_out(request)
+
+    def _carry_out(self, request: Any) -> None:
+        """One request of the scheduler's."""
+        if isinstance(request, SaveRequest):
+            source = self._by_id(request.trial_id)
+            path = None
+            try:
+                self._save_now(source)
+            except Exception as exc:  # a failing save fails the trial
+                self._on_failure(source, exc)
+            if source.latest_checkpoint is not None:
+                path = os.path.join(source.path, source.latest_checkpoint[0])
+            self.scheduler.on_trial_saved(request.trial_id, path)
+        elif isinstance(request, ExploitRequest):
+            self._exploit(request)
+        elif isinstance(request, StopRequest):
+            self._stop_waiting(self._by_id(request.trial_id))
+        elif isinstance(request, Notice):
+            if request.message not in self._notices:
+                self._notices.add(request.message)
+                warnings.warn(request.message, stacklevel=2)
+        else:
+            raise TuneError(f"{type(self.scheduler).__name__} asked for {request!r}")
 
     def _stop_waiting(self, trial: Trial) -> None:
         """End a trial the scheduler dropped (it already forgot it; the searcher is told)."""
@@ -461,6 +604,7 @@ class TuneController:
         self.searcher.on_trial_complete(trial.trial_id)
         self._release(trial, graceful=True)
         trial.status = TERMINATED
+        self.callbacks.on_trial_complete(iteration=self.iteration, trials=self.trials, trial=trial)
 
     def _by_id(self, trial_id: str) -> Trial:
         return next(t for t in self.trials if t.trial_id == trial_id)
@@ -476,8 +620,20 @@ class TuneController:
         write_params(trial.path, trial.config)
         trial.status = PAUSED
 
-    def _register_checkpoint(self, trial: Trial, name: str, result: dict[str, Any]) -> None:
+    def _notify_checkpoint(self, trial: Trial, name: str) -> None:
+        self.callbacks.on_checkpoint(
+            iteration=self.iteration,
+            trials=self.trials,
+            trial=trial,
+            checkpoint=Checkpoint(os.path.join(trial.path, name)),
+        )
+
+    def _register_checkpoint(
+        self, trial: Trial, name: str, result: dict[str, Any], notify: bool = True
+    ) -> None:
         trial.checkpoints.append((name, dict(result)))
+        if notify:
+            self._notify_checkpoint(trial, name)
         trial.next_checkpoint_index = max(
             trial.next_checkpoint_index, int(name.rsplit("_", 1)[-1]) + 1
         )
@@ -504,6 +660,7 @@ class TuneController:
         name = runtime.get(trial.actor.save.remote())
         if name:
             self._register_checkpoint(trial, name, trial.last_result)
+        self.callbacks.on_trial_save(iteration=self.iteration, trials=self.trials, trial=trial)
 
     def _complete(self, trial: Trial) -> None:
         flat = flatten(trial.last_result)
@@ -515,9 +672,13 @@ class TuneController:
             except Exception as exc:  # saving at the end failed: the trial failed
                 self._release(trial, graceful=False)
                 self._mark_error(trial, exc)
+                self.callbacks.on_trial_error(
+                    iteration=self.iteration, trials=self.trials, trial=trial
+                )
                 return
         trial.status = TERMINATED
         self._release(trial, graceful=True)
+        self.callbacks.on_trial_complete(iteration=self.iteration, trials=self.trials, trial=trial)
 
     def _pause(self, trial: Trial) -> None:
         try:
@@ -535,10 +696,14 @@ class TuneController:
         limit = self.failure_config.max_failures
         if limit == -1 or trial.num_failures <= limit:
             trial.status = PENDING
+            self.callbacks.on_trial_recover(
+                iteration=self.iteration, trials=self.trials, trial=trial
+            )
             return
         self.scheduler.on_trial_error(trial.trial_id)
         self.searcher.on_trial_complete(trial.trial_id, error=True)
         self._mark_error(trial, exc)
+        self.callbacks.on_trial_error(iteration=self.iteration, trials=self.trials, trial=trial)
         if self.failure_config.fail_fast:
             self._fatal = TuneError(f"trial {trial.trial_name} failed (fail_fast): {exc}")
 
@@ -560,6 +725,7 @@ class TuneController:
                 self._complete(trial)
 
     def _shutdown_actors(self) -> None:
+        self._drop_cached()
         for trial in self.trials:
             if trial.actor is not None:
                 try:

@@ -157,11 +157,18 @@ _RESOURCE_KEYS = {"cpu": "CPU", "gpu": "GPU", "CPU": "CPU", "GPU": "GPU"}
 
 
 def normalize_resources(resources: Any) -> dict[str, float]:
-    """``{"cpu": 1, "gpu": 0.5, "custom": 2}`` as cluster resource names; bad input raises."""
+    """``{"cpu": 1, "gpu": 0.5, "custom": 2}`` as cluster resource names; bad input raises.
+
+    A ``tune.PlacementGroupFactory`` gives the sum of its bundles (what a trial holds).
+    """
+    from runtime.tune.placement_groups import PlacementGroupFactory
+
+    if isinstance(resources, PlacementGroupFactory):
+        return resources.required_resources
     if not isinstance(resources, dict):
         raise TuneError(
-            "resources_per_trial must be a dict such as {'cpu': 1, 'gpu': 0} (placement-group "
-            f"factories are not supported yet), got {type(resources).__name__}"
+            "resources_per_trial must be a dict such as {'cpu': 1, 'gpu': 0} or a "
+            f"tune.PlacementGroupFactory, got {type(resources).__name__}"
         )
     out: dict[str, float] = {}
     for key, value in resources.items():
@@ -174,8 +181,9 @@ def normalize_resources(resources: Any) -> dict[str, float]:
     return out
 
 
-def with_resources(trainable: Any, resources: dict[str, float]) -> _WithResources:
-    """``trainable`` whose trials each ask for ``resources`` ({"cpu": 2, "gpu": 1}...)."""
+def with_resources(trainable: Any, resources: Any) -> _WithResources:
+    """``trainable`` whose trials each ask for ``resources`` ({"cpu": 2, "gpu": 1}... or a
+    ``tune.PlacementGroupFactory``)."""
     normalize_resources(resources)
     return _WithResources(trainable, resources)
 
@@ -219,16 +227,28 @@ def check_trainable(trainable: Any) -> None:
         )
 
 
+class _Abandoned(BaseException):
+    """Raised in a function trainable's thread whose actor moved on to another trial."""
+
+
 class _Channel:
     """The hand-over between a function trainable's thread and the actor's ``train()``."""
 
     def __init__(self) -> None:
         self.results: queue.Queue[tuple[str, Any]] = queue.Queue()
         self.resume = threading.Semaphore(0)
+        self.abandoned = False
 
     def put_result(self, result: dict[str, Any], checkpoint: str | None) -> None:
         self.results.put(("result", (result, checkpoint)))
         self.resume.acquire()
+        if self.abandoned:
+            raise _Abandoned()
+
+    def abandon(self) -> None:
+        """End the thread waiting in ``put_result`` (its actor runs another trial now)."""
+        self.abandoned = True
+        self.resume.release()
 
 
 class _FunctionRunner:
@@ -245,6 +265,8 @@ class _FunctionRunner:
         _session.set_session(self._session)
         try:
             self._fn(self._config)
+        except _Abandoned:
+            return
         except BaseException as exc:  # the trial's failure, raised in the actor by next()
             self._channel.results.put(("error", exc))
         else:
@@ -269,6 +291,12 @@ class _FunctionRunner:
 
     def stop(self) -> None:
         return None
+
+    def abandon(self) -> None:
+        """Let a thread still waiting in ``tune.report`` end (the actor is reused)."""
+        if self._thread is not None and self._thread.is_alive():
+            self._channel.abandon()
+            self._thread.join(timeout=10)
 
 
 class _ClassRunner:
@@ -296,6 +324,19 @@ class _ClassRunner:
 
     def stop(self) -> None:
         self._trainable.stop()
+
+    def reset(self, config: dict[str, Any], start: Any) -> bool:
+        """Take another trial in the same Trainable: ``reset_config`` (False: cannot)."""
+        trainable = self._trainable
+        if not trainable.reset_config(copy.deepcopy(config)):
+            return False
+        trainable.config = dict(config)
+        trainable._start = start
+        trainable._clock = _session.ResultClock(start, trainable.config)
+        self._start = start
+        if start.checkpoint_path:
+            trainable.restore(start.checkpoint_path)
+        return True
 
 
 class TrialActor:
@@ -327,3 +368,20 @@ class TrialActor:
         """Run the trainable's cleanup."""
         if self._runner is not None:
             self._runner.stop()
+
+    def reset(self, config: dict[str, Any], start: Any) -> bool:
+        """Run another trial in this actor (``reuse_actors``); False when it cannot.
+
+        A class trainable takes the new config through ``reset_config`` (Ray's rule: it
+        must return True); a function trainable starts afresh with a new session.
+        """
+        trainable = self._args[0]
+        runner = self._runner
+        self._args = (trainable, config, start)
+        if isinstance(runner, _ClassRunner):
+            os.makedirs(start.trial_dir, exist_ok=True)
+            return runner.reset(config, start)
+        if isinstance(runner, _FunctionRunner):
+            runner.abandon()
+        self._runner = None  # built on the next train()
+        return True

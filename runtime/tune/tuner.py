@@ -10,7 +10,7 @@ from typing import Any
 
 import runtime
 from runtime.core.tune.schedulers import FIFOScheduler, TrialScheduler
-from runtime.core.tune.search_space import count_variants
+from runtime.core.tune.search_space import Domain, count_variants
 from runtime.core.tune.searcher import FINISHED, BasicVariantGenerator, ConcurrencyLimiter, Searcher
 from runtime.tune.config import CheckpointConfig, FailureConfig, RunConfig, TuneConfig
 from runtime.tune.controller import TuneController, load_state
@@ -76,6 +76,33 @@ def _split_trainable(
     return trainable, normalize_resources({})
 
 
+def _has_domains(space: Any) -> bool:
+    """Whether ``space`` holds values still to draw (domains or grid searches), Ray's check."""
+    if isinstance(space, Domain):
+        return True
+    if isinstance(space, dict):
+        return "grid_search" in space or any(_has_domains(v) for v in space.values())
+    if isinstance(space, list | tuple):
+        return any(_has_domains(v) for v in space)
+    return False
+
+
+def _placement_of(trainable: Any, param_space: dict[str, Any] | None) -> Any:
+    """The trials' ``tune.PlacementGroupFactory``, or None when they ask for plain resources."""
+    from runtime.tune.placement_groups import PlacementGroupFactory
+
+    if isinstance(trainable, _WithResources):
+        requested = trainable.resources
+    else:
+        request = getattr(trainable, "default_resource_request", None)
+        requested = (
+            request(param_space or {})
+            if isinstance(trainable, type) and callable(request)
+            else None
+        )
+    return requested if isinstance(requested, PlacementGroupFactory) else None
+
+
 def _build_searcher(
     tune_config: TuneConfig, param_space: dict[str, Any]
 ) -> tuple[Searcher, int | None]:
@@ -92,11 +119,14 @@ def _build_searcher(
         inner.add_configurations(param_space, tune_config.num_samples)
         limit = count_variants(param_space, tune_config.num_samples)
     else:
-        if not searcher.set_search_properties(metric, mode, param_space) and (metric or mode):
+        if not searcher.set_search_properties(metric, mode, param_space) and _has_domains(
+            param_space
+        ):
             raise TuneError(
-                "You passed a `metric` or `mode` argument to `tune.TuneConfig()`, but the "
-                "search algorithm you are using was already instantiated with their own "
-                "`metric` and `mode` parameters. Remove the arguments from one of them."
+                "You passed a `param_space` parameter to `tune.Tuner()` with unresolved "
+                "parameters, but the search algorithm was already instantiated with a search "
+                "space. Make sure that `param_space` does not contain any more parameter "
+                "definitions - include them in the search algorithm's search space if necessary."
             )
         searcher = _FixedCount(searcher, tune_config.num_samples, param_space)
         limit = tune_config.num_samples
@@ -262,6 +292,8 @@ class Tuner:
             trainable_name=trainable_name(self._trainable),
             is_class=isinstance(trainable, type),
             resources=resources,
+            placement=_placement_of(self._trainable, self._param_space),
+            reuse_actors=tc.reuse_actors,
             searcher=searcher,
             max_trials=limit,
             scheduler=scheduler,
@@ -274,6 +306,8 @@ class Tuner:
             failure_config=rc.failure_config or FailureConfig(),
             verbose=rc.verbose,
             state=state,
+            callbacks=rc.callbacks,
+            num_samples=tc.num_samples,
         )
         trials = controller.run()
         self._results = ResultGrid(trials, self._experiment_dir, tc.metric, tc.mode)
@@ -318,7 +352,7 @@ def run(
     stop: Any = None,
     time_budget_s: float | None = None,
     config: dict[str, Any] | None = None,
-    resources_per_trial: dict[str, float] | None = None,
+    resources_per_trial: Any = None,
     num_samples: int = 1,
     storage_path: str | None = None,
     search_alg: Searcher | None = None,
@@ -330,6 +364,8 @@ def run(
     fail_fast: bool = False,
     raise_on_failed_trial: bool = True,
     resume: bool | str | None = None,
+    callbacks: list[Any] | None = None,
+    reuse_actors: bool = False,
 ) -> ExperimentAnalysis:
     """The older API: run an experiment and return its ``ExperimentAnalysis``.
 
@@ -352,6 +388,7 @@ def run(
         num_samples=num_samples,
         max_concurrent_trials=max_concurrent_trials,
         time_budget_s=time_budget_s,
+        reuse_actors=reuse_actors,
     )
     run_config = RunConfig(
         name=name,
@@ -360,6 +397,7 @@ def run(
         checkpoint_config=checkpoint_config,
         failure_config=FailureConfig(max_failures=max_failures, fail_fast=fail_fast),
         verbose=verbose,
+        callbacks=callbacks,
     )
     tuner = Tuner(trainable, param_space=config, tune_config=tune_config, run_config=run_config)
     if resume and Tuner.can_restore(tuner._experiment_dir):

@@ -576,6 +576,65 @@ class ParameterServerWorkload(_WorkloadBase):
         ]
 
 
+class SearchDomainSpec(_Spec):
+    """A hyperparameter's range for PBT to draw and resample from (Ray's tune.uniform,
+    tune.loguniform, tune.randint: ``randint`` excludes `upper`)."""
+
+    kind: Literal["uniform", "loguniform", "randint"]
+    lower: float
+    upper: float
+
+    @model_validator(mode="after")
+    def _bounds(self) -> SearchDomainSpec:
+        if not self.lower < self.upper:
+            raise ValueError(f"{self.kind} needs lower < upper, got {self.lower:g}, {self.upper:g}")
+        if self.kind == "loguniform" and self.lower <= 0:
+            raise ValueError(f"loguniform needs lower > 0, got {self.lower:g}")
+        if self.kind == "randint" and not (self.lower.is_integer() and self.upper.is_integer()):
+            raise ValueError(f"randint needs integer bounds, got {self.lower:g}, {self.upper:g}")
+        return self
+
+
+MutationSpec = Annotated[
+    list[Annotated[float, Field(strict=False)]] | list[str] | SearchDomainSpec,
+    Field(union_mode="left_to_right"),
+]
+"""A PBT mutation: a list of values (shifted or resampled) or a range (perturbed by a factor)."""
+
+
+class PBTSchedulerSpec(_Spec):
+    """Ray Tune's PopulationBasedTraining (asynchronous; `synch: true` for synchronous PBT).
+
+    Ray's parameter names and defaults. Every `perturbation_interval` of `time_attr` a trial
+    in the bottom `quantile_fraction` continues from a top trial's checkpoint (its
+    checkpoint object is the next epoch's argument) with the config explored: numbers in a
+    range multiplied by one of `perturbation_factors`, list values shifted to a neighbour,
+    either resampled with `resample_probability`. `seed` seeds PBT's draws (default: drawn
+    from the scenario seed).
+    """
+
+    kind: Literal["pbt"]
+    time_attr: Literal["training_iteration", "time_total_s"] = "time_total_s"
+    perturbation_interval: float = Field(60.0, gt=0, strict=False)
+    burn_in_period: float = Field(0.0, ge=0, strict=False)
+    hyperparam_mutations: dict[str, MutationSpec] = Field(min_length=1)
+    quantile_fraction: float = Field(0.25, ge=0, le=0.5, strict=False)
+    resample_probability: float = Field(0.25, ge=0, le=1, strict=False)
+    perturbation_factors: tuple[
+        Annotated[float, Field(gt=0, strict=False)], Annotated[float, Field(gt=0, strict=False)]
+    ] = (1.2, 0.8)
+    synch: bool = False
+    seed: int | None = None
+
+    @field_validator("hyperparam_mutations")
+    @classmethod
+    def _non_empty_lists(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for key, mutation in value.items():
+            if isinstance(mutation, list) and not mutation:
+                raise ValueError(f"hyperparam_mutations.{key} is an empty list: give its values")
+        return value
+
+
 class HyperparameterSearchWorkload(_WorkloadBase):
     """Hyperparameter search driven by the core's Tune scheduler and searcher objects.
 
@@ -588,6 +647,15 @@ class HyperparameterSearchWorkload(_WorkloadBase):
     quality q is drawn uniformly by the searcher and its curve is ``q * (1 - 2**-t)``;
     `curves` gives the metric per trial (row) per iteration (column) instead.
     `max_t` defaults to `epochs` and `grace_period` to `grace_epochs`.
+
+    `trial_scheduler` may instead be `{kind: pbt, ...}` (PBTSchedulerSpec): trial configs
+    are drawn from its `hyperparam_mutations`, and a trial's metric accumulates a gain per
+    epoch that depends on its config (``sim.tune_curves``: the best value of each
+    hyperparameter moves from the top of its range to the bottom over `epochs`), so the
+    exploited trials learn faster. Epoch tasks output the trial's checkpoint
+    (`checkpoint_bytes`, default `output_bytes`); a checkpoint PBT asks for costs
+    `checkpoint_save_ms` and restoring one (an exploit, or resuming a paused trial)
+    `checkpoint_restore_ms`, both added to the trial's next epoch task.
     """
 
     kind: Literal["hyperparameter_search"]
@@ -596,7 +664,9 @@ class HyperparameterSearchWorkload(_WorkloadBase):
     concurrent_trials: int = Field(8, ge=1)
     grace_epochs: int = Field(1, ge=1)
     reduction_factor: int = Field(3, ge=2)
-    trial_scheduler: Literal["asha", "hyperband", "median_stopping", "fifo"] = "asha"
+    trial_scheduler: Literal["asha", "hyperband", "median_stopping", "fifo"] | PBTSchedulerSpec = (
+        "asha"
+    )
     max_t: int | None = Field(None, ge=1)
     grace_period: float | None = Field(None, ge=0)
     metric: str = "score"
@@ -604,9 +674,17 @@ class HyperparameterSearchWorkload(_WorkloadBase):
     time_attr: Literal["training_iteration", "time_total_s"] = "training_iteration"
     min_samples_required: int = Field(3, ge=1)
     curves: list[list[float]] | None = None
+    checkpoint_bytes: float | None = Field(None, ge=0, strict=False)
+    checkpoint_save_ms: float = Field(0.0, ge=0, strict=False)
+    checkpoint_restore_ms: float = Field(0.0, ge=0, strict=False)
 
     @model_validator(mode="after")
     def _consistent(self) -> HyperparameterSearchWorkload:
+        if isinstance(self.trial_scheduler, PBTSchedulerSpec) and self.curves is not None:
+            raise ValueError(
+                "curves cannot be used with trial_scheduler pbt: PBT's learning curves "
+                "depend on each trial's config (see sim.tune_curves), not on a table"
+            )
         if self.max_t is not None and self.max_t > self.epochs:
             raise ValueError(f"max_t ({self.max_t}) must be <= epochs ({self.epochs})")
         if self.grace_period is not None and self.grace_period > (self.max_t or self.epochs):

@@ -16,6 +16,7 @@ from runtime.core.tune import (
     Notice,
     PopulationBasedTraining,
     SaveRequest,
+    TrialView,
     TuneError,
     uniform,
 )
@@ -220,6 +221,199 @@ def test_explore_rules() -> None:
     assert new["c"] in ("a", "b") and ops["c"] == "resample"  # not in the list: resampled
 
 
+# --- synchronous PBT ------------------------------------------------------------------------
+
+SYNC_MAX_ITER = 12
+
+
+def _sync_result(config: dict[str, Any], iteration: int) -> dict[str, Any]:
+    return {"training_iteration": iteration, "score": _score(config, iteration)}
+
+
+def _drive_sync_ours(seed: int, slots: int, **kwargs: Any) -> tuple[list[Any], int]:
+    """Run 5 trials, `slots` at a time, through our synchronous PBT; the event log."""
+    pbt = PopulationBasedTraining(
+        time_attr="training_iteration",
+        metric="score",
+        mode="max",
+        perturbation_interval=3,
+        hyperparam_mutations=MUTATIONS,
+        synch=True,
+        rng=random.Random(seed),
+        **kwargs,
+    )
+    ids = [str(i) for i in range(len(START))]
+    configs = {tid: dict(c) for tid, c in zip(ids, START, strict=True)}
+    status = dict.fromkeys(ids, "PENDING")
+    iters = dict.fromkeys(ids, 0)
+    checkpoints: dict[str, str] = {}
+    for tid in ids:
+        pbt.on_trial_add(tid, configs[tid])
+    running: list[str] = []
+    log: list[Any] = []
+    for _ in range(400):
+        while len(running) < slots:
+            views = [TrialView(t, status[t]) for t in ids]
+            chosen = pbt.choose_trial_to_run(views)
+            if chosen is None:
+                break
+            if iters[chosen] >= SYNC_MAX_ITER:  # resumed after its last result: it ends
+                status[chosen] = "TERMINATED"
+                pbt.on_trial_complete(chosen, {})
+                log.append((chosen, "complete"))
+                continue
+            status[chosen] = "RUNNING"
+            running.append(chosen)
+        if not running:
+            break
+        tid = running.pop(0)
+        iters[tid] += 1
+        decision = pbt.on_trial_result(tid, _sync_result(configs[tid], iters[tid]))
+        if decision in (PAUSE, NOOP):
+            status[tid] = "PAUSED"
+            checkpoints[tid] = f"ckpt-{tid}-{iters[tid]}"
+        events: list[Any] = []
+        while requests := pbt.take_requests():
+            for request in requests:
+                if isinstance(request, SaveRequest):
+                    target = request.trial_id
+                    pbt.on_trial_saved(
+                        target, checkpoints.get(target) or f"ckpt-{target}-{iters[target]}"
+                    )
+                elif isinstance(request, ExploitRequest):
+                    target = request.trial_id
+                    if target in running:
+                        running.remove(target)
+                    status[target] = "PAUSED"
+                    configs[target] = dict(request.config)
+                    iters[target] = request.result["training_iteration"]
+                    checkpoints[target] = request.checkpoint
+                    events.append(("exploit", target, request.clone_from, request.checkpoint))
+        if status[tid] == "RUNNING":
+            if iters[tid] >= SYNC_MAX_ITER:
+                status[tid] = "TERMINATED"
+                pbt.on_trial_complete(tid, {})
+            else:
+                running.append(tid)
+        events.sort()  # the Ray side finds exploits by scanning the trials
+        log.append((tid, iters[tid], decision, events, {t: dict(c) for t, c in configs.items()}))
+    return log, pbt.num_checkpoints
+
+
+def _drive_sync_ray(seed: int, slots: int, **kwargs: Any) -> tuple[list[Any], int]:
+    """The same run through Ray's PopulationBasedTraining(synch=True)."""
+    schedulers = pytest.importorskip("ray.tune.schedulers", reason="ray.tune not importable")
+    random.seed(seed)
+    pbt = schedulers.PopulationBasedTraining(
+        time_attr="training_iteration",
+        metric="score",
+        mode="max",
+        perturbation_interval=3,
+        hyperparam_mutations=MUTATIONS,
+        synch=True,
+        log_config=False,
+        **kwargs,
+    )
+    trials = [_RayTrial(str(i), dict(c)) for i, c in enumerate(START)]
+    for trial in trials:
+        trial.status = "PENDING"
+    by_id = {t.trial_id: t for t in trials}
+    controller = _RayController(trials)
+    controller.iters = {t.trial_id: 0 for t in trials}
+    iters = controller.iters
+    for trial in trials:
+        pbt.on_trial_add(controller, trial)
+    running: list[str] = []
+    log: list[Any] = []
+    for _ in range(400):
+        while len(running) < slots:
+            chosen = pbt.choose_trial_to_run(controller)
+            if chosen is None:
+                break
+            if iters[chosen.trial_id] >= SYNC_MAX_ITER:
+                chosen.status = "TERMINATED"
+                pbt.on_trial_complete(controller, chosen, {})
+                log.append((chosen.trial_id, "complete"))
+                continue
+            chosen.status = "RUNNING"
+            running.append(chosen.trial_id)
+        if not running:
+            break
+        tid = running.pop(0)
+        trial = by_id[tid]
+        iters[tid] += 1
+        decision = pbt.on_trial_result(controller, trial, _sync_result(trial.config, iters[tid]))
+        events: list[Any] = []
+        for other in trials:  # exploited: trials whose latest checkpoint PBT replaced
+            manager = other.run_metadata.checkpoint_manager
+            latest = manager._latest_checkpoint_result
+            if latest is None:
+                continue
+            manager._latest_checkpoint_result = None
+            if other.trial_id in running:
+                running.remove(other.trial_id)
+            other.status = "PAUSED"
+            iters[other.trial_id] = latest.metrics["training_iteration"]
+            other.checkpoint = latest.checkpoint
+            source = latest.checkpoint.split("-")[1]
+            events.append(("exploit", other.trial_id, source, latest.checkpoint))
+        if decision == "PAUSE":
+            trial.status = "PAUSED"
+            trial.checkpoint = f"ckpt-{tid}-{iters[tid]}"
+        if decision == "NOOP":
+            decision = PAUSE  # twinray returns PAUSE for an exploited trial (paused alike)
+        if trial.status == "RUNNING":
+            if iters[tid] >= SYNC_MAX_ITER:
+                trial.status = "TERMINATED"
+                pbt.on_trial_complete(controller, trial, {})
+            else:
+                running.append(tid)
+        events.sort()
+        log.append(
+            (tid, iters[tid], decision, events, {t.trial_id: dict(t.config) for t in trials})
+        )
+    return log, pbt._num_checkpoints
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+@pytest.mark.parametrize("slots", [1, 2, 5])
+@pytest.mark.parametrize("kwargs", [{}, {"quantile_fraction": 0.5, "burn_in_period": 4}])
+def test_synchronous_pbt_decides_as_rays(seed: int, slots: int, kwargs: dict[str, Any]) -> None:
+    theirs, their_saves = _drive_sync_ray(seed, slots, **kwargs)
+    ours, our_saves = _drive_sync_ours(seed, slots, **kwargs)
+    assert ours == theirs
+    assert our_saves == their_saves
+    assert any(entry[3] for entry in ours if len(entry) > 2)  # some exploits happened
+    decisions = {entry[2] for entry in ours if len(entry) > 2}
+    assert decisions == {CONTINUE, PAUSE}  # synchronous: every perturbation pauses
+
+
+def test_synchronous_pbt_waits_for_the_whole_population() -> None:
+    pbt = PopulationBasedTraining(
+        time_attr="training_iteration",
+        metric="score",
+        mode="max",
+        perturbation_interval=2,
+        hyperparam_mutations={"lr": [0.1, 0.2, 0.3]},
+        synch=True,
+        rng=random.Random(1),
+    )
+    for tid, lr in (("a", 0.1), ("b", 0.3)):
+        pbt.on_trial_add(tid, {"lr": lr})
+    assert pbt.on_trial_result("a", {"training_iteration": 1, "score": 1.0}) == CONTINUE
+    assert pbt.on_trial_result("a", {"training_iteration": 2, "score": 1.0}) == PAUSE
+    assert pbt.take_requests() == []  # b has not reached iteration 2: nothing ranked yet
+    views = [TrialView("a", "PAUSED"), TrialView("b", "RUNNING")]
+    assert pbt.choose_trial_to_run(views) is None  # a waits at the perturbation time
+    assert pbt.on_trial_result("b", {"training_iteration": 2, "score": 5.0}) == PAUSE
+    assert pbt.take_requests() == [SaveRequest("b")]  # top first; exploits wait for it
+    pbt.on_trial_saved("b", "ckpt-b")
+    (exploit,) = pbt.take_requests()
+    assert isinstance(exploit, ExploitRequest)
+    assert (exploit.trial_id, exploit.clone_from, exploit.checkpoint) == ("a", "b", "ckpt-b")
+    assert pbt.choose_trial_to_run([TrialView("a", "PAUSED"), TrialView("b", "PAUSED")]) == "a"
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [
@@ -227,7 +421,6 @@ def test_explore_rules() -> None:
         ({"hyperparam_mutations": {"a": [1]}, "quantile_fraction": 0.7}, "quantile_fraction"),
         ({"hyperparam_mutations": {"a": [1]}, "perturbation_interval": 0}, "perturbation_interval"),
         ({"hyperparam_mutations": {"a": 3}}, "must be either"),
-        ({"hyperparam_mutations": {"a": [1]}, "synch": True}, "synch"),
     ],
 )
 def test_pbt_rejects_bad_settings(kwargs: dict[str, Any], message: str) -> None:

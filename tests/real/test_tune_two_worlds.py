@@ -154,3 +154,147 @@ def test_real_and_simulated_runs_decide_alike(one_slot, tmp_path, name):
     assert sim_log == real_log  # every decision, in order: stops, pauses, promotions
     decisions = {d for _, _, d in real_log}
     assert "STOP" in decisions and min(real_iters.values()) < EPOCHS  # some stopped early
+
+
+# --- PBT: exploits and explorations on curves that depend on the config -------------------
+
+PBT_TRIALS = 3
+PBT_EPOCHS = 6
+PBT_SEED = 6
+#: the simulated workload's mutations (scenario form) and the real scheduler's (tune's)
+PBT_SPEC: dict[str, Any] = {
+    "kind": "pbt",
+    "time_attr": "training_iteration",
+    "perturbation_interval": 2,
+    "quantile_fraction": 0.34,
+    "resample_probability": 0.25,
+    "seed": PBT_SEED,
+    "hyperparam_mutations": {
+        "lr": {"kind": "loguniform", "lower": 1e-4, "upper": 1e-1},
+        "momentum": [0.8, 0.9, 0.95, 0.99],
+    },
+}
+
+
+def _pbt_mutations() -> dict[str, Any]:
+    return {"lr": tune.loguniform(1e-4, 1e-1), "momentum": [0.8, 0.9, 0.95, 0.99]}
+
+
+def _follow_pbt_curve(config: dict[str, Any]) -> None:
+    """Report the simulator's config-dependent curve, carrying (t, score) in the checkpoint."""
+    from sim.tune_curves import axes, score_after
+
+    curve_axes = axes(_pbt_mutations())
+    t, score = 0, 0.0
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with open(os.path.join(checkpoint.path, "state")) as f:
+            t_text, score_text = f.read().split()
+        t, score = int(t_text), float(score_text)
+    while t < PBT_EPOCHS:
+        t += 1
+        score = score_after(curve_axes, config, score, t, PBT_EPOCHS)
+        directory = tempfile.mkdtemp()
+        with open(os.path.join(directory, "state"), "w") as f:
+            f.write(f"{t} {score!r}")
+        tune.report({"score": score}, checkpoint=tune.Checkpoint.from_directory(directory))
+
+
+def _index(trial_id: str) -> int:
+    return int(trial_id.rsplit("_", 1)[1])
+
+
+def _pbt_real(tmp_path: Any, synch: bool) -> tuple[list[Decision], list[tuple[Any, ...]]]:
+    import random
+
+    from runtime.core.tune.schedulers import ExploitRequest
+
+    log: list[Decision] = []
+    exploits: list[tuple[Any, ...]] = []
+
+    class Recording(tune.schedulers.PopulationBasedTraining):  # type: ignore[misc]
+        def on_trial_result(
+            self, trial_id: str, result: dict[str, Any], trials_waiting: bool = False
+        ) -> str:
+            decision = super().on_trial_result(trial_id, result, trials_waiting)
+            log.append((_index(trial_id), int(result["training_iteration"]), decision))
+            return decision
+
+        def take_requests(self) -> list[Any]:
+            requests = super().take_requests()
+            for r in requests:
+                if isinstance(r, ExploitRequest):
+                    it = int(r.result["training_iteration"])
+                    exploits.append((_index(r.trial_id), _index(r.clone_from), it, r.config))
+            return requests
+
+    spec = PBT_SPEC
+    scheduler = Recording(
+        time_attr=spec["time_attr"],
+        perturbation_interval=spec["perturbation_interval"],
+        quantile_fraction=spec["quantile_fraction"],
+        resample_probability=spec["resample_probability"],
+        hyperparam_mutations=_pbt_mutations(),
+        synch=synch,
+        rng=random.Random(PBT_SEED),
+    )
+    grid = tune.Tuner(
+        _follow_pbt_curve,
+        param_space={},
+        tune_config=tune.TuneConfig(
+            metric="score",
+            mode="max",
+            num_samples=PBT_TRIALS,
+            scheduler=scheduler,
+            reuse_actors=True,  # as Ray advises for PBT: paused trials resume in one actor
+        ),
+        run_config=tune.RunConfig(name="pbt", storage_path=str(tmp_path), verbose=0),
+    ).fit()
+    assert grid.num_errors == 0
+    return log, exploits
+
+
+def _pbt_simulated(synch: bool) -> tuple[list[Decision], list[tuple[Any, ...]], Any]:
+    from sim.drivers import SearchDriver
+    from sim.runner import build
+    from sim.scenario import validate_scenario
+
+    raw = {
+        "name": "two_worlds_pbt",
+        "seed": 1,
+        "cluster": {"nodes": 2, "cpus_per_node": 4},
+        "workload": {
+            "kind": "hyperparameter_search",
+            "trials": PBT_TRIALS,
+            "epochs": PBT_EPOCHS,
+            "concurrent_trials": 1,
+            "duration_ms": {"dist": "constant", "value": 5},
+            "metric": "score",
+            "mode": "max",
+            "checkpoint_bytes": 1e6,
+            "checkpoint_save_ms": 2,
+            "checkpoint_restore_ms": 3,
+            "trial_scheduler": {**PBT_SPEC, "synch": synch},
+        },
+        "output": {"progress": False},
+    }
+    sim = build(validate_scenario(raw))
+    metrics = sim.run()
+    (driver,) = sim.drivers
+    assert isinstance(driver, SearchDriver)
+    log = [(_index(tid), iteration, decision) for tid, iteration, decision in driver.decisions]
+    exploits = [(_index(a), _index(b), it, config) for a, b, it, config in driver.exploits]
+    return log, exploits, (metrics, driver)
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # PBT notices: a clone had no checkpoint
+@pytest.mark.parametrize("synch", [False, True], ids=["async", "synch"])
+def test_real_and_simulated_pbt_exploit_alike(one_slot, tmp_path, synch):
+    real_log, real_exploits = _pbt_real(tmp_path, synch)
+    sim_log, sim_exploits, (metrics, driver) = _pbt_simulated(synch)
+    assert sim_exploits == real_exploits  # who cloned whom, when, with which explored config
+    assert sim_log == real_log  # every decision, in order
+    assert len(real_exploits) >= 2
+    # every epoch task ran, the re-run epochs of exploiting trials too
+    assert metrics["tasks"] == driver.epochs_run
+    assert all(t.iteration == PBT_EPOCHS for t in driver.trials)

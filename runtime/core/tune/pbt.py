@@ -8,6 +8,12 @@ runner must do comes out of ``take_requests()`` (``SaveRequest``, ``ExploitReque
 ``Notice``), and the runner tells it what a save produced with ``on_trial_saved``. Random
 choices come from an injected generator with ``random()`` and ``choice()`` (a
 ``random.Random``), called in Ray's order, so a seeded run replays Ray's decisions.
+
+Synchronous PBT (``synch=True``) pauses every trial that reaches the next perturbation
+time until all live trials have; then the whole population is ranked at once: top trials
+are checkpointed first, and once the runner has answered every save (``on_trial_saved``)
+the bottom trials exploit, in Ray's order. So a runner drains ``take_requests()`` until it
+returns nothing.
 """
 
 from __future__ import annotations
@@ -123,7 +129,7 @@ def _fill(config: dict[str, Any], key: str, space: Any, rng: ChoiceRng) -> None:
 
 
 class PopulationBasedTraining(FIFOScheduler):
-    """Asynchronous PBT with Ray's parameters and defaults (``synch=True`` is not supported)."""
+    """PBT with Ray's parameters and defaults, asynchronous or (``synch=True``) synchronous."""
 
     def __init__(
         self,
@@ -169,8 +175,6 @@ class PopulationBasedTraining(FIFOScheduler):
                 "perturbation_interval must be a positive number greater than 0. "
                 f"Current value: '{perturbation_interval}'"
             )
-        if synch:
-            raise TuneError("PopulationBasedTraining(synch=True) is not supported by twinray yet")
         if rng is None:
             raise TuneError("PopulationBasedTraining draws its explorations: pass rng")
         super().__init__(metric=metric, mode=mode)
@@ -191,6 +195,13 @@ class PopulationBasedTraining(FIFOScheduler):
         self._requests: list[Any] = []
         self._num_checkpoints = 0
         self._num_perturbations = 0
+        self._synch = synch
+        self._next_perturbation_sync = max(perturbation_interval, burn_in_period)
+        # synchronous mode, between ranking and exploiting: saves not yet answered, the
+        # bottom trials that will exploit, and the population ranked
+        self._awaiting: set[str] = set()
+        self._sync_exploits: list[str] = []
+        self._sync_upper: list[str] = []
 
     @property
     def num_perturbations(self) -> int:
@@ -221,6 +232,10 @@ class PopulationBasedTraining(FIFOScheduler):
         """The save asked for ``trial_id`` produced ``checkpoint`` (None: it has none)."""
         if trial_id in self._state:
             self._state[trial_id].last_checkpoint = checkpoint
+        if trial_id in self._awaiting:
+            self._awaiting.discard(trial_id)
+            if not self._awaiting:
+                self._finish_sync()
 
     def on_trial_result(
         self, trial_id: str, result: dict[str, Any], trials_waiting: bool = False
@@ -249,11 +264,55 @@ class PopulationBasedTraining(FIFOScheduler):
         state.last_score = sign * float(result[metric])
         state.last_train_time = time
         state.last_result = result
+        if self._synch:
+            return self._on_sync_result(trial_id, time)
         state.last_perturbation_time = time
         lower, upper = self._quantiles()
         decision = PAUSE if trials_waiting else CONTINUE
         exploited = self._checkpoint_or_exploit(trial_id, upper, lower)
         return NOOP if exploited else decision
+
+    def _live(self) -> list[str]:
+        return [tid for tid in self._state if tid not in self._finished]
+
+    def _on_sync_result(self, trial_id: str, time: float) -> str:
+        """Synchronous mode: wait for the population, or rank it all (Ray's order)."""
+        behind = [
+            tid
+            for tid in self._live()
+            if tid != trial_id and self._state[tid].last_train_time < self._next_perturbation_sync
+        ]
+        if behind:
+            return PAUSE
+        lower, upper = self._quantiles()
+        middle = [tid for tid in self._state if tid not in lower and tid not in upper]
+        for tid in upper + middle + lower:
+            self._state[tid].last_perturbation_time = time
+            if tid in upper:
+                self._requests.append(SaveRequest(tid))  # a paused trial: its latest one
+                self._state[tid].last_checkpoint = None  # set by on_trial_saved
+                self._awaiting.add(tid)
+                self._num_checkpoints += 1
+            else:
+                self._state[tid].last_checkpoint = None
+        self._sync_exploits = list(lower)
+        self._sync_upper = list(upper)
+        if not self._awaiting:
+            self._finish_sync()
+        # every trial waits for the next perturbation time paused; one the bottom
+        # exploits is paused too (Ray returns NOOP for it: the runner ends the same)
+        return PAUSE
+
+    def _finish_sync(self) -> None:
+        """Every top trial's save is answered: the bottom ones exploit; the next sync time."""
+        lower, self._sync_exploits = self._sync_exploits, []
+        upper, self._sync_upper = self._sync_upper, []
+        for tid in lower:
+            self._exploit(tid, upper)
+        latest = max(state.last_train_time for state in self._state.values())
+        self._next_perturbation_sync = max(
+            self._next_perturbation_sync + self._perturbation_interval, latest
+        )
 
     def _quantiles(self) -> tuple[list[str], list[str]]:
         trials = [
@@ -281,6 +340,11 @@ class PopulationBasedTraining(FIFOScheduler):
             state.last_checkpoint = None
         if trial_id not in lower:
             return False
+        return self._exploit(trial_id, upper)
+
+    def _exploit(self, trial_id: str, upper: list[str]) -> bool:
+        """``trial_id`` clones a random top trial and explores its config (if it has a checkpoint)."""
+        state = self._state[trial_id]
         source = self._rng.choice(upper)
         source_state = self._state[source]
         if source_state.last_checkpoint is None:
@@ -329,8 +393,20 @@ class PopulationBasedTraining(FIFOScheduler):
         self._finished.add(trial_id)
 
     def choose_trial_to_run(self, trials: Sequence[TrialView]) -> str | None:
-        """The waiting trial that trained least (Ray's fair share), or None."""
-        candidates = [t for t in trials if t.status in (PENDING, PAUSED)]
+        """The waiting trial that trained least (Ray's fair share), or None.
+
+        Synchronous mode runs only trials behind the next perturbation time.
+        """
+        candidates = [
+            t
+            for t in trials
+            if t.status in (PENDING, PAUSED)
+            and (
+                not self._synch
+                or t.trial_id not in self._state
+                or self._state[t.trial_id].last_train_time < self._next_perturbation_sync
+            )
+        ]
         candidates.sort(
             key=lambda t: (
                 self._state[t.trial_id].last_train_time if t.trial_id in self._state else 0
