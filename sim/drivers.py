@@ -19,7 +19,7 @@ from runtime.core.ids import ObjectId
 from runtime.core.messages import ObjectReady
 from runtime.core.owner import Owner
 from runtime.core.resources import shape_key
-from runtime.core.task import ACTOR_METHOD, TaskSpec
+from runtime.core.task import ACTOR_METHOD, CheckpointPlan, TaskSpec
 from sim.distributions import Sampler, make_sampler
 from sim.host import Host
 from sim.metrics import MetricsRecorder, round_sig
@@ -248,6 +248,8 @@ class _ActorDriverBase(_DriverBase):
         now: float,
         out: list[Any],
         max_concurrency: int = 1,
+        max_restarts: int = 0,
+        checkpoint: CheckpointPlan | None = None,
     ) -> int:
         owner = self.owner
         spec = TaskSpec(
@@ -261,7 +263,9 @@ class _ActorDriverBase(_DriverBase):
             max_concurrency=max_concurrency,
             strategy=self._strategy(),
         )
-        return owner.create_actor(spec, "", 0, False, now, out)  # anonymous
+        if checkpoint is not None:
+            spec.checkpoint = checkpoint
+        return owner.create_actor(spec, "", max_restarts, False, now, out)  # anonymous
 
     def _call(
         self,
@@ -272,6 +276,7 @@ class _ActorDriverBase(_DriverBase):
         arg_refs: tuple[ObjectId, ...],
         now: float,
         out: list[Any],
+        max_retries: int = 0,
     ) -> tuple[ObjectId, ...]:
         owner = self.owner
         spec = TaskSpec(
@@ -288,7 +293,7 @@ class _ActorDriverBase(_DriverBase):
             arg_refs=arg_refs,
             kind=ACTOR_METHOD,
             actor_id=actor_id,
-            max_retries=0,  # Ray's default max_task_retries
+            max_retries=max_retries,  # Ray's max_task_retries (default 0)
         )
         return owner.submit(spec, now, out)
 
@@ -316,6 +321,12 @@ class ActorDriver(_ActorDriverBase):
         self.calls = spec.calls
         self.window = spec.window
         self.max_concurrency = spec.max_concurrency
+        self.max_restarts = spec.max_restarts
+        self.max_task_retries = spec.max_task_retries
+        self.checkpoint = spec.checkpoint_interval
+        """None, or the actors' checkpoint interval (`runtime.core.checkpoints`)."""
+        self.checkpoint_s = spec.checkpoint_ms * 1e-3
+        self.checkpoint_bytes = spec.checkpoint_bytes
         self.actor_ids: list[int] = []
         self._left: dict[int, int] = {}
         """Actor id -> calls not yet submitted."""
@@ -335,8 +346,19 @@ class ActorDriver(_ActorDriverBase):
 
     def _create_all(self, now: float, out: list[Any]) -> None:
         for i in range(self.count):
+            plan = None
+            if self.checkpoint is not None:
+                plan = CheckpointPlan(
+                    self.checkpoint, size=self.checkpoint_bytes, cost_s=self.checkpoint_s
+                )
             actor_id = self._create_actor(
-                f"actor{i}", self.actor_resources, now, out, self.max_concurrency
+                f"actor{i}",
+                self.actor_resources,
+                now,
+                out,
+                self.max_concurrency,
+                self.max_restarts,
+                plan,
             )
             self.actor_ids.append(actor_id)
             self._left[actor_id] = self.calls
@@ -345,7 +367,9 @@ class ActorDriver(_ActorDriverBase):
         actor_id = self._current
         self._left[actor_id] -= 1
         size = int(self.output_bytes())
-        (oid,) = self._call(actor_id, "step", self.duration_ms() * 1e-3, (size,), (), now, out)
+        duration = self.duration_ms() * 1e-3
+        retries = self.max_task_retries
+        (oid,) = self._call(actor_id, "step", duration, (size,), (), now, out, retries)
         self._actor_of[oid] = actor_id
 
     def _retire_and_call(self, now: float, out: list[Any]) -> None:

@@ -43,6 +43,7 @@ from runtime.core.messages import (
     ActorStateChanged,
     KillWorker,
     ObjectFreed,
+    SaveCheckpoint,
 )
 from runtime.real import protocol as p
 from runtime.real import requests as rq
@@ -316,6 +317,7 @@ class Node:
         self.actor_workers = ActorWorkers(self.pool, self.raylet, self._out)
         """Each actor's dedicated worker (`runtime.real.actor_workers.ActorWorkers`)."""
         self._effects[KillWorker] = self.actor_workers.kill
+        self._effects[SaveCheckpoint] = self.actor_workers.checkpoints.save
         self.effects.connect(
             self.pool, self.nested, self.actor_workers.dispatchers, self.actor_api.collect_actor
         )

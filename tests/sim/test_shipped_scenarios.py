@@ -16,7 +16,13 @@ ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = sorted((ROOT / "scenarios").glob("*.yaml")) + sorted(
     (ROOT / "scenarios" / "ray_paper").glob("*.yaml")
 )
-LARGE = {"millions_tasks", "mmc", "ray_paper_scalability", "ray_paper_fault_tolerance"}
+LARGE = {
+    "millions_tasks",
+    "mmc",
+    "ray_paper_scalability",
+    "ray_paper_fault_tolerance",
+    "ray_paper_actor_reconstruction",
+}
 """Too long for a unit test (run by hand, or with fewer tasks in tests/sim/test_validation.py)."""
 
 
