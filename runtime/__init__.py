@@ -1,7 +1,7 @@
 """twinray's public API: Ray's names (`import runtime as ray`) over the one shared control plane."""
 
 from runtime import util  # noqa: E402  (lazy: its submodules load on first use)
-from runtime.actor import ActorClass, ActorHandle, method
+from runtime.actor import ActorClass, ActorHandle, Checkpointable, method
 from runtime.api import (
     available_resources,
     cancel,
@@ -54,6 +54,7 @@ __all__ = [
     "cancel",
     "available_resources",
     "ActorClass",
+    "Checkpointable",
     "ActorHandle",
     "ActorDiedError",
     "GetTimeoutError",

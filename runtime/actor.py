@@ -8,13 +8,14 @@ from dataclasses import dataclass, field
 from dataclasses import fields as dataclass_fields
 from typing import Any
 
+from runtime.core.task import CheckpointPlan
 from runtime.exceptions import InvalidOptionError
 from runtime.generators import is_generator_function
 from runtime.options import check_actor_options, check_method_options
 from runtime.remote_function import RemoteFunction, TaskOptions
 from runtime.runtime_env import validate_runtime_env
 
-__all__ = ["ActorClass", "ActorHandle", "ActorMethod", "ActorOptions", "method"]
+__all__ = ["ActorClass", "ActorHandle", "ActorMethod", "ActorOptions", "Checkpointable", "method"]
 
 
 DEFAULT_MAX_CONCURRENCY_ASYNC = 1000
@@ -108,6 +109,10 @@ class ActorOptions:
     """Deprecated in Ray, where it reserves nothing: accepted with a warning, no effect."""
     _labels: dict[str, str] | None = None
     _actor_generator_backpressure_num_objects: int | None = None
+    checkpoint_interval: int | None = None
+    """twinray's own (Ray has no such option): save the actor's state after every this
+    many calls and, on a restart, restore it and replay only the later calls; 0 saves
+    nothing and replays every call (`Checkpointable`, `runtime.core.checkpoints`)."""
 
     def __post_init__(self) -> None:
         if self.num_gpus is None:
@@ -237,6 +242,42 @@ def _retry_table(cls: type) -> dict[str, tuple[int | None, bool]]:
         if retries is not None:
             table[name] = retries
     return table
+
+
+class Checkpointable:
+    """Base for actors that save and restore their state (twinray's ``checkpoint_interval``).
+
+    Named after Ray 1.x's ``ray.actor.Checkpointable``, simplified: twinray's core decides
+    when to save (after every ``checkpoint_interval`` calls, with none running), so there
+    is no ``should_checkpoint``; the state is returned rather than written by the actor,
+    and kept by the control plane (``checkpoint_expired`` has nothing to clean up).
+    Subclassing is optional: any class with these two methods will do.
+    """
+
+    def save_checkpoint(self) -> Any:
+        """Return the actor's state (any serializable value); called between calls."""
+        raise NotImplementedError(f"{type(self).__qualname__} must define save_checkpoint()")
+
+    def load_checkpoint(self, state: Any) -> None:
+        """Restore a state ``save_checkpoint`` returned; called after ``__init__`` on restart."""
+        raise NotImplementedError(f"{type(self).__qualname__} must define load_checkpoint()")
+
+
+def checkpoint_plan(ac: ActorClass, options: ActorOptions) -> CheckpointPlan | None:
+    """The core's plan for ``checkpoint_interval`` (None when not set); an interval of 1 or
+    more needs the class's ``save_checkpoint`` and ``load_checkpoint`` (TypeError if not)."""
+    every = options.checkpoint_interval
+    if every is None:
+        return None
+    if every:
+        for name in ("save_checkpoint", "load_checkpoint"):
+            hook = getattr(ac._cls, name, None)
+            if not callable(hook) or hook is getattr(Checkpointable, name):
+                raise TypeError(
+                    f"checkpoint_interval={every} needs {ac.__qualname__}.{name}(): "
+                    "define save_checkpoint() and load_checkpoint(state) (runtime.Checkpointable)"
+                )
+    return CheckpointPlan(every)
 
 
 def actor_concurrency(ac: ActorClass, options: ActorOptions) -> int:

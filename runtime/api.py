@@ -339,6 +339,18 @@ def available_resources() -> dict[str, float]:
 def nodes() -> list[dict[str, Any]]:
     """The node table, with Ray's keys."""
     info = _require_node().runtime_info()
+    table = info.get("nodes")
+    if table and len(table) > 1:  # the GCS's node table: every node of a cluster
+        return [
+            {
+                "NodeID": f"{node:056x}",
+                "Alive": alive,
+                "NodeManagerAddress": "127.0.0.1",
+                "Resources": dict(resources),
+                "ObjectStoreMemory": store,
+            }
+            for node, alive, resources, store in table
+        ]
     return [
         {
             "NodeID": info["node_id"],

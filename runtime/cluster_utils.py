@@ -6,8 +6,9 @@ head node process (`runtime.real.node_process`, in a fresh session directory tha
 `remove_node` stops a node gracefully (SIGTERM, then SIGKILL after a grace period) or
 crashes it (``allow_graceful=False``: SIGKILL); `shutdown` removes every node.
 
-Adding *worker* nodes to a running head (`add_node` after the head) is not available
-yet: the head is the cluster's only node (see docs/design.md, "Multi-node real mode").
+`add_node` after the head starts a worker node process that joins the head (its own
+raylet, workers and arena; see `runtime.real.peers`); its ``address`` is the head's, which
+is where drivers connect.
 """
 
 from __future__ import annotations
@@ -159,13 +160,16 @@ class Cluster:
         from runtime.real import sessions
         from runtime.real.node_process import launch
 
-        if self.head_node is not None:
-            raise OptionNotSupportedError(
-                "Cluster.add_node(): adding a worker node to a running head is not available "
-                "yet in twinray (the head is the cluster's only node; see docs/design.md, "
-                "'Multi-node real mode')"
-            )
         config = _node_config(node_args)  # checked before anything is made
+        if self.head_node is not None:
+            assert self.session is not None
+            config.session = str(self.session)
+            config.head = False
+            config.head_address = self.head_node.address
+            proc, _ = launch(config)
+            node = ClusterNode(self.head_node.address, False, proc)
+            self.worker_nodes.add(node)
+            return node
         session = sessions.new_session()
         config.session = str(session)
         save_token(session, new_token())

@@ -50,6 +50,9 @@ def current_context(node: NodeLike) -> RuntimeContext:
     node_id = f"{0:056x}"
     if not node.in_worker:
         return RuntimeContext(JOB_ID, None, None, node_id, node)
+    from runtime.real.addresses import NODE_ID  # the worker's node in a cluster
+
+    node_id = f"{NODE_ID:056x}"
     worker = node.worker  # type: ignore[attr-defined]  # a WorkerClient's
     task = f"{worker.task_id:032x}" if worker.task_id is not None else None
     actor = f"{worker.actor_id:032x}" if worker.actor_id is not None else None

@@ -242,8 +242,10 @@ ACTOR_OPTIONS: dict[str, Check] = {
     "namespace": _str_or_none,
     "object_store_memory": _actor_object_store_memory,
     "_actor_generator_backpressure_num_objects": _of_type(int, type(None), label="an int or None"),
+    "checkpoint_interval": _counting(False),  # twinray's own (runtime.core.checkpoints)
 }
-"""Keywords of `@remote` / `.options()` on a class (Ray 2.60's `actor_options`)."""
+"""Keywords of `@remote` / `.options()` on a class (Ray 2.60's `actor_options`, and
+twinray's ``checkpoint_interval``, which Ray refuses)."""
 
 METHOD_OPTIONS: dict[str, Check] = {
     "concurrency_group": _str_or_none,

@@ -19,37 +19,12 @@ from runtime.core.ids import ObjectId
 from runtime.core.messages import ObjectReady
 from runtime.core.owner import Owner
 from runtime.core.resources import shape_key
-from runtime.core.task import ACTOR_METHOD, TaskSpec
-from runtime.core.tune.errors import TuneError
-from runtime.core.tune.hyperband import HyperBandScheduler
-from runtime.core.tune.pbt import PopulationBasedTraining
-from runtime.core.tune.schedulers import (
-    CONTINUE,
-    ERROR,
-    NOOP,
-    PAUSE,
-    PAUSED,
-    PENDING,
-    RUNNING,
-    STOP,
-    TERMINATED,
-    AsyncHyperBandScheduler,
-    ExploitRequest,
-    FIFOScheduler,
-    MedianStoppingRule,
-    Notice,
-    SaveRequest,
-    StopRequest,
-    TrialScheduler,
-    TrialView,
-)
-from runtime.core.tune.search_space import Domain, grid_search, loguniform, randint, uniform
-from runtime.core.tune.searcher import FINISHED, BasicVariantGenerator
+from runtime.core.task import ACTOR_METHOD, CheckpointPlan, TaskSpec
 from sim.distributions import Sampler, make_sampler
 from sim.host import Host
 from sim.metrics import MetricsRecorder, round_sig
 from sim.scenario import ConstantDist, GraphWorkload, read_task_graph
-from sim.tune_curves import Axis, axes, score_after
+from sim.trial_loop import SimTrial, TrialLoop
 from sim.workloads import Completion, _DriverBase
 
 ArgRef = tuple[int, int]
@@ -273,6 +248,8 @@ class _ActorDriverBase(_DriverBase):
         now: float,
         out: list[Any],
         max_concurrency: int = 1,
+        max_restarts: int = 0,
+        checkpoint: CheckpointPlan | None = None,
     ) -> int:
         owner = self.owner
         spec = TaskSpec(
@@ -286,7 +263,9 @@ class _ActorDriverBase(_DriverBase):
             max_concurrency=max_concurrency,
             strategy=self._strategy(),
         )
-        return owner.create_actor(spec, "", 0, False, now, out)  # anonymous
+        if checkpoint is not None:
+            spec.checkpoint = checkpoint
+        return owner.create_actor(spec, "", max_restarts, False, now, out)  # anonymous
 
     def _call(
         self,
@@ -297,6 +276,7 @@ class _ActorDriverBase(_DriverBase):
         arg_refs: tuple[ObjectId, ...],
         now: float,
         out: list[Any],
+        max_retries: int = 0,
     ) -> tuple[ObjectId, ...]:
         owner = self.owner
         spec = TaskSpec(
@@ -313,7 +293,7 @@ class _ActorDriverBase(_DriverBase):
             arg_refs=arg_refs,
             kind=ACTOR_METHOD,
             actor_id=actor_id,
-            max_retries=0,  # Ray's default max_task_retries
+            max_retries=max_retries,  # Ray's max_task_retries (default 0)
         )
         return owner.submit(spec, now, out)
 
@@ -341,6 +321,12 @@ class ActorDriver(_ActorDriverBase):
         self.calls = spec.calls
         self.window = spec.window
         self.max_concurrency = spec.max_concurrency
+        self.max_restarts = spec.max_restarts
+        self.max_task_retries = spec.max_task_retries
+        self.checkpoint = spec.checkpoint_interval
+        """None, or the actors' checkpoint interval (`runtime.core.checkpoints`)."""
+        self.checkpoint_s = spec.checkpoint_ms * 1e-3
+        self.checkpoint_bytes = spec.checkpoint_bytes
         self.actor_ids: list[int] = []
         self._left: dict[int, int] = {}
         """Actor id -> calls not yet submitted."""
@@ -360,8 +346,19 @@ class ActorDriver(_ActorDriverBase):
 
     def _create_all(self, now: float, out: list[Any]) -> None:
         for i in range(self.count):
+            plan = None
+            if self.checkpoint is not None:
+                plan = CheckpointPlan(
+                    self.checkpoint, size=self.checkpoint_bytes, cost_s=self.checkpoint_s
+                )
             actor_id = self._create_actor(
-                f"actor{i}", self.actor_resources, now, out, self.max_concurrency
+                f"actor{i}",
+                self.actor_resources,
+                now,
+                out,
+                self.max_concurrency,
+                self.max_restarts,
+                plan,
             )
             self.actor_ids.append(actor_id)
             self._left[actor_id] = self.calls
@@ -370,7 +367,9 @@ class ActorDriver(_ActorDriverBase):
         actor_id = self._current
         self._left[actor_id] -= 1
         size = int(self.output_bytes())
-        (oid,) = self._call(actor_id, "step", self.duration_ms() * 1e-3, (size,), (), now, out)
+        duration = self.duration_ms() * 1e-3
+        retries = self.max_task_retries
+        (oid,) = self._call(actor_id, "step", duration, (size,), (), now, out, retries)
         self._actor_of[oid] = actor_id
 
     def _retire_and_call(self, now: float, out: list[Any]) -> None:
@@ -589,101 +588,13 @@ class IterativeDriver(_ActorDriverBase):
 # --- hyperparameter search -----------------------------------------------------------------
 
 
-@dataclass(slots=True)
-class SimTrial:
-    """One simulated trial: its config, learning curve, status and newest checkpoint."""
-
-    trial_id: str
-    config: dict[str, Any]
-    curve: Callable[[int], float]
-    status: str = PENDING
-    iteration: int = 0
-    time_total: float = 0.0
-    submitted_at: float = 0.0
-    checkpoint: ObjectId = 0
-    score: float = 0.0
-    """The metric so far, for curves that depend on the config (PBT's)."""
-    saved: ObjectId = 0
-    """The checkpoint object kept for PBT to clone (0: none)."""
-    overhead: float = 0.0
-    """Checkpoint save/restore seconds added to the trial's next epoch task."""
-    submitted_overhead: float = 0.0
-
-
-def pbt_mutations(spec: Any) -> dict[str, Any]:
-    """A PBT scheduler spec's hyperparam_mutations as the core's domains and lists."""
-    builders: dict[str, Callable[[Any], Domain]] = {
-        "uniform": lambda d: uniform(d.lower, d.upper),
-        "loguniform": lambda d: loguniform(d.lower, d.upper),
-        "randint": lambda d: randint(int(d.lower), int(d.upper)),
-    }
-    return {
-        key: list(m) if isinstance(m, list) else builders[m.kind](m)
-        for key, m in spec.hyperparam_mutations.items()
-    }
-
-
-def make_pbt(spec: Any, workload: Any, rng: random.Random) -> PopulationBasedTraining:
-    """The core's PopulationBasedTraining for a `{kind: pbt}` spec (Ray's parameters)."""
-    seed = spec.seed if spec.seed is not None else rng.getrandbits(64)
-    return PopulationBasedTraining(
-        time_attr=spec.time_attr,
-        metric=workload.metric,
-        mode=workload.mode,
-        perturbation_interval=spec.perturbation_interval,
-        burn_in_period=spec.burn_in_period,
-        hyperparam_mutations=pbt_mutations(spec),
-        quantile_fraction=spec.quantile_fraction,
-        resample_probability=spec.resample_probability,
-        perturbation_factors=tuple(spec.perturbation_factors),
-        synch=spec.synch,
-        rng=random.Random(seed),
-    )
-
-
-def make_trial_scheduler(spec: Any, rng: random.Random | None = None) -> TrialScheduler:
-    """The core Tune scheduler named by a hyperparameter_search workload, Ray's parameters.
-
-    PBT (a `{kind: pbt}` spec) draws its seed from ``rng`` unless the spec gives one.
-    """
-    if not isinstance(spec.trial_scheduler, str):
-        return make_pbt(spec.trial_scheduler, spec, rng or random.Random(0))
-    max_t = spec.max_t if spec.max_t is not None else spec.epochs
-    grace = spec.grace_period if spec.grace_period is not None else spec.grace_epochs
-    common = {"metric": spec.metric, "mode": spec.mode}
-    builders: dict[str, Callable[[], TrialScheduler]] = {
-        "asha": lambda: AsyncHyperBandScheduler(
-            time_attr=spec.time_attr,
-            max_t=max_t,
-            grace_period=grace,
-            reduction_factor=spec.reduction_factor,
-            **common,
-        ),
-        "hyperband": lambda: HyperBandScheduler(
-            time_attr=spec.time_attr,
-            max_t=max_t,
-            reduction_factor=spec.reduction_factor,
-            **common,
-        ),
-        "median_stopping": lambda: MedianStoppingRule(
-            time_attr=spec.time_attr,
-            grace_period=grace,
-            min_samples_required=spec.min_samples_required,
-            **common,
-        ),
-        "fifo": lambda: FIFOScheduler(**common),
-    }
-    return builders[spec.trial_scheduler]()
-
-
-class SearchDriver(_DriverBase):
+class SearchDriver(_DriverBase, TrialLoop):
     """Trials of epoch tasks, started and stopped by the core's Tune scheduler and searcher.
 
-    Mirrors ``runtime.tune.controller.TuneController``: the searcher suggests configs, the
-    scheduler chooses which waiting trial runs, every finished epoch is a result given to
-    ``on_trial_result``, and its CONTINUE (next epoch), PAUSE (keep the checkpoint, free
-    the slot) or STOP (end the trial) is carried out; a slot is a "resource" the real
-    runner would check. ``decisions`` lists (trial_id, iteration, decision) in order.
+    The decisions are `sim.trial_loop.TrialLoop`'s (shared with the real twin); this
+    driver submits the epoch tasks through its owner, holds and drops the checkpoint
+    objects' references, and feeds back each epoch when its future resolves.
+    ``decisions`` lists (trial_id, iteration, decision) in order.
     """
 
     def __init__(
@@ -699,36 +610,7 @@ class SearchDriver(_DriverBase):
     ) -> None:
         """A driver running `trials` trials (rows `first`.. of the spec's `curves`)."""
         super().__init__(host, owner, metrics, completion, spec, rng)
-        self.epochs = spec.epochs
-        self.concurrent = spec.concurrent_trials
-        self.metric = spec.metric
-        self.curves = spec.curves
-        self.scheduler = make_trial_scheduler(spec, rng)
-        self.searcher = BasicVariantGenerator(rng=rng)
-        self.pbt = isinstance(self.scheduler, PopulationBasedTraining)
-        self.axes: dict[str, Axis] = {}
-        self.checkpoint_bytes = spec.checkpoint_bytes
-        self.save_s = spec.checkpoint_save_ms * 1e-3
-        self.restore_s = spec.checkpoint_restore_ms * 1e-3
-        self._score_of: dict[ObjectId, float] = {}
-        if self.pbt:
-            self.axes = axes(pbt_mutations(spec.trial_scheduler))
-            # PBT fills each config from its mutations as the trial is added (as in Ray)
-            self.searcher.add_configurations({}, num_samples=trials)
-        elif spec.curves is not None:
-            rows = list(range(first, first + trials))
-            self.searcher.add_configurations({"curve": grid_search(rows)})
-        else:
-            self.searcher.add_configurations({"quality": uniform(0.0, 1.0)}, num_samples=trials)
-        self.max_trials = trials
-        self.trials: list[SimTrial] = []
-        self.decisions: list[tuple[str, int, str]] = []
-        self.exploits: list[tuple[str, str, int, dict[str, Any]]] = []
-        """PBT's exploits in order: (trial, the trial it cloned, iteration, new config)."""
-        self.epochs_run = 0
-        self.stopped_early = 0
-        self._running = 0
-        self._finished = False
+        self._init_loop(spec, rng, trials, first, str(owner.addr))
         self._trial_of: dict[ObjectId, SimTrial] = {}
         self._current: SimTrial | None = None
         self._retire: ObjectId = 0
@@ -740,202 +622,39 @@ class SearchDriver(_DriverBase):
         """Start the first trials."""
         self.host.serve_call(self.owner.addr, self._fill_fn)
 
-    def _curve(self, config: dict[str, Any]) -> Callable[[int], float]:
-        if self.pbt:
-            return lambda t: 0.0  # unused: the metric accumulates (sim.tune_curves)
-        if "curve" in config:
-            row = self.curves[config["curve"]]
-            return lambda t: float(row[t - 1])
-        quality = float(config["quality"])
-        return lambda t: quality * (1.0 - 2.0**-t)
-
-    def _add_trial(self) -> bool:
-        """Ask the searcher for one more trial (the real runner's ``_add_trial``)."""
-        if self._finished or len(self.trials) >= self.max_trials:
-            return False
-        trial_id = f"{self.owner.addr}_{len(self.trials):05d}"
-        suggestion = self.searcher.suggest(trial_id)
-        if suggestion == FINISHED:
-            self._finished = True
-            return False
-        if not isinstance(suggestion, dict):
-            return False
-        trial = SimTrial(trial_id, suggestion, self._curve(suggestion))
-        if self.pbt:
-            self.scheduler.on_trial_add(trial_id, trial.config)  # type: ignore[call-arg]
-        else:
-            self.scheduler.on_trial_add(trial_id)
-        self.trials.append(trial)
-        return True
-
-    def _waiting(self) -> list[SimTrial]:
-        return [t for t in self.trials if t.status in (PENDING, PAUSED)]
-
-    def _fill(self, now: float, out: list[Any]) -> None:
-        """Start waiting trials while slots are free (the real runner's ``_start_trials``)."""
-        while True:
-            waiting = self._waiting()
-            if not any(t.status == PENDING for t in waiting) and self._add_trial():
-                waiting = self._waiting()
-            if not waiting:
-                return
-            chosen = self.scheduler.choose_trial_to_run(
-                [TrialView(t.trial_id, t.status) for t in waiting]
-            )
-            if chosen is None or self._running >= self.concurrent:
-                return
-            trial = next(t for t in waiting if t.trial_id == chosen)
-            self._running += 1
-            trial.status = RUNNING
-            if trial.iteration >= self.epochs:
-                self._complete(trial, now, out)  # resumed after its last epoch: the trainable ends
-                continue
-            self._epoch(trial, now, out)
-
-    def _epoch(self, trial: SimTrial, now: float, out: list[Any]) -> None:
-        previous = trial.checkpoint
+    def _submit_epoch(
+        self, trial: SimTrial, previous: Any, overhead: float, now: float, out: list[Any]
+    ) -> ObjectId:
+        """The epoch task through the owner; the trial's previous checkpoint is dropped."""
         spec = self._new_spec("epoch", (previous,) if previous else ())
         if self.checkpoint_bytes is not None:
             spec.output_sizes = (int(self.checkpoint_bytes),)
-        if trial.overhead:
-            spec.duration += trial.overhead
-        trial.submitted_overhead, trial.overhead = trial.overhead, 0.0
+        if overhead:
+            spec.duration += overhead
         (oid,) = self.owner.submit(spec, now, out)
         if previous:
             self.owner.remove_ref(previous, now, out)
-        trial.checkpoint = oid
-        trial.submitted_at = now
         self._trial_of[oid] = trial
+        return oid
 
-    def _end(self, trial: SimTrial, status: str, now: float, out: list[Any]) -> None:
-        """A trial ends: its checkpoint is dropped and its unrun epochs leave the total."""
-        if trial.status == RUNNING:
-            self._running -= 1
-        trial.status = status
-        if trial.checkpoint:
-            self.owner.remove_ref(trial.checkpoint, now, out)
-            trial.checkpoint = 0
-        self._drop_saved(trial, now, out)
-        if trial.iteration < self.epochs:
-            self.stopped_early += 1
-            self.completion.shrink(self.epochs - trial.iteration, now)
+    def _release(self, handle: Any, now: float, out: list[Any]) -> None:
+        """Drop the owner's reference."""
+        self.owner.remove_ref(handle, now, out)
 
-    def _complete(self, trial: SimTrial, now: float, out: list[Any]) -> None:
-        result = self._result(trial)
-        self.scheduler.on_trial_complete(trial.trial_id, result)
-        self.searcher.on_trial_complete(trial.trial_id, result=result)
-        self._end(trial, TERMINATED, now, out)
+    def _hold(self, handle: Any, now: float, out: list[Any]) -> None:
+        """One more handle of the driver's own."""
+        self.owner.borrow(handle, self.owner.addr, now, out)
 
-    def _result(self, trial: SimTrial) -> dict[str, Any]:
-        result: dict[str, Any] = {
-            "training_iteration": trial.iteration,
-            "time_total_s": trial.time_total,
-            "trial_id": trial.trial_id,
-        }
-        if trial.iteration:
-            result[self.metric] = trial.score if self.pbt else trial.curve(trial.iteration)
-        result.update({f"config/{k}": v for k, v in trial.config.items()})
-        return result
-
-    def _carry_out_requests(self, now: float, out: list[Any]) -> None:
-        # answering a save may queue more (synchronous PBT's exploits): drain to empty
-        while requests := self.scheduler.take_requests():
-            for request in requests:
-                self._carry_out(request, now, out)
-
-    def _carry_out(self, request: Any, now: float, out: list[Any]) -> None:
-        if isinstance(request, StopRequest):
-            trial = next(t for t in self.trials if t.trial_id == request.trial_id)
-            if trial.status not in (TERMINATED, ERROR):
-                self.searcher.on_trial_complete(trial.trial_id)
-                self._end(trial, TERMINATED, now, out)
-        elif isinstance(request, SaveRequest):
-            self._save(request, now, out)
-        elif isinstance(request, ExploitRequest):
-            self._exploit(request, now, out)
-        elif not isinstance(request, Notice):
-            raise TuneError(f"{type(self.scheduler).__name__} asked for {request!r}")
-
-    def _by_id(self, trial_id: str) -> SimTrial:
-        return next(t for t in self.trials if t.trial_id == trial_id)
-
-    def _drop_saved(self, trial: SimTrial, now: float, out: list[Any]) -> None:
-        if trial.saved:
-            self.owner.remove_ref(trial.saved, now, out)
-            self._score_of.pop(trial.saved, None)
-            trial.saved = 0
-
-    def _save(self, request: SaveRequest, now: float, out: list[Any]) -> None:
-        """Keep the trial's newest checkpoint object for PBT (the save costs its next epoch)."""
-        trial = self._by_id(request.trial_id)
-        oid = trial.checkpoint
-        if oid and oid != trial.saved:
-            self._drop_saved(trial, now, out)
-            self.owner.borrow(oid, self.owner.addr, now, out)  # one more handle of our own
-            trial.saved = oid
-            self._score_of[oid] = trial.score
-            if trial.status == RUNNING:  # a paused trial saved when it paused
-                trial.overhead += self.save_s
-        self.scheduler.on_trial_saved(request.trial_id, oid or None)  # type: ignore[attr-defined]
-
-    def _exploit(self, request: ExploitRequest, now: float, out: list[Any]) -> None:
-        """The trial continues from the clone's checkpoint object with the explored config."""
-        trial = self._by_id(request.trial_id)
-        source: ObjectId = request.checkpoint
-        if trial.status == RUNNING:
-            self._running -= 1
-        trial.status = PAUSED
-        self.owner.borrow(source, self.owner.addr, now, out)
-        if trial.checkpoint:
-            self.owner.remove_ref(trial.checkpoint, now, out)
-        trial.checkpoint = source
-        trial.config = dict(request.config)
-        trial.score = self._score_of[source]
-        self.exploits.append(
-            (
-                trial.trial_id,
-                request.clone_from,
-                int(request.result["training_iteration"]),
-                trial.config,
-            )
-        )
-        iteration = int(request.result.get("training_iteration", 0))
-        # the trial now has `epochs - iteration` epochs to go (negative shrink: more to run)
-        if iteration != trial.iteration:
-            self.completion.shrink(iteration - trial.iteration, now)
-        trial.iteration = iteration
-        trial.time_total = float(request.result.get("time_total_s", 0.0))
-        trial.overhead += self.restore_s
+    def _shrink(self, tasks: int, now: float) -> None:
+        """The run's expected task total."""
+        self.completion.shrink(tasks, now)
 
     def _step(self, now: float, out: list[Any]) -> None:
         trial = self._current
         assert trial is not None
         if self._retire != trial.checkpoint:
             return
-        result = self._result(trial)
-        waiting = any(t.status in (PENDING, PAUSED) for t in self.trials)
-        decision = self.scheduler.on_trial_result(trial.trial_id, result, trials_waiting=waiting)
-        self.decisions.append((trial.trial_id, trial.iteration, decision))
-        if decision != STOP:
-            self.searcher.on_trial_result(trial.trial_id, result)
-        self._carry_out_requests(now, out)
-        if trial.status == RUNNING:
-            if decision == NOOP:
-                raise TuneError(f"{type(self.scheduler).__name__} decided NOOP for a running trial")
-            if decision == STOP:
-                self._complete(trial, now, out)
-            elif decision == PAUSE:
-                self._running -= 1
-                trial.status = PAUSED
-                trial.overhead += self.save_s + self.restore_s  # saved now, restored on resume
-            elif decision == CONTINUE:
-                if trial.iteration >= self.epochs:
-                    self._complete(trial, now, out)  # the trainable returns after its last epoch
-                else:
-                    self._epoch(trial, now, out)
-            else:
-                raise TuneError(f"{type(self.scheduler).__name__} decided {decision!r}")
-        self._fill(now, out)
+        self._decide(trial, now, out)
 
     def _on_ready(self, cmd: ObjectReady, at: float) -> None:
         trial = self._trial_of.pop(cmd.oid, None)
@@ -945,13 +664,7 @@ class SearchDriver(_DriverBase):
         if cmd.error_kind is not None:
             self._fail(trial, at)
             return
-        trial.iteration += 1
-        self.epochs_run += 1
-        trial.time_total += at - trial.submitted_at - trial.submitted_overhead
-        if self.pbt:
-            trial.score = score_after(
-                self.axes, trial.config, trial.score, trial.iteration, self.epochs
-            )
+        self._epoch_finished(trial, at)
         self._current = trial
         self._retire = cmd.oid
         self.host.serve_call(self.owner.addr, self._step_fn, at)
@@ -965,10 +678,7 @@ class SearchDriver(_DriverBase):
     def _fail_step(self, now: float, out: list[Any]) -> None:
         trial = self._current
         assert trial is not None
-        self.scheduler.on_trial_error(trial.trial_id)
-        self.searcher.on_trial_complete(trial.trial_id, error=True)
-        self._end(trial, ERROR, now, out)
-        self._fill(now, out)
+        self._trial_failed(trial, now, out)
 
 
 def split(total: int, parts: int, i: int) -> int:

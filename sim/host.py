@@ -48,6 +48,7 @@ from runtime.core.messages import (
     INTERRUPT_KILLED,
     ActorStateChanged,
     CancelRunning,
+    CheckpointSaved,
     Dispatch,
     Free,
     GeneratorYielded,
@@ -57,6 +58,7 @@ from runtime.core.messages import (
     ObjectFreed,
     ObjectReady,
     Restore,
+    SaveCheckpoint,
     Send,
     SetTimer,
     Spill,
@@ -210,6 +212,7 @@ class Host:
             Trace: self._ignore,
             ActorStateChanged: self._ignore,  # no actor workloads in the simulator yet
             KillWorker: self._ignore,
+            SaveCheckpoint: self._save_checkpoint,
             Spill: self._ignore,  # the simulator never asks for room (MakeRoom): no spilling yet
             Restore: self._ignore,
             ItemReady: self._stream_event,
@@ -224,6 +227,9 @@ class Host:
         self._dead_addrs: set[int] = set()
         self._revived_at: dict[int, float] = {}
         """Restarted nodes: when their new incarnation started."""
+        self._slow: dict[int, float] = {}
+        """Slowed nodes (``slow_node``): node -> factor on the bodies starting there."""
+        self._slow_until: dict[int, float] = {}
         self._cut: tuple[frozenset[int], float] | None = None
         """An active network partition: (one side's nodes, heal time)."""
         self.gcs_addr = 0
@@ -520,6 +526,8 @@ class Host:
         if spec.generator:
             self._schedule_items(spec, event.dst, at)
         end = at + spec.duration
+        if self._slow and cmd.node in self._slow:
+            end += spec.duration * (self._slow[cmd.node] - 1.0)  # a straggler (SlowFault)
         if self._slot_extra:
             end += self._overhead(spec)
         heappush(self._queue, (end, self._rand(), next(self._eid), event))
@@ -614,6 +622,14 @@ class Host:
         for fid in flows.advance(now):
             self._flow_done.pop(fid)[2]()
         self._wake_flows_at_next()
+
+    def _save_checkpoint(self, cmd: SaveCheckpoint, src: int, at: float) -> None:
+        """An actor's state is saved in its plan's modelled time (``cost_s``)."""
+        plan = cmd.spec.checkpoint
+        cost, size = (plan.cost_s, plan.size) if plan is not None else (0.0, 0)
+        saved = CheckpointSaved(cmd.actor_id, None, size)
+        event = _Arrival(self._arrival_cbs, self._raylet_of_node[cmd.node], saved, 0)
+        heappush(self._queue, (at + cost, self._rand(), next(self._eid), event))
 
     def _set_timer(self, cmd: SetTimer, src: int, at: float) -> None:
         key = (cmd.addr, cmd.key)
@@ -732,6 +748,18 @@ class Host:
         now = self.env._now
         self._busy[addr] = max(self._busy[addr], now + duration)
         self._stalled_until = max(self._stalled_until, now + duration)
+
+    def slow_node(self, node: int, factor: float, duration: float) -> None:
+        """Bodies starting on `node` in the next `duration` s run `factor` times longer."""
+        self._slow[node] = factor
+        until = self.env._now + duration
+        self._slow_until[node] = until
+        self.call_at(until, lambda: self._unslow(node))
+
+    def _unslow(self, node: int) -> None:
+        if self._slow_until.get(node, math.inf) <= self.env._now:  # not extended since
+            self._slow.pop(node, None)
+            self._slow_until.pop(node, None)
 
     def partition(self, nodes: frozenset[int], duration: float) -> None:
         """Cut `nodes` off from the others for `duration` (crossing messages wait)."""

@@ -252,7 +252,21 @@ class Simulation:
         if metrics.faults:
             first = min(f["time_s"] for f in metrics.faults) + self.started_at
             result["recovery"] = recovery(metrics.series, first, self.started_at)
+        if getattr(self.scenario.workload, "max_restarts", 0):
+            result["actor_recovery"] = self.actor_recovery()
         return result
+
+    def actor_recovery(self) -> dict[str, int]:
+        """Restarted actors and the calls run again to rebuild them (replays) or because
+        they were running when their actor died (retries); checkpoints saved."""
+        actors = self.gcs.actor_table().values()
+        owners = {id(d.owner): d.owner for d in self.drivers}.values()
+        return {
+            "restarts": sum(rec.restarts for rec in actors),
+            "checkpoints": sum(rec.spec.checkpoint.saves for rec in actors if rec.spec.checkpoint),
+            "replayed_calls": sum(o.replays for o in owners),
+            "retried_calls": sum(o.retries for o in owners),
+        }
 
     def warnings(self, makespan_s: float) -> list[str]:
         """What the run did not do as the scenario asked: faults due after the workload ended."""
@@ -321,11 +335,17 @@ def _partition(sim: Simulation, fault: Any) -> Any:
     return nodes
 
 
+def _slow_node(sim: Simulation, fault: Any) -> Any:
+    sim.host.slow_node(fault.node, fault.factor, fault.duration_s)
+    return fault.node
+
+
 _FAULTS: dict[str, Callable[[Simulation, Any], Any]] = {
     "node": _kill_node,
     "worker": _kill_worker,
     "gcs": _gcs_down,
     "partition": _partition,
+    "slow": _slow_node,
 }
 """Fault kind -> injector (returns the target recorded in metrics)."""
 

@@ -386,6 +386,8 @@ def _fit_budget(scaled: Scenario, raw: dict[str, Any], cpus: int, notes: list[st
         return scaled
     fewer = max(1, int(count * BUDGET_S / estimate))
     raw["workload"][key] = fewer
+    if key == "trials" and raw["workload"].get("curves") is not None:
+        raw["workload"]["curves"] = raw["workload"]["curves"][:fewer]  # one row per trial
     notes.append(
         f"workload.{key} {count} -> {fewer} to run in about {BUDGET_S:g} s "
         f"(estimated {estimate:.0f} s on {cpus} CPUs)"

@@ -11,10 +11,8 @@ return value is ready, as in the simulator.
 
 from __future__ import annotations
 
-import math
 import random
 import time
-from bisect import insort
 from collections.abc import Callable
 from typing import Any
 
@@ -43,6 +41,7 @@ from sim.scenario import (
     StreamWorkload,
     TreeWorkload,
 )
+from sim.trial_loop import SimTrial, TrialLoop
 
 SPIN_BELOW_S = 1e-3
 """Durations shorter than this are busy-waited; longer ones sleep, then spin the last 0.2 ms."""
@@ -122,6 +121,8 @@ class RealDriver:
         """Actor id -> names of its calls in submission order (they run in that order)."""
         self.t0 = 0.0
         self.last = 0.0
+        self.failed: set[Any] = set()
+        """Refs of finished tasks that raised (a runner that cares removes them)."""
         self.rl_times: IterationTimes | None = None
         """An RL loop's iteration times (`run_iterative` sets them)."""
         self.count = 0
@@ -235,6 +236,7 @@ class RealDriver:
                 self.metrics.task_done(now - self.submitted_at[name], now - self.t0)
             except Exception:
                 self.metrics.task_failed(now - self.t0)
+                self.failed.add(ref)
             done.append((ref, tag))
         self.last = now
         return done
@@ -458,65 +460,64 @@ def run_iterative(driver: RealDriver, spec: RLWorkload | ParameterServerWorkload
 # --- hyperparameter search (sim.drivers.SearchDriver) --------------------------------------
 
 
-class _Search:
-    """Trials of epoch tasks with asynchronous successive halving, the simulator's rule."""
+class _Search(TrialLoop):
+    """`sim.trial_loop.TrialLoop` on real epoch tasks: the simulator's decisions and draws.
+
+    The scheduler, searcher and PBT seed come from the driver's stream after its duration
+    and size samplers, as in ``sim.drivers.SearchDriver``; each epoch draws its duration,
+    then its size, as the simulator's ``_new_spec`` does. Checkpoints are the epoch tasks'
+    ObjectRefs: an epoch reads its trial's previous one, PBT keeps the saved ones and an
+    exploit continues from the clone's; a dropped handle frees the object.
+    """
 
     def __init__(self, driver: RealDriver, spec: HyperparameterSearchWorkload) -> None:
+        """All of the workload's trials on one driver (real mode runs one)."""
         self.driver = driver
-        self.spec = spec
-        self.trials_left = spec.trials
-        rungs, epoch = set(), spec.grace_epochs
-        while epoch < spec.epochs:
-            rungs.add(epoch)
-            epoch *= spec.reduction_factor
-        self.results: dict[int, list[float]] = {r: [] for r in rungs}
-        self.stopped_early = 0
-        self.numbered = 0
+        self._init_loop(spec, driver.rng, spec.trials, 0, "0")
 
-    def new_trial(self) -> None:
-        """Draw a trial's hidden quality and start its first epoch."""
-        self.trials_left -= 1
-        trial = {"number": self.numbered, "quality": self.driver.rng.random(), "epochs": 0}
-        self.numbered += 1
-        self.epoch(trial, None)
+    def _submit_epoch(
+        self, trial: SimTrial, previous: Any, overhead: float, now: float, out: list[Any]
+    ) -> Any:
+        """One epoch task reading the trial's previous checkpoint, tagged with the trial."""
+        driver = self.driver
+        duration = driver.duration_ms() * 1e-3
+        size = int(driver.output_bytes())
+        if self.checkpoint_bytes is not None:
+            size = int(self.checkpoint_bytes)
+        if overhead:
+            duration += overhead
+        args = (previous,) if previous else ()
+        return driver.task(trial, duration, (size,), args)[0]
 
-    def epoch(self, trial: dict[str, Any], checkpoint: Any) -> None:
-        """One epoch task reading the trial's previous checkpoint."""
-        args = () if checkpoint is None else (checkpoint,)
-        trial["epochs"] += 1
-        self.driver.submit(trial, *args)
+    def _release(self, handle: Any, now: float, out: list[Any]) -> None:
+        """Nothing to do: the object is freed when its last ObjectRef goes."""
 
-    def continues(self, trial: dict[str, Any]) -> bool:
-        """ASHA at a rung: go on only in the top 1/rf of the results seen there."""
-        epochs = trial["epochs"]
-        if epochs >= self.spec.epochs:
-            return False
-        if epochs not in self.results:
-            return True
-        seen = self.results[epochs]
-        insort(seen, trial["quality"])
-        better = len(seen) - 1 - seen.index(trial["quality"])
-        return better < max(1, math.floor(len(seen) / self.spec.reduction_factor))
+    def _hold(self, handle: Any, now: float, out: list[Any]) -> None:
+        """Nothing to do: the loop's reference to the ObjectRef keeps the object."""
 
-    def step(self, trial: dict[str, Any], checkpoint: Any) -> None:
-        """An epoch ended: next epoch, or stop the trial and start another."""
-        if self.continues(trial):
-            self.epoch(trial, checkpoint)
-            return
-        if trial["epochs"] < self.spec.epochs:
-            self.stopped_early += 1
-        if self.trials_left > 0:
-            self.new_trial()
+    def _shrink(self, tasks: int, now: float) -> None:
+        """Nothing to do: real mode runs until no epoch is pending."""
 
 
-def run_search(driver: RealDriver, spec: HyperparameterSearchWorkload) -> None:
-    """`trials` trials, `concurrent_trials` at a time, stopped early by ASHA."""
+def run_search(driver: RealDriver, spec: HyperparameterSearchWorkload) -> _Search:
+    """`trials` trials, `concurrent_trials` at a time, decided by the workload's scheduler.
+
+    Returns the loop (its ``decisions``, ``exploits`` and ``trials``).
+    """
     search = _Search(driver, spec)
-    for _ in range(min(spec.concurrent_trials, spec.trials)):
-        search.new_trial()
+    out: list[Any] = []
+    search._fill(time.monotonic(), out)
     while driver.pending:
         for ref, trial in driver.next_done():
-            search.step(trial, ref)
+            now = driver.last
+            if ref in driver.failed:
+                driver.failed.discard(ref)
+                search._trial_failed(trial, now, out)
+                continue
+            search._epoch_finished(trial, now)
+            if ref == trial.checkpoint:  # not replaced by an exploit while it ran
+                search._decide(trial, now, out)
+    return search
 
 
 # --- streaming generators (sim.streams.StreamDriver) ------------------------------------------
@@ -572,7 +573,7 @@ def run_stream(driver: RealDriver, spec: StreamWorkload) -> None:
             driver.task(None, consumer_ms() * 1e-3, (0,), (item,))
 
 
-RUNNERS: dict[str, Callable[[RealDriver, Any], None]] = {
+RUNNERS: dict[str, Callable[[RealDriver, Any], object]] = {
     "stream": run_stream,
     "independent": run_independent,
     "chain": run_chains,

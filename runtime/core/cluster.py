@@ -84,7 +84,7 @@ class ControlPlane:
     """The GCS (shard 0)."""
     global_scheduler: GlobalScheduler
     raylets: list[Raylet]
-    """Indexed by node id."""
+    """Indexed by node id (less ``first_node``: a worker node process builds only its own)."""
     owners: list[Owner]
     """Indexed by driver."""
     shards: list[Gcs] = field(default_factory=list)
@@ -131,12 +131,16 @@ def build_control_plane(
     gcs_shards: int = 1,
     raylet_base: Address = 2,
     owner_base: Address | None = None,
+    first_node: NodeId = 0,
+    owner_index_base: int = 0,
 ) -> ControlPlane:
     """Build GCS (and shards), global scheduler, one raylet per node and one owner per driver.
 
-    Driver ``d`` lives on node ``d`` and gets owner index ``d``; ``rng`` is the global
-    scheduler's injected randomness. Nothing is started: the host registers the components
-    with its transport, then calls their ``start``.
+    Driver ``d`` lives on node ``first_node + d`` and gets owner index ``owner_index_base +
+    d``; the raylets are those of nodes ``first_node ..`` (a worker node process of a
+    multi-node cluster builds its own node only, with its own address range and owner
+    indexes); ``rng`` is the global scheduler's injected randomness. Nothing is started: the
+    host registers the components with its transport, then calls their ``start``.
     """
     if drivers > len(capacities):
         raise ValueError(f"{drivers} drivers need at least as many nodes, got {len(capacities)}")
@@ -155,12 +159,18 @@ def build_control_plane(
     )
     for index in range(1, gcs_shards):
         plane.shards.append(Gcs(addresses.shard(index), config, GS_ADDR))
-    for node, capacity in enumerate(capacities):
+    for node, capacity in enumerate(capacities, first_node):
         plane.raylets.append(plane.new_raylet(node, capacity))
     for driver in range(drivers):
+        node = first_node + driver
         plane.owners.append(
             Owner(
-                addresses.owner(driver), driver, driver, addresses.raylet(driver), GCS_ADDR, config
+                addresses.owner(driver),
+                node,
+                owner_index_base + driver,
+                addresses.raylet(node),
+                GCS_ADDR,
+                config,
             )
         )
     return plane

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, NoReturn
 
+from runtime.core import checkpoints
 from runtime.core.config import CoreConfig
 from runtime.core.ids import Address, NodeId, ObjectId, TaskId
 from runtime.core.invariants import InvariantError
@@ -16,6 +17,7 @@ from runtime.core.messages import (
     ACTOR_DEAD,
     ACTOR_PENDING,
     ACTOR_RESTARTING,
+    ActorCheckpointed,
     ActorDied,
     ActorLookupReply,
     ActorStarted,
@@ -237,6 +239,7 @@ class Gcs:
             LookupActor: self._on_lookup_actor,
             ActorStarted: self._on_actor_started,
             ActorDied: self._on_actor_died,
+            ActorCheckpointed: self._on_actor_checkpointed,
             KillActor: self._on_kill_actor,
             NodeDied: self._on_node_died,
             LocateObject: self._on_locate_object,
@@ -568,6 +571,11 @@ class Gcs:
         rec.spec.attempt += 1
         rec.spec.since = now
         out.append(Send(self.gs_addr, SpillTask(rec.spec, -1), rec.spec.nbytes))
+
+    def _on_actor_checkpointed(
+        self, msg: ActorCheckpointed, now: float, out: list[Command]
+    ) -> None:
+        checkpoints.gcs_on_checkpointed(self, msg, now, out)
 
     def _on_kill_actor(self, msg: KillActor, now: float, out: list[Command]) -> None:
         rec = self.actors.get(msg.actor_id)

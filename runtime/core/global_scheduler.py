@@ -28,7 +28,7 @@ from runtime.core.messages import (
 )
 from runtime.core.pg_scheduler import PlacementGroupScheduling
 from runtime.core.policies import NodeView, PlacementPolicy, make_policy
-from runtime.core.resources import ShapeKey, describe, fits, shape_key
+from runtime.core.resources import Resources, ShapeKey, describe, fits, shape_key
 from runtime.core.rng import Rng
 from runtime.core.task import ERR_UNSCHEDULABLE, TaskSpec
 
@@ -206,3 +206,8 @@ class GlobalScheduler(PlacementGroupScheduling):
     def node_count(self) -> int:
         """How many nodes have registered with the global scheduler (its views)."""
         return len(self.views)
+
+    def node_available(self, node: NodeId) -> Resources | None:
+        """What this scheduler believes is free on ``node`` now (a copy; None: not alive)."""
+        view = self.views.get(node)
+        return None if view is None else dict(view.available)

@@ -34,12 +34,13 @@ OWNER = frozenset(
         "cancel", "watch_free", "create_actor", "attach_actor", "actor_state",
         "kill_actor", "lookup_actor", "create_placement_group", "remove_placement_group",
         "placement_group_ready", "drop_stream", "stream_state", "flush_task_events",
+        "retries", "replays",  # counters (tasks resubmitted; actor calls replayed)
         # queries
         "object_entry", "object_table", "pending_task", "pending_tasks", "waiting_arguments",
         "explain",
     }
 )  # fmt: skip
-GLOBAL_SCHEDULER = frozenset({"handle", "start", "addr", "node_count"})
+GLOBAL_SCHEDULER = frozenset({"handle", "start", "addr", "node_count", "node_available"})
 
 PUBLIC: dict[str, frozenset[str]] = {
     "Raylet": RAYLET,

@@ -857,3 +857,40 @@ class WorkerInterrupted(HostEvent):
     reason: str = ""
     actor_id: int = 0
     """For a kill: the actor whose worker it was (its calls all fail); 0 for a task's."""
+
+
+# ---------------------------------------------------------------------------------------
+# Actor checkpoints (runtime.core.checkpoints)
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True, eq=False)
+class SaveCheckpoint(Command):
+    """Have the actor's worker on ``node`` save its state (no call of it is running);
+    the host answers ``CheckpointSaved``. ``spec`` is the actor's creation spec."""
+
+    node: NodeId
+    actor_id: int
+    spec: TaskSpec
+
+
+@dataclass(slots=True, eq=False)
+class CheckpointSaved(HostEvent):
+    """Host -> raylet: the actor's state was saved (``state``, opaque; ``size`` bytes),
+    or could not be (``error``: the hook raised; the previous checkpoint stays)."""
+
+    actor_id: int
+    state: Any = None
+    size: int = 0
+    error: str | None = None
+
+
+@dataclass(slots=True, eq=False)
+class ActorCheckpointed(Message):
+    """Raylet -> GCS (with ``state``), GCS -> the actor's callers (without): a checkpoint
+    includes every call up to ``covered[caller]``; callers drop those from their replay logs."""
+
+    actor_id: int
+    covered: dict[Address, int]
+    state: Any = None
+    size: int = 0

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, NoReturn
 
+from runtime.core import checkpoints
 from runtime.core.config import CoreConfig
 from runtime.core.ids import (
     Address,
@@ -36,6 +37,7 @@ from runtime.core.messages import (
     ACTOR_DEAD,
     ACTOR_PENDING,
     ACTOR_RESTARTING,
+    ActorCheckpointed,
     ActorDied,
     ActorLookupReply,
     ActorStateChanged,
@@ -231,6 +233,13 @@ class ActorHandleState:
     """The actor's incarnation as last published by the GCS."""
     sent_to: dict[TaskId, int] | None = None
     """Retriable calls in flight: the incarnation each was sent to."""
+    log: list[TaskSpec] | None = None
+    """Checkpointed actors this owner created: its finished calls that no checkpoint
+    includes yet, oldest first (replayed on restart; `runtime.core.checkpoints`)."""
+    log_seq: dict[TaskId, TaskId] = field(default_factory=dict)
+    """Replays in flight: replay task id -> the logged call it re-runs."""
+    replay_seqs: dict[TaskId, int] = field(default_factory=dict)
+    """Logged calls replayed since: their replay's sequence number (checkpoints count it)."""
 
 
 @dataclass(slots=True)
@@ -280,6 +289,10 @@ class Owner:
         """Tasks held back until this many of their arguments are ready."""
         self.retries = 0
         """Task attempts resubmitted after a failure (a counter for metrics)."""
+        self.replays = 0
+        """Finished actor calls re-run to rebuild a restarted actor's state (a counter)."""
+        self.replaying: set[TaskId] = set()
+        """Replays of logged actor calls not yet finished (`runtime.core.checkpoints`)."""
         self.actors: dict[int, ActorHandleState] = {}
         """The actors this owner created or calls (an alias id maps to the same handle)."""
         self._aliases: dict[int, int] = {}
@@ -287,6 +300,7 @@ class Owner:
         self._handlers: dict[type, Callable[[Any, float, list[Command]], None]] = {
             TaskDone: self._on_task_done,
             ActorUpdate: self._on_actor_update,
+            ActorCheckpointed: self._on_actor_checkpointed,
             ActorLookupReply: self._on_lookup_reply,
             SubscribeObject: self._on_subscribe_object,
             ObjectStatus: self._on_object_status,
@@ -395,9 +409,15 @@ class Owner:
     def _check_objects(self) -> None:
         objects, fail = self.objects, self._fail
         task_refs: Counter[ObjectId] = Counter()
+        replaying = self.replaying
         for spec in self.pending.values():
-            task_refs.update(spec.arg_refs)
-            task_refs.update(spec.held_refs)
+            if spec.task_id not in replaying:  # a replay borrows its logged call's refs
+                task_refs.update(spec.arg_refs)
+                task_refs.update(spec.held_refs)
+        for handle in {id(h): h for h in self.actors.values()}.values():  # aliases share
+            for spec in handle.log or ():  # logged calls keep theirs (checkpoints)
+                task_refs.update(spec.arg_refs)
+                task_refs.update(spec.held_refs)
         lineage_refs: Counter[ObjectId] = Counter()
         contained: Counter[ObjectId] = Counter()
         for obj in objects.values():
@@ -735,6 +755,8 @@ class Owner:
                 self._dropped(ref, arg, out)
 
     def _release_args(self, spec: TaskSpec, out: list[Command]) -> None:
+        if self.replaying and spec.task_id in self.replaying:
+            return  # a replay borrows its logged call's references
         objects = self.objects
         for refs in (spec.arg_refs, spec.held_refs):
             for ref in refs:
@@ -808,13 +830,19 @@ class Owner:
     def _on_node_removed(self, msg: NodeRemoved, now: float, out: list[Command]) -> None:
         """Tasks that were placed on the dead node will never report: retry or fail them."""
         self.dead_nodes.add(msg.node)
+        for handle in self.actors.values():
+            if handle.node == msg.node and handle.state == ACTOR_ALIVE:
+                handle.state = ACTOR_RESTARTING  # hold its calls until the GCS says more
         lost = [s for s in self.pending.values() if s.node == msg.node]
         for spec in lost:
             if spec.task_id in self._blocked or spec.task_id not in self.pending:
                 continue
             reason = f"node {msg.node} died while it had task {spec.name or spec.task_id}"
             if spec.kind == ACTOR_METHOD:
-                self._finish_failed(spec, ERR_ACTOR_DIED, reason, now, out)
+                sent_to = self._call_ended(spec) if spec.max_retries != 0 else None
+                retry = spec.max_retries != 0
+                if not (retry and self._retry_call(spec, ERR_ACTOR_DIED, sent_to, out)):
+                    self._finish_failed(spec, ERR_ACTOR_DIED, reason, now, out)
             elif self._should_retry(spec, ERR_NODE_DIED):
                 spec.attempt += 1
                 spec.since = now
@@ -981,8 +1009,22 @@ class Owner:
             self._resolved(result.oid, obj, now, out)
         if spec.generator:
             self._end_stream(spec.task_id, None, None, out)
+        if spec.kind == ACTOR_METHOD and self._logged(spec):
+            return  # kept for replay: its arguments stay referenced
         if spec.arg_refs or spec.held_refs:
             self._release_args(spec, out)
+
+    def _logged(self, spec: TaskSpec) -> bool:
+        handle = self.actors.get(spec.actor_id)
+        return (
+            handle is not None
+            and handle.log is not None
+            and checkpoints.log_call(self, handle, spec)
+        )
+
+    def release_call_args(self, spec: TaskSpec, out: list[Command]) -> None:
+        """Drop the references a finished call held on its arguments (a replay log entry)."""
+        self._release_args(spec, out)
 
     def _should_retry(self, spec: TaskSpec, error_kind: str) -> bool:
         retryable = error_kind in SYSTEM_ERRORS or (
@@ -1146,7 +1188,9 @@ class Owner:
         spec.owner_node = self.node
         spec.submitted_at = spec.since = now
         self._resolve_args(spec)
-        self.actors[spec.actor_id] = ActorHandleState()
+        handle = self.actors[spec.actor_id] = ActorHandleState()
+        if spec.checkpoint is not None:
+            handle.log = []
         out.append(Send(self.gcs_addr, RegisterActor(spec, name, max_restarts, get_if_exists)))
         return spec.actor_id
 
@@ -1279,6 +1323,7 @@ class Owner:
             if handle.alias_of:
                 spec.actor_id = handle.alias_of
             spec.owner_state = INFLIGHT
+            spec.node = handle.node  # where it went: lost with that node if it dies
             self._resolve_args(spec)
             if handle.inflight is None:
                 handle.inflight = {}
@@ -1351,6 +1396,8 @@ class Owner:
             handle.alias_of = msg.alias_of
             self.actors[msg.alias_of] = handle
             out.append(ActorStateChanged(actor_id, msg.state, alias_of=msg.alias_of))
+        if handle.log and msg.restarts > handle.restarts:
+            self._replay(handle)
         handle.state, handle.node, handle.addr = msg.state, msg.node, msg.addr
         handle.restarts = msg.restarts
         if msg.state == ACTOR_DEAD:
@@ -1358,6 +1405,25 @@ class Owner:
         out.append(ActorStateChanged(actor_id, msg.state, msg.error))
         if msg.state in (ACTOR_ALIVE, ACTOR_DEAD):
             self._flush_actor(actor_id, out)
+
+    def _replay(self, handle: ActorHandleState) -> None:
+        """A new incarnation: its logged calls go first, then the calls not sent yet (all
+        numbered again in that order; none of them was sent)."""
+        copies = checkpoints.replays_for_restart(self, handle)
+        self.replays += len(copies)
+        for spec in copies:
+            self.pending[spec.task_id] = spec
+            spec.owner_state = UNSENT
+        unsent = copies + (handle.unsent or [])
+        for spec in unsent:
+            handle.seq += 1
+            spec.seq = handle.seq
+        handle.unsent = unsent
+
+    def _on_actor_checkpointed(
+        self, msg: ActorCheckpointed, now: float, out: list[Command]
+    ) -> None:
+        checkpoints.owner_on_checkpointed(self, msg, now, out)
 
     def _merge_alias(
         self,

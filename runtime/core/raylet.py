@@ -61,6 +61,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from runtime.core import checkpoints
 from runtime.core.bundles import RayletBundles
 from runtime.core.config import CoreConfig
 from runtime.core.ids import Address, NodeId, ObjectId, TaskId, generator_item_id, object_id
@@ -74,6 +75,7 @@ from runtime.core.messages import (
     ActorWorkerDied,
     CancelRunning,
     CancelTask,
+    CheckpointSaved,
     Command,
     CommitBundles,
     Dispatch,
@@ -258,6 +260,12 @@ class LocalActor:
     """Per caller: the sequence number of the next call to accept."""
     early: dict[tuple[Address, int], TaskSpec] = field(default_factory=dict)
     """Calls that arrived before an earlier call of the same caller."""
+    since_checkpoint: int = 0
+    """Checkpointed actors (``spec.checkpoint``): calls finished since the last save."""
+    covered: dict[Address, int] = field(default_factory=dict)
+    """Checkpointed actors: per caller, the last call finished here."""
+    saving: bool = False
+    """Checkpointed actors: a save is under way (no call is dispatched meanwhile)."""
 
 
 class Raylet(RayletBundles):
@@ -353,6 +361,7 @@ class Raylet(RayletBundles):
             ReturnBundles: self._on_return_bundles,
             GeneratorYielded: self._on_generator_yielded,
             WorkerInterrupted: self._on_worker_interrupted,
+            CheckpointSaved: self._on_checkpoint_saved,
         }
         self._cancel_in: dict[str, Callable[[TaskSpec, CancelTask, float, list[Any]], None]] = {
             AHEAD: self._cancel_ahead,
@@ -1061,6 +1070,8 @@ class Raylet(RayletBundles):
                 self.store.unpin(dep.oid)
         self._report_done(spec, msg, now, out)
         if actor is not None:
+            if actor.spec.checkpoint is not None:
+                checkpoints.call_finished(self, actor, spec, out)
             self._run_next_call(actor, now, out)
         if spec.deps and self.room_queue:
             self._restore_more(now, out)
@@ -1149,7 +1160,7 @@ class Raylet(RayletBundles):
 
     def _run_next_call(self, actor: LocalActor, now: float, out: list[Any]) -> None:
         queue, inflight = actor.queue, actor.inflight
-        depth = actor.depth
+        depth = actor.depth if actor.spec.checkpoint is None else checkpoints.dispatch_room(actor)
         waiting = self.waiting
         while queue and len(inflight) < depth:
             if waiting and queue[0].task_id in waiting:
@@ -1162,6 +1173,13 @@ class Raylet(RayletBundles):
             self.dispatched += 1
             spec.started_at = now
             out.append(Dispatch(self.node, spec))
+
+    def _on_checkpoint_saved(self, msg: CheckpointSaved, now: float, out: list[Any]) -> None:
+        checkpoints.on_checkpoint_saved(self, msg, now, out)
+
+    def resume_actor(self, actor: LocalActor, now: float, out: list[Any]) -> None:
+        """Dispatch the actor's next calls (after a checkpoint was saved)."""
+        self._run_next_call(actor, now, out)
 
     def _on_actor_worker_died(self, msg: ActorWorkerDied, now: float, out: list[Any]) -> None:
         self._actor_gone(msg.actor_id, msg.reason, False, now, out)

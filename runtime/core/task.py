@@ -148,6 +148,9 @@ class TaskSpec:
     rstate: str = ""
     """Its lifecycle state at the raylet that holds it (``runtime.core.raylet``'s table);
     "" until a raylet takes it."""
+    checkpoint: CheckpointPlan | None = None
+    """For actor creation: the actor's checkpoint plan (None: Ray's semantics, a restart
+    starts from the constructor and no finished call is replayed)."""
 
     def return_ids(self) -> tuple[ObjectId, ...]:
         """The object ids of this task's return values."""
@@ -155,6 +158,28 @@ class TaskSpec:
         if self.num_returns == 1:
             return ((tid << RETURN_BITS) | 1,)
         return tuple(object_id(tid, i) for i in range(1, self.num_returns + 1))
+
+
+@dataclass(slots=True, eq=False)
+class CheckpointPlan:
+    """An actor's checkpoints (`runtime.core.checkpoints`): how often, and the last one.
+
+    ``every`` >= 1: the raylet hosting the actor has it save its state after every
+    ``every`` finished calls; 0: never saved (a restart replays every call since the
+    constructor, the Ray paper's lineage replay). ``state`` is the last saved state
+    (opaque to the core, None until the first save) and ``covered`` the last sequence
+    number per caller that it includes; a restart restores it and replays the later calls.
+    """
+
+    every: int
+    state: Any = None
+    size: int = 0
+    """The saved state's size in bytes (the host's measure)."""
+    covered: dict[Address, int] = field(default_factory=dict)
+    saves: int = 0
+    """Checkpoints saved so far."""
+    cost_s: float = 0.0
+    """Simulator only: the modelled time of one save (real mode measures its own)."""
 
 
 @dataclass(slots=True, eq=False)

@@ -21,6 +21,7 @@ from runtime.core.task import (
     TaskSpec,
 )
 from runtime.real import protocol as p
+from runtime.real.actor_checkpoints import ActorCheckpoints
 from runtime.real.pool import WorkerHandle, WorkerPool
 
 __all__ = ["ActorWorkers"]
@@ -42,6 +43,8 @@ class ActorWorkers:
             ACTOR_METHOD: self.dispatch_call,
         }
         """Task kind -> what a ``Dispatch`` of it does."""
+        self.checkpoints = ActorCheckpoints(pool, raylet, out, self)
+        """Actor checkpoint hooks run in the actors' workers (``SaveCheckpoint``)."""
         pool.connect_actors(
             actor_worker_died=self.worker_died,
             actor_task_done=self.task_done,
@@ -97,6 +100,8 @@ class ActorWorkers:
             return
         self.workers[spec.actor_id] = w
         self.pool.start_task(w, spec)
+        if spec.checkpoint is not None:
+            self.checkpoints.restore(w, spec)  # a restarted actor: its state comes next
 
     def worker_died(self, w: WorkerHandle, now: float) -> None:
         """An actor's worker exited: report it to the raylet unless the core asked for it."""

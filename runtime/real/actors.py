@@ -14,7 +14,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from runtime.actor import ActorClass, ActorHandle, ActorOptions, actor_concurrency
+from runtime.actor import (
+    ActorClass,
+    ActorHandle,
+    ActorOptions,
+    actor_concurrency,
+    checkpoint_plan,
+)
 from runtime.api import job_runtime_env
 from runtime.core.messages import (
     ACTOR_DEAD,
@@ -151,6 +157,7 @@ class ActorApi:
             max_concurrency=actor_concurrency(ac, options),
             actor_options=(options.max_task_retries, ac._method_retries),
             strategy=strategy,
+            checkpoint=checkpoint_plan(ac, options),
         )
         keep: tuple = tuple(v for v in (*args, *kwargs.values()) if _is_ref(v))
         if held:  # refs (or actor handles) inside the arguments: keep them alive too

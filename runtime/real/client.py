@@ -22,7 +22,7 @@ from runtime.exceptions import (
 )
 from runtime.object_ref import ObjectRef
 from runtime.real import protocol as p
-from runtime.real.addresses import NODE_ID, OWNER_ADDR
+from runtime.real.addresses import FN_ID_BASE, NODE_ID, OWNER_ADDR
 from runtime.real.futures import FAILED, PENDING, READY, Future, ObjectEntry, error_of
 from runtime.real.serialization import (
     SerializedObject,
@@ -82,7 +82,7 @@ class Client:
         self.actor_tokens: dict[int, int] = {}
         """The actor API's token table (a released token may be an actor's last handle)."""
         self.out = out
-        self.fn_ids = itertools.count(1)
+        self.fn_ids = itertools.count(FN_ID_BASE + 1)  # unique in the cluster
         self.submit_generator: Callable[[TaskSpec, list[int]], Any] | None = None
         """Submit a generator task (the stream API's; see `connect`)."""
         self.make_room: Callable[[Any, float], None] | None = None

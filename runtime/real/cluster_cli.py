@@ -45,7 +45,10 @@ def add_parsers(commands: Any) -> None:
         "workers, object store) in the background, with a fresh session directory and "
         "auth token, and print how to connect to it.",
     )
-    start_p.add_argument("--head", action="store_true", help="start a head node (required)")
+    start_p.add_argument("--head", action="store_true", help="start a head node")
+    start_p.add_argument(
+        "--address", help="HOST:PORT of a running head: start a worker node that joins it"
+    )
     start_p.add_argument(
         "--port", type=int, default=DEFAULT_PORT, help="port to listen on (0: any)"
     )
@@ -109,10 +112,15 @@ def _resources(text: str | None) -> dict[str, float]:
 def _config(args: argparse.Namespace, session: Path) -> Any:
     from runtime.real.node_process import NodeProcessConfig
 
-    if not args.head:
-        raise CliError(
-            "start: give --head (adding a node with --address is not available yet in twinray)"
-        )
+    if args.head == (args.address is not None):
+        raise CliError("start: give either --head or --address HOST:PORT (of a running head)")
+    if args.address is not None:
+        from runtime.net.channel import parse_address
+
+        try:
+            parse_address(args.address)
+        except ValueError as exc:
+            raise CliError(f"--address: {exc}") from None
     if not 0 <= args.port < 65536:
         raise CliError(f"--port must be between 0 and 65535, got {args.port}")
     for flag, value in (("--num-cpus", args.num_cpus), ("--num-gpus", args.num_gpus)):
@@ -126,7 +134,8 @@ def _config(args: argparse.Namespace, session: Path) -> Any:
         tls_key=tls[1],
         tls_ca=tls[2],
         session=str(session),
-        head=True,
+        head=args.head,
+        head_address=args.address,
         host=args.node_ip_address,
         port=args.port,
         num_cpus=args.num_cpus,
@@ -170,6 +179,8 @@ def start(args: argparse.Namespace) -> int:
     """`twinray start --head ...`: start the head node process; 0 once it listens."""
     from runtime.net.auth import new_token, save_token
 
+    if args.address is not None and not args.head:
+        return _start_worker_node(args)
     session = sessions.new_session()
     try:
         config = _config(args, session)
@@ -277,6 +288,60 @@ def store_usage(view: Any) -> dict[str, Any]:
     }
 
 
+def _head_session(address: str) -> Path | None:
+    """The session directory of the head at ``address`` on this machine (None: not here)."""
+    session = sessions.latest_session()
+    info = sessions.head_info(session) if session is not None else None
+    if info is not None and str(info.get("address")) == address:
+        return session
+    return None
+
+
+def _start_worker_node(args: argparse.Namespace) -> int:
+    """`twinray start --address HOST:PORT`: a worker node process joining that head.
+
+    On the head's machine the node shares the head's session (its token, logs and
+    records, so `twinray stop` stops it too); elsewhere a fresh session, the token given
+    by ``TWINRAY_AUTH_TOKEN`` or ``TWINRAY_AUTH_TOKEN_FILE``.
+    """
+    from runtime.net.auth import find_token
+
+    session = _head_session(args.address)
+    fresh = session is None
+    if session is None:
+        session = sessions.new_session()
+    try:
+        config = _config(args, session)
+        if find_token(session) is None:
+            raise CliError(
+                f"no auth token for the head at {args.address}: set TWINRAY_AUTH_TOKEN or "
+                "TWINRAY_AUTH_TOKEN_FILE (on the head's machine it is found by itself)"
+            )
+    except CliError:
+        if fresh:
+            with contextlib.suppress(OSError):
+                for sub in ("logs", "nodes"):
+                    (session / sub).rmdir()
+                session.rmdir()
+        raise
+    if args.block:
+        from runtime.real.node_process import serve
+
+        def ready(address: str) -> None:
+            print(f"twinray node (pid {os.getpid()}) joined the head at {address}", flush=True)
+
+        return serve(config, ready=ready)
+    from runtime.real.node_process import NodeStartError, launch
+
+    try:
+        proc, _ = launch(config)
+    except NodeStartError as exc:
+        print(f"twinray start: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"twinray node started (pid {proc.pid}), joined the head at {args.address}")
+    return 0
+
+
 def status(args: argparse.Namespace) -> int:
     """`twinray status`: the head's nodes, resources and usage; 1 when no cluster runs."""
     from runtime.real.remote_driver import connect_driver
@@ -296,10 +361,17 @@ def status(args: argparse.Namespace) -> int:
     records = sessions.node_records(session)
     total, available = runtime_info["total"], runtime_info["available"]
     print(f"cluster at {info['address']} (session {session})")
-    print(f"nodes: {len(records)}")
+    table = runtime_info.get("nodes") or []
+    alive = [row for row in table if row[1]]
+    print(f"nodes: {len(alive) or len(records)}")
     for rec in records:
         role = "head" if rec.head else "node"
-        print(f"  {role} pid {rec.pid} at {rec.address}, node id {runtime_info['node_id'][-12:]}")
+        where = f"at {rec.address}" if rec.head else f"joined {rec.address}"
+        print(f"  {role} pid {rec.pid} {where}")
+    for node, is_alive, resources, _store in table:
+        state = "alive" if is_alive else "dead"
+        shown = ", ".join(f"{k}={v:g}" for k, v in sorted(resources.items()) if k != "memory")
+        print(f"  node {node} ({state}): {shown}")
     print("resources (used / total):")
     for name in sorted(total):
         used = total[name] - available.get(name, 0.0)

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 from runtime.core.task import ACTOR_CREATION, ACTOR_METHOD
 from runtime.exceptions import RayError
 from runtime.object_ref import ObjectRef
-from runtime.real.addresses import NODE_ID, OWNER_ADDR
+from runtime.real.addresses import OWNER_ADDR
 from runtime.real.futures import Future
 
 __all__ = ["Introspection"]
@@ -53,7 +53,7 @@ class Introspection:
         """True once the node stopped or its loop failed (a read will never be answered)."""
         self.gcs = plane.gcs
         self.gs = plane.global_scheduler
-        self.raylet = plane.raylets[NODE_ID]
+        self.raylet = plane.raylets[0]  # this node's
         self.owner = plane.owners[0]
         self.out = out
         self.execute = execute
@@ -184,12 +184,29 @@ class Introspection:
     def runtime_info(self) -> dict[str, Any]:
         """Total and available resources of the node (a snapshot), and the job's namespace."""
         raylet = self.raylet
+        total = raylet.total_resources()
+        available = {k: max(0.0, v) for k, v in raylet.available_resources().items()}
+        nodes = [
+            (info.node, info.alive, dict(info.resources), info.store_capacity)
+            for _, info in sorted(self.gcs.node_table().items())
+        ]  # the head's GCS: every node of the cluster (a worker node's copy is idle: empty)
+        if len(nodes) > 1:  # a multi-node cluster: the sums over its live nodes
+            total, available = dict(total), dict(available)
+            for node, alive, resources, _ in nodes:
+                free = self.gs.node_available(node)
+                if node == raylet.node or not alive or free is None:
+                    continue
+                for k, v in resources.items():
+                    total[k] = total.get(k, 0.0) + v
+                for k, v in free.items():
+                    available[k] = available.get(k, 0.0) + max(0.0, v)
         return {
             "namespace": self.job_namespace,
-            "total": raylet.total_resources(),
-            "available": {k: max(0.0, v) for k, v in raylet.available_resources().items()},
+            "total": total,
+            "available": available,
             "node_id": f"{raylet.node:056x}",
             "store": self.arena.capacity,
+            "nodes": nodes,
         }
 
     def assigned_resources(self) -> dict[str, float]:

@@ -21,7 +21,7 @@ from runtime.core.owner import FAILED, PENDING, Owner
 from runtime.core.task import ACTOR_METHOD, ERR_OBJECT_LOST, TASK, TaskSpec
 from runtime.real import protocol as p
 from runtime.real import requests as rq
-from runtime.real.addresses import NODE_ID, WORKER_OWNER_BASE
+from runtime.real.addresses import NODE_ID, OWNER_INDEX_BASE, WORKER_OWNER_BASE
 from runtime.real.serialization import dumps
 from runtime.util.scheduling_strategies import strategy_of_raw
 
@@ -102,6 +102,8 @@ class NestedOwners:
         """Token object id -> the actor its handles keep alive, shared with the actor API."""
         self.owner_workers: dict[int, Any] = {}
         """Owner address -> the worker whose owner it is."""
+        self.start_owners = False
+        """Start each new owner (subscribes it to node deaths): set in a multi-node cluster."""
         self.waits: dict[tuple[int, int], list[NestedWait]] = {}
         """(owner address, oid) -> the workers' gets and waits for it."""
         self.worker_waits: dict[tuple[int, int], NestedWait] = {}
@@ -147,10 +149,12 @@ class NestedOwners:
         owner = w.owner
         if owner is None:
             addr = WORKER_OWNER_BASE + w.worker_id
-            owner = self.plane.new_owner(addr, NODE_ID, w.worker_id + 1)
+            owner = self.plane.new_owner(addr, NODE_ID, OWNER_INDEX_BASE + w.worker_id + 1)
             self.components[addr] = owner
             w.owner = owner
             self.owner_workers[addr] = w
+            if self.start_owners:  # in a cluster: hear of node deaths (retries)
+                owner.start(0.0, self.out)
         return owner
 
     # -- requests --------------------------------------------------------------------------

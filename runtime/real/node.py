@@ -43,12 +43,21 @@ from runtime.core.messages import (
     ActorStateChanged,
     KillWorker,
     ObjectFreed,
+    SaveCheckpoint,
 )
 from runtime.real import protocol as p
 from runtime.real import requests as rq
 from runtime.real.actor_workers import ActorWorkers
 from runtime.real.actors import ActorApi
-from runtime.real.addresses import HOST_ADDR, NODE_ID
+from runtime.real.addresses import (
+    GCS_ADDR,
+    GS_ADDR,
+    HOST_ADDR,
+    NODE_ID,
+    OWNER_ADDR,
+    OWNER_INDEX_BASE,
+    RAYLET_ADDR,
+)
 from runtime.real.arena import Arena
 from runtime.real.claims import Claims
 from runtime.real.client import Client
@@ -99,6 +108,7 @@ class Node:
         object_spilling: bool = True,
         spill_dir: str | None = None,
         prefetch: bool = True,
+        peers: Any = None,
     ) -> None:
         self.session = next(_sessions)
         self.inline_threshold = inline_threshold
@@ -115,14 +125,27 @@ class Node:
         self.claims = self.arena.claims = Claims(self.arena, CANCEL_SLOTS)
         total = {"CPU": float(num_cpus), **{k: float(v) for k, v in (resources or {}).items()}}
         self.plane = build_control_plane(
-            self.config, random.Random(seed), [NodeCapacity(total, self.arena.capacity)], 1
-        )
+            self.config,
+            random.Random(seed),
+            [NodeCapacity(total, self.arena.capacity)],
+            1,
+            raylet_base=RAYLET_ADDR - NODE_ID,
+            owner_base=OWNER_ADDR,
+            first_node=NODE_ID,
+            owner_index_base=OWNER_INDEX_BASE,
+        )  # node 0 (the head, the embedded node): the default layout
         self.gcs = self.plane.gcs
         self.gs = self.plane.global_scheduler
-        self.raylet = self.plane.raylets[NODE_ID]
+        self.raylet = self.plane.raylets[0]
         self.owner = self.plane.owners[0]
         self.components: dict[int, Any] = self.plane.components()
         """Address -> in-process component (the core's, and the host's timers)."""
+        self.peers = peers
+        """The other node processes of a cluster (`runtime.real.peers.Peers`), None alone."""
+        if peers is not None:
+            self.components = peers.routing_table(self.components)
+            if not peers.head:  # the cluster's GCS and global scheduler are the head's
+                del self.components[GCS_ADDR], self.components[GS_ADDR]
         # state shared with user threads ---------------------------------------------------
         self.objects = ObjectTable(self.arena, SpillFile(spill_dir))
         """The object table (`runtime.real.objects.ObjectTable`): entries, ranges, pins, spills."""
@@ -294,6 +317,7 @@ class Node:
         self.actor_workers = ActorWorkers(self.pool, self.raylet, self._out)
         """Each actor's dedicated worker (`runtime.real.actor_workers.ActorWorkers`)."""
         self._effects[KillWorker] = self.actor_workers.kill
+        self._effects[SaveCheckpoint] = self.actor_workers.checkpoints.save
         self.effects.connect(
             self.pool, self.nested, self.actor_workers.dispatchers, self.actor_api.collect_actor
         )
@@ -331,7 +355,11 @@ class Node:
         """Placement groups, program-thread side (`runtime.real.groups.PlacementGroupApi`)."""
         self.pool.start()  # the workers join the pool as the zygote's replies arrive
         out = self._out
-        self.gs.start(0.0, out)
+        if peers is None or peers.head:
+            self.gs.start(0.0, out)
+        if peers is not None:  # nodes can die: owners retry what ran there
+            self.nested.start_owners = True
+            self.owner.start(0.0, out)
         self.raylet.start(0.0, out)
         self._execute(0.0)
         loop.connect(self.pool)

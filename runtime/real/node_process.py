@@ -45,6 +45,8 @@ class NodeProcessConfig:
     session: str
     """The session directory (holds the token, records, logs and the audit log)."""
     head: bool = True
+    head_address: str | None = None
+    """A worker node: the head's ``HOST:PORT`` it joins."""
     host: str = "127.0.0.1"
     port: int = 0
     """0: any free port (the one chosen is in ``head.json``)."""
@@ -103,12 +105,16 @@ class _Stop:
 def serve(config: NodeProcessConfig, ready: Any = None, stop: _Stop | None = None) -> int:
     """Run a node process until SIGTERM/SIGINT (or `stop`); return its exit code.
 
-    `ready`, if given, is called with the listening address once drivers can connect.
+    `ready`, if given, is called with the listening address once drivers can connect
+    (a worker node: with the head's address once it joined).
     """
+    if not config.head:
+        return serve_worker_node(config, ready, stop)
     from runtime.net.audit import AuditLog
     from runtime.net.auth import find_token
     from runtime.net.channel import listen
     from runtime.real.node import Node
+    from runtime.real.peers import Peers
     from runtime.real.remote_clients import RemoteClients
 
     session = Path(config.session)
@@ -134,7 +140,9 @@ def serve(config: NodeProcessConfig, ready: Any = None, stop: _Stop | None = Non
         return 1
     try:
         num_cpus, store, res = node_resources(config)
-        node = Node(num_cpus, store, resources=res)
+        peers = Peers(head=True)
+        node = Node(num_cpus, store, resources=res, peers=peers)
+        transfers = _attach(node, peers, token, config.host)
     except BaseException:
         listener.close()
         audit.close()
@@ -162,6 +170,7 @@ def serve(config: NodeProcessConfig, ready: Any = None, stop: _Stop | None = Non
     finally:
         if clients is not None:
             clients.close()
+        transfers.close()  # no pull writes into the arena once it is released
         node.shutdown()
         if clients is not None:
             clients.drop_all()
@@ -173,6 +182,118 @@ def serve(config: NodeProcessConfig, ready: Any = None, stop: _Stop | None = Non
             info = sessions.head_info(session)
             if info is not None and info.get("pid") == pid:
                 (session / "head.json").unlink(missing_ok=True)
+
+
+NODE_INDEX_VAR = "TWINRAY_NODE_INDEX"
+"""What `runtime.real.addresses` reads (its ``NODE_INDEX_VAR``; not imported here: importing
+it fixes the values)."""
+
+
+def _set_node_index(index: int) -> None:
+    """Make this process (and the workers it starts) node ``index`` of the cluster; must
+    run before `runtime.real.addresses` is first imported (`RuntimeError` otherwise)."""
+    os.environ[NODE_INDEX_VAR] = str(index)
+    loaded = sys.modules.get("runtime.real.addresses")
+    if loaded is not None and index != loaded.NODE_ID:
+        raise RuntimeError(
+            f"runtime.real.addresses was imported as node {loaded.NODE_ID} before this "
+            f"process became node {index}"
+        )
+
+
+def _attach(node: Any, peers: Any, token: str, host: str) -> Any:
+    """Serve ``peers``' links and the node's objects (`runtime.real.transfers`) on
+    ``node``'s loop thread; return the `Transfers`."""
+    from runtime.real.transfers import Transfers
+
+    transfers = Transfers(node, peers, token, host)
+
+    def attach(_arg: Any, _now: float) -> None:
+        peers.attach(node)
+        transfers.install(node._effects)
+        peers.announce_objects(node.raylet.node, transfers.server.address)
+
+    node._ops.append((attach, None))
+    node._wake()
+    return transfers
+
+
+def serve_worker_node(
+    config: NodeProcessConfig, ready: Any = None, stop: _Stop | None = None
+) -> int:
+    """Run a worker node process: join the head at ``config.head_address``, serve until
+    SIGTERM/SIGINT (or `stop`) or until the head is gone; return the exit code.
+
+    The head gives the node its index in its welcome; the node's addresses, owner
+    indexes and function ids derive from it (`runtime.real.addresses`), so they are set
+    (``TWINRAY_NODE_INDEX``) before the node's modules are imported and its zygote starts.
+    """
+    from runtime.net.auth import Hello, find_token
+    from runtime.net.channel import connect
+    from runtime.real.peers import JoinError, Peers, await_welcome
+
+    session = Path(config.session)
+    if config.head_address is None:
+        print("twinray: a worker node needs the head's address", file=sys.stderr)
+        return 1
+    token = find_token(session)
+    if token is None:
+        print(f"twinray: no auth token in {session} (nor in TWINRAY_AUTH_TOKEN)", file=sys.stderr)
+        return 1
+    stop = stop or _Stop()
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, stop.request)
+        signal.signal(signal.SIGINT, stop.request)
+    pid = os.getpid()
+    try:
+        channel, _ = connect(
+            config.head_address, token, Hello("node", f"node-{pid}"), retry_for=10.0
+        )
+        index, servers = await_welcome(channel)
+    except (OSError, JoinError) as exc:  # AuthenticationError, ConnectionError are OSErrors
+        print(f"twinray: cannot join the head at {config.head_address}: {exc}", file=sys.stderr)
+        return 1
+    try:
+        _set_node_index(index)
+        from runtime.real.node import Node
+
+        num_cpus, store, res = node_resources(config)
+        peers = Peers(head=False)
+        peers.object_servers.update(servers)
+        peers.add_link(channel, 0)
+        node = Node(num_cpus, store, resources=res, peers=peers)
+        transfers = _attach(node, peers, token, config.host)
+    except BaseException:
+        channel.close()
+        raise
+    try:
+        # the GCS answers the raylet's subscription (sent after its registration) with the
+        # head's node: from then on the head knows this node (what `launch` waits for)
+        deadline = time.monotonic() + START_TIMEOUT
+        while not peers.registered:
+            if time.monotonic() > deadline or peers.lost_head or node.loop_error is not None:
+                print("twinray: the head did not register this node", file=sys.stderr)
+                return 1
+            time.sleep(0.01)
+        sessions.write_record(
+            session,
+            sessions.NodeRecord(pid, config.head_address, False, str(session), time.time()),
+        )
+        if ready is not None:
+            ready(config.head_address)
+        while not stop.event.wait(0.2):
+            if node.closed or node.loop_error is not None:
+                print(f"twinray: the node's loop stopped: {node.loop_error!r}", file=sys.stderr)
+                return 1
+            if peers.lost_head:
+                print("twinray: the head is gone; this node stops", file=sys.stderr)
+                return 1
+        return 0
+    finally:
+        transfers.close()  # no pull writes into the arena once it is released
+        node.shutdown()
+        peers.close()
+        sessions.remove_record(session, pid)
 
 
 def _child_env() -> dict[str, str]:

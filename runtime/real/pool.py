@@ -185,6 +185,14 @@ class WorkerPool:
         """Plug in what the pool calls on the nested owners when a worker dies."""
         self.drop_worker_refs = drop_worker_refs
 
+    checkpoint_calls: dict[int, Any] = {}  # noqa: RUF012 (replaced per pool when plugged)
+    """Actor checkpoint hook calls in flight (`runtime.real.actor_checkpoints`)."""
+
+    def checkpoint_answered(
+        self, w: WorkerHandle, task_id: int, ok: bool, payload: Any, now: float
+    ) -> None:
+        """A checkpoint hook call answered (replaced by `ActorCheckpoints` when plugged)."""
+
     def connect_actors(
         self,
         *,
@@ -342,6 +350,9 @@ class WorkerPool:
                         w.offered = 0
             else:
                 w.spec = None
+        if self.checkpoint_calls and task_id in self.checkpoint_calls:
+            self.checkpoint_answered(w, task_id, ok, payload, now)  # not a task of the core
+            return
         if spec is not None:
             self.record_span(w, spec, "ok" if ok else "error", end, began)
         allocs = self.task_allocs.pop(task_id, None)

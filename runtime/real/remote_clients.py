@@ -115,6 +115,15 @@ class RemoteClients:
             if self._stop.is_set() or self.node.closed:
                 channel.close()
                 return
+            if hello.kind == "node":
+                peers = self.node.peers
+                if peers is None or not peers.head:
+                    log.warning("twinray: refusing node %s: this is not a head", channel.peer)
+                    channel.close()
+                    continue
+                self.node._ops.append((peers.op_join, channel))
+                self.node._wake()
+                continue
             if hello.kind == "driver" and self.audit is not None:
                 self.audit.record("job", channel.peer, True, ident=hello.id)
             self.node._ops.append((self._op_attach, (channel, hello)))

@@ -29,7 +29,7 @@ from runtime.generators import ObjectRefGenerator
 from runtime.object_ref import ObjectRef
 from runtime.real import protocol as p
 from runtime.real import requests as rq
-from runtime.real.addresses import OWNER_ADDR, WORKER_OWNER_BASE
+from runtime.real.addresses import OWNER_ADDR, owner_address
 from runtime.real.futures import FAILED, PENDING, READY, Future, ObjectEntry
 from runtime.real.objects import ObjectTable
 
@@ -37,9 +37,8 @@ __all__ = ["HostStream", "StreamApi", "Streams", "owner_addr_of_task"]
 
 
 def owner_addr_of_task(task_id: int) -> int:
-    """The address of the owner that submitted ``task_id`` on the single-node host."""
-    index = owner_index_of(task_id)
-    return OWNER_ADDR if index == 0 else WORKER_OWNER_BASE + index - 1
+    """The address of the owner that submitted ``task_id`` (on whichever node)."""
+    return owner_address(owner_index_of(task_id))
 
 
 @dataclass(slots=True)

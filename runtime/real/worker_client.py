@@ -15,7 +15,7 @@ from concurrent.futures import Future
 from functools import partial
 from typing import Any
 
-from runtime.exceptions import GetTimeoutError, RayError
+from runtime.exceptions import GetTimeoutError, InvalidOptionError, RayError
 from runtime.generators import generator_mode
 from runtime.object_ref import ObjectRef
 from runtime.real import protocol as p
@@ -268,6 +268,11 @@ class WorkerClient(WorkerStreamMixin):
         """Create an actor owned by this worker."""
         from runtime.actor import ActorHandle, actor_concurrency
 
+        if options.checkpoint_interval is not None:
+            raise InvalidOptionError(
+                "checkpoint_interval is available on actors the driver creates, not on "
+                f"actors created inside a task or actor ({ac.__qualname__})"
+            )
         fn_id = ac._function._function_id(self)
         a, kw, refs, held = self._encode(ac.__qualname__, args, kwargs)
         refs += held  # the core registers an actor once its constructor's refs are ready

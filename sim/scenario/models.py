@@ -437,6 +437,19 @@ class ActorWorkload(_WorkloadBase):
     """Calls of one actor that run at once (Ray's ``max_concurrency``)."""
     actor_cpus: float = Field(1.0, ge=0)
     actor_gpus: float = Field(0.0, ge=0)
+    max_restarts: int = Field(0, ge=-1)
+    """Ray's ``max_restarts``: an actor whose node dies comes back elsewhere (-1: always)."""
+    max_task_retries: int = Field(0, ge=-1)
+    """Ray's ``max_task_retries``: a call running when its actor died is run again."""
+    checkpoint_interval: int | None = Field(None, ge=0)
+    """twinray's actor checkpoints: save the state after every this many calls; a
+    restarted actor restores it and replays the later calls (0: never save, replay every
+    call since the constructor, as the Ray paper's lineage replay; None: Ray's semantics,
+    nothing replayed). ``runtime.core.checkpoints``."""
+    checkpoint_ms: float = Field(0.0, ge=0)
+    """The modelled time of one save (the actor runs no call meanwhile)."""
+    checkpoint_bytes: int = Field(0, ge=0)
+    """The modelled size of one saved state (sent to the GCS)."""
 
     def demands(self) -> list[tuple[str, dict[str, float]]]:
         """An actor's request."""
@@ -886,8 +899,23 @@ class PartitionFault(_Spec):
     nodes: list[int] = Field(min_length=1)
 
 
+class SlowFault(_Spec):
+    """Slow node `node` down by `factor` from `at_s` for `duration_s` (a straggler).
+
+    Every task body that starts on the node in the window runs `factor` times its drawn
+    duration (a hot, throttled or overloaded machine); bodies started before or after it
+    are not affected.
+    """
+
+    kind: Literal["slow"]
+    at_s: float = Field(ge=0)
+    duration_s: float = Field(gt=0)
+    node: int = Field(ge=0)
+    factor: float = Field(gt=1)
+
+
 FaultSpec = Annotated[
-    NodeFault | WorkerFault | GcsFault | PartitionFault, Field(discriminator="kind")
+    NodeFault | WorkerFault | GcsFault | PartitionFault | SlowFault, Field(discriminator="kind")
 ]
 """A fault, discriminated on `kind`."""
 

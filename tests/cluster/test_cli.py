@@ -69,7 +69,7 @@ def test_start_refuses_bad_flags_before_starting_anything(session_root, capsys) 
         assert main(["start", "--head", *flags]) == 2
         assert says in capsys.readouterr().err
     assert main(["start"]) == 2
-    assert "give --head" in capsys.readouterr().err
+    assert "give either --head or --address" in capsys.readouterr().err
     assert not recorded_pids(session_root)
     assert not list(session_root.glob("session_2*"))  # nothing left behind
 

@@ -15,6 +15,7 @@ from runtime.core.messages import (
     INTERRUPT_UNSTARTED,
     ActorStateChanged,
     CancelRunning,
+    CheckpointSaved,
     Dispatch,
     Free,
     GeneratorYielded,
@@ -26,6 +27,7 @@ from runtime.core.messages import (
     ObjectReady,
     Restore,
     Restored,
+    SaveCheckpoint,
     Send,
     SetTimer,
     Spill,
@@ -97,6 +99,7 @@ class FakeHost:
         self.dispatched: list[Dispatch] = []
         self.actor_events: list[ActorStateChanged] = []
         self.killed: list[KillWorker] = []
+        self.checkpoints: list[SaveCheckpoint] = []
         self.interrupted: set[int] = set()
         self.dead: set[int] = set()
         self.prefetched: dict[int, list[Dispatch]] = {}
@@ -126,6 +129,7 @@ class FakeHost:
             Restore: self._restore_cmd,
             ActorStateChanged: self._actor_state,
             KillWorker: self._kill_worker,
+            SaveCheckpoint: self._save_checkpoint,
             CancelRunning: self._cancel_running,
             Trace: self._trace,
             ObjectFreed: self._object_freed,
@@ -236,6 +240,13 @@ class FakeHost:
 
     def _actor_state(self, cmd: ActorStateChanged) -> None:
         self.actor_events.append(cmd)
+
+    def _save_checkpoint(self, cmd: SaveCheckpoint) -> None:
+        """Save at once: the state is the number of checkpoints the actor saved before."""
+        plan = cmd.spec.checkpoint
+        saves = plan.saves if plan is not None else 0
+        self.checkpoints.append(cmd)
+        self._push(self.now, (raylet_addr(cmd.node), CheckpointSaved(cmd.actor_id, saves, 8)))
 
     def _kill_worker(self, cmd: KillWorker) -> None:
         self.killed.append(cmd)

@@ -107,7 +107,7 @@ def test_an_actor_on_a_dead_node_restarts_elsewhere() -> None:
     actor = host.create_actor(node=0, max_restarts=1, resources={"pin": 1.0})
     host.run()
     assert host.gcs.actors[actor].node == 1
-    (call,) = host.call(actor, node=0, duration=10.0, name="inflight")
+    (call,) = host.call(actor, node=0, duration=10.0, name="inflight", max_retries=0)
     host.run(until=host.now + 1.0)
     _special(host, 0)
     host.kill_node(1)

@@ -22,6 +22,7 @@ LARGE = {
     "ray_paper_scalability",
     "ray_paper_fault_tolerance",
     "serving_scaling",
+    "ray_paper_actor_reconstruction",
 }
 """Too long for a unit test (run by hand, or with fewer tasks in tests/sim/test_validation.py)."""
 
