@@ -71,6 +71,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if scenario.workload.kind == "serving":
         from twin.real_serving import run_serving_mode
 
+        if args.scale_down:
+            parser.error("--scale-down does not apply to serving scenarios: they run as given")
+
         return run_serving_mode(scenario, args.mode)
     from twin.real_mode import run_mode
 
