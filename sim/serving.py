@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
@@ -156,6 +157,8 @@ class ServingDriver:
         self._t0 = 0.0
         self._arrived: dict[int, float] = {}
         self._proxy_free = 0.0
+        self._to_route: deque[tuple[SimDeployment, int]] = deque()
+        """Requests the proxy has taken, in arrival order, to route once its work is done."""
         self._pending: dict[ObjectId, tuple[SimDeployment, SimReplica, Batch | None]] = {}
         self._retire: ObjectId = 0
         self._retire_fn = self._retire_ref
@@ -261,8 +264,14 @@ class ServingDriver:
         else:
             dep = self._pick.choices(self.deployments, self._weights)[0]
         routed = self._proxy(self.proxy_ms(), now)
-        self.host.call_at(routed, partial(self._route, dep, request))
+        self._to_route.append((dep, request))
+        self.host.call_at(routed, self._route_next)
         self._schedule_arrival()
+
+    def _route_next(self) -> None:
+        """The proxy routes in arrival order (same-time events fire in any order)."""
+        dep, request = self._to_route.popleft()
+        self._route(dep, request)
 
     def _route(self, dep: SimDeployment, request: int) -> None:
         now = self.host.now
