@@ -24,6 +24,7 @@ from runtime.core.gcs import Gcs
 from runtime.core.global_scheduler import GlobalScheduler
 from runtime.core.owner import Owner
 from runtime.core.raylet import WAIT_CAUSES, Raylet
+from sim.collectives import AllreduceDriver
 from sim.drivers import (
     ActorDriver,
     GraphDriver,
@@ -38,7 +39,6 @@ from sim.drivers import (
     split,
     tree_template,
 )
-from sim.collectives import AllreduceDriver
 from sim.flows import FlowNetwork
 from sim.gcs_memory import GcsMemoryModel
 from sim.host import Host
