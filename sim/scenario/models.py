@@ -603,6 +603,13 @@ class StreamWorkload(_WorkloadBase):
     window: int = Field(4, ge=1)
 
 
+def _refuse_unused(spec: _Spec, kind: str, unused: tuple[str, ...]) -> None:
+    """Raise when `spec` sets a field its workload `kind` does not use (never ignore one)."""
+    given = sorted(set(unused) & spec.model_fields_set)
+    if given:
+        raise ValueError(f"the {kind} workload does not use {', '.join(given)}: leave it out")
+
+
 class PutsWorkload(_WorkloadBase):
     """Each driver puts `puts` objects of `object_bytes` into its node's store, one at a time.
 
@@ -616,6 +623,11 @@ class PutsWorkload(_WorkloadBase):
     object_bytes: int = Field(1024, ge=1)
     threads: int = Field(1, ge=1)
     """Threads copying objects of at least ``object_store.threads_min_bytes``."""
+
+    @model_validator(mode="after")
+    def _no_task_fields(self) -> PutsWorkload:
+        _refuse_unused(self, "puts", _PUTS_UNUSED)
+        return self
 
 
 class AllreduceWorkload(_WorkloadBase):
@@ -638,9 +650,27 @@ class AllreduceWorkload(_WorkloadBase):
     injected_delay_ms: float = Field(0, ge=0)
     actor_cpus: float = Field(1.0, ge=0)
 
+    @model_validator(mode="after")
+    def _no_task_fields(self) -> AllreduceWorkload:
+        _refuse_unused(self, "allreduce", _ALLREDUCE_UNUSED)
+        return self
+
     def demands(self) -> list[tuple[str, dict[str, float]]]:
         """An actor's request."""
         return [("workload.actor_cpus", _demand(self.actor_cpus, 0, self.resources))]
+
+
+_ALLREDUCE_UNUSED = (
+    "duration_ms",
+    "gpu_duration_ms",
+    "output_bytes",
+    "num_cpus",
+    "num_gpus",
+    "placement_group",
+)
+"""Task fields the allreduce workload has no use for (sizes and durations are its own)."""
+_PUTS_UNUSED = (*_ALLREDUCE_UNUSED, "resources", "scheduling_strategy")
+"""Task fields the puts workload has no use for (it runs no task)."""
 
 
 WorkloadSpec = Annotated[

@@ -122,6 +122,12 @@ def test_bad_paper_fields_are_refused_by_name() -> None:
     path = ROOT / "scenarios" / "ray_paper" / "allreduce.yaml"
     with pytest.raises(ScenarioError, match="workload.actors"):
         load_scenario(path, {"workload.actors": "1"})
+    with pytest.raises(ScenarioError, match="does not use duration_ms"):
+        load_scenario(
+            ROOT / "scenarios" / "ray_paper" / "object_store.yaml", {"workload.duration_ms": "5"}
+        )
+    with pytest.raises(ScenarioError, match="does not use output_bytes"):
+        load_scenario(path, {"workload.output_bytes": "5"})
     with pytest.raises(ScenarioError, match="gcs_memory.capacity_mb"):
         load_scenario(
             ROOT / "scenarios" / "ray_paper" / "gcs_flushing.yaml", {"gcs_memory.capacity_mb": "0"}
