@@ -44,7 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = ROOT / "scenarios" / "ray_paper"
 
 PAPER_TPS: dict[int, float] = {60: 1.0e6, 100: 1.8e6}
-"""Throughputs the paper states in its text (section 5.1, Fig. 8a): 1M tasks/s at 60 nodes,
+"""Throughputs the paper states in its text (section 5.1, Fig. 8b): 1M tasks/s at 60 nodes,
 "beyond 1.8 million tasks per second" at 100 nodes. Intermediate points are not given
 numerically; the paper describes the curve as linear."""
 
