@@ -132,3 +132,13 @@ def test_bad_paper_fields_are_refused_by_name() -> None:
         load_scenario(
             ROOT / "scenarios" / "ray_paper" / "gcs_flushing.yaml", {"gcs_memory.capacity_mb": "0"}
         )
+
+
+def test_steady_throughput_leaves_out_ramp_and_tail() -> None:
+    from benchmarks.ray_paper import steady_tps
+
+    counts = [10] * 100 + [1] * 50  # 1,000 tasks in 100 ms at 10/ms, then a slow tail
+    metrics = {"throughput_series": {"bin_s": 1e-3, "counts": counts}, "makespan_s": 0.15}
+    assert steady_tps(metrics) == pytest.approx(10_000, rel=0.02)
+    metrics["throughput_tps"] = 1050 / 0.15
+    assert steady_tps(metrics) > metrics["throughput_tps"]
