@@ -783,6 +783,317 @@ the top third. Change `trials`, the cluster or `trial_scheduler` and rerun: the 
 are Ray's, only the cluster is simulated.""",
     ),
 ]
+DATAFRAMES: list[Cell] = [
+    (
+        "md",
+        """\
+# 8. Dataframes on partitions
+
+`import runtime.dataframe as pd` gives pandas' API over **row partitions that live in the
+object store**, in the manner of Modin: a `DataFrame` is a list of `ObjectRef`s to pandas
+frames plus cached metadata (columns, dtypes, row counts), and its operations are tasks
+over the partitions. Methods that are not parallel still work: they run in pandas on the
+collected frame, with a one-time warning naming the method.""",
+    ),
+    (
+        "code",
+        SETUP.replace("\nROOT", "\nimport runtime as ray\nimport runtime.dataframe as pd\n\nROOT")
+        + "\n\ninfo = ray.init(num_cpus=2)",
+    ),
+    (
+        "md",
+        """\
+## A file read in byte ranges
+
+We write a small CSV (a few MB). `pd.read_csv` cuts it at line ends into one byte range
+per CPU (`pd.NPartitions`), parses each range in its own task with pandas' parser, and keeps
+the parsed frames in the store: the driver holds only their refs and metadata.""",
+    ),
+    (
+        "code",
+        """\
+import tempfile
+import time
+
+import numpy as np
+import pandas
+
+rng = np.random.default_rng(0)
+n = 200_000
+local = pandas.DataFrame(
+    {
+        "key": rng.integers(0, 100, n),
+        "city": rng.choice(["Oslo", "Lima", "Pune", "Kobe"], n),
+        "x": rng.normal(size=n).round(4),
+        "y": rng.integers(0, 1000, n),
+    }
+)
+path = Path(tempfile.mkdtemp()) / "small.csv"
+local.to_csv(path, index=False)
+
+df = pd.read_csv(path)
+print(f"{path.stat().st_size / 1e6:.1f} MB, {len(df)} rows, {pd.NPartitions.get()} partitions")
+pd.partitions(df)""",
+    ),
+    (
+        "code",
+        """\
+print(df.dtypes.to_dict())  # metadata: no data moved
+df.head()""",
+    ),
+    (
+        "md",
+        """\
+## A groupby's task graph
+
+`groupby(...).agg` runs one *partial* task per partition (pandas' groupby on that
+partition), then a *finish* task that combines the partial sums, counts, minima... and
+assembles the result pandas would give. `ray.timeline()` shows the tasks on the workers.""",
+    ),
+    (
+        "code",
+        """\
+before = len(ray.timeline())  # the events so far
+result = df.groupby("city").agg({"x": "mean", "y": ["sum", "max"]})
+events = [e for e in ray.timeline()[before:] if e["cat"] == "task"]
+for e in events:
+    print(f"{e['pid']:>9}  {e['name']:<8} {e['dur'] / 1e3:6.1f} ms")
+result""",
+    ),
+    (
+        "code",
+        """\
+t0 = min(e["ts"] for e in events)
+workers = sorted({e["pid"] for e in events})
+fig, ax = plt.subplots(figsize=(7, 1.8))
+for e in events:
+    row = workers.index(e["pid"])
+    ax.barh(row, e["dur"] / 1e3, left=(e["ts"] - t0) / 1e3, color="C0" if e["name"] == "partial" else "C1")
+    ax.text((e["ts"] - t0 + e["dur"] / 2) / 1e3, row, e["name"], ha="center", va="center", color="white")
+ax.set_yticks(range(len(workers)), workers)
+ax.set_xlabel("ms since the first task")
+ax.set_title("groupby: partial aggregation per partition, then the reduce")
+plt.show()""",
+    ),
+    (
+        "md",
+        """\
+The answer is pandas' own, checked with `pandas.testing`:""",
+    ),
+    (
+        "code",
+        """\
+expected = local.groupby("city").agg({"x": "mean", "y": ["sum", "max"]})
+pandas.testing.assert_frame_equal(result.to_pandas(), expected)
+filtered = df[(df.x > 0) & (df.city != "Lima")]
+pandas.testing.assert_frame_equal(
+    filtered.sort_values("y").to_pandas(),
+    local[(local.x > 0) & (local.city != "Lima")].sort_values("y", kind="stable"),
+)
+print("same as pandas")""",
+    ),
+    (
+        "md",
+        """\
+## Timing beside pandas, on this small file
+
+Each parallel step pays for tasks and for moving partitions through the store; on a file
+this small that overhead is a large share, so do not expect a speed-up here. The
+benchmark `python3 -m benchmarks.dataframe` measures a 1 GB file against pandas, Modin and
+Dask.""",
+    ),
+    (
+        "code",
+        """\
+def best(fn, repeat=3):
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+steps = {
+    "read_csv": (lambda: pandas.read_csv(path), lambda: pd.execute(pd.read_csv(path))),
+    "groupby": (lambda: local.groupby("key").y.sum(), lambda: df.groupby("key").y.sum()),
+    "filter": (lambda: local[local.x > 0], lambda: pd.execute(df[df.x > 0])),
+}
+timings = {name: (best(a), best(b)) for name, (a, b) in steps.items()}
+for name, (a, b) in timings.items():
+    print(f"{name:>8}: pandas {a * 1e3:6.1f} ms, runtime.dataframe {b * 1e3:6.1f} ms")
+fig, ax = plt.subplots(figsize=(6, 2.5))
+xs = np.arange(len(timings))
+ax.bar(xs - 0.2, [a * 1e3 for a, _ in timings.values()], 0.4, label="pandas")
+ax.bar(xs + 0.2, [b * 1e3 for _, b in timings.values()], 0.4, label="runtime.dataframe")
+ax.set_xticks(xs, list(timings))
+ax.set_ylabel("ms (best of 3)")
+ax.legend()
+plt.show()""",
+    ),
+    (
+        "md",
+        """\
+## Everything else defaults to pandas
+
+A method that is not parallel collects the frame, runs pandas, and partitions a frame
+result again; it warns once per method.""",
+    ),
+    (
+        "code",
+        """\
+import warnings
+
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    df.nunique()
+    df.nunique()
+print([str(w.message)[:60] for w in caught])
+ray.shutdown()""",
+    ),
+]
+
+
+STREAMING: list[Cell] = [
+    (
+        "md",
+        """\
+# 9. Streaming pipelines of actors
+
+A stream is processed item by item while it arrives: no stage waits for the whole input.
+With actors that takes two pieces of Ray's API, both here: `runtime.util.queue.Queue`, a
+FIFO queue that lives in an actor so that any process can put and get, and
+`runtime.util.ActorPool`, which spreads calls over a fixed set of actors. The example
+`runtime/examples/streaming.py` wires them into a pipeline:
+
+    producer --q_in--> 2 "decode" actors --q_mid--> ActorPool of 2 "classify" actors --> driver
+
+The queues are **bounded** (`Queue(maxsize)`). When a stage is slower than the one before
+it, the queue in front of it fills up, and a full queue makes `put` wait: the wait travels
+upstream until the producer runs at the pace of the slowest stage. That is
+**backpressure**: memory stays bounded however fast the source is.""",
+    ),
+    (
+        "code",
+        SETUP.replace(
+            "\nROOT",
+            "\nimport runtime as ray\nfrom runtime.examples import streaming\n"
+            "from runtime.util.queue import Full, Queue\n\nROOT",
+        ),
+    ),
+    ("code", "info = ray.init(num_cpus=2)"),
+    (
+        "md",
+        """\
+## A bounded queue
+
+`put` on a full queue waits for room (or raises `Full` after `timeout`); `put_nowait`
+raises `Full` at once. The example counts a put as *blocked* when `put_nowait` finds the
+queue full and the writer has to wait: that is how backpressure is measured below, not by
+guessing from timings.""",
+    ),
+    (
+        "code",
+        """\
+q = Queue(maxsize=2)
+q.put("a")
+q.put("b")
+try:
+    q.put_nowait("c")
+except Full:
+    print("full at", q.size(), "items")
+print(q.get(), q.get(), "then empty:", q.empty())
+q.shutdown()""",
+    ),
+    (
+        "md",
+        """\
+## The pipeline, end to end
+
+Each frame takes 5 ms to decode and 20 ms to classify (simulated work: `time.sleep`, so
+the shape of the pipeline shows on a 2-core machine). Two classifiers manage at most
+100 items/s: they are the bottleneck, so both queues should fill up and most of the
+producer's puts should wait. A monitor actor samples the depth of both queues every
+10 ms; every stage stamps each item it finishes.""",
+    ),
+    (
+        "code",
+        """\
+report = streaming.run_pipeline(n_items=150, maxsize=4, decoders=2, classifiers=2)
+assert report.results == [streaming.expected_label(i) for i in range(150)]
+print(report.summary())""",
+    ),
+    (
+        "md",
+        """\
+Queue depth over time (left): the queues spend most of the run at their bound, 4, and never
+go above it. Items finished per stage (right): decode could run at 400 items/s but is held
+to the classifiers' pace, because its puts into the full `q_mid` wait.""",
+    ),
+    (
+        "code",
+        """\
+def plot(report, title):
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.5))
+    for name, samples in report.depth.items():
+        t, depth = zip(*samples)
+        left.step(t, depth, where="post", label=name)
+    left.axhline(report.maxsize, color="grey", linestyle=":", label="maxsize")
+    left.set_xlabel("seconds")
+    left.set_ylabel("items in the queue")
+    left.set_title(f"{title}: queue depth")
+    left.legend()
+    for stage in report.stages:
+        done = report.finish_times(stage)
+        right.plot(done, range(1, len(done) + 1), label=f"{stage}: {report.throughput(stage):.0f}/s")
+    right.set_xlabel("seconds")
+    right.set_ylabel("items finished")
+    right.set_title(f"{title}: stage throughput")
+    right.legend()
+    fig.tight_layout()
+
+
+plot(report, "2 classifiers")""",
+    ),
+    (
+        "md",
+        """\
+## Widen the bottleneck
+
+With four classifiers the last stage could do 4 x 50 = 200 items/s, as much as the two
+decoders. Same code, one argument changed: the throughput goes up, and the queues show where
+the bottleneck moved. They drain if the rest keeps up; they stay full if it does not, and
+on a 2-core machine shared by a dozen processes (producer, stages, queue actors, the
+driver's own loop feeding the pool) the round trips through the queue actors soon become
+the limit. The figures below are this run's.""",
+    ),
+    (
+        "code",
+        """\
+wider = streaming.run_pipeline(n_items=150, maxsize=4, decoders=2, classifiers=4)
+assert wider.results == report.results
+for name, r in (("2 classifiers", report), ("4 classifiers", wider)):
+    p = r.producer
+    print(
+        f"{name}: {r.throughput('classify'):5.0f} items/s, "
+        f"{p.blocked_puts}/{p.puts} producer puts waited ({p.wait_s:.2f} s)"
+    )
+plot(wider, "4 classifiers")""",
+    ),
+    (
+        "md",
+        """\
+## How it is built
+
+The driver feeds the pool from `q_mid` and takes an item only when a pool actor is free, so
+the pool adds no unbounded buffer of its own; while `q_mid` is empty it checks that the
+producer and the decoders have not failed (a failed stage never sends its end marker).
+Every actor and both queues are shut down in a `finally`, whatever happens.""",
+    ),
+    ("code", "import inspect\n\nprint(inspect.getsource(streaming._drain_into_pool))"),
+    ("code", "ray.shutdown()"),
+]
+
 
 LESSONS: dict[str, list[Cell]] = {
     "01_tasks_and_actors.ipynb": TASKS_AND_ACTORS,
@@ -792,6 +1103,8 @@ LESSONS: dict[str, list[Cell]] = {
     "05_sim_beside_real.ipynb": SIM_BESIDE_REAL,
     "06_tune_search.ipynb": TUNE_SEARCH,
     "07_reinforcement_learning.ipynb": REINFORCEMENT_LEARNING,
+    "08_dataframes.ipynb": DATAFRAMES,
+    "09_streaming_pipelines.ipynb": STREAMING,
 }
 
 

@@ -62,8 +62,14 @@ def init(address: str | None = None, **options: Any) -> dict[str, Any]:
     and twinray's `scheduling_policy`, `inline_threshold`, `object_spilling`, `spill_dir`.
     Ray keywords with no effect on one node are accepted only with values that mean
     nothing here either (`include_dashboard=False`, ...); other values raise
-    `OptionNotSupportedError`; unknown keywords raise `InitOptionError`. An `address`
-    other than None or "local" raises `MultiNodeNotAvailableError`.
+    `OptionNotSupportedError`; unknown keywords raise `InitOptionError`.
+
+    `address="auto"` or ``"HOST:PORT"`` (or ``TWINRAY_ADDRESS`` set, with no address or
+    "auto", as Ray reads ``RAY_ADDRESS``) connects this process as a driver to a cluster
+    started with `twinray start --head` instead of starting a node; the token is found by
+    itself on the head's machine (else ``TWINRAY_AUTH_TOKEN`` / ``TWINRAY_AUTH_TOKEN_FILE``).
+    Keywords that describe a node (`num_cpus`, `resources`, ...) are then refused, as in
+    Ray. `MultiNodeNotAvailableError` (a `ConnectionError`) when no cluster answers there.
 
     When the store is full, objects spill to a nameless file in the spill directory (the
     system temp dir by default) and come back transparently; `object_spilling=False`
@@ -71,8 +77,6 @@ def init(address: str | None = None, **options: Any) -> dict[str, Any]:
     """
     global _node, _atexit_registered, _job
     from runtime.init_options import apply_logging, available_memory, parse_init
-    from runtime.real.node import Node
-    from runtime.real.serialization import INLINE_THRESHOLD
 
     config = parse_init(address, options)
     with _init_lock:
@@ -81,6 +85,11 @@ def init(address: str | None = None, **options: Any) -> dict[str, Any]:
                 return _context()
             raise RuntimeError("init() was already called; call shutdown() first")
         apply_logging(config)
+        if config.address is not None:
+            return _connect(config)
+        from runtime.real.node import Node
+        from runtime.real.serialization import INLINE_THRESHOLD
+
         num_cpus = config.num_cpus if config.num_cpus is not None else (os.cpu_count() or 1)
         store = config.object_store_memory or _DEFAULT_STORE
         res = dict(config.resources)
@@ -113,6 +122,22 @@ def init(address: str | None = None, **options: Any) -> dict[str, Any]:
         return _context()
 
 
+def _connect(config: Any) -> dict[str, Any]:
+    """`init(address=...)`: connect to a running cluster as a driver (under `_init_lock`)."""
+    global _node, _atexit_registered, _job
+    from runtime.real.remote_driver import connect_driver
+
+    sys.setswitchinterval(5e-4)  # replies are handed from the reader thread to the caller
+    node = connect_driver(config.address)
+    _node = node
+    _job = _Job(config.namespace, config.runtime_env)
+    node.job_namespace = config.namespace
+    if not _atexit_registered:
+        atexit.register(shutdown)
+        _atexit_registered = True
+    return node.context()
+
+
 @dataclass(slots=True)
 class _Job:
     """What `init` set for the whole job: its namespace and its runtime_env."""
@@ -131,6 +156,10 @@ def job_runtime_env() -> dict[str, Any] | None:
 
 def _context() -> dict[str, Any]:
     node = _node
+    from runtime.real.remote_driver import RemoteDriver
+
+    if isinstance(node, RemoteDriver):  # a driver connected to a cluster
+        return node.context()
     return {
         "num_cpus": node.raylet.total_resources().get("CPU", 0.0),
         "resources": node.raylet.total_resources(),
@@ -139,9 +168,22 @@ def _context() -> dict[str, Any]:
     }
 
 
+_shutdown_hooks: list[Any] = []
+"""Callables run (in order, once each) at the start of `shutdown` while the node is still up:
+libraries on the runtime (Serve) stop their threads and actors there."""
+
+
+def _add_shutdown_hook(hook: Any) -> None:
+    """Run `hook()` at the next `shutdown`, before the node stops (once; it is then dropped)."""
+    if hook not in _shutdown_hooks:
+        _shutdown_hooks.append(hook)
+
+
 def shutdown() -> None:
     """Stop the runtime: workers exit and are reaped, shared memory is released."""
     global _node, _job
+    while _shutdown_hooks:
+        _shutdown_hooks.pop(0)()
     with _init_lock:
         node, _node = _node, None
         _job = _Job()

@@ -1,4 +1,4 @@
-"""The `twinray` command: `twinray memory` (memory report of running drivers), `twinray rllib`."""
+"""The `twinray` command: `memory` (memory report of running drivers), `rllib`, and `start`/`stop`/`status` (a cluster's node processes)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ EXIT_NO_SESSION = 1
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="twinray", description="Inspect running twinray drivers.")
+    parser = argparse.ArgumentParser(
+        prog="twinray", description="Start, stop and inspect twinray clusters and drivers."
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     memory = commands.add_parser(
         "memory",
@@ -25,6 +27,9 @@ def _parser() -> argparse.ArgumentParser:
     from runtime.rllib import cli as rllib_cli
 
     rllib_cli.add_parser(commands)
+    from runtime.real import cluster_cli
+
+    cluster_cli.add_parsers(commands)
     return parser
 
 
@@ -60,6 +65,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from runtime.rllib import cli as rllib_cli
 
         return rllib_cli.main(args)
+    if args.command in ("start", "stop", "status"):
+        from runtime.real import cluster_cli
+
+        return cluster_cli.run(args)
     return 2  # pragma: no cover - argparse requires a command
 
 

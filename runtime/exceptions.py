@@ -218,8 +218,10 @@ class RuntimeEnvNotSupportedError(OptionNotSupportedError):
 
 
 class MultiNodeNotAvailableError(RayError, ConnectionError):
-    """`init(address=...)` names a cluster to join: twinray's real mode is one node only
-    (multi-node is not available yet). A `ConnectionError`, as Ray's failed connect is."""
+    """`init(address=...)` cannot join a cluster: none answers at that address (or, for
+    "auto", none runs on this machine), the address is malformed, or it is a `ray://`
+    client address (twinray has no client mode). A `ConnectionError`, as Ray's failed
+    connect is."""
 
 
 class AuthenticationError(RayError, ConnectionError):

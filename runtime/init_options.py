@@ -23,21 +23,20 @@ from typing import Any
 from runtime.exceptions import (
     InitOptionError,
     InvalidOptionError,
-    MultiNodeNotAvailableError,
     OptionNotSupportedError,
 )
 from runtime.options import check_quantity, unknown_keyword_message
 
 __all__ = [
+    "ADDRESS_ENV",
     "INIT_OPTIONS",
     "NO_EFFECT_HERE",
     "InitConfig",
     "apply_logging",
     "available_memory",
+    "cluster_address",
     "parse_init",
 ]
-
-LOCAL_ADDRESSES = (None, "local")
 
 
 @dataclass(slots=True)
@@ -62,6 +61,64 @@ class InitConfig:
     inline_threshold: int | None = None
     object_spilling: bool = True
     spill_dir: str | None = None
+    address: str | None = None
+    """The cluster to connect to ("auto" or "HOST:PORT"); None: the embedded node."""
+
+
+ADDRESS_ENV = "TWINRAY_ADDRESS"
+"""Read when `init` gets no address (or "auto"), as Ray reads ``RAY_ADDRESS``."""
+NODE_KEYWORDS = (
+    "num_cpus",
+    "num_gpus",
+    "resources",
+    "object_store_memory",
+    "_memory",
+    "scheduling_policy",
+    "inline_threshold",
+    "object_spilling",
+    "spill_dir",
+    "object_spilling_directory",
+    "_temp_dir",
+)
+"""Keywords that describe the node `init` starts: refused when connecting to a cluster."""
+NOT_YET_WHEN_CONNECTING = ("runtime_env",)
+"""Keywords a driver connected to a cluster does not honour yet."""
+
+
+def cluster_address(address: Any) -> str | None:
+    """The cluster `init(address=...)` connects to, or None for the embedded node.
+
+    None (or "auto") reads ``TWINRAY_ADDRESS``; "local" always means the embedded node.
+    """
+    if address is None or address == "auto":
+        env = os.environ.get(ADDRESS_ENV)
+        if env:
+            return env
+        return None if address is None else "auto"
+    if address == "local":
+        return None
+    if not isinstance(address, str):
+        raise InitOptionError(
+            f"init(address=...) must be None, 'local', 'auto' or 'HOST:PORT', got {address!r}"
+        )
+    return address
+
+
+def _check_connecting(address: str, options: Mapping[str, Any]) -> None:
+    """Refuse what a driver connecting to a running cluster cannot set (as Ray does)."""
+    given = [k for k in NODE_KEYWORDS if options.get(k) is not None]
+    if given:
+        raise InitOptionError(
+            f"init(address={address!r}): when connecting to an existing cluster, "
+            f"{', '.join(given)} must not be provided (the cluster's nodes were started "
+            "with their own resources)"
+        )
+    for keyword in NOT_YET_WHEN_CONNECTING:
+        if options.get(keyword) is not None:
+            raise OptionNotSupportedError(
+                f"init(address={address!r}, {keyword}=...): a driver connected to a cluster "
+                f"does not apply a job-wide {keyword} yet in twinray; give it per task or actor"
+            )
 
 
 def _fail(keyword: str, value: Any, expected: str) -> InitOptionError:
@@ -248,12 +305,9 @@ _ACCEPTED = sorted({"address", *INIT_OPTIONS, *NO_EFFECT_HERE})
 
 def parse_init(address: Any, options: Mapping[str, Any]) -> InitConfig:
     """Check `init`'s arguments; return the settings with an effect here."""
-    if address not in LOCAL_ADDRESSES:
-        raise MultiNodeNotAvailableError(
-            f"init(address={address!r}): connecting to a cluster is not possible: twinray's "
-            "real mode runs one node in this process (multi-node not available yet); "
-            "use init() or init(address='local')"
-        )
+    target = cluster_address(address)
+    if target is not None:
+        _check_connecting(target, options)
     if options.get("allow_multiple"):
         raise InitOptionError(
             "`allow_multiple` argument is passed to `init` when the ray client is not used: "
@@ -264,7 +318,7 @@ def parse_init(address: Any, options: Mapping[str, Any]) -> InitConfig:
             "Cluster-wide storage configuration has been removed in Ray (the last Ray "
             "version supporting the `storage` argument is `ray==2.47`)."
         )
-    config = InitConfig()
+    config = InitConfig(address=target)
     spill_from: dict[str, Any] = {}
     for keyword, value in options.items():
         if keyword in ("allow_multiple", "storage"):

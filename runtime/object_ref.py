@@ -47,10 +47,26 @@ class ObjectRef:
         return node.future_of(self)
 
     def __await__(self) -> Any:
-        """``await ref`` in any running asyncio loop: wait without blocking the loop."""
+        """``await ref`` in any running asyncio loop: wait without blocking the loop.
+
+        Cancelling the awaiting task cancels only the wait (as in Ray), never the future the
+        node resolves: `asyncio.wrap_future` would cancel that one too, and the node's
+        later ``set_result`` on it would raise in the node's loop.
+        """
         import asyncio
 
-        return asyncio.wrap_future(self.future()).__await__()
+        source = self.future()
+        loop = asyncio.get_running_loop()
+        waiter = loop.create_future()
+
+        def settle(done: Any) -> None:  # the resolving thread
+            try:
+                loop.call_soon_threadsafe(_copy_outcome, done, waiter)
+            except RuntimeError:
+                pass  # the awaiting loop is closed: nobody waits any more
+
+        source.add_done_callback(settle)
+        return waiter.__await__()
 
     def __repr__(self) -> str:
         return f"ObjectRef({self.hex()})"
@@ -82,6 +98,17 @@ class ObjectRef:
         node = self._node
         if node is not None:
             node.release_ref(self._oid)
+
+
+def _copy_outcome(source: Any, waiter: Any) -> None:
+    """Give an ``await ref`` waiter the resolved future's value or error (unless cancelled)."""
+    if waiter.cancelled():
+        return
+    exc = source.exception()
+    if exc is not None:
+        waiter.set_exception(exc)
+    else:
+        waiter.set_result(source.result())
 
 
 def _rebuild_ref(oid: int, owner: int) -> ObjectRef:

@@ -43,7 +43,7 @@ from runtime.core.tune.search_space import grid_search, uniform
 from runtime.core.tune.searcher import FINISHED, BasicVariantGenerator
 from sim.distributions import Sampler, make_sampler
 from sim.host import Host
-from sim.metrics import MetricsRecorder
+from sim.metrics import MetricsRecorder, round_sig
 from sim.scenario import ConstantDist, GraphWorkload, read_task_graph
 from sim.workloads import Completion, _DriverBase
 
@@ -397,6 +397,64 @@ class Role:
     actor_ids: list[int] = field(default_factory=list)
 
 
+@dataclass(slots=True)
+class IterationTimes:
+    """When each iteration of a training loop could start and when its parts were done.
+
+    An iteration starts when the previous one's weights are ready (the first: when it was
+    submitted); its sampling ends with its last rollout, its learning with its weights.
+    """
+
+    start: dict[int, float] = field(default_factory=dict)
+    rollouts_done: dict[int, float] = field(default_factory=dict)
+    weights_done: dict[int, float] = field(default_factory=dict)
+    moved: dict[int, int] = field(default_factory=dict)
+    _learner_outputs: set[ObjectId] = field(default_factory=set)
+
+    def submitted(self, iteration: int, now: float, weights: list[ObjectId], moved: int) -> None:
+        """Iteration `iteration` was submitted at `now`; `weights` are its learner's outputs."""
+        if iteration == 0:
+            self.start[0] = now
+        self._learner_outputs.update(weights)
+        self.moved[iteration] = moved
+
+    def ready(self, oid: ObjectId, iteration: int, at: float) -> None:
+        """An output of `iteration` (a rollout's first return or new weights) is ready."""
+        if oid in self._learner_outputs:
+            self._learner_outputs.discard(oid)
+            self.weights_done[iteration] = max(at, self.weights_done.get(iteration, at))
+            self.start.setdefault(iteration + 1, at)
+        else:
+            self.rollouts_done[iteration] = max(at, self.rollouts_done.get(iteration, at))
+
+    def summary(self) -> dict[str, Any]:
+        """Means over the iterations after the first (all of them when there is one only)."""
+        done = sorted(i for i in self.weights_done if i in self.rollouts_done)
+        steady = done[1:] or done
+        if not steady:
+            return {"iterations": 0}
+
+        def mean(values: list[float]) -> float:
+            return round_sig(sum(values) / len(values))
+
+        return {
+            "iterations": len(done),
+            "iteration_s": mean([self.weights_done[i] - self.start[i] for i in steady]),
+            "sampling_s": mean([self.rollouts_done[i] - self.start[i] for i in steady]),
+            "learner_s": mean([self.weights_done[i] - self.rollouts_done[i] for i in steady]),
+            "bytes_per_iteration": mean([float(self.moved[i]) for i in steady]),
+        }
+
+
+def rl_summary(per_driver: list[dict[str, Any]]) -> dict[str, Any]:
+    """The RL iteration times of all drivers: iterations summed, the rest averaged."""
+    keys = [k for k in per_driver[0] if k != "iterations" and all(k in d for d in per_driver)]
+    merged: dict[str, Any] = {"iterations": sum(d["iterations"] for d in per_driver)}
+    for key in keys:
+        merged[key] = round_sig(sum(d[key] for d in per_driver) / len(per_driver))
+    return merged
+
+
 class IterativeDriver(_ActorDriverBase):
     """Iterations of: workers read all weight shards and emit one gradient per server;
     each server reads its gradients and emits its new weight shard.
@@ -419,8 +477,9 @@ class IterativeDriver(_ActorDriverBase):
         workers: Role,
         servers: Role,
         iterations: int,
+        timed: bool = False,
     ) -> None:
-        """A driver running `iterations` of the loop."""
+        """A driver running `iterations` of the loop (`timed`: keep `IterationTimes`)."""
         super().__init__(host, owner, metrics, completion, spec, rng)
         self.workers = workers
         self.servers = servers
@@ -430,6 +489,7 @@ class IterativeDriver(_ActorDriverBase):
         self._left: dict[int, int] = {}
         self._iteration_of: dict[ObjectId, int] = {}
         self._submit_fn = self._submit_iteration
+        self.times: IterationTimes | None = IterationTimes() if timed else None
 
     def start(self) -> None:
         """Create the actors, then submit the first iterations."""
@@ -478,13 +538,17 @@ class IterativeDriver(_ActorDriverBase):
         workers, servers, owner = self.workers, self.servers, self.owner
         previous = self._weights
         grads = []
+        moved = 0  # bytes the iteration's outputs carry to their readers
         for w in range(workers.count):
             sizes = tuple(int(workers.output_bytes()) for _ in range(servers.count))
+            moved += sum(sizes)
             grads.append(self._run(workers, w, sizes, previous, now, out))
         weights = []
         for s in range(servers.count):
             args = tuple(g[s] for g in grads)
-            (oid,) = self._run(servers, s, (int(servers.output_bytes()),), args, now, out)
+            size = int(servers.output_bytes())
+            moved += size * workers.count  # every worker reads the new shard
+            (oid,) = self._run(servers, s, (size,), args, now, out)
             weights.append(oid)
         for returns in grads:
             self._iteration_of[returns[0]] = iteration
@@ -496,6 +560,8 @@ class IterativeDriver(_ActorDriverBase):
             owner.remove_ref(oid, now, out)
         self._weights = tuple(weights)
         self._left[iteration] = workers.count + servers.count
+        if self.times is not None:
+            self.times.submitted(iteration, now, weights, moved)
 
     def _finish(self, now: float, out: list[Any]) -> None:
         for oid in self._weights:
@@ -503,6 +569,10 @@ class IterativeDriver(_ActorDriverBase):
         self._weights = ()
 
     def _on_ready(self, cmd: ObjectReady, at: float) -> None:
+        if self.times is not None and cmd.error_kind is None:
+            iteration = self._iteration_of.get(cmd.oid)
+            if iteration is not None:
+                self.times.ready(cmd.oid, iteration, at)
         if not self._group_completed(self._iteration_of, self._left, cmd, at):
             return
         if self.submitted < self.iterations:
@@ -827,8 +897,10 @@ __all__ = [
     "Role",
     "SearchDriver",
     "graph_template",
+    "IterationTimes",
     "ps_roles",
     "rl_roles",
+    "rl_summary",
     "shuffle_template",
     "split",
     "tree_template",

@@ -338,6 +338,16 @@ def summary_table(metrics: Mapping[str, Any]) -> list[str]:
                 + (f"after {_fmt_s(back)}" if back is not None else "not before the run ended"),
             )
         )
+    rl = metrics.get("rl")
+    if isinstance(rl, Mapping) and rl.get("iterations"):
+        parts = " / ".join(_fmt_s(rl.get(k)) for k in ("iteration_s", "sampling_s", "learner_s"))
+        rows.append(
+            (
+                "RL iteration / sampling / learner",
+                f"{parts} (mean after the first of {rl['iterations']}; "
+                f"{_fmt_bytes(rl.get('bytes_per_iteration'))} moved per iteration)",
+            )
+        )
     lines = ["| metric | value |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in rows]
     return lines
@@ -415,6 +425,14 @@ COMPARED: tuple[tuple[str, str], ...] = (
 )
 """(dotted metric path, label) of the metrics put side by side."""
 
+RL_COMPARED: tuple[tuple[str, str], ...] = (
+    ("rl.iteration_s", "RL iteration (s)"),
+    ("rl.sampling_s", "RL sampling (s)"),
+    ("rl.learner_s", "RL learner (s)"),
+    ("rl.bytes_per_iteration", "RL bytes / iteration"),
+)
+"""RL training loops' rows (means over iterations after the first), shown when either has them."""
+
 
 def metric_at(metrics: Mapping[str, Any], dotted: str) -> float | None:
     """The number at a dotted path of a metrics dict, or None."""
@@ -441,6 +459,10 @@ def comparison_rows(
     for path, label in COMPARED:
         s, r = metric_at(sim, path), metric_at(real, path)
         rows.append((label, s, r, relative_difference(s, r)))
+    for path, label in RL_COMPARED:
+        s, r = metric_at(sim, path), metric_at(real, path)
+        if s is not None or r is not None:
+            rows.append((label, s, r, relative_difference(s, r)))
     return rows
 
 

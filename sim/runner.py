@@ -35,6 +35,7 @@ from sim.drivers import (
     graph_template,
     ps_roles,
     rl_roles,
+    rl_summary,
     shuffle_template,
     split,
     tree_template,
@@ -252,6 +253,9 @@ class Simulation:
             result["placement_groups"] = self.placement_groups()
         if self.gcs_memory is not None:
             result["gcs_memory"] = self.gcs_memory.summary()
+        timed = [d.times.summary() for d in self.drivers if getattr(d, "times", None)]
+        if timed:
+            result["rl"] = rl_summary(timed)
         if metrics.faults:
             first = min(f["time_s"] for f in metrics.faults) + self.started_at
             result["recovery"] = recovery(metrics.series, first, self.started_at)
@@ -421,6 +425,7 @@ def _iterative_drivers(sim: Simulation, spec: Any) -> int:
             workers,
             servers,
             spec.iterations,
+            timed=isinstance(spec, RLWorkload),
         )
         sim.drivers.append(driver)
         total += spec.iterations * (workers.count + servers.count)

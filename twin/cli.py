@@ -1,8 +1,8 @@
 """The `run-scenario` command: the simulator's options plus real mode and calibration.
 
 Simulator-only runs (`--mode sim`, the default, `--sweep`, `--schema`) are `sim.cli`'s;
-this module adds `--mode real|both`, `--scale-down` and `--calibrate`, which start real
-worker processes.
+this module adds `--mode real|both`, `--scale-down`, `--calibrate` and `--calibrate-rl`,
+which start real worker processes.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from sim import cli as sim_cli
 from sim.profile import DEFAULT_PROFILE
+from twin.calibrate_rl import DEFAULT_RL_PROFILE
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,6 +38,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="measure this machine's real-mode overheads and write a calibration profile "
         f"(default {DEFAULT_PROFILE}); no scenario file needed",
     )
+    parser.add_argument(
+        "--calibrate-rl",
+        nargs="?",
+        const=str(DEFAULT_RL_PROFILE),
+        metavar="PROFILE",
+        help="time real PPO iterations (runtime.rllib) and write an RL timing profile for rl "
+        f"workloads' timing_profile (default {DEFAULT_RL_PROFILE})",
+    )
     return parser
 
 
@@ -48,6 +57,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from twin.calibrate import main as calibrate
 
         return calibrate(args.calibrate)
+    if args.calibrate_rl:
+        from twin.calibrate_rl import main as calibrate_rl
+
+        return calibrate_rl(["--out", args.calibrate_rl])
     if args.mode == "sim" or args.schema or args.sweep:
         return sim_cli.run_args(parser, args)
     if args.file is None:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sim.drivers import tree_template
+from sim.drivers import rl_summary, tree_template
 from sim.metrics import wait_summary, write_json
 from sim.report import comparison_rows, write_comparison, write_report
 from sim.scenario import (
@@ -256,8 +256,31 @@ def _scale_actors(wl: dict[str, Any], drivers: int, cpus: int, notes: list[str])
 
 
 def _scale_rl(wl: dict[str, Any], drivers: int, cpus: int, notes: list[str]) -> None:
+    rllib = wl.get("from_rllib")
+    if isinstance(rllib, dict):
+        _scale_rllib(wl, rllib, cpus, notes)
+        return
     room = cpus - float(wl["learner_cpus"])
     _cap(wl, "rollout_actors", room, float(wl["rollout_cpus"]), notes)
+
+
+def _scale_rllib(wl: dict[str, Any], rllib: dict[str, Any], cpus: int, notes: list[str]) -> None:
+    """Cut an RLlib config's env runners to fit; the shape fields are derived again."""
+    from sim.rl_shape import SHAPE_FIELDS, TIMING_FIELDS, shape_of
+
+    for key in SHAPE_FIELDS + (TIMING_FIELDS if wl.get("timing_profile") else ()):
+        wl.pop(key, None)
+    settings = {k: v for k, v in rllib.items() if v is not None}
+    shape = shape_of(settings)
+    room = cpus - shape.learner_cpus
+    each = shape.runner_cpus
+    if each > 0 and shape.num_env_runners * each > room:
+        most = max(1, int(room // each + 1e-9))
+        notes.append(
+            f"workload.from_rllib.num_env_runners {shape.num_env_runners} -> {most} "
+            f"(each holds {each:g} CPU)"
+        )
+        rllib["num_env_runners"] = most
 
 
 def _scale_ps(wl: dict[str, Any], drivers: int, cpus: int, notes: list[str]) -> None:
@@ -390,6 +413,10 @@ def run_real(
     if ray.is_initialized():
         raise RuntimeError("run_real starts its own runtime: call runtime.shutdown() first")
     workload = scenario.workload
+    if isinstance(workload, RLWorkload) and workload.from_rllib is not None:
+        from twin.real_rllib import run_rllib
+
+        return run_rllib(scenario, cpus, trace)  # the RLlib config itself, trained
     run = RUNNERS.get(workload.kind)
     if run is None:  # pragma: no cover - new workload kinds
         raise RealModeRefused(f"real mode does not support workload {workload.kind!r}")
@@ -414,6 +441,8 @@ def run_real(
     finally:
         ray.shutdown()
     metrics = driver.metrics.summary(max(0.0, driver.last - driver.t0), cpus)
+    if driver.rl_times is not None:
+        metrics["rl"] = rl_summary([driver.rl_times.summary()])
     if groups:
         metrics["placement_groups"] = groups
     cpu = metrics["cpu_utilization"]

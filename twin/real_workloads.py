@@ -21,6 +21,7 @@ from typing import Any
 from sim.distributions import make_sampler
 from sim.drivers import (
     GraphNode,
+    IterationTimes,
     Role,
     graph_template,
     ps_roles,
@@ -121,6 +122,8 @@ class RealDriver:
         """Actor id -> names of its calls in submission order (they run in that order)."""
         self.t0 = 0.0
         self.last = 0.0
+        self.rl_times: IterationTimes | None = None
+        """An RL loop's iteration times (`run_iterative` sets them)."""
         self.count = 0
         self.strategies: list[Any] = self._strategies(spec)
         """Scheduling strategies of the tasks and actors, used in turn (none: default)."""
@@ -398,6 +401,8 @@ class _Loop:
         self.weights: list[Any] = []
         self.left: dict[int, int] = {}
         self.submitted = 0
+        self.times: IterationTimes | None = None
+        """RL loops: when each iteration started and its rollouts and weights were done."""
 
     def _run(self, role: Role, i: int, sizes: tuple[int, ...], args: tuple) -> list[Any]:
         duration = role.duration_ms() * 1e-3
@@ -411,15 +416,22 @@ class _Loop:
         """Submit the next iteration (reading the previous one's weights)."""
         workers, servers, previous = self.workers, self.servers, tuple(self.weights)
         grads = []
+        moved = 0  # bytes the iteration's outputs carry to their readers (as the sim counts)
         for w in range(workers.count):
             sizes = tuple(int(workers.output_bytes()) for _ in range(servers.count))
+            moved += sum(sizes)
             grads.append(self._run(workers, w, sizes, previous))
         weights = []
         for s in range(servers.count):
             args = tuple(g[s] for g in grads)
-            weights.extend(self._run(servers, s, (int(servers.output_bytes()),), args))
+            size = int(servers.output_bytes())
+            moved += size * workers.count
+            weights.extend(self._run(servers, s, (size,), args))
         self.weights = weights
         self.left[self.submitted] = workers.count + servers.count
+        if self.times is not None:
+            now = time.monotonic() - self.driver.t0
+            self.times.submitted(self.submitted, now, weights, moved)
         self.submitted += 1
 
 
@@ -427,10 +439,14 @@ def run_iterative(driver: RealDriver, spec: RLWorkload | ParameterServerWorkload
     """RL (rollout actors -> learner actor) or parameter servers (worker tasks -> servers)."""
     roles = rl_roles if isinstance(spec, RLWorkload) else ps_roles
     loop = _Loop(driver, *roles(spec, driver.rng))
+    if isinstance(spec, RLWorkload):
+        loop.times = driver.rl_times = IterationTimes()
     for _ in range(min(LOOKAHEAD, spec.iterations)):
         loop.submit()
     while driver.pending:
-        for _, iteration in driver.next_done():
+        for ref, iteration in driver.next_done():
+            if loop.times is not None:
+                loop.times.ready(ref, iteration, driver.last - driver.t0)
             loop.left[iteration] -= 1
             if loop.left[iteration] == 0:
                 del loop.left[iteration]

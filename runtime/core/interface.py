@@ -35,7 +35,8 @@ OWNER = frozenset(
         "kill_actor", "lookup_actor", "create_placement_group", "remove_placement_group",
         "placement_group_ready", "drop_stream", "stream_state", "flush_task_events",
         # queries
-        "object_entry", "object_table", "pending_task", "waiting_arguments", "explain",
+        "object_entry", "object_table", "pending_task", "pending_tasks", "waiting_arguments",
+        "explain",
     }
 )  # fmt: skip
 GLOBAL_SCHEDULER = frozenset({"handle", "start", "addr", "node_count"})

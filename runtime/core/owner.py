@@ -511,6 +511,9 @@ class Owner:
     def _track_args(self, spec: TaskSpec, now: float, out: list[Command]) -> None:
         """Reference the task's arguments; send it, hold it until they are ready, or fail it."""
         spec.since = now
+        if not spec.arg_refs and not spec.held_refs:
+            self._send(spec, out)  # nothing to reference or wait for (hot path)
+            return
         objects = self.objects
         blocked = 0
         failed: OwnedObject | None = None
@@ -548,7 +551,8 @@ class Owner:
             self._flush_actor(spec.actor_id, out)
             return
         spec.owner_state = SUBMITTED
-        self._resolve_args(spec)
+        if spec.arg_refs:
+            self._resolve_args(spec)
         out.append(Send(self.raylet_addr, SubmitTask(spec), spec.nbytes))
 
     def _resolve_args(self, spec: TaskSpec) -> None:
@@ -977,7 +981,8 @@ class Owner:
             self._resolved(result.oid, obj, now, out)
         if spec.generator:
             self._end_stream(spec.task_id, None, None, out)
-        self._release_args(spec, out)
+        if spec.arg_refs or spec.held_refs:
+            self._release_args(spec, out)
 
     def _should_retry(self, spec: TaskSpec, error_kind: str) -> bool:
         retryable = error_kind in SYSTEM_ERRORS or (
@@ -1427,3 +1432,7 @@ class Owner:
     def pending_task(self, task_id: TaskId) -> TaskSpec | None:
         """The spec of ``task_id`` while it is submitted and not finished (read only)."""
         return self.pending.get(task_id)
+
+    def pending_tasks(self) -> list[TaskSpec]:
+        """The specs of every task submitted and not finished, in submission order (a copy)."""
+        return list(self.pending.values())

@@ -394,7 +394,9 @@ class Raylet(RayletBundles):
         spec.since = now
         if spec.strategy is not None and self._submit_with_strategy(spec, now, out):
             return
-        key = self._shape(spec)
+        key = spec.shape
+        if key is None:
+            key = self._shape(spec)
         feasible = self._feasible.get(key)
         if feasible is None:
             feasible = self._feasible[key] = fits(spec.resources, self.total)
@@ -404,19 +406,18 @@ class Raylet(RayletBundles):
         state = self._state
         state.queued = self.queued + len(self.waiting)
         local_bytes = remote_bytes = 0
-        if spec.deps:
+        deps = spec.deps
+        if deps:
             store = self.store
-            for dep in spec.deps:
+            for dep in deps:
                 if dep.oid in store:
                     local_bytes += dep.size
                 else:
                     remote_bytes += dep.size
         state.local_dep_bytes = local_bytes
         state.remote_dep_bytes = remote_bytes
-        state.fits_now = (
-            remote_bytes == 0
-            and not self.queues.get(self._shape(spec))
-            and fits(spec.resources, self.available)
+        fits_now = state.fits_now = (
+            remote_bytes == 0 and not self.queues.get(key) and fits(spec.resources, self.available)
         )
         reason = self.policy.run_locally(state, spec)
         if reason is None and not self.peers:
@@ -425,7 +426,7 @@ class Raylet(RayletBundles):
             self._spill(spec, "spill: policy " + self.policy.name, out)
             return
         spec.reason = reason
-        self._admit(spec, now, out)
+        self._admit(spec, now, out, fits_now and not self.instances)
 
     def _on_scheduled(self, msg: ScheduleTask, now: float, out: list[Any]) -> None:
         spec = msg.spec
@@ -442,8 +443,12 @@ class Raylet(RayletBundles):
         spill = SpillTask(spec, self.node, queued, len(self.running))
         out.append(Send(self.gs_addr, spill, spec.nbytes))
 
-    def _admit(self, spec: TaskSpec, now: float, out: list[Any]) -> None:
-        """Take responsibility for ``spec`` on this node: pull its inputs, then queue it."""
+    def _admit(self, spec: TaskSpec, now: float, out: list[Any], starts_now: bool = False) -> None:
+        """Take responsibility for ``spec`` on this node: pull its inputs, then queue it.
+
+        ``starts_now``: the caller checked that it would start at once if it has no stored
+        arguments (nothing queued for its shape, resources free, no instance ids to pick).
+        """
         spec.node = self.node
         self.held[spec.task_id] = spec
         spec.rstate = ""  # entering: any earlier state was another stay's
@@ -468,6 +473,9 @@ class Raylet(RayletBundles):
                 if spilled:
                     self._restore_args(spec, spilled, now, out)
                 return
+        elif starts_now:
+            self._dispatch(spec, now, out)  # what `_enqueue` would do (hot path)
+            return
         self._enqueue(spec, now, out)
 
     def _pull(
@@ -550,7 +558,9 @@ class Raylet(RayletBundles):
             out.append(Restore(self.node, oid, entry.size))
 
     def _enqueue(self, spec: TaskSpec, now: float, out: list[Any]) -> None:
-        key = self._shape(spec)
+        key = spec.shape
+        if key is None:
+            key = self._shape(spec)
         queue = self.queues.get(key)
         if (
             not queue

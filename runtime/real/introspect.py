@@ -121,6 +121,17 @@ class Introspection:
             slot[2] = exc
         slot[0].hit()
 
+    def req_inspect(self, w: Any, req_id: int, payload: bytes, now: float) -> None:
+        """The state API from a worker or a connected driver: run its pickled `read`."""
+        from runtime.real.serialization import loads_function
+
+        slot: list[Any] = [Future(1), None, None]
+        self._op_inspect((loads_function(payload), slot), now)
+        if slot[2] is not None:
+            self.nested.reply(w, req_id, False, slot[2])
+        else:
+            self.nested.reply(w, req_id, True, slot[1])
+
     def _cluster_view(self, now: float) -> Any:
         from runtime.util.state import ClusterView
 

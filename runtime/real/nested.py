@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from runtime.core.cluster import ControlPlane
-from runtime.core.ids import generator_item_task, task_of
+from runtime.core.ids import generator_item_task, object_id, task_of
 from runtime.core.messages import ObjectReady, WorkerBlocked, WorkerUnblocked
 from runtime.core.owner import FAILED, PENDING, Owner
 from runtime.core.task import ACTOR_METHOD, ERR_OBJECT_LOST, TASK, TaskSpec
@@ -123,6 +123,7 @@ class NestedOwners:
             rq.GET_ACTOR: self._req_get_actor,
             rq.KILL_ACTOR: self._req_kill_actor,
             rq.INFO: self._req_info,
+            rq.SHARED: self._req_shared,
         }
         """Worker REQUEST op -> handler (the ops and payloads: `runtime.real.requests`)."""
 
@@ -329,13 +330,27 @@ class NestedOwners:
             owner.remove_ref(oid, now, self.out)
 
     def _req_unpin(self, w: Any, req_id: int, offsets: list[int], now: float) -> None:
-        self.objects.unpins.extend(offsets)  # values from a nested get no longer alias these ranges
+        if not w.remote:
+            self.objects.unpins.extend(offsets)  # values from a nested get alias these no more
+            return
+        pinned = w.pinned  # a connected driver unpins only what it was given
+        for offset in offsets:
+            held = pinned.get(offset, 0)
+            if held:
+                self.objects.unpins.append(offset)
+                if held > 1:
+                    pinned[offset] = held - 1
+                else:
+                    del pinned[offset]
 
     def drop_worker_refs(self, w: Any, now: float) -> None:
         """A worker died: every reference its code held is gone (its objects may be freed)."""
         owner = w.owner
         if owner is None:
             return
+        if w.remote:  # a connected driver left: its job's tasks end with it, as in Ray
+            for spec in [s for s in owner.pending_tasks() if s.kind == TASK]:
+                owner.cancel(object_id(spec.task_id, 1), True, now, self.out)
         for oid in list(owner.object_table()):
             obj = owner.object_entry(oid)
             while obj is not None and obj.refs > 0:
@@ -359,6 +374,11 @@ class NestedOwners:
         if rec is not None and not rec.done:
             rec.done = True
             self._unblock(rec, now)
+
+    def _req_shared(self, w: Any, req_id: int, payload: Any, now: float) -> None:
+        """A connected driver mapped the arena: its gets are answered with offsets."""
+        if w.remote:
+            w.shared_arena = True
 
     def _req_info(self, w: Any, req_id: int, payload: Any, now: float) -> None:
         self.reply(w, req_id, True, self.runtime_info())
@@ -425,9 +445,14 @@ class NestedOwners:
                         )
                         continue
                     offset, size = loc
+                    if rec.w.remote and not rec.w.shared_arena:  # maybe another machine
+                        items.append((True, (p.VALUE_INLINE, bytes(self.arena.view(offset, size)))))
+                        continue
                     self.objects.pins[offset] = (
                         self.objects.pins.get(offset, 0) + 1
                     )  # until "unpin"
+                    if rec.w.shared_arena:  # released if the driver leaves first
+                        rec.w.pinned[offset] = rec.w.pinned.get(offset, 0) + 1
                 items.append((True, (p.VALUE_ARENA, offset, size)))
             else:
                 items.append((True, (p.VALUE_INLINE, obj.payload)))

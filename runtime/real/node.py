@@ -314,6 +314,7 @@ class Node:
         )
         """Cancel, state reads, resources and the timeline (`runtime.real.introspect.Introspection`)."""
         self.nested.request_ops[rq.ASSIGNED] = self.introspection.req_assigned
+        self.nested.request_ops[rq.INSPECT] = self.introspection.req_inspect
         self.group_api = PlacementGroupApi(
             node=self,
             ops=self._ops,

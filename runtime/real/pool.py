@@ -67,6 +67,14 @@ class WorkerHandle:
     """The claim ticket of that offer: unique per offer, so a stale message never matches."""
     no_prefetch: bool = False
     """A prefetched task was taken back from it: queue none behind its running task."""
+    remote: bool = False
+    """A driver connected over the network (`runtime.real.remote_clients`), served like a
+    worker's requests: no process of this node, never given a task, values sent inline
+    (unless `shared_arena`)."""
+    shared_arena: bool = False
+    """A remote driver on this machine that mapped the arena: values go as offsets."""
+    pinned: dict[int, int] = field(default_factory=dict)
+    """Such a driver's pins (offset -> count) not yet unpinned: released if it leaves."""
 
 
 def _retry_kind(error: tuple, retry_on: Any) -> str:
@@ -480,6 +488,12 @@ class WorkerPool:
         w.alive = False
         self.unregister_io(w.conn)
         w.conn.close()
+        if w.remote:  # a connected driver left: no process to reap, nothing ran there
+            for offset, count in w.pinned.items():  # values it still held alias nothing now
+                self.objects.unpins.extend([offset] * count)
+            w.pinned.clear()
+            self.drop_worker_refs(w, now)
+            return
         reap(w.pid, 1.0)  # its socket closed: it is exiting
         if w.offered or w.queue:
             self.claims.clear(w.worker_id)

@@ -28,6 +28,7 @@ __all__ = [
     "GET",
     "GET_ACTOR",
     "INFO",
+    "INSPECT",
     "KILL_ACTOR",
     "LEND",
     "OPS",
@@ -39,6 +40,7 @@ __all__ = [
     "PUT",
     "REGISTER",
     "RELEASE",
+    "SHARED",
     "STREAM_DROP",
     "STREAM_NEXT",
     "SUBMIT",
@@ -94,6 +96,8 @@ PG_CURRENT = "pg_current"
 # -- introspection ----------------------------------------------------------------------------
 INFO = "info"
 ASSIGNED = "assigned"
+INSPECT = "inspect"
+SHARED = "shared"
 
 
 _OPS = (
@@ -247,6 +251,18 @@ _OPS = (
         ("<None>",),
         "{resource: amount}",
         "the resources of the task or actor the worker runs",
+    ),
+    Op(
+        SHARED,
+        ("<None>",),
+        "-",
+        "a connected driver mapped this node's arena (same machine): send it offsets, not bytes",
+    ),
+    Op(
+        INSPECT,
+        ("<read>",),
+        "what read(view) returned",
+        "the state API: run the pickled `read` over a `ClusterView` of the core's tables",
     ),
 )
 

@@ -133,6 +133,8 @@ def loads(data: bytes | memoryview) -> Any:
 
 def deserialize(view: memoryview) -> Any:
     """Rebuild a value from a layout in `view`; arrays alias `view` (zero-copy)."""
+    if view[:1] == b"\x80":  # a plain pickle (`dumps` of a value without buffers)
+        return pickle.loads(view)
     magic, nbuf, meta_len = _HEAD.unpack_from(view, 0)
     if magic != _MAGIC:
         raise ValueError("not a serialized object (bad magic)")
@@ -155,6 +157,11 @@ def deserialize_pinned(view: memoryview, on_release: Callable[[], None]) -> Any:
     """
     import numpy as np
 
+    if view[:1] == b"\x80":  # a plain pickle (`dumps` of a value without buffers: a
+        try:  # worker's or connected driver's `put` stores those bytes as they are)
+            return pickle.loads(view)
+        finally:
+            on_release()
     magic, nbuf, meta_len = _HEAD.unpack_from(view, 0)
     if magic != _MAGIC:
         raise ValueError("not a serialized object (bad magic)")

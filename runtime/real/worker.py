@@ -145,24 +145,7 @@ class _Worker(GeneratorRunnerMixin):
             or client.loans
             or client.stream_drops
         ):
-            # all go before the replies; borrows and loans before releases
-            if client.stream_drops:
-                drops, client.stream_drops = client.stream_drops, []
-                self.replies.insert(0, p.request(0, rq.STREAM_DROP, drops))
-            if client.releases:
-                oids, client.releases = client.releases, []
-                self.replies.insert(0, p.request(0, rq.RELEASE, oids))
-            if client.unpins:
-                offsets, client.unpins = client.unpins, []
-                self.replies.insert(0, p.request(0, rq.UNPIN, offsets))
-            if client.lent:
-                client.lend_into(0, 0)  # pickled outside any value of ours: the driver holds them
-            if client.loans:
-                loans, client.loans = client.loans, []
-                self.replies.insert(0, p.request(0, rq.LEND, loans))
-            if client.borrows:
-                borrows, client.borrows = client.borrows, []
-                self.replies.insert(0, p.request(0, rq.BORROW, borrows))
+            queue_bookkeeping(client, self.replies)
         if self.replies:
             try:
                 self.conn.send_many(self.replies)
@@ -513,6 +496,29 @@ def _silence_unless_logging_to_driver() -> None:
     os.dup2(devnull, 1)
     os.dup2(devnull, 2)
     os.close(devnull)
+
+
+def queue_bookkeeping(client: Any, replies: list[tuple]) -> None:
+    """Put `client`'s batched reference bookkeeping (a `WorkerClient`'s stream drops,
+    releases, unpins, loans, borrows) in front of `replies`, as no-reply requests."""
+    # all go before the replies; borrows and loans before releases
+    if client.stream_drops:
+        drops, client.stream_drops = client.stream_drops, []
+        replies.insert(0, p.request(0, rq.STREAM_DROP, drops))
+    if client.releases:
+        oids, client.releases = client.releases, []
+        replies.insert(0, p.request(0, rq.RELEASE, oids))
+    if client.unpins:
+        offsets, client.unpins = client.unpins, []
+        replies.insert(0, p.request(0, rq.UNPIN, offsets))
+    if client.lent:
+        client.lend_into(0, 0)  # pickled outside any value of ours: the driver holds them
+    if client.loans:
+        loans, client.loans = client.loans, []
+        replies.insert(0, p.request(0, rq.LEND, loans))
+    if client.borrows:
+        borrows, client.borrows = client.borrows, []
+        replies.insert(0, p.request(0, rq.BORROW, borrows))
 
 
 def _flush_stdio() -> None:

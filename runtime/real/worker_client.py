@@ -369,6 +369,12 @@ class WorkerClient(WorkerStreamMixin):
         """Resources and context as the driver sees them."""
         return self.request(rq.INFO, None)
 
+    def inspect(self, read: Any) -> Any:
+        """Run `read(view)` over the node's core tables (the state API); return its result."""
+        from runtime.real.serialization import dumps_function
+
+        return self.request(rq.INSPECT, dumps_function(read))
+
     # -- values ----------------------------------------------------------------------------
 
     def _oid(self, ref: Any) -> int:

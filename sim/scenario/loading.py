@@ -72,6 +72,10 @@ def load_scenario(
         graph = Path(workload["file"])
         if not graph.is_absolute():  # relative to the scenario's folder
             workload["file"] = str(path.parent / graph)
+    if isinstance(workload, dict) and isinstance(workload.get("timing_profile"), str):
+        profile = Path(workload["timing_profile"])
+        if not profile.is_absolute():  # relative to the scenario's folder
+            workload["timing_profile"] = str(path.parent / profile)
     if isinstance(raw, dict):
         problems = apply_profile(raw, path)
         if problems:

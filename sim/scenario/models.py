@@ -482,15 +482,65 @@ class ActorWorkload(_WorkloadBase):
         return [("workload.actor_cpus", _demand(self.actor_cpus, self.actor_gpus, self.resources))]
 
 
+class RLlibModelSpec(_Spec):
+    """The default MLP's model_config (Ray's names; runtime.rllib's defaults when omitted)."""
+
+    fcnet_hiddens: list[Annotated[int, Field(gt=0)]] | None = None
+    fcnet_activation: Literal["tanh", "relu", "linear"] | None = None
+    vf_share_layers: bool | None = None
+
+
+class RLlibSpec(_Spec):
+    """An RLlib algorithm config (Ray's setting names) an `rl` workload takes its shape from.
+
+    Omitted settings take the algorithm's defaults (those of ``runtime.rllib``). The shape
+    (runners, batch split, bytes, parameters) comes from ``runtime.core.rl_shape``; the
+    other settings (lr, gamma, lambda_, seed, activation) matter to the real run
+    (``--mode both`` trains this config with ``runtime.rllib`` beside the simulation).
+    """
+
+    algo: Literal["PPO", "PG"] = "PPO"
+    env: str
+    num_env_runners: int | None = Field(None, ge=0)
+    num_envs_per_env_runner: int | None = Field(None, ge=1)
+    num_cpus_per_env_runner: float | None = Field(None, ge=0)
+    rollout_fragment_length: Literal["auto"] | Annotated[int, Field(ge=1)] | None = None
+    train_batch_size: int | None = Field(None, ge=1)
+    minibatch_size: int | None = Field(None, ge=1)
+    num_epochs: int | None = Field(None, ge=1)
+    num_learners: Literal[0, 1] | None = None
+    num_cpus_per_learner: float | None = Field(None, ge=0)
+    lr: float | None = Field(None, gt=0)
+    gamma: float | None = Field(None, ge=0, le=1)
+    lambda_: float | None = Field(None, ge=0, le=1)
+    seed: int | None = None
+    model: RLlibModelSpec | None = None
+    """The network's model_config (``model`` is its name in Ray's config dicts)."""
+
+    def settings(self) -> dict[str, Any]:
+        """The algorithm's settings given (Ray's names), without the algorithm's name."""
+        raw = self.model_dump(exclude_none=True)
+        raw.pop("algo", None)
+        if "model" in raw:
+            raw["model_config"] = raw.pop("model")
+        return raw
+
+
 class RLWorkload(_WorkloadBase):
     """RL training: rollout actors on CPUs feed a learner actor on a GPU, iterating.
 
     Each iteration every rollout actor produces `sample_bytes` of experience from the
     latest weights (``rollout_ms``); the learner trains on all of it (``train_ms``) and
     produces `weights_bytes` of new weights for the next iteration. One driver.
+
+    `from_rllib` (an RLlib config) derives rollout_actors, rollout_cpus, learner_cpus,
+    sample_bytes and weights_bytes (see ``sim/rl_shape.py``); `timing_profile` (a file
+    from ``python -m twin.calibrate_rl``) derives rollout_ms and train_ms as well.
     """
 
     kind: Literal["rl"]
+    from_rllib: RLlibSpec | None = None
+    timing_profile: str | None = None
     rollout_actors: int = Field(8, ge=1)
     iterations: int = Field(10, ge=1)
     rollout_ms: DistSpec = ConstantDist(dist="constant", value=10.0)
@@ -500,6 +550,25 @@ class RLWorkload(_WorkloadBase):
     rollout_cpus: float = Field(1.0, ge=0)
     learner_cpus: float = Field(1.0, ge=0)
     learner_gpus: float = Field(1.0, ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shape_from_rllib(cls, data: Any) -> Any:
+        """Fill the derived fields from `from_rllib` (and `timing_profile`)."""
+        if not isinstance(data, dict):
+            return data
+        if data.get("timing_profile") is not None and data.get("from_rllib") is None:
+            raise ValueError("timing_profile times an RLlib config: it needs from_rllib")
+        raw = data.get("from_rllib")
+        if not isinstance(raw, dict):
+            return data
+        try:
+            spec = RLlibSpec.model_validate(raw)
+        except ValueError:
+            return data  # reported with its path by the field's own validation
+        from sim.rl_shape import derive_rl_fields
+
+        return derive_rl_fields(data, {"algo": spec.algo, **spec.settings()})
 
     def demands(self) -> list[tuple[str, dict[str, float]]]:
         """Rollout actors and the learner."""

@@ -51,9 +51,22 @@ def test_init_unknown_keyword_names_it_and_the_closest_and_is_both_type_and_runt
     assert not ray.is_initialized()
 
 
-@pytest.mark.parametrize("address", ["auto", "127.0.0.1:6379", "ray://head:10001"])
-def test_init_with_a_cluster_address_says_multi_node_is_not_available(address) -> None:
-    with pytest.raises(ray.MultiNodeNotAvailableError, match="multi-node not available yet"):
+@pytest.mark.parametrize(
+    ("address", "says"),
+    [
+        ("auto", "could not find any running twinray cluster"),
+        ("127.0.0.1:1", "could not connect"),
+        ("ray://head:10001", "no client mode"),
+        ("head", "expected 'HOST:PORT'"),
+    ],
+)
+def test_init_with_an_address_where_no_cluster_runs_is_a_connection_error(
+    address, says, tmp_path, monkeypatch
+) -> None:
+    monkeypatch.setenv("TWINRAY_SESSION_ROOT", str(tmp_path))  # no session here
+    monkeypatch.setenv("TWINRAY_AUTH_TOKEN", "0" * 64)
+    monkeypatch.delenv("TWINRAY_ADDRESS", raising=False)
+    with pytest.raises(ray.MultiNodeNotAvailableError, match=says):
         ray.init(address=address)
     with pytest.raises(ConnectionError):
         ray.init(address)

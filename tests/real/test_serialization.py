@@ -99,3 +99,18 @@ def test_function_round_trip_by_value() -> None:
 def test_bad_layout_is_rejected() -> None:
     with pytest.raises(ValueError):
         loads(b"XXXX" + bytes(20))
+
+
+def test_a_plain_pickle_in_the_arena_is_read_back(arena: Arena) -> None:
+    # `dumps` of a value without out-of-band buffers is a plain pickle; a worker's (or a
+    # connected driver's) `put` stores those bytes in the arena as they are
+    from runtime.real.serialization import deserialize, deserialize_pinned, dumps
+
+    data = dumps(b"y" * (1 << 20))
+    offset = arena.allocate(len(data))
+    arena.writable_view(offset, len(data))[:] = data
+    released = []
+    view = arena.view(offset, len(data))
+    assert deserialize_pinned(view, lambda: released.append(1)) == b"y" * (1 << 20)
+    assert released == [1]
+    assert deserialize(view) == b"y" * (1 << 20)

@@ -55,10 +55,10 @@ def test_numpy_network_trains_through_ppo(cluster) -> None:
     )
     try:
         assert LinearNumpyNet.built >= 2  # the learner's and the runner's
-        before = algo.get_weights()
+        before = algo.get_weights()["default_policy"]
         assert set(before) == {"pi", "vf", "vb"}
         results = [algo.train() for _ in range(6)]
-        after = algo.get_weights()
+        after = algo.get_weights()["default_policy"]
     finally:
         algo.stop()
     assert not np.array_equal(before["pi"], after["pi"])

@@ -108,7 +108,7 @@ def test_save_restore_round_trip(trained, tmp_path) -> None:
     algo, _ = trained
     saved = algo.save(str(tmp_path / "ckpt"))
     assert saved.checkpoint.path == str(tmp_path / "ckpt")
-    weights = algo.get_weights()
+    weights = algo.get_weights()["default_policy"]
     obs = np.random.default_rng(0).normal(0, 0.1, size=(8, 4))
     actions = [algo.compute_single_action(o, explore=False) for o in obs]
 
@@ -117,7 +117,7 @@ def test_save_restore_round_trip(trained, tmp_path) -> None:
         assert isinstance(clone, PPO)
         assert clone.iteration == algo.iteration
         for name, w in weights.items():
-            np.testing.assert_array_equal(clone.get_weights()[name], w)
+            np.testing.assert_array_equal(clone.get_weights()["default_policy"][name], w)
         assert [clone.compute_single_action(o, explore=False) for o in obs] == actions
         result = clone.train()
         assert result["training_iteration"] == algo.iteration + 1
@@ -127,7 +127,7 @@ def test_save_restore_round_trip(trained, tmp_path) -> None:
         clone.restore(saved)
         assert clone.iteration == algo.iteration
         for name, w in weights.items():
-            np.testing.assert_array_equal(clone.get_weights()[name], w)
+            np.testing.assert_array_equal(clone.get_weights()["default_policy"][name], w)
     finally:
         clone.stop()
 
@@ -157,10 +157,10 @@ def test_learner_actor_and_local_runner(cluster) -> None:
         .build_algo()
     )
     try:
-        before = algo.get_weights()
+        before = algo.get_weights()["default_policy"]
         result = algo.train()
         assert result["num_env_steps_sampled_lifetime"] == 400
-        after = algo.get_weights()
+        after = algo.get_weights()["default_policy"]
         assert any(not np.array_equal(before[k], after[k]) for k in before)
     finally:
         algo.stop()

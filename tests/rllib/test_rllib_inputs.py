@@ -30,9 +30,18 @@ def test_unknown_env_raises_env_error(cluster) -> None:
         PPOConfig().environment("NoSuchEnv-v0").build_algo()
 
 
-def test_continuous_actions_are_refused(cluster) -> None:
-    with pytest.raises(EnvError, match="action space"):
-        PPOConfig().environment("Pendulum-v1").build_algo()
+def test_unsupported_action_spaces_are_refused(cluster) -> None:
+    import gymnasium
+
+    class Grid(gymnasium.Env):
+        observation_space = gymnasium.spaces.Box(-1.0, 1.0, (2,))
+        action_space = gymnasium.spaces.MultiDiscrete([3, 3])
+
+        def __init__(self, config=None) -> None:
+            del config
+
+    with pytest.raises(EnvError, match="action space MultiDiscrete"):
+        PPOConfig().environment(Grid).build_algo()
 
 
 def test_registered_env_creator(cluster) -> None:

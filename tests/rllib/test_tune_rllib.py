@@ -62,11 +62,11 @@ def test_old_trainer_api_on_its_own(cluster, tmp_path) -> None:
         result = trainer.train()
         assert result["training_iteration"] == 1
         path = trainer.save(str(tmp_path / "ckpt"))
-        weights = trainer.get_weights()
+        weights = trainer.get_weights()["default_policy"]
         trainer.train()
         trainer.restore(path)
         for name, w in weights.items():
-            np.testing.assert_array_equal(trainer.get_weights()[name], w)
+            np.testing.assert_array_equal(trainer.get_weights()["default_policy"][name], w)
         assert trainer.compute_single_action(np.zeros(4), explore=False) in (0, 1)
     finally:
         trainer.stop()

@@ -8,6 +8,7 @@ the update. The result dict has Ray RLlib 2.60's new-API-stack keys.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import platform
@@ -23,11 +24,13 @@ import cloudpickle
 import numpy as np
 
 import runtime
+from runtime.core.rl_shape import RLShape, rl_shape
 from runtime.rllib.algorithms.algorithm_config import AlgorithmConfig
+from runtime.rllib.core.distributions import distribution
 from runtime.rllib.core.learner import Learner, LearnerSpec
-from runtime.rllib.core.losses import LossSettings, log_softmax
+from runtime.rllib.core.losses import LossSettings
 from runtime.rllib.core.network import build_network
-from runtime.rllib.env.env_runner import EnvRunner
+from runtime.rllib.env.env_runner import EnvRunner, env_action
 from runtime.rllib.env.make import EnvSpec, make_env, spaces_of
 from runtime.rllib.utils.error import RLlibConfigError
 
@@ -139,7 +142,7 @@ class Algorithm:
             self._learner_actor = actor.remote(spec)
         runner_args = (
             self._env_spec,
-            cfg.network,
+            cfg.network_factory(),
             cfg.model_config,
             cfg.num_envs_per_env_runner,
             self._seed,
@@ -169,12 +172,14 @@ class Algorithm:
         cfg = self.config
         return LearnerSpec(
             obs_dim=self._spaces.obs_dim,
-            num_actions=self._spaces.num_actions,
-            network=cfg.network,
+            num_actions=self._spaces.num_outputs,
+            network=cfg.network_factory(),
             model_config=dict(cfg.model_config),
             seed=self._seed,
             loss=self.loss_name,
-            loss_settings=self._loss_settings(),
+            loss_settings=dataclasses.replace(
+                self._loss_settings(), continuous=self._spaces.continuous
+            ),
             lr=float(cfg.lr),
             grad_clip=cfg.grad_clip,
             num_epochs=cfg.num_epochs,
@@ -195,15 +200,47 @@ class Algorithm:
             return getattr(self._learner, method)(*args)
         return runtime.get(getattr(self._learner_actor, method).remote(*args))
 
-    def get_weights(self) -> dict[str, np.ndarray]:
-        """The policy's current weights."""
+    def _policy_weights(self) -> dict[str, np.ndarray]:
         return self._learner_call("get_weights")
 
-    def set_weights(self, weights: dict[str, np.ndarray]) -> None:
-        """Replace the policy's weights (the optimiser state stays)."""
+    def _set_policy_weights(self, weights: dict[str, np.ndarray]) -> None:
         state = self._learner_call("get_state")
         state["weights"] = weights
         self._learner_call("set_state", state)
+
+    def get_weights(self, policies: list[str] | None = None) -> dict[str, dict[str, np.ndarray]]:
+        """Module id -> its weights (RLlib's shape: ``{"default_policy": {name: array}}``)."""
+        wanted = [DEFAULT_MODULE_ID] if policies is None else list(policies)
+        unknown = sorted(set(wanted) - {DEFAULT_MODULE_ID})
+        if unknown:
+            raise ValueError(f"no module {unknown}; this algorithm has {[DEFAULT_MODULE_ID]}")
+        return {DEFAULT_MODULE_ID: self._policy_weights()} if wanted else {}
+
+    def set_weights(self, weights: dict[str, dict[str, np.ndarray]]) -> None:
+        """Replace modules' weights, given as `get_weights` returns them (optimiser state stays)."""
+        unknown = sorted(set(weights) - {DEFAULT_MODULE_ID})
+        if unknown:
+            raise ValueError(
+                f"set_weights got weights of {unknown}; this algorithm has {[DEFAULT_MODULE_ID]} "
+                "(pass {'default_policy': {name: array}}, as get_weights returns)"
+            )
+        if DEFAULT_MODULE_ID in weights:
+            self._set_policy_weights(weights[DEFAULT_MODULE_ID])
+
+    def get_policy(self, policy_id: str = DEFAULT_MODULE_ID) -> Policy:
+        """The policy `policy_id` (RLlib's old-stack ``Policy``: actions, weights)."""
+        if policy_id != DEFAULT_MODULE_ID:
+            raise ValueError(f"no policy {policy_id!r}; this algorithm has {[DEFAULT_MODULE_ID]}")
+        return Policy(self)
+
+    def iteration_shape(self) -> RLShape:
+        """What one iteration runs and moves (runners, batch split, bytes, parameters).
+
+        The same derivation the simulator's `rl` workload uses for ``from_rllib``
+        (`runtime.core.rl_shape.rl_shape`), with the spaces of this algorithm's environment.
+        """
+        algo = type(self).__name__
+        return rl_shape(algo, self.config.to_dict(), self._spaces)
 
     # -- training ------------------------------------------------------------------
     def train(self) -> dict[str, Any]:
@@ -313,12 +350,18 @@ class Algorithm:
 
     # -- evaluation and inference -----------------------------------------------------
     def evaluate(self) -> dict[str, Any]:
-        """Run `evaluation_duration` fresh episodes (greedy unless evaluation_config explores)."""
+        """Evaluate for `evaluation_duration` episodes or timesteps (`evaluation_duration_unit`).
+
+        Greedy unless ``evaluation_config`` explores. Episodes: that many fresh episodes.
+        Timesteps: that many env steps (shared over the evaluation runner's environments,
+        rounded up), its episodes running on across evaluations as on RLlib's evaluation
+        runners; the episode statistics are those of the episodes that ended in them.
+        """
         cfg = self.config
         if self._eval_runner is None:
             self._eval_runner = EnvRunner(
                 self._env_spec,
-                cfg.network,
+                cfg.network_factory(),
                 cfg.model_config,
                 cfg.num_envs_per_env_runner,
                 self._seed + 99_991,
@@ -326,9 +369,16 @@ class Algorithm:
             )
         explore = bool(cfg.evaluation_config.get("explore", False))
         self._weights_seq += 1
-        out = self._eval_runner.sample_episodes(
-            self.get_weights(), self._weights_seq, cfg.evaluation_duration, explore
-        )
+        if cfg.evaluation_duration_unit == "timesteps":
+            envs = cfg.num_envs_per_env_runner
+            steps = -(-cfg.evaluation_duration // envs)
+            out = self._eval_runner.sample(
+                self._policy_weights(), self._weights_seq, steps, explore
+            )
+        else:
+            out = self._eval_runner.sample_episodes(
+                self._policy_weights(), self._weights_seq, cfg.evaluation_duration, explore
+            )
         mean, high, low = _stats(out["episode_returns"])
         len_mean, len_max, len_min = _stats([float(n) for n in out["episode_lengths"]])
         return {
@@ -344,30 +394,36 @@ class Algorithm:
             }
         }
 
-    def compute_single_action(self, observation: Any, *, explore: bool | None = None) -> int:
-        """The action the current policy takes in `observation` (sampled unless explore=False)."""
+    def compute_single_action(self, observation: Any, *, explore: bool | None = None) -> Any:
+        """The action the current policy takes in `observation` (sampled unless explore=False).
+
+        Discrete: the action's index; continuous: the action vector mapped onto the action
+        space's bounds (what the environment is given, RLlib's ``normalize_actions``).
+        """
         cfg = self.config
+        spaces = self._spaces
         if self._inference_network is None:
             self._inference_network = build_network(
-                cfg.network,
-                self._spaces.obs_dim,
-                self._spaces.num_actions,
+                cfg.network_factory(),
+                spaces.obs_dim,
+                spaces.num_outputs,
                 cfg.model_config,
                 self._seed,
             )
             self._inference_rng = np.random.default_rng(self._seed + 5)
+            probe = make_env(self._env_spec)
+            self._action_space = probe.action_space
+            probe.close()
         obs = np.asarray(observation, dtype=np.float32).reshape(-1)
-        if obs.shape[0] != self._spaces.obs_dim:
+        if obs.shape[0] != spaces.obs_dim:
             raise ValueError(
-                f"observation has {obs.shape[0]} values, the environment's have {self._spaces.obs_dim}"
+                f"observation has {obs.shape[0]} values, the environment's have {spaces.obs_dim}"
             )
-        self._inference_network.set_weights(self.get_weights())
-        logits, _ = self._inference_network.forward(obs[None, :])
+        self._inference_network.set_weights(self._policy_weights())
+        inputs, _ = self._inference_network.forward(obs[None, :])
         explore = cfg.explore if explore is None else explore
-        if not explore:
-            return int(logits[0].argmax())
-        probs = np.exp(log_softmax(logits)[0])
-        return int(self._inference_rng.choice(len(probs), p=probs / probs.sum()))
+        action = distribution(spaces.continuous).sample(inputs, self._inference_rng, explore)[0]
+        return env_action(action, spaces, self._action_space)
 
     # -- checkpoints -------------------------------------------------------------------
     def get_state(self) -> dict[str, Any]:
@@ -484,3 +540,28 @@ class Algorithm:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class Policy:
+    """An algorithm's policy as RLlib's old API stack hands it out (``algo.get_policy()``)."""
+
+    def __init__(self, algo: Algorithm) -> None:
+        self._algo = algo
+
+    def compute_single_action(
+        self, obs: Any, *, explore: bool | None = None
+    ) -> tuple[Any, list[Any], dict[str, Any]]:
+        """``(action, state_outs, extra)``: the action, no RNN state, no extra outputs."""
+        return self._algo.compute_single_action(obs, explore=explore), [], {}
+
+    def get_weights(self) -> dict[str, np.ndarray]:
+        """The policy network's weights (name -> array)."""
+        return self._algo._policy_weights()
+
+    def set_weights(self, weights: dict[str, np.ndarray]) -> None:
+        """Replace the policy network's weights (names and shapes as `get_weights`)."""
+        self._algo._set_policy_weights(weights)
+
+    def num_parameters(self) -> int:
+        """How many trainable scalars the policy network has."""
+        return self._algo._num_parameters()

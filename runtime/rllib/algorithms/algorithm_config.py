@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from runtime.core.rl_shape import RUNNER_DEFAULTS, steps_per_env
 from runtime.rllib.utils.error import RLlibConfigError
 
 if TYPE_CHECKING:
@@ -46,30 +47,38 @@ CHECKS: dict[str, Any] = {
     "a bool": lambda v: isinstance(v, bool),
     "a dict": lambda v: isinstance(v, dict),
     "an int": lambda v: isinstance(v, int) and not isinstance(v, bool),
-    "'episodes'": lambda v: v == "episodes",
+    "'episodes' or 'timesteps'": lambda v: v in ("episodes", "timesteps"),
     "anything": lambda v: True,
     "None or callable": lambda v: v is None or callable(v),
+    "None, 'jax' or 'torch'": lambda v: v in (None, "jax", "torch"),
 }
 
 COMMON_SETTINGS: dict[str, _Setting] = {
     "env": _Setting(None, "anything"),
     "env_config": _Setting({}, "a dict"),
-    "num_env_runners": _Setting(2, "an int >= 0"),
-    "num_envs_per_env_runner": _Setting(1, "a positive int"),
-    "num_cpus_per_env_runner": _Setting(1, "a number >= 0"),
-    "rollout_fragment_length": _Setting("auto", "'auto' or a positive int"),
+    "num_env_runners": _Setting(RUNNER_DEFAULTS["num_env_runners"], "an int >= 0"),
+    "num_envs_per_env_runner": _Setting(
+        RUNNER_DEFAULTS["num_envs_per_env_runner"], "a positive int"
+    ),
+    "num_cpus_per_env_runner": _Setting(
+        RUNNER_DEFAULTS["num_cpus_per_env_runner"], "a number >= 0"
+    ),
+    "rollout_fragment_length": _Setting(
+        RUNNER_DEFAULTS["rollout_fragment_length"], "'auto' or a positive int"
+    ),
     "explore": _Setting(True, "a bool"),
-    "num_learners": _Setting(0, "0 or 1"),
-    "num_cpus_per_learner": _Setting(1, "a number >= 0"),
+    "num_learners": _Setting(RUNNER_DEFAULTS["num_learners"], "0 or 1"),
+    "num_cpus_per_learner": _Setting(RUNNER_DEFAULTS["num_cpus_per_learner"], "a number >= 0"),
     "lr": _Setting(5e-5, "a number > 0"),
     "train_batch_size": _Setting(4000, "a positive int"),
     "gamma": _Setting(0.99, "a number in [0, 1]"),
     "grad_clip": _Setting(None, "None or a number > 0"),
     "model_config": _Setting({}, "a dict"),
     "network": _Setting(None, "None or callable"),
+    "framework_str": _Setting(None, "None, 'jax' or 'torch'"),
     "evaluation_interval": _Setting(None, "None or a positive int"),
     "evaluation_duration": _Setting(10, "a positive int"),
-    "evaluation_duration_unit": _Setting("episodes", "'episodes'"),
+    "evaluation_duration_unit": _Setting("episodes", "'episodes' or 'timesteps'"),
     "evaluation_config": _Setting({}, "a dict"),
     "seed": _Setting(None, "anything"),
     "metrics_num_episodes_for_smoothing": _Setting(100, "a positive int"),
@@ -85,6 +94,7 @@ OLD_NAMES = {
     "num_sgd_iter": "num_epochs",
     "lambda": "lambda_",
     "model": "model_config",
+    "framework": "framework_str",
 }
 """Old (pre-2.10) config-dict keys that `update_from_dict` still accepts, as Ray does."""
 
@@ -186,6 +196,31 @@ class AlgorithmConfig:
         """
         return self._set(model_config=model_config, network=network)
 
+    def framework(self, framework: str | None = None) -> AlgorithmConfig:
+        """The default network's gradient library: 'jax' (the default) or 'torch'.
+
+        Both build the same MLP (`runtime.core.rl_shape.model_layer_shapes`, same initial
+        weights for a seed); 'torch' takes its gradients from ``torch.autograd`` (torch must
+        be installed). TensorFlow ('tf', 'tf2') is refused: bring a network instead.
+        """
+        if framework in ("tf", "tf2"):
+            raise RLlibConfigError(
+                f"framework {framework!r} is not supported: runtime.rllib's default network "
+                "is in 'jax' or 'torch'; a TensorFlow model plugs in as a PolicyNetwork "
+                "(config.rl_module(network=...))"
+            )
+        return self._set(framework_str=framework)
+
+    def network_factory(self) -> Any:
+        """What builds the policy network: `network` if given, else the framework's MLP."""
+        if self.network is not None:
+            return self.network
+        if self.framework_str == "torch":
+            from runtime.rllib.core.torch_mlp import TorchMLP
+
+            return TorchMLP
+        return None  # the default: the JAX MLP
+
     def evaluation(
         self,
         *,
@@ -194,7 +229,8 @@ class AlgorithmConfig:
         evaluation_duration_unit: str | None = None,
         evaluation_config: dict[str, Any] | None = None,
     ) -> AlgorithmConfig:
-        """Evaluate every `evaluation_interval` iterations for `evaluation_duration` episodes."""
+        """Evaluate every `evaluation_interval` iterations for `evaluation_duration` episodes
+        (or env steps, with ``evaluation_duration_unit="timesteps"``)."""
         if evaluation_config is not None:
             unknown = sorted(set(evaluation_config) - set(EVALUATION_CONFIG_KEYS))
             if unknown:
@@ -260,16 +296,27 @@ class AlgorithmConfig:
         return clone
 
     def rollout_steps_per_env(self) -> int:
-        """Steps each environment makes per sample call ('auto': train_batch_size shared out)."""
-        if self.rollout_fragment_length != "auto":
-            return int(self.rollout_fragment_length)
-        envs = max(1, self.num_env_runners) * self.num_envs_per_env_runner
-        return math.ceil(self.train_batch_size / envs)
+        """Steps each environment makes per sample call ('auto': train_batch_size shared out).
+
+        The simulator's `rl` workload splits the batch with the same function
+        (`runtime.core.rl_shape.steps_per_env`).
+        """
+        return steps_per_env(
+            self.train_batch_size,
+            self.num_env_runners,
+            self.num_envs_per_env_runner,
+            self.rollout_fragment_length,
+        )
 
     def validate(self) -> None:
         """Check every value and the relations between them; raise RLlibConfigError."""
         for name in self.SETTINGS:
             self._check(name, getattr(self, name), allow_search_space=False)
+        if self.network is not None and self.framework_str is not None:
+            raise RLlibConfigError(
+                f"framework={self.framework_str!r} chooses the default network, but a network "
+                "is given (rl_module(network=...)): set one of them"
+            )
         if self.env is None:
             raise RLlibConfigError(
                 "no environment set: call config.environment('CartPole-v1') (or pass env=)"

@@ -83,7 +83,7 @@ class AlgorithmTrainable(Trainable):
         """Stop the algorithm's env runners."""
         self.algorithm.stop()
 
-    def compute_single_action(self, observation: Any, *, explore: bool | None = None) -> int:
+    def compute_single_action(self, observation: Any, *, explore: bool | None = None) -> Any:
         """The algorithm's `compute_single_action` (the old trainer API)."""
         return self.algorithm.compute_single_action(observation, explore=explore)
 
@@ -91,9 +91,9 @@ class AlgorithmTrainable(Trainable):
         """The algorithm's `evaluate`."""
         return self.algorithm.evaluate()
 
-    def get_weights(self) -> dict[str, Any]:
-        """The policy's weights."""
-        return self.algorithm.get_weights()
+    def get_weights(self, policies: list[str] | None = None) -> dict[str, Any]:
+        """Policy id -> its weights (the algorithm's `get_weights`)."""
+        return self.algorithm.get_weights(policies)
 
 
 class PPOTrainable(AlgorithmTrainable):

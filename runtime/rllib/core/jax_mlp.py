@@ -12,18 +12,15 @@ from typing import Any
 
 import numpy as np
 
+from runtime.core import rl_shape
 from runtime.rllib.core.network import PolicyNetwork, Weights
 from runtime.rllib.utils.error import RLlibConfigError
 
 ACTIVATIONS = ("tanh", "relu", "linear")
 """The values ``model_config["fcnet_activation"]`` accepts (Ray's names)."""
 
-MODEL_DEFAULTS: dict[str, Any] = {
-    "fcnet_hiddens": [64, 64],
-    "fcnet_activation": "tanh",
-    "vf_share_layers": False,
-}
-"""The model_config keys this network reads, with its defaults."""
+MODEL_DEFAULTS: dict[str, Any] = rl_shape.MODEL_DEFAULTS
+"""The model_config keys this network reads, with its defaults (shared with the simulator)."""
 
 
 def _import_jax() -> Any:
@@ -117,16 +114,15 @@ class JaxMLP(PolicyNetwork):
             w *= scale / np.maximum(np.linalg.norm(w, axis=0, keepdims=True), 1e-8)
             return w, np.zeros(fan_out, np.float32)
 
+        shapes = rl_shape.model_layer_shapes(obs_dim, num_actions, self._hiddens, self._shared)
+        scales = {"pi_out_w": 0.01}  # a near-uniform (near-zero-mean) policy at the start
         weights: Weights = {}
-        bodies = ["pi"] if self._shared else ["pi", "vf"]
-        for prefix in bodies:
-            fan_in = obs_dim
-            for i, width in enumerate(self._hiddens):
-                weights[f"{prefix}{i}_w"], weights[f"{prefix}{i}_b"] = dense(fan_in, width, 1.0)
-                fan_in = width
-        last = self._hiddens[-1] if self._hiddens else obs_dim
-        weights["pi_out_w"], weights["pi_out_b"] = dense(last, num_actions, 0.01)
-        weights["vf_out_w"], weights["vf_out_b"] = dense(last, 1, 1.0)
+        for name, shape in shapes.items():
+            if name.endswith("_w"):
+                fan_in, fan_out = shape
+                weights[name], weights[name[:-1] + "b"] = dense(
+                    fan_in, fan_out, scales.get(name, 1.0)
+                )
         return weights
 
     def forward(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -1,10 +1,11 @@
-"""The algorithms' losses in numpy, with their gradients with respect to logits and values.
+"""The algorithms' losses in numpy, with their gradients with respect to the network's outputs.
 
-Each loss returns its statistics and ``(grad_logits, grad_values)``, the gradient of the
-mean loss over the minibatch with respect to the network's two outputs; the network's
-`backward` turns those into weight gradients (see `runtime.rllib.core.network`). For a
-categorical policy with ``p = softmax(z)``: ``d log p_a / dz = onehot(a) - p``, the
-entropy's gradient is ``-p * (log p + H)`` and ``KL(p_old || p)``'s is ``p - p_old``.
+Each loss returns its statistics and ``(grad_dist_inputs, grad_values)``, the gradient of
+the mean loss over the minibatch with respect to the network's two outputs; the network's
+`backward` turns those into weight gradients (see `runtime.rllib.core.network`). The
+action distribution (`runtime.rllib.core.distributions`: categorical over logits, or a
+diagonal Gaussian over means and log-stds) supplies ``d log p(a) / dz``, the entropy's
+gradient and ``KL(old || new)``'s.
 """
 
 from __future__ import annotations
@@ -13,11 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from runtime.rllib.core.distributions import distribution, log_softmax
 
-def log_softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise log-softmax, numerically stable."""
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+__all__ = ["LossSettings", "log_softmax", "pg_loss", "ppo_loss"]
 
 
 @dataclass(frozen=True)
@@ -30,12 +29,8 @@ class LossSettings:
     entropy_coeff: float
     use_kl_loss: bool
     use_critic: bool
-
-
-def _entropy_terms(logp: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    entropy = -(probs * logp).sum(axis=-1)
-    grad = -probs * (logp + entropy[:, None])  # dH/dz per sample
-    return entropy, grad
+    continuous: bool = False
+    """True: a diagonal Gaussian over a Box action space; False: categorical."""
 
 
 def _value_terms(
@@ -58,25 +53,20 @@ def ppo_loss(
 ) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
     """PPO's clipped surrogate, clipped value loss, entropy bonus and KL penalty (as RLlib's)."""
     n = len(logits)
+    dist = distribution(settings.continuous)
     actions = batch["actions"]
-    logp_all = log_softmax(logits)
-    probs = np.exp(logp_all)
-    rows = np.arange(n)
-    logp = logp_all[rows, actions]
-    ratio = np.exp(logp - batch["action_logp"])
+    ratio = np.exp(dist.logp(logits, actions) - batch["action_logp"])
     adv = batch["advantages"]
     clipped_ratio = np.clip(ratio, 1 - settings.clip_param, 1 + settings.clip_param)
     surrogate = np.minimum(ratio * adv, clipped_ratio * adv)
     active = ratio * adv <= clipped_ratio * adv  # the unclipped term is the minimum
     dlogp = -(active * adv * ratio) / n  # d(-mean surrogate)/d logp_a
-    g_logits = -probs * dlogp[:, None]
-    g_logits[rows, actions] += dlogp
-    entropy, g_entropy = _entropy_terms(logp_all, probs)
+    g_logits = dist.logp_grad(logits, actions) * dlogp[:, None]
+    entropy, g_entropy = dist.entropy(logits)
     g_logits -= settings.entropy_coeff * g_entropy / n
-    old_logp_all = log_softmax(batch["action_dist_inputs"])
-    kl = (np.exp(old_logp_all) * (old_logp_all - logp_all)).sum(axis=-1)
+    kl, g_kl = dist.kl(batch["action_dist_inputs"], logits)
     if settings.use_kl_loss:
-        g_logits += kl_coeff * (probs - np.exp(old_logp_all)) / n
+        g_logits += kl_coeff * g_kl / n
     if settings.use_critic:
         vf_loss, vf_unclipped, g_v = _value_terms(
             values, batch["value_targets"], settings.vf_clip_param
@@ -112,19 +102,16 @@ def pg_loss(
     """REINFORCE with a learned baseline: ``-mean(log p_a * A)`` plus value loss and entropy."""
     del kl_coeff  # the policy gradient has no trust region
     n = len(logits)
+    dist = distribution(settings.continuous)
     actions = batch["actions"]
-    logp_all = log_softmax(logits)
-    probs = np.exp(logp_all)
-    rows = np.arange(n)
     adv = batch["advantages"]
     dlogp = -adv / n
-    g_logits = -probs * dlogp[:, None]
-    g_logits[rows, actions] += dlogp
-    entropy, g_entropy = _entropy_terms(logp_all, probs)
+    g_logits = dist.logp_grad(logits, actions) * dlogp[:, None]
+    entropy, g_entropy = dist.entropy(logits)
     g_logits -= settings.entropy_coeff * g_entropy / n
     vf_loss, vf_unclipped, g_v = _value_terms(values, batch["value_targets"], None)
     g_values = settings.vf_loss_coeff * g_v / n
-    policy_loss = -(logp_all[rows, actions] * adv).mean()
+    policy_loss = -(dist.logp(logits, actions) * adv).mean()
     stats = {
         "total_loss": float(
             policy_loss

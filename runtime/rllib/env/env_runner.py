@@ -3,6 +3,10 @@
 An algorithm starts ``num_env_runners`` of these as actors (or one in the driver when it
 is 0). Each call gets the iteration's weights as the same object-store reference, loads
 them into its own network and steps its environments; episodes run on across calls.
+A fragment's columns are `runtime.core.rl_shape.fragment_columns` (the simulator sizes
+samples by the same table). Continuous actions are sampled in the policy's normalized
+space and mapped onto the Box's bounds before stepping (RLlib's ``normalize_actions``:
+``low + (a + 1) (high - low) / 2``, clipped to the bounds); fragments keep the sampled ones.
 """
 
 from __future__ import annotations
@@ -11,14 +15,25 @@ from typing import Any
 
 import numpy as np
 
-from runtime.rllib.core.losses import log_softmax
+from runtime.core.rl_shape import EnvSpaces, fragment_columns
+from runtime.rllib.core.distributions import distribution
 from runtime.rllib.core.network import NetworkFactory, Weights, build_network
 from runtime.rllib.env.make import EnvSpec, make_env, spaces_of
 from runtime.rllib.utils.threads import single_threaded_blas
 
 
+def env_action(action: np.ndarray, spaces: EnvSpaces, space: Any) -> Any:
+    """What the environment is given: the index, or the action mapped onto the Box's bounds."""
+    if not spaces.continuous:
+        return int(action)
+    low, high = np.asarray(space.low, np.float32), np.asarray(space.high, np.float32)
+    if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
+        return np.asarray(action, np.float32)  # an unbounded Box takes the action as it is
+    return np.clip(low + (action + 1.0) * (high - low) / 2.0, low, high)
+
+
 class EnvRunner:
-    """Steps `num_envs` environments with a categorical policy; reports finished episodes."""
+    """Steps `num_envs` environments with the policy's distribution; reports finished episodes."""
 
     def __init__(
         self,
@@ -31,8 +46,11 @@ class EnvRunner:
     ) -> None:
         self._envs = [make_env(env_spec) for _ in range(num_envs)]
         spaces = spaces_of(self._envs[0])
+        self._spaces = spaces
+        self._action_space = self._envs[0].action_space
+        self._dist = distribution(spaces.continuous)
         self._network = build_network(
-            network, spaces.obs_dim, spaces.num_actions, model_config, seed
+            network, spaces.obs_dim, spaces.num_outputs, model_config, seed
         )
         base = seed + 1000 * worker_index
         self._rng = np.random.default_rng(base)
@@ -53,10 +71,10 @@ class EnvRunner:
             self._weights_seq = seq
 
     def _act(self, logits: np.ndarray, explore: bool) -> np.ndarray:
-        if not explore:
-            return logits.argmax(axis=-1)
-        gumbel = -np.log(-np.log(self._rng.uniform(1e-12, 1.0, size=logits.shape)))
-        return (logits + gumbel).argmax(axis=-1)
+        return self._dist.sample(logits, self._rng, explore)
+
+    def _step(self, env: Any, action: np.ndarray) -> Any:
+        return env.step(env_action(action, self._spaces, self._action_space))
 
     def ping(self) -> bool:
         """True once the environments and the network are built (used to await startup)."""
@@ -72,28 +90,24 @@ class EnvRunner:
     def _sample(self, weights: Weights, seq: int, num_steps: int, explore: bool) -> dict[str, Any]:
         self._load(weights, seq)
         n = len(self._envs)
-        obs_out = np.zeros((num_steps, n, self._obs.shape[1]), np.float32)
-        actions_out = np.zeros((num_steps, n), np.int64)
-        rewards = np.zeros((num_steps, n), np.float32)
-        ends = np.zeros((num_steps, n), bool)
-        values_out = np.zeros((num_steps, n), np.float32)
-        next_values = np.zeros((num_steps, n), np.float32)
-        logp_out = np.zeros((num_steps, n), np.float32)
-        logits_out: np.ndarray | None = None
+        columns = {
+            name: np.zeros((num_steps, n, *shape), dtype)
+            for name, (shape, dtype) in fragment_columns(self._spaces).items()
+        }
+        obs_out, actions_out, rewards = columns["obs"], columns["actions"], columns["rewards"]
+        ends, values_out, next_values = columns["ends"], columns["values"], columns["next_values"]
+        logp_out, logits_out = columns["action_logp"], columns["action_dist_inputs"]
         episode_returns: list[float] = []
         episode_lengths: list[int] = []
-        rows = np.arange(n)
         for t in range(num_steps):
             logits, values = self._network.forward(self._obs)
-            if logits_out is None:
-                logits_out = np.zeros((num_steps, n, logits.shape[1]), np.float32)
             actions = self._act(logits, explore)
             obs_out[t], actions_out[t], values_out[t] = self._obs, actions, values
             logits_out[t] = logits
-            logp_out[t] = log_softmax(logits)[rows, actions]
+            logp_out[t] = self._dist.logp(logits, actions)
             truncated_final: list[tuple[int, np.ndarray]] = []
             for i, env in enumerate(self._envs):
-                obs, reward, terminated, truncated, _ = env.step(int(actions[i]))
+                obs, reward, terminated, truncated, _ = self._step(env, actions[i])
                 rewards[t, i] = reward
                 self._returns[i] += reward
                 self._lengths[i] += 1
@@ -117,18 +131,8 @@ class EnvRunner:
         ends[num_steps - 1] = True
         _, last_values = self._network.forward(self._obs)
         next_values[num_steps - 1, open_last] = last_values[open_last]
-        fragment = {
-            "obs": obs_out,
-            "actions": actions_out,
-            "rewards": rewards,
-            "ends": ends,
-            "values": values_out,
-            "next_values": next_values,
-            "action_logp": logp_out,
-            "action_dist_inputs": logits_out,
-        }
         return {
-            "fragment": fragment,
+            "fragment": columns,
             "episode_returns": episode_returns,
             "episode_lengths": episode_lengths,
             "num_env_steps": num_steps * n,
@@ -154,7 +158,7 @@ class EnvRunner:
             logits, _ = self._network.forward(self._obs)
             actions = self._act(logits, explore)
             for i, env in enumerate(self._envs):
-                obs, reward, terminated, truncated, _ = env.step(int(actions[i]))
+                obs, reward, terminated, truncated, _ = self._step(env, actions[i])
                 self._returns[i] += reward
                 self._lengths[i] += 1
                 if terminated or truncated:

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from runtime.core.rl_shape import EnvSpaces
 from runtime.rllib.utils.error import ERR_MSG_INVALID_ENV_DESCRIPTOR, EnvError
 
 _CREATORS: dict[str, Callable[[dict[str, Any]], Any]] = {}
@@ -40,12 +41,8 @@ class EnvSpec:
         return self
 
 
-@dataclass(frozen=True)
-class Spaces:
-    """The flat observation size and the number of discrete actions."""
-
-    obs_dim: int
-    num_actions: int
+Spaces = EnvSpaces
+"""An environment's spaces (`runtime.core.rl_shape.EnvSpaces`: obs size, actions, continuity)."""
 
 
 def make_env(spec: EnvSpec) -> Any:
@@ -70,19 +67,23 @@ def make_env(spec: EnvSpec) -> Any:
     )
 
 
-def spaces_of(env: Any) -> Spaces:
-    """The spaces of `env`; anything but a Box observation and Discrete action is refused."""
+def spaces_of(env: Any) -> EnvSpaces:
+    """The spaces of `env`: a Box observation (flattened) and a Discrete or 1-D Box action."""
     import gymnasium
 
     obs_space, act_space = env.observation_space, env.action_space
-    if not isinstance(act_space, gymnasium.spaces.Discrete):
-        raise EnvError(
-            f"action space {act_space} is not supported: runtime.rllib's policies are "
-            "categorical over a gymnasium.spaces.Discrete action space"
-        )
     if not isinstance(obs_space, gymnasium.spaces.Box):
         raise EnvError(
             f"observation space {obs_space} is not supported: runtime.rllib takes a "
             "gymnasium.spaces.Box observation (flattened)"
         )
-    return Spaces(obs_dim=int(np.prod(obs_space.shape)), num_actions=int(act_space.n))
+    obs_dim = int(np.prod(obs_space.shape))
+    if isinstance(act_space, gymnasium.spaces.Discrete):
+        return EnvSpaces(obs_dim, int(act_space.n))
+    if isinstance(act_space, gymnasium.spaces.Box) and len(act_space.shape) == 1:
+        return EnvSpaces(obs_dim, int(act_space.shape[0]), continuous=True)
+    raise EnvError(
+        f"action space {act_space} is not supported: runtime.rllib's policies are "
+        "categorical over a gymnasium.spaces.Discrete action space or diagonal Gaussians "
+        "over a 1-D gymnasium.spaces.Box"
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from runtime.core.rl_shape import ALGO_DEFAULTS
 from runtime.rllib.algorithms.algorithm import Algorithm
 from runtime.rllib.algorithms.algorithm_config import COMMON_SETTINGS, AlgorithmConfig, _Setting
 from runtime.rllib.core.losses import LossSettings
@@ -9,9 +10,9 @@ from runtime.rllib.core.losses import LossSettings
 PG_SETTINGS: dict[str, _Setting] = {
     **COMMON_SETTINGS,
     "lr": _Setting(0.0004, "a number > 0"),
-    "train_batch_size": _Setting(2000, "a positive int"),
-    "minibatch_size": _Setting(None, "None or a positive int"),
-    "num_epochs": _Setting(1, "a positive int"),
+    "train_batch_size": _Setting(ALGO_DEFAULTS["PG"]["train_batch_size"], "a positive int"),
+    "minibatch_size": _Setting(ALGO_DEFAULTS["PG"]["minibatch_size"], "None or a positive int"),
+    "num_epochs": _Setting(ALGO_DEFAULTS["PG"]["num_epochs"], "a positive int"),
     "shuffle_batch_per_epoch": _Setting(False, "a bool"),
     "lambda_": _Setting(1.0, "a number in [0, 1]"),
     "vf_loss_coeff": _Setting(0.5, "a number >= 0"),

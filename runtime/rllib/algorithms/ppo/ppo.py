@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from runtime.core.rl_shape import ALGO_DEFAULTS
 from runtime.rllib.algorithms.algorithm import Algorithm
 from runtime.rllib.algorithms.algorithm_config import COMMON_SETTINGS, AlgorithmConfig, _Setting
 from runtime.rllib.core.losses import LossSettings
@@ -9,8 +10,9 @@ from runtime.rllib.utils.error import RLlibConfigError
 
 PPO_SETTINGS: dict[str, _Setting] = {
     **COMMON_SETTINGS,
-    "minibatch_size": _Setting(128, "None or a positive int"),
-    "num_epochs": _Setting(30, "a positive int"),
+    "train_batch_size": _Setting(ALGO_DEFAULTS["PPO"]["train_batch_size"], "a positive int"),
+    "minibatch_size": _Setting(ALGO_DEFAULTS["PPO"]["minibatch_size"], "None or a positive int"),
+    "num_epochs": _Setting(ALGO_DEFAULTS["PPO"]["num_epochs"], "a positive int"),
     "shuffle_batch_per_epoch": _Setting(True, "a bool"),
     "lambda_": _Setting(1.0, "a number in [0, 1]"),
     "use_critic": _Setting(True, "a bool"),

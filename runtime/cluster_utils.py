@@ -1,0 +1,260 @@
+"""`Cluster`, like Ray's `ray.cluster_utils.Cluster`: a cluster of real node processes on this machine, for tests and notebooks.
+
+``Cluster(initialize_head=True, connect=True, head_node_args={"num_cpus": 2})`` starts a
+head node process (`runtime.real.node_process`, in a fresh session directory that
+``init(address="auto")`` finds) and connects this process to it as a driver;
+`remove_node` stops a node gracefully (SIGTERM, then SIGKILL after a grace period) or
+crashes it (``allow_graceful=False``: SIGKILL); `shutdown` removes every node.
+
+Adding *worker* nodes to a running head (`add_node` after the head) is not available
+yet: the head is the cluster's only node (see docs/design.md, "Multi-node real mode").
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import math
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from runtime.exceptions import OptionNotSupportedError
+
+__all__ = ["Cluster", "ClusterNode"]
+
+NODE_DEFAULTS: dict[str, Any] = {
+    "num_cpus": 1,
+    "num_gpus": 0,
+    "object_store_memory": 150 * 1024 * 1024,
+}
+"""What a node gets unless `add_node` says otherwise (Ray's `Cluster.add_node` defaults)."""
+NODE_ARGS = ("num_cpus", "num_gpus", "resources", "object_store_memory", "port")
+"""The node arguments twinray's node processes take."""
+GRACE_PERIOD = 10.0
+"""Seconds a graceful `remove_node` waits after SIGTERM before SIGKILL."""
+
+
+@dataclass(eq=False)
+class ClusterNode:
+    """One node process of a `Cluster` (what `add_node` returns and `remove_node` takes)."""
+
+    address: str
+    """Where it listens, ``HOST:PORT``."""
+    head: bool
+    process: subprocess.Popen = field(repr=False)
+
+    @property
+    def pid(self) -> int:
+        """The node process's id."""
+        return self.process.pid
+
+    def any_processes_alive(self) -> bool:
+        """True while the node process runs."""
+        return self.process.poll() is None
+
+    def remaining_processes_alive(self) -> bool:
+        """True while the node process runs (Ray's name for it)."""
+        return self.any_processes_alive()
+
+
+def _node_config(node_args: dict[str, Any]) -> Any:
+    """The `NodeProcessConfig` of a head with `node_args` over the defaults (checked; its
+    session is filled in by the caller)."""
+    from runtime.real.node_process import NodeProcessConfig
+
+    unknown = sorted(set(node_args) - set(NODE_ARGS))
+    if unknown:
+        raise OptionNotSupportedError(
+            f"Cluster.add_node({unknown[0]}=...): twinray's node processes take only "
+            f"{', '.join(NODE_ARGS)}"
+        )
+    args = {**NODE_DEFAULTS, **node_args}
+    for name in ("num_cpus", "num_gpus"):
+        value = args[name]
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not ok or not math.isfinite(value) or value < 0:
+            raise ValueError(f"Cluster.add_node({name}={value!r}): must be a non-negative number")
+    store = args["object_store_memory"]
+    if not isinstance(store, int) or isinstance(store, bool) or store <= 0:
+        raise ValueError(
+            f"Cluster.add_node(object_store_memory={store!r}): must be a positive int (bytes)"
+        )
+    resources = args.get("resources") or {}
+    if not isinstance(resources, dict):
+        raise ValueError(f"Cluster.add_node(resources={resources!r}): must be a dict")
+    for name, amount in resources.items():
+        ok = isinstance(amount, (int, float)) and not isinstance(amount, bool)
+        if name in ("CPU", "GPU") or not ok or amount < 0:
+            raise ValueError(
+                f"Cluster.add_node(resources=...): {name!r}: {amount!r} is not a custom "
+                "resource amount (CPU and GPU have their own arguments)"
+            )
+    port = args.get("port", 0)
+    if not isinstance(port, int) or not 0 <= port < 65536:
+        raise ValueError(f"Cluster.add_node(port={port!r}): must be an int in 0..65535")
+    return NodeProcessConfig(
+        session="",
+        head=True,
+        port=port,
+        num_cpus=float(args["num_cpus"]),
+        num_gpus=float(args["num_gpus"]),
+        resources={str(k): float(v) for k, v in resources.items()},
+        object_store_memory=store,
+    )
+
+
+class Cluster:
+    """A cluster of real node processes on this machine (Ray's `cluster_utils.Cluster`)."""
+
+    def __init__(
+        self,
+        initialize_head: bool = False,
+        connect: bool = False,
+        head_node_args: dict[str, Any] | None = None,
+        shutdown_at_exit: bool = True,
+    ) -> None:
+        if not initialize_head and connect:
+            raise RuntimeError("Cannot connect to uninitialized cluster.")
+        self.head_node: ClusterNode | None = None
+        self.worker_nodes: set[ClusterNode] = set()
+        self.connected = False
+        self.session: Path | None = None
+        """The session directory of this cluster (token, records, logs, audit log)."""
+        if shutdown_at_exit:
+            atexit.register(self.shutdown)
+        if initialize_head:
+            self.add_node(**(head_node_args or {}))
+            if connect:
+                self.connect()
+
+    @property
+    def address(self) -> str | None:
+        """The head's ``HOST:PORT`` (what `runtime.init(address=...)` takes); None without one."""
+        return self.head_node.address if self.head_node is not None else None
+
+    def connect(self, namespace: str | None = None) -> None:
+        """Connect this process to the cluster as its driver (`runtime.init(address=...)`)."""
+        import runtime
+
+        if self.address is None:
+            raise RuntimeError("Cannot connect to uninitialized cluster.")
+        if self.connected:
+            raise RuntimeError("Cluster.connect(): this process is already connected to it")
+        runtime.init(address=self.address, namespace=namespace, ignore_reinit_error=True)
+        self.connected = True
+
+    def add_node(self, wait: bool = True, **node_args: Any) -> ClusterNode:
+        """Start a node process; the first one is the head. Returns it once it listens.
+
+        Node arguments: `num_cpus` (default 1), `num_gpus` (0), `resources`,
+        `object_store_memory` (150 MiB), `port` (0: any free one). `wait` is accepted for
+        Ray's signature: a node is always returned listening.
+        """
+        from runtime.net.auth import new_token, save_token
+        from runtime.real import sessions
+        from runtime.real.node_process import launch
+
+        if self.head_node is not None:
+            raise OptionNotSupportedError(
+                "Cluster.add_node(): adding a worker node to a running head is not available "
+                "yet in twinray (the head is the cluster's only node; see docs/design.md, "
+                "'Multi-node real mode')"
+            )
+        config = _node_config(node_args)  # checked before anything is made
+        session = sessions.new_session()
+        config.session = str(session)
+        save_token(session, new_token())
+        proc, address = launch(config)
+        self.session = session
+        self.head_node = ClusterNode(address, True, proc)
+        return self.head_node
+
+    def remove_node(self, node: ClusterNode, allow_graceful: bool = True) -> None:
+        """Stop `node`: SIGTERM then SIGKILL after a grace period, or SIGKILL at once
+        (``allow_graceful=False``: a crash). Removing the node this process is connected
+        to disconnects it and raises `ValueError`, as in Ray."""
+        import runtime
+
+        if node is not self.head_node and node not in self.worker_nodes:
+            raise ValueError(f"{node!r} is not a node of this cluster")
+        was_connected = self.connected and node is self.head_node and runtime.is_initialized()
+        if was_connected:
+            runtime.shutdown()
+            self.connected = False
+        _stop_process(node.process, allow_graceful)
+        if node is self.head_node:
+            self.head_node = None
+            if self.session is not None:
+                _forget(self.session, node.pid)
+        else:
+            self.worker_nodes.discard(node)
+        if was_connected:
+            raise ValueError(
+                "Removing a node that is connected to this Ray client is not allowed because "
+                "it will break the driver (this process was disconnected first)."
+            )
+
+    def wait_for_nodes(self, timeout: float = 30) -> None:
+        """Wait until every node of the cluster answers; `TimeoutError` after `timeout` s."""
+        from runtime.real.remote_driver import connect_driver
+
+        deadline = time.monotonic() + timeout
+        for node in self.list_all_nodes():
+            while True:
+                try:
+                    connect_driver(node.address, kind="client").shutdown()
+                    break
+                except ConnectionError:
+                    if time.monotonic() >= deadline or not node.any_processes_alive():
+                        raise TimeoutError("Timed out while waiting for nodes to join.") from None
+                    time.sleep(0.1)
+
+    def list_all_nodes(self) -> list[ClusterNode]:
+        """Every node, the head first."""
+        nodes = list(self.worker_nodes)
+        return [self.head_node, *nodes] if self.head_node is not None else nodes
+
+    def remaining_processes_alive(self) -> bool:
+        """True if every node's process is still running."""
+        return all(node.any_processes_alive() for node in self.list_all_nodes())
+
+    def shutdown(self) -> None:
+        """Disconnect this process if connected, and remove every node. Idempotent."""
+        import runtime
+
+        if self.connected:
+            if runtime.is_initialized():
+                runtime.shutdown()
+            self.connected = False
+        for node in list(self.worker_nodes):
+            self.remove_node(node)
+        if self.head_node is not None:
+            self.remove_node(self.head_node)
+
+
+def _stop_process(proc: subprocess.Popen, allow_graceful: bool) -> None:
+    """Stop a node process and reap it (its zygote and workers exit with it)."""
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(proc.pid, signal.SIGTERM if allow_graceful else signal.SIGKILL)
+    try:
+        proc.wait(timeout=GRACE_PERIOD if allow_graceful else 30.0)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def _forget(session: Path, pid: int) -> None:
+    """A killed node leaves its records behind: remove them."""
+    from runtime.real import sessions
+
+    sessions.remove_record(session, pid)
+    info = sessions.head_info(session)
+    if info is not None and info.get("pid") == pid:
+        (session / "head.json").unlink(missing_ok=True)

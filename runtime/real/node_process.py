@@ -1,0 +1,232 @@
+"""A node process: a real `Node` without a user program, serving connected drivers over the network.
+
+`twinray start --head` runs `serve` (in the foreground with ``--block``, else in a
+background process started as ``python -m runtime.real.node_process``). The process builds
+the node (raylet, worker pool, arena; the head also hosts the cluster's GCS and global
+scheduler), listens with `runtime.net.channel.listen` on its address with the session's
+token, writes ``head.json`` and its ``nodes/<pid>.json`` record, and serves until SIGTERM or
+SIGINT, then stops its workers, releases its shared memory and removes its record.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from runtime.real import sessions
+
+__all__ = ["NodeProcessConfig", "NodeStartError", "launch", "main", "serve"]
+
+DEFAULT_STORE = 512 << 20
+"""Bytes of object store of a node when `--object-store-memory` is not given (as `init`)."""
+START_TIMEOUT = 60.0
+"""Seconds `launch` waits for a background node process to listen."""
+
+
+class NodeStartError(RuntimeError):
+    """A background node process did not start listening (it exited, or took too long);
+    the message carries the end of its log."""
+
+
+@dataclass(slots=True)
+class NodeProcessConfig:
+    """What one node process is started with (`twinray start` flags)."""
+
+    session: str
+    """The session directory (holds the token, records, logs and the audit log)."""
+    head: bool = True
+    host: str = "127.0.0.1"
+    port: int = 0
+    """0: any free port (the one chosen is in ``head.json``)."""
+    num_cpus: float | None = None
+    num_gpus: float | None = None
+    resources: dict[str, float] = field(default_factory=dict)
+    object_store_memory: int | None = None
+    tls_cert: str | None = None
+    """TLS: this node's certificate (PEM); with `tls_key`, every connection is TLS."""
+    tls_key: str | None = None
+    tls_ca: str | None = None
+    """TLS: the CA peers' certificates must be signed by (mutual TLS); also what local
+    drivers verify this node with (else its own, self-signed, certificate)."""
+
+    def tls(self) -> dict[str, str | None] | None:
+        """What ``head.json`` says of TLS (paths), None without it."""
+        if self.tls_cert is None:
+            return None
+        return {"cert": self.tls_cert, "key": self.tls_key, "ca": self.tls_ca}
+
+    def to_json(self) -> str:
+        """The config as JSON (how `twinray start` passes it to the background process)."""
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> NodeProcessConfig:
+        """The config `to_json` wrote."""
+        return cls(**json.loads(text))
+
+
+def node_resources(config: NodeProcessConfig) -> tuple[float, int, dict[str, float]]:
+    """``(num_cpus, store bytes, other resources)`` of the node, with `init`'s defaults."""
+    from runtime.init_options import available_memory
+
+    num_cpus = config.num_cpus if config.num_cpus is not None else float(os.cpu_count() or 1)
+    store = config.object_store_memory or DEFAULT_STORE
+    res = {k: float(v) for k, v in config.resources.items()}
+    if config.num_gpus:
+        res["GPU"] = float(config.num_gpus)
+    res.setdefault("memory", float(available_memory()))
+    res["object_store_memory"] = float(store)
+    return num_cpus, store, res
+
+
+class _Stop:
+    """Set by SIGTERM/SIGINT (or `request`): the node process stops cleanly."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+
+    def request(self, *_: Any) -> None:
+        """Ask the node process to stop (a signal handler)."""
+        self.event.set()
+
+
+def serve(config: NodeProcessConfig, ready: Any = None, stop: _Stop | None = None) -> int:
+    """Run a node process until SIGTERM/SIGINT (or `stop`); return its exit code.
+
+    `ready`, if given, is called with the listening address once drivers can connect.
+    """
+    from runtime.net.audit import AuditLog
+    from runtime.net.auth import find_token
+    from runtime.net.channel import listen
+    from runtime.real.node import Node
+    from runtime.real.remote_clients import RemoteClients
+
+    session = Path(config.session)
+    token = find_token(session)
+    if token is None:
+        print(f"twinray: no auth token in {session} (nor in TWINRAY_AUTH_TOKEN)", file=sys.stderr)
+        return 1
+    stop = stop or _Stop()
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, stop.request)
+        signal.signal(signal.SIGINT, stop.request)
+    audit = AuditLog(session / "audit.log")
+    try:  # listen first: a port in use or bad TLS files fail before any worker starts
+        ssl_context = None
+        if config.tls_cert is not None:
+            from runtime.net.channel import server_ssl_context
+
+            ssl_context = server_ssl_context(config.tls_cert, config.tls_key, config.tls_ca)
+        listener = listen(config.host, config.port, token, audit=audit, ssl_context=ssl_context)
+    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+        audit.close()
+        print(f"twinray: cannot listen on {config.host}:{config.port}: {exc}", file=sys.stderr)
+        return 1
+    try:
+        num_cpus, store, res = node_resources(config)
+        node = Node(num_cpus, store, resources=res)
+    except BaseException:
+        listener.close()
+        audit.close()
+        raise
+    clients = None
+    pid = os.getpid()
+    try:
+        address = listener.address
+        clients = RemoteClients(node, listener, audit)
+        clients.start()
+        if config.head:
+            head = {"address": address, "pid": pid, "tls": config.tls()}
+            sessions.write_json(session / "head.json", head)
+            sessions.link_latest(session)  # `init(address="auto")` finds it from now on
+        sessions.write_record(
+            session, sessions.NodeRecord(pid, address, config.head, str(session), time.time())
+        )
+        if ready is not None:
+            ready(address)
+        while not stop.event.wait(0.5):
+            if node.closed or node.loop_error is not None:
+                print(f"twinray: the node's loop stopped: {node.loop_error!r}", file=sys.stderr)
+                return 1
+        return 0
+    finally:
+        if clients is not None:
+            clients.close()
+        node.shutdown()
+        if clients is not None:
+            clients.drop_all()
+        else:
+            listener.close()
+        audit.close()
+        sessions.remove_record(session, pid)
+        if config.head:
+            info = sessions.head_info(session)
+            if info is not None and info.get("pid") == pid:
+                (session / "head.json").unlink(missing_ok=True)
+
+
+def _child_env() -> dict[str, str]:
+    """The environment of a background node process: this `runtime` package first on its path."""
+    import runtime
+
+    env = dict(os.environ)
+    root = str(Path(runtime.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    return env
+
+
+def launch(
+    config: NodeProcessConfig, timeout: float = START_TIMEOUT
+) -> tuple[subprocess.Popen, str]:
+    """Start a node process in the background (its own session id, output to the session's
+    ``logs/``); return it and its address once it listens, else raise `NodeStartError`."""
+    session = Path(config.session)
+    log_path = session / "logs" / ("head.out" if config.head else f"node_{time.time_ns()}.out")
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "runtime.real.node_process", config.to_json()],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # not stopped by the shell's Ctrl-C; `twinray stop` does
+            env=_child_env(),
+        )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        record = session / "nodes" / f"{proc.pid}.json"
+        if record.exists():
+            data = json.loads(record.read_text(encoding="utf-8"))
+            return proc, str(data["address"])
+        if proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+        why = f"did not listen within {timeout:g} s"
+    else:
+        why = f"exited with status {proc.returncode}"
+    tail = log_path.read_text(errors="replace")[-2000:]
+    raise NodeStartError(f"the node process {why}; its log ({log_path}):\n{tail}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m runtime.real.node_process CONFIG_JSON``: what `twinray start` runs in the background."""
+    parser = argparse.ArgumentParser(prog="python -m runtime.real.node_process")
+    parser.add_argument("config", help="the node process's config as JSON (NodeProcessConfig)")
+    args = parser.parse_args(argv)
+    return serve(NodeProcessConfig.from_json(args.config))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

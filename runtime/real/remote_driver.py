@@ -1,0 +1,385 @@
+"""A driver connected to a running cluster: `init(address=...)` makes `runtime.api._node` a `RemoteDriver`.
+
+The driver opens one authenticated `runtime.net` channel to the cluster's head node
+process and speaks the worker request protocol over it (`runtime.real.requests`): the
+`RemoteDriver` is the worker's `WorkerClient` (same encoding of arguments, refs, borrows
+and loans), talking through a `_Link` instead of a worker's socketpair. The head serves it
+as a remote worker handle with a core `Owner` of its own (`runtime.real.remote_clients`);
+see docs/design.md, "Multi-node real mode".
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import threading
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+from runtime.exceptions import AuthenticationError, MultiNodeNotAvailableError, RayError
+from runtime.real import protocol as p
+from runtime.real import requests as rq
+from runtime.real import sessions
+from runtime.real.worker import queue_bookkeeping
+from runtime.real.worker_client import WorkerClient
+
+__all__ = [
+    "ADDRESS_ENV",
+    "ClusterConnectionLost",
+    "RemoteDriver",
+    "client_tls",
+    "connect_driver",
+    "parse_address",
+    "resolve_address",
+]
+
+ADDRESS_ENV = "TWINRAY_ADDRESS"
+"""Read by `init()` and `init(address="auto")`, as Ray reads ``RAY_ADDRESS``."""
+CONNECT_TIMEOUT = 10.0
+"""Seconds the handshake and the welcome may take."""
+_ADDRESS = re.compile(r"^(\[[0-9A-Fa-f:]+\]|[^:\s/]+):(\d{1,5})$")
+
+
+class ClusterConnectionLost(RayError, ConnectionError):
+    """The connection to the cluster closed (its node process stopped or crashed)."""
+
+
+def parse_address(address: str) -> tuple[str, int]:
+    """``"HOST:PORT"`` -> ``(host, port)``; `MultiNodeNotAvailableError` when it is not one."""
+    if "://" in address:
+        raise MultiNodeNotAvailableError(
+            f"init(address={address!r}): client addresses ({address.split('://')[0]}://) are "
+            "not supported: twinray has no client mode; give the cluster's HOST:PORT or 'auto'"
+        )
+    m = _ADDRESS.match(address)
+    if m is None or not 0 < int(m.group(2)) < 65536:
+        raise MultiNodeNotAvailableError(
+            f"init(address={address!r}): expected 'HOST:PORT' (e.g. '127.0.0.1:6380'), 'auto' "
+            "or 'local'"
+        )
+    return m.group(1).strip("[]"), int(m.group(2))
+
+
+TLS_ENV = ("TWINRAY_TLS_CA_CERT", "TWINRAY_TLS_CERT", "TWINRAY_TLS_KEY")
+"""A driver's TLS files (the CA it verifies the cluster with; its own certificate and key
+for mutual TLS), as Ray's ``RAY_TLS_*`` variables; on the head's machine they default to
+what the head was started with (``head.json``)."""
+
+
+def client_tls(session: Path | None, target: str) -> Any:
+    """The client TLS context to reach `target`, or None for a plain connection.
+
+    TLS is on when a ``TWINRAY_TLS_*`` variable is set, or when `target` is the head of
+    `session` and that head was started with TLS.
+    """
+    ca, cert, key = (os.environ.get(name) or None for name in TLS_ENV)
+    info = sessions.head_info(session) if session is not None else None
+    tls = info.get("tls") if info is not None and info.get("address") == target else None
+    if tls:
+        ca = ca or tls.get("ca") or tls.get("cert")
+        if tls.get("ca"):  # mutual TLS: this machine's driver presents the node's pair
+            cert, key = cert or tls.get("cert"), key or tls.get("key")
+    if ca is None and cert is None:
+        return None
+    from runtime.net.channel import client_ssl_context
+
+    return client_ssl_context(ca, cert, key)
+
+
+def resolve_address(address: str) -> tuple[str, Path | None]:
+    """The ``HOST:PORT`` to connect to and the local session it belongs to (if known).
+
+    ``"auto"`` means ``TWINRAY_ADDRESS`` when set, else the head of this machine's latest
+    session (``session_latest/head.json``); `MultiNodeNotAvailableError` when there is none.
+    """
+    latest = sessions.latest_session()
+    if address == "auto":
+        env = os.environ.get(ADDRESS_ENV)
+        if env:
+            address = env
+        else:
+            info = sessions.head_info(latest) if latest is not None else None
+            if info is None or not sessions.pid_alive(int(info.get("pid", 0))):
+                raise MultiNodeNotAvailableError(
+                    "init(address='auto'): could not find any running twinray cluster on this "
+                    f"machine (no live head in {sessions.session_root() / sessions.LATEST}); "
+                    "start one with `twinray start --head`, or give HOST:PORT or "
+                    f"{ADDRESS_ENV}"
+                )
+            return str(info["address"]), latest
+    parse_address(address)
+    return address, latest
+
+
+class _Link:
+    """What a `WorkerClient` expects of its worker, for a driver: the channel and its queues."""
+
+    task_id = None
+    actor_id = None
+    arena = None
+    """Values come inline (the node sends arena values' bytes to remote handles)."""
+
+    def __init__(self, channel: Any, address: str) -> None:
+        self.conn = channel
+        self.address = address
+        self.replies: list[tuple] = []
+        self.inbox: deque[tuple] = deque()
+        self.client: Any = None
+        self.worker_id = 0
+        self.concurrent: Any = None
+        """The `_Multiplexer` the requests go through (set by `RemoteDriver`)."""
+
+    def _recv(self) -> list[tuple]:
+        try:
+            return self.conn.recv_many()
+        except (EOFError, ConnectionError) as exc:
+            raise ClusterConnectionLost(
+                f"the connection to the cluster at {self.address} was lost: {exc}"
+            ) from None
+
+    def _flush(self) -> None:
+        client = self.client
+        if client is not None:
+            queue_bookkeeping(client, self.replies)
+        if self.replies:
+            try:
+                self.conn.send_many(self.replies)
+            except OSError as exc:
+                raise ClusterConnectionLost(
+                    f"the connection to the cluster at {self.address} was lost: {exc}"
+                ) from None
+            self.replies.clear()
+
+
+def _map_arena(info: Any) -> Any:
+    """Map the node's arena when the node runs on this machine (through its process's
+    ``/proc/<pid>/fd/<fd>``, which only the same user can open); None otherwise."""
+    if not info:
+        return None
+    from runtime.real.arena import Arena
+
+    pid, fd, capacity = info
+    try:
+        mine = os.open(f"/proc/{int(pid)}/fd/{int(fd)}", os.O_RDWR | os.O_CLOEXEC)
+    except OSError:
+        return None  # another machine (or another user's process)
+    try:
+        return Arena.attach(mine, int(capacity))
+    except (OSError, ValueError):
+        return None
+
+
+class _Multiplexer:
+    """Requests of several program threads in flight at once on one channel, replies
+    matched by request id on a reader thread (what `WorkerClient.request` uses as a
+    worker's `concurrent`; the node already answers a worker's requests in any order)."""
+
+    is_async = False
+    """Not an async actor: a blocking `get` is the program's business."""
+    loop_thread = None
+
+    def __init__(self, link: _Link) -> None:
+        self.link = link
+        self.slots: dict[int, Any] = {}
+        self.send_lock = threading.Lock()
+        self.lost: ClusterConnectionLost | None = None
+        self.reader = threading.Thread(target=self._read, name="twinray-driver-reader", daemon=True)
+
+    def start(self) -> None:
+        """Start reading replies."""
+        self.reader.start()
+
+    def _send(self, client: Any, req_id: int, slot: Any, op: str, payload: Any) -> None:
+        with client.pickling, self.send_lock:
+            if self.lost is not None:
+                raise self.lost
+            self.slots[req_id] = slot
+            self.link.replies.append(p.request(req_id, op, payload))
+            try:
+                self.link._flush()
+            except ClusterConnectionLost:
+                self.slots.pop(req_id, None)
+                raise
+
+    def request(self, op: str, payload: Any, timeout: float | None = None) -> Any:
+        """Send one request and block (this thread only) for its reply."""
+        from runtime.exceptions import GetTimeoutError
+        from runtime.real.concurrent_actor import _reply_value, _Slot
+
+        client = self.link.client
+        slot = _Slot()
+        req_id = next(client._req_ids)
+        self._send(client, req_id, slot, op, payload)
+        if timeout is None:
+            slot.lock.acquire()
+        elif not slot.lock.acquire(True, max(timeout, 0.0)):
+            with client.pickling, self.send_lock:
+                gone = self.slots.pop(req_id, None)
+                if gone is not None and self.lost is None:
+                    self.link.replies.append(p.request(0, rq.UNWAIT, req_id))
+                    self.link._flush()
+            if gone is not None:
+                raise GetTimeoutError(f"timed out after {timeout} s")
+            slot.lock.acquire()  # the reply raced the timeout: it is here
+        return _reply_value(slot.reply)
+
+    def request_async(self, op: str, payload: Any, callback: Any) -> None:
+        """Send a request whose reply runs `callback(reply)` on the reader thread."""
+        from runtime.real.concurrent_actor import _Slot
+
+        client = self.link.client
+        self._send(client, next(client._req_ids), _Slot(callback), op, payload)
+
+    def _read(self) -> None:
+        """Reader thread: hand each REPLY to its slot; on EOF fail every pending request."""
+        try:
+            while True:
+                for msg in self.link._recv():
+                    if msg[0] == p.REPLY:
+                        slot = self.slots.pop(msg[1], None)
+                        if slot is not None:
+                            slot.deliver(msg)
+        except ClusterConnectionLost as exc:
+            lost = exc
+        except Exception as exc:  # a reply that could not be unpickled, ...
+            lost = ClusterConnectionLost(f"the connection to the cluster failed: {exc!r}")
+        with self.send_lock:
+            self.lost = lost
+            pending, self.slots = self.slots, {}
+        for slot in pending.values():
+            slot.deliver(p.reply(0, False, lost))
+
+
+class RemoteDriver(WorkerClient):
+    """The `NodeLike` of a driver connected to a cluster (`init(address=...)`)."""
+
+    in_worker = False
+    """A driver: the job's namespace and runtime_env are this process's (`runtime.api`)."""
+
+    def __init__(self, channel: Any, address: str, welcome: dict[str, Any]) -> None:
+        link = _Link(channel, address)
+        link.worker_id = int(welcome["worker_id"])
+        super().__init__(link)
+        link.client = self
+        mux = _Multiplexer(link)
+        link.concurrent = mux  # program threads' requests in flight together
+        self.address = address
+        self.node_id: str = welcome["node_id"]
+        self.job_namespace: str | None = None
+        self.arena = _map_arena(welcome.get("arena"))
+        if self.arena is not None:  # values come as offsets into the mapped arena
+            link.arena = self.arena
+            link.replies.append(p.request(0, rq.SHARED, None))  # goes out first
+        mux.start()
+        self.job_actors: list[int] = []
+        """Named actors this driver created that are not detached: they end with it, as in
+        Ray (unnamed ones end when its references go, on the node's side)."""
+
+    def request(self, op: str, payload: Any, timeout: float | None = None) -> Any:
+        """Send one request to the cluster and block for its reply (one at a time)."""
+        if self.closed:
+            raise RayError("the connection to the cluster was shut down: call runtime.init()")
+        return super().request(op, payload, timeout)
+
+    def create_actor(self, ac: Any, args: tuple, kwargs: dict, options: Any) -> Any:
+        """Create an actor owned by this driver (see `WorkerClient.create_actor`)."""
+        handle = super().create_actor(ac, args, kwargs, options)
+        if options.name and options.lifetime != "detached" and not options.get_if_exists:
+            self.job_actors.append(handle._actor_id)
+        return handle
+
+    def context(self) -> dict[str, Any]:
+        """What `init` returns: the cluster's resources as the head node reports them."""
+        info = self.runtime_info()
+        return {
+            "address": self.address,
+            "node_id": info["node_id"],
+            "num_cpus": info["total"].get("CPU", 0.0),
+            "resources": dict(info["total"]),
+            "object_store_memory": info["store"],
+        }
+
+    def assigned_resources(self) -> dict[str, float]:
+        """Only tasks and actors have assigned resources: the driver has none (as in Ray)."""
+        raise AssertionError(
+            "get_assigned_resources() is only available in a task or an actor, not in the driver"
+        )
+
+    def current_placement_group(self) -> tuple[int, list[dict[str, float]], bool] | None:
+        """The driver runs in no placement group."""
+        return None
+
+    def timeline(self, filename: str | None = None) -> list:
+        """Not available to a connected driver (the spans are the node process's)."""
+        raise RayError("timeline() is not available in a driver connected to a cluster")
+
+    def explain(self, target: Any) -> Any:
+        """Not available to a connected driver (the core tables are the node process's)."""
+        raise RayError("explain() is not available in a driver connected to a cluster")
+
+    def shutdown(self) -> None:
+        """End the job's named non-detached actors, send what is batched (reference
+        releases) and close the connection. Idempotent."""
+        if self.closed:
+            return
+        mux = self.worker.concurrent
+        try:
+            for actor_id in self.job_actors:  # they end with the job, as in Ray
+                self.request(rq.KILL_ACTOR, (actor_id, True), timeout=30.0)
+            with self.pickling, mux.send_lock:
+                if mux.lost is None:
+                    self.worker._flush()
+        except (ClusterConnectionLost, RayError):
+            pass
+        self.closed = True
+        self.worker.conn.close()  # the reader sees EOF and ends
+        mux.reader.join(timeout=10.0)
+        if self.arena is not None:
+            self.arena.close()  # values still alive keep their pages
+
+
+def connect_driver(address: str, kind: str = "driver") -> RemoteDriver:
+    """Connect this process to the cluster at `address` ("auto" or "HOST:PORT") as a driver
+    (`kind` "client": a tool such as `twinray status`, not a job)."""
+    from runtime.net.auth import Hello, find_token
+    from runtime.net.channel import connect
+
+    target, session = resolve_address(address)
+    token = find_token(session)
+    if token is None:
+        raise AuthenticationError(
+            f"init(address={address!r}): no auth token found to connect to {target}: set "
+            "TWINRAY_AUTH_TOKEN or TWINRAY_AUTH_TOKEN_FILE (on the head's machine it is read "
+            "from the session directory)"
+        )
+    hello = Hello(kind, f"{socket.gethostname()}:{os.getpid()}")
+    try:
+        channel, _server = connect(
+            target, token, hello, timeout=CONNECT_TIMEOUT, ssl_context=client_tls(session, target)
+        )
+    except AuthenticationError:
+        raise
+    except (OSError, ValueError) as exc:  # refused, unreachable, timed out
+        raise MultiNodeNotAvailableError(
+            f"init(address={address!r}): could not connect to a twinray cluster at {target}: {exc}"
+        ) from None
+    try:
+        channel.sock.settimeout(CONNECT_TIMEOUT)
+        msgs = channel.recv_many()
+        channel.sock.settimeout(None)
+    except (OSError, EOFError) as exc:
+        channel.close()
+        raise MultiNodeNotAvailableError(
+            f"init(address={address!r}): the cluster at {target} did not welcome the driver: {exc}"
+        ) from None
+    welcome = msgs[0] if msgs else None
+    if not (welcome and welcome[0] == p.REPLY and welcome[1] == 0 and welcome[2]):
+        channel.close()
+        raise MultiNodeNotAvailableError(
+            f"init(address={address!r}): unexpected first message from {target}"
+        )
+    driver = RemoteDriver(channel, target, welcome[3])
+    driver.worker.inbox.extend(msgs[1:])
+    return driver
