@@ -882,6 +882,7 @@ SECTIONS = (
     "object_store",
     "gcs_flushing",
     "fault_tolerance",
+    "actor_reconstruction",
     "allreduce",
     "simulation",
 )
@@ -906,6 +907,10 @@ def _run_section(name: str, args: argparse.Namespace, out: Path) -> str:
         return _object_store_fragment(object_store(quick), out)
     if name == "gcs_flushing":
         return _gcs_fragment(gcs_flushing(quick), out)
+    if name == "actor_reconstruction":
+        from benchmarks import actor_reconstruction  # its own module (Fig. 11b)
+
+        return actor_reconstruction.fragment(actor_reconstruction.run(quick), out)
     if name == "allreduce":
         return _allreduce_fragment(allreduce(quick), out)
     return _simulation_fragment(simulation(quick), out)
