@@ -144,6 +144,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     text = fragment(run(args.quick), out)
     (out / "sections" / "actor_reconstruction.md").write_text(text, encoding="utf-8")
     print(f"actor_reconstruction: {time.perf_counter() - started:.1f} s")
+    from benchmarks.ray_paper import assemble_report
+
+    print(assemble_report(out))
     return 0
 
 

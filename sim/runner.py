@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import random
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from runtime.core.gcs import Gcs
 from runtime.core.global_scheduler import GlobalScheduler
 from runtime.core.owner import Owner
 from runtime.core.raylet import WAIT_CAUSES, Raylet
+from sim.collectives import AllreduceDriver
 from sim.drivers import (
     ActorDriver,
     GraphDriver,
@@ -39,16 +41,19 @@ from sim.drivers import (
     tree_template,
 )
 from sim.flows import FlowNetwork
+from sim.gcs_memory import GcsMemoryModel
 from sim.host import Host
 from sim.metrics import MetricsRecorder, recovery, wait_summary
 from sim.network import Network
 from sim.scenario import (
     ActorWorkload,
+    AllreduceWorkload,
     ChainWorkload,
     GraphWorkload,
     HyperparameterSearchWorkload,
     IndependentWorkload,
     ParameterServerWorkload,
+    PutsWorkload,
     RLWorkload,
     Scenario,
     ServingWorkload,
@@ -57,6 +62,7 @@ from sim.scenario import (
     TreeWorkload,
 )
 from sim.serving import ServingDriver
+from sim.store import PutDriver
 from sim.streams import StreamDriver
 from sim.topology import Routes
 from sim.workloads import ChainDriver, Completion, IndependentDriver
@@ -122,6 +128,8 @@ class Simulation:
     """Whether `prepare` ran (start-up settled, drivers and faults scheduled)."""
     injected: list[Any] = field(default_factory=list)
     """The scenario's faults injected so far (a fault due after the workload ended is not)."""
+    gcs_memory: GcsMemoryModel | None = None
+    """The GCS memory model, when the scenario's ``gcs_memory.record_bytes`` turns it on."""
 
     def run(self, progress: Callable[[int], None] | None = None) -> dict[str, Any]:
         """Settle start-up, run the workload to completion and return the metrics summary.
@@ -152,6 +160,8 @@ class Simulation:
             host.call_at(host.now, partial(_start_driver, driver))
         for fault in self.scenario.faults:
             host.call_at(self.started_at + fault.at_s, partial(self._inject, fault))
+        if self.gcs_memory is not None:
+            self.gcs_memory.start(self.started_at)
         self._sample_queues()
         self._watch(host.now, -1)
 
@@ -243,6 +253,8 @@ class Simulation:
         result["warnings"] = self.warnings(makespan)
         if self.gcs.placement_group_table():
             result["placement_groups"] = self.placement_groups()
+        if self.gcs_memory is not None:
+            result["gcs_memory"] = self.gcs_memory.summary()
         timed = [d.times.summary() for d in self.drivers if getattr(d, "times", None)]
         if timed:
             result["rl"] = rl_summary(timed)
@@ -489,6 +501,28 @@ def _stream_drivers(sim: Simulation, spec: StreamWorkload) -> int:
     return spec.producers * (1 + spec.items)
 
 
+def _puts_drivers(sim: Simulation, spec: PutsWorkload) -> int:
+    """One put loop per driver, each putting ``puts`` objects."""
+    seed = sim.scenario.seed
+    for i, owner in enumerate(sim.owners):
+        rng = _rng(seed, f"workload:{i}")
+        args = (sim.host, owner, sim.metrics, sim.completion, spec, rng, spec.puts)
+        sim.drivers.append(PutDriver(*args, sim.scenario.object_store))
+    return spec.puts * len(sim.owners)
+
+
+def _allreduce_drivers(sim: Simulation, spec: AllreduceWorkload) -> int:
+    """One ring per driver (each its own actors), ``rounds`` allreduces each."""
+    seed = sim.scenario.seed
+    total = 0
+    for i, owner in enumerate(sim.owners):
+        rng = _rng(seed, f"workload:{i}")
+        driver = AllreduceDriver(sim.host, owner, sim.metrics, sim.completion, spec, rng)
+        sim.drivers.append(driver)
+        total += spec.rounds * spec.actors * spec.chunks * (2 * spec.actors - 1)
+    return total
+
+
 _WORKLOADS: dict[type, Callable[[Simulation, Any], int]] = {
     StreamWorkload: _stream_drivers,
     IndependentWorkload: _independent_drivers,
@@ -501,6 +535,8 @@ _WORKLOADS: dict[type, Callable[[Simulation, Any], int]] = {
     ParameterServerWorkload: _iterative_drivers,
     HyperparameterSearchWorkload: _search_drivers,
     ServingWorkload: _serving_drivers,
+    PutsWorkload: _puts_drivers,
+    AllreduceWorkload: _allreduce_drivers,
 }
 """Workload kind -> builder of its drivers (returns the number of tasks to run)."""
 
@@ -516,6 +552,9 @@ def build(scenario: Scenario) -> Simulation:
         sample_size=sched.sample_size,
         check_transitions=plane_spec.check_invariants,
     )
+    memory = scenario.gcs_memory
+    if memory.record_bytes:  # the GCS memory model: the table bounded only when flushing
+        config.task_table_max = memory.table_records if memory.flush else sys.maxsize
     metrics = MetricsRecorder()
     network = Network(scenario.network, cluster.nodes)
     host = Host(network, metrics, _rng(scenario.seed, "ties"), plane_spec.per_kib_us * 1e-6)
@@ -558,6 +597,8 @@ def build(scenario: Scenario) -> Simulation:
     sim.capacity = [res for res, _ in capacity]
     sim.completion = Completion(host, 0)
     sim.completion.total = _WORKLOADS[type(scenario.workload)](sim, scenario.workload)
+    if memory.record_bytes:
+        sim.gcs_memory = GcsMemoryModel(memory, host, list(shards))
     return sim
 
 

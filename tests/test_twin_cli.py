@@ -24,10 +24,12 @@ RUN_SCENARIO_OPTIONS = {
     "--scale-down",
     "--trace",
     "--calibrate",
+    "--calibrate-rl",
 }
-"""The options of `run-scenario` before the simulator and the twin harness were split."""
+"""The options of `run-scenario` (those from before the simulator and the twin harness were
+split, and `--calibrate-rl`, which times real PPO iterations)."""
 
-REAL_ONLY = {"--mode", "--scale-down", "--calibrate"}
+REAL_ONLY = {"--mode", "--scale-down", "--calibrate", "--calibrate-rl"}
 
 
 def _options(parser: object) -> set[str]:

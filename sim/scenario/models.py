@@ -239,6 +239,45 @@ class ControlPlaneSpec(_Spec):
     """Further slot time per MiB of output written to the object store."""
 
 
+class ObjectStoreSpec(_Spec):
+    """The cost of a program's ``put`` into its node's object store (the ``puts`` workload).
+
+    One put costs ``put_overhead_us`` (serialization and the IPC that creates and seals
+    the object) plus its size over the copy bandwidth: ``copy_gbps`` per copying thread,
+    at most ``memory_gbps`` for the node (memory bandwidth; 0: no cap). Objects of at
+    least ``threads_min_bytes`` are copied by the workload's ``threads`` threads, smaller
+    ones by one (the paper's Fig. 9 used 8 threads above 0.5 MB). The defaults cost
+    nothing, so scenarios without a ``puts`` workload are unaffected.
+    """
+
+    put_overhead_us: float = Field(0, ge=0)
+    copy_gbps: float = Field(0, ge=0)
+    """Copy bandwidth of one thread in GB/s (10^9 bytes); 0: copies cost nothing."""
+    memory_gbps: float = Field(0, ge=0)
+    """The node's memory bandwidth in GB/s shared by the copying threads; 0: no cap."""
+    threads_min_bytes: int = Field(512 * 1024, ge=0)
+
+
+class GcsMemorySpec(_Spec):
+    """A model of the GCS's memory: its task table, a capacity, and flushing to disk.
+
+    Off unless ``record_bytes`` > 0. The GCS holds ``record_bytes`` per task-table record;
+    with ``flush`` the core's GCS keeps at most ``table_records`` records in memory (it
+    evicts the least recently updated, ``runtime.core.gcs``) and the evicted ones are
+    written to disk at ``flush_mbps`` (memory is freed as they are written); without it
+    the table keeps every record. While memory exceeds ``capacity_mb`` the GCS stalls:
+    it serves nothing and what is sent to it waits. Memory is sampled every
+    ``sample_ms`` into ``metrics["gcs_memory"]``.
+    """
+
+    record_bytes: int = Field(0, ge=0)
+    capacity_mb: float = Field(1024, gt=0)
+    flush: bool = False
+    table_records: int = Field(1000, ge=1)
+    flush_mbps: float = Field(100, gt=0)
+    sample_ms: float = Field(100, gt=0)
+
+
 class SchedulerSpec(_Spec):
     """Placement policy and its knobs (``sample_size``: the sampling policies' only)."""
 
@@ -836,6 +875,76 @@ class ServingWorkload(_Spec):
         return [(f"workload.deployments.{i}", d.demand()) for i, d in enumerate(self.deployments)]
 
 
+def _refuse_unused(spec: _Spec, kind: str, unused: tuple[str, ...]) -> None:
+    """Raise when `spec` sets a field its workload `kind` does not use (never ignore one)."""
+    given = sorted(set(unused) & spec.model_fields_set)
+    if given:
+        raise ValueError(f"the {kind} workload does not use {', '.join(given)}: leave it out")
+
+
+class PutsWorkload(_WorkloadBase):
+    """Each driver puts `puts` objects of `object_bytes` into its node's store, one at a time.
+
+    A put costs the ``object_store`` model's time on the program's thread(s), then one
+    owner call (register and pin the object); the reference is dropped at once. One
+    "task" of the metrics is one put (``throughput_tps`` is IOPS).
+    """
+
+    kind: Literal["puts"]
+    puts: int = Field(1000, ge=1)
+    object_bytes: int = Field(1024, ge=1)
+    threads: int = Field(1, ge=1)
+    """Threads copying objects of at least ``object_store.threads_min_bytes``."""
+
+    @model_validator(mode="after")
+    def _no_task_fields(self) -> PutsWorkload:
+        _refuse_unused(self, "puts", _PUTS_UNUSED)
+        return self
+
+
+class AllreduceWorkload(_WorkloadBase):
+    """Ring allreduce of `bytes` over `actors` actors (one per node with ``actor_cpus``).
+
+    The vector is cut into one chunk per actor and each chunk into `chunks` pieces; a
+    round is 2 x (actors - 1) ring steps (reduce-scatter, then allgather), each step one
+    method call per actor and piece whose argument is what its left neighbour produced
+    at the previous step. A reduce-scatter call sums at ``reduce_gbps`` (0: free);
+    every call takes ``injected_delay_ms`` more (the paper's Fig. 12b). `rounds`
+    allreduces run one after the other (the first also waits for the actors to start).
+    """
+
+    kind: Literal["allreduce"]
+    actors: int = Field(16, ge=2)
+    bytes: int = Field(100_000_000, ge=1)
+    chunks: int = Field(1, ge=1)
+    rounds: int = Field(2, ge=1)
+    reduce_gbps: float = Field(0, ge=0)
+    injected_delay_ms: float = Field(0, ge=0)
+    actor_cpus: float = Field(1.0, ge=0)
+
+    @model_validator(mode="after")
+    def _no_task_fields(self) -> AllreduceWorkload:
+        _refuse_unused(self, "allreduce", _ALLREDUCE_UNUSED)
+        return self
+
+    def demands(self) -> list[tuple[str, dict[str, float]]]:
+        """An actor's request."""
+        return [("workload.actor_cpus", _demand(self.actor_cpus, 0, self.resources))]
+
+
+_ALLREDUCE_UNUSED = (
+    "duration_ms",
+    "gpu_duration_ms",
+    "output_bytes",
+    "num_cpus",
+    "num_gpus",
+    "placement_group",
+)
+"""Task fields the allreduce workload has no use for (sizes and durations are its own)."""
+_PUTS_UNUSED = (*_ALLREDUCE_UNUSED, "resources", "scheduling_strategy")
+"""Task fields the puts workload has no use for (it runs no task)."""
+
+
 WorkloadSpec = Annotated[
     StreamWorkload
     | IndependentWorkload
@@ -847,7 +956,9 @@ WorkloadSpec = Annotated[
     | RLWorkload
     | ParameterServerWorkload
     | HyperparameterSearchWorkload
-    | ServingWorkload,
+    | ServingWorkload
+    | PutsWorkload
+    | AllreduceWorkload,
     Field(discriminator="kind"),
 ]
 """A workload spec, discriminated on `kind`."""
@@ -940,6 +1051,8 @@ class Scenario(_Spec):
     network: NetworkSpec = NetworkSpec()
     control_plane: ControlPlaneSpec = ControlPlaneSpec()
     scheduler: SchedulerSpec = SchedulerSpec()
+    object_store: ObjectStoreSpec = ObjectStoreSpec()
+    gcs_memory: GcsMemorySpec = GcsMemorySpec()
     workload: WorkloadSpec = IndependentWorkload(kind="independent")
     faults: list[FaultSpec] = Field(default_factory=list)
     output: OutputSpec = OutputSpec()
