@@ -170,6 +170,17 @@ class _Request:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.ref: asyncio.Future = loop.create_future()
+        # The call's error reaches its caller through the response's own future; this one
+        # only feeds calls the response is passed to. Mark its error seen, so that dropping
+        # an unpassed failed response logs nothing ("Future exception was never retrieved",
+        # logged from the garbage collector at any point of the program).
+        self.ref.add_done_callback(_seen)
+
+
+def _seen(future: asyncio.Future) -> None:
+    """Mark a settled future's exception as retrieved."""
+    if not future.cancelled():
+        future.exception()
 
 
 async def _resolve_args(args: tuple, kwargs: dict) -> tuple[tuple, dict]:
