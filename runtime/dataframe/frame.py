@@ -1095,7 +1095,8 @@ def concat(
     copy: Any = None,
 ) -> Any:
     """pandas' `concat`; rows of frames with the same columns join without moving data."""
-    if isinstance(objs, dict):
+
+    def in_pandas() -> Any:
         return call_pandas(
             "concat",
             pandas.concat,
@@ -1111,6 +1112,9 @@ def concat(
                 sort=sort,
             ),
         )
+
+    if isinstance(objs, dict):
+        return in_pandas()
     items = [o for o in objs if o is not None]
     simple = (
         axis in (0, "index") and keys is None and levels is None and names is None and not verify_integrity
@@ -1121,21 +1125,7 @@ def concat(
         first = items[0]._meta.columns
         simple = all(o._meta.columns.equals(first) for o in items) and first.is_unique
     if not simple:
-        return call_pandas(
-            "concat",
-            pandas.concat,
-            (objs,),
-            dict(
-                axis=axis,
-                join=join,
-                ignore_index=ignore_index,
-                keys=keys,
-                levels=levels,
-                names=names,
-                verify_integrity=verify_integrity,
-                sort=sort,
-            ),
-        )
+        return in_pandas()
     meta = pandas.concat([o._meta for o in items], ignore_index=ignore_index)
     parts: list[Part] = []
     offset = 0
