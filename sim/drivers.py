@@ -238,6 +238,65 @@ def graph_template(spec: GraphWorkload, rng: random.Random) -> list[GraphNode]:
 # --- actors --------------------------------------------------------------------------------
 
 
+def create_actor(
+    owner: Owner,
+    name: str,
+    resources: dict[str, float],
+    strategy: Any,
+    now: float,
+    out: list[Any],
+    max_concurrency: int = 1,
+    max_restarts: int = 0,
+    checkpoint: CheckpointPlan | None = None,
+) -> int:
+    """Create an anonymous actor owned by `owner`; return its id."""
+    spec = TaskSpec(
+        task_id=owner.new_task_id(),
+        owner=owner.addr,
+        owner_node=owner.node,
+        function=name,
+        name=name,
+        resources=resources,
+        max_retries=0,
+        max_concurrency=max_concurrency,
+        strategy=strategy,
+    )
+    if checkpoint is not None:
+        spec.checkpoint = checkpoint
+    return owner.create_actor(spec, "", max_restarts, False, now, out)
+
+
+def call_actor(
+    owner: Owner,
+    actor_id: int,
+    name: str,
+    duration_s: float,
+    sizes: tuple[int, ...],
+    arg_refs: tuple[ObjectId, ...],
+    now: float,
+    out: list[Any],
+    max_retries: int = 0,
+) -> tuple[ObjectId, ...]:
+    """Submit a call of `duration_s` to actor `actor_id` returning objects of `sizes`."""
+    spec = TaskSpec(
+        task_id=owner.new_task_id(),
+        owner=owner.addr,
+        owner_node=owner.node,
+        function=name,
+        name=name,
+        resources={},
+        shape=(),
+        duration=duration_s,
+        num_returns=len(sizes),
+        output_sizes=sizes,
+        arg_refs=arg_refs,
+        kind=ACTOR_METHOD,
+        actor_id=actor_id,
+        max_retries=max_retries,  # Ray's max_task_retries (default 0)
+    )
+    return owner.submit(spec, now, out)
+
+
 class _ActorDriverBase(_DriverBase):
     """Creating actors and calling their methods."""
 
@@ -251,21 +310,10 @@ class _ActorDriverBase(_DriverBase):
         max_restarts: int = 0,
         checkpoint: CheckpointPlan | None = None,
     ) -> int:
-        owner = self.owner
-        spec = TaskSpec(
-            task_id=owner.new_task_id(),
-            owner=owner.addr,
-            owner_node=owner.node,
-            function=name,
-            name=name,
-            resources=resources,
-            max_retries=0,
-            max_concurrency=max_concurrency,
-            strategy=self._strategy(),
-        )
-        if checkpoint is not None:
-            spec.checkpoint = checkpoint
-        return owner.create_actor(spec, "", max_restarts, False, now, out)  # anonymous
+        return create_actor(
+            self.owner, name, resources, self._strategy(), now, out,
+            max_concurrency, max_restarts, checkpoint,
+        )  # fmt: skip
 
     def _call(
         self,
@@ -278,24 +326,9 @@ class _ActorDriverBase(_DriverBase):
         out: list[Any],
         max_retries: int = 0,
     ) -> tuple[ObjectId, ...]:
-        owner = self.owner
-        spec = TaskSpec(
-            task_id=owner.new_task_id(),
-            owner=owner.addr,
-            owner_node=owner.node,
-            function=name,
-            name=name,
-            resources={},
-            shape=(),
-            duration=duration_s,
-            num_returns=len(sizes),
-            output_sizes=sizes,
-            arg_refs=arg_refs,
-            kind=ACTOR_METHOD,
-            actor_id=actor_id,
-            max_retries=max_retries,  # Ray's max_task_retries (default 0)
+        return call_actor(
+            self.owner, actor_id, name, duration_s, sizes, arg_refs, now, out, max_retries
         )
-        return owner.submit(spec, now, out)
 
 
 class ActorDriver(_ActorDriverBase):

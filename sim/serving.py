@@ -41,8 +41,8 @@ from runtime.core.serve import (
     StartReplica,
 )
 from runtime.core.serve.replicas import HEALTHY
-from runtime.core.task import ACTOR_METHOD, TaskSpec
 from sim.distributions import Sampler, make_sampler
+from sim.drivers import call_actor, create_actor
 from sim.host import Host
 from sim.metrics import LogHistogram, MetricsRecorder, round_sig
 from sim.scenario import (
@@ -196,40 +196,16 @@ class ServingDriver:
                 self._pending[oid] = (dep, rep, None)
 
     def _create_actor(self, dep: SimDeployment, name: str, now: float, out: list[Any]) -> int:
-        owner = self.owner
-        spec = TaskSpec(
-            task_id=owner.new_task_id(),
-            owner=owner.addr,
-            owner_node=owner.node,
-            function=name,
-            name=name,
-            resources=dep.spec.demand(),
-            max_retries=0,
-            max_concurrency=dep.spec.max_concurrent_batches,
-            strategy=SPREAD if self.spread else None,
+        strategy = SPREAD if self.spread else None
+        resources = dep.spec.demand()
+        return create_actor(
+            self.owner, name, resources, strategy, now, out, dep.spec.max_concurrent_batches
         )
-        return owner.create_actor(spec, "", 0, False, now, out)
 
     def _submit_call(
         self, rep: SimReplica, name: str, duration_s: float, now: float, out: list[Any]
     ) -> tuple[ObjectId, ...]:
-        owner = self.owner
-        spec = TaskSpec(
-            task_id=owner.new_task_id(),
-            owner=owner.addr,
-            owner_node=owner.node,
-            function=name,
-            name=name,
-            resources={},
-            shape=(),
-            duration=duration_s,
-            num_returns=1,
-            output_sizes=(0,),
-            kind=ACTOR_METHOD,
-            actor_id=rep.actor_id,
-            max_retries=0,
-        )
-        return owner.submit(spec, now, out)
+        return call_actor(self.owner, rep.actor_id, name, duration_s, (0,), (), now, out)
 
     def _replica_started(self, dep: SimDeployment, rep: SimReplica, at: float) -> None:
         dep.replica_set.started(rep.replica_id)
