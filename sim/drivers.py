@@ -1,10 +1,11 @@
-"""More workload drivers: open-loop arrivals, task graphs (tree, shuffle, file), actors, RL, PS, HPO.
+"""Workload shapes and the simulator's own drivers: graph templates, training roles, open-loop
+arrivals, actor helpers and the hyperparameter search.
 
-Every driver submits through its owner (one owner service request per call, as in
-``sim.workloads``) and counts a task when the future of its first return value resolves.
-Graph-shaped workloads submit a whole graph at once and drop their references to every
-output straight away: pending tasks hold their arguments, so values are freed as soon as
-their consumers ran, and memory follows the graphs in flight.
+The closed-loop kinds' driving logic (independent, chain, graphs, actors, RL, PS) is
+written once in `sim.programs` and run by every engine; this module holds what those
+programs share with other drivers (templates, roles, iteration times) and the drivers
+that are the simulator's alone. Every driver submits through its owner (one owner
+service request per call) and counts a task when the future of its first return resolves.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from typing import Any
 from runtime.core.ids import ObjectId
 from runtime.core.messages import ObjectReady
 from runtime.core.owner import Owner
-from runtime.core.resources import shape_key
 from runtime.core.task import ACTOR_METHOD, CheckpointPlan, TaskSpec
 from sim.distributions import Sampler, make_sampler
 from sim.host import Host
@@ -44,7 +44,6 @@ class GraphNode:
     """None: the driver's output size model."""
     resources: dict[str, float] | None = None
     """None: the workload's demand."""
-    shape: Any = None
 
 
 class PoissonDriver(_DriverBase):
@@ -95,76 +94,6 @@ class PoissonDriver(_DriverBase):
         self._record(cmd, at)
         self._retire = cmd.oid
         self.host.serve_call(self.owner.addr, self._retire_fn, at)
-
-
-class GraphDriver(_DriverBase):
-    """Runs `instances` copies of a task graph, at most `window` at a time."""
-
-    def __init__(
-        self,
-        host: Host,
-        owner: Owner,
-        metrics: MetricsRecorder,
-        completion: Completion,
-        spec: Any,
-        rng: random.Random,
-        template: list[GraphNode],
-        instances: int,
-        window: int,
-    ) -> None:
-        """`template` lists the graph's tasks, each after the tasks it reads."""
-        super().__init__(host, owner, metrics, completion, spec, rng)
-        self.template = template
-        for node in template:
-            if node.resources is not None:
-                node.shape = shape_key(node.resources)
-        self.remaining = instances
-        self.window = window
-        self._left: dict[int, int] = {}
-        """Instance number -> tasks not yet ended."""
-        self._instance_of: dict[ObjectId, int] = {}
-        self._next = 0
-        self._submit_fn = self._submit_instance
-
-    def start(self) -> None:
-        """Submit the first `window` instances."""
-        for _ in range(min(self.window, self.remaining)):
-            self.host.serve_call(self.owner.addr, self._submit_fn)
-
-    def _submit_instance(self, now: float, out: list[Any]) -> None:
-        self.remaining -= 1
-        instance = self._next
-        self._next += 1
-        owner = self.owner
-        produced: list[tuple[ObjectId, ...]] = []
-        for node in self.template:
-            duration = (node.duration or self.duration_ms)() * 1e-3
-            output = node.output or self.output_bytes
-            spec = TaskSpec(
-                task_id=owner.new_task_id(),
-                owner=owner.addr,
-                owner_node=owner.node,
-                function=node.name,
-                name=node.name,
-                resources=node.resources if node.resources is not None else self.resources,
-                shape=node.shape if node.resources is not None else self.shape,
-                duration=duration,
-                num_returns=node.num_returns,
-                output_sizes=tuple(int(output()) for _ in range(node.num_returns)),
-                arg_refs=tuple(produced[i][r - 1] for i, r in node.args),
-                strategy=self._strategy(),
-            )
-            returns = owner.submit(spec, now, out)
-            produced.append(returns)
-            self._instance_of[returns[0]] = instance
-        self._left[instance] = len(self.template)
-        for returns in produced:
-            for oid in returns:
-                owner.remove_ref(oid, now, out)  # pending consumers hold what they read
-
-    def _on_ready(self, cmd: ObjectReady, at: float) -> None:
-        if self._group_completed(self._instance_of, self._left, cmd, at) and self.remaining > 0:
-            self.host.serve_call(self.owner.addr, self._submit_fn, at)
 
 
 def tree_template(leaves: int, fan_in: int) -> list[GraphNode]:
@@ -278,7 +207,21 @@ def call_actor(
     max_retries: int = 0,
 ) -> tuple[ObjectId, ...]:
     """Submit a call of `duration_s` to actor `actor_id` returning objects of `sizes`."""
-    spec = TaskSpec(
+    spec = actor_call_spec(owner, actor_id, name, duration_s, sizes, arg_refs, max_retries)
+    return owner.submit(spec, now, out)
+
+
+def actor_call_spec(
+    owner: Owner,
+    actor_id: int,
+    name: str,
+    duration_s: float,
+    sizes: tuple[int, ...],
+    arg_refs: tuple[ObjectId, ...],
+    max_retries: int = 0,
+) -> TaskSpec:
+    """The task of a call of `duration_s` to actor `actor_id` returning objects of `sizes`."""
+    return TaskSpec(
         task_id=owner.new_task_id(),
         owner=owner.addr,
         owner_node=owner.node,
@@ -294,7 +237,6 @@ def call_actor(
         actor_id=actor_id,
         max_retries=max_retries,  # Ray's max_task_retries (default 0)
     )
-    return owner.submit(spec, now, out)
 
 
 class _ActorDriverBase(_DriverBase):
@@ -329,95 +271,6 @@ class _ActorDriverBase(_DriverBase):
         return call_actor(
             self.owner, actor_id, name, duration_s, sizes, arg_refs, now, out, max_retries
         )
-
-
-class ActorDriver(_ActorDriverBase):
-    """Creates `actors` actors and calls each `calls` times, `window` calls in flight each."""
-
-    def __init__(
-        self,
-        host: Host,
-        owner: Owner,
-        metrics: MetricsRecorder,
-        completion: Completion,
-        spec: Any,
-        rng: random.Random,
-        actors: int,
-    ) -> None:
-        """A driver owning `actors` of the workload's actors."""
-        super().__init__(host, owner, metrics, completion, spec, rng)
-        self.actor_resources = {"CPU": spec.actor_cpus} if spec.actor_cpus else {}
-        if spec.actor_gpus:
-            self.actor_resources["GPU"] = spec.actor_gpus
-        self.actor_resources.update(spec.resources)
-        self.count = actors
-        self.calls = spec.calls
-        self.window = spec.window
-        self.max_concurrency = spec.max_concurrency
-        self.max_restarts = spec.max_restarts
-        self.max_task_retries = spec.max_task_retries
-        self.checkpoint = spec.checkpoint_interval
-        """None, or the actors' checkpoint interval (`runtime.core.checkpoints`)."""
-        self.checkpoint_s = spec.checkpoint_ms * 1e-3
-        self.checkpoint_bytes = spec.checkpoint_bytes
-        self.actor_ids: list[int] = []
-        self._left: dict[int, int] = {}
-        """Actor id -> calls not yet submitted."""
-        self._actor_of: dict[ObjectId, int] = {}
-        self._current = 0
-        self._retire: ObjectId = 0
-        self._call_fn = self._call_current
-        self._retire_fn = self._retire_and_call
-
-    def start(self) -> None:
-        """Create the actors, then fill each one's window of calls."""
-        self.host.serve_call(self.owner.addr, self._create_all)
-        for actor_id in self.actor_ids:
-            self._current = actor_id
-            for _ in range(min(self.window, self.calls)):
-                self.host.serve_call(self.owner.addr, self._call_fn)
-
-    def _create_all(self, now: float, out: list[Any]) -> None:
-        for i in range(self.count):
-            plan = None
-            if self.checkpoint is not None:
-                plan = CheckpointPlan(
-                    self.checkpoint, size=self.checkpoint_bytes, cost_s=self.checkpoint_s
-                )
-            actor_id = self._create_actor(
-                f"actor{i}",
-                self.actor_resources,
-                now,
-                out,
-                self.max_concurrency,
-                self.max_restarts,
-                plan,
-            )
-            self.actor_ids.append(actor_id)
-            self._left[actor_id] = self.calls
-
-    def _call_current(self, now: float, out: list[Any]) -> None:
-        actor_id = self._current
-        self._left[actor_id] -= 1
-        size = int(self.output_bytes())
-        duration = self.duration_ms() * 1e-3
-        retries = self.max_task_retries
-        (oid,) = self._call(actor_id, "step", duration, (size,), (), now, out, retries)
-        self._actor_of[oid] = actor_id
-
-    def _retire_and_call(self, now: float, out: list[Any]) -> None:
-        self.owner.remove_ref(self._retire, now, out)
-        if self._left[self._current] > 0:
-            self._call_current(now, out)
-
-    def _on_ready(self, cmd: ObjectReady, at: float) -> None:
-        actor_id = self._actor_of.pop(cmd.oid, None)
-        if actor_id is None:
-            return
-        self._record(cmd, at)
-        self._current = actor_id
-        self._retire = cmd.oid
-        self.host.serve_call(self.owner.addr, self._retire_fn, at)
 
 
 @dataclass(slots=True)
@@ -490,132 +343,6 @@ def rl_summary(per_driver: list[dict[str, Any]]) -> dict[str, Any]:
     for key in keys:
         merged[key] = round_sig(sum(d[key] for d in per_driver) / len(per_driver))
     return merged
-
-
-class IterativeDriver(_ActorDriverBase):
-    """Iterations of: workers read all weight shards and emit one gradient per server;
-    each server reads its gradients and emits its new weight shard.
-
-    RL is this with rollout actors as workers and one learner actor as the server; a
-    parameter server with worker tasks and ``servers`` server actors. Two iterations are
-    submitted ahead, as dependencies serialize them anyway.
-    """
-
-    LOOKAHEAD = 2
-
-    def __init__(
-        self,
-        host: Host,
-        owner: Owner,
-        metrics: MetricsRecorder,
-        completion: Completion,
-        spec: Any,
-        rng: random.Random,
-        workers: Role,
-        servers: Role,
-        iterations: int,
-        timed: bool = False,
-    ) -> None:
-        """A driver running `iterations` of the loop (`timed`: keep `IterationTimes`)."""
-        super().__init__(host, owner, metrics, completion, spec, rng)
-        self.workers = workers
-        self.servers = servers
-        self.iterations = iterations
-        self.submitted = 0
-        self._weights: tuple[ObjectId, ...] = ()
-        self._left: dict[int, int] = {}
-        self._iteration_of: dict[ObjectId, int] = {}
-        self._submit_fn = self._submit_iteration
-        self.times: IterationTimes | None = IterationTimes() if timed else None
-
-    def start(self) -> None:
-        """Create the actors, then submit the first iterations."""
-        self.host.serve_call(self.owner.addr, self._create_all)
-        for _ in range(min(self.LOOKAHEAD, self.iterations)):
-            self.host.serve_call(self.owner.addr, self._submit_fn)
-
-    def _create_all(self, now: float, out: list[Any]) -> None:
-        for role in (self.workers, self.servers):
-            if role.actors:
-                for i in range(role.count):
-                    actor = self._create_actor(f"{role.name}{i}", role.resources, now, out)
-                    role.actor_ids.append(actor)
-
-    def _run(
-        self,
-        role: Role,
-        i: int,
-        sizes: tuple[int, ...],
-        args: tuple[ObjectId, ...],
-        now: float,
-        out: list[Any],
-    ) -> tuple[ObjectId, ...]:
-        duration = role.duration_ms() * 1e-3
-        if role.actors:
-            return self._call(role.actor_ids[i], role.name, duration, sizes, args, now, out)
-        owner = self.owner
-        spec = TaskSpec(
-            task_id=owner.new_task_id(),
-            owner=owner.addr,
-            owner_node=owner.node,
-            function=role.name,
-            name=role.name,
-            resources=role.resources,
-            duration=duration,
-            num_returns=len(sizes),
-            output_sizes=sizes,
-            arg_refs=args,
-            strategy=self._strategy(),
-        )
-        return owner.submit(spec, now, out)
-
-    def _submit_iteration(self, now: float, out: list[Any]) -> None:
-        iteration = self.submitted
-        self.submitted += 1
-        workers, servers, owner = self.workers, self.servers, self.owner
-        previous = self._weights
-        grads = []
-        moved = 0  # bytes the iteration's outputs carry to their readers
-        for w in range(workers.count):
-            sizes = tuple(int(workers.output_bytes()) for _ in range(servers.count))
-            moved += sum(sizes)
-            grads.append(self._run(workers, w, sizes, previous, now, out))
-        weights = []
-        for s in range(servers.count):
-            args = tuple(g[s] for g in grads)
-            size = int(servers.output_bytes())
-            moved += size * workers.count  # every worker reads the new shard
-            (oid,) = self._run(servers, s, (size,), args, now, out)
-            weights.append(oid)
-        for returns in grads:
-            self._iteration_of[returns[0]] = iteration
-            for oid in returns:
-                owner.remove_ref(oid, now, out)
-        for oid in weights:
-            self._iteration_of[oid] = iteration
-        for oid in previous:
-            owner.remove_ref(oid, now, out)
-        self._weights = tuple(weights)
-        self._left[iteration] = workers.count + servers.count
-        if self.times is not None:
-            self.times.submitted(iteration, now, weights, moved)
-
-    def _finish(self, now: float, out: list[Any]) -> None:
-        for oid in self._weights:
-            self.owner.remove_ref(oid, now, out)
-        self._weights = ()
-
-    def _on_ready(self, cmd: ObjectReady, at: float) -> None:
-        if self.times is not None and cmd.error_kind is None:
-            iteration = self._iteration_of.get(cmd.oid)
-            if iteration is not None:
-                self.times.ready(cmd.oid, iteration, at)
-        if not self._group_completed(self._iteration_of, self._left, cmd, at):
-            return
-        if self.submitted < self.iterations:
-            self.host.serve_call(self.owner.addr, self._submit_fn, at)
-        elif not self._left:
-            self.host.serve_call(self.owner.addr, self._finish, at)
 
 
 # --- hyperparameter search -----------------------------------------------------------------
@@ -772,10 +499,7 @@ def ps_roles(spec: Any, rng: random.Random) -> tuple[Role, Role]:
 
 
 __all__ = [
-    "ActorDriver",
-    "GraphDriver",
     "GraphNode",
-    "IterativeDriver",
     "PoissonDriver",
     "Role",
     "SearchDriver",

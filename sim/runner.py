@@ -25,26 +25,13 @@ from runtime.core.global_scheduler import GlobalScheduler
 from runtime.core.owner import Owner
 from runtime.core.raylet import WAIT_CAUSES, Raylet
 from sim.collectives import AllreduceDriver
-from sim.drivers import (
-    ActorDriver,
-    GraphDriver,
-    GraphNode,
-    IterativeDriver,
-    PoissonDriver,
-    SearchDriver,
-    graph_template,
-    ps_roles,
-    rl_roles,
-    rl_summary,
-    shuffle_template,
-    split,
-    tree_template,
-)
+from sim.drivers import PoissonDriver, SearchDriver, rl_summary, split
 from sim.flows import FlowNetwork
 from sim.gcs_memory import GcsMemoryModel
 from sim.host import Host
 from sim.metrics import MetricsRecorder, recovery, wait_summary
 from sim.network import Network
+from sim.programs import make_program
 from sim.scenario import (
     ActorWorkload,
     AllreduceWorkload,
@@ -62,10 +49,11 @@ from sim.scenario import (
     TreeWorkload,
 )
 from sim.serving import ServingDriver
+from sim.sim_engine import SimEngine
 from sim.store import PutDriver
 from sim.streams import StreamDriver
 from sim.topology import Routes
-from sim.workloads import ChainDriver, Completion, IndependentDriver
+from sim.workloads import Completion
 
 HEAD_NODE = 0
 WATCHDOG_S = 10.0
@@ -371,90 +359,30 @@ def node_capacities(scenario: Scenario) -> list[tuple[dict[str, float], int]]:
     return nodes
 
 
+def _program_drivers(sim: Simulation, spec: Any) -> int:
+    """One engine per owner running that driver's workload program (`sim.programs`)."""
+    seed, n = sim.scenario.seed, len(sim.owners)
+    total = 0
+    for i, owner in enumerate(sim.owners):
+        rng = _rng(seed, f"workload:{i}")
+        program = make_program(spec, rng, i, n)
+        args = (sim.host, owner, sim.metrics, sim.completion, spec, rng, program)
+        sim.drivers.append(SimEngine(*args))
+        total += program.tasks
+    return total
+
+
 def _independent_drivers(sim: Simulation, spec: IndependentWorkload) -> int:
-    """One driver per owner; tasks split as evenly as possible (open loop with a rate)."""
+    """Closed-loop programs, or open-loop arrivals at a rate (tasks split evenly)."""
+    if spec.poisson_rate_tps is None:
+        return _program_drivers(sim, spec)
     seed, n = sim.scenario.seed, len(sim.owners)
     for i, owner in enumerate(sim.owners):
         tasks = split(spec.tasks, n, i)
         rng = _rng(seed, f"workload:{i}")
         args = (sim.host, owner, sim.metrics, sim.completion, spec, rng, tasks)
-        if spec.poisson_rate_tps is not None:
-            sim.drivers.append(PoissonDriver(*args, spec.poisson_rate_tps / n))
-        else:
-            sim.drivers.append(IndependentDriver(*args))
+        sim.drivers.append(PoissonDriver(*args, spec.poisson_rate_tps / n))
     return spec.tasks
-
-
-def _graph_drivers(
-    sim: Simulation, spec: Any, template: Callable[[random.Random], list[GraphNode]], copies: int
-) -> int:
-    """One GraphDriver per owner running its share of `copies` copies of a graph."""
-    seed, n = sim.scenario.seed, len(sim.owners)
-    total = 0
-    for i, owner in enumerate(sim.owners):
-        rng = _rng(seed, f"workload:{i}")
-        nodes = template(rng)
-        share = split(copies, n, i)
-        driver = GraphDriver(
-            sim.host, owner, sim.metrics, sim.completion, spec, rng, nodes, share, spec.window
-        )
-        sim.drivers.append(driver)
-        total += share * len(nodes)
-    return total
-
-
-def _tree_drivers(sim: Simulation, spec: TreeWorkload) -> int:
-    return _graph_drivers(
-        sim, spec, lambda rng: tree_template(spec.leaves, spec.fan_in), spec.trees
-    )
-
-
-def _shuffle_drivers(sim: Simulation, spec: ShuffleWorkload) -> int:
-    template = lambda rng: shuffle_template(spec.maps, spec.reduces)  # noqa: E731
-    return _graph_drivers(sim, spec, template, spec.rounds * len(sim.owners))
-
-
-def _file_graph_drivers(sim: Simulation, spec: GraphWorkload) -> int:
-    template = lambda rng: graph_template(spec, rng)  # noqa: E731
-    return _graph_drivers(sim, spec, template, spec.repeats * len(sim.owners))
-
-
-def _shared_drivers(sim: Simulation, spec: Any, cls: type, units: int) -> None:
-    """One `cls` driver per owner, `units` (actors, trials) split as evenly as possible."""
-    seed, n = sim.scenario.seed, len(sim.owners)
-    for i, owner in enumerate(sim.owners):
-        rng = _rng(seed, f"workload:{i}")
-        share = split(units, n, i)
-        sim.drivers.append(cls(sim.host, owner, sim.metrics, sim.completion, spec, rng, share))
-
-
-def _actor_drivers(sim: Simulation, spec: ActorWorkload) -> int:
-    _shared_drivers(sim, spec, ActorDriver, spec.actors)
-    return spec.actors * spec.calls
-
-
-def _iterative_drivers(sim: Simulation, spec: Any) -> int:
-    """One driver per owner, each running the whole training loop."""
-    roles = rl_roles if isinstance(spec, RLWorkload) else ps_roles
-    total = 0
-    for i, owner in enumerate(sim.owners):
-        rng = _rng(sim.scenario.seed, f"workload:{i}")
-        workers, servers = roles(spec, rng)
-        driver = IterativeDriver(
-            sim.host,
-            owner,
-            sim.metrics,
-            sim.completion,
-            spec,
-            rng,
-            workers,
-            servers,
-            spec.iterations,
-            timed=isinstance(spec, RLWorkload),
-        )
-        sim.drivers.append(driver)
-        total += spec.iterations * (workers.count + servers.count)
-    return total
 
 
 def _search_drivers(sim: Simulation, spec: HyperparameterSearchWorkload) -> int:
@@ -467,17 +395,6 @@ def _search_drivers(sim: Simulation, spec: HyperparameterSearchWorkload) -> int:
         sim.drivers.append(SearchDriver(*args))
         first += share
     return spec.trials * spec.epochs
-
-
-def _chain_drivers(sim: Simulation, spec: ChainWorkload) -> int:
-    """Chains handed to drivers round robin."""
-    seed, n = sim.scenario.seed, len(sim.owners)
-    for i, owner in enumerate(sim.owners):
-        chains = list(range(i, spec.chains, n))
-        rng = _rng(seed, f"workload:{i}")
-        driver = ChainDriver(sim.host, owner, sim.metrics, sim.completion, spec, rng, chains)
-        sim.drivers.append(driver)
-    return spec.chains * spec.length
 
 
 def _serving_drivers(sim: Simulation, spec: ServingWorkload) -> int:
@@ -526,13 +443,13 @@ def _allreduce_drivers(sim: Simulation, spec: AllreduceWorkload) -> int:
 _WORKLOADS: dict[type, Callable[[Simulation, Any], int]] = {
     StreamWorkload: _stream_drivers,
     IndependentWorkload: _independent_drivers,
-    ChainWorkload: _chain_drivers,
-    TreeWorkload: _tree_drivers,
-    ShuffleWorkload: _shuffle_drivers,
-    GraphWorkload: _file_graph_drivers,
-    ActorWorkload: _actor_drivers,
-    RLWorkload: _iterative_drivers,
-    ParameterServerWorkload: _iterative_drivers,
+    ChainWorkload: _program_drivers,
+    TreeWorkload: _program_drivers,
+    ShuffleWorkload: _program_drivers,
+    GraphWorkload: _program_drivers,
+    ActorWorkload: _program_drivers,
+    RLWorkload: _program_drivers,
+    ParameterServerWorkload: _program_drivers,
     HyperparameterSearchWorkload: _search_drivers,
     ServingWorkload: _serving_drivers,
     PutsWorkload: _puts_drivers,

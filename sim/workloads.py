@@ -1,4 +1,6 @@
-"""Workload drivers: programs that submit tasks through their owner with bounded in-flight work.
+"""The base of the simulator's drivers (owner, samplers, placement groups) and run completion.
+
+The closed-loop workload kinds run as `sim.programs` on `sim.sim_engine.SimEngine`.
 
 A driver reacts to its futures resolving (ObjectReady) by dropping the result and
 submitting more, so memory is proportional to the tasks in flight, never to the total.
@@ -23,7 +25,6 @@ from runtime.core.task import TaskSpec
 from sim.distributions import Sampler, make_sampler
 from sim.host import Host
 from sim.metrics import MetricsRecorder
-from sim.scenario import ChainWorkload, IndependentWorkload
 
 
 @dataclass(slots=True)
@@ -163,132 +164,3 @@ class _DriverBase:
 
     def _on_ready(self, cmd: ObjectReady, at: float) -> None:
         raise NotImplementedError
-
-
-class IndependentDriver(_DriverBase):
-    """Submits `tasks` independent tasks, keeping at most `window` in flight."""
-
-    def __init__(
-        self,
-        host: Host,
-        owner: Owner,
-        metrics: MetricsRecorder,
-        completion: Completion,
-        spec: IndependentWorkload,
-        rng: random.Random,
-        tasks: int,
-    ) -> None:
-        """A driver for `tasks` of the workload `spec` (its share of the total)."""
-        super().__init__(host, owner, metrics, completion, spec, rng)
-        self.remaining = tasks
-        self.window = spec.window
-        self._retire: ObjectId = 0
-        self._submit_fn = self._submit
-        self._retire_fn = self._retire_and_submit
-
-    def start(self) -> None:
-        """Fill the window (one owner call per submission)."""
-        serve, addr = self.host.serve_call, self.owner.addr
-        for _ in range(min(self.window, self.remaining)):
-            serve(addr, self._submit_fn)
-
-    def _submit(self, now: float, out: list[Any]) -> None:
-        self.remaining -= 1
-        self.owner.submit(self._new_spec("independent"), now, out)
-
-    def _retire_and_submit(self, now: float, out: list[Any]) -> None:
-        owner = self.owner
-        owner.remove_ref(self._retire, now, out)
-        if self.remaining > 0:
-            self.remaining -= 1
-            owner.submit(self._new_spec("independent"), now, out)
-
-    def _on_ready(self, cmd: ObjectReady, at: float) -> None:
-        if cmd.error_kind is None:
-            self.metrics.task_done(at - cmd.submitted_at, at)
-        else:
-            self.metrics.task_failed(at)
-        self.completion.task_ended(at)
-        self._retire = cmd.oid
-        self.host.serve_call(self.owner.addr, self._retire_fn, at)
-
-
-@dataclass(slots=True)
-class ChainState:
-    """Progress of one chain: next task index, its driver's newest reference, total work."""
-
-    index: int
-    submitted: int = 0
-    last_oid: ObjectId = 0
-    work_s: float = 0.0
-
-
-class ChainDriver(_DriverBase):
-    """Runs chains of dependent tasks, each task consuming the previous task's output.
-
-    Each chain keeps two tasks submitted: the one running (or about to) and its successor
-    waiting at the owner for its argument, so dependency resolution is the owner's job and
-    memory stays proportional to the number of chains.
-    """
-
-    LOOKAHEAD = 2
-
-    def __init__(
-        self,
-        host: Host,
-        owner: Owner,
-        metrics: MetricsRecorder,
-        completion: Completion,
-        spec: ChainWorkload,
-        rng: random.Random,
-        chain_indices: list[int],
-    ) -> None:
-        """A driver for the chains numbered `chain_indices` of the workload `spec`."""
-        super().__init__(host, owner, metrics, completion, spec, rng)
-        self.length = spec.length
-        self.chains = [ChainState(i) for i in chain_indices]
-        self._chain_of: dict[ObjectId, ChainState] = {}
-        self._current: ChainState | None = None
-        self._retire: ObjectId = 0
-        self._extend_fn = self._extend
-        self._retire_fn = self._retire_and_extend
-
-    def start(self) -> None:
-        """Submit the first tasks of every chain."""
-        serve, addr = self.host.serve_call, self.owner.addr
-        for chain in self.chains:
-            self._current = chain
-            for _ in range(min(self.LOOKAHEAD, self.length)):
-                serve(addr, self._extend_fn)
-
-    def _extend(self, now: float, out: list[Any]) -> None:
-        """Submit the next task of the current chain, consuming its newest output."""
-        chain = self._current
-        assert chain is not None
-        previous = chain.last_oid
-        spec = self._new_spec("chain", (previous,) if previous else ())
-        chain.work_s += spec.duration
-        chain.submitted += 1
-        (oid,) = spec.return_ids()
-        self._chain_of[oid] = chain  # before submit: a failed argument resolves it at once
-        chain.last_oid = oid
-        self.owner.submit(spec, now, out)
-        if previous:
-            self.owner.remove_ref(previous, now, out)  # the new task holds it now
-
-    def _retire_and_extend(self, now: float, out: list[Any]) -> None:
-        chain = self._current
-        assert chain is not None
-        if self._retire == chain.last_oid and chain.submitted >= self.length:
-            self.owner.remove_ref(self._retire, now, out)  # the chain's final result
-        elif chain.submitted < self.length:
-            self._extend(now, out)
-
-    def _on_ready(self, cmd: ObjectReady, at: float) -> None:
-        chain = self._chain_of.pop(cmd.oid, None)
-        if chain is None:
-            return  # resolved again after a lineage reconstruction: counted already
-        self._record(cmd, at)
-        self._current = chain
-        self._retire = cmd.oid
-        self.host.serve_call(self.owner.addr, self._retire_fn, at)

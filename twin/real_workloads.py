@@ -1,8 +1,11 @@
-"""Drive every workload kind on real workers with the simulator's shapes, counts and draws.
+"""Drive every workload kind on real workers (twinray's or Ray's) with the simulator's draws.
 
-Each runner mirrors its simulated driver in ``sim.workloads`` / ``sim.drivers``: the same
-graph templates, roles, windows and lookaheads, and the same random draws in the same
-order from the same stream (``{seed}:workload:0``; real mode runs one driver). Task
+`RealDriver` is the real engine of the workload programs (`sim.programs`): the kinds they
+describe (independent, chain, tree, shuffle, graph, actors, rl, parameter_server) run
+the very code the simulator runs, drawing from the same stream (``{seed}:workload:0``;
+real mode runs one driver). hyperparameter_search runs `sim.trial_loop.TrialLoop` and
+streams mirror `sim.streams`. The driver uses only Ray's public API on the module it is
+given, so the same runs work on `runtime` (twinray) and on `ray`. Task
 bodies are `work`: they sleep (or spin) for the drawn duration and return outputs of the
 drawn sizes through the real object store; graph-shaped workloads pass ObjectRefs as
 arguments; actor workloads call methods of real actors. A task counts when its first
@@ -17,30 +20,10 @@ from collections.abc import Callable
 from typing import Any
 
 from sim.distributions import make_sampler
-from sim.drivers import (
-    GraphNode,
-    IterationTimes,
-    Role,
-    graph_template,
-    ps_roles,
-    rl_roles,
-    shuffle_template,
-    tree_template,
-)
+from sim.drivers import IterationTimes
 from sim.metrics import MetricsRecorder
-from sim.scenario import (
-    ActorWorkload,
-    ChainWorkload,
-    GraphWorkload,
-    HyperparameterSearchWorkload,
-    IndependentWorkload,
-    ParameterServerWorkload,
-    RLWorkload,
-    Scenario,
-    ShuffleWorkload,
-    StreamWorkload,
-    TreeWorkload,
-)
+from sim.programs import PROGRAM_KINDS, Program, make_program
+from sim.scenario import HyperparameterSearchWorkload, Scenario, StreamWorkload
 from sim.trial_loop import SimTrial, TrialLoop
 
 SPIN_BELOW_S = 1e-3
@@ -80,6 +63,11 @@ class Stateful:
     def step(self, duration_s: float, nbytes: int | tuple[int, ...], *args: Any) -> Any:
         """Occupy the actor for `duration_s`; return outputs of the drawn size(s)."""
         return work(duration_s, nbytes, *args)
+
+
+def _actor_key(handle: Any) -> int:
+    """A key of an actor handle (twinray's actor id; Ray's handles: the object's id)."""
+    return getattr(handle, "actor_id", None) or id(handle)
 
 
 GROUP_WAIT_S = 60.0
@@ -124,7 +112,7 @@ class RealDriver:
         self.failed: set[Any] = set()
         """Refs of finished tasks that raised (a runner that cares removes them)."""
         self.rl_times: IterationTimes | None = None
-        """An RL loop's iteration times (`run_iterative` sets them)."""
+        """An RL loop's iteration times (`run_program` sets them)."""
         self.count = 0
         self.strategies: list[Any] = self._strategies(spec)
         """Scheduling strategies of the tasks and actors, used in turn (none: default)."""
@@ -191,14 +179,7 @@ class RealDriver:
         refs = fn.remote(duration_s, self._body_sizes(sizes), *args)
         return self._returns(name, tag, refs, sizes)
 
-    def create_actor(self, resources: dict[str, float]) -> Any:
-        """Start one actor holding `resources` (placement needs them, as in the simulator)."""
-        options = {**_options(resources), **self._strategy_options()}
-        handle = self.ray.remote(Stateful).options(**options).remote()
-        self.actor_calls[handle.actor_id] = []
-        return handle
-
-    def call(
+    def actor_call(
         self,
         actor: Any,
         tag: Any,
@@ -209,16 +190,74 @@ class RealDriver:
         """Call `actor.step`; return the refs of its `len(sizes)` return values."""
         name = f"t{self.count}"
         self.count += 1
-        self.actor_calls[actor.actor_id].append(name)
+        self.actor_calls[_actor_key(actor)].append(name)
         method = actor.step.options(num_returns=len(sizes))
         self.submitted_at[name] = time.monotonic()
         refs = method.remote(duration_s, self._body_sizes(sizes), *args)
         return self._returns(name, tag, refs, sizes)
 
-    def submit(self, tag: Any, *args: Any) -> Any:
-        """A task of the workload's demand with freshly drawn duration, then size."""
-        duration = self.duration_ms() * 1e-3
-        return self.task(tag, duration, (int(self.output_bytes()),), args)[0]
+    # the engine interface of workload programs (`sim.programs.Engine`)
+
+    def owner_call(self, fn: Callable[[float, Any], None], at: float | None = None) -> None:
+        """Run a piece of the program now: real submissions need no owner call of their own."""
+        fn(time.monotonic() - self.t0, None)
+
+    def submit(
+        self,
+        tag: Any,
+        function: str,
+        duration_s: float,
+        sizes: tuple[int, ...],
+        args: tuple[Any, ...],
+        now: float,
+        out: Any,
+        resources: dict[str, float] | None = None,
+        name: str = "",
+    ) -> tuple[Any, ...]:
+        """A task of `work` (`function` and `name` are the simulator's labels); its refs."""
+        return tuple(self.task(tag, duration_s, sizes, args, resources))
+
+    def release(self, handle: Any, now: float, out: Any) -> None:
+        """Nothing to do: the object is freed when its last ObjectRef goes."""
+
+    def create_actor(
+        self,
+        name: str,
+        resources: dict[str, float],
+        now: float = 0.0,
+        out: Any = None,
+        max_concurrency: int = 1,
+        max_restarts: int = 0,
+        checkpoint: Any = None,
+    ) -> Any:
+        """Start one `Stateful` actor holding `resources` (placement needs them)."""
+        options = {**_options(resources), **self._strategy_options()}
+        if max_concurrency != 1:
+            options["max_concurrency"] = max_concurrency
+        if max_restarts:
+            options["max_restarts"] = max_restarts
+        handle = self.ray.remote(Stateful).options(**options).remote()
+        self.actor_calls[_actor_key(handle)] = []
+        return handle
+
+    def call(
+        self,
+        tag: Any,
+        actor: Any,
+        name: str,
+        duration_s: float,
+        sizes: tuple[int, ...],
+        args: tuple[Any, ...],
+        now: float = 0.0,
+        out: Any = None,
+        max_retries: int = 0,
+    ) -> tuple[Any, ...]:
+        """Call `actor.step` (the simulator's method `name`); its refs.
+
+        Retries of failed calls (`max_retries`) matter only where workers fail, which real
+        mode does not inject (`fit_to_machine` refuses fault scenarios).
+        """
+        return tuple(self.actor_call(actor, tag, duration_s, sizes, args))
 
     def next_done(self) -> list[tuple[Any, Any]]:
         """Block until at least one pending task finishes; return (ref, tag) of finished ones."""
@@ -269,192 +308,26 @@ class RealDriver:
         self.metrics.task_finished(end - start, max(0.0, start - submitted), 0, end - self.t0)
 
 
-# --- independent tasks and chains (sim.workloads) ------------------------------------------
+# --- workload programs (sim.programs): the simulator's drivers, written once ---------------
 
 
-def run_independent(driver: RealDriver, spec: IndependentWorkload) -> None:
-    """`tasks` independent tasks, at most `window` in flight."""
-    remaining = spec.tasks
-    for _ in range(min(spec.window, remaining)):
-        driver.submit(None)
-        remaining -= 1
+def run_program(driver: RealDriver, spec: Any) -> Program:
+    """Run the workload's program (driver 0 of ``spec.drivers``) on `driver`; return it.
+
+    Real mode runs one driver (a scenario that fits this machine has one node, and
+    scaling down merges the drivers), so the program draws from the simulator's stream
+    of driver 0 and runs the same tasks as the simulated driver 0.
+    """
+    program = make_program(spec, driver.rng, 0, spec.drivers)
+    driver.rl_times = program.times
+    program.start(driver)
+    done = program.done
     while driver.pending:
-        for _ in driver.next_done():
-            if remaining > 0:
-                driver.submit(None)
-                remaining -= 1
-
-
-def run_chains(driver: RealDriver, spec: ChainWorkload) -> None:
-    """`chains` chains of `length` tasks, each consuming its predecessor; 2 submitted each."""
-    submitted = [0] * spec.chains
-    last: list[Any] = [None] * spec.chains
-
-    def extend(chain: int) -> None:
-        args = () if last[chain] is None else (last[chain],)
-        last[chain] = driver.submit(chain, *args)
-        submitted[chain] += 1
-
-    for chain in range(spec.chains):
-        for _ in range(min(2, spec.length)):
-            extend(chain)
-    while driver.pending:
-        for _, chain in driver.next_done():
-            if submitted[chain] < spec.length:
-                extend(chain)
-
-
-# --- task graphs: tree, shuffle, file (sim.drivers.GraphDriver) ----------------------------
-
-
-def _submit_graph(driver: RealDriver, template: list[GraphNode], instance: int) -> None:
-    """Submit one copy of the graph; ObjectRefs flow between its tasks as arguments."""
-    produced: list[list[Any]] = []
-    for node in template:
-        duration = (node.duration or driver.duration_ms)() * 1e-3
-        output = node.output or driver.output_bytes
-        sizes = tuple(int(output()) for _ in range(node.num_returns))
-        args = tuple(produced[i][r - 1] for i, r in node.args)
-        produced.append(driver.task(instance, duration, sizes, args, node.resources))
-
-
-def run_graph(driver: RealDriver, template: list[GraphNode], copies: int, window: int) -> None:
-    """`copies` copies of a graph, `window` in flight; a copy ends when all its tasks did."""
-    left: dict[int, int] = {}
-    started = 0
-    while started < min(window, copies):
-        _submit_graph(driver, template, started)
-        left[started] = len(template)
-        started += 1
-    while driver.pending:
-        for _, instance in driver.next_done():
-            left[instance] -= 1
-            if left[instance] == 0 and started < copies:
-                del left[instance]
-                _submit_graph(driver, template, started)
-                left[started] = len(template)
-                started += 1
-
-
-def run_tree(driver: RealDriver, spec: TreeWorkload) -> None:
-    """`trees` tree reductions (leaves combined `fan_in` at a time), `window` in flight."""
-    run_graph(driver, tree_template(spec.leaves, spec.fan_in), spec.trees, spec.window)
-
-
-def run_shuffle(driver: RealDriver, spec: ShuffleWorkload) -> None:
-    """`rounds` map-reduce shuffles (one driver), `window` in flight."""
-    run_graph(driver, shuffle_template(spec.maps, spec.reduces), spec.rounds, spec.window)
-
-
-def run_file_graph(driver: RealDriver, spec: GraphWorkload) -> None:
-    """The file's task graph `repeats` times (one driver), `window` copies in flight."""
-    run_graph(driver, graph_template(spec, driver.rng), spec.repeats, spec.window)
-
-
-# --- actors (sim.drivers.ActorDriver) ------------------------------------------------------
-
-
-def _actor_resources(spec: ActorWorkload) -> dict[str, float]:
-    res = {"CPU": spec.actor_cpus} if spec.actor_cpus else {}
-    if spec.actor_gpus:
-        res["GPU"] = spec.actor_gpus
-    res.update(spec.resources)
-    return res
-
-
-def run_actors(driver: RealDriver, spec: ActorWorkload) -> None:
-    """`actors` actors called `calls` times each, `window` calls in flight per actor."""
-    actors = [driver.create_actor(_actor_resources(spec)) for _ in range(spec.actors)]
-    left = dict.fromkeys(range(len(actors)), spec.calls)
-
-    def call(i: int) -> None:
-        left[i] -= 1
-        size = int(driver.output_bytes())  # the simulator draws the size first
-        driver.call(actors[i], i, driver.duration_ms() * 1e-3, (size,))
-
-    for i in range(len(actors)):
-        for _ in range(min(spec.window, spec.calls)):
-            call(i)
-    while driver.pending:
-        for _, i in driver.next_done():
-            if left[i] > 0:
-                call(i)
-
-
-# --- RL and parameter servers (sim.drivers.IterativeDriver) --------------------------------
-
-LOOKAHEAD = 2
-"""Iterations submitted ahead, as in the simulator (dependencies serialize them anyway)."""
-
-
-class _Loop:
-    """Iterations of: workers read all weight shards, emit one gradient per server; each
-    server reads its gradients and emits its new shard."""
-
-    def __init__(self, driver: RealDriver, workers: Role, servers: Role) -> None:
-        self.driver = driver
-        self.workers = workers
-        self.servers = servers
-        self.handles = {
-            role.name: [driver.create_actor(role.resources) for _ in range(role.count)]
-            for role in (workers, servers)
-            if role.actors
-        }
-        self.weights: list[Any] = []
-        self.left: dict[int, int] = {}
-        self.submitted = 0
-        self.times: IterationTimes | None = None
-        """RL loops: when each iteration started and its rollouts and weights were done."""
-
-    def _run(self, role: Role, i: int, sizes: tuple[int, ...], args: tuple) -> list[Any]:
-        duration = role.duration_ms() * 1e-3
-        if role.actors:
-            return self.driver.call(
-                self.handles[role.name][i], self.submitted, duration, sizes, args
-            )
-        return self.driver.task(self.submitted, duration, sizes, args, role.resources)
-
-    def submit(self) -> None:
-        """Submit the next iteration (reading the previous one's weights)."""
-        workers, servers, previous = self.workers, self.servers, tuple(self.weights)
-        grads = []
-        moved = 0  # bytes the iteration's outputs carry to their readers (as the sim counts)
-        for w in range(workers.count):
-            sizes = tuple(int(workers.output_bytes()) for _ in range(servers.count))
-            moved += sum(sizes)
-            grads.append(self._run(workers, w, sizes, previous))
-        weights = []
-        for s in range(servers.count):
-            args = tuple(g[s] for g in grads)
-            size = int(servers.output_bytes())
-            moved += size * workers.count
-            weights.extend(self._run(servers, s, (size,), args))
-        self.weights = weights
-        self.left[self.submitted] = workers.count + servers.count
-        if self.times is not None:
-            now = time.monotonic() - self.driver.t0
-            self.times.submitted(self.submitted, now, weights, moved)
-        self.submitted += 1
-
-
-def run_iterative(driver: RealDriver, spec: RLWorkload | ParameterServerWorkload) -> None:
-    """RL (rollout actors -> learner actor) or parameter servers (worker tasks -> servers)."""
-    roles = rl_roles if isinstance(spec, RLWorkload) else ps_roles
-    loop = _Loop(driver, *roles(spec, driver.rng))
-    if isinstance(spec, RLWorkload):
-        loop.times = driver.rl_times = IterationTimes()
-    for _ in range(min(LOOKAHEAD, spec.iterations)):
-        loop.submit()
-    while driver.pending:
-        for ref, iteration in driver.next_done():
-            if loop.times is not None:
-                loop.times.ready(ref, iteration, driver.last - driver.t0)
-            loop.left[iteration] -= 1
-            if loop.left[iteration] == 0:
-                del loop.left[iteration]
-                if loop.submitted < spec.iterations:
-                    loop.submit()
-    loop.weights = []
+        for ref, tag in driver.next_done():
+            ok = ref not in driver.failed
+            driver.failed.discard(ref)
+            done(tag, ref, ok, driver.last - driver.t0)
+    return program
 
 
 # --- hyperparameter search (sim.drivers.SearchDriver) --------------------------------------
@@ -575,14 +448,7 @@ def run_stream(driver: RealDriver, spec: StreamWorkload) -> None:
 
 RUNNERS: dict[str, Callable[[RealDriver, Any], object]] = {
     "stream": run_stream,
-    "independent": run_independent,
-    "chain": run_chains,
-    "tree": run_tree,
-    "shuffle": run_shuffle,
-    "graph": run_file_graph,
-    "actors": run_actors,
-    "rl": run_iterative,
-    "parameter_server": run_iterative,
     "hyperparameter_search": run_search,
+    **{kind: run_program for kind in PROGRAM_KINDS},
 }
 """Workload kind -> real-mode runner (the simulator's driver shape, on real workers)."""

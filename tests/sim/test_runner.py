@@ -15,9 +15,9 @@ from sim.cli import main
 from sim.host import Host
 from sim.metrics import MetricsRecorder
 from sim.network import Network
+from sim.programs import ChainProgram
 from sim.runner import build, run_scenario
 from sim.scenario import NetworkSpec, Scenario, load_scenario
-from sim.workloads import ChainDriver
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = ROOT / "scenarios"
@@ -73,7 +73,8 @@ def test_spillback_happens_only_when_threshold_is_low() -> None:
 def test_chain_makespan_covers_each_chain_of_durations() -> None:
     sim = build(load_scenario(CHAIN))
     metrics = sim.run()
-    chains = [c for d in sim.drivers if isinstance(d, ChainDriver) for c in d.chains]
+    programs = [d.program for d in sim.drivers]
+    chains = [c for p in programs if isinstance(p, ChainProgram) for c in p.chains]
     assert len(chains) == 4
     assert all(c.submitted == 50 for c in chains)
     assert metrics["tasks"] == 200
