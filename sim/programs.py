@@ -529,7 +529,7 @@ def _iterative(spec: Any, rng: random.Random, i: int, n: int) -> Program:
     return IterativeProgram(spec, rng, workers, servers, spec.iterations, timed=rl)
 
 
-PROGRAMS: dict[type, Callable[[Any, random.Random, int, int], Program]] = {
+PROGRAMS: dict[type[Any], Callable[[Any, random.Random, int, int], Program]] = {
     IndependentWorkload: _independent,
     ChainWorkload: _chain,
     TreeWorkload: _tree,

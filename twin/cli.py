@@ -1,7 +1,7 @@
 """The `run-scenario` command: the simulator's options plus real mode and calibration.
 
 Simulator-only runs (`--mode sim`, the default, `--sweep`, `--schema`) are `sim.cli`'s;
-this module adds `--mode real|both`, `--scale-down`, `--calibrate` and `--calibrate-rl`,
+this module adds `--mode real|both|ray`, `--address`, `--scale-down`, `--calibrate` and `--calibrate-rl`,
 which start real worker processes.
 """
 
@@ -21,9 +21,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser = sim_cli.build_parser("run-scenario", "Run a scenario in the simulated cluster.")
     parser.add_argument(
         "--mode",
-        choices=("sim", "real", "both"),
+        choices=("sim", "real", "both", "ray"),
         default="sim",
-        help="simulate (default), run on real worker processes, or both side by side",
+        help="simulate (default), run on real worker processes, both side by side, or run "
+        "on real Ray (needs the peers extra)",
+    )
+    parser.add_argument(
+        "--address",
+        metavar="ADDR",
+        help="--mode ray: the running Ray cluster to use (default: start a local Ray)",
     )
     parser.add_argument(
         "--scale-down",
@@ -61,6 +67,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from twin.calibrate_rl import main as calibrate_rl
 
         return calibrate_rl(["--out", args.calibrate_rl])
+    if args.address is not None and args.mode != "ray":
+        parser.error("--address applies to --mode ray only")
     if args.mode == "sim" or args.schema or args.sweep:
         return sim_cli.run_args(parser, args)
     if args.file is None:
@@ -71,13 +79,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     if scenario.workload.kind == "serving":
         from twin.real_serving import run_serving_mode
 
+        if args.mode == "ray":
+            print(
+                "run-scenario: cannot run in ray mode: serving scenarios run on twinray's "
+                "runtime.serve only (--mode real|both)",
+                file=sys.stderr,
+            )
+            return 2
         if args.scale_down:
             parser.error("--scale-down does not apply to serving scenarios: they run as given")
 
         return run_serving_mode(scenario, args.mode)
     from twin.real_mode import run_mode
 
-    return run_mode(scenario, args.mode, args.scale_down)
+    return run_mode(scenario, args.mode, args.scale_down, address=args.address)
 
 
 if __name__ == "__main__":

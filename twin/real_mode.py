@@ -442,6 +442,18 @@ def run_real(
         groups = _placement_groups(ray) if driver.strategies else None
     finally:
         ray.shutdown()
+    metrics = engine_metrics(driver, cpus, "real", groups)
+    metrics["wait_breakdown"] = wait_summary(waited, metrics["tasks"])
+    return metrics
+
+
+def engine_metrics(
+    driver: RealDriver, cpus: int, world: str, groups: list[dict[str, Any]] | None
+) -> dict[str, Any]:
+    """A real engine's run in the simulator's metrics schema (wall-clock seconds).
+
+    Control messages are not counted by real engines (None); ``world`` names the engine.
+    """
     metrics = driver.metrics.summary(max(0.0, driver.last - driver.t0), cpus)
     if driver.rl_times is not None:
         metrics["rl"] = rl_summary([driver.rl_times.summary()])
@@ -455,9 +467,8 @@ def run_real(
         node_utilization={"CPU": [cpu]},
         faults=[],
         warnings=[],
-        world="real",
+        world=world,
     )
-    metrics["wait_breakdown"] = wait_summary(waited, metrics["tasks"])
     return metrics
 
 
@@ -510,28 +521,48 @@ def run_mode(
     *,
     cpus: int | None = None,
     simulate: Callable[[Scenario], dict[str, Any]] = _sim,
+    address: str | None = None,
 ) -> int:
-    """`run-scenario --mode real|both`: run, print, write reports; return the exit code.
+    """`run-scenario --mode real|both|ray`: run, print, write reports; return the exit code.
 
-    real: `reports/<name>/real/{metrics.json,report.md,*.png}`. both: also the simulated
-    run of the same (possibly scaled-down) scenario under `sim/`, and `comparison.md`
-    plus `report.md` with the side-by-side table and sim-vs-real plots.
+    real: `reports/<name>/real/{metrics.json,report.md,*.png}`. ray: the same under `ray/`,
+    run on Ray (a local one started for the run, or the cluster at `address`). both: the
+    real run and the simulated run of the same (possibly scaled-down) scenario under
+    `sim/`, and `comparison.md` plus `report.md` with the side-by-side table and plots.
     """
+    engine = "ray" if mode == "ray" else "real"
     try:
+        if engine == "ray":
+            from twin.ray_mode import cluster_cpus, import_ray
+
+            import_ray()
+            if address is not None:
+                cpus = cluster_cpus(address)
         fit = fit_to_machine(scenario, scale_down, cpus)
-    except RealModeRefused as exc:
-        print(f"run-scenario: cannot run in real mode: {exc}", file=sys.stderr)
+    except (RealModeRefused, RuntimeError) as exc:
+        print(f"run-scenario: cannot run in {engine} mode: {exc}", file=sys.stderr)
         return 2
     if fit.note:
         _print(f"note                {fit.note}")
     base = Path(scenario.output.report_dir) / scenario.name
     intro = " ".join(x for x in (scenario.description, fit.note and f"Real mode: {fit.note}.") if x)
-    real = run_real(fit.scenario, fit.cpus, base / "real" / "trace.json", fit.resources)
-    write_json(base / "real" / "metrics.json", real)
-    write_report(real, base / "real", f"{scenario.name} (real)", intro=intro)
-    _print(f"real throughput     {real['throughput_tps']:,.0f} tasks/s over {real['tasks']} tasks")
-    _print(f"real report         {base / 'real' / 'report.md'}")
-    if mode == "real":
+    trace = base / engine / "trace.json"
+    if engine == "ray":
+        from twin.ray_mode import RayModeRefused, run_ray
+
+        try:
+            real = run_ray(fit.scenario, fit.cpus, trace, fit.resources, address)
+        except RayModeRefused as exc:
+            print(f"run-scenario: cannot run in ray mode: {exc}", file=sys.stderr)
+            return 2
+    else:
+        real = run_real(fit.scenario, fit.cpus, trace, fit.resources)
+    write_json(base / engine / "metrics.json", real)
+    write_report(real, base / engine, f"{scenario.name} ({engine})", intro=intro)
+    rate = f"{real['throughput_tps']:,.0f} tasks/s over {real['tasks']} tasks"
+    _print(f"{engine + ' throughput':<19} {rate}")
+    _print(f"{engine + ' report':<19} {base / engine / 'report.md'}")
+    if mode != "both":
         return 0
     sim = simulate(fit.scenario)
     write_json(base / "sim" / "metrics.json", sim)
