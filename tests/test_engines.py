@@ -1,0 +1,206 @@
+"""One workload, three engines: the simulator, twinray's real mode and Ray draw the same tasks.
+
+Each engine runs the workload programs of `sim.programs`; a recording engine notes every
+intent (task, actor creation, actor call: its function, duration, sizes and which earlier
+outputs it reads). For the same scenario and seed, the simulator and twinray's real mode
+(and real Ray, when it is installed and ``TWINRAY_COMPAT_RAY=1``, as for the compat tests)
+must draw the same durations and sizes in the same order and build the same graph. Where
+an engine's timing decides which chain or actor gets the next draw (chains, actors), the
+draw sequence must still match and the graph is compared up to that assignment.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+import sim.runner
+from sim.scenario import Scenario, load_scenario
+from sim.sim_engine import SimEngine
+from twin.real_mode import fit_to_machine
+from twin.real_workloads import RealDriver, run_program
+
+ROOT = Path(__file__).resolve().parents[1]
+SCENARIOS = ROOT / "scenarios"
+
+CASES: dict[str, tuple[str, dict[str, str]]] = {
+    "independent": ("small_independent.yaml", {"workload.tasks": "30", "workload.window": "4"}),
+    "chain": ("chain.yaml", {"workload.chains": "3", "workload.length": "4"}),
+    "tree": ("tree.yaml", {"workload.trees": "2", "workload.leaves": "5"}),
+    "shuffle": ("shuffle.yaml", {"workload.rounds": "1", "workload.maps": "3"}),
+    "graph": ("graph.yaml", {"workload.repeats": "2"}),
+    "actors": ("actors.yaml", {"workload.actors": "2", "workload.calls": "4"}),
+    "rl": ("rl.yaml", {"workload.iterations": "2", "workload.rollout_actors": "2"}),
+    "parameter_server": ("parameter_server.yaml", {"workload.iterations": "2"}),
+}
+"""Workload kind -> a shipped scenario and overrides that make it small."""
+
+ORDER_BY_TIMING = {"chain", "actors"}
+"""Kinds whose next draw goes to whichever chain or actor finished first."""
+
+CPUS = 2
+
+Intent = tuple[str, str, float, tuple[int, ...], tuple[tuple[int, int], ...]]
+"""(what, function, duration, sizes, (intent index, return index) of each argument)."""
+
+
+class Recording:
+    """What a recording engine noted: intents in order, and each handle's origin."""
+
+    def __init__(self) -> None:
+        self.intents: list[Intent] = []
+        self.origin: dict[Any, tuple[int, int]] = {}
+
+    def note(
+        self, what: str, function: str, duration: float, sizes: tuple, args: tuple, returns: tuple
+    ) -> tuple:
+        """Note one intent and where its returns came from; pass the returns through."""
+        n = len(self.intents)
+        self.intents.append(
+            (what, function, duration, tuple(sizes), tuple(self.origin[a] for a in args))
+        )
+        for r, handle in enumerate(returns):
+            self.origin[handle] = (n, r)
+        return returns
+
+
+def _recording_class(base: type, recording: Recording) -> type:
+    """`base` (an engine) with its submissions and actor calls noted in `recording`."""
+
+    class Recorded(base):  # type: ignore[misc, valid-type]
+        def submit(self, tag, function, duration_s, sizes, args, now, out, *rest, **kw):  # noqa: ANN001, ANN002, ANN003, ANN202
+            returns = super().submit(tag, function, duration_s, sizes, args, now, out, *rest, **kw)
+            return recording.note("task", function, duration_s, sizes, args, returns)
+
+        def call(self, tag, actor, name, duration_s, sizes, args, now, out, *rest):  # noqa: ANN001, ANN002, ANN202
+            returns = super().call(tag, actor, name, duration_s, sizes, args, now, out, *rest)
+            return recording.note("call", name, duration_s, sizes, args, returns)
+
+    return Recorded
+
+
+def small(kind: str) -> Scenario:
+    """The kind's small scenario as real mode runs it (scaled down to `CPUS` CPUs, one driver)."""
+    file, overrides = CASES[kind]
+    scenario = load_scenario(SCENARIOS / file, overrides)
+    return fit_to_machine(scenario, scale_down=True, cpus=CPUS).scenario
+
+
+def simulated(kind: str, monkeypatch: pytest.MonkeyPatch) -> Recording:
+    """The intents of the simulated run."""
+    recording = Recording()
+    monkeypatch.setattr(sim.runner, "SimEngine", _recording_class(SimEngine, recording))
+    metrics = sim.runner.run_scenario(small(kind))
+    assert metrics["tasks"] == len(recording.intents)
+    return recording
+
+
+def ran(kind: str, ray: ModuleType) -> Recording:
+    """The intents of a run on `ray` (twinray's `runtime` or Ray), initialised already."""
+    recording = Recording()
+    scenario = small(kind)
+    driver = _recording_class(RealDriver, recording)(ray, scenario)
+    driver.t0 = time.monotonic()
+    run_program(driver, scenario.workload)
+    assert driver.metrics.summary(1.0, CPUS)["tasks"] == len(recording.intents)
+    del driver
+    gc.collect()  # the program's actors (bound methods make cycles) go before the next run
+    return recording
+
+
+def canonical(kind: str, recording: Recording) -> Any:
+    """What must agree between engines: everything, or the draws and the graph's shape."""
+    if kind not in ORDER_BY_TIMING:
+        return recording.intents
+    draws = [(what, fn, d, sizes) for what, fn, d, sizes, _ in recording.intents]
+    readers = Counter(origin for *_, args in recording.intents for origin in args)
+    shape = sorted(Counter(len(args) for *_, args in recording.intents).items())
+    return draws, shape, sorted(readers.values())
+
+
+@pytest.fixture(scope="module")
+def twinray() -> Iterator[ModuleType]:
+    """twinray's runtime with `CPUS` CPUs, one for the module."""
+    import runtime
+
+    runtime.init(num_cpus=CPUS)
+    yield runtime
+    runtime.shutdown()
+
+
+@pytest.fixture(scope="module")
+def real_ray() -> Iterator[ModuleType]:
+    """A local Ray with `CPUS` CPUs (only with ``TWINRAY_COMPAT_RAY=1`` and Ray installed)."""
+    if os.environ.get("TWINRAY_COMPAT_RAY", "0") != "1":
+        pytest.skip("real-Ray variant: set TWINRAY_COMPAT_RAY=1 to run it")
+    ray = pytest.importorskip("ray", reason="real Ray not installed (the peers extra)")
+    ray.init(address="local", num_cpus=CPUS, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.mark.parametrize("kind", sorted(CASES))
+def test_twinray_draws_what_the_simulator_draws(
+    kind: str, twinray: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    expected = simulated(kind, monkeypatch)
+    assert expected.intents, "the scenario ran no task"
+    assert canonical(kind, ran(kind, twinray)) == canonical(kind, expected)
+
+
+@pytest.mark.parametrize("kind", sorted(CASES))
+def test_ray_draws_what_the_simulator_draws(
+    kind: str, real_ray: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    expected = simulated(kind, monkeypatch)
+    assert canonical(kind, ran(kind, real_ray)) == canonical(kind, expected)
+
+
+def test_a_graph_intent_reads_the_outputs_it_was_built_from(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    intents = simulated("shuffle", monkeypatch).intents
+    starts = [i for i, x in enumerate(intents) if x[1] == "map0"]
+    intents = intents[: starts[1] if len(starts) > 1 else None]  # the first copy
+    maps = [i for i, x in enumerate(intents) if x[1].startswith("map")]
+    reduces = [x for x in intents if x[1].startswith("reduce")]
+    assert reduces and all(len(x[4]) == len(maps) for x in reduces)
+    for j, x in enumerate(reduces):
+        assert x[4] == tuple((m, j) for m in maps)  # reducer j reads output j of every map
+
+
+def test_mode_ray_without_ray_says_how_to_install_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    import builtins
+
+    from twin.cli import main
+
+    real_import = builtins.__import__
+
+    def no_ray(name: str, *args: Any, **kwargs: Any) -> Any:
+        if name == "ray" or name.startswith("ray."):
+            raise ImportError("No module named 'ray'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_ray)
+    file = str(SCENARIOS / "small_independent.yaml")
+    assert main([file, "--mode", "ray", "--scale-down", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "--mode ray needs Ray" in err and "pip install 'twinray[peers]'" in err
+
+
+def test_address_is_for_mode_ray_only(capsys: pytest.CaptureFixture[str]) -> None:
+    from twin.cli import main
+
+    with pytest.raises(SystemExit):
+        main([str(SCENARIOS / "chain.yaml"), "--mode", "real", "--address", "auto"])
+    assert "--address applies to --mode ray only" in capsys.readouterr().err
