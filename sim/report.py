@@ -490,12 +490,21 @@ def plot_comparison(
     sim: Mapping[str, Any], real: Mapping[str, Any], out_dir: str | Path
 ) -> list[str]:
     """Sim-vs-real PNGs (throughput over time, latency percentiles); return their names."""
+    return plot_engines({"sim": sim, "real": real}, out_dir)
+
+
+def plot_engines(runs: Mapping[str, Mapping[str, Any]], out_dir: str | Path) -> list[str]:
+    """PNGs of several runs side by side (throughput over time, latency percentiles).
+
+    `runs` maps each engine's label to its metrics; returns the PNGs' names.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     names = []
+    versus = " vs ".join(runs)
     fig, ax = plt.subplots(figsize=FIGSIZE)
     drawn = False
-    for label, metrics in (("sim", sim), ("real", real)):
+    for label, metrics in runs.items():
         ts = metrics.get("throughput_series") or {}
         counts, bin_s = _series(ts.get("counts")), _num(ts.get("bin_s"))
         if counts and bin_s:
@@ -504,7 +513,7 @@ def plot_comparison(
             ax.plot(xs, [c / bin_s for c in counts], drawstyle="steps-mid", lw=1.2, label=label)
             drawn = True
     if drawn:
-        ax.set(title="Throughput over time: sim vs real", xlabel="time since start (s)")
+        ax.set(title=f"Throughput over time: {versus}", xlabel="time since start (s)")
         ax.set(ylabel="tasks/s")
         ax.set_ylim(bottom=0)
         ax.legend(fontsize=8)
@@ -513,12 +522,14 @@ def plot_comparison(
     else:
         plt.close(fig)
     fig, ax = plt.subplots(figsize=FIGSIZE)
-    for i, (label, metrics) in enumerate((("sim", sim), ("real", real))):
+    width = 0.8 / len(runs)
+    for i, (label, metrics) in enumerate(runs.items()):
         lat = metrics.get("latency_s") or {}
         vals = [(_num(lat.get(p)) or 0.0) * 1e3 for p in PERCENTILES]
-        ax.bar([j + i * 0.4 for j in range(len(PERCENTILES))], vals, width=0.4, label=label)
-    ax.set_xticks([j + 0.2 for j in range(len(PERCENTILES))], list(PERCENTILES))
-    ax.set(title="Task latency: sim vs real", xlabel="percentile", ylabel="latency (ms)")
+        ax.bar([j + i * width for j in range(len(PERCENTILES))], vals, width=width, label=label)
+    ticks = [j + width * (len(runs) - 1) / 2 for j in range(len(PERCENTILES))]
+    ax.set_xticks(ticks, list(PERCENTILES))
+    ax.set(title=f"Task latency: {versus}", xlabel="percentile", ylabel="latency (ms)")
     ax.legend(fontsize=8)
     _save(fig, out / "compare_latency.png")
     names.append("compare_latency.png")

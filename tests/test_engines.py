@@ -203,4 +203,36 @@ def test_address_is_for_mode_ray_only(capsys: pytest.CaptureFixture[str]) -> Non
 
     with pytest.raises(SystemExit):
         main([str(SCENARIOS / "chain.yaml"), "--mode", "real", "--address", "auto"])
-    assert "--address applies to --mode ray only" in capsys.readouterr().err
+    assert "--address applies to --mode ray" in capsys.readouterr().err
+
+
+def test_compare_takes_two_or_three_distinct_known_engines() -> None:
+    from twin.compare import CompareError, parse_engines
+
+    assert parse_engines("sim, real,ray") == ["sim", "real", "ray"]
+    assert parse_engines("ray,sim") == ["ray", "sim"]
+    for bad, why in (("sim", "two or three"), ("sim,sim", "distinct"), ("sim,dask", "dask")):
+        with pytest.raises(CompareError, match=why):
+            parse_engines(bad)
+
+
+def test_compare_tables_each_engine_and_its_difference_to_the_last(tmp_path: Path) -> None:
+    from twin.compare import rows, table_lines, write_engines_comparison
+
+    def run(tps: float) -> dict[str, Any]:
+        return {
+            "throughput_tps": tps,
+            "latency_s": {"p50": tps / 1e6, "p99": tps / 1e5},
+            "throughput_series": {"bin_s": 0.1, "counts": [tps / 10, tps / 10]},
+        }
+
+    runs = {"sim": run(110.0), "real": run(90.0), "ray": run(100.0)}
+    by_label = {label: (values, diffs) for label, values, diffs in rows(runs)}
+    values, diffs = next(v for k, v in by_label.items() if k.startswith("throughput"))
+    assert values == [110.0, 90.0, 100.0]
+    assert diffs == pytest.approx([0.1, -0.1])
+    assert "sim vs ray" in table_lines(runs)[0] and "real vs ray" in table_lines(runs)[0]
+    text = write_engines_comparison(runs, tmp_path, "demo").read_text(encoding="utf-8")
+    assert "| sim | real | ray | sim vs ray | real vs ray |" in text
+    assert "+10.0 %" in text and "-10.0 %" in text
+    assert (tmp_path / "compare_throughput.png").exists()

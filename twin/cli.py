@@ -1,7 +1,7 @@
 """The `run-scenario` command: the simulator's options plus real mode and calibration.
 
 Simulator-only runs (`--mode sim`, the default, `--sweep`, `--schema`) are `sim.cli`'s;
-this module adds `--mode real|both|ray`, `--address`, `--scale-down`, `--calibrate` and `--calibrate-rl`,
+this module adds `--mode real|both|ray`, `--compare`, `--address`, `--scale-down`, `--calibrate` and `--calibrate-rl`,
 which start real worker processes.
 """
 
@@ -25,6 +25,12 @@ def build_parser() -> argparse.ArgumentParser:
         default="sim",
         help="simulate (default), run on real worker processes, both side by side, or run "
         "on real Ray (needs the peers extra)",
+    )
+    parser.add_argument(
+        "--compare",
+        metavar="ENGINES",
+        help="run on two or three engines side by side, e.g. sim,real,ray (one table and one "
+        "set of plots; differences are to the last engine named)",
     )
     parser.add_argument(
         "--address",
@@ -67,15 +73,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         from twin.calibrate_rl import main as calibrate_rl
 
         return calibrate_rl(["--out", args.calibrate_rl])
-    if args.address is not None and args.mode != "ray":
-        parser.error("--address applies to --mode ray only")
-    if args.mode == "sim" or args.schema or args.sweep:
+    engines = None
+    if args.compare is not None:
+        from twin.compare import CompareError, parse_engines
+
+        try:
+            engines = parse_engines(args.compare)
+        except CompareError as exc:
+            parser.error(str(exc))
+        if args.mode != "sim":
+            parser.error("--compare replaces --mode: give one of them")
+    uses_ray = args.mode == "ray" or (engines is not None and "ray" in engines)
+    if args.address is not None and not uses_ray:
+        parser.error("--address applies to --mode ray (or --compare with ray) only")
+    if engines is None and (args.mode == "sim" or args.schema or args.sweep):
         return sim_cli.run_args(parser, args)
     if args.file is None:
         parser.error("the following arguments are required: file")
     scenario = sim_cli.load(args)
     if scenario is None:
         return sim_cli.EXIT_BAD_SCENARIO
+    if engines is not None and scenario.workload.kind != "serving":
+        from twin.compare import run_compare
+
+        return run_compare(scenario, engines, args.scale_down, address=args.address)
+    if engines is not None:
+        print("run-scenario: cannot compare serving scenarios: use --mode both", file=sys.stderr)
+        return 2
     if scenario.workload.kind == "serving":
         from twin.real_serving import run_serving_mode
 
