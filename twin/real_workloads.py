@@ -14,7 +14,6 @@ return value is ready, as in the simulator.
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable
 from typing import Any
@@ -22,7 +21,7 @@ from typing import Any
 from sim.distributions import make_sampler
 from sim.drivers import IterationTimes
 from sim.metrics import MetricsRecorder
-from sim.programs import PROGRAM_KINDS, Program, make_program
+from sim.programs import PROGRAM_KINDS, Program, make_program, task_samplers, workload_rng
 from sim.scenario import HyperparameterSearchWorkload, Scenario, StreamWorkload
 from sim.trial_loop import SimTrial, TrialLoop
 
@@ -94,13 +93,10 @@ class RealDriver:
         """Samplers on the simulator's stream of driver 0, in the same order."""
         spec = scenario.workload
         self.ray = ray
-        self.rng = random.Random(f"{scenario.seed}:workload:0")
+        self.rng = workload_rng(scenario.seed, 0)
         self.resources = spec.demand()
-        dist = spec.duration_ms
-        if spec.gpu_duration_ms is not None and self.resources.get("GPU", 0.0) > 0:
-            dist = spec.gpu_duration_ms
-        self.duration_ms = make_sampler(dist, self.rng)
-        self.output_bytes = make_sampler(spec.output_bytes, self.rng)
+        self.duration_ms, self.output_bytes = task_samplers(spec, self.rng)
+        """Draws of the runners that are not programs (search, streams)."""
         self.remote = ray.remote(work)
         self.metrics = MetricsRecorder()
         self.submitted_at: dict[str, float] = {}
