@@ -11,9 +11,10 @@ program reacts.
 from __future__ import annotations
 
 import random
+from functools import partial
 from typing import Any
 
-from runtime.core.ids import ObjectId
+from runtime.core.ids import RETURN_BITS, ObjectId
 from runtime.core.messages import ObjectReady
 from runtime.core.owner import Owner
 from runtime.core.resources import shape_key
@@ -45,8 +46,9 @@ class SimEngine(_DriverBase):
         self.program = program
         self._tags: dict[ObjectId, Any] = {}
         """First return of each task not yet counted -> the program's tag for it."""
-        self._serve = host.serve_call
-        self._addr = owner.addr
+        # the hot path's calls bound once (instance attributes shadow the methods below)
+        self.owner_call = partial(host.serve_call, owner.addr)  # type: ignore[method-assign, assignment]
+        self.release = owner.remove_ref  # type: ignore[method-assign, assignment]
 
     @property
     def times(self) -> Any:
@@ -59,7 +61,7 @@ class SimEngine(_DriverBase):
 
     def owner_call(self, fn: OwnerCall, at: float | None = None) -> None:
         """Serve `fn(now, out)` at the owner as a call arriving at `at` (default now)."""
-        self._serve(self._addr, fn, at)
+        self.host.serve_call(self.owner.addr, fn, at)
 
     def submit(
         self,
@@ -79,8 +81,10 @@ class SimEngine(_DriverBase):
             res, shape = self.resources, self.shape
         else:
             res, shape = resources, shape_key(resources)
-        spec = TaskSpec(
-            task_id=owner.new_task_id(),
+        task_id = owner.new_task_id()
+        self._tags[(task_id << RETURN_BITS) | 1] = tag  # before submit: a failed argument
+        spec = TaskSpec(  # resolves the task's returns during it
+            task_id=task_id,
             owner=owner.addr,
             owner_node=owner.node,
             function=function,
@@ -93,7 +97,6 @@ class SimEngine(_DriverBase):
             shape=shape,
             strategy=self._strategy() if self._strategies else None,
         )
-        self._tags[spec.return_ids()[0]] = tag  # before submit: a failed argument resolves it
         return owner.submit(spec, now, out)
 
     def release(self, handle: Any, now: float, out: Any) -> None:

@@ -25,11 +25,13 @@ RUN_SCENARIO_OPTIONS = {
     "--trace",
     "--calibrate",
     "--calibrate-rl",
+    "--compare",
+    "--address",
 }
 """The options of `run-scenario` (those from before the simulator and the twin harness were
 split, and `--calibrate-rl`, which times real PPO iterations)."""
 
-REAL_ONLY = {"--mode", "--scale-down", "--calibrate", "--calibrate-rl"}
+REAL_ONLY = {"--mode", "--scale-down", "--calibrate", "--calibrate-rl", "--compare", "--address"}
 
 
 def _options(parser: object) -> set[str]:
