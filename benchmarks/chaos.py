@@ -122,10 +122,14 @@ def run_chaos(
     interval: float = 3.0,
     value_bytes: int = 128 << 10,
     timeout: float = 1800.0,
+    min_kills: int = 0,
 ) -> ChaosReport:
     """Run the chaos workload on a fresh cluster of this machine; its report.
 
-    The cluster (head and every node it started) is shut down before it returns.
+    ``min_kills``: collect no result before that many nodes were killed (a short run,
+    such as the test's, would otherwise end before the first kill; the chains' last values,
+    not fetched yet, then live on the nodes, so a kill loses some of them). The cluster
+    (head and every node it started) is shut down before it returns.
     """
     if chains <= 0 or tasks < chains:
         raise ValueError(f"need at least one task per chain: tasks={tasks}, chains={chains}")
@@ -160,6 +164,8 @@ def run_chaos(
             expected = length * (length + 1) // 2
             pending = {ref: k for k, ref in enumerate(ends)}
             deadline = time.monotonic() + timeout
+            while chaos.kills < min_kills and chaos.is_alive() and time.monotonic() < deadline:
+                time.sleep(0.05)
             while pending:
                 left = deadline - time.monotonic()
                 if left <= 0:
