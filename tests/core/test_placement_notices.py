@@ -91,3 +91,17 @@ def test_a_batch_for_an_attempt_already_retried_changes_nothing() -> None:
     assert not out and owner.retries == 0
     host.run()
     assert host.ready[oid].error_kind is None
+
+
+def test_a_task_sent_by_a_strategy_is_reported_too() -> None:
+    from runtime.core.placement import NodeAffinity
+
+    host = CopyingHost(nodes=4, cpus=1)
+    affinity = NodeAffinity(node=2, soft=True)  # placed by the scheduler's strategy path
+    (oid,) = host.submit(node=1, duration=5.0, strategy=affinity, name="pinned")
+    host.run(until=1.0)
+    assert _running_on(host, "pinned") == 2
+    host.kill_node(2)
+    host.run()
+    assert host.ready[oid].error_kind is None and host.ready[oid].node in (0, 1, 3)
+    assert host.owners[1].retries == 1
