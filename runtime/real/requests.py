@@ -31,6 +31,7 @@ __all__ = [
     "INSPECT",
     "KILL_ACTOR",
     "LEND",
+    "LOGS",
     "OPS",
     "PG_CREATE",
     "PG_CURRENT",
@@ -98,6 +99,7 @@ INFO = "info"
 ASSIGNED = "assigned"
 INSPECT = "inspect"
 SHARED = "shared"
+LOGS = "logs"
 
 
 _OPS = (
@@ -257,6 +259,12 @@ _OPS = (
         ("<None>",),
         "-",
         "a connected driver mapped this node's arena (same machine): send it offsets, not bytes",
+    ),
+    Op(
+        LOGS,
+        ("<None>",),
+        "-",
+        "a connected driver wants its cluster's worker output (`init(log_to_driver=True)`)",
     ),
     Op(
         INSPECT,
