@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
+import textwrap
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 import runtime as ray
@@ -138,3 +142,61 @@ def test_a_node_keeps_its_workers_output_in_its_log(cluster: Cluster) -> None:
     while "out-kept" not in logs[0].read_text(errors="replace"):
         assert time.monotonic() < deadline, "the node's log never got its worker's output"
         time.sleep(0.05)
+
+
+@ray.remote
+def total(a: np.ndarray) -> float:
+    return float(a.sum())
+
+
+@ray.remote
+def put_inside(n: int) -> ray.ObjectRef:
+    return ray.put(np.full(n, 2.0))  # a worker maps the arena too: in place
+
+
+def test_a_local_drivers_puts_are_written_in_place_and_read_everywhere(cluster: Cluster) -> None:
+    from runtime import api
+
+    assert api._node.arena is not None  # the head's arena, mapped: puts go in place
+    big = np.arange(1 << 20, dtype=np.float64)  # 8 MiB
+    ref = ray.put(big)
+    back = ray.get(ref)
+    assert np.array_equal(back, big) and not back.flags.writeable
+    expected = float(big.sum())
+    on_b = total.options(resources={"B": 1})
+    assert ray.get([total.remote(ref), on_b.remote(ref)], timeout=60) == [expected] * 2
+    inner = ray.put(np.ones(1 << 18))  # 2 MiB, held by the value below
+    outer = ray.put({"inner": inner, "pad": np.zeros(1 << 17)})
+    del inner
+    assert float(ray.get(ray.get(outer)["inner"]).sum()) == 1 << 18
+    assert float(ray.get(ray.get(put_inside.remote(1 << 18), timeout=60)).sum()) == 2 * (1 << 18)
+    assert ray.get(ray.put(b"small")) == b"small"  # below the threshold: inline, as before
+
+
+def _spilled(view: object) -> int:
+    return sum(r.store.spilled_bytes for r in view.raylets)  # type: ignore[attr-defined]
+
+
+def test_a_range_reserved_by_a_driver_that_died_is_given_back(cluster: Cluster) -> None:
+    program = textwrap.dedent(
+        f"""
+        import os
+        import runtime as ray
+        from runtime import api
+        from runtime.real import requests as rq
+        ray.init(address={cluster.address!r})
+        assert api._node.request(rq.PUT_RESERVE, 64 << 20) is not None
+        print("reserved", flush=True)
+        os._exit(0)  # never seals: the head frees the range when its connection closes
+        """
+    )
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.run(
+        [sys.executable, "-c", program], cwd=root, env=dict(os.environ),
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0 and "reserved" in proc.stdout, proc.stderr
+    assert ray.get(ray.put(1)) == 1  # one round trip: the head saw the connection close
+    big = np.ones(6 << 20)  # 48 MiB of a 96 MiB arena: fits only if the 64 MiB came back
+    assert float(ray.get(ray.put(big)).sum()) == 6 << 20
+    assert ray.api._node.inspect(_spilled) == 0
