@@ -49,6 +49,7 @@ class NodeLogs:
 
     def __init__(self, node_index: int, ip: str) -> None:
         os.environ[NODE_ENV] = f"node {node_index}, ip {ip}"  # inherited by the zygote
+        # (build the node before `start`, which removes it again)
         self.pipes: dict[int, tuple[int, int]] = {1: os.pipe(), 2: os.pipe()}
         """Stream (1 stdout, 2 stderr) -> (read end, write end)."""
         self._wake_r, self._wake_w = os.pipe()
@@ -68,6 +69,7 @@ class NodeLogs:
         and its workers hold theirs), register the ``logs`` request and the ``LOGS`` frame,
         start reading."""
         self.node = node
+        os.environ.pop(NODE_ENV, None)  # the zygote has it (it is started once per node)
         for stream in (1, 2):
             os.close(self.pipes[stream][1])
         node.nested.request_ops[rq.LOGS] = self.req_subscribe
