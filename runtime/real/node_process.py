@@ -333,7 +333,7 @@ def serve_worker_node(
             if node.closed or node.loop_error is not None:
                 print(f"twinray: the node's loop stopped: {node.loop_error!r}", file=sys.stderr)
                 return 1
-            if peers.lost_head and not _rejoin(config, token, index, node, peers):
+            if peers.lost_head and not _rejoin(config, token, index, node, peers, stop):
                 return 1
         return 0
     finally:
@@ -343,7 +343,14 @@ def serve_worker_node(
         sessions.remove_record(session, pid)
 
 
-def _rejoin(config: NodeProcessConfig, token: str, index: int, node: Any, peers: Any) -> bool:
+def _rejoin(
+    config: NodeProcessConfig,
+    token: str,
+    index: int,
+    node: Any,
+    peers: Any,
+    stop: _Stop | None = None,
+) -> bool:
     """A worker node lost the head: retry reaching it for the reconnect timeout, then
     re-register as node ``index`` (a restarted head restores the tables; this node's
     running tasks, actors and stored objects stay). False (printed why): this node stops."""
@@ -364,7 +371,14 @@ def _rejoin(config: NodeProcessConfig, token: str, index: int, node: Any, peers:
         try:
             if left <= 0:
                 raise ConnectionError("the reconnect timeout ran out")
-            channel, _ = connect(config.head_address, token, hello, retry_for=left)
+            try:  # in slices: a SIGTERM meanwhile stops the node
+                channel, _ = connect(config.head_address, token, hello, retry_for=min(left, 1.0))
+            except ConnectionError:
+                if stop is not None and stop.event.is_set():
+                    return False
+                if time.monotonic() - t0 < timeout:
+                    continue
+                raise
             got, servers = await_welcome(channel)
             break
         except JoinError as exc:  # a head that is still starting closes early: retry
