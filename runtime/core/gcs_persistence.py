@@ -41,6 +41,8 @@ from runtime.core.messages import (
     RegisterActor,
     RegisterNode,
     RemovePlacementGroup,
+    SchedulePlacementGroup,
+    Send,
     Subscribe,
     SubscribeActor,
     SubscribePlacementGroup,
@@ -170,7 +172,8 @@ def restore(
 ) -> None:
     """Rebuild ``gcs``'s durable tables from ``rows`` (later rows of a key win).
 
-    Nodes alive in the rows wait in ``gcs.rejoining`` until their raylet registers again
+    The global scheduler is sent every group not removed, with the bundles already
+    placed (it places the missing ones). Nodes alive in the rows wait in ``gcs.rejoining`` until their raylet registers again
     (their actors, objects and bundles stay where they were); a node that never does is
     declared dead by the host (`NodeDied`). Nodes in ``lost_nodes`` (the restarted head's
     own: its workers and arena did not survive) die now, with the core's recovery:
@@ -209,6 +212,14 @@ def restore(
     for addr in subs.get("deaths", ()):
         if addr not in gcs.death_subscribers:
             gcs.death_subscribers.append(addr)
+    for pg_id, rec in sorted(gcs.placement_groups.items()):
+        if rec.state == PG_REMOVED:
+            continue
+        # the new global scheduler learns the groups and where their bundles are (the
+        # raylets that survived still hold them), and places the missing ones
+        placed = {i: n for i, n in enumerate(rec.bundle_nodes) if n >= 0}
+        schedule = SchedulePlacementGroup(pg_id, rec.bundles, rec.strategy, placed)
+        out.append(Send(gcs.gs_addr, schedule, 128 + 32 * len(rec.bundles)))
     for node in lost_nodes:
         info = gcs.rejoining.pop(node, None)
         if info is not None:
