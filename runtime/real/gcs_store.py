@@ -13,6 +13,7 @@ nodes that survived), and the ``jobs`` table (every driver that connected).
 
 from __future__ import annotations
 
+import logging
 import pickle
 import queue
 import sqlite3
@@ -22,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["DB_NAME", "GcsStore", "GcsStoreError"]
+
+log = logging.getLogger("runtime")
 
 DB_NAME = "gcs.sqlite3"
 """The store's file in the session directory."""
@@ -73,6 +76,8 @@ class GcsStore:
         """Rows committed so far (the writer thread's count)."""
         self.error: BaseException | None = None
         """Why the writer stopped, if it failed."""
+        self.unpicklable = 0
+        """Rows that could not be pickled (logged; not persisted)."""
 
     # -- reading (at start) ----------------------------------------------------------------
 
@@ -127,10 +132,13 @@ class GcsStore:
             return
         dirty, self._dirty = self._dirty, {}
         dumps = pickle.dumps
-        batch = [
-            (t, dumps(k), None if v is None else dumps(v, protocol=5))
-            for (t, k), v in dirty.items()
-        ]
+        batch: list[tuple[str, bytes, bytes | None]] = []
+        for (t, k), v in dirty.items():
+            try:
+                batch.append((t, dumps(k), None if v is None else dumps(v, protocol=5)))
+            except Exception as exc:  # a row that cannot be pickled must not stop the loop
+                self.unpicklable += 1
+                log.warning("twinray: GCS row %s[%r] not persisted: %r", t, k, exc)
         self._batches.put(batch)
 
     def _write_loop(self) -> None:

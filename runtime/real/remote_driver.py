@@ -454,6 +454,8 @@ def connect_driver(address: str, kind: str = "driver") -> RemoteDriver:
     channel, welcome, extra = _open(target, session, kind, address)
     driver = RemoteDriver(channel, target, welcome, session)
     driver.worker.inbox.extend(extra)
+    if kind != "driver":  # a tool (`twinray status`) reports a lost head at once
+        driver.worker.concurrent.reconnect_for = 0.0
     return driver
 
 
