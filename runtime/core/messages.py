@@ -908,3 +908,23 @@ class ActorCheckpointed(Message):
     covered: dict[Address, int]
     state: Any = None
     size: int = 0
+
+
+# ---------------------------------------------------------------------------------------
+# GCS persistence (the head can restart: `runtime.core.gcs_persistence`)
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True, eq=False)
+class Persist(Command):
+    """GCS -> host: row ``key`` of durable table ``table`` is now ``value`` (None: deleted).
+
+    Emitted only by a GCS whose persistence is enabled (`Gcs.enable_persistence`); the
+    host writes the rows in order (the last one of a key wins) and gives them back to
+    `Gcs.restore` after a restart. ``value`` is the live record: a host that writes later
+    (batched) writes the record's state at that time, still the latest one.
+    """
+
+    table: str
+    key: Any
+    value: Any
