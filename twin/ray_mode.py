@@ -132,14 +132,20 @@ TIMELINE_WAIT_S = 30.0
 
 
 def _timeline(ray: ModuleType, driver: RayDriver) -> list[dict[str, Any]]:
-    """Ray's timeline once it shows every task of the run (task events arrive in batches)."""
+    """Ray's timeline once it shows every task of the run, or stops growing.
+
+    Task events reach the timeline in batches, so it is read until it has an execution
+    per task, no new executions came since the last read, or `TIMELINE_WAIT_S` passed.
+    """
     expected = len(driver.task_names)
     deadline = time.monotonic() + TIMELINE_WAIT_S
+    seen = -1
     while True:
-        events = ray.timeline()
-        if len(_executions(events)) >= expected or time.monotonic() > deadline:
+        events = ray.timeline()  # waits a second itself for events in flight
+        found = len(_executions(events))
+        if found >= expected or found == seen or time.monotonic() > deadline:
             return events
-        time.sleep(0.2)
+        seen = found
 
 
 def _executions(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
