@@ -236,3 +236,41 @@ def test_compare_tables_each_engine_and_its_difference_to_the_last(tmp_path: Pat
     assert "| sim | real | ray | sim vs ray | real vs ray |" in text
     assert "+10.0 %" in text and "-10.0 %" in text
     assert (tmp_path / "compare_throughput.png").exists()
+
+
+def test_ray_timeline_executions_become_task_spans() -> None:
+    from twin.ray_mode import RayDriver, record_timeline
+
+    class FakeRay:
+        """Just enough of a ray module for a driver that submits nothing."""
+
+        __name__ = "fake_ray"
+
+        @staticmethod
+        def remote(fn: Any) -> Any:
+            return fn
+
+    driver = RayDriver(FakeRay, small("independent"))
+    driver.t0, wall0 = 100.0, 1000.0  # the driver's clock is the wall clock - 900 s
+    driver.submitted_at["t0"] = 100.5
+    driver.task_names["ab12"] = "t0"
+    events = [
+        {
+            "cat": "task:execute",
+            "ph": "X",
+            "ts": 1000.75e6,
+            "dur": 0.25e6,
+            "args": {"task_id": "ab12"},
+        },
+        {
+            "cat": "task:execute",
+            "ph": "X",
+            "ts": 1000.0e6,
+            "dur": 1e6,
+            "args": {"task_id": "other"},
+        },
+        {"cat": "task", "ph": "X", "ts": 1000.0e6, "dur": 1e6, "args": {"task_id": "ab12"}},
+    ]
+    record_timeline(driver, events, wall0)
+    assert driver.metrics.busy_s == pytest.approx(0.25)  # only t0's execution
+    assert driver.metrics.started == 1
