@@ -83,6 +83,7 @@ from runtime.core.messages import (
     Free,
     GeneratorItem,
     GeneratorYielded,
+    Heartbeat,
     HostEvent,
     KillActor,
     KillWorker,
@@ -154,6 +155,7 @@ from runtime.core.task import (
 )
 
 REPORT_TIMER = "report"
+HEARTBEAT_TIMER = "heartbeat"
 
 FETCHING = "fetching"
 QUEUED = "queued"
@@ -390,6 +392,8 @@ class Raylet(RayletBundles):
         )
         out.append(SetTimer(self.addr, self.config.report_interval, REPORT_TIMER))
         out.append(Send(self.gcs_addr, Subscribe(self.addr), 64))
+        if self.config.heartbeat_period_s:
+            self._heartbeat(out)
 
     def handle(self, msg: Message | HostEvent, now: float, out: list[Command]) -> None:
         """React to one message or host event, appending commands to ``out``."""
@@ -993,6 +997,9 @@ class Raylet(RayletBundles):
         out.append(Send(self.gcs_addr, ObjectAdded(msg.oid, self.node, msg.size, msg.owner), 96))
 
     def _on_timer(self, msg: TimerFired, now: float, out: list[Any]) -> None:
+        if msg.key == HEARTBEAT_TIMER:
+            self._heartbeat(out)
+            return
         out.append(
             Send(
                 self.gs_addr,
@@ -1007,6 +1014,11 @@ class Raylet(RayletBundles):
         )
         self.flush_task_events(now, out)
         out.append(SetTimer(self.addr, self.config.report_interval, REPORT_TIMER))
+
+    def _heartbeat(self, out: list[Any]) -> None:
+        """Tell the GCS this node is alive; again in ``heartbeat_period_s``."""
+        out.append(Send(self.gcs_addr, Heartbeat(self.node), 32))
+        out.append(SetTimer(self.addr, self.config.heartbeat_period_s, HEARTBEAT_TIMER))
 
     def flush_task_events(self, now: float, out: list[Any]) -> None:
         """Send the task state changes gathered since the last report to the GCS.
