@@ -357,7 +357,9 @@ class Gcs:
         check_health_config(config.heartbeat_period_s, config.node_timeout_s)
         self._handlers[Heartbeat] = self._on_heartbeat
         if config.heartbeat_period_s:
-            self.health = FailureDetector(self.addr, config.node_timeout_s)
+            self.health = FailureDetector(
+                self.addr, config.node_timeout_s, config.heartbeat_period_s
+            )
             self._handlers[TimerFired] = self._on_health_timer
 
     def _on_heartbeat(self, msg: Heartbeat, now: float, out: list[Command]) -> None:

@@ -16,7 +16,9 @@ were retried and its objects reported lost, so nothing it says can be trusted. A
 registration of the same node id (a restarted node in the simulator) starts a new
 incarnation, tracked from its first heartbeat.
 
-The timer is set for the earliest deadline (last heartbeat + timeout) among the nodes
+A timer handled more than a period late (the GCS itself was held up: a busy head, a
+stopped process) declares nobody: it waits one more period, so that heartbeats queued
+behind the GCS are counted first. The timer is set for the earliest deadline (last heartbeat + timeout) among the nodes
 alive, so a silent node is declared dead at that deadline (plus the host's timer slack),
 never before, and an idle cluster's GCS wakes about once per timeout, not per heartbeat.
 """
@@ -111,6 +113,8 @@ class FailureDetector:
     addr: Address
     """The GCS's address (its health timer is set to it)."""
     timeout_s: float
+    period_s: float
+    """The raylets' heartbeat period (how late a timer may be before the GCS counts as held up)."""
     states: dict[NodeId, str] = field(default_factory=dict)
     """Node -> its state (`UNTRACKED`, `ALIVE`, `DEAD`); a node never heard of is absent."""
     last_seen: dict[NodeId, float] = field(default_factory=dict)
@@ -121,6 +125,8 @@ class FailureDetector:
     """Nodes declared dead by the detector (not counting deaths the host reported)."""
     fenced: int = 0
     """Heartbeats refused from nodes already dead."""
+    stalls: int = 0
+    """Health timers handled too late to judge (the GCS was held up)."""
 
     def step(self, node: NodeId, event: str) -> str:
         """Move ``node`` by ``event`` through `TRANSITIONS`; return the action to take."""
@@ -145,8 +151,18 @@ class FailureDetector:
             out.append(FenceNode(node, f"node {node} was declared dead; it is fenced"))
 
     def on_timer(self, now: float, out: list[Command]) -> None:
-        """The health timer fired: declare every node silent for the timeout, re-arm."""
-        self.timer_due = None
+        """The health timer fired: declare every node silent for the timeout, re-arm.
+
+        A timer handled more than a heartbeat period late means the GCS itself was held
+        up (a busy or stopped head): the heartbeats that waited behind it may not be
+        handled yet, so nobody is declared now; the timer is set again a period ahead.
+        """
+        due, self.timer_due = self.timer_due, None
+        if due is not None and now - due > self.period_s:
+            self.timer_due = now + self.period_s
+            out.append(SetTimer(self.addr, self.period_s, HEALTH_TIMER))
+            self.stalls += 1
+            return
         last_seen, timeout = self.last_seen, self.timeout_s
         cutoff = now + SLACK_S
         silent = sorted(n for n, seen in last_seen.items() if seen + timeout <= cutoff)

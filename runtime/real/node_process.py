@@ -23,6 +23,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from runtime.core.health import (
+    RAY_HEALTH_CHECK_FAILURE_THRESHOLD,
+    RAY_HEALTH_CHECK_PERIOD_S,
+    RAY_NODE_TIMEOUT_S,
+    check_health_config,
+)
 from runtime.real import sessions
 
 __all__ = ["NodeProcessConfig", "NodeStartError", "launch", "main", "serve"]
@@ -60,6 +66,29 @@ class NodeProcessConfig:
     tls_ca: str | None = None
     """TLS: the CA peers' certificates must be signed by (mutual TLS); also what local
     drivers verify this node with (else its own, self-signed, certificate)."""
+    heartbeat_period_s: float = RAY_HEALTH_CHECK_PERIOD_S
+    """Seconds between this node's heartbeats to the head's GCS (Ray's 3 s by default)."""
+    node_timeout_s: float | None = None
+    """The head: a node silent this long is declared dead (None: Ray's 15 s); a worker
+    node takes the head's, so it must be None there."""
+
+    def check_health(self) -> None:
+        """Raise ``ValueError`` naming the bad value unless the heartbeat settings hold."""
+        period = self.heartbeat_period_s
+        if isinstance(period, bool) or not isinstance(period, (int, float)) or not period > 0:
+            raise ValueError(f"heartbeat_period_s must be a positive number, got {period!r}")
+        if self.node_timeout_s is not None and not self.head:
+            raise ValueError("node_timeout_s is the head's setting (its GCS detects deaths)")
+        check_health_config(float(period), self.timeout())
+
+    def timeout(self) -> float:
+        """The head's node timeout in seconds (``node_timeout_s`` or Ray's 15 s); a worker
+        node's idle GCS copy gets Ray's threshold times its own period."""
+        if self.node_timeout_s is not None:
+            return float(self.node_timeout_s)
+        if self.head:
+            return RAY_NODE_TIMEOUT_S
+        return self.heartbeat_period_s * RAY_HEALTH_CHECK_FAILURE_THRESHOLD
 
     def tls(self) -> dict[str, str | None] | None:
         """What ``head.json`` says of TLS (paths), None without it."""
@@ -141,7 +170,7 @@ def serve(config: NodeProcessConfig, ready: Any = None, stop: _Stop | None = Non
     try:
         num_cpus, store, res = node_resources(config)
         peers = Peers(head=True)
-        node = Node(num_cpus, store, resources=res, peers=peers)
+        node = Node(num_cpus, store, resources=res, peers=peers, **_health(config))
         transfers = _attach(node, peers, token, config.host)
     except BaseException:
         listener.close()
@@ -201,9 +230,19 @@ def _set_node_index(index: int) -> None:
         )
 
 
+def _health(config: NodeProcessConfig) -> dict[str, float]:
+    """The `Node` arguments of the heartbeat settings (checked: `ValueError`)."""
+    config.check_health()
+    return {
+        "heartbeat_period_s": float(config.heartbeat_period_s),
+        "node_timeout_s": config.timeout(),
+    }
+
+
 def _attach(node: Any, peers: Any, token: str, host: str) -> Any:
     """Serve ``peers``' links and the node's objects (`runtime.real.transfers`) on
     ``node``'s loop thread; return the `Transfers`."""
+    from runtime.core.messages import FenceNode
     from runtime.real.transfers import Transfers
 
     transfers = Transfers(node, peers, token, host)
@@ -211,6 +250,8 @@ def _attach(node: Any, peers: Any, token: str, host: str) -> Any:
     def attach(_arg: Any, _now: float) -> None:
         peers.attach(node)
         transfers.install(node._effects)
+        if peers.head:  # its GCS declares silent nodes dead: the head cuts them off
+            node._effects[FenceNode] = peers.fence
         peers.announce_objects(node.raylet.node, transfers.server.address)
 
     node._ops.append((attach, None))
@@ -261,7 +302,7 @@ def serve_worker_node(
         peers = Peers(head=False)
         peers.object_servers.update(servers)
         peers.add_link(channel, 0)
-        node = Node(num_cpus, store, resources=res, peers=peers)
+        node = Node(num_cpus, store, resources=res, peers=peers, **_health(config))
         transfers = _attach(node, peers, token, config.host)
     except BaseException:
         channel.close()

@@ -20,8 +20,10 @@ worker node needs no address of any other node. Frames on a link:
 * ``(SERVERS, {node_index: address})``: head -> every node, every object server known.
 
 When a worker node's link closes (the node stopped or crashed) the head tells its GCS
-(`NodeDied`), which is the core's own recovery path; when a worker node loses the head it
-stops (`lost_head`). See docs/design.md, "Multi-node real mode".
+(`NodeDied`), which is the core's own recovery path; a node that stops sending heartbeats
+without closing it (a frozen process, a vanished machine) is declared dead by the GCS's
+failure detector, whose ``FenceNode`` the head carries out by closing that link
+(`fence`); when a worker node loses the head it stops (`lost_head`). See docs/design.md, "Multi-node real mode".
 """
 
 from __future__ import annotations
@@ -284,6 +286,18 @@ class Peers:
             self.node.gcs.handle(NodeDied(link.node), now, self.node._out)
         else:
             self.lost_head = True
+
+    def fence(self, cmd: Any, now: float) -> None:
+        """The head's GCS declared node ``cmd.node`` dead (``FenceNode``): close its link,
+        so nothing it sends is heard again and, when it runs again, it finds the head gone
+        and stops (Ray's raylet exits when told it was marked dead); the closed link
+        reports ``NodeDied`` to the GCS, as a crash's does."""
+        link = self.links.get(cmd.node)
+        if link is None:
+            log.warning("twinray: %s (no link to it left)", cmd.reason)
+            return
+        log.warning("twinray: %s: its link is closed", cmd.reason)
+        self._lost(link, now)
 
     def close(self) -> None:
         """Close every link (after the node's loop stopped)."""

@@ -45,11 +45,11 @@ def test_the_table_covers_every_state_and_event_but_silence_of_a_node_not_alive(
     assert TRANSITIONS[(DEAD, HEARTBEAT)] == (DEAD, health.FENCE)
     assert TRANSITIONS[(DEAD, REGISTERED)][0] == UNTRACKED
     with pytest.raises(KeyError):
-        FailureDetector(0, 1.0).step(5, SILENT)  # never heard of: cannot fall silent
+        FailureDetector(0, 1.0, 0.5).step(5, SILENT)  # never heard of: cannot fall silent
 
 
 def test_a_silent_node_is_declared_at_its_deadline_not_before() -> None:
-    det = FailureDetector(addr=0, timeout_s=2.0)
+    det = FailureDetector(addr=0, timeout_s=2.0, period_s=0.5)
     out: list = []
     det.on_heartbeat(1, 0.0, out)
     det.on_heartbeat(2, 0.5, out)
@@ -148,3 +148,19 @@ def test_a_heartbeat_to_a_gcs_without_a_detector_is_a_wiring_error() -> None:
 
     with pytest.raises(InvariantError, match="heartbeat_period_s is 0"):
         Gcs(0, CoreConfig()).handle(Heartbeat(1), 0.0, [])
+
+
+def test_a_late_timer_means_the_gcs_was_held_up_and_declares_nobody() -> None:
+    det = FailureDetector(addr=0, timeout_s=2.0, period_s=0.5)
+    out: list = []
+    det.on_heartbeat(1, 0.0, out)  # timer due at 2.0
+    out.clear()
+    det.on_timer(9.0, out)  # the head stood still for 7 s: its queued beats come first
+    assert [(type(c), c.delay) for c in out] == [(SetTimer, 0.5)] and det.stalls == 1
+    out.clear()
+    det.on_heartbeat(1, 9.1, out)  # the beat that waited behind the stall
+    det.on_timer(9.5, out)
+    assert det.state(1) == ALIVE and not any(type(c) is FenceNode for c in out)
+    out.clear()
+    det.on_timer(11.1, out)  # on time now, and silent since 9.1: declared
+    assert [c.node for c in out if type(c) is FenceNode] == [1]
