@@ -36,8 +36,10 @@ NODE_DEFAULTS: dict[str, Any] = {
 """What a node gets unless `add_node` says otherwise (Ray's `Cluster.add_node` defaults)."""
 NODE_ARGS = (
     "num_cpus", "num_gpus", "resources", "object_store_memory", "port",
-    "heartbeat_period_s", "node_timeout_s",
+    "heartbeat_period_s", "node_timeout_s", "_system_config",
 )  # fmt: skip
+SYSTEM_CONFIG = ("health_check_period_ms", "health_check_failure_threshold")
+"""The keys of Ray's head-node ``_system_config`` twinray takes (its heartbeat settings)."""
 """The node arguments twinray's node processes take."""
 GRACE_PERIOD = 10.0
 """Seconds a graceful `remove_node` waits after SIGTERM before SIGKILL."""
@@ -77,6 +79,7 @@ def _node_config(node_args: dict[str, Any], head: bool = True) -> Any:
             f"Cluster.add_node({unknown[0]}=...): twinray's node processes take only "
             f"{', '.join(NODE_ARGS)}"
         )
+    node_args = _health_from_system_config(node_args, head)
     args = {**NODE_DEFAULTS, **node_args}
     for name in ("num_cpus", "num_gpus"):
         value = args[name]
@@ -118,6 +121,47 @@ def _node_config(node_args: dict[str, Any], head: bool = True) -> Any:
     except ValueError as exc:
         raise ValueError(f"Cluster.add_node(...): {exc}") from None
     return config
+
+
+def _health_from_system_config(node_args: dict[str, Any], head: bool) -> dict[str, Any]:
+    """`node_args` with Ray's ``_system_config`` health-check keys turned into twinray's
+    ``heartbeat_period_s`` (``health_check_period_ms`` / 1000) and ``node_timeout_s``
+    (period x ``health_check_failure_threshold``, default 5); other keys are refused."""
+    if "_system_config" not in node_args:
+        return node_args
+    args = dict(node_args)
+    system = args.pop("_system_config")
+    if not head:
+        raise ValueError(
+            "Cluster.add_node(_system_config=...): System config parameters can only be set "
+            "on the head node."
+        )
+    if not isinstance(system, dict):
+        raise ValueError(f"Cluster.add_node(_system_config={system!r}): must be a dict")
+    unknown = sorted(set(system) - set(SYSTEM_CONFIG))
+    if unknown:
+        raise OptionNotSupportedError(
+            f"Cluster.add_node(_system_config={{{unknown[0]!r}: ...}}): twinray takes only "
+            f"{', '.join(SYSTEM_CONFIG)}"
+        )
+    from runtime.core.health import RAY_HEALTH_CHECK_FAILURE_THRESHOLD
+
+    for key in ("heartbeat_period_s", "node_timeout_s"):
+        if key in args:
+            raise ValueError(f"Cluster.add_node: give {key} or _system_config, not both")
+    period_ms = system.get("health_check_period_ms", 3000)
+    threshold = system.get("health_check_failure_threshold", RAY_HEALTH_CHECK_FAILURE_THRESHOLD)
+    for key, value in (
+        ("health_check_period_ms", period_ms),
+        ("health_check_failure_threshold", threshold),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise ValueError(
+                f"Cluster.add_node(_system_config): {key} must be a positive int, got {value!r}"
+            )
+    args["heartbeat_period_s"] = period_ms / 1000
+    args["node_timeout_s"] = period_ms / 1000 * threshold
+    return args
 
 
 class Cluster:
@@ -178,7 +222,8 @@ class Cluster:
 
         Node arguments: `num_cpus` (default 1), `num_gpus` (0), `resources`,
         `object_store_memory` (150 MiB), `port` (0: any free one), `heartbeat_period_s`
-        (the cluster's, else Ray's 3 s) and, for the head only, `node_timeout_s`. `wait` is accepted for
+        (the cluster's, else Ray's 3 s) and, for the head only, `node_timeout_s` or Ray's
+        ``_system_config={"health_check_period_ms": ..., "health_check_failure_threshold": ...}``. `wait` is accepted for
         Ray's signature: a node is always returned listening.
         """
         from runtime.net.auth import new_token, save_token

@@ -92,3 +92,18 @@ def test_bad_heartbeat_settings_are_refused(cluster: Cluster) -> None:
         cluster.add_node(node_timeout_s=5.0)
     with pytest.raises(ValueError, match="heartbeat_period_s must be a positive number"):
         cluster.add_node(heartbeat_period_s=0)
+
+
+def test_rays_system_config_sets_the_heartbeats() -> None:
+    from runtime.cluster_utils import _node_config
+    from runtime.exceptions import OptionNotSupportedError
+
+    ray_style = {"health_check_period_ms": 250, "health_check_failure_threshold": 10}
+    config = _node_config({"_system_config": ray_style})
+    assert (config.heartbeat_period_s, config.node_timeout_s) == (0.25, 2.5)
+    with pytest.raises(ValueError, match="only be set on the head node"):
+        _node_config({"_system_config": ray_style}, head=False)
+    with pytest.raises(OptionNotSupportedError, match="health_check_timeout_ms"):
+        _node_config({"_system_config": {"health_check_timeout_ms": 1}})
+    with pytest.raises(ValueError, match="health_check_period_ms must be a positive int"):
+        _node_config({"_system_config": {"health_check_period_ms": 0}})
