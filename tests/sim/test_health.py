@@ -69,6 +69,13 @@ def test_a_partitioned_node_is_declared_dead_and_fenced() -> None:
     assert 3 in sim.host.dead_nodes  # cut off for good, as Ray kills such a node
 
 
+def test_a_gcs_outage_longer_than_the_timeout_declares_nobody() -> None:
+    outage = [{"kind": "gcs", "at_s": 0.05, "duration_s": 0.3}]
+    _, metrics = _run({"heartbeat_period_s": 0.02, "node_timeout_s": 0.1}, outage)
+    assert metrics["tasks"] == 1500
+    assert metrics["detection"]["declared"] == []  # the beats waited behind the GCS too
+
+
 def test_a_node_restarted_before_it_was_found_dead_recovers_at_its_registration() -> None:
     fault = [{"kind": "node", "at_s": 0.1, "node": 3, "restart_after_s": 0.05}]
     sim, metrics = _run({"heartbeat_period_s": 0.02, "node_timeout_s": 0.5}, fault)
