@@ -43,6 +43,9 @@ class CoreConfig:
     node_timeout_s: float = 15.0
     """With heartbeats: a node the GCS has not heard from for this long is declared dead
     (Ray: ``health_check_period_ms`` x ``health_check_failure_threshold``, 3 s x 5)."""
+    placement_batch: int = 1024
+    """Placements the global scheduler gathers per node before it tells the tasks' owners
+    where they went (one ``TasksPlaced`` per owner); a dead node's batch goes out at once."""
     check_transitions: bool = False
     """Assert that every lifecycle transition a raylet makes is in its table (debugging:
     costs a lookup per transition); ``check()`` methods work either way."""

@@ -16,6 +16,7 @@ from runtime.core.messages import (
     Free,
     MakeRoom,
     ObjectReady,
+    Persist,
     Restore,
     Restored,
     Send,
@@ -122,6 +123,7 @@ class Effects:
             CancelRunning: self.cancel_running,
             Spill: self.spill,
             Restore: self.restore,
+            Persist: self.persist,
         }
 
     # -- command effects -------------------------------------------------------------------
@@ -286,6 +288,10 @@ class Effects:
 
         A node process of a cluster replaces this effect (`runtime.real.peers.Peers.fence`)."""
         raise RuntimeError(f"a single-node host cannot fence a node: {cmd!r}")
+
+    def persist(self, cmd: Persist, now: float) -> None:
+        """Only a head's GCS persists (its store replaces this effect): an error elsewhere."""
+        raise RuntimeError(f"this node has no GCS store to persist into: {cmd!r}")
 
     # -- spilling ---------------------------------------------------------------------------
 
