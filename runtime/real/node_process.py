@@ -414,7 +414,7 @@ def _rejoin(
     from runtime.net.auth import Hello
     from runtime.net.channel import connect
     from runtime.real.head_restart import rejoin_hello_id
-    from runtime.real.peers import JoinError, await_welcome
+    from runtime.real.peers import FencedError, JoinError, await_welcome
 
     timeout = reconnect_timeout(config.reconnect_timeout)
     if timeout <= 0:
@@ -438,6 +438,9 @@ def _rejoin(
                 raise
             got, servers = await_welcome(channel)
             break
+        except FencedError as exc:  # this head declared the node dead: never back
+            print(f"twinray: the head refused this node: {exc}; this node stops", file=sys.stderr)
+            return False
         except JoinError as exc:  # a head that is still starting closes early: retry
             if time.monotonic() - t0 >= timeout:
                 print(

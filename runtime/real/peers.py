@@ -41,6 +41,7 @@ __all__ = [
     "CORE",
     "FUNCTION",
     "WELCOME",
+    "FencedError",
     "JoinError",
     "Link",
     "Peers",
@@ -56,11 +57,17 @@ FUNCTION = 2
 WELCOME = 3
 OBJECTS = 4
 SERVERS = 5
+FENCED = 6
+"""Head -> a node rejoining after this head declared it dead, instead of a welcome."""
 HEAD_NODE = 0
 
 
 class JoinError(ConnectionError):
     """A node process could not join the head (closed or answered something else)."""
+
+
+class FencedError(JoinError):
+    """The head refused this node for good: it declared it dead (the node stops)."""
 
 
 class RoutingTable(dict):
@@ -225,8 +232,25 @@ class Peers:
             log.warning("twinray: refusing a node rejoining as node %d (taken)", index)
             channel.close()
             return
+        if self._fenced(channel, index):
+            return
         self.next_index = max(self.next_index, index + 1)
         self._welcome(channel, index)
+
+    def _fenced(self, channel: Any, index: int) -> bool:
+        """Refuse node ``index`` for good if this head's GCS holds it dead (declared by the
+        failure detector, or its link closed): it is told why (a ``FENCED`` frame, so it
+        stops at once) and the channel closed. A restarted head's nodes that were alive
+        wait in the GCS's ``rejoining``, not in its node table, and are let back in."""
+        info = self.node.gcs.nodes.get(index)
+        if info is None or info.alive:
+            return False
+        reason = f"node {index} was declared dead by the head; it is fenced"
+        log.warning("twinray: refusing a node rejoining as node %d: %s", index, reason)
+        with contextlib.suppress(OSError):
+            channel.send((FENCED, reason))
+        channel.close()
+        return True
 
     def op_relink(self, arg: tuple[Any, dict[int, str]], now: float) -> None:
         """A worker node's loop thread: the head is back on ``channel`` (a restarted head):
@@ -356,15 +380,21 @@ class Peers:
         self.links.clear()
 
 
+def _is_fence(frame: Any) -> bool:
+    return type(frame) is tuple and len(frame) == 2 and frame[0] == FENCED
+
+
 def await_welcome(channel: Any) -> tuple[int, dict[int, str]]:
     """A joining node process: read the head's welcome (blocking); return its node index
     and the object servers the head knows (the frame that follows the welcome)."""
     frames: list[Any] = []
-    while len(frames) < 2:
+    while len(frames) < 2 and not (frames and _is_fence(frames[0])):
         try:
             frames += channel.recv_many()
         except (EOFError, OSError) as exc:
             raise JoinError(f"the head closed the connection before welcoming: {exc}") from None
+    if _is_fence(frames[0]):
+        raise FencedError(str(frames[0][1]))
     welcome, servers = frames[0], frames[1]
     if len(frames) != 2 or type(welcome) is not tuple or welcome[:1] != (WELCOME,):
         raise JoinError(f"the head did not welcome this node: {welcome!r:.200}")

@@ -79,8 +79,12 @@ def test_a_frozen_node_is_declared_dead_after_the_timeout_and_fenced(
         assert all(r[1] == HEAD_ID for r in results)  # B's were retried on the head
     finally:
         os.kill(node.pid, signal.SIGCONT)
-    # awake again, the node finds its link to the head closed and stops: fenced, never back
+    # awake again, the node finds its link to the head closed; its try to rejoin is refused
+    # (the head declared it dead) and it stops: fenced, never back
     assert node.process.wait(timeout=60) != 0
+    assert cluster.session is not None
+    said = "".join(p.read_text(errors="replace") for p in (cluster.session / "logs").glob("node_*"))
+    assert "the head refused this node" in said and "declared dead by the head" in said
     assert not _alive(B_ID) and len(ray.nodes()) == 2
     assert ray.get(slow.remote(7, str(tmp_path)), timeout=60)[0] == 70  # the cluster goes on
 
