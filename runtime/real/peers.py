@@ -242,7 +242,7 @@ class Peers:
         failure detector, or its link closed): it is told why (a ``FENCED`` frame, so it
         stops at once) and the channel closed. A restarted head's nodes that were alive
         wait in the GCS's ``rejoining``, not in its node table, and are let back in."""
-        info = self.node.gcs.nodes.get(index)
+        info = self.node.gcs.node_table().get(index)
         if info is None or info.alive:
             return False
         reason = f"node {index} was declared dead by the head; it is fenced"
