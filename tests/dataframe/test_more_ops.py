@@ -1,0 +1,73 @@
+"""Operations made parallel in round 6 (shuffled groupby, reductions, missing values, loc/iloc,
+nunique/unique) equal pandas' on random frames, and run without defaulting to pandas."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from tests.dataframe.conftest import CASE_IDS, CASES, random_frame
+
+pandas = pytest.importorskip("pandas")
+import pandas.testing as tm  # noqa: E402
+
+import runtime.dataframe as pd  # noqa: E402
+
+SOME = [0, 2, 4]  # empty, more partitions than rows, several partitions
+
+
+@pytest.fixture(params=[CASES[i] for i in SOME], ids=[CASE_IDS[i] for i in SOME])
+def frames(request: pytest.FixtureRequest) -> tuple:
+    seed, rows, parts = request.param
+    p = random_frame(seed, rows)
+    return pd.from_pandas(p, parts), p
+
+
+@pytest.fixture(autouse=True)
+def no_defaulting() -> Iterator[None]:
+    """Every operation here must run over partitions: a 'defaulting to pandas' warning fails."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*defaulting to pandas.*")
+        yield
+
+
+def same(ours: Callable[[], object], theirs: Callable[[], object]) -> None:
+    """Equal results, or the same exception type when pandas raises."""
+    try:
+        expected = theirs()
+    except Exception as err:  # pandas refuses: so must we, with the same kind of error
+        with pytest.raises(type(err)):
+            ours()
+        return
+    got = ours()
+    got = got.to_pandas() if hasattr(got, "to_pandas") else got
+    if isinstance(expected, pandas.DataFrame):
+        tm.assert_frame_equal(got, expected)
+    elif isinstance(expected, pandas.Series):
+        tm.assert_series_equal(got, expected)
+    elif isinstance(expected, (pandas.Index, pandas.api.extensions.ExtensionArray)):
+        tm.assert_equal(got, expected)
+    else:
+        import numpy as np
+
+        np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("key,sort,dropna", [("k", True, True), (["s", "k"], False, False)])
+def test_shuffled_groupby(frames: tuple, key: object, sort: bool, dropna: bool) -> None:
+    df, p = frames
+    g, pg = df.groupby(key, sort=sort, dropna=dropna), p.groupby(key, sort=sort, dropna=dropna)
+    same(lambda: g[["x", "v"]].median(), lambda: pg[["x", "v"]].median())
+    same(lambda: g["x"].std(), lambda: pg["x"].std())
+    same(lambda: g[["x", "v"]].var(ddof=0), lambda: pg[["x", "v"]].var(ddof=0))
+    same(lambda: g.nunique(), lambda: pg.nunique())
+    same(lambda: g["x"].quantile([0.25, 0.75]), lambda: pg["x"].quantile([0.25, 0.75]))
+    spread = {"x": ["median", "std"], "v": lambda s: s.max() - s.min()}
+    same(lambda: g.agg(spread), lambda: pg.agg(spread))
+    same(lambda: g["v"].transform("sum"), lambda: pg["v"].transform("sum"))
+    same(lambda: g[["x", "v"]].transform(lambda s: s - s.mean()),
+         lambda: pg[["x", "v"]].transform(lambda s: s - s.mean()))  # fmt: skip
+    same(lambda: g.apply(lambda f: f["v"].sum()), lambda: pg.apply(lambda f: f["v"].sum()))
+    same(lambda: g.apply(lambda f: f.head(2)), lambda: pg.apply(lambda f: f.head(2)))
