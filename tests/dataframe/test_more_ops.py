@@ -55,11 +55,21 @@ def same(ours: Callable[[], object], theirs: Callable[[], object]) -> None:
         np.testing.assert_array_equal(got, expected)
 
 
-@pytest.mark.parametrize("key,sort,dropna", [("k", True, True), (["s", "k"], False, False)])
-def test_shuffled_groupby(frames: tuple, key: object, sort: bool, dropna: bool) -> None:
-    df, p = frames
+@pytest.mark.parametrize(
+    "case,key,sort,dropna",
+    [(CASES[2], "k", True, True), (CASES[4], ["s", "k"], False, False)],
+    ids=["parts-over-rows", "two-keys-nan-first-seen"],
+)
+def test_shuffled_groupby(case: tuple, key: object, sort: bool, dropna: bool) -> None:
+    seed, rows, parts = case
+    p = random_frame(seed, rows)
+    df = pd.from_pandas(p, parts)
     g, pg = df.groupby(key, sort=sort, dropna=dropna), p.groupby(key, sort=sort, dropna=dropna)
     same(lambda: g[["x", "v"]].median(), lambda: pg[["x", "v"]].median())
+    if rows < 10:  # more partitions than rows: the bucket plumbing, the rest on bigger frames
+        same(lambda: g.v.transform("sum"), lambda: pg.v.transform("sum"))
+        same(lambda: g.apply(lambda f: f.head(1)), lambda: pg.apply(lambda f: f.head(1)))
+        return
     same(lambda: g["x"].std(), lambda: pg["x"].std())
     same(lambda: g[["x", "v"]].var(ddof=0), lambda: pg[["x", "v"]].var(ddof=0))
     same(lambda: g.nunique(), lambda: pg.nunique())
@@ -71,3 +81,10 @@ def test_shuffled_groupby(frames: tuple, key: object, sort: bool, dropna: bool) 
          lambda: pg[["x", "v"]].transform(lambda s: s - s.mean()))  # fmt: skip
     same(lambda: g.apply(lambda f: f["v"].sum()), lambda: pg.apply(lambda f: f["v"].sum()))
     same(lambda: g.apply(lambda f: f.head(2)), lambda: pg.apply(lambda f: f.head(2)))
+
+
+def test_shuffled_groupby_empty() -> None:
+    p = random_frame(0, 0)
+    df = pd.from_pandas(p, 3)
+    same(lambda: df.groupby("k").median(), lambda: p.groupby("k").median())
+    same(lambda: df.groupby("k").v.transform("sum"), lambda: p.groupby("k").v.transform("sum"))
