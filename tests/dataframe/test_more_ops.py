@@ -6,6 +6,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Iterator
 
+import numpy as np
 import pytest
 
 from tests.dataframe.conftest import CASE_IDS, CASES, random_frame
@@ -47,12 +48,16 @@ def same(ours: Callable[[], object], theirs: Callable[[], object]) -> None:
         tm.assert_frame_equal(got, expected)
     elif isinstance(expected, pandas.Series):
         tm.assert_series_equal(got, expected)
-    elif isinstance(expected, (pandas.Index, pandas.api.extensions.ExtensionArray)):
-        tm.assert_equal(got, expected)
-    else:
-        import numpy as np
-
+    elif isinstance(expected, pandas.api.extensions.ExtensionArray):
+        tm.assert_extension_array_equal(got, expected)
+    elif isinstance(expected, np.ndarray):
         np.testing.assert_array_equal(got, expected)
+    else:  # a scalar: the same type, equal (floats to rounding: partial sums add up differently)
+        assert type(got) is type(expected), (got, expected)
+        if isinstance(expected, float):
+            assert np.isclose(got, expected, rtol=1e-9, equal_nan=True), (got, expected)
+        else:
+            assert got == expected or (pandas.isna(got) and pandas.isna(expected)), (got, expected)
 
 
 @pytest.mark.parametrize(
@@ -88,3 +93,29 @@ def test_shuffled_groupby_empty() -> None:
     df = pd.from_pandas(p, 3)
     same(lambda: df.groupby("k").median(), lambda: p.groupby("k").median())
     same(lambda: df.groupby("k").v.transform("sum"), lambda: p.groupby("k").v.transform("sum"))
+
+
+def test_reductions(frames: tuple) -> None:
+    df, p = frames
+    num = ["k", "x", "b", "v"]
+    for name in ("sum", "min", "max", "count", "mean", "std", "var", "prod"):
+        same(lambda: getattr(df[num], name)(), lambda: getattr(p[num], name)())
+        same(lambda: getattr(df.x, name)(), lambda: getattr(p.x, name)())
+        same(lambda: getattr(df[num], name)(axis=1), lambda: getattr(p[num], name)(axis=1))
+    same(lambda: df.mean(numeric_only=True), lambda: p.mean(numeric_only=True))
+    same(lambda: df[["s", "t", "v"]].min(), lambda: p[["s", "t", "v"]].min())
+    same(lambda: df.count(), lambda: p.count())
+    same(lambda: df.s.max(), lambda: p.s.max())
+    same(lambda: df.var(ddof=0, numeric_only=True), lambda: p.var(ddof=0, numeric_only=True))
+
+
+def test_missing_values_and_distinct(frames: tuple) -> None:
+    df, p = frames
+    same(lambda: df.dropna(), lambda: p.dropna())
+    same(lambda: df.dropna(subset=["x"], how="all"), lambda: p.dropna(subset=["x"], how="all"))
+    same(lambda: df.s.dropna(), lambda: p.s.dropna())
+    same(lambda: df.fillna({"x": 0.0}).isna(), lambda: p.fillna({"x": 0.0}).isna())
+    same(lambda: df.nunique(), lambda: p.nunique())
+    same(lambda: df.s.nunique(dropna=False), lambda: p.s.nunique(dropna=False))
+    same(lambda: df.s.unique(), lambda: p.s.unique())
+    same(lambda: df.v.unique(), lambda: p.v.unique())
