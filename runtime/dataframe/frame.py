@@ -667,7 +667,9 @@ def _install_reductions(cls: type) -> None:
             return self._default(_name, **given, **kw) if out is NotImplemented else out
 
         reduction.__name__ = name
-        reduction.__doc__ = f"pandas' `{name}`: per-partition results reduced again (axis 0), per row (axis 1)."
+        reduction.__doc__ = (
+            f"pandas' `{name}`: per-partition results reduced again (axis 0), per row (axis 1)."
+        )
         setattr(cls, name, reduction)
 
 

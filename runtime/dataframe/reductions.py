@@ -77,7 +77,9 @@ def reduce(obj: Any, name: str, axis: Any, kw: dict) -> Any:
             out = np.sqrt(out) if name == "std" else out
         if not frame:
             return np.float64(out[0])
-        return wrap_result(pandas.Series(out, index=pandas.Index(cols, dtype=obj._meta.columns.dtype)))
+        return wrap_result(
+            pandas.Series(out, index=pandas.Index(cols, dtype=obj._meta.columns.dtype))
+        )
     return NotImplemented
 
 
@@ -140,7 +142,10 @@ def nunique(obj: Any, axis: Any, dropna: bool) -> Any:
         return pandas.concat(distinct).nunique(dropna=dropna)
     if not obj._meta.columns.is_unique:
         return NotImplemented
-    counts = [pandas.concat([d[i] for d in distinct]).nunique(dropna=dropna) for i in range(len(obj._meta.columns))]
+    counts = [
+        pandas.concat([d[i] for d in distinct]).nunique(dropna=dropna)
+        for i in range(len(obj._meta.columns))
+    ]
     return wrap_result(pandas.Series(counts, index=obj._meta.columns, dtype="int64"))
 
 

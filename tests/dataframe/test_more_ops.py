@@ -99,9 +99,9 @@ def test_reductions(frames: tuple) -> None:
     df, p = frames
     num = ["k", "x", "b", "v"]
     for name in ("sum", "min", "max", "count", "mean", "std", "var", "prod"):
-        same(lambda: getattr(df[num], name)(), lambda: getattr(p[num], name)())
-        same(lambda: getattr(df.x, name)(), lambda: getattr(p.x, name)())
-        same(lambda: getattr(df[num], name)(axis=1), lambda: getattr(p[num], name)(axis=1))
+        same(lambda n=name: getattr(df[num], n)(), lambda n=name: getattr(p[num], n)())
+        same(lambda n=name: getattr(df.x, n)(), lambda n=name: getattr(p.x, n)())
+        same(lambda n=name: getattr(df[num], n)(axis=1), lambda n=name: getattr(p[num], n)(axis=1))
     same(lambda: df.mean(numeric_only=True), lambda: p.mean(numeric_only=True))
     same(lambda: df[["s", "t", "v"]].min(), lambda: p[["s", "t", "v"]].min())
     same(lambda: df.count(), lambda: p.count())
