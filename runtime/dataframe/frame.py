@@ -331,6 +331,20 @@ class BaseFrame:
         self._replace_with(collected)
 
     @property
+    def loc(self) -> Any:
+        """Rows by label (a label, a label slice, an aligned boolean mask) and columns by label."""
+        from runtime.dataframe.indexing import LocIndexer
+
+        return LocIndexer(self)
+
+    @property
+    def iloc(self) -> Any:
+        """Rows by position (an int, a slice) and columns by position."""
+        from runtime.dataframe.indexing import ILocIndexer
+
+        return ILocIndexer(self)
+
+    @property
     def attrs(self) -> dict:
         """pandas' `attrs` (kept on the metadata)."""
         return self._meta.attrs

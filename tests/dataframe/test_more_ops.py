@@ -119,3 +119,23 @@ def test_missing_values_and_distinct(frames: tuple) -> None:
     same(lambda: df.s.nunique(dropna=False), lambda: p.s.nunique(dropna=False))
     same(lambda: df.s.unique(), lambda: p.s.unique())
     same(lambda: df.v.unique(), lambda: p.v.unique())
+
+
+def test_loc_iloc(frames: tuple) -> None:
+    df, p = frames
+    for key in (slice(1, 4), slice(None, -2), slice(3, None), slice(0, 0)):
+        same(lambda k=key: df.iloc[k], lambda k=key: p.iloc[k])
+    same(lambda: df.iloc[2:50, 1:3], lambda: p.iloc[2:50, 1:3])
+    same(lambda: df.iloc[-1], lambda: p.iloc[-1])
+    same(lambda: df.iloc[3, 1], lambda: p.iloc[3, 1])
+    same(lambda: df.x.iloc[1:3], lambda: p.x.iloc[1:3])
+    same(lambda: df.loc[df.v > 0], lambda: p.loc[p.v > 0])
+    same(lambda: df.loc[df.v > 0, ["x", "s"]], lambda: p.loc[p.v > 0, ["x", "s"]])
+    same(lambda: df.loc[2:4, "x":"b"], lambda: p.loc[2:4, "x":"b"])
+    same(lambda: df.loc[3], lambda: p.loc[3])
+    same(lambda: df.loc[3, "v"], lambda: p.loc[3, "v"])
+    same(lambda: df.loc[10**6], lambda: p.loc[10**6])  # KeyError both
+    keyed = p.set_index("s")
+    dk = pd.from_pandas(keyed, 3)
+    same(lambda: dk.loc["cat"], lambda: keyed.loc["cat"])  # duplicate labels: a frame
+    same(lambda: dk.v.loc["dog"], lambda: keyed.v.loc["dog"])
