@@ -1379,7 +1379,8 @@ class Owner:
 
     def _fail_call(self, spec: TaskSpec, handle: ActorHandleState, out: list[Command]) -> None:
         if spec.task_id in self.pending:
-            error = not_started(handle.error or f"actor {spec.actor_id:x} is dead")
+            error = handle.error or f"actor {spec.actor_id:x} is dead"
+            error = not_started(error) if isinstance(error, str) else error  # ActorError: as is
             self._finish_failed(spec, ERR_ACTOR_DIED, error, spec.submitted_at, out)
 
     def _on_actor_update(self, msg: ActorUpdate, now: float, out: list[Command]) -> None:
