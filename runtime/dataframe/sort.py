@@ -158,9 +158,13 @@ def _split_one_numeric_key(
         return None
     if bounds.dtype.kind in "fM" and pandas.isna(bounds).any():
         return None
-    order = _stable_order(values, asc, sort_kw["na_position"])
-    ordered = part.take(order)
-    col = values[order]
+    ordered = part.sort_values(
+        **({} if keys is None else {"by": keys[0]}),
+        kind="stable",
+        ascending=asc,
+        na_position=sort_kw["na_position"],
+    )
+    col = np.asarray(ordered if keys is None else ordered[keys[0]])
     nan = pandas.isna(col) if col.dtype.kind in "fM" else np.zeros(len(col), dtype=bool)
     if asc:
         bucket = np.searchsorted(bounds, col, side="left")  # boundaries strictly below the value
@@ -170,28 +174,6 @@ def _split_one_numeric_key(
     nb = len(bounds) + 1
     edges = np.searchsorted(bucket, np.arange(nb + 1), side="left")  # buckets are non-decreasing
     return tuple(ordered.iloc[edges[i] : edges[i + 1]] for i in range(nb))
-
-
-def _stable_order(values: np.ndarray, ascending: bool, na_position: str) -> np.ndarray:
-    """The positions that sort `values` stably, missing ones in their order at `na_position`.
-
-    pandas' `nargsort` rule (what `sort_values(kind="stable")` does), on the numpy array
-    directly: the frame is taken once by these positions instead of sorted by pandas.
-    """
-    nan = np.isnan(values) if values.dtype.kind in "fM" else None
-    if nan is None or not nan.any():
-        present, missing = None, np.empty(0, dtype=np.intp)
-        sub = values
-    else:
-        present, missing = np.flatnonzero(~nan), np.flatnonzero(nan)
-        sub = values[present]
-    if ascending:
-        order = np.argsort(sub, kind="stable")
-    else:  # descending, ties in their order: sort the reversed values, reverse back
-        order = (len(sub) - 1 - np.argsort(sub[::-1], kind="stable"))[::-1]
-    if present is not None:
-        order = present[order]
-    return np.concatenate([order, missing] if na_position == "last" else [missing, order])
 
 
 def _split_by_range(
