@@ -86,7 +86,8 @@ def reduce(obj: Any, name: str, axis: Any, kw: dict) -> Any:
 def _moment_columns(obj: Any, numeric_only: bool) -> list | None:
     """The columns mean/var/std run over (numbers and bools), or None when pandas must."""
     if obj._meta.ndim == 1:
-        return [None] if obj._meta.dtype.kind in "biuf" else None
+        dtype = obj._meta.dtype
+        return [None] if dtype.kind in "biuf" and not _extension(dtype) else None
     dtypes = obj._meta.dtypes
     cols = [c for c in obj._meta.columns if dtypes[c].kind in "biuf" and not _extension(dtypes[c])]
     if numeric_only:
