@@ -1,7 +1,7 @@
 """The `run-scenario` command: the simulator's options plus real mode and calibration.
 
 Simulator-only runs (`--mode sim`, the default, `--sweep`, `--schema`) are `sim.cli`'s;
-this module adds `--mode real|both`, `--scale-down`, `--calibrate` and `--calibrate-rl`,
+this module adds `--mode real|both`, `--scale-down`, `--nodes`, `--calibrate` and `--calibrate-rl`,
 which start real worker processes.
 """
 
@@ -29,6 +29,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--scale-down",
         action="store_true",
         help="real mode: map a cluster larger than this machine onto 1 node x its CPUs",
+    )
+    parser.add_argument(
+        "--nodes",
+        type=int,
+        metavar="N",
+        help="real mode: run on a real cluster of N node processes on this machine (a head "
+        "and N-1 worker nodes), with the scenario's node faults",
     )
     parser.add_argument(
         "--calibrate",
@@ -73,8 +80,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         if args.scale_down:
             parser.error("--scale-down does not apply to serving scenarios: they run as given")
+        if args.nodes is not None:
+            parser.error("--nodes does not apply to serving scenarios: they run on one node")
 
         return run_serving_mode(scenario, args.mode)
+    if args.nodes is not None:
+        if args.scale_down:
+            parser.error("--scale-down and --nodes are exclusive: --nodes fits the cluster itself")
+        from twin.real_cluster import run_cluster_mode
+
+        return run_cluster_mode(scenario, args.mode, args.nodes)
     from twin.real_mode import run_mode
 
     return run_mode(scenario, args.mode, args.scale_down)
