@@ -254,7 +254,8 @@ def run_cluster(fit: ClusterFit, measure: bool = False) -> dict[str, Any]:
     (kill -> the last task retried after it finished). Task spans come from the head's task
     table: each body's run time on its node, ended when the driver saw it finish.
     `measure`: also time the network effects (`measure_network`) on the same cluster
-    after the workload, under ``network``.
+    after the workload (a fresh worker node added if every one was killed), under
+    ``network``.
     """
     import runtime as ray
     from runtime.cluster_utils import Cluster
@@ -291,7 +292,11 @@ def run_cluster(fit: ClusterFit, measure: bool = False) -> dict[str, Any]:
             new = sorted({r["node_id"] for r in list_nodes(limit=STATE_LIMIT)} - ids_before)
             for event, node_id in zip(added, new, strict=False):
                 slots[event["node"]].node_ids.append(node_id)
-        network = measure_network(ray, fit) if measure else None
+        network = None
+        if measure:
+            if fit.nodes >= 2 and all(slot.node is None for slot in slots[1:]):
+                cluster.add_node(**args)  # every worker node was killed: one to measure on
+            network = measure_network(ray, fit)
     finally:
         if ray.is_initialized():
             ray.shutdown()
