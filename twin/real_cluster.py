@@ -356,6 +356,9 @@ def _metrics(
     result.update(
         messages=None,
         message_bytes=None,
+        spilled_tasks=None,  # decided inside the node processes: not seen by the driver
+        transfers=None,
+        bytes_transferred=None,
         faults=list(metrics.faults),
         warnings=_warnings(fit, events, makespan),
         world="real",
@@ -387,11 +390,14 @@ def _span(metrics: MetricsRecorder, driver: ClusterDriver, row: dict[str, Any], 
     start_ms, end_ms = row["start_time_ms"], row["end_time_ms"]
     if seen is None or start_ms is None or end_ms is None:
         return
-    run_s = max(0.0, (end_ms - start_ms) / 1000)
+    submitted = driver.submitted_at[name] - driver.t0
     end = seen - driver.t0
+    # a retried task's row may hold its first attempt's start (another node's clock):
+    # a body cannot have run longer than from its submission to its result
+    run_s = min(max(0.0, (end_ms - start_ms) / 1000), end - submitted)
     start = max(0.0, end - run_s)
     metrics.task_started(node, start)
-    queued = max(0.0, start - (driver.submitted_at[name] - driver.t0))
+    queued = max(0.0, start - submitted)
     metrics.task_finished(run_s, queued, node, end)
     shape = tuple(sorted((k, float(v)) for k, v in (row["required_resources"] or {}).items()))
     metrics.busy(node, shape, run_s)
