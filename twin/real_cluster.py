@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,10 +81,16 @@ def fit_cluster(scenario: Scenario, nodes: int, machine_cpus: int | None = None)
     cpus = wanted
     if nodes * wanted > machine:
         cpus = max(1, machine // nodes)
-        notes.append(
-            f"{nodes} nodes x {wanted} CPUs do not fit this machine's {machine} CPUs: "
-            f"each node gets {cpus} CPU(s)"
-        )
+        if cpus < wanted:
+            notes.append(
+                f"{nodes} nodes x {wanted} CPUs do not fit this machine's {machine} CPUs: "
+                f"each node gets {cpus} CPU(s)"
+            )
+        if nodes * cpus > machine:
+            notes.append(
+                f"{nodes} nodes x {cpus} CPU(s) are more slots than this machine's {machine} "
+                "CPUs: the real times include their contention"
+            )
     if cluster.nodes != nodes:
         notes.append(f"the scenario's {cluster.nodes} node(s) run as {nodes} node processes")
     custom: dict[str, float] = {}
@@ -177,12 +184,18 @@ class _NodeSlot:
 class FaultPlan:
     """Carries out node faults on a `Cluster` at their times, on a timer thread."""
 
-    def __init__(self, cluster: Any, slots: list[_NodeSlot], faults: list[NodeFault], args: dict):
-        """`slots[k]` is scenario node k; `args` are the node arguments of a re-added node."""
+    def __init__(
+        self,
+        cluster: Any,
+        slots: list[_NodeSlot],
+        faults: list[NodeFault],
+        add: Callable[[int], Any],
+    ) -> None:
+        """`slots[k]` is scenario node k; `add(k)` starts a fresh node process for it."""
         self.cluster = cluster
         self.slots = slots
         self.faults = sorted(faults, key=lambda f: f.at_s)
-        self.args = args
+        self.add = add
         self.events: list[dict[str, Any]] = []
         """What was done: ``{"time_s", "kind": "kill"|"add", "node"}`` (seconds from t0)."""
         self.errors: list[BaseException] = []
@@ -220,7 +233,7 @@ class FaultPlan:
                 else:
                     if slot.node is not None:
                         continue
-                    slot.node = self.cluster.add_node(**self.args)
+                    slot.node = self.add(index)
                     now = time.monotonic() - self.t0
             except BaseException as exc:  # reported by `stop`
                 self.errors.append(exc)
@@ -244,7 +257,67 @@ def _node_args(fit: ClusterFit) -> dict[str, Any]:
     return {"num_cpus": fit.cpus, "object_store_memory": store, "resources": dict(fit.resources)}
 
 
-def run_cluster(fit: ClusterFit, measure: bool = False) -> dict[str, Any]:
+class NodeStarter:
+    """Starts scenario node k's process: on loopback, or in its network namespace."""
+
+    def __init__(self, cluster: Any, args: dict[str, Any], spaces: Any | None) -> None:
+        """`spaces`: a `runtime.real.netns.Namespaces` (None: loopback)."""
+        self.cluster = cluster
+        self.args = args
+        self.spaces = spaces
+
+    def __call__(self, index: int) -> Any:
+        """Start node `index` (0: the head, first); the `ClusterNode` once it listens."""
+        if self.spaces is None:
+            return self.cluster.add_node(**self.args)
+        from runtime.cluster_utils import ClusterNode, _node_config
+        from runtime.net.auth import new_token, save_token
+        from runtime.real import sessions
+        from runtime.real.node_process import launch
+
+        cluster, config = self.cluster, _node_config(self.args)
+        if index == 0:  # the head: on the bridge, in this namespace (drivers reach it)
+            session = sessions.new_session()
+            config.session, config.host = str(session), self.spaces.head_ip
+            save_token(session, new_token())
+            proc, address = launch(config)
+            cluster.session, cluster.head_node = session, ClusterNode(address, True, proc)
+            return cluster.head_node
+        config.session, config.head = str(cluster.session), False
+        config.head_address, config.host = cluster.head_node.address, self.spaces.node_ip(index)
+        proc, _ = launch(config, wrap=self.spaces.wrap(index))
+        node = ClusterNode(cluster.head_node.address, False, proc)
+        cluster.worker_nodes.add(node)
+        return node
+
+
+def make_namespaces(fit: ClusterFit) -> tuple[Any | None, str]:
+    """Network namespaces for the fit's worker nodes, shaped by the scenario's network section.
+
+    Returns (the `Namespaces`, a line saying what was built) or (None, why not: the
+    fallback to plain loopback).
+    """
+    from runtime.real.netns import NetnsUnavailable, create
+
+    network = fit.scenario.network
+    if fit.nodes < 2:
+        return None, "network namespaces: a 1-node cluster has no links; plain loopback"
+    rate = network.link_bandwidth_gbps * 1e9
+    latency = network.link_latency_us * 1e-6
+    try:
+        spaces = create(fit.nodes, rate, latency)
+    except NetnsUnavailable as exc:
+        return None, f"network namespaces not used: {exc}; falling back to plain loopback"
+    line = (
+        f"network namespaces: nodes 1-{fit.nodes - 1} in their own, joined to the head's by "
+        f"veth pairs on bridge {spaces.bridge}, links {network.link_bandwidth_gbps:g} Gb/s"
+    )
+    if network.topology != "star":
+        line += f" (the {network.topology} topology taken as a star of its links)"
+    return spaces, "; ".join([line, *spaces.notes])
+
+
+def run_cluster(fit: ClusterFit, measure: bool = False, netns: bool = False) -> dict[str, Any]:
     """Run the fitted scenario on a real cluster of `fit.nodes` node processes; the metrics dict.
 
     The metrics follow `run_real`'s (wall-clock seconds, ``world: "real"``) with
@@ -255,7 +328,8 @@ def run_cluster(fit: ClusterFit, measure: bool = False) -> dict[str, Any]:
     table: each body's run time on its node, ended when the driver saw it finish.
     `measure`: also time the network effects (`measure_network`) on the same cluster
     after the workload (a fresh worker node added if every one was killed), under
-    ``network``.
+    ``network``. `netns`: worker nodes in network namespaces (`make_namespaces`) where
+    they can be made; ``cluster.network`` says what was used.
     """
     import runtime as ray
     from runtime.cluster_utils import Cluster
@@ -268,17 +342,20 @@ def run_cluster(fit: ClusterFit, measure: bool = False) -> dict[str, Any]:
     if run is None or (getattr(workload, "from_rllib", None) is not None):
         raise RealModeRefused(f"--nodes does not run workload {workload.kind!r} (RLlib configs)")
     args = _node_args(fit)
-    cluster = Cluster(initialize_head=True, head_node_args=args, shutdown_at_exit=True)
+    spaces, network_line = make_namespaces(fit) if netns else (None, "plain loopback")
+    if netns:
+        print(f"network             {network_line}", flush=True)
+    cluster = Cluster(shutdown_at_exit=True)
+    start = NodeStarter(cluster, args, spaces)
     try:
-        slots = [_NodeSlot(0, cluster.head_node)]
-        slots += [_NodeSlot(i, cluster.add_node(**args)) for i in range(1, fit.nodes)]
+        slots = [_NodeSlot(i, start(i)) for i in range(fit.nodes)]
         cluster.connect()
         warm = ray.remote(work).options(scheduling_strategy="SPREAD")
         ray.get([warm.remote(0.0, 0) for _ in range(WARMUP_PER_NODE * fit.nodes * fit.cpus)])
         ids_before = {row["node_id"] for row in list_nodes(limit=STATE_LIMIT)}
         _assign_ids(slots, sorted(ids_before))
         driver = ClusterDriver(ray, scenario)
-        faults = FaultPlan(cluster, slots, list(scenario.faults), args)
+        faults = FaultPlan(cluster, slots, list(scenario.faults), start)
         driver.t0 = time.monotonic()
         faults.start(driver.t0)
         try:
@@ -295,14 +372,18 @@ def run_cluster(fit: ClusterFit, measure: bool = False) -> dict[str, Any]:
         network = None
         if measure:
             if fit.nodes >= 2 and all(slot.node is None for slot in slots[1:]):
-                cluster.add_node(**args)  # every worker node was killed: one to measure on
+                slots[1].node = start(1)  # every worker node was killed: one to measure on
             network = measure_network(ray, fit)
     finally:
         if ray.is_initialized():
             ray.shutdown()
         cluster.connected = False
         cluster.shutdown()
-    return _metrics(fit, driver, rows, slots, faults.events, end, network)
+        if spaces is not None:
+            spaces.close()
+    metrics = _metrics(fit, driver, rows, slots, faults.events, end, network)
+    metrics["cluster"]["network"] = network_line
+    return metrics
 
 
 SETTLE_S = 10.0
@@ -566,7 +647,7 @@ def _table(rows: list[tuple[str, float | None, float | None, float | None]]) -> 
     return lines
 
 
-def run_cluster_mode(scenario: Scenario, mode: str, nodes: int) -> int:
+def run_cluster_mode(scenario: Scenario, mode: str, nodes: int, netns: bool = False) -> int:
     """`run-scenario FILE --mode real|both --nodes N`: run, print, write reports; the exit code.
 
     real: `reports/<name>/real/{metrics.json,report.md}` with placement per node. both:
@@ -585,14 +666,14 @@ def run_cluster_mode(scenario: Scenario, mode: str, nodes: int) -> int:
     except RealModeRefused as exc:
         print(f"run-scenario: cannot run in real mode: {exc}", file=sys.stderr)
         return 2
-    _print(f"cluster             {fit.nodes} node processes x {fit.cpus} CPU(s), loopback network")
+    _print(f"cluster             {fit.nodes} node processes x {fit.cpus} CPU(s)")
     if fit.note:
         _print(f"note                {fit.note}")
     base = Path(scenario.output.report_dir) / scenario.name
     intro = " ".join(
         x for x in (scenario.description, f"Real mode on {nodes} node processes. {fit.note}") if x
     )
-    real = run_cluster(fit, measure=mode == "both")
+    real = run_cluster(fit, measure=mode == "both", netns=netns)
     write_json(base / "real" / "metrics.json", real)
     write_report(real, base / "real", f"{scenario.name} (real, {nodes} nodes)", intro=intro)
     _print(f"real throughput     {real['throughput_tps']:,.0f} tasks/s over {real['tasks']} tasks")
@@ -619,8 +700,8 @@ def run_cluster_mode(scenario: Scenario, mode: str, nodes: int) -> int:
     network = base / "network.md"
     network.write_text(
         f"# {scenario.name}: network and failure models vs {nodes} real nodes\n\n"
-        "Real nodes talk over loopback (no namespaces, no shaping): the simulator's times "
-        "are for the scenario's network section.\n\n```\n" + "\n".join(lines) + "\n```\n",
+        f"Real nodes' network: {real['cluster']['network']}. The simulator's times are for "
+        "the scenario's network section.\n\n```\n" + "\n".join(lines) + "\n```\n",
         encoding="utf-8",
     )
     text = comparison.read_text(encoding="utf-8")
