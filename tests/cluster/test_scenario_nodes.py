@@ -60,6 +60,23 @@ def test_fit_refuses(name: str, nodes: int, message: str) -> None:
         fit_cluster(load_scenario(ROOT / "scenarios" / name), nodes, machine_cpus=2)
 
 
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--nodes", "2"], "--nodes and --netns run real node processes"),
+        (["--mode", "real", "--netns"], "--netns needs --nodes N"),
+        (["--mode", "real", "--nodes", "2", "--scale-down"], "--scale-down and --nodes are"),
+    ],
+)
+def test_cli_refuses_option_mixes(argv: list[str], message: str, capsys) -> None:
+    """--nodes/--netns only where they do something."""
+    from twin.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main([str(ROOT / "scenarios" / "chain.yaml"), *argv])
+    assert info.value.code == 2 and message in capsys.readouterr().err
+
+
 def test_network_comparison_rows() -> None:
     """Sim vs real rows for transfer, spillback and recovery, with relative differences."""
     fit = fit_cluster(load_scenario(ROOT / "scenarios" / "fault_node.yaml"), 2, machine_cpus=2)
