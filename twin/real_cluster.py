@@ -509,10 +509,10 @@ def _warnings(fit: ClusterFit, events: list[dict[str, Any]], makespan: float) ->
 
 # --- the network and failure models, measured -------------------------------------------------
 
-TRANSFER_BYTES = 8 << 20
+TRANSFER_BYTES = 32 << 20
 """Size of the cross-node argument whose transfer is timed (a numpy array, out of band)."""
 
-REPEATS = 3
+REPEATS = 5
 """Each measurement is the median of this many tries."""
 
 HOLD_S = 1.0
@@ -523,11 +523,11 @@ SPILL_QUEUE = 20
 threshold, 16 in a node process) before it spills to another node."""
 
 
-def _make(nbytes: int) -> Any:
-    """An `nbytes` array (the object that crosses nodes)."""
+def _make(nbytes: int) -> tuple[Any, bool]:
+    """An `nbytes` array (the object that crosses nodes) and a small marker that it exists."""
     import numpy as np
 
-    return np.ones(nbytes, dtype=np.uint8)
+    return np.ones(nbytes, dtype=np.uint8), True
 
 
 def _size(value: Any) -> int:
@@ -542,8 +542,9 @@ def _median(values: list[float]) -> float:
 def measure_network(ray: Any, fit: ClusterFit) -> dict[str, Any]:
     """Time, on the connected cluster, a cross-node transfer and a spillback (seconds).
 
-    transfer: a task on the head takes an `TRANSFER_BYTES` array made on node 1; the
-    time beyond the same pair of tasks both on the head is the pull. spillback: with the
+    transfer: a task on the head takes a `TRANSFER_BYTES` array already stored on node 1
+    (made by a task whose small second return was read first); the time beyond the same
+    task taking an array stored on the head is the pull. spillback: with the
     head's CPUs held by tasks pinned there, `SPILL_QUEUE` trivial tasks submitted to the
     head overflow its queue and spill to another node; the time until the first is done,
     beyond one such task on the idle head, is the spillback (None: none spilled).
@@ -563,8 +564,10 @@ def measure_network(ray: Any, fit: ClusterFit) -> dict[str, Any]:
     make, size = ray.remote(_make), ray.remote(_size)
 
     def pair(src: str) -> float:
+        value, made = make.options(num_returns=2, **on(src)).remote(TRANSFER_BYTES)
+        ray.get(made)  # the value is stored on `src`; the driver has not read it
         t = time.perf_counter()
-        ray.get(size.options(**on(head)).remote(make.options(**on(src)).remote(TRANSFER_BYTES)))
+        ray.get(size.options(**on(head)).remote(value))
         return time.perf_counter() - t
 
     cross = _median([pair(other) for _ in range(REPEATS)])

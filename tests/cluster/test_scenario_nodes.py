@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from sim.scenario import load_scenario
-from twin.real_cluster import fit_cluster, network_comparison
+from twin.real_cluster import TRANSFER_BYTES, fit_cluster, network_comparison
 from twin.real_mode import RealModeRefused
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -85,7 +85,7 @@ def test_network_comparison_rows() -> None:
     rows = {label.split()[0]: (s, r, d) for label, s, r, d in network_comparison(fit, real, sim)}
     s, r, d = rows["transfer"]
     # the scenario's default network: 25 us per link, 10 Gb/s; two links from node 1 to 0
-    assert s == pytest.approx(2 * 25e-6 + (8 << 20) * 8 / 10e9, rel=1e-6)
+    assert s == pytest.approx(2 * 25e-6 + TRANSFER_BYTES * 8 / 10e9, rel=1e-6)
     assert d == pytest.approx((s - 0.01) / 0.01)
     assert rows["spillback"][1] is None and rows["spillback"][2] is None
     assert rows["recovery"] == (0.25, 0.5, -0.5)
