@@ -490,15 +490,16 @@ def _child_env() -> dict[str, str]:
 
 
 def launch(
-    config: NodeProcessConfig, timeout: float = START_TIMEOUT
+    config: NodeProcessConfig, timeout: float = START_TIMEOUT, wrap: Sequence[str] = ()
 ) -> tuple[subprocess.Popen, str]:
     """Start a node process in the background (its own session id, output to the session's
-    ``logs/``); return it and its address once it listens, else raise `NodeStartError`."""
+    ``logs/``); return it and its address once it listens, else raise `NodeStartError`.
+    `wrap`: an argv prefix that execs the node (``ip netns exec NAME``: the pid stays)."""
     session = Path(config.session)
     log_path = session / "logs" / ("head.out" if config.head else f"node_{time.time_ns()}.out")
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "runtime.real.node_process", config.to_json()],
+            [*wrap, sys.executable, "-m", "runtime.real.node_process", config.to_json()],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
