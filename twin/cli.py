@@ -1,7 +1,8 @@
 """The `run-scenario` command: the simulator's options plus real mode and calibration.
 
 Simulator-only runs (`--mode sim`, the default, `--sweep`, `--schema`) are `sim.cli`'s;
-this module adds `--mode real|both|ray`, `--compare`, `--address`, `--scale-down`, `--calibrate` and `--calibrate-rl`,
+this module adds `--mode real|both|ray`, `--compare`, `--address`, `--scale-down`, `--nodes`,
+`--calibrate` and `--calibrate-rl`,
 which start real worker processes.
 """
 
@@ -41,6 +42,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--scale-down",
         action="store_true",
         help="real mode: map a cluster larger than this machine onto 1 node x its CPUs",
+    )
+    parser.add_argument(
+        "--nodes",
+        type=int,
+        metavar="N",
+        help="real mode: run on a real cluster of N node processes on this machine (a head "
+        "and N-1 worker nodes), with the scenario's node faults",
+    )
+    parser.add_argument(
+        "--netns",
+        action="store_true",
+        help="with --nodes: run worker nodes in Linux network namespaces with the scenario's "
+        "link bandwidth (tbf) and latency (netem, where the kernel has it); falls back to "
+        "loopback, saying why, where namespaces cannot be made",
     )
     parser.add_argument(
         "--calibrate",
@@ -86,6 +101,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     uses_ray = args.mode == "ray" or (engines is not None and "ray" in engines)
     if args.address is not None and not uses_ray:
         parser.error("--address applies to --mode ray (or --compare with ray) only")
+    if (args.nodes is not None or args.netns) and args.mode in ("sim", "ray"):
+        parser.error("--nodes and --netns run real node processes: add --mode real or both")
     if engines is None and (args.mode == "sim" or args.schema or args.sweep):
         return sim_cli.run_args(parser, args)
     if args.file is None:
@@ -112,8 +129,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         if args.scale_down:
             parser.error("--scale-down does not apply to serving scenarios: they run as given")
+        if args.nodes is not None:
+            parser.error("--nodes does not apply to serving scenarios: they run on one node")
 
         return run_serving_mode(scenario, args.mode)
+    if args.netns and args.nodes is None:
+        parser.error("--netns needs --nodes N (it places worker nodes in namespaces)")
+    if args.nodes is not None:
+        if args.scale_down:
+            parser.error("--scale-down and --nodes are exclusive: --nodes fits the cluster itself")
+        from twin.real_cluster import run_cluster_mode
+
+        return run_cluster_mode(scenario, args.mode, args.nodes, args.netns)
     from twin.real_mode import run_mode
 
     return run_mode(scenario, args.mode, args.scale_down, address=args.address)
