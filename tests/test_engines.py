@@ -254,22 +254,11 @@ def test_ray_timeline_executions_become_task_spans() -> None:
     driver.t0, wall0 = 100.0, 1000.0  # the driver's clock is the wall clock - 900 s
     driver.submitted_at["t0"] = 100.5
     driver.task_names["ab12"] = "t0"
+    run = {"ph": "X", "ts": 1000.75e6, "dur": 0.25e6}  # a task's run, as Ray reports it
     events = [
-        {
-            "cat": "task:execute",
-            "ph": "X",
-            "ts": 1000.75e6,
-            "dur": 0.25e6,
-            "args": {"task_id": "ab12"},
-        },
-        {
-            "cat": "task:execute",
-            "ph": "X",
-            "ts": 1000.0e6,
-            "dur": 1e6,
-            "args": {"task_id": "other"},
-        },
-        {"cat": "task", "ph": "X", "ts": 1000.0e6, "dur": 1e6, "args": {"task_id": "ab12"}},
+        {**run, "cat": "task::t0", "args": {"task_id": "ab12"}},
+        {**run, "cat": "task::t9", "args": {"task_id": "other"}},  # not this driver's
+        {**run, "cat": "task:execute", "args": {}},  # a phase of a run, not the run
     ]
     record_timeline(driver, events, wall0)
     assert driver.metrics.busy_s == pytest.approx(0.25)  # only t0's execution

@@ -149,11 +149,11 @@ def _timeline(ray: ModuleType, driver: RayDriver) -> list[dict[str, Any]]:
 
 
 def _executions(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The timeline's task body executions (``task:execute`` events, with their task ids)."""
+    """The timeline's task runs: ``task::<name>`` events (argument fetch, body, outputs)."""
     return [
         e
         for e in events
-        if e.get("cat") == "task:execute"
+        if str(e.get("cat", "")).startswith("task::")
         and isinstance(e.get("args"), dict)
         and e["args"].get("task_id")
     ]
