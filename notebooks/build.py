@@ -1564,7 +1564,11 @@ value = ray.get(ref, timeout=120)
 runs = [r for r in ray.get(attempts.all.remote()) if r[0] == "make"]
 print(f"sum {value.sum():.0f}; make ran {len(runs)} time(s), on node(s) {[r[1] for r in runs]}")""",
     ),
-    ("code", "cluster.shutdown()  # the driver disconnects, every node process stops"),
+    (
+        "code",
+        "ray.shutdown()  # disconnect first: Ray's Cluster refuses to remove the head it is on\n"
+        "cluster.shutdown()  # every node process stops",
+    ),
 ]
 
 
