@@ -1026,8 +1026,8 @@ import warnings
 
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
-    df.nunique()
-    df.nunique()
+    df.rank()
+    df.rank()
 print([str(w.message)[:60] for w in caught])
 ray.shutdown()""",
     ),
@@ -1537,9 +1537,8 @@ plt.show()""",
 Now a fresh node D joins, and a task makes a 8 MiB array there (soft affinity: D if it
 can). Once the array is ready, D is killed, and the driver `get`s it. Ray keeps no copy
 of an object by default: the owner re-runs the task that made it (its *lineage*) on a
-live node. In twinray's cluster the head also pulls a value made elsewhere for its owner
-as soon as it is ready, so the `get` may instead read that surviving copy; the attempts
-log says which happened (one run of `make`: the copy; two: reconstructed).""",
+live node. twinray pulls a value only when a `get` needs it, as Ray does, so the only
+copy is on D: the attempts log shows `make` ran twice, the second time on a live node.""",
     ),
     (
         "code",
