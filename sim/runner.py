@@ -348,6 +348,9 @@ def _partition(sim: Simulation, fault: Any) -> Any:
 
 
 def _slow_node(sim: Simulation, fault: Any) -> Any:
+    if fault.worker is not None:
+        sim.host.slow_worker(fault.node, fault.worker, fault.factor, fault.duration_s)
+        return f"node {fault.node}: worker {fault.worker}"
     sim.host.slow_node(fault.node, fault.factor, fault.duration_s)
     return fault.node
 

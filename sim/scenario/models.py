@@ -1015,7 +1015,9 @@ class SlowFault(_Spec):
 
     Every task body that starts on the node in the window runs `factor` times its drawn
     duration (a hot, throttled or overloaded machine); bodies started before or after it
-    are not affected.
+    are not affected. With `worker` (an index below the node's CPU count) only one worker
+    of the node is slow: each body that starts on the node while that worker is idle runs
+    on it, stretched, and the node's other bodies run at full speed.
     """
 
     kind: Literal["slow"]
@@ -1023,6 +1025,9 @@ class SlowFault(_Spec):
     duration_s: float = Field(gt=0)
     node: int = Field(ge=0)
     factor: float = Field(gt=1)
+    worker: int | None = Field(
+        None, ge=0, description="one worker of the node (< its CPUs) instead of the whole node"
+    )
 
 
 FaultSpec = Annotated[
