@@ -24,6 +24,7 @@ from runtime.core.gcs import Gcs
 from runtime.core.global_scheduler import GlobalScheduler
 from runtime.core.owner import Owner
 from runtime.core.raylet import WAIT_CAUSES, Raylet
+from runtime.core.speculation import SpeculationPolicy
 from sim.collectives import AllreduceDriver
 from sim.drivers import (
     ActorDriver,
@@ -266,7 +267,18 @@ class Simulation:
             result["recovery"] = recovery(metrics.series, first, self.started_at)
         if getattr(self.scenario.workload, "max_restarts", 0):
             result["actor_recovery"] = self.actor_recovery()
+        if self.scenario.scheduler.speculation is not None:
+            result["speculation"] = self.speculation()
         return result
+
+    def speculation(self) -> dict[str, int]:
+        """Backup copies started (speculative execution) and those that finished first."""
+        owners = {id(d.owner): d.owner for d in self.drivers}.values()
+        speculators = [o.speculator for o in owners if o.speculator is not None]
+        return {
+            "backups": sum(s.launched for s in speculators),
+            "backups_won": sum(s.won for s in speculators),
+        }
 
     def actor_recovery(self) -> dict[str, int]:
         """Restarted actors and the calls run again to rebuild them (replays) or because
@@ -555,6 +567,8 @@ def build(scenario: Scenario) -> Simulation:
         sample_size=sched.sample_size,
         check_transitions=plane_spec.check_invariants,
     )
+    if sched.speculation is not None:
+        config.speculation = SpeculationPolicy(**sched.speculation.model_dump())
     memory = scenario.gcs_memory
     if memory.record_bytes:  # the GCS memory model: the table bounded only when flushing
         config.task_table_max = memory.table_records if memory.flush else sys.maxsize

@@ -894,3 +894,12 @@ class ActorCheckpointed(Message):
     covered: dict[Address, int]
     state: Any = None
     size: int = 0
+
+
+@dataclass(slots=True, eq=False)
+class TaskStarted(Message):
+    """Raylet -> owner: a task that opted into speculative execution started on ``node``
+    (only such tasks report it; ``runtime.core.speculation`` times them from here)."""
+
+    task_id: TaskId
+    node: NodeId

@@ -24,6 +24,7 @@ from runtime.core.messages import (
     Trace,
 )
 from runtime.core.placement import (
+    AvoidNodes,
     Candidate,
     NodeAffinity,
     PlacementGroupStrategy,
@@ -286,6 +287,8 @@ class PlacementGroupScheduling:
             )
             self._fail(spec, ERR_UNSCHEDULABLE, detail, out)
             return True
+        if isinstance(strategy, AvoidNodes):
+            return self._place_away(spec, strategy, out)
         # SPREAD: round robin over the feasible nodes, preferring one with room now
         candidates = self.feasible(spec)
         if not candidates:
@@ -300,6 +303,19 @@ class PlacementGroupScheduling:
                 chosen = view
                 break
         self._send_to(spec, chosen, "global: SPREAD round robin", out)
+        return True
+
+    def _place_away(self, spec: TaskSpec, strategy: AvoidNodes, out: list[Command]) -> bool:
+        """Place a speculative backup copy by the policy, on any feasible node but those
+        avoided; none left: unschedulable (its owner drops the backup)."""
+        candidates = [v for v in self.feasible(spec) if v.node not in strategy.nodes]
+        if not candidates:
+            avoided = ", ".join(map(str, strategy.nodes))
+            detail = f"no node but {avoided} can run task {spec.name or spec.task_id}"
+            self._fail(spec, ERR_UNSCHEDULABLE, detail, out)
+            return True
+        view, reason = self.policy.choose(candidates, spec, self.rng)  # type: ignore[attr-defined]
+        self._send_to(spec, view, f"global: {describe_strategy(strategy)}; {reason}", out)
         return True
 
     def _place_in_group(

@@ -113,6 +113,7 @@ from runtime.core.messages import (
     TaskDone,
     TaskEvents,
     TaskFinished,
+    TaskStarted,
     TimerFired,
     Trace,
     Transfer,
@@ -635,6 +636,8 @@ class Raylet(RayletBundles):
         self.dispatched += 1
         spec.started_at = now
         out.append(Dispatch(self.node, spec))
+        if spec.speculation is not None:  # opted into speculative execution: time it
+            out.append(Send(spec.owner, TaskStarted(spec.task_id, self.node), 64))
 
     def _dispatch_queued(self, now: float, out: list[Any]) -> None:
         """Start queued tasks, per resource shape in FIFO order, while resources last."""

@@ -278,6 +278,18 @@ class GcsMemorySpec(_Spec):
     sample_ms: float = Field(100, gt=0)
 
 
+class SpeculationSpec(_Spec):
+    """Speculative execution of stragglers (``runtime.core.speculation``): a backup copy of
+    a task on another node once it has run `multiplier` times the `quantile` (0.5: the
+    median) of its function's recent run times, at most `budget` backups per driver at once,
+    once `min_samples` runs finished; the first copy to finish wins."""
+
+    multiplier: float = Field(1.5, gt=1)
+    quantile: float = Field(0.5, gt=0, lt=1)
+    budget: int = Field(1, ge=1)
+    min_samples: int = Field(5, ge=1)
+
+
 class SchedulerSpec(_Spec):
     """Placement policy and its knobs (``sample_size``: the sampling policies' only)."""
 
@@ -289,6 +301,9 @@ class SchedulerSpec(_Spec):
         ge=1,
         description="nodes a sampling policy (bottom_up, locality, power_of_two) samples"
         " per placement; only for those policies",
+    )
+    speculation: SpeculationSpec | None = Field(
+        None, description="speculative execution of stragglers (off when absent)"
     )
 
     @field_validator("policy")
