@@ -622,13 +622,17 @@ class ActorStarted(Message):
 
 @dataclass(slots=True, eq=False)
 class ActorDied(Message):
-    """Raylet -> GCS: the actor's worker is gone (``killed`` when on purpose)."""
+    """Raylet -> GCS: the actor's worker is gone (``killed`` when on purpose); global
+    scheduler -> GCS: its creation attempt ``attempt`` was sent to ``node``, now dead."""
 
     actor_id: int
     node: NodeId
     reason: Any
     """A message, or an `ActorError` carrying the constructor's error."""
     killed: bool = False
+    attempt: int = -1
+    """The creation attempt the report is about (-1: whatever runs now); a report about an
+    earlier attempt is stale and ignored."""
 
 
 @dataclass(slots=True, eq=False)
@@ -902,4 +906,14 @@ class TaskStarted(Message):
     (only such tasks report it; ``runtime.core.speculation`` times them from here)."""
 
     task_id: TaskId
+    node: NodeId
+
+
+@dataclass(slots=True, eq=False)
+class CheckActorPlacement(Message):
+    """GCS -> global scheduler: ``node`` died while creation attempt ``attempt`` of the actor
+    was on its way to a node; if it was sent to ``node``, say so (``ActorDied``)."""
+
+    actor_id: int
+    attempt: int
     node: NodeId

@@ -354,6 +354,8 @@ class PlacementGroupScheduling:
     def _send_to(self, spec: TaskSpec, view: NodeView, reason: str, out: list[Command]) -> None:
         view.assigned += 1
         spec.node = view.node
+        if spec.kind:  # an actor's creation: remembered (`GlobalScheduler._on_check_actor`)
+            self.creations[spec.actor_id] = (view.node, spec.attempt)  # type: ignore[attr-defined]
         spec.spills += 1
         spec.reason = reason
         self.placed += 1
