@@ -152,7 +152,7 @@ def write_report(results: dict[str, list[dict[str, Any]]], out: Path) -> Path:
         base.description,
         "",
         f"Each row is one run of `scenarios/stragglers.yaml` ({rows[0]['tasks']} tasks), with "
-        "its slow node (every body on node 5 ten times slower for 2 s), with one slow worker "
+        "its slow node (every body on node 5 five times slower), with one slow worker "
         "of node 5 instead (only the bodies that worker runs are slowed), or with no fault; "
         "without speculation and with the scenario's policy (a backup copy on another node "
         f"once a task has run {policy.multiplier:g} x the median of its function's last "
