@@ -113,6 +113,9 @@ class NestedOwners:
             rq.REGISTER: self._req_register,
             rq.SUBMIT: self._req_submit,
             rq.PUT: self._req_put,
+            rq.PUT_RESERVE: self._req_put_reserve,
+            rq.PUT_SEAL: self._req_put_seal,
+            rq.LOGS: self._req_logs,
             rq.GET: self._req_get,
             rq.WAIT: self._req_wait,
             rq.UNWAIT: self._req_unwait,
@@ -296,6 +299,42 @@ class NestedOwners:
             with self.objects.lock:
                 self.objects.arena_objects[oid] = (offset, size)
             owner.put(size, None, True, now, self.out, oid=oid)
+        for inner, inner_owner in nested:  # refs inside the value live as long as it does
+            owner.contain(oid, inner, inner_owner, now, self.out)
+        if nested:
+            self.execute(now)
+        self.reply(w, req_id, True, oid)
+
+    def _req_logs(self, w: Any, req_id: int, payload: Any, now: float) -> None:
+        """Worker output asked for where no node process forwards it (`runtime.real.logs`
+        replaces this handler in node processes): the embedded node's workers write to the
+        driver's own descriptors already, so there is nothing to send."""
+
+    def _req_put_reserve(self, w: Any, req_id: int, size: Any, now: float) -> None:
+        """A put in place (a process that maps the arena): hold a range for it to write."""
+        if type(size) is not int or size < self.inline_threshold:
+            self.reply(w, req_id, True, None)  # inline: the plain PUT
+            return
+        offset = self.allocate(size, now)  # ObjectStoreFullError: the reply is the error
+        w.reserved[offset] = size  # given back if `w` dies before sealing it
+        self.reply(w, req_id, True, offset)
+
+    def _req_put_seal(self, w: Any, req_id: int, payload: tuple, now: float) -> None:
+        """The value is written into the range `_req_put_reserve` held: it is an object now."""
+        offset, nested = payload
+        size = w.reserved.pop(offset, None)
+        if size is None:
+            raise ValueError(f"put_seal: no range reserved at offset {offset!r}")
+        if nested is None:  # the writer failed: give the range back
+            with self.objects.lock:
+                self.arena.free(offset)
+            self.reply(w, req_id, True, None)
+            return
+        owner = self.owner_of(w)
+        oid = owner.new_put_id()
+        with self.objects.lock:
+            self.objects.arena_objects[oid] = (offset, size)
+        owner.put(size, None, True, now, self.out, oid=oid)
         for inner, inner_owner in nested:  # refs inside the value live as long as it does
             owner.contain(oid, inner, inner_owner, now, self.out)
         if nested:

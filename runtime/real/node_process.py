@@ -113,6 +113,7 @@ def serve(config: NodeProcessConfig, ready: Any = None, stop: _Stop | None = Non
     from runtime.net.audit import AuditLog
     from runtime.net.auth import find_token
     from runtime.net.channel import listen
+    from runtime.real.logs import NodeLogs
     from runtime.real.node import Node
     from runtime.real.peers import Peers
     from runtime.real.remote_clients import RemoteClients
@@ -138,14 +139,17 @@ def serve(config: NodeProcessConfig, ready: Any = None, stop: _Stop | None = Non
         audit.close()
         print(f"twinray: cannot listen on {config.host}:{config.port}: {exc}", file=sys.stderr)
         return 1
+    logs = NodeLogs(0, config.host)
     try:
         num_cpus, store, res = node_resources(config)
         peers = Peers(head=True)
-        node = Node(num_cpus, store, resources=res, peers=peers)
+        node = Node(num_cpus, store, resources=res, peers=peers, worker_stdio=logs.stdio)
+        logs.start(node)
         transfers = _attach(node, peers, token, config.host)
     except BaseException:
         listener.close()
         audit.close()
+        logs.close()
         raise
     clients = None
     pid = os.getpid()
@@ -172,6 +176,7 @@ def serve(config: NodeProcessConfig, ready: Any = None, stop: _Stop | None = Non
             clients.close()
         transfers.close()  # no pull writes into the arena once it is released
         node.shutdown()
+        logs.close()
         if clients is not None:
             clients.drop_all()
         else:
@@ -253,18 +258,24 @@ def serve_worker_node(
     except (OSError, JoinError) as exc:  # AuthenticationError, ConnectionError are OSErrors
         print(f"twinray: cannot join the head at {config.head_address}: {exc}", file=sys.stderr)
         return 1
+    logs = None
     try:
         _set_node_index(index)
+        from runtime.real.logs import NodeLogs
         from runtime.real.node import Node
 
         num_cpus, store, res = node_resources(config)
         peers = Peers(head=False)
         peers.object_servers.update(servers)
         peers.add_link(channel, 0)
-        node = Node(num_cpus, store, resources=res, peers=peers)
+        logs = NodeLogs(index, config.host)
+        node = Node(num_cpus, store, resources=res, peers=peers, worker_stdio=logs.stdio)
+        logs.start(node)
         transfers = _attach(node, peers, token, config.host)
     except BaseException:
         channel.close()
+        if logs is not None:
+            logs.close()
         raise
     try:
         # the GCS answers the raylet's subscription (sent after its registration) with the
@@ -292,6 +303,7 @@ def serve_worker_node(
     finally:
         transfers.close()  # no pull writes into the arena once it is released
         node.shutdown()
+        logs.close()
         peers.close()
         sessions.remove_record(session, pid)
 

@@ -170,6 +170,9 @@ class Peers:
         self.registered = False
         """A worker node: the GCS told it of a node (its answer to the raylet's subscription,
         sent after its registration): the head knows this node."""
+        self.frame_handlers: dict[int, Callable[[Link, tuple, float], None]] = {}
+        """Frame tag -> handler ``(link, frame, now)`` of frames other parts define
+        (`runtime.real.logs`' ``LOGS``)."""
 
     # -- routing -------------------------------------------------------------------------
 
@@ -251,6 +254,8 @@ class Peers:
                 self._tell_servers()
             elif tag == SERVERS and not self.head:
                 self.object_servers = {int(k): str(v) for k, v in frame[1].items()}
+            elif tag in self.frame_handlers:
+                self.frame_handlers[tag](link, frame, now)
             else:
                 log.warning("twinray: unexpected frame %.100r from node %d", frame, link.node)
 

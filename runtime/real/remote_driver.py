@@ -22,6 +22,7 @@ from runtime.exceptions import AuthenticationError, MultiNodeNotAvailableError, 
 from runtime.real import protocol as p
 from runtime.real import requests as rq
 from runtime.real import sessions
+from runtime.real.logs import print_log
 from runtime.real.worker import queue_bookkeeping
 from runtime.real.worker_client import WorkerClient
 
@@ -241,6 +242,8 @@ class _Multiplexer:
                         slot = self.slots.pop(msg[1], None)
                         if slot is not None:
                             slot.deliver(msg)
+                    elif msg[0] == p.LOG:
+                        print_log(msg[1], msg[2])
         except ClusterConnectionLost as exc:
             lost = exc
         except Exception as exc:  # a reply that could not be unpickled, ...
@@ -258,7 +261,9 @@ class RemoteDriver(WorkerClient):
     in_worker = False
     """A driver: the job's namespace and runtime_env are this process's (`runtime.api`)."""
 
-    def __init__(self, channel: Any, address: str, welcome: dict[str, Any]) -> None:
+    def __init__(
+        self, channel: Any, address: str, welcome: dict[str, Any], log_to_driver: bool = False
+    ) -> None:
         link = _Link(channel, address)
         link.worker_id = int(welcome["worker_id"])
         super().__init__(link)
@@ -272,6 +277,8 @@ class RemoteDriver(WorkerClient):
         if self.arena is not None:  # values come as offsets into the mapped arena
             link.arena = self.arena
             link.replies.append(p.request(0, rq.SHARED, None))  # goes out first
+        if log_to_driver:  # the cluster's worker output is printed here (runtime.real.logs)
+            link.replies.append(p.request(0, rq.LOGS, True))
         mux.start()
         self.job_actors: list[int] = []
         """Named actors this driver created that are not detached: they end with it, as in
@@ -340,9 +347,10 @@ class RemoteDriver(WorkerClient):
             self.arena.close()  # values still alive keep their pages
 
 
-def connect_driver(address: str, kind: str = "driver") -> RemoteDriver:
+def connect_driver(address: str, kind: str = "driver", log_to_driver: bool = False) -> RemoteDriver:
     """Connect this process to the cluster at `address` ("auto" or "HOST:PORT") as a driver
-    (`kind` "client": a tool such as `twinray status`, not a job)."""
+    (`kind` "client": a tool such as `twinray status`, not a job); `log_to_driver`: print
+    the output of the cluster's workers here (`init`'s option)."""
     from runtime.net.auth import Hello, find_token
     from runtime.net.channel import connect
 
@@ -380,6 +388,6 @@ def connect_driver(address: str, kind: str = "driver") -> RemoteDriver:
         raise MultiNodeNotAvailableError(
             f"init(address={address!r}): unexpected first message from {target}"
         )
-    driver = RemoteDriver(channel, target, welcome[3])
+    driver = RemoteDriver(channel, target, welcome[3], log_to_driver)
     driver.worker.inbox.extend(msgs[1:])
     return driver
