@@ -259,6 +259,8 @@ class CancelTask(Message):
     task_id: TaskId
     force: bool
     node: NodeId
+    exact: bool = False
+    """Only the copy on ``node`` (a speculative copy: another node may run the same task)."""
 
 
 # ---------------------------------------------------------------------------------------

@@ -964,6 +964,7 @@ class Owner:
         if force and spec.kind == ACTOR_METHOD:
             raise ValueError("force=True is not supported for actor method calls")
         was_sent = tid not in self._blocked
+        backup = self.speculator.take_backup(tid, force) if self.speculator is not None else None
         self._finish_failed(spec, ERR_CANCELLED, f"task {spec.name or tid} was cancelled", now, out)
         if was_sent:
             target = self.raylet_addr
@@ -971,8 +972,8 @@ class Owner:
                 handle = self.actors.get(spec.actor_id)
                 target = handle.addr if handle is not None and handle.addr >= 0 else target
             out.append(Send(target, CancelTask(tid, force, spec.node), 64))
-        if self.speculator is not None:
-            self.speculator.cancelled(tid, force, out)
+        if backup is not None:
+            out.append(Send(self.raylet_addr, backup, 64))
         return True
 
     def _on_task_started(self, msg: TaskStarted, now: float, out: list[Command]) -> None:
@@ -1087,6 +1088,8 @@ class Owner:
                 self._arm_flush(out)
         self.pending.pop(spec.task_id, None)
         spec.owner_state = ENDED
+        if self.speculator is not None:
+            self.speculator.forget(spec.task_id, out)  # no longer watched
         if spec.kind == ACTOR_METHOD:
             self._call_ended(spec)
         self._blocked.pop(spec.task_id, None)

@@ -1251,6 +1251,8 @@ class Raylet(RayletBundles):
     def _on_cancel(self, msg: CancelTask, now: float, out: list[Any]) -> None:
         """Drop a queued or waiting task, or interrupt a running one (its owner already failed it)."""
         spec = self.held.get(msg.task_id)
+        if msg.exact and msg.node != self.node:
+            spec = None  # meant for the copy on another node, not the one here
         cancel = self._cancel_in.get(spec.rstate) if spec is not None else None
         if spec is not None and cancel is not None:
             cancel(spec, msg, now, out)

@@ -211,17 +211,26 @@ class Speculator:
             self.won += from_backup
             if from_backup:
                 copies.spec.node = node
-            out.append(Send(self.raylet_addr, CancelTask(task_id, False, loser), 64))
+            out.append(Send(self.raylet_addr, CancelTask(task_id, False, loser, exact=True), 64))
             self._unblock(now, out)
         return False
 
-    def cancelled(self, task_id: TaskId, force: bool, out: list[Command]) -> None:
-        """The program cancelled a watched task (the owner stopped its primary copy): stop
-        the backup too."""
+    def take_backup(self, task_id: TaskId, force: bool) -> CancelTask | None:
+        """The program cancels a watched task: stop watching it; the cancellation of its
+        backup copy, if one runs, for the owner to send (``exact``: the local raylet may
+        hold the other copy, which the owner's own cancellation stops)."""
         copies = self.tasks.pop(task_id, None)
-        if copies is not None and copies.backup:
-            self._end_backup()
-            out.append(Send(self.raylet_addr, CancelTask(task_id, force, copies.backup_node), 64))
+        if copies is None or not copies.backup:
+            return None
+        self._end_backup()
+        return CancelTask(task_id, force, copies.backup_node, exact=True)
+
+    def forget(self, task_id: TaskId, out: list[Command]) -> None:
+        """A watched task ended at its owner (a failure decided there): stop watching it,
+        and cancel its backup copy if one runs."""
+        cancel = self.take_backup(task_id, False)
+        if cancel is not None:
+            out.append(Send(self.raylet_addr, cancel, 64))
 
     def node_removed(self, node: NodeId, now: float, out: list[Command]) -> None:
         """`node` died: a backup there is gone; a primary there is replaced by its backup."""

@@ -164,3 +164,24 @@ def test_option_values() -> None:
     assert quantile_of([5.0, 1.0, 3.0, 2.0], 0.5) == 2.0
     assert eligible(TaskSpec(0, 0, 0, kind=2)) is not None
     assert eligible(TaskSpec(0, 0, 0)) is None
+
+
+def test_cancelling_a_speculated_task_stops_both_copies() -> None:
+    host = cluster(2, 1)
+    warm(host)
+    host.slow = {0: 10.0}
+    (ref,) = host.submit(function="work", duration=1.0, speculation=POLICY)
+    host.run(until=host.now + 2.5)
+    speculator = host.owners[0].speculator
+    assert speculator is not None and speculator.backups == 1
+    out: list = []
+    assert host.owners[0].cancel(ref, False, host.now, out)
+    host._effect(out)
+    host.run(until=host.now + 20.0)
+    assert host.ready[ref].error_kind == "cancelled"
+    cancels = {
+        c.msg.node for c in host.commands if isinstance(c, Send) and isinstance(c.msg, CancelTask)
+    }
+    assert cancels == {0, 1}  # the primary and its backup
+    assert speculator.backups == 0 and not speculator.tasks
+    assert not host.raylets[0].running_tasks() and not host.raylets[1].running_tasks()
