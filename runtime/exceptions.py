@@ -13,6 +13,7 @@ __all__ = [
     "OptionNotSupportedError",
     "RuntimeEnvNotSupportedError",
     "ObjectLostError",
+    "OwnerDiedError",
     "ObjectStoreFullError",
     "ObjectTransferError",
     "RayError",
@@ -137,6 +138,11 @@ class ObjectStoreFullError(RayError):
 
 class ObjectLostError(RayError):
     """Raised by `get` when an object's value was lost (node/worker died) and cannot be rebuilt."""
+
+
+class OwnerDiedError(ObjectLostError):
+    """Raised by `get` when the object's owner died, taking what it knew of the object with
+    it (as Ray's; a connected driver's owner lives on the head: a head restart ends it)."""
 
 
 class ActorDiedError(RayError):

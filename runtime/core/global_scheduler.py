@@ -165,6 +165,8 @@ class GlobalScheduler(PlacementGroupScheduling):
             view.queued = msg.queued
             view.running = msg.running
             view.assigned = 0
+            if view.spread_pending:
+                view.spread_pending = {}
         if self.pending_groups:
             self._groups_on_report(now, out)
 

@@ -919,3 +919,23 @@ class CheckActorPlacement(Message):
     actor_id: int
     attempt: int
     node: NodeId
+
+
+# ---------------------------------------------------------------------------------------
+# GCS persistence (the head can restart: `runtime.core.gcs_persistence`)
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True, eq=False)
+class Persist(Command):
+    """GCS -> host: row ``key`` of durable table ``table`` is now ``value`` (None: deleted).
+
+    Emitted only by a GCS whose persistence is enabled (`Gcs.enable_persistence`); the
+    host writes the rows in order (the last one of a key wins) and gives them back to
+    `Gcs.restore` after a restart. ``value`` is the live record: a host that writes later
+    (batched) writes the record's state at that time, still the latest one.
+    """
+
+    table: str
+    key: Any
+    value: Any

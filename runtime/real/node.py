@@ -354,6 +354,8 @@ class Node:
             groups=self.groups,
         )
         """Placement groups, program-thread side (`runtime.real.groups.PlacementGroupApi`)."""
+        if peers is not None and peers.gcs_setup is not None:
+            peers.gcs_setup(self)  # the head: its GCS persists, restored after a restart
         self.pool.start()  # the workers join the pool as the zygote's replies arrive
         out = self._out
         if peers is None or peers.head:
