@@ -722,6 +722,8 @@ class Raylet(RayletBundles):
             self._move(nxt, RUNNING)
             self.dispatched += 1
             nxt.started_at = now
+            if nxt.speculation is not None:  # opted into speculative execution: time it
+                out.append(Send(nxt.owner, TaskStarted(nxt.task_id, self.node), 64))
         for dep in spec.deps:
             self.store.unpin(dep.oid)
         self._report_done(spec, msg, now, out)
