@@ -13,6 +13,7 @@ __all__ = [
     "OptionNotSupportedError",
     "RuntimeEnvNotSupportedError",
     "ObjectLostError",
+    "ObjectReconstructionFailedError",
     "OwnerDiedError",
     "ObjectStoreFullError",
     "ObjectTransferError",
@@ -138,6 +139,12 @@ class ObjectStoreFullError(RayError):
 
 class ObjectLostError(RayError):
     """Raised by `get` when an object's value was lost (node/worker died) and cannot be rebuilt."""
+
+
+class ObjectReconstructionFailedError(ObjectLostError):
+    """Raised by `get` when every copy of an object was lost and its owner cannot recompute
+    it: no lineage (``put``), or its task's retries are spent (``max_retries=0`` included),
+    as Ray's error of that name (a subclass of `ObjectLostError`)."""
 
 
 class OwnerDiedError(ObjectLostError):

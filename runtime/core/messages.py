@@ -133,6 +133,20 @@ class NodeRemoved(Message):
 
 
 @dataclass(slots=True, eq=False)
+class TasksPlaced(Message):
+    """Global scheduler -> owner, batched: these attempts of its tasks were placed on ``node``.
+
+    ``tasks`` holds ``(task_id, attempt)`` pairs. The scheduler gathers them per node and
+    sends a node's batch when it grows to ``CoreConfig.placement_batch`` or at once when
+    the node dies, so an owner in another process than the scheduler still finds the
+    tasks it lost with a node (see docs/design.md, "Owners told where their tasks went").
+    """
+
+    node: NodeId
+    tasks: list[tuple[TaskId, int]]
+
+
+@dataclass(slots=True, eq=False)
 class ObjectLost(Message):
     """GCS -> owner: the last copy of each of these objects was on a node that died."""
 

@@ -377,6 +377,7 @@ class PlacementGroupScheduling:
         self.placed += 1
         if self.config.trace:
             out.append(Trace("place", spec.task_id, view.node, reason))
+        self._note_placed(spec, view.node, out)  # type: ignore[attr-defined]
         out.append(Send(view.addr, ScheduleTask(spec), spec.nbytes))
 
     @staticmethod

@@ -152,6 +152,7 @@ from runtime.core.task import (
     ActorError,
     ResultInfo,
     TaskSpec,
+    not_started,
 )
 
 REPORT_TIMER = "report"
@@ -1100,7 +1101,7 @@ class Raylet(RayletBundles):
         spec.since = now
         actor = self.actors.get(spec.actor_id)
         if actor is None:
-            error = f"actor {spec.actor_id:x} is not alive on node {self.node}"
+            error = not_started(f"actor {spec.actor_id:x} is not alive on node {self.node}")
             out.append(
                 Send(spec.owner, TaskDone(spec.task_id, self.node, [], ERR_ACTOR_DIED, error))
             )
@@ -1225,10 +1226,12 @@ class Raylet(RayletBundles):
                 + list(actor.queue)
                 + [actor.early[k] for k in sorted(actor.early)]
             )
+            started = {id(spec) for spec in actor.inflight}
             for spec in calls:
                 self.running.pop(spec.task_id, None)
                 self._leave(spec)
                 error = f"{reason} (actor {actor_id:x} on node {self.node})"
+                error = error if id(spec) in started else not_started(error)
                 done = TaskDone(spec.task_id, self.node, [], ERR_ACTOR_DIED, error)
                 out.append(Send(spec.owner, done))
         out.append(Send(self.gcs_addr, ActorDied(actor_id, self.node, reason, killed)))
