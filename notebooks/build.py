@@ -55,7 +55,7 @@ builds on:
   a time, in order, and can keep state between calls.""",
     ),
     ("code", SETUP.replace("\nROOT", "\nimport runtime as ray\n\nROOT")),
-    ("code", "info = ray.init(num_cpus=2)\nprint(f\"{info['num_workers']} worker processes\")"),
+    ("code", "ray.init(num_cpus=2)\nprint(f\"{ray.cluster_resources()['CPU']:g} CPUs\")"),
     (
         "md",
         """\
@@ -536,7 +536,7 @@ for _ in range(12):
     result = algo.train()
     history.append(result)
     print(
-        f"iter {result['training_iteration']:2d}  steps {result['num_env_steps_sampled_lifetime']:5d}"
+        f"iter {result['training_iteration']:2d}  steps {result['num_env_steps_sampled_lifetime']:5.0f}"
         f"  return {result['env_runners']['episode_return_mean']:6.1f}"
     )
 timers = history[-1]["timers"]  # seconds of the last iteration, by phase
@@ -572,6 +572,7 @@ the same policy.""",
     (
         "code",
         """\
+# twinray-only: Ray 2.60's default API stack has no compute_single_action (there: get_module())
 from runtime.rllib.algorithms.algorithm import Algorithm
 
 print("evaluation return:", algo.evaluate()["env_runners"]["episode_return_mean"])
@@ -684,6 +685,7 @@ from one when restarted.""",
     (
         "code",
         """\
+# twinray-only: PopulationBasedTraining(rng=) and .num_perturbations are twinray's additions
 import os
 import random
 import tempfile
@@ -735,6 +737,7 @@ same decisions on the same curves.)""",
     (
         "code",
         """\
+# twinray-only: the simulator (sim.*), not a Ray program
 from sim.runner import build
 from sim.scenario import validate_scenario
 
@@ -797,6 +800,7 @@ to wherever the next epoch runs) with the config perturbed. The same population 
     (
         "code",
         """\
+# twinray-only: the simulator (sim.*), not a Ray program
 def pbt_sweep(quantile_fraction):
     raw = {
         "name": "pbt_sweep",
@@ -872,7 +876,8 @@ collected frame, with a one-time warning naming the method.""",
     ),
     (
         "code",
-        SETUP.replace("\nROOT", "\nimport runtime as ray\nimport runtime.dataframe as pd\n\nROOT")
+        "# twinray-only notebook: runtime.dataframe is twinray's (on Ray, Modin is that library)\n"
+        + SETUP.replace("\nROOT", "\nimport runtime as ray\nimport runtime.dataframe as pd\n\nROOT")
         + "\n\ninfo = ray.init(num_cpus=2)",
     ),
     (
@@ -1021,8 +1026,8 @@ import warnings
 
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
-    df.nunique()
-    df.nunique()
+    df.rank()
+    df.rank()
 print([str(w.message)[:60] for w in caught])
 ray.shutdown()""",
     ),
@@ -1052,8 +1057,7 @@ upstream until the producer runs at the pace of the slowest stage. That is
         "code",
         SETUP.replace(
             "\nROOT",
-            "\nimport runtime as ray\nfrom runtime.examples import streaming\n"
-            "from runtime.util.queue import Full, Queue\n\nROOT",
+            "\nimport runtime as ray\nfrom runtime.util.queue import Full, Queue\n\nROOT",
         ),
     ),
     ("code", "info = ray.init(num_cpus=2)"),
@@ -1094,6 +1098,9 @@ producer's puts should wait. A monitor actor samples the depth of both queues ev
     (
         "code",
         """\
+# twinray-only: runtime.examples.streaming is twinray's example program
+from runtime.examples import streaming
+
 report = streaming.run_pipeline(n_items=150, maxsize=4, decoders=2, classifiers=2)
 assert report.results == [streaming.expected_label(i) for i in range(150)]
 print(report.summary())""",
@@ -1108,6 +1115,7 @@ to the classifiers' pace, because its puts into the full `q_mid` wait.""",
     (
         "code",
         """\
+# twinray-only: plots the report of runtime.examples.streaming
 def plot(report, title):
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.5))
     for name, samples in report.depth.items():
@@ -1145,6 +1153,7 @@ the limit. The figures below are this run's.""",
     (
         "code",
         """\
+# twinray-only: runtime.examples.streaming is twinray's example program
 wider = streaming.run_pipeline(n_items=150, maxsize=4, decoders=2, classifiers=4)
 assert wider.results == report.results
 for name, r in (("2 classifiers", report), ("4 classifiers", wider)):
@@ -1165,7 +1174,11 @@ the pool adds no unbounded buffer of its own; while `q_mid` is empty it checks t
 producer and the decoders have not failed (a failed stage never sends its end marker).
 Every actor and both queues are shut down in a `finally`, whatever happens.""",
     ),
-    ("code", "import inspect\n\nprint(inspect.getsource(streaming._drain_into_pool))"),
+    (
+        "code",
+        "# twinray-only: shows the source of runtime.examples.streaming\n"
+        "import inspect\n\nprint(inspect.getsource(streaming._drain_into_pool))",
+    ),
     ("code", "ray.shutdown()"),
 ]
 
@@ -1211,6 +1224,7 @@ the predictions in order, whichever replica computed each chunk.""",
     (
         "code",
         """\
+# twinray-only: runtime.dkeras is twinray's (dKeras itself is another package)
 import time
 
 import keras
@@ -1305,6 +1319,7 @@ the fixed cost so fewer replicas keep up. `reports/serving/` has the full grid
     (
         "code",
         """\
+# twinray-only: the simulator (sim.*), not a Ray program
 from sim.runner import run_scenario
 from sim.scenario import load_scenario
 
@@ -1522,9 +1537,8 @@ plt.show()""",
 Now a fresh node D joins, and a task makes a 8 MiB array there (soft affinity: D if it
 can). Once the array is ready, D is killed, and the driver `get`s it. Ray keeps no copy
 of an object by default: the owner re-runs the task that made it (its *lineage*) on a
-live node. In twinray's cluster the head also pulls a value made elsewhere for its owner
-as soon as it is ready, so the `get` may instead read that surviving copy; the attempts
-log says which happened (one run of `make`: the copy; two: reconstructed).""",
+live node. twinray pulls a value only when a `get` needs it, as Ray does, so the only
+copy is on D: the attempts log shows `make` ran twice, the second time on a live node.""",
     ),
     (
         "code",
@@ -1549,7 +1563,11 @@ value = ray.get(ref, timeout=120)
 runs = [r for r in ray.get(attempts.all.remote()) if r[0] == "make"]
 print(f"sum {value.sum():.0f}; make ran {len(runs)} time(s), on node(s) {[r[1] for r in runs]}")""",
     ),
-    ("code", "cluster.shutdown()  # the driver disconnects, every node process stops"),
+    (
+        "code",
+        "ray.shutdown()  # disconnect first: Ray's Cluster refuses to remove the head it is on\n"
+        "cluster.shutdown()  # every node process stops",
+    ),
 ]
 
 
@@ -1617,9 +1635,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--no-execute", action="store_true", help="write the notebooks without running them"
     )
+    parser.add_argument(
+        "--only", nargs="+", metavar="NAME", choices=sorted(LESSONS), help="these lessons only"
+    )
     args = parser.parse_args(argv)
     paths = []
     for name, cells in LESSONS.items():
+        if args.only and name not in args.only:
+            continue
         nbformat.write(build(cells), HERE / name)
         paths.append(str(HERE / name))
     ruff = [sys.executable, "-m", "ruff"]

@@ -27,6 +27,7 @@ __all__ = [
     "check_method_options",
     "check_quantity",
     "check_task_options",
+    "speculation_policy",
     "unknown_keyword_message",
 ]
 
@@ -198,6 +199,40 @@ def _name(keyword: str, value: Any) -> None:
     _str_or_none(keyword, value)
 
 
+def _speculation(keyword: str, value: Any) -> None:
+    """twinray's own: True/False/None, a dict of `SpeculationPolicy` fields, or a policy."""
+    from runtime.core.speculation import SpeculationError, SpeculationPolicy
+
+    try:
+        SpeculationPolicy.from_value(value)
+    except SpeculationError as exc:
+        raise InvalidOptionError(f"{keyword}: {exc}") from None
+
+
+def speculation_policy(value: Any, strategy: Any, generator: int, name: str) -> Any:
+    """The core `SpeculationPolicy` of a task's ``_speculation`` option `value` (None: off);
+    refused with `InvalidOptionError` for a task whose backup could not run on another node."""
+    from runtime.core.placement import Spread
+    from runtime.core.speculation import SpeculationPolicy
+
+    try:
+        policy = SpeculationPolicy.from_value(value)
+    except ValueError as exc:
+        raise InvalidOptionError(f"_speculation: {exc}") from None
+    if policy is None:
+        return None
+    if generator:
+        raise InvalidOptionError(
+            f"_speculation: task {name} is a generator; its items would come twice"
+        )
+    if strategy is not None and not isinstance(strategy, Spread):
+        raise InvalidOptionError(
+            f"_speculation: task {name} has a placement group or node affinity; its backup"
+            " copy must be free to run on another node (use the default or SPREAD)"
+        )
+    return policy
+
+
 _COMMON: dict[str, Check] = {
     "accelerator_type": _str_or_none,
     "enable_task_events": _bool,
@@ -225,8 +260,10 @@ TASK_OPTIONS: dict[str, Check] = {
     "retry_exceptions": _retry_exceptions,
     "_generator_backpressure_num_objects": _of_type(int, type(None), label="an int or None"),
     "_num_objects_per_yield": _counting(False),
+    "_speculation": _speculation,  # twinray's own (runtime.core.speculation)
 }
-"""Keywords of `@remote` / `.options()` on a function (Ray 2.60's `task_options`)."""
+"""Keywords of `@remote` / `.options()` on a function (Ray 2.60's `task_options`, and
+twinray's ``_speculation``, which Ray refuses)."""
 
 ACTOR_OPTIONS: dict[str, Check] = {
     **_COMMON,

@@ -53,6 +53,9 @@ class TaskOptions:
     """Ray's generator backpressure: refused unless None (`runtime.options.NOT_WIRED`)."""
     _num_objects_per_yield: int = 1
     """Ray's items per yield batch: refused unless 1 (`runtime.options.NOT_WIRED`)."""
+    _speculation: Any = None
+    """twinray's own: speculative execution of this task if it straggles (True, a dict of
+    `runtime.core.speculation.SpeculationPolicy` fields, or a policy); None/False: off."""
     _demand: dict[str, float] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -37,6 +37,7 @@ import math
 import random
 from collections import deque
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from functools import partial
 from heapq import heappop, heappush
 from typing import Any
@@ -151,6 +152,19 @@ class _Checked:
         return getattr(self.component, name)
 
 
+@dataclass(slots=True, eq=False)
+class SlowWorker:
+    """One slow worker of a node (``SlowFault`` with ``worker``) and the body it runs."""
+
+    worker: int
+    factor: float
+    until: float
+    """When the slowness ends (bodies starting later run at full speed)."""
+    task_id: int | None = None
+    """The body it runs now (None: idle)."""
+    busy_until: float = -math.inf
+
+
 class Host:
     """Owns the calendar, the components and their service queues; executes commands."""
 
@@ -243,6 +257,8 @@ class Host:
         self._slow: dict[int, float] = {}
         """Slowed nodes (``slow_node``): node -> factor on the bodies starting there."""
         self._slow_until: dict[int, float] = {}
+        self._slow_workers: dict[int, list[SlowWorker]] = {}
+        """Nodes with one slow worker or more (``slow_worker``): node -> its slow workers."""
         self._cut: tuple[frozenset[int], float] | None = None
         """An active network partition: (one side's nodes, heal time)."""
         self.gcs_addr = 0
@@ -541,6 +557,8 @@ class Host:
         end = at + spec.duration
         if self._slow and cmd.node in self._slow:
             end += spec.duration * (self._slow[cmd.node] - 1.0)  # a straggler (SlowFault)
+        if self._slow_workers and cmd.node in self._slow_workers:
+            end += self._on_slow_worker(cmd.node, spec, at, end)
         if self._slot_extra:
             end += self._overhead(spec)
         heappush(self._queue, (end, self._rand(), next(self._eid), event))
@@ -802,6 +820,39 @@ class Host:
         if self._slow_until.get(node, math.inf) <= self.env._now:  # not extended since
             self._slow.pop(node, None)
             self._slow_until.pop(node, None)
+
+    def slow_worker(self, node: int, worker: int, factor: float, duration: float) -> None:
+        """One worker of `node` runs the bodies it starts in the next `duration` s `factor`
+        times longer; the node's other workers keep full speed (see `_on_slow_worker`)."""
+        until = self.env._now + duration
+        workers = self._slow_workers.setdefault(node, [])
+        slow = next((w for w in workers if w.worker == worker), None)
+        if slow is None:
+            workers.append(SlowWorker(worker, factor, until))
+        else:
+            slow.factor, slow.until = factor, until
+        self.call_at(until, lambda: self._unslow_worker(node, worker))
+
+    def _on_slow_worker(self, node: int, spec: TaskSpec, at: float, end: float) -> float:
+        """The extra run time of a body starting on `node` at `at`: it runs on an idle slow
+        worker if there is one (each idle worker is as likely to get it as any other: the
+        model gives it to the slow one, the case speculation must cope with)."""
+        for slow in self._slow_workers[node]:
+            busy = slow.task_id
+            if busy is not None and at < slow.busy_until and busy not in self._interrupted:
+                continue  # running a body (not a cancelled or killed one)
+            extra = (end - at) * (slow.factor - 1.0)
+            slow.task_id, slow.busy_until = spec.task_id, end + extra
+            return extra
+        return 0.0
+
+    def _unslow_worker(self, node: int, worker: int) -> None:
+        workers = self._slow_workers.get(node, [])
+        for slow in list(workers):
+            if slow.worker == worker and slow.until <= self.env._now:  # not extended since
+                workers.remove(slow)
+        if not workers:
+            self._slow_workers.pop(node, None)
 
     def partition(self, nodes: frozenset[int], duration: float) -> None:
         """Cut `nodes` off from the others for `duration` (crossing messages wait)."""

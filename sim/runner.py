@@ -24,6 +24,7 @@ from runtime.core.gcs import Gcs
 from runtime.core.global_scheduler import GlobalScheduler
 from runtime.core.owner import Owner
 from runtime.core.raylet import WAIT_CAUSES, Raylet
+from runtime.core.speculation import SpeculationPolicy
 from sim.collectives import AllreduceDriver
 from sim.drivers import PoissonDriver, SearchDriver, rl_summary, split
 from sim.flows import FlowNetwork
@@ -256,6 +257,8 @@ class Simulation:
             result["actor_recovery"] = self.actor_recovery()
         if self.scenario.cluster.health is not None:
             result["detection"] = self.detection()
+        if self.scenario.scheduler.speculation is not None:
+            result["speculation"] = self.speculation()
         return result
 
     def detection(self) -> dict[str, Any]:
@@ -275,6 +278,15 @@ class Simulation:
             "heartbeat_period_s": health.heartbeat_period_s,
             "node_timeout_s": health.node_timeout_s,
             "declared": declared,
+        }
+
+    def speculation(self) -> dict[str, int]:
+        """Backup copies started (speculative execution) and those that finished first."""
+        owners = {id(d.owner): d.owner for d in self.drivers}.values()
+        speculators = [o.speculator for o in owners if o.speculator is not None]
+        return {
+            "backups": sum(s.launched for s in speculators),
+            "backups_won": sum(s.won for s in speculators),
         }
 
     def actor_recovery(self) -> dict[str, int]:
@@ -357,6 +369,9 @@ def _partition(sim: Simulation, fault: Any) -> Any:
 
 
 def _slow_node(sim: Simulation, fault: Any) -> Any:
+    if fault.worker is not None:
+        sim.host.slow_worker(fault.node, fault.worker, fault.factor, fault.duration_s)
+        return f"node {fault.node}: worker {fault.worker}"
     sim.host.slow_node(fault.node, fault.factor, fault.duration_s)
     return fault.node
 
@@ -493,6 +508,8 @@ def build(scenario: Scenario) -> Simulation:
     if cluster.health is not None:  # else: no heartbeats, deaths known at once
         config.heartbeat_period_s = cluster.health.heartbeat_period_s
         config.node_timeout_s = cluster.health.node_timeout_s
+    if sched.speculation is not None:
+        config.speculation = SpeculationPolicy(**sched.speculation.model_dump())
     memory = scenario.gcs_memory
     if memory.record_bytes:  # the GCS memory model: the table bounded only when flushing
         config.task_table_max = memory.table_records if memory.flush else sys.maxsize

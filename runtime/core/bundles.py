@@ -17,6 +17,7 @@ from runtime.core.messages import (
     TaskDone,
 )
 from runtime.core.placement import (
+    AvoidNodes,
     NodeAffinity,
     PlacementGroupStrategy,
     Spread,
@@ -193,5 +194,8 @@ class RayletBundles:
             return True
         if isinstance(strategy, Spread) and self.peers:
             self._spill(spec, "spill: SPREAD is decided by the global scheduler", out)  # type: ignore[attr-defined]
+            return True
+        if isinstance(strategy, AvoidNodes) and self.node in strategy.nodes:
+            self._spill(spec, "spill: " + describe_strategy(strategy), out)  # type: ignore[attr-defined]
             return True
         return False

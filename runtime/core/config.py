@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(slots=True)
@@ -49,3 +50,7 @@ class CoreConfig:
     check_transitions: bool = False
     """Assert that every lifecycle transition a raylet makes is in its table (debugging:
     costs a lookup per transition); ``check()`` methods work either way."""
+    speculation: Any = None
+    """A ``runtime.core.speculation.SpeculationPolicy`` for every eligible task (plain,
+    not a generator, default or SPREAD placement) submitted without one; None: only tasks
+    that ask for it (``TaskSpec.speculation``) are speculated."""

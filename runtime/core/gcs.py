@@ -25,6 +25,7 @@ from runtime.core.messages import (
     ActorStarted,
     ActorUpdate,
     CancelPlacementGroup,
+    CheckActorPlacement,
     Command,
     CreatePlacementGroup,
     EvictObjects,
@@ -458,6 +459,8 @@ class Gcs:
             if on_node and rec.state != ACTOR_DEAD:
                 reason = f"the node {msg.node} hosting the actor died"
                 self._on_actor_died(ActorDied(actor_id, msg.node, reason), now, out)
+            elif rec.node < 0 and rec.state != ACTOR_DEAD:
+                self._check_placement(actor_id, rec, msg.node, out)
         self._reschedule_groups(msg.node, out)
 
     def _on_locate_object(self, msg: LocateObject, now: float, out: list[Command]) -> None:
@@ -627,10 +630,26 @@ class Gcs:
         rec.state, rec.node, rec.addr = ACTOR_ALIVE, msg.node, msg.addr
         self._publish(msg.actor_id, rec, out)
 
+    def _check_placement(
+        self, actor_id: int, rec: ActorRecord, dead: NodeId, out: list[Command]
+    ) -> None:
+        """An actor not started yet whose creation may be on its way to the `dead` node:
+        the global scheduler placed it before it heard of the death, or will (its creation
+        is not placed on a live node yet). It answers after its own ``NodeRemoved``, so
+        a creation sent to the dead node is restarted (`_on_actor_died`), not lost."""
+        placed = rec.spec.node
+        info = self.nodes.get(placed)
+        if placed >= 0 and info is not None and info.alive:
+            return  # on its way to a live node
+        check = CheckActorPlacement(actor_id, rec.spec.attempt, dead)
+        out.append(Send(self.gs_addr, check, 64))
+
     def _on_actor_died(self, msg: ActorDied, now: float, out: list[Command]) -> None:
         rec = self.actors.get(msg.actor_id)
         if rec is None or rec.state == ACTOR_DEAD:
             return
+        if msg.attempt >= 0 and (msg.attempt != rec.spec.attempt or rec.node >= 0):
+            return  # about an earlier creation attempt, or it started since
         can_restart = rec.max_restarts < 0 or rec.restarts < rec.max_restarts
         if msg.killed or rec.no_restart or not can_restart:
             self._mark_dead(msg.actor_id, rec, msg.reason, out)

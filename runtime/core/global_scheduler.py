@@ -9,9 +9,11 @@ from runtime.core.config import CoreConfig
 from runtime.core.ids import Address, NodeId
 from runtime.core.invariants import InvariantError
 from runtime.core.messages import (
+    ActorDied,
     BundlesPrepared,
     CancelPlacementGroup,
     CancelTask,
+    CheckActorPlacement,
     Command,
     HostEvent,
     Message,
@@ -63,10 +65,14 @@ class GlobalScheduler(PlacementGroupScheduling):
         """Tasks spilled before any node registered; placed when one does."""
         self._feasible: dict[ShapeKey, list[NodeView]] = {}
         """Per resource shape: the nodes whose totals can ever hold it (cleared when nodes change)."""
+        self.creations: dict[int, tuple[NodeId, int]] = {}
+        """Actor creations sent to a node: actor id -> (node, attempt), the last one each
+        (`_on_check_actor`: a node that died as the creation was sent to it)."""
         self.unreported: dict[NodeId, dict[Address, list[tuple[int, int]]]] = {}
         """Per node, per owner: ``(task_id, attempt)`` placed there, not yet told to the owner."""
         self._unreported_count: dict[NodeId, int] = {}
         self._handlers: dict[type, Callable[[Any, float, list[Command]], None]] = {
+            CheckActorPlacement: self._on_check_actor,
             NodeAdded: self._on_node_added,
             ResourceReport: self._on_report,
             SpillTask: self._on_spill,
@@ -150,6 +156,13 @@ class GlobalScheduler(PlacementGroupScheduling):
             if self.groups:
                 self._groups_on_node_removed(msg.node, now, out)
 
+    def _on_check_actor(self, msg: CheckActorPlacement, now: float, out: list[Command]) -> None:
+        """The GCS asks whether an actor's creation attempt went to a node now dead."""
+        if self.creations.get(msg.actor_id) == (msg.node, msg.attempt):
+            reason = f"the node {msg.node} the actor was being started on died"
+            died = ActorDied(msg.actor_id, msg.node, reason, attempt=msg.attempt)
+            out.append(Send(self.gcs_addr, died, 128))
+
     def _on_report(self, msg: ResourceReport, now: float, out: list[Command]) -> None:
         view = self.views.get(msg.node)
         if view is not None:
@@ -197,6 +210,8 @@ class GlobalScheduler(PlacementGroupScheduling):
         spec.spills += 1
         spec.reason = reason
         self.placed += 1
+        if spec.kind:  # an actor's creation (calls never come here)
+            self.creations[spec.actor_id] = (view.node, spec.attempt)
         if self.config.trace:
             out.append(
                 Trace("place", spec.task_id, view.node, f"{reason} (load {view.load():.3g})")

@@ -36,6 +36,7 @@ OWNER = frozenset(
         "kill_actor", "lookup_actor", "create_placement_group", "remove_placement_group",
         "placement_group_ready", "drop_stream", "stream_state", "flush_task_events",
         "retries", "replays",  # counters (tasks resubmitted; actor calls replayed)
+        "speculator",  # speculative execution's counters (`launched`, `won`); None: unused
         # queries
         "object_entry", "object_table", "pending_task", "pending_tasks", "waiting_arguments",
         "explain",

@@ -273,6 +273,8 @@ class CancelTask(Message):
     task_id: TaskId
     force: bool
     node: NodeId
+    exact: bool = False
+    """Only the copy on ``node`` (a speculative copy: another node may run the same task)."""
 
 
 # ---------------------------------------------------------------------------------------
@@ -636,13 +638,17 @@ class ActorStarted(Message):
 
 @dataclass(slots=True, eq=False)
 class ActorDied(Message):
-    """Raylet -> GCS: the actor's worker is gone (``killed`` when on purpose)."""
+    """Raylet -> GCS: the actor's worker is gone (``killed`` when on purpose); global
+    scheduler -> GCS: its creation attempt ``attempt`` was sent to ``node``, now dead."""
 
     actor_id: int
     node: NodeId
     reason: Any
     """A message, or an `ActorError` carrying the constructor's error."""
     killed: bool = False
+    attempt: int = -1
+    """The creation attempt the report is about (-1: whatever runs now); a report about an
+    earlier attempt is stale and ignored."""
 
 
 @dataclass(slots=True, eq=False)
@@ -908,6 +914,25 @@ class ActorCheckpointed(Message):
     covered: dict[Address, int]
     state: Any = None
     size: int = 0
+
+
+@dataclass(slots=True, eq=False)
+class TaskStarted(Message):
+    """Raylet -> owner: a task that opted into speculative execution started on ``node``
+    (only such tasks report it; ``runtime.core.speculation`` times them from here)."""
+
+    task_id: TaskId
+    node: NodeId
+
+
+@dataclass(slots=True, eq=False)
+class CheckActorPlacement(Message):
+    """GCS -> global scheduler: ``node`` died while creation attempt ``attempt`` of the actor
+    was on its way to a node; if it was sent to ``node``, say so (``ActorDied``)."""
+
+    actor_id: int
+    attempt: int
+    node: NodeId
 
 
 # ---------------------------------------------------------------------------------------

@@ -74,9 +74,11 @@ from runtime.core.messages import (
     TaskDone,
     TaskEvents,
     TasksPlaced,
+    TaskStarted,
     TimerFired,
 )
 from runtime.core.placement import PG_CREATED, PG_REMOVED, apply_strategy
+from runtime.core.speculation import SPECULATION_TIMER, SpeculationPolicy, Speculator, eligible
 from runtime.core.task import (
     ACTOR_CREATION,
     ACTOR_METHOD,
@@ -328,6 +330,11 @@ class Owner:
         self.streams: dict[TaskId, StreamState] = {}
         """Generator tasks whose items are still coming or still held for the program."""
         self._handlers[GeneratorItem] = self._on_generator_item
+        self.speculation_default: SpeculationPolicy | None = self.config.speculation
+        """The policy of every eligible task submitted without one (None: opt-in per task)."""
+        self.speculator: Speculator | None = None
+        """Speculative execution's state, made when the first watched task starts."""
+        self._handlers[TaskStarted] = self._on_task_started
 
     def start(self, now: float, out: list[Command]) -> None:
         """Subscribe to node deaths (needed only where nodes can die: tasks there are retried)."""
@@ -484,6 +491,9 @@ class Owner:
         spec.submitted_at = now
         if spec.strategy is not None:
             apply_strategy(spec)
+        default = self.speculation_default
+        if default is not None and spec.speculation is None and eligible(spec) is None:
+            spec.speculation = default
         tid = spec.task_id
         objects = self.objects
         returns = spec.return_ids()
@@ -504,6 +514,9 @@ class Owner:
         out.append(SetTimer(self.addr, self.config.report_interval, TASK_EVENTS_TIMER))
 
     def _on_timer(self, msg: TimerFired, now: float, out: list[Command]) -> None:
+        if msg.key == SPECULATION_TIMER and self.speculator is not None:
+            self.speculator.on_timer(now, out)
+            return
         self._flush_armed = False
         self.flush_task_events(now, out)
 
@@ -833,6 +846,8 @@ class Owner:
     def _on_node_removed(self, msg: NodeRemoved, now: float, out: list[Command]) -> None:
         """Tasks that were placed on the dead node will never report: retry or fail them."""
         self.dead_nodes.add(msg.node)
+        if self.speculator is not None:
+            self.speculator.node_removed(msg.node, now, out)
         for handle in self.actors.values():
             if handle.node == msg.node and handle.state == ACTOR_ALIVE:
                 handle.state = ACTOR_RESTARTING  # hold its calls until the GCS says more
@@ -976,6 +991,7 @@ class Owner:
         if force and spec.kind == ACTOR_METHOD:
             raise ValueError("force=True is not supported for actor method calls")
         was_sent = tid not in self._blocked
+        backup = self.speculator.take_backup(tid, force) if self.speculator is not None else None
         self._finish_failed(spec, ERR_CANCELLED, f"task {spec.name or tid} was cancelled", now, out)
         if was_sent:
             target = self.raylet_addr
@@ -983,11 +999,27 @@ class Owner:
                 handle = self.actors.get(spec.actor_id)
                 target = handle.addr if handle is not None and handle.addr >= 0 else target
             out.append(Send(target, CancelTask(tid, force, spec.node), 64))
+        if backup is not None:
+            out.append(Send(self.raylet_addr, backup, 64))
         return True
+
+    def _on_task_started(self, msg: TaskStarted, now: float, out: list[Command]) -> None:
+        """A task that opted into speculation started: time it (`runtime.core.speculation`)."""
+        spec = self.pending.get(msg.task_id)
+        if spec is None or spec.speculation is None:
+            return  # ended already (a late report of a losing copy)
+        if self.speculator is None:
+            self.speculator = Speculator(self.addr, self.raylet_addr)
+        self.speculator.started(spec, msg.node, now, out)
 
     # -- completion ---------------------------------------------------------------------
 
     def _on_task_done(self, msg: TaskDone, now: float, out: list[Command]) -> None:
+        speculator = self.speculator
+        if speculator is not None and msg.task_id in speculator.tasks:
+            ok = msg.error_kind is None
+            if speculator.done(msg.task_id, msg.node, ok, now, out):
+                return  # one copy failed, another runs on
         spec = self.pending.get(msg.task_id)
         if spec is None:
             if msg.error_kind is not None and msg.task_id in self.actors:
@@ -1083,6 +1115,8 @@ class Owner:
                 self._arm_flush(out)
         self.pending.pop(spec.task_id, None)
         spec.owner_state = ENDED
+        if self.speculator is not None:
+            self.speculator.forget(spec.task_id, out)  # no longer watched
         if spec.kind == ACTOR_METHOD:
             self._call_ended(spec)
         self._blocked.pop(spec.task_id, None)

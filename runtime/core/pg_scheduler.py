@@ -24,6 +24,7 @@ from runtime.core.messages import (
     Trace,
 )
 from runtime.core.placement import (
+    AvoidNodes,
     Candidate,
     NodeAffinity,
     PlacementGroupStrategy,
@@ -295,6 +296,8 @@ class PlacementGroupScheduling:
             )
             self._fail(spec, ERR_UNSCHEDULABLE, detail, out)
             return True
+        if isinstance(strategy, AvoidNodes):
+            return self._place_away(spec, strategy, out)
         # SPREAD: round robin over the feasible nodes, preferring one with room now (as
         # Ray's policy does: its first pass takes an available node, the second any
         # feasible one). Room is the node's last reported availability less what SPREAD
@@ -316,6 +319,19 @@ class PlacementGroupScheduling:
         for name, amount in demand.items():
             pending[name] = pending.get(name, 0.0) + amount
         self._send_to(spec, chosen, "global: SPREAD round robin", out)
+        return True
+
+    def _place_away(self, spec: TaskSpec, strategy: AvoidNodes, out: list[Command]) -> bool:
+        """Place a speculative backup copy by the policy, on any feasible node but those
+        avoided; none left: unschedulable (its owner drops the backup)."""
+        candidates = [v for v in self.feasible(spec) if v.node not in strategy.nodes]
+        if not candidates:
+            avoided = ", ".join(map(str, strategy.nodes))
+            detail = f"no node but {avoided} can run task {spec.name or spec.task_id}"
+            self._fail(spec, ERR_UNSCHEDULABLE, detail, out)
+            return True
+        view, reason = self.policy.choose(candidates, spec, self.rng)  # type: ignore[attr-defined]
+        self._send_to(spec, view, f"global: {describe_strategy(strategy)}; {reason}", out)
         return True
 
     def _place_in_group(
@@ -354,6 +370,8 @@ class PlacementGroupScheduling:
     def _send_to(self, spec: TaskSpec, view: NodeView, reason: str, out: list[Command]) -> None:
         view.assigned += 1
         spec.node = view.node
+        if spec.kind:  # an actor's creation: remembered (`GlobalScheduler._on_check_actor`)
+            self.creations[spec.actor_id] = (view.node, spec.attempt)  # type: ignore[attr-defined]
         spec.spills += 1
         spec.reason = reason
         self.placed += 1

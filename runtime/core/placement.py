@@ -42,7 +42,16 @@ class Spread:
 SPREAD = Spread()
 """The one ``Spread`` instance."""
 
-Strategy = PlacementGroupStrategy | NodeAffinity | Spread
+
+@dataclass(slots=True, frozen=True)
+class AvoidNodes:
+    """Run the task on any node but ``nodes`` (a speculative backup copy: never where the
+    copy it backs up runs; ``runtime.core.speculation``). No other node: unschedulable."""
+
+    nodes: tuple[NodeId, ...]
+
+
+Strategy = PlacementGroupStrategy | NodeAffinity | Spread | AvoidNodes
 
 # -- placement group strategies and states -------------------------------------------------
 
@@ -309,6 +318,8 @@ def describe_strategy(strategy: Any) -> str:
         return f"placement group {strategy.pg_id:x} bundle {strategy.bundle_index}"
     if isinstance(strategy, NodeAffinity):
         return f"node affinity to node {strategy.node} ({'soft' if strategy.soft else 'hard'})"
+    if isinstance(strategy, AvoidNodes):
+        return "a backup copy, away from node(s) " + ", ".join(map(str, strategy.nodes))
     return "SPREAD"
 
 

@@ -114,6 +114,7 @@ from runtime.core.messages import (
     TaskDone,
     TaskEvents,
     TaskFinished,
+    TaskStarted,
     TimerFired,
     Trace,
     Transfer,
@@ -640,6 +641,8 @@ class Raylet(RayletBundles):
         self.dispatched += 1
         spec.started_at = now
         out.append(Dispatch(self.node, spec))
+        if spec.speculation is not None:  # opted into speculative execution: time it
+            out.append(Send(spec.owner, TaskStarted(spec.task_id, self.node), 64))
 
     def _dispatch_queued(self, now: float, out: list[Any]) -> None:
         """Start queued tasks, per resource shape in FIFO order, while resources last."""
@@ -724,6 +727,8 @@ class Raylet(RayletBundles):
             self._move(nxt, RUNNING)
             self.dispatched += 1
             nxt.started_at = now
+            if nxt.speculation is not None:  # opted into speculative execution: time it
+                out.append(Send(nxt.owner, TaskStarted(nxt.task_id, self.node), 64))
         for dep in spec.deps:
             self.store.unpin(dep.oid)
         self._report_done(spec, msg, now, out)
@@ -1263,6 +1268,8 @@ class Raylet(RayletBundles):
     def _on_cancel(self, msg: CancelTask, now: float, out: list[Any]) -> None:
         """Drop a queued or waiting task, or interrupt a running one (its owner already failed it)."""
         spec = self.held.get(msg.task_id)
+        if msg.exact and msg.node != self.node:
+            spec = None  # meant for the copy on another node, not the one here
         cancel = self._cancel_in.get(spec.rstate) if spec is not None else None
         if spec is not None and cancel is not None:
             cancel(spec, msg, now, out)

@@ -161,6 +161,9 @@ class TaskSpec:
     checkpoint: CheckpointPlan | None = None
     """For actor creation: the actor's checkpoint plan (None: Ray's semantics, a restart
     starts from the constructor and no finished call is replayed)."""
+    speculation: Any = None
+    """A ``runtime.core.speculation.SpeculationPolicy`` when the task opted into speculative
+    execution (a backup copy on another node if it straggles); None: never speculated."""
 
     def return_ids(self) -> tuple[ObjectId, ...]:
         """The object ids of this task's return values."""

@@ -21,6 +21,7 @@ from runtime.exceptions import (
     ObjectStoreFullError,
 )
 from runtime.object_ref import ObjectRef
+from runtime.options import speculation_policy
 from runtime.real import protocol as p
 from runtime.real.addresses import FN_ID_BASE, NODE_ID, OWNER_ADDR
 from runtime.real.futures import FAILED, PENDING, READY, Future, ObjectEntry, error_of
@@ -136,6 +137,7 @@ class Client:
             held_refs=tuple(held),
             strategy=strategy,
             generator=mode,
+            speculation=speculation_policy(options._speculation, strategy, mode, name),
         )
         env, job_env = options.runtime_env, api._job.runtime_env
         if env or job_env:  # the job's runtime_env, overridden by the task's

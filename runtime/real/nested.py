@@ -19,6 +19,7 @@ from runtime.core.ids import generator_item_task, object_id, task_of
 from runtime.core.messages import ObjectLost, ObjectReady, WorkerBlocked, WorkerUnblocked
 from runtime.core.owner import FAILED, PENDING, READY, Owner
 from runtime.core.task import ACTOR_METHOD, ERR_OBJECT_LOST, TASK, TaskSpec
+from runtime.options import speculation_policy
 from runtime.real import protocol as p
 from runtime.real import requests as rq
 from runtime.real.addresses import NODE_ID, OWNER_INDEX_BASE, WORKER_OWNER_BASE
@@ -183,9 +184,11 @@ class NestedOwners:
             raw,
             env,
             mode,
+            speculation,
         ) = payload  # the layout of `requests.SUBMIT`
         try:
             strategy = strategy_of_raw(raw, resources, name, self.worker_group(w))
+            policy = speculation_policy(speculation, strategy, mode, name)
         except (ValueError, TypeError) as exc:
             self.reply(w, req_id, False, exc)
             return
@@ -206,6 +209,7 @@ class NestedOwners:
             strategy=strategy,
             runtime_env=env,
             generator=mode,
+            speculation=policy,
         )
 
     def _req_call_actor(self, w: Any, req_id: int, payload: tuple, now: float) -> None:

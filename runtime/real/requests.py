@@ -128,6 +128,7 @@ _OPS = (
             "strategy_options",  # `raw_options`: the scheduling strategy, before resolution
             "runtime_env",  # merged with the worker's own
             "generator",  # 0, or the generator mode (`runtime.core.task.GEN_*`)
+            "speculation",  # the `_speculation` option's value (None: off)
         ),
         "the list of return oids (a generator task: its return 1 only)",
         "submit a task owned by the worker's owner",

@@ -198,6 +198,7 @@ class WorkerClient(WorkerStreamMixin):
             raw_options(options),
             merge_runtime_env(current_runtime_env(), options.runtime_env),
             mode,
+            options._speculation,
         )
         oids = self.request(rq.SUBMIT, spec)
         return self._generator_of(oids[0], mode) if mode else self._refs(oids, n)

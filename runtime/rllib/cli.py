@@ -75,7 +75,7 @@ def _stop_reached(result: dict[str, Any], stop: dict[str, Any]) -> bool:
 def _line(result: dict[str, Any]) -> str:
     return (
         f"iter {result['training_iteration']:4d}  "
-        f"steps {result['num_env_steps_sampled_lifetime']:8d}  "
+        f"steps {result['num_env_steps_sampled_lifetime']:8.0f}  "
         f"return_mean {result['env_runners']['episode_return_mean']:8.2f}  "
         f"time {result['time_total_s']:7.1f}s"
     )

@@ -61,6 +61,7 @@ def cross_checks(scenario: Scenario, policies: tuple[str, ...]) -> list[str]:
     problems.extend(_placement_group_problems(workload, groups))
     for i, fault in enumerate(scenario.faults):
         problems.extend(_fault_problems(f"faults.{i}", fault, cluster.nodes, workload.drivers))
+        problems.extend(_slow_worker_problems(f"faults.{i}", fault, groups))
     return problems
 
 
@@ -182,6 +183,23 @@ def _fault_problems(path: str, fault: Any, nodes: int, drivers: int) -> list[str
             f" (nodes 0..{drivers - 1}): >= {max(1, drivers)}, got {fault.node}"
         )
     return problems
+
+
+def _slow_worker_problems(path: str, fault: Any, groups: list[Any]) -> list[str]:
+    """A one-worker `slow` fault names a worker the node has (one per CPU)."""
+    worker = getattr(fault, "worker", None)
+    if worker is None:
+        return []
+    cpus = [group.resources().get("CPU", 0.0) for group in groups for _ in range(group.count)]
+    if fault.node >= len(cpus):
+        return []  # the node itself is refused by `_fault_problems`
+    workers = int(cpus[fault.node])
+    if worker >= workers:
+        return [
+            f"{path}.worker: expected a worker index < the CPUs of node {fault.node}"
+            f" ({workers}), got {worker}"
+        ]
+    return []
 
 
 def _trace_problems(workload: Any) -> list[str]:

@@ -303,6 +303,18 @@ class GcsMemorySpec(_Spec):
     sample_ms: float = Field(100, gt=0)
 
 
+class SpeculationSpec(_Spec):
+    """Speculative execution of stragglers (``runtime.core.speculation``): a backup copy of
+    a task on another node once it has run `multiplier` times the `quantile` (0.5: the
+    median) of its function's recent run times, at most `budget` backups per driver at once,
+    once `min_samples` runs finished; the first copy to finish wins."""
+
+    multiplier: float = Field(1.5, gt=1)
+    quantile: float = Field(0.5, gt=0, lt=1)
+    budget: int = Field(1, ge=1)
+    min_samples: int = Field(5, ge=1)
+
+
 class SchedulerSpec(_Spec):
     """Placement policy and its knobs (``sample_size``: the sampling policies' only)."""
 
@@ -314,6 +326,9 @@ class SchedulerSpec(_Spec):
         ge=1,
         description="nodes a sampling policy (bottom_up, locality, power_of_two) samples"
         " per placement; only for those policies",
+    )
+    speculation: SpeculationSpec | None = Field(
+        None, description="speculative execution of stragglers (off when absent)"
     )
 
     @field_validator("policy")
@@ -1040,7 +1055,9 @@ class SlowFault(_Spec):
 
     Every task body that starts on the node in the window runs `factor` times its drawn
     duration (a hot, throttled or overloaded machine); bodies started before or after it
-    are not affected.
+    are not affected. With `worker` (an index below the node's CPU count) only one worker
+    of the node is slow: each body that starts on the node while that worker is idle runs
+    on it, stretched, and the node's other bodies run at full speed.
     """
 
     kind: Literal["slow"]
@@ -1048,6 +1065,9 @@ class SlowFault(_Spec):
     duration_s: float = Field(gt=0)
     node: int = Field(ge=0)
     factor: float = Field(gt=1)
+    worker: int | None = Field(
+        None, ge=0, description="one worker of the node (< its CPUs) instead of the whole node"
+    )
 
 
 FaultSpec = Annotated[

@@ -35,6 +35,7 @@ def test_ppo_on_a_box_action_space_weights_and_evaluation(ray_started: ModuleTyp
     try:
         result = algo.train()
         assert result["training_iteration"] == 1
+        assert isinstance(result["num_env_steps_sampled_lifetime"], float)  # 200.0, as Ray
         assert result["env_runners"]["num_env_steps_sampled"] == 200
         assert result["evaluation"]["env_runners"]["num_env_steps_sampled"] == 50
         weights = algo.get_weights()

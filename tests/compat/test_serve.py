@@ -58,7 +58,7 @@ def test_handles_methods_composition_status_errors(serve: ModuleType) -> None:
     assert h.name.remote().result() == "front"
     assert h.options(method_name="name").remote().result() == "front"
     st = serve.status().applications["calc"]
-    assert str(st.status).endswith("RUNNING")
+    assert st.status == "RUNNING" and str(st.status) == "ApplicationStatus.RUNNING"
     assert {n: str(d.status).split(".")[-1] for n, d in st.deployments.items()} == {
         "Front": "HEALTHY",
         "Adder": "HEALTHY",

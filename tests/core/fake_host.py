@@ -87,6 +87,8 @@ class FakeHost:
     """Run every component's ``check()`` after each delivery (see `check`)."""
     check_raylets: bool = True
     """With ``checks``: include the raylets (off for a test that forges a raylet's state)."""
+    slow: dict[int, float] = field(default_factory=dict)
+    """Per node: a factor on the duration of the bodies it runs (a straggler node)."""
 
     def __post_init__(self) -> None:
         self.now = 0.0
@@ -218,7 +220,7 @@ class FakeHost:
         self.dispatched.append(cmd)
         if cmd.spec.generator:
             self._schedule_items(cmd)
-        self._push(self.now + cmd.spec.duration, ("finish", cmd))
+        self._push(self.now + cmd.spec.duration * self.slow.get(cmd.node, 1.0), ("finish", cmd))
 
     def _transfer(self, cmd: Transfer) -> None:
         self.transfers.append(cmd)

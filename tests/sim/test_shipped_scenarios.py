@@ -23,6 +23,7 @@ LARGE = {
     "ray_paper_fault_tolerance",
     "serving_scaling",
     "ray_paper_actor_reconstruction",
+    "stragglers",
 }
 """Too long for a unit test (run by hand, or with fewer tasks in tests/sim/test_validation.py)."""
 

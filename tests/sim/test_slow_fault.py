@@ -30,3 +30,30 @@ def test_bad_slow_faults_are_refused(field: str, value: object, error: str) -> N
     fault[field] = value
     with pytest.raises(ScenarioError, match=error):
         scenario([fault])
+
+
+def test_one_slow_worker_stretches_one_body_at_a_time() -> None:
+    fast = build(scenario([])).run()
+    fault = {"kind": "slow", "at_s": 0.05, "duration_s": 0.5, "node": 3, "factor": 20, "worker": 1}
+    sim = build(scenario([fault]))
+    slow = sim.run()
+    assert slow["tasks"] == fast["tasks"] == 6000
+    assert slow["faults"] == [{"time_s": 0.05, "kind": "slow", "target": "node 3: worker 1"}]
+    assert slow["latency_s"]["max"] >= 0.04 > fast["latency_s"]["max"]  # a 2 ms body took 40
+    whole = build(scenario([{**fault, "worker": None}])).run()
+    # one of the node's four workers is slow, not all four: far less of the work is stretched
+    assert slow["latency_s"]["p99"] < whole["latency_s"]["p99"]
+    assert sim.host._slow_workers == {}  # the window closed
+
+
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [
+        (4, r"faults\.0\.worker: expected a worker index < the CPUs of node 3 \(4\), got 4"),
+        (-1, "worker"),
+    ],
+)
+def test_bad_slow_workers_are_refused(value: int, error: str) -> None:
+    fault = {"kind": "slow", "at_s": 0.1, "duration_s": 0.5, "node": 3, "factor": 4}
+    with pytest.raises(ScenarioError, match=error):
+        scenario([{**fault, "worker": value}])

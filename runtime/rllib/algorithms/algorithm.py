@@ -263,7 +263,7 @@ class Algorithm:
             {
                 "training_iteration": self.iteration,
                 "iterations_since_restore": self._iterations_since_restore,
-                "num_env_steps_sampled_lifetime": self._env_steps_lifetime,
+                "num_env_steps_sampled_lifetime": float(self._env_steps_lifetime),  # as Ray
                 "time_this_iter_s": elapsed,
                 "time_total_s": self._time_total,
                 "time_since_restore": self._time_since_restore,
@@ -345,7 +345,7 @@ class Algorithm:
             "num_episodes": len(returns),
             "num_episodes_lifetime": self._episodes_lifetime,
             "num_env_steps_sampled": steps,
-            "num_env_steps_sampled_lifetime": self._env_steps_lifetime,
+            "num_env_steps_sampled_lifetime": float(self._env_steps_lifetime),
         }
 
     # -- evaluation and inference -----------------------------------------------------
