@@ -453,8 +453,9 @@ class Host:
                 nbytes = cmd.nbytes
                 metrics.messages += 1
                 metrics.message_bytes += nbytes
-                channel = channels.get(src << 32 | dst)
-                if channel is None:
+                try:
+                    channel = channels[src << 32 | dst]  # a subscript: cheaper than .get
+                except KeyError:
                     channel = self._open_channel(src, dst)
                 arrive = at + channel[0] + nbytes * channel[1]
                 if arrive <= channel[2]:
@@ -463,10 +464,11 @@ class Host:
                 event = _Arrival(self._arrival_cbs, dst, cmd.msg, nbytes)
                 heappush(queue, (arrive, self._rand(), next(self._eid), event))
                 continue
-            handler = commands.get(cls)
-            if handler is None:
+            try:
+                handler = commands[cls]
+            except KeyError:
                 out.clear()
-                raise TypeError(f"the simulator cannot execute command {cmd!r}")
+                raise TypeError(f"the simulator cannot execute command {cmd!r}") from None
             handler(cmd, src, at)
         out.clear()
 
@@ -521,7 +523,11 @@ class Host:
 
     def _dispatch(self, cmd: Dispatch, src: int, at: float) -> None:
         spec = cmd.spec
-        self.metrics.task_started(cmd.node, at)
+        metrics = self.metrics  # inlined metrics.task_started (hot path)
+        metrics.started += 1
+        running = metrics.running = metrics.running + 1
+        if running > metrics.peak_running:
+            metrics.peak_running = running
         event = _TaskEnd(self._task_end_cbs, self._raylet_of_node[cmd.node], cmd.node, spec, at)
         if spec.generator:
             self._schedule_items(spec, event.dst, at)
