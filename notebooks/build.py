@@ -1339,6 +1339,220 @@ plt.show()""",
 ]
 
 
+CLUSTER_ON_ONE_MACHINE: list[Cell] = [
+    (
+        "md",
+        """\
+# 11. A cluster on one machine: nodes, spillback, killing a node and watching lineage reconstruction
+
+`runtime.cluster_utils.Cluster` (Ray's `ray.cluster_utils.Cluster`) starts real node
+processes on this machine: a head (GCS, global scheduler, its own raylet, workers and
+object store) and worker nodes that join it over an authenticated TCP channel, each with
+its own raylet, workers and shared-memory object store. This notebook is their driver
+(`runtime.init(address=...)`). The same core code that the simulator runs decides where
+every task goes, so what lesson 4 showed in simulation happens here on real processes:
+
+* tasks that do not fit the head **spill** to other nodes (bottom-up scheduling), and
+  `SPREAD` spreads them;
+* a node **SIGKILLed** in the middle of a run: its tasks are retried on the survivors;
+* an object whose node died is rebuilt from its **lineage** (the task that made it runs
+  again), or read from a copy that survived.""",
+    ),
+    ("code", SETUP.replace("\nROOT", "\nimport runtime as ray\n\nROOT")),
+    (
+        "code",
+        """\
+import time
+
+from runtime.cluster_utils import Cluster
+
+cluster = Cluster(initialize_head=True, connect=True, head_node_args={"num_cpus": 1})
+node_b = cluster.add_node(num_cpus=1)
+node_c = cluster.add_node(num_cpus=1)
+for n in ray.nodes():
+    print(f"node …{n['NodeID'][-4:]}  alive={n['Alive']}  CPU={n['Resources']['CPU']:g}")""",
+    ),
+    (
+        "md",
+        """\
+What a task prints, on any node, reaches the driver prefixed with its worker, process,
+node and address (as Ray prints `(pid=..., ip=...)`); `init(log_to_driver=False)` turns
+that off.""",
+    ),
+    (
+        "code",
+        """\
+@ray.remote(scheduling_strategy="SPREAD")
+def hello(i):
+    print(f"hello {i}")
+
+
+ray.get([hello.remote(i) for i in range(3)])
+time.sleep(1.0)  # the lines travel on their own, after the results""",
+    ),
+    (
+        "md",
+        """\
+## Spillback: where 40 tasks ran
+
+The driver submits to the head's raylet. With one CPU it runs what it can and, once its
+queue is long, spills the rest to the global scheduler, which places them on the other
+nodes. Each task returns the node it ran on.""",
+    ),
+    (
+        "code",
+        """\
+from collections import Counter
+
+
+@ray.remote
+def where(i):
+    time.sleep(0.05)
+    return ray.get_runtime_context().get_node_id()[-4:]
+
+
+ran = Counter(ray.get([where.remote(i) for i in range(40)]))
+nodes = sorted(ran)
+print({f"node …{n}": ran[n] for n in nodes})
+
+fig, ax = plt.subplots(figsize=(5, 3))
+ax.bar([f"node …{n}" + (" (head)" if n == nodes[0] else "") for n in nodes], [ran[n] for n in nodes])
+ax.set(ylabel="tasks run")
+ax.set_title("Where 40 tasks submitted to the head ran")
+plt.show()""",
+    ),
+    (
+        "md",
+        """\
+## Killing a node in the middle of a run
+
+Twelve one-second tasks, placed on the three nodes in turn (soft node affinity: a
+preference, so a retry may go anywhere); half a second after C starts its first, C is
+SIGKILLed (`remove_node(..., allow_graceful=False)`: a crash, not a goodbye). Its
+connection closes, the GCS declares it dead, and the owner (the driver's, on the head)
+retries the tasks that were running there on the nodes that are left. A small actor on
+the head records when each attempt started and ended, so the plot shows every attempt:
+those cut short on C and their retries.""",
+    ),
+    (
+        "code",
+        """\
+from runtime.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+
+@ray.remote(num_cpus=0)
+class Attempts:
+    def __init__(self):
+        self.rows, self.t0 = [], time.time()
+
+    def started(self, task, node):
+        self.rows.append([task, node, time.time() - self.t0, None])
+        return len(self.rows) - 1
+
+    def ended(self, row):
+        self.rows[row][3] = time.time() - self.t0
+
+    def now(self):
+        return time.time() - self.t0
+
+    def all(self):
+        return self.rows
+
+
+head_id = ray.get_runtime_context().get_node_id()
+attempts = Attempts.options(
+    scheduling_strategy=NodeAffinitySchedulingStrategy(head_id, soft=False)
+).remote()
+
+
+@ray.remote(max_retries=3)
+def work(i, log):
+    row = ray.get(log.started.remote(i, ray.get_runtime_context().get_node_id()[-4:]))
+    time.sleep(1.0)
+    log.ended.remote(row)
+    return i * i
+
+
+ids = [n["NodeID"] for n in ray.nodes()]  # head, B, C
+
+
+def on(i):
+    return NodeAffinitySchedulingStrategy(ids[i % 3], soft=True)
+
+
+refs = [work.options(scheduling_strategy=on(i)).remote(i, attempts) for i in range(12)]
+c_id = ids[2][-4:]
+deadline = time.monotonic() + 60
+while not any(r[1] == c_id for r in ray.get(attempts.all.remote())) and time.monotonic() < deadline:
+    time.sleep(0.05)  # until a task runs on C
+time.sleep(0.5)
+killed_at = ray.get(attempts.now.remote())
+cluster.remove_node(node_c, allow_graceful=False)
+assert ray.get(refs, timeout=120) == [i * i for i in range(12)]  # every result right
+rows = ray.get(attempts.all.remote())
+print(f"{len(rows)} attempts for 12 tasks; alive: {[n['Alive'] for n in ray.nodes()]}")""",
+    ),
+    (
+        "code",
+        """\
+from matplotlib.patches import Patch
+
+dead = next(n["NodeID"][-4:] for n in ray.nodes() if not n["Alive"])
+palette = iter(["tab:blue", "tab:green"])
+colors = {n: "tab:red" if n == dead else next(palette) for n in sorted({r[1] for r in rows})}
+fig, ax = plt.subplots(figsize=(7, 3.5))
+for task, node, start, end in rows:
+    cut = end is None  # never ended: it was running on the killed node
+    ax.barh(task, (end if not cut else killed_at) - start, left=start, color=colors[node],
+            hatch="//" if cut else None, edgecolor="black", linewidth=0.3)
+ax.axvline(killed_at, color="black", linestyle="--", linewidth=1)
+ax.text(killed_at, -1.2, " node C killed", fontsize=8)
+handles = [Patch(color=c, label=f"node …{n}" + (" (killed)" if n == dead else "")) for n, c in colors.items()]
+handles.append(Patch(facecolor="white", hatch="//", edgecolor="black", label="cut short, retried"))
+ax.set(xlabel="seconds since the first attempt", ylabel="task", ylim=(12, -2))
+ax.set_title("Every attempt: the killed node's tasks ran again elsewhere")
+ax.legend(handles=handles, fontsize=8, loc="upper right")
+plt.show()""",
+    ),
+    (
+        "md",
+        """\
+## An object whose node died: lineage reconstruction
+
+Now a fresh node D joins, and a task makes a 8 MiB array there (soft affinity: D if it
+can). Once the array is ready, D is killed, and the driver `get`s it. Ray keeps no copy
+of an object by default: the owner re-runs the task that made it (its *lineage*) on a
+live node. In twinray's cluster the head also pulls a value made elsewhere for its owner
+as soon as it is ready, so the `get` may instead read that surviving copy; the attempts
+log says which happened (one run of `make`: the copy; two: reconstructed).""",
+    ),
+    (
+        "code",
+        """\
+import numpy as np
+
+known = {n["NodeID"] for n in ray.nodes()}
+node_d = cluster.add_node(num_cpus=1)
+d_id = next(n["NodeID"] for n in ray.nodes() if n["NodeID"] not in known)
+
+
+@ray.remote(max_retries=3)
+def make(log):
+    ray.get(log.started.remote("make", ray.get_runtime_context().get_node_id()[-4:]))
+    return np.arange(1 << 20, dtype=np.float64)
+
+
+ref = make.options(scheduling_strategy=NodeAffinitySchedulingStrategy(d_id, soft=True)).remote(attempts)
+ray.wait([ref], timeout=60)
+cluster.remove_node(node_d, allow_graceful=False)
+value = ray.get(ref, timeout=120)
+runs = [r for r in ray.get(attempts.all.remote()) if r[0] == "make"]
+print(f"sum {value.sum():.0f}; make ran {len(runs)} time(s), on node(s) {[r[1] for r in runs]}")""",
+    ),
+    ("code", "cluster.shutdown()  # the driver disconnects, every node process stops"),
+]
+
+
 LESSONS: dict[str, list[Cell]] = {
     "01_tasks_and_actors.ipynb": TASKS_AND_ACTORS,
     "02_object_store.ipynb": OBJECT_STORE,
@@ -1350,6 +1564,7 @@ LESSONS: dict[str, list[Cell]] = {
     "08_dataframes.ipynb": DATAFRAMES,
     "09_streaming_pipelines.ipynb": STREAMING,
     "10_inference_and_serving.ipynb": INFERENCE_SERVING,
+    "11_cluster_on_one_machine.ipynb": CLUSTER_ON_ONE_MACHINE,
 }
 
 

@@ -128,7 +128,7 @@ def _connect(config: Any) -> dict[str, Any]:
     from runtime.real.remote_driver import connect_driver
 
     sys.setswitchinterval(5e-4)  # replies are handed from the reader thread to the caller
-    node = connect_driver(config.address)
+    node = connect_driver(config.address, log_to_driver=config.log_to_driver)
     _node = node
     _job = _Job(config.namespace, config.runtime_env)
     node.job_namespace = config.namespace

@@ -13,6 +13,8 @@ __all__ = [
     "OptionNotSupportedError",
     "RuntimeEnvNotSupportedError",
     "ObjectLostError",
+    "ObjectReconstructionFailedError",
+    "OwnerDiedError",
     "ObjectStoreFullError",
     "ObjectTransferError",
     "RayError",
@@ -137,6 +139,17 @@ class ObjectStoreFullError(RayError):
 
 class ObjectLostError(RayError):
     """Raised by `get` when an object's value was lost (node/worker died) and cannot be rebuilt."""
+
+
+class ObjectReconstructionFailedError(ObjectLostError):
+    """Raised by `get` when every copy of an object was lost and its owner cannot recompute
+    it: no lineage (``put``), or its task's retries are spent (``max_retries=0`` included),
+    as Ray's error of that name (a subclass of `ObjectLostError`)."""
+
+
+class OwnerDiedError(ObjectLostError):
+    """Raised by `get` when the object's owner died, taking what it knew of the object with
+    it (as Ray's; a connected driver's owner lives on the head: a head restart ends it)."""
 
 
 class ActorDiedError(RayError):

@@ -57,6 +57,7 @@ from runtime.core.messages import (
     NodeDied,
     ObjectFreed,
     ObjectReady,
+    Persist,
     Restore,
     SaveCheckpoint,
     Send,
@@ -186,6 +187,7 @@ class Host:
             Restore: self._ignore,
             ItemReady: self._stream_event,
             StreamEnded: self._stream_event,
+            Persist: self._ignore,  # the simulated GCS is never persistent (a real head's is)
         }
         self._stream_callbacks: dict[int, Callable[[Any, float], None]] = {}
         self._interrupted: dict[int, float] = {}

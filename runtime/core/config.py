@@ -36,6 +36,9 @@ class CoreConfig:
     worker_prefetch: int = 0
     """Queued tasks a raylet may hand its host ahead of free resources, so a busy worker
     starts its next task without a round trip (Ray's pipelining to leased workers); 0: off."""
+    placement_batch: int = 1024
+    """Placements the global scheduler gathers per node before it tells the tasks' owners
+    where they went (one ``TasksPlaced`` per owner); a dead node's batch goes out at once."""
     check_transitions: bool = False
     """Assert that every lifecycle transition a raylet makes is in its table (debugging:
     costs a lookup per transition); ``check()`` methods work either way."""

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from types import MappingProxyType
 from typing import Any, NoReturn
 
-from runtime.core import checkpoints
+from runtime.core import checkpoints, gcs_persistence
 from runtime.core.config import CoreConfig
 from runtime.core.ids import Address, NodeId, ObjectId, TaskId
 from runtime.core.invariants import InvariantError
@@ -227,6 +228,8 @@ class Gcs:
         """Removed groups, oldest first: the table keeps the last ``REMOVED_PGS_KEPT``."""
         self.freed_early: set[ObjectId] = set()
         """Objects freed before their primary copy registered (a race between paths)."""
+        self.rejoining: dict[NodeId, NodeInfo] = {}
+        """Nodes alive before a restart (`restore`) whose raylet has not registered again."""
         self._handlers: dict[type, Callable[[Any, float, list[Command]], None]] = {
             RegisterNode: self._on_register_node,
             Subscribe: self._on_subscribe,
@@ -253,6 +256,28 @@ class Gcs:
     def handle(self, msg: Message | HostEvent, now: float, out: list[Command]) -> None:
         """React to one message, appending commands to ``out``."""
         self._handlers[type(msg)](msg, now, out)
+
+    # -- persistence (the head can restart; see runtime.core.gcs_persistence) -------------
+
+    def enable_persistence(self) -> None:
+        """From now on, follow every message with a `Persist` command per durable row it
+        changed (off by default: the simulator and the embedded node pay nothing)."""
+        self.handle = partial(gcs_persistence.handle_persisted, self)  # type: ignore[method-assign]
+
+    def snapshot(self) -> list[tuple[str, Any, Any]]:
+        """Every durable row now, as ``(table, key, value)`` (what a fresh store starts from)."""
+        return gcs_persistence.snapshot(self)
+
+    def restore(
+        self,
+        rows: Iterable[tuple[str, Any, Any]],
+        now: float,
+        out: list[Command],
+        lost_nodes: Iterable[NodeId] = (),
+    ) -> None:
+        """Rebuild the durable tables from persisted rows; ``lost_nodes`` die now (see
+        `runtime.core.gcs_persistence.restore`)."""
+        gcs_persistence.restore(self, rows, now, out, lost_nodes)
 
     # -- invariants (tests and debug runs only: never called on the hot path) ------------
 
@@ -330,7 +355,7 @@ class Gcs:
                 fail(f"live group {pg_id:x} does not hold its name {rec.name!r}")
             if rec.state == PG_CREATED:
                 for node in rec.bundle_nodes:
-                    info = self.nodes.get(node)
+                    info = self.nodes.get(node) or self.rejoining.get(node)
                     if info is None or not info.alive:
                         fail(f"created group {pg_id:x} has a bundle on node {node}, not alive")
         for pg_id in self._removed_pgs:
@@ -346,6 +371,8 @@ class Gcs:
     # -- node table and pub/sub ---------------------------------------------------------
 
     def _on_register_node(self, msg: RegisterNode, now: float, out: list[Command]) -> None:
+        if self.rejoining:
+            self.rejoining.pop(msg.node, None)  # back after the GCS restarted
         self.nodes[msg.node] = NodeInfo(
             msg.node, msg.addr, dict(msg.resources), msg.store_capacity, True, now
         )
@@ -369,6 +396,8 @@ class Gcs:
 
         The directory and actor table are scanned once per death (a rare event).
         """
+        if msg.node in self.rejoining:  # it did not come back after the GCS restarted
+            self.nodes[msg.node] = self.rejoining.pop(msg.node)
         info = self.nodes.get(msg.node)
         if info is None or not info.alive:
             return

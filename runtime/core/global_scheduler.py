@@ -24,6 +24,7 @@ from runtime.core.messages import (
     SpillTask,
     Subscribe,
     TaskDone,
+    TasksPlaced,
     Trace,
 )
 from runtime.core.pg_scheduler import PlacementGroupScheduling
@@ -62,6 +63,9 @@ class GlobalScheduler(PlacementGroupScheduling):
         """Tasks spilled before any node registered; placed when one does."""
         self._feasible: dict[ShapeKey, list[NodeView]] = {}
         """Per resource shape: the nodes whose totals can ever hold it (cleared when nodes change)."""
+        self.unreported: dict[NodeId, dict[Address, list[tuple[int, int]]]] = {}
+        """Per node, per owner: ``(task_id, attempt)`` placed there, not yet told to the owner."""
+        self._unreported_count: dict[NodeId, int] = {}
         self._handlers: dict[type, Callable[[Any, float, list[Command]], None]] = {
             NodeAdded: self._on_node_added,
             ResourceReport: self._on_report,
@@ -140,6 +144,7 @@ class GlobalScheduler(PlacementGroupScheduling):
             self._groups_on_node_added(now, out)
 
     def _on_node_removed(self, msg: NodeRemoved, now: float, out: list[Command]) -> None:
+        self._report_placements(msg.node, out)  # their owners retry what was lost there
         if self.views.pop(msg.node, None) is not None:
             self._feasible.clear()
             if self.groups:
@@ -152,6 +157,8 @@ class GlobalScheduler(PlacementGroupScheduling):
             view.queued = msg.queued
             view.running = msg.running
             view.assigned = 0
+            if view.spread_pending:
+                view.spread_pending = {}
         if self.pending_groups:
             self._groups_on_report(now, out)
 
@@ -194,7 +201,36 @@ class GlobalScheduler(PlacementGroupScheduling):
             out.append(
                 Trace("place", spec.task_id, view.node, f"{reason} (load {view.load():.3g})")
             )
+        self._note_placed(spec, view.node, out)
         out.append(Send(view.addr, ScheduleTask(spec), spec.nbytes))
+
+    def _note_placed(self, spec: TaskSpec, node: NodeId, out: list[Command]) -> None:
+        """Remember for its owner that this attempt of ``spec`` went to ``node`` (batched).
+
+        The owner may be in another process (a worker node's task's subtasks): the spec it
+        holds does not show this placement, so it learns it from a `TasksPlaced`, sent when
+        the node's batch is full or at once when the node dies (no message per task).
+        """
+        by_owner = self.unreported.get(node)
+        if by_owner is None:
+            by_owner = self.unreported[node] = {}
+            self._unreported_count[node] = 0
+        placed = by_owner.get(spec.owner)
+        if placed is None:
+            placed = by_owner[spec.owner] = []
+        placed.append((spec.task_id, spec.attempt))
+        count = self._unreported_count[node] + 1
+        self._unreported_count[node] = count
+        if count >= self.config.placement_batch:
+            self._report_placements(node, out)
+
+    def _report_placements(self, node: NodeId, out: list[Command]) -> None:
+        """Tell each owner which of its tasks were placed on ``node`` since the last batch."""
+        by_owner = self.unreported.pop(node, None)
+        self._unreported_count.pop(node, None)
+        for owner in sorted(by_owner or ()):
+            tasks = by_owner[owner]  # type: ignore[index]
+            out.append(Send(owner, TasksPlaced(node, tasks), 32 + 16 * len(tasks)))
 
     def _largest(self) -> dict[str, float]:
         largest: dict[str, float] = {}

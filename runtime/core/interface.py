@@ -24,6 +24,7 @@ GCS = frozenset(
         "handle", "addr",
         "actor_record", "actor_named", "placement_group_named", "actor_table",
         "task_table", "node_table", "object_table", "placement_group_table",
+        "enable_persistence", "snapshot", "restore", "rejoining",  # the head can restart
     }
 )  # fmt: skip
 OWNER = frozenset(

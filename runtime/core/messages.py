@@ -133,6 +133,20 @@ class NodeRemoved(Message):
 
 
 @dataclass(slots=True, eq=False)
+class TasksPlaced(Message):
+    """Global scheduler -> owner, batched: these attempts of its tasks were placed on ``node``.
+
+    ``tasks`` holds ``(task_id, attempt)`` pairs. The scheduler gathers them per node and
+    sends a node's batch when it grows to ``CoreConfig.placement_batch`` or at once when
+    the node dies, so an owner in another process than the scheduler still finds the
+    tasks it lost with a node (see docs/design.md, "Owners told where their tasks went").
+    """
+
+    node: NodeId
+    tasks: list[tuple[TaskId, int]]
+
+
+@dataclass(slots=True, eq=False)
 class ObjectLost(Message):
     """GCS -> owner: the last copy of each of these objects was on a node that died."""
 
@@ -894,3 +908,23 @@ class ActorCheckpointed(Message):
     covered: dict[Address, int]
     state: Any = None
     size: int = 0
+
+
+# ---------------------------------------------------------------------------------------
+# GCS persistence (the head can restart: `runtime.core.gcs_persistence`)
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True, eq=False)
+class Persist(Command):
+    """GCS -> host: row ``key`` of durable table ``table`` is now ``value`` (None: deleted).
+
+    Emitted only by a GCS whose persistence is enabled (`Gcs.enable_persistence`); the
+    host writes the rows in order (the last one of a key wins) and gives them back to
+    `Gcs.restore` after a restart. ``value`` is the live record: a host that writes later
+    (batched) writes the record's state at that time, still the latest one.
+    """
+
+    table: str
+    key: Any
+    value: Any

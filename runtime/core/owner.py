@@ -73,6 +73,7 @@ from runtime.core.messages import (
     SubscribePlacementGroup,
     TaskDone,
     TaskEvents,
+    TasksPlaced,
     TimerFired,
 )
 from runtime.core.placement import PG_CREATED, PG_REMOVED, apply_strategy
@@ -308,6 +309,7 @@ class Owner:
             NodeRemoved: self._on_node_removed,
             ObjectLost: self._on_object_lost,
             PlacementGroupUpdate: self._on_pg_update,
+            TasksPlaced: self._on_tasks_placed,
         }
         self.pg_states: dict[int, PlacementGroupUpdate] = {}
         """The last state heard of each placement group this owner created or waits for."""
@@ -837,20 +839,44 @@ class Owner:
         for spec in lost:
             if spec.task_id in self._blocked or spec.task_id not in self.pending:
                 continue
-            reason = f"node {msg.node} died while it had task {spec.name or spec.task_id}"
-            if spec.kind == ACTOR_METHOD:
-                sent_to = self._call_ended(spec) if spec.max_retries != 0 else None
-                retry = spec.max_retries != 0
-                if not (retry and self._retry_call(spec, ERR_ACTOR_DIED, sent_to, out)):
-                    self._finish_failed(spec, ERR_ACTOR_DIED, reason, now, out)
-            elif self._should_retry(spec, ERR_NODE_DIED):
-                spec.attempt += 1
-                spec.since = now
-                spec.node = -1
-                self.retries += 1
-                self._send(spec, out)
-            else:
-                self._finish_failed(spec, ERR_NODE_DIED, reason, now, out)
+            self._lost_with_node(spec, msg.node, now, out)
+
+    def _lost_with_node(self, spec: TaskSpec, node: NodeId, now: float, out: list[Command]) -> None:
+        """``spec`` was on ``node``, which died: retry it (within its budget) or fail it."""
+        reason = f"node {node} died while it had task {spec.name or spec.task_id}"
+        if spec.kind == ACTOR_METHOD:
+            sent_to = self._call_ended(spec) if spec.max_retries != 0 else None
+            retry = spec.max_retries != 0
+            if not (retry and self._retry_call(spec, ERR_ACTOR_DIED, sent_to, out)):
+                self._finish_failed(spec, ERR_ACTOR_DIED, reason, now, out)
+        elif self._should_retry(spec, ERR_NODE_DIED):
+            spec.attempt += 1
+            spec.since = now
+            spec.node = -1
+            self.retries += 1
+            self._send(spec, out)
+        else:
+            self._finish_failed(spec, ERR_NODE_DIED, reason, now, out)
+
+    def _on_tasks_placed(self, msg: TasksPlaced, now: float, out: list[Command]) -> None:
+        """The global scheduler says where these attempts of our tasks went.
+
+        An attempt that already ended, or was retried since, is no longer ours to place.
+        One placed on a node already known dead is lost with it (the batch of a dead node
+        may come after its ``NodeRemoved``); otherwise the spec remembers the node, so a
+        later ``NodeRemoved`` finds it.
+        """
+        pending, blocked, node = self.pending, self._blocked, msg.node
+        dead = node in self.dead_nodes
+        for task_id, attempt in msg.tasks:
+            spec = pending.get(task_id)
+            if spec is None or spec.attempt != attempt or task_id in blocked:
+                continue
+            if dead:
+                if spec.node in (node, -1):  # not since seen alive elsewhere
+                    self._lost_with_node(spec, node, now, out)
+            elif spec.node == -1:
+                spec.node = node
 
     def _on_object_lost(self, msg: ObjectLost, now: float, out: list[Command]) -> None:
         for oid in msg.oids:

@@ -66,6 +66,15 @@ class GroupPlacement:
         return len(self.placed) == len(self.bundles)
 
 
+def _has_room(demand: Resources, view: NodeView) -> bool:
+    """Whether `view`'s last reported availability, less its SPREAD tasks since, fits `demand`."""
+    available, pending = view.available, view.spread_pending
+    return all(
+        available.get(name, 0.0) - pending.get(name, 0.0) >= amount
+        for name, amount in demand.items()
+    )
+
+
 class PlacementGroupScheduling:
     """Mixin of ``GlobalScheduler``: placement groups, SPREAD and node affinity.
 
@@ -286,19 +295,26 @@ class PlacementGroupScheduling:
             )
             self._fail(spec, ERR_UNSCHEDULABLE, detail, out)
             return True
-        # SPREAD: round robin over the feasible nodes, preferring one with room now
+        # SPREAD: round robin over the feasible nodes, preferring one with room now (as
+        # Ray's policy does: its first pass takes an available node, the second any
+        # feasible one). Room is the node's last reported availability less what SPREAD
+        # tasks sent there since asked for, so a burst does not pile onto one node.
         candidates = self.feasible(spec)
         if not candidates:
             return False  # the default path explains the infeasibility
         n = len(candidates)
         start = self._spread_next % n
         self._spread_next += 1
+        demand = spec.resources
         chosen = candidates[start]
         for k in range(n):
             view = candidates[(start + k) % n]
-            if view.assigned == 0 and fits(spec.resources, view.available):
+            if _has_room(demand, view):
                 chosen = view
                 break
+        pending = chosen.spread_pending
+        for name, amount in demand.items():
+            pending[name] = pending.get(name, 0.0) + amount
         self._send_to(spec, chosen, "global: SPREAD round robin", out)
         return True
 
@@ -343,6 +359,7 @@ class PlacementGroupScheduling:
         self.placed += 1
         if self.config.trace:
             out.append(Trace("place", spec.task_id, view.node, reason))
+        self._note_placed(spec, view.node, out)  # type: ignore[attr-defined]
         out.append(Send(view.addr, ScheduleTask(spec), spec.nbytes))
 
     @staticmethod

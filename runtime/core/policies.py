@@ -37,6 +37,10 @@ class NodeView:
     running: int = 0
     assigned: int = 0
     """Tasks this scheduler sent to the node since its last report."""
+    spread_pending: Resources = field(default_factory=dict)
+    """What SPREAD tasks sent to the node since its last ``ResourceReport`` asked for: its
+    room is ``available`` (as of that report) less this. Unlike ``assigned`` it is not
+    reset by the node's spills, which carry fresh load but not fresh resources."""
 
     def load(self) -> float:
         """Estimated work per CPU on the node: the lower, the sooner a new task starts."""

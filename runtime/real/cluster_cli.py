@@ -50,7 +50,11 @@ def add_parsers(commands: Any) -> None:
         "--address", help="HOST:PORT of a running head: start a worker node that joins it"
     )
     start_p.add_argument(
-        "--port", type=int, default=DEFAULT_PORT, help="port to listen on (0: any)"
+        "--port",
+        type=int,
+        default=None,
+        help=f"port to listen on (0: any; default {DEFAULT_PORT}, or the previous head's "
+        "port with --session)",
     )
     start_p.add_argument(
         "--node-ip-address",
@@ -58,6 +62,18 @@ def add_parsers(commands: Any) -> None:
         help="address to listen on (default 127.0.0.1; any other logs a warning)",
     )
     start_p.add_argument("--num-cpus", type=float, help="CPUs of the node (default: the machine's)")
+    start_p.add_argument(
+        "--session",
+        help="--head: restart the head on this existing session directory (its token, and "
+        "the GCS tables it persisted: nodes and drivers reconnect)",
+    )
+    start_p.add_argument(
+        "--reconnect-timeout",
+        type=float,
+        help="seconds a node retries reaching a head whose link closed (the head: how long "
+        "it waits for the nodes it knew to come back) before giving up "
+        "(default: TWINRAY_RECONNECT_TIMEOUT, else 30; 0: never)",
+    )
     start_p.add_argument("--num-gpus", type=float, help="GPUs of the node (default 0)")
     start_p.add_argument("--resources", help="custom resources as JSON, e.g. '{\"disk\": 2}'")
     start_p.add_argument("--object-store-memory", type=int, help="bytes of object store")
@@ -121,6 +137,8 @@ def _config(args: argparse.Namespace, session: Path) -> Any:
             parse_address(args.address)
         except ValueError as exc:
             raise CliError(f"--address: {exc}") from None
+    if args.port is None:  # a restarted head keeps its previous port (0: the one it recorded)
+        args.port = 0 if getattr(args, "session", None) is not None else DEFAULT_PORT
     if not 0 <= args.port < 65536:
         raise CliError(f"--port must be between 0 and 65535, got {args.port}")
     for flag, value in (("--num-cpus", args.num_cpus), ("--num-gpus", args.num_gpus)):
@@ -129,7 +147,11 @@ def _config(args: argparse.Namespace, session: Path) -> Any:
     if args.object_store_memory is not None and args.object_store_memory <= 0:
         raise CliError(f"--object-store-memory must be positive, got {args.object_store_memory}")
     tls = _tls_paths(args)
+    reconnect = getattr(args, "reconnect_timeout", None)
+    if reconnect is not None and (not math.isfinite(reconnect) or reconnect < 0):
+        raise CliError(f"--reconnect-timeout must be a non-negative number, got {reconnect}")
     return NodeProcessConfig(
+        reconnect_timeout=reconnect,
         tls_cert=tls[0],
         tls_key=tls[1],
         tls_ca=tls[2],
@@ -181,16 +203,20 @@ def start(args: argparse.Namespace) -> int:
 
     if args.address is not None and not args.head:
         return _start_worker_node(args)
-    session = sessions.new_session()
-    try:
+    if getattr(args, "session", None) is not None:
+        session = _restart_session(args)
         config = _config(args, session)
-    except CliError:
-        with contextlib.suppress(OSError):
-            for sub in ("logs", "nodes"):
-                (session / sub).rmdir()
-            session.rmdir()
-        raise
-    save_token(session, new_token())
+    else:
+        session = sessions.new_session()
+        try:
+            config = _config(args, session)
+        except CliError:
+            with contextlib.suppress(OSError):
+                for sub in ("logs", "nodes"):
+                    (session / sub).rmdir()
+                session.rmdir()
+            raise
+        save_token(session, new_token())
     if args.block:
         from runtime.real.node_process import serve
 
@@ -207,6 +233,25 @@ def start(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     print(_how_to_connect(address, session, proc.pid))
     return 0
+
+
+def _restart_session(args: argparse.Namespace) -> Path:
+    """`start --head --session DIR`: the session to restart the head on (checked)."""
+    from runtime.net.auth import find_token
+
+    if not args.head:
+        raise CliError("--session is for --head (a worker node joins its head's session)")
+    session = Path(args.session).resolve()
+    if not session.is_dir():
+        raise CliError(f"--session: no such session directory: {args.session}")
+    if find_token(session) is None:
+        raise CliError(f"--session: {session} has no auth token (not a twinray session)")
+    info = sessions.head_info(session)
+    if info is not None and sessions.pid_alive(int(info.get("pid", 0))):
+        raise CliError(f"--session: the head of {session} is running (pid {info['pid']})")
+    for sub in ("logs", "nodes"):
+        (session / sub).mkdir(exist_ok=True)
+    return session
 
 
 def _is_node_process(pid: int) -> bool:

@@ -15,6 +15,7 @@ from runtime.core.messages import (
     Free,
     MakeRoom,
     ObjectReady,
+    Persist,
     Restore,
     Restored,
     Send,
@@ -120,6 +121,7 @@ class Effects:
             CancelRunning: self.cancel_running,
             Spill: self.spill,
             Restore: self.restore,
+            Persist: self.persist,
         }
 
     # -- command effects -------------------------------------------------------------------
@@ -278,6 +280,10 @@ class Effects:
     def transfer(self, cmd: Transfer, now: float) -> None:
         """A single node has no other node to transfer to: an error in the core."""
         raise RuntimeError(f"a single-node host cannot transfer objects: {cmd!r}")
+
+    def persist(self, cmd: Persist, now: float) -> None:
+        """Only a head's GCS persists (its store replaces this effect): an error elsewhere."""
+        raise RuntimeError(f"this node has no GCS store to persist into: {cmd!r}")
 
     # -- spilling ---------------------------------------------------------------------------
 

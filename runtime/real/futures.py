@@ -10,6 +10,7 @@ from runtime.core.task import (
     ERR_ACTOR_DIED,
     ERR_CANCELLED,
     ERR_NODE_DIED,
+    ERR_OBJECT_LOST,
     ERR_PG_REMOVED,
     ERR_STORE_FULL,
     ERR_UNSCHEDULABLE,
@@ -19,6 +20,7 @@ from runtime.core.task import (
 from runtime.exceptions import (
     ActorDiedError,
     ObjectLostError,
+    ObjectReconstructionFailedError,
     ObjectStoreFullError,
     RayError,
     TaskCancelledError,
@@ -40,6 +42,7 @@ _ERROR_TYPES: dict[str, type[RayError]] = {
     ERR_WORKER_DIED: WorkerCrashedError,
     ERR_NO_WORKERS: WorkerCrashedError,
     ERR_NODE_DIED: ObjectLostError,
+    ERR_OBJECT_LOST: ObjectReconstructionFailedError,
     ERR_CANCELLED: TaskCancelledError,
     ERR_ACTOR_DIED: ActorDiedError,
     ERR_PG_REMOVED: TaskPlacementGroupRemoved,

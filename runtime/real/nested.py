@@ -16,8 +16,8 @@ from typing import Any
 
 from runtime.core.cluster import ControlPlane
 from runtime.core.ids import generator_item_task, object_id, task_of
-from runtime.core.messages import ObjectReady, WorkerBlocked, WorkerUnblocked
-from runtime.core.owner import FAILED, PENDING, Owner
+from runtime.core.messages import ObjectLost, ObjectReady, WorkerBlocked, WorkerUnblocked
+from runtime.core.owner import FAILED, PENDING, READY, Owner
 from runtime.core.task import ACTOR_METHOD, ERR_OBJECT_LOST, TASK, TaskSpec
 from runtime.real import protocol as p
 from runtime.real import requests as rq
@@ -108,10 +108,17 @@ class NestedOwners:
         """(owner address, oid) -> the workers' gets and waits for it."""
         self.worker_waits: dict[tuple[int, int], NestedWait] = {}
         """(worker id, request id) -> its pending get or wait (for ``unwait``)."""
+        self.fetch: Callable[[int, int, int, Callable[[str | None, float], None]], None] | None
+        self.fetch = None
+        """Pull a value stored on another node here, then call back (error or None, now):
+        set by a node process's `runtime.real.transfers.Transfers`; None in the embedded node."""
         self.request_ops: dict[str, Callable[[Any, int, Any, float], None]] = {
             rq.REGISTER: self._req_register,
             rq.SUBMIT: self._req_submit,
             rq.PUT: self._req_put,
+            rq.PUT_RESERVE: self._req_put_reserve,
+            rq.PUT_SEAL: self._req_put_seal,
+            rq.LOGS: self._req_logs,
             rq.GET: self._req_get,
             rq.WAIT: self._req_wait,
             rq.UNWAIT: self._req_unwait,
@@ -298,6 +305,42 @@ class NestedOwners:
             self.execute(now)
         self.reply(w, req_id, True, oid)
 
+    def _req_logs(self, w: Any, req_id: int, payload: Any, now: float) -> None:
+        """Worker output asked for where no node process forwards it (`runtime.real.logs`
+        replaces this handler in node processes): the embedded node's workers write to the
+        driver's own descriptors already, so there is nothing to send."""
+
+    def _req_put_reserve(self, w: Any, req_id: int, size: Any, now: float) -> None:
+        """A put in place (a process that maps the arena): hold a range for it to write."""
+        if type(size) is not int or size < self.inline_threshold:
+            self.reply(w, req_id, True, None)  # inline: the plain PUT
+            return
+        offset = self.allocate(size, now)  # ObjectStoreFullError: the reply is the error
+        w.reserved[offset] = size  # given back if `w` dies before sealing it
+        self.reply(w, req_id, True, offset)
+
+    def _req_put_seal(self, w: Any, req_id: int, payload: tuple, now: float) -> None:
+        """The value is written into the range `_req_put_reserve` held: it is an object now."""
+        offset, nested = payload
+        size = w.reserved.pop(offset, None)
+        if size is None:
+            raise ValueError(f"put_seal: no range reserved at offset {offset!r}")
+        if nested is None:  # the writer failed: give the range back
+            with self.objects.lock:
+                self.arena.free(offset)
+            self.reply(w, req_id, True, None)
+            return
+        owner = self.owner_of(w)
+        oid = owner.new_put_id()
+        with self.objects.lock:
+            self.objects.arena_objects[oid] = (offset, size)
+        owner.put(size, None, True, now, self.out, oid=oid)
+        for inner, inner_owner in nested:  # refs inside the value live as long as it does
+            owner.contain(oid, inner, inner_owner, now, self.out)
+        if nested:
+            self.execute(now)
+        self.reply(w, req_id, True, oid)
+
     def _req_borrow(self, w: Any, req_id: int, items: list[tuple[int, int]], now: float) -> None:
         """The worker unpickled refs: its owner borrows them from their owners."""
         owner = self.owner_of(w)
@@ -427,6 +470,8 @@ class NestedOwners:
             rec.task_id = 0
 
     def _answer(self, rec: NestedWait) -> None:
+        if rec.num_returns < 0 and self.fetch is not None and self._fetch_remote(rec):
+            return  # answered once the values stored on other nodes are here
         rec.done = True
         objects = self.owner_of(rec.w).objects
         if rec.num_returns >= 0:
@@ -461,6 +506,49 @@ class NestedOwners:
             else:
                 items.append((True, (p.VALUE_INLINE, obj.payload)))
         self.reply(rec.w, rec.req_id, True, items)
+
+    def _fetch_remote(self, rec: NestedWait) -> bool:
+        """Start pulling the values of a get that are stored only on other nodes; False: none.
+
+        Values are pulled when a get needs them (as Ray's are), so the only copy of a task's
+        output may stay on the node that made it. When a pull fails (that node died), the
+        owner is told the object is lost, as the GCS would: it re-runs the producing task
+        from its lineage (or fails the object), and the get is served again, waiting for
+        the recomputed value.
+        """
+        owner = self.owner_of(rec.w)
+        objects, local = owner.object_table(), self.objects
+        remote = []
+        with local.lock:
+            for oid in rec.oids:
+                obj = objects.get(oid)
+                if (
+                    obj is not None
+                    and obj.state == READY
+                    and obj.stored
+                    and oid not in local.arena_objects
+                    and oid not in local.spilled
+                ):
+                    remote.append((oid, obj.node, obj.size))
+        if not remote:
+            return False
+        key = (rec.w.worker_id, rec.req_id)
+        self.worker_waits[key] = rec  # an unwait (timeout) meanwhile drops the get
+        left = [len(remote)]
+        fetch = self.fetch
+        assert fetch is not None
+
+        def pulled(error: str | None, now: float, oid: int = 0) -> None:
+            if error is not None and objects.get(oid) is not None:
+                owner.handle(ObjectLost([oid]), now, self.out)
+            left[0] -= 1
+            if left[0] == 0 and self.worker_waits.get(key) is rec and not rec.done:
+                del self.worker_waits[key]
+                self._wait_for(rec.w, rec.req_id, rec.oids, rec.num_returns, now)
+
+        for oid, node, size in remote:
+            fetch(oid, node, size, lambda error, now, oid=oid: pulled(error, now, oid))
+        return True
 
 
 def _sent_call(w: Any, task_id: int) -> TaskSpec | None:

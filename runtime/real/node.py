@@ -109,6 +109,7 @@ class Node:
         spill_dir: str | None = None,
         prefetch: bool = True,
         peers: Any = None,
+        worker_stdio: tuple[int, int] | None = None,
     ) -> None:
         self.session = next(_sessions)
         self.inline_threshold = inline_threshold
@@ -151,7 +152,7 @@ class Node:
         """The object table (`runtime.real.objects.ObjectTable`): entries, ranges, pins, spills."""
         # workers: all forked by the zygote, a fresh interpreter (see runtime.real.zygote) ---
         try:
-            zygote = start_zygote(self.arena, inline_threshold)
+            zygote = start_zygote(self.arena, inline_threshold, worker_stdio)
         except BaseException:
             self.arena.close()
             raise
@@ -353,6 +354,8 @@ class Node:
             groups=self.groups,
         )
         """Placement groups, program-thread side (`runtime.real.groups.PlacementGroupApi`)."""
+        if peers is not None and peers.gcs_setup is not None:
+            peers.gcs_setup(self)  # the head: its GCS persists, restored after a restart
         self.pool.start()  # the workers join the pool as the zygote's replies arrive
         out = self._out
         if peers is None or peers.head:

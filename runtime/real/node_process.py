@@ -31,6 +31,27 @@ DEFAULT_STORE = 512 << 20
 """Bytes of object store of a node when `--object-store-memory` is not given (as `init`)."""
 START_TIMEOUT = 60.0
 """Seconds `launch` waits for a background node process to listen."""
+RECONNECT_ENV = "TWINRAY_RECONNECT_TIMEOUT"
+"""Seconds a worker node (or a connected driver) retries reaching a head whose link
+closed; also how long a restarted head waits for the nodes it knew (`--reconnect-timeout`)."""
+DEFAULT_RECONNECT = 30.0
+
+
+def reconnect_timeout(given: float | None = None) -> float:
+    """`given`, else ``TWINRAY_RECONNECT_TIMEOUT``, else 30 s (`ValueError` when not a
+    non-negative number)."""
+    if given is not None:
+        return float(given)
+    raw = os.environ.get(RECONNECT_ENV)
+    if not raw:
+        return DEFAULT_RECONNECT
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{RECONNECT_ENV}={raw!r}: must be a number of seconds") from None
+    if not value >= 0 or value == float("inf"):
+        raise ValueError(f"{RECONNECT_ENV}={raw!r}: must be a non-negative number of seconds")
+    return value
 
 
 class NodeStartError(RuntimeError):
@@ -60,6 +81,10 @@ class NodeProcessConfig:
     tls_ca: str | None = None
     """TLS: the CA peers' certificates must be signed by (mutual TLS); also what local
     drivers verify this node with (else its own, self-signed, certificate)."""
+    reconnect_timeout: float | None = None
+    """A worker node: seconds it retries reaching the head after its link closed (0: it
+    stops at once); the head: how long a restarted head waits for the nodes it knew.
+    None: `reconnect_timeout()`'s default."""
 
     def tls(self) -> dict[str, str | None] | None:
         """What ``head.json`` says of TLS (paths), None without it."""
@@ -113,6 +138,7 @@ def serve(config: NodeProcessConfig, ready: Any = None, stop: _Stop | None = Non
     from runtime.net.audit import AuditLog
     from runtime.net.auth import find_token
     from runtime.net.channel import listen
+    from runtime.real.logs import NodeLogs
     from runtime.real.node import Node
     from runtime.real.peers import Peers
     from runtime.real.remote_clients import RemoteClients
@@ -126,6 +152,15 @@ def serve(config: NodeProcessConfig, ready: Any = None, stop: _Stop | None = Non
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, stop.request)
         signal.signal(signal.SIGINT, stop.request)
+    from runtime.real.gcs_store import GcsStoreError
+    from runtime.real.head_restart import HeadState
+
+    try:
+        state = HeadState(session)  # the session's GCS store: a restart restores from it
+    except GcsStoreError as exc:
+        print(f"twinray: {exc}", file=sys.stderr)
+        return 1
+    port = config.port or state.previous_port()  # a restarted head keeps its address
     audit = AuditLog(session / "audit.log")
     try:  # listen first: a port in use or bad TLS files fail before any worker starts
         ssl_context = None
@@ -133,26 +168,42 @@ def serve(config: NodeProcessConfig, ready: Any = None, stop: _Stop | None = Non
             from runtime.net.channel import server_ssl_context
 
             ssl_context = server_ssl_context(config.tls_cert, config.tls_key, config.tls_ca)
-        listener = listen(config.host, config.port, token, audit=audit, ssl_context=ssl_context)
+        listener = listen(config.host, port, token, audit=audit, ssl_context=ssl_context)
     except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
         audit.close()
-        print(f"twinray: cannot listen on {config.host}:{config.port}: {exc}", file=sys.stderr)
+        state.close()
+        print(f"twinray: cannot listen on {config.host}:{port}: {exc}", file=sys.stderr)
         return 1
+    logs = NodeLogs(0, config.host)
     try:
+        grace = reconnect_timeout(config.reconnect_timeout)
         num_cpus, store, res = node_resources(config)
         peers = Peers(head=True)
-        node = Node(num_cpus, store, resources=res, peers=peers)
+        peers.gcs_setup = state.setup
+        node = Node(num_cpus, store, resources=res, peers=peers, worker_stdio=logs.stdio)
+        logs.start(node)
         transfers = _attach(node, peers, token, config.host)
     except BaseException:
         listener.close()
         audit.close()
+        logs.close()
+        state.close()
         raise
     clients = None
     pid = os.getpid()
     try:
         address = listener.address
         clients = RemoteClients(node, listener, audit)
+        clients.jobs = state.store
         clients.start()
+        state.start(address, grace)
+        if state.restarted:
+            print(
+                f"twinray: head restarted on {session}: GCS tables restored in "
+                f"{state.restored_at:.3f} s; waiting up to {grace:g} s for its nodes",
+                file=sys.stderr,
+                flush=True,
+            )
         if config.head:
             head = {"address": address, "pid": pid, "tls": config.tls()}
             sessions.write_json(session / "head.json", head)
@@ -172,6 +223,8 @@ def serve(config: NodeProcessConfig, ready: Any = None, stop: _Stop | None = Non
             clients.close()
         transfers.close()  # no pull writes into the arena once it is released
         node.shutdown()
+        logs.close()
+        state.close()
         if clients is not None:
             clients.drop_all()
         else:
@@ -253,18 +306,24 @@ def serve_worker_node(
     except (OSError, JoinError) as exc:  # AuthenticationError, ConnectionError are OSErrors
         print(f"twinray: cannot join the head at {config.head_address}: {exc}", file=sys.stderr)
         return 1
+    logs = None
     try:
         _set_node_index(index)
+        from runtime.real.logs import NodeLogs
         from runtime.real.node import Node
 
         num_cpus, store, res = node_resources(config)
         peers = Peers(head=False)
         peers.object_servers.update(servers)
         peers.add_link(channel, 0)
-        node = Node(num_cpus, store, resources=res, peers=peers)
+        logs = NodeLogs(index, config.host)
+        node = Node(num_cpus, store, resources=res, peers=peers, worker_stdio=logs.stdio)
+        logs.start(node)
         transfers = _attach(node, peers, token, config.host)
     except BaseException:
         channel.close()
+        if logs is not None:
+            logs.close()
         raise
     try:
         # the GCS answers the raylet's subscription (sent after its registration) with the
@@ -285,15 +344,91 @@ def serve_worker_node(
             if node.closed or node.loop_error is not None:
                 print(f"twinray: the node's loop stopped: {node.loop_error!r}", file=sys.stderr)
                 return 1
-            if peers.lost_head:
-                print("twinray: the head is gone; this node stops", file=sys.stderr)
+            if peers.lost_head and not _rejoin(config, token, index, node, peers, stop):
                 return 1
         return 0
     finally:
         transfers.close()  # no pull writes into the arena once it is released
         node.shutdown()
+        logs.close()
         peers.close()
         sessions.remove_record(session, pid)
+
+
+def _rejoin(
+    config: NodeProcessConfig,
+    token: str,
+    index: int,
+    node: Any,
+    peers: Any,
+    stop: _Stop | None = None,
+) -> bool:
+    """A worker node lost the head: retry reaching it for the reconnect timeout, then
+    re-register as node ``index`` (a restarted head restores the tables; this node's
+    running tasks, actors and stored objects stay). False (printed why): this node stops."""
+    from runtime.net.auth import Hello
+    from runtime.net.channel import connect
+    from runtime.real.head_restart import rejoin_hello_id
+    from runtime.real.peers import JoinError, await_welcome
+
+    timeout = reconnect_timeout(config.reconnect_timeout)
+    if timeout <= 0:
+        print("twinray: the head is gone; this node stops", file=sys.stderr)
+        return False
+    print(f"twinray: the head is gone; reconnecting for up to {timeout:g} s", file=sys.stderr)
+    t0 = time.monotonic()
+    hello = Hello("node", rejoin_hello_id(os.getpid(), index))
+    while True:
+        left = timeout - (time.monotonic() - t0)
+        try:
+            if left <= 0:
+                raise ConnectionError("the reconnect timeout ran out")
+            try:  # in slices: a SIGTERM meanwhile stops the node
+                channel, _ = connect(config.head_address, token, hello, retry_for=min(left, 1.0))
+            except ConnectionError:
+                if stop is not None and stop.event.is_set():
+                    return False
+                if time.monotonic() - t0 < timeout:
+                    continue
+                raise
+            got, servers = await_welcome(channel)
+            break
+        except JoinError as exc:  # a head that is still starting closes early: retry
+            if time.monotonic() - t0 >= timeout:
+                print(
+                    f"twinray: could not rejoin the head: {exc}; this node stops", file=sys.stderr
+                )
+                return False
+            time.sleep(0.2)
+        except OSError as exc:  # AuthenticationError, ConnectionError are OSErrors
+            print(
+                f"twinray: could not reconnect to the head at {config.head_address} within "
+                f"{timeout:g} s ({RECONNECT_ENV} / --reconnect-timeout): {exc}; this node stops",
+                file=sys.stderr,
+            )
+            return False
+    if got != index:
+        channel.close()
+        print(
+            f"twinray: the head gave node index {got}, not {index}; this node stops",
+            file=sys.stderr,
+        )
+        return False
+    peers.registered = False  # set again by the restarted GCS's answer
+    node._ops.append((peers.op_relink, (channel, servers)))
+    node._wake()
+    deadline = time.monotonic() + START_TIMEOUT
+    while not peers.registered:
+        if time.monotonic() > deadline or node.loop_error is not None:
+            print("twinray: the restarted head did not register this node", file=sys.stderr)
+            return False
+        time.sleep(0.01)
+    print(
+        f"twinray: rejoined the head as node {index} in {time.monotonic() - t0:.3f} s",
+        file=sys.stderr,
+        flush=True,
+    )
+    return True
 
 
 def _child_env() -> dict[str, str]:

@@ -170,6 +170,12 @@ class Peers:
         self.registered = False
         """A worker node: the GCS told it of a node (its answer to the raylet's subscription,
         sent after its registration): the head knows this node."""
+        self.frame_handlers: dict[int, Callable[[Link, tuple, float], None]] = {}
+        """Frame tag -> handler ``(link, frame, now)`` of frames other parts define
+        (`runtime.real.logs`' ``LOGS``)."""
+        self.gcs_setup: Callable[[Any], None] | None = None
+        """The head: called with the node before its components start (persistence and
+        restore: `runtime.real.head_restart.HeadState.setup`)."""
 
     # -- routing -------------------------------------------------------------------------
 
@@ -209,10 +215,52 @@ class Peers:
         if link.channel.has_pending_output:
             link.send_frames([])
 
+    def op_rejoin(self, arg: tuple[Any, int], now: float) -> None:
+        """The head's loop thread: a node that knew a previous head comes back as node
+        ``index`` (refused when that index has a live link, or is the head's)."""
+        channel, index = arg
+        if index <= HEAD_NODE or index in self.links:
+            log.warning("twinray: refusing a node rejoining as node %d (taken)", index)
+            channel.close()
+            return
+        self.next_index = max(self.next_index, index + 1)
+        self._welcome(channel, index)
+
+    def op_relink(self, arg: tuple[Any, dict[int, str]], now: float) -> None:
+        """A worker node's loop thread: the head is back on ``channel`` (a restarted head):
+        serve the link, announce the object server, register the raylet again and list
+        every object stored here (the restored GCS re-learns where they are)."""
+        from runtime.core.messages import ObjectAdded, RegisterNode, Subscribe
+        from runtime.real.addresses import GCS_ADDR
+
+        channel, servers = arg
+        raylet = self.node.raylet
+        mine = self.object_servers.get(raylet.node)
+        self.object_servers = dict(servers)
+        self.registered = False
+        self.add_link(channel, HEAD_NODE)
+        self.lost_head = False
+        gcs = self.node.components[GCS_ADDR]
+        out = self.node._out
+        usage = raylet.store_usage()
+        gcs.handle(
+            RegisterNode(raylet.node, raylet.addr, raylet.total_resources(), usage.capacity),
+            now,
+            out,
+        )
+        gcs.handle(Subscribe(raylet.addr), now, out)
+        for oid, entry in raylet.stored_objects().items():
+            gcs.handle(ObjectAdded(oid, raylet.node, entry.size, -1, True), now, out)
+        if mine is not None:
+            self.announce_objects(raylet.node, mine)
+
     def op_join(self, channel: Any, now: float) -> None:
         """The head's loop thread: a node process joins; give it its index, serve its link."""
         index = self.next_index
         self.next_index += 1
+        self._welcome(channel, index)
+
+    def _welcome(self, channel: Any, index: int) -> None:
         try:
             channel.send((WELCOME, index))
         except OSError:
@@ -251,6 +299,8 @@ class Peers:
                 self._tell_servers()
             elif tag == SERVERS and not self.head:
                 self.object_servers = {int(k): str(v) for k, v in frame[1].items()}
+            elif tag in self.frame_handlers:
+                self.frame_handlers[tag](link, frame, now)
             else:
                 log.warning("twinray: unexpected frame %.100r from node %d", frame, link.node)
 

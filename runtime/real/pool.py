@@ -75,6 +75,9 @@ class WorkerHandle:
     """A remote driver on this machine that mapped the arena: values go as offsets."""
     pinned: dict[int, int] = field(default_factory=dict)
     """Such a driver's pins (offset -> count) not yet unpinned: released if it leaves."""
+    reserved: dict[int, int] = field(default_factory=dict)
+    """Arena ranges (offset -> size) held for its puts in place, not yet sealed: freed if
+    it dies (`NestedOwners._req_put_reserve`)."""
 
 
 def _retry_kind(error: tuple, retry_on: Any) -> str:
@@ -499,6 +502,11 @@ class WorkerPool:
         w.alive = False
         self.unregister_io(w.conn)
         w.conn.close()
+        if w.reserved:  # puts in place it never sealed
+            with self.lock:
+                for offset in w.reserved:
+                    self.arena.free(offset)
+            w.reserved.clear()
         if w.remote:  # a connected driver left: no process to reap, nothing ran there
             for offset, count in w.pinned.items():  # values it still held alias nothing now
                 self.objects.unpins.extend([offset] * count)

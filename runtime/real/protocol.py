@@ -54,6 +54,12 @@ Worker -> driver
     (GENERATOR_ITEM, task_id, index, True, value)   a generator task yielded item `index`
     (GENERATOR_ITEM, task_id, index, False, error)  ... or raised there (see `encode_error`);
                                                 the task's TASK_RESULT follows its last item
+
+Node process -> connected driver
+    (LOG, stream, data)                         lines its workers (or those of another node)
+                                                wrote: stream 1 (stdout) or 2 (stderr), data
+                                                whole prefixed lines as bytes
+                                                (`runtime.real.logs`)
 """
 
 from __future__ import annotations
@@ -73,6 +79,7 @@ __all__ = [
     "EXECUTE_GENERATOR",
     "EXECUTE_TASK",
     "GENERATOR_ITEM",
+    "LOG",
     "REGISTER_FUNCTION",
     "REPLY",
     "REQUEST",
@@ -118,6 +125,9 @@ ALLOC_REQUEST = 11
 REQUEST = 12
 REVOKED = 13
 GENERATOR_ITEM = 14
+
+# node process -> connected driver
+LOG = 40
 
 
 def register_function(fn_id: int, pickled_fn: bytes) -> tuple:

@@ -15,6 +15,7 @@ import logging
 import os
 import selectors
 import threading
+import time
 from typing import Any
 
 from runtime.net.channel import ListenerClosedError
@@ -92,6 +93,9 @@ class RemoteClients:
         self.node = node
         self.listener = listener
         self.audit = audit
+        self.jobs: Any = None
+        """The head's store (`runtime.real.gcs_store.GcsStore`): every driver that connects
+        is recorded in its ``jobs`` table (loop thread)."""
         self.handles: list[WorkerHandle] = []
         """Every remote handle registered (loop thread only); closed ones stay until stop."""
         self._stop = threading.Event()
@@ -121,11 +125,20 @@ class RemoteClients:
                     log.warning("twinray: refusing node %s: this is not a head", channel.peer)
                     channel.close()
                     continue
-                self.node._ops.append((peers.op_join, channel))
+                from runtime.real.head_restart import rejoin_index
+
+                index = rejoin_index(hello.id)  # a node that knew a previous head
+                if index is None:
+                    self.node._ops.append((peers.op_join, channel))
+                else:
+                    self.node._ops.append((peers.op_rejoin, (channel, index)))
                 self.node._wake()
                 continue
             if hello.kind == "driver" and self.audit is not None:
                 self.audit.record("job", channel.peer, True, ident=hello.id)
+            if hello.kind == "driver" and self.jobs is not None:
+                job = {"peer": str(channel.peer), "connected_at": time.time()}
+                self.node._ops.append((lambda a, now: self.jobs.put("jobs", *a), (hello.id, job)))
             self.node._ops.append((self._op_attach, (channel, hello)))
             self.node._wake()
 

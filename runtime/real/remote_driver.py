@@ -10,20 +10,29 @@ see docs/design.md, "Multi-node real mode".
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
 import threading
+import time
 from collections import deque
 from pathlib import Path
 from typing import Any
 
-from runtime.exceptions import AuthenticationError, MultiNodeNotAvailableError, RayError
+from runtime.core.ids import owner_index_of, task_of
+from runtime.exceptions import (
+    AuthenticationError,
+    MultiNodeNotAvailableError,
+    OwnerDiedError,
+    RayError,
+)
 from runtime.real import protocol as p
 from runtime.real import requests as rq
 from runtime.real import sessions
+from runtime.real.logs import print_log
 from runtime.real.worker import queue_bookkeeping
-from runtime.real.worker_client import WorkerClient
+from runtime.real.worker_client import WorkerClient, _sessions
 
 __all__ = [
     "ADDRESS_ENV",
@@ -186,12 +195,21 @@ class _Multiplexer:
         self.send_lock = threading.Lock()
         self.lost: ClusterConnectionLost | None = None
         self.reader = threading.Thread(target=self._read, name="twinray-driver-reader", daemon=True)
+        self.connected = threading.Event()
+        """Clear while the driver reconnects to a restarted head (requests wait for it)."""
+        self.connected.set()
+        self.reconnect_for = 0.0
+        """Seconds to retry reaching the head after the channel closed (0: do not)."""
+        self.reconnect: Any = None
+        """Called (reader thread) with the loss to reconnect; True once reconnected."""
 
     def start(self) -> None:
         """Start reading replies."""
         self.reader.start()
 
     def _send(self, client: Any, req_id: int, slot: Any, op: str, payload: Any) -> None:
+        if not self.connected.is_set():  # the head restarts: wait for the reconnection
+            self.connected.wait(self.reconnect_for + CONNECT_TIMEOUT)
         with client.pickling, self.send_lock:
             if self.lost is not None:
                 raise self.lost
@@ -233,7 +251,27 @@ class _Multiplexer:
         self._send(client, next(client._req_ids), _Slot(callback), op, payload)
 
     def _read(self) -> None:
-        """Reader thread: hand each REPLY to its slot; on EOF fail every pending request."""
+        """Reader thread: hand each REPLY to its slot; on EOF fail every pending request,
+        then reconnect (a restarted head) when the driver may, else stay lost."""
+        while True:
+            lost = self._read_until_lost()
+            closing = self.link.client is None or self.link.client.closed
+            may = not closing and self.reconnect_for > 0 and self.reconnect is not None
+            with self.send_lock:
+                self.lost = lost
+                if may:
+                    self.connected.clear()
+                pending, self.slots = self.slots, {}
+            for slot in pending.values():
+                slot.deliver(p.reply(0, False, lost))
+            if not may or not self.reconnect(lost):
+                self.connected.set()
+                return
+            with self.send_lock:
+                self.lost = None
+            self.connected.set()
+
+    def _read_until_lost(self) -> ClusterConnectionLost:
         try:
             while True:
                 for msg in self.link._recv():
@@ -241,15 +279,12 @@ class _Multiplexer:
                         slot = self.slots.pop(msg[1], None)
                         if slot is not None:
                             slot.deliver(msg)
+                    elif msg[0] == p.LOG:
+                        print_log(msg[1], msg[2])
         except ClusterConnectionLost as exc:
-            lost = exc
+            return exc
         except Exception as exc:  # a reply that could not be unpickled, ...
-            lost = ClusterConnectionLost(f"the connection to the cluster failed: {exc!r}")
-        with self.send_lock:
-            self.lost = lost
-            pending, self.slots = self.slots, {}
-        for slot in pending.values():
-            slot.deliver(p.reply(0, False, lost))
+            return ClusterConnectionLost(f"the connection to the cluster failed: {exc!r}")
 
 
 class RemoteDriver(WorkerClient):
@@ -258,7 +293,14 @@ class RemoteDriver(WorkerClient):
     in_worker = False
     """A driver: the job's namespace and runtime_env are this process's (`runtime.api`)."""
 
-    def __init__(self, channel: Any, address: str, welcome: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        channel: Any,
+        address: str,
+        welcome: dict[str, Any],
+        session: Path | None = None,
+        log_to_driver: bool = False,
+    ) -> None:
         link = _Link(channel, address)
         link.worker_id = int(welcome["worker_id"])
         super().__init__(link)
@@ -272,10 +314,87 @@ class RemoteDriver(WorkerClient):
         if self.arena is not None:  # values come as offsets into the mapped arena
             link.arena = self.arena
             link.replies.append(p.request(0, rq.SHARED, None))  # goes out first
+        self._log_to_driver = log_to_driver
+        if log_to_driver:  # the cluster's worker output is printed here (runtime.real.logs)
+            link.replies.append(p.request(0, rq.LOGS, True))
+        self.dead_owners: set[int] = set()
+        """Owner indexes of this driver's previous owners (on a head that restarted since):
+        their objects are gone (`OwnerDiedError`)."""
+        self._session_dir = session
+        self.reconnects = 0
+        """Times this driver reconnected to a restarted head."""
+        self.reconnect_seconds: list[float] = []
+        """How long each reconnection took (from the loss to the new welcome)."""
+        from runtime.real.node_process import reconnect_timeout
+
+        mux.reconnect_for = reconnect_timeout()
+        mux.reconnect = self._reconnect
         mux.start()
         self.job_actors: list[int] = []
         """Named actors this driver created that are not detached: they end with it, as in
         Ray (unnamed ones end when its references go, on the node's side)."""
+
+    def _oid(self, ref: Any) -> int:
+        oid = super()._oid(ref)
+        if self.dead_owners and owner_index_of(task_of(oid)) in self.dead_owners:
+            raise OwnerDiedError(
+                f"{ref!r} was owned by this driver's owner on the head, which restarted since: "
+                "its value and lineage are gone"
+            )
+        return oid
+
+    def _reconnect(self, lost: ClusterConnectionLost) -> bool:
+        """Reader thread: the channel closed; retry reaching the head for the reconnect
+        timeout. On success this driver has a new owner on the head (a new worker id): refs
+        it owned before are dead (`OwnerDiedError`), refs it borrowed are registered again."""
+        from runtime.real.addresses import OWNER_INDEX_BASE, WORKER_OWNER_BASE
+
+        link = self.worker
+        mux = link.concurrent
+        t0 = time.monotonic()
+        last: BaseException = lost
+        while time.monotonic() - t0 < mux.reconnect_for and not self.closed:
+            try:
+                channel, welcome, extra = _open(
+                    self.address, self._session_dir, "driver", self.address, retry_for=0.5
+                )
+                break
+            except (MultiNodeNotAvailableError, AuthenticationError) as exc:
+                last = exc
+                time.sleep(0.2)
+        else:
+            mux.lost = ClusterConnectionLost(
+                f"the connection to the cluster at {self.address} was lost and could not be "
+                f"made again within {mux.reconnect_for:g} s (TWINRAY_RECONNECT_TIMEOUT): {last}"
+            )
+            return False
+        with self.pickling, mux.send_lock:
+            old = link.conn
+            self.dead_owners.add(OWNER_INDEX_BASE + link.worker_id + 1)
+            link.conn = channel
+            link.worker_id = int(welcome["worker_id"])
+            self.addr = WORKER_OWNER_BASE + link.worker_id
+            self.session = next(_sessions)  # functions and classes register again
+            dead = self.dead_owners
+            self.releases = [o for o in self.releases if owner_index_of(task_of(o)) not in dead]
+            self.borrows = [(o, w) for o, w in self.owners.items()]  # to the new owner
+            self.unpins, self.lent, self.loans, self.stream_drops = [], [], [], []
+            link.replies = []
+            link.inbox.extend(extra)
+            if self.arena is not None:
+                self.arena.close()
+            self.arena = _map_arena(welcome.get("arena"))
+            link.arena = self.arena
+            if self.arena is not None:
+                link.replies.append(p.request(0, rq.SHARED, None))
+            if self._log_to_driver:  # ask the restarted head for the workers' output again
+                link.replies.append(p.request(0, rq.LOGS, True))
+            self.node_id = welcome["node_id"]
+        with contextlib.suppress(OSError):
+            old.close()
+        self.reconnects += 1
+        self.reconnect_seconds.append(time.monotonic() - t0)
+        return True
 
     def request(self, op: str, payload: Any, timeout: float | None = None) -> Any:
         """Send one request to the cluster and block for its reply (one at a time)."""
@@ -340,13 +459,28 @@ class RemoteDriver(WorkerClient):
             self.arena.close()  # values still alive keep their pages
 
 
-def connect_driver(address: str, kind: str = "driver") -> RemoteDriver:
+def connect_driver(address: str, kind: str = "driver", log_to_driver: bool = False) -> RemoteDriver:
     """Connect this process to the cluster at `address` ("auto" or "HOST:PORT") as a driver
-    (`kind` "client": a tool such as `twinray status`, not a job)."""
+    (`kind` "client": a tool such as `twinray status`, not a job); `log_to_driver`: print
+    the output of the cluster's workers here (`init`'s option)."""
+
+    target, session = resolve_address(address)
+    channel, welcome, extra = _open(target, session, kind, address)
+    driver = RemoteDriver(channel, target, welcome, session, log_to_driver)
+    driver.worker.inbox.extend(extra)
+    if kind != "driver":  # a tool (`twinray status`) reports a lost head at once
+        driver.worker.concurrent.reconnect_for = 0.0
+    return driver
+
+
+def _open(
+    target: str, session: Path | None, kind: str, address: str, retry_for: float = 0.0
+) -> tuple[Any, dict[str, Any], list[Any]]:
+    """Connect to the node at `target` and read its welcome: the channel, the welcome and
+    what came after it."""
     from runtime.net.auth import Hello, find_token
     from runtime.net.channel import connect
 
-    target, session = resolve_address(address)
     token = find_token(session)
     if token is None:
         raise AuthenticationError(
@@ -357,7 +491,12 @@ def connect_driver(address: str, kind: str = "driver") -> RemoteDriver:
     hello = Hello(kind, f"{socket.gethostname()}:{os.getpid()}")
     try:
         channel, _server = connect(
-            target, token, hello, timeout=CONNECT_TIMEOUT, ssl_context=client_tls(session, target)
+            target,
+            token,
+            hello,
+            timeout=CONNECT_TIMEOUT,
+            retry_for=retry_for,
+            ssl_context=client_tls(session, target),
         )
     except AuthenticationError:
         raise
@@ -380,6 +519,4 @@ def connect_driver(address: str, kind: str = "driver") -> RemoteDriver:
         raise MultiNodeNotAvailableError(
             f"init(address={address!r}): unexpected first message from {target}"
         )
-    driver = RemoteDriver(channel, target, welcome[3])
-    driver.worker.inbox.extend(msgs[1:])
-    return driver
+    return channel, welcome[3], msgs[1:]

@@ -31,6 +31,7 @@ __all__ = [
     "INSPECT",
     "KILL_ACTOR",
     "LEND",
+    "LOGS",
     "OPS",
     "PG_CREATE",
     "PG_CURRENT",
@@ -38,6 +39,8 @@ __all__ = [
     "PG_REMOVE",
     "PG_ROWS",
     "PUT",
+    "PUT_RESERVE",
+    "PUT_SEAL",
     "REGISTER",
     "RELEASE",
     "SHARED",
@@ -72,6 +75,8 @@ SUBMIT = "submit"
 CANCEL = "cancel"
 # -- objects ----------------------------------------------------------------------------------
 PUT = "put"
+PUT_RESERVE = "put_reserve"
+PUT_SEAL = "put_seal"
 GET = "get"
 WAIT = "wait"
 UNWAIT = "unwait"
@@ -98,6 +103,7 @@ INFO = "info"
 ASSIGNED = "assigned"
 INSPECT = "inspect"
 SHARED = "shared"
+LOGS = "logs"
 
 
 _OPS = (
@@ -132,6 +138,18 @@ _OPS = (
         ("data", "nested"),  # nested: [(oid, owner address)] of refs pickled inside data
         "the new object's id",
         "store a value owned by the worker (inline, or copied into the arena)",
+    ),
+    Op(
+        PUT_RESERVE,
+        ("<size>",),
+        "an arena offset of `size` bytes held for the caller, or None (too small: use PUT)",
+        "a process that maps the arena puts in place: reserve the range it writes into",
+    ),
+    Op(
+        PUT_SEAL,
+        ("offset", "nested"),  # nested None: give the range back (the write failed)
+        "the new object's id (None when given back)",
+        "the reserved range at offset holds a serialized value: make it an object",
     ),
     Op(
         GET,
@@ -257,6 +275,12 @@ _OPS = (
         ("<None>",),
         "-",
         "a connected driver mapped this node's arena (same machine): send it offsets, not bytes",
+    ),
+    Op(
+        LOGS,
+        ("<None>",),
+        "-",
+        "a connected driver wants its cluster's worker output (`init(log_to_driver=True)`)",
     ),
     Op(
         INSPECT,

@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from runtime.core.messages import ObjectReady, Transfer, TransferDone, TransferFailed
+from runtime.core.messages import ObjectLost, ObjectReady, Transfer, TransferDone, TransferFailed
 from runtime.core.task import ERR_OBJECT_LOST
 from runtime.exceptions import ObjectStoreFullError, ObjectTransferError
 from runtime.net.auth import Hello
@@ -60,6 +61,8 @@ class Transfers:
         """Objects being pulled: a second request for one joins the pull under way."""
         self.notify: set[int] = set()
         """Objects whose pull the raylet asked for (it hears `TransferDone`/`TransferFailed`)."""
+        self.fetching: dict[int, list[Any]] = {}
+        """Object id -> callbacks ``(error, now)`` of the gets waiting for its pull."""
         self.pulled = 0
         """Pulls completed (for tests and stats)."""
         self._ready: Any = None
@@ -89,6 +92,7 @@ class Transfers:
         self._ready = effects[ObjectReady]
         effects[Transfer] = self.transfer
         effects[ObjectReady] = self.object_ready
+        self.node.nested.fetch = self.fetch
 
     def transfer(self, cmd: Transfer, now: float) -> None:
         """The raylet wants ``cmd.oid`` from node ``cmd.src``: pull it into the arena."""
@@ -96,18 +100,29 @@ class Transfers:
         self._start(cmd.oid, cmd.src, cmd.nbytes, now)
 
     def object_ready(self, cmd: ObjectReady, now: float) -> None:
-        """A value is ready; if it is stored on another node, pull it before resolving."""
+        """A value is ready; if a get (not a wait) here needs it and it is stored on another node,
+        pull it before resolving. Nobody waiting: it stays where it is (a later get pulls it,
+        `fetch`), so the only copy of a task's output may be on the node that made it."""
         result = cmd.result
         if (
             result is None
             or not result.stored
             or cmd.node == self.node_id
             or cmd.oid in self.objects.arena_objects
+            or not any(
+                r.num_returns < 0 for r in self.node.nested.waits.get((cmd.owner, cmd.oid), ())
+            )
         ):
             self._ready(cmd, now)
             return
         self.pulling.setdefault(cmd.oid, []).append(cmd)
         self._start(cmd.oid, cmd.node, result.size, now)
+
+    def fetch(self, oid: int, src: int, nbytes: int, done: Any) -> None:
+        """Loop thread: pull ``oid`` (``nbytes``, stored on node ``src``) for a get, then
+        call ``done(error, now)``: None once the value is in this node's arena."""
+        self.fetching.setdefault(oid, []).append(done)
+        self._start(oid, src, nbytes, time.monotonic() - self.node._t0)
 
     def _start(self, oid: int, src: int, nbytes: int, now: float) -> None:
         if oid in self.inflight:
@@ -169,7 +184,15 @@ class Transfers:
             log.warning("twinray: %s", error)
             self.raylet.handle(TransferFailed(oid, src), now, out)
         self.notify.discard(oid)
+        for done in self.fetching.pop(oid, ()):
+            done(error, now)
         for cmd in self.pulling.pop(oid, ()):
+            owner = self.node.components.get(cmd.owner) if error is not None else None
+            if owner is not None:
+                # its node died (or lost it): the owner re-creates it from its lineage, or
+                # fails it; the gets waiting here stay registered for that ObjectReady
+                owner.handle(ObjectLost([oid]), now, out)
+                continue
             if error is not None:
                 cmd.result = None
                 cmd.error_kind, cmd.error = ERR_OBJECT_LOST, error

@@ -462,7 +462,8 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 def _prefix_output(worker_id: int) -> None:
-    """Prefix this worker's print and logging output with `(worker N, pid P) `.
+    """Prefix this worker's print and logging output with `(worker N, pid P) ` (in a node
+    process of a cluster: `(worker N, pid P, node I, ip A) `).
 
     The worker inherits the driver's stdout/stderr descriptors, so its output reaches the
     driver's terminal directly; replacing `sys.stdout`/`sys.stderr` (and the streams of
@@ -470,7 +471,8 @@ def _prefix_output(worker_id: int) -> None:
     """
     import logging
 
-    prefix = f"(worker {worker_id}, pid {os.getpid()}) "
+    where = os.environ.get("TWINRAY_LOG_NODE")  # set by a node process (runtime.real.logs)
+    prefix = f"(worker {worker_id}, pid {os.getpid()}{', ' + where if where else ''}) "
     old = {id(sys.stdout): None, id(sys.stderr): None}
     for stream in (sys.stdout, sys.stderr):
         try:

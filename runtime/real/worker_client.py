@@ -21,7 +21,13 @@ from runtime.object_ref import ObjectRef
 from runtime.real import protocol as p
 from runtime.real import requests as rq
 from runtime.real.addresses import WORKER_OWNER_BASE
-from runtime.real.serialization import deserialize_pinned, dumps, loads
+from runtime.real.serialization import (
+    INLINE_THRESHOLD,
+    deserialize_pinned,
+    dumps,
+    loads,
+    serialize,
+)
 from runtime.real.worker_generators import WorkerStreamMixin
 from runtime.runtime_env import (
     current_runtime_env,
@@ -202,9 +208,28 @@ class WorkerClient(WorkerStreamMixin):
             raise TypeError("put() of an ObjectRef is not supported")
         with self.pickling:
             mark = len(self.lent)
-            data = dumps(value, "value passed to put()")
+            obj = serialize(value, "value passed to put()")
             nested = self.take_lent_owned(mark)
-        return ObjectRef(self.request(rq.PUT, (data, nested)), self)
+        arena = self.worker.arena
+        if arena is not None and obj.total_size >= INLINE_THRESHOLD:
+            oid = self._put_in_place(arena, obj, nested)
+            if oid is not None:
+                return ObjectRef(oid, self)
+        return ObjectRef(self.request(rq.PUT, (obj.to_bytes(), nested)), self)
+
+    def _put_in_place(self, arena: Any, obj: Any, nested: list[tuple[int, int]]) -> int | None:
+        """Write `obj` straight into the node's arena, which this process maps (a worker, a
+        driver on the node's machine): reserve a range, write, seal; its oid, or None if
+        the node wants it inline (below its threshold)."""
+        offset = self.request(rq.PUT_RESERVE, obj.total_size)
+        if offset is None:
+            return None
+        try:
+            obj.write_into(arena.writable_view(offset, obj.total_size))
+        except BaseException:
+            self.request(rq.PUT_SEAL, (offset, None))  # give the range back
+            raise
+        return self.request(rq.PUT_SEAL, (offset, nested))
 
     def get(self, refs: list[ObjectRef], timeout: float | None) -> list[Any]:
         """Wait for `refs` (the driver lends this worker's CPU out meanwhile); return values."""

@@ -109,11 +109,15 @@ class Zygote:
             self.proc.wait()
 
 
-def start_zygote(arena: Arena, inline_threshold: int) -> Zygote:
+def start_zygote(
+    arena: Arena, inline_threshold: int, stdio: tuple[int, int] | None = None
+) -> Zygote:
     """Start the zygote from a fresh interpreter; return its handle (it is not waited for).
 
     The arena's `control` block and `claims` must be allocated already (their offsets are
-    sent). Raises RuntimeError if the interpreter cannot be started.
+    sent). `stdio`: the descriptors the zygote and its workers get as stdout and stderr
+    (a node process's log pipes, `runtime.real.logs`); default this process's own.
+    Raises RuntimeError if the interpreter cannot be started.
     """
     if not sys.executable:
         raise RuntimeError("cannot start workers: sys.executable is empty in this interpreter")
@@ -137,6 +141,8 @@ def start_zygote(arena: Arena, inline_threshold: int) -> Zygote:
             [sys.executable, "-P", "-c", _BOOT, json.dumps(asdict(config))],
             pass_fds=(zygote_sock.fileno(), arena.fd),
             close_fds=True,
+            stdout=stdio[0] if stdio is not None else None,
+            stderr=stdio[1] if stdio is not None else None,
         )
     except OSError as exc:
         driver_sock.close()

@@ -50,10 +50,11 @@ def test_bad_node_arguments_are_refused_before_anything_starts(session_root) -> 
     assert not list(session_root.glob("session_*"))  # no session made for them
 
 
-def test_a_driver_whose_head_crashed_gets_a_connection_error(session_root) -> None:
+def test_a_driver_whose_head_crashed_gets_a_connection_error(session_root, monkeypatch) -> None:
     import os
     import signal
 
+    monkeypatch.setenv("TWINRAY_RECONNECT_TIMEOUT", "0")  # no waiting for a restarted head
     cluster = Cluster(initialize_head=True, connect=True, head_node_args={"num_cpus": 1})
     try:
         assert ray.get(ray.put(1)) == 1

@@ -25,6 +25,7 @@ from runtime.core.messages import (
     NodeDied,
     ObjectFreed,
     ObjectReady,
+    Persist,
     Restore,
     Restored,
     SaveCheckpoint,
@@ -118,6 +119,8 @@ class FakeHost:
         """Per node: the most memory restores ever needed at once (store used included)."""
         self.disk: set[tuple[int, int]] = set()
         """(node, oid) of the objects written to the fake disk and not yet restored or freed."""
+        self.persisted: dict[tuple[str, Any], Any] = {}
+        """A persistent GCS's durable rows (`Gcs.enable_persistence`; off by default)."""
         self._commands: dict[type, Callable[[Any], None]] = {
             Send: self._send,
             Dispatch: self._dispatch,
@@ -135,6 +138,7 @@ class FakeHost:
             ObjectFreed: self._object_freed,
             ItemReady: self._item_ready,
             StreamEnded: self._stream_ended,
+            Persist: self._persist,
         }
         """What carries out each command type (every ``Command`` subclass has an entry)."""
         capacities = [
@@ -263,6 +267,13 @@ class FakeHost:
 
     def _trace(self, cmd: Trace) -> None:
         pass
+
+    def _persist(self, cmd: Persist) -> None:
+        """A persistent GCS's row: kept in ``persisted`` ((table, key) -> value)."""
+        if cmd.value is None:
+            self.persisted.pop((cmd.table, cmd.key), None)
+        else:
+            self.persisted[(cmd.table, cmd.key)] = cmd.value
 
     def _object_freed(self, cmd: ObjectFreed) -> None:
         self.ended.append(cmd.oid)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -292,6 +293,20 @@ def test_spread_tasks_cover_every_node() -> None:
     host.run()
     nodes = [host.ready[r].node for r in refs]
     assert sorted(set(nodes)) == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize(("nodes", "cpus", "tasks"), [(3, 2, 30), (4, 4, 8), (3, 4, 13)])
+def test_a_burst_of_spread_tasks_is_spread_evenly(nodes: int, cpus: int, tasks: int) -> None:
+    # All submitted at once from node 0: every one reaches the global scheduler through node
+    # 0's spill, which refreshes node 0's load but not its resources. The room each node
+    # had must be charged with the SPREAD tasks sent there (a bug once sent 28 of 30 to
+    # node 0: its spills kept resetting what it had been sent).
+    host = FakeHost(nodes=nodes, cpus=cpus)
+    refs = [host.submit(0, name=f"s{i}", duration=1.0, strategy=SPREAD)[0] for i in range(tasks)]
+    host.run()
+    counts = Counter(host.ready[r].node for r in refs)
+    assert sorted(counts) == list(range(nodes))
+    assert max(counts.values()) - min(counts.values()) <= 1
 
 
 def test_node_affinity_hard_and_soft() -> None:

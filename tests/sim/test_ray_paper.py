@@ -37,6 +37,7 @@ def test_report_links_every_section_plot(quick: Path) -> None:
     assert linked == {
         "scalability.png",
         "object_store.png",
+        "gcs_fault_tolerance.png",
         "gcs_flushing.png",
         "fault_tolerance.png",
         "actor_reconstruction.png",
@@ -44,7 +45,16 @@ def test_report_links_every_section_plot(quick: Path) -> None:
         "simulation.png",
     }
     assert all((quick / name).exists() for name in linked)
-    for figure in ("Fig. 8b", "Fig. 9", "Fig. 10b", "Fig. 11a", "Fig. 11b", "Fig. 12a", "Table 4"):
+    for figure in (
+        "Fig. 8b",
+        "Fig. 9",
+        "Fig. 10a",
+        "Fig. 10b",
+        "Fig. 11a",
+        "Fig. 11b",
+        "Fig. 12a",
+        "Table 4",
+    ):
         assert figure in text
 
 
@@ -64,6 +74,17 @@ def test_gcs_flushing_bounds_memory(quick: Path) -> None:
     assert flush["full_at_s"] is None and flush["stalled_s"] == 0
     assert flush["peak_mb"] < no_flush["peak_mb"] / 2
     assert flush["records_flushed"] > 0
+
+
+def test_gcs_chain_survives_kills_without_losing_a_write(quick: Path) -> None:
+    runs = _json(quick, "gcs_fault_tolerance")
+    for mode in ("process", "machine"):
+        r = runs[mode]
+        assert r["lost_writes"] == 0 and r["stale_reads"] == 0
+        assert len(r["removals"]) == 2 and len(r["final_members"]) == 2
+        assert r["steady_ms"] < r["max_ms"]
+    # a lost machine is found by the heartbeat timeout (10 ms), a refused connection at once
+    assert runs["process"]["max_ms"] < 5.0 < runs["machine"]["max_ms"] < 30.0
 
 
 def test_allreduce_time_grows_with_size_and_injected_delay(quick: Path) -> None:
