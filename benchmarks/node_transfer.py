@@ -1,6 +1,9 @@
 """Node-to-node object transfer on loopback: twinray's `runtime.net.bulk` beside Ray's multi-node mode.
 
-Two rows, each measured between two processes that stand for two nodes:
+Two rows, each measured between two processes that stand for two nodes (``twinray``: the
+transfer layer alone), and the same two through the whole stack (``twinray-cluster``: the
+Ray program below, unchanged but for ``import runtime as ray``, on a real two-node
+`runtime.cluster_utils.Cluster`):
 
 - **100 MiB get**: one array moved from node A to node B. twinray: node A is a child process
   whose `ObjectServer` serves the array out of its own arena (`runtime/real/arena.py`);
@@ -35,7 +38,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-SYSTEMS = ("twinray", "ray")
+SYSTEMS = ("twinray", "twinray-cluster", "ray")
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -188,7 +191,70 @@ def _measure_ray(big: int, count: int, small: int, rounds: int) -> dict[str, Any
         cluster.shutdown()
 
 
-MEASURE = {"twinray": _measure_twinray, "ray": _measure_ray}
+# -- twinray through the full stack (a real Cluster, the same program as Ray's) ---------------
+
+
+def _measure_twinray_cluster(big: int, count: int, small: int, rounds: int) -> dict[str, Any]:
+    """The Ray program above, run on `runtime.cluster_utils.Cluster` with `import runtime`."""
+    import numpy as np
+
+    import runtime as ray
+    from runtime.cluster_utils import Cluster
+
+    store = max(big * 4, 200 << 20)
+    cluster = Cluster(
+        initialize_head=True,
+        head_node_args={"num_cpus": 1, "resources": {"A": 1}, "object_store_memory": store},
+    )
+    try:
+        cluster.add_node(num_cpus=1, resources={"B": 1}, object_store_memory=store)
+        ray.init(address=cluster.address, log_to_driver=False)
+
+        @ray.remote(resources={"B": 0.01})
+        def size_of(arr: Any) -> int:
+            return int(arr.nbytes)
+
+        @ray.remote(resources={"B": 0.01})
+        def get_all(refs: list) -> int:
+            return sum(len(v) for v in ray.get(refs))
+
+        @ray.remote(resources={"A": 0.01})
+        class Maker:
+            def make(self, n: int, size: int, seed: int) -> list:
+                return [ray.put(bytes([(seed + k) % 256]) * size) for k in range(n)]
+
+        maker = Maker.remote()
+        ray.get(size_of.remote(np.zeros(16, np.uint8)))  # warm up both nodes' workers
+        ray.get(get_all.remote(ray.get(maker.make.remote(2, small, 0))))
+        big_s: list[float] = []
+        small_s: list[float] = []
+        for r in range(rounds):
+            arr = np.frombuffer(_fill(r, big), np.uint8)
+            ref = ray.put(arr)  # on node A (the head, where the driver is), fresh each round
+            t0 = time.perf_counter()
+            n = ray.get(size_of.remote(ref))
+            big_s.append(time.perf_counter() - t0)
+            if n != big:
+                raise RuntimeError("short transfer")
+            del ref
+            refs = ray.get(maker.make.remote(count, small, r * count))
+            t0 = time.perf_counter()
+            total = ray.get(get_all.remote(refs))
+            small_s.append(time.perf_counter() - t0)
+            if total != count * small:
+                raise RuntimeError("short shuffle")
+            del refs
+        return {"big_s": big_s, "small_s": small_s}
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+
+
+MEASURE = {
+    "twinray": _measure_twinray,
+    "twinray-cluster": _measure_twinray_cluster,
+    "ray": _measure_ray,
+}
 
 
 # -- the parent ------------------------------------------------------------------------------
@@ -225,7 +291,7 @@ def _figures(samples: dict[str, Any], params: dict[str, int]) -> dict[str, float
 
 
 def _installed(system: str) -> bool:
-    if system == "twinray":
+    if system.startswith("twinray"):
         return True
     import importlib.util
 
@@ -242,23 +308,26 @@ def _table(results: dict[str, dict[str, Any]], params: dict[str, int]) -> str:
         ("small_mbps_median", f"{params['count']} x {params['small']} B, MB/s (median)"),
     ]
     systems = list(results)
+    mine = [s for s in systems if s.startswith("twinray")]
     lines = [
         f"{'row':<42}"
-        + "".join(f"{s:>14}" for s in systems)
-        + ("   twinray/ray" if "ray" in results else "")
+        + "".join(f"{s:>16}" for s in systems)
+        + ("".join(f"{s + '/ray':>22}" for s in mine) if "ray" in results else "")
     ]
     for key, label in rows:
         cells, values = [], {}
         for s in systems:
             r = results[s]
             if "error" in r:
-                cells.append(f"{'error':>14}")
+                cells.append(f"{'error':>16}")
                 continue
             values[s] = r["figures"][key]
-            cells.append(f"{values[s]:>14.3f}" if values[s] < 100 else f"{values[s]:>14.0f}")
+            cells.append(f"{values[s]:>16.3f}" if values[s] < 100 else f"{values[s]:>16.0f}")
         ratio = ""
-        if "twinray" in values and "ray" in values and values["ray"] > 0:
-            ratio = f"   {values['twinray'] / values['ray']:.2f}x"
+        if values.get("ray", 0) > 0:
+            ratio = "".join(
+                f"{values[m] / values['ray']:>21.2f}x" if m in values else f"{'':>22}" for m in mine
+            )
         lines.append(f"{label:<42}" + "".join(cells) + ratio)
     for s in systems:
         if "error" in results[s]:
@@ -276,7 +345,9 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m benchmarks.node_transfer", description=__doc__.split("\n")[0]
     )
     p.add_argument(
-        "--systems", default=None, help="comma-separated: twinray,ray (default: the installed ones)"
+        "--systems",
+        default=None,
+        help="comma-separated: twinray,twinray-cluster,ray (default: the installed ones)",
     )
     p.add_argument(
         "--size-mib", type=float, default=100.0, help="the big object, MiB (default 100)"

@@ -34,7 +34,12 @@ NODE_DEFAULTS: dict[str, Any] = {
     "object_store_memory": 150 * 1024 * 1024,
 }
 """What a node gets unless `add_node` says otherwise (Ray's `Cluster.add_node` defaults)."""
-NODE_ARGS = ("num_cpus", "num_gpus", "resources", "object_store_memory", "port")
+NODE_ARGS = (
+    "num_cpus", "num_gpus", "resources", "object_store_memory", "port",
+    "heartbeat_period_s", "node_timeout_s", "_system_config",
+)  # fmt: skip
+SYSTEM_CONFIG = ("health_check_period_ms", "health_check_failure_threshold")
+"""The keys of Ray's head-node ``_system_config`` twinray takes (its heartbeat settings)."""
 """The node arguments twinray's node processes take."""
 GRACE_PERIOD = 10.0
 """Seconds a graceful `remove_node` waits after SIGTERM before SIGKILL."""
@@ -63,9 +68,9 @@ class ClusterNode:
         return self.any_processes_alive()
 
 
-def _node_config(node_args: dict[str, Any]) -> Any:
-    """The `NodeProcessConfig` of a head with `node_args` over the defaults (checked; its
-    session is filled in by the caller)."""
+def _node_config(node_args: dict[str, Any], head: bool = True) -> Any:
+    """The `NodeProcessConfig` of a head (or a worker node) with `node_args` over the
+    defaults (checked; its session and head address are filled in by the caller)."""
     from runtime.real.node_process import NodeProcessConfig
 
     unknown = sorted(set(node_args) - set(NODE_ARGS))
@@ -74,6 +79,7 @@ def _node_config(node_args: dict[str, Any]) -> Any:
             f"Cluster.add_node({unknown[0]}=...): twinray's node processes take only "
             f"{', '.join(NODE_ARGS)}"
         )
+    node_args = _health_from_system_config(node_args, head)
     args = {**NODE_DEFAULTS, **node_args}
     for name in ("num_cpus", "num_gpus"):
         value = args[name]
@@ -98,15 +104,64 @@ def _node_config(node_args: dict[str, Any]) -> Any:
     port = args.get("port", 0)
     if not isinstance(port, int) or not 0 <= port < 65536:
         raise ValueError(f"Cluster.add_node(port={port!r}): must be an int in 0..65535")
-    return NodeProcessConfig(
+    config = NodeProcessConfig(
         session="",
-        head=True,
+        head=head,
         port=port,
         num_cpus=float(args["num_cpus"]),
         num_gpus=float(args["num_gpus"]),
         resources={str(k): float(v) for k, v in resources.items()},
         object_store_memory=store,
     )
+    if "heartbeat_period_s" in args:
+        config.heartbeat_period_s = args["heartbeat_period_s"]
+    config.node_timeout_s = args.get("node_timeout_s")
+    try:
+        config.check_health()
+    except ValueError as exc:
+        raise ValueError(f"Cluster.add_node(...): {exc}") from None
+    return config
+
+
+def _health_from_system_config(node_args: dict[str, Any], head: bool) -> dict[str, Any]:
+    """`node_args` with Ray's ``_system_config`` health-check keys turned into twinray's
+    ``heartbeat_period_s`` (``health_check_period_ms`` / 1000) and ``node_timeout_s``
+    (period x ``health_check_failure_threshold``, default 5); other keys are refused."""
+    if "_system_config" not in node_args:
+        return node_args
+    args = dict(node_args)
+    system = args.pop("_system_config")
+    if not head:
+        raise ValueError(
+            "Cluster.add_node(_system_config=...): System config parameters can only be set "
+            "on the head node."
+        )
+    if not isinstance(system, dict):
+        raise ValueError(f"Cluster.add_node(_system_config={system!r}): must be a dict")
+    unknown = sorted(set(system) - set(SYSTEM_CONFIG))
+    if unknown:
+        raise OptionNotSupportedError(
+            f"Cluster.add_node(_system_config={{{unknown[0]!r}: ...}}): twinray takes only "
+            f"{', '.join(SYSTEM_CONFIG)}"
+        )
+    from runtime.core.health import RAY_HEALTH_CHECK_FAILURE_THRESHOLD
+
+    for key in ("heartbeat_period_s", "node_timeout_s"):
+        if key in args:
+            raise ValueError(f"Cluster.add_node: give {key} or _system_config, not both")
+    period_ms = system.get("health_check_period_ms", 3000)
+    threshold = system.get("health_check_failure_threshold", RAY_HEALTH_CHECK_FAILURE_THRESHOLD)
+    for key, value in (
+        ("health_check_period_ms", period_ms),
+        ("health_check_failure_threshold", threshold),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise ValueError(
+                f"Cluster.add_node(_system_config): {key} must be a positive int, got {value!r}"
+            )
+    args["heartbeat_period_s"] = period_ms / 1000
+    args["node_timeout_s"] = period_ms / 1000 * threshold
+    return args
 
 
 class Cluster:
@@ -118,13 +173,26 @@ class Cluster:
         connect: bool = False,
         head_node_args: dict[str, Any] | None = None,
         shutdown_at_exit: bool = True,
+        *,
+        heartbeat_period_s: float | None = None,
+        node_timeout_s: float | None = None,
     ) -> None:
+        """`heartbeat_period_s`: every node's heartbeat period unless its `add_node` says
+        otherwise (default Ray's 3 s); `node_timeout_s`: the head's (Ray's 15 s)."""
         if not initialize_head and connect:
             raise RuntimeError("Cannot connect to uninitialized cluster.")
+        self.health_defaults: dict[str, float] = {}
+        """Node arguments every `add_node` gets unless it gives its own."""
+        if heartbeat_period_s is not None:
+            self.health_defaults["heartbeat_period_s"] = heartbeat_period_s
+        self.node_timeout_s = node_timeout_s
+        """The head's node timeout (None: the node process's default, Ray's 15 s)."""
         self.head_node: ClusterNode | None = None
         self.worker_nodes: set[ClusterNode] = set()
         self.connected = False
         self.session: Path | None = None
+        self.head_timeout = 0.0
+        """The running head's node timeout in seconds (a worker node must beat faster)."""
         """The session directory of this cluster (token, records, logs, audit log)."""
         if shutdown_at_exit:
             atexit.register(self.shutdown)
@@ -153,18 +221,28 @@ class Cluster:
         """Start a node process; the first one is the head. Returns it once it listens.
 
         Node arguments: `num_cpus` (default 1), `num_gpus` (0), `resources`,
-        `object_store_memory` (150 MiB), `port` (0: any free one). `wait` is accepted for
+        `object_store_memory` (150 MiB), `port` (0: any free one), `heartbeat_period_s`
+        (the cluster's, else Ray's 3 s) and, for the head only, `node_timeout_s` or Ray's
+        ``_system_config={"health_check_period_ms": ..., "health_check_failure_threshold": ...}``. `wait` is accepted for
         Ray's signature: a node is always returned listening.
         """
         from runtime.net.auth import new_token, save_token
         from runtime.real import sessions
         from runtime.real.node_process import launch
 
-        config = _node_config(node_args)  # checked before anything is made
-        if self.head_node is not None:
-            assert self.session is not None
+        head = self.head_node is None
+        node_args = {**self.health_defaults, **node_args}
+        if head and self.node_timeout_s is not None:
+            node_args.setdefault("node_timeout_s", self.node_timeout_s)
+        config = _node_config(node_args, head)  # checked before anything is made
+        if not head:
+            assert self.session is not None and self.head_node is not None
+            if config.heartbeat_period_s >= self.head_timeout:
+                raise ValueError(
+                    f"Cluster.add_node(heartbeat_period_s={config.heartbeat_period_s!r}): "
+                    f"must be shorter than the head's node_timeout_s ({self.head_timeout:g})"
+                )
             config.session = str(self.session)
-            config.head = False
             config.head_address = self.head_node.address
             proc, _ = launch(config)
             node = ClusterNode(self.head_node.address, False, proc)
@@ -175,6 +253,7 @@ class Cluster:
         save_token(session, new_token())
         proc, address = launch(config)
         self.session = session
+        self.head_timeout = config.timeout()
         self.head_node = ClusterNode(address, True, proc)
         return self.head_node
 

@@ -50,6 +50,7 @@ from runtime.core.messages import (
     CancelRunning,
     CheckpointSaved,
     Dispatch,
+    FenceNode,
     Free,
     GeneratorYielded,
     ItemReady,
@@ -187,6 +188,7 @@ class Host:
             Restore: self._ignore,
             ItemReady: self._stream_event,
             StreamEnded: self._stream_event,
+            FenceNode: self._fence,
             Persist: self._ignore,  # the simulated GCS is never persistent (a real head's is)
         }
         self._stream_callbacks: dict[int, Callable[[Any, float], None]] = {}
@@ -198,6 +200,15 @@ class Host:
         self._dead_addrs: set[int] = set()
         self._revived_at: dict[int, float] = {}
         """Restarted nodes: when their new incarnation started."""
+        self.detect_by_heartbeats = False
+        """The GCS finds dead nodes by their silence (``cluster.health``): a crash is not
+        reported; the GCS's ``FenceNode`` is, after the timeout. False: at the crash."""
+        self._reported_dead: set[int] = set()
+        """Nodes whose death the GCS was told of (``NodeDied``) since they last started."""
+        self.fenced: list[tuple[float, int]] = []
+        """(time, node) of every ``FenceNode`` the GCS issued."""
+        self.declared: list[tuple[float, int]] = []
+        """(time, node) of the ``FenceNode`` s that reported a death (the first per crash)."""
         self._slow: dict[int, float] = {}
         """Slowed nodes (``slow_node``): node -> factor on the bodies starting there."""
         self._slow_until: dict[int, float] = {}
@@ -669,22 +680,50 @@ class Host:
         return arrive
 
     def fault_pending(self, now: float) -> bool:
-        """Whether a partition or a stalled component may still be holding work back."""
-        return self._cut is not None or now < self._stalled_until
+        """Whether a partition, a stalled component or a death the GCS has yet to detect
+        may still be holding work back."""
+        return (
+            self._cut is not None
+            or now < self._stalled_until
+            or (self.detect_by_heartbeats and not self.dead_nodes <= self._reported_dead)
+        )
 
     def kill_node(self, node: int) -> None:
         """`node` dies now: its components hear nothing more, its running bodies never end.
 
-        The GCS hears ``NodeDied`` at once (no detection delay is modelled); transfers from
-        the node fail when they would have completed.
+        The GCS hears ``NodeDied`` at once, or, with ``detect_by_heartbeats``, not at all:
+        its detector finds the silence after ``node_timeout_s`` (see `_fence`); transfers
+        from the node fail when they would have completed.
         """
+        self._cut_off(node)
+        if not self.detect_by_heartbeats:
+            self._report_death(node, self.env._now)
+
+    def _cut_off(self, node: int) -> None:
+        """`node`'s components hear nothing more; flows from it stop."""
         self.dead_nodes.add(node)
         dead = [a for a, n in self._node_of.items() if n == node]
         self._dead_addrs.update(dead)
         self._special.update(dead)
         self._cancel_flows_of(node)
+
+    def _report_death(self, node: int, at: float) -> None:
+        """Every GCS shard hears ``NodeDied`` for `node` at `at` (once per incarnation)."""
+        self._reported_dead.add(node)
         for addr in self._shard_addrs or [self.gcs_addr]:
-            self._deliver(addr, NodeDied(node))
+            event = (self._arrival_cbs, addr, NodeDied(node), 0)
+            heappush(self._queue, (at, self._rand(), next(self._eid), event))
+
+    def _fence(self, cmd: FenceNode, src: int, at: float) -> None:
+        """The GCS declared `cmd.node` dead: cut it off (if it still ran, e.g. behind a
+        partition: Ray kills such a node) and report the death, the first time."""
+        self.fenced.append((at, cmd.node))
+        if cmd.node in self._reported_dead:
+            return
+        self.declared.append((at, cmd.node))
+        if cmd.node not in self.dead_nodes:
+            self._cut_off(cmd.node)
+        self._report_death(cmd.node, at)
 
     def revive_node(self, node: int, raylet: Component) -> None:
         """`node` comes back empty: `raylet` (fresh, no tasks or objects) starts on it now.
@@ -695,6 +734,7 @@ class Host:
         """
         now = self.env._now
         self.dead_nodes.discard(node)
+        self._reported_dead.discard(node)
         addrs = [a for a, n in self._node_of.items() if n == node]
         self._dead_addrs.difference_update(addrs)
         self._special.difference_update(a for a in addrs if a not in self._gcs_addrs)

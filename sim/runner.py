@@ -43,7 +43,7 @@ from sim.drivers import (
 from sim.flows import FlowNetwork
 from sim.gcs_memory import GcsMemoryModel
 from sim.host import Host
-from sim.metrics import MetricsRecorder, recovery, wait_summary
+from sim.metrics import MetricsRecorder, recovery, round_sig, wait_summary
 from sim.network import Network
 from sim.scenario import (
     ActorWorkload,
@@ -266,7 +266,28 @@ class Simulation:
             result["recovery"] = recovery(metrics.series, first, self.started_at)
         if getattr(self.scenario.workload, "max_restarts", 0):
             result["actor_recovery"] = self.actor_recovery()
+        if self.scenario.cluster.health is not None:
+            result["detection"] = self.detection()
         return result
+
+    def detection(self) -> dict[str, Any]:
+        """With ``cluster.health``: the detector's settings and each node it declared dead
+        (when, from the workload's start, and how long after that node's crash)."""
+        health = self.scenario.cluster.health
+        assert health is not None
+        crashed = {f["target"]: f["time_s"] for f in self.metrics.faults if f["kind"] == "node"}
+        declared: list[dict[str, Any]] = []
+        for at, node in self.host.declared:
+            time_s = at - self.started_at
+            entry: dict[str, Any] = {"node": node, "time_s": round_sig(time_s)}
+            if node in crashed:
+                entry["after_crash_s"] = round_sig(time_s - crashed[node])
+            declared.append(entry)
+        return {
+            "heartbeat_period_s": health.heartbeat_period_s,
+            "node_timeout_s": health.node_timeout_s,
+            "declared": declared,
+        }
 
     def actor_recovery(self) -> dict[str, int]:
         """Restarted actors and the calls run again to rebuild them (replays) or because
@@ -552,12 +573,16 @@ def build(scenario: Scenario) -> Simulation:
         sample_size=sched.sample_size,
         check_transitions=plane_spec.check_invariants,
     )
+    if cluster.health is not None:  # else: no heartbeats, deaths known at once
+        config.heartbeat_period_s = cluster.health.heartbeat_period_s
+        config.node_timeout_s = cluster.health.node_timeout_s
     memory = scenario.gcs_memory
     if memory.record_bytes:  # the GCS memory model: the table bounded only when flushing
         config.task_table_max = memory.table_records if memory.flush else sys.maxsize
     metrics = MetricsRecorder()
     network = Network(scenario.network, cluster.nodes)
     host = Host(network, metrics, _rng(scenario.seed, "ties"), plane_spec.per_kib_us * 1e-6)
+    host.detect_by_heartbeats = cluster.health is not None
     host.flows = FlowNetwork(
         Routes(network.graph), local_latency_s=scenario.network.local_latency_us * 1e-6
     )

@@ -22,6 +22,8 @@ RUN_SCENARIO_OPTIONS = {
     "--out",
     "--mode",
     "--scale-down",
+    "--nodes",
+    "--netns",
     "--trace",
     "--calibrate",
     "--calibrate-rl",
@@ -29,7 +31,7 @@ RUN_SCENARIO_OPTIONS = {
 """The options of `run-scenario` (those from before the simulator and the twin harness were
 split, and `--calibrate-rl`, which times real PPO iterations)."""
 
-REAL_ONLY = {"--mode", "--scale-down", "--calibrate", "--calibrate-rl"}
+REAL_ONLY = {"--mode", "--scale-down", "--nodes", "--netns", "--calibrate", "--calibrate-rl"}
 
 
 def _options(parser: object) -> set[str]:

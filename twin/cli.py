@@ -1,7 +1,7 @@
 """The `run-scenario` command: the simulator's options plus real mode and calibration.
 
 Simulator-only runs (`--mode sim`, the default, `--sweep`, `--schema`) are `sim.cli`'s;
-this module adds `--mode real|both`, `--scale-down`, `--calibrate` and `--calibrate-rl`,
+this module adds `--mode real|both`, `--scale-down`, `--nodes`, `--calibrate` and `--calibrate-rl`,
 which start real worker processes.
 """
 
@@ -29,6 +29,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--scale-down",
         action="store_true",
         help="real mode: map a cluster larger than this machine onto 1 node x its CPUs",
+    )
+    parser.add_argument(
+        "--nodes",
+        type=int,
+        metavar="N",
+        help="real mode: run on a real cluster of N node processes on this machine (a head "
+        "and N-1 worker nodes), with the scenario's node faults",
+    )
+    parser.add_argument(
+        "--netns",
+        action="store_true",
+        help="with --nodes: run worker nodes in Linux network namespaces with the scenario's "
+        "link bandwidth (tbf) and latency (netem, where the kernel has it); falls back to "
+        "loopback, saying why, where namespaces cannot be made",
     )
     parser.add_argument(
         "--calibrate",
@@ -61,6 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from twin.calibrate_rl import main as calibrate_rl
 
         return calibrate_rl(["--out", args.calibrate_rl])
+    if (args.nodes is not None or args.netns) and args.mode == "sim":
+        parser.error("--nodes and --netns run real node processes: add --mode real or both")
     if args.mode == "sim" or args.schema or args.sweep:
         return sim_cli.run_args(parser, args)
     if args.file is None:
@@ -73,8 +89,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         if args.scale_down:
             parser.error("--scale-down does not apply to serving scenarios: they run as given")
+        if args.nodes is not None:
+            parser.error("--nodes does not apply to serving scenarios: they run on one node")
 
         return run_serving_mode(scenario, args.mode)
+    if args.netns and args.nodes is None:
+        parser.error("--netns needs --nodes N (it places worker nodes in namespaces)")
+    if args.nodes is not None:
+        if args.scale_down:
+            parser.error("--scale-down and --nodes are exclusive: --nodes fits the cluster itself")
+        from twin.real_cluster import run_cluster_mode
+
+        return run_cluster_mode(scenario, args.mode, args.nodes, args.netns)
     from twin.real_mode import run_mode
 
     return run_mode(scenario, args.mode, args.scale_down)

@@ -36,6 +36,13 @@ class CoreConfig:
     worker_prefetch: int = 0
     """Queued tasks a raylet may hand its host ahead of free resources, so a busy worker
     starts its next task without a round trip (Ray's pipelining to leased workers); 0: off."""
+    heartbeat_period_s: float = 0.0
+    """Seconds between a raylet's heartbeats to the GCS (Ray: ``health_check_period_ms``,
+    3 s); 0: no heartbeats and no failure detector, a node is dead when its host says so
+    (``NodeDied``: a closed connection; in the simulator, at the crash)."""
+    node_timeout_s: float = 15.0
+    """With heartbeats: a node the GCS has not heard from for this long is declared dead
+    (Ray: ``health_check_period_ms`` x ``health_check_failure_threshold``, 3 s x 5)."""
     placement_batch: int = 1024
     """Placements the global scheduler gathers per node before it tells the tasks' owners
     where they went (one ``TasksPlaced`` per owner); a dead node's batch goes out at once."""

@@ -11,6 +11,7 @@ from typing import Any, NoReturn
 
 from runtime.core import checkpoints, gcs_persistence
 from runtime.core.config import CoreConfig
+from runtime.core.health import FailureDetector, check_health_config
 from runtime.core.ids import Address, NodeId, ObjectId, TaskId
 from runtime.core.invariants import InvariantError
 from runtime.core.messages import (
@@ -28,6 +29,7 @@ from runtime.core.messages import (
     CreatePlacementGroup,
     EvictObjects,
     FreeObjects,
+    Heartbeat,
     HostEvent,
     KillActor,
     LocateObject,
@@ -53,6 +55,7 @@ from runtime.core.messages import (
     SubscribeActor,
     SubscribePlacementGroup,
     TaskEvents,
+    TimerFired,
 )
 from runtime.core.placement import (
     PG_CREATED,
@@ -252,6 +255,9 @@ class Gcs:
             PlacementGroupPlaced: self._on_pg_placed,
             PlacementGroupPending: self._on_pg_pending,
         }
+        self.health: FailureDetector | None = None
+        """The failure detector, with heartbeats on (``heartbeat_period_s`` > 0)."""
+        self._init_health()
 
     def handle(self, msg: Message | HostEvent, now: float, out: list[Command]) -> None:
         """React to one message, appending commands to ``out``."""
@@ -368,11 +374,44 @@ class Gcs:
                 if rec is not None and rec.creator_actor != actor_id:
                     fail(f"group {pg_id:x} is filed under actor {actor_id:x}, not its creator")
 
+    # -- failure detection (runtime.core.health) ------------------------------------------
+
+    def _init_health(self) -> None:
+        """Own a failure detector when raylets send heartbeats; the default has none."""
+        config = self.config
+        check_health_config(config.heartbeat_period_s, config.node_timeout_s)
+        self._handlers[Heartbeat] = self._on_heartbeat
+        if config.heartbeat_period_s:
+            self.health = FailureDetector(
+                self.addr, config.node_timeout_s, config.heartbeat_period_s
+            )
+            self._handlers[TimerFired] = self._on_health_timer
+
+    def _on_heartbeat(self, msg: Heartbeat, now: float, out: list[Command]) -> None:
+        if self.health is None:  # raylets and GCS share one config: a wiring error
+            self._fail(f"node {msg.node} sends heartbeats, but heartbeat_period_s is 0 here")
+        self.health.on_heartbeat(msg.node, now, out)
+
+    def _on_health_timer(self, msg: TimerFired, now: float, out: list[Command]) -> None:
+        assert self.health is not None
+        self.health.on_timer(now, out)
+
+    def _died_unseen(self, node: NodeId, now: float, out: list[Command]) -> None:
+        """A fresh raylet registers as ``node`` while its table row is alive: with
+        heartbeats on, the previous incarnation died before the detector noticed (a node
+        restarted within the timeout). Its death is handled first, as a ``NodeDied``."""
+        self._on_node_died(NodeDied(node), now, out)
+
     # -- node table and pub/sub ---------------------------------------------------------
 
     def _on_register_node(self, msg: RegisterNode, now: float, out: list[Command]) -> None:
         if self.rejoining:
             self.rejoining.pop(msg.node, None)  # back after the GCS restarted
+        if self.health is not None:
+            known = self.nodes.get(msg.node)
+            if known is not None and known.alive:
+                self._died_unseen(msg.node, now, out)
+            self.health.on_registered(msg.node)
         self.nodes[msg.node] = NodeInfo(
             msg.node, msg.addr, dict(msg.resources), msg.store_capacity, True, now
         )
@@ -398,6 +437,8 @@ class Gcs:
         """
         if msg.node in self.rejoining:  # it did not come back after the GCS restarted
             self.nodes[msg.node] = self.rejoining.pop(msg.node)
+        if self.health is not None:
+            self.health.on_died(msg.node)
         info = self.nodes.get(msg.node)
         if info is None or not info.alive:
             return

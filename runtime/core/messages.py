@@ -911,6 +911,29 @@ class ActorCheckpointed(Message):
 
 
 # ---------------------------------------------------------------------------------------
+# Heartbeats and the GCS's failure detector (runtime.core.health)
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True, eq=False)
+class Heartbeat(Message):
+    """Raylet -> GCS, every ``heartbeat_period_s``: node ``node`` is alive."""
+
+    node: NodeId
+
+
+@dataclass(slots=True, eq=False)
+class FenceNode(Command):
+    """GCS -> host: ``node`` is declared dead (silent for ``node_timeout_s``, or heard
+    from after it was declared dead). The host cuts it off for good (nothing it sends is
+    delivered any more; it is stopped where the host can) and, the first time, hands the
+    GCS ``NodeDied`` for it: the path a closed connection takes."""
+
+    node: NodeId
+    reason: str
+
+
+# ---------------------------------------------------------------------------------------
 # GCS persistence (the head can restart: `runtime.core.gcs_persistence`)
 # ---------------------------------------------------------------------------------------
 

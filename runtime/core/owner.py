@@ -91,6 +91,7 @@ from runtime.core.task import (
     DepInfo,
     ResultInfo,
     TaskSpec,
+    not_started,
 )
 
 TASK_EVENTS_TIMER = "task_events"
@@ -1405,6 +1406,7 @@ class Owner:
     def _fail_call(self, spec: TaskSpec, handle: ActorHandleState, out: list[Command]) -> None:
         if spec.task_id in self.pending:
             error = handle.error or f"actor {spec.actor_id:x} is dead"
+            error = not_started(error) if isinstance(error, str) else error  # ActorError: as is
             self._finish_failed(spec, ERR_ACTOR_DIED, error, spec.submitted_at, out)
 
     def _on_actor_update(self, msg: ActorUpdate, now: float, out: list[Command]) -> None:

@@ -83,6 +83,7 @@ from runtime.core.messages import (
     Free,
     GeneratorItem,
     GeneratorYielded,
+    Heartbeat,
     HostEvent,
     KillActor,
     KillWorker,
@@ -151,9 +152,11 @@ from runtime.core.task import (
     ActorError,
     ResultInfo,
     TaskSpec,
+    not_started,
 )
 
 REPORT_TIMER = "report"
+HEARTBEAT_TIMER = "heartbeat"
 
 FETCHING = "fetching"
 QUEUED = "queued"
@@ -390,6 +393,8 @@ class Raylet(RayletBundles):
         )
         out.append(SetTimer(self.addr, self.config.report_interval, REPORT_TIMER))
         out.append(Send(self.gcs_addr, Subscribe(self.addr), 64))
+        if self.config.heartbeat_period_s:
+            self._heartbeat(out)
 
     def handle(self, msg: Message | HostEvent, now: float, out: list[Command]) -> None:
         """React to one message or host event, appending commands to ``out``."""
@@ -996,6 +1001,9 @@ class Raylet(RayletBundles):
         out.append(Send(self.gcs_addr, ObjectAdded(msg.oid, self.node, msg.size, msg.owner), 96))
 
     def _on_timer(self, msg: TimerFired, now: float, out: list[Any]) -> None:
+        if msg.key == HEARTBEAT_TIMER:
+            self._heartbeat(out)
+            return
         out.append(
             Send(
                 self.gs_addr,
@@ -1010,6 +1018,11 @@ class Raylet(RayletBundles):
         )
         self.flush_task_events(now, out)
         out.append(SetTimer(self.addr, self.config.report_interval, REPORT_TIMER))
+
+    def _heartbeat(self, out: list[Any]) -> None:
+        """Tell the GCS this node is alive; again in ``heartbeat_period_s``."""
+        out.append(Send(self.gcs_addr, Heartbeat(self.node), 32))
+        out.append(SetTimer(self.addr, self.config.heartbeat_period_s, HEARTBEAT_TIMER))
 
     def flush_task_events(self, now: float, out: list[Any]) -> None:
         """Send the task state changes gathered since the last report to the GCS.
@@ -1098,7 +1111,7 @@ class Raylet(RayletBundles):
         spec.since = now
         actor = self.actors.get(spec.actor_id)
         if actor is None:
-            error = f"actor {spec.actor_id:x} is not alive on node {self.node}"
+            error = not_started(f"actor {spec.actor_id:x} is not alive on node {self.node}")
             out.append(
                 Send(spec.owner, TaskDone(spec.task_id, self.node, [], ERR_ACTOR_DIED, error))
             )
@@ -1223,10 +1236,12 @@ class Raylet(RayletBundles):
                 + list(actor.queue)
                 + [actor.early[k] for k in sorted(actor.early)]
             )
+            started = {id(spec) for spec in actor.inflight}
             for spec in calls:
                 self.running.pop(spec.task_id, None)
                 self._leave(spec)
                 error = f"{reason} (actor {actor_id:x} on node {self.node})"
+                error = error if id(spec) in started else not_started(error)
                 done = TaskDone(spec.task_id, self.node, [], ERR_ACTOR_DIED, error)
                 out.append(Send(spec.owner, done))
         out.append(Send(self.gcs_addr, ActorDied(actor_id, self.node, reason, killed)))

@@ -29,6 +29,16 @@ ERR_CANCELLED = "cancelled"
 """The task was cancelled before it finished."""
 ERR_ACTOR_DIED = "actor_died"
 """The actor that should run this method call is dead (or died while running it)."""
+CALL_NOT_STARTED = "the call had not reached the actor's worker"
+"""Ends an ``ERR_ACTOR_DIED`` error text when the call died unsent or queued, before the
+actor's worker got it (so it had no effects there; Serve retries such a request)."""
+
+
+def not_started(error: str) -> str:
+    """``error`` marked as the death of a call that never reached the actor's worker."""
+    return f"{error}; {CALL_NOT_STARTED}"
+
+
 ERR_OBJECT_LOST = "object_lost"
 """The object is gone: freed by its owner, or every copy was lost."""
 ERR_PG_REMOVED = "placement_group_removed"

@@ -331,6 +331,20 @@ class BaseFrame:
         self._replace_with(collected)
 
     @property
+    def loc(self) -> Any:
+        """Rows by label (a label, a label slice, an aligned boolean mask) and columns by label."""
+        from runtime.dataframe.indexing import LocIndexer
+
+        return LocIndexer(self)
+
+    @property
+    def iloc(self) -> Any:
+        """Rows by position (an int, a slice) and columns by position."""
+        from runtime.dataframe.indexing import ILocIndexer
+
+        return ILocIndexer(self)
+
+    @property
     def attrs(self) -> dict:
         """pandas' `attrs` (kept on the metadata)."""
         return self._meta.attrs
@@ -505,6 +519,22 @@ class BaseFrame:
             return self._default("fillna", value, **kw)
         return self._elementwise("fillna", value)
 
+    def dropna(self, **kw: Any) -> Any:
+        """Rows with missing values dropped per partition (axis 0); otherwise pandas."""
+        from runtime.dataframe.reductions import dropna
+
+        out = dropna(self, kw)
+        return self._default("dropna", **kw) if out is NotImplemented else out
+
+    def nunique(self, axis: Any = 0, dropna: bool = True) -> Any:
+        """Distinct values (per column): each partition's distinct values pooled."""
+        from runtime.dataframe.reductions import nunique
+
+        out = nunique(self, axis, dropna)
+        if out is NotImplemented:
+            return self._default("nunique", **({"axis": axis} if axis else {}), dropna=dropna)
+        return out
+
     def isin(self, values: Any) -> Any:
         """Whether each element is in `values` (a list-like or dict; per partition)."""
         if isinstance(values, (BaseFrame, pandas.Series, pandas.DataFrame)):
@@ -632,6 +662,32 @@ def _install_operators(cls: type) -> None:
 
 
 _install_operators(BaseFrame)
+
+_REDUCTIONS = ["sum", "prod", "min", "max", "count", "mean", "var", "std"]
+
+
+def _install_reductions(cls: type) -> None:
+    """Full-frame reductions over partitions (`runtime.dataframe.reductions`), else pandas."""
+    from runtime.dataframe import reductions
+
+    for name in _REDUCTIONS:
+
+        def reduction(self: BaseFrame, *args: Any, _name: str = name, **kw: Any) -> Any:
+            if args:
+                return self._default(_name, *args, **kw)
+            given = {"axis": kw["axis"]} if "axis" in kw else {}
+            axis = kw.pop("axis", 0)
+            out = reductions.reduce(self, _name, axis, kw)
+            return self._default(_name, **given, **kw) if out is NotImplemented else out
+
+        reduction.__name__ = name
+        reduction.__doc__ = (
+            f"pandas' `{name}`: per-partition results reduced again (axis 0), per row (axis 1)."
+        )
+        setattr(cls, name, reduction)
+
+
+_install_reductions(BaseFrame)
 
 
 class DataFrame(BaseFrame):
@@ -1051,6 +1107,13 @@ class Series(BaseFrame):
         return self._map(
             kernels.apply_method, method="apply", args=(func,), kw={"args": args, **kwargs}
         )
+
+    def unique(self) -> Any:
+        """Distinct values in order of appearance: each partition's distinct values pooled."""
+        from runtime.dataframe.reductions import unique
+
+        out = unique(self)
+        return self._default("unique") if out is NotImplemented else out
 
     def between(self, left: Any, right: Any, inclusive: str = "both") -> Series:
         """Whether each value is between `left` and `right` (per partition)."""

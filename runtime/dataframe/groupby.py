@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import pandas
 from pandas.api.types import is_bool_dtype, is_list_like, is_numeric_dtype, is_scalar
 
 from runtime.dataframe import frame as _frame
+from runtime.dataframe import group_shuffle
 from runtime.dataframe.engine import fetch, submit
 from runtime.dataframe.fallback import call_pandas, to_pandas_args, wrap_result
 
@@ -199,13 +201,84 @@ class DataFrameGroupBy:
         )
 
     def agg(self, func: Any = None, *args: Any, **kwargs: Any) -> Any:
-        """Aggregate by name(s), list, dict or named aggregation; other functions in pandas."""
+        """Aggregate by name(s), list, dict or named aggregation: partial statistics and a
+        tree reduce where they suffice, else (median, std, functions, ...) a shuffle by key."""
         spec = self._spec(func, kwargs) if not args else None
         if spec is None or self._keys is None:
+            if _shufflable_agg(func, kwargs, isinstance(self, SeriesGroupBy)):
+                return self._shuffled("agg", (func, *args), kwargs, group_shuffle.shuffled_agg)
             return call_pandas(self._qual("agg"), self._pandas_groupby().agg, (func, *args), kwargs)
         return self._run(spec)
 
     aggregate = agg
+
+    # -- by a shuffle of the rows on the key (every row of a group in one task) --------------
+    def median(self, numeric_only: bool = False, **kw: Any) -> Any:
+        """Group medians (rows shuffled by key, pandas' median per bucket)."""
+        return self._shuffled("median", (), {"numeric_only": numeric_only, **kw})
+
+    def std(self, ddof: int = 1, numeric_only: bool = False, **kw: Any) -> Any:
+        """Group standard deviations (rows shuffled by key)."""
+        return self._shuffled("std", (), {"ddof": ddof, "numeric_only": numeric_only, **kw})
+
+    def var(self, ddof: int = 1, numeric_only: bool = False, **kw: Any) -> Any:
+        """Group variances (rows shuffled by key)."""
+        return self._shuffled("var", (), {"ddof": ddof, "numeric_only": numeric_only, **kw})
+
+    def sem(self, ddof: int = 1, numeric_only: bool = False, **kw: Any) -> Any:
+        """Group standard errors of the mean (rows shuffled by key)."""
+        return self._shuffled("sem", (), {"ddof": ddof, "numeric_only": numeric_only, **kw})
+
+    def prod(self, numeric_only: bool = False, min_count: int = 0, **kw: Any) -> Any:
+        """Group products (rows shuffled by key)."""
+        return self._shuffled(
+            "prod", (), {"numeric_only": numeric_only, "min_count": min_count, **kw}
+        )
+
+    def nunique(self, dropna: bool = True) -> Any:
+        """Distinct values per group (rows shuffled by key)."""
+        return self._shuffled("nunique", (), {"dropna": dropna})
+
+    def quantile(self, q: Any = 0.5, **kw: Any) -> Any:
+        """Group quantiles (rows shuffled by key)."""
+        return self._shuffled("quantile", (q,), kw)
+
+    def apply(self, func: Any, *args: Any, **kwargs: Any) -> Any:
+        """pandas' `apply` per bucket of groups when its result is keyed by the groups (a
+        reduction or a frame per group, `group_keys=True`); otherwise in pandas."""
+        if not callable(func):
+            return self._shuffled("apply", (func, *args), kwargs)
+        return self._shuffled("apply", (func, *args), kwargs, group_shuffle.shuffled_apply)
+
+    def transform(self, func: Any, *args: Any, **kwargs: Any) -> Any:
+        """pandas' `transform` per bucket of groups, rows back in their partitions and order."""
+        return self._shuffled(
+            "transform", (func, *args), kwargs, group_shuffle.shuffled_transform, check=False
+        )
+
+    def _shuffled(
+        self, name: str, args: tuple, kw: dict, runner: Any = None, check: bool = True
+    ) -> Any:
+        """Run pandas' `name(*args, **kw)` on each bucket of the key shuffle (`runner` puts the
+        buckets' results together; default: a reduction's rows in group order), or in pandas."""
+        runner = runner or group_shuffle.shuffled_agg
+        qual = self._qual(name)
+        if (
+            self._keys is None
+            or not group_shuffle.supported(self)
+            or name == "apply"
+            and (not args or not callable(args[0]))
+        ):
+            return call_pandas(qual, getattr(self._pandas_groupby(), name), args, kw)
+        if check and name != "apply" and not callable(args[0] if args else None):
+            getattr(self._pandas_meta(), name)(*args, **kw)  # pandas' errors for bad options
+        if not any(self._obj._lengths()):
+            return wrap_result(getattr(self._pandas_groupby(), name)(*args, **kw))
+        fn = partial(_call_grouped, name=name, args=args, kw=kw)
+        out = runner(self, fn)
+        if out is None:  # the per-bucket results do not combine: pandas on the whole frame
+            return call_pandas(qual, getattr(self._pandas_groupby(), name), args, kw)
+        return wrap_result(out) if not isinstance(out, _frame.BaseFrame) else out
 
     def _agg_method(self, name: str, **kw: Any) -> Any:
         defaults = {"numeric_only": False, "min_count": 0 if name == "sum" else -1, "skipna": True}
@@ -352,6 +425,40 @@ class DataFrameGroupBy:
         if spec[0] == "size" and isinstance(self, SeriesGroupBy):
             result = result.rename(self._selection)
         return result
+
+
+def _call_grouped(grouped: Any, *, name: str, args: tuple, kw: dict) -> Any:
+    """`grouped.name(*args, **kw)` (run in a task on one bucket's grouping)."""
+    return getattr(grouped, name)(*args, **kw)
+
+
+def _shufflable_agg(func: Any, kwargs: dict, series: bool) -> bool:
+    """True when `agg(func, **kwargs)` is a per-group reduction that can run per bucket."""
+
+    def one(f: Any) -> bool:
+        return (isinstance(f, str) and f in group_shuffle.AGG_NAMES) or (
+            callable(f) and not isinstance(f, type)
+        )
+
+    if func is None:
+        return (
+            bool(kwargs)
+            and not series
+            and all(isinstance(v, tuple) and len(v) == 2 and one(v[1]) for v in kwargs.values())
+        )
+    if kwargs:
+        return False
+    if isinstance(func, list):
+        return bool(func) and all(one(f) for f in func)
+    if isinstance(func, dict):
+        return (
+            bool(func)
+            and not series
+            and all(
+                all(one(x) for x in f) if isinstance(f, list) else one(f) for f in func.values()
+            )
+        )
+    return one(func)
 
 
 class SeriesGroupBy(DataFrameGroupBy):

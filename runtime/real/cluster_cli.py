@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from runtime.core.health import RAY_HEALTH_CHECK_PERIOD_S, RAY_NODE_TIMEOUT_S
 from runtime.real import sessions
 
 __all__ = ["add_parsers", "start", "status", "stop", "store_usage"]
@@ -79,6 +80,19 @@ def add_parsers(commands: Any) -> None:
     start_p.add_argument("--object-store-memory", type=int, help="bytes of object store")
     start_p.add_argument(
         "--block", action="store_true", help="stay in the foreground (SIGTERM stops it cleanly)"
+    )
+    start_p.add_argument(
+        "--heartbeat-period-s",
+        type=float,
+        default=RAY_HEALTH_CHECK_PERIOD_S,
+        help="seconds between this node's heartbeats to the head "
+        f"(default {RAY_HEALTH_CHECK_PERIOD_S:g}, Ray's health_check_period_ms)",
+    )
+    start_p.add_argument(
+        "--node-timeout-s",
+        type=float,
+        help="the head: a node silent this long is declared dead and fenced "
+        f"(default {RAY_NODE_TIMEOUT_S:g}: Ray's period x health_check_failure_threshold)",
     )
     start_p.add_argument("--tls-cert", help="TLS: this node's certificate (PEM)")
     start_p.add_argument("--tls-key", help="TLS: the certificate's private key (PEM)")
@@ -150,7 +164,7 @@ def _config(args: argparse.Namespace, session: Path) -> Any:
     reconnect = getattr(args, "reconnect_timeout", None)
     if reconnect is not None and (not math.isfinite(reconnect) or reconnect < 0):
         raise CliError(f"--reconnect-timeout must be a non-negative number, got {reconnect}")
-    return NodeProcessConfig(
+    config = NodeProcessConfig(
         reconnect_timeout=reconnect,
         tls_cert=tls[0],
         tls_key=tls[1],
@@ -164,7 +178,15 @@ def _config(args: argparse.Namespace, session: Path) -> Any:
         num_gpus=args.num_gpus,
         resources=_resources(args.resources),
         object_store_memory=args.object_store_memory,
+        heartbeat_period_s=args.heartbeat_period_s,
+        node_timeout_s=args.node_timeout_s,
     )
+    try:
+        config.check_health()
+    except ValueError as exc:
+        flag = "--node-timeout-s" if "node_timeout_s" in str(exc) else "--heartbeat-period-s"
+        raise CliError(f"{flag}: {exc}") from None
+    return config
 
 
 def _tls_paths(args: argparse.Namespace) -> tuple[str | None, str | None, str | None]:

@@ -12,6 +12,7 @@ from runtime.core.messages import (
     INTERRUPT_UNSTARTED,
     CancelRunning,
     Dispatch,
+    FenceNode,
     Free,
     MakeRoom,
     ObjectReady,
@@ -118,6 +119,7 @@ class Effects:
             SetTimer: self.set_timer,
             Trace: self.trace,
             Transfer: self.transfer,
+            FenceNode: self.fence_node,
             CancelRunning: self.cancel_running,
             Spill: self.spill,
             Restore: self.restore,
@@ -280,6 +282,12 @@ class Effects:
     def transfer(self, cmd: Transfer, now: float) -> None:
         """A single node has no other node to transfer to: an error in the core."""
         raise RuntimeError(f"a single-node host cannot transfer objects: {cmd!r}")
+
+    def fence_node(self, cmd: FenceNode, now: float) -> None:
+        """A single node has no other node to fence (no heartbeats): an error in the core.
+
+        A node process of a cluster replaces this effect (`runtime.real.peers.Peers.fence`)."""
+        raise RuntimeError(f"a single-node host cannot fence a node: {cmd!r}")
 
     def persist(self, cmd: Persist, now: float) -> None:
         """Only a head's GCS persists (its store replaces this effect): an error elsewhere."""

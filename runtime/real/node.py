@@ -110,6 +110,8 @@ class Node:
         prefetch: bool = True,
         peers: Any = None,
         worker_stdio: tuple[int, int] | None = None,
+        heartbeat_period_s: float = 0.0,
+        node_timeout_s: float = 15.0,
     ) -> None:
         self.session = next(_sessions)
         self.inline_threshold = inline_threshold
@@ -120,6 +122,8 @@ class Node:
             object_spilling=object_spilling,
             actor_pipeline=ACTOR_PIPELINE,
             worker_prefetch=max(1, int(num_workers or num_cpus)) if prefetch else 0,
+            heartbeat_period_s=heartbeat_period_s,  # node processes only (peers)
+            node_timeout_s=node_timeout_s,
         )
         self.arena = Arena(object_store_memory, prefault_bytes=prefault_bytes)
         self.arena.control = self.arena.allocate(CANCEL_SLOTS * 8)  # before the zygote starts

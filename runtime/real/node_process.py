@@ -23,6 +23,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from runtime.core.health import (
+    RAY_HEALTH_CHECK_FAILURE_THRESHOLD,
+    RAY_HEALTH_CHECK_PERIOD_S,
+    RAY_NODE_TIMEOUT_S,
+    check_health_config,
+)
 from runtime.real import sessions
 
 __all__ = ["NodeProcessConfig", "NodeStartError", "launch", "main", "serve"]
@@ -85,6 +91,29 @@ class NodeProcessConfig:
     """A worker node: seconds it retries reaching the head after its link closed (0: it
     stops at once); the head: how long a restarted head waits for the nodes it knew.
     None: `reconnect_timeout()`'s default."""
+    heartbeat_period_s: float = RAY_HEALTH_CHECK_PERIOD_S
+    """Seconds between this node's heartbeats to the head's GCS (Ray's 3 s by default)."""
+    node_timeout_s: float | None = None
+    """The head: a node silent this long is declared dead (None: Ray's 15 s); a worker
+    node takes the head's, so it must be None there."""
+
+    def check_health(self) -> None:
+        """Raise ``ValueError`` naming the bad value unless the heartbeat settings hold."""
+        period = self.heartbeat_period_s
+        if isinstance(period, bool) or not isinstance(period, (int, float)) or not period > 0:
+            raise ValueError(f"heartbeat_period_s must be a positive number, got {period!r}")
+        if self.node_timeout_s is not None and not self.head:
+            raise ValueError("node_timeout_s is the head's setting (its GCS detects deaths)")
+        check_health_config(float(period), self.timeout())
+
+    def timeout(self) -> float:
+        """The head's node timeout in seconds (``node_timeout_s`` or Ray's 15 s); a worker
+        node's idle GCS copy gets Ray's threshold times its own period."""
+        if self.node_timeout_s is not None:
+            return float(self.node_timeout_s)
+        if self.head:
+            return RAY_NODE_TIMEOUT_S
+        return self.heartbeat_period_s * RAY_HEALTH_CHECK_FAILURE_THRESHOLD
 
     def tls(self) -> dict[str, str | None] | None:
         """What ``head.json`` says of TLS (paths), None without it."""
@@ -180,7 +209,9 @@ def serve(config: NodeProcessConfig, ready: Any = None, stop: _Stop | None = Non
         num_cpus, store, res = node_resources(config)
         peers = Peers(head=True)
         peers.gcs_setup = state.setup
-        node = Node(num_cpus, store, resources=res, peers=peers, worker_stdio=logs.stdio)
+        node = Node(
+            num_cpus, store, resources=res, peers=peers, worker_stdio=logs.stdio, **_health(config)
+        )
         logs.start(node)
         transfers = _attach(node, peers, token, config.host)
     except BaseException:
@@ -254,9 +285,19 @@ def _set_node_index(index: int) -> None:
         )
 
 
+def _health(config: NodeProcessConfig) -> dict[str, float]:
+    """The `Node` arguments of the heartbeat settings (checked: `ValueError`)."""
+    config.check_health()
+    return {
+        "heartbeat_period_s": float(config.heartbeat_period_s),
+        "node_timeout_s": config.timeout(),
+    }
+
+
 def _attach(node: Any, peers: Any, token: str, host: str) -> Any:
     """Serve ``peers``' links and the node's objects (`runtime.real.transfers`) on
     ``node``'s loop thread; return the `Transfers`."""
+    from runtime.core.messages import FenceNode
     from runtime.real.transfers import Transfers
 
     transfers = Transfers(node, peers, token, host)
@@ -264,6 +305,8 @@ def _attach(node: Any, peers: Any, token: str, host: str) -> Any:
     def attach(_arg: Any, _now: float) -> None:
         peers.attach(node)
         transfers.install(node._effects)
+        if peers.head:  # its GCS declares silent nodes dead: the head cuts them off
+            node._effects[FenceNode] = peers.fence
         peers.announce_objects(node.raylet.node, transfers.server.address)
 
     node._ops.append((attach, None))
@@ -317,7 +360,9 @@ def serve_worker_node(
         peers.object_servers.update(servers)
         peers.add_link(channel, 0)
         logs = NodeLogs(index, config.host)
-        node = Node(num_cpus, store, resources=res, peers=peers, worker_stdio=logs.stdio)
+        node = Node(
+            num_cpus, store, resources=res, peers=peers, worker_stdio=logs.stdio, **_health(config)
+        )
         logs.start(node)
         transfers = _attach(node, peers, token, config.host)
     except BaseException:
@@ -369,7 +414,7 @@ def _rejoin(
     from runtime.net.auth import Hello
     from runtime.net.channel import connect
     from runtime.real.head_restart import rejoin_hello_id
-    from runtime.real.peers import JoinError, await_welcome
+    from runtime.real.peers import FencedError, JoinError, await_welcome
 
     timeout = reconnect_timeout(config.reconnect_timeout)
     if timeout <= 0:
@@ -393,6 +438,9 @@ def _rejoin(
                 raise
             got, servers = await_welcome(channel)
             break
+        except FencedError as exc:  # this head declared the node dead: never back
+            print(f"twinray: the head refused this node: {exc}; this node stops", file=sys.stderr)
+            return False
         except JoinError as exc:  # a head that is still starting closes early: retry
             if time.monotonic() - t0 >= timeout:
                 print(
@@ -442,15 +490,16 @@ def _child_env() -> dict[str, str]:
 
 
 def launch(
-    config: NodeProcessConfig, timeout: float = START_TIMEOUT
+    config: NodeProcessConfig, timeout: float = START_TIMEOUT, wrap: Sequence[str] = ()
 ) -> tuple[subprocess.Popen, str]:
     """Start a node process in the background (its own session id, output to the session's
-    ``logs/``); return it and its address once it listens, else raise `NodeStartError`."""
+    ``logs/``); return it and its address once it listens, else raise `NodeStartError`.
+    `wrap`: an argv prefix that execs the node (``ip netns exec NAME``: the pid stays)."""
     session = Path(config.session)
     log_path = session / "logs" / ("head.out" if config.head else f"node_{time.time_ns()}.out")
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "runtime.real.node_process", config.to_json()],
+            [*wrap, sys.executable, "-m", "runtime.real.node_process", config.to_json()],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -20,8 +20,10 @@ worker node needs no address of any other node. Frames on a link:
 * ``(SERVERS, {node_index: address})``: head -> every node, every object server known.
 
 When a worker node's link closes (the node stopped or crashed) the head tells its GCS
-(`NodeDied`), which is the core's own recovery path; when a worker node loses the head it
-stops (`lost_head`). See docs/design.md, "Multi-node real mode".
+(`NodeDied`), which is the core's own recovery path; a node that stops sending heartbeats
+without closing it (a frozen process, a vanished machine) is declared dead by the GCS's
+failure detector, whose ``FenceNode`` the head carries out by closing that link
+(`fence`); when a worker node loses the head it stops (`lost_head`). See docs/design.md, "Multi-node real mode".
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ __all__ = [
     "CORE",
     "FUNCTION",
     "WELCOME",
+    "FencedError",
     "JoinError",
     "Link",
     "Peers",
@@ -54,11 +57,17 @@ FUNCTION = 2
 WELCOME = 3
 OBJECTS = 4
 SERVERS = 5
+FENCED = 6
+"""Head -> a node rejoining after this head declared it dead, instead of a welcome."""
 HEAD_NODE = 0
 
 
 class JoinError(ConnectionError):
     """A node process could not join the head (closed or answered something else)."""
+
+
+class FencedError(JoinError):
+    """The head refused this node for good: it declared it dead (the node stops)."""
 
 
 class RoutingTable(dict):
@@ -223,8 +232,25 @@ class Peers:
             log.warning("twinray: refusing a node rejoining as node %d (taken)", index)
             channel.close()
             return
+        if self._fenced(channel, index):
+            return
         self.next_index = max(self.next_index, index + 1)
         self._welcome(channel, index)
+
+    def _fenced(self, channel: Any, index: int) -> bool:
+        """Refuse node ``index`` for good if this head's GCS holds it dead (declared by the
+        failure detector, or its link closed): it is told why (a ``FENCED`` frame, so it
+        stops at once) and the channel closed. A restarted head's nodes that were alive
+        wait in the GCS's ``rejoining``, not in its node table, and are let back in."""
+        info = self.node.gcs.node_table().get(index)
+        if info is None or info.alive:
+            return False
+        reason = f"node {index} was declared dead by the head; it is fenced"
+        log.warning("twinray: refusing a node rejoining as node %d: %s", index, reason)
+        with contextlib.suppress(OSError):
+            channel.send((FENCED, reason))
+        channel.close()
+        return True
 
     def op_relink(self, arg: tuple[Any, dict[int, str]], now: float) -> None:
         """A worker node's loop thread: the head is back on ``channel`` (a restarted head):
@@ -335,6 +361,18 @@ class Peers:
         else:
             self.lost_head = True
 
+    def fence(self, cmd: Any, now: float) -> None:
+        """The head's GCS declared node ``cmd.node`` dead (``FenceNode``): close its link,
+        so nothing it sends is heard again and, when it runs again, it finds the head gone
+        and stops (Ray's raylet exits when told it was marked dead); the closed link
+        reports ``NodeDied`` to the GCS, as a crash's does."""
+        link = self.links.get(cmd.node)
+        if link is None:
+            log.warning("twinray: %s (no link to it left)", cmd.reason)
+            return
+        log.warning("twinray: %s: its link is closed", cmd.reason)
+        self._lost(link, now)
+
     def close(self) -> None:
         """Close every link (after the node's loop stopped)."""
         for link in list(self.links.values()):
@@ -342,15 +380,21 @@ class Peers:
         self.links.clear()
 
 
+def _is_fence(frame: Any) -> bool:
+    return type(frame) is tuple and len(frame) == 2 and frame[0] == FENCED
+
+
 def await_welcome(channel: Any) -> tuple[int, dict[int, str]]:
     """A joining node process: read the head's welcome (blocking); return its node index
     and the object servers the head knows (the frame that follows the welcome)."""
     frames: list[Any] = []
-    while len(frames) < 2:
+    while len(frames) < 2 and not (frames and _is_fence(frames[0])):
         try:
             frames += channel.recv_many()
         except (EOFError, OSError) as exc:
             raise JoinError(f"the head closed the connection before welcoming: {exc}") from None
+    if _is_fence(frames[0]):
+        raise FencedError(str(frames[0][1]))
     welcome, servers = frames[0], frames[1]
     if len(frames) != 2 or type(welcome) is not tuple or welcome[:1] != (WELCOME,):
         raise JoinError(f"the head did not welcome this node: {welcome!r:.200}")

@@ -58,7 +58,8 @@ class DeploymentUnavailableError(RayServeException):
 
 class ReplicaDiedError(RayServeException):
     """The replica running the request died before answering (the request is not retried:
-    it may have had effects); the replica is replaced."""
+    it may have had effects); the replica is replaced. A request that had not reached the
+    replica when it died is routed to another one instead, as Ray Serve retries it."""
 
     def __init__(self, replica_id: str, detail: str = "") -> None:
         super().__init__(replica_id, detail)

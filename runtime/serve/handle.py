@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from runtime.core.serve.router import ASSIGNED, REJECTED, Assignment, PowerOfTwoChoicesRouter
+from runtime.core.task import CALL_NOT_STARTED
 from runtime.exceptions import ActorDiedError, InvalidOptionError, RayTaskError
 from runtime.serve.exceptions import (
     BackPressureError,
@@ -160,6 +161,15 @@ def is_replica_death(exc: BaseException) -> bool:
     return isinstance(exc, ActorDiedError) and not isinstance(exc, RayTaskError)
 
 
+def is_unstarted_death(exc: BaseException) -> bool:
+    """True when the replica died before the call reached it (safe to send elsewhere).
+
+    The core marks a dead actor's calls that were still unsent or queued (never given to
+    its worker); Ray Serve retries the same case, a replica that died before accepting.
+    """
+    return is_replica_death(exc) and CALL_NOT_STARTED in str(exc)
+
+
 # -- calls ------------------------------------------------------------------------------------
 
 
@@ -198,29 +208,45 @@ async def _resolve_args(args: tuple, kwargs: dict) -> tuple[tuple, dict]:
 
 
 async def _call(router: _Router, method: str, args: tuple, kwargs: dict, request: _Request) -> Any:
-    """Route one call, send it to the replica, await its result (home loop)."""
+    """Route one call, send it to the replica, await its result (home loop).
+
+    A replica that died before the call reached it (see `is_unstarted_death`) is dropped
+    and the call routed again, as Ray Serve retries a request no replica accepted; one that
+    died with the call on it fails the call with `ReplicaDiedError` (it may have had effects).
+    """
     try:
         args, kwargs = await _resolve_args(args, kwargs)
-        replica_id = await router.acquire()
     except BaseException as exc:
         request.ref.set_exception(exc)
         raise
-    try:
-        ref = router.actors[replica_id].handle_request.remote(method, *args, **kwargs)
-    except BaseException as exc:
-        router.release(replica_id)
-        request.ref.set_exception(exc)
-        raise
-    request.ref.set_result(ref)
-    try:
-        return await ref
-    except ActorDiedError as exc:
-        if not is_replica_death(exc):
+    while True:
+        try:
+            replica_id = await router.acquire()
+        except BaseException as exc:
+            request.ref.set_exception(exc)
             raise
-        router.replica_died(replica_id)
-        raise ReplicaDiedError(replica_id, str(exc)) from exc
-    finally:
-        router.release(replica_id)
+        try:
+            ref = router.actors[replica_id].handle_request.remote(method, *args, **kwargs)
+        except BaseException as exc:
+            router.release(replica_id)
+            request.ref.set_exception(exc)
+            raise
+        request.ref.set_result(ref)
+        try:
+            return await ref
+        except ActorDiedError as exc:
+            if not is_replica_death(exc):
+                raise
+            router.replica_died(replica_id)
+            if is_unstarted_death(exc):
+                # the retry's ref, for calls this response is passed to from now on (one
+                # that took the first ref already sees the death, as without the retry)
+                request.ref = asyncio.get_running_loop().create_future()
+                request.ref.add_done_callback(_seen)
+                continue
+            raise ReplicaDiedError(replica_id, str(exc)) from exc
+        finally:
+            router.release(replica_id)
 
 
 class DeploymentResponse:

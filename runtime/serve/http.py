@@ -97,23 +97,26 @@ class ProxyApp:
             "" if route.prefix == "/" else route.prefix
         )
         router = _handle.router_for(route.key, route.max_ongoing, route.max_queued, {})
-        try:
-            replica_id = await router.acquire()
-        except BackPressureError as exc:
-            return await _reply(send, 503, _TEXT, str(exc).encode())
-        except RayServeException as exc:
-            return await _reply(send, 503, _TEXT, str(exc).encode())
-        try:
-            ref = router.actors[replica_id].handle_http.remote(sub, body)
-            status, headers, payload = await ref
-        except Exception as exc:
-            if _handle.is_replica_death(exc):
-                router.replica_died(replica_id)
-                exc = ReplicaDiedError(replica_id, str(exc))
-            status, headers, payload = 500, _TEXT, f"{type(exc).__name__}: {exc}".encode()
-        finally:
-            router.release(replica_id)
-        await _reply(send, status, headers, payload)
+        while True:
+            try:
+                replica_id = await router.acquire()
+            except BackPressureError as exc:
+                return await _reply(send, 503, _TEXT, str(exc).encode())
+            except RayServeException as exc:
+                return await _reply(send, 503, _TEXT, str(exc).encode())
+            try:
+                ref = router.actors[replica_id].handle_http.remote(sub, body)
+                status, headers, payload = await ref
+            except Exception as exc:
+                if _handle.is_replica_death(exc):
+                    router.replica_died(replica_id)
+                    if _handle.is_unstarted_death(exc):  # it never reached the replica: again
+                        continue
+                    exc = ReplicaDiedError(replica_id, str(exc))
+                status, headers, payload = 500, _TEXT, f"{type(exc).__name__}: {exc}".encode()
+            finally:
+                router.release(replica_id)
+            return await _reply(send, status, headers, payload)
 
 
 async def _reply(send: Any, status: int, headers: list, body: bytes) -> None:

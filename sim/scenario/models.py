@@ -132,6 +132,29 @@ class NodeGroupSpec(_Spec):
         return res
 
 
+class HealthSpec(_Spec):
+    """Heartbeats and the GCS's failure detector (`runtime.core.health`).
+
+    Without this section a dead node is known to the GCS at once (instant detection, the
+    default). With it, raylets send heartbeats every `heartbeat_period_s` and a node the
+    GCS has not heard from for `node_timeout_s` is declared dead: a crashed node's tasks
+    and objects are lost at the crash, their recovery starts at the declaration.
+    Ray 2.60's own check: every 3 s (`health_check_period_ms`), dead after 5 misses.
+    """
+
+    heartbeat_period_s: float = Field(3.0, gt=0)
+    node_timeout_s: float = Field(15.0, gt=0)
+
+    @model_validator(mode="after")
+    def _timeout_exceeds_period(self) -> HealthSpec:
+        if self.node_timeout_s <= self.heartbeat_period_s:
+            raise ValueError(
+                f"expected node_timeout_s to be longer than heartbeat_period_s"
+                f" ({self.heartbeat_period_s:g} s), got {self.node_timeout_s:g}"
+            )
+        return self
+
+
 class ClusterSpec(_Spec):
     """Size and per-node resources of the simulated cluster.
 
@@ -147,6 +170,8 @@ class ClusterSpec(_Spec):
     custom_resources: dict[str, Annotated[float, Field(ge=0)]] = Field(default_factory=dict)
     object_store_mb: float = Field(2048, gt=0)
     groups: list[NodeGroupSpec] = Field(default_factory=list)
+    health: HealthSpec | None = None
+    """Heartbeat-based death detection; None: the GCS knows of a death at once."""
 
     @model_validator(mode="after")
     def _count_groups(self) -> ClusterSpec:

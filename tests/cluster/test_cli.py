@@ -59,6 +59,8 @@ BAD_FLAGS = [
     (["--num-cpus", "-1"], "--num-cpus must be a non-negative number"),
     (["--port", "70000"], "--port must be between 0 and 65535"),
     (["--object-store-memory", "0"], "--object-store-memory must be positive"),
+    (["--heartbeat-period-s", "0"], "--heartbeat-period-s: heartbeat_period_s must be a pos"),
+    (["--node-timeout-s", "2"], "--node-timeout-s: node_timeout_s must be longer than"),
 ]
 
 

@@ -17,6 +17,7 @@ from runtime.core.messages import (
     CancelRunning,
     CheckpointSaved,
     Dispatch,
+    FenceNode,
     Free,
     GeneratorYielded,
     ItemReady,
@@ -103,6 +104,10 @@ class FakeHost:
         self.checkpoints: list[SaveCheckpoint] = []
         self.interrupted: set[int] = set()
         self.dead: set[int] = set()
+        self.frozen: set[int] = set()
+        """Nodes that are stopped but not dead (SIGSTOP): what reaches them waits in `held`."""
+        self.held: list[Any] = []
+        self.fences: list[FenceNode] = []
         self.prefetched: dict[int, list[Dispatch]] = {}
         """Per node: prefetched tasks (``Dispatch.ahead``) queued behind running ones."""
         self.refuse_prefetch = False
@@ -138,6 +143,7 @@ class FakeHost:
             ObjectFreed: self._object_freed,
             ItemReady: self._item_ready,
             StreamEnded: self._stream_ended,
+            FenceNode: self._fence,
             Persist: self._persist,
         }
         """What carries out each command type (every ``Command`` subclass has an entry)."""
@@ -336,6 +342,9 @@ class FakeHost:
         spec = cmd.spec
         if cmd.node in self.dead:
             return  # the node died with the task on it
+        if cmd.node in self.frozen:
+            self.held.append(("finish", cmd))
+            return
         if spec.task_id in self.interrupted:
             return  # the body was interrupted; its raylet already heard
         kind = self.fail_hook(spec) if self.fail_hook else None
@@ -374,6 +383,9 @@ class FakeHost:
             dst, msg = item
             if self._node_of(dst) in self.dead:
                 continue  # nothing is delivered to a dead node
+            if self._node_of(dst) in self.frozen:
+                self.held.append(item)
+                continue
             if type(msg) is Restored and not msg.error:  # its bytes now count in `used`
                 pending = self.restoring.get(self._node_of(dst), [])
                 pending[:] = [r for r in pending if r.oid != msg.oid]
@@ -387,6 +399,24 @@ class FakeHost:
         if addr >= 100:
             return addr - 100
         return -1
+
+    def _fence(self, cmd: FenceNode) -> None:
+        """The GCS declared the node dead: cut it off (as dead) and report ``NodeDied``."""
+        self.fences.append(cmd)
+        if cmd.node not in self.dead:
+            self.dead.add(cmd.node)
+            self._push(self.now, (self.gcs.addr, NodeDied(cmd.node)))
+
+    def freeze(self, node: int) -> None:
+        """The node stops (SIGSTOP): its components hear nothing, its tasks do not end."""
+        self.frozen.add(node)
+
+    def thaw(self, node: int) -> None:
+        """The frozen node goes on (SIGCONT): what waited for it is delivered now."""
+        self.frozen.discard(node)
+        held, self.held = self.held, []
+        for item in held:
+            self._push(self.now, item)
 
     def kill_node(self, node: int) -> None:
         """The node dies now: its raylet, owner, store and running tasks are gone."""

@@ -92,12 +92,13 @@ def test_other_groupby_methods_default_to_pandas() -> None:
     df = pd.from_pandas(p, 3)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        check(df.groupby("k")["x"].median(), p.groupby("k")["x"].median())
-        check(df.groupby("k").agg({"x": "std"}), p.groupby("k").agg({"x": "std"}))
-        check(df.groupby("k")["v"].transform("sum"), p.groupby("k")["v"].transform("sum"))
+        check(df.groupby("k")["x"].cumsum(), p.groupby("k")["x"].cumsum())
+        check(df.groupby("k")["x"].rank(), p.groupby("k")["x"].rank())
         check(df.groupby("k").t.mean(), p.groupby("k").t.mean())
+        check(df.groupby("c", observed=False).v.median(), p.groupby("c", observed=False).v.median())
     messages = [str(w.message) for w in caught]
-    assert any("SeriesGroupBy.median" in m and "defaulting to pandas" in m for m in messages)
+    assert any("SeriesGroupBy.cumsum" in m and "defaulting to pandas" in m for m in messages)
+    assert any("SeriesGroupBy.median" in m for m in messages)  # categorical keys: not shuffled
 
 
 @pytest.mark.parametrize("column", ["s", "c", "x"])

@@ -194,3 +194,14 @@ def test_a_cancelled_await_of_a_ref_cancels_only_the_wait(serve_url: str) -> Non
     h = serve.run(double.bind(), name="after", route_prefix=None)
     assert h.remote(4).result() == 8  # and Serve still works
     serve.delete("after")
+
+
+def test_a_call_that_never_reached_a_dead_replica_is_retried(serve_url: str) -> None:
+    from tests.serve.test_http import kill_unnoticed
+
+    h = serve.run(Adder.options(num_replicas=1).bind(1), name="retry", route_prefix=None)
+    first = h.who.remote().result()
+    kill_unnoticed("retry", "Adder")
+    assert h.remote(1).result(timeout_s=60) == 2  # routed to the dead one, then the new one
+    assert h.who.remote().result() != first
+    serve.delete("retry")

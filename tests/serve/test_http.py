@@ -134,6 +134,28 @@ def test_dead_replica_fails_its_requests_and_is_replaced(client: httpx.Client) -
     serve.delete("mortal")
 
 
+def kill_unnoticed(app: str, dep: str) -> None:
+    """Kill the app's one replica behind Serve's back and wait until the runtime knows."""
+    import runtime
+    from runtime.exceptions import ActorDiedError
+    from runtime.serve import api
+
+    (actor,) = api._serve.controller.apps[app].deps[dep].actors.values()
+    runtime.kill(actor)
+    with pytest.raises(ActorDiedError):
+        runtime.get(actor.check_health.remote(), timeout=60)
+
+
+def test_request_that_never_reached_a_dead_replica_is_retried(client: httpx.Client) -> None:
+    # Ray Serve retries a request no replica accepted; one a replica died running fails
+    serve.run(Echo.bind(), name="retried", route_prefix="/retried")
+    assert client.post("/retried", json=0).status_code == 200
+    kill_unnoticed("retried", "Echo")
+    r = client.post("/retried", json="after")  # sent to the dead one, then to its replacement
+    assert r.status_code == 200 and r.json()["got"] == "after"
+    serve.delete("retried")
+
+
 def test_replica_failing_health_check_is_replaced(serve_url: str) -> None:
     @serve.deployment(ray_actor_options=CPU0, health_check_period_s=0.1, health_check_timeout_s=5)
     class Flaky:
