@@ -88,47 +88,16 @@ ReadyCallback = Callable[[ObjectReady, float], None]
 """Called with an ObjectReady command and the time it takes effect."""
 
 
-class _Arrival:
-    """Calendar entry: ``msg`` reaches the component at ``dst`` (a message or host event)."""
-
-    __slots__ = ("callbacks", "dst", "msg", "nbytes")
-    _ok = True  # what simpy's step() checks on a processed event
-
-    def __init__(self, callbacks: list[Any], dst: int, msg: Any, nbytes: int) -> None:
-        self.callbacks = callbacks
-        self.dst = dst
-        self.msg = msg
-        self.nbytes = nbytes
-
-
-class _TaskEnd:
-    """Calendar entry: the body of ``spec`` (started at ``started``) ends on its node."""
-
-    __slots__ = ("callbacks", "dst", "node", "spec", "started")
-    _ok = True
-
-    def __init__(
-        self, callbacks: list[Any], dst: int, node: int, spec: TaskSpec, started: float
-    ) -> None:
-        self.callbacks = callbacks
-        self.dst = dst
-        self.node = node
-        self.spec = spec
-        self.started = started
-
-
-class _Call:
-    """Calendar entry: call ``fn()`` (host-internal: workload start, watchdog)."""
-
-    __slots__ = ("callbacks", "fn")
-    _ok = True
-
-    def __init__(self, callbacks: list[Any], fn: Callable[[], None]) -> None:
-        self.callbacks = callbacks
-        self.fn = fn
-
-
-_OWN_EVENTS = frozenset({_Arrival, _TaskEnd, _Call})
+# The host's own calendar entries are plain tuples whose first item is a one-element list
+# holding their callback: a tuple is built without a Python-level ``__init__`` (the cheapest
+# entry there is), and SimPy's own events, which may share the calendar, are never tuples.
+_Arrival = tuple[Any, ...]
+"""``(callbacks, dst, msg, nbytes)``: ``msg`` (a message or host event) reaches ``dst``."""
+_TaskEnd = tuple[Any, ...]
+"""``(callbacks, dst, node, spec, started)``: the body of ``spec`` (started at ``started``)
+ends on ``node``, whose raylet is at ``dst``."""
+_Call = tuple[Any, ...]
+"""``(callbacks, fn)``: call ``fn()`` (host-internal: workload start, watchdog)."""
 
 
 class _Checked:
@@ -327,10 +296,10 @@ class Host:
         the simulation itself.
         """
         tie = 1.0 if observer else self._rand()
-        heappush(self._queue, (at, tie, next(self._eid), _Call(self._call_cbs, fn)))
+        heappush(self._queue, (at, tie, next(self._eid), (self._call_cbs, fn)))
 
     def _on_call(self, event: _Call) -> None:
-        event.fn()
+        event[1]()
 
     # -- service ------------------------------------------------------------------------
 
@@ -358,36 +327,35 @@ class Host:
 
     def _on_arrival(self, event: _Arrival) -> None:
         """A message or host event reaches its component: serve it FIFO."""
-        dst = event.dst
+        _, dst, msg, nbytes = event
         now = self.env._now
         if dst in self._special:
             if dst in self._dead_addrs:
                 return  # nothing is delivered to a dead node
             busy = self._busy[dst]
-            done = (now if now > busy else busy) + self._cost[dst] + event.nbytes * self._per_byte_s
+            done = (now if now > busy else busy) + self._cost[dst] + nbytes * self._per_byte_s
             self._record_backlog(dst, now, done)
         else:
             busy = self._busy[dst]
-            done = (now if now > busy else busy) + self._cost[dst] + event.nbytes * self._per_byte_s
+            done = (now if now > busy else busy) + self._cost[dst] + nbytes * self._per_byte_s
         self._busy[dst] = done
         out = self._out
-        self.components[dst].handle(event.msg, done, out)
+        self.components[dst].handle(msg, done, out)
         if out:
             self._execute(out, dst, done)
 
     def _on_task_end(self, event: _TaskEnd) -> None:
         """A task body ended: record it and serve TaskFinished at its raylet."""
-        spec = event.spec
+        _, dst, node, spec, started = event
         now = self.env._now
-        started = event.started
         metrics = self.metrics
         if self._interrupted and spec.task_id in self._interrupted:
             stopped = self._interrupted.pop(spec.task_id)
             metrics.task_finished(stopped - started, started - spec.submitted_at, -1, now)
             self._account(event, stopped - started)
             return  # its raylet already heard at the interruption
-        if (self._dead_addrs and event.dst in self._dead_addrs) or (
-            self._revived_at and started < self._revived_at.get(event.node, -1.0)
+        if (self._dead_addrs and dst in self._dead_addrs) or (
+            self._revived_at and started < self._revived_at.get(node, -1.0)
         ):
             metrics.running -= 1
             return  # the node died with the task on it
@@ -400,11 +368,10 @@ class Host:
         if shape is None or spec.kind:
             self._account(event, run)
         else:
-            acc = metrics.node_busy[event.node]
+            acc = metrics.node_busy[node]
             acc[shape] = acc.get(shape, 0.0) + run
         sizes = spec.output_sizes
         outputs = [(sizes[0], None)] if len(sizes) == 1 else [(s, None) for s in sizes]
-        dst = event.dst
         busy = self._busy[dst]
         done = (now if now > busy else busy) + self._cost[dst]
         self._busy[dst] = done
@@ -415,20 +382,20 @@ class Host:
 
     def _account(self, event: _TaskEnd, run: float) -> None:
         """Busy time of a body whose shape is not preset (actor calls: what the actor holds)."""
-        spec = event.spec
+        _, dst, node, spec, started = event
         resources = spec.resources
         if spec.kind == ACTOR_METHOD:
-            raylet = self.components[event.dst]
+            raylet = self.components[dst]
             hold = raylet.actor_hold(spec.actor_id)
             resources = hold if hold is not None else {}
             created = raylet.actor_spec(spec.actor_id) if hold is not None else None
             if created is not None and created.max_concurrency > 1:
-                counted = self._actor_busy(spec.actor_id, event.started, event.started + run)
+                counted = self._actor_busy(spec.actor_id, started, started + run)
                 self.metrics.busy_s -= run - counted  # overlapping calls: busy once
                 run = counted
         shape = shape_key(resources)
         if shape:
-            self.metrics.busy(event.node, shape, run)
+            self.metrics.busy(node, shape, run)
 
     def _actor_busy(self, actor_id: int, start: float, end: float) -> float:
         """The part of a concurrent actor's call not overlapping its earlier calls: what
@@ -456,8 +423,9 @@ class Host:
     def _on_transfer_done(self, event: _Arrival) -> None:
         """An object copy arrived at its destination raylet (or failed: its source died)."""
         self.transfers_in_flight -= 1
-        if self.dead_nodes and event.msg.src in self.dead_nodes:
-            event.msg = TransferFailed(event.msg.oid, event.msg.src)
+        msg = event[2]
+        if self.dead_nodes and msg.src in self.dead_nodes:
+            event = (event[0], event[1], TransferFailed(msg.oid, msg.src), event[3])
         self._on_arrival(event)
 
     # -- commands -----------------------------------------------------------------------
@@ -482,20 +450,22 @@ class Host:
                 nbytes = cmd.nbytes
                 metrics.messages += 1
                 metrics.message_bytes += nbytes
-                channel = channels.get(src << 32 | dst)
-                if channel is None:
+                try:
+                    channel = channels[src << 32 | dst]  # a subscript: cheaper than .get
+                except KeyError:
                     channel = self._open_channel(src, dst)
                 arrive = at + channel[0] + nbytes * channel[1]
                 if arrive <= channel[2]:
                     arrive = math.nextafter(channel[2], math.inf)  # FIFO: never overtake
                 channel[2] = arrive
-                event = _Arrival(self._arrival_cbs, dst, cmd.msg, nbytes)
+                event = (self._arrival_cbs, dst, cmd.msg, nbytes)
                 heappush(queue, (arrive, self._rand(), next(self._eid), event))
                 continue
-            handler = commands.get(cls)
-            if handler is None:
+            try:
+                handler = commands[cls]
+            except KeyError:
                 out.clear()
-                raise TypeError(f"the simulator cannot execute command {cmd!r}")
+                raise TypeError(f"the simulator cannot execute command {cmd!r}") from None
             handler(cmd, src, at)
         out.clear()
 
@@ -535,7 +505,7 @@ class Host:
         if arrive <= channel[2]:
             arrive = math.nextafter(channel[2], math.inf)
         channel[2] = arrive
-        event = _Arrival(self._arrival_cbs, dst, msg, nbytes)
+        event = (self._arrival_cbs, dst, msg, nbytes)
         heappush(self._queue, (arrive, self._rand(), next(self._eid), event))
 
     def _open_channel(self, src: int, dst: int) -> list[float]:
@@ -550,10 +520,15 @@ class Host:
 
     def _dispatch(self, cmd: Dispatch, src: int, at: float) -> None:
         spec = cmd.spec
-        self.metrics.task_started(cmd.node, at)
-        event = _TaskEnd(self._task_end_cbs, self._raylet_of_node[cmd.node], cmd.node, spec, at)
+        metrics = self.metrics  # inlined metrics.task_started (hot path)
+        metrics.started += 1
+        running = metrics.running = metrics.running + 1
+        if running > metrics.peak_running:
+            metrics.peak_running = running
+        raylet = self._raylet_of_node[cmd.node]
+        event = (self._task_end_cbs, raylet, cmd.node, spec, at)
         if spec.generator:
-            self._schedule_items(spec, event.dst, at)
+            self._schedule_items(spec, raylet, at)
         end = at + spec.duration
         if self._slow and cmd.node in self._slow:
             end += spec.duration * (self._slow[cmd.node] - 1.0)  # a straggler (SlowFault)
@@ -584,7 +559,7 @@ class Host:
         src_node = cmd.src if cmd.src >= 0 else cmd.dst
         self.transfers_in_flight += 1
         done = TransferDone(cmd.oid, cmd.nbytes, cmd.src)
-        event = _Arrival(self._transfer_cbs, self._raylet_of_node[cmd.dst], done, 0)
+        event = (self._transfer_cbs, self._raylet_of_node[cmd.dst], done, 0)
         cut = self._cut
         crossing = cut is not None and at < cut[1] and (src_node in cut[0]) != (cmd.dst in cut[0])
         if self.flows is not None:
@@ -659,7 +634,7 @@ class Host:
         plan = cmd.spec.checkpoint
         cost, size = (plan.cost_s, plan.size) if plan is not None else (0.0, 0)
         saved = CheckpointSaved(cmd.actor_id, None, size)
-        event = _Arrival(self._arrival_cbs, self._raylet_of_node[cmd.node], saved, 0)
+        event = (self._arrival_cbs, self._raylet_of_node[cmd.node], saved, 0)
         heappush(self._queue, (at + cost, self._rand(), next(self._eid), event))
 
     def _set_timer(self, cmd: SetTimer, src: int, at: float) -> None:
@@ -667,7 +642,7 @@ class Host:
         fired = self._timer_events.get(key)
         if fired is None:
             fired = self._timer_events[key] = TimerFired(cmd.key)
-        event = _Arrival(self._arrival_cbs, cmd.addr, fired, 0)
+        event = (self._arrival_cbs, cmd.addr, fired, 0)
         heappush(self._queue, (at + cmd.delay, self._rand(), next(self._eid), event))
 
     def _schedule_items(self, spec: TaskSpec, raylet: int, at: float) -> None:
@@ -687,7 +662,7 @@ class Host:
                 if spec.attempt != attempt or stopped >= at:
                     return  # the body died, was re-run or was cancelled meanwhile
                 item = GeneratorYielded(spec.task_id, i, sizes[i])
-                self._on_arrival(_Arrival(self._arrival_cbs, raylet, item, 0))
+                self._on_arrival((self._arrival_cbs, raylet, item, 0))
 
             self.call_at(when, yielded)
 
@@ -705,7 +680,7 @@ class Host:
         """Interrupt a running body: its raylet hears now, the end event is then ignored."""
         self._interrupted[cmd.task_id] = at
         stop = WorkerInterrupted(cmd.task_id, INTERRUPT_CANCELLED)
-        event = _Arrival(self._arrival_cbs, self._raylet_of_node[cmd.node], stop, 0)
+        event = (self._arrival_cbs, self._raylet_of_node[cmd.node], stop, 0)
         heappush(self._queue, (at, self._rand(), next(self._eid), event))
 
     def _ignore(self, cmd: Any, src: int, at: float) -> None:
@@ -754,7 +729,7 @@ class Host:
         """Every GCS shard hears ``NodeDied`` for `node` at `at` (once per incarnation)."""
         self._reported_dead.add(node)
         for addr in self._shard_addrs or [self.gcs_addr]:
-            event = _Arrival(self._arrival_cbs, addr, NodeDied(node), 0)
+            event = (self._arrival_cbs, addr, NodeDied(node), 0)
             heappush(self._queue, (at, self._rand(), next(self._eid), event))
 
     def _fence(self, cmd: FenceNode, src: int, at: float) -> None:
@@ -869,7 +844,7 @@ class Host:
 
     def _deliver(self, addr: int, msg: Any) -> None:
         """A host event reaches component `addr` now."""
-        event = _Arrival(self._arrival_cbs, addr, msg, 0)
+        event = (self._arrival_cbs, addr, msg, 0)
         heappush(self._queue, (self.env._now, self._rand(), next(self._eid), event))
 
     # -- running ------------------------------------------------------------------------
@@ -882,12 +857,11 @@ class Host:
         """
         env = self.env
         queue = self._queue
-        own = _OWN_EVENTS
         try:
             while not self.stopped:
                 env._now, _, _, event = heappop(queue)
-                if event.__class__ in own:  # one callback, never fails, never re-processed
-                    event.callbacks[0](event)
+                if event.__class__ is tuple:  # the host's own: one callback, never fails
+                    event[0][0](event)
                     continue
                 callbacks, event.callbacks = event.callbacks, None
                 for callback in callbacks:
@@ -900,7 +874,29 @@ class Host:
             raise simpy.core.EmptySchedule() from None
 
     def run_while(self, condition: Callable[[], bool]) -> None:
-        """Process events while `condition()` holds (checked before each event; slow path)."""
-        step = self.env.step
+        """Process events while `condition()` holds (checked before each event; slow path).
+
+        Each step is SimPy's ``Environment.step``, which the host's own (tuple) entries
+        would not pass: `step` is that step for both kinds of entries.
+        """
         while condition():
-            step()
+            self.step()
+
+    def step(self) -> None:
+        """Process the next event (SimPy's ``Environment.step`` for the host's calendar).
+
+        Raises ``simpy.core.EmptySchedule`` when nothing is scheduled.
+        """
+        env = self.env
+        try:
+            env._now, _, _, event = heappop(self._queue)
+        except IndexError:
+            raise simpy.core.EmptySchedule() from None
+        if event.__class__ is tuple:
+            event[0][0](event)
+            return
+        callbacks, event.callbacks = event.callbacks, None
+        for callback in callbacks:
+            callback(event)
+        if not event._ok and not hasattr(event, "_defused"):
+            raise event._value

@@ -9,6 +9,9 @@ from typing import Any
 
 from runtime.core.placement import plain_name
 
+_log = math.log
+_ceil = math.ceil
+
 SIGNIFICANT_DIGITS = 9
 """Floats in summaries are rounded to this many significant digits (stable JSON)."""
 
@@ -52,9 +55,12 @@ class LogHistogram:
             self.min = x
         if x > self.max:
             self.max = x
-        key = math.ceil(math.log(x) * self._inv_log_gamma) if x > 0.0 else self._ZERO
+        key = _ceil(_log(x) * self._inv_log_gamma) if x > 0.0 else self._ZERO
         buckets = self._buckets
-        buckets[key] = buckets.get(key, 0) + 1
+        try:
+            buckets[key] += 1  # subscripts: cheaper than .get on this hot path
+        except KeyError:
+            buckets[key] = 1
 
     @property
     def mean(self) -> float:

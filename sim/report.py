@@ -625,10 +625,10 @@ class TaskTracer:
         origin = sim
 
         def on_end(event: Any) -> None:
-            spec = event.spec
+            _, _, node, spec, started = event  # the host's task-end entry
             now = host.now
             t0 = origin.started_at
-            self.record(spec.function, event.node, event.started - t0, now - t0)
+            self.record(spec.function, node, started - t0, now - t0)
             inner(event)
 
         callbacks[0] = on_end
