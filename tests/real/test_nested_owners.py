@@ -110,7 +110,7 @@ def test_a_large_put_goes_to_the_arena_and_a_get_pins_it_until_unpin(world) -> N
 
 def test_a_get_of_a_pending_result_waits_until_unwait(world) -> None:
     nested, w = world
-    submit = (7, ((), {}), (), (), {"CPU": 1.0}, 1, 0, False, "f", None, None, 0)
+    submit = (7, ((), {}), (), (), {"CPU": 1.0}, 1, 0, False, "f", None, None, 0, None)
     ok, oids = _ask(nested, w, 1, rq.SUBMIT, submit)
     assert ok and len(oids) == 1
     assert _ask(nested, w, 2, rq.GET, oids) is None  # pending: no reply yet
