@@ -134,7 +134,15 @@ def square(x: int) -> int:
     return x * x
 
 
-def test_sigkill_the_head_in_the_middle_of_a_run(procs: Procs) -> None:
+@ray.remote(resources={"w": 1})
+def shout(marker: str) -> int:
+    print(marker, flush=True)
+    return 1
+
+
+def test_sigkill_the_head_in_the_middle_of_a_run(
+    procs: Procs, capfd: pytest.CaptureFixture[str]
+) -> None:
     assert procs.head is not None
     session, address = _head_address(procs.root, procs.head.pid, procs.head)
     procs.node = procs.start(
@@ -196,6 +204,14 @@ def test_sigkill_the_head_in_the_middle_of_a_run(procs: Procs) -> None:
     assert ray.get(keeper.add.remote(1)) == 7  # the handle from before works too
     # objects stored on the worker node are still readable
     assert ray.get(held[0], timeout=START) == bytes(range(256)) * 1200
+    # the worker node's output reaches this driver again (it asked the new head for it:
+    # without that, nothing printed after the restart would arrive)
+    assert ray.get(shout.remote("printed-after-the-restart"), timeout=START) == 1
+    seen, deadline = "", time.monotonic() + START
+    while "printed-after-the-restart" not in seen and time.monotonic() < deadline:
+        seen += capfd.readouterr().out
+        time.sleep(0.05)  # polling the captured stdout; the line comes on the reader thread
+    assert "printed-after-the-restart" in seen
     # what the driver's owner on the head owned is gone with it
     with pytest.raises(OwnerDiedError, match="restarted"):
         ray.get(owned_here)
