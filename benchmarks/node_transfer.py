@@ -133,59 +133,66 @@ def _measure_twinray(big: int, count: int, small: int, rounds: int) -> dict[str,
 # -- Ray -------------------------------------------------------------------------------------
 
 
-def _measure_ray(big: int, count: int, small: int, rounds: int) -> dict[str, Any]:
+def _two_node_program(ray: Any, big: int, count: int, small: int, rounds: int) -> dict[str, Any]:
+    """The measured program, for `ray` (Ray, or twinray as ``import runtime as ray``) already
+    connected to a two-node cluster whose nodes carry the custom resources A and B."""
     import numpy as np
+
+    @ray.remote(resources={"B": 0.01})
+    def size_of(arr: Any) -> int:
+        return int(arr.nbytes)
+
+    @ray.remote(resources={"B": 0.01})
+    def get_all(refs: list) -> int:
+        return sum(len(v) for v in ray.get(refs))
+
+    @ray.remote(resources={"A": 0.01})
+    class Maker:
+        def make(self, n: int, size: int, seed: int) -> list:
+            return [ray.put(bytes([(seed + k) % 256]) * size) for k in range(n)]
+
+    maker = Maker.remote()
+    ray.get(size_of.remote(np.zeros(16, np.uint8)))  # warm up both nodes' workers
+    ray.get(get_all.remote(ray.get(maker.make.remote(2, small, 0))))
+    big_s: list[float] = []
+    small_s: list[float] = []
+    for r in range(rounds):
+        arr = np.frombuffer(_fill(r, big), np.uint8)
+        ref = ray.put(arr)  # on node A (the driver's node), fresh each round
+        t0 = time.perf_counter()
+        n = ray.get(size_of.remote(ref))
+        big_s.append(time.perf_counter() - t0)
+        if n != big:
+            raise RuntimeError("short transfer")
+        del ref
+        refs = ray.get(maker.make.remote(count, small, r * count))
+        t0 = time.perf_counter()
+        total = ray.get(get_all.remote(refs))
+        small_s.append(time.perf_counter() - t0)
+        if total != count * small:
+            raise RuntimeError("short shuffle")
+        del refs
+    return {"big_s": big_s, "small_s": small_s}
+
+
+def _measure_ray(big: int, count: int, small: int, rounds: int) -> dict[str, Any]:
     import ray
     from ray.cluster_utils import Cluster
 
+    store = max(big * 4, 200 << 20)
     cluster = Cluster(
         initialize_head=True,
         head_node_args={
             "num_cpus": 1,
             "resources": {"A": 1},
-            "object_store_memory": max(big * 4, 200 << 20),
+            "object_store_memory": store,
             "include_dashboard": False,
         },
     )
-    cluster.add_node(num_cpus=1, resources={"B": 1}, object_store_memory=max(big * 4, 200 << 20))
+    cluster.add_node(num_cpus=1, resources={"B": 1}, object_store_memory=store)
     ray.init(address=cluster.address, log_to_driver=False)
     try:
-
-        @ray.remote(resources={"B": 0.01})
-        def size_of(arr: Any) -> int:
-            return int(arr.nbytes)
-
-        @ray.remote(resources={"B": 0.01})
-        def get_all(refs: list) -> int:
-            return sum(len(v) for v in ray.get(refs))
-
-        @ray.remote(resources={"A": 0.01})
-        class Maker:
-            def make(self, n: int, size: int, seed: int) -> list:
-                return [ray.put(bytes([(seed + k) % 256]) * size) for k in range(n)]
-
-        maker = Maker.remote()
-        ray.get(size_of.remote(np.zeros(16, np.uint8)))  # warm up both nodes' workers
-        ray.get(get_all.remote(ray.get(maker.make.remote(2, small, 0))))
-        big_s: list[float] = []
-        small_s: list[float] = []
-        for r in range(rounds):
-            arr = np.frombuffer(_fill(r, big), np.uint8)
-            ref = ray.put(arr)  # on node A (the driver's node), fresh each round
-            t0 = time.perf_counter()
-            n = ray.get(size_of.remote(ref))
-            big_s.append(time.perf_counter() - t0)
-            if n != big:
-                raise RuntimeError("short transfer")
-            del ref
-            refs = ray.get(maker.make.remote(count, small, r * count))
-            t0 = time.perf_counter()
-            total = ray.get(get_all.remote(refs))
-            small_s.append(time.perf_counter() - t0)
-            if total != count * small:
-                raise RuntimeError("short shuffle")
-            del refs
-        return {"big_s": big_s, "small_s": small_s}
+        return _two_node_program(ray, big, count, small, rounds)
     finally:
         ray.shutdown()
         cluster.shutdown()
@@ -196,8 +203,6 @@ def _measure_ray(big: int, count: int, small: int, rounds: int) -> dict[str, Any
 
 def _measure_twinray_cluster(big: int, count: int, small: int, rounds: int) -> dict[str, Any]:
     """The Ray program above, run on `runtime.cluster_utils.Cluster` with `import runtime`."""
-    import numpy as np
-
     import runtime as ray
     from runtime.cluster_utils import Cluster
 
@@ -209,42 +214,7 @@ def _measure_twinray_cluster(big: int, count: int, small: int, rounds: int) -> d
     try:
         cluster.add_node(num_cpus=1, resources={"B": 1}, object_store_memory=store)
         ray.init(address=cluster.address, log_to_driver=False)
-
-        @ray.remote(resources={"B": 0.01})
-        def size_of(arr: Any) -> int:
-            return int(arr.nbytes)
-
-        @ray.remote(resources={"B": 0.01})
-        def get_all(refs: list) -> int:
-            return sum(len(v) for v in ray.get(refs))
-
-        @ray.remote(resources={"A": 0.01})
-        class Maker:
-            def make(self, n: int, size: int, seed: int) -> list:
-                return [ray.put(bytes([(seed + k) % 256]) * size) for k in range(n)]
-
-        maker = Maker.remote()
-        ray.get(size_of.remote(np.zeros(16, np.uint8)))  # warm up both nodes' workers
-        ray.get(get_all.remote(ray.get(maker.make.remote(2, small, 0))))
-        big_s: list[float] = []
-        small_s: list[float] = []
-        for r in range(rounds):
-            arr = np.frombuffer(_fill(r, big), np.uint8)
-            ref = ray.put(arr)  # on node A (the head, where the driver is), fresh each round
-            t0 = time.perf_counter()
-            n = ray.get(size_of.remote(ref))
-            big_s.append(time.perf_counter() - t0)
-            if n != big:
-                raise RuntimeError("short transfer")
-            del ref
-            refs = ray.get(maker.make.remote(count, small, r * count))
-            t0 = time.perf_counter()
-            total = ray.get(get_all.remote(refs))
-            small_s.append(time.perf_counter() - t0)
-            if total != count * small:
-                raise RuntimeError("short shuffle")
-            del refs
-        return {"big_s": big_s, "small_s": small_s}
+        return _two_node_program(ray, big, count, small, rounds)
     finally:
         ray.shutdown()
         cluster.shutdown()
