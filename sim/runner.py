@@ -50,6 +50,7 @@ from sim.scenario import (
     TreeWorkload,
 )
 from sim.serving import ServingDriver
+from sim.serving_program import ServingProgram
 from sim.sim_engine import SimEngine
 from sim.store import PutDriver
 from sim.streams import StreamDriver
@@ -435,10 +436,8 @@ def _search_drivers(sim: Simulation, spec: HyperparameterSearchWorkload) -> int:
 
 def _serving_drivers(sim: Simulation, spec: ServingWorkload) -> int:
     """One proxy (driver 0) in front of every deployment; one unit per request."""
-    seed = sim.scenario.seed
-    driver = ServingDriver(
-        sim.host, sim.owners[0], sim.metrics, sim.completion, spec, partial(_rng, seed)
-    )
+    program = ServingProgram(spec, sim.scenario.seed)
+    driver = ServingDriver(sim.host, sim.owners[0], sim.metrics, sim.completion, program)
     sim.drivers.append(driver)
     return spec.requests
 

@@ -7,6 +7,10 @@ outputs it reads). For the same scenario and seed, the simulator and twinray's r
 must draw the same durations and sizes in the same order and build the same graph. Where
 an engine's timing decides which chain or actor gets the next draw (chains, actors), the
 draw sequence must still match and the graph is compared up to that assignment.
+
+The serving workload (`sim.serving_program`) is compared the same way: every engine sends
+the same requests (arrival offset, deployment) and costs each deployment's k-th batch
+with the same draw; how many batches there are is each engine's timing.
 """
 
 from __future__ import annotations
@@ -263,3 +267,134 @@ def test_ray_timeline_executions_become_task_spans() -> None:
     record_timeline(driver, events, wall0)
     assert driver.metrics.busy_s == pytest.approx(0.25)  # only t0's execution
     assert driver.metrics.started == 1
+
+
+# --- the serving workload: requests and batch costs ----------------------------------------
+
+SERVING: dict[str, Any] = {
+    "name": "serving_engines",
+    "seed": 4,
+    "cluster": {"nodes": 1, "cpus_per_node": CPUS},
+    "workload": {
+        "kind": "serving",
+        "requests": 24,
+        "arrivals": {"process": "poisson", "rate_rps": 150},
+        "deployments": [
+            {  # several replicas and drawn costs: the replicas share the deployment's draws
+                "name": "A",
+                "num_replicas": 2,
+                "num_cpus": 0,
+                "max_batch_size": 4,
+                "batch_wait_timeout_s": 0.004,
+                "latency_fixed_ms": {"dist": "uniform", "low": 1, "high": 3},
+                "latency_per_item_ms": {"dist": "exponential", "mean": 0.5},
+                "weight": 2,
+            },
+            {  # one replica, no @serve.batch: it draws from its own copy of the stream
+                "name": "B",
+                "num_replicas": 1,
+                "num_cpus": 0,
+                "max_concurrent_batches": 2,
+                "latency_fixed_ms": {"dist": "exponential", "mean": 2},
+            },
+        ],
+    },
+}
+"""A small serving scenario covering both ways a replica gets its batch costs."""
+
+
+class ServingIntents:
+    """What a serving engine did: requests (offset, deployment) and each deployment's costs."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[float, int]] = []
+        self.costs: dict[int, dict[int, tuple[float, float]]] = {}
+        """Deployment -> batch number -> (fixed, per-item) ms."""
+
+
+def simulated_serving(monkeypatch: pytest.MonkeyPatch) -> ServingIntents:
+    """The requests the simulated proxy received and the costs its batches drew."""
+    from sim.scenario import validate_scenario
+    from sim.serving import ServingDriver
+
+    intents = ServingIntents()
+
+    class Recorded(ServingDriver):
+        def _arrive(self) -> None:
+            upcoming = self._next
+            assert upcoming is not None
+            intents.requests.append((upcoming.offset, upcoming.deployment))
+            super()._arrive()
+
+        def _launch(self, dep: Any, rep: Any, batches: list[Any], now: float) -> None:
+            d = self.deployments.index(dep)
+            draw = dep.cost.draw
+
+            def noted() -> tuple[int, float, float]:
+                k, fixed, per_item = draw()
+                intents.costs.setdefault(d, {})[k] = (fixed, per_item)
+                return k, fixed, per_item
+
+            dep.cost.draw = noted
+            try:
+                super()._launch(dep, rep, batches, now)
+            finally:
+                dep.cost.draw = draw
+
+    monkeypatch.setattr(sim.runner, "ServingDriver", Recorded)
+    metrics = sim.runner.run_scenario(validate_scenario(SERVING))
+    assert metrics["serving"]["completed"] == SERVING["workload"]["requests"]
+    return intents
+
+
+def served(ray: ModuleType, serve: ModuleType, monkeypatch: pytest.MonkeyPatch) -> ServingIntents:
+    """The requests a real run sent (`ray` initialised) and the costs its replicas drew."""
+    import twin.real_serving
+    from sim.scenario import validate_scenario
+
+    intents = ServingIntents()
+    load = twin.real_serving._load
+
+    async def recorded(urls: list[str], offsets: list[float], pick: list[int]) -> Any:
+        intents.requests = list(zip(offsets, pick, strict=True))
+        return await load(urls, offsets, pick)
+
+    monkeypatch.setattr(twin.real_serving, "_load", recorded)
+    results = twin.real_serving.serve_program(ray, serve, validate_scenario(SERVING))
+    assert sorted(r[3] for r in results) == [200] * SERVING["workload"]["requests"]
+    for d, _, _, _, body in results:
+        assert body is not None
+        k, fixed, per_item = body["cost"]
+        seen = intents.costs.setdefault(d, {}).setdefault(k, (fixed, per_item))
+        assert seen == (fixed, per_item), "two batches took the same draw"
+    return intents
+
+
+def same_serving(real: ServingIntents, sim: ServingIntents) -> None:
+    """The same requests; per deployment, batch k cost the same (fixed, per item)."""
+    assert real.requests == sim.requests
+    assert sorted(real.costs) == sorted(sim.costs) == [0, 1]  # both deployments served
+    for d, costs in real.costs.items():
+        assert sorted(costs) == list(range(len(costs)))  # every draw once, from the first
+        common = min(len(costs), len(sim.costs[d]))
+        assert common >= 1
+        assert [costs[k] for k in range(common)] == [sim.costs[d][k] for k in range(common)]
+
+
+def test_twinray_serves_the_requests_and_costs_the_simulator_draws(
+    twinray: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from runtime import serve
+
+    expected = simulated_serving(monkeypatch)
+    assert len(expected.requests) == SERVING["workload"]["requests"]
+    assert len({d for _, d in expected.requests}) == 2  # the requests were split
+    same_serving(served(twinray, serve, monkeypatch), expected)
+
+
+def test_ray_serve_serves_the_requests_and_costs_the_simulator_draws(
+    real_ray: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ray import serve
+
+    same_serving(served(real_ray, serve, monkeypatch), simulated_serving(monkeypatch))

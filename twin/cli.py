@@ -120,13 +120,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if scenario.workload.kind == "serving":
         from twin.real_serving import run_serving_mode
 
-        if args.mode == "ray":
-            print(
-                "run-scenario: cannot run in ray mode: serving scenarios run on twinray's "
-                "runtime.serve only (--mode real|both)",
-                file=sys.stderr,
+        if args.address is not None:
+            parser.error(
+                "--address does not apply to serving scenarios: --mode ray serves them on a "
+                "local Ray started for the run"
             )
-            return 2
         if args.scale_down:
             parser.error("--scale-down does not apply to serving scenarios: they run as given")
         if args.nodes is not None:
