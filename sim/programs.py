@@ -15,8 +15,9 @@ engine calls back `Program.done(tag, handle, ok, at)` when the first return of a
 it submitted with ``tag`` is ready (counted once; ``ok`` false when it failed).
 
 Kinds written here: independent (closed loop), chain, tree, shuffle, graph, actors, rl and
-parameter_server. hyperparameter_search shares `sim.trial_loop.TrialLoop` the same way;
-open-loop arrivals, streams, puts, allreduce and serving have their own drivers.
+parameter_server. hyperparameter_search shares `sim.trial_loop.TrialLoop` the same way,
+serving `sim.serving_program.ServingProgram`; open-loop arrivals, streams, puts and
+allreduce have their own drivers.
 """
 
 from __future__ import annotations

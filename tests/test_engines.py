@@ -200,6 +200,10 @@ def test_mode_ray_without_ray_says_how_to_install_it(
     assert main([file, "--mode", "ray", "--scale-down", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "--mode ray needs Ray" in err and "pip install 'twinray[peers]'" in err
+    serving = str(SCENARIOS / "serving_small.yaml")
+    assert main([serving, "--mode", "ray", "--out", str(tmp_path)]) == 2  # Ray Serve too
+    err = capsys.readouterr().err
+    assert "--mode ray needs Ray" in err and "pip install 'twinray[peers]'" in err
 
 
 def test_address_is_for_mode_ray_only(capsys: pytest.CaptureFixture[str]) -> None:
@@ -208,6 +212,9 @@ def test_address_is_for_mode_ray_only(capsys: pytest.CaptureFixture[str]) -> Non
     with pytest.raises(SystemExit):
         main([str(SCENARIOS / "chain.yaml"), "--mode", "real", "--address", "auto"])
     assert "--address applies to --mode ray" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # Ray Serve runs on a Ray started for the run
+        main([str(SCENARIOS / "serving_small.yaml"), "--mode", "ray", "--address", "auto"])
+    assert "--address does not apply to serving scenarios" in capsys.readouterr().err
 
 
 def test_compare_takes_two_or_three_distinct_known_engines() -> None:

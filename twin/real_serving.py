@@ -1,15 +1,18 @@
-"""A serving scenario on real Serve: HTTP load with the sim's arrivals, metrics, calibration.
+"""A serving scenario on real Serve (twinray's or Ray's): the program's requests over HTTP.
 
-`run_real_serving` deploys the scenario's deployments with ``runtime.serve`` (replicas whose
-``@serve.batch`` method awaits the drawn model time: fixed + n x per-item, as an accelerator
-call does), then an open-loop HTTP client sends ``requests`` requests at exactly the arrival
-times the simulator uses (same seed, same generator) and measures each one from its send
+`run_real_serving` deploys the scenario's deployments with ``runtime.serve`` (engine
+"real") or Ray Serve ("ray"), through Serve's public API only (`serve_program`): replicas
+whose method (``@serve.batch`` where the deployment batches) awaits the batch's model time,
+fixed + n x per-item drawn as `sim.serving_program` says (the deployment's k-th batch takes
+its k-th draw), as an accelerator call would; then an open-loop HTTP client sends the
+program's requests at its offsets to its deployments and measures each one from its send
 time to its answer; a 503 counts as rejected. Each answer carries what the replica saw
-(batch size and id, when the request entered and left the replica, the batch's model time),
-from which `calibrate_serving` measures the model's fixed and per-item costs (least squares
-over batches) and the proxy's overheads (send -> replica and replica -> answer, medians).
-`run_serving_mode` is `run-scenario --mode real|both` for a serving scenario: real run, sim
-run, calibrated sim run, side-by-side table (`comparison.md`) and `calibration.json`.
+(batch size, id and cost draw, when the request entered and left the replica, the batch's
+model time), from which `calibrate_serving` measures the model's fixed and per-item costs
+(least squares over batches) and the proxy's overheads (send -> replica and replica ->
+answer, medians). `run_serving_mode` is `run-scenario --mode real|both|ray` for a serving
+scenario (real run, with both also the sim run, the calibrated sim run, a side-by-side
+table `comparison.md` and `calibration.json`); `run_serving_compare` is its `--compare`.
 """
 
 from __future__ import annotations
@@ -424,10 +427,10 @@ def _at(section: dict[str, Any], path: str) -> float | None:
 
 
 def comparison(worlds: list[tuple[str, dict[str, Any]]]) -> list[str]:
-    """A markdown table of the serving rows of each world, the last one being real."""
-    real = worlds[-1][1]["serving"]
+    """A markdown table of the serving rows of each world, each compared with the last."""
+    last, real = worlds[-1][0], worlds[-1][1]["serving"]
     head = "| metric | " + " | ".join(name for name, _ in worlds)
-    head += " | " + " | ".join(f"{name} vs real" for name, _ in worlds[:-1]) + " |"
+    head += " | " + " | ".join(f"{name} vs {last}" for name, _ in worlds[:-1]) + " |"
     lines = [head, "|---" * (2 * len(worlds)) + "|"]
     for path, label in COMPARED:
         vals = [_at(m["serving"], path) for _, m in worlds]
@@ -523,6 +526,48 @@ def run_serving_mode(scenario: Scenario, mode: str, plots: bool = True) -> int:
         _print(line)
     _print(f"calibration         {fitted}")
     _print(f"calibrated p50      {verdict}")
+    _print(f"comparison          {path}")
+    return 0
+
+
+def run_serving_compare(scenario: Scenario, engines: list[str], plots: bool = True) -> int:
+    """`run-scenario --compare` for a serving scenario: each engine's run and one table.
+
+    `engines` are two or three of sim, real (twinray's Serve), ray (Ray Serve), each run
+    from the same `ServingProgram`; writes ``<engine>/metrics.json`` (and with `plots`
+    its report) and ``comparison.md`` with each serving metric per engine and every
+    engine's difference to the last one named. Returns 2 when Ray is wanted but missing.
+    """
+    from sim.runner import run_scenario
+
+    if "ray" in engines:
+        from twin.ray_mode import RayUnavailable, import_ray
+
+        try:
+            import_ray()
+        except RayUnavailable as exc:
+            print(f"run-scenario: cannot compare: {exc}", file=sys.stderr)
+            return 2
+    base = Path(scenario.output.report_dir) / scenario.name
+    worlds = []
+    for engine in engines:
+        metrics = (
+            run_scenario(scenario) if engine == "sim" else run_real_serving(scenario, engine=engine)
+        )
+        worlds.append((engine, metrics))
+        write_json(base / engine / "metrics.json", metrics)
+        if plots:
+            title = f"{scenario.name} ({engine})"
+            write_report(metrics, base / engine, title, intro=scenario.description)
+    table = comparison(worlds)
+    links = ", ".join(f"[{e}]({e}/report.md)" for e in engines) if plots else ""
+    lines = [f"# {scenario.name}: {', '.join(engines)}", "", scenario.description, "", *table]
+    if links:
+        lines += ["", f"Per-engine reports: {links}."]
+    path = base / "comparison.md"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    for line in table:
+        _print(line)
     _print(f"comparison          {path}")
     return 0
 
