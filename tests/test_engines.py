@@ -405,3 +405,78 @@ def test_ray_serve_serves_the_requests_and_costs_the_simulator_draws(
     from ray import serve
 
     same_serving(served(real_ray, serve, monkeypatch), simulated_serving(monkeypatch))
+
+
+# --- streaming generators: the producers' and consumers' draws ---------------------------
+
+
+def _streamed(monkeypatch: pytest.MonkeyPatch, modules: tuple[Any, ...]) -> list[Any]:
+    """Patch `StreamProgram` in `modules` to note each producer and consumer it hands out."""
+    from sim.stream_program import StreamProgram
+
+    noted: list[Any] = []
+
+    class Recorded(StreamProgram):
+        def next_producer(self) -> Any:
+            producer = super().next_producer()
+            if producer is not None:
+                noted.append(("producer", producer.duration_s, producer.item_sizes))
+            return producer
+
+        def consumer_duration(self) -> float:
+            duration = super().consumer_duration()
+            noted.append(("consumer", duration))
+            return duration
+
+    for module in modules:
+        monkeypatch.setattr(module, "StreamProgram", Recorded)
+    return noted
+
+
+STREAM = ("stream.yaml", {"workload.producers": "3", "workload.items": "3"})
+
+
+def _small_stream() -> Scenario:
+    scenario = load_scenario(SCENARIOS / STREAM[0], STREAM[1])
+    return fit_to_machine(scenario, scale_down=True, cpus=CPUS).scenario
+
+
+def _stream_run(ray: ModuleType, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    import twin.real_workloads
+    from twin.real_workloads import run_stream
+
+    noted = _streamed(monkeypatch, (twin.real_workloads,))
+    scenario = _small_stream()
+    driver = RealDriver(ray, scenario)
+    driver.t0 = time.monotonic()
+    run_stream(driver, scenario.workload)
+    return noted
+
+
+def _stream_simulated(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    import sim.streams
+
+    noted = _streamed(monkeypatch, (sim.streams,))
+    metrics = sim.runner.run_scenario(_small_stream())
+    assert metrics["tasks"] == 3 * (1 + 3)  # producers and one consumer per item
+    return noted
+
+
+def _stream_canonical(noted: list[Any]) -> tuple[list[Any], list[Any]]:
+    """The producers in order; the consumers' durations (items arrive in each engine's order)."""
+    return [x for x in noted if x[0] == "producer"], sorted(x for x in noted if x[0] == "consumer")
+
+
+def test_twinray_streams_what_the_simulator_draws(
+    twinray: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    producers, consumers = expected = _stream_canonical(_stream_simulated(monkeypatch))
+    assert len(producers) == 3 and len(consumers) == 9
+    assert _stream_canonical(_stream_run(twinray, monkeypatch)) == expected
+
+
+def test_ray_streams_what_the_simulator_draws(
+    real_ray: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    expected = _stream_canonical(_stream_simulated(monkeypatch))
+    assert _stream_canonical(_stream_run(real_ray, monkeypatch)) == expected
