@@ -25,7 +25,6 @@ from runtime.core.global_scheduler import GlobalScheduler
 from runtime.core.owner import Owner
 from runtime.core.raylet import WAIT_CAUSES, Raylet
 from runtime.core.speculation import SpeculationPolicy
-from sim.collectives import AllreduceDriver
 from sim.drivers import PoissonDriver, SearchDriver, rl_summary, split
 from sim.flows import FlowNetwork
 from sim.gcs_memory import GcsMemoryModel
@@ -463,18 +462,6 @@ def _puts_drivers(sim: Simulation, spec: PutsWorkload) -> int:
     return spec.puts * len(sim.owners)
 
 
-def _allreduce_drivers(sim: Simulation, spec: AllreduceWorkload) -> int:
-    """One ring per driver (each its own actors), ``rounds`` allreduces each."""
-    seed = sim.scenario.seed
-    total = 0
-    for i, owner in enumerate(sim.owners):
-        rng = _rng(seed, f"workload:{i}")
-        driver = AllreduceDriver(sim.host, owner, sim.metrics, sim.completion, spec, rng)
-        sim.drivers.append(driver)
-        total += spec.rounds * spec.actors * spec.chunks * (2 * spec.actors - 1)
-    return total
-
-
 _WORKLOADS: dict[type, Callable[[Simulation, Any], int]] = {
     StreamWorkload: _stream_drivers,
     IndependentWorkload: _independent_drivers,
@@ -488,7 +475,7 @@ _WORKLOADS: dict[type, Callable[[Simulation, Any], int]] = {
     HyperparameterSearchWorkload: _search_drivers,
     ServingWorkload: _serving_drivers,
     PutsWorkload: _puts_drivers,
-    AllreduceWorkload: _allreduce_drivers,
+    AllreduceWorkload: _program_drivers,
 }
 """Workload kind -> builder of its drivers (returns the number of tasks to run)."""
 

@@ -44,6 +44,10 @@ CASES: dict[str, tuple[str, dict[str, str]]] = {
     "actors": ("actors.yaml", {"workload.actors": "2", "workload.calls": "4"}),
     "rl": ("rl.yaml", {"workload.iterations": "2", "workload.rollout_actors": "2"}),
     "parameter_server": ("parameter_server.yaml", {"workload.iterations": "2"}),
+    "allreduce": (
+        "ray_paper/allreduce.yaml",
+        {"workload.actors": "2", "workload.bytes": "4096", "workload.chunks": "2"},
+    ),
 }
 """Workload kind -> a shipped scenario and overrides that make it small."""
 
