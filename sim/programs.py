@@ -16,8 +16,9 @@ it submitted with ``tag`` is ready (counted once; ``ok`` false when it failed).
 
 Kinds written here: independent (closed loop), chain, tree, shuffle, graph, actors, rl,
 parameter_server and allreduce. hyperparameter_search shares `sim.trial_loop.TrialLoop`
-the same way, serving `sim.serving_program.ServingProgram` and streams
-`sim.stream_program.StreamProgram`; open-loop arrivals and puts have their own drivers.
+the same way, serving `sim.serving_program.ServingProgram`, streams
+`sim.stream_program.StreamProgram` and puts `sim.puts_program.PutsProgram`; open-loop
+arrivals have their own driver.
 """
 
 from __future__ import annotations

@@ -484,3 +484,65 @@ def test_ray_streams_what_the_simulator_draws(
 ) -> None:
     expected = _stream_canonical(_stream_simulated(monkeypatch))
     assert _stream_canonical(_stream_run(real_ray, monkeypatch)) == expected
+
+
+# --- puts: what each driver puts ------------------------------------------------------------
+
+
+def _puts_noted(monkeypatch: pytest.MonkeyPatch, module: Any) -> list[int]:
+    """Patch `PutsProgram` in `module` to note the size of every object it hands out."""
+    from sim.puts_program import PutsProgram
+
+    noted: list[int] = []
+
+    class Recorded(PutsProgram):
+        def next_put(self) -> int | None:
+            size = super().next_put()
+            if size is not None:
+                noted.append(size)
+            return size
+
+    monkeypatch.setattr(module, "PutsProgram", Recorded)
+    return noted
+
+
+def _small_puts() -> Scenario:
+    overrides = {
+        "workload.puts": "12",
+        "workload.object_bytes": "2048",
+        "workload.drivers": "2",  # scaled down: one driver putting both drivers' objects
+        "cluster.nodes": "2",
+    }
+    scenario = load_scenario(SCENARIOS / "ray_paper" / "object_store.yaml", overrides)
+    return fit_to_machine(scenario, scale_down=True, cpus=CPUS).scenario
+
+
+def _puts_both(ray: ModuleType, monkeypatch: pytest.MonkeyPatch) -> tuple[list[int], list[int]]:
+    """The sizes the simulator put and those a run on `ray` put, for the small scenario."""
+    import sim.store
+    import twin.real_workloads
+
+    simulated_sizes = _puts_noted(monkeypatch, sim.store)
+    scenario = _small_puts()
+    assert scenario.workload.drivers == 1 and scenario.workload.puts == 24  # both drivers' puts
+    assert sim.runner.run_scenario(scenario)["tasks"] == 24
+    real_sizes = _puts_noted(monkeypatch, twin.real_workloads)
+    driver = RealDriver(ray, scenario)
+    driver.t0 = time.monotonic()
+    twin.real_workloads.run_puts(driver, scenario.workload)
+    assert driver.metrics.summary(1.0, CPUS)["tasks"] == 24
+    return real_sizes, simulated_sizes
+
+
+def test_twinray_puts_what_the_simulator_puts(
+    twinray: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_sizes, simulated_sizes = _puts_both(twinray, monkeypatch)
+    assert real_sizes == simulated_sizes == [2048] * 24
+
+
+def test_ray_puts_what_the_simulator_puts(
+    real_ray: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_sizes, simulated_sizes = _puts_both(real_ray, monkeypatch)
+    assert real_sizes == simulated_sizes == [2048] * 24

@@ -297,6 +297,17 @@ ALLREDUCE_TASK_FIELDS = (
 """Task fields an allreduce workload refuses (it runs actor calls only)."""
 
 
+PUTS_TASK_FIELDS = (*ALLREDUCE_TASK_FIELDS, "resources", "scheduling_strategy")
+"""Task fields a puts workload refuses (it runs no task)."""
+
+
+def _scale_puts(wl: dict[str, Any], drivers: int, cpus: int, notes: list[str]) -> None:
+    """One driver putting every driver's objects."""
+    for key in PUTS_TASK_FIELDS:  # unset in a valid scenario: the dump's defaults
+        wl.pop(key, None)
+    _merge_windows(wl, drivers, "puts")
+
+
 def _scale_allreduce(wl: dict[str, Any], drivers: int, cpus: int, notes: list[str]) -> None:
     """One ring doing every driver's rounds, with as many actors as fit (a ring has 2+)."""
     for key in ALLREDUCE_TASK_FIELDS:  # unset in a valid scenario: the dump's defaults
@@ -317,11 +328,17 @@ _SCALERS: dict[str, Callable[[dict[str, Any], int, int, list[str]], None]] = {
     "hyperparameter_search": lambda wl, d, c, n: _merge_windows(wl, d, "concurrent_trials"),
     "stream": lambda wl, d, c, n: _merge_windows(wl, d, "window"),
     "allreduce": _scale_allreduce,
+    "puts": _scale_puts,
 }
 """Workload kind -> how one driver on 1 node x `cpus` CPUs takes over the workload."""
 
 
 # --- the time budget of a scaled-down run --------------------------------------------------
+
+
+PUT_OVERHEAD_S = 1e-4
+PUT_BYTES_PER_S = 1e9
+"""A real put's rough cost (fixed + copy), for the time budget of a puts workload."""
 
 
 def _mean(dist: Any) -> float:
@@ -391,6 +408,7 @@ _BUDGETS: dict[str, tuple[str, Callable[[Any, int], float]]] = {
             / _slots(w.num_cpus, c)
         ),
     ),
+    "puts": ("puts", lambda w, c: PUT_OVERHEAD_S + w.object_bytes / PUT_BYTES_PER_S),
     "allreduce": (  # a round: 2n - 1 steps of each actor's calls, one per piece
         "rounds",
         lambda w, c: (2 * w.actors - 1) * w.chunks * (w.injected_delay_ms * 1e-3 + TASK_OVERHEAD_S),

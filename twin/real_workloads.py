@@ -21,7 +21,8 @@ from typing import Any
 from sim.drivers import IterationTimes
 from sim.metrics import MetricsRecorder
 from sim.programs import PROGRAM_KINDS, Program, make_program, task_samplers, workload_rng
-from sim.scenario import HyperparameterSearchWorkload, Scenario, StreamWorkload
+from sim.puts_program import PutsProgram
+from sim.scenario import HyperparameterSearchWorkload, PutsWorkload, Scenario, StreamWorkload
 from sim.stream_program import StreamProgram
 from sim.trial_loop import SimTrial, TrialLoop
 
@@ -444,8 +445,33 @@ def run_stream(driver: RealDriver, spec: StreamWorkload) -> StreamProgram:
     return program
 
 
+# --- puts (sim.store.PutDriver) -----------------------------------------------------------
+
+
+def run_puts(driver: RealDriver, spec: PutsWorkload) -> PutsProgram:
+    """Put `puts` objects one after the other, each reference dropped at once; one task each.
+
+    What is put is `sim.puts_program.PutsProgram`'s (real mode runs one driver: every
+    driver's puts). Each put's latency is the ``put`` call (serializing and storing the
+    value made before it); the simulator's store model (``object_store``, ``threads``)
+    prices puts there only: a real put copies as its engine does. Returns the program.
+    """
+    program = PutsProgram(spec, spec.puts)
+    put, metrics, t0 = driver.ray.put, driver.metrics, driver.t0
+    while (nbytes := program.next_put()) is not None:
+        value = _output(nbytes)
+        start = time.monotonic()
+        ref = put(value)
+        now = time.monotonic()
+        del ref  # dropped at once, as the simulated driver does
+        metrics.task_done(now - start, now - t0)
+        driver.last = now
+    return program
+
+
 RUNNERS: dict[str, Callable[[RealDriver, Any], object]] = {
     "stream": run_stream,
+    "puts": run_puts,
     "hyperparameter_search": run_search,
     **{kind: run_program for kind in PROGRAM_KINDS},
 }
