@@ -114,24 +114,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         from twin.compare import run_compare
 
         return run_compare(scenario, engines, args.scale_down, address=args.address)
-    if engines is not None:
-        print("run-scenario: cannot compare serving scenarios: use --mode both", file=sys.stderr)
-        return 2
     if scenario.workload.kind == "serving":
-        from twin.real_serving import run_serving_mode
+        from twin.real_serving import run_serving_compare, run_serving_mode
 
-        if args.mode == "ray":
-            print(
-                "run-scenario: cannot run in ray mode: serving scenarios run on twinray's "
-                "runtime.serve only (--mode real|both)",
-                file=sys.stderr,
+        if args.address is not None:
+            parser.error(
+                "--address does not apply to serving scenarios: --mode ray serves them on a "
+                "local Ray started for the run"
             )
-            return 2
         if args.scale_down:
             parser.error("--scale-down does not apply to serving scenarios: they run as given")
         if args.nodes is not None:
             parser.error("--nodes does not apply to serving scenarios: they run on one node")
-
+        if engines is not None:
+            return run_serving_compare(scenario, engines)
         return run_serving_mode(scenario, args.mode)
     if args.netns and args.nodes is None:
         parser.error("--netns needs --nodes N (it places worker nodes in namespaces)")
