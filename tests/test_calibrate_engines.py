@@ -51,8 +51,23 @@ def _stand_in() -> cal.Engine:
 
 
 def test_fitted_to_an_engine_the_sim_predicts_its_runs(small_probes: None, tmp_path: Path) -> None:
+    scenarios = tmp_path / "scenarios"
+    scenarios.mkdir()
+    (scenarios / "tiny.yaml").write_text(TINY, encoding="utf-8")
+    order: list[str] = []
+
+    def noted(scenario: Scenario, cpus: int) -> dict[str, Any]:
+        order.append(scenario.name)
+        return _as_engine(scenario, cpus)
+
+    fits = cal.shipped_fits(scenarios, ("tiny",))
+    tps, runs = cal.measure_interleaved(2, 2, noted, fits)
+    probes = ["calibration"] * len(cal.probes())
+    assert order == [*probes, "tiny", *probes, "tiny"]  # in turns: probes, then the scenario
+    assert set(tps) == set(cal.probes()) and len(runs["tiny"]) == 2
+
     profile_path = tmp_path / "ray_profile.yaml"
-    profile = cal.calibrate(profile_path, cpus=2, repeats=1, engine=_stand_in())
+    profile = cal.calibrate(profile_path, cpus=2, repeats=1, engine=_stand_in(), measured=tps)
     written = yaml.safe_load(profile_path.read_text(encoding="utf-8"))
     assert written == profile
     assert profile["engine"] == "ray" and profile["machine"]["engine_version"] == "ray 0.0-test"
@@ -61,11 +76,8 @@ def test_fitted_to_an_engine_the_sim_predicts_its_runs(small_probes: None, tmp_p
     assert profile["control_plane"]["per_kib_us"] == pytest.approx(1e6 / (2.0 * 2**20), rel=1e-3)
     assert "--engine ray" in profile_path.read_text(encoding="utf-8").splitlines()[0]
 
-    scenarios = tmp_path / "scenarios"
-    scenarios.mkdir()
-    (scenarios / "tiny.yaml").write_text(TINY, encoding="utf-8")
     prediction = cal.predict(
-        profile_path, scenarios, tmp_path / "report", 1, ("tiny",), _stand_in()
+        profile_path, scenarios, tmp_path / "report", 2, ("tiny",), _stand_in(), runs
     )
     errors = prediction.errors()["tiny"]
     assert set(errors) == set(cal.TARGETS)
@@ -77,7 +89,7 @@ def test_fitted_to_an_engine_the_sim_predicts_its_runs(small_probes: None, tmp_p
     text = prediction.path.read_text(encoding="utf-8")
     assert text.startswith("# Calibration against ray 0.0-test")
     assert "| metric | ray (median) |" in text and "--calibrate --engine ray" in text
-    assert "Load average while it ran" in text
+    assert "Load average while it ran" in text and "taken in turns" in text
     lines = cal.error_lines(prediction.errors())
     assert any("tiny" in line and "met (within 15%)" in line for line in lines)
 
@@ -143,3 +155,27 @@ def test_calibrating_against_real_ray(small_probes: None, tmp_path: Path) -> Non
     assert set(prediction.errors()["tiny"]) == set(cal.TARGETS)
     text = prediction.path.read_text(encoding="utf-8")
     assert "| metric | ray (median) |" in text
+
+
+def test_stored_arguments_lengthen_the_tasks_that_read_them() -> None:
+    from sim.scenario import load_scenario
+
+    chain = ROOT / "scenarios" / "chain.yaml"
+    small = {"workload.chains": "1", "workload.length": "10", "workload.drivers": "1"}
+    plain = run_scenario(load_scenario(chain, small))
+    costly = load_scenario(chain, {**small, "control_plane.store_get_us_per_mib": "2000"})
+    longer = run_scenario(costly)
+    # each of the 9 tasks after the first reads its predecessor's 1 MiB output: +2 ms each
+    assert longer["makespan_s"] - plain["makespan_s"] == pytest.approx(9 * 2e-3, rel=0.02)
+
+
+def test_a_profile_supplies_the_stored_argument_cost(tmp_path: Path) -> None:
+    from sim.scenario import load_scenario
+
+    profile = tmp_path / "p.yaml"
+    profile.write_text(
+        "control_plane: {owner_us: 3.0}\ntask_overhead: {per_task_ms: 0.1, stored_arg_ms: 0.5}\n"
+    )
+    chain = ROOT / "scenarios" / "chain.yaml"
+    plane = load_scenario(chain, {"control_plane.profile": str(profile)}).control_plane
+    assert (plane.task_overhead_us, plane.store_get_us_per_mib) == (100.0, 500.0)

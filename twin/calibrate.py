@@ -173,24 +173,63 @@ SLEEPY = {"kind": "independent", "tasks": 400, "window": WINDOW, "duration_ms": 
 STORED = {**SLEEPY, "output_bytes": 1 << 20}
 
 
+CHAIN_STORED = {
+    "kind": "chain",
+    "chains": 8,
+    "length": 50,
+    "duration_ms": 2,
+    "output_bytes": 1 << 20,
+}
+"""Chains of 2 ms tasks each reading the previous one's 1 MiB (stored) output: enough
+chains side by side to keep every CPU of a small machine busy, like `STORED`."""
+
+
+def probes() -> dict[str, dict[str, Any]]:
+    """Measured figure -> its probe workload (each figure is the probe's tasks/s)."""
+    return {
+        "noop_tps": NOOP,
+        "chain_tps": CHAIN,
+        "sleep_2ms_tps": SLEEPY,
+        "sleep_2ms_stored_tps": STORED,
+        "chain_stored_tps": CHAIN_STORED,
+    }
+
+
 def measure_real(cpus: int, repeats: int = 3, run: Runner | None = None) -> dict[str, float]:
     """Medians over `repeats` real runs (tasks/s) of: no-op tasks, a chain of no-op tasks,
-    2 ms tasks with inline (8 B) outputs, and 2 ms tasks with stored (1 MiB) outputs.
+    2 ms tasks with inline (8 B) outputs, 2 ms tasks with stored (1 MiB) outputs, and a
+    chain of no-op tasks passing stored (1 MiB) outputs (`probes`).
 
     `run` runs one probe (default: twinray's real mode, `twin.real_mode.run_real`)."""
+    return measure_interleaved(cpus, repeats, run)[0]
+
+
+def measure_interleaved(
+    cpus: int,
+    repeats: int,
+    run: Runner | None,
+    scenarios: dict[str, tuple[Any, int]] | None = None,
+    scenario_run: Runner | None = None,
+) -> tuple[dict[str, float], dict[str, list[dict[str, Any]]]]:
+    """`measure_real`'s medians, and `repeats` runs of each of `scenarios` (name ->
+    (scenario, cpus)) by `scenario_run` (default: `run`), taken in turns.
+
+    Each round runs every probe once, then every scenario once, so a machine whose load
+    drifts (other jobs) shifts probes and scenarios alike rather than one set of them.
+    """
     if run is None:
         from twin.real_mode import run_real as run
-
-    def tps(workload: dict[str, Any]) -> float:
-        runs = [run(_scenario(workload, cpus), cpus)["throughput_tps"] for _ in range(repeats)]
-        return statistics.median(runs)
-
-    return {
-        "noop_tps": tps(NOOP),
-        "chain_tps": tps(CHAIN),
-        "sleep_2ms_tps": tps(SLEEPY),
-        "sleep_2ms_stored_tps": tps(STORED),
-    }
+    scenarios = scenarios or {}
+    scenario_run = scenario_run or run
+    workloads = probes()
+    tps: dict[str, list[float]] = {key: [] for key in workloads}
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in scenarios}
+    for _ in range(repeats):
+        for key, workload in workloads.items():
+            tps[key].append(run(_scenario(workload, cpus), cpus)["throughput_tps"])
+        for name, (scenario, n) in scenarios.items():
+            runs[name].append(scenario_run(scenario, n))
+    return {key: statistics.median(values) for key, values in tps.items()}, runs
 
 
 def task_overheads(
@@ -200,19 +239,46 @@ def task_overheads(
 
     `per_task_ms`: extra slot time of a 2 ms task with an inline output (dispatch and
     completion latency, sleep overshoot); `stored_output_ms`: further extra when its
-    output (1 MiB) goes to the object store. Both from slot time = cpus / throughput.
+    output (1 MiB) goes to the object store; `stored_arg_ms` (where `measured` has
+    ``chain_stored_tps``): further extra when the task reads a 1 MiB argument from the
+    store (chains of such tasks). Each is fitted in turn, the earlier ones included, so
+    that the simulated probe's throughput matches the measured one (`_fit_extra`).
+    """
+    per_task = _fit_extra(cpus, SLEEPY, measured["sleep_2ms_tps"], plane, "task_overhead_us")
+    plane = {**plane, "task_overhead_us": per_task}
+    stored = _fit_extra(
+        cpus, STORED, measured["sleep_2ms_stored_tps"], plane, "store_put_us_per_mib"
+    )
+    overheads = {
+        "per_task_ms": round(per_task / 1e3, 4),
+        "stored_output_ms": round(stored / 1e3, 4),
+    }
+    if "chain_stored_tps" in measured:
+        plane = {**plane, "store_put_us_per_mib": stored}
+        arg = _fit_extra(
+            cpus, CHAIN_STORED, measured["chain_stored_tps"], plane, "store_get_us_per_mib"
+        )
+        overheads["stored_arg_ms"] = round(arg / 1e3, 4)
+    return overheads
+
+
+def _fit_extra(
+    cpus: int, workload: dict[str, Any], tps: float, plane: dict[str, float], cost: str
+) -> float:
+    """The value (us) of slot-time `cost` that makes the simulated `workload` run at `tps`.
+
+    Zero where the sim without it is already as slow. By bisection rather than from the
+    slot-time difference: where the fitted per-message costs bound the sim's throughput,
+    slot time added to each task slows it by less than its own length.
     """
     from sim.runner import run_scenario
 
-    def sim_tps(workload: dict[str, Any]) -> float:
-        return run_scenario(_scenario(workload, cpus, plane))["throughput_tps"]
+    def sim_tps(us: float) -> float:
+        return run_scenario(_scenario(workload, cpus, {**plane, cost: us}))["throughput_tps"]
 
-    per_task = cpus / measured["sleep_2ms_tps"] - cpus / sim_tps(SLEEPY)
-    stored = cpus / measured["sleep_2ms_stored_tps"] - cpus / sim_tps(STORED)
-    return {
-        "per_task_ms": round(max(0.0, per_task) * 1e3, 4),
-        "stored_output_ms": round(max(0.0, stored - max(0.0, per_task)) * 1e3, 4),
-    }
+    if sim_tps(0.0) <= tps:
+        return 0.0
+    return round(_bisect(sim_tps, tps, 1.0, 1e6), 3)
 
 
 # --- fitting -------------------------------------------------------------------------------
@@ -261,14 +327,18 @@ def calibrate(
     cpus: int | None = None,
     repeats: int = 3,
     engine: Engine | None = None,
+    measured: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """Measure `engine` (default: twinray's real mode), fit, write the profile to `out`.
 
     Returns the profile mapping. A profile of another engine than twinray names it
     (``engine:`` and ``machine.engine_version``); the sim reads only its costs.
+    `measured` (the probes' medians, `measure_interleaved`) skips the probe runs.
     """
     cpus = cpus or os.cpu_count() or 1
-    measured = measure_real(cpus, repeats, engine.probe if engine else None)
+    if measured is None:
+        measured = measure_real(cpus, repeats, engine.probe if engine else None)
+    measured = dict(measured)
     measured.update(engine.store() if engine else measure_store())
     fitted = fit(cpus, measured["noop_tps"], measured["chain_tps"])
     per_kib_us = 1e6 / (measured["put_gib_s"] * 2**20)  # one KiB copied at put bandwidth
@@ -355,13 +425,17 @@ def predict(
     repeats: int = 3,
     names: tuple[str, ...] = SHIPPED,
     engine: Engine | None = None,
+    measured_runs: dict[str, list[dict[str, Any]]] | None = None,
+    load: tuple[float, float] | None = None,
 ) -> Prediction:
     """Predict `engine`'s runs (default: twinray's real mode) of the shipped small scenarios.
 
     For each scenario (scaled down to this machine): the median over `repeats` runs on
     the engine of each metric, the sim with default costs and the sim with the profile;
     writes `out/report.md` with the prediction errors per metric and the sim-vs-engine
-    plots of the calibrated runs.
+    plots of the calibrated runs. `measured_runs` (scenario -> its runs, taken with the
+    probes by `measure_interleaved`) replaces the runs made here; `load` is then the
+    1-minute load average before and after they were taken.
     """
     from sim.report import COMPARED, metric_at, plot_comparison
     from sim.runner import run_scenario
@@ -379,7 +453,10 @@ def predict(
     for name in names:
         path = Path(scenarios_dir) / f"{name}.yaml"
         fit_ = fit_to_machine(load_scenario(path), scale_down=True)
-        runs = [run(fit_.scenario, fit_.cpus) for _ in range(repeats)]
+        if measured_runs is not None:
+            runs = measured_runs[name]
+        else:
+            runs = [run(fit_.scenario, fit_.cpus) for _ in range(repeats)]
         real = _median_metrics(runs, [p for p, _ in COMPARED])
         default = run_scenario(fit_.scenario)
         calibrated_scenario = load_scenario(path, {"control_plane.profile": str(profile_path)})
@@ -405,8 +482,9 @@ def predict(
             "",
             "The calibrated costs include what a task adds beyond its body, which the "
             f"profile measured: {plane.task_overhead_us:.0f} us of CPU-slot time per task "
-            f"(dispatch, result return) and {plane.store_put_us_per_mib:.0f} us per MiB of "
-            "output written to the object store.",
+            f"(dispatch, result return), {plane.store_put_us_per_mib:.0f} us per MiB of "
+            f"output written to the object store and {plane.store_get_us_per_mib:.0f} us "
+            "per MiB of stored argument read.",
         ]
         spread = [metric_at(m, "throughput_tps") or 0.0 for m in runs]
         sections += [
@@ -418,8 +496,15 @@ def predict(
         ]
         for png in plot_comparison(calibrated, real, out / name):
             sections += [f"![{name}: {png[:-4]}]({name}/{png})", ""]
-    load = (load_before, os.getloadavg()[0])
-    lines = [_report_title(engine), "", _report_intro(profile, repeats, world, load), ""]
+    load = load or (load_before, os.getloadavg()[0])
+    intro = _report_intro(profile, repeats, world, load)
+    if measured_runs is not None:
+        intro += (
+            " The scenarios' runs were taken in turns with the calibration's probes (one"
+            " round: every probe once, then every scenario once), so load that drifts"
+            " while it runs moves both alike."
+        )
+    lines = [_report_title(engine), "", intro, ""]
     path = out / "report.md"
     path.write_text("\n".join(lines + sections).rstrip() + "\n", encoding="utf-8")
     return Prediction(path, found)
@@ -541,10 +626,22 @@ def main(out: str | Path | None = None, engine: str = "twinray", repeats: int = 
     try:
         opened = open_engine(engine, cpus)
         print(f"calibrating against {engine}: a local Ray, its probes and the shipped")
-        print("scenarios (about 2 minutes) ...", flush=True)
+        print("scenarios, in turns (about 3 minutes) ...", flush=True)
         with opened as measured:
-            profile = calibrate(out, cpus, repeats, measured)
-            prediction = predict(out, out=RAY_REPORT, repeats=repeats, engine=measured)
+            before = os.getloadavg()[0]
+            tps, runs = measure_interleaved(
+                cpus, repeats, measured.probe, shipped_fits(), measured.run
+            )
+            load = (before, os.getloadavg()[0])
+            profile = calibrate(out, cpus, repeats, measured, tps)
+            prediction = predict(
+                out,
+                out=RAY_REPORT,
+                repeats=repeats,
+                engine=measured,
+                measured_runs=runs,
+                load=load,
+            )
     except (CalibrationError, RayUnavailable) as exc:
         print(f"run-scenario: cannot calibrate: {exc}", file=sys.stderr)
         return 2
@@ -554,6 +651,20 @@ def main(out: str | Path | None = None, engine: str = "twinray", repeats: int = 
     print(f"profile             {out}")
     print(f"report              {prediction.path}")
     return 0
+
+
+def shipped_fits(
+    scenarios_dir: str | Path = "scenarios", names: tuple[str, ...] = SHIPPED
+) -> dict[str, tuple[Any, int]]:
+    """Each shipped scenario scaled down to this machine, as `predict` runs it."""
+    from sim.scenario import load_scenario
+    from twin.real_mode import fit_to_machine
+
+    fits = {}
+    for name in names:
+        fitted = fit_to_machine(load_scenario(Path(scenarios_dir) / f"{name}.yaml"), True)
+        fits[name] = (fitted.scenario, fitted.cpus)
+    return fits
 
 
 def error_lines(errors: dict[str, dict[str, float]]) -> list[str]:
