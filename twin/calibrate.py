@@ -605,7 +605,12 @@ def _median_metrics(runs: list[dict[str, Any]], paths: list[str]) -> dict[str, A
     return result
 
 
-def main(out: str | Path | None = None, engine: str = "twinray", repeats: int = 3) -> int:
+RAY_REPEATS = 5
+"""Rounds of probes and scenario runs on Ray: its runs scatter more than twinray's on a
+loaded machine (a load spike during one short probe run moves a median of 3)."""
+
+
+def main(out: str | Path | None = None, engine: str = "twinray", repeats: int | None = None) -> int:
     """`run-scenario --calibrate [PROFILE] [--engine E]`: calibrate, print; the exit code.
 
     twinray (the default) writes the profile (default `DEFAULT_PROFILE`). ray measures a
@@ -613,7 +618,7 @@ def main(out: str | Path | None = None, engine: str = "twinray", repeats: int = 
     Ray runs of the shipped scenarios in the same Ray session (`RAY_REPORT`).
     """
     if engine == "twinray":
-        out = out or DEFAULT_PROFILE
+        out = out or DEFAULT_PROFILE  # (twinray: 3 runs of each probe, as before)
         print("calibrating: real no-op tasks, chains and store bandwidth (about 20 s) ...")
         profile = calibrate(out)
         sys.stdout.write(yaml.safe_dump(profile, sort_keys=False))
@@ -622,11 +627,12 @@ def main(out: str | Path | None = None, engine: str = "twinray", repeats: int = 
     from twin.ray_mode import RayUnavailable
 
     out = out or RAY_PROFILE
+    repeats = repeats or RAY_REPEATS
     cpus = os.cpu_count() or 1
     try:
         opened = open_engine(engine, cpus)
         print(f"calibrating against {engine}: a local Ray, its probes and the shipped")
-        print("scenarios, in turns (about 3 minutes) ...", flush=True)
+        print(f"scenarios, in {repeats} rounds (about 5 minutes) ...", flush=True)
         with opened as measured:
             before = os.getloadavg()[0]
             tps, runs = measure_interleaved(
