@@ -505,6 +505,12 @@ def predict(
             " while it runs moves both alike."
         )
     lines = [_report_title(engine), "", intro, ""]
+    if engine is None or engine.name == "twinray":
+        lines += [
+            "Against Ray (the simulator calibrated to Ray with `run-scenario --calibrate "
+            "--engine ray`): [ray/report.md](ray/report.md).",
+            "",
+        ]
     path = out / "report.md"
     path.write_text("\n".join(lines + sections).rstrip() + "\n", encoding="utf-8")
     return Prediction(path, found)
