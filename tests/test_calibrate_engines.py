@@ -133,7 +133,8 @@ def test_calibrating_against_ray_without_ray_says_how_to_install_it(
     monkeypatch.setattr(builtins, "__import__", no_ray)
     assert main(["--calibrate", str(tmp_path / "p.yaml"), "--engine", "ray"]) == 2
     err = capsys.readouterr().err
-    assert "cannot calibrate" in err and "pip install 'twinray[peers]'" in err
+    assert "cannot calibrate against Ray: Ray is not installed" in err
+    assert "pip install 'twinray[peers]'" in err
     assert not (tmp_path / "p.yaml").exists()
 
 

@@ -630,7 +630,7 @@ def main(out: str | Path | None = None, engine: str = "twinray", repeats: int | 
         sys.stdout.write(yaml.safe_dump(profile, sort_keys=False))
         print(f"profile             {out}")
         return 0
-    from twin.ray_mode import RayUnavailable
+    from twin.ray_mode import RAY_INSTALL, RayUnavailable
 
     out = out or RAY_PROFILE
     repeats = repeats or RAY_REPEATS
@@ -654,7 +654,13 @@ def main(out: str | Path | None = None, engine: str = "twinray", repeats: int | 
                 measured_runs=runs,
                 load=load,
             )
-    except (CalibrationError, RayUnavailable) as exc:
+    except RayUnavailable:
+        print(
+            f"run-scenario: cannot calibrate against Ray: Ray is not installed: {RAY_INSTALL}",
+            file=sys.stderr,
+        )
+        return 2
+    except CalibrationError as exc:
         print(f"run-scenario: cannot calibrate: {exc}", file=sys.stderr)
         return 2
     sys.stdout.write(yaml.safe_dump(profile, sort_keys=False))
