@@ -529,6 +529,7 @@ def build(scenario: Scenario) -> Simulation:
         plane_spec.task_overhead_us * 1e-6,
         plane_spec.store_put_us_per_mib * 1e-6 / (1 << 20),
         config.inline_threshold,
+        plane_spec.store_get_us_per_mib * 1e-6 / (1 << 20),
     )
     metrics.node_busy = [{} for _ in capacity]
     raylets, owners = plane.raylets, plane.owners

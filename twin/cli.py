@@ -2,7 +2,7 @@
 
 Simulator-only runs (`--mode sim`, the default, `--sweep`, `--schema`) are `sim.cli`'s;
 this module adds `--mode real|both|ray`, `--compare`, `--address`, `--scale-down`, `--nodes`,
-`--calibrate` and `--calibrate-rl`,
+`--calibrate [--engine twinray|ray]` and `--calibrate-rl`,
 which start real worker processes.
 """
 
@@ -14,6 +14,8 @@ from collections.abc import Sequence
 
 from sim import cli as sim_cli
 from sim.profile import DEFAULT_PROFILE
+from twin.calibrate import ENGINES as CALIBRATION_ENGINES
+from twin.calibrate import RAY_PROFILE
 from twin.calibrate_rl import DEFAULT_RL_PROFILE
 
 
@@ -60,10 +62,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--calibrate",
         nargs="?",
-        const=str(DEFAULT_PROFILE),
+        const="",
         metavar="PROFILE",
         help="measure this machine's real-mode overheads and write a calibration profile "
-        f"(default {DEFAULT_PROFILE}); no scenario file needed",
+        f"(default {DEFAULT_PROFILE}; with --engine ray {RAY_PROFILE}); no scenario file "
+        "needed",
+    )
+    parser.add_argument(
+        "--engine",
+        choices=CALIBRATION_ENGINES,
+        help="--calibrate: the engine to fit the simulator to: twinray's real mode "
+        "(twinray, the default) or real Ray on this machine (ray, needs the peers extra; "
+        "also reports how well the fitted simulator predicts Ray runs)",
     )
     parser.add_argument(
         "--calibrate-rl",
@@ -80,10 +90,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `run-scenario`; returns the process exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.calibrate:
+    if args.engine is not None and args.calibrate is None:
+        parser.error("--engine applies to --calibrate only")
+    if args.calibrate is not None:
         from twin.calibrate import main as calibrate
 
-        return calibrate(args.calibrate)
+        return calibrate(args.calibrate or None, args.engine or "twinray")
     if args.calibrate_rl:
         from twin.calibrate_rl import main as calibrate_rl
 
