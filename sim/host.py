@@ -157,6 +157,8 @@ class Host:
         self._task_overhead_s = 0.0
         self._store_s_per_byte = 0.0
         self._arg_s_per_byte = 0.0
+        self._overhead_sigma = 0.0
+        self._overhead_rng: random.Random | None = None
         self._inline_threshold = 0
         self.components: dict[int, Component] = {}
         self._checked: set[int] = set()
@@ -545,9 +547,16 @@ class Host:
         store_s_per_byte: float,
         inline_threshold: int,
         arg_s_per_byte: float = 0.0,
+        sigma: float = 0.0,
+        rng: random.Random | None = None,
     ) -> None:
         """Slot time each task holds beyond its body, plus per byte of stored output and
-        per byte of stored argument it reads."""
+        per byte of stored argument it reads; with `sigma` > 0 each task's overhead is
+        scaled by a lognormal factor of mean 1 drawn from `rng` (its own stream)."""
+        if sigma > 0 and rng is None:
+            raise ValueError("set_task_overhead: a spread (sigma > 0) needs its rng")
+        self._overhead_sigma = sigma
+        self._overhead_rng = rng
         self._task_overhead_s = per_task_s
         self._store_s_per_byte = store_s_per_byte
         self._arg_s_per_byte = arg_s_per_byte
@@ -561,6 +570,9 @@ class Host:
             extra += stored * self._store_s_per_byte
         if self._arg_s_per_byte and spec.deps:
             extra += sum(d.size for d in spec.deps) * self._arg_s_per_byte
+        if self._overhead_rng is not None:
+            sigma = self._overhead_sigma
+            extra *= self._overhead_rng.lognormvariate(-0.5 * sigma * sigma, sigma)
         return extra
 
     def _transfer(self, cmd: Transfer, src: int, at: float) -> None:

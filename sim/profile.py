@@ -63,6 +63,8 @@ def apply_profile(raw: dict[str, Any], scenario_path: Path) -> list[str]:
         defaults["store_put_us_per_mib"] = round(float(overhead["stored_output_ms"]) * 1e3, 3)
     if overhead.get("stored_arg_ms"):  # measured with 1 MiB arguments
         defaults["store_get_us_per_mib"] = round(float(overhead["stored_arg_ms"]) * 1e3, 3)
+    if overhead.get("spread_sigma"):  # lognormal spread of the overhead, mean 1
+        defaults["task_overhead_sigma"] = round(float(overhead["spread_sigma"]), 4)
     raw["control_plane"] = {**defaults, **plane, "profile": str(found)}
     network = profile.get("network")
     if isinstance(network, dict):

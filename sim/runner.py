@@ -530,6 +530,8 @@ def build(scenario: Scenario) -> Simulation:
         plane_spec.store_put_us_per_mib * 1e-6 / (1 << 20),
         config.inline_threshold,
         plane_spec.store_get_us_per_mib * 1e-6 / (1 << 20),
+        plane_spec.task_overhead_sigma,
+        _rng(scenario.seed, "task_overhead") if plane_spec.task_overhead_sigma else None,
     )
     metrics.node_busy = [{} for _ in capacity]
     raylets, owners = plane.raylets, plane.owners

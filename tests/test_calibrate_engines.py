@@ -64,7 +64,7 @@ def test_fitted_to_an_engine_the_sim_predicts_its_runs(small_probes: None, tmp_p
     tps, runs = cal.measure_interleaved(2, 2, noted, fits)
     probes = ["calibration"] * len(cal.probes())
     assert order == [*probes, "tiny", *probes, "tiny"]  # in turns: probes, then the scenario
-    assert set(tps) == set(cal.probes()) and len(runs["tiny"]) == 2
+    assert set(tps) == {*cal.probes(), *cal.SPREAD_KEYS} and len(runs["tiny"]) == 2
 
     profile_path = tmp_path / "ray_profile.yaml"
     profile = cal.calibrate(profile_path, cpus=2, repeats=1, engine=_stand_in(), measured=tps)
@@ -156,6 +156,66 @@ def test_calibrating_against_real_ray(small_probes: None, tmp_path: Path) -> Non
     assert set(prediction.errors()["tiny"]) == set(cal.TARGETS)
     text = prediction.path.read_text(encoding="utf-8")
     assert "| metric | ray (median) |" in text
+
+
+SPREAD_TRUTH = {
+    **TRUTH,
+    "task_overhead_us": 2000.0,
+    "store_put_us_per_mib": 4000.0,
+    "store_get_us_per_mib": 3000.0,
+    "task_overhead_sigma": 0.8,
+}
+"""A stand-in engine whose tasks' overheads spread (lognormal, sigma 0.8)."""
+
+
+def test_a_known_spread_of_the_task_overhead_is_recovered(
+    small_probes: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(cal, "CHAIN_STORED", {**cal.CHAIN_STORED, "length": 20})
+
+    def spread(scenario: Scenario, cpus: int) -> dict[str, Any]:
+        plane = scenario.control_plane.model_copy(update=SPREAD_TRUTH)
+        return run_scenario(scenario.model_copy(update={"control_plane": plane}))
+
+    tps, _ = cal.measure_interleaved(2, 1, spread)
+    assert set(cal.SPREAD_KEYS) <= set(tps)
+    assert tps["chain_stored_p90_s"] > 1.1 * tps["chain_stored_p50_s"]  # it does spread
+    engine = cal.Engine("ray", "ray", spread, spread, lambda: {"put_gib_s": 2.0, "get_gib_s": 50.0})
+    profile = cal.calibrate(tmp_path / "p.yaml", cpus=2, repeats=1, engine=engine, measured=tps)
+    overhead = profile["task_overhead"]
+    assert overhead["spread_sigma"] == pytest.approx(0.8, abs=0.15)
+    # the profile carries it into a scenario: same spread, so the probe's p50 comes back
+    from sim.scenario import load_scenario
+
+    tiny = tmp_path / "tiny.yaml"
+    tiny.write_text(TINY, encoding="utf-8")
+    plane = load_scenario(tiny, {"control_plane.profile": str(tmp_path / "p.yaml")}).control_plane
+    assert plane.task_overhead_sigma == overhead["spread_sigma"]
+
+
+def test_a_spread_without_an_overhead_is_a_clear_error(tmp_path: Path) -> None:
+    from sim.scenario import ScenarioError, load_scenario
+
+    tiny = tmp_path / "tiny.yaml"
+    tiny.write_text(TINY, encoding="utf-8")
+    with pytest.raises(ScenarioError, match="task_overhead_sigma to be 0 when no task overhead"):
+        load_scenario(tiny, {"control_plane.task_overhead_sigma": "0.5"})
+
+
+def test_the_overhead_spread_keeps_its_mean_and_is_off_by_default(tmp_path: Path) -> None:
+    from sim.scenario import load_scenario
+
+    tiny = tmp_path / "tiny.yaml"
+    tiny.write_text(TINY, encoding="utf-8")
+    fixed = {"control_plane.task_overhead_us": "1000"}
+    plain = run_scenario(load_scenario(tiny, fixed))
+    spread = run_scenario(load_scenario(tiny, {**fixed, "control_plane.task_overhead_sigma": "1"}))
+    # 200 tasks of 1 ms + 1 ms overhead on 2 CPUs: the busy time (mean kept) within 15 %
+    assert spread["makespan_s"] == pytest.approx(plain["makespan_s"], rel=0.15)
+    assert spread["latency_s"]["p99"] > 1.3 * plain["latency_s"]["p99"]  # it spreads
+    assert spread["tasks"] == plain["tasks"] == 200
+    zero = run_scenario(load_scenario(tiny, {**fixed, "control_plane.task_overhead_sigma": "0"}))
+    assert zero == plain  # no spread: no draw, the same run
 
 
 def test_stored_arguments_lengthen_the_tasks_that_read_them() -> None:

@@ -50,9 +50,14 @@ def _scenario(workload: dict[str, Any], cpus: int, plane: dict[str, Any] | None 
     }
     if plane:
         raw["control_plane"] = {k: v for k, v in plane.items() if k != "local_latency_us"}
+        if not any(plane.get(cost) for cost in OVERHEAD_COSTS):
+            raw["control_plane"].pop("task_overhead_sigma", None)  # nothing to spread yet
         raw["network"] = {"local_latency_us": plane.get("local_latency_us", 2.0)}
     return validate_scenario(raw, "calibration")
 
+
+OVERHEAD_COSTS = ("task_overhead_us", "store_put_us_per_mib", "store_get_us_per_mib")
+"""The slot-time costs `task_overhead_sigma` spreads."""
 
 NOOP = {"kind": "independent", "tasks": NOOP_TASKS, "window": WINDOW, "duration_ms": 0}
 CHAIN = {"kind": "chain", "chains": 1, "length": CHAIN_LENGTH, "duration_ms": 0}
@@ -195,10 +200,19 @@ def probes() -> dict[str, dict[str, Any]]:
     }
 
 
+SPREAD_PROBE = "chain_stored_tps"
+"""The probe whose per-task latency spread (p90 over p50, `SPREAD_KEYS`) the overhead's
+spread is fitted to: chains of 2 ms tasks passing 1 MiB outputs, as the chain scenario."""
+
+SPREAD_KEYS = {"chain_stored_p50_s": "p50", "chain_stored_p90_s": "p90"}
+"""Measured figure -> the latency percentile of `SPREAD_PROBE`'s runs it is the median of."""
+
+
 def measure_real(cpus: int, repeats: int = 3, run: Runner | None = None) -> dict[str, float]:
     """Medians over `repeats` real runs (tasks/s) of: no-op tasks, a chain of no-op tasks,
     2 ms tasks with inline (8 B) outputs, 2 ms tasks with stored (1 MiB) outputs, and a
-    chain of no-op tasks passing stored (1 MiB) outputs (`probes`).
+    chain of no-op tasks passing stored (1 MiB) outputs (`probes`); and the medians of
+    the last probe's latency p50 and p90 (s, `SPREAD_KEYS`).
 
     `run` runs one probe (default: twinray's real mode, `twin.real_mode.run_real`)."""
     return measure_interleaved(cpus, repeats, run)[0]
@@ -222,11 +236,15 @@ def measure_interleaved(
     scenarios = scenarios or {}
     scenario_run = scenario_run or run
     workloads = probes()
-    tps: dict[str, list[float]] = {key: [] for key in workloads}
+    tps: dict[str, list[float]] = {key: [] for key in [*workloads, *SPREAD_KEYS]}
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in scenarios}
     for _ in range(repeats):
         for key, workload in workloads.items():
-            tps[key].append(run(_scenario(workload, cpus), cpus)["throughput_tps"])
+            metrics = run(_scenario(workload, cpus), cpus)
+            tps[key].append(metrics["throughput_tps"])
+            if key == SPREAD_PROBE:
+                for figure, percentile in SPREAD_KEYS.items():
+                    tps[figure].append(metrics["latency_s"][percentile])
         for name, (scenario, n) in scenarios.items():
             runs[name].append(scenario_run(scenario, n))
     return {key: statistics.median(values) for key, values in tps.items()}, runs
@@ -243,7 +261,11 @@ def task_overheads(
     ``chain_stored_tps``): further extra when the task reads a 1 MiB argument from the
     store (chains of such tasks). Each is fitted in turn, the earlier ones included, so
     that the simulated probe's throughput matches the measured one (`_fit_extra`).
+    `spread_sigma` (where `measured` has the chain probe's latencies, `SPREAD_KEYS`): the
+    lognormal spread of those costs that gives the probe's measured p90 / p50
+    (`fit_spread`); the costs are then fitted again with it, so throughput is kept.
     """
+    base = {k: v for k, v in plane.items() if k != "task_overhead_sigma"}
     per_task = _fit_extra(cpus, SLEEPY, measured["sleep_2ms_tps"], plane, "task_overhead_us")
     plane = {**plane, "task_overhead_us": per_task}
     stored = _fit_extra(
@@ -259,7 +281,49 @@ def task_overheads(
             cpus, CHAIN_STORED, measured["chain_stored_tps"], plane, "store_get_us_per_mib"
         )
         overheads["stored_arg_ms"] = round(arg / 1e3, 4)
+        if "task_overhead_sigma" not in plane and all(key in measured for key in SPREAD_KEYS):
+            spread = measured["chain_stored_p90_s"] / measured["chain_stored_p50_s"]
+            plane = {**plane, "store_get_us_per_mib": arg}
+            sigma = fit_spread(cpus, spread, plane)
+            overheads["spread_sigma"] = sigma
+            if sigma:  # the spread slows the probes a little: refit the costs with it
+                again = task_overheads(cpus, measured, {**base, "task_overhead_sigma": sigma})
+                again.pop("spread_sigma", None)
+                overheads.update(again)
     return overheads
+
+
+def fit_spread(cpus: int, spread: float, plane: dict[str, float]) -> float:
+    """The lognormal sigma of each task's overhead (`task_overhead_sigma`, mean 1) that
+    makes the simulated `SPREAD_PROBE`'s latency p90 / p50 equal `spread`.
+
+    Zero where the sim without a spread already spreads as much (or the plane has no
+    overhead to spread). By bisection: the ratio grows with sigma.
+    """
+    from sim.runner import run_scenario
+
+    if not any(plane.get(cost) for cost in OVERHEAD_COSTS):
+        return 0.0
+
+    def sim_spread(sigma: float) -> float:
+        workload = probes()[SPREAD_PROBE]
+        latency = run_scenario(_scenario(workload, cpus, {**plane, "task_overhead_sigma": sigma}))[
+            "latency_s"
+        ]
+        return float(latency["p90"]) / float(latency["p50"])
+
+    lo, hi = 0.0, 3.0
+    if sim_spread(lo) >= spread:
+        return 0.0
+    if sim_spread(hi) <= spread:
+        return hi
+    while hi - lo > 0.005:
+        mid = (lo + hi) / 2
+        if sim_spread(mid) < spread:
+            lo = mid
+        else:
+            hi = mid
+    return round((lo + hi) / 2, 3)
 
 
 def _fit_extra(

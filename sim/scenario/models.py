@@ -265,6 +265,22 @@ class ControlPlaneSpec(_Spec):
     store_get_us_per_mib: float = Field(0, ge=0)
     """Further slot time per MiB of object-store arguments the task reads (Ray copies
     them out of its store and deserializes them; twinray maps them, so ~0 there)."""
+    task_overhead_sigma: float = Field(0, ge=0, le=3)
+    """Spread of each task's slot-time overhead (the three costs above together): every
+    task's overhead is multiplied by a lognormal factor of this sigma and mean 1, drawn
+    from the scenario's seed (a stream of its own), so the mean cost, and with it the
+    throughput, is kept while the latencies spread as a real engine's do. 0: constant."""
+
+    @model_validator(mode="after")
+    def _spread_needs_an_overhead(self) -> ControlPlaneSpec:
+        costs = (self.task_overhead_us, self.store_put_us_per_mib, self.store_get_us_per_mib)
+        if self.task_overhead_sigma > 0 and not any(costs):
+            raise ValueError(
+                "expected task_overhead_sigma to be 0 when no task overhead is set"
+                " (task_overhead_us, store_put_us_per_mib, store_get_us_per_mib): it"
+                f" spreads that overhead, got {self.task_overhead_sigma:g}"
+            )
+        return self
 
 
 class ObjectStoreSpec(_Spec):
