@@ -548,7 +548,13 @@ def predict(
             f"profile measured: {plane.task_overhead_us:.0f} us of CPU-slot time per task "
             f"(dispatch, result return), {plane.store_put_us_per_mib:.0f} us per MiB of "
             f"output written to the object store and {plane.store_get_us_per_mib:.0f} us "
-            "per MiB of stored argument read.",
+            "per MiB of stored argument read"
+            + (
+                f", each task's sum scaled by a lognormal factor of mean 1 and sigma "
+                f"{plane.task_overhead_sigma:g} (the spread of Ray's per-task latencies)."
+                if plane.task_overhead_sigma
+                else "."
+            ),
         ]
         spread = [metric_at(m, "throughput_tps") or 0.0 for m in runs]
         sections += [
