@@ -26,7 +26,7 @@ from runtime.real.addresses import NODE_ID, OWNER_INDEX_BASE, WORKER_OWNER_BASE
 from runtime.real.serialization import dumps
 from runtime.util.scheduling_strategies import strategy_of_raw
 
-__all__ = ["NestedOwners", "NestedWait"]
+__all__ = ["NestedOwners", "NestedWait", "call_fields"]
 
 _TOKEN = dumps(None, "actor token")
 """The value of an actor's token object (see `ActorMixin._actor_token`)."""
@@ -171,6 +171,16 @@ class NestedOwners:
         self.reply(w, req_id, True, self.register_function(pickled))
 
     def _req_submit(self, w: Any, req_id: int, payload: tuple, now: float) -> None:
+        try:
+            fields = self.submit_fields(w, payload)
+        except (ValueError, TypeError) as exc:
+            self.reply(w, req_id, False, exc)
+            return
+        self._submit_for(w, req_id, self.owner_of(w), now, **fields)
+
+    def submit_fields(self, w: Any, payload: tuple) -> dict[str, Any]:
+        """The `TaskSpec` fields of a ``submit`` request's payload (`ValueError`,
+        `TypeError`: a bad scheduling strategy or speculation option)."""
         (
             fn_id,
             args,
@@ -186,17 +196,9 @@ class NestedOwners:
             mode,
             speculation,
         ) = payload  # the layout of `requests.SUBMIT`
-        try:
-            strategy = strategy_of_raw(raw, resources, name, self.worker_group(w))
-            policy = speculation_policy(speculation, strategy, mode, name)
-        except (ValueError, TypeError) as exc:
-            self.reply(w, req_id, False, exc)
-            return
-        self._submit_for(
-            w,
-            req_id,
-            self.owner_of(w),
-            now,
+        strategy = strategy_of_raw(raw, resources, name, self.worker_group(w))
+        policy = speculation_policy(speculation, strategy, mode, name)
+        return dict(
             function=fn_id,
             args=args,
             resources=resources,
@@ -213,32 +215,18 @@ class NestedOwners:
         )
 
     def _req_call_actor(self, w: Any, req_id: int, payload: tuple, now: float) -> None:
-        actor_id, method, args, refs, held, n, name, max_retries, retry_exceptions, mode = payload
+        fields = call_fields(payload)
         owner = self.owner_of(w)
-        owner.attach_actor(actor_id, self.out)
-        self._submit_for(
-            w,
-            req_id,
-            owner,
-            now,
-            function=method,
-            args=args,
-            resources={},
-            num_returns=n,
-            max_retries=max_retries,
-            retry_exceptions=retry_exceptions,
-            name=name,
-            arg_refs=refs,
-            held_refs=held,
-            kind=ACTOR_METHOD,
-            actor_id=actor_id,
-            generator=mode,
-        )
+        owner.attach_actor(fields["actor_id"], self.out)
+        self._submit_for(w, req_id, owner, now, **fields)
 
     def _submit_for(self, w: Any, req_id: int, owner: Any, now: float, **fields: Any) -> None:
-        """Submit a task of worker `w`'s `owner` built from `fields`; reply with its return ids."""
+        """Submit a task of worker `w`'s `owner` built from `fields`; reply with its return
+        ids (to a connected driver, an actor call's with its sequence number: the driver
+        keeps it to resume the call after a head restart, `runtime.real.driver_resume`)."""
         spec = TaskSpec(task_id=owner.new_task_id(), owner=owner.addr, owner_node=NODE_ID, **fields)
-        self.reply(w, req_id, True, list(owner.submit(spec, now, self.out)))
+        oids = list(owner.submit(spec, now, self.out))
+        self.reply(w, req_id, True, (oids, spec.seq) if w.remote and spec.seq else oids)
 
     def _req_create_actor(self, w: Any, req_id: int, payload: tuple, now: float) -> None:
         (
@@ -553,6 +541,25 @@ class NestedOwners:
         for oid, node, size in remote:
             fetch(oid, node, size, lambda error, now, oid=oid: pulled(error, now, oid))
         return True
+
+
+def call_fields(payload: tuple) -> dict[str, Any]:
+    """The `TaskSpec` fields of a ``call_actor`` request's payload."""
+    actor_id, method, args, refs, held, n, name, max_retries, retry_exceptions, mode = payload
+    return dict(
+        function=method,
+        args=args,
+        resources={},
+        num_returns=n,
+        max_retries=max_retries,
+        retry_exceptions=retry_exceptions,
+        name=name,
+        arg_refs=refs,
+        held_refs=held,
+        kind=ACTOR_METHOD,
+        actor_id=actor_id,
+        generator=mode,
+    )
 
 
 def _sent_call(w: Any, task_id: int) -> TaskSpec | None:

@@ -32,6 +32,7 @@ __all__ = [
     "KILL_ACTOR",
     "LEND",
     "LOGS",
+    "RESUME",
     "OPS",
     "PG_CREATE",
     "PG_CURRENT",
@@ -104,6 +105,7 @@ ASSIGNED = "assigned"
 INSPECT = "inspect"
 SHARED = "shared"
 LOGS = "logs"
+RESUME = "resume"
 
 
 _OPS = (
@@ -282,6 +284,13 @@ _OPS = (
         ("<None>",),
         "-",
         "a connected driver wants its cluster's worker output (`init(log_to_driver=True)`)",
+    ),
+    Op(
+        RESUME,
+        ("submits", "calls", "refs", "values", "borrowed", "next_task", "actor_seqs"),
+        "-",
+        "a driver back under its old owner index after the head restarted: its lineage "
+        "(`runtime.real.driver_resume`)",
     ),
     Op(
         INSPECT,

@@ -1,0 +1,168 @@
+"""A connected driver's lineage, kept client side: the requests that made the objects it still holds, handed to its owner again after a head restart.
+
+Ray's owner lives in the driver, so a GCS restart loses none of the driver's tasks. A
+twinray driver connected to a cluster has its owner on the head (docs/design.md,
+"Multi-node real mode"); what it keeps here lets a restarted head rebuild that owner
+(`runtime.real.driver_resume`, `runtime.core.owner_resume`): for every task or actor call
+whose returns the program still holds (or that such a task takes as an argument, the
+lineage it may be recomputed from), the request's payload, the number of handles to each
+return, the actor calls' sequence numbers and the highest task id seen. It costs a dict
+entry per task submitted, dropped when the program drops its refs; releases (which come
+from ``ObjectRef.__del__``, on any thread, at any time) only append to a deque, applied
+under a lock by the next submission or the resume.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from runtime.core.ids import task_of
+from runtime.real import requests as rq
+from runtime.real.protocol import VALUE_INLINE
+from runtime.real.serialization import INLINE_THRESHOLD
+
+__all__ = ["DriverLineage", "Entry"]
+
+TASK_ID_MARGIN = 1 << 12
+"""Task ids a resumed owner skips past the highest one the driver saw (tasks the old owner
+made for requests whose reply never came)."""
+
+
+@dataclass(slots=True)
+class Entry:
+    """One task or actor call of the driver, as the driver submitted it."""
+
+    op: str
+    payload: tuple
+    seq: int
+    handles: dict[int, int]
+    """Return oid -> handles the program holds to it."""
+    args: list[int] = field(default_factory=list)
+    """Task ids of entries this one takes as arguments (each counts it in `dependents`)."""
+    dependents: int = 0
+    """Kept entries that take one of this one's returns as an argument."""
+    values: dict[int, bytes] | None = None
+    """Returns the driver fetched whose values were inline (held by the owner, not a
+    store): a resumed owner has them again without running the task."""
+
+
+class DriverLineage:
+    """The lineage a connected driver keeps (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.entries: dict[int, Entry] = {}
+        self.events: deque[tuple[int, int]] = deque()
+        """``(oid, +1 | -1)``: handles made or dropped, not yet applied."""
+        self.lock = threading.Lock()
+        self.high = 0
+        """The highest task id this driver was given (its puts' included)."""
+        self.actor_seqs: dict[int, int] = {}
+        """Actor id -> the last call sequence number the owner gave this driver."""
+
+    def record(self, op: str, payload: tuple, reply: Any) -> Any:
+        """A request was answered: keep what a resumed owner needs; return the reply the
+        `WorkerClient` expects (an actor call's return ids without its sequence number)."""
+        seq = 0
+        if op == rq.CALL_ACTOR and type(reply) is tuple:
+            reply, seq = reply
+            actor_id = payload[0]
+            if seq > self.actor_seqs.get(actor_id, 0):
+                self.actor_seqs[actor_id] = seq
+        if op in (rq.PUT, rq.PUT_SEAL, rq.CREATE_ACTOR):
+            if op == rq.CREATE_ACTOR:
+                self.high = max(self.high, int(reply[0]))  # the actor id is a task id
+            elif type(reply) is int and reply:
+                self.high = max(self.high, task_of(reply))
+            return reply
+        if op == rq.GET:
+            self._keep_values(payload, reply)
+            return reply
+        if op not in (rq.SUBMIT, rq.CALL_ACTOR) or not reply:
+            return reply
+        task_id = task_of(reply[0])
+        self.high = max(self.high, task_id)
+        mode = payload[11] if op == rq.SUBMIT else payload[9]
+        if mode:  # generators are not resumed (their items are not kept here)
+            return reply
+        refs = payload[2] if op == rq.SUBMIT else payload[3]
+        with self.lock:
+            self._apply()
+            entry = Entry(op, payload, seq, dict.fromkeys(reply, 1))
+            for ref in refs:
+                arg = self.entries.get(task_of(ref))
+                if arg is not None:
+                    arg.dependents += 1
+                    entry.args.append(task_of(ref))
+            self.entries[task_id] = entry
+        return reply
+
+    def _keep_values(self, oids: list[int], items: Any) -> None:
+        """A get answered: keep the small values of the driver's own tasks (inline in
+        their owner's memory, which a head crash loses)."""
+        entries = self.entries
+        for oid, item in zip(oids, items or ()):
+            entry = entries.get(task_of(oid))
+            if entry is None or not item[0] or oid not in entry.handles:
+                continue
+            value = item[1]
+            if value[0] == VALUE_INLINE and len(value[1]) < INLINE_THRESHOLD:
+                if entry.values is None:
+                    entry.values = {}
+                entry.values[oid] = value[1]
+
+    def handle_made(self, oid: int) -> None:
+        """The program got one more handle to `oid` (unpickled a ref it owns)."""
+        if task_of(oid) in self.entries:
+            self.events.append((oid, 1))
+
+    def handle_dropped(self, oid: int) -> None:
+        """A handle to `oid` was dropped (`ObjectRef.__del__`: only appends)."""
+        if task_of(oid) in self.entries:
+            self.events.append((oid, -1))
+
+    def _apply(self) -> None:
+        """Apply the handle events (holding the lock); drop entries nothing needs."""
+        events, entries = self.events, self.entries
+        while events:
+            oid, delta = events.popleft()
+            entry = entries.get(task_of(oid))
+            if entry is None or oid not in entry.handles:
+                continue
+            entry.handles[oid] += delta
+            self._maybe_drop(task_of(oid))
+
+    def _maybe_drop(self, task_id: int) -> None:
+        entries = self.entries
+        work = [task_id]
+        while work:
+            tid = work.pop()
+            entry = entries.get(tid)
+            if entry is None or entry.dependents > 0 or any(n > 0 for n in entry.handles.values()):
+                continue
+            del entries[tid]
+            for arg in entry.args:
+                held = entries.get(arg)
+                if held is not None:
+                    held.dependents -= 1
+                    work.append(arg)
+
+    def resume_payload(self, borrowed: list[tuple[int, int]]) -> tuple:
+        """The ``resume`` request's payload (`requests.RESUME`): submits, calls, handles
+        per return, borrowed refs, the next task id to hand out, the actors' sequence
+        numbers."""
+        with self.lock:
+            self._apply()
+            submits, calls, handles, values = [], [], {}, {}
+            for task_id, entry in self.entries.items():
+                if entry.op == rq.SUBMIT:
+                    submits.append((task_id, entry.payload))
+                else:
+                    calls.append((task_id, entry.seq, entry.payload))
+                handles.update((oid, n) for oid, n in entry.handles.items() if n > 0)
+                if entry.values:
+                    values.update(entry.values)
+            next_task = self.high + TASK_ID_MARGIN if self.high else 0
+            return submits, calls, handles, values, borrowed, next_task, dict(self.actor_seqs)
