@@ -1372,6 +1372,9 @@ class Owner:
         """Send an actor's calls in order, stopping at the first whose arguments are pending."""
         handle = self.actors[actor_id]
         unsent = handle.unsent
+        resuming = self.resume_state
+        if resuming is not None and actor_id in resuming.held_actors:
+            return  # numbered once the nodes said what they hold (`owner_resume.settle`)
         if not unsent:
             return
         if handle.state == ACTOR_DEAD:

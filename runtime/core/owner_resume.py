@@ -15,11 +15,14 @@ old owner index, hands them to the new `Owner` at the same address:
 * `settle`, once every node the head knew rejoined or was declared dead, decides for what
   is left: a task whose returns the object directory holds on a live node is finished
   (its values are read from there); any other task was lost with the head (queued on its
-  raylet, in its scheduler, or finished with a value held inline by the dead owner) and
-  runs again, a retry within its ``max_retries`` as after a node's death; an actor call
-  the actor never accepted is sent again under its own number (its first run); one it
-  accepted whose result died with the old owner cannot run again unless its
-  ``max_task_retries`` allows it, and fails with ``ERR_OBJECT_LOST`` otherwise.
+  raylet, in its scheduler, or finished with a value held inline by the dead owner and
+  never fetched) and runs again, a retry within its ``max_retries`` as after a node's
+  death. An actor call neither held nor finished never reached the actor when it has no
+  number yet (it was in flight) or a number the actor has not accepted: it is sent now,
+  its first run. One the actor accepted whose result died with the old owner cannot run
+  again unless its ``max_task_retries`` allows it, and fails with ``ERR_OBJECT_LOST``
+  otherwise. Until then no call of the driver's actors is sent (`held_actors`): the
+  calls made meanwhile are numbered after the ones sent again.
 """
 
 from __future__ import annotations
@@ -53,6 +56,9 @@ class ResumeState:
     """Actor id -> the next call sequence number its node will accept from this owner."""
     reported: set[NodeId] = field(default_factory=set)
     """Nodes that sent their ``TasksHeld``."""
+    held_actors: set[int] = field(default_factory=set)
+    """Actors this owner calls whose calls wait for `settle` (their numbering is not
+    known before)."""
 
 
 def resume(
@@ -103,8 +109,11 @@ def resume(
         state.unsettled[spec.task_id] = spec
         if spec.kind == ACTOR_METHOD:
             owner.attach_actor(spec.actor_id, out)
+            state.held_actors.add(spec.actor_id)
             handle = owner.actors[spec.actor_id]
             spec.owner_state = INFLIGHT  # as far as this owner knows: settled later
+            if not spec.seq:  # in flight when the head died: numbered at `settle`
+                spec.seq = -spec.task_id
             if handle.inflight is None:
                 handle.inflight = {}
             handle.inflight[spec.seq] = spec
@@ -113,6 +122,7 @@ def resume(
             spec.owner_state = SUBMITTED
     for actor_id, seq in actor_seqs.items():
         owner.attach_actor(actor_id, out)
+        state.held_actors.add(actor_id)
         handle = owner.actors[actor_id]
         handle.seq = max(handle.seq, seq)
     ids = owner.ids
@@ -167,43 +177,31 @@ def unsettled_returns(owner: Any) -> list[ObjectId]:
 
 
 def settle(
-    owner: Any, stored: dict[ObjectId, tuple[NodeId, int]], now: float, out: list[Command]
+    owner: Any,
+    stored: dict[ObjectId, tuple[NodeId, int]],
+    alive: set[NodeId],
+    now: float,
+    out: list[Command],
 ) -> tuple[int, int]:
     """Every node rejoined or was declared dead: finish, re-run or fail what is unsettled.
 
     `stored` maps return ids to ``(node, size)`` where the object directory holds them on
-    a live node. Returns ``(finished from the directory, run again)``.
+    a live node; `alive`: the live nodes. Returns ``(finished from the directory, run
+    again)``; calls sent again for the first time count in neither.
     """
-    from runtime.core.owner import FAILED, PENDING, UNSENT, WAITING_ARGS
+    from runtime.core.owner import FAILED, PENDING, WAITING_ARGS
 
     state = owner.resume_state
     if state is None:
         return 0, 0
-    owner.resume_state = None
     finished = rerun = 0
     objects = owner.objects
-    resend: dict[int, list[TaskSpec]] = {}
+    calls: dict[int, list[TaskSpec]] = {}
     for tid, spec in sorted(state.unsettled.items()):
         if owner.pending.get(tid) is not spec:
             continue  # its TaskDone came meanwhile
         if spec.kind == ACTOR_METHOD:
-            handle = owner.actors[spec.actor_id]
-            nxt = state.next_seqs.get(spec.actor_id)
-            if nxt is None and handle.state == ACTOR_ALIVE and handle.node in state.reported:
-                nxt = 0  # its node reported, and the actor accepted nothing from us
-            if nxt is not None and spec.seq >= nxt:  # the actor never got it: its first run
-                if handle.inflight is not None:
-                    handle.inflight.pop(spec.seq, None)
-                spec.owner_state = UNSENT
-                resend.setdefault(spec.actor_id, []).append(spec)
-                continue
-            sent_to = owner._call_ended(spec)
-            kind = ERR_OBJECT_LOST if nxt is not None else ERR_ACTOR_DIED
-            if spec.max_retries != 0 and owner._retry_call(spec, ERR_ACTOR_DIED, sent_to, out):
-                rerun += 1
-                continue
-            error = f"actor call {spec.name}: {LOST_WITH_HEAD}, and it may not run again"
-            owner._finish_failed(spec, kind, error, now, out)
+            calls.setdefault(spec.actor_id, []).append(spec)
             continue
         returns = spec.return_ids()
         if returns and all(oid in stored for oid in returns):
@@ -236,8 +234,60 @@ def settle(
             owner._blocked[tid] = len(waiting)
         else:
             owner._send(spec, out)
-    for actor_id, calls in resend.items():
-        handle = owner.actors[actor_id]
-        handle.unsent = sorted([*calls, *(handle.unsent or ())], key=lambda s: s.seq)
+    for actor_id in sorted(state.held_actors):
+        rerun += _settle_calls(owner, state, actor_id, calls.get(actor_id, []), alive, now, out)
+    owner.resume_state = None
+    for actor_id in sorted(state.held_actors):
         owner._flush_actor(actor_id, out)
     return finished, rerun
+
+
+def _settle_calls(
+    owner: Any,
+    state: ResumeState,
+    actor_id: int,
+    lost: list[TaskSpec],
+    alive: set[NodeId],
+    now: float,
+    out: list[Command],
+) -> int:
+    """Send again the calls of one actor that never reached it, numbered after what it
+    accepted, then the calls made since the resume; fail (or retry) the others. Returns
+    the calls run again as retries."""
+    from runtime.core.owner import UNSENT
+
+    handle = owner.actors[actor_id]
+    nxt = state.next_seqs.get(actor_id, 1)  # absent: it accepted nothing from us
+    reachable = handle.state == ACTOR_ALIVE and handle.node in alive
+    resend: list[TaskSpec] = []
+    retried = 0
+    for spec in lost:
+        if handle.inflight is not None:
+            handle.inflight.pop(spec.seq, None)
+        if reachable and (spec.seq < 0 or spec.seq >= nxt):
+            resend.append(spec)  # the actor never got it: its first run
+            continue
+        if handle.sent_to:
+            handle.sent_to.pop(spec.task_id, None)
+        budget = spec.max_retries < 0 or spec.attempt < spec.max_retries
+        if reachable and budget:  # it ran, its result is gone: ``max_task_retries`` allows
+            spec.attempt += 1  # running it again
+            owner.retries += 1
+            retried += 1
+            resend.append(spec)
+            continue
+        if not reachable and owner._retry_call(spec, ERR_ACTOR_DIED, None, out):
+            retried += 1  # the actor died with the head: as for any actor death
+            continue
+        kind = ERR_OBJECT_LOST if reachable else ERR_ACTOR_DIED
+        error = f"actor call {spec.name}: {LOST_WITH_HEAD}, and it may not run again"
+        owner._finish_failed(spec, kind, error, now, out)
+    later = [s for s in handle.unsent or () if s.task_id in owner.pending]
+    seq = max(nxt, max(handle.inflight or (0,), default=0) + 1)
+    for spec in [*resend, *later]:
+        spec.seq = seq
+        spec.owner_state = UNSENT
+        seq += 1
+    handle.seq = seq - 1
+    handle.unsent = [*resend, *later]
+    return retried

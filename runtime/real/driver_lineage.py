@@ -14,18 +14,22 @@ under a lock by the next submission or the resume.
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from runtime.core.ids import task_of
+from runtime.core.ids import OWNER_SHIFT, object_id, task_of
 from runtime.real import requests as rq
 from runtime.real.protocol import VALUE_INLINE
 from runtime.real.serialization import INLINE_THRESHOLD
 
 __all__ = ["DriverLineage", "Entry"]
 
+DRIVER_TASK_BIT = 1 << (OWNER_SHIFT - 1)
+"""Set in the task ids a driver chooses (`runtime.real.driver_resume` checks it); the
+owner's own counter (puts, actors) stays below."""
 TASK_ID_MARGIN = 1 << 12
 """Task ids a resumed owner skips past the highest one the driver saw (tasks the old owner
 made for requests whose reply never came)."""
@@ -44,6 +48,8 @@ class Entry:
     """Task ids of entries this one takes as arguments (each counts it in `dependents`)."""
     dependents: int = 0
     """Kept entries that take one of this one's returns as an argument."""
+    inflight: bool = False
+    """Its request is not answered yet (kept: it is sent again after a head restart)."""
     values: dict[int, bytes] | None = None
     """Returns the driver fetched whose values were inline (held by the owner, not a
     store): a resumed owner has them again without running the task."""
@@ -61,6 +67,54 @@ class DriverLineage:
         """The highest task id this driver was given (its puts' included)."""
         self.actor_seqs: dict[int, int] = {}
         """Actor id -> the last call sequence number the owner gave this driver."""
+        self._ids = itertools.count(1)
+
+    def begin(self, op: str, payload: tuple, owner_index: int) -> tuple[str, tuple] | None:
+        """A ``submit`` or ``call_actor`` about to go out: choose its task id and keep it
+        (the request may be sent again, after a head restart, under the same id: its
+        owner then does not submit it twice); the request to send instead, or None for
+        one that is not kept (a generator)."""
+        mode = payload[11] if op == rq.SUBMIT else payload[9]
+        if mode:
+            return None
+        task_id = (owner_index << OWNER_SHIFT) | DRIVER_TASK_BIT | next(self._ids)
+        refs = payload[2] if op == rq.SUBMIT else payload[3]
+        handles = {object_id(task_id, k): 1 for k in range(1, payload[5] + 1)}
+        with self.lock:
+            self._apply()
+            entry = Entry(op, payload, 0, handles, inflight=True)
+            for ref in refs:
+                arg = self.entries.get(task_of(ref))
+                if arg is not None:
+                    arg.dependents += 1
+                    entry.args.append(task_of(ref))
+            self.entries[task_id] = entry
+        return (rq.SUBMIT_AS if op == rq.SUBMIT else rq.CALL_AS), (task_id, payload)
+
+    def finish(self, task_id: int, reply: Any) -> Any:
+        """The request `begin` made was answered: the reply the `WorkerClient` expects
+        (a call's return ids, its sequence number kept here)."""
+        seq = 0
+        if type(reply) is tuple:
+            reply, seq = reply
+        with self.lock:
+            entry = self.entries.get(task_id)
+            if entry is not None:
+                entry.inflight = False
+                entry.seq = seq
+                if seq and seq > self.actor_seqs.get(entry.payload[0], 0):
+                    self.actor_seqs[entry.payload[0]] = seq
+                self._maybe_drop(task_id)
+        return reply
+
+    def abort(self, task_id: int) -> None:
+        """The request `begin` made failed: the program holds nothing of it."""
+        with self.lock:
+            entry = self.entries.get(task_id)
+            if entry is not None:
+                entry.inflight = False
+                entry.handles = dict.fromkeys(entry.handles, 0)
+                self._maybe_drop(task_id)
 
     def record(self, op: str, payload: tuple, reply: Any) -> Any:
         """A request was answered: keep what a resumed owner needs; return the reply the
@@ -140,7 +194,9 @@ class DriverLineage:
         while work:
             tid = work.pop()
             entry = entries.get(tid)
-            if entry is None or entry.dependents > 0 or any(n > 0 for n in entry.handles.values()):
+            if entry is None or entry.dependents > 0 or entry.inflight:
+                continue
+            if any(n > 0 for n in entry.handles.values()):
                 continue
             del entries[tid]
             for arg in entry.args:

@@ -18,12 +18,14 @@ from collections import deque
 from typing import Any
 
 from runtime.core import owner_resume
+from runtime.core.ids import object_id, owner_index_of
 from runtime.core.task import TaskSpec
 from runtime.real import requests as rq
+from runtime.real.driver_lineage import DRIVER_TASK_BIT
 from runtime.real.nested import call_fields
 from runtime.real.owner_mail import Parked, is_head_owner
 
-__all__ = ["DriverResume"]
+__all__ = ["DriverResume", "serve_driver_submissions"]
 
 log = logging.getLogger("runtime")
 
@@ -39,8 +41,11 @@ class DriverResume:
         self.open = True
         """Parking and rejoining allowed (until the grace ran out: `expire`)."""
         self.parked: dict[int, Parked] = {}
-        self.taken: set[int] = set()
-        """Worker ids taken back by their drivers."""
+        self.for_nodes: dict[int, list[tuple[int, Any]]] = {}
+        """Node index -> ``(address, message)`` for its components, sent when it rejoins."""
+        self.deferred: dict[int, tuple[Any, Any]] = {}
+        """Worker id -> (channel, attach) of a driver coming back, welcomed once the nodes
+        are back (`defer`)."""
         self.waiting: list[Any] = []
         """Resumed owners not settled yet."""
         self.settled: list[tuple[int, int, int]] = []
@@ -49,23 +54,52 @@ class DriverResume:
         node.peers.park = self.park
         node.nested.request_ops[rq.RESUME] = self._req_resume
 
-    def park(self, addr: int) -> Parked | None:
-        """The stand-in keeping messages for `addr`, an owner on the head not back yet."""
-        if not self.open or not is_head_owner(addr, self.stride):
+    def park(self, addr: int) -> Any:
+        """The stand-in keeping messages for `addr`: an owner on the head not back yet, or
+        a component of a node the restored GCS expects back (they go to it once it
+        registered again, `_deliver_to_nodes`); None: dropped."""
+        if not self.open:
+            return None
+        if addr >= self.stride:
+            node = addr // self.stride
+            if node not in self.node.gcs.rejoining:
+                return None
+            return _ForNode(self.for_nodes.setdefault(node, []), addr)
+        if not is_head_owner(addr, self.stride):
             return None
         parked = self.parked.get(addr)
         if parked is None:
             parked = self.parked[addr] = Parked(deque())
         return parked
 
+    def _deliver_to_nodes(self) -> None:
+        """Send each node registered again what was kept for its components (not before:
+        a node reads its welcome alone, and its components are back once it registered)."""
+        rejoining, links = self.node.gcs.rejoining, self.node.peers.links
+        for index in [i for i in self.for_nodes if i not in rejoining and i in links]:
+            link = links[index]
+            for addr, msg in self.for_nodes.pop(index):
+                link.send_core(addr, msg)
+
     def may_rejoin(self, worker_id: int, in_use: set[int]) -> bool:
-        """A driver asks for worker id `worker_id` back (its owner's index): True once,
-        when a previous head gave it and no connection holds it (any thread: a set read)."""
+        """A driver asks for worker id `worker_id` back (its owner's index): True when a
+        previous head gave it and no connection holds it."""
         if not self.open or worker_id >= self.first_new_worker_id or worker_id < 0:
             return False
-        if worker_id in self.taken or worker_id in in_use:
+        return worker_id not in in_use
+
+    def defer(self, worker_id: int, channel: Any, attach: Any) -> bool:
+        """Hold a driver's welcome while nodes the restored GCS knew are still expected
+        back (its tasks there, and the nodes it needs, are not known before: a task it
+        submits meanwhile would find no node for it). True: `attach(now)` runs later; an
+        older held connection for the same id (the driver timed out and came again) is
+        closed."""
+        if not self.node.gcs.rejoining:
             return False
-        self.taken.add(worker_id)
+        old = self.deferred.pop(worker_id, None)
+        if old is not None:
+            old[0].close()
+        self.deferred[worker_id] = (channel, attach)
         return True
 
     def _req_resume(self, w: Any, req_id: int, payload: tuple, now: float) -> None:
@@ -99,6 +133,7 @@ class DriverResume:
         for msg in parked.box if parked is not None else ():
             owner.handle(msg, now, out)
         self.waiting.append(owner)
+        nested.execute(now)  # the GCS answers its actor subscriptions before it settles
         log.info(
             "twinray: driver owner %d resumed with %d task(s), %d parked message(s)",
             owner.addr,
@@ -111,7 +146,14 @@ class DriverResume:
     def try_settle(self, now: float) -> None:
         """Settle the resumed owners once no node the head knew is still expected back."""
         gcs = self.node.gcs
-        if not self.waiting or gcs.rejoining:
+        if self.for_nodes:
+            self._deliver_to_nodes()
+        if gcs.rejoining:
+            return
+        deferred, self.deferred = self.deferred, {}
+        for _channel, attach in deferred.values():
+            attach(now)
+        if not self.waiting:
             return
         alive = {n for n, info in gcs.node_table().items() if info.alive}
         directory = gcs.object_table()
@@ -124,7 +166,7 @@ class DriverResume:
                 where = [n for n in entry.locations if n in alive] if entry is not None else []
                 if where:
                     stored[oid] = (where[0], entry.size)
-            finished, rerun = owner_resume.settle(owner, stored, now, out)
+            finished, rerun = owner_resume.settle(owner, stored, alive, now, out)
             self.settled.append((owner.addr, finished, rerun))
             log.info(
                 "twinray: driver owner %d settled: %d task(s) finished in the directory, "
@@ -144,4 +186,64 @@ class DriverResume:
         parked any more, no worker id is given back, what waits is settled."""
         self.open = False
         self.parked.clear()
+        self.for_nodes.clear()
         self.try_settle(now)
+
+
+def serve_driver_submissions(nested: Any) -> None:
+    """Serve ``submit_as`` and ``call_as`` (a connected driver's submissions under the task
+    ids it chose, `runtime.real.driver_lineage`) with `nested`'s owners: a task its owner
+    already has (a request sent again after a head restart, its lineage resumed) is
+    answered with its returns and not submitted twice."""
+
+    def known(w: Any, req_id: int, owner: Any, task_id: int, n: int) -> bool:
+        from runtime.real.addresses import OWNER_INDEX_BASE
+
+        mine = OWNER_INDEX_BASE + w.worker_id + 1  # the owner index of `w`'s owner
+        if owner_index_of(task_id) != mine or not task_id & DRIVER_TASK_BIT:
+            raise ValueError(f"task id {task_id:x} is not one this driver may choose")
+        spec = owner.pending_task(task_id)
+        oids = [object_id(task_id, k) for k in range(1, n + 1)]
+        if spec is None and not (oids and oids[0] in owner.object_table()):
+            return False
+        seq = spec.seq if spec is not None else 0
+        nested.reply(w, req_id, True, (oids, seq) if seq else oids)
+        return True
+
+    def submit_as(w: Any, req_id: int, payload: tuple, now: float) -> None:
+        task_id, body = payload
+        owner = nested.owner_of(w)
+        if known(w, req_id, owner, task_id, body[5]):
+            return
+        try:
+            fields = nested.submit_fields(w, body)
+        except (ValueError, TypeError) as exc:
+            nested.reply(w, req_id, False, exc)
+            return
+        nested._submit_for(w, req_id, owner, now, task_id=task_id, **fields)
+
+    def call_as(w: Any, req_id: int, payload: tuple, now: float) -> None:
+        task_id, body = payload
+        owner = nested.owner_of(w)
+        if known(w, req_id, owner, task_id, body[5]):
+            return
+        fields = call_fields(body)
+        owner.attach_actor(fields["actor_id"], nested.out)
+        nested._submit_for(w, req_id, owner, now, task_id=task_id, **fields)
+
+    nested.request_ops[rq.SUBMIT_AS] = submit_as
+    nested.request_ops[rq.CALL_AS] = call_as
+
+
+class _ForNode:
+    """A component of a node not linked again yet: keeps what comes for it."""
+
+    __slots__ = ("box", "addr")
+
+    def __init__(self, box: list[tuple[int, Any]], addr: int) -> None:
+        self.box = box
+        self.addr = addr
+
+    def handle(self, msg: Any, now: float, out: list[Any]) -> None:
+        """Keep `msg` for the node (sent when it rejoins)."""
+        self.box.append((self.addr, msg))

@@ -224,7 +224,8 @@ class NestedOwners:
         """Submit a task of worker `w`'s `owner` built from `fields`; reply with its return
         ids (to a connected driver, an actor call's with its sequence number: the driver
         keeps it to resume the call after a head restart, `runtime.real.driver_resume`)."""
-        spec = TaskSpec(task_id=owner.new_task_id(), owner=owner.addr, owner_node=NODE_ID, **fields)
+        task_id = fields.pop("task_id", 0) or owner.new_task_id()  # 0: the owner picks
+        spec = TaskSpec(task_id=task_id, owner=owner.addr, owner_node=NODE_ID, **fields)
         oids = list(owner.submit(spec, now, self.out))
         self.reply(w, req_id, True, (oids, spec.seq) if w.remote and spec.seq else oids)
 

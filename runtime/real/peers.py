@@ -202,7 +202,7 @@ class Peers:
         """The component at ``addr`` in another process (not cached: nodes come and go)."""
         link = self.links.get(HEAD_NODE if not self.head else addr // self.stride)
         if link is None:
-            if self.park is not None and addr < self.stride:  # a restarted head: kept
+            if self.park is not None:  # a restarted head: kept for who comes back
                 parked = self.park(addr)
                 if parked is not None:
                     return parked

@@ -99,6 +99,9 @@ class RemoteClients:
         self.resume: Any = None
         """A restarted head's `runtime.real.driver_resume.DriverResume` (None otherwise):
         a driver may take its old worker id back."""
+        from runtime.real.driver_resume import serve_driver_submissions
+
+        serve_driver_submissions(node.nested)  # drivers choose their tasks' ids
         self.handles: list[WorkerHandle] = []
         """Every remote handle registered (loop thread only); closed ones stay until stop."""
         self._stop = threading.Event()
@@ -158,6 +161,18 @@ class RemoteClients:
         if worker_id is None:
             worker_id = pool.next_worker_id
             pool.next_worker_id += 1
+        elif self.resume.defer(
+            worker_id, channel, lambda t: self._attach(channel, worker_id, True)
+        ):
+            return  # welcomed once the nodes it ran tasks on are back
+        self._attach(channel, worker_id, rejoined)
+
+    def _attach(self, channel: Any, worker_id: int, rejoined: bool) -> None:
+        """Loop thread: register `channel` as remote worker handle `worker_id`, welcome it."""
+        pool = self.node.pool
+        if pool.stopping or channel.closed:
+            channel.close()
+            return
         handle = WorkerHandle(worker_id, 0, _Guarded(channel), remote=True)
         self.handles.append(handle)
         self.node._sel.register(handle.conn, selectors.EVENT_READ, (pool.on_worker_io, handle))

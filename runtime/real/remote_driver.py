@@ -49,8 +49,11 @@ ADDRESS_ENV = "TWINRAY_ADDRESS"
 CONNECT_TIMEOUT = 10.0
 """Seconds the handshake and the welcome may take."""
 _ADDRESS = re.compile(r"^(\[[0-9A-Fa-f:]+\]|[^:\s/]+):(\d{1,5})$")
-_RESENT = frozenset({rq.GET, rq.WAIT, rq.INFO, rq.INSPECT, rq.GET_ACTOR})
-"""Requests sent again when a restarted head took the driver back (they only read)."""
+_RESENT = frozenset({rq.GET, rq.WAIT, rq.INFO, rq.INSPECT, rq.GET_ACTOR, rq.SUBMIT_AS, rq.CALL_AS})
+"""Requests sent again when a restarted head took the driver back (they only read, or
+submit under a task id the resumed owner recognises)."""
+_CHOSEN = frozenset({rq.SUBMIT, rq.CALL_ACTOR})
+"""Submissions sent under a task id the driver chooses (`driver_lineage.begin`)."""
 
 
 class ClusterConnectionLost(RayError, ConnectionError):
@@ -469,7 +472,19 @@ class RemoteDriver(WorkerClient):
         made is kept in the lineage (`runtime.real.driver_lineage`)."""
         if self.closed:
             raise RayError("the connection to the cluster was shut down: call runtime.init()")
-        return self.lineage.record(op, payload, super().request(op, payload, timeout))
+        lineage = self.lineage
+        if op in _CHOSEN:  # under a task id of our own: kept until answered
+            from runtime.real.addresses import OWNER_INDEX_BASE
+
+            chosen = lineage.begin(op, payload, OWNER_INDEX_BASE + self.worker.worker_id + 1)
+            if chosen is not None:
+                try:
+                    reply = super().request(*chosen, timeout)
+                except BaseException:
+                    lineage.abort(chosen[1][0])
+                    raise
+                return lineage.finish(chosen[1][0], reply)
+        return lineage.record(op, payload, super().request(op, payload, timeout))
 
     def create_actor(self, ac: Any, args: tuple, kwargs: dict, options: Any) -> Any:
         """Create an actor owned by this driver (see `WorkerClient.create_actor`)."""

@@ -33,6 +33,8 @@ __all__ = [
     "LEND",
     "LOGS",
     "RESUME",
+    "SUBMIT_AS",
+    "CALL_AS",
     "OPS",
     "PG_CREATE",
     "PG_CURRENT",
@@ -106,6 +108,8 @@ INSPECT = "inspect"
 SHARED = "shared"
 LOGS = "logs"
 RESUME = "resume"
+SUBMIT_AS = "submit_as"
+CALL_AS = "call_as"
 
 
 _OPS = (
@@ -284,6 +288,19 @@ _OPS = (
         ("<None>",),
         "-",
         "a connected driver wants its cluster's worker output (`init(log_to_driver=True)`)",
+    ),
+    Op(
+        SUBMIT_AS,
+        ("task_id", "<submit payload>"),
+        "the task's return oids",
+        "a connected driver's `submit` under the task id it chose (sent again after a head "
+        "restart: a task the owner has is not submitted twice)",
+    ),
+    Op(
+        CALL_AS,
+        ("task_id", "<call_actor payload>"),
+        "(the call's return oids, its sequence number)",
+        "a connected driver's `call_actor` under the task id it chose (as `submit_as`)",
     ),
     Op(
         RESUME,
