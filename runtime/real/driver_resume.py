@@ -18,14 +18,12 @@ from collections import deque
 from typing import Any
 
 from runtime.core import owner_resume
-from runtime.core.ids import object_id, owner_index_of
 from runtime.core.task import TaskSpec
 from runtime.real import requests as rq
-from runtime.real.driver_lineage import DRIVER_TASK_BIT
 from runtime.real.nested import call_fields
 from runtime.real.owner_mail import Parked, is_head_owner
 
-__all__ = ["DriverResume", "serve_driver_submissions"]
+__all__ = ["DriverResume"]
 
 log = logging.getLogger("runtime")
 
@@ -188,51 +186,6 @@ class DriverResume:
         self.parked.clear()
         self.for_nodes.clear()
         self.try_settle(now)
-
-
-def serve_driver_submissions(nested: Any) -> None:
-    """Serve ``submit_as`` and ``call_as`` (a connected driver's submissions under the task
-    ids it chose, `runtime.real.driver_lineage`) with `nested`'s owners: a task its owner
-    already has (a request sent again after a head restart, its lineage resumed) is
-    answered with its returns and not submitted twice."""
-
-    def known(w: Any, req_id: int, owner: Any, task_id: int, n: int) -> bool:
-        from runtime.real.addresses import OWNER_INDEX_BASE
-
-        mine = OWNER_INDEX_BASE + w.worker_id + 1  # the owner index of `w`'s owner
-        if owner_index_of(task_id) != mine or not task_id & DRIVER_TASK_BIT:
-            raise ValueError(f"task id {task_id:x} is not one this driver may choose")
-        spec = owner.pending_task(task_id)
-        oids = [object_id(task_id, k) for k in range(1, n + 1)]
-        if spec is None and not (oids and oids[0] in owner.object_table()):
-            return False
-        seq = spec.seq if spec is not None else 0
-        nested.reply(w, req_id, True, (oids, seq) if seq else oids)
-        return True
-
-    def submit_as(w: Any, req_id: int, payload: tuple, now: float) -> None:
-        task_id, body = payload
-        owner = nested.owner_of(w)
-        if known(w, req_id, owner, task_id, body[5]):
-            return
-        try:
-            fields = nested.submit_fields(w, body)
-        except (ValueError, TypeError) as exc:
-            nested.reply(w, req_id, False, exc)
-            return
-        nested._submit_for(w, req_id, owner, now, task_id=task_id, **fields)
-
-    def call_as(w: Any, req_id: int, payload: tuple, now: float) -> None:
-        task_id, body = payload
-        owner = nested.owner_of(w)
-        if known(w, req_id, owner, task_id, body[5]):
-            return
-        fields = call_fields(body)
-        owner.attach_actor(fields["actor_id"], nested.out)
-        nested._submit_for(w, req_id, owner, now, task_id=task_id, **fields)
-
-    nested.request_ops[rq.SUBMIT_AS] = submit_as
-    nested.request_ops[rq.CALL_AS] = call_as
 
 
 class _ForNode:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from runtime.core.cluster import ControlPlane
-from runtime.core.ids import generator_item_task, object_id, task_of
+from runtime.core.ids import generator_item_task, object_id, owner_index_of, task_of
 from runtime.core.messages import ObjectLost, ObjectReady, WorkerBlocked, WorkerUnblocked
 from runtime.core.owner import FAILED, PENDING, READY, Owner
 from runtime.core.task import ACTOR_METHOD, ERR_OBJECT_LOST, TASK, TaskSpec
@@ -23,6 +23,7 @@ from runtime.options import speculation_policy
 from runtime.real import protocol as p
 from runtime.real import requests as rq
 from runtime.real.addresses import NODE_ID, OWNER_INDEX_BASE, WORKER_OWNER_BASE
+from runtime.real.driver_lineage import DRIVER_TASK_BIT
 from runtime.real.serialization import dumps
 from runtime.util.scheduling_strategies import strategy_of_raw
 
@@ -134,6 +135,9 @@ class NestedOwners:
             rq.KILL_ACTOR: self._req_kill_actor,
             rq.INFO: self._req_info,
             rq.SHARED: self._req_shared,
+            rq.SUBMIT_AS: self._req_submit_as,
+            rq.CALL_AS: self._req_call_as,
+            rq.RESUME: self._req_resume,
         }
         """Worker REQUEST op -> handler (the ops and payloads: `runtime.real.requests`)."""
 
@@ -219,6 +223,49 @@ class NestedOwners:
         owner = self.owner_of(w)
         owner.attach_actor(fields["actor_id"], self.out)
         self._submit_for(w, req_id, owner, now, **fields)
+
+    def _req_submit_as(self, w: Any, req_id: int, payload: tuple, now: float) -> None:
+        """A connected driver's ``submit`` under the task id it chose: a task its owner has
+        already (sent again after a head restart, its lineage resumed) is only answered."""
+        task_id, body = payload
+        owner = self.owner_of(w)
+        if self._known_task(w, req_id, owner, task_id, body[5]):
+            return
+        try:
+            fields = self.submit_fields(w, body)
+        except (ValueError, TypeError) as exc:
+            self.reply(w, req_id, False, exc)
+            return
+        self._submit_for(w, req_id, owner, now, task_id=task_id, **fields)
+
+    def _req_call_as(self, w: Any, req_id: int, payload: tuple, now: float) -> None:
+        """A connected driver's ``call_actor`` under the task id it chose (as `submit_as`)."""
+        task_id, body = payload
+        owner = self.owner_of(w)
+        if self._known_task(w, req_id, owner, task_id, body[5]):
+            return
+        fields = call_fields(body)
+        owner.attach_actor(fields["actor_id"], self.out)
+        self._submit_for(w, req_id, owner, now, task_id=task_id, **fields)
+
+    def _known_task(self, w: Any, req_id: int, owner: Any, task_id: int, n: int) -> bool:
+        """Answer a chosen-id submission whose task `owner` has; False: submit it."""
+        if owner_index_of(task_id) != OWNER_INDEX_BASE + w.worker_id + 1 or not (
+            task_id & DRIVER_TASK_BIT
+        ):
+            raise ValueError(f"task id {task_id:x} is not one this driver may choose")
+        spec = owner.pending_task(task_id)
+        oids = [object_id(task_id, k) for k in range(1, n + 1)]
+        if spec is None and not (oids and oids[0] in owner.object_table()):
+            return False
+        seq = spec.seq if spec is not None else 0
+        self.reply(w, req_id, True, (oids, seq) if seq else oids)
+        return True
+
+    def _req_resume(self, w: Any, req_id: int, payload: tuple, now: float) -> None:
+        """Only a restarted head resumes a driver's owner (`runtime.real.driver_resume`
+        replaces this handler there)."""
+        raise ValueError("resume: this node did not restart; there is no owner to resume")
 
     def _submit_for(self, w: Any, req_id: int, owner: Any, now: float, **fields: Any) -> None:
         """Submit a task of worker `w`'s `owner` built from `fields`; reply with its return

@@ -99,9 +99,6 @@ class RemoteClients:
         self.resume: Any = None
         """A restarted head's `runtime.real.driver_resume.DriverResume` (None otherwise):
         a driver may take its old worker id back."""
-        from runtime.real.driver_resume import serve_driver_submissions
-
-        serve_driver_submissions(node.nested)  # drivers choose their tasks' ids
         self.handles: list[WorkerHandle] = []
         """Every remote handle registered (loop thread only); closed ones stay until stop."""
         self._stop = threading.Event()

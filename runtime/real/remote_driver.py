@@ -294,7 +294,8 @@ class _Multiplexer:
                 for req_id, slot in kept.items():  # reads in flight: asked again
                     self.slots[req_id] = slot
                     self.sent[req_id] = sent[req_id]
-                    self.link.replies.append(p.request(req_id, *sent[req_id]))
+                    op, payload = sent[req_id]
+                    self.link.replies.append(p.request(req_id, op, payload))
                 if kept:
                     with contextlib.suppress(ClusterConnectionLost):
                         self.link._flush()  # a loss now: the reader sees it next
@@ -478,12 +479,13 @@ class RemoteDriver(WorkerClient):
 
             chosen = lineage.begin(op, payload, OWNER_INDEX_BASE + self.worker.worker_id + 1)
             if chosen is not None:
+                op, (task_id, body) = chosen  # submit_as / call_as
                 try:
-                    reply = super().request(*chosen, timeout)
+                    reply = super().request(op, (task_id, body), timeout)
                 except BaseException:
-                    lineage.abort(chosen[1][0])
+                    lineage.abort(task_id)
                     raise
-                return lineage.finish(chosen[1][0], reply)
+                return lineage.finish(task_id, reply)
         return lineage.record(op, payload, super().request(op, payload, timeout))
 
     def create_actor(self, ac: Any, args: tuple, kwargs: dict, options: Any) -> Any:
