@@ -23,6 +23,8 @@ __all__ = ["RESEND_WINDOW", "HeadOwnerMail", "Parked", "is_head_owner"]
 
 RESEND_WINDOW = 10.0
 """Seconds a worker node keeps the ``TaskDone`` it sent to owners on the head."""
+RESEND_BYTES = 64 << 20
+"""At most this many bytes of inline results are kept (then the oldest go first)."""
 PARK_LIMIT = 1 << 16
 """Messages a restarted head parks per absent owner at most (then the oldest go)."""
 
@@ -45,8 +47,9 @@ class HeadOwnerMail:
         self.window = window
         self._driver_owner = owner_address(0)
         self._first_worker_owner = owner_address(1)
-        self.recent: deque[tuple[float, int, Any]] = deque()
-        """``(time sent, owner address, TaskDone)`` sent to the head, oldest first."""
+        self.recent: deque[tuple[float, int, Any, int]] = deque()
+        """``(time sent, owner address, TaskDone, bytes)`` sent to the head, oldest first."""
+        self.recent_bytes = 0
         self.outage: list[tuple[int, Any]] = []
         """``(owner address, TaskDone)`` that found the head gone."""
         self.resent = 0
@@ -77,19 +80,24 @@ class HeadOwnerMail:
             return
         now = time.monotonic()
         recent = self.recent
-        recent.append((now, dst, msg))
+        size = 64 + sum(r.size for r in msg.results if not r.stored)
+        recent.append((now, dst, msg, size))
+        self.recent_bytes += size
         horizon = now - self.window
-        while recent[0][0] < horizon:
-            recent.popleft()
+        while recent[0][0] < horizon or self.recent_bytes > RESEND_BYTES:
+            self.recent_bytes -= recent.popleft()[3]
+            if not recent:
+                break
 
     def resend(self, link: Any, raylet: Any) -> None:
         """The head is back on `link`: send the results kept (the recent ones and those of
         the outage), then each owner's ``TasksHeld``, before the raylet registers again
         (so a restarted head has them all once it knows the node is back)."""
         horizon = time.monotonic() - self.window
-        kept = [(dst, msg) for sent, dst, msg in self.recent if sent >= horizon]
+        kept = [(dst, msg) for sent, dst, msg, _size in self.recent if sent >= horizon]
         kept += self.outage
         self.recent.clear()
+        self.recent_bytes = 0
         self.outage = []
         for dst, msg in kept:
             link.send_core(dst, msg)
