@@ -54,8 +54,6 @@ class ResumeState:
     unsettled: dict[TaskId, TaskSpec] = field(default_factory=dict)
     next_seqs: dict[int, int] = field(default_factory=dict)
     """Actor id -> the next call sequence number its node will accept from this owner."""
-    reported: set[NodeId] = field(default_factory=set)
-    """Nodes that sent their ``TasksHeld``."""
     held_actors: set[int] = field(default_factory=set)
     """Actors this owner calls whose calls wait for `settle` (their numbering is not
     known before)."""
@@ -146,7 +144,6 @@ def on_tasks_held(owner: Any, msg: TasksHeld, now: float, out: list[Command]) ->
     state = owner.resume_state
     if state is None:
         return  # not resumed, or settled already: the node's tasks report as usual
-    state.reported.add(msg.node)
     state.next_seqs.update(msg.next_seqs)
     for task_id, attempt, seq in msg.tasks:
         spec = state.unsettled.pop(task_id, None)

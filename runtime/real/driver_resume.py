@@ -21,7 +21,7 @@ from runtime.core import owner_resume
 from runtime.core.task import TaskSpec
 from runtime.real import requests as rq
 from runtime.real.nested import call_fields
-from runtime.real.owner_mail import Parked, is_head_owner
+from runtime.real.owner_mail import PARK_LIMIT, Parked, is_head_owner
 
 __all__ = ["DriverResume"]
 
@@ -105,7 +105,7 @@ class DriverResume:
         back): rebuild its owner, hand it what was parked for it, settle when possible."""
         try:
             self._resume(w, payload, now)
-        except Exception:  # a no-reply request: say it here, then end the connection
+        except Exception:  # no reply carries the error of a no-reply request: say it here
             log.exception("twinray: could not resume the owner of driver %d", w.worker_id)
             raise
 
@@ -198,5 +198,7 @@ class _ForNode:
         self.addr = addr
 
     def handle(self, msg: Any, now: float, out: list[Any]) -> None:
-        """Keep `msg` for the node (sent when it rejoins)."""
+        """Keep `msg` for the node (sent when it rejoins; the oldest go past `PARK_LIMIT`)."""
         self.box.append((self.addr, msg))
+        if len(self.box) > PARK_LIMIT:
+            del self.box[0]

@@ -19,7 +19,14 @@ from typing import Any
 
 from runtime.core.messages import TaskDone
 
-__all__ = ["RESEND_WINDOW", "HeadOwnerMail", "Parked", "is_head_owner"]
+__all__ = [
+    "PARK_LIMIT",
+    "RESEND_BYTES",
+    "RESEND_WINDOW",
+    "HeadOwnerMail",
+    "Parked",
+    "is_head_owner",
+]
 
 RESEND_WINDOW = 10.0
 """Seconds a worker node keeps the ``TaskDone`` it sent to owners on the head."""
