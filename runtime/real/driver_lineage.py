@@ -20,7 +20,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from runtime.core.ids import OWNER_SHIFT, object_id, task_of
+from runtime.core.ids import OWNER_SHIFT, RETURN_BITS, object_id, task_of
 from runtime.real import requests as rq
 from runtime.real.protocol import VALUE_INLINE
 from runtime.real.serialization import INLINE_THRESHOLD
@@ -79,16 +79,22 @@ class DriverLineage:
             return None
         task_id = (owner_index << OWNER_SHIFT) | DRIVER_TASK_BIT | next(self._ids)
         refs = payload[2] if op == rq.SUBMIT else payload[3]
-        handles = {object_id(task_id, k): 1 for k in range(1, payload[5] + 1)}
+        n = payload[5]
+        if n == 1:
+            handles = {object_id(task_id, 1): 1}
+        else:
+            handles = {object_id(task_id, k): 1 for k in range(1, n + 1)}
+        entry = Entry(op, payload, 0, handles, inflight=True)
         with self.lock:
-            self._apply()
-            entry = Entry(op, payload, 0, handles, inflight=True)
+            if self.events:
+                self._apply()
+            entries = self.entries
             for ref in refs:
-                arg = self.entries.get(task_of(ref))
+                arg = entries.get(task_of(ref))
                 if arg is not None:
                     arg.dependents += 1
                     entry.args.append(task_of(ref))
-            self.entries[task_id] = entry
+            entries[task_id] = entry
         return (rq.SUBMIT_AS if op == rq.SUBMIT else rq.CALL_AS), (task_id, payload)
 
     def finish(self, task_id: int, reply: Any) -> Any:
@@ -101,10 +107,12 @@ class DriverLineage:
             entry = self.entries.get(task_id)
             if entry is not None:
                 entry.inflight = False
-                entry.seq = seq
-                if seq and seq > self.actor_seqs.get(entry.payload[0], 0):
-                    self.actor_seqs[entry.payload[0]] = seq
-                self._maybe_drop(task_id)
+                if seq:
+                    entry.seq = seq
+                    if seq > self.actor_seqs.get(entry.payload[0], 0):
+                        self.actor_seqs[entry.payload[0]] = seq
+                if not any(entry.handles.values()):  # the program held none (num_returns=0)
+                    self._maybe_drop(task_id)
         return reply
 
     def abort(self, task_id: int) -> None:
@@ -155,17 +163,23 @@ class DriverLineage:
 
     def _keep_values(self, oids: list[int], items: Any) -> None:
         """A get answered: keep the small values of the driver's own tasks (inline in
-        their owner's memory, which a head crash loses)."""
+        their owner's memory, which a head crash loses). About a microsecond a value."""
         entries = self.entries
+        if not entries:
+            return
         for oid, item in zip(oids, items or ()):
-            entry = entries.get(task_of(oid))
-            if entry is None or not item[0] or oid not in entry.handles:
+            if not item[0]:
                 continue
             value = item[1]
-            if value[0] == VALUE_INLINE and len(value[1]) < INLINE_THRESHOLD:
-                if entry.values is None:
-                    entry.values = {}
-                entry.values[oid] = value[1]
+            if value[0] != VALUE_INLINE or len(value[1]) >= INLINE_THRESHOLD:
+                continue  # a stored value (read from the store), or an arena offset
+            entry = entries.get(oid >> RETURN_BITS)
+            if entry is not None:
+                kept = entry.values
+                if kept is None:
+                    entry.values = {oid: value[1]}
+                else:
+                    kept[oid] = value[1]
 
     def handle_made(self, oid: int) -> None:
         """The program got one more handle to `oid` (unpickled a ref it owns)."""

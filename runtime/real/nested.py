@@ -255,9 +255,9 @@ class NestedOwners:
         ):
             raise ValueError(f"task id {task_id:x} is not one this driver may choose")
         spec = owner.pending_task(task_id)
+        if spec is None and (n < 1 or owner.object_entry(object_id(task_id, 1)) is None):
+            return False  # a new task (the hot path)
         oids = [object_id(task_id, k) for k in range(1, n + 1)]
-        if spec is None and not (oids and oids[0] in owner.object_table()):
-            return False
         seq = spec.seq if spec is not None else 0
         self.reply(w, req_id, True, (oids, seq) if seq else oids)
         return True
