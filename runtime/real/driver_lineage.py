@@ -50,9 +50,6 @@ class Entry:
     """Kept entries that take one of this one's returns as an argument."""
     inflight: bool = False
     """Its request is not answered yet (kept: it is sent again after a head restart)."""
-    values: dict[int, bytes] | None = None
-    """Returns the driver fetched whose values were inline (held by the owner, not a
-    store): a resumed owner has them again without running the task."""
 
 
 class DriverLineage:
@@ -68,6 +65,10 @@ class DriverLineage:
         self.actor_seqs: dict[int, int] = {}
         """Actor id -> the last call sequence number the owner gave this driver."""
         self._ids = itertools.count(1)
+        self.values: dict[int, bytes] = {}
+        """Returns of kept entries the driver fetched whose values were inline (held by
+        the owner, not a store): a resumed owner has them without running the task. One
+        flat dict of bytes (nothing for the cyclic collector to walk)."""
 
     def begin(self, op: str, payload: tuple, owner_index: int) -> tuple[str, tuple] | None:
         """A ``submit`` or ``call_actor`` about to go out: choose its task id and keep it
@@ -164,7 +165,7 @@ class DriverLineage:
     def _keep_values(self, oids: list[int], items: Any) -> None:
         """A get answered: keep the small values of the driver's own tasks (inline in
         their owner's memory, which a head crash loses). About a microsecond a value."""
-        entries = self.entries
+        entries, values = self.entries, self.values
         if not entries:
             return
         for oid, item in zip(oids, items or ()):
@@ -173,13 +174,8 @@ class DriverLineage:
             value = item[1]
             if value[0] != VALUE_INLINE or len(value[1]) >= INLINE_THRESHOLD:
                 continue  # a stored value (read from the store), or an arena offset
-            entry = entries.get(oid >> RETURN_BITS)
-            if entry is not None:
-                kept = entry.values
-                if kept is None:
-                    entry.values = {oid: value[1]}
-                else:
-                    kept[oid] = value[1]
+            if oid >> RETURN_BITS in entries:
+                values[oid] = value[1]
 
     def handle_made(self, oid: int) -> None:
         """The program got one more handle to `oid` (unpickled a ref it owns)."""
@@ -213,6 +209,9 @@ class DriverLineage:
             if any(n > 0 for n in entry.handles.values()):
                 continue
             del entries[tid]
+            if self.values:
+                for oid in entry.handles:
+                    self.values.pop(oid, None)
             for arg in entry.args:
                 held = entries.get(arg)
                 if held is not None:
@@ -225,14 +224,13 @@ class DriverLineage:
         numbers."""
         with self.lock:
             self._apply()
-            submits, calls, handles, values = [], [], {}, {}
+            submits, calls, handles = [], [], {}
+            values = dict(self.values)
             for task_id, entry in self.entries.items():
                 if entry.op == rq.SUBMIT:
                     submits.append((task_id, entry.payload))
                 else:
                     calls.append((task_id, entry.seq, entry.payload))
                 handles.update((oid, n) for oid, n in entry.handles.items() if n > 0)
-                if entry.values:
-                    values.update(entry.values)
             next_task = self.high + TASK_ID_MARGIN if self.high else 0
             return submits, calls, handles, values, borrowed, next_task, dict(self.actor_seqs)
