@@ -6,10 +6,12 @@ twinray driver connected to a cluster has its owner on the head (docs/design.md,
 (`runtime.real.driver_resume`, `runtime.core.owner_resume`): for every task or actor call
 whose returns the program still holds (or that such a task takes as an argument, the
 lineage it may be recomputed from), the request's payload, the number of handles to each
-return, the actor calls' sequence numbers and the highest task id seen. It costs a dict
-entry per task submitted, dropped when the program drops its refs; releases (which come
-from ``ObjectRef.__del__``, on any thread, at any time) only append to a deque, applied
-under a lock by the next submission or the resume.
+return, the small values the driver fetched (they lived only in the owner's memory), the
+actor calls' sequence numbers and the highest owner-given id. Submissions go out under a
+task id the driver chooses (`begin`), so one sent again after a restart is recognised.
+It costs a dict entry per task submitted, dropped when the program drops its refs;
+releases (which come from ``ObjectRef.__del__``, on any thread, at any time) only append
+to a deque, applied under a lock by the next submission or the resume.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from runtime.real import requests as rq
 from runtime.real.protocol import VALUE_INLINE
 from runtime.real.serialization import INLINE_THRESHOLD
 
-__all__ = ["DriverLineage", "Entry"]
+__all__ = ["DRIVER_TASK_BIT", "DriverLineage", "Entry"]
 
 DRIVER_TASK_BIT = 1 << (OWNER_SHIFT - 1)
 """Set in the task ids a driver chooses (`runtime.real.driver_resume` checks it); the
