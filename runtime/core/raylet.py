@@ -114,6 +114,7 @@ from runtime.core.messages import (
     TaskDone,
     TaskEvents,
     TaskFinished,
+    TasksHeld,
     TaskStarted,
     TimerFired,
     Trace,
@@ -1455,6 +1456,24 @@ class Raylet(RayletBundles):
                     f"object {oid:x} has {entry.pins} pin(s), {holders.get(oid, 0)} held "
                     "task(s) use it"
                 )
+
+    def tasks_held(self) -> dict[Address, TasksHeld]:
+        """What this raylet holds of each owner, as the ``TasksHeld`` it sends that owner
+        when its node rejoins a restarted head: every task and actor call held here, and
+        per owner the next call sequence number each local actor will accept from it."""
+        held: dict[Address, TasksHeld] = {}
+        for spec in self.held.values():
+            msg = held.get(spec.owner)
+            if msg is None:
+                msg = held[spec.owner] = TasksHeld(self.node, [], {})
+            msg.tasks.append((spec.task_id, spec.attempt, spec.seq))
+        for actor_id, actor in self.actors.items():
+            for caller, seq in actor.next_seq.items():
+                msg = held.get(caller)
+                if msg is None:
+                    msg = held[caller] = TasksHeld(self.node, [], {})
+                msg.next_seqs[actor_id] = seq
+        return held
 
     def task_state(self, task_id: TaskId) -> str | None:
         """The lifecycle state of ``task_id`` here (``STATES``), or None if not held."""
