@@ -119,3 +119,15 @@ def _metrics(out: Path, pure: bool) -> dict[str, bytes]:
 def test_compiled_and_pure_write_identical_metrics(tmp_path):
     compiled = _metrics(tmp_path / "compiled", pure=False)
     assert compiled == _metrics(tmp_path / "pure", pure=True)
+
+
+def test_without_a_compiler_the_build_says_so_in_one_line(monkeypatch, capsys):
+    from sim import build_fast
+
+    monkeypatch.setattr(build_fast.shutil, "which", lambda name: None)
+    assert "no C compiler found" in (build_fast.toolchain_problem() or "")
+    with pytest.raises(build_fast.ToolchainMissing):
+        build_fast.build()
+    assert build_fast.main([]) == build_fast.EXIT_NO_TOOLCHAIN
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 1 and "the simulator runs as pure Python" in out[0]
