@@ -641,7 +641,7 @@ def allreduce(quick: bool) -> dict[str, Any]:
     def run(overrides: dict[str, str]) -> float:
         sim = build(load_scenario(path, {**base, **overrides}))
         sim.run()
-        times = sim.drivers[0].round_times[1:] or sim.drivers[0].round_times
+        times = sim.drivers[0].program.round_times[1:] or sim.drivers[0].program.round_times
         return sum(times) / len(times)
 
     sizes = (1_000_000, 10_000_000) if quick else ALLREDUCE_SIZES

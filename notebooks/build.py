@@ -1570,6 +1570,123 @@ print(f"sum {value.sum():.0f}; make ran {len(runs)} time(s), on node(s) {[r[1] f
     ),
 ]
 
+THREE_ENGINES: list[Cell] = [
+    (
+        "md",
+        """\
+# 12. Three engines: one scenario simulated, run on twinray and run on Ray
+
+A workload is written once (`sim/programs.py`: generator programs that say "submit a task
+of this duration and output size", "wait for one to finish"), with every random draw made
+from the scenario's seed. Three interpreters run it: the **simulator** (`sim`), twinray's
+**real mode** (worker processes on this machine) and **Ray** itself, through its public API
+only. The same durations, sizes and graph reach all three (`tests/test_engines.py` checks
+it), so what differs is the engine. The command-line equivalent is
+`run-scenario scenarios/small_independent.yaml --compare sim,real,ray --scale-down`.
+
+The scenario: 600 exponential 2 ms tasks, 16 in flight, scaled down from 4 nodes to one
+node of 2 CPUs (this machine's size, and where the stored Ray run below was made).""",
+    ),
+    ("code", SETUP),
+    (
+        "code",
+        """\
+from twin.stored_run import notebook_fit
+
+fit = notebook_fit()
+print(fit.note)
+print(fit.scenario.workload)""",
+    ),
+    (
+        "md",
+        """\
+## The simulator, twice
+
+With its default control-plane costs the simulator models an idealised Ray. With the
+profile `run-scenario --calibrate --engine ray` wrote
+(`scenarios/calibration/ray_this_machine.yaml`: Ray's overheads measured on this machine by
+micro-workloads, the simulator's costs fitted to them) it predicts Ray's runs here;
+`reports/calibration/ray/report.md` has its prediction error on the shipped small
+scenarios.""",
+    ),
+    (
+        "code",
+        """\
+from sim.runner import run_scenario
+from sim.scenario import load_scenario
+from twin.real_mode import fit_to_machine
+from twin.stored_run import OVERRIDES, SCENARIO
+
+sim = run_scenario(fit.scenario)
+profile = SCENARIOS / "calibration" / "ray_this_machine.yaml"
+calibrated = load_scenario(SCENARIO, {**OVERRIDES, "control_plane.profile": str(profile)})
+sim_ray = run_scenario(fit_to_machine(calibrated, scale_down=True, cpus=fit.cpus).scenario)
+print(f"sim: {sim['throughput_tps']:,.0f} tasks/s; calibrated to Ray: {sim_ray['throughput_tps']:,.0f}")""",
+    ),
+    (
+        "md",
+        """\
+## twinray's real mode
+
+Task bodies sleep for their drawn durations and return outputs of the drawn sizes through
+the real object store.""",
+    ),
+    (
+        "code",
+        """\
+from twin.real_mode import run_real
+
+real = run_real(fit.scenario, fit.cpus)
+print(f"twinray: {real['throughput_tps']:,.0f} tasks/s")""",
+    ),
+    (
+        "md",
+        """\
+## Ray
+
+Where Ray is installed (the `peers` extra) this starts a local Ray (`address="local"`, so an
+outside cluster is never used), runs the same program on it and shuts it down. Where it is
+not (as on CI), it shows a stored run of this scenario on Ray, made on a machine with Ray
+by `python -m twin.stored_run` (`reports/three_engines/ray_run.json`), and says so.""",
+    ),
+    (
+        "code",
+        """\
+from twin.stored_run import ray_or_stored
+
+ray_run = ray_or_stored(fit)
+print(ray_run.label)
+print(f"ray: {ray_run.metrics['throughput_tps']:,.0f} tasks/s")""",
+    ),
+    (
+        "md",
+        """\
+## Side by side
+
+One table and one set of plots (`twin.compare`, as `--compare` writes them): each metric
+per engine, and each engine's relative difference to Ray, the last one. The idealised
+simulator is far from Ray on a small, busy machine; calibrated to Ray, it lands near it.
+Ray's tail latency on a loaded machine is longer than the model's: the calibration fits
+the mean costs, not the scatter.""",
+    ),
+    (
+        "code",
+        """\
+import tempfile
+
+from IPython.display import Image, Markdown, display
+
+from twin.compare import write_engines_comparison
+
+runs = {"sim": sim, "sim (Ray-calibrated)": sim_ray, "twinray": real, "ray": ray_run.metrics}
+out = Path(tempfile.mkdtemp())
+text = write_engines_comparison(runs, out, "small_independent").read_text()
+display(Markdown("\\n".join(line for line in text.splitlines() if not line.startswith("!["))))
+for png in sorted(out.glob("*.png")):
+    display(Image(filename=str(png)))""",
+    ),
+]
+
 
 LESSONS: dict[str, list[Cell]] = {
     "01_tasks_and_actors.ipynb": TASKS_AND_ACTORS,
@@ -1583,6 +1700,7 @@ LESSONS: dict[str, list[Cell]] = {
     "09_streaming_pipelines.ipynb": STREAMING,
     "10_inference_and_serving.ipynb": INFERENCE_SERVING,
     "11_cluster_on_one_machine.ipynb": CLUSTER_ON_ONE_MACHINE,
+    "12_three_engines.ipynb": THREE_ENGINES,
 }
 
 

@@ -156,6 +156,7 @@ class Host:
         self._slot_extra = False
         self._task_overhead_s = 0.0
         self._store_s_per_byte = 0.0
+        self._arg_s_per_byte = 0.0
         self._inline_threshold = 0
         self.components: dict[int, Component] = {}
         self._checked: set[int] = set()
@@ -559,19 +560,27 @@ class Host:
         heappush(self._queue, (end, self._rand(), next(self._eid), event))
 
     def set_task_overhead(
-        self, per_task_s: float, store_s_per_byte: float, inline_threshold: int
+        self,
+        per_task_s: float,
+        store_s_per_byte: float,
+        inline_threshold: int,
+        arg_s_per_byte: float = 0.0,
     ) -> None:
-        """Slot time each task holds beyond its body, plus per byte of stored output."""
+        """Slot time each task holds beyond its body, plus per byte of stored output and
+        per byte of stored argument it reads."""
         self._task_overhead_s = per_task_s
         self._store_s_per_byte = store_s_per_byte
+        self._arg_s_per_byte = arg_s_per_byte
         self._inline_threshold = inline_threshold
-        self._slot_extra = per_task_s > 0 or store_s_per_byte > 0
+        self._slot_extra = per_task_s > 0 or store_s_per_byte > 0 or arg_s_per_byte > 0
 
     def _overhead(self, spec: TaskSpec) -> float:
         extra = self._task_overhead_s
         if self._store_s_per_byte:
             stored = sum(s for s in spec.output_sizes if s >= self._inline_threshold)
             extra += stored * self._store_s_per_byte
+        if self._arg_s_per_byte and spec.deps:
+            extra += sum(d.size for d in spec.deps) * self._arg_s_per_byte
         return extra
 
     def _transfer(self, cmd: Transfer, src: int, at: float) -> None:

@@ -61,6 +61,8 @@ def apply_profile(raw: dict[str, Any], scenario_path: Path) -> list[str]:
         defaults["task_overhead_us"] = round(float(overhead["per_task_ms"]) * 1e3, 3)
     if overhead.get("stored_output_ms"):  # measured with 1 MiB outputs
         defaults["store_put_us_per_mib"] = round(float(overhead["stored_output_ms"]) * 1e3, 3)
+    if overhead.get("stored_arg_ms"):  # measured with 1 MiB arguments
+        defaults["store_get_us_per_mib"] = round(float(overhead["stored_arg_ms"]) * 1e3, 3)
     raw["control_plane"] = {**defaults, **plane, "profile": str(found)}
     network = profile.get("network")
     if isinstance(network, dict):

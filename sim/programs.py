@@ -14,9 +14,11 @@ engine's opaque ``out``), submit a task, create an actor, call it, release a han
 engine calls back `Program.done(tag, handle, ok, at)` when the first return of a task
 it submitted with ``tag`` is ready (counted once; ``ok`` false when it failed).
 
-Kinds written here: independent (closed loop), chain, tree, shuffle, graph, actors, rl and
-parameter_server. hyperparameter_search shares `sim.trial_loop.TrialLoop` the same way;
-open-loop arrivals, streams, puts, allreduce and serving have their own drivers.
+Kinds written here: independent (closed loop), chain, tree, shuffle, graph, actors, rl,
+parameter_server and allreduce. hyperparameter_search shares `sim.trial_loop.TrialLoop`
+the same way, serving `sim.serving_program.ServingProgram`, streams
+`sim.stream_program.StreamProgram` and puts `sim.puts_program.PutsProgram`; open-loop
+arrivals have their own driver.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from sim.drivers import (
 )
 from sim.scenario import (
     ActorWorkload,
+    AllreduceWorkload,
     ChainWorkload,
     GraphWorkload,
     IndependentWorkload,
@@ -496,6 +499,83 @@ class IterativeProgram(Program):
             self.eng.owner_call(self._finish, at)
 
 
+class AllreduceProgram(Program):
+    """Ring allreduces over actors: the ring's actors, then `rounds` allreduces in turn.
+
+    Step 0: each actor emits its own chunk (in ``chunks`` pieces). Steps 1..n-1
+    (reduce-scatter): actor i sums the piece its left neighbour produced at the previous
+    step into its own and passes it on; steps n..2n-2 (allgather): it stores and passes
+    on the reduced piece. Each call's argument is the left neighbour's previous output,
+    so every step moves ``bytes / (n x chunks)`` per actor and piece, and each actor runs
+    its calls in submission order. A round is submitted in one owner call; the next
+    starts when its last call's result is ready. Nothing is drawn: durations are the
+    reduce cost and the injected delay. ``round_times`` holds each round's time from its
+    submission to its last result.
+    """
+
+    def __init__(self, spec: AllreduceWorkload, rng: random.Random) -> None:
+        """The whole ring of the workload (each driver runs its own ring)."""
+        super().__init__(spec, rng)
+        self.n = spec.actors
+        self.pieces = spec.chunks
+        self.piece_bytes = max(1, spec.bytes // (spec.actors * spec.chunks))
+        self.reduce_s = self.piece_bytes / (spec.reduce_gbps * 1e9) if spec.reduce_gbps else 0.0
+        self.delay_s = spec.injected_delay_ms * 1e-3
+        self.rounds = spec.rounds
+        self.tasks = spec.rounds * self.n * self.pieces * (2 * self.n - 1)
+        self.actor_resources = {"CPU": spec.actor_cpus} if spec.actor_cpus else {}
+        self.actor_resources.update(spec.resources)
+        self.actors: list[Any] = []
+        self.round_started: list[float] = []
+        self.round_times: list[float] = []
+        self._left = 0
+        """Calls of the running round whose result is not ready yet."""
+
+    def start(self, engine: Engine) -> None:
+        """Create the actors, then submit the first round."""
+        self.eng = engine
+        engine.owner_call(self._create_all)
+        engine.owner_call(self._submit_round)
+
+    def _create_all(self, now: float, out: Any) -> None:
+        for i in range(self.n):
+            self.actors.append(self.eng.create_actor(f"ring{i}", self.actor_resources, now, out))
+
+    def _submit_round(self, now: float, out: Any) -> None:
+        self.round_started.append(now)
+        n, pieces, size, eng = self.n, self.pieces, (self.piece_bytes,), self.eng
+        tag = len(self.round_started) - 1
+        self._left += n * pieces * (2 * n - 1)
+        previous: list[list[Any]] = []
+        for step in range(2 * n - 1):
+            duration = self.delay_s + (self.reduce_s if 1 <= step <= n - 1 else 0.0)
+            name = "send" if step == 0 else ("reduce" if step <= n - 1 else "gather")
+            current = []
+            for i in range(n):
+                row = []
+                for j in range(pieces):
+                    args = (previous[(i - 1) % n][j],) if previous else ()
+                    (handle,) = eng.call(tag, self.actors[i], name, duration, size, args, now, out)
+                    row.append(handle)
+                current.append(row)
+            for row in previous:
+                for handle in row:
+                    eng.release(handle, now, out)  # the next step's calls hold them
+            previous = current
+        for row in previous:
+            for handle in row:
+                eng.release(handle, now, out)
+
+    def done(self, tag: Any, handle: Any, ok: bool, at: float) -> None:
+        """Count the round's call; after its last, note its time and submit the next."""
+        self._left -= 1
+        if self._left:
+            return
+        self.round_times.append(at - self.round_started[-1])
+        if len(self.round_times) < self.rounds:
+            self.eng.owner_call(self._submit_round, at)
+
+
 def _independent(spec: Any, rng: random.Random, i: int, n: int) -> Program:
     return IndependentProgram(spec, rng, split(spec.tasks, n, i))
 
@@ -523,6 +603,10 @@ def _actors(spec: Any, rng: random.Random, i: int, n: int) -> Program:
     return ActorProgram(spec, rng, split(spec.actors, n, i))
 
 
+def _allreduce(spec: Any, rng: random.Random, i: int, n: int) -> Program:
+    return AllreduceProgram(spec, rng)  # one ring per driver
+
+
 def _iterative(spec: Any, rng: random.Random, i: int, n: int) -> Program:
     rl = isinstance(spec, RLWorkload)
     workers, servers = (rl_roles if rl else ps_roles)(spec, rng)
@@ -538,6 +622,7 @@ PROGRAMS: dict[type[Any], Callable[[Any, random.Random, int, int], Program]] = {
     ActorWorkload: _actors,
     RLWorkload: _iterative,
     ParameterServerWorkload: _iterative,
+    AllreduceWorkload: _allreduce,
 }
 """Workload type -> builder of driver i's (of n) program from its seeded stream."""
 
@@ -565,6 +650,7 @@ __all__ = [
     "PROGRAMS",
     "PROGRAM_KINDS",
     "ActorProgram",
+    "AllreduceProgram",
     "ChainProgram",
     "ChainState",
     "Engine",

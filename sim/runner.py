@@ -25,7 +25,6 @@ from runtime.core.global_scheduler import GlobalScheduler
 from runtime.core.owner import Owner
 from runtime.core.raylet import WAIT_CAUSES, Raylet
 from runtime.core.speculation import SpeculationPolicy
-from sim.collectives import AllreduceDriver
 from sim.drivers import PoissonDriver, SearchDriver, rl_summary, split
 from sim.flows import FlowNetwork
 from sim.gcs_memory import GcsMemoryModel
@@ -50,6 +49,7 @@ from sim.scenario import (
     TreeWorkload,
 )
 from sim.serving import ServingDriver
+from sim.serving_program import ServingProgram
 from sim.sim_engine import SimEngine
 from sim.store import PutDriver
 from sim.streams import StreamDriver
@@ -435,10 +435,8 @@ def _search_drivers(sim: Simulation, spec: HyperparameterSearchWorkload) -> int:
 
 def _serving_drivers(sim: Simulation, spec: ServingWorkload) -> int:
     """One proxy (driver 0) in front of every deployment; one unit per request."""
-    seed = sim.scenario.seed
-    driver = ServingDriver(
-        sim.host, sim.owners[0], sim.metrics, sim.completion, spec, partial(_rng, seed)
-    )
+    program = ServingProgram(spec, sim.scenario.seed)
+    driver = ServingDriver(sim.host, sim.owners[0], sim.metrics, sim.completion, program)
     sim.drivers.append(driver)
     return spec.requests
 
@@ -464,18 +462,6 @@ def _puts_drivers(sim: Simulation, spec: PutsWorkload) -> int:
     return spec.puts * len(sim.owners)
 
 
-def _allreduce_drivers(sim: Simulation, spec: AllreduceWorkload) -> int:
-    """One ring per driver (each its own actors), ``rounds`` allreduces each."""
-    seed = sim.scenario.seed
-    total = 0
-    for i, owner in enumerate(sim.owners):
-        rng = _rng(seed, f"workload:{i}")
-        driver = AllreduceDriver(sim.host, owner, sim.metrics, sim.completion, spec, rng)
-        sim.drivers.append(driver)
-        total += spec.rounds * spec.actors * spec.chunks * (2 * spec.actors - 1)
-    return total
-
-
 _WORKLOADS: dict[type, Callable[[Simulation, Any], int]] = {
     StreamWorkload: _stream_drivers,
     IndependentWorkload: _independent_drivers,
@@ -489,7 +475,7 @@ _WORKLOADS: dict[type, Callable[[Simulation, Any], int]] = {
     HyperparameterSearchWorkload: _search_drivers,
     ServingWorkload: _serving_drivers,
     PutsWorkload: _puts_drivers,
-    AllreduceWorkload: _allreduce_drivers,
+    AllreduceWorkload: _program_drivers,
 }
 """Workload kind -> builder of its drivers (returns the number of tasks to run)."""
 
@@ -543,6 +529,7 @@ def build(scenario: Scenario) -> Simulation:
         plane_spec.task_overhead_us * 1e-6,
         plane_spec.store_put_us_per_mib * 1e-6 / (1 << 20),
         config.inline_threshold,
+        plane_spec.store_get_us_per_mib * 1e-6 / (1 << 20),
     )
     metrics.node_busy = [{} for _ in capacity]
     raylets, owners = plane.raylets, plane.owners

@@ -14,17 +14,19 @@ only carries those decisions out on the simulated cluster:
 - a batch of n requests is one actor call of ``latency_fixed_ms + n * latency_per_item_ms``
   (the actor runs ``max_concurrent_batches`` calls at once);
 - a request's latency runs from its arrival to its response leaving the proxy.
+
+The workload's draws (arrivals, each request's deployment, each batch's model cost, the
+proxy's overheads) are `sim.serving_program.ServingProgram`'s, the description every engine
+reads; only the router's stream (``serve:<deployment>:router``) is drawn here.
 """
 
 from __future__ import annotations
 
 import math
-import random
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 from runtime.core.ids import ObjectId
@@ -41,22 +43,13 @@ from runtime.core.serve import (
     StartReplica,
 )
 from runtime.core.serve.replicas import HEALTHY
-from sim.distributions import Sampler, make_sampler
 from sim.drivers import call_actor, create_actor
 from sim.host import Host
 from sim.metrics import LogHistogram, MetricsRecorder, round_sig
-from sim.scenario import (
-    BurstArrivals,
-    PoissonArrivals,
-    ServeDeploymentSpec,
-    ServingWorkload,
-    TraceArrivals,
-    read_arrival_trace,
-)
+from sim.scenario import ServeDeploymentSpec
+from sim.serving_cost import ModelCost, batch_seconds
+from sim.serving_program import Request, ServingProgram, stream
 from sim.workloads import Completion
-
-RngFactory = Callable[[str], random.Random]
-"""A named, independent generator derived from the scenario's seed."""
 
 
 @dataclass(slots=True)
@@ -78,32 +71,13 @@ class SimDeployment:
     spec: ServeDeploymentSpec
     router: PowerOfTwoChoicesRouter
     replica_set: ReplicaSet
-    fixed_ms: Sampler
-    per_item_ms: Sampler
+    cost: ModelCost
     replicas: dict[str, SimReplica] = field(default_factory=dict)
     latency: LogHistogram = field(default_factory=LogHistogram)
     batch_sizes: dict[int, int] = field(default_factory=dict)
     completed: int = 0
     rejected: int = 0
     failed: int = 0
-
-
-def arrival_offsets(spec: ServingWorkload, rng: random.Random) -> Iterator[float]:
-    """The workload's arrival times in seconds from the first request's time (0)."""
-    arrivals, n = spec.arrivals, spec.requests
-    if isinstance(arrivals, PoissonArrivals):
-        t = 0.0
-        for _ in range(n):
-            yield t
-            t += rng.expovariate(arrivals.rate_rps)
-    elif isinstance(arrivals, BurstArrivals):
-        for i in range(n):
-            yield (i // arrivals.burst_size) * arrivals.interval_s
-    else:
-        assert isinstance(arrivals, TraceArrivals)
-        times = read_arrival_trace(Path(arrivals.file))[:n]
-        for t in times:
-            yield t - times[0]
 
 
 class ServingDriver:
@@ -115,45 +89,41 @@ class ServingDriver:
         owner: Owner,
         metrics: MetricsRecorder,
         completion: Completion,
-        spec: ServingWorkload,
-        rng_for: RngFactory,
+        program: ServingProgram,
         record: bool = False,
     ) -> None:
-        """A proxy driving `spec`; `record` keeps every decision in `decisions` (for tests)."""
+        """A proxy driving `program`; `record` keeps every decision in `decisions` (tests)."""
         self.host = host
         self.owner = owner
         self.metrics = metrics
         self.completion = completion
-        self.spec = spec
-        self.rng = rng_for("workload:0")
+        self.program = program
+        self.spec = spec = program.spec
         self.deployments: list[SimDeployment] = []
-        for d in spec.deployments:
-            drng = rng_for(f"serve:{d.name}")
+        for i, d in enumerate(spec.deployments):
             self.deployments.append(
                 SimDeployment(
                     d,
                     PowerOfTwoChoicesRouter(
-                        rng_for(f"serve:{d.name}:router"),
+                        stream(program.seed, f"serve:{d.name}:router"),
                         d.max_ongoing_requests,
                         d.max_queued_requests,
                     ),
                     ReplicaSet(d.name, d.num_replicas),
-                    make_sampler(d.latency_fixed_ms, drng),
-                    make_sampler(d.latency_per_item_ms, drng),
+                    program.model_cost(i),
                 )
             )
-        self._weights = [d.weight for d in spec.deployments]
-        self._pick = rng_for("serve:pick")  # which deployment each request is for
-        self.proxy_ms = make_sampler(spec.proxy_overhead_ms, self.rng)
-        self.response_ms = make_sampler(spec.response_overhead_ms, self.rng)
+        self.proxy_ms, self.response_ms = program.proxy_costs()
         self.record = record
         self.decisions: list[tuple[Any, ...]] = []
         """With `record`: ("route", t, request, deployment, outcome, replica), ("assign", ...),
         ("batch", t, replica, batch_id, requests) and ("done", t, replica, batch_id)."""
         self.latency = LogHistogram()
         self.batch_sizes: dict[int, int] = {}
-        self._arrivals: Iterator[float] = iter(())
-        self._next_request = 0
+        self._arrivals: Iterator[Request] = iter(())
+        self._next: Request | None = None
+        """The request whose arrival is scheduled."""
+        self._arrived_count = 0
         self._t0 = 0.0
         self._arrived: dict[int, float] = {}
         self._proxy_free = 0.0
@@ -171,7 +141,7 @@ class ServingDriver:
     @property
     def arrivals_pending(self) -> bool:
         """Requests will still arrive (idle gaps between arrivals are not a stall)."""
-        return self._next_request < self.spec.requests
+        return self._arrived_count < self.spec.requests
 
     def make_groups(self) -> None:
         """No placement groups: replicas are placed by the scheduling strategy."""
@@ -213,14 +183,14 @@ class ServingDriver:
             for d in self.deployments:
                 d.router.update_replicas(d.replica_set.running())
             self._t0 = at
-            self._arrivals = arrival_offsets(self.spec, self.rng)
+            self._arrivals = self.program.requests()
             self._schedule_arrival()
 
     # -- requests --------------------------------------------------------------------------
     def _schedule_arrival(self) -> None:
-        offset = next(self._arrivals, None)
-        if offset is not None:
-            self.host.call_at(self._t0 + offset, self._arrive)
+        self._next = upcoming = next(self._arrivals, None)
+        if upcoming is not None:
+            self.host.call_at(self._t0 + upcoming.offset, self._arrive)
 
     def _proxy(self, cost_ms: float, at: float) -> float:
         """Serve `cost_ms` of proxy work arriving at `at`; returns when it is done."""
@@ -230,15 +200,14 @@ class ServingDriver:
 
     def _arrive(self) -> None:
         now = self.host.now
-        request = self._next_request
-        self._next_request += 1
+        upcoming = self._next
+        assert upcoming is not None
+        request = upcoming.index
+        self._arrived_count += 1
         if self.first_arrival is None:
             self.first_arrival = now
         self._arrived[request] = now
-        if len(self.deployments) == 1:
-            dep = self.deployments[0]
-        else:
-            dep = self._pick.choices(self.deployments, self._weights)[0]
+        dep = self.deployments[upcoming.deployment]
         routed = self._proxy(self.proxy_ms(), now)
         self._to_route.append((dep, request))
         self.host.call_at(routed, self._route_next)
@@ -295,7 +264,8 @@ class ServingDriver:
     ) -> None:
         for batch in batches:
             n = len(batch.items)
-            duration = (dep.fixed_ms() + n * dep.per_item_ms()) * 1e-3
+            _, fixed, per_item = dep.cost.draw()
+            duration = batch_seconds(fixed, per_item, n)
             rep.busy_s += duration
             dep.batch_sizes[n] = dep.batch_sizes.get(n, 0) + 1
             self.batch_sizes[n] = self.batch_sizes.get(n, 0) + 1

@@ -9,6 +9,7 @@ from runtime.core.messages import ObjectReady
 from runtime.core.owner import Owner
 from sim.host import Host
 from sim.metrics import MetricsRecorder
+from sim.puts_program import PutsProgram
 from sim.scenario import ObjectStoreSpec, PutsWorkload
 from sim.workloads import Completion, _DriverBase
 
@@ -34,7 +35,8 @@ class PutDriver(_DriverBase):
     Each put first costs ``put_seconds`` of the program's time (serialize, copy into the
     store), then one owner call registers the object (the store pins it) and drops the
     reference; the next put starts when that call is done. A put is recorded as a
-    finished task at that moment, ``latency`` being the whole put.
+    finished task at that moment, ``latency`` being the whole put. What is put is
+    `sim.puts_program.PutsProgram`'s (the description every engine runs).
     """
 
     def __init__(
@@ -50,7 +52,7 @@ class PutDriver(_DriverBase):
     ) -> None:
         """A driver putting `puts` objects of ``spec.object_bytes`` under the `store` model."""
         super().__init__(host, owner, metrics, completion, spec, rng)
-        self.remaining = puts
+        self.program = PutsProgram(spec, puts)
         self.size = spec.object_bytes
         self.put_s = put_seconds(store, spec.object_bytes, spec.threads)
         self._started = 0.0
@@ -61,9 +63,10 @@ class PutDriver(_DriverBase):
         self._next(self.host.now)
 
     def _next(self, at: float) -> None:
-        if self.remaining <= 0:
+        size = self.program.next_put()
+        if size is None:
             return
-        self.remaining -= 1
+        self.size = size
         self._started = at
         self.host.call_at(at + self.put_s, self._copied)
 

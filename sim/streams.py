@@ -1,4 +1,8 @@
-"""The streaming-generator workload: producers yield items, each item feeds a consumer at once."""
+"""The streaming-generator workload: producers yield items, each item feeds a consumer at once.
+
+Its window and draws are `sim.stream_program.StreamProgram`'s (written once for every
+engine); this driver carries them out on the simulated cluster.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +13,10 @@ from runtime.core.ids import ObjectId, TaskId, object_id, task_of
 from runtime.core.messages import ItemReady, ObjectReady, StreamEnded
 from runtime.core.owner import Owner
 from runtime.core.task import GEN_STREAMING, TaskSpec
-from sim.distributions import make_sampler
 from sim.host import Host
 from sim.metrics import MetricsRecorder
 from sim.scenario import StreamWorkload
+from sim.stream_program import StreamProgram
 from sim.workloads import Completion, _DriverBase
 
 __all__ = ["StreamDriver"]
@@ -40,9 +44,7 @@ class StreamDriver(_DriverBase):
         """A driver for `producers` of the workload `spec` (its share of the total)."""
         super().__init__(host, owner, metrics, completion, spec, rng)
         self.spec = spec
-        self.remaining = producers
-        self.item_bytes = make_sampler(spec.item_bytes, rng)
-        self.consumer_ms = make_sampler(spec.consumer_duration_ms, rng)
+        self.program = StreamProgram(spec, rng, producers)
         self.running: set[TaskId] = set()
         """Producers whose task has not ended."""
         self.consumer_of: dict[ObjectId, TaskId] = {}
@@ -52,21 +54,21 @@ class StreamDriver(_DriverBase):
 
     def start(self) -> None:
         """Start the first `window` producers."""
-        for _ in range(min(self.spec.window, self.remaining)):
+        for _ in range(self.program.first()):
             self.host.serve_call(self.owner.addr, self._submit_producer)
 
     def _submit_producer(self, now: float, out: list[Any]) -> None:
-        self.remaining -= 1
+        producer = self.program.next_producer()
+        assert producer is not None
         owner = self.owner
-        sizes = tuple(int(self.item_bytes()) for _ in range(self.spec.items))
         spec = TaskSpec(
             task_id=owner.new_task_id(),
             owner=owner.addr,
             owner_node=owner.node,
             function="producer",
-            args=sizes,
+            args=producer.item_sizes,
             resources=self.resources,
-            duration=self.duration_ms() * 1e-3,
+            duration=producer.duration_s,
             output_sizes=(8,),
             shape=self.shape,
             generator=GEN_STREAMING,
@@ -83,7 +85,7 @@ class StreamDriver(_DriverBase):
     def _consume(self, cmd: ItemReady, now: float, out: list[Any]) -> None:
         owner = self.owner
         spec = self._new_spec("consumer", (cmd.oid,))
-        spec.duration = self.consumer_ms() * 1e-3
+        spec.duration = self.program.consumer_duration()
         (result,) = owner.submit(spec, now, out)
         self.consumer_of[result] = cmd.task_id
         owner.remove_ref(cmd.oid, now, out)  # the consumer holds it now
@@ -97,7 +99,7 @@ class StreamDriver(_DriverBase):
             self.completion.total -= missing
             self.completion.done -= 1
             self.completion.task_ended(now)
-        if self.remaining > 0:
+        if self.program.remaining > 0:
             self._submit_producer(now, out)
 
     def _on_ready(self, cmd: ObjectReady, at: float) -> None:

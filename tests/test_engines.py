@@ -7,6 +7,10 @@ outputs it reads). For the same scenario and seed, the simulator and twinray's r
 must draw the same durations and sizes in the same order and build the same graph. Where
 an engine's timing decides which chain or actor gets the next draw (chains, actors), the
 draw sequence must still match and the graph is compared up to that assignment.
+
+The serving workload (`sim.serving_program`) is compared the same way: every engine sends
+the same requests (arrival offset, deployment) and costs each deployment's k-th batch
+with the same draw; how many batches there are is each engine's timing.
 """
 
 from __future__ import annotations
@@ -40,6 +44,10 @@ CASES: dict[str, tuple[str, dict[str, str]]] = {
     "actors": ("actors.yaml", {"workload.actors": "2", "workload.calls": "4"}),
     "rl": ("rl.yaml", {"workload.iterations": "2", "workload.rollout_actors": "2"}),
     "parameter_server": ("parameter_server.yaml", {"workload.iterations": "2"}),
+    "allreduce": (
+        "ray_paper/allreduce.yaml",
+        {"workload.actors": "2", "workload.bytes": "4096", "workload.chunks": "2"},
+    ),
 }
 """Workload kind -> a shipped scenario and overrides that make it small."""
 
@@ -196,6 +204,10 @@ def test_mode_ray_without_ray_says_how_to_install_it(
     assert main([file, "--mode", "ray", "--scale-down", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "--mode ray needs Ray" in err and "pip install 'twinray[peers]'" in err
+    serving = str(SCENARIOS / "serving_small.yaml")
+    assert main([serving, "--mode", "ray", "--out", str(tmp_path)]) == 2  # Ray Serve too
+    err = capsys.readouterr().err
+    assert "--mode ray needs Ray" in err and "pip install 'twinray[peers]'" in err
 
 
 def test_address_is_for_mode_ray_only(capsys: pytest.CaptureFixture[str]) -> None:
@@ -204,6 +216,9 @@ def test_address_is_for_mode_ray_only(capsys: pytest.CaptureFixture[str]) -> Non
     with pytest.raises(SystemExit):
         main([str(SCENARIOS / "chain.yaml"), "--mode", "real", "--address", "auto"])
     assert "--address applies to --mode ray" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # Ray Serve runs on a Ray started for the run
+        main([str(SCENARIOS / "serving_small.yaml"), "--mode", "ray", "--address", "auto"])
+    assert "--address does not apply to serving scenarios" in capsys.readouterr().err
 
 
 def test_compare_takes_two_or_three_distinct_known_engines() -> None:
@@ -263,3 +278,271 @@ def test_ray_timeline_executions_become_task_spans() -> None:
     record_timeline(driver, events, wall0)
     assert driver.metrics.busy_s == pytest.approx(0.25)  # only t0's execution
     assert driver.metrics.started == 1
+
+
+# --- the serving workload: requests and batch costs ----------------------------------------
+
+SERVING: dict[str, Any] = {
+    "name": "serving_engines",
+    "seed": 4,
+    "cluster": {"nodes": 1, "cpus_per_node": CPUS},
+    "workload": {
+        "kind": "serving",
+        "requests": 24,
+        "arrivals": {"process": "poisson", "rate_rps": 150},
+        "deployments": [
+            {  # several replicas and drawn costs: the replicas share the deployment's draws
+                "name": "A",
+                "num_replicas": 2,
+                "num_cpus": 0,
+                "max_batch_size": 4,
+                "batch_wait_timeout_s": 0.004,
+                "latency_fixed_ms": {"dist": "uniform", "low": 1, "high": 3},
+                "latency_per_item_ms": {"dist": "exponential", "mean": 0.5},
+                "weight": 2,
+            },
+            {  # one replica, no @serve.batch: it draws from its own copy of the stream
+                "name": "B",
+                "num_replicas": 1,
+                "num_cpus": 0,
+                "max_concurrent_batches": 2,
+                "latency_fixed_ms": {"dist": "exponential", "mean": 2},
+            },
+        ],
+    },
+}
+"""A small serving scenario covering both ways a replica gets its batch costs."""
+
+
+class ServingIntents:
+    """What a serving engine did: requests (offset, deployment) and each deployment's costs."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[float, int]] = []
+        self.costs: dict[int, dict[int, tuple[float, float]]] = {}
+        """Deployment -> batch number -> (fixed, per-item) ms."""
+
+
+def simulated_serving(monkeypatch: pytest.MonkeyPatch) -> ServingIntents:
+    """The requests the simulated proxy received and the costs its batches drew."""
+    from sim.scenario import validate_scenario
+    from sim.serving import ServingDriver
+
+    intents = ServingIntents()
+
+    class Recorded(ServingDriver):
+        def _arrive(self) -> None:
+            upcoming = self._next
+            assert upcoming is not None
+            intents.requests.append((upcoming.offset, upcoming.deployment))
+            super()._arrive()
+
+        def _launch(self, dep: Any, rep: Any, batches: list[Any], now: float) -> None:
+            d = self.deployments.index(dep)
+            draw = dep.cost.draw
+
+            def noted() -> tuple[int, float, float]:
+                k, fixed, per_item = draw()
+                intents.costs.setdefault(d, {})[k] = (fixed, per_item)
+                return k, fixed, per_item
+
+            dep.cost.draw = noted
+            try:
+                super()._launch(dep, rep, batches, now)
+            finally:
+                dep.cost.draw = draw
+
+    monkeypatch.setattr(sim.runner, "ServingDriver", Recorded)
+    metrics = sim.runner.run_scenario(validate_scenario(SERVING))
+    assert metrics["serving"]["completed"] == SERVING["workload"]["requests"]
+    return intents
+
+
+def served(ray: ModuleType, serve: ModuleType, monkeypatch: pytest.MonkeyPatch) -> ServingIntents:
+    """The requests a real run sent (`ray` initialised) and the costs its replicas drew."""
+    import twin.real_serving
+    from sim.scenario import validate_scenario
+
+    intents = ServingIntents()
+    load = twin.real_serving._load
+
+    async def recorded(urls: list[str], offsets: list[float], pick: list[int]) -> Any:
+        intents.requests = list(zip(offsets, pick, strict=True))
+        return await load(urls, offsets, pick)
+
+    monkeypatch.setattr(twin.real_serving, "_load", recorded)
+    results = twin.real_serving.serve_program(ray, serve, validate_scenario(SERVING))
+    assert sorted(r[3] for r in results) == [200] * SERVING["workload"]["requests"]
+    for d, _, _, _, body in results:
+        assert body is not None
+        k, fixed, per_item = body["cost"]
+        seen = intents.costs.setdefault(d, {}).setdefault(k, (fixed, per_item))
+        assert seen == (fixed, per_item), "two batches took the same draw"
+    return intents
+
+
+def same_serving(real: ServingIntents, sim: ServingIntents) -> None:
+    """The same requests; per deployment, batch k cost the same (fixed, per item)."""
+    assert real.requests == sim.requests
+    assert sorted(real.costs) == sorted(sim.costs) == [0, 1]  # both deployments served
+    for d, costs in real.costs.items():
+        assert sorted(costs) == list(range(len(costs)))  # every draw once, from the first
+        common = min(len(costs), len(sim.costs[d]))
+        assert common >= 1
+        assert [costs[k] for k in range(common)] == [sim.costs[d][k] for k in range(common)]
+
+
+def test_twinray_serves_the_requests_and_costs_the_simulator_draws(
+    twinray: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from runtime import serve
+
+    expected = simulated_serving(monkeypatch)
+    assert len(expected.requests) == SERVING["workload"]["requests"]
+    assert len({d for _, d in expected.requests}) == 2  # the requests were split
+    same_serving(served(twinray, serve, monkeypatch), expected)
+
+
+def test_ray_serve_serves_the_requests_and_costs_the_simulator_draws(
+    real_ray: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ray import serve
+
+    same_serving(served(real_ray, serve, monkeypatch), simulated_serving(monkeypatch))
+
+
+# --- streaming generators: the producers' and consumers' draws ---------------------------
+
+
+def _streamed(monkeypatch: pytest.MonkeyPatch, modules: tuple[Any, ...]) -> list[Any]:
+    """Patch `StreamProgram` in `modules` to note each producer and consumer it hands out."""
+    from sim.stream_program import StreamProgram
+
+    noted: list[Any] = []
+
+    class Recorded(StreamProgram):
+        def next_producer(self) -> Any:
+            producer = super().next_producer()
+            if producer is not None:
+                noted.append(("producer", producer.duration_s, producer.item_sizes))
+            return producer
+
+        def consumer_duration(self) -> float:
+            duration = super().consumer_duration()
+            noted.append(("consumer", duration))
+            return duration
+
+    for module in modules:
+        monkeypatch.setattr(module, "StreamProgram", Recorded)
+    return noted
+
+
+STREAM = ("stream.yaml", {"workload.producers": "3", "workload.items": "3"})
+
+
+def _small_stream() -> Scenario:
+    scenario = load_scenario(SCENARIOS / STREAM[0], STREAM[1])
+    return fit_to_machine(scenario, scale_down=True, cpus=CPUS).scenario
+
+
+def _stream_run(ray: ModuleType, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    import twin.real_workloads
+    from twin.real_workloads import run_stream
+
+    noted = _streamed(monkeypatch, (twin.real_workloads,))
+    scenario = _small_stream()
+    driver = RealDriver(ray, scenario)
+    driver.t0 = time.monotonic()
+    run_stream(driver, scenario.workload)
+    return noted
+
+
+def _stream_simulated(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    import sim.streams
+
+    noted = _streamed(monkeypatch, (sim.streams,))
+    metrics = sim.runner.run_scenario(_small_stream())
+    assert metrics["tasks"] == 3 * (1 + 3)  # producers and one consumer per item
+    return noted
+
+
+def _stream_canonical(noted: list[Any]) -> tuple[list[Any], list[Any]]:
+    """The producers in order; the consumers' durations (items arrive in each engine's order)."""
+    return [x for x in noted if x[0] == "producer"], sorted(x for x in noted if x[0] == "consumer")
+
+
+def test_twinray_streams_what_the_simulator_draws(
+    twinray: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    producers, consumers = expected = _stream_canonical(_stream_simulated(monkeypatch))
+    assert len(producers) == 3 and len(consumers) == 9
+    assert _stream_canonical(_stream_run(twinray, monkeypatch)) == expected
+
+
+def test_ray_streams_what_the_simulator_draws(
+    real_ray: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    expected = _stream_canonical(_stream_simulated(monkeypatch))
+    assert _stream_canonical(_stream_run(real_ray, monkeypatch)) == expected
+
+
+# --- puts: what each driver puts ------------------------------------------------------------
+
+
+def _puts_noted(monkeypatch: pytest.MonkeyPatch, module: Any) -> list[int]:
+    """Patch `PutsProgram` in `module` to note the size of every object it hands out."""
+    from sim.puts_program import PutsProgram
+
+    noted: list[int] = []
+
+    class Recorded(PutsProgram):
+        def next_put(self) -> int | None:
+            size = super().next_put()
+            if size is not None:
+                noted.append(size)
+            return size
+
+    monkeypatch.setattr(module, "PutsProgram", Recorded)
+    return noted
+
+
+def _small_puts() -> Scenario:
+    overrides = {
+        "workload.puts": "12",
+        "workload.object_bytes": "2048",
+        "workload.drivers": "2",  # scaled down: one driver putting both drivers' objects
+        "cluster.nodes": "2",
+    }
+    scenario = load_scenario(SCENARIOS / "ray_paper" / "object_store.yaml", overrides)
+    return fit_to_machine(scenario, scale_down=True, cpus=CPUS).scenario
+
+
+def _puts_both(ray: ModuleType, monkeypatch: pytest.MonkeyPatch) -> tuple[list[int], list[int]]:
+    """The sizes the simulator put and those a run on `ray` put, for the small scenario."""
+    import sim.store
+    import twin.real_workloads
+
+    simulated_sizes = _puts_noted(monkeypatch, sim.store)
+    scenario = _small_puts()
+    assert scenario.workload.drivers == 1 and scenario.workload.puts == 24  # both drivers' puts
+    assert sim.runner.run_scenario(scenario)["tasks"] == 24
+    real_sizes = _puts_noted(monkeypatch, twin.real_workloads)
+    driver = RealDriver(ray, scenario)
+    driver.t0 = time.monotonic()
+    twin.real_workloads.run_puts(driver, scenario.workload)
+    assert driver.metrics.summary(1.0, CPUS)["tasks"] == 24
+    return real_sizes, simulated_sizes
+
+
+def test_twinray_puts_what_the_simulator_puts(
+    twinray: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_sizes, simulated_sizes = _puts_both(twinray, monkeypatch)
+    assert real_sizes == simulated_sizes == [2048] * 24
+
+
+def test_ray_puts_what_the_simulator_puts(
+    real_ray: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_sizes, simulated_sizes = _puts_both(real_ray, monkeypatch)
+    assert real_sizes == simulated_sizes == [2048] * 24

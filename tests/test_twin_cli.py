@@ -29,6 +29,7 @@ RUN_SCENARIO_OPTIONS = {
     "--calibrate-rl",
     "--compare",
     "--address",
+    "--engine",
 }
 """The options of `run-scenario` (those from before the simulator and the twin harness were
 split, and `--calibrate-rl`, which times real PPO iterations)."""
@@ -42,6 +43,7 @@ REAL_ONLY = {
     "--calibrate-rl",
     "--compare",
     "--address",
+    "--engine",
 }
 
 

@@ -2,7 +2,7 @@
 
 Simulator-only runs (`--mode sim`, the default, `--sweep`, `--schema`) are `sim.cli`'s;
 this module adds `--mode real|both|ray`, `--compare`, `--address`, `--scale-down`, `--nodes`,
-`--calibrate` and `--calibrate-rl`,
+`--calibrate [--engine twinray|ray]` and `--calibrate-rl`,
 which start real worker processes.
 """
 
@@ -14,6 +14,8 @@ from collections.abc import Sequence
 
 from sim import cli as sim_cli
 from sim.profile import DEFAULT_PROFILE
+from twin.calibrate import ENGINES as CALIBRATION_ENGINES
+from twin.calibrate import RAY_PROFILE
 from twin.calibrate_rl import DEFAULT_RL_PROFILE
 
 
@@ -60,10 +62,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--calibrate",
         nargs="?",
-        const=str(DEFAULT_PROFILE),
+        const="",
         metavar="PROFILE",
         help="measure this machine's real-mode overheads and write a calibration profile "
-        f"(default {DEFAULT_PROFILE}); no scenario file needed",
+        f"(default {DEFAULT_PROFILE}; with --engine ray {RAY_PROFILE}); no scenario file "
+        "needed",
+    )
+    parser.add_argument(
+        "--engine",
+        choices=CALIBRATION_ENGINES,
+        help="--calibrate: the engine to fit the simulator to: twinray's real mode "
+        "(twinray, the default) or real Ray on this machine (ray, needs the peers extra; "
+        "also reports how well the fitted simulator predicts Ray runs)",
     )
     parser.add_argument(
         "--calibrate-rl",
@@ -80,10 +90,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `run-scenario`; returns the process exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.calibrate:
+    if args.engine is not None and args.calibrate is None:
+        parser.error("--engine applies to --calibrate only")
+    if args.calibrate is not None:
         from twin.calibrate import main as calibrate
 
-        return calibrate(args.calibrate)
+        return calibrate(args.calibrate or None, args.engine or "twinray")
     if args.calibrate_rl:
         from twin.calibrate_rl import main as calibrate_rl
 
@@ -114,24 +126,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         from twin.compare import run_compare
 
         return run_compare(scenario, engines, args.scale_down, address=args.address)
-    if engines is not None:
-        print("run-scenario: cannot compare serving scenarios: use --mode both", file=sys.stderr)
-        return 2
     if scenario.workload.kind == "serving":
-        from twin.real_serving import run_serving_mode
+        from twin.real_serving import run_serving_compare, run_serving_mode
 
-        if args.mode == "ray":
-            print(
-                "run-scenario: cannot run in ray mode: serving scenarios run on twinray's "
-                "runtime.serve only (--mode real|both)",
-                file=sys.stderr,
+        if args.address is not None:
+            parser.error(
+                "--address does not apply to serving scenarios: --mode ray serves them on a "
+                "local Ray started for the run"
             )
-            return 2
         if args.scale_down:
             parser.error("--scale-down does not apply to serving scenarios: they run as given")
         if args.nodes is not None:
             parser.error("--nodes does not apply to serving scenarios: they run on one node")
-
+        if engines is not None:
+            return run_serving_compare(scenario, engines)
         return run_serving_mode(scenario, args.mode)
     if args.netns and args.nodes is None:
         parser.error("--netns needs --nodes N (it places worker nodes in namespaces)")

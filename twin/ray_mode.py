@@ -90,11 +90,13 @@ def run_ray(
     Starts a local Ray of `cpus` CPUs (and `resources`) unless `address` names a running
     cluster, and shuts the connection down after the run.
     """
-    from twin.real_mode import engine_metrics
+    _runner(scenario)  # refuses before Ray is started
+    with RaySession(cpus, _store_bytes(scenario), resources, address) as session:
+        return session.run(scenario, trace)
 
-    ray = import_ray()
-    if ray.is_initialized():
-        raise RuntimeError("run_ray starts its own Ray: call ray.shutdown() first")
+
+def _runner(scenario: Scenario) -> Any:
+    """The workload's runner (`twin.real_workloads.RUNNERS`), or `RayModeRefused`."""
     workload = scenario.workload
     if isinstance(workload, RLWorkload) and workload.from_rllib is not None:
         raise RayModeRefused(
@@ -104,27 +106,79 @@ def run_ray(
     run = RUNNERS.get(workload.kind)
     if run is None:
         raise RayModeRefused(f"--mode ray does not support workload {workload.kind!r}")
+    return run
+
+
+def _store_bytes(scenario: Scenario) -> int:
+    """The object store Ray gets for `scenario`: its own, within Ray's bounds."""
     store = int(scenario.cluster.object_store_mb * 2**20)
-    store = max(STORE_MIN_BYTES, min(store, STORE_CAP_BYTES))
-    _init(ray, cpus, store, resources or {}, address)
-    try:
+    return max(STORE_MIN_BYTES, min(store, STORE_CAP_BYTES))
+
+
+class RaySession:
+    """One Ray, started (or connected to) once, for one or several runs of workloads.
+
+    `run_ray` uses one per run; calibration (`twin.calibrate`) runs all its probes and
+    scenarios in one, since starting a local Ray takes seconds. A context manager: Ray
+    is shut down (the connection closed) on exit.
+    """
+
+    def __init__(
+        self,
+        cpus: int,
+        store: int = STORE_MIN_BYTES,
+        resources: dict[str, float] | None = None,
+        address: str | None = None,
+    ) -> None:
+        """A session of `cpus` CPUs and a `store`-byte object store (not started yet)."""
+        self.cpus = cpus
+        self.store = store
+        self.resources = dict(resources or {})
+        self.address = address
+        self.ray: Any = None
+
+    def __enter__(self) -> RaySession:
+        """Start the local Ray (or connect); `RayUnavailable` where Ray is not installed."""
+        ray = import_ray()
+        if ray.is_initialized():
+            raise RuntimeError("run_ray starts its own Ray: call ray.shutdown() first")
+        _init(ray, self.cpus, self.store, self.resources, self.address)
+        self.ray = ray
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Shut Ray down."""
+        self.ray.shutdown()
+
+    def run(
+        self, scenario: Scenario, trace: str | Path | None = None, spans: bool = True
+    ) -> dict[str, Any]:
+        """Run the (fitting) scenario's workload; its metrics dict (``world: ray``).
+
+        `spans=False` skips reading Ray's timeline (a second or more per run): the
+        metrics then have throughput and latency but no queueing or busy time.
+        """
+        from twin.real_mode import engine_metrics
+
+        ray, cpus = self.ray, self.cpus
+        workload = scenario.workload
+        run = _runner(scenario)
         warm = ray.remote(work)
         ray.get([warm.remote(0.0, 0) for _ in range(max(WARMUP_TASKS, 2 * cpus))])
         driver = RayDriver(ray, scenario)  # after the warm-up: its groups reserve CPUs
         driver.t0 = time.monotonic()
         wall0 = time.time()
         run(driver, workload)
-        events = _timeline(ray, driver)
-        record_timeline(driver, events, wall0)
-        if trace is not None:
-            Path(trace).parent.mkdir(parents=True, exist_ok=True)
-            Path(trace).write_text(json.dumps(events), encoding="utf-8")
+        if spans or trace is not None:
+            events = _timeline(ray, driver)
+            record_timeline(driver, events, wall0)
+            if trace is not None:
+                Path(trace).parent.mkdir(parents=True, exist_ok=True)
+                Path(trace).write_text(json.dumps(events), encoding="utf-8")
         groups = ray_placement_groups(ray) if driver.strategies else None
-    finally:
-        ray.shutdown()
-    metrics = engine_metrics(driver, cpus, "ray", groups)
-    metrics["wait_breakdown"] = {}
-    return metrics
+        metrics = engine_metrics(driver, cpus, "ray", groups)
+        metrics["wait_breakdown"] = {}
+        return metrics
 
 
 TIMELINE_WAIT_S = 30.0

@@ -26,6 +26,7 @@ from sim.metrics import wait_summary, write_json
 from sim.report import comparison_rows, write_comparison, write_report
 from sim.scenario import (
     ActorWorkload,
+    AllreduceWorkload,
     GraphWorkload,
     HyperparameterSearchWorkload,
     ParameterServerWorkload,
@@ -139,6 +140,9 @@ def _held_cpus(workload: Any) -> tuple[float, str] | None:
     if isinstance(workload, ParameterServerWorkload):
         held = workload.servers * workload.server_cpus + workload.num_cpus
         return held, "workload.servers x server_cpus + one worker's num_cpus"
+    if isinstance(workload, AllreduceWorkload):
+        held = workload.drivers * workload.actors * workload.actor_cpus
+        return held, "workload.drivers x actors x actor_cpus (one ring per driver)"
     return None
 
 
@@ -287,6 +291,31 @@ def _scale_ps(wl: dict[str, Any], drivers: int, cpus: int, notes: list[str]) -> 
     _cap(wl, "servers", cpus - float(wl["num_cpus"]), float(wl["server_cpus"]), notes)
 
 
+ALLREDUCE_TASK_FIELDS = (
+    "duration_ms", "gpu_duration_ms", "output_bytes", "num_cpus", "num_gpus", "placement_group",
+)  # fmt: skip
+"""Task fields an allreduce workload refuses (it runs actor calls only)."""
+
+
+PUTS_TASK_FIELDS = (*ALLREDUCE_TASK_FIELDS, "resources", "scheduling_strategy")
+"""Task fields a puts workload refuses (it runs no task)."""
+
+
+def _scale_puts(wl: dict[str, Any], drivers: int, cpus: int, notes: list[str]) -> None:
+    """One driver putting every driver's objects."""
+    for key in PUTS_TASK_FIELDS:  # unset in a valid scenario: the dump's defaults
+        wl.pop(key, None)
+    _merge_windows(wl, drivers, "puts")
+
+
+def _scale_allreduce(wl: dict[str, Any], drivers: int, cpus: int, notes: list[str]) -> None:
+    """One ring doing every driver's rounds, with as many actors as fit (a ring has 2+)."""
+    for key in ALLREDUCE_TASK_FIELDS:  # unset in a valid scenario: the dump's defaults
+        wl.pop(key, None)
+    _merge_windows(wl, drivers, "rounds")
+    _cap(wl, "actors", cpus, float(wl["actor_cpus"]), notes)
+
+
 _SCALERS: dict[str, Callable[[dict[str, Any], int, int, list[str]], None]] = {
     "independent": lambda wl, d, c, n: _merge_windows(wl, d, "window"),
     "chain": lambda wl, d, c, n: None,
@@ -298,11 +327,18 @@ _SCALERS: dict[str, Callable[[dict[str, Any], int, int, list[str]], None]] = {
     "parameter_server": _scale_ps,
     "hyperparameter_search": lambda wl, d, c, n: _merge_windows(wl, d, "concurrent_trials"),
     "stream": lambda wl, d, c, n: _merge_windows(wl, d, "window"),
+    "allreduce": _scale_allreduce,
+    "puts": _scale_puts,
 }
 """Workload kind -> how one driver on 1 node x `cpus` CPUs takes over the workload."""
 
 
 # --- the time budget of a scaled-down run --------------------------------------------------
+
+
+PUT_OVERHEAD_S = 1e-4
+PUT_BYTES_PER_S = 1e9
+"""A real put's rough cost (fixed + copy), for the time budget of a puts workload."""
 
 
 def _mean(dist: Any) -> float:
@@ -371,6 +407,11 @@ _BUDGETS: dict[str, tuple[str, Callable[[Any, int], float]]] = {
             (_task_s(w) + w.items * (_mean(w.consumer_duration_ms) * 1e-3 + TASK_OVERHEAD_S))
             / _slots(w.num_cpus, c)
         ),
+    ),
+    "puts": ("puts", lambda w, c: PUT_OVERHEAD_S + w.object_bytes / PUT_BYTES_PER_S),
+    "allreduce": (  # a round: 2n - 1 steps of each actor's calls, one per piece
+        "rounds",
+        lambda w, c: (2 * w.actors - 1) * w.chunks * (w.injected_delay_ms * 1e-3 + TASK_OVERHEAD_S),
     ),
 }
 """Workload kind -> (the count that repeats its shape, estimated seconds per unit of it)."""

@@ -1,15 +1,18 @@
-"""A serving scenario on real Serve: HTTP load with the sim's arrivals, metrics, calibration.
+"""A serving scenario on real Serve (twinray's or Ray's): the program's requests over HTTP.
 
-`run_real_serving` deploys the scenario's deployments with ``runtime.serve`` (replicas whose
-``@serve.batch`` method awaits the drawn model time: fixed + n x per-item, as an accelerator
-call does), then an open-loop HTTP client sends ``requests`` requests at exactly the arrival
-times the simulator uses (same seed, same generator) and measures each one from its send
+`run_real_serving` deploys the scenario's deployments with ``runtime.serve`` (engine
+"real") or Ray Serve ("ray"), through Serve's public API only (`serve_program`): replicas
+whose method (``@serve.batch`` where the deployment batches) awaits the batch's model time,
+fixed + n x per-item drawn as `sim.serving_program` says (the deployment's k-th batch takes
+its k-th draw), as an accelerator call would; then an open-loop HTTP client sends the
+program's requests at its offsets to its deployments and measures each one from its send
 time to its answer; a 503 counts as rejected. Each answer carries what the replica saw
-(batch size and id, when the request entered and left the replica, the batch's model time),
-from which `calibrate_serving` measures the model's fixed and per-item costs (least squares
-over batches) and the proxy's overheads (send -> replica and replica -> answer, medians).
-`run_serving_mode` is `run-scenario --mode real|both` for a serving scenario: real run, sim
-run, calibrated sim run, side-by-side table (`comparison.md`) and `calibration.json`.
+(batch size, id and cost draw, when the request entered and left the replica, the batch's
+model time), from which `calibrate_serving` measures the model's fixed and per-item costs
+(least squares over batches) and the proxy's overheads (send -> replica and replica ->
+answer, medians). `run_serving_mode` is `run-scenario --mode real|both|ray` for a serving
+scenario (real run, with both also the sim run, the calibrated sim run, a side-by-side
+table `comparison.md` and `calibration.json`); `run_serving_compare` is its `--compare`.
 """
 
 from __future__ import annotations
@@ -24,8 +27,10 @@ from typing import Any
 
 from sim.metrics import LogHistogram, MetricsRecorder, round_sig, write_json
 from sim.report import write_report
-from sim.scenario import Scenario, ServingWorkload
-from sim.serving import arrival_offsets, latency_summary
+from sim.scenario import Scenario, ServeDeploymentSpec, ServingWorkload
+from sim.serving import latency_summary
+from sim.serving_cost import ModelCost, batch_seconds
+from sim.serving_program import ServingProgram, constant_costs
 
 COMPARED: tuple[tuple[str, str], ...] = (
     ("throughput_rps", "throughput (req/s)"),
@@ -47,47 +52,90 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _deployment(spec: Any, seed: int) -> Any:
-    """A Serve deployment for one `ServeDeploymentSpec` (model time awaited, not burned)."""
-    from runtime import serve
+class CostLedger:
+    """An actor handing out one deployment's batch costs in order, to all of its replicas.
 
-    dspec = spec
+    The program costs a deployment's k-th batch with its k-th draw (over all replicas, as
+    the simulator does); replicas in separate processes take their draw from here. Used
+    only where it matters: several replicas and a cost distribution that draws.
+    """
+
+    def __init__(self, costs: ModelCost) -> None:
+        """Hand out the draws of `costs` (the deployment's stream)."""
+        self.costs = costs
+
+    def draw(self) -> tuple[int, float, float]:
+        """The next batch's number (from 0), fixed and per-item model time (ms)."""
+        return self.costs.draw()
+
+
+def _deployment(serve: Any, dspec: ServeDeploymentSpec) -> Any:
+    """A Serve deployment of `dspec` (model time awaited, as an accelerator's would be).
+
+    Its constructor takes the deployment's batch costs (`sim.serving_program`): a
+    `ModelCost` (the replica's own copy of the deployment's stream: it is the only replica,
+    or the costs are constants) or the handle of the deployment's `CostLedger`. With
+    ``max_batch_size`` above 1 the method is ``@serve.batch``; without, it runs at most
+    ``max_concurrent_batches`` requests at once, as the simulated replica does. The class
+    refers to no scenario model, so a replica imports no more than `sim.serving_cost`.
+    """
+    max_batch, timeout = dspec.max_batch_size, dspec.batch_wait_timeout_s
+    concurrent = dspec.max_concurrent_batches
 
     class ServingModel:
         """A replica: batches requests and sleeps the model's drawn latency per batch."""
 
-        def __init__(self) -> None:
+        def __init__(self, costs: Any) -> None:
             import os
-            import random
 
-            from sim.distributions import make_sampler
-
-            rng = random.Random(f"{seed}:{dspec.name}:{os.getpid()}:{id(self)}")
-            self.fixed_ms = make_sampler(dspec.latency_fixed_ms, rng)
-            self.per_item_ms = make_sampler(dspec.latency_per_item_ms, rng)
+            self.costs = costs
+            self.local = isinstance(costs, ModelCost)
             self.tag = f"{os.getpid()}:{id(self):x}"
             self.batches = 0
+            self.slots = asyncio.Semaphore(concurrent)
 
-        @serve.batch(
-            max_batch_size=dspec.max_batch_size,
-            batch_wait_timeout_s=dspec.batch_wait_timeout_s,
-            max_concurrent_batches=dspec.max_concurrent_batches,
-        )
-        async def infer(self, entered: list[float]) -> list[dict[str, Any]]:
-            n = len(entered)
+        async def _batch(self, n: int, warm: bool) -> dict[str, Any]:
             self.batches += 1
             batch_id = self.batches
+            if warm:  # a warm-up batch draws nothing: the run's batches get the draws
+                k, fixed, per_item = -1, 0.0, 0.0
+            elif self.local:
+                k, fixed, per_item = self.costs.draw()
+            else:
+                k, fixed, per_item = await self.costs.draw.remote()
             start = time.time()
-            await asyncio.sleep((self.fixed_ms() + n * self.per_item_ms()) * 1e-3)
+            await asyncio.sleep(batch_seconds(fixed, per_item, n))
             model_s = time.time() - start
-            return [
-                {"batch": n, "batch_id": batch_id, "replica": self.tag, "model_s": model_s}
-                for _ in entered
-            ]
+            return {
+                "batch": n,
+                "batch_id": batch_id,
+                "replica": self.tag,
+                "model_s": model_s,
+                "cost": [k, fixed, per_item],
+            }
 
-        async def __call__(self, request: Any) -> dict[str, Any]:
+        if max_batch > 1:
+
+            @serve.batch(
+                max_batch_size=max_batch,
+                batch_wait_timeout_s=timeout,
+                max_concurrent_batches=concurrent,
+            )
+            async def infer(self, warm: list[bool]) -> list[dict[str, Any]]:
+                info = await self._batch(len(warm), any(warm))
+                return [dict(info) for _ in warm]
+
+        else:
+
+            async def infer(self, warm: bool) -> dict[str, Any]:
+                async with self.slots:
+                    return await self._batch(1, warm)
+
+        async def __call__(self, request: Any = None) -> dict[str, Any]:
+            """One request (HTTP, or ``WARM_UP`` from a handle); what the replica saw."""
             entered = time.time()
-            out = dict(await self.infer(entered))
+            warm = request == WARM_UP or WARM_UP in getattr(request, "query_params", ())
+            out = dict(await self.infer(warm))
             out["entered"] = entered
             out["left"] = time.time()
             return out
@@ -103,14 +151,21 @@ def _deployment(spec: Any, seed: int) -> Any:
     )
 
 
-async def _load(
-    url_of: list[str], offsets: list[float], pick: list[int]
-) -> list[tuple[int, float, float, int, dict[str, Any] | None]]:
+def needs_ledger(spec: ServeDeploymentSpec) -> bool:
+    """Whether the deployment's replicas take their batch costs from a `CostLedger`."""
+    return spec.num_replicas > 1 and not constant_costs(spec)
+
+
+Result = tuple[int, float, float, int, dict[str, Any] | None]
+"""(deployment index, send time, answer time, HTTP status, answer body or None)."""
+
+
+async def _load(url_of: list[str], offsets: list[float], pick: list[int]) -> list[Result]:
     """Open-loop HTTP load: request i at offsets[i] to url_of[pick[i]]; one record each."""
     import httpx
 
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-    results: list[tuple[int, float, float, int, dict[str, Any] | None]] = []
+    results: list[Result] = []
     async with httpx.AsyncClient(timeout=120, limits=limits) as client:
         loop = asyncio.get_running_loop()
 
@@ -136,57 +191,95 @@ WARMUP_REQUESTS = 10
 """Requests sent one at a time to each deployment before the measured load (connections,
 first-request imports in the proxy and replicas)."""
 
+WARM_UP = "warmup"
+"""Marks a warm-up request (the handle's argument, an HTTP query parameter): its batch
+costs nothing and draws nothing, so the measured requests' batches get the program's draws."""
 
-def _warm_up(urls: list[str]) -> None:
+
+def _warm_up(handles: list[Any], urls: list[str]) -> None:
+    """One request through each app's handle (it is deployed), then `WARMUP_REQUESTS` by HTTP."""
     import httpx
 
+    for handle in handles:
+        handle.remote(WARM_UP).result()
     with httpx.Client(timeout=120) as client:
         for url in urls:
             for _ in range(WARMUP_REQUESTS):
-                client.get(url).raise_for_status()
+                client.get(url, params={WARM_UP: "1"}).raise_for_status()
 
 
-def run_real_serving(scenario: Scenario, cpus: int | None = None) -> dict[str, Any]:
-    """Run the serving scenario on real Serve; the metrics dict (sim schema + `serving`)."""
-    import random
+def serve_program(ray: Any, serve: Any, scenario: Scenario) -> list[Result]:
+    """Deploy the scenario's deployments on `serve` and send the program's requests by HTTP.
 
-    import runtime
-    from runtime import serve
+    `ray` (twinray's `runtime` or Ray) must be initialised; Serve is started here on a free
+    port and shut down after. Ray's public API only, so it runs on both.
+    """
+    spec = scenario.workload
+    assert isinstance(spec, ServingWorkload)
+    program = ServingProgram(spec, scenario.seed)
+    requests = list(program.requests())
+    offsets = [r.offset for r in requests]
+    pick = [r.deployment for r in requests]
+    port = _free_port()
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    try:
+        urls, handles = [], []
+        ledger = ray.remote(CostLedger).options(num_cpus=0)
+        for i, d in enumerate(spec.deployments):
+            costs = program.model_cost(i)
+            app = _deployment(serve, d).bind(ledger.remote(costs) if needs_ledger(d) else costs)
+            handles.append(serve.run(app, name=d.name, route_prefix=f"/{d.name}"))
+            urls.append(f"http://127.0.0.1:{port}/{d.name}")
+        _warm_up(handles, urls)
+        return asyncio.run(_load(urls, offsets, pick))
+    finally:
+        serve.shutdown()
 
+
+def run_real_serving(
+    scenario: Scenario, cpus: int | None = None, engine: str = "real"
+) -> dict[str, Any]:
+    """Run the serving scenario on twinray's Serve (`engine` "real") or Ray Serve ("ray").
+
+    Starts the engine with `cpus` CPUs (default: what the replicas need, at least 2) and
+    shuts it down after; returns the metrics dict (sim schema + `serving`, ``world`` the
+    engine). Ray Serve needs Ray (`twin.ray_mode.RayUnavailable` says how to install it).
+    """
     spec = scenario.workload
     assert isinstance(spec, ServingWorkload)
     need = sum(d.num_cpus * d.num_replicas for d in spec.deployments)
     cpus = cpus or max(2, int(need + 0.999))
-    rng = random.Random(f"{scenario.seed}:workload:0")  # the sim driver's arrival stream
-    offsets = list(arrival_offsets(spec, rng))
-    if len(spec.deployments) == 1:
-        pick = [0] * len(offsets)
-    else:  # the sim driver's stream for the deployment of each request
-        weights, picker = (
-            [d.weight for d in spec.deployments],
-            random.Random(f"{scenario.seed}:serve:pick"),
-        )
-        pick = [picker.choices(range(len(weights)), weights)[0] for _ in offsets]
-    port = _free_port()
-    runtime.init(num_cpus=cpus)
+    ray, serve = _engine(engine)
+    if engine == "ray":
+        ray.init(address="local", num_cpus=cpus, include_dashboard=False, log_to_driver=False)
+    else:
+        ray.init(num_cpus=cpus)
     try:
-        serve.start(http_options={"host": "127.0.0.1", "port": port})
-        urls = []
-        for d in spec.deployments:
-            serve.run(_deployment(d, scenario.seed).bind(), name=d.name, route_prefix=f"/{d.name}")
-            urls.append(f"http://127.0.0.1:{port}/{d.name}")
-        _warm_up(urls)
-        results = asyncio.run(_load(urls, offsets, pick))
+        results = serve_program(ray, serve, scenario)
     finally:
-        serve.shutdown()
-        runtime.shutdown()
-    return real_metrics(spec, results, cpus)
+        ray.shutdown()
+    return real_metrics(spec, results, cpus, world=engine)
+
+
+def _engine(engine: str) -> tuple[Any, Any]:
+    """The (ray module, serve module) of an engine name."""
+    if engine == "ray":
+        from twin.ray_mode import import_ray
+
+        ray = import_ray()
+        from ray import serve
+
+        return ray, serve
+    if engine != "real":
+        raise ValueError(f"expected engine 'real' or 'ray', got {engine!r}")
+    import runtime
+    from runtime import serve as runtime_serve
+
+    return runtime, runtime_serve
 
 
 def real_metrics(
-    spec: ServingWorkload,
-    results: list[tuple[int, float, float, int, dict[str, Any] | None]],
-    cpus: int,
+    spec: ServingWorkload, results: list[Result], cpus: int, world: str = "real"
 ) -> dict[str, Any]:
     """The real run's metrics in the simulator's schema, with its `serving` section."""
     recorder = MetricsRecorder()
@@ -240,7 +333,7 @@ def real_metrics(
         }
     completed = sum(dep["completed"] for dep in per_dep)
     metrics = recorder.summary(span, cpus)
-    metrics.update(messages=None, message_bytes=None, faults=[], warnings=[], world="real")
+    metrics.update(messages=None, message_bytes=None, faults=[], warnings=[], world=world)
     metrics["serving"] = {
         "requests": spec.requests,
         "completed": completed,
@@ -256,9 +349,7 @@ def real_metrics(
     return metrics
 
 
-def _samples(
-    results: list[tuple[int, float, float, int, dict[str, Any] | None]],
-) -> dict[str, Any]:
+def _samples(results: list[Result]) -> dict[str, Any]:
     """What calibration needs: (batch size, model s) per batch, the proxy's two legs."""
     batches: dict[tuple[str, int], tuple[int, float]] = {}
     inbound, outbound = [], []
@@ -336,10 +427,10 @@ def _at(section: dict[str, Any], path: str) -> float | None:
 
 
 def comparison(worlds: list[tuple[str, dict[str, Any]]]) -> list[str]:
-    """A markdown table of the serving rows of each world, the last one being real."""
-    real = worlds[-1][1]["serving"]
+    """A markdown table of the serving rows of each world, each compared with the last."""
+    last, real = worlds[-1][0], worlds[-1][1]["serving"]
     head = "| metric | " + " | ".join(name for name, _ in worlds)
-    head += " | " + " | ".join(f"{name} vs real" for name, _ in worlds[:-1]) + " |"
+    head += " | " + " | ".join(f"{name} vs {last}" for name, _ in worlds[:-1]) + " |"
     lines = [head, "|---" * (2 * len(worlds)) + "|"]
     for path, label in COMPARED:
         vals = [_at(m["serving"], path) for _, m in worlds]
@@ -357,29 +448,40 @@ def p50_error(sim: dict[str, Any], real: dict[str, Any]) -> float | None:
 
 
 def run_serving_mode(scenario: Scenario, mode: str, plots: bool = True) -> int:
-    """`run-scenario --mode real|both` for a serving scenario; writes reports, returns 0.
+    """`run-scenario --mode real|both|ray` for a serving scenario; writes reports, returns 0.
 
-    Under `output.report_dir/<name>/`: `real/`, and with both `sim/`, `calibrated/` (each a
-    metrics.json, and with `plots` a report.md with its PNGs), `calibration.json` (the fitted
-    costs and the calibrated p50's error) and `comparison.md` (the three side by side).
+    Under `output.report_dir/<name>/`: `real/` (``ray``: `ray/`, run on Ray Serve), and
+    with both `sim/`, `calibrated/` (each a metrics.json, and with `plots` a report.md with
+    its PNGs), `calibration.json` (the fitted costs and the calibrated p50's error) and
+    `comparison.md` (the three side by side). Returns 2 when Ray is wanted but missing.
     """
     from sim.runner import run_scenario
 
     base = Path(scenario.output.report_dir) / scenario.name
     spec = scenario.workload
     assert isinstance(spec, ServingWorkload)
+    engine = "ray" if mode == "ray" else "real"
+    if engine == "ray":
+        from twin.ray_mode import RayUnavailable, import_ray
+
+        try:
+            import_ray()
+        except RayUnavailable as exc:
+            print(f"run-scenario: cannot run in ray mode: {exc}", file=sys.stderr)
+            return 2
     if any(d.num_gpus for d in spec.deployments):
         _print("note                GPU replicas run on CPU here (model time is awaited, not run)")
-    real = run_real_serving(scenario)
-    write_json(base / "real" / "metrics.json", real)
+    real = run_real_serving(scenario, engine=engine)
+    write_json(base / engine / "metrics.json", real)
     if plots:
-        write_report(real, base / "real", f"{scenario.name} (real)", intro=scenario.description)
+        title = f"{scenario.name} ({engine})"
+        write_report(real, base / engine, title, intro=scenario.description)
     s = real["serving"]
     _print(
-        f"real                {s['completed']} requests ({s['rejected']} rejected), "
+        f"{engine:<20}{s['completed']} requests ({s['rejected']} rejected), "
         f"{s['throughput_rps']:.1f} req/s, p50 {s['latency_s']['p50']}"
     )
-    if mode == "real":
+    if mode in ("real", "ray"):
         return 0
     sim = run_scenario(scenario)
     fit = calibrate_serving(real)
@@ -424,6 +526,48 @@ def run_serving_mode(scenario: Scenario, mode: str, plots: bool = True) -> int:
         _print(line)
     _print(f"calibration         {fitted}")
     _print(f"calibrated p50      {verdict}")
+    _print(f"comparison          {path}")
+    return 0
+
+
+def run_serving_compare(scenario: Scenario, engines: list[str], plots: bool = True) -> int:
+    """`run-scenario --compare` for a serving scenario: each engine's run and one table.
+
+    `engines` are two or three of sim, real (twinray's Serve), ray (Ray Serve), each run
+    from the same `ServingProgram`; writes ``<engine>/metrics.json`` (and with `plots`
+    its report) and ``comparison.md`` with each serving metric per engine and every
+    engine's difference to the last one named. Returns 2 when Ray is wanted but missing.
+    """
+    from sim.runner import run_scenario
+
+    if "ray" in engines:
+        from twin.ray_mode import RayUnavailable, import_ray
+
+        try:
+            import_ray()
+        except RayUnavailable as exc:
+            print(f"run-scenario: cannot compare: {exc}", file=sys.stderr)
+            return 2
+    base = Path(scenario.output.report_dir) / scenario.name
+    worlds = []
+    for engine in engines:
+        metrics = (
+            run_scenario(scenario) if engine == "sim" else run_real_serving(scenario, engine=engine)
+        )
+        worlds.append((engine, metrics))
+        write_json(base / engine / "metrics.json", metrics)
+        if plots:
+            title = f"{scenario.name} ({engine})"
+            write_report(metrics, base / engine, title, intro=scenario.description)
+    table = comparison(worlds)
+    links = ", ".join(f"[{e}]({e}/report.md)" for e in engines) if plots else ""
+    lines = [f"# {scenario.name}: {', '.join(engines)}", "", scenario.description, "", *table]
+    if links:
+        lines += ["", f"Per-engine reports: {links}."]
+    path = base / "comparison.md"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    for line in table:
+        _print(line)
     _print(f"comparison          {path}")
     return 0
 

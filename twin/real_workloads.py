@@ -18,11 +18,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from sim.distributions import make_sampler
 from sim.drivers import IterationTimes
 from sim.metrics import MetricsRecorder
 from sim.programs import PROGRAM_KINDS, Program, make_program, task_samplers, workload_rng
-from sim.scenario import HyperparameterSearchWorkload, Scenario, StreamWorkload
+from sim.puts_program import PutsProgram
+from sim.scenario import HyperparameterSearchWorkload, PutsWorkload, Scenario, StreamWorkload
+from sim.stream_program import StreamProgram
 from sim.trial_loop import SimTrial, TrialLoop
 
 SPIN_BELOW_S = 1e-3
@@ -400,27 +401,30 @@ def produce(duration_s: float, sizes: tuple[int, ...]) -> Any:
     work(step, 0)
 
 
-def run_stream(driver: RealDriver, spec: StreamWorkload) -> None:
-    """`producers` generator tasks, `window` at a time; one consumer task per item as it comes."""
+def run_stream(driver: RealDriver, spec: StreamWorkload) -> StreamProgram:
+    """`producers` generator tasks, `window` at a time; one consumer task per item as it comes.
+
+    The window and draws are `sim.stream_program.StreamProgram`'s, on the driver's stream
+    (real mode runs one driver: all the producers); returns the program.
+    """
     ray = driver.ray
-    item_bytes = make_sampler(spec.item_bytes, driver.rng)
-    consumer_ms = make_sampler(spec.consumer_duration_ms, driver.rng)
+    program = StreamProgram(spec, driver.rng, spec.producers)
     producer = ray.remote(produce)
     options = _options(driver.resources)
     streams: dict[Any, str] = {}
-    remaining = spec.producers
 
     def start() -> None:
+        drawn = program.next_producer()
+        if drawn is None:
+            return
         name = f"t{driver.count}"
         driver.count += 1
-        sizes = tuple(int(item_bytes()) for _ in range(spec.items))
         driver.submitted_at[name] = time.monotonic()
-        gen = producer.options(name=name, **options).remote(driver.duration_ms() * 1e-3, sizes)
+        gen = producer.options(name=name, **options).remote(drawn.duration_s, drawn.item_sizes)
         streams[gen] = name
 
-    for _ in range(min(spec.window, remaining)):
+    for _ in range(program.first()):
         start()
-        remaining -= 1
     while streams or driver.pending:
         ready, _ = ray.wait([*streams, *driver.pending], num_returns=1)
         if any(x not in streams for x in ready):
@@ -435,15 +439,39 @@ def run_stream(driver: RealDriver, spec: StreamWorkload) -> None:
                 name = streams.pop(x)
                 driver.metrics.task_done(now - driver.submitted_at[name], now - driver.t0)
                 driver.last = now
-                if remaining > 0:
-                    start()
-                    remaining -= 1
+                start()
                 continue
-            driver.task(None, consumer_ms() * 1e-3, (0,), (item,))
+            driver.task(None, program.consumer_duration(), (0,), (item,))
+    return program
+
+
+# --- puts (sim.store.PutDriver) -----------------------------------------------------------
+
+
+def run_puts(driver: RealDriver, spec: PutsWorkload) -> PutsProgram:
+    """Put `puts` objects one after the other, each reference dropped at once; one task each.
+
+    What is put is `sim.puts_program.PutsProgram`'s (real mode runs one driver: every
+    driver's puts). Each put's latency is the ``put`` call (serializing and storing the
+    value made before it); the simulator's store model (``object_store``, ``threads``)
+    prices puts there only: a real put copies as its engine does. Returns the program.
+    """
+    program = PutsProgram(spec, spec.puts)
+    put, metrics, t0 = driver.ray.put, driver.metrics, driver.t0
+    while (nbytes := program.next_put()) is not None:
+        value = _output(nbytes)
+        start = time.monotonic()
+        ref = put(value)
+        now = time.monotonic()
+        del ref  # dropped at once, as the simulated driver does
+        metrics.task_done(now - start, now - t0)
+        driver.last = now
+    return program
 
 
 RUNNERS: dict[str, Callable[[RealDriver, Any], object]] = {
     "stream": run_stream,
+    "puts": run_puts,
     "hyperparameter_search": run_search,
     **{kind: run_program for kind in PROGRAM_KINDS},
 }

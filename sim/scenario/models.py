@@ -262,6 +262,9 @@ class ControlPlaneSpec(_Spec):
     of its result (a calibration profile measures it on real workers)."""
     store_put_us_per_mib: float = Field(0, ge=0)
     """Further slot time per MiB of output written to the object store."""
+    store_get_us_per_mib: float = Field(0, ge=0)
+    """Further slot time per MiB of object-store arguments the task reads (Ray copies
+    them out of its store and deserializes them; twinray maps them, so ~0 there)."""
 
 
 class ObjectStoreSpec(_Spec):

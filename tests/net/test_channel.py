@@ -6,6 +6,7 @@ import contextlib
 import logging
 import os
 import pickle
+import random
 import selectors
 import socket
 import struct
@@ -140,7 +141,7 @@ def _refusals(audit_path: Path, n: int) -> list[dict]:
     [
         ("nothing", b"", "closed the connection"),
         ("truncated", struct.pack("<4sBB", b"TWRN", 1, 2) + b"\0" * 10, "closed the connection"),
-        ("random bytes", os.urandom(200), "malformed"),
+        ("random bytes", random.Random(20261201).randbytes(200), "malformed"),
         (
             "oversized Hello",
             struct.pack("<4sBB32s32sH", b"TWRN", 1, 2, b"\0" * 32, b"\0" * 32, 60000),
@@ -152,6 +153,7 @@ def _refusals(audit_path: Path, n: int) -> list[dict]:
             "version",
         ),
     ],
+    ids=["nothing", "truncated", "random bytes", "oversized Hello", "wrong version"],
 )
 def test_bad_handshakes_are_refused(make_listener, audit_path, what, payload, reason) -> None:
     listener = make_listener()

@@ -9,7 +9,8 @@ from typing import Any
 from runtime import serve
 from sim.runner import build
 from sim.scenario import validate_scenario
-from sim.serving import ServingDriver, arrival_offsets
+from sim.serving import ServingDriver
+from sim.serving_program import arrival_offsets
 
 # Bursts far apart and a batch timeout much longer than scheduling noise on a loaded
 # machine: the batches depend on the arrivals and the rule, not on timing luck.

@@ -11,6 +11,8 @@ import pytest
 from sim.scenario import validate_scenario
 from twin.real_serving import calibrate_serving, calibrated, run_serving_mode
 
+ROOT = Path(__file__).resolve().parents[2]
+
 
 def _scenario(tmp_path: Path) -> Any:
     return validate_scenario(
@@ -86,3 +88,39 @@ def test_calibration_fits_fixed_and_per_item_costs_from_batches(tmp_path: Path) 
     dep = tuned.workload.deployments[0]
     assert dep.latency_fixed_ms.value == pytest.approx(10.0)
     assert tuned.workload.proxy_overhead_ms.value == pytest.approx(2.0)
+
+
+def test_compare_puts_each_engine_beside_the_last_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import twin.real_serving
+    from sim.runner import run_scenario
+    from twin.cli import main
+
+    ran: list[str] = []
+
+    def fake_real(scenario: Any, cpus: Any = None, engine: str = "real") -> dict[str, Any]:
+        ran.append(engine)  # a simulated run stands in for the engine's (no Serve started)
+        metrics = run_scenario(scenario)
+        metrics["serving"]["throughput_rps"] *= 2
+        return {**metrics, "world": engine}
+
+    monkeypatch.setattr(twin.real_serving, "run_real_serving", fake_real)
+    scenario = _scenario(tmp_path)
+    assert twin.real_serving.run_serving_compare(scenario, ["sim", "real"], plots=False) == 0
+    assert ran == ["real"]
+    text = (tmp_path / "smoke" / "comparison.md").read_text()
+    assert "| metric | sim | real | sim vs real |" in text
+    assert "| throughput (req/s) |" in text and "-50.0 %" in text
+    assert json.loads((tmp_path / "smoke" / "real" / "metrics.json").read_text())["world"] == "real"
+    capsys.readouterr()
+    with pytest.raises(SystemExit):  # serving scenarios are not scaled down
+        main(
+            [
+                str(ROOT / "scenarios" / "serving_small.yaml"),
+                "--compare",
+                "sim,real",
+                "--scale-down",
+            ]
+        )
+    assert "--scale-down does not apply to serving" in capsys.readouterr().err

@@ -136,7 +136,7 @@ def test_allreduce_runs_every_ring_call_and_places_one_actor_per_node() -> None:
     sim = build(scenario)
     metrics = sim.run()
     assert metrics["tasks"] == 2 * ring_calls(4, 2)
-    assert len(sim.drivers[0].round_times) == 2
+    assert len(sim.drivers[0].program.round_times) == 2
     assert sorted(rec.node for rec in sim.gcs.actor_table().values()) == [0, 1, 2, 3]
 
 
