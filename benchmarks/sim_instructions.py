@@ -12,6 +12,7 @@ Needs valgrind; a run of the default sizes takes about 1.5 minutes on a quiet ma
     python -m benchmarks.sim_instructions                    # 10k and 20k tasks
     python -m benchmarks.sim_instructions --tasks 20000,40000
     python -m benchmarks.sim_instructions --scenario scenarios/chain.yaml
+    python -m benchmarks.sim_instructions --pure   # ignore a compiled build (sim.build_fast)
 
 ``--run N`` is the inner step (simulate N tasks of the scenario and exit).
 """
@@ -92,9 +93,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenario", type=Path, default=FLAGSHIP)
     parser.add_argument("--tasks", default="10000,20000", help="two task counts: SMALL,LARGE")
+    parser.add_argument(
+        "--pure", action="store_true", help="pure Python even where a compiled build exists"
+    )
     parser.add_argument("--run", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    from sim import fast
+
+    if args.pure:
+        os.environ[fast.PURE_ENV] = "1"
     if args.run is not None:
+        fast.enable()  # the compiled simulator when built from this source (sim.build_fast)
         simulate(args.scenario, args.run)
         return 0
     try:
@@ -107,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sim_instructions: {exc}", file=sys.stderr)
         return 2
     print(f"{args.scenario.name}: {low:,} instructions at {small:,} tasks, {high:,} at {large:,}")
-    print(f"instructions per task: {cost:,.0f}")
+    compiled = fast.find_build() is not None and not args.pure
+    print(f"instructions per task: {cost:,.0f} ({'compiled' if compiled else 'pure Python'})")
     return 0
 
 

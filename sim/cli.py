@@ -7,6 +7,11 @@ hands every simulator-only run back to `run_args` here.
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # before the imports below load the core: use a compiled build
+    from sim import fast
+
+    fast.enable()
+
 import argparse
 import resource
 import sys

@@ -221,19 +221,16 @@ def run_chain(exp: ChainExperiment) -> ChainResult:
 
     def kill(position: int) -> None:
         victim = master.members[position]
-        host.components[victim] = FAILURES[exp.failure](victim)
-        host._cost[victim] = exp.kernel_us * 1e-6
+        host.replace(victim, FAILURES[exp.failure](victim), exp.kernel_us * 1e-6)
         result.kills.append((host.now, victim))
 
     def join(index: int) -> None:
         addr = addrs[founding + index]
         replica = replicas[addr]
         host.add(addr, replica, 1 + founding + index, exp.replica_us * 1e-6)
-        start: list[Any] = []
-        replica.start(host.now, start)
-        host._execute(start, addr, host.now)
+        host.start_component(addr)
         result.joins.append((host.now, addr))
-        host._deliver(MASTER_ADDR, ChainJoin(addr))
+        host.deliver(MASTER_ADDR, ChainJoin(addr))
 
     for at, position in exp.kills:
         host.call_at(at, lambda p=position: kill(p))

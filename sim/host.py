@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
 from heapq import heappop, heappush
-from typing import Any
+from typing import Any, cast
 
 import simpy
 
@@ -256,6 +256,26 @@ class Host:
         self._node_of[addr] = node
         self._cost[addr] = cost_s
         self._busy[addr] = 0.0
+
+    def replace(self, addr: int, component: Component, cost_s: float) -> None:
+        """Host `component` at the used address `addr` instead of what is there, serving
+        each message in `cost_s` from now on (e.g. a killed member's stand-in); its node,
+        channels and the time the old one is busy until stay."""
+        if addr not in self.components:
+            raise ValueError(f"address {addr} hosts no component to replace")
+        self.components[addr] = _Checked(component) if addr in self._checked else component
+        self._cost[addr] = cost_s
+
+    def start_component(self, addr: int) -> None:
+        """Start the component at `addr` now (one added after `start`): carry out what its
+        ``start(now, out)`` asks."""
+        out: list[Any] = []
+        self.components[addr].start(self.env._now, out)
+        self._execute(out, addr, self.env._now)
+
+    def deliver(self, addr: int, msg: Any) -> None:
+        """A host event `msg` (e.g. a membership change) reaches component `addr` now."""
+        self._deliver(addr, msg)
 
     def check_invariants(self, addrs: Iterable[int]) -> None:
         """Debugging: run ``check()`` of the components at `addrs` after every message they
@@ -647,7 +667,7 @@ class Host:
         if self._flow_wake <= now:
             self._flow_wake = math.inf
         for fid in flows.advance(now):
-            self._flow_done.pop(fid)[2]()
+            self._flow_done.pop(cast(int, fid))[2]()  # the host's flow ids are ints
         self._wake_flows_at_next()
 
     def _save_checkpoint(self, cmd: SaveCheckpoint, src: int, at: float) -> None:

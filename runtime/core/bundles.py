@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runtime.core.messages import (
     ActorDied,
@@ -27,6 +27,9 @@ from runtime.core.placement import (
 from runtime.core.resources import Resources, acquire, describe, fits, release
 from runtime.core.task import ACTOR_CREATION, ACTOR_METHOD, ERR_PG_REMOVED, TASK, TaskSpec
 
+if TYPE_CHECKING:
+    from runtime.core.raylet import Raylet
+
 
 @dataclass(slots=True)
 class LocalBundles:
@@ -44,7 +47,7 @@ def _in_group(spec: TaskSpec, pg_id: int) -> bool:
 
 
 class RayletBundles:
-    """Mixin of ``Raylet``: bundles as resources, in Ray's names.
+    """The placement-group part of a ``Raylet`` (its ``pg``): bundles as resources, in Ray's names.
 
     Preparing a bundle takes its resources out of ``available``; committing it adds
     ``<name>_group_<i>_<pg>`` and ``<name>_group_<pg>`` (plus ``bundle_group_*``) to the
@@ -53,14 +56,9 @@ class RayletBundles:
     Returning a committed bundle first fails what runs in it.
     """
 
-    node: int
-    gcs_addr: int
-    gs_addr: int
-    total: Resources
-    available: Resources
-    peers: set[int]
-
-    def _init_bundles(self) -> None:
+    def __init__(self, raylet: Raylet) -> None:
+        self.raylet = raylet
+        """The raylet this part belongs to (its resources, queues and helpers)."""
         self.bundles: dict[int, LocalBundles] = {}
 
     def _on_prepare_bundles(self, msg: PrepareBundles, now: float, out: list[Any]) -> None:
@@ -68,15 +66,21 @@ class RayletBundles:
         for _, bundle in msg.bundles:
             for k, v in bundle.items():
                 need[k] = need.get(k, 0.0) + v
-        if not fits(need, self.available):
-            reason = f"needs {describe(need)}, has {describe(self.available)} free"
-            refuse = BundlesPrepared(msg.pg_id, msg.attempt, self.node, False, reason)
-            out.append(Send(self.gs_addr, refuse, 128))
+        if not fits(need, self.raylet.available):
+            reason = f"needs {describe(need)}, has {describe(self.raylet.available)} free"
+            refuse = BundlesPrepared(msg.pg_id, msg.attempt, self.raylet.node, False, reason)
+            out.append(Send(self.raylet.gs_addr, refuse, 128))
             return
-        acquire(self.available, need)
+        acquire(self.raylet.available, need)
         local = self.bundles.setdefault(msg.pg_id, LocalBundles())
         local.prepared[msg.attempt] = list(msg.bundles)
-        out.append(Send(self.gs_addr, BundlesPrepared(msg.pg_id, msg.attempt, self.node, True), 64))
+        out.append(
+            Send(
+                self.raylet.gs_addr,
+                BundlesPrepared(msg.pg_id, msg.attempt, self.raylet.node, True),
+                64,
+            )
+        )
 
     def _on_commit_bundles(self, msg: CommitBundles, now: float, out: list[Any]) -> None:
         local = self.bundles.get(msg.pg_id)
@@ -86,9 +90,9 @@ class RayletBundles:
         for index, bundle in items:
             local.committed[index] = bundle
             grant = bundle_grant(bundle, msg.pg_id, index)
-            release(self.total, grant)
-            release(self.available, grant)
-        self._feasible.clear()  # type: ignore[attr-defined]
+            release(self.raylet.total, grant)
+            release(self.raylet.available, grant)
+        self.raylet._feasible.clear()
 
     def _on_return_bundles(self, msg: ReturnBundles, now: float, out: list[Any]) -> None:
         local = self.bundles.get(msg.pg_id)
@@ -107,95 +111,101 @@ class RayletBundles:
             for index, bundle in committed:
                 grant = bundle_grant(bundle, msg.pg_id, index)
                 for name, amount in grant.items():
-                    left = self.total.get(name, 0.0) - amount
+                    left = self.raylet.total.get(name, 0.0) - amount
                     if left > 1e-9:
-                        self.total[name] = left
-                        self.available[name] = self.available.get(name, 0.0) - amount
+                        self.raylet.total[name] = left
+                        self.raylet.available[name] = self.raylet.available.get(name, 0.0) - amount
                     else:
-                        self.total.pop(name, None)
-                        self.available.pop(name, None)
-            self._feasible.clear()  # type: ignore[attr-defined]
+                        self.raylet.total.pop(name, None)
+                        self.raylet.available.pop(name, None)
+            self.raylet._feasible.clear()
         for _, bundle in items + committed:
-            release(self.available, bundle)
+            release(self.raylet.available, bundle)
         if not local.prepared and not local.committed:
             del self.bundles[msg.pg_id]
-        if self.queued:  # type: ignore[attr-defined]
-            self._dispatch_queued(now, out)  # type: ignore[attr-defined]
+        if self.raylet.queued:
+            self.raylet._dispatch_queued(now, out)
 
     def _evict_group(self, pg_id: int, reason: str, now: float, out: list[Any]) -> None:
         """Fail everything of ``pg_id`` on this node (its bundles are going away)."""
-        error = f"{reason}: the task's bundle on node {self.node} was returned"
-        for queue in self.queues.values():  # type: ignore[attr-defined]
+        error = f"{reason}: the task's bundle on node {self.raylet.node} was returned"
+        for queue in self.raylet.queues.values():
             doomed = [s for s in queue if _in_group(s, pg_id)]
             for spec in doomed:
                 queue.remove(spec)
-                self.queued -= 1  # type: ignore[attr-defined]
+                self.raylet.queued -= 1
                 self._drop_task(spec, error, out)
-        for tid, (spec, missing) in list(self.waiting.items()):  # type: ignore[attr-defined]
+        for tid, (spec, missing) in list(self.raylet.waiting.items()):
             if _in_group(spec, pg_id) and spec.kind != ACTOR_METHOD:  # calls: their actor's
-                del self.waiting[tid]  # type: ignore[attr-defined]
+                del self.raylet.waiting[tid]
                 for dep in spec.deps:
                     if dep.oid not in missing:
-                        self.store.unpin(dep.oid)  # type: ignore[attr-defined]
-                self._leave(spec)  # type: ignore[attr-defined]
-                out.append(Send(spec.owner, TaskDone(tid, self.node, [], ERR_PG_REMOVED, error)))
-        for actor_id, actor in list(self.actors.items()):  # type: ignore[attr-defined]
+                        self.raylet.store.unpin(dep.oid)
+                self.raylet._leave(spec)
+                out.append(
+                    Send(spec.owner, TaskDone(tid, self.raylet.node, [], ERR_PG_REMOVED, error))
+                )
+        for actor_id, actor in list(self.raylet.actors.items()):
             if _in_group(actor.spec, pg_id):
-                out.append(KillWorker(self.node, actor_id))
-                self._actor_gone(actor_id, reason, True, now, out)  # type: ignore[attr-defined]
-        for tid, spec in list(self.running.items()):  # type: ignore[attr-defined]
+                out.append(KillWorker(self.raylet.node, actor_id))
+                self.raylet._actor_gone(actor_id, reason, True, now, out)
+        for tid, spec in list(self.raylet.running.items()):
             if not _in_group(spec, pg_id):
                 continue
-            del self.running[tid]  # type: ignore[attr-defined]
-            self._leave(spec)  # type: ignore[attr-defined]
-            if tid in self.blocked:  # type: ignore[attr-defined]
-                self.blocked.discard(tid)  # type: ignore[attr-defined]
+            del self.raylet.running[tid]
+            self.raylet._leave(spec)
+            if tid in self.raylet.blocked:
+                self.raylet.blocked.discard(tid)
             else:
-                release(self.available, spec.resources)
+                release(self.raylet.available, spec.resources)
             if spec.kind == ACTOR_CREATION:
-                out.append(KillWorker(self.node, spec.actor_id))
-                died = ActorDied(spec.actor_id, self.node, reason, True)
-                out.append(Send(self.gcs_addr, died))
+                out.append(KillWorker(self.raylet.node, spec.actor_id))
+                died = ActorDied(spec.actor_id, self.raylet.node, reason, True)
+                out.append(Send(self.raylet.gcs_addr, died))
             else:
-                out.append(CancelRunning(self.node, tid, spec.kind == TASK))
+                out.append(CancelRunning(self.raylet.node, tid, spec.kind == TASK))
             for dep in spec.deps:
-                self.store.unpin(dep.oid)  # type: ignore[attr-defined]
-            out.append(Send(spec.owner, TaskDone(tid, self.node, [], ERR_PG_REMOVED, error)))
-        for tid, spec in list(self.ahead.items()):  # type: ignore[attr-defined]
+                self.raylet.store.unpin(dep.oid)
+            out.append(Send(spec.owner, TaskDone(tid, self.raylet.node, [], ERR_PG_REMOVED, error)))
+        for tid, spec in list(self.raylet.ahead.items()):
             if _in_group(spec, pg_id):  # prefetched: the host takes it back (a late report
-                self._ahead_cancelled.add(tid)  # type: ignore[attr-defined]  # is ignored)
+                self.raylet._ahead_cancelled.add(tid)  # is ignored)
                 if spec.rstate == "ahead":
-                    self._move(spec, "ahead_cancelled")  # type: ignore[attr-defined]
-                out.append(CancelRunning(self.node, tid, False))
-                out.append(Send(spec.owner, TaskDone(tid, self.node, [], ERR_PG_REMOVED, error)))
+                    self.raylet._move(spec, "ahead_cancelled")
+                out.append(CancelRunning(self.raylet.node, tid, False))
+                out.append(
+                    Send(spec.owner, TaskDone(tid, self.raylet.node, [], ERR_PG_REMOVED, error))
+                )
 
     def _drop_task(self, spec: TaskSpec, error: str, out: list[Any]) -> None:
         for dep in spec.deps:
-            self.store.unpin(dep.oid)  # type: ignore[attr-defined]
-        self._leave(spec)  # type: ignore[attr-defined]
-        out.append(Send(spec.owner, TaskDone(spec.task_id, self.node, [], ERR_PG_REMOVED, error)))
+            self.raylet.store.unpin(dep.oid)
+        self.raylet._leave(spec)
+        out.append(
+            Send(spec.owner, TaskDone(spec.task_id, self.raylet.node, [], ERR_PG_REMOVED, error))
+        )
 
     def _submit_with_strategy(self, spec: TaskSpec, now: float, out: list[Any]) -> bool:
         """Admit or spill a task that has a strategy; False: decide as for any task."""
         strategy = spec.strategy
         if isinstance(strategy, PlacementGroupStrategy):
-            if fits(spec.resources, self.total):
+            if fits(spec.resources, self.raylet.total):
                 return False  # it holds the bundle: run or spill as the policy says
-            self._spill(spec, "spill: " + describe_strategy(strategy), out)  # type: ignore[attr-defined]
+            self.raylet._spill(spec, "spill: " + describe_strategy(strategy), out)
             return True
         if isinstance(strategy, NodeAffinity):
-            if strategy.node == self.node and fits(spec.resources, self.total):
+            if strategy.node == self.raylet.node and fits(spec.resources, self.raylet.total):
                 spec.reason = "local: node affinity"
-                self._admit(spec, now, out)  # type: ignore[attr-defined]
+                self.raylet._admit(spec, now, out)
                 return True
-            if strategy.soft and not self.peers:
+            if strategy.soft and not self.raylet.peers:
                 return False  # nowhere else to go: the default decision runs it here
-            self._spill(spec, "spill: " + describe_strategy(strategy), out)  # type: ignore[attr-defined]
+            self.raylet._spill(spec, "spill: " + describe_strategy(strategy), out)
             return True
-        if isinstance(strategy, Spread) and self.peers:
-            self._spill(spec, "spill: SPREAD is decided by the global scheduler", out)  # type: ignore[attr-defined]
+        if isinstance(strategy, Spread) and self.raylet.peers:
+            self.raylet._spill(spec, "spill: SPREAD is decided by the global scheduler", out)
             return True
-        if isinstance(strategy, AvoidNodes) and self.node in strategy.nodes:
-            self._spill(spec, "spill: " + describe_strategy(strategy), out)  # type: ignore[attr-defined]
+        if isinstance(strategy, AvoidNodes) and self.raylet.node in strategy.nodes:
+            self.raylet._spill(spec, "spill: " + describe_strategy(strategy), out)
             return True
         return False

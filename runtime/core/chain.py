@@ -44,6 +44,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from runtime.core.errors import ChainProtocolError
 from runtime.core.ids import Address
 from runtime.core.messages import Command, HostEvent, Message, Send, SetTimer, TimerFired
 
@@ -151,10 +152,6 @@ class ChainSubscribe(Message):
     """Client -> master: send me every new configuration."""
 
     client: Address
-
-
-class ChainProtocolError(RuntimeError):
-    """A chain component received what the protocol says cannot happen."""
 
 
 def _wire(req: ChainRequest) -> int:

@@ -36,7 +36,7 @@ from runtime.core.rng import Rng
 from runtime.core.task import ERR_UNSCHEDULABLE, TaskSpec
 
 
-class GlobalScheduler(PlacementGroupScheduling):
+class GlobalScheduler:
     """Places spilled tasks on feasible nodes using a pluggable policy.
 
     Feasibility (which nodes could ever run a resource shape) is cached per shape and
@@ -71,6 +71,8 @@ class GlobalScheduler(PlacementGroupScheduling):
         self.unreported: dict[NodeId, dict[Address, list[tuple[int, int]]]] = {}
         """Per node, per owner: ``(task_id, attempt)`` placed there, not yet told to the owner."""
         self._unreported_count: dict[NodeId, int] = {}
+        self.pg = PlacementGroupScheduling(self)
+        """Placement groups, SPREAD and node affinity: the part that places by strategy."""
         self._handlers: dict[type, Callable[[Any, float, list[Command]], None]] = {
             CheckActorPlacement: self._on_check_actor,
             NodeAdded: self._on_node_added,
@@ -78,11 +80,10 @@ class GlobalScheduler(PlacementGroupScheduling):
             SpillTask: self._on_spill,
             CancelTask: self._on_cancel,
             NodeRemoved: self._on_node_removed,
-            SchedulePlacementGroup: self._on_schedule_pg,
-            BundlesPrepared: self._on_bundles_prepared,
-            CancelPlacementGroup: self._on_cancel_pg,
+            SchedulePlacementGroup: self.pg._on_schedule_pg,
+            BundlesPrepared: self.pg._on_bundles_prepared,
+            CancelPlacementGroup: self.pg._on_cancel_pg,
         }
-        self._init_groups()
 
     def start(self, now: float, out: list[Command]) -> None:
         """Subscribe to the GCS node table."""
@@ -121,17 +122,17 @@ class GlobalScheduler(PlacementGroupScheduling):
                 self._broken(f"the feasibility cache for {key} holds a node no longer viewed")
         if self.parked and self.views:
             self._broken(f"{len(self.parked)} task(s) parked although nodes are known")
-        for table in (self.pending_groups, self.infeasible_groups):
+        for table in (self.pg.pending_groups, self.pg.infeasible_groups):
             for pg_id, group in table.items():
-                if self.groups.get(pg_id) is not group:
+                if self.pg.groups.get(pg_id) is not group:
                     self._broken(f"group {pg_id:x} waits but is not in the group table")
-        both = self.pending_groups.keys() & self.infeasible_groups.keys()
+        both = self.pg.pending_groups.keys() & self.pg.infeasible_groups.keys()
         if both:
             self._broken(f"groups both pending and infeasible: {sorted(both)}")
-        removed = self.removed_groups & self.groups.keys()
+        removed = self.pg.removed_groups & self.pg.groups.keys()
         if removed:
             self._broken(f"removed groups still in the group table: {sorted(removed)}")
-        for pg_id, group in self.groups.items():
+        for pg_id, group in self.pg.groups.items():
             if any(not 0 <= i < len(group.bundles) for i in group.placed):
                 self._broken(f"group {pg_id:x} places a bundle index out of range")
 
@@ -146,15 +147,15 @@ class GlobalScheduler(PlacementGroupScheduling):
         parked, self.parked = self.parked, []
         for spec in parked:
             self._place(spec, now, out)
-        if self.pending_groups or self.infeasible_groups:
-            self._groups_on_node_added(now, out)
+        if self.pg.pending_groups or self.pg.infeasible_groups:
+            self.pg._groups_on_node_added(now, out)
 
     def _on_node_removed(self, msg: NodeRemoved, now: float, out: list[Command]) -> None:
         self._report_placements(msg.node, out)  # their owners retry what was lost there
         if self.views.pop(msg.node, None) is not None:
             self._feasible.clear()
-            if self.groups:
-                self._groups_on_node_removed(msg.node, now, out)
+            if self.pg.groups:
+                self.pg._groups_on_node_removed(msg.node, now, out)
 
     def _on_check_actor(self, msg: CheckActorPlacement, now: float, out: list[Command]) -> None:
         """The GCS asks whether an actor's creation attempt went to a node now dead."""
@@ -172,8 +173,8 @@ class GlobalScheduler(PlacementGroupScheduling):
             view.assigned = 0
             if view.spread_pending:
                 view.spread_pending = {}
-        if self.pending_groups:
-            self._groups_on_report(now, out)
+        if self.pg.pending_groups:
+            self.pg._groups_on_report(now, out)
 
     def _on_cancel(self, msg: CancelTask, now: float, out: list[Command]) -> None:
         view = self.views.get(msg.node)
@@ -191,7 +192,7 @@ class GlobalScheduler(PlacementGroupScheduling):
         if not self.views:
             self.parked.append(spec)
             return
-        if spec.strategy is not None and self._place_strategic(spec, now, out):
+        if spec.strategy is not None and self.pg._place_strategic(spec, now, out):
             return
         candidates = self.feasible(spec)
         if not candidates:

@@ -17,6 +17,7 @@ RAYLET = frozenset(
         "explain", "flush_task_events", "running_tasks", "victim", "is_blocked",
         "actor_spec", "actor_hold", "total_resources", "available_resources", "backlog",
         "wait_seconds", "stored_objects", "store_usage", "task_state",
+        "tasks_held",  # a node rejoining a restarted head tells owners there what it holds
     }
 )  # fmt: skip
 GCS = frozenset(

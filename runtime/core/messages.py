@@ -976,3 +976,25 @@ class Persist(Command):
     table: str
     key: Any
     value: Any
+
+
+# ---------------------------------------------------------------------------------------
+# A connected driver's owner resumed after the head restarted (`runtime.core.owner_resume`)
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True, eq=False)
+class TasksHeld(Message):
+    """Raylet -> owner, once when a node rejoins a restarted head: what it holds of that
+    owner's (`Raylet.tasks_held`).
+
+    ``tasks`` holds ``(task_id, attempt, seq)`` for every task and actor call of the owner
+    the raylet holds (queued, fetching, running); ``next_seqs`` maps each actor living on
+    the node to the sequence number of the owner's next call it will accept (0: none
+    accepted yet). A resumed owner (`runtime.core.owner_resume`) waits for these before it
+    decides which of its tasks were lost with the head.
+    """
+
+    node: NodeId
+    tasks: list[tuple[TaskId, int, int]]
+    next_seqs: dict[int, int]

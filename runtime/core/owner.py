@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, NoReturn
 
-from runtime.core import checkpoints
+from runtime.core import checkpoints, owner_resume
 from runtime.core.config import CoreConfig
 from runtime.core.ids import (
     Address,
@@ -73,6 +73,7 @@ from runtime.core.messages import (
     SubscribePlacementGroup,
     TaskDone,
     TaskEvents,
+    TasksHeld,
     TasksPlaced,
     TaskStarted,
     TimerFired,
@@ -335,6 +336,10 @@ class Owner:
         self.speculator: Speculator | None = None
         """Speculative execution's state, made when the first watched task starts."""
         self._handlers[TaskStarted] = self._on_task_started
+        self.resume_state: owner_resume.ResumeState | None = None
+        """Set while a resumed owner (a connected driver's, after the head restarted) waits
+        to hear what the nodes hold (`runtime.core.owner_resume`)."""
+        self._handlers[TasksHeld] = self._on_tasks_held
 
     def start(self, now: float, out: list[Command]) -> None:
         """Subscribe to node deaths (needed only where nodes can die: tasks there are retried)."""
@@ -894,6 +899,9 @@ class Owner:
             elif spec.node == -1:
                 spec.node = node
 
+    def _on_tasks_held(self, msg: TasksHeld, now: float, out: list[Command]) -> None:
+        owner_resume.on_tasks_held(self, msg, now, out)
+
     def _on_object_lost(self, msg: ObjectLost, now: float, out: list[Command]) -> None:
         for oid in msg.oids:
             obj = self.objects.get(oid)
@@ -1364,6 +1372,9 @@ class Owner:
         """Send an actor's calls in order, stopping at the first whose arguments are pending."""
         handle = self.actors[actor_id]
         unsent = handle.unsent
+        resuming = self.resume_state
+        if resuming is not None and actor_id in resuming.held_actors:
+            return  # numbered once the nodes said what they hold (`owner_resume.settle`)
         if not unsent:
             return
         if handle.state == ACTOR_DEAD:

@@ -6,7 +6,6 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from runtime.core.config import CoreConfig
 from runtime.core.ids import NodeId
 from runtime.core.messages import (
     BundlesPrepared,
@@ -35,6 +34,9 @@ from runtime.core.placement import (
 from runtime.core.policies import NodeView
 from runtime.core.resources import Resources, acquire, describe, fits, release
 from runtime.core.task import ERR_PG_REMOVED, ERR_UNSCHEDULABLE, TaskSpec
+
+if TYPE_CHECKING:
+    from runtime.core.global_scheduler import GlobalScheduler
 
 REMOVED_GROUPS_KEPT = 100_000
 """Removed group ids remembered so that a late task for one fails instead of waiting (a
@@ -77,7 +79,7 @@ def _has_room(demand: Resources, view: NodeView) -> bool:
 
 
 class PlacementGroupScheduling:
-    """Mixin of ``GlobalScheduler``: placement groups, SPREAD and node affinity.
+    """The placement-group part of a ``GlobalScheduler`` (its ``pg``): groups, SPREAD, node affinity.
 
     A group is placed all or nothing: the bundles' nodes are chosen by the strategy's
     rules (``runtime.core.placement.place_bundles``) from the scheduler's view, each node
@@ -87,19 +89,9 @@ class PlacementGroupScheduling:
     set can ever hold stays pending with the reason, and is tried again when a node joins.
     """
 
-    views: dict[NodeId, NodeView]
-    addr: int
-    gcs_addr: int
-    placed: int
-    config: CoreConfig
-
-    if TYPE_CHECKING:
-
-        def feasible(self, spec: TaskSpec) -> list[NodeView]:
-            """Provided by ``GlobalScheduler``."""
-            ...
-
-    def _init_groups(self) -> None:
+    def __init__(self, gs: GlobalScheduler) -> None:
+        self.gs = gs
+        """The scheduler this part belongs to (its node views, policy and placement helpers)."""
         self.groups: dict[int, GroupPlacement] = {}
         self.pending_groups: dict[int, GroupPlacement] = {}
         """Groups waiting for resources (not in flight), tried again on each report."""
@@ -131,7 +123,7 @@ class PlacementGroupScheduling:
         self.infeasible_groups.pop(group.pg_id, None)
         if group.awaiting or group.complete():
             return
-        live = sorted(self.views.items())
+        live = sorted(self.gs.views.items())
         nodes = [Candidate(n, v.available) for n, v in live]
         assignment, reason = place_bundles(group.strategy, group.bundles, nodes, group.placed)
         if assignment is None:
@@ -144,7 +136,7 @@ class PlacementGroupScheduling:
             if reason != group.reason:
                 group.reason = reason
                 pending = PlacementGroupPending(group.pg_id, reason, infeasible)
-                out.append(Send(self.gcs_addr, pending, 128))
+                out.append(Send(self.gs.gcs_addr, pending, 128))
             return
         group.attempt += 1
         group.tentative = assignment
@@ -154,19 +146,19 @@ class PlacementGroupScheduling:
             per_node.setdefault(node, []).append((index, group.bundles[index]))
         group.awaiting = set(per_node)
         for node, items in sorted(per_node.items()):
-            view = self.views[node]
+            view = self.gs.views[node]
             for _, bundle in items:
                 acquire(view.available, bundle)  # until the next report shows it
             prepare = PrepareBundles(group.pg_id, group.attempt, items)
             out.append(Send(view.addr, prepare, 96 + 32 * len(items)))
-        if self.config.trace:
+        if self.gs.config.trace:
             out.append(Trace("pg_prepare", group.pg_id, -1, reason))
 
     def _on_bundles_prepared(self, msg: BundlesPrepared, now: float, out: list[Command]) -> None:
         group = self.groups.get(msg.pg_id)
         if group is None or msg.attempt != group.attempt or msg.node not in group.awaiting:
             if msg.ok:  # a stale yes (the group was removed or retried): give it back
-                view = self.views.get(msg.node)
+                view = self.gs.views.get(msg.node)
                 if view is not None:
                     reason = "stale preparation"
                     out.append(Send(view.addr, ReturnBundles(msg.pg_id, reason, msg.attempt)))
@@ -180,7 +172,7 @@ class PlacementGroupScheduling:
             return
         if group.refusals:  # all or nothing: give back what was set aside, wait for reports
             for node in group.prepared:
-                view = self.views.get(node)
+                view = self.gs.views.get(node)
                 if view is not None:
                     back = ReturnBundles(group.pg_id, "prepare refused elsewhere", group.attempt)
                     out.append(Send(view.addr, back, 64))
@@ -188,18 +180,18 @@ class PlacementGroupScheduling:
             self._credit({i: n for i, n in group.tentative.items() if n in prepared}, group)
             group.tentative = {}
             group.reason = "a node refused its bundles: " + "; ".join(group.refusals)
-            out.append(Send(self.gcs_addr, PlacementGroupPending(group.pg_id, group.reason)))
+            out.append(Send(self.gs.gcs_addr, PlacementGroupPending(group.pg_id, group.reason)))
             self.pending_groups[group.pg_id] = group
             return
         for node in sorted(set(group.tentative.values())):
-            view = self.views.get(node)
+            view = self.gs.views.get(node)
             if view is not None:
                 out.append(Send(view.addr, CommitBundles(group.pg_id, group.attempt), 64))
         group.placed.update(group.tentative)
         group.tentative = {}
         group.reason = ""
         nodes = [group.placed.get(i, -1) for i in range(len(group.bundles))]
-        out.append(Send(self.gcs_addr, PlacementGroupPlaced(group.pg_id, nodes), 64))
+        out.append(Send(self.gs.gcs_addr, PlacementGroupPlaced(group.pg_id, nodes), 64))
         waiting, group.waiting = group.waiting, []
         for spec in waiting:
             self._place_in_group(spec, group, now, out)
@@ -217,7 +209,7 @@ class PlacementGroupScheduling:
             waiting += group.waiting
             held = {**group.placed, **group.tentative}
             for node in sorted(set(held.values())):
-                view = self.views.get(node)
+                view = self.gs.views.get(node)
                 if view is not None:
                     out.append(Send(view.addr, ReturnBundles(msg.pg_id, msg.reason), 64))
             self._credit(held, group)
@@ -232,7 +224,7 @@ class PlacementGroupScheduling:
         Channels are FIFO, so a raylet handles the return before any later preparation.
         """
         for index, node in held.items():
-            view = self.views.get(node)
+            view = self.gs.views.get(node)
             if view is not None:
                 release(view.available, group.bundles[index])
 
@@ -259,7 +251,7 @@ class PlacementGroupScheduling:
 
     def _abort_attempt(self, group: GroupPlacement, out: list[Command]) -> None:
         for node in group.prepared:
-            view = self.views.get(node)
+            view = self.gs.views.get(node)
             if view is not None:
                 out.append(Send(view.addr, ReturnBundles(group.pg_id, "node died", group.attempt)))
         group.tentative, group.prepared = {}, []
@@ -283,7 +275,7 @@ class PlacementGroupScheduling:
             self._place_in_group(spec, group, now, out)
             return True
         if isinstance(strategy, NodeAffinity):
-            view = self.views.get(strategy.node)
+            view = self.gs.views.get(strategy.node)
             if view is not None and fits(spec.resources, view.total):
                 self._send_to(spec, view, "global: node affinity", out)
                 return True
@@ -302,7 +294,7 @@ class PlacementGroupScheduling:
         # Ray's policy does: its first pass takes an available node, the second any
         # feasible one). Room is the node's last reported availability less what SPREAD
         # tasks sent there since asked for, so a burst does not pile onto one node.
-        candidates = self.feasible(spec)
+        candidates = self.gs.feasible(spec)
         if not candidates:
             return False  # the default path explains the infeasibility
         n = len(candidates)
@@ -324,13 +316,13 @@ class PlacementGroupScheduling:
     def _place_away(self, spec: TaskSpec, strategy: AvoidNodes, out: list[Command]) -> bool:
         """Place a speculative backup copy by the policy, on any feasible node but those
         avoided; none left: unschedulable (its owner drops the backup)."""
-        candidates = [v for v in self.feasible(spec) if v.node not in strategy.nodes]
+        candidates = [v for v in self.gs.feasible(spec) if v.node not in strategy.nodes]
         if not candidates:
             avoided = ", ".join(map(str, strategy.nodes))
             detail = f"no node but {avoided} can run task {spec.name or spec.task_id}"
             self._fail(spec, ERR_UNSCHEDULABLE, detail, out)
             return True
-        view, reason = self.policy.choose(candidates, spec, self.rng)  # type: ignore[attr-defined]
+        view, reason = self.gs.policy.choose(candidates, spec, self.gs.rng)
         self._send_to(spec, view, f"global: {describe_strategy(strategy)}; {reason}", out)
         return True
 
@@ -359,7 +351,7 @@ class PlacementGroupScheduling:
             self._fail(spec, ERR_UNSCHEDULABLE, detail, out)
             return
         nodes = sorted({group.placed[i] for i in fitting if i in group.placed})
-        views = [self.views[n] for n in nodes if n in self.views]
+        views = [self.gs.views[n] for n in nodes if n in self.gs.views]
         if not views:
             group.waiting.append(spec)  # placed when the group (or its bundle) is
             return
@@ -371,13 +363,13 @@ class PlacementGroupScheduling:
         view.assigned += 1
         spec.node = view.node
         if spec.kind:  # an actor's creation: remembered (`GlobalScheduler._on_check_actor`)
-            self.creations[spec.actor_id] = (view.node, spec.attempt)  # type: ignore[attr-defined]
+            self.gs.creations[spec.actor_id] = (view.node, spec.attempt)
         spec.spills += 1
         spec.reason = reason
-        self.placed += 1
-        if self.config.trace:
+        self.gs.placed += 1
+        if self.gs.config.trace:
             out.append(Trace("place", spec.task_id, view.node, reason))
-        self._note_placed(spec, view.node, out)  # type: ignore[attr-defined]
+        self.gs._note_placed(spec, view.node, out)
         out.append(Send(view.addr, ScheduleTask(spec), spec.nbytes))
 
     @staticmethod

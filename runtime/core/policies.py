@@ -63,7 +63,7 @@ class LocalState:
 class PlacementPolicy:
     """Base class: by default run locally when possible and pick the least-loaded node."""
 
-    name = "base"
+    name: ClassVar[str] = "base"
     params: ClassVar[tuple[str, ...]] = ()
     """The ``CoreConfig`` fields this policy reads: its parameters."""
 

@@ -114,6 +114,7 @@ from runtime.core.messages import (
     TaskDone,
     TaskEvents,
     TaskFinished,
+    TasksHeld,
     TaskStarted,
     TimerFired,
     Trace,
@@ -272,7 +273,7 @@ class LocalActor:
     """Checkpointed actors: a save is under way (no call is dispatched meanwhile)."""
 
 
-class Raylet(RayletBundles):
+class Raylet:
     """The per-node scheduler and store manager.
 
     A task submitted by a local owner starts at once when its resources are free and its
@@ -338,6 +339,8 @@ class Raylet(RayletBundles):
         self._feasible: dict[ShapeKey, bool] = {}
         """Per resource shape: can this node ever run it (its totals never change)."""
         self._state = LocalState(node, False, 0, self.config.spillback_threshold, 0, 0)
+        self.pg = RayletBundles(self)
+        """Placement-group bundles on this node (prepare, commit, return; strategy admission)."""
         self._handlers: dict[type, Callable[[Any, float, list[Any]], None]] = {
             SubmitTask: self._on_submit,
             ScheduleTask: self._on_scheduled,
@@ -360,9 +363,9 @@ class Raylet(RayletBundles):
             Spilled: self._on_spilled,
             Restored: self._on_restored,
             Unassigned: self._on_unassigned,
-            PrepareBundles: self._on_prepare_bundles,
-            CommitBundles: self._on_commit_bundles,
-            ReturnBundles: self._on_return_bundles,
+            PrepareBundles: self.pg._on_prepare_bundles,
+            CommitBundles: self.pg._on_commit_bundles,
+            ReturnBundles: self.pg._on_return_bundles,
             GeneratorYielded: self._on_generator_yielded,
             WorkerInterrupted: self._on_worker_interrupted,
             CheckpointSaved: self._on_checkpoint_saved,
@@ -379,7 +382,6 @@ class Raylet(RayletBundles):
             ACTOR_QUEUED: self._cancel_call,
         }
         """How a cancellation acts on a held task, by its state (ACTOR_EARLY: not at all)."""
-        self._init_bundles()
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -407,7 +409,7 @@ class Raylet(RayletBundles):
         spec = msg.spec
         self.waited["arguments"] += now - spec.since
         spec.since = now
-        if spec.strategy is not None and self._submit_with_strategy(spec, now, out):
+        if spec.strategy is not None and self.pg._submit_with_strategy(spec, now, out):
             return
         key = spec.shape
         if key is None:
@@ -1406,7 +1408,7 @@ class Raylet(RayletBundles):
             release(reserved, self._instance_part(spec) if tid in self.blocked else spec.resources)
         for actor in self.actors.values():
             release(reserved, actor.hold)
-        for local in self.bundles.values():
+        for local in self.pg.bundles.values():
             for items in local.prepared.values():
                 for _, bundle in items:
                     release(reserved, bundle)
@@ -1455,6 +1457,24 @@ class Raylet(RayletBundles):
                     f"object {oid:x} has {entry.pins} pin(s), {holders.get(oid, 0)} held "
                     "task(s) use it"
                 )
+
+    def tasks_held(self) -> dict[Address, TasksHeld]:
+        """What this raylet holds of each owner, as the ``TasksHeld`` it sends that owner
+        when its node rejoins a restarted head: every task and actor call held here, and
+        per owner the next call sequence number each local actor will accept from it."""
+        held: dict[Address, TasksHeld] = {}
+        for spec in self.held.values():
+            msg = held.get(spec.owner)
+            if msg is None:
+                msg = held[spec.owner] = TasksHeld(self.node, [], {})
+            msg.tasks.append((spec.task_id, spec.attempt, spec.seq))
+        for actor_id, actor in self.actors.items():
+            for caller, seq in actor.next_seq.items():
+                msg = held.get(caller)
+                if msg is None:
+                    msg = held[caller] = TasksHeld(self.node, [], {})
+                msg.next_seqs[actor_id] = seq
+        return held
 
     def task_state(self, task_id: TaskId) -> str | None:
         """The lifecycle state of ``task_id`` here (``STATES``), or None if not held."""

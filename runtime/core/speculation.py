@@ -22,7 +22,7 @@ from __future__ import annotations
 import heapq
 import math
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -65,7 +65,8 @@ class SpeculationPolicy:
     window: int = 100
 
     def __post_init__(self) -> None:
-        checks = (
+        # values as given (Any): typed float, a compiled build would turn an int into a float
+        checks: tuple[tuple[str, Any, Callable[[Any], bool], str], ...] = (
             ("multiplier", self.multiplier, lambda v: v > 1, "a number > 1"),
             ("quantile", self.quantile, lambda v: 0 < v < 1, "a number strictly between 0 and 1"),
             ("budget", self.budget, lambda v: v >= 1, "an integer >= 1"),

@@ -74,6 +74,8 @@ class HeadState:
         self._sizes: dict[str, int] = {FUNCTIONS: -1, CLASS_META: -1}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.resume: Any = None
+        """A restart: the drivers' owners taken back (`runtime.real.driver_resume`)."""
 
     def previous_port(self) -> int:
         """The port the previous head listened on (0: none recorded)."""
@@ -103,6 +105,9 @@ class HeadState:
         node.client.fn_ids = itertools.count(int(meta.get("next_fn_id", 0)) + FN_ID_MARGIN)
         known = [n for n, _ in gcs.node_table().items()] + list(gcs.rejoining)
         node.peers.next_index = max([int(meta.get("next_node_index", 1)), *(k + 1 for k in known)])
+        from runtime.real.driver_resume import DriverResume
+
+        self.resume = DriverResume(node, node.pool.next_worker_id)  # drivers come back
         self.rows = []
         self.restored_at = time.monotonic() - self.started_at
 
@@ -141,6 +146,8 @@ class HeadState:
             nonlocal deadline
             while not self._stop.wait(META_INTERVAL):
                 node._ops.append((self._flush, None))
+                if self.resume is not None:
+                    node._ops.append((self.resume.tick, None))
                 if deadline is not None and time.monotonic() >= deadline:
                     deadline = None
                     node._ops.append((self._expire, None))
@@ -154,6 +161,8 @@ class HeadState:
         gcs = self.node.gcs
         for node in sorted(gcs.rejoining):
             gcs.handle(NodeDied(node), now, self.node._out)
+        if self.resume is not None:
+            self.resume.expire(now)
 
     def close(self) -> None:
         """Stop the ticks and write what is left (after the node's loop stopped)."""

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from runtime.core.cluster import ControlPlane
-from runtime.core.ids import generator_item_task, object_id, task_of
+from runtime.core.ids import generator_item_task, object_id, owner_index_of, task_of
 from runtime.core.messages import ObjectLost, ObjectReady, WorkerBlocked, WorkerUnblocked
 from runtime.core.owner import FAILED, PENDING, READY, Owner
 from runtime.core.task import ACTOR_METHOD, ERR_OBJECT_LOST, TASK, TaskSpec
@@ -23,10 +23,11 @@ from runtime.options import speculation_policy
 from runtime.real import protocol as p
 from runtime.real import requests as rq
 from runtime.real.addresses import NODE_ID, OWNER_INDEX_BASE, WORKER_OWNER_BASE
+from runtime.real.driver_lineage import DRIVER_TASK_BIT
 from runtime.real.serialization import dumps
 from runtime.util.scheduling_strategies import strategy_of_raw
 
-__all__ = ["NestedOwners", "NestedWait"]
+__all__ = ["NestedOwners", "NestedWait", "call_fields"]
 
 _TOKEN = dumps(None, "actor token")
 """The value of an actor's token object (see `ActorMixin._actor_token`)."""
@@ -134,6 +135,9 @@ class NestedOwners:
             rq.KILL_ACTOR: self._req_kill_actor,
             rq.INFO: self._req_info,
             rq.SHARED: self._req_shared,
+            rq.SUBMIT_AS: self._req_submit_as,
+            rq.CALL_AS: self._req_call_as,
+            rq.RESUME: self._req_resume,
         }
         """Worker REQUEST op -> handler (the ops and payloads: `runtime.real.requests`)."""
 
@@ -171,6 +175,16 @@ class NestedOwners:
         self.reply(w, req_id, True, self.register_function(pickled))
 
     def _req_submit(self, w: Any, req_id: int, payload: tuple, now: float) -> None:
+        try:
+            fields = self.submit_fields(w, payload)
+        except (ValueError, TypeError) as exc:
+            self.reply(w, req_id, False, exc)
+            return
+        self._submit_for(w, req_id, self.owner_of(w), now, **fields)
+
+    def submit_fields(self, w: Any, payload: tuple) -> dict[str, Any]:
+        """The `TaskSpec` fields of a ``submit`` request's payload (`ValueError`,
+        `TypeError`: a bad scheduling strategy or speculation option)."""
         (
             fn_id,
             args,
@@ -186,17 +200,9 @@ class NestedOwners:
             mode,
             speculation,
         ) = payload  # the layout of `requests.SUBMIT`
-        try:
-            strategy = strategy_of_raw(raw, resources, name, self.worker_group(w))
-            policy = speculation_policy(speculation, strategy, mode, name)
-        except (ValueError, TypeError) as exc:
-            self.reply(w, req_id, False, exc)
-            return
-        self._submit_for(
-            w,
-            req_id,
-            self.owner_of(w),
-            now,
+        strategy = strategy_of_raw(raw, resources, name, self.worker_group(w))
+        policy = speculation_policy(speculation, strategy, mode, name)
+        return dict(
             function=fn_id,
             args=args,
             resources=resources,
@@ -213,32 +219,62 @@ class NestedOwners:
         )
 
     def _req_call_actor(self, w: Any, req_id: int, payload: tuple, now: float) -> None:
-        actor_id, method, args, refs, held, n, name, max_retries, retry_exceptions, mode = payload
+        fields = call_fields(payload)
         owner = self.owner_of(w)
-        owner.attach_actor(actor_id, self.out)
-        self._submit_for(
-            w,
-            req_id,
-            owner,
-            now,
-            function=method,
-            args=args,
-            resources={},
-            num_returns=n,
-            max_retries=max_retries,
-            retry_exceptions=retry_exceptions,
-            name=name,
-            arg_refs=refs,
-            held_refs=held,
-            kind=ACTOR_METHOD,
-            actor_id=actor_id,
-            generator=mode,
-        )
+        owner.attach_actor(fields["actor_id"], self.out)
+        self._submit_for(w, req_id, owner, now, **fields)
+
+    def _req_submit_as(self, w: Any, req_id: int, payload: tuple, now: float) -> None:
+        """A connected driver's ``submit`` under the task id it chose: a task its owner has
+        already (sent again after a head restart, its lineage resumed) is only answered."""
+        task_id, body = payload
+        owner = self.owner_of(w)
+        if self._known_task(w, req_id, owner, task_id, body[5]):
+            return
+        try:
+            fields = self.submit_fields(w, body)
+        except (ValueError, TypeError) as exc:
+            self.reply(w, req_id, False, exc)
+            return
+        self._submit_for(w, req_id, owner, now, task_id=task_id, **fields)
+
+    def _req_call_as(self, w: Any, req_id: int, payload: tuple, now: float) -> None:
+        """A connected driver's ``call_actor`` under the task id it chose (as `submit_as`)."""
+        task_id, body = payload
+        owner = self.owner_of(w)
+        if self._known_task(w, req_id, owner, task_id, body[5]):
+            return
+        fields = call_fields(body)
+        owner.attach_actor(fields["actor_id"], self.out)
+        self._submit_for(w, req_id, owner, now, task_id=task_id, **fields)
+
+    def _known_task(self, w: Any, req_id: int, owner: Any, task_id: int, n: int) -> bool:
+        """Answer a chosen-id submission whose task `owner` has; False: submit it."""
+        if owner_index_of(task_id) != OWNER_INDEX_BASE + w.worker_id + 1 or not (
+            task_id & DRIVER_TASK_BIT
+        ):
+            raise ValueError(f"task id {task_id:x} is not one this driver may choose")
+        spec = owner.pending_task(task_id)
+        if spec is None and (n < 1 or owner.object_entry(object_id(task_id, 1)) is None):
+            return False  # a new task (the hot path)
+        oids = [object_id(task_id, k) for k in range(1, n + 1)]
+        seq = spec.seq if spec is not None else 0
+        self.reply(w, req_id, True, (oids, seq) if seq else oids)
+        return True
+
+    def _req_resume(self, w: Any, req_id: int, payload: tuple, now: float) -> None:
+        """Only a restarted head resumes a driver's owner (`runtime.real.driver_resume`
+        replaces this handler there)."""
+        raise ValueError("resume: this node did not restart; there is no owner to resume")
 
     def _submit_for(self, w: Any, req_id: int, owner: Any, now: float, **fields: Any) -> None:
-        """Submit a task of worker `w`'s `owner` built from `fields`; reply with its return ids."""
-        spec = TaskSpec(task_id=owner.new_task_id(), owner=owner.addr, owner_node=NODE_ID, **fields)
-        self.reply(w, req_id, True, list(owner.submit(spec, now, self.out)))
+        """Submit a task of worker `w`'s `owner` built from `fields`; reply with its return
+        ids (to a connected driver, an actor call's with its sequence number: the driver
+        keeps it to resume the call after a head restart, `runtime.real.driver_resume`)."""
+        task_id = fields.pop("task_id", 0) or owner.new_task_id()  # 0: the owner picks
+        spec = TaskSpec(task_id=task_id, owner=owner.addr, owner_node=NODE_ID, **fields)
+        oids = list(owner.submit(spec, now, self.out))
+        self.reply(w, req_id, True, (oids, spec.seq) if w.remote and spec.seq else oids)
 
     def _req_create_actor(self, w: Any, req_id: int, payload: tuple, now: float) -> None:
         (
@@ -553,6 +589,25 @@ class NestedOwners:
         for oid, node, size in remote:
             fetch(oid, node, size, lambda error, now, oid=oid: pulled(error, now, oid))
         return True
+
+
+def call_fields(payload: tuple) -> dict[str, Any]:
+    """The `TaskSpec` fields of a ``call_actor`` request's payload."""
+    actor_id, method, args, refs, held, n, name, max_retries, retry_exceptions, mode = payload
+    return dict(
+        function=method,
+        args=args,
+        resources={},
+        num_returns=n,
+        max_retries=max_retries,
+        retry_exceptions=retry_exceptions,
+        name=name,
+        arg_refs=refs,
+        held_refs=held,
+        kind=ACTOR_METHOD,
+        actor_id=actor_id,
+        generator=mode,
+    )
 
 
 def _sent_call(w: Any, task_id: int) -> TaskSpec | None:

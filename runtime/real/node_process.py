@@ -226,6 +226,7 @@ def serve(config: NodeProcessConfig, ready: Any = None, stop: _Stop | None = Non
         address = listener.address
         clients = RemoteClients(node, listener, audit)
         clients.jobs = state.store
+        clients.resume = state.resume
         clients.start()
         state.start(address, grace)
         if state.restarted:
@@ -357,6 +358,9 @@ def serve_worker_node(
 
         num_cpus, store, res = node_resources(config)
         peers = Peers(head=False)
+        from runtime.real.owner_mail import HeadOwnerMail
+
+        peers.mail = HeadOwnerMail(peers.stride)  # results kept for a restarted head
         peers.object_servers.update(servers)
         peers.add_link(channel, 0)
         logs = NodeLogs(index, config.host)

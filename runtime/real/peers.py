@@ -182,6 +182,12 @@ class Peers:
         self.frame_handlers: dict[int, Callable[[Link, tuple, float], None]] = {}
         """Frame tag -> handler ``(link, frame, now)`` of frames other parts define
         (`runtime.real.logs`' ``LOGS``)."""
+        self.mail: Any = None
+        """A worker node: the results it sent to owners on the head, sent again when it
+        rejoins a restarted head (`runtime.real.owner_mail.HeadOwnerMail`)."""
+        self.park: Any = None
+        """A restarted head: owner address -> the stand-in keeping its messages until its
+        driver is back, or None (`runtime.real.driver_resume`); None: nothing is kept."""
         self.gcs_setup: Callable[[Any], None] | None = None
         """The head: called with the node before its components start (persistence and
         restore: `runtime.real.head_restart.HeadState.setup`)."""
@@ -196,7 +202,14 @@ class Peers:
         """The component at ``addr`` in another process (not cached: nodes come and go)."""
         link = self.links.get(HEAD_NODE if not self.head else addr // self.stride)
         if link is None:
-            return _Dropped(addr)
+            if self.park is not None:  # a restarted head: kept for who comes back
+                parked = self.park(addr)
+                if parked is not None:
+                    return parked
+            absent = self.mail.absent(addr) if self.mail is not None else None
+            return absent if absent is not None else _Dropped(addr)
+        if self.mail is not None:
+            return self.mail.peer(link, addr, RemotePeer(link, addr))
         return RemotePeer(link, addr)
 
     # -- links ---------------------------------------------------------------------------
@@ -266,6 +279,8 @@ class Peers:
         self.registered = False
         self.add_link(channel, HEAD_NODE)
         self.lost_head = False
+        if self.mail is not None:  # results for owners on the head first, then what
+            self.mail.resend(self.links[HEAD_NODE], raylet)  # the raylet holds of theirs
         gcs = self.node.components[GCS_ADDR]
         out = self.node._out
         usage = raylet.store_usage()

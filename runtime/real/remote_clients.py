@@ -96,6 +96,9 @@ class RemoteClients:
         self.jobs: Any = None
         """The head's store (`runtime.real.gcs_store.GcsStore`): every driver that connects
         is recorded in its ``jobs`` table (loop thread)."""
+        self.resume: Any = None
+        """A restarted head's `runtime.real.driver_resume.DriverResume` (None otherwise):
+        a driver may take its old worker id back."""
         self.handles: list[WorkerHandle] = []
         """Every remote handle registered (loop thread only); closed ones stay until stop."""
         self._stop = threading.Event()
@@ -144,14 +147,29 @@ class RemoteClients:
 
     def _op_attach(self, arg: tuple[Any, Any], now: float) -> None:
         """Loop thread: serve `channel` as a remote worker handle."""
-        channel, _hello = arg
+        channel, hello = arg
         pool = self.node.pool
         if pool.stopping:
             channel.close()
             return
         channel.setblocking(False)  # driven by the node's selector from now on
-        worker_id = pool.next_worker_id
-        pool.next_worker_id += 1
+        worker_id = self._rejoined(hello)
+        rejoined = worker_id is not None
+        if worker_id is None:
+            worker_id = pool.next_worker_id
+            pool.next_worker_id += 1
+        elif self.resume.defer(
+            worker_id, channel, lambda t: self._attach(channel, worker_id, True)
+        ):
+            return  # welcomed once the nodes it ran tasks on are back
+        self._attach(channel, worker_id, rejoined)
+
+    def _attach(self, channel: Any, worker_id: int, rejoined: bool) -> None:
+        """Loop thread: register `channel` as remote worker handle `worker_id`, welcome it."""
+        pool = self.node.pool
+        if pool.stopping or channel.closed:
+            channel.close()
+            return
         handle = WorkerHandle(worker_id, 0, _Guarded(channel), remote=True)
         self.handles.append(handle)
         self.node._sel.register(handle.conn, selectors.EVENT_READ, (pool.on_worker_io, handle))
@@ -159,8 +177,22 @@ class RemoteClients:
             "worker_id": worker_id,
             "node_id": f"{self.node.raylet.node:056x}",
             "arena": (os.getpid(), self.node.arena.fd, self.node.arena.capacity),
+            "rejoined": rejoined,
         }  # a driver on this machine may map the arena through /proc (see remote_driver)
         pool.send(handle, p.reply(0, True, welcome))  # its owner's address derives from the id
+
+    def _rejoined(self, hello: Any) -> int | None:
+        """The worker id a driver asks back after the head restarted (its owner's index:
+        `runtime.real.driver_resume`), when it may have it; None: a new one."""
+        if self.resume is None or hello.kind != "driver":
+            return None
+        from runtime.real.head_restart import rejoin_index
+
+        wanted = rejoin_index(hello.id)
+        if wanted is None:
+            return None
+        in_use = {h.worker_id for h in self.handles if h.alive}
+        return wanted if self.resume.may_rejoin(wanted, in_use) else None
 
     def close(self) -> None:
         """Stop accepting and wait for the accept thread (call before the node shuts down)."""

@@ -49,6 +49,11 @@ ADDRESS_ENV = "TWINRAY_ADDRESS"
 CONNECT_TIMEOUT = 10.0
 """Seconds the handshake and the welcome may take."""
 _ADDRESS = re.compile(r"^(\[[0-9A-Fa-f:]+\]|[^:\s/]+):(\d{1,5})$")
+_RESENT = frozenset({rq.GET, rq.WAIT, rq.INFO, rq.INSPECT, rq.GET_ACTOR, rq.SUBMIT_AS, rq.CALL_AS})
+"""Requests sent again when a restarted head took the driver back (they only read, or
+submit under a task id the resumed owner recognises)."""
+_CHOSEN = frozenset({rq.SUBMIT, rq.CALL_ACTOR})
+"""Submissions sent under a task id the driver chooses (`driver_lineage.begin`)."""
 
 
 class ClusterConnectionLost(RayError, ConnectionError):
@@ -202,6 +207,11 @@ class _Multiplexer:
         """Seconds to retry reaching the head after the channel closed (0: do not)."""
         self.reconnect: Any = None
         """Called (reader thread) with the loss to reconnect; True once reconnected."""
+        self.sent: dict[int, tuple[str, Any]] = {}
+        """Request id -> (op, payload) of the requests not answered yet: after the head
+        restarted and took this driver back under its owner, reads are sent again."""
+        self.rejoined = False
+        """The last reconnection took this driver back under its old owner (its refs live)."""
 
     def start(self) -> None:
         """Start reading replies."""
@@ -214,6 +224,8 @@ class _Multiplexer:
             if self.lost is not None:
                 raise self.lost
             self.slots[req_id] = slot
+            if op in _RESENT:
+                self.sent[req_id] = (op, payload)
             self.link.replies.append(p.request(req_id, op, payload))
             try:
                 self.link._flush()
@@ -235,6 +247,7 @@ class _Multiplexer:
         elif not slot.lock.acquire(True, max(timeout, 0.0)):
             with client.pickling, self.send_lock:
                 gone = self.slots.pop(req_id, None)
+                self.sent.pop(req_id, None)
                 if gone is not None and self.lost is None:
                     self.link.replies.append(p.request(0, rq.UNWAIT, req_id))
                     self.link._flush()
@@ -262,13 +275,30 @@ class _Multiplexer:
                 if may:
                     self.connected.clear()
                 pending, self.slots = self.slots, {}
-            for slot in pending.values():
-                slot.deliver(p.reply(0, False, lost))
+                sent, self.sent = self.sent, {}
+            kept = {i: slot for i, slot in pending.items() if i in sent}
+            for req_id, slot in pending.items():
+                if req_id not in kept:
+                    slot.deliver(p.reply(0, False, lost))
             if not may or not self.reconnect(lost):
+                for slot in kept.values():
+                    slot.deliver(p.reply(0, False, self.lost or lost))
                 self.connected.set()
                 return
+            if not self.rejoined:  # a new owner: what these read is gone with the old one
+                for slot in kept.values():
+                    slot.deliver(p.reply(0, False, lost))
+                kept = {}
             with self.send_lock:
                 self.lost = None
+                for req_id, slot in kept.items():  # reads in flight: asked again
+                    self.slots[req_id] = slot
+                    self.sent[req_id] = sent[req_id]
+                    op, payload = sent[req_id]
+                    self.link.replies.append(p.request(req_id, op, payload))
+                if kept:
+                    with contextlib.suppress(ClusterConnectionLost):
+                        self.link._flush()  # a loss now: the reader sees it next
             self.connected.set()
 
     def _read_until_lost(self) -> ClusterConnectionLost:
@@ -276,6 +306,7 @@ class _Multiplexer:
             while True:
                 for msg in self.link._recv():
                     if msg[0] == p.REPLY:
+                        self.sent.pop(msg[1], None)
                         slot = self.slots.pop(msg[1], None)
                         if slot is not None:
                             slot.deliver(msg)
@@ -321,6 +352,12 @@ class RemoteDriver(WorkerClient):
         """Owner indexes of this driver's previous owners (on a head that restarted since):
         their objects are gone (`OwnerDiedError`)."""
         self._session_dir = session
+        from runtime.real.driver_lineage import DriverLineage
+
+        self.lineage = DriverLineage()
+        """What a restarted head needs to rebuild this driver's owner (`driver_lineage`)."""
+        self.resumed = 0
+        """Times a restarted head took this driver back under its owner (refs kept)."""
         self.reconnects = 0
         """Times this driver reconnected to a restarted head."""
         self.reconnect_seconds: list[float] = []
@@ -343,10 +380,25 @@ class RemoteDriver(WorkerClient):
             )
         return oid
 
+    def release_ref(self, oid: int) -> None:
+        """Drop a reference (see `WorkerClient.release_ref`); the lineage hears of it."""
+        self.releases.append(oid)
+        self.lineage.handle_dropped(oid)
+
+    def adopt_ref(self, oid: int, owner: int) -> Any:
+        """A ref unpickled here (see `WorkerClient.adopt_ref`); the lineage counts it."""
+        if owner == self.addr:
+            self.lineage.handle_made(oid)
+        return super().adopt_ref(oid, owner)
+
     def _reconnect(self, lost: ClusterConnectionLost) -> bool:
         """Reader thread: the channel closed; retry reaching the head for the reconnect
-        timeout. On success this driver has a new owner on the head (a new worker id): refs
-        it owned before are dead (`OwnerDiedError`), refs it borrowed are registered again."""
+        timeout, asking for this driver's worker id (its owner's index) back. A restarted
+        head gives it back: the driver sends its lineage first (``resume``: the new owner
+        at the same address rebuilds what the old one held, `runtime.real.driver_resume`)
+        and every ref stays valid. Otherwise this driver has a new owner on the head (a
+        new worker id): refs it owned before are dead (`OwnerDiedError`), refs it
+        borrowed are registered again."""
         from runtime.real.addresses import OWNER_INDEX_BASE, WORKER_OWNER_BASE
 
         link = self.worker
@@ -356,7 +408,12 @@ class RemoteDriver(WorkerClient):
         while time.monotonic() - t0 < mux.reconnect_for and not self.closed:
             try:
                 channel, welcome, extra = _open(
-                    self.address, self._session_dir, "driver", self.address, retry_for=0.5
+                    self.address,
+                    self._session_dir,
+                    "driver",
+                    self.address,
+                    retry_for=0.5,
+                    rejoin=link.worker_id,
                 )
                 break
             except (MultiNodeNotAvailableError, AuthenticationError) as exc:
@@ -368,16 +425,31 @@ class RemoteDriver(WorkerClient):
                 f"made again within {mux.reconnect_for:g} s (TWINRAY_RECONNECT_TIMEOUT): {last}"
             )
             return False
+        rejoined = bool(welcome.get("rejoined")) and int(welcome["worker_id"]) == link.worker_id
         with self.pickling, mux.send_lock:
             old = link.conn
-            self.dead_owners.add(OWNER_INDEX_BASE + link.worker_id + 1)
+            mine = OWNER_INDEX_BASE + link.worker_id + 1
             link.conn = channel
             link.worker_id = int(welcome["worker_id"])
             self.addr = WORKER_OWNER_BASE + link.worker_id
             self.session = next(_sessions)  # functions and classes register again
-            dead = self.dead_owners
-            self.releases = [o for o in self.releases if owner_index_of(task_of(o)) not in dead]
-            self.borrows = [(o, w) for o, w in self.owners.items()]  # to the new owner
+            borrowed = [(o, w) for o, w in self.owners.items()]  # to the new owner
+            if rejoined:  # same owner index: the lineage goes first, borrows with it
+                releases = [o for o in self.releases if owner_index_of(task_of(o)) != mine]
+                self.releases, self.borrows = releases, []
+                resume = p.request(0, rq.RESUME, self.lineage.resume_payload(borrowed))
+                try:
+                    channel.send_many([resume])
+                except OSError as exc:
+                    mux.lost = ClusterConnectionLost(f"the resumed connection failed: {exc}")
+                    return False
+                self.resumed += 1
+            else:
+                self.dead_owners.add(mine)
+                dead = self.dead_owners
+                self.releases = [o for o in self.releases if owner_index_of(task_of(o)) not in dead]
+                self.borrows = borrowed
+            mux.rejoined = rejoined
             self.unpins, self.lent, self.loans, self.stream_drops = [], [], [], []
             link.replies = []
             link.inbox.extend(extra)
@@ -397,10 +469,24 @@ class RemoteDriver(WorkerClient):
         return True
 
     def request(self, op: str, payload: Any, timeout: float | None = None) -> Any:
-        """Send one request to the cluster and block for its reply (one at a time)."""
+        """Send one request to the cluster and block for its reply; what a submission
+        made is kept in the lineage (`runtime.real.driver_lineage`)."""
         if self.closed:
             raise RayError("the connection to the cluster was shut down: call runtime.init()")
-        return super().request(op, payload, timeout)
+        lineage = self.lineage
+        if op in _CHOSEN:  # under a task id of our own: kept until answered
+            from runtime.real.addresses import OWNER_INDEX_BASE
+
+            chosen = lineage.begin(op, payload, OWNER_INDEX_BASE + self.worker.worker_id + 1)
+            if chosen is not None:
+                op, (task_id, body) = chosen  # submit_as / call_as
+                try:
+                    reply = super().request(op, (task_id, body), timeout)
+                except BaseException:
+                    lineage.abort(task_id)
+                    raise
+                return lineage.finish(task_id, reply)
+        return lineage.record(op, payload, super().request(op, payload, timeout))
 
     def create_actor(self, ac: Any, args: tuple, kwargs: dict, options: Any) -> Any:
         """Create an actor owned by this driver (see `WorkerClient.create_actor`)."""
@@ -474,10 +560,16 @@ def connect_driver(address: str, kind: str = "driver", log_to_driver: bool = Fal
 
 
 def _open(
-    target: str, session: Path | None, kind: str, address: str, retry_for: float = 0.0
+    target: str,
+    session: Path | None,
+    kind: str,
+    address: str,
+    retry_for: float = 0.0,
+    rejoin: int | None = None,
 ) -> tuple[Any, dict[str, Any], list[Any]]:
     """Connect to the node at `target` and read its welcome: the channel, the welcome and
-    what came after it."""
+    what came after it. `rejoin`: the worker id this driver had (a restarted head gives
+    it back, with ``"rejoined"`` in the welcome)."""
     from runtime.net.auth import Hello, find_token
     from runtime.net.channel import connect
 
@@ -488,7 +580,8 @@ def _open(
             "TWINRAY_AUTH_TOKEN or TWINRAY_AUTH_TOKEN_FILE (on the head's machine it is read "
             "from the session directory)"
         )
-    hello = Hello(kind, f"{socket.gethostname()}:{os.getpid()}")
+    ident = f"{socket.gethostname()}:{os.getpid()}"
+    hello = Hello(kind, ident if rejoin is None else f"{ident}:rejoin-{rejoin}")
     try:
         channel, _server = connect(
             target,

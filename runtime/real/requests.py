@@ -32,6 +32,9 @@ __all__ = [
     "KILL_ACTOR",
     "LEND",
     "LOGS",
+    "RESUME",
+    "SUBMIT_AS",
+    "CALL_AS",
     "OPS",
     "PG_CREATE",
     "PG_CURRENT",
@@ -104,6 +107,9 @@ ASSIGNED = "assigned"
 INSPECT = "inspect"
 SHARED = "shared"
 LOGS = "logs"
+RESUME = "resume"
+SUBMIT_AS = "submit_as"
+CALL_AS = "call_as"
 
 
 _OPS = (
@@ -282,6 +288,26 @@ _OPS = (
         ("<None>",),
         "-",
         "a connected driver wants its cluster's worker output (`init(log_to_driver=True)`)",
+    ),
+    Op(
+        SUBMIT_AS,
+        ("task_id", "<submit payload>"),
+        "the task's return oids",
+        "a connected driver's `submit` under the task id it chose (sent again after a head "
+        "restart: a task the owner has is not submitted twice)",
+    ),
+    Op(
+        CALL_AS,
+        ("task_id", "<call_actor payload>"),
+        "(the call's return oids, its sequence number)",
+        "a connected driver's `call_actor` under the task id it chose (as `submit_as`)",
+    ),
+    Op(
+        RESUME,
+        ("submits", "calls", "refs", "values", "borrowed", "next_task", "actor_seqs"),
+        "-",
+        "a driver back under its old owner index after the head restarted: its lineage "
+        "(`runtime.real.driver_resume`)",
     ),
     Op(
         INSPECT,

@@ -198,6 +198,10 @@ class _QueueActor:
         """The number of items."""
         return self.queue.qsize()
 
+    def waiting_calls(self) -> int:
+        """How many `put`/`get` calls are waiting now (for room or for an item)."""
+        return len(self.waiting)
+
     def empty(self) -> bool:
         """Whether there is no item."""
         return self.queue.empty()

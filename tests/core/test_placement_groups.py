@@ -132,7 +132,7 @@ def test_infeasible_group_stays_pending_with_reason_then_placed_when_node_joins(
     assert "bundle" in rec.reason
     assert ready not in host.ready
     # retried when a node joins, not on every resource report
-    assert pg in host.gs.infeasible_groups and pg not in host.gs.pending_groups
+    assert pg in host.gs.pg.infeasible_groups and pg not in host.gs.pg.pending_groups
     # a node that fits joins: the group is placed
     from runtime.core.cluster import NodeCapacity
     from tests.core.fake_host import owner_addr
@@ -157,7 +157,7 @@ def test_group_waits_for_resources_and_is_all_or_nothing() -> None:
     host.run(until=host.now + 0.5)
     rec = host.gcs.placement_groups[pg]
     assert rec.state == PG_PENDING and rec.reason.startswith("waiting for resources")
-    assert pg in host.gs.pending_groups
+    assert pg in host.gs.pg.pending_groups
     # nothing is half-reserved: node 1 still has its CPUs
     assert host.raylets[1].available["CPU"] == 2.0
     host.run(until=host.now + 1.0)

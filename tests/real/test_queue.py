@@ -6,6 +6,7 @@ import asyncio
 import os
 import queue as stdlib_queue
 import threading
+import time
 
 import pytest
 
@@ -299,7 +300,15 @@ def test_graceful_shutdown_ends_waiting_gets_with_empty(cluster) -> None:
     getter = Queue()
     waiting_get = consume.remote(getter)
     waiting_put = produce.remote(q)
-    assert _not_ready(waiting_get) and _not_ready(waiting_put, 0.0)
+    # Shut down only once both calls wait at their queue's actor: on a loaded machine a task
+    # may not have reached its `get`/`put` yet, and a call that arrives after the actor was
+    # killed fails with ActorDiedError (in Ray too).
+    for queue in (getter, q):
+        deadline = time.monotonic() + 60
+        while ray.get(queue.actor.waiting_calls.remote()) < 1:
+            assert time.monotonic() < deadline, "the call never reached the queue's actor"
+            time.sleep(0.02)
+    assert _not_ready(waiting_get, 0.0) and _not_ready(waiting_put, 0.0)
     getter.shutdown(grace_period_s=30)
     q.shutdown(grace_period_s=30)
     assert ray.get([waiting_get, waiting_put], timeout=60) == ["empty", "full"]
