@@ -125,8 +125,17 @@ def summary_lines(scenario: Scenario, metrics: dict[str, Any], wall_s: float) ->
     lines += [
         f"wall time           {wall_s:.2f} s",
         f"peak RSS            {_peak_rss_mb():.0f} MiB",
+        f"simulator           {_which_simulator()}",
     ]
     return lines
+
+
+def _which_simulator() -> str:
+    """Whether this process runs the compiled build (`python -m sim.build_fast`) or pure Python."""
+    from sim import fast
+
+    build = fast.active()
+    return f"compiled with mypyc (build {build.digest})" if build else "pure Python"
 
 
 def _show_progress(scenario: Scenario) -> bool:

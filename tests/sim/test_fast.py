@@ -131,3 +131,13 @@ def test_without_a_compiler_the_build_says_so_in_one_line(monkeypatch, capsys):
     assert build_fast.main([]) == build_fast.EXIT_NO_TOOLCHAIN
     out = capsys.readouterr().out.splitlines()
     assert len(out) == 1 and "the simulator runs as pure Python" in out[0]
+
+
+def test_the_summary_says_which_simulator_ran(tmp_path, capsys):
+    from sim.cli import main
+
+    scenario = Path(__file__).resolve().parents[2] / "scenarios" / "small_independent.yaml"
+    assert main([str(scenario), "--no-progress", "--out", str(tmp_path)]) == 0
+    # No build is enabled inside pytest (only `python -m sim.cli` / `run-scenario` enable one).
+    assert fast.active() is None
+    assert "simulator           pure Python" in capsys.readouterr().out
