@@ -9,7 +9,6 @@ against a local Ray with small probes.
 
 from __future__ import annotations
 
-import builtins
 import os
 from pathlib import Path
 from typing import Any
@@ -119,18 +118,10 @@ def test_an_unknown_engine_is_a_clear_error(capsys: pytest.CaptureFixture[str]) 
 
 
 def test_calibrating_against_ray_without_ray_says_how_to_install_it(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+    without_ray: None, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     from twin.cli import main
 
-    real_import = builtins.__import__
-
-    def no_ray(name: str, *args: Any, **kwargs: Any) -> Any:
-        if name == "ray" or name.startswith("ray."):
-            raise ImportError("No module named 'ray'")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_ray)
     assert main(["--calibrate", str(tmp_path / "p.yaml"), "--engine", "ray"]) == 2
     err = capsys.readouterr().err
     assert "cannot calibrate against Ray: Ray is not installed" in err

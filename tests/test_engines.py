@@ -186,20 +186,10 @@ def test_a_graph_intent_reads_the_outputs_it_was_built_from(
 
 
 def test_mode_ray_without_ray_says_how_to_install_it(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+    without_ray: None, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    import builtins
-
     from twin.cli import main
 
-    real_import = builtins.__import__
-
-    def no_ray(name: str, *args: Any, **kwargs: Any) -> Any:
-        if name == "ray" or name.startswith("ray."):
-            raise ImportError("No module named 'ray'")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_ray)
     file = str(SCENARIOS / "small_independent.yaml")
     assert main([file, "--mode", "ray", "--scale-down", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
