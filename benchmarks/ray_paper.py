@@ -15,15 +15,18 @@ Sections (``--only NAME ...`` runs some; each writes its fragment, report.md joi
 6. ``simulation`` (Table 4): asynchronous vs bulk-synchronous simulation rollouts
    (`scenarios/ray_paper/simulation_async.yaml`, `simulation_bsp.yaml`).
 
-Run: `python -m benchmarks.ray_paper [--only NAME ...] [--quick] [--nodes 10 20 ...]
+Run: `python -m benchmarks.ray_paper [--only NAME ...] [--quick] [--full] [--nodes 10 20 ...]
 [--tasks-per-node N] [--out DIR]` (a few minutes on 2 cores with the defaults; `--quick`
-runs every section at small sizes in well under a minute, for the tests).
+runs every section at small sizes in well under a minute, for the tests). `--full` adds
+the paper's own rightmost point to the scalability section: 100 nodes running 100 million
+tasks, empty and heterogeneous (hours on this machine: see docs/design.md, issue 15).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import resource
 import tempfile
 import time
 from collections.abc import Sequence
@@ -53,6 +56,12 @@ PAPER_READD_S = 210.0
 """Fig. 11a of the paper: nodes removed at 25, 50 and 100 s, added back at 210 s."""
 
 DEFAULT_NODES = (10, 20, 30, 40, 50, 60, 80, 100)
+
+FULL_NODES = 100
+FULL_TASKS = 100_000_000
+PAPER_FULL_MAKESPAN_S = 54.0
+"""The paper's rightmost point of Fig. 8b (section 5.1): "100 million tasks in 54 s" on
+100 nodes. `--full` simulates it at that size."""
 
 
 HETEROGENEOUS_MS = '{"dist": "lognormal", "mean": 1.0, "sigma": 1.0}'
@@ -85,6 +94,8 @@ def scalability(
         metrics["nodes"] = n
         metrics["wall_s"] = round(time.perf_counter() - started, 2)
         metrics["steady_tps"] = round(steady_tps(metrics))
+        # the process's peak so far: runs grow in size, so this is this run's peak or above
+        metrics["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
         print(
             f"{policy:11s} {n:4d} nodes: {metrics['throughput_tps']:12,.0f} tasks/s"
             f" ({metrics['wall_s']} s)"
@@ -224,6 +235,48 @@ def _scaling_section(
     return lines
 
 
+def full_point(nodes: int | None = None, tasks: int | None = None) -> list[dict[str, Any]]:
+    """The paper's rightmost point at its own size: `tasks` tasks on `nodes` nodes (default
+    `FULL_TASKS` on `FULL_NODES`), empty tasks and heterogeneous ones (one metrics dict each,
+    with wall time and peak memory)."""
+    nodes = FULL_NODES if nodes is None else nodes
+    tasks = FULL_TASKS if tasks is None else tasks
+    per_node = tasks // nodes
+    return scalability([nodes], per_node) + scalability(
+        [nodes], per_node, duration_ms=HETEROGENEOUS_MS
+    )
+
+
+def _full_lines(full: list[dict[str, Any]]) -> list[str]:
+    """Markdown: the full-size runs beside the paper's 100 million tasks in 54 s."""
+    if not full:
+        return []
+    lines = [
+        "",
+        f"**At the paper's own size** (`--full`: {full[0]['tasks']:,} tasks on "
+        f"{full[0]['nodes']} nodes; the paper: {FULL_TASKS:,} tasks in "
+        f"{PAPER_FULL_MAKESPAN_S:.0f} s on {FULL_NODES} nodes):",
+        "",
+        "| tasks | simulated makespan | paper | sim vs paper | tasks/s | wall time of the "
+        "simulation | peak memory |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r, kind in zip(full, ("empty", "heterogeneous (lognormal, mean 1 ms)"), strict=False):
+        paper = PAPER_FULL_MAKESPAN_S * r["tasks"] / FULL_TASKS
+        lines.append(
+            f"| {kind} | {r['makespan_s']:.1f} s | {paper:.1f} s "
+            f"| {(r['makespan_s'] - paper) / paper * 100:+.1f} % | {r['throughput_tps']:,.0f} "
+            f"| {r['wall_s']:,.0f} s | {r['peak_rss_mib']} MiB |"
+        )
+    lines += [
+        "",
+        "The paper's column is scaled to the simulated task count where it differs. Peak",
+        "memory is the benchmark process's peak resident size when the run ended (the",
+        "process ran the smaller points first).",
+    ]
+    return lines
+
+
 def _busy_s(metrics: dict[str, Any]) -> float:
     """Busy CPU-slot seconds of a run (task bodies), from utilisation x makespan x slots."""
     slots = 20 * 4  # fault_tolerance.yaml: 20 nodes x 4 CPUs
@@ -247,6 +300,7 @@ HEADLINE = (
     "cpu_utilization",
     "steady_tps",
     "wall_s",
+    "peak_rss_mib",
 )
 
 
@@ -260,6 +314,7 @@ def _scalability_fragment(
     central: list[dict[str, Any]],
     hetero: list[dict[str, Any]],
     out: Path,
+    full: list[dict[str, Any]] | None = None,
 ) -> str:
     """Run-independent text of the scalability section (Fig. 8b), its plot and JSON."""
     table = _scaling_section(results, central, hetero, out)
@@ -269,6 +324,7 @@ def _scalability_fragment(
             "bottom_up": _headline(results),
             "centralized": _headline(central),
             "heterogeneous": _headline(hetero),
+            "full": _headline(full or []),
             "heterogeneous_duration_ms": json.loads(HETEROGENEOUS_MS),
             "paper_tps": PAPER_TPS,
         },
@@ -299,14 +355,15 @@ global scheduler, which saturates at about
 {max(r["throughput_tps"] for r in central) / 1e3:,.0f}k tasks/s whatever the cluster size
 (its {10} us per message bounds it). The paper's rightmost point ran 100 million tasks in
 54 s; we simulate {last["tasks"]:,} tasks at {last["nodes"]} nodes (the steady state is
-reached within milliseconds) because simulating 10^8 tasks would take hours on this
-machine. Differences to expect: the paper's nodes ran several workers each and a C++
+reached within milliseconds) because simulating 10^8 tasks takes hours on this
+machine (`--full` runs it). Differences to expect: the paper's nodes ran several workers each and a C++
 raylet whose per-task costs we model only as per-message service times; with this
 repository's default driver cost (`--set control_plane.owner_us=3`) one node submits
 about 100k tasks/s, 5x the paper's rate, so the driver is what limits the paper's setup
 in the model, and the simulated scheduler would not be the limit before ~5x the load.
 
 {chr(10).join(_heterogeneous_lines(results, hetero))}
+{chr(10).join(_full_lines(full or []))}
 """
 
 
@@ -900,7 +957,8 @@ def _run_section(name: str, args: argparse.Namespace, out: Path) -> str:
         central = scalability(nodes[::2], per_node, "centralized")
         ends = sorted({nodes[0], nodes[len(nodes) // 2], nodes[-1]})  # small, middle, largest
         hetero = scalability(ends, per_node, duration_ms=HETEROGENEOUS_MS)
-        return _scalability_fragment(results, central, hetero, out)
+        full = full_point() if args.full else []
+        return _scalability_fragment(results, central, hetero, out, full)
     if name == "fault_tolerance":
         faulty, baseline, faults = fault_tolerance(quick)
         return _fault_fragment(faulty, baseline, faults, out)
@@ -938,6 +996,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ray_paper", description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS))
     parser.add_argument("--quick", action="store_true", help="small sizes (for the tests)")
+    parser.add_argument(
+        "--full",
+        action="store_true",
+        help=f"also the paper's own point: {FULL_TASKS:,} tasks on {FULL_NODES} nodes (hours)",
+    )
     parser.add_argument("--nodes", type=int, nargs="+", default=None)
     parser.add_argument("--tasks-per-node", type=int, default=None)
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "ray_paper")

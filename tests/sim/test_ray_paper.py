@@ -108,6 +108,26 @@ def test_heterogeneous_scalability_section_ran(quick: Path) -> None:
     assert data["heterogeneous"] and all(r["throughput_tps"] > 0 for r in data["heterogeneous"])
 
 
+def test_full_adds_the_papers_own_point_at_its_size(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--full` runs the paper's rightmost point (100M tasks, 100 nodes: here made small)
+    empty and heterogeneous, and reports it beside the paper's 54 s."""
+    from benchmarks import ray_paper
+
+    monkeypatch.setattr(ray_paper, "FULL_NODES", 3)
+    monkeypatch.setattr(ray_paper, "FULL_TASKS", 900)
+    args = ["--quick", "--full", "--only", "scalability", "--out", str(tmp_path)]
+    assert ray_paper.main(args) == 0
+    full = _json(tmp_path, "scalability")["full"]
+    assert [(r["nodes"], r["tasks"]) for r in full] == [(3, 900), (3, 900)]
+    assert all(r["wall_s"] > 0 and r["peak_rss_mib"] > 0 for r in full)
+    text = (tmp_path / "sections" / "scalability.md").read_text(encoding="utf-8")
+    assert "At the paper's own size" in text and "heterogeneous (lognormal" in text
+    plain = ray_paper.main(["--quick", "--only", "scalability", "--out", str(tmp_path)])
+    assert plain == 0 and _json(tmp_path, "scalability")["full"] == []
+
+
 def test_only_reruns_one_section_and_keeps_the_others(quick: Path) -> None:
     from benchmarks.ray_paper import main
 
