@@ -33,12 +33,13 @@ INTERPRETED_CORE = ("__init__", "errors", "invariants")
 SIM_COMPILED = (
     "sim.host",
     "sim.metrics",
+    "sim.distributions",
     "sim.workloads",
     "sim.programs",
     "sim.sim_engine",
 )
 """The simulator's modules on the per-task path compiled with the core: the host, the
-metrics, and the drivers of the closed-loop workloads (`sim.workloads._DriverBase`
+metrics, and the drivers of the closed-loop workloads (samplers, `sim.workloads._DriverBase`
 and `Completion`, `sim.programs`, `sim.sim_engine.SimEngine`)."""
 
 HASHED_PACKAGES = ("runtime/core", "sim")
