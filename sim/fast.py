@@ -30,8 +30,17 @@ ROOT = Path(__file__).resolve().parents[1]
 INTERPRETED_CORE = ("__init__", "errors", "invariants")
 """Core modules left interpreted: packages, and builtin-exception subclasses (mypyc has none)."""
 
-SIM_COMPILED = ("sim.host", "sim.metrics")
-"""The simulator's modules on the per-task path that are compiled with the core."""
+SIM_COMPILED = (
+    "sim.host",
+    "sim.metrics",
+    "sim.distributions",
+    "sim.workloads",
+    "sim.programs",
+    "sim.sim_engine",
+)
+"""The simulator's modules on the per-task path compiled with the core: the host, the
+metrics, and the drivers of the closed-loop workloads (samplers, `sim.workloads._DriverBase`
+and `Completion`, `sim.programs`, `sim.sim_engine.SimEngine`)."""
 
 HASHED_PACKAGES = ("runtime/core", "sim")
 """Every ``.py`` under these is hashed: any change to them invalidates a build."""

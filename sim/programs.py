@@ -26,7 +26,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, get_args
+from typing import Any, ClassVar, Protocol, get_args
 
 from runtime.core.task import CheckpointPlan
 from sim.distributions import Sampler, make_sampler
@@ -192,7 +192,7 @@ class ChainProgram(Program):
     stays proportional to the number of chains.
     """
 
-    LOOKAHEAD = 2
+    LOOKAHEAD: ClassVar[int] = 2
 
     def __init__(self, spec: ChainWorkload, rng: random.Random, chains: list[int]) -> None:
         """The chains numbered `chains` of the workload."""
@@ -396,7 +396,7 @@ class IterativeProgram(Program):
     submitted ahead, as dependencies serialize them anyway.
     """
 
-    LOOKAHEAD = 2
+    LOOKAHEAD: ClassVar[int] = 2
 
     def __init__(
         self,

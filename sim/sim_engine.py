@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 from functools import partial
-from typing import Any
+from typing import Any, Final
 
 from runtime.core.ids import RETURN_BITS, ObjectId
 from runtime.core.messages import ObjectReady
@@ -25,7 +25,8 @@ from sim.metrics import MetricsRecorder
 from sim.programs import OwnerCall, Program
 from sim.workloads import Completion, _DriverBase
 
-_MISSING: Any = object()
+_MISSING: Final[Any] = object()
+"""No tag: not a first return (``Final``: a C static when compiled)."""
 
 
 class SimEngine(_DriverBase):
@@ -46,9 +47,13 @@ class SimEngine(_DriverBase):
         self.program = program
         self._tags: dict[ObjectId, Any] = {}
         """First return of each task not yet counted -> the program's tag for it."""
-        # the hot path's calls bound once (instance attributes shadow the methods below)
-        self.owner_call = partial(host.serve_call, owner.addr)  # type: ignore[method-assign, assignment]
-        self.release = owner.remove_ref  # type: ignore[method-assign, assignment]
+        self._owner_addr = owner.addr
+        try:  # interpreted: bind the hot path's calls once (instance attributes shadow
+            # the methods below; never read ``__dict__``, which would slow every attribute)
+            setattr(self, "owner_call", partial(host.serve_call, owner.addr))  # noqa: B010
+            setattr(self, "release", owner.remove_ref)  # noqa: B010
+        except AttributeError:  # compiled: a native instance has no __dict__; the methods stay
+            pass
 
     @property
     def times(self) -> Any:
@@ -61,7 +66,7 @@ class SimEngine(_DriverBase):
 
     def owner_call(self, fn: OwnerCall, at: float | None = None) -> None:
         """Serve `fn(now, out)` at the owner as a call arriving at `at` (default now)."""
-        self.host.serve_call(self.owner.addr, fn, at)
+        self.host.serve_call(self._owner_addr, fn, at)
 
     def submit(
         self,

@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from mypy_extensions import mypyc_attr
+
 from runtime.core.ids import MAX_RETURNS, ObjectId
 from runtime.core.messages import ObjectReady
 from runtime.core.owner import Owner
@@ -57,6 +59,7 @@ class Completion:
             self.progress(self.done)
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class _DriverBase:
     """What every driver has: its owner, samplers, shared resources dict and accounting."""
 

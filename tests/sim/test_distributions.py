@@ -67,3 +67,17 @@ def test_bare_number_is_constant() -> None:
 def test_unknown_spec_is_rejected() -> None:
     with pytest.raises(TypeError):
         make_sampler({"dist": "constant", "value": 1}, random.Random(0))  # type: ignore[arg-type]
+
+
+def test_written_out_samplers_draw_what_random_draws() -> None:
+    """Exponential and uniform samplers spell out `random.Random`'s expressions (so that
+    compiled they run no bytecode): they must give the same floats, bit for bit."""
+    cases = [
+        (ExponentialDist(dist="exponential", mean=1.5), lambda r: r.expovariate(1.0 / 1.5)),
+        (ExponentialDist(dist="exponential", mean=1), lambda r: r.expovariate(1.0)),
+        (UniformDist(dist="uniform", low=1.0, high=3.0), lambda r: r.uniform(1.0, 3.0)),
+        (UniformDist(dist="uniform", low=2, high=5), lambda r: r.uniform(2, 5)),
+    ]
+    for spec, reference in cases:
+        draw, rng = make_sampler(spec, random.Random(11)), random.Random(11)
+        assert [draw() for _ in range(2_000)] == [reference(rng) for _ in range(2_000)], spec
