@@ -44,12 +44,14 @@ from typing import Any, cast
 
 import simpy
 
+from runtime.core.component import Component
 from runtime.core.messages import (
     INTERRUPT_CANCELLED,
     INTERRUPT_KILLED,
     ActorStateChanged,
     CancelRunning,
     CheckpointSaved,
+    Command,
     Dispatch,
     FenceNode,
     Free,
@@ -81,9 +83,6 @@ from sim.metrics import MetricsRecorder
 from sim.network import Network
 from sim.shards import route as route_to_shards
 
-Component = Any
-"""A core component: anything with ``handle(msg, now, out)``."""
-
 ReadyCallback = Callable[[ObjectReady, float], None]
 """Called with an ObjectReady command and the time it takes effect."""
 
@@ -100,7 +99,7 @@ _Call = tuple[Any, ...]
 """``(callbacks, fn)``: call ``fn()`` (host-internal: workload start, watchdog)."""
 
 
-class _Checked:
+class _Checked(Component):
     """A core component whose ``check()`` runs after every message it handles.
 
     The simulator's invariant-checking debug option (``control_plane.check_invariants``)
@@ -112,7 +111,11 @@ class _Checked:
     def __init__(self, component: Any) -> None:
         self.component = component
 
-    def handle(self, msg: Any, now: float, out: list[Any]) -> None:
+    def start(self, now: float, out: list[Command]) -> None:
+        """Start the component."""
+        self.component.start(now, out)
+
+    def handle(self, msg: Any, now: float, out: list[Command]) -> None:
         """Handle `msg`, then verify the component's invariants (raises InvariantError)."""
         self.component.handle(msg, now, out)
         self.component.check()
@@ -170,8 +173,8 @@ class Host:
         self._channels: dict[int, list[float]] = {}
         """Per (sender << 32 | receiver): [latency s, s per byte, last arrival time]."""
         self._ready_callbacks: dict[int, ReadyCallback] = {}
-        self._out: list[Any] = []
-        self._call_out: list[Any] = []
+        self._out: list[Command] = []
+        self._call_out: list[Command] = []
         self._timer_events: dict[tuple[int, str], TimerFired] = {}
         self._arrival_cbs = [self._on_arrival]
         self._task_end_cbs = [self._on_task_end]
@@ -269,7 +272,7 @@ class Host:
     def start_component(self, addr: int) -> None:
         """Start the component at `addr` now (one added after `start`): carry out what its
         ``start(now, out)`` asks."""
-        out: list[Any] = []
+        out: list[Command] = []
         self.components[addr].start(self.env._now, out)
         self._execute(out, addr, self.env._now)
 
@@ -327,7 +330,7 @@ class Host:
     # -- service ------------------------------------------------------------------------
 
     def serve_call(
-        self, addr: int, fn: Callable[[float, list[Any]], None], at: float | None = None
+        self, addr: int, fn: Callable[[float, list[Command]], None], at: float | None = None
     ) -> float:
         """Run `fn(done, out)` on component `addr` as a service request arriving at `at`.
 
@@ -350,8 +353,10 @@ class Host:
 
     def _on_arrival(self, event: _Arrival) -> None:
         """A message or host event reaches its component: serve it FIFO."""
-        _, dst, msg, nbytes = event
-        now = self.env._now
+        dst: int = event[1]
+        msg = event[2]
+        nbytes: float = event[3]
+        now: float = self.env._now
         if dst in self._special:
             if dst in self._dead_addrs:
                 return  # nothing is delivered to a dead node
@@ -369,8 +374,11 @@ class Host:
 
     def _on_task_end(self, event: _TaskEnd) -> None:
         """A task body ended: record it and serve TaskFinished at its raylet."""
-        _, dst, node, spec, started = event
-        now = self.env._now
+        dst: int = event[1]
+        node: int = event[2]
+        spec: TaskSpec = event[3]
+        started: float = event[4]
+        now: float = self.env._now
         metrics = self.metrics
         if self._interrupted and spec.task_id in self._interrupted:
             stopped = self._interrupted.pop(spec.task_id)
@@ -408,7 +416,7 @@ class Host:
         _, dst, node, spec, started = event
         resources = spec.resources
         if spec.kind == ACTOR_METHOD:
-            raylet = self.components[dst]
+            raylet: Any = self.components[dst]
             hold = raylet.actor_hold(spec.actor_id)
             resources = hold if hold is not None else {}
             created = raylet.actor_spec(spec.actor_id) if hold is not None else None
@@ -453,10 +461,11 @@ class Host:
 
     # -- commands -----------------------------------------------------------------------
 
-    def _execute(self, out: list[Any], src: int, at: float) -> None:
+    def _execute(self, out: list[Command], src: int, at: float) -> None:
         """Apply the commands `src` issued at time `at`, then clear `out`.
 
-        Send, most commands by far, is handled inline (same logic as `_send`).
+        Send, most commands by far, is handled inline (same logic as `_send`); Dispatch
+        and ObjectReady, the next ones, are called directly rather than through the table.
         """
         commands = self._commands
         channels = self._channels
@@ -464,13 +473,14 @@ class Host:
         metrics = self.metrics
         slow = self._slow_sends
         for cmd in out:
-            cls = cmd.__class__
+            cls = type(cmd)
             if cls is Send:
+                send = cast(Send, cmd)
                 if slow:
-                    self._post_send(cmd, src, at)
+                    self._post_send(send, src, at)
                     continue
-                dst = cmd.dst
-                nbytes = cmd.nbytes
+                dst = send.dst
+                nbytes = send.nbytes
                 metrics.messages += 1
                 metrics.message_bytes += nbytes
                 try:
@@ -481,8 +491,14 @@ class Host:
                 if arrive <= channel[2]:
                     arrive = math.nextafter(channel[2], math.inf)  # FIFO: never overtake
                 channel[2] = arrive
-                event = (self._arrival_cbs, dst, cmd.msg, nbytes)
+                event = (self._arrival_cbs, dst, send.msg, nbytes)
                 heappush(queue, (arrive, self._rand(), next(self._eid), event))
+                continue
+            if cls is Dispatch:
+                self._dispatch(cast(Dispatch, cmd), src, at)
+                continue
+            if cls is ObjectReady:
+                self._object_ready(cast(ObjectReady, cmd), src, at)
                 continue
             try:
                 handler = commands[cls]
@@ -811,7 +827,8 @@ class Host:
         death is reported as ``ActorWorkerDied`` (the GCS may restart the actor).
         """
         addr = self._raylet_of_node[node]
-        hit = self.components[addr].victim(self._interrupted)
+        raylet: Any = self.components[addr]
+        hit = raylet.victim(self._interrupted)
         if hit is None:
             return "idle"
         self._interrupted[hit.task_id] = self.env._now

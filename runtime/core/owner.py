@@ -18,6 +18,7 @@ from types import MappingProxyType
 from typing import Any, NoReturn
 
 from runtime.core import checkpoints, owner_resume
+from runtime.core.component import Component
 from runtime.core.config import CoreConfig
 from runtime.core.ids import (
     Address,
@@ -263,7 +264,7 @@ class StreamState:
     """Refs inside items not arrived yet (the executing side lends them first), per item."""
 
 
-class Owner:
+class Owner(Component):
     """Task submission, futures, dependency resolution, retries and reference counting."""
 
     def __init__(

@@ -63,6 +63,7 @@ from typing import Any
 
 from runtime.core import checkpoints
 from runtime.core.bundles import RayletBundles
+from runtime.core.component import Component
 from runtime.core.config import CoreConfig
 from runtime.core.ids import Address, NodeId, ObjectId, TaskId, generator_item_id, object_id
 from runtime.core.invariants import InvariantError
@@ -273,7 +274,7 @@ class LocalActor:
     """Checkpointed actors: a save is under way (no call is dispatched meanwhile)."""
 
 
-class Raylet:
+class Raylet(Component):
     """The per-node scheduler and store manager.
 
     A task submitted by a local owner starts at once when its resources are free and its
