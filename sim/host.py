@@ -125,6 +125,20 @@ class _Checked(Component):
 
 
 @dataclass(slots=True, eq=False)
+class _Server:
+    """A hosted component and its FIFO service queue: what an arrival at its address needs.
+
+    One record per address, so that an arrival costs one dict lookup (compiled, its
+    ``busy`` and ``cost`` are unboxed floats of a native object)."""
+
+    component: Component
+    cost: float
+    """Service time per message (s)."""
+    busy: float = 0.0
+    """When the component is free again."""
+
+
+@dataclass(slots=True, eq=False)
 class SlowWorker:
     """One slow worker of a node (``SlowFault`` with ``worker``) and the body it runs."""
 
@@ -167,8 +181,8 @@ class Host:
         self._checked: set[int] = set()
         """Addresses whose component runs ``check()`` after each message (`check_invariants`)."""
         self._node_of: dict[int, int] = {}
-        self._cost: dict[int, float] = {}
-        self._busy: dict[int, float] = {}
+        self._servers: dict[int, _Server] = {}
+        """Per address: the component (as in `components`), its service time, busy until."""
         self._raylet_of_node: dict[int, int] = {}
         self._channels: dict[int, list[float]] = {}
         """Per (sender << 32 | receiver): [latency s, s per byte, last arrival time]."""
@@ -255,10 +269,10 @@ class Host:
         """Host `component` at address `addr` on `node`, serving each message in `cost_s`."""
         if addr in self.components:
             raise ValueError(f"address {addr} is already in use")
-        self.components[addr] = _Checked(component) if addr in self._checked else component
+        hosted = _Checked(component) if addr in self._checked else component
+        self.components[addr] = hosted
+        self._servers[addr] = _Server(hosted, cost_s)
         self._node_of[addr] = node
-        self._cost[addr] = cost_s
-        self._busy[addr] = 0.0
 
     def replace(self, addr: int, component: Component, cost_s: float) -> None:
         """Host `component` at the used address `addr` instead of what is there, serving
@@ -266,8 +280,10 @@ class Host:
         channels and the time the old one is busy until stay."""
         if addr not in self.components:
             raise ValueError(f"address {addr} hosts no component to replace")
-        self.components[addr] = _Checked(component) if addr in self._checked else component
-        self._cost[addr] = cost_s
+        hosted = _Checked(component) if addr in self._checked else component
+        self.components[addr] = hosted
+        server = self._servers[addr]
+        server.component, server.cost = hosted, cost_s
 
     def start_component(self, addr: int) -> None:
         """Start the component at `addr` now (one added after `start`): carry out what its
@@ -340,9 +356,10 @@ class Host:
         """
         if at is None:
             at = self.env._now
-        busy = self._busy[addr]
-        done = (at if at > busy else busy) + self._cost[addr]
-        self._busy[addr] = done
+        server = self._servers[addr]
+        busy = server.busy
+        done = (at if at > busy else busy) + server.cost
+        server.busy = done
         out = self._call_out
         if out:  # nested: the outer call's commands are being executed from this list
             out = []
@@ -353,31 +370,32 @@ class Host:
 
     def _on_arrival(self, event: _Arrival) -> None:
         """A message or host event reaches its component: serve it FIFO."""
-        dst: int = event[1]
-        msg = event[2]
-        nbytes: float = event[3]
+        nbytes: float
+        _, dst, msg, nbytes = event
         now: float = self.env._now
         if dst in self._special:
             if dst in self._dead_addrs:
                 return  # nothing is delivered to a dead node
-            busy = self._busy[dst]
-            done = (now if now > busy else busy) + self._cost[dst] + nbytes * self._per_byte_s
+            server = self._servers[dst]
+            busy = server.busy
+            done = (now if now > busy else busy) + server.cost + nbytes * self._per_byte_s
             self._record_backlog(dst, now, done)
         else:
-            busy = self._busy[dst]
-            done = (now if now > busy else busy) + self._cost[dst] + nbytes * self._per_byte_s
-        self._busy[dst] = done
+            server = self._servers[dst]
+            busy = server.busy
+            done = (now if now > busy else busy) + server.cost + nbytes * self._per_byte_s
+        server.busy = done
         out = self._out
-        self.components[dst].handle(msg, done, out)
+        server.component.handle(msg, done, out)
         if out:
             self._execute(out, dst, done)
 
     def _on_task_end(self, event: _TaskEnd) -> None:
         """A task body ended: record it and serve TaskFinished at its raylet."""
-        dst: int = event[1]
-        node: int = event[2]
-        spec: TaskSpec = event[3]
-        started: float = event[4]
+        node: int
+        spec: TaskSpec
+        started: float
+        _, dst, node, spec, started = event
         now: float = self.env._now
         metrics = self.metrics
         if self._interrupted and spec.task_id in self._interrupted:
@@ -403,11 +421,12 @@ class Host:
             acc[shape] = acc.get(shape, 0.0) + run
         sizes = spec.output_sizes
         outputs = [(sizes[0], None)] if len(sizes) == 1 else [(s, None) for s in sizes]
-        busy = self._busy[dst]
-        done = (now if now > busy else busy) + self._cost[dst]
-        self._busy[dst] = done
+        server = self._servers[dst]
+        busy = server.busy
+        done = (now if now > busy else busy) + server.cost
+        server.busy = done
         out = self._out
-        self.components[dst].handle(TaskFinished(spec.task_id, outputs), done, out)
+        server.component.handle(TaskFinished(spec.task_id, outputs), done, out)
         if out:
             self._execute(out, dst, done)
 
@@ -475,7 +494,7 @@ class Host:
         for cmd in out:
             cls = type(cmd)
             if cls is Send:
-                send = cast(Send, cmd)
+                send: Send = cmd  # type: ignore[assignment]  # (a cast, without a call)
                 if slow:
                     self._post_send(send, src, at)
                     continue
@@ -495,10 +514,10 @@ class Host:
                 heappush(queue, (arrive, self._rand(), next(self._eid), event))
                 continue
             if cls is Dispatch:
-                self._dispatch(cast(Dispatch, cmd), src, at)
+                self._dispatch(cmd, src, at)  # type: ignore[arg-type]
                 continue
             if cls is ObjectReady:
-                self._object_ready(cast(ObjectReady, cmd), src, at)
+                self._object_ready(cmd, src, at)  # type: ignore[arg-type]
                 continue
             try:
                 handler = commands[cls]
@@ -815,8 +834,10 @@ class Host:
         self._special.difference_update(a for a in addrs if a not in self._gcs_addrs)
         self._revived_at[node] = now
         addr = self._raylet_of_node[node]
-        self.components[addr] = _Checked(raylet) if addr in self._checked else raylet
-        self._busy[addr] = now
+        hosted = _Checked(raylet) if addr in self._checked else raylet
+        self.components[addr] = hosted
+        server = self._servers[addr]
+        server.component, server.busy = hosted, now
         raylet.start(now, self._out)
         self._execute(self._out, addr, now)
 
@@ -839,7 +860,8 @@ class Host:
     def stall(self, addr: int, duration: float) -> None:
         """Component `addr` is unavailable for `duration`: what arrives meanwhile waits."""
         now = self.env._now
-        self._busy[addr] = max(self._busy[addr], now + duration)
+        server = self._servers[addr]
+        server.busy = max(server.busy, now + duration)
         self._stalled_until = max(self._stalled_until, now + duration)
 
     def slow_node(self, node: int, factor: float, duration: float) -> None:
