@@ -36,7 +36,7 @@ from __future__ import annotations
 import math
 import random
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from heapq import heappop, heappush
@@ -167,7 +167,7 @@ class Host:
         self.network = network
         self.metrics = metrics
         self._queue: list[Any] = self.env._queue  # SimPy's calendar heap
-        self._eid = self.env._eid  # SimPy's tie counter, shared so entries never compare
+        self._eid: Iterator[int] = self.env._eid  # SimPy's tie counter: entries never compare
         self._rand = tie_rng.random
         self._per_byte_s = per_kib_s / 1024.0
         self._slot_extra = False

@@ -401,8 +401,18 @@ class Raylet(Component):
             self._heartbeat(out)
 
     def handle(self, msg: Message | HostEvent, now: float, out: list[Command]) -> None:
-        """React to one message or host event, appending commands to ``out``."""
-        self._handlers[type(msg)](msg, now, out)
+        """React to one message or host event, appending commands to ``out``.
+
+        The two messages of every task are called directly (compiled: a native call, no
+        boxed ``now``); the table has them too, and serves every other message.
+        """
+        cls = type(msg)
+        if cls is SubmitTask:
+            self._on_submit(msg, now, out)  # type: ignore[arg-type]  # (checked: cls)
+        elif cls is TaskFinished:
+            self._on_task_finished(msg, now, out)  # type: ignore[arg-type]
+        else:
+            self._handlers[cls](msg, now, out)
 
     # -- placement ----------------------------------------------------------------------
 
