@@ -34,6 +34,7 @@ from runtime.core.chain import (
     ChainRequest,
     ChainUnreachable,
 )
+from runtime.core.component import Component
 from runtime.core.messages import Send
 from sim.host import Host
 from sim.metrics import MetricsRecorder
@@ -138,7 +139,7 @@ class ChainResult:
         }
 
 
-class _Refusing:
+class _Refusing(Component):
     """A killed member's address: its machine refuses connections (no state, no service)."""
 
     def __init__(self, addr: int) -> None:
@@ -158,7 +159,7 @@ class _Refusing:
         """Nothing to check."""
 
 
-class _Silent:
+class _Silent(Component):
     """A lost machine's address: whatever is sent there vanishes."""
 
     def __init__(self, addr: int) -> None:

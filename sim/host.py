@@ -36,7 +36,7 @@ from __future__ import annotations
 import math
 import random
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from heapq import heappop, heappush
@@ -44,12 +44,14 @@ from typing import Any, cast
 
 import simpy
 
+from runtime.core.component import Component
 from runtime.core.messages import (
     INTERRUPT_CANCELLED,
     INTERRUPT_KILLED,
     ActorStateChanged,
     CancelRunning,
     CheckpointSaved,
+    Command,
     Dispatch,
     FenceNode,
     Free,
@@ -81,9 +83,6 @@ from sim.metrics import MetricsRecorder
 from sim.network import Network
 from sim.shards import route as route_to_shards
 
-Component = Any
-"""A core component: anything with ``handle(msg, now, out)``."""
-
 ReadyCallback = Callable[[ObjectReady, float], None]
 """Called with an ObjectReady command and the time it takes effect."""
 
@@ -100,7 +99,7 @@ _Call = tuple[Any, ...]
 """``(callbacks, fn)``: call ``fn()`` (host-internal: workload start, watchdog)."""
 
 
-class _Checked:
+class _Checked(Component):
     """A core component whose ``check()`` runs after every message it handles.
 
     The simulator's invariant-checking debug option (``control_plane.check_invariants``)
@@ -112,13 +111,31 @@ class _Checked:
     def __init__(self, component: Any) -> None:
         self.component = component
 
-    def handle(self, msg: Any, now: float, out: list[Any]) -> None:
+    def start(self, now: float, out: list[Command]) -> None:
+        """Start the component."""
+        self.component.start(now, out)
+
+    def handle(self, msg: Any, now: float, out: list[Command]) -> None:
         """Handle `msg`, then verify the component's invariants (raises InvariantError)."""
         self.component.handle(msg, now, out)
         self.component.check()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.component, name)
+
+
+@dataclass(slots=True, eq=False)
+class _Server:
+    """A hosted component and its FIFO service queue: what an arrival at its address needs.
+
+    One record per address, so that an arrival costs one dict lookup (compiled, its
+    ``busy`` and ``cost`` are unboxed floats of a native object)."""
+
+    component: Component
+    cost: float
+    """Service time per message (s)."""
+    busy: float = 0.0
+    """When the component is free again."""
 
 
 @dataclass(slots=True, eq=False)
@@ -150,7 +167,7 @@ class Host:
         self.network = network
         self.metrics = metrics
         self._queue: list[Any] = self.env._queue  # SimPy's calendar heap
-        self._eid = self.env._eid  # SimPy's tie counter, shared so entries never compare
+        self._eid: Iterator[int] = self.env._eid  # SimPy's tie counter: entries never compare
         self._rand = tie_rng.random
         self._per_byte_s = per_kib_s / 1024.0
         self._slot_extra = False
@@ -164,14 +181,14 @@ class Host:
         self._checked: set[int] = set()
         """Addresses whose component runs ``check()`` after each message (`check_invariants`)."""
         self._node_of: dict[int, int] = {}
-        self._cost: dict[int, float] = {}
-        self._busy: dict[int, float] = {}
+        self._servers: dict[int, _Server] = {}
+        """Per address: the component (as in `components`), its service time, busy until."""
         self._raylet_of_node: dict[int, int] = {}
         self._channels: dict[int, list[float]] = {}
         """Per (sender << 32 | receiver): [latency s, s per byte, last arrival time]."""
         self._ready_callbacks: dict[int, ReadyCallback] = {}
-        self._out: list[Any] = []
-        self._call_out: list[Any] = []
+        self._out: list[Command] = []
+        self._call_out: list[Command] = []
         self._timer_events: dict[tuple[int, str], TimerFired] = {}
         self._arrival_cbs = [self._on_arrival]
         self._task_end_cbs = [self._on_task_end]
@@ -252,10 +269,10 @@ class Host:
         """Host `component` at address `addr` on `node`, serving each message in `cost_s`."""
         if addr in self.components:
             raise ValueError(f"address {addr} is already in use")
-        self.components[addr] = _Checked(component) if addr in self._checked else component
+        hosted = _Checked(component) if addr in self._checked else component
+        self.components[addr] = hosted
+        self._servers[addr] = _Server(hosted, cost_s)
         self._node_of[addr] = node
-        self._cost[addr] = cost_s
-        self._busy[addr] = 0.0
 
     def replace(self, addr: int, component: Component, cost_s: float) -> None:
         """Host `component` at the used address `addr` instead of what is there, serving
@@ -263,13 +280,15 @@ class Host:
         channels and the time the old one is busy until stay."""
         if addr not in self.components:
             raise ValueError(f"address {addr} hosts no component to replace")
-        self.components[addr] = _Checked(component) if addr in self._checked else component
-        self._cost[addr] = cost_s
+        hosted = _Checked(component) if addr in self._checked else component
+        self.components[addr] = hosted
+        server = self._servers[addr]
+        server.component, server.cost = hosted, cost_s
 
     def start_component(self, addr: int) -> None:
         """Start the component at `addr` now (one added after `start`): carry out what its
         ``start(now, out)`` asks."""
-        out: list[Any] = []
+        out: list[Command] = []
         self.components[addr].start(self.env._now, out)
         self._execute(out, addr, self.env._now)
 
@@ -327,7 +346,7 @@ class Host:
     # -- service ------------------------------------------------------------------------
 
     def serve_call(
-        self, addr: int, fn: Callable[[float, list[Any]], None], at: float | None = None
+        self, addr: int, fn: Callable[[float, list[Command]], None], at: float | None = None
     ) -> float:
         """Run `fn(done, out)` on component `addr` as a service request arriving at `at`.
 
@@ -337,9 +356,10 @@ class Host:
         """
         if at is None:
             at = self.env._now
-        busy = self._busy[addr]
-        done = (at if at > busy else busy) + self._cost[addr]
-        self._busy[addr] = done
+        server = self._servers[addr]
+        busy = server.busy
+        done = (at if at > busy else busy) + server.cost
+        server.busy = done
         out = self._call_out
         if out:  # nested: the outer call's commands are being executed from this list
             out = []
@@ -350,27 +370,33 @@ class Host:
 
     def _on_arrival(self, event: _Arrival) -> None:
         """A message or host event reaches its component: serve it FIFO."""
+        nbytes: float
         _, dst, msg, nbytes = event
-        now = self.env._now
+        now: float = self.env._now
         if dst in self._special:
             if dst in self._dead_addrs:
                 return  # nothing is delivered to a dead node
-            busy = self._busy[dst]
-            done = (now if now > busy else busy) + self._cost[dst] + nbytes * self._per_byte_s
+            server = self._servers[dst]
+            busy = server.busy
+            done = (now if now > busy else busy) + server.cost + nbytes * self._per_byte_s
             self._record_backlog(dst, now, done)
         else:
-            busy = self._busy[dst]
-            done = (now if now > busy else busy) + self._cost[dst] + nbytes * self._per_byte_s
-        self._busy[dst] = done
+            server = self._servers[dst]
+            busy = server.busy
+            done = (now if now > busy else busy) + server.cost + nbytes * self._per_byte_s
+        server.busy = done
         out = self._out
-        self.components[dst].handle(msg, done, out)
+        server.component.handle(msg, done, out)
         if out:
             self._execute(out, dst, done)
 
     def _on_task_end(self, event: _TaskEnd) -> None:
         """A task body ended: record it and serve TaskFinished at its raylet."""
+        node: int
+        spec: TaskSpec
+        started: float
         _, dst, node, spec, started = event
-        now = self.env._now
+        now: float = self.env._now
         metrics = self.metrics
         if self._interrupted and spec.task_id in self._interrupted:
             stopped = self._interrupted.pop(spec.task_id)
@@ -395,11 +421,12 @@ class Host:
             acc[shape] = acc.get(shape, 0.0) + run
         sizes = spec.output_sizes
         outputs = [(sizes[0], None)] if len(sizes) == 1 else [(s, None) for s in sizes]
-        busy = self._busy[dst]
-        done = (now if now > busy else busy) + self._cost[dst]
-        self._busy[dst] = done
+        server = self._servers[dst]
+        busy = server.busy
+        done = (now if now > busy else busy) + server.cost
+        server.busy = done
         out = self._out
-        self.components[dst].handle(TaskFinished(spec.task_id, outputs), done, out)
+        server.component.handle(TaskFinished(spec.task_id, outputs), done, out)
         if out:
             self._execute(out, dst, done)
 
@@ -408,7 +435,7 @@ class Host:
         _, dst, node, spec, started = event
         resources = spec.resources
         if spec.kind == ACTOR_METHOD:
-            raylet = self.components[dst]
+            raylet: Any = self.components[dst]
             hold = raylet.actor_hold(spec.actor_id)
             resources = hold if hold is not None else {}
             created = raylet.actor_spec(spec.actor_id) if hold is not None else None
@@ -453,10 +480,11 @@ class Host:
 
     # -- commands -----------------------------------------------------------------------
 
-    def _execute(self, out: list[Any], src: int, at: float) -> None:
+    def _execute(self, out: list[Command], src: int, at: float) -> None:
         """Apply the commands `src` issued at time `at`, then clear `out`.
 
-        Send, most commands by far, is handled inline (same logic as `_send`).
+        Send, most commands by far, is handled inline (same logic as `_send`); Dispatch
+        and ObjectReady, the next ones, are called directly rather than through the table.
         """
         commands = self._commands
         channels = self._channels
@@ -464,13 +492,14 @@ class Host:
         metrics = self.metrics
         slow = self._slow_sends
         for cmd in out:
-            cls = cmd.__class__
+            cls = type(cmd)
             if cls is Send:
+                send: Send = cmd  # type: ignore[assignment]  # (a cast, without a call)
                 if slow:
-                    self._post_send(cmd, src, at)
+                    self._post_send(send, src, at)
                     continue
-                dst = cmd.dst
-                nbytes = cmd.nbytes
+                dst = send.dst
+                nbytes = send.nbytes
                 metrics.messages += 1
                 metrics.message_bytes += nbytes
                 try:
@@ -481,8 +510,14 @@ class Host:
                 if arrive <= channel[2]:
                     arrive = math.nextafter(channel[2], math.inf)  # FIFO: never overtake
                 channel[2] = arrive
-                event = (self._arrival_cbs, dst, cmd.msg, nbytes)
+                event = (self._arrival_cbs, dst, send.msg, nbytes)
                 heappush(queue, (arrive, self._rand(), next(self._eid), event))
+                continue
+            if cls is Dispatch:
+                self._dispatch(cmd, src, at)  # type: ignore[arg-type]
+                continue
+            if cls is ObjectReady:
+                self._object_ready(cmd, src, at)  # type: ignore[arg-type]
                 continue
             try:
                 handler = commands[cls]
@@ -799,8 +834,10 @@ class Host:
         self._special.difference_update(a for a in addrs if a not in self._gcs_addrs)
         self._revived_at[node] = now
         addr = self._raylet_of_node[node]
-        self.components[addr] = _Checked(raylet) if addr in self._checked else raylet
-        self._busy[addr] = now
+        hosted = _Checked(raylet) if addr in self._checked else raylet
+        self.components[addr] = hosted
+        server = self._servers[addr]
+        server.component, server.busy = hosted, now
         raylet.start(now, self._out)
         self._execute(self._out, addr, now)
 
@@ -811,7 +848,8 @@ class Host:
         death is reported as ``ActorWorkerDied`` (the GCS may restart the actor).
         """
         addr = self._raylet_of_node[node]
-        hit = self.components[addr].victim(self._interrupted)
+        raylet: Any = self.components[addr]
+        hit = raylet.victim(self._interrupted)
         if hit is None:
             return "idle"
         self._interrupted[hit.task_id] = self.env._now
@@ -822,7 +860,8 @@ class Host:
     def stall(self, addr: int, duration: float) -> None:
         """Component `addr` is unavailable for `duration`: what arrives meanwhile waits."""
         now = self.env._now
-        self._busy[addr] = max(self._busy[addr], now + duration)
+        server = self._servers[addr]
+        server.busy = max(server.busy, now + duration)
         self._stalled_until = max(self._stalled_until, now + duration)
 
     def slow_node(self, node: int, factor: float, duration: float) -> None:

@@ -9,9 +9,6 @@ from typing import Any
 
 from runtime.core.placement import plain_name
 
-_log = math.log
-_ceil = math.ceil
-
 SIGNIFICANT_DIGITS = 9
 """Floats in summaries are rounded to this many significant digits (stable JSON)."""
 
@@ -55,7 +52,7 @@ class LogHistogram:
             self.min = x
         if x > self.max:
             self.max = x
-        key = _ceil(_log(x) * self._inv_log_gamma) if x > 0.0 else self._ZERO
+        key = math.ceil(math.log(x) * self._inv_log_gamma) if x > 0.0 else self._ZERO
         buckets = self._buckets
         try:
             buckets[key] += 1  # subscripts: cheaper than .get on this hot path

@@ -44,6 +44,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from runtime.core.component import Component
 from runtime.core.errors import ChainProtocolError
 from runtime.core.ids import Address
 from runtime.core.messages import Command, HostEvent, Message, Send, SetTimer, TimerFired
@@ -164,7 +165,7 @@ def _wire(req: ChainRequest) -> int:
 # ---------------------------------------------------------------------------------------
 
 
-class ChainReplica:
+class ChainReplica(Component):
     """One member of the chain: a copy of the table and its place in the chain."""
 
     HEARTBEAT = "chain-heartbeat"
@@ -355,7 +356,7 @@ class ChainReplica:
 # ---------------------------------------------------------------------------------------
 
 
-class ChainMaster:
+class ChainMaster(Component):
     """The chain's membership: removes reported members, adds joining ones, publishes."""
 
     CHECK = "chain-check"
@@ -487,7 +488,7 @@ class ChainClientStats:
     done: list[ChainOp] = field(default_factory=list)
 
 
-class ChainClient:
+class ChainClient(Component):
     """Issues its workload's operations one at a time, retrying each until it is answered."""
 
     TIMER = "chain-timeout"

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import partial
 from types import MappingProxyType
 from typing import Any, NoReturn
 
 from runtime.core import checkpoints, gcs_persistence
+from runtime.core.component import Component
 from runtime.core.config import CoreConfig
 from runtime.core.health import FailureDetector, check_health_config
 from runtime.core.ids import Address, NodeId, ObjectId, TaskId
@@ -193,7 +193,7 @@ class ActorRecord:
     error: Any = None
 
 
-class Gcs:
+class Gcs(Component):
     """The global control store, as one component (sharding comes with the simulated cluster).
 
     Besides its tables it schedules actors, as Ray's GCS does: it sends an actor's creation
@@ -256,12 +256,18 @@ class Gcs:
             PlacementGroupPlaced: self._on_pg_placed,
             PlacementGroupPending: self._on_pg_pending,
         }
+        self._persisted = False
+        """Whether `enable_persistence` was called (each message is then followed by its
+        `Persist` commands)."""
         self.health: FailureDetector | None = None
         """The failure detector, with heartbeats on (``heartbeat_period_s`` > 0)."""
         self._init_health()
 
     def handle(self, msg: Message | HostEvent, now: float, out: list[Command]) -> None:
         """React to one message, appending commands to ``out``."""
+        if self._persisted:
+            gcs_persistence.handle_persisted(self, msg, now, out)
+            return
         self._handlers[type(msg)](msg, now, out)
 
     # -- persistence (the head can restart; see runtime.core.gcs_persistence) -------------
@@ -269,7 +275,7 @@ class Gcs:
     def enable_persistence(self) -> None:
         """From now on, follow every message with a `Persist` command per durable row it
         changed (off by default: the simulator and the embedded node pay nothing)."""
-        self.handle = partial(gcs_persistence.handle_persisted, self)  # type: ignore[method-assign]
+        self._persisted = True
 
     def snapshot(self) -> list[tuple[str, Any, Any]]:
         """Every durable row now, as ``(table, key, value)`` (what a fresh store starts from)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, NoReturn
 
+from runtime.core.component import Component
 from runtime.core.config import CoreConfig
 from runtime.core.ids import Address, NodeId
 from runtime.core.invariants import InvariantError
@@ -36,7 +37,7 @@ from runtime.core.rng import Rng
 from runtime.core.task import ERR_UNSCHEDULABLE, TaskSpec
 
 
-class GlobalScheduler:
+class GlobalScheduler(Component):
     """Places spilled tasks on feasible nodes using a pluggable policy.
 
     Feasibility (which nodes could ever run a resource shape) is cached per shape and

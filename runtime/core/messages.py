@@ -62,6 +62,11 @@ class SubmitTask(Message):
 
     spec: TaskSpec
 
+    def __init__(self, spec: TaskSpec) -> None:
+        """Written out, not generated: mypyc compiles it (a dataclass's generated
+        ``__init__`` stays interpreted Python even in a compiled module)."""
+        self.spec = spec
+
 
 @dataclass(slots=True, eq=False)
 class SpillTask(Message):
@@ -93,6 +98,22 @@ class TaskDone(Message):
     results: list[ResultInfo]
     error_kind: str | None = None
     error: Any = None
+
+    def __init__(
+        self,
+        task_id: TaskId,
+        node: NodeId,
+        results: list[ResultInfo],
+        error_kind: str | None = None,
+        error: Any = None,
+    ) -> None:
+        """Written out, not generated: mypyc compiles it (a dataclass's generated
+        ``__init__`` stays interpreted Python even in a compiled module)."""
+        self.task_id = task_id
+        self.node = node
+        self.results = results
+        self.error_kind = error_kind
+        self.error = error
 
 
 @dataclass(slots=True, eq=False)
@@ -414,6 +435,13 @@ class Send(Command):
     msg: Message
     nbytes: int = 128
 
+    def __init__(self, dst: Address, msg: Message, nbytes: int = 128) -> None:
+        """Written out, not generated: mypyc compiles it (a dataclass's generated
+        ``__init__`` stays interpreted Python even in a compiled module)."""
+        self.dst = dst
+        self.msg = msg
+        self.nbytes = nbytes
+
 
 @dataclass(slots=True, eq=False)
 class Dispatch(Command):
@@ -425,6 +453,13 @@ class Dispatch(Command):
     """A prefetched task: no resources are reserved yet; queue it behind a running task of
     a busy worker (it becomes running when ``TaskFinished.started`` names it), or hand it
     back with ``Unassigned``."""
+
+    def __init__(self, node: NodeId, spec: TaskSpec, ahead: bool = False) -> None:
+        """Written out, not generated: mypyc compiles it (a dataclass's generated
+        ``__init__`` stays interpreted Python even in a compiled module)."""
+        self.node = node
+        self.spec = spec
+        self.ahead = ahead
 
 
 @dataclass(slots=True, eq=False)
@@ -502,6 +537,26 @@ class ObjectReady(Command):
     error_kind: str | None = None
     error: Any = None
     submitted_at: float = 0.0
+
+    def __init__(
+        self,
+        owner: Address,
+        oid: ObjectId,
+        result: ResultInfo | None,
+        node: NodeId,
+        error_kind: str | None = None,
+        error: Any = None,
+        submitted_at: float = 0.0,
+    ) -> None:
+        """Written out, not generated: mypyc compiles it (a dataclass's generated
+        ``__init__`` stays interpreted Python even in a compiled module)."""
+        self.owner = owner
+        self.oid = oid
+        self.result = result
+        self.node = node
+        self.error_kind = error_kind
+        self.error = error
+        self.submitted_at = submitted_at
 
 
 @dataclass(slots=True, eq=False)

@@ -18,6 +18,7 @@ from types import MappingProxyType
 from typing import Any, NoReturn
 
 from runtime.core import checkpoints, owner_resume
+from runtime.core.component import Component
 from runtime.core.config import CoreConfig
 from runtime.core.ids import (
     Address,
@@ -263,7 +264,7 @@ class StreamState:
     """Refs inside items not arrived yet (the executing side lends them first), per item."""
 
 
-class Owner:
+class Owner(Component):
     """Task submission, futures, dependency resolution, retries and reference counting."""
 
     def __init__(
@@ -346,8 +347,16 @@ class Owner:
         out.append(Send(self.gcs_addr, Subscribe(self.addr, joins=False), 64))
 
     def handle(self, msg: Message | HostEvent, now: float, out: list[Command]) -> None:
-        """React to one message, appending commands to ``out``."""
-        self._handlers[type(msg)](msg, now, out)
+        """React to one message, appending commands to ``out``.
+
+        A task's report (`TaskDone`) is called directly (compiled: a native call, no boxed
+        ``now``); the table has it too, and serves every other message.
+        """
+        cls = type(msg)
+        if cls is TaskDone:
+            self._on_task_done(msg, now, out)  # type: ignore[arg-type]  # (checked: cls)
+        else:
+            self._handlers[cls](msg, now, out)
 
     # -- invariants (tests and debug runs only: never called on the hot path) ------------
 

@@ -63,6 +63,7 @@ from typing import Any
 
 from runtime.core import checkpoints
 from runtime.core.bundles import RayletBundles
+from runtime.core.component import Component
 from runtime.core.config import CoreConfig
 from runtime.core.ids import Address, NodeId, ObjectId, TaskId, generator_item_id, object_id
 from runtime.core.invariants import InvariantError
@@ -273,7 +274,7 @@ class LocalActor:
     """Checkpointed actors: a save is under way (no call is dispatched meanwhile)."""
 
 
-class Raylet:
+class Raylet(Component):
     """The per-node scheduler and store manager.
 
     A task submitted by a local owner starts at once when its resources are free and its
@@ -400,8 +401,18 @@ class Raylet:
             self._heartbeat(out)
 
     def handle(self, msg: Message | HostEvent, now: float, out: list[Command]) -> None:
-        """React to one message or host event, appending commands to ``out``."""
-        self._handlers[type(msg)](msg, now, out)
+        """React to one message or host event, appending commands to ``out``.
+
+        The two messages of every task are called directly (compiled: a native call, no
+        boxed ``now``); the table has them too, and serves every other message.
+        """
+        cls = type(msg)
+        if cls is SubmitTask:
+            self._on_submit(msg, now, out)  # type: ignore[arg-type]  # (checked: cls)
+        elif cls is TaskFinished:
+            self._on_task_finished(msg, now, out)  # type: ignore[arg-type]
+        else:
+            self._handlers[cls](msg, now, out)
 
     # -- placement ----------------------------------------------------------------------
 

@@ -219,3 +219,11 @@ class ResultInfo:
     """True when the value lives in the object store of the reporting node."""
     payload: Any = None
     """The inline value (opaque) when not stored."""
+
+    def __init__(self, oid: ObjectId, size: int, stored: bool, payload: Any = None) -> None:
+        """Written out, not generated: mypyc compiles it (a dataclass's generated
+        ``__init__`` stays interpreted Python even in a compiled module)."""
+        self.oid = oid
+        self.size = size
+        self.stored = stored
+        self.payload = payload

@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 
-from runtime.core.messages import Dispatch
 from runtime.core.task import ACTOR_METHOD
 from sim.runner import build
 from sim.scenario import ScenarioError, validate_scenario
@@ -43,7 +42,7 @@ def _run(**workload: Any) -> tuple[dict[str, Any], dict[int, list[tuple[float, f
             spans.setdefault(cmd.spec.actor_id, []).append((at, at + cmd.spec.duration))
         original(cmd, src, at)
 
-    sim.host._commands[Dispatch] = spy
+    sim.host._dispatch = spy  # the host calls its _dispatch for every Dispatch
     return sim.run(), spans
 
 

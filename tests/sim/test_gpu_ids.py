@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from runtime.core.messages import Dispatch
 from sim.runner import build
 from sim.scenario import load_scenario
 
@@ -22,7 +21,7 @@ def test_simulated_gpu_tasks_get_distinct_instance_ids_and_give_them_back() -> N
         seen.setdefault(cmd.node, set()).add(ids[0])
         dispatch(cmd, src, at)
 
-    sim.host._commands[Dispatch] = record
+    sim.host._dispatch = record  # the host calls its _dispatch for every Dispatch
     metrics = sim.run()
     assert metrics["tasks"] == 400
     assert seen and all(ids <= {0, 1, 2, 3} for ids in seen.values())

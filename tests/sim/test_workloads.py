@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from runtime.core.messages import Dispatch
 from runtime.core.task import ACTOR_METHOD
 from sim.drivers import SearchDriver, shuffle_template, tree_template
 from sim.runner import build
@@ -105,7 +104,7 @@ def test_actor_calls_run_serially_on_their_actor() -> None:
         dispatched.append((at, cmd.spec))
         original(cmd, src, at)
 
-    sim.host._commands[Dispatch] = spy
+    sim.host._dispatch = spy  # the host calls its _dispatch for every Dispatch
     metrics = sim.run()
     assert metrics["tasks"] == 60
     calls: dict[int, list[tuple[float, float]]] = {}
