@@ -8,19 +8,11 @@ too (a host's test doubles, a simulated failing replica): the compiled base allo
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
+
+from mypy_extensions import mypyc_attr  # a runtime dependency (pyproject): tiny, pure Python
 
 from runtime.core.messages import Command
-
-try:
-    from mypy_extensions import mypyc_attr
-except ImportError:  # pure Python without mypy installed: the decorator matters to mypyc only
-    _C = TypeVar("_C")
-
-    def mypyc_attr(*_flags: str, **_attrs: Any) -> Callable[[_C], _C]:  # type: ignore[misc]
-        """The no-op stand-in of mypy_extensions.mypyc_attr."""
-        return lambda cls: cls
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)
