@@ -323,6 +323,24 @@ class TaskFinished(HostEvent):
     """The prefetched task (``Dispatch.ahead``) the same worker started next, if any: it
     takes over the finished task's resources."""
 
+    def __init__(
+        self,
+        task_id: TaskId,
+        outputs: list[tuple[int, Any]] | None = None,
+        error_kind: str | None = None,
+        error: Any = None,
+        stored: list[bool] | None = None,
+        started: TaskId = 0,
+    ) -> None:
+        """Written out, not generated: mypyc compiles it (a dataclass's generated
+        ``__init__`` stays interpreted Python even in a compiled module)."""
+        self.task_id = task_id
+        self.outputs = [] if outputs is None else outputs
+        self.error_kind = error_kind
+        self.error = error
+        self.stored = stored
+        self.started = started
+
 
 @dataclass(slots=True, eq=False)
 class WorkerBlocked(HostEvent):

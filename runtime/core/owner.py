@@ -218,6 +218,44 @@ class OwnedObject:
     contained: list[ObjectId] | None = None
     """Objects whose refs are inside this value: each holds one reference from it."""
 
+    def __init__(
+        self,
+        state: int = PENDING,
+        size: int = 0,
+        stored: bool = False,
+        node: NodeId = -1,
+        payload: Any = None,
+        error_kind: str | None = None,
+        error: Any = None,
+        refs: int = 1,
+        task_refs: int = 0,
+        dependents: list[TaskSpec] | None = None,
+        owner: Address = -1,
+        borrowers: int = 0,
+        watchers: list[Address] | None = None,
+        lineage: TaskSpec | None = None,
+        lineage_refs: int = 0,
+        contained: list[ObjectId] | None = None,
+    ) -> None:
+        """Written out, not generated: mypyc compiles it (a dataclass's generated
+        ``__init__`` stays interpreted Python even in a compiled module)."""
+        self.state = state
+        self.size = size
+        self.stored = stored
+        self.node = node
+        self.payload = payload
+        self.error_kind = error_kind
+        self.error = error
+        self.refs = refs
+        self.task_refs = task_refs
+        self.dependents = dependents
+        self.owner = owner
+        self.borrowers = borrowers
+        self.watchers = watchers
+        self.lineage = lineage
+        self.lineage_refs = lineage_refs
+        self.contained = contained
+
 
 @dataclass(slots=True)
 class ActorHandleState:

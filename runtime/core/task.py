@@ -165,6 +165,92 @@ class TaskSpec:
     """A ``runtime.core.speculation.SpeculationPolicy`` when the task opted into speculative
     execution (a backup copy on another node if it straggles); None: never speculated."""
 
+    def __init__(
+        self,
+        task_id: TaskId,
+        owner: Address,
+        owner_node: NodeId,
+        function: Any = None,
+        args: Any = None,
+        resources: Resources | None = None,
+        num_returns: int = 1,
+        max_retries: int = 3,
+        retry_exceptions: bool = False,
+        name: str = "",
+        duration: float = 0.0,
+        output_sizes: tuple[int, ...] = (),
+        arg_refs: tuple[ObjectId, ...] = (),
+        held_refs: tuple[ObjectId, ...] = (),
+        deps: tuple[DepInfo, ...] = (),
+        inlined: dict[ObjectId, Any] | None = None,
+        nbytes: int = 256,
+        attempt: int = 0,
+        submitted_at: float = 0.0,
+        started_at: float = 0.0,
+        since: float = 0.0,
+        spills: int = 0,
+        reason: str = "",
+        node: NodeId = -1,
+        shape: ShapeKey | None = None,
+        kind: int = TASK,
+        actor_id: int = 0,
+        seq: int = 0,
+        owner_state: str = "NEW",
+        hold: Resources | None = None,
+        instances: dict[str, tuple[int, ...]] | None = None,
+        runtime_env: Any = None,
+        max_concurrency: int = 1,
+        actor_options: Any = None,
+        strategy: Any = None,
+        generator: int = GEN_NONE,
+        skip_items: int = 0,
+        rstate: str = "",
+        checkpoint: CheckpointPlan | None = None,
+        speculation: Any = None,
+    ) -> None:
+        """Written out, not generated: mypyc compiles it (a dataclass's generated
+        ``__init__`` stays interpreted Python even in a compiled module)."""
+        self.task_id = task_id
+        self.owner = owner
+        self.owner_node = owner_node
+        self.function = function
+        self.args = args
+        self.resources = {"CPU": 1.0} if resources is None else resources
+        self.num_returns = num_returns
+        self.max_retries = max_retries
+        self.retry_exceptions = retry_exceptions
+        self.name = name
+        self.duration = duration
+        self.output_sizes = output_sizes
+        self.arg_refs = arg_refs
+        self.held_refs = held_refs
+        self.deps = deps
+        self.inlined = inlined
+        self.nbytes = nbytes
+        self.attempt = attempt
+        self.submitted_at = submitted_at
+        self.started_at = started_at
+        self.since = since
+        self.spills = spills
+        self.reason = reason
+        self.node = node
+        self.shape = shape
+        self.kind = kind
+        self.actor_id = actor_id
+        self.seq = seq
+        self.owner_state = owner_state
+        self.hold = hold
+        self.instances = instances
+        self.runtime_env = runtime_env
+        self.max_concurrency = max_concurrency
+        self.actor_options = actor_options
+        self.strategy = strategy
+        self.generator = generator
+        self.skip_items = skip_items
+        self.rstate = rstate
+        self.checkpoint = checkpoint
+        self.speculation = speculation
+
     def return_ids(self) -> tuple[ObjectId, ...]:
         """The object ids of this task's return values."""
         tid = self.task_id
