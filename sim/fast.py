@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 INTERPRETED_CORE = ("__init__", "errors", "invariants")
 """Core modules left interpreted: packages, and builtin-exception subclasses (mypyc has none)."""
 
-SIM_COMPILED = ("sim.host", "sim.metrics")
+SIM_COMPILED = ("sim.calendar", "sim.host", "sim.metrics")
 """The simulator's modules on the per-task path that are compiled with the core."""
 
 HASHED_PACKAGES = ("runtime/core", "sim")
