@@ -40,9 +40,9 @@ class Calendar:
 
     def __init__(self) -> None:
         """An empty calendar."""
-        self.times: list[float] = []
+        self.times: list[Any] = []
         """A heap of the pending entries' times (an equal time once per entry)."""
-        self.buckets: dict[float, Any] = {}
+        self.buckets: dict[Any, Any] = {}
         """Time -> ``(tie, at, event)``, or a heap (list) of ``(tie, seq, at, event)``."""
         self.popped = 0
         """Entries popped so far (callers that pop inline add theirs)."""
@@ -59,14 +59,19 @@ class Calendar:
         """Entries pushed so far: popped plus pending (the engine's event count)."""
         return self.popped + len(self.times)
 
-    def push(self, at: float, tie: float, event: Any) -> None:
-        """Add `event` at time `at` with tie-break `tie`."""
+    def push(self, at: Any, tie: Any, event: Any) -> None:
+        """Add `event` at time `at` with tie-break `tie`.
+
+        Times and ties are typed ``Any`` so that a compiled build keeps them as the objects
+        they are: an int time is not turned into a float, and one float object serves as
+        the entry's time, its bucket's key and its heap item (no boxing per use).
+        """
         entry = (tie, at, event)
         if self.buckets.setdefault(at, entry) is not entry:
             self.tied(at, entry)
         heappush(self.times, at)
 
-    def tied(self, at: float, entry: tuple[float, float, Any]) -> None:
+    def tied(self, at: Any, entry: tuple[Any, Any, Any]) -> None:
         """`entry` (``(tie, at, event)``) joins the entries already pending at `at`.
 
         The slow path of `push`: the caller has found the bucket taken and still pushes
@@ -83,12 +88,12 @@ class Calendar:
             heappush(bucket, (entry[0], seq, at, entry[2]))
             self._seq = seq + 1
 
-    def peek(self) -> float:
+    def peek(self) -> Any:
         """The time of the next entry (``math.inf`` when none is pending, as SimPy's)."""
         times = self.times
         return times[0] if times else float("inf")
 
-    def pop(self) -> tuple[float, Any]:
+    def pop(self) -> tuple[Any, Any]:
         """Remove the next entry; return its time and event (IndexError when empty)."""
         at = heappop(self.times)
         entry = self.buckets.pop(at)
@@ -97,7 +102,7 @@ class Calendar:
             return at, entry[2]
         return self.untie(at, entry)
 
-    def untie(self, at: float, bucket: list[Any]) -> tuple[float, Any]:
+    def untie(self, at: Any, bucket: list[Any]) -> tuple[Any, Any]:
         """The first of several entries at `at` (`bucket`, just taken out of `buckets`):
         remove it and return its time and event; the others stay pending."""
         first = heappop(bucket)
@@ -120,11 +125,11 @@ class CalendarEnvironment(simpy.Environment):
         super().__init__(initial_time)
         self.calendar = calendar if calendar is not None else Calendar()
 
-    def schedule(self, event: Any, priority: EventPriority = NORMAL, delay: float = 0) -> None:
+    def schedule(self, event: Any, priority: EventPriority = NORMAL, delay: Any = 0) -> None:
         """Schedule `event` with `priority` after `delay` (SimPy's semantics)."""
         self.calendar.push(self._now + delay, priority, event)
 
-    def peek(self) -> float:
+    def peek(self) -> Any:
         """The time of the next scheduled event, ``inf`` when there is none."""
         return self.calendar.peek()
 
