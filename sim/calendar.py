@@ -66,7 +66,7 @@ class Calendar:
         they are: an int time is not turned into a float, and one float object serves as
         the entry's time, its bucket's key and its heap item (no boxing per use).
         """
-        entry = (tie, at, event)
+        entry: Any = (tie, at, event)  # Any: mypyc would unbox a typed tuple, losing identity
         if self.buckets.setdefault(at, entry) is not entry:
             self.tied(at, entry)
         heappush(self.times, at)

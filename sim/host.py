@@ -488,7 +488,7 @@ class Host:
                 channel[2] = arrive
                 event = (self._arrival_cbs, dst, cmd.msg, nbytes)
                 key: Any = arrive  # inlined Calendar.push (Any: compiled, one float object)
-                entry = (self._rand(), key, event)
+                entry: Any = (self._rand(), key, event)  # Any: one object, kept by identity
                 if buckets.setdefault(key, entry) is not entry:
                     self.calendar.tied(key, entry)
                 heappush(times, key)
@@ -569,7 +569,7 @@ class Host:
         if self._slot_extra:
             end += self._overhead(spec)
         key: Any = end  # inlined Calendar.push (Any: compiled, one float object)
-        entry = (self._rand(), key, event)
+        entry: Any = (self._rand(), key, event)  # Any: one object, kept by identity
         if self._buckets.setdefault(key, entry) is not entry:
             self.calendar.tied(key, entry)
         heappush(self._times, key)
