@@ -31,6 +31,7 @@ INTERPRETED_CORE = ("__init__", "errors", "invariants")
 """Core modules left interpreted: packages, and builtin-exception subclasses (mypyc has none)."""
 
 SIM_COMPILED = (
+    "sim.calendar",
     "sim.host",
     "sim.metrics",
     "sim.distributions",
@@ -38,9 +39,9 @@ SIM_COMPILED = (
     "sim.programs",
     "sim.sim_engine",
 )
-"""The simulator's modules on the per-task path compiled with the core: the host, the
-metrics, and the drivers of the closed-loop workloads (samplers, `sim.workloads._DriverBase`
-and `Completion`, `sim.programs`, `sim.sim_engine.SimEngine`)."""
+"""The simulator's modules on the per-task path compiled with the core: the calendar, the
+host, the metrics, and the drivers of the closed-loop workloads (samplers,
+`sim.workloads._DriverBase` and `Completion`, `sim.programs`, `sim.sim_engine.SimEngine`)."""
 
 HASHED_PACKAGES = ("runtime/core", "sim")
 """Every ``.py`` under these is hashed: any change to them invalidates a build."""

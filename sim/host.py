@@ -25,7 +25,8 @@ Time model, per component (owner, raylet, global scheduler, GCS):
 * Same-time events are ordered by a random priority from a seeded generator, so results
   never depend on insertion order yet are identical for identical seeds.
 
-The engine is SimPy's calendar (``env.step``), fed bare event objects with callbacks: no
+The engine is a calendar (``sim.calendar``: SimPy's order, cheaper to pop) that SimPy's
+own events share through ``CalendarEnvironment``, fed bare event objects with callbacks: no
 Process per task or message. Events are pushed onto the calendar with absolute times
 (SimPy's ``schedule`` only takes relative delays, which would lose the exact channel
 ordering to rounding).
@@ -36,7 +37,7 @@ from __future__ import annotations
 import math
 import random
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
 from heapq import heappop, heappush
@@ -78,6 +79,7 @@ from runtime.core.messages import (
 )
 from runtime.core.resources import shape_key
 from runtime.core.task import ACTOR_METHOD, TASK, TaskSpec
+from sim.calendar import Calendar, CalendarEnvironment
 from sim.flows import FlowNetwork
 from sim.metrics import MetricsRecorder
 from sim.network import Network
@@ -160,14 +162,16 @@ class Host:
         metrics: MetricsRecorder,
         tie_rng: random.Random,
         per_kib_s: float = 0.0,
-        env: simpy.Environment | None = None,
+        env: CalendarEnvironment | None = None,
     ) -> None:
         """Create an empty host; add components with `add`, then `start` them."""
-        self.env = env or simpy.Environment()
+        self.env = env or CalendarEnvironment()
         self.network = network
         self.metrics = metrics
-        self._queue: list[Any] = self.env._queue  # SimPy's calendar heap
-        self._eid: Iterator[int] = self.env._eid  # SimPy's tie counter: entries never compare
+        self.calendar: Calendar = self.env.calendar
+        """Pending events, the host's and SimPy's (``sim.calendar`` has the order)."""
+        self._times = self.calendar.times  # the calendar's parts, for the inlined paths
+        self._buckets = self.calendar.buckets
         self._rand = tie_rng.random
         self._per_byte_s = per_kib_s / 1024.0
         self._slot_extra = False
@@ -338,7 +342,7 @@ class Host:
         the simulation itself.
         """
         tie = 1.0 if observer else self._rand()
-        heappush(self._queue, (at, tie, next(self._eid), (self._call_cbs, fn)))
+        self.calendar.push(at, tie, (self._call_cbs, fn))
 
     def _on_call(self, event: _Call) -> None:
         event[1]()
@@ -488,7 +492,8 @@ class Host:
         """
         commands = self._commands
         channels = self._channels
-        queue = self._queue
+        times = self._times
+        buckets = self._buckets
         metrics = self.metrics
         slow = self._slow_sends
         for cmd in out:
@@ -511,7 +516,11 @@ class Host:
                     arrive = math.nextafter(channel[2], math.inf)  # FIFO: never overtake
                 channel[2] = arrive
                 event = (self._arrival_cbs, dst, send.msg, nbytes)
-                heappush(queue, (arrive, self._rand(), next(self._eid), event))
+                key: Any = arrive  # inlined Calendar.push (Any: compiled, one float object)
+                entry: Any = (self._rand(), key, event)  # Any: one object, kept by identity
+                if buckets.setdefault(key, entry) is not entry:
+                    self.calendar.tied(key, entry)
+                heappush(times, key)
                 continue
             if cls is Dispatch:
                 self._dispatch(cmd, src, at)  # type: ignore[arg-type]
@@ -564,7 +573,7 @@ class Host:
             arrive = math.nextafter(channel[2], math.inf)
         channel[2] = arrive
         event = (self._arrival_cbs, dst, msg, nbytes)
-        heappush(self._queue, (arrive, self._rand(), next(self._eid), event))
+        self.calendar.push(arrive, self._rand(), event)
 
     def _open_channel(self, src: int, dst: int) -> list[float]:
         """Create the FIFO channel src -> dst: [latency s, s per byte, last arrival]."""
@@ -594,7 +603,11 @@ class Host:
             end += self._on_slow_worker(cmd.node, spec, at, end)
         if self._slot_extra:
             end += self._overhead(spec)
-        heappush(self._queue, (end, self._rand(), next(self._eid), event))
+        key: Any = end  # inlined Calendar.push (Any: compiled, one float object)
+        entry: Any = (self._rand(), key, event)  # Any: one object, kept by identity
+        if self._buckets.setdefault(key, entry) is not entry:
+            self.calendar.tied(key, entry)
+        heappush(self._times, key)
 
     def set_task_overhead(
         self,
@@ -646,7 +659,7 @@ class Host:
         arrive = at + self.network.delay(src_node, cmd.dst, cmd.nbytes)
         if crossing and cut is not None:
             arrive = max(arrive, cut[1] + self.network.delay(src_node, cmd.dst, 0))
-        heappush(self._queue, (arrive, self._rand(), next(self._eid), event))
+        self.calendar.push(arrive, self._rand(), event)
 
     def _start_flow(
         self, done: Callable[[], None], src: int, dst: int, nbytes: int, at: float
@@ -711,7 +724,7 @@ class Host:
         cost, size = (plan.cost_s, plan.size) if plan is not None else (0.0, 0)
         saved = CheckpointSaved(cmd.actor_id, None, size)
         event = (self._arrival_cbs, self._raylet_of_node[cmd.node], saved, 0)
-        heappush(self._queue, (at + cost, self._rand(), next(self._eid), event))
+        self.calendar.push(at + cost, self._rand(), event)
 
     def _set_timer(self, cmd: SetTimer, src: int, at: float) -> None:
         key = (cmd.addr, cmd.key)
@@ -719,7 +732,7 @@ class Host:
         if fired is None:
             fired = self._timer_events[key] = TimerFired(cmd.key)
         event = (self._arrival_cbs, cmd.addr, fired, 0)
-        heappush(self._queue, (at + cmd.delay, self._rand(), next(self._eid), event))
+        self.calendar.push(at + cmd.delay, self._rand(), event)
 
     def _schedule_items(self, spec: TaskSpec, raylet: int, at: float) -> None:
         """A generator body yields its items (sizes in ``spec.args``) evenly over its run.
@@ -757,7 +770,7 @@ class Host:
         self._interrupted[cmd.task_id] = at
         stop = WorkerInterrupted(cmd.task_id, INTERRUPT_CANCELLED)
         event = (self._arrival_cbs, self._raylet_of_node[cmd.node], stop, 0)
-        heappush(self._queue, (at, self._rand(), next(self._eid), event))
+        self.calendar.push(at, self._rand(), event)
 
     def _ignore(self, cmd: Any, src: int, at: float) -> None:
         pass
@@ -806,7 +819,7 @@ class Host:
         self._reported_dead.add(node)
         for addr in self._shard_addrs or [self.gcs_addr]:
             event = (self._arrival_cbs, addr, NodeDied(node), 0)
-            heappush(self._queue, (at, self._rand(), next(self._eid), event))
+            self.calendar.push(at, self._rand(), event)
 
     def _fence(self, cmd: FenceNode, src: int, at: float) -> None:
         """The GCS declared `cmd.node` dead: cut it off (if it still ran, e.g. behind a
@@ -925,7 +938,7 @@ class Host:
     def _deliver(self, addr: int, msg: Any) -> None:
         """A host event reaches component `addr` now."""
         event = (self._arrival_cbs, addr, msg, 0)
-        heappush(self._queue, (self.env._now, self._rand(), next(self._eid), event))
+        self.calendar.push(self.env._now, self._rand(), event)
 
     # -- running ------------------------------------------------------------------------
 
@@ -936,10 +949,20 @@ class Host:
         SimPy's own events, including failed ones), which saves a call per event.
         """
         env = self.env
-        queue = self._queue
+        calendar = self.calendar
+        times = self._times
+        buckets = self._buckets
+        popped = 0
         try:
             while not self.stopped:
-                env._now, _, _, event = heappop(queue)
+                at = heappop(times)  # inlined Calendar.pop
+                entry = buckets.pop(at)
+                popped += 1
+                if entry.__class__ is tuple:
+                    env._now = at
+                    event = entry[2]
+                else:
+                    env._now, event = calendar.untie(at, entry)
                 if event.__class__ is tuple:  # the host's own: one callback, never fails
                     event[0][0](event)
                     continue
@@ -949,9 +972,11 @@ class Host:
                 if not event._ok and not hasattr(event, "_defused"):
                     raise event._value
         except IndexError:
-            if queue:
+            if times:
                 raise
             raise simpy.core.EmptySchedule() from None
+        finally:
+            calendar.popped += popped
 
     def run_while(self, condition: Callable[[], bool]) -> None:
         """Process events while `condition()` holds (checked before each event; slow path).
@@ -969,7 +994,7 @@ class Host:
         """
         env = self.env
         try:
-            env._now, _, _, event = heappop(self._queue)
+            env._now, event = self.calendar.pop()
         except IndexError:
             raise simpy.core.EmptySchedule() from None
         if event.__class__ is tuple:

@@ -163,8 +163,8 @@ class Simulation:
         self.prepare()
         host = self.host
         until = self.started_at + time_s
-        queue = host._queue
-        host.run_while(lambda: not host.stopped and bool(queue) and queue[0][0] <= until)
+        times = host.calendar.times
+        host.run_while(lambda: not host.stopped and bool(times) and times[0] <= until)
 
     def explain(self, task_id: int) -> Explanation:
         """Why task `task_id` is pending, where it runs or ran and why, or how it ended.

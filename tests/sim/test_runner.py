@@ -50,7 +50,7 @@ def test_small_independent_runs_every_task() -> None:
 def test_engine_events_per_task_stay_small() -> None:
     sim = build(small(**{"scheduler.spillback_threshold": "1000"}))
     sim.run()
-    events = next(sim.host._eid)
+    events = sim.host.calendar.pushed
     assert events / 2000 < 6
 
 
