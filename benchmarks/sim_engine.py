@@ -6,7 +6,9 @@ one driver per node submitting through a window) is run three ways in one proces
 * ``simpy-idiomatic``: a SimPy Process per task, a ``simpy.Resource`` per node;
 * ``simpy-lean``: bare events with callbacks, slot counters and FIFO queues per node;
 * ``twinray``: the real control plane (owners, raylets, global scheduler, GCS) on the
-  simulator's host, with network delays and per-message service costs.
+  simulator's host, with network delays and per-message service costs, as pure Python;
+* ``twinray-compiled``: the same with the compiled build (``python -m sim.build_fast``)
+  of the current source; refused with a message when there is none.
 
 The raw models schedule locally and model no control plane, so the ratio is the price of
 simulating the real scheduler rather than an idealised one. Each (system, size) runs in a
@@ -19,6 +21,7 @@ Prints a table; not a test.
     python -m benchmarks.sim_engine                       # 100k tasks
     python -m benchmarks.sim_engine --tasks 100k,1M,10M   # the scaling table
     python -m benchmarks.sim_engine --systems twinray --tasks 1M
+    python -m benchmarks.sim_engine --systems twinray,twinray-compiled --tasks 1M
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import argparse
 import multiprocessing
 import random
 import resource
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -35,9 +39,6 @@ from pathlib import Path
 from typing import Any
 
 import simpy
-
-from sim.runner import build
-from sim.scenario import load_scenario
 
 FLAGSHIP = Path(__file__).resolve().parents[1] / "scenarios" / "millions_tasks.yaml"
 
@@ -119,6 +120,9 @@ def simpy_lean(tasks: int, nodes: int, slots: int, window: int, seed: int) -> Ou
 
 def twinray(tasks: int, nodes: int, slots: int, window: int, seed: int) -> Outcome:
     """The flagship scenario scaled to ``tasks``, through the real control plane."""
+    from sim.runner import build  # imported here: `twinray_compiled` enables a build first
+    from sim.scenario import load_scenario
+
     overrides = {
         "workload.tasks": str(tasks),
         "workload.drivers": str(nodes),
@@ -133,10 +137,25 @@ def twinray(tasks: int, nodes: int, slots: int, window: int, seed: int) -> Outco
     return float(metrics["makespan_s"]), sim.host.calendar.pushed, int(metrics["messages"])
 
 
+class NoCompiledBuild(RuntimeError):
+    """``twinray-compiled`` was asked for, but no compiled build of this source can be used."""
+
+
+def twinray_compiled(tasks: int, nodes: int, slots: int, window: int, seed: int) -> Outcome:
+    """`twinray` with the compiled build of the current source (in a fresh process)."""
+    from sim import fast
+
+    status = fast.enable()
+    if not status.compiled:
+        raise NoCompiledBuild(f"twinray-compiled: {status.reason}")
+    return twinray(tasks, nodes, slots, window, seed)
+
+
 SYSTEMS: dict[str, Callable[[int, int, int, int, int], Outcome]] = {
     "simpy-idiomatic": simpy_idiomatic,
     "simpy-lean": simpy_lean,
     "twinray": twinray,
+    "twinray-compiled": twinray_compiled,
 }
 
 
@@ -165,7 +184,10 @@ def measure(system: str, tasks: int, nodes: int, slots: int, window: int, seed: 
 
 
 def _child(conn: Any, args: tuple[Any, ...]) -> None:
-    conn.send(asdict(measure(*args)))
+    try:
+        conn.send(asdict(measure(*args)))
+    except NoCompiledBuild as exc:
+        conn.send({"error": str(exc)})
     conn.close()
 
 
@@ -184,6 +206,8 @@ def measure_apart(system: str, tasks: int, nodes: int, slots: int, window: int, 
             f"{system} at {tasks:,} tasks died (exit code {proc.exitcode})"
         ) from None
     proc.join()
+    if "error" in result:
+        raise NoCompiledBuild(result["error"])
     return Row(**result)
 
 
@@ -224,6 +248,16 @@ def table(rows: Sequence[Row]) -> list[str]:
     return lines
 
 
+def _default_systems() -> str:
+    """Every system, less ``twinray-compiled`` when no compiled build of this source exists."""
+    from sim import fast
+
+    names = list(SYSTEMS)
+    if fast.find_build() is None:
+        names.remove("twinray-compiled")
+    return ",".join(names)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the systems at each size, each in its own subprocess, and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -232,8 +266,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--systems",
-        default=",".join(SYSTEMS),
-        help=f"comma-separated, of {', '.join(SYSTEMS)} (default: all)",
+        default=None,
+        help=f"comma-separated, of {', '.join(SYSTEMS)} (default: all; twinray-compiled only "
+        "when a compiled build of this source exists)",
     )
     parser.add_argument("--nodes", type=int, default=100)
     parser.add_argument("--slots", type=int, default=32)
@@ -243,7 +278,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--in-process", action="store_true", help="no subprocesses (peak RSS is then cumulative)"
     )
     args = parser.parse_args(argv)
-    systems = [name.strip() for name in args.systems.split(",") if name.strip()]
+    systems = [name.strip() for name in (args.systems or _default_systems()).split(",")]
+    systems = [name for name in systems if name]
     unknown = [name for name in systems if name not in SYSTEMS]
     if unknown or not systems:
         parser.error(
@@ -253,7 +289,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = []
     for tasks in args.tasks:
         for name in systems:
-            rows.append(run(name, tasks, args.nodes, args.slots, args.window, args.seed))
+            try:
+                rows.append(run(name, tasks, args.nodes, args.slots, args.window, args.seed))
+            except NoCompiledBuild as exc:
+                print(exc, file=sys.stderr)
+                return 2
     print(f"{args.nodes} nodes x {args.slots} slots, window {args.window}, seed {args.seed}")
     for line in table(rows):
         print(line)
