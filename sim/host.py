@@ -273,9 +273,8 @@ class Host:
         """Host `component` at address `addr` on `node`, serving each message in `cost_s`."""
         if addr in self.components:
             raise ValueError(f"address {addr} is already in use")
-        hosted = _Checked(component) if addr in self._checked else component
-        self.components[addr] = hosted
-        self._servers[addr] = _Server(hosted, cost_s)
+        self._servers[addr] = _Server(component, cost_s)
+        self._install(addr, component)
         self._node_of[addr] = node
 
     def replace(self, addr: int, component: Component, cost_s: float) -> None:
@@ -284,10 +283,15 @@ class Host:
         channels and the time the old one is busy until stay."""
         if addr not in self.components:
             raise ValueError(f"address {addr} hosts no component to replace")
+        self._install(addr, component)
+        self._servers[addr].cost = cost_s
+
+    def _install(self, addr: int, component: Component) -> None:
+        """Put `component` at `addr` (wrapped to run ``check()`` where `check_invariants`
+        asks): in `components` and in the address's server record, which holds it too."""
         hosted = _Checked(component) if addr in self._checked else component
         self.components[addr] = hosted
-        server = self._servers[addr]
-        server.component, server.cost = hosted, cost_s
+        self._servers[addr].component = hosted
 
     def start_component(self, addr: int) -> None:
         """Start the component at `addr` now (one added after `start`): carry out what its
@@ -847,10 +851,8 @@ class Host:
         self._special.difference_update(a for a in addrs if a not in self._gcs_addrs)
         self._revived_at[node] = now
         addr = self._raylet_of_node[node]
-        hosted = _Checked(raylet) if addr in self._checked else raylet
-        self.components[addr] = hosted
-        server = self._servers[addr]
-        server.component, server.busy = hosted, now
+        self._install(addr, raylet)
+        self._servers[addr].busy = now
         raylet.start(now, self._out)
         self._execute(self._out, addr, now)
 
