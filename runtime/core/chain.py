@@ -42,16 +42,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from runtime.core.component import Component
 from runtime.core.errors import ChainProtocolError
 from runtime.core.ids import Address
 from runtime.core.messages import Command, HostEvent, Message, Send, SetTimer, TimerFired
 
-SYNCING = "SYNCING"
-ACTIVE = "ACTIVE"
-REMOVED = "REMOVED"
+SYNCING: Final = "SYNCING"
+ACTIVE: Final = "ACTIVE"
+REMOVED: Final = "REMOVED"
 
 TRANSITIONS: dict[tuple[str, str], str] = {
     (SYNCING, "snapshot"): ACTIVE,
@@ -60,8 +60,8 @@ TRANSITIONS: dict[tuple[str, str], str] = {
 }
 """(state, event) -> next state of a replica; any other pair is a protocol error."""
 
-PUT = "put"
-GET = "get"
+PUT: Final = "put"
+GET: Final = "get"
 
 # ---------------------------------------------------------------------------------------
 # The chain's protocol

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from runtime.core.ids import RETURN_BITS, NodeId, ObjectId, TaskId
 from runtime.core.raylet import ACTOR_FETCHING as ST_ACTOR_FETCHING
@@ -38,19 +38,19 @@ __all__ = [
     "explain_task",
 ]
 
-WAITING_FOR_ARGUMENTS = "waiting_for_arguments"
-WAITING_FOR_ACTOR = "waiting_for_actor"
-IN_TRANSIT = "in_transit"
-AT_GLOBAL_SCHEDULER = "at_global_scheduler"
-FETCHING_ARGUMENTS = "fetching_arguments"
-QUEUED_FOR_RESOURCES = "queued_for_resources"
-ACTOR_QUEUE = "actor_queue"
-PREFETCHED = "prefetched"
-RUNNING = "running"
-FINISHED = "finished"
-FAILED = "failed"
-INFEASIBLE = "infeasible"
-UNKNOWN = "unknown"
+WAITING_FOR_ARGUMENTS: Final = "waiting_for_arguments"
+WAITING_FOR_ACTOR: Final = "waiting_for_actor"
+IN_TRANSIT: Final = "in_transit"
+AT_GLOBAL_SCHEDULER: Final = "at_global_scheduler"
+FETCHING_ARGUMENTS: Final = "fetching_arguments"
+QUEUED_FOR_RESOURCES: Final = "queued_for_resources"
+ACTOR_QUEUE: Final = "actor_queue"
+PREFETCHED: Final = "prefetched"
+RUNNING: Final = "running"
+FINISHED: Final = "finished"
+FAILED: Final = "failed"
+INFEASIBLE: Final = "infeasible"
+UNKNOWN: Final = "unknown"
 CAUSES = (
     WAITING_FOR_ARGUMENTS, WAITING_FOR_ACTOR, IN_TRANSIT, AT_GLOBAL_SCHEDULER,
     FETCHING_ARGUMENTS, QUEUED_FOR_RESOURCES, ACTOR_QUEUE, PREFETCHED, RUNNING, FINISHED,

@@ -6,7 +6,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, NoReturn
+from typing import Any, Final, NoReturn
 
 from runtime.core import checkpoints, gcs_persistence
 from runtime.core.component import Component
@@ -69,7 +69,7 @@ from runtime.core.placement import (
 from runtime.core.resources import Resources
 from runtime.core.task import TaskSpec
 
-REMOVED_PGS_KEPT = 1000
+REMOVED_PGS_KEPT: Final = 1000
 """Removed placement groups the table keeps (the oldest go first), as Ray's GCS does."""
 
 # ---------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ a group's removal) persist the whole actor and group tables, which are small.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from runtime.core.messages import (
     ACTOR_DEAD,
@@ -52,12 +52,12 @@ from runtime.core.placement import PG_REMOVED
 if TYPE_CHECKING:
     from runtime.core.gcs import Gcs
 
-NODES = "nodes"
-OBJECTS = "objects"
-ACTORS = "actors"
-PLACEMENT_GROUPS = "placement_groups"
-SUBSCRIBERS = "subscribers"
-TABLES = (NODES, OBJECTS, ACTORS, PLACEMENT_GROUPS, SUBSCRIBERS)
+NODES: Final = "nodes"
+OBJECTS: Final = "objects"
+ACTORS: Final = "actors"
+PLACEMENT_GROUPS: Final = "placement_groups"
+SUBSCRIBERS: Final = "subscribers"
+TABLES: Final = (NODES, OBJECTS, ACTORS, PLACEMENT_GROUPS, SUBSCRIBERS)
 """The durable tables, in the order `restore` loads them."""
 
 Row = tuple[str, Any, Any]

@@ -26,52 +26,53 @@ never before, and an idle cluster's GCS wakes about once per timeout, not per he
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Final
 
 from runtime.core.ids import Address, NodeId
 from runtime.core.messages import Command, FenceNode, SetTimer
 
-RAY_HEALTH_CHECK_PERIOD_S = 3.0
+RAY_HEALTH_CHECK_PERIOD_S: Final = 3.0
 """Ray 2.60's ``health_check_period_ms`` (3000), in seconds: the real node processes'
 default heartbeat period."""
-RAY_HEALTH_CHECK_FAILURE_THRESHOLD = 5
+RAY_HEALTH_CHECK_FAILURE_THRESHOLD: Final = 5
 """Ray 2.60's ``health_check_failure_threshold``: missed checks before a node is dead."""
-RAY_NODE_TIMEOUT_S = RAY_HEALTH_CHECK_PERIOD_S * RAY_HEALTH_CHECK_FAILURE_THRESHOLD
+RAY_NODE_TIMEOUT_S: Final = RAY_HEALTH_CHECK_PERIOD_S * RAY_HEALTH_CHECK_FAILURE_THRESHOLD
 """The real node processes' default ``node_timeout_s``: Ray's period x threshold (15 s)."""
 
-HEALTH_TIMER = "health"
+HEALTH_TIMER: Final = "health"
 """The key of the GCS's health timer."""
-SLACK_S = 1e-9
+SLACK_S: Final = 1e-9
 """A deadline this close to the timer's time counts as reached (float rounding of
 ``now + delay`` must not re-arm a timer for the same instant forever)."""
 
 # states
-UNTRACKED = "untracked"
+UNTRACKED: Final = "untracked"
 """Not heard from yet (registered, or re-registered after a death)."""
-ALIVE = "alive"
+ALIVE: Final = "alive"
 """Heard from within the timeout."""
-DEAD = "dead"
+DEAD: Final = "dead"
 """Declared dead (by the detector or by the host): fenced from now on."""
 
 # events
-HEARTBEAT = "heartbeat"
+HEARTBEAT: Final = "heartbeat"
 """A ``Heartbeat`` from the node."""
-SILENT = "silent"
+SILENT: Final = "silent"
 """The health timer found the node silent for ``node_timeout_s``."""
-DIED = "died"
+DIED: Final = "died"
 """The host reported the node dead (``NodeDied``: its connection closed, a crash)."""
-REGISTERED = "registered"
+REGISTERED: Final = "registered"
 """A ``RegisterNode`` for the node id: a fresh raylet (a restarted node)."""
 
 # actions
-SEEN = "seen"
+SEEN: Final = "seen"
 """Record the heartbeat's time: the node's deadline moves on."""
-DECLARE = "declare"
+DECLARE: Final = "declare"
 """Declare the node dead: ``FenceNode`` (the host reports ``NodeDied``)."""
-FENCE = "fence"
+FENCE: Final = "fence"
 """A dead node spoke: ``FenceNode`` again (the host cuts it off if it has not yet)."""
-FORGET = "forget"
+FORGET: Final = "forget"
 """Forget the node's times: it is tracked again from its next heartbeat."""
-NOTHING = "nothing"
+NOTHING: Final = "nothing"
 
 TRANSITIONS: dict[tuple[str, str], tuple[str, str]] = {
     (UNTRACKED, HEARTBEAT): (ALIVE, SEEN),

@@ -7,13 +7,15 @@ collide without coordinating; an object id is its creating task's id plus a retu
 
 from __future__ import annotations
 
-OWNER_SHIFT = 40
+from typing import Final
+
+OWNER_SHIFT: Final = 40
 """Bits of a task id below the owner index (about 10^12 tasks per owner)."""
 
-RETURN_BITS = 8
+RETURN_BITS: Final = 8
 """Bits of an object id below its task id: up to 255 returns per task (index 0 unused)."""
 
-MAX_RETURNS = (1 << RETURN_BITS) - 1
+MAX_RETURNS: Final = (1 << RETURN_BITS) - 1
 
 Address = int
 """A component's address (owner, raylet, global scheduler, GCS), chosen by the host."""
@@ -58,7 +60,7 @@ def return_index(oid: ObjectId) -> int:
     return oid & MAX_RETURNS
 
 
-ITEM_SHIFT = RETURN_BITS + 64
+ITEM_SHIFT: Final = RETURN_BITS + 64
 """Bits of a generator item's id below its item index (task ids stay below 2**64)."""
 
 

@@ -26,7 +26,7 @@ from them costs nothing per instance.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from runtime.core.ids import Address, NodeId, ObjectId, TaskId
 from runtime.core.resources import Resources
@@ -623,10 +623,10 @@ class ActorStateChanged(Command):
 # Actors (messages between components; the actor host event and commands are filed above)
 # ---------------------------------------------------------------------------------------
 
-ACTOR_PENDING = "PENDING"
-ACTOR_ALIVE = "ALIVE"
-ACTOR_RESTARTING = "RESTARTING"
-ACTOR_DEAD = "DEAD"
+ACTOR_PENDING: Final = "PENDING"
+ACTOR_ALIVE: Final = "ALIVE"
+ACTOR_RESTARTING: Final = "RESTARTING"
+ACTOR_DEAD: Final = "DEAD"
 
 
 @dataclass(slots=True, eq=False)
@@ -926,11 +926,11 @@ class StreamEnded(Command):
 # Interruptions (the raylet decides how an interrupted body ends)
 # ---------------------------------------------------------------------------------------
 
-INTERRUPT_CANCELLED = "cancelled"
+INTERRUPT_CANCELLED: Final = "cancelled"
 """The host stopped a running body as a ``CancelRunning`` asked (KeyboardInterrupt)."""
-INTERRUPT_UNSTARTED = "unstarted"
+INTERRUPT_UNSTARTED: Final = "unstarted"
 """A ``CancelRunning`` reached a task the host held but had not started."""
-INTERRUPT_KILLED = "killed"
+INTERRUPT_KILLED: Final = "killed"
 """The host killed the body's worker (an injected fault, ``WorkerInterrupted.reason``)."""
 
 

@@ -16,6 +16,7 @@ count in ``used``, until it is restored (``mark_restored``) or removed.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
 from runtime.core.ids import ObjectId
 
@@ -31,9 +32,9 @@ class StoredObject:
     """``IN_MEMORY``, ``SPILLING`` (being written to disk) or ``SPILLED`` (on disk only)."""
 
 
-IN_MEMORY = 0
-SPILLING = 1
-SPILLED = 2
+IN_MEMORY: Final = 0
+SPILLING: Final = 1
+SPILLED: Final = 2
 
 
 class ObjectStore:

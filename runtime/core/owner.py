@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, NoReturn
+from typing import Any, Final, NoReturn
 
 from runtime.core import checkpoints, owner_resume
 from runtime.core.component import Component
@@ -98,7 +98,7 @@ from runtime.core.task import (
     not_started,
 )
 
-TASK_EVENTS_TIMER = "task_events"
+TASK_EVENTS_TIMER: Final = "task_events"
 
 # ---------------------------------------------------------------------------------------
 # Lifecycles (h11 style: the states, then every legal transition and what causes it).
@@ -107,21 +107,21 @@ TASK_EVENTS_TIMER = "task_events"
 # ---------------------------------------------------------------------------------------
 
 # What becomes of a task this owner submitted (``TaskSpec.owner_state``).
-NEW = "NEW"
+NEW: Final = "NEW"
 """Built but not submitted yet (``TaskSpec``'s default)."""
-WAITING_ARGS = "WAITING_ARGS"
+WAITING_ARGS: Final = "WAITING_ARGS"
 """In ``pending`` and ``_blocked``: held until its pending arguments are ready (an actor
 call is also in its handle's ``unsent``, keeping its place in the caller's order)."""
-SUBMITTED = "SUBMITTED"
+SUBMITTED: Final = "SUBMITTED"
 """A task (not an actor call) in ``pending``, sent to the local raylet; it reports back
 with ``TaskDone`` (or its node dies: ``NodeRemoved``)."""
-UNSENT = "UNSENT"
+UNSENT: Final = "UNSENT"
 """An actor call in ``pending`` and its handle's ``unsent``, its arguments ready: waits
 for the actor to be ALIVE, or for an earlier call still waiting for arguments."""
-INFLIGHT = "INFLIGHT"
+INFLIGHT: Final = "INFLIGHT"
 """An actor call in ``pending`` and its handle's ``inflight`` (by sequence number), sent
 to the raylet hosting the actor."""
-ENDED = "ENDED"
+ENDED: Final = "ENDED"
 """Finished or failed: out of ``pending`` (kept only as the lineage of stored objects; an
 actor call may linger in ``unsent``, skipped when the calls are flushed)."""
 
@@ -162,13 +162,13 @@ TASK_TRANSITIONS: dict[str, dict[str, str]] = {
 """Every legal transition of a task's ``owner_state``, with its cause."""
 
 # What the owner knows of one of its objects (``OwnedObject.state``).
-PENDING = 0
+PENDING: Final = 0
 """Its task has not reported (or a borrowed object's owner has not answered yet)."""
-READY = 1
+READY: Final = 1
 """The value exists: inline here (``payload``), or stored on ``node``."""
-FAILED = 2
+FAILED: Final = 2
 """Its task failed, or it was lost and cannot be recomputed (``error_kind``, ``error``)."""
-FREED = 3
+FREED: Final = 3
 """The value was freed, but its lineage is kept because a live stored object was computed from it."""
 
 OBJECT_TRANSITIONS: dict[int, dict[int, str]] = {

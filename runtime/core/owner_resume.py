@@ -28,7 +28,7 @@ old owner index, hands them to the new `Owner` at the same address:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from runtime.core.ids import NodeId, ObjectId, TaskId
 from runtime.core.messages import ACTOR_ALIVE, Command, TaskDone, TasksHeld
@@ -44,7 +44,7 @@ from runtime.core.task import (
 
 __all__ = ["ResumeState", "on_tasks_held", "resume", "settle", "unsettled_returns"]
 
-LOST_WITH_HEAD = "its value was held by this driver's owner on the head, which died"
+LOST_WITH_HEAD: Final = "its value was held by this driver's owner on the head, which died"
 
 
 @dataclass(slots=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from runtime.core.ids import NodeId
 from runtime.core.messages import (
@@ -38,7 +38,7 @@ from runtime.core.task import ERR_PG_REMOVED, ERR_UNSCHEDULABLE, TaskSpec
 if TYPE_CHECKING:
     from runtime.core.global_scheduler import GlobalScheduler
 
-REMOVED_GROUPS_KEPT = 100_000
+REMOVED_GROUPS_KEPT: Final = 100_000
 """Removed group ids remembered so that a late task for one fails instead of waiting (a
 task can only name a removed group through a handle kept across that many removals)."""
 

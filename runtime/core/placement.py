@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from runtime.core.ids import Address, NodeId
 from runtime.core.resources import EPS, Resources, describe, fits
@@ -55,24 +55,24 @@ Strategy = PlacementGroupStrategy | NodeAffinity | Spread | AvoidNodes
 
 # -- placement group strategies and states -------------------------------------------------
 
-PACK = "PACK"
-SPREAD_BUNDLES = "SPREAD"
-STRICT_PACK = "STRICT_PACK"
-STRICT_SPREAD = "STRICT_SPREAD"
-PG_STRATEGIES = (PACK, SPREAD_BUNDLES, STRICT_PACK, STRICT_SPREAD)
+PACK: Final = "PACK"
+SPREAD_BUNDLES: Final = "SPREAD"
+STRICT_PACK: Final = "STRICT_PACK"
+STRICT_SPREAD: Final = "STRICT_SPREAD"
+PG_STRATEGIES: Final = (PACK, SPREAD_BUNDLES, STRICT_PACK, STRICT_SPREAD)
 
-PG_PENDING = "PENDING"
+PG_PENDING: Final = "PENDING"
 """Not every bundle is reserved yet (``reason`` says why)."""
-PG_CREATED = "CREATED"
+PG_CREATED: Final = "CREATED"
 """Every bundle is reserved on a node."""
-PG_RESCHEDULING = "RESCHEDULING"
+PG_RESCHEDULING: Final = "RESCHEDULING"
 """A node holding some of its bundles died; those are being placed again."""
-PG_REMOVED = "REMOVED"
+PG_REMOVED: Final = "REMOVED"
 """Removed: its bundles are returned, its actors killed, its tasks failed."""
 
-BUNDLE_UNIT = 1000.0
+BUNDLE_UNIT: Final = 1000.0
 """Each bundle also grants ``bundle_group_<i>_<pg>: 1000`` (Ray's bundle resource)."""
-BUNDLE_DEMAND = 0.001
+BUNDLE_DEMAND: Final = 0.001
 """What a task in a bundle asks of the bundle resource, so even a zero-CPU task targets one."""
 
 

@@ -59,7 +59,7 @@ from collections import deque
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Final
 
 from runtime.core import checkpoints
 from runtime.core.bundles import RayletBundles
@@ -158,20 +158,20 @@ from runtime.core.task import (
     not_started,
 )
 
-REPORT_TIMER = "report"
-HEARTBEAT_TIMER = "heartbeat"
+REPORT_TIMER: Final = "report"
+HEARTBEAT_TIMER: Final = "heartbeat"
 
-FETCHING = "fetching"
-QUEUED = "queued"
-AHEAD = "ahead"
-AHEAD_CANCELLED = "ahead_cancelled"
-RUNNING = "running"
-BLOCKED = "blocked"
-ACTOR_EARLY = "actor_early"
-ACTOR_FETCHING = "actor_fetching"
-ACTOR_QUEUED = "actor_queued"
-ACTOR_RUNNING = "actor_running"
-DONE = "done"
+FETCHING: Final = "fetching"
+QUEUED: Final = "queued"
+AHEAD: Final = "ahead"
+AHEAD_CANCELLED: Final = "ahead_cancelled"
+RUNNING: Final = "running"
+BLOCKED: Final = "blocked"
+ACTOR_EARLY: Final = "actor_early"
+ACTOR_FETCHING: Final = "actor_fetching"
+ACTOR_QUEUED: Final = "actor_queued"
+ACTOR_RUNNING: Final = "actor_running"
+DONE: Final = "done"
 
 STATES = (
     FETCHING, QUEUED, AHEAD, AHEAD_CANCELLED, RUNNING, BLOCKED,
@@ -211,7 +211,7 @@ HELD_IN: dict[str, frozenset[str]] = {
 }
 """The containers a task in each state is in, and in none other (``check()``)."""
 
-WAIT_CAUSES = ("arguments", "global_scheduler", "transfers", "resources", "actor_queue")
+WAIT_CAUSES: Final = ("arguments", "global_scheduler", "transfers", "resources", "actor_queue")
 """Why a task waited before it ran, as accumulated in ``Raylet.waited`` (seconds):
 
 * ``arguments``: from submission until the task reached a raylet: held by its owner

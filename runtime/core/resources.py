@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 Resources = dict[str, float]
 """A resource vector, e.g. ``{"CPU": 1.0, "GPU": 0.5, "accelerator_x": 1.0}``."""
 
 ShapeKey = tuple[tuple[str, float], ...]
 
-EPS = 1e-9
+EPS: Final = 1e-9
 
 
 def shape_key(demand: Resources) -> ShapeKey:
@@ -52,7 +54,7 @@ def describe(res: Resources) -> str:
     return "{" + inner + "}"
 
 
-UNIT_INSTANCE_RESOURCES = ("GPU",)
+UNIT_INSTANCE_RESOURCES: Final = ("GPU",)
 """Resources made of numbered instances (as in Ray): a task is given specific instance ids."""
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 
 class RLShapeError(ValueError):
@@ -66,7 +66,7 @@ simulator, which must not import Gymnasium (tests check the table against Gymnas
 DTYPE_BYTES: dict[str, int] = {"float32": 4, "int64": 8, "bool": 1}
 """Bytes per element of the dtypes fragments and weights use."""
 
-WEIGHT_DTYPE = "float32"
+WEIGHT_DTYPE: Final = "float32"
 """The dtype of a network's weights (what goes into the object store each iteration)."""
 
 RUNNER_DEFAULTS: dict[str, Any] = {

@@ -24,7 +24,7 @@ import math
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Final
 
 from runtime.core.ids import Address, NodeId, TaskId
 from runtime.core.messages import CancelTask, Command, Send, SetTimer, SubmitTask
@@ -40,7 +40,7 @@ __all__ = [
     "quantile_of",
 ]
 
-SPECULATION_TIMER = "speculation"
+SPECULATION_TIMER: Final = "speculation"
 """The owner's timer key for straggler checks."""
 
 

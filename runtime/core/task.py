@@ -3,33 +3,33 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from runtime.core.ids import RETURN_BITS, Address, NodeId, ObjectId, TaskId, object_id
 from runtime.core.resources import Resources, ShapeKey
 
 # Error kinds a task can end with. System failures are retried up to max_retries;
 # application errors only when retry_exceptions is set.
-ERR_APPLICATION = "application"
+ERR_APPLICATION: Final = "application"
 """The task body raised an exception."""
-ERR_APPLICATION_FINAL = "application_final"
+ERR_APPLICATION_FINAL: Final = "application_final"
 """The task body raised an exception that its ``retry_exceptions`` list of exception
 classes does not cover (the host decides; never retried)."""
-ERR_WORKER_DIED = "worker_died"
+ERR_WORKER_DIED: Final = "worker_died"
 """The worker process running the task died (system failure, retried)."""
-ERR_NODE_DIED = "node_died"
+ERR_NODE_DIED: Final = "node_died"
 """The node running the task died (system failure, retried)."""
-ERR_UNSCHEDULABLE = "unschedulable"
+ERR_UNSCHEDULABLE: Final = "unschedulable"
 """No node in the cluster can ever satisfy the task's resource request."""
-ERR_STORE_FULL = "store_full"
+ERR_STORE_FULL: Final = "store_full"
 """A return value did not fit in the object store."""
-ERR_DEPENDENCY = "dependency_failed"
+ERR_DEPENDENCY: Final = "dependency_failed"
 """An argument of the task is the output of a task that failed."""
-ERR_CANCELLED = "cancelled"
+ERR_CANCELLED: Final = "cancelled"
 """The task was cancelled before it finished."""
-ERR_ACTOR_DIED = "actor_died"
+ERR_ACTOR_DIED: Final = "actor_died"
 """The actor that should run this method call is dead (or died while running it)."""
-CALL_NOT_STARTED = "the call had not reached the actor's worker"
+CALL_NOT_STARTED: Final = "the call had not reached the actor's worker"
 """Ends an ``ERR_ACTOR_DIED`` error text when the call died unsent or queued, before the
 actor's worker got it (so it had no effects there; Serve retries such a request)."""
 
@@ -39,27 +39,27 @@ def not_started(error: str) -> str:
     return f"{error}; {CALL_NOT_STARTED}"
 
 
-ERR_OBJECT_LOST = "object_lost"
+ERR_OBJECT_LOST: Final = "object_lost"
 """The object is gone: freed by its owner, or every copy was lost."""
-ERR_PG_REMOVED = "placement_group_removed"
+ERR_PG_REMOVED: Final = "placement_group_removed"
 """The placement group the task was to run in was removed (Ray's TaskPlacementGroupRemoved)."""
 
 # What a task is.
-TASK = 0
+TASK: Final = 0
 """A plain remote function call."""
-ACTOR_CREATION = 1
+ACTOR_CREATION: Final = 1
 """The constructor of an actor: placed like a task, then its worker stays with the actor."""
-ACTOR_METHOD = 2
+ACTOR_METHOD: Final = 2
 """A method call on an actor: runs on the actor's worker, in order, up to the actor's
 ``max_concurrency`` at once."""
 
 # What a task's body returns.
-GEN_NONE = 0
+GEN_NONE: Final = 0
 """Plain returns: ``num_returns`` values at the end."""
-GEN_STREAMING = 1
+GEN_STREAMING: Final = 1
 """A streaming generator (Ray's ``num_returns="streaming"``): each yielded item is sent to
 the owner as it is produced; return 1 completes when the task ends (None, or the error)."""
-GEN_DYNAMIC = 2
+GEN_DYNAMIC: Final = 2
 """Ray's ``num_returns="dynamic"``: items are streamed the same way, but the program sees
 them only through return 1, whose value holds their refs once the task has ended."""
 
