@@ -14,8 +14,10 @@ events in push order. The time an entry pops with is the very object it was push
 twice, for equality then order, through generic rich comparisons): about a tenth of the
 simulator's instructions. Here the heap holds bare times (one float comparison per
 step), and a dict maps each pending time to its entry, ``(tie, at, event)``, or, in the
-rarer case of several entries at one time, to a list used as a heap of
-``(tie, seq, at, event)`` (``seq`` numbers those pushes, so the event is never compared).
+rarer case of several entries at one time, to a list of those entries in reverse pop order
+(the next to pop last: a pop is ``list.pop()``, a push walks the few entries from the end
+comparing ties only, and an entry pushed later goes behind those of an equal tie, so the
+push order needs no number). When one entry is left, it goes back to being the bare tuple.
 A time is in the heap once per entry, so every pop is one ``heappop`` and one dict pop.
 
 Callers that inline the hot paths (the host's run loop and its sends) use `times` and
@@ -26,7 +28,7 @@ events and the host's interleave in the order above.
 
 from __future__ import annotations
 
-from heapq import heapify, heappop, heappush
+from heapq import heappop, heappush
 from typing import Any
 
 import simpy
@@ -43,10 +45,12 @@ class Calendar:
         self.times: list[Any] = []
         """A heap of the pending entries' times (an equal time once per entry)."""
         self.buckets: dict[Any, Any] = {}
-        """Time -> ``(tie, at, event)``, or a heap (list) of ``(tie, seq, at, event)``."""
+        """Time -> ``(tie, at, event)``, or a list of them in reverse pop order."""
         self.popped = 0
         """Entries popped so far (callers that pop inline add theirs)."""
-        self._seq = 0
+        self.now: Any = 0
+        """The current time, which whoever pops sets: a `CalendarEnvironment`'s ``_now``
+        (compiled, a native attribute: cheaper to set per event than the environment's)."""
 
     def __len__(self) -> int:
         return len(self.times)
@@ -75,18 +79,20 @@ class Calendar:
         """`entry` (``(tie, at, event)``) joins the entries already pending at `at`.
 
         The slow path of `push`: the caller has found the bucket taken and still pushes
-        `at` onto `times` itself.
+        `at` onto `times` itself. The bucket becomes (or stays) a list in reverse pop
+        order: `entry` goes behind every entry of a smaller or equal tie (those were
+        pushed earlier, so pop first), ahead of those of a larger one.
         """
-        bucket = self.buckets[at]
-        seq = self._seq
-        if bucket.__class__ is tuple:
-            bucket = [(bucket[0], seq, bucket[1], bucket[2]), (entry[0], seq + 1, at, entry[2])]
-            heapify(bucket)
-            self.buckets[at] = bucket
-            self._seq = seq + 2
-        else:
-            heappush(bucket, (entry[0], seq, at, entry[2]))
-            self._seq = seq + 1
+        buckets = self.buckets
+        bucket = buckets[at]
+        tie = entry[0]
+        if type(bucket) is tuple:
+            buckets[at] = [bucket, entry] if bucket[0] > tie else [entry, bucket]
+            return
+        i = len(bucket)
+        while i > 0 and bucket[i - 1][0] <= tie:
+            i -= 1
+        bucket.insert(i, entry)
 
     def peek(self) -> Any:
         """The time of the next entry (``math.inf`` when none is pending, as SimPy's)."""
@@ -98,17 +104,17 @@ class Calendar:
         at = heappop(self.times)
         entry = self.buckets.pop(at)
         self.popped += 1
-        if entry.__class__ is tuple:
-            return at, entry[2]
+        if type(entry) is tuple:
+            return entry[1], entry[2]  # its own time (an equal int or float may differ)
         return self.untie(at, entry)
 
     def untie(self, at: Any, bucket: list[Any]) -> tuple[Any, Any]:
         """The first of several entries at `at` (`bucket`, just taken out of `buckets`):
-        remove it and return its time and event; the others stay pending."""
-        first = heappop(bucket)
-        if bucket:
-            self.buckets[at] = bucket
-        return first[2], first[3]
+        remove it and return its time and event; the others stay pending (the last one
+        as its bare tuple)."""
+        first = bucket.pop()
+        self.buckets[at] = bucket[0] if len(bucket) == 1 else bucket
+        return first[1], first[2]
 
 
 @mypyc_attr(native_class=False)
@@ -121,9 +127,13 @@ class CalendarEnvironment(simpy.Environment):
     """
 
     def __init__(self, initial_time: float = 0, calendar: Calendar | None = None) -> None:
-        """An environment at `initial_time` on `calendar` (a new one by default)."""
-        super().__init__(initial_time)
+        """An environment at `initial_time` on `calendar` (a new one by default).
+
+        Its ``_now`` (what SimPy's ``now`` reads) is the calendar's ``now``: setting one
+        sets the other (see `_get_now`).
+        """
         self.calendar = calendar if calendar is not None else Calendar()
+        super().__init__(initial_time)
 
     def schedule(self, event: Any, priority: EventPriority = NORMAL, delay: Any = 0) -> None:
         """Schedule `event` with `priority` after `delay` (SimPy's semantics)."""
@@ -142,7 +152,7 @@ class CalendarEnvironment(simpy.Environment):
             self._now, event = self.calendar.pop()
         except IndexError:
             raise EmptySchedule from None
-        if event.__class__ is tuple:
+        if type(event) is tuple:
             event[0][0](event)
             return
         callbacks, event.callbacks = event.callbacks, None
@@ -157,3 +167,17 @@ class CalendarEnvironment(simpy.Environment):
             exc = type(event._value)(*event._value.args)
             exc.__cause__ = event._value
             raise exc
+
+
+def _get_now(env: CalendarEnvironment) -> Any:
+    """``CalendarEnvironment._now``: the calendar's ``now``."""
+    return env.calendar.now
+
+
+def _set_now(env: CalendarEnvironment, now: Any) -> None:
+    env.calendar.now = now
+
+
+# A property set on the class after it is made (a compiled non-native class takes no
+# property in its body): SimPy's code reads and writes ``_now`` as an attribute.
+setattr(CalendarEnvironment, "_now", property(_get_now, _set_now))  # noqa: B010

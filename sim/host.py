@@ -173,6 +173,8 @@ class Host:
         self._times = self.calendar.times  # the calendar's parts, for the inlined paths
         self._buckets = self.calendar.buckets
         self._rand = tie_rng.random
+        self._heappush: Callable[[list[Any], Any], None] = heappush
+        """``heapq.heappush`` (compiled, an attribute is cheaper than a module global)."""
         self._per_byte_s = per_kib_s / 1024.0
         self._slot_extra = False
         self._task_overhead_s = 0.0
@@ -297,8 +299,8 @@ class Host:
         """Start the component at `addr` now (one added after `start`): carry out what its
         ``start(now, out)`` asks."""
         out: list[Command] = []
-        self.components[addr].start(self.env._now, out)
-        self._execute(out, addr, self.env._now)
+        self.components[addr].start(self.calendar.now, out)
+        self._execute(out, addr, self.calendar.now)
 
     def deliver(self, addr: int, msg: Any) -> None:
         """A host event `msg` (e.g. a membership change) reaches component `addr` now."""
@@ -363,7 +365,7 @@ class Host:
         Returns the completion time.
         """
         if at is None:
-            at = self.env._now
+            at = self.calendar.now
         server = self._servers[addr]
         busy = server.busy
         done = (at if at > busy else busy) + server.cost
@@ -380,7 +382,7 @@ class Host:
         """A message or host event reaches its component: serve it FIFO."""
         nbytes: float
         _, dst, msg, nbytes = event
-        now: float = self.env._now
+        now: float = self.calendar.now
         if dst in self._special:
             if dst in self._dead_addrs:
                 return  # nothing is delivered to a dead node
@@ -404,7 +406,7 @@ class Host:
         spec: TaskSpec
         started: float
         _, dst, node, spec, started = event
-        now: float = self.env._now
+        now: float = self.calendar.now
         metrics = self.metrics
         if self._interrupted and spec.task_id in self._interrupted:
             stopped = self._interrupted.pop(spec.task_id)
@@ -500,6 +502,7 @@ class Host:
         buckets = self._buckets
         metrics = self.metrics
         slow = self._slow_sends
+        push = self._heappush
         for cmd in out:
             cls = type(cmd)
             if cls is Send:
@@ -524,7 +527,7 @@ class Host:
                 entry: Any = (self._rand(), key, event)  # Any: one object, kept by identity
                 if buckets.setdefault(key, entry) is not entry:
                     self.calendar.tied(key, entry)
-                heappush(times, key)
+                push(times, key)
                 continue
             if cls is Dispatch:
                 self._dispatch(cmd, src, at)  # type: ignore[arg-type]
@@ -611,7 +614,7 @@ class Host:
         entry: Any = (self._rand(), key, event)  # Any: one object, kept by identity
         if self._buckets.setdefault(key, entry) is not entry:
             self.calendar.tied(key, entry)
-        heappush(self._times, key)
+        self._heappush(self._times, key)
 
     def set_task_overhead(
         self,
@@ -687,7 +690,7 @@ class Host:
             fid = self._flow_ids = self._flow_ids + 1
             self._flow_done[fid] = (src, dst, done)
             items.append((fid, src, dst, nbytes))
-        flows.start_many(items, self.env._now)
+        flows.start_many(items, self.calendar.now)
         self._wake_flows_at_next()
 
     def _cancel_flows_of(self, node: int) -> None:
@@ -695,7 +698,7 @@ class Host:
         flows = self.flows
         if flows is None:
             return
-        now = self.env._now
+        now = self.calendar.now
         ended = [f for f, (src, dst, _) in self._flow_done.items() if node in (src, dst)]
         for fid in sorted(ended):
             flows.cancel(fid, now)
@@ -715,7 +718,7 @@ class Host:
         """Deliver the transfers whose flows finished by now."""
         flows = self.flows
         assert flows is not None
-        now = self.env._now
+        now = self.calendar.now
         if self._flow_wake <= now:
             self._flow_wake = math.inf
         for fid in flows.advance(now):
@@ -808,7 +811,7 @@ class Host:
         """
         self._cut_off(node)
         if not self.detect_by_heartbeats:
-            self._report_death(node, self.env._now)
+            self._report_death(node, self.calendar.now)
 
     def _cut_off(self, node: int) -> None:
         """`node`'s components hear nothing more; flows from it stop."""
@@ -843,7 +846,7 @@ class Host:
         in flight to the old incarnation reaches the new one (which ignores what it does
         not know).
         """
-        now = self.env._now
+        now = self.calendar.now
         self.dead_nodes.discard(node)
         self._reported_dead.discard(node)
         addrs = [a for a, n in self._node_of.items() if n == node]
@@ -867,14 +870,14 @@ class Host:
         hit = raylet.victim(self._interrupted)
         if hit is None:
             return "idle"
-        self._interrupted[hit.task_id] = self.env._now
+        self._interrupted[hit.task_id] = self.calendar.now
         reason = "worker killed (fault)"
         self._deliver(addr, WorkerInterrupted(hit.task_id, INTERRUPT_KILLED, reason, hit.actor_id))
         return f"task {hit.task_id:x}" if hit.kind == TASK else f"actor {hit.actor_id:x}"
 
     def stall(self, addr: int, duration: float) -> None:
         """Component `addr` is unavailable for `duration`: what arrives meanwhile waits."""
-        now = self.env._now
+        now = self.calendar.now
         server = self._servers[addr]
         server.busy = max(server.busy, now + duration)
         self._stalled_until = max(self._stalled_until, now + duration)
@@ -882,19 +885,19 @@ class Host:
     def slow_node(self, node: int, factor: float, duration: float) -> None:
         """Bodies starting on `node` in the next `duration` s run `factor` times longer."""
         self._slow[node] = factor
-        until = self.env._now + duration
+        until = self.calendar.now + duration
         self._slow_until[node] = until
         self.call_at(until, lambda: self._unslow(node))
 
     def _unslow(self, node: int) -> None:
-        if self._slow_until.get(node, math.inf) <= self.env._now:  # not extended since
+        if self._slow_until.get(node, math.inf) <= self.calendar.now:  # not extended since
             self._slow.pop(node, None)
             self._slow_until.pop(node, None)
 
     def slow_worker(self, node: int, worker: int, factor: float, duration: float) -> None:
         """One worker of `node` runs the bodies it starts in the next `duration` s `factor`
         times longer; the node's other workers keep full speed (see `_on_slow_worker`)."""
-        until = self.env._now + duration
+        until = self.calendar.now + duration
         workers = self._slow_workers.setdefault(node, [])
         slow = next((w for w in workers if w.worker == worker), None)
         if slow is None:
@@ -919,28 +922,28 @@ class Host:
     def _unslow_worker(self, node: int, worker: int) -> None:
         workers = self._slow_workers.get(node, [])
         for slow in list(workers):
-            if slow.worker == worker and slow.until <= self.env._now:  # not extended since
+            if slow.worker == worker and slow.until <= self.calendar.now:  # not extended since
                 workers.remove(slow)
         if not workers:
             self._slow_workers.pop(node, None)
 
     def partition(self, nodes: frozenset[int], duration: float) -> None:
         """Cut `nodes` off from the others for `duration` (crossing messages wait)."""
-        heal = self.env._now + duration
+        heal = self.calendar.now + duration
         self._cut = (nodes, heal)
         self._update_slow_sends()
         self.call_at(heal, self._heal)
 
     def _heal(self) -> None:
         cut = self._cut
-        if cut is not None and cut[1] <= self.env._now:
+        if cut is not None and cut[1] <= self.calendar.now:
             self._cut = None
             self._update_slow_sends()
 
     def _deliver(self, addr: int, msg: Any) -> None:
         """A host event reaches component `addr` now."""
         event = (self._arrival_cbs, addr, msg, 0)
-        self.calendar.push(self.env._now, self._rand(), event)
+        self.calendar.push(self.calendar.now, self._rand(), event)
 
     # -- running ------------------------------------------------------------------------
 
@@ -950,22 +953,22 @@ class Host:
         The loop is SimPy's ``Environment.step`` inlined (same calendar, same semantics for
         SimPy's own events, including failed ones), which saves a call per event.
         """
-        env = self.env
         calendar = self.calendar
         times = self._times
         buckets = self._buckets
+        pop = heappop  # a local: compiled, a module global is a dict lookup per use
         popped = 0
         try:
             while not self.stopped:
-                at = heappop(times)  # inlined Calendar.pop
+                at = pop(times)  # inlined Calendar.pop
                 entry = buckets.pop(at)
                 popped += 1
-                if entry.__class__ is tuple:
-                    env._now = at
+                if type(entry) is tuple:
+                    calendar.now = entry[1]  # its own time (an equal int or float may differ)
                     event = entry[2]
                 else:
-                    env._now, event = calendar.untie(at, entry)
-                if event.__class__ is tuple:  # the host's own: one callback, never fails
+                    calendar.now, event = calendar.untie(at, entry)
+                if type(event) is tuple:  # the host's own: one callback, never fails
                     event[0][0](event)
                     continue
                 callbacks, event.callbacks = event.callbacks, None
@@ -994,12 +997,11 @@ class Host:
 
         Raises ``simpy.core.EmptySchedule`` when nothing is scheduled.
         """
-        env = self.env
         try:
-            env._now, event = self.calendar.pop()
+            self.calendar.now, event = self.calendar.pop()
         except IndexError:
             raise simpy.core.EmptySchedule() from None
-        if event.__class__ is tuple:
+        if type(event) is tuple:
             event[0][0](event)
             return
         callbacks, event.callbacks = event.callbacks, None

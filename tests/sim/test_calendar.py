@@ -115,3 +115,18 @@ def test_host_entries_and_simpy_events_share_one_calendar() -> None:
     env.calendar.push(0.5, 0.1, (cbs, "early"))
     env.run()
     assert log == ["early", "host", "simpy", "observer"] and env.now == 1.0
+
+
+def test_the_environments_clock_is_the_calendars() -> None:
+    """``env._now`` (what SimPy reads) and ``calendar.now`` (what the host sets per event)
+    are one value: setting either moves both, from the initial time on."""
+    env = CalendarEnvironment(initial_time=3)
+    assert env.now == 3 and env.calendar.now == 3 and type(env.now) is int
+    seen: list[tuple[float, float]] = []
+    cbs = [lambda _entry: seen.append((env.now, env.calendar.now))]
+    env.calendar.push(4.5, 0.5, (cbs, "a"))
+    env.timeout(2.0).callbacks.append(lambda _e: seen.append((env.now, env.calendar.now)))
+    env.run()
+    assert seen == [(4.5, 4.5), (5, 5)] and env.now == 5
+    env.calendar.now = 7.25
+    assert env.now == 7.25 and env.peek() == float("inf")
