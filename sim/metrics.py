@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from runtime.core.placement import plain_name
 
-SIGNIFICANT_DIGITS = 9
+SIGNIFICANT_DIGITS: Final = 9
 """Floats in summaries are rounded to this many significant digits (stable JSON)."""
 
 
@@ -23,14 +23,16 @@ class LogHistogram:
 
     A value x > 0 falls in bucket i = ceil(log(x) / log(gamma)), gamma = (1+a)/(1-a),
     and is reported as 2 gamma^i / (gamma + 1), within relative error `a` of x (the
-    DDSketch mapping). Values <= 0 share one bucket reported as 0. Memory is bounded by
-    the dynamic range: about 1,700 buckets span 1 ns to 10^6 s at a = 1%. Exact count,
-    sum, min and max are kept beside the buckets. Deterministic: no sampling.
+    DDSketch mapping). Values <= 0 share one bucket reported as 0. The counts of buckets
+    ``lo`` .. ``lo + len - 1`` are a list (the span of the keys seen so far, grown at either
+    end), so memory is bounded by the dynamic range: about 1,700 buckets span 1 ns to 10^6
+    s at a = 1%. Exact count, sum, min and max are kept beside the buckets. Deterministic:
+    no sampling.
     """
 
-    __slots__ = ("count", "total", "min", "max", "_buckets", "_inv_log_gamma", "_gamma")
-
-    _ZERO = -(2**62)
+    __slots__ = (
+        "count", "total", "min", "max", "_counts", "_lo", "_zeros", "_inv_log_gamma", "_gamma",
+    )  # fmt: skip
 
     def __init__(self, relative_accuracy: float = 0.01) -> None:
         """Create an empty histogram with the given relative accuracy (0 < a < 1)."""
@@ -38,26 +40,51 @@ class LogHistogram:
             raise ValueError("relative_accuracy must be in (0, 1)")
         self._gamma = (1.0 + relative_accuracy) / (1.0 - relative_accuracy)
         self._inv_log_gamma = 1.0 / math.log(self._gamma)
-        self._buckets: dict[int, int] = {}
+        self._counts: list[int] = []
+        """Count of bucket ``_lo + i`` at index i (a list: cheaper than a dict per add)."""
+        self._lo = 0
+        self._zeros = 0
+        """Values <= 0."""
         self.count = 0
         self.total = 0.0
         self.min = math.inf
         self.max = -math.inf
 
+    @property
+    def buckets(self) -> int:
+        """How many bucket counters the histogram holds (its memory, in counters)."""
+        return len(self._counts) + (1 if self._zeros else 0)
+
     def add(self, x: float) -> None:
-        """Record one value, O(1)."""
+        """Record one value, O(1) (amortised: the list grows when a new key is outside it)."""
         self.count += 1
         self.total += x
         if x < self.min:
             self.min = x
         if x > self.max:
             self.max = x
-        key = math.ceil(math.log(x) * self._inv_log_gamma) if x > 0.0 else self._ZERO
-        buckets = self._buckets
-        try:
-            buckets[key] += 1  # subscripts: cheaper than .get on this hot path
-        except KeyError:
-            buckets[key] = 1
+        if not x > 0.0:  # (a NaN too, as ever)
+            self._zeros += 1
+            return
+        i = math.ceil(math.log(x) * self._inv_log_gamma) - self._lo
+        counts = self._counts
+        if 0 <= i < len(counts):
+            counts[i] += 1
+            return
+        self._grow(i + self._lo)
+
+    def _grow(self, key: int) -> None:
+        """Count a value of bucket `key`, outside the span held: extend the span to it."""
+        counts = self._counts
+        if not counts:
+            self._lo = key
+            counts.append(1)
+        elif key < self._lo:
+            self._counts = [1] + [0] * (self._lo - key - 1) + counts
+            self._lo = key
+        else:
+            counts.extend([0] * (key - self._lo - len(counts)))
+            counts.append(1)
 
     @property
     def mean(self) -> float:
@@ -65,9 +92,7 @@ class LogHistogram:
         return self.total / self.count if self.count else math.nan
 
     def _value(self, key: int) -> float:
-        """Representative value of bucket `key`."""
-        if key == self._ZERO:
-            return 0.0
+        """Representative value of bucket `key` (> 0 values)."""
         return 2.0 * self._gamma**key / (self._gamma + 1.0)
 
     def percentile(self, p: float) -> float:
@@ -83,11 +108,13 @@ class LogHistogram:
             return self.min
         if rank >= self.count - 1:
             return self.max
-        seen = 0
-        for key in sorted(self._buckets):
-            seen += self._buckets[key]
+        seen = self._zeros
+        if seen > rank:
+            return min(max(0.0, self.min), self.max)
+        for i, n in enumerate(self._counts):
+            seen += n
             if seen > rank:
-                return min(max(self._value(key), self.min), self.max)
+                return min(max(self._value(self._lo + i), self.min), self.max)
         return self.max
 
     def summary(self) -> dict[str, float | None]:

@@ -44,7 +44,26 @@ def test_histogram_memory_is_bounded_by_dynamic_range() -> None:
     rng = random.Random(0)
     for _ in range(50_000):
         hist.add(rng.uniform(1e-3, 1e-2))
-    assert len(hist._buckets) < 130  # ln(10) / ln(1.0202) ~ 115
+    assert hist.buckets < 130  # ln(10) / ln(1.0202) ~ 115
+
+
+def test_histogram_percentiles_match_a_sorted_reference_across_decades() -> None:
+    """Keys arrive below, inside and above the span held (the list grows at both ends):
+    every percentile is the bucket value of the exact order statistic, clamped."""
+    hist = LogHistogram(0.01)
+    rng = random.Random(7)
+    values = [0.0] * 5 + [10 ** rng.uniform(-6, 3) for _ in range(5_000)]
+    rng.shuffle(values)
+    for v in values:
+        hist.add(v)
+    ordered = sorted(values)
+    gamma = (1.0 + 0.01) / (1.0 - 0.01)
+    for p in (1, 10, 50, 90, 99, 99.9):
+        exact = ordered[round(p / 100 * (len(values) - 1))]
+        key = math.ceil(math.log(exact) * (1.0 / math.log(gamma))) if exact > 0 else None
+        want = 0.0 if key is None else 2 * gamma**key / (gamma + 1)
+        assert math.isclose(hist.percentile(p), min(max(want, ordered[0]), ordered[-1]))
+    assert hist.count == len(values) and hist.buckets <= 1 + math.ceil(9 / math.log10(gamma)) + 1
 
 
 def test_throughput_series_merges_bins_at_cap() -> None:
