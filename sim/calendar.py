@@ -28,13 +28,22 @@ events and the host's interleave in the order above.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from heapq import heappop, heappush
-from typing import Any
+from typing import Any, Final
 
 import simpy
 from mypy_extensions import mypyc_attr
 from simpy.core import EmptySchedule, StopSimulation
 from simpy.events import NORMAL, EventPriority
+
+_WALK: Final = 8
+"""Up to this many entries at one time, a push finds its place by walking from the end."""
+
+
+def _negated_tie(entry: Any) -> Any:
+    """The sort key of a bucket in reverse pop order, for `bisect_left`: minus the tie."""
+    return -entry[0]
 
 
 class Calendar:
@@ -90,8 +99,11 @@ class Calendar:
             buckets[at] = [bucket, entry] if bucket[0] > tie else [entry, bucket]
             return
         i = len(bucket)
-        while i > 0 and bucket[i - 1][0] <= tie:
-            i -= 1
+        if i > _WALK:  # many at one time (e.g. a hundred drivers in step): a binary search
+            i = bisect_left(bucket, -tie, key=_negated_tie)
+        else:
+            while i > 0 and bucket[i - 1][0] <= tie:
+                i -= 1
         bucket.insert(i, entry)
 
     def peek(self) -> Any:
