@@ -426,9 +426,12 @@ class Host:
         shape = spec.shape
         if shape is None or spec.kind:
             self._account(event, run)
-        else:
-            acc = metrics.node_busy[node]
-            acc[shape] = acc.get(shape, 0.0) + run
+        else:  # inlined metrics.busy
+            if metrics.last_shape[node] is shape:
+                cell = metrics.last_cell[node]
+            else:
+                cell = metrics.busy_cell(node, shape)
+            cell[0] += run
         sizes = spec.output_sizes
         outputs = [(sizes[0], None)] if len(sizes) == 1 else [(s, None) for s in sizes]
         server = self._servers[dst]

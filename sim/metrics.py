@@ -286,6 +286,8 @@ class MetricsRecorder:
         "transfers",
         "bytes_transferred",
         "node_busy",
+        "last_shape",
+        "last_cell",
         "queues",
         "bytes_series",
         "faults",
@@ -306,8 +308,13 @@ class MetricsRecorder:
         self.message_bytes = 0
         self.transfers = 0
         self.bytes_transferred = 0
-        self.node_busy: list[dict[tuple[tuple[str, float], ...], float]] = []
-        """Per node: busy seconds of task bodies per resource shape."""
+        self.node_busy: list[dict[tuple[tuple[str, float], ...], list[float]]] = []
+        """Per node: busy seconds of task bodies per resource shape, each in a one-item
+        list (a cell the host adds to without hashing the shape; see `track_nodes`)."""
+        self.last_shape: list[Any] = []
+        """Per node: the shape last made busy there (the very tuple), and its cell in
+        `last_cell`: a task of the same shape object adds to it with no dict lookup."""
+        self.last_cell: list[list[float]] = []
         self.queues = QueueSeries(bin_s)
         self.bytes_series = ThroughputSeries(bin_s)
         self.faults: list[dict[str, Any]] = []
@@ -346,10 +353,30 @@ class MetricsRecorder:
         if nbytes:
             self.bytes_series.add(now, nbytes)
 
+    def track_nodes(self, nodes: int) -> None:
+        """Record busy time on `nodes` nodes (0 .. nodes - 1), none so far."""
+        self.node_busy = [{} for _ in range(nodes)]
+        self.last_shape = [None] * nodes
+        self.last_cell = [[0.0] for _ in range(nodes)]
+
     def busy(self, node: int, shape: tuple[tuple[str, float], ...], run_s: float) -> None:
         """A task body of resource `shape` kept `node` busy for `run_s` seconds."""
+        if self.last_shape[node] is shape:
+            cell = self.last_cell[node]
+        else:
+            cell = self.busy_cell(node, shape)
+        cell[0] += run_s
+
+    def busy_cell(self, node: int, shape: tuple[tuple[str, float], ...]) -> list[float]:
+        """The cell of `node`'s busy seconds for `shape` (made at 0.0 the first time); it
+        becomes the node's last one."""
         acc = self.node_busy[node]
-        acc[shape] = acc.get(shape, 0.0) + run_s
+        cell = acc.get(shape)
+        if cell is None:
+            cell = acc[shape] = [0.0]
+        self.last_shape[node] = shape
+        self.last_cell[node] = cell
+        return cell
 
     def fault(self, now: float, kind: str, target: Any) -> None:
         """A fault was injected at `now`."""
@@ -375,7 +402,7 @@ class MetricsRecorder:
                     if name not in used and "_group_" in name:
                         name = plain_name(name)  # a bundle's resource counts as its own
                     if name in used:
-                        used[name] += amount * acc[shape]
+                        used[name] += amount * acc[shape][0]
             for name in names:
                 cap = res.get(name, 0.0) * makespan_s
                 busy_total[name] += used[name]

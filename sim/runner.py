@@ -533,7 +533,7 @@ def build(scenario: Scenario) -> Simulation:
         plane_spec.task_overhead_sigma,
         _rng(scenario.seed, "task_overhead") if plane_spec.task_overhead_sigma else None,
     )
-    metrics.node_busy = [{} for _ in capacity]
+    metrics.track_nodes(len(capacity))
     raylets, owners = plane.raylets, plane.owners
     for raylet in raylets:
         host.add_raylet(raylet.addr, raylet, raylet.node, plane_spec.raylet_us * 1e-6)

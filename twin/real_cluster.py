@@ -418,7 +418,7 @@ def _metrics(
 ) -> dict[str, Any]:
     """The metrics schema of a multi-node real run (see `run_cluster`)."""
     metrics: MetricsRecorder = driver.metrics
-    metrics.node_busy = [{} for _ in range(fit.nodes)]
+    metrics.track_nodes(fit.nodes)
     index_of = {node_id: slot.index for slot in slots for node_id in slot.node_ids}
     placement = [0] * fit.nodes
     for row in rows:

@@ -173,7 +173,7 @@ def test_recovery_measures_the_dip_and_the_time_back_to_baseline() -> None:
 
 def test_utilization_per_resource_and_node() -> None:
     rec = MetricsRecorder()
-    rec.node_busy = [{}, {}]
+    rec.track_nodes(2)
     rec.busy(0, (("CPU", 1.0),), 2.0)
     rec.busy(1, (("CPU", 2.0), ("GPU", 1.0)), 1.0)
     overall, per_node = rec.utilization(2.0, [{"CPU": 2.0}, {"CPU": 2.0, "GPU": 1.0}])
