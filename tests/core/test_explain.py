@@ -191,7 +191,7 @@ def test_wait_breakdown_accumulates_per_cause_in_the_core() -> None:
     host.submit(duration=2.0, name="a")
     host.submit(duration=1.0, name="b")  # queued 2 s behind a
     host.run(until=10.0)
-    waited = host.raylets[0].waited
+    waited = host.raylets[0].wait_seconds()
     assert abs(waited["resources"] - (2.0 - 0.0)) < 0.01  # b queued while a ran
     assert waited["arguments"] > 0  # the submission messages (latency)
     assert waited["transfers"] == waited["actor_queue"] == waited["global_scheduler"] == 0
