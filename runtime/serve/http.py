@@ -158,8 +158,9 @@ class Proxy:
                 f"Serve's HTTP proxy cannot listen on {self.host}:{self.port}: {exc}"
             ) from exc
         self.port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            self.app,
+        config = uvicorn.Config(  # log_config None: the program's logging stays as it is
+            self.app,  # (uvicorn's own would replace every handler, closing their streams)
+            log_config=None,
             log_level="warning",
             access_log=False,
             lifespan="off",
