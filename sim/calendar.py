@@ -15,9 +15,10 @@ twice, for equality then order, through generic rich comparisons): about a tenth
 simulator's instructions. Here the heap holds bare times (one float comparison per
 step), and a dict maps each pending time to its entry, ``(tie, at, event)``, or, in the
 rarer case of several entries at one time, to a list of those entries in reverse pop order
-(the next to pop last: a pop is ``list.pop()``, a push walks the few entries from the end
-comparing ties only, and an entry pushed later goes behind those of an equal tie, so the
-push order needs no number). When one entry is left, it goes back to being the bare tuple.
+(the next to pop last: a pop is ``list.pop()``; a push walks the few entries from the end
+comparing ties only, or bisects past eight; an entry pushed later goes behind those of an
+equal tie, so the push order needs no number). When one entry is left, it goes back to
+being the bare tuple.
 A time is in the heap once per entry, so every pop is one ``heappop`` and one dict pop.
 
 Callers that inline the hot paths (the host's run loop and its sends) use `times` and
