@@ -154,6 +154,9 @@ class WorkerPool:
         self.next_worker_id = 0
         self.stopping = False
         """The node is shutting down: dead workers are not replaced."""
+        self.no_workers = "no worker process is left on this node"
+        """Why a task finds no worker: what a task dispatched after the last one died is
+        told (once the zygote has exited, that it did: no worker can start again)."""
         self.zygote_proc = zygote
         self.zygote_pid = zygote.pid
         self.zygote = zygote.sock
@@ -224,9 +227,7 @@ class WorkerPool:
         elif self.spawning or self.alive():
             self.backlog.append(spec)
         else:
-            event = TaskFinished(
-                spec.task_id, [], ERR_NO_WORKERS, "no worker process is left on this node"
-            )
+            event = TaskFinished(spec.task_id, [], ERR_NO_WORKERS, self.no_workers)
             self.raylet.handle(event, now, self.out)
 
     def prefetch(self, spec: TaskSpec, now: float) -> None:
@@ -548,7 +549,7 @@ class WorkerPool:
                 TaskFinished(nxt.task_id, [], ERR_WORKER_DIED, detail), now, self.out
             )
         if not self.spawning and not self.alive():
-            self._fail_backlog("no worker process is left on this node", now)
+            self._fail_backlog(self.no_workers, now)
 
     def _fail_backlog(self, detail: str, now: float) -> None:
         """No pool worker is left nor coming: every backlogged task fails."""
@@ -638,6 +639,7 @@ class WorkerPool:
         if self.stopping:
             return
         detail = f"the worker zygote (pid {self.zygote_pid}) exited: no worker can start"
+        self.no_workers = detail  # for tasks dispatched from now on, too
         for spec in self.actor_spawns.values():
             self.raylet.handle(
                 TaskFinished(spec.task_id, [], ERR_WORKER_DIED, detail), now, self.out

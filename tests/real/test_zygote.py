@@ -341,6 +341,39 @@ def test_a_zygote_that_cannot_start_fails_tasks_and_actors_clearly() -> None:
     assert "broken on purpose" in proc.stderr
 
 
+def test_a_task_submitted_after_the_zygote_exited_is_told_so() -> None:
+    # the other order of the test above: the pool has already seen the zygote exit when
+    # the task is dispatched (under load, the usual one): the error still names the zygote
+    script = """
+        import time
+        import runtime as ray
+        import runtime.real.zygote as z
+        z._BOOT = "import sys; sys.exit(3)"
+        ray.init(num_cpus=1, object_store_memory=32 << 20)
+        pool = ray.api._current_node().pool
+        deadline = time.monotonic() + 60
+        while pool.spawning or pool.alive():  # until the pool has seen the zygote exit
+            assert time.monotonic() < deadline, "the pool never saw the zygote exit"
+            time.sleep(0.01)
+
+        @ray.remote
+        def f():
+            return 1
+
+        try:
+            ray.get(f.remote(), timeout=60)
+        except ray.WorkerCrashedError as exc:
+            assert "zygote" in str(exc), exc
+        else:
+            raise AssertionError("the task ran without workers")
+        ray.shutdown()
+        print("OK")
+    """
+    proc = _run(script)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "OK", proc.stdout
+
+
 def test_a_failed_fork_fails_only_what_waited_for_that_worker() -> None:
     # the zygote's second fork fails (as EAGAIN would): the actor that waited for it fails
     # naming the cause; the zygote lives on, and the pool and later actors still work
