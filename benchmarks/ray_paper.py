@@ -19,7 +19,8 @@ Run: `python -m benchmarks.ray_paper [--only NAME ...] [--quick] [--full] [--nod
 [--tasks-per-node N] [--out DIR]` (a few minutes on 2 cores with the defaults; `--quick`
 runs every section at small sizes in well under a minute, for the tests). `--full` adds
 the paper's own rightmost point to the scalability section: 100 nodes running 100 million
-tasks, empty and heterogeneous (hours on this machine: see docs/design.md, issue 15).
+tasks, empty and heterogeneous (about 15 and 20 minutes with the compiled
+simulator, `python -m sim.build_fast`; see docs/design.md, issue 15).
 """
 
 from __future__ import annotations
@@ -188,25 +189,35 @@ def _scaling_section(
     central: list[dict[str, Any]],
     hetero: list[dict[str, Any]],
     out: Path,
+    full: list[dict[str, Any]] | None = None,
 ) -> list[str]:
-    nodes = [r["nodes"] for r in results]
+    # x: the sweep's node counts and those of the --full runs (one point each, a star)
+    nodes = sorted({r["nodes"] for r in results} | {r["nodes"] for r in full or []})
+
+    def series(runs: list[dict[str, Any]], key: str) -> list[float | None]:
+        by_n = {r["nodes"]: r[key] / 1e6 for r in runs}
+        return [by_n.get(n) for n in nodes]
+
+    at_size = {
+        f"sim at the paper's size ({r['tasks']:,} tasks), {kind}": series([r], "throughput_tps")
+        for r, kind in zip(full or [], ("empty", "heterogeneous"), strict=False)
+    }
     per_node = PAPER_TPS[100] / 100
-    by_nodes = {r["nodes"]: r["throughput_tps"] / 1e6 for r in central}
-    het = {r["nodes"]: r["steady_tps"] / 1e6 for r in hetero}
     plot_scaling(
         nodes,
         {
-            "sim: bottom-up (the paper's scheduler)": [r["throughput_tps"] / 1e6 for r in results],
-            "sim: centralized (every task via the global scheduler)": [
-                by_nodes.get(n) for n in nodes
-            ],
-            "sim: bottom-up, heterogeneous tasks (lognormal, mean 1 ms), steady state": [
-                het.get(n) for n in nodes
-            ],
+            "sim: bottom-up (the paper's scheduler)": series(results, "throughput_tps"),
+            "sim: centralized (every task via the global scheduler)": series(
+                central, "throughput_tps"
+            ),
+            "sim: bottom-up, heterogeneous tasks (lognormal, mean 1 ms), steady state": series(
+                hetero, "steady_tps"
+            ),
             "paper, linear fit (1.8M at 100 nodes)": [per_node * n / 1e6 for n in nodes],
             "paper, stated in text": [
                 PAPER_TPS[n] / 1e6 if n in PAPER_TPS else None for n in nodes
             ],
+            **at_size,
         },
         out / "scalability.png",
         title="End-to-end scalability (Ray OSDI 2018 Fig. 8b)",
@@ -215,6 +226,7 @@ def _scaling_section(
         styles={
             "paper, linear fit (1.8M at 100 nodes)": {"marker": "", "ls": "--"},
             "paper, stated in text": {"marker": "X", "ls": "none", "markersize": 10},
+            **{label: {"marker": "*", "ls": "none", "markersize": 14} for label in at_size},
         },
     )
     lines = [
@@ -222,6 +234,7 @@ def _scaling_section(
         "| spilled tasks | sim centralized (tasks/s) |",
         "|---:|---:|---:|---:|---:|---:|",
     ]
+    by_nodes = {r["nodes"]: r["throughput_tps"] / 1e6 for r in central}
     for r in results:
         n = r["nodes"]
         paper = PAPER_TPS.get(n, per_node * n)
@@ -317,7 +330,7 @@ def _scalability_fragment(
     full: list[dict[str, Any]] | None = None,
 ) -> str:
     """Run-independent text of the scalability section (Fig. 8b), its plot and JSON."""
-    table = _scaling_section(results, central, hetero, out)
+    table = _scaling_section(results, central, hetero, out, full)
     write_json(
         out / "scalability.json",
         {
@@ -354,9 +367,10 @@ paper argues against: with the `centralized` policy every task goes through the 
 global scheduler, which saturates at about
 {max(r["throughput_tps"] for r in central) / 1e3:,.0f}k tasks/s whatever the cluster size
 (its {10} us per message bounds it). The paper's rightmost point ran 100 million tasks in
-54 s; we simulate {last["tasks"]:,} tasks at {last["nodes"]} nodes (the steady state is
-reached within milliseconds) because simulating 10^8 tasks takes hours on this
-machine (`--full` runs it). Differences to expect: the paper's nodes ran several workers each and a C++
+54 s; this sweep simulates {last["tasks"]:,} tasks at {last["nodes"]} nodes (the steady
+state is reached within milliseconds), and `--full` adds the paper's own size, 10^8 tasks
+(about 15-20 minutes each with the compiled simulator; the stars in the plot, the table
+below). Differences to expect: the paper's nodes ran several workers each and a C++
 raylet whose per-task costs we model only as per-message service times; with this
 repository's default driver cost (`--set control_plane.owner_us=3`) one node submits
 about 100k tasks/s, 5x the paper's rate, so the driver is what limits the paper's setup
@@ -999,7 +1013,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--full",
         action="store_true",
-        help=f"also the paper's own point: {FULL_TASKS:,} tasks on {FULL_NODES} nodes (hours)",
+        help=f"also the paper's own point: {FULL_TASKS:,} tasks on {FULL_NODES} nodes "
+        "(empty and heterogeneous; about 35 minutes with the compiled build)",
     )
     parser.add_argument("--nodes", type=int, nargs="+", default=None)
     parser.add_argument("--tasks-per-node", type=int, default=None)

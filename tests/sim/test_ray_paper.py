@@ -124,6 +124,20 @@ def test_full_adds_the_papers_own_point_at_its_size(
     assert all(r["wall_s"] > 0 and r["peak_rss_mib"] > 0 for r in full)
     text = (tmp_path / "sections" / "scalability.md").read_text(encoding="utf-8")
     assert "At the paper's own size" in text and "heterogeneous (lognormal" in text
+    # both full-size runs are drawn (as stars) though 3 nodes is not a point of the sweep
+    import matplotlib.axes
+
+    drawn: list[str] = []
+    real_plot = matplotlib.axes.Axes.plot
+
+    def spy(self: matplotlib.axes.Axes, *args: object, **kwargs: object) -> object:
+        drawn.append(f"{kwargs.get('label')} x={list(args[0])}")  # type: ignore[call-overload]
+        return real_plot(self, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "plot", spy)
+    assert ray_paper.main(args) == 0
+    stars = [d for d in drawn if "at the paper's size (900 tasks)" in d]
+    assert len(stars) == 2 and all(d.endswith("x=[3]") for d in stars), drawn
     plain = ray_paper.main(["--quick", "--only", "scalability", "--out", str(tmp_path)])
     assert plain == 0 and _json(tmp_path, "scalability")["full"] == []
 
