@@ -190,8 +190,10 @@ class Host:
         self._servers: dict[int, _Server] = {}
         """Per address: the component (as in `components`), its service time, busy until."""
         self._raylet_of_node: dict[int, int] = {}
-        self._channels: dict[int, list[float]] = {}
-        """Per (sender << 32 | receiver): [latency s, s per byte, last arrival time]."""
+        self._channels: dict[int, dict[int, list[float]]] = {}
+        """Per sender, per receiver: [latency s, s per byte, last arrival time]. Keyed by
+        sender then receiver (small ints, cached by CPython) rather than by one combined
+        int, which would be a fresh object per send."""
         self._ready_callbacks: dict[int, ReadyCallback] = {}
         self._out: list[Command] = []
         self._call_out: list[Command] = []
@@ -278,6 +280,7 @@ class Host:
         self._servers[addr] = _Server(component, cost_s)
         self._install(addr, component)
         self._node_of[addr] = node
+        self._channels[addr] = {}
 
     def replace(self, addr: int, component: Component, cost_s: float) -> None:
         """Host `component` at the used address `addr` instead of what is there, serving
@@ -500,7 +503,7 @@ class Host:
         and ObjectReady, the next ones, are called directly rather than through the table.
         """
         commands = self._commands
-        channels = self._channels
+        channels = self._channels[src]  # src's outgoing channels, by receiver
         times = self._times
         buckets = self._buckets
         metrics = self.metrics
@@ -518,7 +521,7 @@ class Host:
                 metrics.messages += 1
                 metrics.message_bytes += nbytes
                 try:
-                    channel = channels[src << 32 | dst]  # a subscript: cheaper than .get
+                    channel = channels[dst]  # a subscript: cheaper than .get
                 except KeyError:
                     channel = self._open_channel(src, dst)
                 arrive = at + channel[0] + nbytes * channel[1]
@@ -573,7 +576,7 @@ class Host:
     def _post(self, src: int, dst: int, msg: Any, nbytes: int, at: float) -> None:
         """Deliver `msg` from `src` to `dst` over their FIFO channel (the Send logic)."""
         self.metrics.message(nbytes)
-        channel = self._channels.get(src << 32 | dst)
+        channel = self._channels[src].get(dst)
         if channel is None:
             channel = self._open_channel(src, dst)
         arrive = at + channel[0] + nbytes * channel[1]
@@ -588,7 +591,7 @@ class Host:
     def _open_channel(self, src: int, dst: int) -> list[float]:
         """Create the FIFO channel src -> dst: [latency s, s per byte, last arrival]."""
         latency, inv_bw = self.network.path(self._node_of[src], self._node_of[dst])
-        channel = self._channels[src << 32 | dst] = [latency, inv_bw, -math.inf]
+        channel = self._channels[src][dst] = [latency, inv_bw, -math.inf]
         return channel
 
     def _send(self, cmd: Send, src: int, at: float) -> None:
