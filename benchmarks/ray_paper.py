@@ -36,6 +36,12 @@ from typing import Any
 
 import matplotlib
 
+from sim import fast
+
+# Run as a program, the compiled simulator (if built) must be enabled before the first
+# simulator module loads; imported (by the tests), the importer's choice stands.
+ENGINE = fast.enable() if __name__ == "__main__" else None
+
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
@@ -1005,6 +1011,14 @@ def assemble_report(out: Path) -> Path:
     return path
 
 
+def _engine() -> str:
+    """Which simulator this process runs: compiled (which build) or pure Python, and why."""
+    if ENGINE is not None:
+        return ENGINE.reason
+    build = fast.active()
+    return f"compiled with mypyc (build {build.digest})" if build else "pure Python"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the chosen sections (all by default), write their fragments and the report."""
     parser = argparse.ArgumentParser(prog="ray_paper", description=__doc__.splitlines()[0])
@@ -1022,6 +1036,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     out: Path = args.out
     (out / "sections").mkdir(parents=True, exist_ok=True)
+    print(f"simulator: {_engine()}")
     for name in args.only:
         started = time.perf_counter()
         text = _run_section(name, args, out)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from sim import fast
 from sim.collectives import ring_calls
 from sim.runner import build
 from sim.scenario import ObjectStoreSpec, ScenarioError, load_scenario
@@ -198,3 +200,26 @@ def test_steady_throughput_leaves_out_ramp_and_tail() -> None:
     assert steady_tps(metrics) == pytest.approx(10_000, rel=0.02)
     metrics["throughput_tps"] = 1050 / 0.15
     assert steady_tps(metrics) > metrics["throughput_tps"]
+
+
+def _first_line_of_a_run(tmp_path: Path, env: dict[str, str]) -> str:
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "benchmarks.ray_paper", "--only", "simulation", "--quick"]
+    cmd += ["--out", str(tmp_path / "out")]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout.splitlines()[0]
+
+
+@pytest.mark.skipif(fast.find_build() is None, reason="no compiled build of this source")
+def test_run_as_a_program_it_uses_the_compiled_build(tmp_path: Path) -> None:
+    # It once ran pure Python with a build present: the --full point took 4x its time.
+    env = {k: v for k, v in os.environ.items() if k != fast.PURE_ENV}
+    assert _first_line_of_a_run(tmp_path, env).startswith("simulator: compiled with mypyc")
+
+
+def test_run_as_a_program_it_says_when_it_runs_pure_python(tmp_path: Path) -> None:
+    env = {**os.environ, fast.PURE_ENV: "1"}
+    assert _first_line_of_a_run(tmp_path, env).startswith("simulator: pure Python")
