@@ -140,6 +140,9 @@ def _gather(node: Any, view: ClusterView) -> _Snapshot:
     with objects.lock:
         arena_objects = dict(objects.arena_objects)
         pinned_offsets = set(objects.pins)
+        # ranges still aliased by a value from get() (or a running task's argument) after
+        # their object was freed or spilled: Ray lists these as PINNED_IN_MEMORY
+        aliased = {oid: size for oid, size in objects.doomed.values()}
         arena_used = node.arena.allocator.used_bytes
     sections = []
     roles = _roles(node, view)
@@ -160,8 +163,9 @@ def _gather(node: Any, view: ClusterView) -> _Snapshot:
             if entry is not None and entry.pins > 0:
                 refs.append(f"PINNED_BY_TASK x{entry.pins}")
             located = arena_objects.get(oid)
-            if located is not None and located[0] in pinned_offsets:
+            if (located is not None and located[0] in pinned_offsets) or oid in aliased:
                 refs.append("PINNED_IN_MEMORY")
+                aliased.pop(oid, None)
             if entry is not None and entry.where != 0:
                 where = "spilled"
             elif obj.stored or entry is not None:
@@ -174,6 +178,10 @@ def _gather(node: Any, view: ClusterView) -> _Snapshot:
             if refs == ["PENDING"]:
                 size = -1
             section.objects.append(_ObjectLine(oid, size, where, refs or ["UNKNOWN_STATUS"]))
+        if role == "driver" and aliased:  # freed objects whose bytes the driver still uses
+            for oid, size in sorted(aliased.items()):
+                section.objects.append(_ObjectLine(oid, size, "store", ["PINNED_IN_MEMORY"]))
+            aliased = {}
         sections.append(section)
     processes = [(os.getpid(), "driver")]
     for w in list(node.pool.workers) + list(node.actor_workers.workers.values()):

@@ -37,8 +37,9 @@ class ObjectTable:
         """Arena ranges handed to a running task as arguments (kept until it ends)."""
         self.pins: dict[int, int] = {}
         """Arena offset -> live aliases (values from ``get``, task arguments): not freed while > 0."""
-        self.doomed: set[int] = set()
-        """Pinned offsets whose object was freed: released when their last pin goes."""
+        self.doomed: dict[int, tuple[int, int]] = {}
+        """Pinned offset -> (oid, size) of a range whose object was freed or spilled: the
+        range is released when its last pin goes (`ray memory` shows it PINNED_IN_MEMORY)."""
         self.unpins: deque[int] = deque()
         """Offsets whose alias was dropped (from any thread, no lock): applied on the next step."""
         self.extra_refs: dict[int, int] = {}
@@ -52,12 +53,12 @@ class ObjectTable:
             if spilled is not None:
                 self.spill.free(*spilled)
             return
-        self.release_range_locked(loc[0])
+        self.release_range_locked(loc[0], oid, loc[1])
 
-    def release_range_locked(self, offset: int) -> None:
-        """Free an arena range now, or when the last value aliasing it is dropped."""
+    def release_range_locked(self, offset: int, oid: int, size: int) -> None:
+        """Free `oid`'s arena range now, or when the last value aliasing it is dropped."""
         if self.pins.get(offset):
-            self.doomed.add(offset)  # a value from get() still aliases it
+            self.doomed[offset] = (oid, size)  # a value from get() still aliases it
         else:
             self.arena.free(offset)
 
@@ -84,8 +85,7 @@ class ObjectTable:
                 pins[offset] = left
                 continue
             del pins[offset]
-            if offset in self.doomed:
-                self.doomed.discard(offset)
+            if self.doomed.pop(offset, None) is not None:
                 self.arena.free(offset)
 
     def allocate_now(self, nbytes: int) -> int:
@@ -110,7 +110,7 @@ class ObjectTable:
                 return False
             del self.arena_objects[oid]
             self.spilled[oid] = (file_offset, size)
-            self.release_range_locked(offset)
+            self.release_range_locked(offset, oid, size)
         return True
 
     def fail_all_pending(self, kind: str, detail: str) -> None:

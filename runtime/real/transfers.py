@@ -176,7 +176,7 @@ class Transfers:
                 if error is None and oid not in objects.arena_objects:
                     objects.arena_objects[oid] = (offset, nbytes)
                 else:
-                    objects.release_range_locked(offset)
+                    objects.release_range_locked(offset, oid, nbytes)
         if error is None:
             self.pulled += 1
             self.raylet.handle(TransferDone(oid, nbytes, src), now, out)

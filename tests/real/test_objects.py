@@ -44,7 +44,7 @@ def test_a_pinned_range_is_freed_when_its_last_pin_goes(objects) -> None:
     used = objects.arena.allocator.used_bytes
     with objects.lock:
         objects.free_locked(1)
-    assert offset in objects.doomed and objects.arena.allocator.used_bytes == used
+    assert objects.doomed == {offset: (1, 1000)} and objects.arena.allocator.used_bytes == used
     objects.unpins.extend([offset])
     with objects.lock:
         objects.apply_unpins_locked()

@@ -30,6 +30,13 @@ def square(x):
 
 
 @ray.remote
+def holding(x, path):
+    while not os.path.exists(path):
+        time.sleep(0.005)
+    return len(x)
+
+
+@ray.remote
 def wait_for(path):
     while not os.path.exists(path):
         time.sleep(0.005)
@@ -230,8 +237,8 @@ def test_memory_summary_keeps_kinds_of_memory_apart(started: None, tmp_path: Pat
     inner = ray.put(2)
     outer = ray.put([inner])
     value = ray.get(array.remote(100_000))  # a zero-copy view: its bytes stay pinned
-    held = wait_for.remote(str(release))
-    user = square.remote(big)  # noqa: F841 - pins `big` as a pending task's argument
+    held = holding.remote(big, str(release))  # `big` is a running task's argument until released
+    time.sleep(0.2)  # let the owner's free of `value`'s ref land first: the summary must not care
     text = ray.memory_summary()
     for heading in ("system memory", "object store (node 0)", "objects by owner", "process memory"):
         assert heading in text
@@ -246,6 +253,23 @@ def test_memory_summary_keeps_kinds_of_memory_apart(started: None, tmp_path: Pat
     release.touch()
     ray.get(held)
     del value, outer
+
+
+def test_a_value_still_in_use_after_its_ref_is_freed_is_shown_pinned(started: None) -> None:
+    # the bug: once the owner freed the object, the summary lost the bytes a zero-copy
+    # value still held (shown only when the summary won the race against the free)
+    from runtime import api
+
+    ref = array.remote(100_000)
+    value = ray.get(ref)
+    oid = ref.hex()
+    del ref
+    objects = api._require_node().objects  # type: ignore[attr-defined]
+    _until(lambda: bool(objects.doomed))  # the owner freed it; the value keeps the range
+    line = next(x for x in ray.memory_summary().splitlines() if oid in x)
+    assert "PINNED_IN_MEMORY" in line and "LOCAL_REFERENCE" not in line
+    del value
+    _until(lambda: not objects.doomed and oid not in ray.memory_summary())
 
 
 def test_twinray_memory_command_asks_the_running_driver(started: None) -> None:
