@@ -7,6 +7,7 @@ import random
 
 import pytest
 
+from sim import distributions
 from sim.distributions import make_sampler
 from sim.scenario import (
     ConstantDist,
@@ -70,14 +71,26 @@ def test_unknown_spec_is_rejected() -> None:
 
 
 def test_written_out_samplers_draw_what_random_draws() -> None:
-    """Exponential and uniform samplers spell out `random.Random`'s expressions (so that
+    """Exponential, uniform and lognormal samplers spell out `random.Random`'s expressions (so that
     compiled they run no bytecode): they must give the same floats, bit for bit."""
     cases = [
         (ExponentialDist(dist="exponential", mean=1.5), lambda r: r.expovariate(1.0 / 1.5)),
         (ExponentialDist(dist="exponential", mean=1), lambda r: r.expovariate(1.0)),
         (UniformDist(dist="uniform", low=1.0, high=3.0), lambda r: r.uniform(1.0, 3.0)),
         (UniformDist(dist="uniform", low=2, high=5), lambda r: r.uniform(2, 5)),
+        (
+            LognormalDist(dist="lognormal", mean=1.0, sigma=1.0),
+            lambda r: r.lognormvariate(-0.5, 1.0),
+        ),
+        (
+            LognormalDist(dist="lognormal", mean=3.0, sigma=0.25),
+            lambda r: r.lognormvariate(math.log(3.0) - 0.5 * 0.25 * 0.25, 0.25),
+        ),
     ]
     for spec, reference in cases:
         draw, rng = make_sampler(spec, random.Random(11)), random.Random(11)
         assert [draw() for _ in range(2_000)] == [reference(rng) for _ in range(2_000)], spec
+
+
+def test_the_lognormal_constant_is_randoms() -> None:
+    assert distributions._NV_MAGICCONST == random.NV_MAGICCONST  # type: ignore[attr-defined]
