@@ -964,18 +964,21 @@ class Host:
         buckets = self._buckets
         pop = heappop  # a local: compiled, a module global is a dict lookup per use
         popped = 0
+        one: tuple[Any, ...]  # a tuple of any length stays boxed compiled: a native [i]
         try:
             while not self.stopped:
                 at = pop(times)  # inlined Calendar.pop
                 entry = buckets.pop(at)
                 popped += 1
                 if type(entry) is tuple:
-                    calendar.now = entry[1]  # its own time (an equal int or float may differ)
-                    event = entry[2]
+                    one = entry
+                    calendar.now = one[1]  # its own time (an equal int or float may differ)
+                    event = one[2]
                 else:
                     calendar.now, event = calendar.untie(at, entry)
                 if type(event) is tuple:  # the host's own: one callback, never fails
-                    event[0][0](event)
+                    one = event
+                    one[0][0](event)
                     continue
                 callbacks, event.callbacks = event.callbacks, None
                 for callback in callbacks:
