@@ -375,8 +375,8 @@ global scheduler, which saturates at about
 (its {10} us per message bounds it). The paper's rightmost point ran 100 million tasks in
 54 s; this sweep simulates {last["tasks"]:,} tasks at {last["nodes"]} nodes (the steady
 state is reached within milliseconds), and `--full` adds the paper's own size, 10^8 tasks
-(15 to 30 minutes each with the compiled simulator on this 2-core machine, whose speed
-varies by the hour; the stars in the plot, the table below). Differences to expect: the paper's nodes ran several workers each and a C++
+(compiled, from about 15 minutes each on a quiet hour of this 2-core machine to over 30
+on a slow one; the stars in the plot, the table below). Differences to expect: the paper's nodes ran several workers each and a C++
 raylet whose per-task costs we model only as per-message service times; with this
 repository's default driver cost (`--set control_plane.owner_us=3`) one node submits
 about 100k tasks/s, 5x the paper's rate, so the driver is what limits the paper's setup
